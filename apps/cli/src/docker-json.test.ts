@@ -1,0 +1,151 @@
+import { describe, expect, it } from "vitest";
+import { NETWORK_ID, NODE_ID, SERVICE_ID, network, node, service, serviceSpec, task } from "../test/wire-fixtures.ts";
+import { isGlobalMode, networkJson, nodeJson, serviceJson, taskJson } from "./docker-json.ts";
+
+describe("serviceJson", () => {
+  it("maps a replicated service to docker's shape", () => {
+    expect(serviceJson(service())).toEqual({
+      ID: SERVICE_ID,
+      Version: { Index: 7 },
+      CreatedAt: "2025-01-01T00:00:00.000Z",
+      UpdatedAt: "2025-01-01T00:00:05.000Z",
+      Spec: {
+        Name: "collabweb",
+        Labels: { team: "web" },
+        TaskTemplate: {
+          ContainerSpec: { Command: ["vipmesh", "whoami", "--port", "80"], Env: ["A=1", "B=2"] },
+          Placement: { Constraints: ["node.labels.zone==a"] },
+          ForceUpdate: 0,
+        },
+        Mode: { Replicated: { Replicas: 3 } },
+        UpdateConfig: {
+          Parallelism: 1,
+          Delay: 10_000_000_000,
+          FailureAction: "pause",
+          Monitor: 5_000_000_000,
+          Order: "stop-first",
+        },
+        RollbackConfig: { Parallelism: 1, Delay: 0, FailureAction: "pause", Monitor: 5_000_000_000, Order: "stop-first" },
+        Networks: [{ Target: NETWORK_ID }],
+        EndpointSpec: { Mode: "vip", Ports: [{ Protocol: "tcp", TargetPort: 80, PublishMode: "ingress" }] },
+      },
+      Endpoint: {
+        Spec: { Mode: "vip", Ports: [{ Protocol: "tcp", TargetPort: 80, PublishMode: "ingress" }] },
+        Ports: [{ Protocol: "tcp", TargetPort: 80, PublishedPort: 30000, PublishMode: "ingress" }],
+        VirtualIPs: [{ NetworkID: NETWORK_ID, Addr: "10.0.1.2/24" }],
+      },
+    });
+  });
+
+  it("gives global mode, a previous spec, an update status and a health check when present", () => {
+    const global = serviceSpec({ mode: "global", global: {}, replicated: undefined });
+    const withCheck = serviceSpec({
+      taskTemplate: {
+        container: {
+          command: ["web"],
+          env: [],
+          healthcheck: { test: ["curl", "-f", "localhost"], intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 },
+        },
+        placement: { constraints: [] },
+        forceUpdate: 2,
+      },
+    });
+    const json = serviceJson(
+      service({
+        spec: global,
+        previousSpec: withCheck,
+        updateStatus: { state: "paused", startedAt: "a", completedAt: "", message: "task failed" },
+      }),
+    );
+    expect(json.Spec.Mode).toEqual({ Global: {} });
+    expect(json.PreviousSpec?.TaskTemplate).toEqual({
+      ContainerSpec: {
+        Command: ["web"],
+        Env: [],
+        Healthcheck: { Test: ["CMD", "curl", "-f", "localhost"], Interval: 1e9, Timeout: 5e8, Retries: 3, StartPeriod: 0 },
+      },
+      Placement: { Constraints: [] },
+      ForceUpdate: 2,
+    });
+    expect(json.UpdateStatus).toEqual({ State: "paused", StartedAt: "a", CompletedAt: "", Message: "task failed" });
+  });
+
+  it("omits PreviousSpec and UpdateStatus when there are none", () => {
+    const json = serviceJson(service());
+    expect(json).not.toHaveProperty("PreviousSpec");
+    expect(json).not.toHaveProperty("UpdateStatus");
+  });
+});
+
+describe("isGlobalMode", () => {
+  it("reads the oneof discriminator, or the member when there is none", () => {
+    expect(isGlobalMode(serviceSpec({ mode: "global", global: {}, replicated: undefined }))).toBe(true);
+    expect(isGlobalMode(serviceSpec({ mode: undefined, global: {}, replicated: undefined }))).toBe(true);
+    expect(isGlobalMode(serviceSpec())).toBe(false);
+  });
+});
+
+describe("networkJson", () => {
+  it("maps a network with its allocated subnet and VXLAN ID", () => {
+    expect(networkJson(network())).toEqual({
+      Name: "appnet",
+      Id: NETWORK_ID,
+      Created: "2025-01-01T00:00:00.000Z",
+      Scope: "swarm",
+      Driver: "overlay",
+      IPAM: { Driver: "default", Config: [{ Subnet: "10.0.1.0/24", Gateway: "10.0.1.1" }] },
+      Options: { "com.docker.network.driver.overlay.vxlanid_list": "4097" },
+      Labels: { env: "lab" },
+      Ingress: false,
+    });
+  });
+
+  it("keeps user options such as encrypted", () => {
+    const n = network({
+      encrypted: true,
+      spec: { name: "secure", driver: "overlay", labels: {}, options: { encrypted: "" }, ipam: [], ingress: false },
+    });
+    expect(networkJson(n).Options).toEqual({
+      "com.docker.network.driver.overlay.vxlanid_list": "4097",
+      encrypted: "",
+    });
+  });
+});
+
+describe("taskJson", () => {
+  it("maps a task with its network attachments", () => {
+    const json = taskJson(task(), new Map([[NETWORK_ID, "appnet"]]));
+    expect(json).toMatchObject({
+      ID: "t1a2b3c4d5e6f7g8h9i0j1k2l",
+      Slot: 1,
+      NodeID: NODE_ID,
+      ServiceID: SERVICE_ID,
+      DesiredState: "running",
+      Status: { State: "running", Message: "started", Err: "", Timestamp: "2025-01-01T00:00:02.000Z" },
+      NetworksAttachments: [{ Network: { ID: NETWORK_ID, Name: "appnet" }, Addresses: ["10.0.1.5/24"] }],
+    });
+    expect(json.Status).not.toHaveProperty("Health");
+  });
+
+  it("includes health when the task has a check, and leaves out unknown network names", () => {
+    const json = taskJson(
+      task({ status: { state: "running", timestamp: "", message: "", err: "", health: "healthy" } }),
+    );
+    expect(json.Status.Health).toBe("healthy");
+    expect(json.NetworksAttachments[0]!.Network).toEqual({ ID: NETWORK_ID });
+  });
+});
+
+describe("nodeJson", () => {
+  it("maps a node", () => {
+    expect(nodeJson(node())).toEqual({
+      ID: NODE_ID,
+      Version: { Index: 4 },
+      CreatedAt: "2025-01-01T00:00:00.000Z",
+      UpdatedAt: "2025-01-01T00:00:00.000Z",
+      Spec: { Labels: { zone: "a" }, Availability: "active" },
+      Description: { Hostname: "node-1" },
+      Status: { State: "ready", Message: "", Addr: "192.168.50.11" },
+    });
+  });
+});

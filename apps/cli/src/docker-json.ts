@@ -1,0 +1,165 @@
+// Wire objects → the JSON documents `docker ... inspect` prints, so tools and
+// habits written for Docker (jq paths, field names) carry over. Pure.
+
+import type { wire } from "@vipmesh/api";
+
+type ServiceSpec = wire.ServiceSpec;
+type TaskSpec = NonNullable<ServiceSpec["taskTemplate"]>;
+type UpdateConfig = NonNullable<ServiceSpec["updateConfig"]>;
+type EndpointSpec = NonNullable<ServiceSpec["endpointSpec"]>;
+type PortConfig = EndpointSpec["ports"][number];
+type Endpoint = NonNullable<wire.Service["endpoint"]>;
+type UpdateStatus = NonNullable<wire.Service["updateStatus"]>;
+
+/** Docker gives durations in nanoseconds. */
+const nanoseconds = (ms: number): number => ms * 1_000_000;
+
+export const isGlobalMode = (spec: ServiceSpec | null): boolean =>
+  spec?.mode ? spec.mode === "global" : Boolean(spec?.global);
+
+export function portJson(p: PortConfig) {
+  return {
+    Protocol: p.protocol,
+    TargetPort: p.targetPort,
+    // omitted when 0, like docker's omitempty: a spec port still to be assigned
+    ...(p.publishedPort ? { PublishedPort: p.publishedPort } : {}),
+    PublishMode: p.publishMode,
+  };
+}
+
+function updateConfigJson(c: UpdateConfig | null) {
+  return {
+    Parallelism: c?.parallelism ?? 0,
+    Delay: nanoseconds(c?.delayMs ?? 0),
+    FailureAction: c?.failureAction ?? "",
+    Monitor: nanoseconds(c?.monitorMs ?? 0),
+    Order: c?.order ?? "",
+  };
+}
+
+function endpointSpecJson(e: EndpointSpec | null) {
+  return { Mode: e?.mode ?? "", Ports: (e?.ports ?? []).map(portJson) };
+}
+
+export function taskSpecJson(t: TaskSpec | null) {
+  const container = t?.container;
+  const check = container?.healthcheck;
+  return {
+    ContainerSpec: {
+      // There is no image: the whole command line is the entrypoint, docker's Command.
+      Command: container?.command ?? [],
+      Env: container?.env ?? [],
+      ...(check && check.test.length > 0
+        ? {
+            Healthcheck: {
+              Test: ["CMD", ...check.test],
+              Interval: nanoseconds(check.intervalMs),
+              Timeout: nanoseconds(check.timeoutMs),
+              Retries: check.retries,
+              StartPeriod: nanoseconds(check.startPeriodMs),
+            },
+          }
+        : {}),
+    },
+    Placement: { Constraints: t?.placement?.constraints ?? [] },
+    ForceUpdate: t?.forceUpdate ?? 0,
+  };
+}
+
+export function serviceSpecJson(spec: ServiceSpec | null) {
+  return {
+    Name: spec?.annotations?.name ?? "",
+    Labels: spec?.annotations?.labels ?? {},
+    TaskTemplate: taskSpecJson(spec?.taskTemplate ?? null),
+    Mode: isGlobalMode(spec) ? { Global: {} } : { Replicated: { Replicas: spec?.replicated?.replicas ?? 0 } },
+    UpdateConfig: updateConfigJson(spec?.updateConfig ?? null),
+    RollbackConfig: updateConfigJson(spec?.rollbackConfig ?? null),
+    Networks: (spec?.networks ?? []).map((n) => ({ Target: n.target })),
+    EndpointSpec: endpointSpecJson(spec?.endpointSpec ?? null),
+  };
+}
+
+function endpointJson(e: Endpoint | null) {
+  return {
+    Spec: endpointSpecJson(e?.spec ?? null),
+    Ports: (e?.ports ?? []).map(portJson),
+    VirtualIPs: (e?.virtualIps ?? []).map((v) => ({ NetworkID: v.networkId, Addr: v.addr })),
+  };
+}
+
+function updateStatusJson(u: UpdateStatus) {
+  return { State: u.state, StartedAt: u.startedAt, CompletedAt: u.completedAt, Message: u.message };
+}
+
+export function serviceJson(s: wire.Service) {
+  return {
+    ID: s.id,
+    Version: { Index: s.version },
+    CreatedAt: s.createdAt,
+    UpdatedAt: s.updatedAt,
+    Spec: serviceSpecJson(s.spec),
+    ...(s.previousSpec ? { PreviousSpec: serviceSpecJson(s.previousSpec) } : {}),
+    Endpoint: endpointJson(s.endpoint),
+    ...(s.updateStatus?.state ? { UpdateStatus: updateStatusJson(s.updateStatus) } : {}),
+  };
+}
+
+export const VXLANID_OPTION = "com.docker.network.driver.overlay.vxlanid_list";
+
+export function networkJson(n: wire.Network) {
+  const options: Record<string, string> = { [VXLANID_OPTION]: String(n.vni), ...n.spec?.options };
+  if (n.encrypted && !("encrypted" in options)) options.encrypted = "";
+  return {
+    Name: n.spec?.name ?? "",
+    Id: n.id,
+    Created: n.createdAt,
+    Scope: "swarm",
+    Driver: n.spec?.driver || "overlay",
+    IPAM: {
+      Driver: "default",
+      Config: n.ipam?.subnet ? [{ Subnet: n.ipam.subnet, Gateway: n.ipam.gateway }] : [],
+    },
+    Options: options,
+    Labels: n.spec?.labels ?? {},
+    Ingress: n.spec?.ingress ?? false,
+  };
+}
+
+/** `networkNames` (ID → name) fills in each attachment's network name where known. */
+export function taskJson(t: wire.Task, networkNames: ReadonlyMap<string, string> = new Map()) {
+  const health = t.status?.health;
+  return {
+    ID: t.id,
+    Version: { Index: t.version },
+    CreatedAt: t.createdAt,
+    UpdatedAt: t.updatedAt,
+    Spec: taskSpecJson(t.spec),
+    ServiceID: t.serviceId,
+    Slot: t.slot,
+    NodeID: t.nodeId,
+    Status: {
+      Timestamp: t.status?.timestamp ?? "",
+      State: t.status?.state ?? "",
+      Message: t.status?.message ?? "",
+      Err: t.status?.err ?? "",
+      ...(health ? { Health: health } : {}),
+    },
+    DesiredState: t.desiredState,
+    NetworksAttachments: t.networks.map((a) => {
+      const name = networkNames.get(a.networkId);
+      return { Network: { ID: a.networkId, ...(name ? { Name: name } : {}) }, Addresses: a.addresses };
+    }),
+  };
+}
+
+export function nodeJson(n: wire.Node) {
+  return {
+    ID: n.id,
+    Version: { Index: n.version },
+    CreatedAt: n.createdAt,
+    UpdatedAt: n.updatedAt,
+    Spec: { Labels: n.spec?.labels ?? {}, Availability: n.spec?.availability ?? "" },
+    Description: { Hostname: n.description?.hostname ?? "" },
+    Status: { State: n.status?.state ?? "", Message: n.status?.message ?? "", Addr: n.status?.addr ?? "" },
+  };
+}

@@ -1,0 +1,152 @@
+// Everything the manager hands out — subnets, VNIs, VIPs, task addresses,
+// published ports — in one place. Allocations live in the objects themselves
+// (network.ipam, service.endpoint, task.networks), so after a restart the
+// allocator is rebuilt from the store and never hands out anything twice.
+// Every allocation made inside a transaction is undone if it fails.
+
+import {
+  AddressPool,
+  type Network,
+  type NetworkSpec,
+  PublishedPortAllocator,
+  type Service,
+  type Task,
+  VniAllocator,
+  alreadyExists,
+  findOverlap,
+  gatewayOf,
+  invalid,
+  isTerminal,
+  nextFreeSubnet,
+  precondition,
+  type PortConfig,
+} from "@vipmesh/core";
+import type { ClusterStore, Tx } from "./store/cluster-store.ts";
+
+export interface AllocatorOptions {
+  /** Pool that networks without --subnet get a /24 from. */
+  addressPool?: string;
+}
+
+export class Allocator {
+  private readonly pools = new Map<string, AddressPool>();
+  private readonly vnis = new VniAllocator();
+  private readonly ports = new PublishedPortAllocator();
+
+  constructor(private readonly options: AllocatorOptions = {}) {}
+
+  /** Rebuilds allocation state from what the store holds. */
+  restore(store: ClusterStore): void {
+    for (const n of store.list("network")) this.claimNetwork(n);
+    for (const s of store.list("service")) {
+      for (const p of s.endpoint.ports) if (p.publishMode === "ingress") this.ports.allocate(p.protocol, p.publishedPort, s.spec.annotations.name);
+      for (const v of s.endpoint.virtualIps) this.pools.get(v.networkId)?.reserve(v.addr);
+    }
+    for (const t of store.list("task")) {
+      if (isTerminal(t.status.state)) continue;
+      for (const a of t.networks) for (const addr of a.addresses) this.pools.get(a.networkId)?.reserve(addr);
+    }
+  }
+
+  private claimNetwork(n: Network): void {
+    const pool = new AddressPool(n.ipam.subnet, n.spec.name);
+    pool.reserve(n.ipam.gateway);
+    this.pools.set(n.id, pool);
+    this.vnis.take(n.vni);
+  }
+
+  // ---- networks ------------------------------------------------------------
+
+  allocateNetwork(tx: Tx, id: string, spec: NetworkSpec): Pick<Network, "ipam" | "vni"> {
+    const taken = tx.list("network").map((n) => n.ipam.subnet);
+    const requested = spec.ipam[0]?.subnet;
+    if (requested) {
+      const clash = findOverlap(requested, taken);
+      if (clash) {
+        const owner = tx.list("network").find((n) => n.ipam.subnet === clash)!;
+        throw precondition(`subnet ${requested} overlaps ${clash} of network ${owner.spec.name}`);
+      }
+    }
+    const subnet = requested ?? nextFreeSubnet(taken, this.options.addressPool);
+    const ipam = { subnet, gateway: gatewayOf(subnet) };
+    const vni = this.vnis.next();
+    tx.onRollback(() => this.vnis.release(vni));
+    const pool = new AddressPool(subnet, spec.name);
+    pool.reserve(ipam.gateway);
+    this.pools.set(id, pool);
+    tx.onRollback(() => this.pools.delete(id));
+    return { ipam, vni };
+  }
+
+  releaseNetwork(tx: Tx, n: Network): void {
+    const pool = this.pools.get(n.id);
+    this.pools.delete(n.id);
+    this.vnis.release(n.vni);
+    tx.onRollback(() => {
+      if (pool) this.pools.set(n.id, pool);
+      this.vnis.take(n.vni);
+    });
+  }
+
+  // ---- addresses -----------------------------------------------------------
+
+  allocateAddress(tx: Tx, networkId: string): string {
+    const pool = this.pools.get(networkId);
+    if (!pool) throw invalid(`network ${networkId} has no address pool`);
+    const addr = pool.allocate();
+    tx.onRollback(() => pool.release(addr));
+    return addr;
+  }
+
+  releaseAddress(tx: Tx, networkId: string, addr: string): void {
+    const pool = this.pools.get(networkId);
+    if (!pool?.has(addr)) return;
+    pool.release(addr);
+    tx.onRollback(() => pool.reserve(addr));
+  }
+
+  releaseTaskAddresses(tx: Tx, t: Task): void {
+    for (const a of t.networks) for (const addr of a.addresses) this.releaseAddress(tx, a.networkId, addr);
+  }
+
+  // ---- published ports -----------------------------------------------------
+
+  /** Assigns published ports for `wanted`, keeping those `current` already has. */
+  allocatePorts(tx: Tx, owner: string, wanted: PortConfig[], current: PortConfig[]): PortConfig[] {
+    const out: PortConfig[] = [];
+    const kept = new Set<PortConfig>();
+    for (const p of wanted) {
+      if (p.publishMode === "host") {
+        out.push(p);
+        continue;
+      }
+      // a port without a published number keeps the one it was given before
+      const prior =
+        p.publishedPort === 0
+          ? current.find((c) => !kept.has(c) && c.publishMode === "ingress" && c.protocol === p.protocol && c.targetPort === p.targetPort)
+          : undefined;
+      if (prior) kept.add(prior);
+      const requested = prior?.publishedPort ?? p.publishedPort;
+      const alreadyMine = this.ports.ownerOf(p.protocol, requested) === owner && requested !== 0;
+      const port = this.ports.allocate(p.protocol, requested, owner);
+      if (!alreadyMine) tx.onRollback(() => this.ports.release(p.protocol, port));
+      if (out.some((o) => o.publishMode === "ingress" && o.protocol === p.protocol && o.publishedPort === port)) {
+        throw alreadyExists(`published port ${port}/${p.protocol} is given twice`);
+      }
+      out.push({ ...p, publishedPort: port });
+    }
+    // release what `current` had and `out` no longer has
+    for (const c of current) {
+      if (c.publishMode !== "ingress") continue;
+      if (out.some((o) => o.publishMode === "ingress" && o.protocol === c.protocol && o.publishedPort === c.publishedPort)) continue;
+      this.ports.release(c.protocol, c.publishedPort);
+      tx.onRollback(() => this.ports.allocate(c.protocol, c.publishedPort, owner));
+    }
+    return out;
+  }
+
+  releaseService(tx: Tx, s: Service): void {
+    this.allocatePorts(tx, s.spec.annotations.name, [], s.endpoint.ports);
+    for (const v of s.endpoint.virtualIps) this.releaseAddress(tx, v.networkId, v.addr);
+  }
+}

@@ -1,0 +1,285 @@
+// The cluster API's domain operations. Each is one store transaction: it
+// validates, allocates and writes, or throws and leaves nothing behind.
+// Reconciling services into tasks is the orchestrator's job, not this one's.
+
+import {
+  type Network,
+  type Node,
+  type NodeSpec,
+  type Service,
+  type ServiceSpec,
+  type Task,
+  type TaskStatus,
+  VipmeshError,
+  alreadyExists,
+  invalid,
+  isTerminal,
+  normalizeNetworkSpec,
+  normalizeNodeSpec,
+  normalizeServiceSpec,
+  parseIpv4,
+  precondition,
+  TASK_STATES,
+} from "@vipmesh/core";
+import type { Allocator } from "./allocator.ts";
+import { newId } from "./ids.ts";
+import type { ClusterStore, Tx } from "./store/cluster-store.ts";
+
+/** The parts of a task spec whose change replaces running tasks (a rolling update). */
+const taskDefining = (s: ServiceSpec) => JSON.stringify([s.taskTemplate, s.networks.map((n) => n.target).sort()]);
+
+export class Cluster {
+  constructor(
+    readonly store: ClusterStore,
+    private readonly allocator: Allocator,
+  ) {}
+
+  // ---- networks ------------------------------------------------------------
+
+  createNetwork(input: unknown): Network {
+    const spec = normalizeNetworkSpec(input as Parameters<typeof normalizeNetworkSpec>[0]);
+    return this.store.update((tx) => {
+      if (tx.list("network").some((n) => n.spec.name === spec.name)) {
+        throw alreadyExists(`network ${spec.name} already exists`);
+      }
+      if (spec.ingress && tx.list("network").some((n) => n.spec.ingress)) {
+        throw alreadyExists("an ingress network already exists; there can be only one");
+      }
+      const id = newId();
+      const { ipam, vni } = this.allocator.allocateNetwork(tx, id, spec);
+      return tx.put("network", {
+        id,
+        version: 0,
+        createdAt: "",
+        updatedAt: "",
+        spec,
+        ipam,
+        vni,
+        encrypted: "encrypted" in spec.options,
+      });
+    });
+  }
+
+  removeNetwork(ref: string): void {
+    this.store.update((tx) => {
+      const n = tx.mustFind("network", ref);
+      const users = tx.list("service").filter((s) => s.spec.networks.some((a) => a.target === n.id));
+      if (users.length > 0) {
+        throw precondition(
+          `network ${n.spec.name} is in use by service(s) ${users.map((s) => s.spec.annotations.name).join(", ")}; remove or update them first`,
+        );
+      }
+      const attached = tx.list("task").filter((t) => !isTerminal(t.status.state) && t.networks.some((a) => a.networkId === n.id));
+      if (attached.length > 0) throw precondition(`network ${n.spec.name} still has ${attached.length} task(s) attached`);
+      this.allocator.releaseNetwork(tx, n);
+      tx.remove("network", n.id);
+    });
+  }
+
+  // ---- services ------------------------------------------------------------
+
+  /** Resolves network references (ID, prefix or name) to IDs; rejects duplicates. */
+  private resolveNetworks(tx: Tx, spec: ServiceSpec): ServiceSpec {
+    const ids = spec.networks.map((a) => tx.mustFind("network", a.target).id);
+    if (new Set(ids).size !== ids.length) throw invalid("a network is given more than once");
+    return { ...spec, networks: ids.map((target) => ({ target })) };
+  }
+
+  private allocateEndpoint(tx: Tx, spec: ServiceSpec, current: Service | undefined): Service["endpoint"] {
+    const name = spec.annotations.name;
+    const ports = this.allocator.allocatePorts(tx, name, spec.endpointSpec.ports, current?.endpoint.ports ?? []);
+    const keep = spec.endpointSpec.mode === "vip" ? new Set(spec.networks.map((n) => n.target)) : new Set<string>();
+    const virtualIps = [];
+    for (const v of current?.endpoint.virtualIps ?? []) {
+      if (keep.has(v.networkId)) virtualIps.push(v);
+      else this.allocator.releaseAddress(tx, v.networkId, v.addr);
+    }
+    for (const networkId of keep) {
+      if (!virtualIps.some((v) => v.networkId === networkId)) {
+        virtualIps.push({ networkId, addr: this.allocator.allocateAddress(tx, networkId) });
+      }
+    }
+    return { spec: spec.endpointSpec, ports, virtualIps };
+  }
+
+  createService(input: unknown): Service {
+    const normalized = normalizeServiceSpec(input as Parameters<typeof normalizeServiceSpec>[0]);
+    return this.store.update((tx) => {
+      const spec = this.resolveNetworks(tx, normalized);
+      if (tx.list("service").some((s) => s.spec.annotations.name === spec.annotations.name)) {
+        throw alreadyExists(`service ${spec.annotations.name} already exists`);
+      }
+      return tx.put("service", {
+        id: newId(),
+        version: 0,
+        createdAt: "",
+        updatedAt: "",
+        spec,
+        previousSpec: null,
+        endpoint: this.allocateEndpoint(tx, spec, undefined),
+        updateStatus: { state: "", startedAt: "", completedAt: "", message: "" },
+        specVersion: 1,
+      });
+    });
+  }
+
+  updateService(ref: string, version: number, input: unknown): Service {
+    const normalized = normalizeServiceSpec(input as Parameters<typeof normalizeServiceSpec>[0]);
+    return this.store.update((tx) => {
+      const current = tx.mustFind("service", ref);
+      checkVersion("service", current.spec.annotations.name, current.version, version);
+      const spec = this.resolveNetworks(tx, normalized);
+      if (spec.annotations.name !== current.spec.annotations.name) {
+        throw invalid(`a service cannot be renamed (${current.spec.annotations.name} → ${spec.annotations.name})`);
+      }
+      if (Boolean(spec.global) !== Boolean(current.spec.global)) {
+        throw invalid("a service's mode (replicated or global) cannot change; create a new service");
+      }
+      return tx.put("service", this.withSpec(tx, current, spec, "updating"));
+    });
+  }
+
+  rollbackService(ref: string): Service {
+    return this.store.update((tx) => {
+      const current = tx.mustFind("service", ref);
+      if (!current.previousSpec) {
+        throw precondition(`service ${current.spec.annotations.name} has no previous spec to roll back to`);
+      }
+      return tx.put("service", this.withSpec(tx, current, current.previousSpec, "rollback_started"));
+    });
+  }
+
+  /** The service with `spec` in force; a rolling update starts when the tasks' definition changed. */
+  withSpec(tx: Tx, current: Service, spec: ServiceSpec, updateState: "updating" | "rollback_started"): Service {
+    const replaceTasks = taskDefining(spec) !== taskDefining(current.spec);
+    return {
+      ...current,
+      spec,
+      previousSpec: current.spec,
+      endpoint: this.allocateEndpoint(tx, spec, current),
+      specVersion: replaceTasks ? current.specVersion + 1 : current.specVersion,
+      updateStatus: replaceTasks
+        ? { state: updateState, startedAt: tx.now, completedAt: "", message: updateMessage(updateState) }
+        : current.updateStatus,
+    };
+  }
+
+  removeService(ref: string): void {
+    this.store.update((tx) => {
+      const s = tx.mustFind("service", ref);
+      for (const t of tx.tasksOfService(s.id)) {
+        if (!isTerminal(t.status.state)) this.allocator.releaseTaskAddresses(tx, t);
+        tx.remove("task", t.id);
+      }
+      this.allocator.releaseService(tx, s);
+      tx.remove("service", s.id);
+    });
+  }
+
+  // ---- nodes ---------------------------------------------------------------
+
+  /** Registers an agent's node, keeping the identity of a known node ID or hostname. */
+  registerNode(hostname: string, addr: string, nodeId: string, labels: Record<string, string>): Node {
+    if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/.test(hostname)) {
+      throw invalid(`hostname "${hostname}" is not a valid host name`);
+    }
+    if (parseIpv4(addr) === undefined) throw invalid(`advertise address "${addr}" is not an IPv4 address`);
+    return this.store.update((tx) => {
+      const known =
+        (nodeId ? tx.get("node", nodeId) : undefined) ??
+        tx.list("node").find((n) => n.description.hostname === hostname);
+      const clash = tx.list("node").find((n) => n.status.addr === addr && n.id !== known?.id && n.status.state !== "down");
+      if (clash) throw alreadyExists(`address ${addr} is already used by node ${clash.description.hostname}`);
+      if (known) {
+        return tx.put("node", {
+          ...known,
+          description: { hostname },
+          status: { ...known.status, addr },
+          spec: { ...known.spec, labels: { ...known.spec.labels, ...labels } },
+        });
+      }
+      return tx.put("node", {
+        id: nodeId || newId(),
+        version: 0,
+        createdAt: "",
+        updatedAt: "",
+        spec: { labels, availability: "active" },
+        description: { hostname },
+        status: { state: "unknown", message: "registered, waiting for its session", addr },
+      });
+    });
+  }
+
+  setNodeState(nodeId: string, state: Node["status"]["state"], message: string): void {
+    this.store.update((tx) => {
+      const n = tx.get("node", nodeId);
+      if (!n || (n.status.state === state && n.status.message === message)) return;
+      tx.put("node", { ...n, status: { ...n.status, state, message } });
+    });
+  }
+
+  updateNode(ref: string, version: number, input: Partial<NodeSpec> | null): Node {
+    return this.store.update((tx) => {
+      const n = tx.mustFind("node", ref);
+      checkVersion("node", n.description.hostname, n.version, version);
+      return tx.put("node", { ...n, spec: normalizeNodeSpec(input, n.spec) });
+    });
+  }
+
+  removeNode(ref: string, force: boolean): void {
+    this.store.update((tx) => {
+      const n = tx.mustFind("node", ref);
+      if (n.status.state === "ready" && !force) {
+        throw precondition(
+          `node ${n.description.hostname} is ready; drain it and stop its agent first, or use --force`,
+        );
+      }
+      for (const t of tx.tasksOfNode(n.id)) {
+        if (!isTerminal(t.status.state)) this.allocator.releaseTaskAddresses(tx, t);
+        tx.remove("task", t.id);
+      }
+      tx.remove("node", n.id);
+    });
+  }
+
+  // ---- tasks ---------------------------------------------------------------
+
+  /** An agent's report on one of its tasks. States only move forward. */
+  reportTaskStatus(
+    nodeId: string,
+    taskId: string,
+    status: { state?: string; message?: string; err?: string; health?: string },
+  ): void {
+    this.store.update((tx) => {
+      const t = tx.get("task", taskId);
+      if (!t) return; // removed meanwhile: the agent learns from its next assignment
+      if (t.nodeId !== nodeId) throw precondition(`task ${taskId} is not assigned to node ${nodeId}`);
+      const state = status.state as Task["status"]["state"];
+      if (!TASK_STATES.includes(state)) throw invalid(`task state "${status.state}" is unknown`);
+      if (isTerminal(t.status.state)) return;
+      const order = TASK_STATES.indexOf(state);
+      if (order < TASK_STATES.indexOf(t.status.state) && !isTerminal(state)) return;
+      const health = (status.health ?? t.status.health) as TaskStatus["health"];
+      if (!["", "starting", "healthy", "unhealthy"].includes(health)) throw invalid(`task health "${health}" is unknown`);
+      if (state === t.status.state && health === t.status.health && (status.message ?? "") === t.status.message) return;
+      if (isTerminal(state)) this.allocator.releaseTaskAddresses(tx, t);
+      tx.put("task", {
+        ...t,
+        status: { state, timestamp: tx.now, message: status.message ?? "", err: status.err ?? "", health },
+      });
+    });
+  }
+}
+
+function checkVersion(kind: string, name: string, actual: number, given: number): void {
+  if (actual !== given) {
+    throw new VipmeshError(
+      "aborted",
+      `${kind} ${name} changed since it was read (version ${given}, now ${actual}); read it again and retry`,
+    );
+  }
+}
+
+function updateMessage(state: "updating" | "rollback_started"): string {
+  return state === "updating" ? "update in progress" : "rollback in progress";
+}

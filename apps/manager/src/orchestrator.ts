@@ -1,0 +1,329 @@
+// Turns services into tasks and tasks into placements, in one reconcile pass
+// per batch of commits: replicas → slots, global → one task per eligible node,
+// failed or orphaned tasks replaced (after a restart delay), tasks on down or
+// drained nodes moved, rolling updates paced by parallelism and delay with a
+// failure action, and old task history trimmed.
+
+import {
+  type Node,
+  type Service,
+  type Task,
+  eligibleNodes,
+  isTerminal,
+  noNodeReason,
+  pickNode,
+  type PlacementLoad,
+  type UpdateConfig,
+} from "@vipmesh/core";
+import type { Allocator } from "./allocator.ts";
+import type { Cluster } from "./cluster.ts";
+import { newId } from "./ids.ts";
+import type { ClusterStore, Commit, Tx } from "./store/cluster-store.ts";
+
+export interface OrchestratorOptions {
+  /** Wait before replacing a task that failed, so a crashing task does not spin (swarm: 5 s). */
+  restartDelayMs?: number;
+  /** Terminal tasks kept per slot for `service ps` (swarm: 5). */
+  taskHistoryLimit?: number;
+}
+
+const isLive = (t: Task) => t.desiredState === "running" && !isTerminal(t.status.state);
+const isUnfinished = (t: Task) => !isTerminal(t.status.state);
+const slotKey = (t: Task) => (t.slot > 0 ? `s${t.slot}` : `n${t.nodeId}`);
+
+export class Orchestrator {
+  private readonly dirty = new Set<string>();
+  private allDirty = true;
+  private scheduled = false;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly lastBatchAt = new Map<string, number>();
+  private unsubscribe: (() => void) | undefined;
+  private readonly restartDelayMs: number;
+  private readonly historyLimit: number;
+
+  constructor(
+    private readonly store: ClusterStore,
+    private readonly allocator: Allocator,
+    private readonly cluster: Cluster,
+    options: OrchestratorOptions = {},
+  ) {
+    this.restartDelayMs = options.restartDelayMs ?? 5000;
+    this.historyLimit = options.taskHistoryLimit ?? 5;
+  }
+
+  start(): void {
+    this.unsubscribe = this.store.subscribe((c) => this.onCommit(c));
+    this.kick();
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private onCommit(c: Commit): void {
+    for (const ch of c.changes) {
+      if (ch.kind === "service") this.dirty.add(ch.object.id);
+      else if (ch.kind === "task") this.dirty.add((ch.object as Task).serviceId);
+      else if (ch.kind === "node") this.allDirty = true;
+    }
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.reconcile();
+    });
+  }
+
+  private later(serviceId: string, ms: number): void {
+    if (this.timers.has(serviceId)) return;
+    this.timers.set(
+      serviceId,
+      setTimeout(() => {
+        this.timers.delete(serviceId);
+        this.dirty.add(serviceId);
+        this.kick();
+      }, ms).unref(),
+    );
+  }
+
+  /** One pass over the dirty services, as one transaction. */
+  reconcile(): void {
+    const ids = this.allDirty ? this.store.list("service").map((s) => s.id) : [...this.dirty];
+    this.allDirty = false;
+    this.dirty.clear();
+    if (ids.length === 0) return;
+    try {
+      this.store.update((tx) => {
+        const nodes = tx.list("node");
+        const load = this.loadOf(tx);
+        for (const id of ids) {
+          const s = tx.get("service", id);
+          if (s) this.reconcileService(tx, s, nodes, load);
+        }
+      });
+    } catch (err) {
+      // a pass that failed (e.g. a network ran out of addresses) is retried later
+      console.error(`orchestrator: ${err instanceof Error ? err.message : String(err)}`);
+      for (const id of ids) this.later(id, 1000);
+    }
+  }
+
+  private loadOf(tx: Tx): Map<string, number> {
+    const all = new Map<string, number>();
+    for (const t of tx.list("task")) if (t.nodeId && isLive(t)) all.set(t.nodeId, (all.get(t.nodeId) ?? 0) + 1);
+    return all;
+  }
+
+  private reconcileService(tx: Tx, service: Service, nodes: Node[], allLoad: Map<string, number>): void {
+    const nodeById = new Map(nodes.map((n) => [n.id, n]));
+    let s = service;
+    const now = Date.now();
+
+    // tasks whose node is gone or down are orphaned; tasks on drained nodes stop
+    for (const t of tx.tasksOfService(s.id)) {
+      if (!t.nodeId || !isUnfinished(t)) continue;
+      const node = nodeById.get(t.nodeId);
+      if (!node || node.status.state === "down") {
+        this.finish(tx, t, "orphaned", `node ${node?.description.hostname ?? t.nodeId} is down`);
+      } else if (t.desiredState === "running" && node.spec.availability === "drain") {
+        tx.put("task", { ...t, desiredState: "shutdown" });
+      }
+    }
+    // tasks told to stop that never reached a node stop at once
+    for (const t of tx.tasksOfService(s.id)) {
+      if (t.desiredState === "shutdown" && !t.nodeId && isUnfinished(t)) this.finish(tx, t, "shutdown", "removed before it was scheduled");
+    }
+
+    s = this.watchUpdateFailures(tx, s);
+    const tasks = tx.tasksOfService(s.id);
+    const live = tasks.filter(isLive);
+    const eligible = eligibleNodes(nodes, s.spec.taskTemplate);
+
+    // wanted slots: 1..replicas, or one per eligible node
+    const wanted: { key: string; slot: number; nodeId: string }[] = s.spec.global
+      ? eligible.map((n) => ({ key: `n${n.id}`, slot: 0, nodeId: n.id }))
+      : Array.from({ length: s.spec.replicated?.replicas ?? 0 }, (_, i) => ({ key: `s${i + 1}`, slot: i + 1, nodeId: "" }));
+    const wantedKeys = new Set(wanted.map((w) => w.key));
+
+    for (const t of live) if (!wantedKeys.has(slotKey(t))) this.shutdown(tx, t);
+
+    const bySlot = new Map<string, Task[]>();
+    for (const t of live) if (wantedKeys.has(slotKey(t))) bySlot.set(slotKey(t), [...(bySlot.get(slotKey(t)) ?? []), t]);
+
+    for (const w of wanted) {
+      const inSlot = bySlot.get(w.key) ?? [];
+      if (inSlot.length === 0) {
+        const wait = this.restartWait(tasks, w.key, now);
+        if (wait > 0) this.later(s.id, wait);
+        else this.createTask(tx, s, w.slot, w.nodeId);
+      } else if (inSlot.length > 1) {
+        // start-first updates leave two tasks in a slot: keep the newest once it runs
+        const newest = inSlot.reduce((a, b) => (a.specVersion > b.specVersion || a.createdAt > b.createdAt ? a : b));
+        if (newest.status.state === "running") for (const t of inSlot) if (t !== newest) this.shutdown(tx, t);
+      }
+    }
+
+    s = this.advanceUpdate(tx, s, now);
+    this.schedule(tx, s, nodes, eligible, allLoad);
+    this.trimHistory(tx, s);
+  }
+
+  private restartWait(tasks: Task[], key: string, now: number): number {
+    let last: Task | undefined;
+    for (const t of tasks) {
+      if (slotKey(t) === key && (t.status.state === "failed" || t.status.state === "rejected")) {
+        if (!last || t.status.timestamp > last.status.timestamp) last = t;
+      }
+    }
+    if (!last) return 0;
+    return Math.max(0, Date.parse(last.status.timestamp) + this.restartDelayMs - now);
+  }
+
+  private createTask(tx: Tx, s: Service, slot: number, nodeId: string): void {
+    const id = newId();
+    const networks = s.spec.networks.map((n) => ({
+      networkId: n.target,
+      addresses: [this.allocator.allocateAddress(tx, n.target)],
+    }));
+    tx.put("task", {
+      id,
+      version: 0,
+      createdAt: "",
+      updatedAt: "",
+      serviceId: s.id,
+      serviceName: s.spec.annotations.name,
+      slot,
+      nodeId: "",
+      specVersion: s.specVersion,
+      spec: s.spec.taskTemplate,
+      desiredState: "running",
+      status: { state: "pending", timestamp: tx.now, message: nodeId ? "" : "waiting for a node", err: "", health: "" },
+      networks,
+    });
+    if (nodeId) this.assign(tx, tx.get("task", id)!, nodeId);
+  }
+
+  private assign(tx: Tx, t: Task, nodeId: string): void {
+    tx.put("task", { ...t, nodeId, status: { ...t.status, state: "assigned", timestamp: tx.now, message: "assigned" } });
+  }
+
+  private shutdown(tx: Tx, t: Task): void {
+    if (!t.nodeId) this.finish(tx, t, "shutdown", "removed before it was scheduled");
+    else if (t.desiredState !== "shutdown") tx.put("task", { ...t, desiredState: "shutdown" });
+  }
+
+  private finish(tx: Tx, t: Task, state: "orphaned" | "shutdown", message: string): void {
+    this.allocator.releaseTaskAddresses(tx, t);
+    tx.put("task", { ...t, desiredState: "shutdown", status: { ...t.status, state, message, timestamp: tx.now } });
+  }
+
+  private schedule(tx: Tx, s: Service, nodes: Node[], eligible: Node[], allLoad: Map<string, number>): void {
+    const pending = tx.tasksOfService(s.id).filter((t) => isLive(t) && !t.nodeId);
+    if (pending.length === 0) return;
+    const serviceLoad = new Map<string, number>();
+    for (const t of tx.tasksOfService(s.id)) if (isLive(t) && t.nodeId) serviceLoad.set(t.nodeId, (serviceLoad.get(t.nodeId) ?? 0) + 1);
+    const load: PlacementLoad = { serviceTasks: serviceLoad, allTasks: allLoad };
+    for (const t of pending.sort((a, b) => a.slot - b.slot)) {
+      const node = pickNode(eligible, load);
+      if (!node) {
+        const message = noNodeReason(nodes, s.spec.taskTemplate);
+        if (t.status.message !== message) tx.put("task", { ...t, status: { ...t.status, message } });
+        continue;
+      }
+      this.assign(tx, t, node.id);
+      serviceLoad.set(node.id, (serviceLoad.get(node.id) ?? 0) + 1);
+      allLoad.set(node.id, (allLoad.get(node.id) ?? 0) + 1);
+    }
+  }
+
+  // ---- rolling updates -----------------------------------------------------
+
+  private updating(s: Service): boolean {
+    return s.updateStatus.state === "updating" || s.updateStatus.state === "rollback_started";
+  }
+
+  private configOf(s: Service): UpdateConfig {
+    return s.updateStatus.state === "rollback_started" ? s.spec.rollbackConfig : s.spec.updateConfig;
+  }
+
+  /** A task of the new spec that failed during the update triggers the failure action. */
+  private watchUpdateFailures(tx: Tx, s: Service): Service {
+    if (!this.updating(s)) return s;
+    const failed = tx
+      .tasksOfService(s.id)
+      .find(
+        (t) =>
+          t.specVersion === s.specVersion &&
+          (t.status.state === "failed" || t.status.state === "rejected") &&
+          t.createdAt >= s.updateStatus.startedAt,
+      );
+    const config = this.configOf(s);
+    if (!failed || config.failureAction === "continue") return s;
+    const reason = `task ${failed.id.slice(0, 12)} (slot ${failed.slot}) failed: ${failed.status.err || failed.status.message || "exited"}`;
+    if (s.updateStatus.state === "updating" && config.failureAction === "rollback" && s.previousSpec) {
+      const rolled = this.cluster.withSpec(tx, s, s.previousSpec, "rollback_started");
+      return tx.put("service", {
+        ...rolled,
+        updateStatus: { ...rolled.updateStatus, message: `update rolled back due to failure: ${reason}` },
+      });
+    }
+    const state = s.updateStatus.state === "updating" ? "paused" : "rollback_paused";
+    return tx.put("service", {
+      ...s,
+      updateStatus: { ...s.updateStatus, state, message: `${state === "paused" ? "update" : "rollback"} paused: ${reason}` },
+    });
+  }
+
+  private advanceUpdate(tx: Tx, s: Service, now: number): Service {
+    if (!this.updating(s)) return s;
+    const live = tx.tasksOfService(s.id).filter(isLive);
+    const outdated = live.filter((t) => t.specVersion !== s.specVersion).sort((a, b) => a.slot - b.slot);
+    const inFlight = live.filter((t) => t.specVersion === s.specVersion && t.status.state !== "running");
+    if (outdated.length === 0 && inFlight.length === 0) {
+      const rollback = s.updateStatus.state === "rollback_started";
+      return tx.put("service", {
+        ...s,
+        updateStatus: {
+          ...s.updateStatus,
+          state: rollback ? "rollback_completed" : "completed",
+          completedAt: tx.now,
+          message: rollback ? s.updateStatus.message.replace(/^update rolled back due to failure: |^rollback in progress$/, (m) => (m ? "rolled back: " : "rollback completed")) || "rollback completed" : "update completed",
+        },
+      });
+    }
+    const config = this.configOf(s);
+    const parallelism = config.parallelism === 0 ? outdated.length : config.parallelism;
+    const room = parallelism - inFlight.length;
+    if (room <= 0 || outdated.length === 0) return s;
+    const last = this.lastBatchAt.get(s.id) ?? 0;
+    if (inFlight.length === 0 && now - last < config.delayMs) {
+      this.later(s.id, config.delayMs - (now - last));
+      return s;
+    }
+    if (inFlight.length > 0) return s; // a batch finishes before the next one starts
+    this.lastBatchAt.set(s.id, now);
+    for (const old of outdated.slice(0, room)) {
+      const nodeId = old.slot === 0 ? old.nodeId : "";
+      if (config.order === "stop-first") this.shutdown(tx, tx.get("task", old.id)!);
+      this.createTask(tx, s, old.slot, nodeId);
+    }
+    return s;
+  }
+
+  private trimHistory(tx: Tx, s: Service): void {
+    const bySlot = new Map<string, Task[]>();
+    for (const t of tx.tasksOfService(s.id)) {
+      if (isTerminal(t.status.state)) bySlot.set(slotKey(t), [...(bySlot.get(slotKey(t)) ?? []), t]);
+    }
+    for (const old of bySlot.values()) {
+      old.sort((a, b) => (a.updatedAt < b.updatedAt ? 1 : -1));
+      for (const t of old.slice(this.historyLimit)) tx.remove("task", t.id);
+    }
+  }
+}

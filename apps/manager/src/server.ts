@@ -1,0 +1,172 @@
+// gRPC handlers: translate between wire and domain, nothing more.
+
+import * as grpc from "@grpc/grpc-js";
+import { toStatus, type wire } from "@vipmesh/api";
+import { notFound, type ObjectKind } from "@vipmesh/core";
+import type { Cluster } from "./cluster.ts";
+import { serviceConvergence } from "./convergence.ts";
+import type { Dispatcher, SessionChannel } from "./dispatcher.ts";
+import type { ClusterStore, Commit } from "./store/cluster-store.ts";
+
+type Callback = (err: Partial<grpc.StatusObject> | null, res?: object) => void;
+
+function unary<Req>(fn: (req: Req) => object) {
+  return (call: { request: Req }, callback: Callback): void => {
+    let res: object;
+    try {
+      res = fn(call.request);
+    } catch (err) {
+      callback(toStatus(err));
+      return;
+    }
+    callback(null, res);
+  };
+}
+
+const byName = <T>(name: (o: T) => string) => (a: T, b: T) => name(a).localeCompare(name(b));
+
+export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatcher: Dispatcher): wire.ClusterServiceHandlers {
+  const find = <K extends ObjectKind>(kind: K, ref: string) => store.update((tx) => tx.mustFind(kind, ref));
+  return {
+    CreateNetwork: unary((req) => ({ network: cluster.createNetwork(req.spec) })),
+    InspectNetwork: unary((req) => ({ network: find("network", req.network) })),
+    ListNetworks: unary(() => ({ networks: store.list("network").sort(byName((n) => n.spec.name)) })),
+    RemoveNetwork: unary((req) => (cluster.removeNetwork(req.network), {})),
+
+    CreateService: unary((req) => ({ service: cluster.createService(req.spec) })),
+    InspectService: unary((req) => ({ service: find("service", req.service) })),
+    ListServices: unary(() => ({ services: store.list("service").sort(byName((s) => s.spec.annotations.name)) })),
+    UpdateService: unary((req) => ({ service: cluster.updateService(req.service, Number(req.version), req.spec) })),
+    RollbackService: unary((req) => ({ service: cluster.rollbackService(req.service) })),
+    RemoveService: unary((req) => (cluster.removeService(req.service), {})),
+
+    ListNodes: unary(() => ({ nodes: store.list("node").sort(byName((n) => n.description.hostname)) })),
+    InspectNode: unary((req) => ({ node: find("node", req.node) })),
+    UpdateNode: unary((req) => ({ node: cluster.updateNode(req.node, Number(req.version), req.spec as never) })),
+    RemoveNode: unary((req) => (cluster.removeNode(req.node, req.force), {})),
+
+    ListTasks: unary((req) => {
+      const service = req.service ? find("service", req.service).id : undefined;
+      const node = req.node ? find("node", req.node).id : undefined;
+      const tasks = store
+        .list("task")
+        .filter((t) => (!service || t.serviceId === service) && (!node || t.nodeId === node))
+        .sort((a, b) => a.serviceName.localeCompare(b.serviceName) || a.slot - b.slot || b.createdAt.localeCompare(a.createdAt));
+      return { tasks };
+    }),
+
+    WatchServiceConvergence: (call) => {
+      let serviceId: string;
+      try {
+        serviceId = find("service", call.request.service).id;
+      } catch (err) {
+        call.emit("error", toStatus(err));
+        return;
+      }
+      let last = "";
+      let pending = false;
+      const report = () => {
+        pending = false;
+        const s = store.service(serviceId);
+        if (!s) return end(toStatus(notFound(`service ${call.request.service} was removed`)));
+        const c = serviceConvergence(store, dispatcher, s);
+        const text = JSON.stringify(c);
+        if (text !== last) {
+          last = text;
+          call.write(c);
+        }
+        if (c.converged) return end();
+        if (c.updateState === "paused" || c.updateState === "rollback_paused") {
+          return end({ code: grpc.status.FAILED_PRECONDITION, details: c.message });
+        }
+      };
+      const soon = () => {
+        if (!pending) {
+          pending = true;
+          setImmediate(report);
+        }
+      };
+      const unsubscribe = store.subscribe(soon);
+      dispatcher.on("progress", soon);
+      const end = (error?: Partial<grpc.StatusObject>) => {
+        unsubscribe();
+        dispatcher.off("progress", soon);
+        if (error) call.emit("error", error);
+        else call.end();
+      };
+      call.on("cancelled", () => {
+        unsubscribe();
+        dispatcher.off("progress", soon);
+      });
+      report();
+    },
+
+    Watch: (call) => {
+      call.write({
+        version: store.version,
+        snapshot: {
+          nodes: store.list("node"),
+          networks: store.list("network"),
+          services: store.list("service"),
+          tasks: store.list("task"),
+        },
+        events: [],
+      });
+      const unsubscribe = store.subscribe((c: Commit) => {
+        call.write({
+          version: c.version,
+          events: c.changes.map((ch) => ({ action: ch.action, [ch.kind]: ch.object })),
+        });
+      });
+      call.on("cancelled", unsubscribe);
+      call.on("close", unsubscribe);
+    },
+  };
+}
+
+export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher): wire.DispatcherServiceHandlers {
+  return {
+    Register: unary((req) => ({
+      nodeId: cluster.registerNode(req.hostname, req.addr, req.nodeId, req.labels ?? {}).id,
+    })),
+
+    Session: (call) => {
+      let nodeId = "";
+      const channel: SessionChannel = {
+        send: (msg) => call.write(msg),
+        close: (error) => {
+          if (error) call.emit("error", { code: grpc.status.UNAVAILABLE, details: error.message });
+          else call.end();
+        },
+      };
+      call.on("data", (msg: wire.SessionUp) => {
+        try {
+          if (msg.open) {
+            if (nodeId) throw new Error("session already open");
+            dispatcher.open(msg.open.nodeId ?? "", channel);
+            nodeId = msg.open.nodeId ?? "";
+            return;
+          }
+          if (!nodeId) {
+            call.emit("error", { code: grpc.status.FAILED_PRECONDITION, details: "the first message of a session must be `open`" });
+            return;
+          }
+          if (msg.heartbeat) dispatcher.heartbeat(nodeId);
+          else if (msg.ack) dispatcher.ack(nodeId, Number(msg.ack.version));
+          else if (msg.taskStatus) cluster.reportTaskStatus(nodeId, msg.taskStatus.taskId ?? "", msg.taskStatus.status ?? {});
+        } catch (err) {
+          call.emit("error", toStatus(err));
+        }
+      });
+      const closed = () => {
+        if (nodeId) dispatcher.close(nodeId, channel);
+      };
+      call.on("end", () => {
+        closed();
+        call.end();
+      });
+      call.on("cancelled", closed);
+      call.on("error", closed);
+    },
+  };
+}

@@ -1,0 +1,68 @@
+// The embedded database: one table per object kind, each row an object as
+// JSON, plus the store version. One SQLite transaction per commit.
+
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { ObjectByKind, ObjectKind } from "@vipmesh/core";
+
+export const KINDS: readonly ObjectKind[] = ["node", "network", "service", "task"];
+
+export interface PersistedState {
+  version: number;
+  objects: { [K in ObjectKind]: ObjectByKind[K][] };
+}
+
+export type Write =
+  | { op: "put"; kind: ObjectKind; object: ObjectByKind[ObjectKind] }
+  | { op: "delete"; kind: ObjectKind; id: string };
+
+export class SqliteBackend {
+  private readonly db: Database.Database;
+  private readonly putStmt: Record<ObjectKind, Database.Statement>;
+  private readonly deleteStmt: Record<ObjectKind, Database.Statement>;
+  private readonly setVersion: Database.Statement;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    this.db = new Database(join(dataDir, "vipmesh.db"));
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL"); // WAL + NORMAL: durable across process crashes
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      ${KINDS.map((k) => `CREATE TABLE IF NOT EXISTS ${k} (id TEXT PRIMARY KEY, data TEXT NOT NULL);`).join("\n")}
+    `);
+    const stmts = (sql: (k: ObjectKind) => string) =>
+      Object.fromEntries(KINDS.map((k) => [k, this.db.prepare(sql(k))])) as Record<ObjectKind, Database.Statement>;
+    this.putStmt = stmts((k) => `INSERT OR REPLACE INTO ${k} (id, data) VALUES (?, ?)`);
+    this.deleteStmt = stmts((k) => `DELETE FROM ${k} WHERE id = ?`);
+    this.setVersion = this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)`);
+  }
+
+  load(): PersistedState {
+    const row = this.db.prepare(`SELECT value FROM meta WHERE key = 'version'`).get() as { value: string } | undefined;
+    const read = <K extends ObjectKind>(k: K) =>
+      (this.db.prepare(`SELECT data FROM ${k}`).all() as { data: string }[]).map(
+        (r) => JSON.parse(r.data) as ObjectByKind[K],
+      );
+    return {
+      version: row ? Number(row.value) : 0,
+      objects: { node: read("node"), network: read("network"), service: read("service"), task: read("task") },
+    };
+  }
+
+  /** Writes all of `writes` and the new version atomically. */
+  readonly commit = (version: number, writes: readonly Write[]): void => {
+    this.db.transaction(() => {
+      for (const w of writes) {
+        if (w.op === "put") this.putStmt[w.kind].run(w.object.id, JSON.stringify(w.object));
+        else this.deleteStmt[w.kind].run(w.id);
+      }
+      this.setVersion.run(String(version));
+    })();
+  };
+
+  close(): void {
+    this.db.close();
+  }
+}

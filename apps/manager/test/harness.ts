@@ -1,0 +1,87 @@
+// A real manager on 127.0.0.1:0 with a temp data dir, real clients, and
+// simulated agents speaking the real dispatcher protocol.
+
+import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { SimAgent, type SimAgentOptions, tempDir, waitFor } from "@vipmesh/testing";
+import { type RunningManager, startManager } from "../src/index.ts";
+
+export const HEARTBEAT_MS = 100;
+
+export interface Harness {
+  address: string;
+  dataDir: string;
+  client: ClusterServiceClient;
+  agents: SimAgent[];
+  manager: RunningManager;
+  addAgent(hostname: string, options?: Partial<SimAgentOptions>): Promise<SimAgent>;
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+let nextAddr = 1;
+
+export async function startHarness(): Promise<Harness> {
+  const dir = tempDir();
+  const start = () =>
+    startManager({ dataDir: dir.path, listen: ["127.0.0.1:0"], heartbeatPeriodMs: HEARTBEAT_MS, restartDelayMs: 50 });
+  let manager = await start();
+  const h: Harness = {
+    address: manager.addresses[0]!,
+    dataDir: dir.path,
+    client: clusterClient(manager.addresses[0]!),
+    agents: [],
+    manager,
+    async addAgent(hostname, options = {}) {
+      const agent = new SimAgent(h.address, { hostname, addr: `192.0.2.${nextAddr++ % 250}`, ...options });
+      await agent.start();
+      h.agents.push(agent);
+      return agent;
+    },
+    async restart() {
+      for (const a of h.agents) a.stop();
+      h.agents = [];
+      h.client.close();
+      await manager.stop();
+      manager = await start();
+      h.manager = manager;
+      h.address = manager.addresses[0]!;
+      h.client = clusterClient(h.address);
+    },
+    async close() {
+      for (const a of h.agents) a.stop();
+      h.client.close();
+      await manager.stop();
+      dir.remove();
+    },
+  };
+  return h;
+}
+
+export const tasksOf = async (h: Harness, service: string): Promise<wire.Task[]> =>
+  (await call(h.client, "listTasks", { service })).tasks;
+
+export const liveTasks = async (h: Harness, service: string) =>
+  (await tasksOf(h, service)).filter((t) => t.desiredState === "running" && t.status?.state === "running");
+
+export function serviceSpec(name: string, extra: Record<string, unknown> = {}): wire.ServiceSpecInput {
+  return {
+    annotations: { name },
+    taskTemplate: { container: { command: ["vipmesh", "whoami"] } },
+    replicated: { replicas: 3 },
+    ...extra,
+  } as wire.ServiceSpecInput;
+}
+
+/** Waits until the service has `n` running tasks of its current spec. */
+export async function waitRunning(h: Harness, service: string, n: number): Promise<wire.Task[]> {
+  return waitFor(`${n} running tasks of ${service}`, async () => {
+    const s = (await call(h.client, "inspectService", { service })).service!;
+    const t = (await tasksOf(h, service)).filter(
+      (t) => t.desiredState === "running" && t.status?.state === "running" && Number(t.specVersion) === Number(s.specVersion),
+    );
+    const stopping = (await tasksOf(h, service)).filter((t) => t.desiredState === "shutdown" && !["shutdown", "orphaned", "failed", "complete", "rejected"].includes(t.status!.state));
+    return t.length === n && stopping.length === 0 ? t : undefined;
+  });
+}
+
+export { call, waitFor };

@@ -1,0 +1,32 @@
+// The one table from domain error codes to gRPC status codes (and back, for clients).
+
+import { status, type ServiceError, type StatusObject, Metadata } from "@grpc/grpc-js";
+import { type ErrorCode, VipmeshError } from "@vipmesh/core";
+
+const TABLE: Record<ErrorCode, status> = {
+  invalid_argument: status.INVALID_ARGUMENT,
+  already_exists: status.ALREADY_EXISTS,
+  not_found: status.NOT_FOUND,
+  failed_precondition: status.FAILED_PRECONDITION,
+  resource_exhausted: status.RESOURCE_EXHAUSTED,
+  aborted: status.ABORTED,
+  unavailable: status.UNAVAILABLE,
+};
+
+export function grpcStatusOf(code: ErrorCode): status {
+  return TABLE[code];
+}
+
+/** Turns anything thrown by domain code into a status object; unknown errors are INTERNAL. */
+export function toStatus(err: unknown): Partial<StatusObject> {
+  if (err instanceof VipmeshError) return { code: TABLE[err.code], details: err.message, metadata: new Metadata() };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: status.INTERNAL, details: `internal error: ${message}`, metadata: new Metadata() };
+}
+
+/** The status name, e.g. "INVALID_ARGUMENT", for people and tests. */
+export const statusName = (code: number | undefined): string =>
+  code === undefined ? "UNKNOWN" : (status[code] ?? String(code));
+
+export const isServiceError = (e: unknown): e is ServiceError =>
+  e instanceof Error && typeof (e as Partial<ServiceError>).code === "number";

@@ -1,0 +1,14 @@
+// Generated wire types under short names.
+export type { Node__Output as Node } from "./generated/vipmesh/v1/Node.ts";
+export type { Network__Output as Network } from "./generated/vipmesh/v1/Network.ts";
+export type { Service__Output as Service } from "./generated/vipmesh/v1/Service.ts";
+export type { Task__Output as Task } from "./generated/vipmesh/v1/Task.ts";
+export type { ServiceSpec as ServiceSpecInput, ServiceSpec__Output as ServiceSpec } from "./generated/vipmesh/v1/ServiceSpec.ts";
+export type { WatchMessage__Output as WatchMessage } from "./generated/vipmesh/v1/WatchMessage.ts";
+export type { WatchEvent__Output as WatchEvent } from "./generated/vipmesh/v1/WatchEvent.ts";
+export type { ServiceConvergence__Output as ServiceConvergence } from "./generated/vipmesh/v1/ServiceConvergence.ts";
+export type { SessionUp } from "./generated/vipmesh/v1/SessionUp.ts";
+export type { SessionDown__Output as SessionDown } from "./generated/vipmesh/v1/SessionDown.ts";
+export type { Assignment__Output as Assignment } from "./generated/vipmesh/v1/Assignment.ts";
+export type { ClusterServiceHandlers } from "./generated/vipmesh/v1/ClusterService.ts";
+export type { DispatcherServiceHandlers } from "./generated/vipmesh/v1/DispatcherService.ts";

@@ -1,0 +1,26 @@
+// Domain errors carry a code; apps/api maps each code to one gRPC status.
+
+export type ErrorCode =
+  | "invalid_argument"
+  | "already_exists"
+  | "not_found"
+  | "failed_precondition"
+  | "resource_exhausted"
+  | "aborted"
+  | "unavailable";
+
+export class VipmeshError extends Error {
+  override readonly name = "VipmeshError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const invalid = (message: string) => new VipmeshError("invalid_argument", message);
+export const notFound = (message: string) => new VipmeshError("not_found", message);
+export const alreadyExists = (message: string) => new VipmeshError("already_exists", message);
+export const precondition = (message: string) => new VipmeshError("failed_precondition", message);
+export const exhausted = (message: string) => new VipmeshError("resource_exhausted", message);

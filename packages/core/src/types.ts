@@ -1,0 +1,200 @@
+// The cluster model. Field names and shapes follow proto/vipmesh/v1/types.proto
+// so that objects cross the wire without a translation layer.
+
+export type NodeAvailability = "active" | "drain";
+export type NodeState = "unknown" | "ready" | "down";
+export type Protocol = "tcp" | "udp" | "sctp";
+export type PublishMode = "ingress" | "host";
+export type EndpointMode = "vip" | "dnsrr";
+export type FailureAction = "pause" | "rollback" | "continue";
+export type UpdateOrder = "stop-first" | "start-first";
+export type TaskHealth = "" | "starting" | "healthy" | "unhealthy";
+export type DesiredState = "running" | "shutdown";
+export type UpdateState =
+  | ""
+  | "updating"
+  | "paused"
+  | "completed"
+  | "rollback_started"
+  | "rollback_paused"
+  | "rollback_completed";
+
+export const TASK_STATES = [
+  "new",
+  "pending",
+  "assigned",
+  "starting",
+  "running",
+  "complete",
+  "shutdown",
+  "failed",
+  "rejected",
+  "orphaned",
+] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** States after which a task never runs again. */
+export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set([
+  "complete",
+  "shutdown",
+  "failed",
+  "rejected",
+  "orphaned",
+]);
+
+export const isTerminal = (state: TaskState): boolean => TERMINAL_TASK_STATES.has(state);
+
+interface Meta {
+  id: string;
+  /** Bumped on every committed change; updates must name the version they read. */
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface NodeSpec {
+  labels: Record<string, string>;
+  availability: NodeAvailability;
+}
+
+export interface Node extends Meta {
+  spec: NodeSpec;
+  description: { hostname: string };
+  status: { state: NodeState; message: string; addr: string };
+}
+
+export interface IpamConfig {
+  subnet: string;
+  gateway: string;
+}
+
+export interface NetworkSpec {
+  name: string;
+  driver: "overlay";
+  labels: Record<string, string>;
+  options: Record<string, string>;
+  ipam: IpamConfig[];
+  ingress: boolean;
+}
+
+export interface Network extends Meta {
+  spec: NetworkSpec;
+  ipam: IpamConfig;
+  vni: number;
+  encrypted: boolean;
+}
+
+export interface PortConfig {
+  protocol: Protocol;
+  targetPort: number;
+  /** 0 in a spec: assign one from the dynamic range. */
+  publishedPort: number;
+  publishMode: PublishMode;
+}
+
+export interface EndpointSpec {
+  mode: EndpointMode;
+  ports: PortConfig[];
+}
+
+export interface HealthCheck {
+  test: string[];
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+export interface TaskSpec {
+  container: { command: string[]; env: string[]; healthcheck?: HealthCheck | null };
+  placement: { constraints: string[] };
+  forceUpdate: number;
+}
+
+export interface UpdateConfig {
+  /** Tasks replaced at once; 0 = all. */
+  parallelism: number;
+  delayMs: number;
+  failureAction: FailureAction;
+  monitorMs: number;
+  order: UpdateOrder;
+}
+
+export interface ServiceSpec {
+  annotations: { name: string; labels: Record<string, string> };
+  taskTemplate: TaskSpec;
+  replicated?: { replicas: number } | null;
+  global?: Record<string, never> | null;
+  networks: { target: string }[];
+  endpointSpec: EndpointSpec;
+  updateConfig: UpdateConfig;
+  rollbackConfig: UpdateConfig;
+}
+
+export interface VirtualIp {
+  networkId: string;
+  /** CIDR, e.g. 10.0.3.2/24 */
+  addr: string;
+}
+
+export interface ServiceEndpoint {
+  spec: EndpointSpec;
+  /** The spec's ports with published ports assigned. */
+  ports: PortConfig[];
+  virtualIps: VirtualIp[];
+}
+
+export interface UpdateStatus {
+  state: UpdateState;
+  startedAt: string;
+  completedAt: string;
+  message: string;
+}
+
+export interface Service extends Meta {
+  spec: ServiceSpec;
+  previousSpec?: ServiceSpec | null;
+  endpoint: ServiceEndpoint;
+  updateStatus: UpdateStatus;
+  /** Bumped when the task template changes: tasks of an older one get replaced. */
+  specVersion: number;
+}
+
+export interface TaskStatus {
+  state: TaskState;
+  timestamp: string;
+  message: string;
+  err: string;
+  health: TaskHealth;
+}
+
+export interface NetworkAttachment {
+  networkId: string;
+  /** CIDR */
+  addresses: string[];
+}
+
+export interface Task extends Meta {
+  serviceId: string;
+  serviceName: string;
+  /** 0 for global services, whose tasks are keyed by node. */
+  slot: number;
+  nodeId: string;
+  specVersion: number;
+  spec: TaskSpec;
+  desiredState: DesiredState;
+  status: TaskStatus;
+  networks: NetworkAttachment[];
+}
+
+export type ObjectKind = "node" | "network" | "service" | "task";
+
+export interface ObjectByKind {
+  node: Node;
+  network: Network;
+  service: Service;
+  task: Task;
+}
+
+export const serviceMode = (spec: ServiceSpec): "replicated" | "global" =>
+  spec.global ? "global" : "replicated";

@@ -1,0 +1,239 @@
+// Turning user input into a valid spec, or an error a person can act on.
+// Every function here either returns a complete, normalized spec or throws
+// VipmeshError("invalid_argument") naming the field and what to do.
+
+import { parseConstraint } from "./constraints.ts";
+import { invalid } from "./errors.ts";
+import { parseCidr } from "./ipv4.ts";
+import type {
+  EndpointSpec,
+  HealthCheck,
+  NetworkSpec,
+  NodeSpec,
+  PortConfig,
+  ServiceSpec,
+  UpdateConfig,
+} from "./types.ts";
+
+const DNS_LABEL = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,252})?$/;
+
+export const PROTOCOLS = ["tcp", "udp", "sctp"] as const;
+export const PUBLISH_MODES = ["ingress", "host"] as const;
+export const ENDPOINT_MODES = ["vip", "dnsrr"] as const;
+export const FAILURE_ACTIONS = ["pause", "rollback", "continue"] as const;
+export const UPDATE_ORDERS = ["stop-first", "start-first"] as const;
+export const AVAILABILITIES = ["active", "drain"] as const;
+export const MAX_REPLICAS = 10_000;
+
+export const DEFAULT_UPDATE_CONFIG: UpdateConfig = {
+  parallelism: 1,
+  delayMs: 0,
+  failureAction: "pause",
+  monitorMs: 5000,
+  order: "stop-first",
+};
+
+type Loose<T> = { [K in keyof T]?: unknown };
+
+export function validateName(what: string, name: unknown): string {
+  if (typeof name !== "string" || name === "") throw invalid(`${what} name is required`);
+  if (!DNS_LABEL.test(name)) {
+    throw invalid(
+      `${what} name "${name}" is not a valid DNS label: use 1-63 letters, digits and '-', ` +
+        `starting and ending with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+function oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined || value === null || value === "") return fallback;
+  if (typeof value === "string" && (allowed as readonly string[]).includes(value)) return value as T;
+  throw invalid(`${field}: "${String(value)}" is not one of ${allowed.join(", ")}`);
+}
+
+function integer(field: string, value: unknown, min: number, max: number, fallback: number): number {
+  if (value === undefined || value === null) return fallback;
+  const n = typeof value === "string" && value !== "" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+    throw invalid(`${field}: ${String(value)} is not a whole number in ${min}-${max}`);
+  }
+  return n;
+}
+
+function labels(field: string, value: unknown): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== "object" || Array.isArray(value)) throw invalid(`${field} must be a map of strings`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (!LABEL_KEY.test(k)) throw invalid(`${field}: label key "${k}" is not valid (letters, digits, . _ / -)`);
+    if (typeof v !== "string") throw invalid(`${field}: label "${k}" must have a string value`);
+    out[k] = v;
+  }
+  return out;
+}
+
+function strings(field: string, value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || !value.every((s) => typeof s === "string")) {
+    throw invalid(`${field} must be a list of strings`);
+  }
+  return [...value];
+}
+
+export function validateSubnet(subnet: unknown): string {
+  if (typeof subnet !== "string" || subnet === "") throw invalid("subnet is required");
+  const loose = parseCidr(subnet, false);
+  if (!loose) throw invalid(`subnet "${subnet}" is not a valid IPv4 CIDR like 10.0.3.0/24`);
+  if (!parseCidr(subnet, true)) {
+    const base = [loose.base >>> 24, (loose.base >>> 16) & 255, (loose.base >>> 8) & 255, loose.base & 255];
+    throw invalid(`subnet "${subnet}" has host bits set: did you mean ${base.join(".")}/${loose.prefix}?`);
+  }
+  if (loose.prefix < 8 || loose.prefix > 29) {
+    throw invalid(`subnet "${subnet}": the prefix length must be between /8 and /29`);
+  }
+  return subnet;
+}
+
+export function normalizeNetworkSpec(input: Loose<NetworkSpec> | null | undefined): NetworkSpec {
+  if (!input) throw invalid("network spec is required");
+  const name = validateName("network", input.name);
+  const driver = oneOf("driver", input.driver, ["overlay"] as const, "overlay");
+  const ipamIn = Array.isArray(input.ipam) ? (input.ipam as Loose<{ subnet: string; gateway: string }>[]) : [];
+  if (ipamIn.length > 1) throw invalid("only one IPAM config (one subnet) per network is supported");
+  const ipam = ipamIn
+    .filter((c) => c.subnet)
+    .map((c) => {
+      const subnet = validateSubnet(c.subnet);
+      if (c.gateway) throw invalid("a custom gateway is not supported: the gateway is the subnet's first address");
+      return { subnet, gateway: "" };
+    });
+  const options = labels("options", input.options);
+  for (const k of Object.keys(options)) {
+    if (k !== "encrypted") throw invalid(`network option "${k}" is unknown; supported: encrypted`);
+  }
+  return {
+    name,
+    driver,
+    labels: labels("labels", input.labels),
+    options,
+    ipam,
+    ingress: input.ingress === true,
+  };
+}
+
+export function normalizePort(input: Loose<PortConfig>, field: string): PortConfig {
+  return {
+    protocol: oneOf(`${field}.protocol`, input.protocol, PROTOCOLS, "tcp"),
+    targetPort: integer(`${field}.targetPort`, input.targetPort ?? 0, 1, 65535, 0),
+    publishedPort: integer(`${field}.publishedPort`, input.publishedPort, 0, 65535, 0),
+    publishMode: oneOf(`${field}.publishMode`, input.publishMode, PUBLISH_MODES, "ingress"),
+  };
+}
+
+function normalizeEndpointSpec(input: Loose<EndpointSpec> | null | undefined): EndpointSpec {
+  const mode = oneOf("endpoint mode", input?.mode, ENDPOINT_MODES, "vip");
+  const rawPorts = Array.isArray(input?.ports) ? (input.ports as Loose<PortConfig>[]) : [];
+  const ports = rawPorts.map((p, i) => normalizePort(p, `port ${i + 1}`));
+  const seen = new Set<string>();
+  for (const p of ports) {
+    if (mode === "dnsrr" && p.publishMode === "ingress") {
+      throw invalid(
+        `port ${p.targetPort}/${p.protocol}: endpoint mode dnsrr cannot publish through the routing mesh ` +
+          `(it needs a VIP); use --publish mode=host or --endpoint-mode vip`,
+      );
+    }
+    if (p.publishedPort !== 0) {
+      const k = `${p.protocol}/${p.publishedPort}/${p.publishMode}`;
+      if (seen.has(k)) throw invalid(`published port ${p.publishedPort}/${p.protocol} is given twice`);
+      seen.add(k);
+    }
+  }
+  return { mode, ports };
+}
+
+function normalizeUpdateConfig(field: string, input: Loose<UpdateConfig> | null | undefined): UpdateConfig {
+  const d = DEFAULT_UPDATE_CONFIG;
+  if (!input) return { ...d };
+  return {
+    parallelism: integer(`${field}.parallelism`, input.parallelism, 0, MAX_REPLICAS, d.parallelism),
+    delayMs: integer(`${field}.delay`, input.delayMs, 0, 86_400_000, d.delayMs),
+    failureAction: oneOf(`${field}.failureAction`, input.failureAction, FAILURE_ACTIONS, d.failureAction),
+    monitorMs: integer(`${field}.monitor`, input.monitorMs || d.monitorMs, 0, 86_400_000, d.monitorMs),
+    order: oneOf(`${field}.order`, input.order, UPDATE_ORDERS, d.order),
+  };
+}
+
+function normalizeHealthCheck(input: Loose<HealthCheck> | null | undefined): HealthCheck | null {
+  const test = strings("healthcheck.test", input?.test);
+  if (test.length === 0) return null;
+  return {
+    test,
+    intervalMs: integer("healthcheck.interval", input?.intervalMs || 30_000, 100, 86_400_000, 30_000),
+    timeoutMs: integer("healthcheck.timeout", input?.timeoutMs || 30_000, 100, 86_400_000, 30_000),
+    retries: integer("healthcheck.retries", input?.retries || 3, 1, 1000, 3),
+    startPeriodMs: integer("healthcheck.startPeriod", input?.startPeriodMs, 0, 86_400_000, 0),
+  };
+}
+
+/** Validates a service spec and fills every default. Network targets stay as given. */
+export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefined): ServiceSpec {
+  if (!input) throw invalid("service spec is required");
+  const ann = (input.annotations ?? {}) as Loose<ServiceSpec["annotations"]>;
+  const name = validateName("service", ann.name);
+  const tt = (input.taskTemplate ?? {}) as Loose<ServiceSpec["taskTemplate"]>;
+  const container = (tt.container ?? {}) as Loose<ServiceSpec["taskTemplate"]["container"]>;
+  const command = strings("command", container.command);
+  if (command.length === 0) throw invalid("a command is required: give it after `--`, e.g. -- vipmesh whoami");
+  const env = strings("env", container.env);
+  for (const e of env) {
+    const k = e.split("=")[0]!;
+    if (!e.includes("=") || !ENV_KEY.test(k)) throw invalid(`env "${e}" must look like KEY=value`);
+  }
+  const placement = (tt.placement ?? {}) as Loose<ServiceSpec["taskTemplate"]["placement"]>;
+  const constraints = strings("constraints", placement.constraints);
+  constraints.forEach(parseConstraint);
+
+  if (input.replicated && input.global) throw invalid("a service is either replicated or global, not both");
+  const replicated = input.global
+    ? null
+    : {
+        replicas: integer(
+          "replicas",
+          (input.replicated as { replicas?: unknown } | null | undefined)?.replicas,
+          0,
+          MAX_REPLICAS,
+          1,
+        ),
+      };
+
+  const rawNetworks = Array.isArray(input.networks) ? (input.networks as Loose<{ target: string }>[]) : [];
+  const networks = rawNetworks.map((n, i) => {
+    if (typeof n.target !== "string" || n.target === "") throw invalid(`network ${i + 1}: target is required`);
+    return { target: n.target };
+  });
+
+  return {
+    annotations: { name, labels: labels("labels", ann.labels) },
+    taskTemplate: {
+      container: { command, env, healthcheck: normalizeHealthCheck(container.healthcheck as Loose<HealthCheck>) },
+      placement: { constraints },
+      forceUpdate: integer("forceUpdate", tt.forceUpdate, 0, 2 ** 32 - 1, 0),
+    },
+    ...(replicated ? { replicated } : { global: {} }),
+    networks,
+    endpointSpec: normalizeEndpointSpec(input.endpointSpec as Loose<EndpointSpec>),
+    updateConfig: normalizeUpdateConfig("update", input.updateConfig as Loose<UpdateConfig>),
+    rollbackConfig: normalizeUpdateConfig("rollback", input.rollbackConfig as Loose<UpdateConfig>),
+  };
+}
+
+export function normalizeNodeSpec(input: Loose<NodeSpec> | null | undefined, current: NodeSpec): NodeSpec {
+  if (!input) throw invalid("node spec is required");
+  return {
+    labels: input.labels === undefined ? current.labels : labels("labels", input.labels),
+    availability: oneOf("availability", input.availability, AVAILABILITIES, current.availability),
+  };
+}

@@ -1,0 +1,2 @@
+export * from "./sim-agent.ts";
+export * from "./wait.ts";

@@ -1,0 +1,101 @@
+// A simulated node agent: it registers, keeps a real gRPC session with the
+// manager, applies every assignment to a network view, acknowledges it, and
+// reports its tasks running (or failed, when `fails(task)` says so). It runs
+// nothing: it stands in for many nodes in control-plane tests and benchmarks.
+
+import type * as grpc from "@grpc/grpc-js";
+import { call, dispatcherClient, type DispatcherServiceClient, type wire } from "@vipmesh/api";
+import { type NetworkView, type Task, applyViewDelta, emptyView, type ViewDelta } from "@vipmesh/core";
+import { EventEmitter } from "node:events";
+
+export interface SimAgentOptions {
+  hostname: string;
+  addr: string;
+  labels?: Record<string, string>;
+  /** Tasks for which this returns a message fail with it instead of running. */
+  fails?: (task: Task) => string | undefined;
+}
+
+export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; closed: [Error | undefined] }> {
+  readonly client: DispatcherServiceClient;
+  nodeId = "";
+  view: NetworkView = emptyView();
+  version = 0;
+  private stream: grpc.ClientDuplexStream<wire.SessionUp, wire.SessionDown> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly reported = new Map<string, string>();
+
+  constructor(
+    address: string,
+    readonly options: SimAgentOptions,
+  ) {
+    super();
+    this.client = dispatcherClient(address);
+  }
+
+  async start(): Promise<this> {
+    const res = await call(this.client, "register", {
+      hostname: this.options.hostname,
+      addr: this.options.addr,
+      nodeId: this.nodeId,
+      labels: this.options.labels ?? {},
+    });
+    this.nodeId = res.nodeId;
+    const stream = this.client.session();
+    this.stream = stream;
+    const opened = new Promise<void>((resolve, reject) => {
+      stream.once("data", () => resolve());
+      stream.once("error", reject);
+    });
+    stream.on("data", (msg: wire.SessionDown) => this.onMessage(msg));
+    stream.on("error", (err) => this.emit("closed", err));
+    stream.on("end", () => this.emit("closed", undefined));
+    stream.write({ open: { nodeId: this.nodeId } });
+    await opened;
+    return this;
+  }
+
+  private onMessage(msg: wire.SessionDown): void {
+    if (msg.params) {
+      clearInterval(this.heartbeat);
+      const period = msg.params.heartbeatPeriodMs;
+      this.heartbeat = setInterval(() => this.stream?.write({ heartbeat: {} }), Math.max(10, period / 2));
+      return;
+    }
+    const a = msg.assignment;
+    if (!a) return;
+    if (a.full) this.view = emptyView();
+    applyViewDelta(this.view, a as unknown as ViewDelta);
+    this.version = Number(a.version);
+    this.stream?.write({ ack: { version: this.version } });
+    for (const t of this.view.tasks.values()) this.converge(t);
+    this.emit("assignment", a);
+  }
+
+  /** Acts like a real agent would, instantly: start what should run, stop what should not. */
+  private converge(t: Task): void {
+    const failure = t.desiredState === "running" ? this.options.fails?.(t) : undefined;
+    const state = t.desiredState === "shutdown" ? "shutdown" : failure ? "failed" : "running";
+    if (this.reported.get(t.id) === state) return;
+    this.reported.set(t.id, state);
+    this.stream?.write({ taskStatus: { taskId: t.id, status: { state, err: failure ?? "", message: state } } });
+  }
+
+  /** Reports a task's state by hand (e.g. a process that died). */
+  report(taskId: string, state: string, err = ""): void {
+    this.reported.set(taskId, state);
+    this.stream?.write({ taskStatus: { taskId, status: { state, err, message: state } } });
+  }
+
+  /** Stops heartbeating but keeps the session, like a hung agent. */
+  freeze(): void {
+    clearInterval(this.heartbeat);
+  }
+
+  stop(): void {
+    clearInterval(this.heartbeat);
+    this.stream?.cancel();
+    this.stream = undefined;
+    this.client.close();
+  }
+}
