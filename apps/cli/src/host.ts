@@ -24,7 +24,7 @@ export function resolveManagerAddress(sources: HostSources): string {
   return normalizeAddress(given, sources.cwd);
 }
 
-function normalizeAddress(address: string, cwd: string): string {
+export function normalizeAddress(address: string, cwd: string): string {
   if (address.startsWith("unix:")) return address;
   const isSocketPath = address.includes("/") || address.endsWith(".sock");
   if (isSocketPath) return isAbsolute(address) ? address : resolve(cwd, address);

@@ -19,14 +19,12 @@ import {
   normalizeServiceSpec,
   parseIpv4,
   precondition,
+  specDefinition,
   TASK_STATES,
 } from "@vipmesh/core";
 import type { Allocator } from "./allocator.ts";
 import { newId } from "./ids.ts";
 import type { ClusterStore, Tx } from "./store/cluster-store.ts";
-
-/** The parts of a task spec whose change replaces running tasks (a rolling update). */
-const taskDefining = (s: ServiceSpec) => JSON.stringify([s.taskTemplate, s.networks.map((n) => n.target).sort()]);
 
 export class Cluster {
   constructor(
@@ -151,7 +149,7 @@ export class Cluster {
 
   /** The service with `spec` in force; a rolling update starts when the tasks' definition changed. */
   withSpec(tx: Tx, current: Service, spec: ServiceSpec, updateState: "updating" | "rollback_started"): Service {
-    const replaceTasks = taskDefining(spec) !== taskDefining(current.spec);
+    const replaceTasks = specDefinition(spec) !== specDefinition(current.spec);
     return {
       ...current,
       spec,

@@ -3,7 +3,7 @@
 // update is in progress, and every agent whose view includes the service has
 // acknowledged the view containing its latest change.
 
-import { eligibleNodes, isTerminal, type Service } from "@vipmesh/core";
+import { eligibleNodes, isTaskCurrent, isTerminal, type Service } from "@vipmesh/core";
 import type { Dispatcher } from "./dispatcher.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
 
@@ -31,7 +31,7 @@ export function serviceConvergence(store: ClusterStore, dispatcher: Dispatcher, 
     }
     unfinished++;
     const healthy = t.status.health === "" || t.status.health === "healthy";
-    if (t.desiredState === "running" && t.specVersion === s.specVersion && t.status.state === "running" && healthy) {
+    if (t.desiredState === "running" && isTaskCurrent(t, s) && t.status.state === "running" && healthy) {
       running++;
     } else if (t.desiredState === "running" && t.status.state === "pending" && t.status.message) {
       lastProblem = t.status.message;

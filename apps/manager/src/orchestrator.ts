@@ -9,11 +9,13 @@ import {
   type Service,
   type Task,
   eligibleNodes,
+  isTaskCurrent,
   isTerminal,
   noNodeReason,
   pickNode,
   type PlacementLoad,
   type UpdateConfig,
+  VipmeshError,
 } from "@vipmesh/core";
 import type { Allocator } from "./allocator.ts";
 import type { Cluster } from "./cluster.ts";
@@ -36,7 +38,8 @@ export class Orchestrator {
   private allDirty = true;
   private scheduled = false;
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  private readonly lastBatchAt = new Map<string, number>();
+  /** Per service being updated: when its last batch was all running (--update-delay counts from there). */
+  private readonly pacing = new Map<string, { doneAt?: number }>();
   private unsubscribe: (() => void) | undefined;
   private readonly restartDelayMs: number;
   private readonly historyLimit: number;
@@ -92,31 +95,30 @@ export class Orchestrator {
     );
   }
 
-  /** One pass over the dirty services, as one transaction. */
+  /** One pass over the dirty services, a transaction each so that one service's trouble stays its own. */
   reconcile(): void {
     const ids = this.allDirty ? this.store.list("service").map((s) => s.id) : [...this.dirty];
     this.allDirty = false;
     this.dirty.clear();
     if (ids.length === 0) return;
-    try {
-      this.store.update((tx) => {
-        const nodes = tx.list("node");
-        const load = this.loadOf(tx);
-        for (const id of ids) {
+    const nodes = this.store.list("node");
+    const load = this.loadOf();
+    for (const id of ids) {
+      try {
+        this.store.update((tx) => {
           const s = tx.get("service", id);
           if (s) this.reconcileService(tx, s, nodes, load);
-        }
-      });
-    } catch (err) {
-      // a pass that failed (e.g. a network ran out of addresses) is retried later
-      console.error(`orchestrator: ${err instanceof Error ? err.message : String(err)}`);
-      for (const id of ids) this.later(id, 1000);
+        });
+      } catch (err) {
+        console.error(`orchestrator: service ${id}: ${err instanceof Error ? err.message : String(err)}`);
+        this.later(id, 1000);
+      }
     }
   }
 
-  private loadOf(tx: Tx): Map<string, number> {
+  private loadOf(): Map<string, number> {
     const all = new Map<string, number>();
-    for (const t of tx.list("task")) if (t.nodeId && isLive(t)) all.set(t.nodeId, (all.get(t.nodeId) ?? 0) + 1);
+    for (const t of this.store.list("task")) if (t.nodeId && isLive(t)) all.set(t.nodeId, (all.get(t.nodeId) ?? 0) + 1);
     return all;
   }
 
@@ -127,7 +129,7 @@ export class Orchestrator {
 
     // tasks whose node is gone or down are orphaned; tasks on drained nodes stop
     for (const t of tx.tasksOfService(s.id)) {
-      if (!t.nodeId || !isUnfinished(t)) continue;
+      if (!t.nodeId || t.status.state === "pending" || !isUnfinished(t)) continue;
       const node = nodeById.get(t.nodeId);
       if (!node || node.status.state === "down") {
         this.finish(tx, t, "orphaned", `node ${node?.description.hostname ?? t.nodeId} is down`);
@@ -135,9 +137,9 @@ export class Orchestrator {
         tx.put("task", { ...t, desiredState: "shutdown" });
       }
     }
-    // tasks told to stop that never reached a node stop at once
+    // tasks told to stop that never reached their node stop at once
     for (const t of tx.tasksOfService(s.id)) {
-      if (t.desiredState === "shutdown" && !t.nodeId && isUnfinished(t)) this.finish(tx, t, "shutdown", "removed before it was scheduled");
+      if (t.desiredState === "shutdown" && t.status.state === "pending") this.finish(tx, t, "shutdown", "removed before it was scheduled");
     }
 
     s = this.watchUpdateFailures(tx, s);
@@ -164,7 +166,8 @@ export class Orchestrator {
         else this.createTask(tx, s, w.slot, w.nodeId);
       } else if (inSlot.length > 1) {
         // start-first updates leave two tasks in a slot: keep the newest once it runs
-        const newest = inSlot.reduce((a, b) => (a.specVersion > b.specVersion || a.createdAt > b.createdAt ? a : b));
+        const rank = (t: Task) => `${isTaskCurrent(t, s) ? 1 : 0}${t.createdAt}`;
+        const newest = inSlot.reduce((a, b) => (rank(a) > rank(b) ? a : b));
         if (newest.status.state === "running") for (const t of inSlot) if (t !== newest) this.shutdown(tx, t);
       }
     }
@@ -187,10 +190,7 @@ export class Orchestrator {
 
   private createTask(tx: Tx, s: Service, slot: number, nodeId: string): void {
     const id = newId();
-    const networks = s.spec.networks.map((n) => ({
-      networkId: n.target,
-      addresses: [this.allocator.allocateAddress(tx, n.target)],
-    }));
+    const networks = s.spec.networks.map((n) => ({ networkId: n.target, addresses: [] as string[] }));
     tx.put("task", {
       id,
       version: 0,
@@ -199,14 +199,40 @@ export class Orchestrator {
       serviceId: s.id,
       serviceName: s.spec.annotations.name,
       slot,
-      nodeId: "",
+      // a global task is meant for its node from the start; schedule() assigns it once addressed
+      nodeId,
       specVersion: s.specVersion,
       spec: s.spec.taskTemplate,
       desiredState: "running",
-      status: { state: "pending", timestamp: tx.now, message: nodeId ? "" : "waiting for a node", err: "", health: "" },
+      status: { state: "pending", timestamp: tx.now, message: "waiting for a node", err: "", health: "" },
       networks,
     });
-    if (nodeId) this.assign(tx, tx.get("task", id)!, nodeId);
+  }
+
+  /**
+   * Gives a task an address on each of its networks. A network that has none
+   * left keeps the task pending with the reason (as swarm does) instead of
+   * failing the whole service; it is retried on the next pass.
+   */
+  private addressTask(tx: Tx, t: Task): boolean {
+    if (t.networks.every((a) => a.addresses.length > 0)) return true;
+    const taken: { networkId: string; addr: string }[] = [];
+    try {
+      const networks = t.networks.map((a) => {
+        if (a.addresses.length > 0) return a;
+        const addr = this.allocator.allocateAddress(tx, a.networkId);
+        taken.push({ networkId: a.networkId, addr });
+        return { ...a, addresses: [addr] };
+      });
+      tx.put("task", { ...t, networks });
+      return true;
+    } catch (err) {
+      if (!(err instanceof VipmeshError) || err.code !== "resource_exhausted") throw err;
+      for (const a of taken) this.allocator.releaseAddress(tx, a.networkId, a.addr);
+      if (t.status.message !== err.message) tx.put("task", { ...t, status: { ...t.status, message: err.message } });
+      this.later(t.serviceId, 1000);
+      return false;
+    }
   }
 
   private assign(tx: Tx, t: Task, nodeId: string): void {
@@ -214,7 +240,7 @@ export class Orchestrator {
   }
 
   private shutdown(tx: Tx, t: Task): void {
-    if (!t.nodeId) this.finish(tx, t, "shutdown", "removed before it was scheduled");
+    if (t.status.state === "pending") this.finish(tx, t, "shutdown", "removed before it was scheduled");
     else if (t.desiredState !== "shutdown") tx.put("task", { ...t, desiredState: "shutdown" });
   }
 
@@ -223,14 +249,21 @@ export class Orchestrator {
     tx.put("task", { ...t, desiredState: "shutdown", status: { ...t.status, state, message, timestamp: tx.now } });
   }
 
+  /** Pending tasks get their addresses, then a node: their own (global) or the best spread. */
   private schedule(tx: Tx, s: Service, nodes: Node[], eligible: Node[], allLoad: Map<string, number>): void {
-    const pending = tx.tasksOfService(s.id).filter((t) => isLive(t) && !t.nodeId);
+    const pending = tx
+      .tasksOfService(s.id)
+      .filter((t) => isLive(t) && t.status.state === "pending")
+      .filter((t) => this.addressTask(tx, t))
+      .map((t) => tx.get("task", t.id)!);
     if (pending.length === 0) return;
     const serviceLoad = new Map<string, number>();
-    for (const t of tx.tasksOfService(s.id)) if (isLive(t) && t.nodeId) serviceLoad.set(t.nodeId, (serviceLoad.get(t.nodeId) ?? 0) + 1);
+    for (const t of tx.tasksOfService(s.id)) {
+      if (isLive(t) && t.nodeId && t.status.state !== "pending") serviceLoad.set(t.nodeId, (serviceLoad.get(t.nodeId) ?? 0) + 1);
+    }
     const load: PlacementLoad = { serviceTasks: serviceLoad, allTasks: allLoad };
     for (const t of pending.sort((a, b) => a.slot - b.slot)) {
-      const node = pickNode(eligible, load);
+      const node = t.nodeId ? eligible.find((n) => n.id === t.nodeId) : pickNode(eligible, load);
       if (!node) {
         const message = noNodeReason(nodes, s.spec.taskTemplate);
         if (t.status.message !== message) tx.put("task", { ...t, status: { ...t.status, message } });
@@ -259,7 +292,7 @@ export class Orchestrator {
       .tasksOfService(s.id)
       .find(
         (t) =>
-          t.specVersion === s.specVersion &&
+          isTaskCurrent(t, s) &&
           (t.status.state === "failed" || t.status.state === "rejected") &&
           t.createdAt >= s.updateStatus.startedAt,
       );
@@ -283,35 +316,33 @@ export class Orchestrator {
   private advanceUpdate(tx: Tx, s: Service, now: number): Service {
     if (!this.updating(s)) return s;
     const live = tx.tasksOfService(s.id).filter(isLive);
-    const outdated = live.filter((t) => t.specVersion !== s.specVersion).sort((a, b) => a.slot - b.slot);
-    const inFlight = live.filter((t) => t.specVersion === s.specVersion && t.status.state !== "running");
-    if (outdated.length === 0 && inFlight.length === 0) {
+    const outdated = live.filter((t) => !isTaskCurrent(t, s)).sort((a, b) => a.slot - b.slot);
+    const inFlight = live.filter((t) => isTaskCurrent(t, s) && t.status.state !== "running");
+    if (inFlight.length > 0) return s; // a batch runs before the next one starts
+    if (outdated.length === 0) {
+      this.pacing.delete(s.id);
       const rollback = s.updateStatus.state === "rollback_started";
+      const message = rollback
+        ? s.updateStatus.message.startsWith("update rolled back") ? s.updateStatus.message : "rollback completed"
+        : "update completed";
       return tx.put("service", {
         ...s,
-        updateStatus: {
-          ...s.updateStatus,
-          state: rollback ? "rollback_completed" : "completed",
-          completedAt: tx.now,
-          message: rollback ? s.updateStatus.message.replace(/^update rolled back due to failure: |^rollback in progress$/, (m) => (m ? "rolled back: " : "rollback completed")) || "rollback completed" : "update completed",
-        },
+        updateStatus: { ...s.updateStatus, state: rollback ? "rollback_completed" : "completed", completedAt: tx.now, message },
       });
     }
     const config = this.configOf(s);
-    const parallelism = config.parallelism === 0 ? outdated.length : config.parallelism;
-    const room = parallelism - inFlight.length;
-    if (room <= 0 || outdated.length === 0) return s;
-    const last = this.lastBatchAt.get(s.id) ?? 0;
-    if (inFlight.length === 0 && now - last < config.delayMs) {
-      this.later(s.id, config.delayMs - (now - last));
+    const pace = this.pacing.get(s.id);
+    if (pace && pace.doneAt === undefined) pace.doneAt = now; // the first look since its batch runs
+    const wait = pace ? pace.doneAt! + config.delayMs - now : 0;
+    if (wait > 0) {
+      this.later(s.id, wait);
       return s;
     }
-    if (inFlight.length > 0) return s; // a batch finishes before the next one starts
-    this.lastBatchAt.set(s.id, now);
-    for (const old of outdated.slice(0, room)) {
-      const nodeId = old.slot === 0 ? old.nodeId : "";
-      if (config.order === "stop-first") this.shutdown(tx, tx.get("task", old.id)!);
-      this.createTask(tx, s, old.slot, nodeId);
+    this.pacing.set(s.id, {});
+    const batch = config.parallelism === 0 ? outdated : outdated.slice(0, config.parallelism);
+    for (const old of batch) {
+      if (config.order === "stop-first") this.shutdown(tx, old);
+      this.createTask(tx, s, old.slot, old.slot === 0 ? old.nodeId : "");
     }
     return s;
   }

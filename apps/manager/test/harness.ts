@@ -1,7 +1,8 @@
 // A real manager on 127.0.0.1:0 with a temp data dir, real clients, and
 // simulated agents speaking the real dispatcher protocol.
 
-import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { call, clusterClient, type ClusterServiceClient, statusName, type wire } from "@vipmesh/api";
+import { canonicalJson } from "@vipmesh/core";
 import { SimAgent, type SimAgentOptions, tempDir, waitFor } from "@vipmesh/testing";
 import { type RunningManager, startManager } from "../src/index.ts";
 
@@ -20,10 +21,16 @@ export interface Harness {
 
 let nextAddr = 1;
 
-export async function startHarness(): Promise<Harness> {
+export async function startHarness(options: { addressPool?: string; heartbeatPeriodMs?: number } = {}): Promise<Harness> {
   const dir = tempDir();
   const start = () =>
-    startManager({ dataDir: dir.path, listen: ["127.0.0.1:0"], heartbeatPeriodMs: HEARTBEAT_MS, restartDelayMs: 50 });
+    startManager({
+      dataDir: dir.path,
+      listen: ["127.0.0.1:0"],
+      heartbeatPeriodMs: options.heartbeatPeriodMs ?? HEARTBEAT_MS,
+      restartDelayMs: 50,
+      addressPool: options.addressPool,
+    });
   let manager = await start();
   const h: Harness = {
     address: manager.addresses[0]!,
@@ -72,12 +79,34 @@ export function serviceSpec(name: string, extra: Record<string, unknown> = {}): 
   } as wire.ServiceSpecInput;
 }
 
+/** Everything the manager holds, for before/after comparisons. */
+export async function everything(h: Harness) {
+  const [nodes, networks, services, tasks] = await Promise.all([
+    call(h.client, "listNodes", {}),
+    call(h.client, "listNetworks", {}),
+    call(h.client, "listServices", {}),
+    call(h.client, "listTasks", {}),
+  ]);
+  return { nodes: nodes.nodes, networks: networks.networks, services: services.services, tasks: tasks.tasks };
+}
+
+/** The gRPC status name a call fails with. */
+export async function failure(p: Promise<unknown>): Promise<{ code: string; details: string }> {
+  try {
+    await p;
+  } catch (err) {
+    const e = err as { code?: number; details?: string };
+    return { code: statusName(e.code), details: e.details ?? "" };
+  }
+  throw new Error("the call succeeded but was expected to fail");
+}
+
 /** Waits until the service has `n` running tasks of its current spec. */
 export async function waitRunning(h: Harness, service: string, n: number): Promise<wire.Task[]> {
   return waitFor(`${n} running tasks of ${service}`, async () => {
     const s = (await call(h.client, "inspectService", { service })).service!;
     const t = (await tasksOf(h, service)).filter(
-      (t) => t.desiredState === "running" && t.status?.state === "running" && Number(t.specVersion) === Number(s.specVersion),
+      (t) => t.desiredState === "running" && t.status?.state === "running" && canonicalJson(t.spec) === canonicalJson(s.spec?.taskTemplate),
     );
     const stopping = (await tasksOf(h, service)).filter((t) => t.desiredState === "shutdown" && !["shutdown", "orphaned", "failed", "complete", "rejected"].includes(t.status!.state));
     return t.length === n && stopping.length === 0 ? t : undefined;

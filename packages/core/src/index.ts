@@ -8,3 +8,4 @@ export * from "./constraints.ts";
 export * from "./publish.ts";
 export * from "./scheduling.ts";
 export * from "./network-view.ts";
+export * from "./task-definition.ts";

@@ -106,8 +106,9 @@ export const emptyDelta = (): ViewDelta => ({
 
 export const isEmptyDelta = (d: ViewDelta): boolean => Object.values(d).every((list) => list.length === 0);
 
-/** Tasks the node must run or stop: assigned to it and not yet terminal. */
-export const isNodeTask = (t: Task, nodeId: string): boolean => t.nodeId === nodeId && !isTerminal(t.status.state);
+/** Tasks the node must run or stop: assigned to it (not merely meant for it) and not yet terminal. */
+export const isNodeTask = (t: Task, nodeId: string): boolean =>
+  t.nodeId === nodeId && t.status.state !== "new" && t.status.state !== "pending" && !isTerminal(t.status.state);
 
 /** A task that should be reachable on the overlay (FDB/neighbour entries) while it starts and runs. */
 const isEndpointTask = (t: Task, r: ClusterReader): boolean =>

@@ -1,0 +1,49 @@
+// vipmesh manager: runs the control plane in this process until SIGINT/SIGTERM.
+
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import { grpcTarget } from "@vipmesh/api";
+import { UsageError } from "../errors.ts";
+import { normalizeAddress } from "../host.ts";
+import type { Io } from "../io.ts";
+import { collect, duration } from "../options.ts";
+
+interface ManagerOptions {
+  dataDir: string;
+  listen?: string[];
+  heartbeatPeriod?: number;
+}
+
+export function registerManagerCommand(program: Command, io: Io): void {
+  program
+    .command("manager")
+    .description("Run the manager (the control plane) in the foreground")
+    .requiredOption("--data-dir <dir>", "where the manager keeps the cluster state")
+    .option("--listen <addr>", "serve the API on host:port or a unix socket path (repeatable)", collect)
+    .option("--heartbeat-period <duration>", "how often agents report in, e.g. 5s", duration)
+    .action(async (opts: ManagerOptions) => {
+      const listen = opts.listen ?? [];
+      if (listen.length === 0) throw new UsageError("give at least one --listen ADDR (host:port or a socket path)");
+      // Loaded here so client commands do not load the manager and its database driver.
+      const { startManager } = await import("@vipmesh/manager");
+      const manager = await startManager({
+        dataDir: resolve(opts.dataDir),
+        listen: listen.map((a) => grpcTarget(normalizeAddress(a, process.cwd()))),
+        ...(opts.heartbeatPeriod !== undefined ? { heartbeatPeriodMs: opts.heartbeatPeriod } : {}),
+      });
+      for (const address of manager.addresses) io.stdout(`vipmesh manager listening on ${address}\n`);
+      const signal = await nextSignal(["SIGINT", "SIGTERM"]);
+      io.stderr(`${signal}: stopping the manager\n`);
+      await manager.stop();
+    });
+}
+
+function nextSignal(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
+  return new Promise((resolvePromise) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      for (const s of signals) process.off(s, onSignal);
+      resolvePromise(signal);
+    };
+    for (const s of signals) process.on(s, onSignal);
+  });
+}

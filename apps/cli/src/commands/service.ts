@@ -1,0 +1,264 @@
+// vipmesh service create|ls|inspect|ps|scale|update|rollback|rm
+
+import type { Command } from "commander";
+import type { EndpointMode, ServiceSpec } from "@vipmesh/core";
+import { waitForConvergence } from "../convergence.ts";
+import { serviceJson, taskJson } from "../docker-json.ts";
+import { CommandFailed, UsageError, forEachTarget } from "../errors.ts";
+import { type Io, printJson } from "../io.ts";
+import type { ManagerConnection } from "../manager-connection.ts";
+import {
+  type UpdateConfigOptions,
+  type WaitOptions,
+  addUpdateConfigOptions,
+  addWaitOptions,
+  choice,
+  collect,
+  collectKeyValue,
+  updateConfigFrom,
+  wholeNumber,
+} from "../options.ts";
+import { applyServiceUpdate, buildServiceSpec, noServiceUpdate, parseScale, specFromWire } from "../service-spec.ts";
+import { SERVICE_HEADERS, TASK_HEADERS, serviceRows, taskRows } from "../table-rows.ts";
+import { type ListOptions, addListOptions, printList, withManager } from "./shared.ts";
+
+interface CreateOptions extends UpdateConfigOptions, WaitOptions {
+  name: string;
+  replicas?: number;
+  mode?: "replicated" | "global";
+  network?: string[];
+  endpointMode?: EndpointMode;
+  publish?: string[];
+  label?: Record<string, string>;
+  constraint?: string[];
+  env?: string[];
+}
+
+interface UpdateOptions extends UpdateConfigOptions, WaitOptions {
+  replicas?: number;
+  envAdd?: string[];
+  envRm?: string[];
+  labelAdd?: Record<string, string>;
+  labelRm?: string[];
+  publishAdd?: string[];
+  publishRm?: string[];
+  endpointMode?: EndpointMode;
+  constraintAdd?: string[];
+  constraintRm?: string[];
+  force?: boolean;
+  args?: string;
+}
+
+const ENDPOINT_MODE_HELP = "vip (one virtual IP, load-balanced) or dnsrr (DNS round robin)";
+const CONSTRAINT_HELP = "placement constraint, e.g. node.labels.zone==a (repeatable)";
+
+export function registerServiceCommands(program: Command, io: Io): void {
+  // Positional options here let `create` pass flags after the command through to it.
+  const service = program.command("service").description("Manage services").enablePositionalOptions();
+
+  const create = service
+    .command("create")
+    .description("Create a service")
+    .usage("--name NAME [options] -- COMMAND [ARG...]")
+    .argument("<command...>", "what each task runs")
+    .passThroughOptions()
+    .requiredOption("--name <name>", "service name")
+    .option("--replicas <n>", "number of tasks (default: 1)", wholeNumber)
+    .addOption(choice("--mode <mode>", "replicated or global (one task per node)", ["replicated", "global"]))
+    .option("--network <network>", "attach to a network (repeatable)", collect)
+    .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ["vip", "dnsrr"]))
+    .option("-p, --publish <spec>", "publish a port: [PUBLISHED:]TARGET[/PROTO] or published=P,target=T,... (repeatable)", collect)
+    .option("--label <key=value>", "service label (repeatable)", collectKeyValue)
+    .option("--constraint <expr>", CONSTRAINT_HELP, collect)
+    .option("-e, --env <key=value>", "environment variable (repeatable)", collect);
+  addWaitOptions(addUpdateConfigOptions(create)).action(async (command: string[], opts: CreateOptions, cmd: Command) => {
+    const spec = buildServiceSpec({
+      name: opts.name,
+      replicas: opts.replicas,
+      mode: opts.mode,
+      networks: opts.network ?? [],
+      endpointMode: opts.endpointMode,
+      publish: opts.publish ?? [],
+      labels: opts.label ?? {},
+      constraints: opts.constraint ?? [],
+      env: opts.env ?? [],
+      updateConfig: updateConfigFrom(opts),
+      command,
+    });
+    await withManager(io, cmd, async (conn) => {
+      const { service: created } = await conn.call("createService", { spec });
+      const id = created?.id ?? spec.annotations.name;
+      io.stdout(`${id}\n`);
+      await waitUnlessDetached(conn, opts, id, spec.annotations.name);
+    });
+  });
+
+  addListOptions(service.command("ls").alias("list").description("List services")).action(
+    async (opts: ListOptions, cmd: Command) => {
+      const [{ services }, { tasks }] = await withManager(io, cmd, (conn) =>
+        Promise.all([conn.call("listServices", {}), conn.call("listTasks", {})]),
+      );
+      printList(io, opts, services, {
+        json: serviceJson,
+        headers: SERVICE_HEADERS,
+        rows: (items) => serviceRows(items, tasks),
+      });
+    },
+  );
+
+  service
+    .command("inspect")
+    .description("Show services as JSON")
+    .argument("<service...>", "ID, ID prefix or name")
+    .option("--json", "print JSON (the default)")
+    .action(async (targets: string[], _opts: unknown, cmd: Command) => {
+      const found: unknown[] = [];
+      await withManager(io, cmd, (conn) =>
+        forEachTarget(targets, io.stderr, async (target) => {
+          const { service: s } = await conn.call("inspectService", { service: target });
+          if (s) found.push(serviceJson(s));
+        }).finally(() => printJson(io, found)),
+      );
+    });
+
+  service
+    .command("ps")
+    .description("List the tasks of services")
+    .argument("<service...>", "ID, ID prefix or name")
+    .option("--json", "print one JSON array")
+    .option("-q, --quiet", "print task IDs only")
+    .action(async (targets: string[], opts: ListOptions, cmd: Command) => {
+      await withManager(io, cmd, async (conn) => {
+        const tasks: Awaited<ReturnType<typeof listTasks>> = [];
+        const [{ nodes }, { networks }] = await Promise.all([
+          conn.call("listNodes", {}),
+          conn.call("listNetworks", {}),
+        ]);
+        await forEachTarget(targets, io.stderr, async (target) => {
+          tasks.push(...(await listTasks(conn, target)));
+        }).finally(() => {
+          const networkNames = new Map(networks.map((n) => [n.id, n.spec?.name ?? ""]));
+          const hostnames = new Map(nodes.map((n) => [n.id, n.description?.hostname ?? ""]));
+          printList(io, opts, tasks, {
+            json: (t) => taskJson(t, networkNames),
+            headers: TASK_HEADERS,
+            rows: (items) => taskRows(items, hostnames, io.now()),
+          });
+        });
+      });
+    });
+
+  addWaitOptions(
+    service
+      .command("scale")
+      .description("Set the number of tasks of replicated services")
+      .argument("<service=replicas...>", "e.g. web=3"),
+  ).action(async (pairs: string[], opts: WaitOptions, cmd: Command) => {
+    const targets = pairs.map(parseScale);
+    await withManager(io, cmd, async (conn) => {
+      const scaled: string[] = [];
+      await forEachTarget(
+        targets.map((t) => t.service),
+        io.stderr,
+        async (name) => {
+          const { replicas } = targets.find((t) => t.service === name)!;
+          await updateService(conn, name, (spec) => applyServiceUpdate(spec, { ...noServiceUpdate(), replicas }));
+          io.stdout(`${name} scaled to ${replicas}\n`);
+          scaled.push(name);
+        },
+      ).finally(async () => {
+        for (const name of scaled) await waitUnlessDetached(conn, opts, name, name);
+      });
+    });
+  });
+
+  const update = service
+    .command("update")
+    .description("Change a service's spec (a rolling update when the tasks change)")
+    .argument("<service>", "ID, ID prefix or name")
+    .option("--replicas <n>", "number of tasks", wholeNumber)
+    .option("--env-add <key=value>", "add or replace an environment variable (repeatable)", collect)
+    .option("--env-rm <key>", "remove an environment variable (repeatable)", collect)
+    .option("--label-add <key=value>", "add or replace a label (repeatable)", collectKeyValue)
+    .option("--label-rm <key>", "remove a label (repeatable)", collect)
+    .option("--publish-add <spec>", "publish a port, as --publish of create (repeatable)", collect)
+    .option("--publish-rm <target[/proto]>", "stop publishing a target port (repeatable)", collect)
+    .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ["vip", "dnsrr"]))
+    .option("--constraint-add <expr>", CONSTRAINT_HELP, collect)
+    .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
+    .option("--force", "replace the tasks even if nothing changed")
+    .option("--args <command>", 'replace the command, e.g. --args "vipmesh whoami --port 8080"');
+  addWaitOptions(addUpdateConfigOptions(update)).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
+    const args = opts.args === undefined ? undefined : opts.args.split(/\s+/).filter(Boolean);
+    if (args?.length === 0) throw new UsageError("--args needs a command");
+    const flags = {
+      replicas: opts.replicas,
+      envAdd: opts.envAdd ?? [],
+      envRm: opts.envRm ?? [],
+      labelAdd: opts.labelAdd ?? {},
+      labelRm: opts.labelRm ?? [],
+      publishAdd: opts.publishAdd ?? [],
+      publishRm: opts.publishRm ?? [],
+      endpointMode: opts.endpointMode,
+      constraintAdd: opts.constraintAdd ?? [],
+      constraintRm: opts.constraintRm ?? [],
+      updateConfig: updateConfigFrom(opts),
+      force: opts.force === true,
+      args,
+    };
+    await withManager(io, cmd, async (conn) => {
+      await updateService(conn, name, (spec) => applyServiceUpdate(spec, flags));
+      io.stdout(`${name}\n`);
+      await waitUnlessDetached(conn, opts, name, name);
+    });
+  });
+
+  addWaitOptions(
+    service
+      .command("rollback")
+      .description("Go back to the service's previous spec")
+      .argument("<service>", "ID, ID prefix or name"),
+  ).action(async (name: string, opts: WaitOptions, cmd: Command) => {
+    await withManager(io, cmd, async (conn) => {
+      await conn.call("rollbackService", { service: name });
+      io.stdout(`${name}\n`);
+      await waitUnlessDetached(conn, opts, name, name);
+    });
+  });
+
+  service
+    .command("rm")
+    .alias("remove")
+    .description("Remove services")
+    .argument("<service...>", "ID, ID prefix or name")
+    .action(async (targets: string[], _opts: unknown, cmd: Command) => {
+      await withManager(io, cmd, (conn) =>
+        forEachTarget(targets, io.stderr, async (target) => {
+          await conn.call("removeService", { service: target });
+          io.stdout(`${target}\n`);
+        }),
+      );
+    });
+
+  function waitUnlessDetached(conn: ManagerConnection, opts: WaitOptions, service: string, label: string) {
+    if (opts.detach) return Promise.resolve();
+    return waitForConvergence(conn, io, { service, label, timeoutMs: opts.timeout });
+  }
+}
+
+async function listTasks(conn: ManagerConnection, service: string) {
+  const { tasks } = await conn.call("listTasks", { service });
+  return tasks;
+}
+
+/** Read, modify, write: the manager refuses the write if the service changed since the read. */
+async function updateService(
+  conn: ManagerConnection,
+  target: string,
+  modify: (spec: ServiceSpec) => ServiceSpec,
+): Promise<void> {
+  const { service: current } = await conn.call("inspectService", { service: target });
+  if (!current?.spec) throw new CommandFailed(`the manager returned service ${target} without a spec`);
+  const spec = modify(specFromWire(current.spec));
+  await conn.call("updateService", { service: current.id, version: current.version, spec });
+}

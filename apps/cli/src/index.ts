@@ -1,0 +1,2 @@
+export { buildProgram, run } from "./program.ts";
+export type { Io, Writer } from "./io.ts";

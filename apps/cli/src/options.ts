@@ -1,0 +1,81 @@
+// Commander argument parsers. A bad value is a usage error (exit 2), reported
+// by commander with the flag's name.
+
+import { type Command, InvalidArgumentError, Option } from "commander";
+import type { UpdateConfig } from "@vipmesh/core";
+import { DEFAULT_CONVERGENCE_TIMEOUT_MS } from "./convergence.ts";
+import { formatDuration, parseDuration } from "./duration.ts";
+
+// Repeatable flags start out undefined rather than with a default, which
+// commander would print in the help as "(default: [])".
+
+/** For repeatable flags: `--network a --network b` → ["a", "b"]. */
+export const collect = (value: string, previous: readonly string[] = []): string[] => [...previous, value];
+
+/** For repeatable KEY=VALUE flags; `KEY` alone means an empty value, as in docker. */
+export function collectKeyValue(value: string, previous: Readonly<Record<string, string>> = {}): Record<string, string> {
+  const eq = value.indexOf("=");
+  const key = eq === -1 ? value : value.slice(0, eq);
+  if (key === "") throw new InvalidArgumentError("expected KEY=VALUE");
+  return { ...previous, [key]: eq === -1 ? "" : value.slice(eq + 1) };
+}
+
+export function wholeNumber(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a whole number");
+  return Number(value);
+}
+
+export function duration(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+export const choice = (flags: string, description: string, choices: readonly string[]): Option =>
+  new Option(flags, description).choices(choices);
+
+// ---- flags shared by service create and update -------------------------------
+
+export interface UpdateConfigOptions {
+  updateParallelism?: number;
+  updateDelay?: number;
+  updateFailureAction?: UpdateConfig["failureAction"];
+  updateMonitor?: number;
+  updateOrder?: UpdateConfig["order"];
+}
+
+export function addUpdateConfigOptions(cmd: Command): Command {
+  return cmd
+    .option("--update-parallelism <n>", "tasks replaced at a time (0 = all at once)", wholeNumber)
+    .option("--update-delay <duration>", "wait between replacing batches, e.g. 10s", duration)
+    .addOption(choice("--update-failure-action <action>", "what to do when a new task fails", ["pause", "rollback", "continue"]))
+    .option("--update-monitor <duration>", "how long a new task must keep running to count as updated", duration)
+    .addOption(choice("--update-order <order>", "stop the old task first, or start the new one first", ["stop-first", "start-first"]));
+}
+
+export function updateConfigFrom(o: UpdateConfigOptions): Partial<UpdateConfig> {
+  return {
+    ...(o.updateParallelism !== undefined ? { parallelism: o.updateParallelism } : {}),
+    ...(o.updateDelay !== undefined ? { delayMs: o.updateDelay } : {}),
+    ...(o.updateFailureAction !== undefined ? { failureAction: o.updateFailureAction } : {}),
+    ...(o.updateMonitor !== undefined ? { monitorMs: o.updateMonitor } : {}),
+    ...(o.updateOrder !== undefined ? { order: o.updateOrder } : {}),
+  };
+}
+
+export interface WaitOptions {
+  detach?: boolean;
+  timeout: number;
+}
+
+export function addWaitOptions(cmd: Command): Command {
+  return cmd
+    .option("-d, --detach", "return at once instead of waiting for the service to converge")
+    .addOption(
+      new Option("--timeout <duration>", "give up waiting for convergence after this long")
+        .argParser(duration)
+        .default(DEFAULT_CONVERGENCE_TIMEOUT_MS, formatDuration(DEFAULT_CONVERGENCE_TIMEOUT_MS)),
+    );
+}

@@ -1,0 +1,53 @@
+// The vipmesh command line: builds the commander program and runs it with
+// one place that turns failures into messages and exit codes.
+
+import { Command, CommanderError } from "commander";
+import { registerManagerCommand } from "./commands/manager.ts";
+import { registerNetworkCommands } from "./commands/network.ts";
+import { registerNodeCommands } from "./commands/node.ts";
+import { registerServiceCommands } from "./commands/service.ts";
+import { AlreadyReported, UsageError, expectedErrorMessage } from "./errors.ts";
+import { type Io, processIo } from "./io.ts";
+
+export function buildProgram(io: Io): Command {
+  // Settings made before .command() are inherited by every subcommand.
+  const program = new Command("vipmesh")
+    .description("Swarm-style services with virtual IPs over a cluster of Linux machines")
+    .option("-H, --host <addr>", "manager address: host:port or a unix socket path (default: $VIPMESH_HOST)")
+    .exitOverride()
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      outputError: (text, write) => write(text.replace(/^error: /, "Error: ")),
+    })
+    .showHelpAfterError("(add --help for usage)");
+  registerManagerCommand(program, io);
+  registerNetworkCommands(program, io);
+  registerServiceCommands(program, io);
+  registerNodeCommands(program, io);
+  return program;
+}
+
+/** Runs one command line (without the node and script arguments); resolves with the exit code. */
+export async function run(argv: readonly string[], io: Io = processIo()): Promise<number> {
+  try {
+    await buildProgram(io).parseAsync([...argv], { from: "user" });
+    return 0;
+  } catch (err) {
+    return exitCodeFor(err, io);
+  }
+}
+
+function exitCodeFor(err: unknown, io: Io): number {
+  // Commander has already printed its message (or the help).
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+  if (err instanceof AlreadyReported) return err.exitCode;
+  const message = expectedErrorMessage(err);
+  if (message !== undefined) {
+    io.stderr(`Error: ${message}\n`);
+    return err instanceof UsageError ? err.exitCode : 1;
+  }
+  // A bug: the stack helps whoever reports it.
+  io.stderr(`Error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 1;
+}

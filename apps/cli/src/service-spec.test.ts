@@ -1,0 +1,175 @@
+import { VipmeshError } from "@vipmesh/core";
+import { describe, expect, it } from "vitest";
+import { serviceSpec } from "../test/wire-fixtures.ts";
+import { UsageError } from "./errors.ts";
+import {
+  type ServiceCreateFlags,
+  applyServiceUpdate,
+  buildServiceSpec,
+  noServiceUpdate,
+  parsePublishRm,
+  parseScale,
+  specFromWire,
+} from "./service-spec.ts";
+
+const createFlags = (overrides: Partial<ServiceCreateFlags> = {}): ServiceCreateFlags => ({
+  name: "collabweb",
+  networks: [],
+  publish: [],
+  labels: {},
+  constraints: [],
+  env: [],
+  updateConfig: {},
+  command: ["vipmesh", "whoami"],
+  ...overrides,
+});
+
+describe("buildServiceSpec", () => {
+  it("turns create flags into a complete spec", () => {
+    const spec = buildServiceSpec(
+      createFlags({
+        replicas: 3,
+        networks: ["appnet"],
+        endpointMode: "vip",
+        publish: ["80", "published=8080,target=81,protocol=udp,mode=host"],
+        labels: { team: "web" },
+        constraints: ["node.labels.zone==a"],
+        env: ["A=1"],
+        updateConfig: { parallelism: 2, delayMs: 5000, order: "start-first" },
+      }),
+    );
+    expect(spec).toEqual({
+      annotations: { name: "collabweb", labels: { team: "web" } },
+      taskTemplate: {
+        container: { command: ["vipmesh", "whoami"], env: ["A=1"], healthcheck: null },
+        placement: { constraints: ["node.labels.zone==a"] },
+        forceUpdate: 0,
+      },
+      replicated: { replicas: 3 },
+      networks: [{ target: "appnet" }],
+      endpointSpec: {
+        mode: "vip",
+        ports: [
+          { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
+          { protocol: "udp", targetPort: 81, publishedPort: 8080, publishMode: "host" },
+        ],
+      },
+      updateConfig: { parallelism: 2, delayMs: 5000, failureAction: "pause", monitorMs: 5000, order: "start-first" },
+      rollbackConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5000, order: "stop-first" },
+    });
+  });
+
+  it("defaults to one replica and supports global mode", () => {
+    expect(buildServiceSpec(createFlags()).replicated).toEqual({ replicas: 1 });
+    const global = buildServiceSpec(createFlags({ mode: "global" }));
+    expect(global.global).toEqual({});
+    expect(global).not.toHaveProperty("replicated");
+  });
+
+  it("refuses --replicas with --mode global as a usage error", () => {
+    expect(() => buildServiceSpec(createFlags({ mode: "global", replicas: 2 }))).toThrow(UsageError);
+  });
+
+  it("reports bad input with the validator's message", () => {
+    expect(() => buildServiceSpec(createFlags({ publish: ["70000"] }))).toThrow(VipmeshError);
+    expect(() => buildServiceSpec(createFlags({ publish: ["70000"] }))).toThrow(/70000.*1-65535/);
+    expect(() => buildServiceSpec(createFlags({ command: [] }))).toThrow(/a command is required/);
+  });
+});
+
+describe("applyServiceUpdate", () => {
+  const current = specFromWire(
+    serviceSpec({
+      endpointSpec: {
+        mode: "vip",
+        ports: [
+          { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
+          { protocol: "udp", targetPort: 53, publishedPort: 5353, publishMode: "ingress" },
+        ],
+      },
+    }),
+  );
+
+  it("changes nothing without flags", () => {
+    expect(applyServiceUpdate(current, noServiceUpdate())).toEqual(current);
+  });
+
+  it("adds, replaces and removes environment variables", () => {
+    const spec = applyServiceUpdate(current, { ...noServiceUpdate(), envAdd: ["B=20", "C=3"], envRm: ["A"] });
+    expect(spec.taskTemplate.container.env).toEqual(["B=20", "C=3"]);
+  });
+
+  it("adds and removes labels", () => {
+    const spec = applyServiceUpdate(current, { ...noServiceUpdate(), labelAdd: { tier: "front" }, labelRm: ["team"] });
+    expect(spec.annotations.labels).toEqual({ tier: "front" });
+  });
+
+  it("removes ports by target and protocol and adds new ones once", () => {
+    const spec = applyServiceUpdate(current, {
+      ...noServiceUpdate(),
+      publishRm: ["53/udp"],
+      publishAdd: ["80", "8443:443"],
+    });
+    expect(spec.endpointSpec.ports).toEqual([
+      { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
+      { protocol: "tcp", targetPort: 443, publishedPort: 8443, publishMode: "ingress" },
+    ]);
+  });
+
+  it("moves an explicitly published port to its new target", () => {
+    const spec = applyServiceUpdate(current, { ...noServiceUpdate(), publishAdd: ["5353:54/udp"] });
+    expect(spec.endpointSpec.ports).toContainEqual({
+      protocol: "udp",
+      targetPort: 54,
+      publishedPort: 5353,
+      publishMode: "ingress",
+    });
+    expect(spec.endpointSpec.ports.filter((p) => p.publishedPort === 5353)).toHaveLength(1);
+  });
+
+  it("scales, forces, replaces the command and merges update settings", () => {
+    const spec = applyServiceUpdate(current, {
+      ...noServiceUpdate(),
+      replicas: 5,
+      force: true,
+      args: ["sleep", "100"],
+      updateConfig: { failureAction: "rollback" },
+      endpointMode: "dnsrr",
+      publishRm: ["80", "53/udp"],
+    });
+    expect(spec.replicated).toEqual({ replicas: 5 });
+    expect(spec.taskTemplate.forceUpdate).toBe(1);
+    expect(spec.taskTemplate.container.command).toEqual(["sleep", "100"]);
+    expect(spec.updateConfig).toEqual({ ...current.updateConfig, failureAction: "rollback" });
+    expect(spec.endpointSpec).toEqual({ mode: "dnsrr", ports: [] });
+  });
+
+  it("adds and removes constraints", () => {
+    const spec = applyServiceUpdate(current, {
+      ...noServiceUpdate(),
+      constraintRm: ["node.labels.zone==a"],
+      constraintAdd: ["node.hostname!=node-2"],
+    });
+    expect(spec.taskTemplate.placement.constraints).toEqual(["node.hostname!=node-2"]);
+  });
+
+  it("refuses to set replicas on a global service", () => {
+    const global = specFromWire(serviceSpec({ mode: "global", global: {}, replicated: undefined }));
+    expect(() => applyServiceUpdate(global, { ...noServiceUpdate(), replicas: 2 })).toThrow(/is global/);
+  });
+});
+
+describe("argument parsers", () => {
+  it("parses --publish-rm", () => {
+    expect(parsePublishRm("80")).toEqual({ targetPort: 80, protocol: "tcp" });
+    expect(parsePublishRm("53/udp")).toEqual({ targetPort: 53, protocol: "udp" });
+    expect(parsePublishRm("8080:80/tcp")).toEqual({ targetPort: 80, protocol: "tcp" });
+    expect(() => parsePublishRm("http")).toThrow(UsageError);
+  });
+
+  it("parses scale arguments", () => {
+    expect(parseScale("web=3")).toEqual({ service: "web", replicas: 3 });
+    expect(() => parseScale("web")).toThrow(UsageError);
+    expect(() => parseScale("web=-1")).toThrow(UsageError);
+  });
+});

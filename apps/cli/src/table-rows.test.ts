@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import { NODE_ID, network, node, service, serviceSpec, task } from "../test/wire-fixtures.ts";
+import { formatTable } from "./table.ts";
+import {
+  NETWORK_HEADERS,
+  NODE_HEADERS,
+  SERVICE_HEADERS,
+  TASK_HEADERS,
+  formatPorts,
+  networkRows,
+  nodeRows,
+  serviceRows,
+  taskRows,
+} from "./table-rows.ts";
+
+describe("service ls", () => {
+  it("shows running/desired replicas and published ports", () => {
+    const tasks = [
+      task({ id: "a" }),
+      task({ id: "b", slot: 2, status: { state: "starting", timestamp: "", message: "", err: "", health: "" } }),
+      task({ id: "c", slot: 3, desiredState: "shutdown" }),
+    ];
+    const global = service({
+      id: "g123456789012345",
+      spec: serviceSpec({ annotations: { name: "agent", labels: {} }, mode: "global", global: {}, replicated: undefined }),
+      endpoint: { spec: null, ports: [], virtualIps: [] },
+    });
+    expect(formatTable(SERVICE_HEADERS, serviceRows([service(), global], tasks))).toBe(
+      "ID             NAME        MODE         REPLICAS   PORTS\n" +
+        "g12345678901   agent       global       0/0\n" +
+        "s1a2b3c4d5e6   collabweb   replicated   1/3        *:30000->80/tcp\n",
+    );
+  });
+
+  it("writes host-mode ports without the routing-mesh star", () => {
+    expect(
+      formatPorts([
+        { protocol: "tcp", targetPort: 80, publishedPort: 30001, publishMode: "ingress" },
+        { protocol: "udp", targetPort: 53, publishedPort: 53, publishMode: "host" },
+      ]),
+    ).toBe("*:30001->80/tcp, :53->53/udp");
+  });
+});
+
+describe("service ps", () => {
+  it("groups tasks by slot, newest first, with history marked", () => {
+    const now = new Date("2025-01-01T00:00:12.000Z");
+    const tasks = [
+      task({
+        id: "old1",
+        createdAt: "2025-01-01T00:00:00.000Z",
+        desiredState: "shutdown",
+        status: { state: "failed", timestamp: "2025-01-01T00:00:02.000Z", message: "", err: "exit 1", health: "" },
+      }),
+      task({ id: "new1", createdAt: "2025-01-01T00:00:03.000Z" }),
+      task({ id: "new2", slot: 2, nodeId: "", status: { state: "pending", timestamp: "", message: "", err: "", health: "" } }),
+    ];
+    expect(formatTable(TASK_HEADERS, taskRows(tasks, new Map([[NODE_ID, "node-1"]]), now))).toBe(
+      "ID     NAME              SERVICE     NODE     DESIRED STATE   CURRENT STATE            ERROR\n" +
+        "new1   collabweb.1       collabweb   node-1   Running         Running 10 seconds ago\n" +
+        "old1    \\_ collabweb.1   collabweb   node-1   Shutdown        Failed 10 seconds ago    exit 1\n" +
+        "new2   collabweb.2       collabweb            Running         Pending\n",
+    );
+  });
+});
+
+describe("network ls and node ls", () => {
+  it("lists networks with their subnet", () => {
+    expect(formatTable(NETWORK_HEADERS, networkRows([network()]))).toBe(
+      "ID             NAME     DRIVER    SUBNET\n" + "n1a2b3c4d5e6   appnet   overlay   10.0.1.0/24\n",
+    );
+  });
+
+  it("lists nodes with status and availability", () => {
+    expect(formatTable(NODE_HEADERS, nodeRows([node()]))).toBe(
+      "ID             HOSTNAME   STATUS   AVAILABILITY   ADDRESS\n" +
+        "h1a2b3c4d5e6   node-1     Ready    Active         192.168.50.11\n",
+    );
+  });
+});

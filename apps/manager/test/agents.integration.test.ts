@@ -1,0 +1,156 @@
+// Test agents speak the real dispatcher protocol: they register, heartbeat,
+// receive their tasks and network views, and report task states.
+
+import type { SimAgent } from "@vipmesh/testing";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { call, type Harness, liveTasks, serviceSpec, startHarness, tasksOf, waitFor, waitRunning } from "./harness.ts";
+
+let h: Harness;
+let agents: SimAgent[];
+beforeEach(async () => {
+  h = await startHarness();
+  agents = [await h.addAgent("node1"), await h.addAgent("node2"), await h.addAgent("node3")];
+  await call(h.client, "createNetwork", { spec: { name: "collabnet", ipam: [{ subnet: "10.0.3.0/24" }] } });
+});
+afterEach(async () => {
+  await h.close();
+});
+
+const webOn = (network: string, replicas = 3, extra: object = {}) =>
+  call(h.client, "createService", { spec: serviceSpec("collabweb", { networks: [{ target: network }], replicated: { replicas }, ...extra }) });
+
+/** Endpoint addresses an agent's view holds for a service. */
+const endpointAddrs = (a: SimAgent, serviceId: string) =>
+  [...a.view.endpoints.values()].filter((e) => e.serviceId === serviceId).map((e) => e.addr).sort();
+
+describe("agents", () => {
+  it("receive their tasks and the network view of the networks they use", async () => {
+    const net = (await call(h.client, "inspectNetwork", { network: "collabnet" })).network!;
+    const svc = (await webOn("collabnet")).service!;
+    await call(h.client, "createNetwork", { spec: { name: "othernet" } });
+    const other = (await call(h.client, "createService", { spec: serviceSpec("elsewhere", { networks: [{ target: "othernet" }], replicated: { replicas: 1 } }) })).service!;
+    const tasks = await waitRunning(h, "collabweb", 3);
+    await waitRunning(h, "elsewhere", 1);
+    expect(new Set(tasks.map((t) => t.nodeId)).size).toBe(3); // spread
+    const taskAddrs = tasks.map((t) => t.networks[0]!.addresses[0]!).sort();
+
+    for (const a of agents) {
+      await waitFor(`${a.options.hostname} sees 3 ready endpoints`, () =>
+        [...a.view.endpoints.values()].filter((e) => e.serviceId === svc.id && e.ready).length === 3,
+      );
+      const mine = [...a.view.tasks.values()].filter((t) => t.serviceId === svc.id);
+      expect(mine).toHaveLength(1);
+      expect(a.view.networks.get(net.id)).toMatchObject({ name: "collabnet", subnet: "10.0.3.0/24", vni: net.vni });
+      expect(a.view.services.get(svc.id)?.virtualIps).toEqual([{ networkId: net.id, addr: "10.0.3.2/24" }]);
+      expect(endpointAddrs(a, svc.id)).toEqual(taskAddrs);
+      const peers = [...a.view.peers.keys()].sort();
+      expect(peers).toEqual(agents.filter((b) => b !== a).map((b) => b.nodeId).sort());
+      // the agent acknowledged what it applied
+      expect(a.version).toBeGreaterThan(0);
+    }
+    // the node running `elsewhere` sees othernet too; the others see nothing of it
+    const host = (await tasksOf(h, "elsewhere")).find((t) => t.status?.state === "running")!.nodeId;
+    for (const a of agents) expect(a.view.services.has(other.id)).toBe(a.nodeId === host);
+  });
+
+  it("move the tasks of a node that stops heartbeating, and its endpoints leave every view", async () => {
+    const svc = (await webOn("collabnet")).service!;
+    const before = await waitRunning(h, "collabweb", 3);
+    const [victim, ...survivors] = agents as [SimAgent, SimAgent, SimAgent];
+    const victimTask = before.find((t) => t.nodeId === victim.nodeId)!;
+    victim.freeze();
+
+    await waitFor("node1 down", async () => (await call(h.client, "inspectNode", { node: "node1" })).node?.status?.state === "down");
+    const after = await waitRunning(h, "collabweb", 3);
+    expect(after.every((t) => t.nodeId !== victim.nodeId)).toBe(true);
+    const orphaned = (await tasksOf(h, "collabweb")).find((t) => t.id === victimTask.id)!;
+    expect(orphaned.status?.state).toBe("orphaned");
+    expect(orphaned.status?.message).toContain("down");
+
+    for (const a of survivors) {
+      await waitFor(`${a.options.hostname}'s view without node1`, () => {
+        const eps = [...a.view.endpoints.values()].filter((e) => e.serviceId === svc.id);
+        return eps.length === 3 && eps.every((e) => e.nodeId !== victim.nodeId) && !a.view.peers.has(victim.nodeId);
+      });
+    }
+  });
+
+  it("run a global service once on every eligible node, also on nodes that join later", async () => {
+    const svc = (await call(h.client, "createService", {
+      spec: serviceSpec("monitor", { replicated: null, global: {}, networks: [{ target: "collabnet" }] }),
+    })).service!;
+    let tasks = await waitRunning(h, "monitor", 3);
+    expect(tasks.map((t) => t.nodeId).sort()).toEqual(agents.map((a) => a.nodeId).sort());
+    expect(tasks.every((t) => t.slot === 0)).toBe(true);
+    const late = await h.addAgent("node4");
+    tasks = await waitRunning(h, "monitor", 4);
+    expect(tasks.filter((t) => t.nodeId === late.nodeId)).toHaveLength(1);
+    expect(svc.spec?.mode).toBe("global");
+  });
+
+  it("keep tasks off nodes that a constraint excludes", async () => {
+    await call(h.client, "createService", {
+      spec: serviceSpec("picky", {
+        replicated: { replicas: 4 },
+        taskTemplate: { container: { command: ["x"] }, placement: { constraints: ["node.hostname!=node1"] } },
+      }),
+    });
+    const tasks = await waitRunning(h, "picky", 4);
+    const node1 = agents[0]!.nodeId;
+    expect(tasks.some((t) => t.nodeId === node1)).toBe(false);
+    expect(new Set(tasks.map((t) => t.nodeId)).size).toBe(2);
+
+    await h.addAgent("node5", { labels: { zone: "a" } });
+    await call(h.client, "createService", {
+      spec: serviceSpec("zoned", {
+        replicated: { replicas: 2 },
+        taskTemplate: { container: { command: ["x"] }, placement: { constraints: ["node.labels.zone==a"] } },
+      }),
+    });
+    const zoned = await waitRunning(h, "zoned", 2);
+    const node5 = (await call(h.client, "inspectNode", { node: "node5" })).node!.id;
+    expect(zoned.every((t) => t.nodeId === node5)).toBe(true);
+  });
+
+  it("drain: a drained node gets no tasks and its tasks move", async () => {
+    await webOn("collabnet", 3);
+    await waitRunning(h, "collabweb", 3);
+    const node = (await call(h.client, "inspectNode", { node: "node2" })).node!;
+    await call(h.client, "updateNode", { node: "node2", version: node.version, spec: { ...node.spec, availability: "drain" } });
+    const tasks = await waitRunning(h, "collabweb", 3);
+    expect(tasks.some((t) => t.nodeId === node.id)).toBe(false);
+    await waitFor("node2's view empty of tasks", () => agents[1]!.view.tasks.size === 0);
+    await call(h.client, "createService", { spec: serviceSpec("later", { replicated: { replicas: 4 } }) });
+    expect((await waitRunning(h, "later", 4)).some((t) => t.nodeId === node.id)).toBe(false);
+  });
+
+  it("scale down removes the highest slots; a failed task is replaced in its slot", async () => {
+    const svc = (await webOn("collabnet", 5)).service!;
+    await waitRunning(h, "collabweb", 5);
+    const current = (await call(h.client, "inspectService", { service: "collabweb" })).service!;
+    await call(h.client, "updateService", {
+      service: "collabweb",
+      version: current.version,
+      spec: { ...current.spec!, replicated: { replicas: 2 } },
+    });
+    const kept = await waitRunning(h, "collabweb", 2);
+    expect(kept.map((t) => t.slot).sort()).toEqual([1, 2]);
+    // nodes still running a task see the 2 endpoints; a node left with none drops the network from its view
+    for (const a of agents) {
+      const runsOne = kept.some((t) => t.nodeId === a.nodeId);
+      await waitFor(`${a.options.hostname}'s view`, () =>
+        runsOne ? endpointAddrs(a, svc.id).length === 2 : a.view.networks.size === 0 && a.view.endpoints.size === 0,
+      );
+    }
+
+    const victim = kept.find((t) => t.slot === 2)!;
+    const owner = agents.find((a) => a.nodeId === victim.nodeId)!;
+    owner.report(victim.id, "failed", "exit status 137");
+    const replaced = await waitFor("slot 2 replaced", async () =>
+      (await liveTasks(h, "collabweb")).find((t) => t.slot === 2 && t.id !== victim.id),
+    );
+    expect(replaced.networks[0]!.addresses[0]).not.toBe(victim.networks[0]!.addresses[0]);
+    const failed = (await tasksOf(h, "collabweb")).find((t) => t.id === victim.id)!;
+    expect(failed.status).toMatchObject({ state: "failed", err: "exit status 137" });
+  });
+});

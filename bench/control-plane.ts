@@ -1,0 +1,814 @@
+// Control-plane benchmark (not a test): a real manager (SQLite store, gRPC on
+// 127.0.0.1:0) and simulated agents speaking the real dispatcher protocol.
+//
+//   npx tsx bench/control-plane.ts                     # full size: 1000 services × 3 on 10 networks, 100 agents
+//   npx tsx bench/control-plane.ts --services 100 --agents 10 --scales 40   # quick check
+//
+// Phases:
+//   1. 100 SimAgents (node001..node100) register and open sessions;
+//   2. 10 overlay networks, then 1000 services × 3 replicas (service i on network i % 10),
+//      created over the cluster API with a bounded number of calls in flight: prints create
+//      throughput, when all tasks are running, and when every agent's view is complete and
+//      acknowledged (confirmed by the manager with WatchServiceConvergence);
+//   3. baseline: a bare unary RPC (InspectNetwork) from the same client, many times;
+//   4. ≥ 200 scale operations, one at a time (a random service 3 → 4, then back 4 → 3): the
+//      latency from sending UpdateService until the LAST session whose view includes the
+//      service's network has received the assignment with the change (the new task's endpoint
+//      appearing, or the removed task's endpoint disappearing).
+// The report goes to stdout, progress to stderr, and the numbers to bench/results/control-plane.json.
+//
+// By default the manager runs in a worker thread of this process, so that it has a core of its
+// own and the 100 simulated agents (decoding every assignment, acking, reporting) do not share
+// its event loop; --in-process runs it on the main thread instead (as the test harness does).
+// Each agent gets its own gRPC connection, like real agents on separate machines;
+// --shared-connection lets them multiplex one HTTP/2 connection (grpc-js' default).
+
+import * as grpc from "@grpc/grpc-js";
+import { call, clusterClient, type ClusterServiceClient, vipmeshV1, type wire } from "@vipmesh/api";
+import { SimAgent, tempDir } from "@vipmesh/testing";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { dirname, join } from "node:path";
+import { performance, type EventLoopUtilization } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { type RunningManager, startManager } from "../apps/manager/src/index.ts";
+
+/** The reference figure: swarmkit's dispatcher batches assignment changes and waits this long. */
+const SWARMKIT_BATCH_WINDOW_MS = 50;
+const TARGET_P99_MS = 25;
+const WORKER_ROLE = "vipmesh-bench-manager";
+
+// ---- options -----------------------------------------------------------------
+
+interface Options {
+  services: number;
+  replicas: number;
+  networks: number;
+  agents: number;
+  scales: number;
+  concurrency: number;
+  seed: number;
+  baselineCalls: number;
+  inProcess: boolean;
+  sharedConnection: boolean;
+  /** Per scale operation: give up waiting for the sessions after this long. */
+  opTimeoutMs: number;
+  /** Whole run: abort (and clean up) after this long. */
+  timeoutS: number;
+  out: string;
+}
+
+const HELP = `usage: npx tsx bench/control-plane.ts [options]
+  --services N        services to create (1000)
+  --replicas R        replicas per service (3)
+  --networks K        overlay networks; service i goes on network i % K (10)
+  --agents A          simulated agents, each with its own session (100)
+  --scales S          scale operations to time, one at a time (200)
+  --concurrency C     CreateService calls in flight (32)
+  --baseline-calls B  bare InspectNetwork calls timed for the baseline (max(500, S))
+  --seed X            seed for the choice of services to scale (1)
+  --in-process        run the manager on the main thread instead of a worker thread
+  --shared-connection let all agents share one gRPC connection (grpc-js default)
+  --op-timeout-ms T   give up on one scale operation after T ms (5000)
+  --timeout S         abort the whole run after S seconds (600)
+  --out FILE          where to write the JSON results (bench/results/control-plane.json)`;
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = {
+    services: 1000,
+    replicas: 3,
+    networks: 10,
+    agents: 100,
+    scales: 200,
+    concurrency: 32,
+    seed: 1,
+    baselineCalls: 0,
+    inProcess: false,
+    sharedConnection: false,
+    opTimeoutMs: 5000,
+    timeoutS: 600,
+    out: join(dirname(fileURLToPath(import.meta.url)), "results", "control-plane.json"),
+  };
+  const ints: Record<string, keyof Options> = {
+    "--services": "services",
+    "--replicas": "replicas",
+    "--networks": "networks",
+    "--agents": "agents",
+    "--scales": "scales",
+    "--concurrency": "concurrency",
+    "--seed": "seed",
+    "--baseline-calls": "baselineCalls",
+    "--op-timeout-ms": "opTimeoutMs",
+    "--timeout": "timeoutS",
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    if (flag === "--help" || flag === "-h") {
+      console.log(HELP);
+      process.exit(0);
+    } else if (flag === "--in-process") o.inProcess = true;
+    else if (flag === "--shared-connection") o.sharedConnection = true;
+    else if (flag === "--out") o.out = value();
+    else if (flag in ints) {
+      const v = value();
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} ${v}: not a whole number`);
+      (o as unknown as Record<string, number>)[ints[flag]!] = n;
+    } else throw new Error(`unknown option ${argv[i]}\n${HELP}`);
+  }
+  if (o.services < 1 || o.replicas < 1 || o.networks < 1 || o.agents < 1 || o.concurrency < 1) {
+    throw new Error("--services, --replicas, --networks, --agents and --concurrency must be at least 1");
+  }
+  if (o.networks > 250) throw new Error("--networks: at most 250");
+  if (o.agents > 508) throw new Error("--agents: at most 508 (addresses from 192.0.2.0/24 and 198.51.100.0/24)");
+  if (o.scales % 2 === 1) o.scales++; // up and down in pairs
+  if (o.baselineCalls === 0) o.baselineCalls = Math.max(500, o.scales);
+  return o;
+}
+
+// ---- small helpers -----------------------------------------------------------
+
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const pad = (n: number, width: number) => String(n).padStart(width, "0");
+
+/** mulberry32: a seeded PRNG, so that runs scale the same services. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Summary {
+  n: number;
+  min: number;
+  median: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** Nearest-rank percentiles (p99 of 200 samples is the 198th smallest). */
+function summarize(samples: readonly number[]): Summary {
+  const s = [...samples].sort((a, b) => a - b);
+  const rank = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+  return {
+    n: s.length,
+    min: s[0] ?? NaN,
+    median: rank(50),
+    p90: rank(90),
+    p99: rank(99),
+    max: s[s.length - 1] ?? NaN,
+    mean: s.length ? s.reduce((a, b) => a + b, 0) / s.length : NaN,
+  };
+}
+
+const ms = (x: number) => (Number.isNaN(x) ? "—" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const secs = (x: number) => `${(x / 1000).toFixed(2)} s`;
+const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
+const roundSummary = (s: Summary): Summary =>
+  Object.fromEntries(Object.entries(s).map(([k, v]) => [k, k === "n" ? v : round(v)])) as unknown as Summary;
+
+/** Polls `check` every `everyMs` until it is true; throws after `timeoutMs`. */
+async function until(what: string, check: () => boolean, timeoutMs: number, everyMs = 5): Promise<number> {
+  const deadline = now() + timeoutMs;
+  for (;;) {
+    if (check()) return now();
+    if (now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** Runs `fn(i)` for i in [0, n) with at most `limit` in flight. */
+async function pool(n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < n) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
+}
+
+// ---- progress (stderr) ---------------------------------------------------------
+
+class Progress {
+  private last = "";
+  private lastAt = 0;
+  private readonly tty = Boolean(process.stderr.isTTY);
+  private timer: NodeJS.Timeout | undefined;
+  private readonly started = now();
+
+  constructor(private readonly describe: () => string) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.print(false), this.tty ? 250 : 2000);
+    this.timer.unref();
+  }
+
+  print(force: boolean): void {
+    const line = `[${((now() - this.started) / 1000).toFixed(1).padStart(6)} s] ${this.describe()}`;
+    if (!force && line === this.last) return;
+    this.last = line;
+    this.lastAt = now();
+    if (this.tty) process.stderr.write(`\r\x1b[K${line}`);
+    else process.stderr.write(`${line}\n`);
+  }
+
+  /** A line that stays (a phase finished). */
+  note(text: string): void {
+    if (this.tty) process.stderr.write(`\r\x1b[K`);
+    process.stderr.write(`${text}\n`);
+    void this.lastAt;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    if (this.tty) process.stderr.write(`\r\x1b[K`);
+  }
+}
+
+// ---- the manager: in a worker thread (default) or on this thread -------------------
+
+interface ManagerHost {
+  address: string;
+  where: string;
+  /** Event-loop utilization of the thread the manager runs on. */
+  elu(prev?: EventLoopUtilization): EventLoopUtilization;
+  stop(): Promise<void>;
+}
+
+async function startManagerHost(dataDir: string, inProcess: boolean): Promise<ManagerHost> {
+  if (inProcess) {
+    const m: RunningManager = await startManager({ dataDir, listen: ["127.0.0.1:0"] });
+    return {
+      address: m.addresses[0]!,
+      where: "main thread (shared with the simulated agents)",
+      elu: (prev) => performance.eventLoopUtilization(prev),
+      stop: () => m.stop(),
+    };
+  }
+  // tsx registers its loader on this thread only: the worker registers it again, then loads this file
+  const api = import.meta.resolve("tsx/esm/api");
+  const self = import.meta.url;
+  const worker = new Worker(
+    `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(self)}); })`,
+    { eval: true, workerData: { role: WORKER_ROLE, dataDir }, stdout: false, stderr: false },
+  );
+  const address = await new Promise<string>((resolve, reject) => {
+    worker.once("error", reject);
+    worker.once("exit", (code) => reject(new Error(`manager worker exited (${code}) before it listened`)));
+    worker.once("message", (m: { address?: string; error?: string }) =>
+      m.address ? resolve(m.address) : reject(new Error(`manager failed to start: ${m.error}`)),
+    );
+  });
+  worker.removeAllListeners();
+  worker.on("error", (err) => {
+    console.error(`manager worker failed: ${err.stack ?? err}`);
+    process.exitCode = 2;
+  });
+  return {
+    address,
+    where: "worker thread (its own event loop and core)",
+    elu: (prev) => worker.performance.eventLoopUtilization(prev),
+    stop: async () => {
+      const stopped = new Promise<void>((resolve) => {
+        worker.once("message", () => resolve());
+        worker.once("exit", () => resolve());
+      });
+      worker.postMessage("stop");
+      await Promise.race([stopped, sleep(5000)]);
+      await worker.terminate();
+    },
+  };
+}
+
+async function managerWorkerMain(): Promise<void> {
+  const port = parentPort!;
+  let m: RunningManager;
+  try {
+    m = await startManager({ dataDir: (workerData as { dataDir: string }).dataDir, listen: ["127.0.0.1:0"] });
+  } catch (err) {
+    port.postMessage({ error: err instanceof Error ? err.message : String(err) });
+    return;
+  }
+  port.on("message", async (msg) => {
+    if (msg !== "stop") return;
+    await m.stop();
+    port.postMessage("stopped");
+    port.close();
+  });
+  port.postMessage({ address: m.addresses[0] });
+}
+
+// ---- agents --------------------------------------------------------------------
+
+const hostnameOf = (i: number) => `node${pad(i + 1, 3)}`;
+/** Underlay addresses: labels only, nothing is sent to them. */
+const agentAddr = (i: number, total: number) => {
+  const half = Math.ceil(total / 2);
+  return i < half && i < 254 ? `192.0.2.${i + 1}` : `198.51.100.${i - Math.min(half, 254) + 1}`;
+};
+
+const KEEPALIVE: grpc.ChannelOptions = {
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5_000,
+  "grpc.keepalive_permit_without_calls": 1,
+};
+
+/** A dispatcher client on a connection of its own (grpc-js otherwise shares one per target). */
+function ownConnection(address: string) {
+  return new vipmeshV1.DispatcherService(address, grpc.credentials.createInsecure(), {
+    ...KEEPALIVE,
+    "grpc.use_local_subchannel_pool": 1,
+  });
+}
+
+interface Tracked {
+  agent: SimAgent;
+  index: number;
+  assignments: number;
+}
+
+// ---- the benchmark ---------------------------------------------------------------
+
+interface ScaleSample {
+  op: number;
+  service: string;
+  direction: "up" | "down";
+  sessions: number;
+  firstMs: number;
+  lastMs: number;
+  rpcMs: number;
+  inspectMs: number;
+  timedOut: boolean;
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions(process.argv.slice(2));
+  const tasksTotal = o.services * o.replicas;
+  const perNetwork = Math.ceil(o.services / o.networks);
+  // each network: per service 1 VIP + R tasks, + 1 for a scale-up, + the gateway; doubled for slack, at least a /20
+  const needed = perNetwork * (o.replicas + 2) + 4;
+  const prefix = Math.min(20, 32 - Math.ceil(Math.log2(needed * 2)));
+  if (prefix < 16) throw new Error(`--services/--networks: ${needed} addresses per network need more than a /16`);
+  const subnetOf = (k: number) => `10.${k + 1}.0.0/${prefix}`;
+  const netName = (k: number) => `bench${pad(k, 2)}`;
+  const svcName = (i: number) => `svc${pad(i, 4)}`;
+  const networkOfService = (i: number) => i % o.networks;
+
+  const dir = tempDir("vipmesh-bench-");
+  let manager: ManagerHost | undefined;
+  let client: ClusterServiceClient | undefined;
+  const tracked: Tracked[] = [];
+  let phase = "starting";
+  let progressText = () => phase;
+  const progress = new Progress(() => progressText());
+  const closedUnexpectedly: string[] = [];
+  let closing = false;
+
+  const cleanup = async () => {
+    closing = true;
+    progress.stop();
+    for (const t of tracked) t.agent.stop();
+    client?.close();
+    await manager?.stop();
+    dir.remove();
+  };
+  const watchdog = setTimeout(() => {
+    console.error(`\ncontrol-plane bench: aborted after ${o.timeoutS} s (phase: ${phase})`);
+    void cleanup().finally(() => process.exit(2));
+  }, o.timeoutS * 1000);
+  watchdog.unref();
+  process.once("SIGINT", () => {
+    console.error("\ninterrupted; cleaning up");
+    void cleanup().finally(() => process.exit(130));
+  });
+
+  try {
+    progress.start();
+    const t00 = now();
+    manager = await startManagerHost(dir.path, o.inProcess);
+    const address = manager.address;
+    client = o.sharedConnection
+      ? clusterClient(address)
+      : new vipmeshV1.ClusterService(address, grpc.credentials.createInsecure(), {
+          ...KEEPALIVE,
+          "grpc.use_local_subchannel_pool": 1,
+        });
+    const c = client;
+    progress.note(`manager listening on ${address} (${manager.where}), data in ${dir.path}`);
+
+    // ---- 1. agents -------------------------------------------------------------
+    phase = "agents";
+    let lastAssignmentAt = now();
+    /** Set during a scale operation: sees every assignment as it arrives. */
+    let probe: ((t: Tracked, a: wire.Assignment, at: number) => void) | undefined;
+    let connected = 0;
+    progressText = () => `connecting agents ${connected}/${o.agents}`;
+    await pool(o.agents, 10, async (i) => {
+      const agent = new SimAgent(address, { hostname: hostnameOf(i), addr: agentAddr(i, o.agents) });
+      if (!o.sharedConnection) {
+        agent.client.close();
+        (agent as { client: SimAgent["client"] }).client = ownConnection(address);
+      }
+      const t: Tracked = { agent, index: i, assignments: 0 };
+      agent.on("assignment", (a) => {
+        const at = now();
+        t.assignments++;
+        lastAssignmentAt = at;
+        probe?.(t, a, at);
+      });
+      agent.on("closed", (err) => {
+        if (!closing) closedUnexpectedly.push(`${hostnameOf(i)}: ${err?.message ?? "session ended"}`);
+      });
+      tracked[i] = t;
+      await agent.start();
+      connected++;
+    });
+    const agentsMs = now() - t00;
+    progress.note(`${o.agents} agents connected in ${secs(agentsMs)}`);
+    const alive = () => {
+      if (closedUnexpectedly.length > 0) throw new Error(`sessions closed: ${closedUnexpectedly.slice(0, 3).join("; ")}`);
+    };
+
+    // ---- 2. networks and services ------------------------------------------------------
+    phase = "networks";
+    const networkIds: string[] = [];
+    for (let k = 0; k < o.networks; k++) {
+      const res = await call(c, "createNetwork", {
+        spec: { name: netName(k), driver: "overlay", ipam: [{ subnet: subnetOf(k) }] },
+      });
+      networkIds.push(res.network!.id);
+    }
+    const tasksOnNetwork = new Map<string, number>();
+    for (let i = 0; i < o.services; i++) {
+      const id = networkIds[networkOfService(i)]!;
+      tasksOnNetwork.set(id, (tasksOnNetwork.get(id) ?? 0) + o.replicas);
+    }
+
+    const countRunning = () => {
+      let n = 0;
+      for (const t of tracked) {
+        for (const task of t.agent.view.tasks.values()) {
+          if (task.desiredState === "running" && task.status?.state === "running") n++;
+        }
+      }
+      return n;
+    };
+    /** Agents whose view holds every endpoint of the networks it has, all ready (nothing left to send). */
+    const countComplete = () => {
+      let n = 0;
+      for (const t of tracked) {
+        let expected = 0;
+        for (const id of t.agent.view.networks.keys()) expected += tasksOnNetwork.get(id) ?? 0;
+        let ready = 0;
+        for (const e of t.agent.view.endpoints.values()) if (e.ready) ready++;
+        if (ready === expected && t.agent.view.endpoints.size === expected) n++;
+      }
+      return n;
+    };
+
+    phase = "create";
+    let created = 0;
+    let running = 0;
+    progressText = () => `creating services ${created}/${o.services}; tasks running ${running}/${tasksTotal}`;
+    const createLatencies: number[] = [];
+    const eluCreate0 = manager.elu();
+    const cpuCreate0 = process.cpuUsage();
+    const tCreate0 = now();
+    const runningWatch = setInterval(() => (running = countRunning()), 250);
+    await pool(o.services, o.concurrency, async (i) => {
+      const spec: wire.ServiceSpecInput = {
+        annotations: { name: svcName(i) },
+        taskTemplate: { container: { command: ["vipmesh", "whoami"] } },
+        replicated: { replicas: o.replicas },
+        networks: [{ target: netName(networkOfService(i)) }],
+      };
+      const t0 = now();
+      await call(c, "createService", { spec });
+      createLatencies.push(now() - t0);
+      created++;
+    });
+    const tCreated = now();
+    const createMs = tCreated - tCreate0;
+    alive();
+    progress.note(`${o.services} services created in ${secs(createMs)}`);
+
+    phase = "converge";
+    const limit = Math.max(60_000, o.services * 60);
+    const tRunning = await until(`${tasksTotal} running tasks`, () => (running = countRunning()) >= tasksTotal, limit, 20);
+    let complete = 0;
+    progressText = () => `all ${tasksTotal} tasks running; agent views complete ${complete}/${o.agents}`;
+    const tComplete = await until("every agent view complete", () => (complete = countComplete()) === o.agents, limit, 20);
+    clearInterval(runningWatch);
+    const eluCreate = manager.elu(eluCreate0);
+    const cpuCreate = process.cpuUsage(cpuCreate0);
+    alive();
+    progress.note(`all tasks running after ${secs(tRunning - tCreate0)}; every agent view complete after ${secs(tComplete - tCreate0)}`);
+
+    // the manager's word on it: every service converged, every session that sees it acked
+    phase = "confirm";
+    let confirmed = 0;
+    let sessionsPerService = 0;
+    let notConverged = 0;
+    progressText = () => `manager convergence check ${confirmed}/${o.services}`;
+    const tConfirm0 = now();
+    await pool(o.services, o.concurrency, async (i) => {
+      const last = await new Promise<wire.ServiceConvergence | undefined>((resolve, reject) => {
+        let seen: wire.ServiceConvergence | undefined;
+        const stream = c.watchServiceConvergence({ service: svcName(i) }, { deadline: Date.now() + 30_000 });
+        stream.on("data", (m: wire.ServiceConvergence) => (seen = m));
+        stream.on("error", reject);
+        stream.on("end", () => resolve(seen));
+      });
+      if (!last?.converged || last.nodesAcked !== last.nodesTotal) notConverged++;
+      sessionsPerService += last?.nodesTotal ?? 0;
+      confirmed++;
+    });
+    const tConfirmed = now();
+    if (notConverged > 0) throw new Error(`${notConverged} services did not report converged`);
+    progress.note(`manager confirms ${o.services} services converged (${secs(tConfirmed - tConfirm0)} for the check)`);
+
+    // ---- 3. baseline: a bare unary RPC --------------------------------------------------
+    phase = "baseline";
+    const probeNetwork = networkIds[0]!;
+    const baseline: number[] = [];
+    progressText = () => `baseline InspectNetwork ${baseline.length}/${o.baselineCalls}`;
+    for (let i = 0; i < 50; i++) await call(c, "inspectNetwork", { network: probeNetwork }); // warm-up
+    for (let i = 0; i < o.baselineCalls; i++) {
+      const t0 = now();
+      await call(c, "inspectNetwork", { network: probeNetwork });
+      baseline.push(now() - t0);
+    }
+
+    // ---- 4. scale operations -------------------------------------------------------------
+    phase = "scale";
+    const rand = prng(o.seed);
+    const samples: ScaleSample[] = [];
+    const eluScale0 = manager.elu();
+    const cpuScale0 = process.cpuUsage();
+    progressText = () => {
+      const done = samples.map((s) => s.lastMs);
+      const p = done.length ? summarize(done) : undefined;
+      return `scale ${samples.length}/${o.scales}${p ? `; so far median ${ms(p.median)} ms, max ${ms(p.max)} ms` : ""}`;
+    };
+    const byServiceTasks = (view: SimAgent["view"], serviceId: string) => {
+      const ids = new Set<string>();
+      for (const e of view.endpoints.values()) if (e.serviceId === serviceId) ids.add(e.taskId);
+      return ids;
+    };
+    const quiet = async (q: number, cap: number) => {
+      const deadline = now() + cap;
+      while (now() - lastAssignmentAt < q && now() < deadline) await sleep(2);
+    };
+
+    let service = "";
+    let serviceIndex = 0;
+    for (let op = 0; op < o.scales; op++) {
+      const direction: "up" | "down" = op % 2 === 0 ? "up" : "down";
+      if (direction === "up") {
+        serviceIndex = Math.floor(rand() * o.services);
+        service = svcName(serviceIndex);
+      }
+      const replicas = direction === "up" ? o.replicas + 1 : o.replicas;
+
+      // what the CLI's `service scale` does: read the service for its version and spec, then update
+      const tInspect = now();
+      const current = (await call(c, "inspectService", { service })).service!;
+      const inspectMs = now() - tInspect;
+      const serviceId = current.id;
+      const networkId = networkIds[networkOfService(serviceIndex)]!;
+      const targets = new Set(tracked.filter((t) => t.agent.view.networks.has(networkId)));
+      const sample = targets.values().next().value;
+      const before = sample ? byServiceTasks(sample.agent.view, serviceId) : new Set<string>();
+
+      let hits = 0;
+      let firstAt = NaN;
+      let lastAt = NaN;
+      const changed = new Set<string>(); // endpoint keys that appeared (up) or went (down)
+      const hit = new Set<Tracked>();
+      let done!: () => void;
+      const allSeen = new Promise<void>((r) => (done = r));
+      probe = (t, a, at) => {
+        if (!targets.has(t) || hit.has(t)) return;
+        let seen = false;
+        if (direction === "up") {
+          for (const e of a.endpoints) {
+            if (e.serviceId === serviceId && !before.has(e.taskId)) {
+              seen = true;
+              changed.add(e.key);
+            }
+          }
+        } else {
+          for (const key of a.removedEndpoints) {
+            if (before.has(key.split("/")[0]!)) {
+              seen = true;
+              changed.add(key);
+            }
+          }
+        }
+        if (!seen) return;
+        hit.add(t);
+        hits++;
+        if (hits === 1) firstAt = at;
+        if (hits === targets.size) {
+          lastAt = at;
+          done();
+        }
+      };
+
+      const spec = { ...current.spec!, replicated: { replicas } } as wire.ServiceSpecInput;
+      const t0 = now();
+      let rpcMs = NaN;
+      const updated = call(c, "updateService", { service: serviceId, version: current.version, spec }).then(() => {
+        rpcMs = now() - t0;
+      });
+      let timedOut = false;
+      await Promise.race([allSeen, sleep(o.opTimeoutMs).then(() => (timedOut = true))]);
+      await updated;
+      probe = undefined;
+      alive();
+      samples.push({
+        op,
+        service,
+        direction,
+        sessions: targets.size,
+        firstMs: firstAt - t0,
+        lastMs: timedOut ? NaN : lastAt - t0,
+        rpcMs,
+        inspectMs,
+        timedOut,
+      });
+      if (timedOut) {
+        progress.note(`op ${op} (${service} ${direction}): only ${hits}/${targets.size} sessions saw the change within ${o.opTimeoutMs} ms`);
+      }
+
+      // settle before the next operation, so that operations do not overlap: a new task is
+      // running (its endpoint ready everywhere), a removed one is gone; then no assignment for 10 ms
+      const settled = () => {
+        if (direction === "up") {
+          for (const t of targets) for (const key of changed) if (!t.agent.view.endpoints.get(key)?.ready) return false;
+          return true;
+        }
+        const gone = [...changed].map((k) => k.split("/")[0]!);
+        return tracked.every((t) => gone.every((id) => !t.agent.view.tasks.has(id)));
+      };
+      await until(`${service} to settle`, settled, 10_000, 1).catch(() => {});
+      await quiet(10, 1000);
+    }
+    const eluScale = manager.elu(eluScale0);
+    const cpuScale = process.cpuUsage(cpuScale0);
+    progress.stop();
+
+    // ---- report ------------------------------------------------------------------------
+    const ok = samples.filter((s) => !s.timedOut);
+    const timeouts = samples.length - ok.length;
+    const last = summarize(ok.map((s) => s.lastMs));
+    const first = summarize(samples.filter((s) => !Number.isNaN(s.firstMs)).map((s) => s.firstMs));
+    const up = summarize(ok.filter((s) => s.direction === "up").map((s) => s.lastMs));
+    const down = summarize(ok.filter((s) => s.direction === "down").map((s) => s.lastMs));
+    const rpc = summarize(samples.map((s) => s.rpcMs));
+    const inspect = summarize(samples.map((s) => s.inspectMs));
+    const bare = summarize(baseline);
+    const create = summarize(createLatencies);
+    const sessions = samples.map((s) => s.sessions);
+    const minSessions = Math.min(...sessions);
+    const avgSessions = sessions.reduce((a, b) => a + b, 0) / sessions.length;
+    const pass = timeouts === 0 && last.p99 <= TARGET_P99_MS;
+    const createSeconds = createMs / 1000;
+    const cores = cpus().length;
+    const cpuPct = (u: NodeJS.CpuUsage, wallMs: number) => (((u.user + u.system) / 1000 / wallMs) * 100).toFixed(0);
+
+    const lines: string[] = [];
+    const row = (label: string, s: Summary) =>
+      `  ${label.padEnd(34)}${[s.min, s.median, s.p90, s.p99, s.max].map((x) => ms(x).padStart(8)).join("")}`;
+    lines.push(`vipmesh control-plane benchmark — ${new Date().toISOString()}, node ${process.version}, ${cores} CPU(s)`);
+    lines.push(
+      `manager: ${manager.where}; SQLite store; heartbeat period default; ${o.sharedConnection ? "agents share one gRPC connection" : "one gRPC connection per agent"}`,
+    );
+    lines.push(
+      `setup:   ${o.agents} agents, ${o.networks} overlay networks (/${prefix}), ${o.services} services × ${o.replicas} replicas = ${tasksTotal} tasks, ${o.concurrency} creates in flight`,
+    );
+    lines.push("");
+    lines.push("create");
+    lines.push(
+      `  ${o.services} services in ${secs(createMs)}: ${(o.services / createSeconds).toFixed(1)} services/s, ${(tasksTotal / createSeconds).toFixed(1)} tasks/s` +
+        `   (CreateService RPC median ${ms(create.median)} ms, p99 ${ms(create.p99)} ms)`,
+    );
+    lines.push(
+      `  all ${tasksTotal} tasks running after ${secs(tRunning - tCreate0)} from the first create (${secs(tRunning - tCreated)} after the last)`,
+    );
+    lines.push(
+      `  every agent's view complete and acked after ${secs(tComplete - tCreate0)} (${secs(tComplete - tCreated)} after the last create);` +
+        ` manager confirms ${o.services}/${o.services} services converged, ${(sessionsPerService / o.services).toFixed(1)} sessions per service`,
+    );
+    lines.push(
+      `  manager thread busy ${(eluCreate.utilization * 100).toFixed(0)}% of ${secs(tComplete - tCreate0)}; whole process CPU ${cpuPct(cpuCreate, tComplete - tCreate0)}% (of ${cores * 100}%)`,
+    );
+    lines.push("");
+    lines.push(
+      `scale: ${samples.length} operations one at a time (${o.replicas}→${o.replicas + 1} and back), sessions counted per operation: ` +
+        (minSessions === o.agents ? `all ${o.agents}` : `min ${minSessions}, mean ${avgSessions.toFixed(1)} of ${o.agents} (those whose view has the network)`) +
+        (timeouts ? `; ${timeouts} TIMED OUT` : ""),
+    );
+    lines.push(`  ${"latency, ms".padEnd(34)}${["min", "median", "p90", "p99", "max"].map((h) => h.padStart(8)).join("")}`);
+    lines.push(row("scale → last session (all)", last));
+    lines.push(row("  scale up (endpoint appears)", up));
+    lines.push(row("  scale down (endpoint goes)", down));
+    lines.push(row("scale → first session", first));
+    lines.push(row("UpdateService RPC (response)", rpc));
+    lines.push(row("InspectService RPC (CLI's read)", inspect));
+    lines.push(row(`bare unary RPC (InspectNetwork ×${bare.n})`, bare));
+    lines.push(
+      `  manager thread busy ${(eluScale.utilization * 100).toFixed(0)}% during the scale phase; whole process CPU ${cpuPct(cpuScale, eluScale.idle + eluScale.active)}%`,
+    );
+    lines.push("");
+    lines.push(
+      `scale→all sessions p99: ${ms(last.p99)} ms   vs swarmkit batch window ${SWARMKIT_BATCH_WINDOW_MS} ms (${(last.p99 / SWARMKIT_BATCH_WINDOW_MS).toFixed(2)}×)` +
+        `   vs bare unary RPC p99 ${ms(bare.p99)} ms (${(last.p99 / bare.p99).toFixed(1)}×)`,
+    );
+    lines.push(
+      `scale→all sessions median: ${ms(last.median)} ms   vs swarmkit batch window ${SWARMKIT_BATCH_WINDOW_MS} ms (${(last.median / SWARMKIT_BATCH_WINDOW_MS).toFixed(2)}×)` +
+        `   vs bare unary RPC median ${ms(bare.median)} ms (${(last.median / bare.median).toFixed(1)}×)`,
+    );
+    lines.push(
+      `target p99 ≤ ${TARGET_P99_MS} ms: ${pass ? "PASS" : "FAIL"} (p99 ${ms(last.p99)} ms${timeouts ? `, ${timeouts} operations timed out` : ""})`,
+    );
+    process.stdout.write(`${lines.join("\n")}\n`);
+
+    const result = {
+      benchmark: "control-plane",
+      at: new Date().toISOString(),
+      node: process.version,
+      cpus: cores,
+      options: o,
+      manager: { where: manager.where, address },
+      setup: { agents: o.agents, networks: o.networks, subnetPrefix: prefix, services: o.services, replicas: o.replicas, tasks: tasksTotal },
+      agentsConnectMs: round(agentsMs),
+      create: {
+        ms: round(createMs),
+        servicesPerSecond: round(o.services / createSeconds, 1),
+        tasksPerSecond: round(tasksTotal / createSeconds, 1),
+        rpcMs: roundSummary(create),
+        allRunningMs: round(tRunning - tCreate0),
+        allViewsAckedMs: round(tComplete - tCreate0),
+        convergenceCheckMs: round(tConfirmed - tConfirm0),
+        sessionsPerService: round(sessionsPerService / o.services, 1),
+        managerBusy: round(eluCreate.utilization),
+      },
+      scale: {
+        operations: samples.length,
+        timeouts,
+        sessionsPerOperation: { min: minSessions, mean: round(avgSessions, 1) },
+        toLastSessionMs: roundSummary(last),
+        upMs: roundSummary(up),
+        downMs: roundSummary(down),
+        toFirstSessionMs: roundSummary(first),
+        updateServiceRpcMs: roundSummary(rpc),
+        inspectServiceRpcMs: roundSummary(inspect),
+        managerBusy: round(eluScale.utilization),
+        samples: samples.map((s) => ({ ...s, firstMs: round(s.firstMs), lastMs: round(s.lastMs), rpcMs: round(s.rpcMs), inspectMs: round(s.inspectMs) })),
+      },
+      baseline: {
+        swarmkitBatchWindowMs: SWARMKIT_BATCH_WINDOW_MS,
+        bareUnaryRpcMs: roundSummary(bare),
+      },
+      target: { p99Ms: TARGET_P99_MS, pass },
+    };
+    mkdirSync(dirname(o.out), { recursive: true });
+    writeFileSync(o.out, `${JSON.stringify(result, null, 2)}\n`);
+    process.stderr.write(`results written to ${o.out}\n`);
+    return 0;
+  } finally {
+    clearTimeout(watchdog);
+    await cleanup();
+  }
+}
+
+if (!isMainThread && (workerData as { role?: string } | null)?.role === WORKER_ROLE) {
+  void managerWorkerMain();
+} else if (isMainThread) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+      // everything is closed; should a handle linger, do not hang
+      setTimeout(() => process.exit(code), 3000).unref();
+    },
+    (err: unknown) => {
+      console.error(`\ncontrol-plane bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      process.exitCode = 1;
+      setTimeout(() => process.exit(1), 3000).unref();
+    },
+  );
+}

@@ -1,0 +1,115 @@
+import { describe, expect, it } from "vitest";
+import { eligibleNodes, noNodeReason, type PlacementLoad, pickNode } from "./scheduling.ts";
+import type { Node, NodeAvailability, NodeState, TaskSpec } from "./types.ts";
+
+interface NodeOptions {
+  state?: NodeState;
+  availability?: NodeAvailability;
+  labels?: Record<string, string>;
+}
+
+const node = (hostname: string, o: NodeOptions = {}): Node => ({
+  id: `id-${hostname}`,
+  version: 1,
+  createdAt: "",
+  updatedAt: "",
+  spec: { labels: o.labels ?? {}, availability: o.availability ?? "active" },
+  description: { hostname },
+  status: { state: o.state ?? "ready", message: "", addr: "192.168.0.1" },
+});
+
+const taskSpec = (...constraints: string[]): TaskSpec => ({
+  container: { command: ["run"], env: [] },
+  placement: { constraints },
+  forceUpdate: 0,
+});
+
+/** Load from per-hostname counts: { n1: [serviceTasks, allTasks] }. */
+const load = (counts: Record<string, [number, number]>): PlacementLoad => ({
+  serviceTasks: new Map(Object.entries(counts).map(([h, [s]]) => [`id-${h}`, s])),
+  allTasks: new Map(Object.entries(counts).map(([h, [, a]]) => [`id-${h}`, a])),
+});
+
+const hostnames = (nodes: readonly Node[]) => nodes.map((n) => n.description.hostname);
+
+describe("eligibleNodes", () => {
+  const nodes = [
+    node("ready"),
+    node("down", { state: "down" }),
+    node("unknown", { state: "unknown" }),
+    node("drained", { availability: "drain" }),
+    node("zone-a", { labels: { zone: "a" } }),
+    node("zone-b", { labels: { zone: "b" } }),
+  ];
+
+  it("keeps ready, active nodes only", () => {
+    expect(hostnames(eligibleNodes(nodes, taskSpec()))).toEqual(["ready", "zone-a", "zone-b"]);
+  });
+
+  it("drops nodes that fail a constraint", () => {
+    expect(hostnames(eligibleNodes(nodes, taskSpec("node.labels.zone==a")))).toEqual(["zone-a"]);
+    expect(hostnames(eligibleNodes(nodes, taskSpec("node.labels.zone!=a")))).toEqual(["ready", "zone-b"]);
+    expect(hostnames(eligibleNodes(nodes, taskSpec("node.hostname==down")))).toEqual([]);
+  });
+});
+
+describe("pickNode", () => {
+  const [n1, n2, n3] = [node("n1"), node("n2"), node("n3")];
+  const all = [n3, n1, n2];
+
+  it("picks the node with the fewest tasks of the service", () => {
+    expect(pickNode(all, load({ n1: [2, 2], n2: [1, 9], n3: [2, 0] }))).toBe(n2);
+  });
+
+  it("breaks a tie on service tasks by the fewest tasks overall", () => {
+    expect(pickNode(all, load({ n1: [1, 5], n2: [1, 3], n3: [1, 4] }))).toBe(n2);
+  });
+
+  it("breaks a full tie by hostname", () => {
+    expect(pickNode(all, load({}))).toBe(n1);
+    expect(pickNode([n3, n2], load({ n1: [0, 0] }))).toBe(n2);
+  });
+
+  it("counts a node missing from the load as empty", () => {
+    expect(pickNode(all, load({ n1: [1, 1], n2: [1, 1] }))).toBe(n3);
+  });
+
+  it("spreads a service's replicas over the nodes", () => {
+    const l = load({});
+    const placed: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const n = pickNode(all, l)!;
+      placed.push(n.description.hostname);
+      l.serviceTasks.set(n.id, (l.serviceTasks.get(n.id) ?? 0) + 1);
+      l.allTasks.set(n.id, (l.allTasks.get(n.id) ?? 0) + 1);
+    }
+    expect(placed).toEqual(["n1", "n2", "n3", "n1", "n2", "n3"]);
+  });
+
+  it("returns undefined without candidates", () => {
+    expect(pickNode([], load({}))).toBeUndefined();
+  });
+});
+
+describe("noNodeReason", () => {
+  it.each([
+    { why: "no nodes", nodes: [], reason: "no suitable node (no node has joined the cluster)" },
+    {
+      why: "none ready",
+      nodes: [node("a", { state: "down" }), node("b", { state: "unknown" })],
+      reason: "no suitable node (0 of 2 nodes ready)",
+    },
+    {
+      why: "all ready nodes drained",
+      nodes: [node("a", { availability: "drain" }), node("b", { availability: "drain" }), node("c", { state: "down" })],
+      reason: "no suitable node (all 2 ready nodes are drained)",
+    },
+    {
+      why: "constraints",
+      nodes: [node("a"), node("b"), node("c", { availability: "drain" })],
+      reason: "no suitable node (scheduling constraints not satisfied on 2 nodes)",
+    },
+  ])("explains $why", ({ nodes, reason }) => {
+    expect(noNodeReason(nodes, taskSpec("node.labels.zone==z"))).toBe(reason);
+  });
+});

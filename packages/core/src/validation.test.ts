@@ -1,0 +1,321 @@
+import { describe, expect, it } from "vitest";
+import { expectVipmeshError } from "../test/expect-error.ts";
+import type { NetworkSpec, PortConfig, ServiceSpec } from "./types.ts";
+import {
+  MAX_REPLICAS,
+  normalizeNetworkSpec,
+  normalizePort,
+  normalizeServiceSpec,
+  validateName,
+  validateSubnet,
+} from "./validation.ts";
+
+// The loose shapes the normalizers accept: anything may be missing or mistyped.
+type LooseService = { [K in keyof ServiceSpec]?: unknown };
+type LooseNetwork = { [K in keyof NetworkSpec]?: unknown };
+type LoosePort = { [K in keyof PortConfig]?: unknown };
+
+/** The smallest service input that is valid, plus overrides. */
+const serviceInput = (overrides: LooseService = {}): LooseService => ({
+  annotations: { name: "collabweb" },
+  taskTemplate: { container: { command: ["vipmesh", "whoami"] } },
+  ...overrides,
+});
+
+const withContainer = (container: Record<string, unknown>): LooseService =>
+  serviceInput({ taskTemplate: { container: { command: ["vipmesh", "whoami"], ...container } } });
+
+const withConstraints = (constraints: string[]): LooseService =>
+  serviceInput({ taskTemplate: { container: { command: ["run"] }, placement: { constraints } } });
+
+const withEndpoint = (mode: string | undefined, ports: LoosePort[]): LooseService =>
+  serviceInput({ endpointSpec: { mode, ports } });
+
+const networkInput = (overrides: LooseNetwork = {}): LooseNetwork => ({ name: "appnet", ...overrides });
+
+describe("validateName", () => {
+  it.each(["collabweb", "a", "web-1", "A1", "a".repeat(63)])("accepts the DNS label %j", (name) => {
+    expect(validateName("service", name)).toBe(name);
+  });
+
+  it.each(["-web", "web-", "web_1", "a".repeat(64), "we.b", "web 1"])("rejects %j and names it", (name) => {
+    expectVipmeshError(() => validateName("service", name), "invalid_argument", `service name "${name}"`, "DNS label");
+  });
+
+  it.each([[""], [undefined], [42]])("rejects a missing name (%j)", (name) => {
+    expectVipmeshError(() => validateName("network", name), "invalid_argument", "network name is required");
+  });
+});
+
+describe("validateSubnet", () => {
+  it.each(["10.0.3.0/24", "10.0.0.0/8", "192.168.7.8/29", "172.16.0.0/12"])("accepts %s", (subnet) => {
+    expect(validateSubnet(subnet)).toBe(subnet);
+  });
+
+  it.each([
+    { subnet: "10.0.3.0", mentions: ['"10.0.3.0"', "CIDR"] },
+    { subnet: "300.0.0.0/24", mentions: ['"300.0.0.0/24"'] },
+    { subnet: "10.0.0.0/33", mentions: ['"10.0.0.0/33"'] },
+    { subnet: "10.0.3/24", mentions: ['"10.0.3/24"'] },
+    { subnet: "10.0.3.1/24", mentions: ['"10.0.3.1/24"', "did you mean 10.0.3.0/24?"] },
+    { subnet: "10.0.0.0/30", mentions: ['"10.0.0.0/30"', "/29"] },
+    { subnet: "10.0.0.0/32", mentions: ['"10.0.0.0/32"', "/29"] },
+    { subnet: "10.0.0.0/7", mentions: ['"10.0.0.0/7"', "/8"] },
+  ])("rejects $subnet", ({ subnet, mentions }) => {
+    expectVipmeshError(() => validateSubnet(subnet), "invalid_argument", ...mentions);
+  });
+
+  it("requires a subnet", () => {
+    expectVipmeshError(() => validateSubnet(""), "invalid_argument", "subnet is required");
+  });
+});
+
+describe("normalizePort", () => {
+  it("fills protocol tcp, published 0 and mode ingress", () => {
+    expect(normalizePort({ targetPort: 80 }, "port 1")).toEqual({
+      protocol: "tcp",
+      targetPort: 80,
+      publishedPort: 0,
+      publishMode: "ingress",
+    });
+  });
+
+  it.each(["tcp", "udp", "sctp"] as const)("accepts protocol %s", (protocol) => {
+    expect(normalizePort({ targetPort: 53, protocol }, "port 1").protocol).toBe(protocol);
+  });
+
+  it.each(["ingress", "host"] as const)("accepts publish mode %s", (publishMode) => {
+    expect(normalizePort({ targetPort: 80, publishedPort: 8080, publishMode }, "port 1")).toEqual({
+      protocol: "tcp",
+      targetPort: 80,
+      publishedPort: 8080,
+      publishMode,
+    });
+  });
+
+  it("accepts the edges of the port range", () => {
+    expect(normalizePort({ targetPort: 1, publishedPort: 65535 }, "p")).toMatchObject({
+      targetPort: 1,
+      publishedPort: 65535,
+    });
+  });
+
+  it.each([
+    { input: { targetPort: 0 }, mentions: ["port 1.targetPort: 0 ", "1-65535"] },
+    { input: {}, mentions: ["port 1.targetPort: 0 "] },
+    { input: { targetPort: 70000 }, mentions: ["port 1.targetPort", "70000"] },
+    { input: { targetPort: 80.5 }, mentions: ["port 1.targetPort", "80.5"] },
+    { input: { targetPort: "http" }, mentions: ["port 1.targetPort", "http"] },
+    { input: { targetPort: 80, publishedPort: 70000 }, mentions: ["port 1.publishedPort", "70000"] },
+    { input: { targetPort: 80, publishedPort: -1 }, mentions: ["port 1.publishedPort", "-1"] },
+    { input: { targetPort: 80, protocol: "icmp" }, mentions: ["port 1.protocol", '"icmp"', "tcp, udp, sctp"] },
+    { input: { targetPort: 80, publishMode: "bridge" }, mentions: ["port 1.publishMode", '"bridge"'] },
+  ])("rejects $input", ({ input, mentions }) => {
+    expectVipmeshError(() => normalizePort(input, "port 1"), "invalid_argument", ...mentions);
+  });
+});
+
+describe("normalizeServiceSpec", () => {
+  it("fills every default", () => {
+    expect(normalizeServiceSpec(serviceInput())).toEqual({
+      annotations: { name: "collabweb", labels: {} },
+      taskTemplate: {
+        container: { command: ["vipmesh", "whoami"], env: [], healthcheck: null },
+        placement: { constraints: [] },
+        forceUpdate: 0,
+      },
+      replicated: { replicas: 1 },
+      networks: [],
+      endpointSpec: { mode: "vip", ports: [] },
+      updateConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5000, order: "stop-first" },
+      rollbackConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5000, order: "stop-first" },
+    });
+  });
+
+  it("fills port defaults: tcp, ingress", () => {
+    const spec = normalizeServiceSpec(withEndpoint(undefined, [{ targetPort: 80 }]));
+    expect(spec.endpointSpec).toEqual({
+      mode: "vip",
+      ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" }],
+    });
+  });
+
+  it("keeps given update config fields and defaults the rest", () => {
+    const spec = normalizeServiceSpec(serviceInput({ updateConfig: { parallelism: 2, order: "start-first" } }));
+    expect(spec.updateConfig).toEqual({
+      parallelism: 2,
+      delayMs: 0,
+      failureAction: "pause",
+      monitorMs: 5000,
+      order: "start-first",
+    });
+  });
+
+  it("makes a global service when asked", () => {
+    const spec = normalizeServiceSpec(serviceInput({ global: {} }));
+    expect(spec.global).toEqual({});
+    expect(spec.replicated).toBeUndefined();
+  });
+
+  it.each([0, 1, 5, MAX_REPLICAS])("accepts %i replicas", (replicas) => {
+    expect(normalizeServiceSpec(serviceInput({ replicated: { replicas } })).replicated).toEqual({ replicas });
+  });
+
+  it.each([-1, 1.5, MAX_REPLICAS + 1, "many"])("rejects %j replicas and names the value", (replicas) => {
+    expectVipmeshError(
+      () => normalizeServiceSpec(serviceInput({ replicated: { replicas } })),
+      "invalid_argument",
+      "replicas",
+      String(replicas),
+    );
+  });
+
+  it.each(["vip", "dnsrr"] as const)("accepts endpoint mode %s", (mode) => {
+    expect(normalizeServiceSpec(withEndpoint(mode, [])).endpointSpec.mode).toBe(mode);
+  });
+
+  it("accepts dnsrr with a host-mode published port", () => {
+    const spec = normalizeServiceSpec(
+      withEndpoint("dnsrr", [{ targetPort: 80, publishedPort: 8080, publishMode: "host" }]),
+    );
+    expect(spec.endpointSpec.ports).toEqual([
+      { protocol: "tcp", targetPort: 80, publishedPort: 8080, publishMode: "host" },
+    ]);
+  });
+
+  it("accepts the same published port number on tcp and udp", () => {
+    const spec = normalizeServiceSpec(
+      withEndpoint("vip", [
+        { targetPort: 53, publishedPort: 53, protocol: "tcp" },
+        { targetPort: 53, publishedPort: 53, protocol: "udp" },
+      ]),
+    );
+    expect(spec.endpointSpec.ports.map((p) => p.protocol)).toEqual(["tcp", "udp"]);
+  });
+
+  it("accepts env of the form KEY=value (the value may be empty or hold '=')", () => {
+    const env = ["A=1", "_UNDER=x", "EMPTY=", "URL=a=b"];
+    expect(normalizeServiceSpec(withContainer({ env })).taskTemplate.container.env).toEqual(env);
+  });
+
+  it("accepts valid constraints", () => {
+    const constraints = ["node.hostname==n1", "node.id!=abc", "node.labels.zone == a"];
+    expect(normalizeServiceSpec(withConstraints(constraints)).taskTemplate.placement.constraints).toEqual(constraints);
+  });
+
+  it.each([
+    { why: "no spec", input: null, mentions: ["service spec is required"] },
+    { why: "no name", input: serviceInput({ annotations: {} }), mentions: ["service name is required"] },
+    { why: "a bad name", input: serviceInput({ annotations: { name: "web_1" } }), mentions: ['"web_1"'] },
+    { why: "no command", input: serviceInput({ taskTemplate: {} }), mentions: ["command is required"] },
+    { why: "an unknown endpoint mode", input: withEndpoint("roundrobin", []), mentions: ['"roundrobin"', "vip, dnsrr"] },
+    {
+      why: "dnsrr with an ingress port",
+      input: withEndpoint("dnsrr", [{ targetPort: 80, publishedPort: 8080 }]),
+      mentions: ["port 80/tcp", "dnsrr", "mode=host"],
+    },
+    {
+      why: "dnsrr with a port defaulting to ingress",
+      input: withEndpoint("dnsrr", [{ targetPort: 53, protocol: "udp" }]),
+      mentions: ["port 53/udp", "dnsrr"],
+    },
+    {
+      why: "a port given twice",
+      input: withEndpoint("vip", [
+        { targetPort: 80, publishedPort: 8080 },
+        { targetPort: 81, publishedPort: 8080 },
+      ]),
+      mentions: ["8080/tcp", "twice"],
+    },
+    { why: "a bad port", input: withEndpoint("vip", [{ targetPort: 70000 }]), mentions: ["port 1.targetPort", "70000"] },
+    { why: "a bad protocol", input: withEndpoint("vip", [{ targetPort: 80, protocol: "icmp" }]), mentions: ['"icmp"'] },
+    {
+      why: "a bad publish mode",
+      input: withEndpoint("vip", [{ targetPort: 80, publishMode: "bridge" }]),
+      mentions: ['"bridge"', "ingress, host"],
+    },
+    { why: "env without '='", input: withContainer({ env: ["NOVALUE"] }), mentions: ['env "NOVALUE"', "KEY=value"] },
+    { why: "env without a key", input: withContainer({ env: ["=x"] }), mentions: ['env "=x"'] },
+    { why: "env with a bad key", input: withContainer({ env: ["1A=x"] }), mentions: ['env "1A=x"'] },
+    { why: "env with a space in the key", input: withContainer({ env: ["A B=x"] }), mentions: ['env "A B=x"'] },
+    { why: "env that is not a list of strings", input: withContainer({ env: [1] }), mentions: ["env"] },
+    { why: "an unknown constraint key", input: withConstraints(["node.role==manager"]), mentions: ['"node.role==manager"'] },
+    { why: "a constraint with '='", input: withConstraints(["node.hostname=n1"]), mentions: ['"node.hostname=n1"'] },
+    { why: "a constraint without value", input: withConstraints(["node.labels.zone=="]), mentions: ['"node.labels.zone=="'] },
+    {
+      why: "replicated and global",
+      input: serviceInput({ replicated: { replicas: 1 }, global: {} }),
+      mentions: ["replicated or global"],
+    },
+    { why: "a network without target", input: serviceInput({ networks: [{}] }), mentions: ["network 1", "target"] },
+    {
+      why: "a bad update parallelism",
+      input: serviceInput({ updateConfig: { parallelism: -2 } }),
+      mentions: ["update.parallelism", "-2"],
+    },
+    {
+      why: "a bad failure action",
+      input: serviceInput({ rollbackConfig: { failureAction: "explode" } }),
+      mentions: ["rollback.failureAction", '"explode"'],
+    },
+    { why: "a bad label key", input: serviceInput({ annotations: { name: "web", labels: { "a b": "x" } } }), mentions: ['"a b"'] },
+  ])("rejects $why", ({ input, mentions }) => {
+    expectVipmeshError(() => normalizeServiceSpec(input), "invalid_argument", ...mentions);
+  });
+});
+
+describe("normalizeNetworkSpec", () => {
+  it("fills defaults", () => {
+    expect(normalizeNetworkSpec(networkInput())).toEqual({
+      name: "appnet",
+      driver: "overlay",
+      labels: {},
+      options: {},
+      ipam: [],
+      ingress: false,
+    });
+  });
+
+  it("keeps a valid subnet and leaves the gateway to the allocator", () => {
+    expect(normalizeNetworkSpec(networkInput({ ipam: [{ subnet: "10.0.3.0/24" }] })).ipam).toEqual([
+      { subnet: "10.0.3.0/24", gateway: "" },
+    ]);
+  });
+
+  it('accepts the "encrypted" option', () => {
+    expect(normalizeNetworkSpec(networkInput({ options: { encrypted: "" } })).options).toEqual({ encrypted: "" });
+  });
+
+  it("marks an ingress network only when ingress is exactly true", () => {
+    expect(normalizeNetworkSpec(networkInput({ ingress: true })).ingress).toBe(true);
+    expect(normalizeNetworkSpec(networkInput({ ingress: "yes" })).ingress).toBe(false);
+  });
+
+  it.each([
+    { why: "no spec", input: null, mentions: ["network spec is required"] },
+    { why: "no name", input: networkInput({ name: "" }), mentions: ["network name is required"] },
+    { why: "a name with a dot", input: networkInput({ name: "app.net" }), mentions: ['"app.net"'] },
+    { why: "an unknown driver", input: networkInput({ driver: "bridge" }), mentions: ['"bridge"', "overlay"] },
+    { why: "a subnet without prefix", input: networkInput({ ipam: [{ subnet: "10.0.3.0" }] }), mentions: ['"10.0.3.0"'] },
+    {
+      why: "a subnet with host bits",
+      input: networkInput({ ipam: [{ subnet: "10.0.3.1/24" }] }),
+      mentions: ['"10.0.3.1/24"', "10.0.3.0/24"],
+    },
+    { why: "a /30", input: networkInput({ ipam: [{ subnet: "10.0.0.0/30" }] }), mentions: ['"10.0.0.0/30"'] },
+    {
+      why: "two subnets",
+      input: networkInput({ ipam: [{ subnet: "10.0.3.0/24" }, { subnet: "10.0.4.0/24" }] }),
+      mentions: ["one subnet"],
+    },
+    {
+      why: "a custom gateway",
+      input: networkInput({ ipam: [{ subnet: "10.0.3.0/24", gateway: "10.0.3.254" }] }),
+      mentions: ["gateway"],
+    },
+    { why: "an unknown option", input: networkInput({ options: { mtu: "1400" } }), mentions: ['"mtu"', "encrypted"] },
+    { why: "an option with a non-string value", input: networkInput({ options: { encrypted: true } }), mentions: ['"encrypted"'] },
+  ])("rejects $why", ({ input, mentions }) => {
+    expectVipmeshError(() => normalizeNetworkSpec(input), "invalid_argument", ...mentions);
+  });
+});

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what vipmesh needs, when it is missing: Debian packages first (as
+# root), then the npm packages of the lock file. Safe to run again: it does
+# nothing when everything is there. Called by `npm start` and `npm test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# command -> Debian package. make/g++/python3 build better-sqlite3 when no
+# prebuilt binary can be fetched.
+declare -A wanted=([ip]=iproute2 [make]=make [g++]=g++ [python3]=python3)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+done
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "bootstrap: missing Debian packages: ${missing[*]} (run as root, or apt-get install them)" >&2
+    exit 1
+  fi
+  echo "bootstrap: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages: install when node_modules is missing or older than the lock file
+stamp=node_modules/.vipmesh-installed
+if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
+  echo "bootstrap: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
