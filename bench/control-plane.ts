@@ -52,6 +52,8 @@ interface Options {
   baselineCalls: number;
   inProcess: boolean;
   sharedConnection: boolean;
+  /** Which network service i joins: i % K ("modulo", as the issue says) or block-wise ("blocks"). */
+  layout: "modulo" | "blocks";
   /** Per scale operation: give up waiting for the sessions after this long. */
   opTimeoutMs: number;
   /** Whole run: abort (and clean up) after this long. */
@@ -68,6 +70,10 @@ const HELP = `usage: npx tsx bench/control-plane.ts [options]
   --concurrency C     CreateService calls in flight (32)
   --baseline-calls B  bare InspectNetwork calls timed for the baseline (max(500, S))
   --seed X            seed for the choice of services to scale (1)
+  --layout L          modulo: service i on network i % K (default); blocks: services
+                      0..S/K-1 on the first network, and so on. With the spread scheduler,
+                      modulo puts each network's services on the same ~30% of the nodes,
+                      blocks spreads every network over every node (each view holds everything)
   --in-process        run the manager on the main thread instead of a worker thread
   --shared-connection let all agents share one gRPC connection (grpc-js default)
   --op-timeout-ms T   give up on one scale operation after T ms (5000)
@@ -86,6 +92,7 @@ function parseOptions(argv: string[]): Options {
     baselineCalls: 0,
     inProcess: false,
     sharedConnection: false,
+    layout: "modulo",
     opTimeoutMs: 5000,
     timeoutS: 600,
     out: join(dirname(fileURLToPath(import.meta.url)), "results", "control-plane.json"),
@@ -115,6 +122,11 @@ function parseOptions(argv: string[]): Options {
     } else if (flag === "--in-process") o.inProcess = true;
     else if (flag === "--shared-connection") o.sharedConnection = true;
     else if (flag === "--out") o.out = value();
+    else if (flag === "--layout") {
+      const v = value();
+      if (v !== "modulo" && v !== "blocks") throw new Error(`--layout ${v}: modulo or blocks`);
+      o.layout = v;
+    }
     else if (flag in ints) {
       const v = value();
       const n = Number(v);
@@ -137,6 +149,13 @@ function parseOptions(argv: string[]): Options {
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const pad = (n: number, width: number) => String(n).padStart(width, "0");
+
+/** CPU time (ms) all cores spent busy since boot, from os.cpus(). */
+function machineBusyMs(): number {
+  let busy = 0;
+  for (const c of cpus()) busy += c.times.user + c.times.nice + c.times.sys + c.times.irq;
+  return busy;
+}
 
 /** mulberry32: a seeded PRNG, so that runs scale the same services. */
 function prng(seed: number): () => number {
@@ -365,7 +384,8 @@ async function main(): Promise<number> {
   const subnetOf = (k: number) => `10.${k + 1}.0.0/${prefix}`;
   const netName = (k: number) => `bench${pad(k, 2)}`;
   const svcName = (i: number) => `svc${pad(i, 4)}`;
-  const networkOfService = (i: number) => i % o.networks;
+  const networkOfService = (i: number) =>
+    o.layout === "modulo" ? i % o.networks : Math.min(o.networks - 1, Math.floor((i * o.networks) / o.services));
 
   const dir = tempDir("vipmesh-bench-");
   let manager: ManagerHost | undefined;
@@ -398,6 +418,11 @@ async function main(): Promise<number> {
   try {
     progress.start();
     const t00 = now();
+    const machine0 = machineBusyMs();
+    const self0 = process.cpuUsage();
+    /** When each phase ended, in ms from the start (to line up with a CPU profile). */
+    const timeline: Record<string, number> = {};
+    const mark = (name: string) => (timeline[name] = round(now() - t00, 1));
     manager = await startManagerHost(dir.path, o.inProcess);
     const address = manager.address;
     client = o.sharedConnection
@@ -437,6 +462,7 @@ async function main(): Promise<number> {
       connected++;
     });
     const agentsMs = now() - t00;
+    mark("agentsConnected");
     progress.note(`${o.agents} agents connected in ${secs(agentsMs)}`);
     const alive = () => {
       if (closedUnexpectedly.length > 0) throw new Error(`sessions closed: ${closedUnexpectedly.slice(0, 3).join("; ")}`);
@@ -487,6 +513,7 @@ async function main(): Promise<number> {
     const eluCreate0 = manager.elu();
     const cpuCreate0 = process.cpuUsage();
     const tCreate0 = now();
+    mark("createStart");
     const runningWatch = setInterval(() => (running = countRunning()), 250);
     await pool(o.services, o.concurrency, async (i) => {
       const spec: wire.ServiceSpecInput = {
@@ -502,6 +529,7 @@ async function main(): Promise<number> {
     });
     const tCreated = now();
     const createMs = tCreated - tCreate0;
+    mark("createEnd");
     alive();
     progress.note(`${o.services} services created in ${secs(createMs)}`);
 
@@ -512,6 +540,8 @@ async function main(): Promise<number> {
     progressText = () => `all ${tasksTotal} tasks running; agent views complete ${complete}/${o.agents}`;
     const tComplete = await until("every agent view complete", () => (complete = countComplete()) === o.agents, limit, 20);
     clearInterval(runningWatch);
+    timeline.allRunning = round(tRunning - t00, 1);
+    timeline.allViewsComplete = round(tComplete - t00, 1);
     const eluCreate = manager.elu(eluCreate0);
     const cpuCreate = process.cpuUsage(cpuCreate0);
     alive();
@@ -537,6 +567,7 @@ async function main(): Promise<number> {
       confirmed++;
     });
     const tConfirmed = now();
+    mark("convergenceConfirmed");
     if (notConverged > 0) throw new Error(`${notConverged} services did not report converged`);
     progress.note(`manager confirms ${o.services} services converged (${secs(tConfirmed - tConfirm0)} for the check)`);
 
@@ -554,6 +585,7 @@ async function main(): Promise<number> {
 
     // ---- 4. scale operations -------------------------------------------------------------
     phase = "scale";
+    mark("baselineEnd");
     const rand = prng(o.seed);
     const samples: ScaleSample[] = [];
     const eluScale0 = manager.elu();
@@ -668,6 +700,7 @@ async function main(): Promise<number> {
       await quiet(10, 1000);
     }
     const eluScale = manager.elu(eluScale0);
+    mark("scaleEnd");
     const cpuScale = process.cpuUsage(cpuScale0);
     progress.stop();
 
@@ -686,6 +719,10 @@ async function main(): Promise<number> {
     const minSessions = Math.min(...sessions);
     const avgSessions = sessions.reduce((a, b) => a + b, 0) / sessions.length;
     const pass = timeouts === 0 && last.p99 <= TARGET_P99_MS;
+    // CPU the rest of the machine used meanwhile: a busy machine makes the figures unreliable
+    const wallMs = now() - t00;
+    const selfCpu = process.cpuUsage(self0);
+    const othersPct = Math.max(0, ((machineBusyMs() - machine0 - (selfCpu.user + selfCpu.system) / 1000) / (wallMs * cpus().length)) * 100);
     const createSeconds = createMs / 1000;
     const cores = cpus().length;
     const cpuPct = (u: NodeJS.CpuUsage, wallMs: number) => (((u.user + u.system) / 1000 / wallMs) * 100).toFixed(0);
@@ -698,7 +735,12 @@ async function main(): Promise<number> {
       `manager: ${manager.where}; SQLite store; heartbeat period default; ${o.sharedConnection ? "agents share one gRPC connection" : "one gRPC connection per agent"}`,
     );
     lines.push(
-      `setup:   ${o.agents} agents, ${o.networks} overlay networks (/${prefix}), ${o.services} services × ${o.replicas} replicas = ${tasksTotal} tasks, ${o.concurrency} creates in flight`,
+      `setup:   ${o.agents} agents, ${o.networks} overlay networks (/${prefix}), ${o.services} services × ${o.replicas} replicas = ${tasksTotal} tasks` +
+        ` (service i on network ${o.layout === "modulo" ? "i % K" : "⌊i·K/S⌋"}), ${o.concurrency} creates in flight`,
+    );
+    lines.push(
+      `machine: other processes used ${othersPct.toFixed(0)}% of the ${cpus().length} CPUs during the run` +
+        (othersPct > 10 ? " — WARNING: a busy machine; the figures below are not reliable" : ""),
     );
     lines.push("");
     lines.push("create");
@@ -752,10 +794,13 @@ async function main(): Promise<number> {
       at: new Date().toISOString(),
       node: process.version,
       cpus: cores,
+      otherProcessesCpuPct: round(othersPct, 1),
+      wallMs: round(wallMs),
       options: o,
       manager: { where: manager.where, address },
       setup: { agents: o.agents, networks: o.networks, subnetPrefix: prefix, services: o.services, replicas: o.replicas, tasks: tasksTotal },
       agentsConnectMs: round(agentsMs),
+      timelineMs: timeline,
       create: {
         ms: round(createMs),
         servicesPerSecond: round(o.services / createSeconds, 1),

@@ -8,6 +8,7 @@ const convergence = {
   nodesTotal: 3,
   nodesAcked: 3,
   converged: false,
+  failed: false,
   updateState: "",
   message: "",
 };

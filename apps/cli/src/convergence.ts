@@ -52,7 +52,8 @@ export interface ConvergenceWait {
 /**
  * Resolves once the manager reports the service converged. Rejects with
  * CommandFailed when the manager ends the watch with an error (the update
- * paused or rolled back), ends it early, or the timeout passes first.
+ * failed: paused, or rolled back by its failure action), ends it early, or
+ * the timeout passes first.
  */
 export function waitForConvergence(conn: ManagerConnection, io: Io, wait: ConvergenceWait): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -83,11 +84,11 @@ export function waitForConvergence(conn: ManagerConnection, io: Io, wait: Conver
     stream.on("data", (c: wire.ServiceConvergence) => {
       latest = c;
       progress.show(`${wait.label}: ${progressSummary(c)}`);
-      if (c.converged) {
-        progress.end();
-        io.stderr(`${wait.label}: converged\n`);
-        finish();
-      }
+      // a failed update ends the stream with an error, which says why
+      if (!c.converged || c.failed) return;
+      progress.end();
+      io.stderr(`${wait.label}: converged\n`);
+      finish();
     });
     stream.on("error", (err) => finish(conn.failure(err)));
     stream.on("end", () =>

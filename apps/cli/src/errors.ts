@@ -31,10 +31,10 @@ export function expectedErrorMessage(err: unknown): string | undefined {
  * Runs `fn` for each target like `docker rm a b c`: a target that fails is
  * reported and the rest still run; the command then exits 1.
  */
-export async function forEachTarget(
-  targets: readonly string[],
+export async function forEachTarget<T>(
+  targets: readonly T[],
   report: (text: string) => void,
-  fn: (target: string) => Promise<void>,
+  fn: (target: T) => Promise<void>,
 ): Promise<void> {
   let failed = false;
   for (const target of targets) {

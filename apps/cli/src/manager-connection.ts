@@ -41,7 +41,8 @@ export class ManagerConnection {
 }
 
 // grpc-js's own words for a connection that could not be made or was lost.
-const CONNECTION_FAILURE = /^(No connection established|Connection dropped|Failed to connect)|ECONNREFUSED|ENOENT|ECONNRESET|EHOSTUNREACH|ENETUNREACH/;
+const CONNECTION_FAILURE =
+  /^(No connection established|Connection dropped|Failed to connect)|ECONNREFUSED|ENOENT|ECONNRESET|EHOSTUNREACH|ENETUNREACH/;
 
 export function describeManagerError(err: Pick<ServiceError, "code" | "details">, address: string): string {
   if (err.code === status.DEADLINE_EXCEEDED) {

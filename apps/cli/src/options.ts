@@ -2,7 +2,7 @@
 // by commander with the flag's name.
 
 import { type Command, InvalidArgumentError, Option } from "commander";
-import type { UpdateConfig } from "@vipmesh/core";
+import { FAILURE_ACTIONS, UPDATE_ORDERS, type UpdateConfig } from "@vipmesh/core";
 import { DEFAULT_CONVERGENCE_TIMEOUT_MS } from "./convergence.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 
@@ -13,7 +13,10 @@ import { formatDuration, parseDuration } from "./duration.ts";
 export const collect = (value: string, previous: readonly string[] = []): string[] => [...previous, value];
 
 /** For repeatable KEY=VALUE flags; `KEY` alone means an empty value, as in docker. */
-export function collectKeyValue(value: string, previous: Readonly<Record<string, string>> = {}): Record<string, string> {
+export function collectKeyValue(
+  value: string,
+  previous: Readonly<Record<string, string>> = {},
+): Record<string, string> {
   const eq = value.indexOf("=");
   const key = eq === -1 ? value : value.slice(0, eq);
   if (key === "") throw new InvalidArgumentError("expected KEY=VALUE");
@@ -50,9 +53,9 @@ export function addUpdateConfigOptions(cmd: Command): Command {
   return cmd
     .option("--update-parallelism <n>", "tasks replaced at a time (0 = all at once)", wholeNumber)
     .option("--update-delay <duration>", "wait between replacing batches, e.g. 10s", duration)
-    .addOption(choice("--update-failure-action <action>", "what to do when a new task fails", ["pause", "rollback", "continue"]))
+    .addOption(choice("--update-failure-action <action>", "what to do when a new task fails", FAILURE_ACTIONS))
     .option("--update-monitor <duration>", "how long a new task must keep running to count as updated", duration)
-    .addOption(choice("--update-order <order>", "stop the old task first, or start the new one first", ["stop-first", "start-first"]));
+    .addOption(choice("--update-order <order>", "stop the old task first, or start the new one first", UPDATE_ORDERS));
 }
 
 export function updateConfigFrom(o: UpdateConfigOptions): Partial<UpdateConfig> {

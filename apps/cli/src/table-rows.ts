@@ -56,7 +56,8 @@ export function taskRows(
   );
   return sorted.map((t, i) => {
     const previous = sorted[i - 1];
-    const isHistory = previous !== undefined && previous.serviceId === t.serviceId && taskName(previous) === taskName(t);
+    const isHistory =
+      previous !== undefined && previous.serviceId === t.serviceId && taskName(previous) === taskName(t);
     return [
       shortId(t.id),
       isHistory ? ` \\_ ${taskName(t)}` : taskName(t),

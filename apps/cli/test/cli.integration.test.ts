@@ -1,13 +1,16 @@
 // The CLI against a real manager on 127.0.0.1:0, run in-process through
-// run(argv, io) with captured output. No agents join, so nothing converges.
+// run(argv, io) with captured output. The main manager has no agents, so
+// nothing converges there; a second one has a simulated agent for the waits.
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { call, dispatcherClient } from "@vipmesh/api";
 import { startManager } from "@vipmesh/manager";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Io } from "../src/io.ts";
 import { run } from "../src/program.ts";
+import { SimAgent } from "@vipmesh/testing";
 
 interface Result {
   code: number;
@@ -15,22 +18,24 @@ interface Result {
   stderr: string;
 }
 
-let manager: Awaited<ReturnType<typeof startManager>>;
-let dataDir: string;
-let host: string;
+interface TestManager {
+  host: string;
+  stop(): Promise<void>;
+}
 
-beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "vipmesh-cli-"));
-  manager = await startManager({ dataDir, listen: ["127.0.0.1:0"] });
-  host = manager.addresses[0]!;
-});
+async function startTestManager(options: { restartDelayMs?: number } = {}): Promise<TestManager> {
+  const dataDir = mkdtempSync(join(tmpdir(), "vipmesh-cli-"));
+  const manager = await startManager({ dataDir, listen: ["127.0.0.1:0"], ...options });
+  return {
+    host: manager.addresses[0]!,
+    stop: async () => {
+      await manager.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
 
-afterAll(async () => {
-  await manager?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-});
-
-async function vipmesh(...argv: string[]): Promise<Result> {
+async function runCli(argv: string[]): Promise<Result> {
   let stdout = "";
   let stderr = "";
   const io: Io = {
@@ -40,9 +45,17 @@ async function vipmesh(...argv: string[]): Promise<Result> {
     interactive: false,
     now: () => new Date(),
   };
-  const code = await run(["--host", host, ...argv], io);
+  const code = await run(argv, io);
   return { code, stdout, stderr };
 }
+
+let manager: TestManager;
+beforeAll(async () => {
+  manager = await startTestManager();
+});
+afterAll(() => manager?.stop());
+
+const vipmesh = (...argv: string[]) => runCli(["--host", manager.host, ...argv]);
 
 async function json<T = any>(...argv: string[]): Promise<T> {
   const r = await vipmesh(...argv);
@@ -136,6 +149,22 @@ describe("services", () => {
     expect(service.Spec.Mode).toEqual({ Replicated: { Replicas: 3 } });
   });
 
+  it("rolls a service back to its previous spec", async () => {
+    expect(await vipmesh("service", "rollback", "--detach", "web")).toMatchObject({ code: 0, stdout: "web\n" });
+    const [service] = await json("service", "inspect", "web");
+    expect(service.Spec.Mode).toEqual({ Replicated: { Replicas: 2 } });
+    expect(service.PreviousSpec.Mode).toEqual({ Replicated: { Replicas: 3 } });
+  });
+
+  it("creates a global service and refuses to scale it", async () => {
+    expect((await vipmesh("service", "create", "-d", "--name", "agent", "--mode", "global", "--", "true")).code).toBe(0);
+    const [service] = await json("service", "inspect", "agent");
+    expect(service.Spec.Mode).toEqual({ Global: {} });
+    const scaled = await vipmesh("service", "scale", "-d", "agent=2");
+    expect(scaled.code).toBe(1);
+    expect(scaled.stderr).toMatch(/^Error: service agent is global/);
+  });
+
   it("rejects a bad --publish with a readable message and exit 1", async () => {
     const r = await vipmesh("service", "create", "--detach", "--name", "bad", "--publish", "70000", "--", "true");
     expect(r.code).toBe(1);
@@ -158,6 +187,31 @@ describe("services", () => {
   });
 });
 
+describe("nodes", () => {
+  it("lists, updates, inspects and removes a registered node", async () => {
+    const dispatcher = dispatcherClient(manager.host);
+    const { nodeId } = await call(dispatcher, "register", { hostname: "node-1", addr: "192.168.50.11" });
+    dispatcher.close();
+
+    const nodes = await json<any[]>("node", "ls", "--json");
+    expect(nodes).toContainEqual(
+      expect.objectContaining({ ID: nodeId, Description: { Hostname: "node-1" }, Spec: expect.anything() }),
+    );
+    const table = await vipmesh("node", "ls");
+    expect(table.stdout).toMatch(/^ID\s+HOSTNAME\s+STATUS\s+AVAILABILITY\s+ADDRESS\n/);
+    expect(table.stdout).toContain("node-1");
+
+    const updated = await vipmesh("node", "update", "--availability", "drain", "--label-add", "zone=a", "node-1");
+    expect(updated).toMatchObject({ code: 0, stdout: "node-1\n" });
+    const [node] = await json("node", "inspect", "node-1");
+    expect(node.Spec).toEqual({ Availability: "drain", Labels: { zone: "a" } });
+    expect(node.Status.Addr).toBe("192.168.50.11");
+
+    expect(await vipmesh("node", "rm", "--force", "node-1")).toMatchObject({ code: 0, stdout: "node-1\n" });
+    expect(await json("node", "ls", "--json")).toEqual([]);
+  });
+});
+
 describe("errors", () => {
   it("exits 2 on usage errors", async () => {
     expect((await vipmesh("service", "scale", "web")).code).toBe(2);
@@ -166,17 +220,72 @@ describe("errors", () => {
   });
 
   it("names the address of a manager it cannot reach", async () => {
-    let stderr = "";
-    const io: Io = { stdout: () => {}, stderr: (t) => void (stderr += t), env: {}, interactive: false, now: () => new Date() };
-    const code = await run(["--host", "127.0.0.1:1", "node", "ls"], io);
-    expect(code).toBe(1);
-    expect(stderr).toMatch(/^Error: cannot reach the vipmesh manager at 127\.0\.0\.1:1 /);
+    const r = await runCli(["--host", "127.0.0.1:1", "node", "ls"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^Error: cannot reach the vipmesh manager at 127\.0\.0\.1:1 /);
   });
 
   it("asks for --host or VIPMESH_HOST when neither is given", async () => {
-    let stderr = "";
-    const io: Io = { stdout: () => {}, stderr: (t) => void (stderr += t), env: {}, interactive: false, now: () => new Date() };
-    expect(await run(["service", "ls"], io)).toBe(2);
-    expect(stderr).toContain("pass --host ADDR or set VIPMESH_HOST");
+    const r = await runCli(["service", "ls"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("pass --host ADDR or set VIPMESH_HOST");
+  });
+});
+
+describe("waiting for convergence with an agent", () => {
+  let converging: TestManager;
+  let agent: SimAgent;
+  const cli = (...argv: string[]) => runCli(["--host", converging.host, ...argv]);
+
+  beforeAll(async () => {
+    // a failed task is replaced after the restart delay: keep the rollback test short
+    converging = await startTestManager({ restartDelayMs: 50 });
+    // tasks whose command starts with "fail" fail as they start
+    agent = await new SimAgent(converging.host, {
+      hostname: "agent-1",
+      addr: "192.0.2.21",
+      fails: (t) => (t.spec.container.command[0] === "fail" ? "exit status 1" : undefined),
+    }).start();
+  });
+  afterAll(async () => {
+    agent?.stop();
+    await converging?.stop();
+  });
+
+  it("returns once the service converged, printing progress", async () => {
+    const r = await cli("service", "create", "--name", "conv", "--replicas", "2", "--update-monitor", "10ms", "--", "true");
+    expect(r.stderr).toContain("conv: 2/2 tasks running, 1/1 nodes applied");
+    expect(r.stderr).toMatch(/conv: converged\n$/);
+    expect(r.code).toBe(0);
+  });
+
+  it("waits for a rolling update", async () => {
+    const r = await cli("service", "update", "--force", "--timeout", "10s", "conv");
+    expect(r.stderr).toMatch(/conv: converged\n$/);
+    expect(r.code).toBe(0);
+  });
+
+  it("fails when the update pauses", async () => {
+    expect((await cli("service", "create", "--name", "pausing", "--update-monitor", "10ms", "--", "true")).code).toBe(0);
+    const r = await cli("service", "update", "--args", "fail now", "--timeout", "10s", "pausing");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^Error: update paused: /m);
+  });
+
+  it("fails when the manager rolls the update back", async () => {
+    expect((await cli("service", "create", "--name", "rolling", "--update-monitor", "10ms", "--", "true")).code).toBe(0);
+    const r = await cli(
+      "service", "update", "--args", "fail again", "--update-failure-action", "rollback", "--timeout", "10s", "rolling",
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^Error: update rolled back due to failure: .*exit status 1/m);
+  });
+
+  it("succeeds on a rollback the user asked for", async () => {
+    expect((await cli("service", "create", "--name", "back", "--update-monitor", "10ms", "--", "true")).code).toBe(0);
+    expect((await cli("service", "update", "--env-add", "X=1", "back")).code).toBe(0);
+    const r = await cli("service", "rollback", "--timeout", "10s", "back");
+    expect(r.stderr).toMatch(/back: converged\n$/);
+    expect(r.code).toBe(0);
   });
 });

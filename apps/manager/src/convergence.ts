@@ -5,6 +5,7 @@
 
 import { eligibleNodes, isTaskCurrent, isTerminal, type Service } from "@vipmesh/core";
 import type { Dispatcher } from "./dispatcher.ts";
+import { isAutoRollback } from "./orchestrator.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
 
 export interface ServiceConvergence {
@@ -13,6 +14,8 @@ export interface ServiceConvergence {
   nodesTotal: number;
   nodesAcked: number;
   converged: boolean;
+  /** The update failed: paused, or rolled back by its failure action. Waiting longer will not help. */
+  failed: boolean;
   updateState: string;
   message: string;
 }
@@ -33,19 +36,22 @@ export function serviceConvergence(store: ClusterStore, dispatcher: Dispatcher, 
     const healthy = t.status.health === "" || t.status.health === "healthy";
     if (t.desiredState === "running" && isTaskCurrent(t, s) && t.status.state === "running" && healthy) {
       running++;
-    } else if (t.desiredState === "running" && t.status.state === "pending" && t.status.message) {
-      lastProblem = t.status.message;
+    } else if (t.desiredState === "running" && t.status.state === "pending" && t.status.err) {
+      lastProblem = t.status.err;
     }
   }
   const { total, acked } = dispatcher.acknowledgement(s.id);
   const updating = s.updateStatus.state === "updating" || s.updateStatus.state === "rollback_started";
   const converged = running === desired && unfinished === desired && acked === total && !updating;
+  const failed =
+    s.updateStatus.state === "paused" || s.updateStatus.state === "rollback_paused" || (converged && isAutoRollback(s));
   return {
     desiredTasks: desired,
     runningTasks: running,
     nodesTotal: total,
     nodesAcked: acked,
     converged,
+    failed,
     updateState: s.updateStatus.state,
     message: converged ? s.updateStatus.message : s.updateStatus.message || lastProblem,
   };

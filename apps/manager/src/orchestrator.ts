@@ -29,6 +29,12 @@ export interface OrchestratorOptions {
   taskHistoryLimit?: number;
 }
 
+const AUTO_ROLLBACK = "update rolled back due to failure:";
+
+/** An update that failed and was rolled back by its failure action (not a rollback someone asked for). */
+export const isAutoRollback = (s: Service): boolean =>
+  s.updateStatus.state.startsWith("rollback_") && s.updateStatus.message.startsWith(AUTO_ROLLBACK);
+
 const isLive = (t: Task) => t.desiredState === "running" && !isTerminal(t.status.state);
 const isUnfinished = (t: Task) => !isTerminal(t.status.state);
 const slotKey = (t: Task) => (t.slot > 0 ? `s${t.slot}` : `n${t.nodeId}`);
@@ -204,7 +210,7 @@ export class Orchestrator {
       specVersion: s.specVersion,
       spec: s.spec.taskTemplate,
       desiredState: "running",
-      status: { state: "pending", timestamp: tx.now, message: "waiting for a node", err: "", health: "" },
+      status: { state: "pending", timestamp: tx.now, message: "pending task scheduling", err: "", health: "" },
       networks,
     });
   }
@@ -229,14 +235,14 @@ export class Orchestrator {
     } catch (err) {
       if (!(err instanceof VipmeshError) || err.code !== "resource_exhausted") throw err;
       for (const a of taken) this.allocator.releaseAddress(tx, a.networkId, a.addr);
-      if (t.status.message !== err.message) tx.put("task", { ...t, status: { ...t.status, message: err.message } });
+      if (t.status.err !== err.message) tx.put("task", { ...t, status: { ...t.status, err: err.message } });
       this.later(t.serviceId, 1000);
       return false;
     }
   }
 
   private assign(tx: Tx, t: Task, nodeId: string): void {
-    tx.put("task", { ...t, nodeId, status: { ...t.status, state: "assigned", timestamp: tx.now, message: "assigned" } });
+    tx.put("task", { ...t, nodeId, status: { ...t.status, state: "assigned", timestamp: tx.now, message: "assigned", err: "" } });
   }
 
   private shutdown(tx: Tx, t: Task): void {
@@ -265,8 +271,9 @@ export class Orchestrator {
     for (const t of pending.sort((a, b) => a.slot - b.slot)) {
       const node = t.nodeId ? eligible.find((n) => n.id === t.nodeId) : pickNode(eligible, load);
       if (!node) {
-        const message = noNodeReason(nodes, s.spec.taskTemplate);
-        if (t.status.message !== message) tx.put("task", { ...t, status: { ...t.status, message } });
+        const reason = noNodeReason(nodes, s.spec.taskTemplate);
+        // as swarm: the reason is the pending task's error, shown by `service ps`
+        if (t.status.err !== reason) tx.put("task", { ...t, status: { ...t.status, err: reason } });
         continue;
       }
       this.assign(tx, t, node.id);
@@ -303,7 +310,7 @@ export class Orchestrator {
       const rolled = this.cluster.withSpec(tx, s, s.previousSpec, "rollback_started");
       return tx.put("service", {
         ...rolled,
-        updateStatus: { ...rolled.updateStatus, message: `update rolled back due to failure: ${reason}` },
+        updateStatus: { ...rolled.updateStatus, message: `${AUTO_ROLLBACK} ${reason}` },
       });
     }
     const state = s.updateStatus.state === "updating" ? "paused" : "rollback_paused";
@@ -323,7 +330,7 @@ export class Orchestrator {
       this.pacing.delete(s.id);
       const rollback = s.updateStatus.state === "rollback_started";
       const message = rollback
-        ? s.updateStatus.message.startsWith("update rolled back") ? s.updateStatus.message : "rollback completed"
+        ? isAutoRollback(s) ? s.updateStatus.message : "rollback completed"
         : "update completed";
       return tx.put("service", {
         ...s,

@@ -26,7 +26,7 @@ function unary<Req>(fn: (req: Req) => object) {
 const byName = <T>(name: (o: T) => string) => (a: T, b: T) => name(a).localeCompare(name(b));
 
 export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatcher: Dispatcher): wire.ClusterServiceHandlers {
-  const find = <K extends ObjectKind>(kind: K, ref: string) => store.update((tx) => tx.mustFind(kind, ref));
+  const find = <K extends ObjectKind>(kind: K, ref: string) => store.mustFind(kind, ref);
   return {
     CreateNetwork: unary((req) => ({ network: cluster.createNetwork(req.spec) })),
     InspectNetwork: unary((req) => ({ network: find("network", req.network) })),
@@ -75,10 +75,8 @@ export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatche
           last = text;
           call.write(c);
         }
+        if (c.failed) return end({ code: grpc.status.FAILED_PRECONDITION, details: c.message });
         if (c.converged) return end();
-        if (c.updateState === "paused" || c.updateState === "rollback_paused") {
-          return end({ code: grpc.status.FAILED_PRECONDITION, details: c.message });
-        }
       };
       const soon = () => {
         if (!pending) {

@@ -153,4 +153,26 @@ describe("agents", () => {
     const failed = (await tasksOf(h, "collabweb")).find((t) => t.id === victim.id)!;
     expect(failed.status).toMatchObject({ state: "failed", err: "exit status 137" });
   });
+
+  it("a network out of addresses keeps the extra tasks pending with the reason, and other services carry on", async () => {
+    await call(h.client, "createNetwork", { spec: { name: "tiny", ipam: [{ subnet: "10.9.0.0/29" }] } }); // 5 usable
+    await call(h.client, "createService", { spec: serviceSpec("crowd", { networks: [{ target: "tiny" }], replicated: { replicas: 6 } }) });
+    await call(h.client, "createService", { spec: serviceSpec("bystander", { networks: [{ target: "collabnet" }], replicated: { replicas: 2 } }) });
+    await waitRunning(h, "bystander", 2);
+    const tasks = await waitFor("4 running, 2 pending", async () => {
+      const all = await tasksOf(h, "crowd");
+      const running = all.filter((t) => t.status?.state === "running");
+      return running.length === 4 && all.filter((t) => t.status?.state === "pending").length === 2 ? all : undefined;
+    });
+    for (const t of tasks.filter((t) => t.status?.state === "pending")) {
+      expect(t.status?.err).toContain("no free address");
+      expect(t.status?.err).toContain("tiny");
+      expect(t.nodeId).toBe("");
+    }
+    // scaling down frees addresses, and nothing is left pending
+    const s = (await call(h.client, "inspectService", { service: "crowd" })).service!;
+    await call(h.client, "updateService", { service: "crowd", version: s.version, spec: { ...s.spec!, replicated: { replicas: 4 } } });
+    await waitRunning(h, "crowd", 4);
+    expect((await tasksOf(h, "crowd")).filter((t) => t.status?.state === "pending")).toHaveLength(0);
+  });
 });

@@ -106,6 +106,19 @@ export const emptyDelta = (): ViewDelta => ({
 
 export const isEmptyDelta = (d: ViewDelta): boolean => Object.values(d).every((list) => list.length === 0);
 
+/**
+ * Why an agent must not attach a task to this network, if it must not. An
+ * encrypted overlay is refused until overlay encryption exists: the task
+ * fails with this reason rather than sending plaintext on a network its user
+ * asked to be encrypted (swarm's CVE-2023-28840 class of bug).
+ */
+export function attachmentRefusal(n: ViewNetwork): string | undefined {
+  if (n.encrypted) {
+    return `network ${n.name} is encrypted and this agent cannot encrypt overlay traffic yet; refusing to attach rather than send plaintext`;
+  }
+  return undefined;
+}
+
 /** Tasks the node must run or stop: assigned to it (not merely meant for it) and not yet terminal. */
 export const isNodeTask = (t: Task, nodeId: string): boolean =>
   t.nodeId === nodeId && t.status.state !== "new" && t.status.state !== "pending" && !isTerminal(t.status.state);
@@ -254,7 +267,11 @@ export function refreshNetworkView(
   dirty: DirtySet,
 ): ViewDelta {
   const nets = nodeNetworkIds(r, nodeId);
-  const sameNets = nets.size === view.networks.size && [...nets].every((id) => view.networks.has(id));
+  // the networks the view was built for are those of the tasks it holds: view.networks
+  // lacks any whose object is gone, so comparing with it would miss a network leaving
+  const prevNets = new Set<string>();
+  for (const t of view.tasks.values()) for (const a of t.networks) prevNets.add(a.networkId);
+  const sameNets = nets.size === prevNets.size && [...nets].every((id) => prevNets.has(id));
   if (!sameNets) {
     const next = computeNetworkView(r, nodeId);
     const d = diffNetworkViews(view, next);
@@ -314,6 +331,9 @@ export function refreshNetworkView(
       }
     }
     for (const e of wanted) {
+      // a task that moved leaves its old node, which may stop being a peer
+      const old = view.endpoints.get(e.key);
+      if (old) touchedPeers.add(old.nodeId);
       touchedPeers.add(e.nodeId);
       upsert(view.endpoints, e.key, e, d.endpoints, d.removedEndpoints);
     }

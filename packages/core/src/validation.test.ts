@@ -258,7 +258,11 @@ describe("normalizeServiceSpec", () => {
       input: serviceInput({ rollbackConfig: { failureAction: "explode" } }),
       mentions: ["rollback.failureAction", '"explode"'],
     },
-    { why: "a bad label key", input: serviceInput({ annotations: { name: "web", labels: { "a b": "x" } } }), mentions: ['"a b"'] },
+    {
+      why: "a bad label key",
+      input: serviceInput({ annotations: { name: "web", labels: { "a b": "x" } } }),
+      mentions: ['"a b"'],
+    },
   ])("rejects $why", ({ input, mentions }) => {
     expectVipmeshError(() => normalizeServiceSpec(input), "invalid_argument", ...mentions);
   });
@@ -314,7 +318,11 @@ describe("normalizeNetworkSpec", () => {
       mentions: ["gateway"],
     },
     { why: "an unknown option", input: networkInput({ options: { mtu: "1400" } }), mentions: ['"mtu"', "encrypted"] },
-    { why: "an option with a non-string value", input: networkInput({ options: { encrypted: true } }), mentions: ['"encrypted"'] },
+    {
+      why: "an option with a non-string value",
+      input: networkInput({ options: { encrypted: true } }),
+      mentions: ['"encrypted"'],
+    },
   ])("rejects $why", ({ input, mentions }) => {
     expectVipmeshError(() => normalizeNetworkSpec(input), "invalid_argument", ...mentions);
   });

@@ -3,7 +3,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { grpcTarget } from "@vipmesh/api";
-import { UsageError } from "../errors.ts";
+import { CommandFailed, UsageError } from "../errors.ts";
 import { normalizeAddress } from "../host.ts";
 import type { Io } from "../io.ts";
 import { collect, duration } from "../options.ts";
@@ -30,6 +30,9 @@ export function registerManagerCommand(program: Command, io: Io): void {
         dataDir: resolve(opts.dataDir),
         listen: listen.map((a) => grpcTarget(normalizeAddress(a, process.cwd()))),
         ...(opts.heartbeatPeriod !== undefined ? { heartbeatPeriodMs: opts.heartbeatPeriod } : {}),
+      }).catch((err: unknown) => {
+        // e.g. the address is in use or the data directory is not writable
+        throw new CommandFailed(err instanceof Error ? err.message : String(err));
       });
       for (const address of manager.addresses) io.stdout(`vipmesh manager listening on ${address}\n`);
       const signal = await nextSignal(["SIGINT", "SIGTERM"]);

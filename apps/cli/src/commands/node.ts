@@ -1,6 +1,7 @@
 // vipmesh node ls|inspect|update|rm
 
 import type { Command } from "commander";
+import { AVAILABILITIES } from "@vipmesh/core";
 import { nodeJson } from "../docker-json.ts";
 import { CommandFailed, forEachTarget } from "../errors.ts";
 import { type Io, printJson } from "../io.ts";
@@ -43,7 +44,7 @@ export function registerNodeCommands(program: Command, io: Io): void {
     .command("update")
     .description("Change a node's availability or labels")
     .argument("<node>", "ID, ID prefix or hostname")
-    .addOption(choice("--availability <availability>", "active, or drain to move its tasks away", ["active", "drain"]))
+    .addOption(choice("--availability <availability>", "active, or drain to move its tasks away", AVAILABILITIES))
     .option("--label-add <key=value>", "add or replace a label (repeatable)", collectKeyValue)
     .option("--label-rm <key>", "remove a label (repeatable)", collect)
     .action(async (target: string, opts: UpdateOptions, cmd: Command) => {

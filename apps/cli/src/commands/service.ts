@@ -1,8 +1,9 @@
 // vipmesh service create|ls|inspect|ps|scale|update|rollback|rm
 
 import type { Command } from "commander";
-import type { EndpointMode, ServiceSpec } from "@vipmesh/core";
-import { waitForConvergence } from "../convergence.ts";
+import type { wire } from "@vipmesh/api";
+import { ENDPOINT_MODES, type EndpointMode, type ServiceSpec } from "@vipmesh/core";
+import { type ConvergenceWait, waitForConvergence } from "../convergence.ts";
 import { serviceJson, taskJson } from "../docker-json.ts";
 import { CommandFailed, UsageError, forEachTarget } from "../errors.ts";
 import { type Io, printJson } from "../io.ts";
@@ -66,12 +67,12 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--replicas <n>", "number of tasks (default: 1)", wholeNumber)
     .addOption(choice("--mode <mode>", "replicated or global (one task per node)", ["replicated", "global"]))
     .option("--network <network>", "attach to a network (repeatable)", collect)
-    .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ["vip", "dnsrr"]))
-    .option("-p, --publish <spec>", "publish a port: [PUBLISHED:]TARGET[/PROTO] or published=P,target=T,... (repeatable)", collect)
+    .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ENDPOINT_MODES))
+    .option("-p, --publish <spec>", "publish a port: [PUBLISHED:]TARGET[/PROTO] or published=P,target=T,...", collect)
     .option("--label <key=value>", "service label (repeatable)", collectKeyValue)
     .option("--constraint <expr>", CONSTRAINT_HELP, collect)
     .option("-e, --env <key=value>", "environment variable (repeatable)", collect);
-  addWaitOptions(addUpdateConfigOptions(create)).action(async (command: string[], opts: CreateOptions, cmd: Command) => {
+  addWaitOptions(addUpdateConfigOptions(create)).action(async (command: string[], opts: CreateOptions, cmd) => {
     const spec = buildServiceSpec({
       name: opts.name,
       replicas: opts.replicas,
@@ -89,7 +90,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
       const { service: created } = await conn.call("createService", { spec });
       const id = created?.id ?? spec.annotations.name;
       io.stdout(`${id}\n`);
-      await waitUnlessDetached(conn, opts, id, spec.annotations.name);
+      await waitUnlessDetached(conn, io, opts, { service: id, label: spec.annotations.name });
     });
   });
 
@@ -129,13 +130,13 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("-q, --quiet", "print task IDs only")
     .action(async (targets: string[], opts: ListOptions, cmd: Command) => {
       await withManager(io, cmd, async (conn) => {
-        const tasks: Awaited<ReturnType<typeof listTasks>> = [];
+        const tasks: wire.Task[] = [];
         const [{ nodes }, { networks }] = await Promise.all([
           conn.call("listNodes", {}),
           conn.call("listNetworks", {}),
         ]);
         await forEachTarget(targets, io.stderr, async (target) => {
-          tasks.push(...(await listTasks(conn, target)));
+          tasks.push(...(await conn.call("listTasks", { service: target })).tasks);
         }).finally(() => {
           const networkNames = new Map(networks.map((n) => [n.id, n.spec?.name ?? ""]));
           const hostnames = new Map(nodes.map((n) => [n.id, n.description?.hostname ?? ""]));
@@ -157,17 +158,12 @@ export function registerServiceCommands(program: Command, io: Io): void {
     const targets = pairs.map(parseScale);
     await withManager(io, cmd, async (conn) => {
       const scaled: string[] = [];
-      await forEachTarget(
-        targets.map((t) => t.service),
-        io.stderr,
-        async (name) => {
-          const { replicas } = targets.find((t) => t.service === name)!;
-          await updateService(conn, name, (spec) => applyServiceUpdate(spec, { ...noServiceUpdate(), replicas }));
-          io.stdout(`${name} scaled to ${replicas}\n`);
-          scaled.push(name);
-        },
-      ).finally(async () => {
-        for (const name of scaled) await waitUnlessDetached(conn, opts, name, name);
+      await forEachTarget(targets, io.stderr, async ({ service: name, replicas }) => {
+        await updateService(conn, name, (spec) => applyServiceUpdate(spec, { ...noServiceUpdate(), replicas }));
+        io.stdout(`${name} scaled to ${replicas}\n`);
+        scaled.push(name);
+      }).finally(async () => {
+        for (const name of scaled) await waitUnlessDetached(conn, io, opts, { service: name, label: name });
       });
     });
   });
@@ -183,7 +179,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--label-rm <key>", "remove a label (repeatable)", collect)
     .option("--publish-add <spec>", "publish a port, as --publish of create (repeatable)", collect)
     .option("--publish-rm <target[/proto]>", "stop publishing a target port (repeatable)", collect)
-    .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ["vip", "dnsrr"]))
+    .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ENDPOINT_MODES))
     .option("--constraint-add <expr>", CONSTRAINT_HELP, collect)
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
     .option("--force", "replace the tasks even if nothing changed")
@@ -207,9 +203,9 @@ export function registerServiceCommands(program: Command, io: Io): void {
       args,
     };
     await withManager(io, cmd, async (conn) => {
-      await updateService(conn, name, (spec) => applyServiceUpdate(spec, flags));
+      const updated = await updateService(conn, name, (spec) => applyServiceUpdate(spec, flags));
       io.stdout(`${name}\n`);
-      await waitUnlessDetached(conn, opts, name, name);
+      await waitUnlessDetached(conn, io, opts, { service: updated?.id ?? name, label: name });
     });
   });
 
@@ -222,7 +218,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
     await withManager(io, cmd, async (conn) => {
       await conn.call("rollbackService", { service: name });
       io.stdout(`${name}\n`);
-      await waitUnlessDetached(conn, opts, name, name);
+      await waitUnlessDetached(conn, io, opts, { service: name, label: name });
     });
   });
 
@@ -239,16 +235,16 @@ export function registerServiceCommands(program: Command, io: Io): void {
         }),
       );
     });
-
-  function waitUnlessDetached(conn: ManagerConnection, opts: WaitOptions, service: string, label: string) {
-    if (opts.detach) return Promise.resolve();
-    return waitForConvergence(conn, io, { service, label, timeoutMs: opts.timeout });
-  }
 }
 
-async function listTasks(conn: ManagerConnection, service: string) {
-  const { tasks } = await conn.call("listTasks", { service });
-  return tasks;
+function waitUnlessDetached(
+  conn: ManagerConnection,
+  io: Io,
+  opts: WaitOptions,
+  wait: Omit<ConvergenceWait, "timeoutMs">,
+): Promise<void> {
+  if (opts.detach) return Promise.resolve();
+  return waitForConvergence(conn, io, { ...wait, timeoutMs: opts.timeout });
 }
 
 /** Read, modify, write: the manager refuses the write if the service changed since the read. */
@@ -256,9 +252,10 @@ async function updateService(
   conn: ManagerConnection,
   target: string,
   modify: (spec: ServiceSpec) => ServiceSpec,
-): Promise<void> {
+): Promise<wire.Service | null> {
   const { service: current } = await conn.call("inspectService", { service: target });
   if (!current?.spec) throw new CommandFailed(`the manager returned service ${target} without a spec`);
   const spec = modify(specFromWire(current.spec));
-  await conn.call("updateService", { service: current.id, version: current.version, spec });
+  const request = { service: current.id, version: current.version, spec };
+  return (await conn.call("updateService", request)).service;
 }

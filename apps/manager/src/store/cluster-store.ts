@@ -81,6 +81,11 @@ export class ClusterStore implements ClusterReader, ServiceLister {
     return [...(this.maps[kind] as Map<string, ObjectByKind[K]>).values()];
   }
 
+  /** Looks up by ID, name or unique ID prefix; NOT_FOUND when nothing matches. */
+  mustFind<K extends ObjectKind>(kind: K, ref: string): ObjectByKind[K] {
+    return new Tx(this, this.current).mustFind(kind, ref);
+  }
+
   *tasksOfNode(nodeId: string): Iterable<Task> {
     for (const id of this.tasksByNode.get(nodeId) ?? []) yield this.maps.task.get(id)!;
   }

@@ -10,6 +10,7 @@ export interface ServiceConvergence {
   'converged'?: (boolean);
   'updateState'?: (string);
   'message'?: (string);
+  'failed'?: (boolean);
 }
 
 export interface ServiceConvergence__Output {
@@ -20,4 +21,5 @@ export interface ServiceConvergence__Output {
   'converged': (boolean);
   'updateState': (string);
   'message': (string);
+  'failed': (boolean);
 }

@@ -1,0 +1,666 @@
+import { isDeepStrictEqual } from "node:util";
+import { describe, expect, it } from "vitest";
+import { gatewayOf } from "./ipam.ts";
+import {
+  type ClusterReader,
+  type DirtySet,
+  type NetworkView,
+  type ServiceLister,
+  applyViewDelta,
+  computeNetworkView,
+  diffNetworkViews,
+  emptyDelta,
+  isEmptyDelta,
+  nodeNetworkIds,
+  refreshNetworkView,
+} from "./network-view.ts";
+import {
+  type DesiredState,
+  type EndpointMode,
+  type Network,
+  type Node,
+  type NodeAvailability,
+  type NodeState,
+  type Service,
+  TASK_STATES,
+  type Task,
+  type TaskHealth,
+  type TaskState,
+  isTerminal,
+} from "./types.ts";
+import { normalizeServiceSpec } from "./validation.ts";
+
+// ---- builders ---------------------------------------------------------------
+
+const meta = (id: string) => ({ id, version: 1, createdAt: "", updatedAt: "" });
+
+interface NodeOptions {
+  state?: NodeState;
+  availability?: NodeAvailability;
+}
+
+const node = (id: string, addr: string, o: NodeOptions = {}): Node => ({
+  ...meta(id),
+  spec: { labels: {}, availability: o.availability ?? "active" },
+  description: { hostname: id },
+  status: { state: o.state ?? "ready", message: "", addr },
+});
+
+const network = (id: string, subnet: string, vni = 4096, encrypted = false): Network => ({
+  ...meta(id),
+  spec: { name: id, driver: "overlay", labels: {}, options: {}, ipam: [], ingress: false },
+  ipam: { subnet, gateway: gatewayOf(subnet) },
+  vni,
+  encrypted,
+});
+
+/** A service attached to `vips`' networks; in vip mode each gets the given VIP. */
+const service = (id: string, vips: Record<string, string>, mode: EndpointMode = "vip"): Service => {
+  const spec = normalizeServiceSpec({
+    annotations: { name: id },
+    taskTemplate: { container: { command: ["run"] } },
+    networks: Object.keys(vips).map((target) => ({ target })),
+    endpointSpec: { mode, ports: [{ targetPort: 80, publishMode: mode === "vip" ? "ingress" : "host" }] },
+  });
+  const ports = spec.endpointSpec.ports.map((p) => ({ ...p, publishedPort: 30000 }));
+  return {
+    ...meta(id),
+    spec,
+    endpoint: {
+      spec: spec.endpointSpec,
+      ports,
+      virtualIps: mode === "vip" ? Object.entries(vips).map(([networkId, addr]) => ({ networkId, addr })) : [],
+    },
+    updateStatus: { state: "", startedAt: "", completedAt: "", message: "" },
+    specVersion: 1,
+  };
+};
+
+interface TaskOptions {
+  state?: TaskState;
+  desiredState?: DesiredState;
+  health?: TaskHealth;
+}
+
+/** A task of `serviceId` on `nodeId` with an address per network ("" = not allocated yet). */
+const task = (id: string, serviceId: string, nodeId: string, addrs: Record<string, string>, o: TaskOptions = {}): Task => ({
+  ...meta(id),
+  serviceId,
+  serviceName: serviceId,
+  slot: 1,
+  nodeId,
+  specVersion: 1,
+  spec: { container: { command: ["run"], env: [] }, placement: { constraints: [] }, forceUpdate: 0 },
+  desiredState: o.desiredState ?? "running",
+  status: { state: o.state ?? "running", timestamp: "", message: "", err: "", health: o.health ?? "" },
+  networks: Object.entries(addrs).map(([networkId, addr]) => ({ networkId, addresses: addr ? [addr] : [] })),
+});
+
+// ---- an in-memory cluster ---------------------------------------------------
+
+/**
+ * Cluster state in Maps with the indexes the view needs, like the manager's
+ * store: objects are replaced, never changed in place, and every write marks
+ * the object's ID dirty.
+ */
+class MemoryCluster implements ClusterReader, ServiceLister {
+  readonly nodes = new Map<string, Node>();
+  readonly networks = new Map<string, Network>();
+  readonly services = new Map<string, Service>();
+  readonly tasks = new Map<string, Task>();
+  private readonly byNode = new Map<string, Set<string>>();
+  private readonly byService = new Map<string, Set<string>>();
+  private dirty = MemoryCluster.noneDirty();
+
+  private static noneDirty() {
+    return { nodes: new Set<string>(), networks: new Set<string>(), services: new Set<string>(), tasks: new Set<string>() };
+  }
+
+  node = (id: string) => this.nodes.get(id);
+  network = (id: string) => this.networks.get(id);
+  service = (id: string) => this.services.get(id);
+  task = (id: string) => this.tasks.get(id);
+
+  *tasksOfNode(nodeId: string): Iterable<Task> {
+    for (const id of this.byNode.get(nodeId) ?? []) yield this.tasks.get(id)!;
+  }
+
+  *tasksOfService(serviceId: string): Iterable<Task> {
+    for (const id of this.byService.get(serviceId) ?? []) yield this.tasks.get(id)!;
+  }
+
+  *servicesOnNetworks(networkIds: ReadonlySet<string>): Iterable<Service> {
+    for (const s of this.services.values()) if (s.spec.networks.some((n) => networkIds.has(n.target))) yield s;
+  }
+
+  putNode(n: Node): void {
+    this.nodes.set(n.id, n);
+    this.dirty.nodes.add(n.id);
+  }
+
+  putNetwork(n: Network): void {
+    this.networks.set(n.id, n);
+    this.dirty.networks.add(n.id);
+  }
+
+  removeNetwork(id: string): void {
+    this.networks.delete(id);
+    this.dirty.networks.add(id);
+  }
+
+  putService(s: Service): void {
+    this.services.set(s.id, s);
+    this.dirty.services.add(s.id);
+  }
+
+  removeService(id: string): void {
+    this.services.delete(id);
+    this.dirty.services.add(id);
+  }
+
+  putTask(t: Task): void {
+    this.unindex(t.id);
+    this.tasks.set(t.id, t);
+    index(this.byNode, t.nodeId, t.id);
+    index(this.byService, t.serviceId, t.id);
+    this.dirty.tasks.add(t.id);
+  }
+
+  removeTask(id: string): void {
+    this.unindex(id);
+    this.tasks.delete(id);
+    this.dirty.tasks.add(id);
+  }
+
+  /** The IDs written since the last call. */
+  takeDirty(): DirtySet {
+    const d = this.dirty;
+    this.dirty = MemoryCluster.noneDirty();
+    return d;
+  }
+
+  private unindex(taskId: string): void {
+    const old = this.tasks.get(taskId);
+    if (!old) return;
+    this.byNode.get(old.nodeId)?.delete(taskId);
+    this.byService.get(old.serviceId)?.delete(taskId);
+  }
+}
+
+function index(m: Map<string, Set<string>>, key: string, id: string): void {
+  let s = m.get(key);
+  if (!s) m.set(key, (s = new Set()));
+  s.add(id);
+}
+
+/** A view as sorted [key, value] lists, so that two views compare regardless of insertion order. */
+const canonical = (v: NetworkView) => ({
+  tasks: sorted(v.tasks),
+  networks: sorted(v.networks),
+  services: sorted(v.services),
+  endpoints: sorted(v.endpoints),
+  peers: sorted(v.peers),
+});
+
+const sorted = <T>(m: Map<string, T>): [string, T][] => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+// ---- a fixed cluster --------------------------------------------------------
+
+/**
+ * n1, n2, n3 ready, n4 down. Networks front, back, other.
+ * web on front; api on front+back; db on back; metrics on other.
+ */
+function fixedCluster(): MemoryCluster {
+  const c = new MemoryCluster();
+  c.putNode(node("n1", "192.168.0.1"));
+  c.putNode(node("n2", "192.168.0.2"));
+  c.putNode(node("n3", "192.168.0.3"));
+  c.putNode(node("n4", "192.168.0.4", { state: "down" }));
+  c.putNetwork(network("front", "10.0.1.0/24", 4096));
+  c.putNetwork(network("back", "10.0.2.0/24", 4097, true));
+  c.putNetwork(network("other", "10.0.9.0/24", 4098));
+  c.putService(service("web", { front: "10.0.1.100/24" }));
+  c.putService(service("api", { front: "10.0.1.101/24", back: "10.0.2.101/24" }));
+  c.putService(service("db", { back: "10.0.2.102/24" }, "dnsrr"));
+  c.putService(service("metrics", { other: "10.0.9.100/24" }));
+  c.putTask(task("web.1", "web", "n1", { front: "10.0.1.3/24" }));
+  c.putTask(task("web.2", "web", "n2", { front: "10.0.1.4/24" }, { health: "unhealthy" }));
+  c.putTask(task("web.3", "web", "n4", { front: "10.0.1.5/24" }));
+  c.putTask(task("web.old", "web", "n1", { front: "10.0.1.2/24" }, { state: "shutdown", desiredState: "shutdown" }));
+  c.putTask(task("api.1", "api", "n2", { front: "10.0.1.6/24", back: "10.0.2.3/24" }, { state: "starting" }));
+  c.putTask(task("db.1", "db", "n3", { back: "10.0.2.4/24" }));
+  c.putTask(task("metrics.1", "metrics", "n3", { other: "10.0.9.3/24" }));
+  c.takeDirty();
+  return c;
+}
+
+const keys = <T>(m: Map<string, T>) => [...m.keys()].sort();
+
+describe("computeNetworkView", () => {
+  it("holds the node's non-terminal tasks and only the networks they attach to", () => {
+    const v = computeNetworkView(fixedCluster(), "n1");
+    expect(keys(v.tasks)).toEqual(["web.1"]);
+    expect([...v.networks.values()]).toEqual([
+      { id: "front", name: "front", subnet: "10.0.1.0/24", gateway: "10.0.1.1", vni: 4096, encrypted: false, ingress: false },
+    ]);
+  });
+
+  it("holds only services on the node's networks, with only those networks' VIPs", () => {
+    const v = computeNetworkView(fixedCluster(), "n1");
+    expect(keys(v.services)).toEqual(["api", "web"]);
+    expect(v.services.get("api")).toEqual({
+      id: "api",
+      name: "api",
+      endpointMode: "vip",
+      ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 30000, publishMode: "ingress" }],
+      virtualIps: [{ networkId: "front", addr: "10.0.1.101/24" }],
+    });
+  });
+
+  it("holds endpoints of running and starting tasks on ready nodes, on the node's networks only", () => {
+    const v = computeNetworkView(fixedCluster(), "n1");
+    // web.3 is on a down node, web.old is shut down, api.1/back and db.1 are on a network n1 is not on
+    expect(keys(v.endpoints)).toEqual(["api.1/front", "web.1/front", "web.2/front"]);
+    expect(v.endpoints.get("web.1/front")).toEqual({
+      key: "web.1/front",
+      taskId: "web.1",
+      serviceId: "web",
+      networkId: "front",
+      addr: "10.0.1.3/24",
+      mac: "02:42:0a:00:01:03",
+      nodeId: "n1",
+      nodeAddr: "192.168.0.1",
+      ready: true,
+    });
+    expect(v.endpoints.get("web.2/front")?.ready).toBe(false); // unhealthy
+    expect(v.endpoints.get("api.1/front")?.ready).toBe(false); // starting
+  });
+
+  it("lists as peers the other nodes that host endpoints, never the node itself", () => {
+    expect([...computeNetworkView(fixedCluster(), "n1").peers.values()]).toEqual([
+      { nodeId: "n2", addr: "192.168.0.2" },
+    ]);
+    expect(keys(computeNetworkView(fixedCluster(), "n2").peers)).toEqual(["n1", "n3"]);
+    expect(keys(computeNetworkView(fixedCluster(), "n3").peers)).toEqual(["n2"]);
+  });
+
+  it("sees everything on all networks of a node with tasks on several", () => {
+    const v = computeNetworkView(fixedCluster(), "n2");
+    expect(keys(v.tasks)).toEqual(["api.1", "web.2"]);
+    expect(keys(v.networks)).toEqual(["back", "front"]);
+    expect(keys(v.services)).toEqual(["api", "db", "web"]);
+    expect(v.services.get("db")?.virtualIps).toEqual([]);
+    expect(keys(v.endpoints)).toEqual(["api.1/back", "api.1/front", "db.1/back", "web.1/front", "web.2/front"]);
+    expect(v.endpoints.get("api.1/back")?.mac).toBe("02:42:0a:00:02:03");
+  });
+
+  it("is empty for a node without tasks, and for a node whose tasks are all terminal", () => {
+    const c = fixedCluster();
+    expect(canonical(computeNetworkView(c, "n9"))).toEqual(canonical(computeNetworkView(new MemoryCluster(), "n9")));
+    c.putTask(task("web.1", "web", "n1", { front: "10.0.1.3/24" }, { state: "failed" }));
+    const v = computeNetworkView(c, "n1");
+    expect([v.tasks.size, v.networks.size, v.services.size, v.endpoints.size, v.peers.size]).toEqual([0, 0, 0, 0, 0]);
+  });
+
+  it.each(["new", "pending"] as const)("does not count a %s task (meant for the node, not yet assigned)", (state) => {
+    const c = fixedCluster();
+    c.putTask(task("db.2", "db", "n1", { back: "10.0.2.5/24" }, { state }));
+    const v = computeNetworkView(c, "n1");
+    expect(keys(v.tasks)).toEqual(["web.1"]);
+    expect(keys(v.networks)).toEqual(["front"]);
+  });
+
+  it("gives no endpoint to a task without an address yet, but counts its network", () => {
+    const c = new MemoryCluster();
+    c.putNode(node("n1", "192.168.0.1"));
+    c.putNetwork(network("front", "10.0.1.0/24"));
+    c.putService(service("web", { front: "10.0.1.100/24" }));
+    c.putTask(task("web.1", "web", "n1", { front: "" }, { state: "assigned" }));
+    const v = computeNetworkView(c, "n1");
+    expect(keys(v.networks)).toEqual(["front"]);
+    expect(keys(v.services)).toEqual(["web"]);
+    expect(v.endpoints.size).toBe(0);
+  });
+
+  describe("endpoint of a task by its state", () => {
+    const viewWith = (o: TaskOptions) => {
+      const c = new MemoryCluster();
+      c.putNode(node("n1", "192.168.0.1"));
+      c.putNode(node("n2", "192.168.0.2"));
+      c.putNetwork(network("front", "10.0.1.0/24"));
+      c.putService(service("web", { front: "10.0.1.100/24" }));
+      c.putTask(task("web.1", "web", "n1", { front: "10.0.1.3/24" }));
+      c.putTask(task("web.2", "web", "n2", { front: "10.0.1.4/24" }, o));
+      return computeNetworkView(c, "n1");
+    };
+
+    it.each<[TaskOptions, "absent" | "ready" | "not ready"]>([
+      [{ state: "new" }, "absent"],
+      [{ state: "pending" }, "absent"],
+      [{ state: "assigned" }, "not ready"],
+      [{ state: "starting" }, "not ready"],
+      [{ state: "running" }, "ready"],
+      [{ state: "complete" }, "absent"],
+      [{ state: "shutdown" }, "absent"],
+      [{ state: "failed" }, "absent"],
+      [{ state: "rejected" }, "absent"],
+      [{ state: "orphaned" }, "absent"],
+      [{ state: "running", desiredState: "shutdown" }, "absent"],
+      [{ state: "starting", desiredState: "shutdown" }, "absent"],
+      [{ state: "running", health: "" }, "ready"],
+      [{ state: "running", health: "healthy" }, "ready"],
+      [{ state: "running", health: "starting" }, "not ready"],
+      [{ state: "running", health: "unhealthy" }, "not ready"],
+    ])("%j → %s", (o, expected) => {
+      const v = viewWith(o);
+      const e = v.endpoints.get("web.2/front");
+      expect(e === undefined ? "absent" : e.ready ? "ready" : "not ready").toBe(expected);
+      expect(v.peers.has("n2")).toBe(expected !== "absent");
+    });
+  });
+});
+
+describe("diffNetworkViews and applyViewDelta", () => {
+  it("turn one view into the other", () => {
+    const c = fixedCluster();
+    const before = computeNetworkView(c, "n1");
+    c.putTask(task("web.2", "web", "n2", { front: "10.0.1.4/24" }, { health: "healthy" }));
+    c.putTask(task("web.4", "web", "n3", { front: "10.0.1.7/24" }));
+    c.removeTask("api.1");
+    c.putNetwork(network("front", "10.0.1.0/24", 4096, true));
+    const after = computeNetworkView(c, "n1");
+
+    const d = diffNetworkViews(before, after);
+    expect(d.endpoints.map((e) => [e.key, e.ready])).toEqual([
+      ["web.2/front", true],
+      ["web.4/front", true],
+    ]);
+    expect(d.removedEndpoints).toEqual(["api.1/front"]);
+    expect(d.peers).toEqual([{ nodeId: "n3", addr: "192.168.0.3" }]);
+    expect(d.removedPeers).toEqual([]); // n2 still hosts web.2
+    expect(d.networks.map((n) => [n.id, n.encrypted])).toEqual([["front", true]]);
+    expect([d.tasks, d.removedTasks, d.services, d.removedServices]).toEqual([[], [], [], []]);
+
+    const agent = structuredClone(before);
+    applyViewDelta(agent, structuredClone(d));
+    expect(canonical(agent)).toEqual(canonical(after));
+  });
+
+  it("turn a view into an empty one and back", () => {
+    const full = computeNetworkView(fixedCluster(), "n2");
+    const empty = computeNetworkView(new MemoryCluster(), "n2");
+    const emptied = structuredClone(full);
+    applyViewDelta(emptied, diffNetworkViews(full, empty));
+    expect(canonical(emptied)).toEqual(canonical(empty));
+    applyViewDelta(emptied, diffNetworkViews(empty, full));
+    expect(canonical(emptied)).toEqual(canonical(full));
+  });
+
+  it("give an empty delta when nothing changed, and only then", () => {
+    const c = fixedCluster();
+    const v = computeNetworkView(c, "n2");
+    expect(isEmptyDelta(diffNetworkViews(v, computeNetworkView(c, "n2")))).toBe(true);
+    expect(isEmptyDelta(emptyDelta())).toBe(true);
+    c.putNode(node("n3", "192.168.0.33"));
+    const d = diffNetworkViews(v, computeNetworkView(c, "n2"));
+    expect(isEmptyDelta(d)).toBe(false);
+    expect(d.peers).toEqual([{ nodeId: "n3", addr: "192.168.0.33" }]);
+    expect(d.endpoints.map((e) => [e.key, e.nodeAddr])).toEqual([["db.1/back", "192.168.0.33"]]);
+  });
+});
+
+describe("refreshNetworkView", () => {
+  /** Refreshes `nodeId`'s view after `change`, checks it against a fresh one, returns the delta. */
+  function refreshAfter(c: MemoryCluster, nodeId: string, change: () => void) {
+    const view = computeNetworkView(c, nodeId);
+    const agent = structuredClone(view);
+    c.takeDirty();
+    change();
+    const d = refreshNetworkView(c, nodeId, view, c.takeDirty());
+    const expected = canonical(computeNetworkView(c, nodeId));
+    expect(canonical(view)).toEqual(expected);
+    applyViewDelta(agent, structuredClone(d));
+    expect(canonical(agent)).toEqual(expected);
+    return d;
+  }
+
+  it("returns an empty delta for changes the node does not see", () => {
+    const c = fixedCluster();
+    const d = refreshAfter(c, "n1", () => {
+      c.putTask(task("metrics.2", "metrics", "n2", { other: "10.0.9.4/24" }));
+      c.putNode(node("n2", "192.168.0.2", { availability: "drain" }));
+      c.putNetwork(network("back", "10.0.2.0/24", 4097, false));
+    });
+    expect(isEmptyDelta(d)).toBe(true);
+  });
+
+  it("sends a task's state change as an endpoint change", () => {
+    const c = fixedCluster();
+    const d = refreshAfter(c, "n1", () => c.putTask(task("web.2", "web", "n2", { front: "10.0.1.4/24" })));
+    expect(d.endpoints.map((e) => [e.key, e.ready])).toEqual([["web.2/front", true]]);
+    expect(isEmptyDelta({ ...d, endpoints: [] })).toBe(true);
+  });
+
+  it("drops endpoints and the peer of a node that goes down", () => {
+    const c = fixedCluster();
+    const d = refreshAfter(c, "n1", () => c.putNode(node("n2", "192.168.0.2", { state: "down" })));
+    expect(d.removedEndpoints.sort()).toEqual(["api.1/front", "web.2/front"]);
+    expect(d.removedPeers).toEqual(["n2"]);
+  });
+
+  it("recomputes when the node joins a network", () => {
+    const c = fixedCluster();
+    const d = refreshAfter(c, "n1", () => c.putTask(task("db.2", "db", "n1", { back: "10.0.2.5/24" })));
+    expect(d.networks.map((n) => n.id)).toEqual(["back"]);
+    // api was seen with its front VIP only; now with its back VIP too
+    expect(d.services.map((s) => [s.id, s.virtualIps.map((v) => v.networkId)])).toEqual([
+      ["api", ["front", "back"]],
+      ["db", []],
+    ]);
+    expect(d.peers.map((p) => p.nodeId)).toEqual(["n3"]);
+  });
+
+  it("drops the peer a task moved away from", () => {
+    const c = fixedCluster();
+    c.removeTask("api.1"); // web.2 is then n2's only endpoint
+    const d = refreshAfter(c, "n1", () => c.putTask({ ...c.task("web.2")!, nodeId: "n3" }));
+    expect(d.endpoints.map((e) => [e.key, e.nodeId])).toEqual([["web.2/front", "n3"]]);
+    expect(d.peers).toEqual([{ nodeId: "n3", addr: "192.168.0.3" }]);
+    expect(d.removedPeers).toEqual(["n2"]);
+  });
+
+  it("drops what a network brought in when the node leaves it, even after the network object is gone", () => {
+    const c = fixedCluster();
+    c.removeNetwork("back"); // n2's view no longer lists it, but api.1 still attaches to it
+    const api1 = c.task("api.1")!;
+    const d = refreshAfter(c, "n2", () => c.putTask({ ...api1, status: { ...api1.status, state: "failed" } }));
+    expect(d.removedTasks).toEqual(["api.1"]);
+    expect(d.removedServices).toEqual(["db"]);
+    expect(d.removedEndpoints.sort()).toEqual(["api.1/back", "api.1/front", "db.1/back"]);
+    expect(d.removedPeers).toEqual(["n3"]);
+  });
+
+  it("drops a removed service with its endpoints", () => {
+    const c = fixedCluster();
+    const d = refreshAfter(c, "n1", () => c.removeService("api"));
+    expect(d.removedServices).toEqual(["api"]);
+    expect(d.removedEndpoints).toEqual(["api.1/front"]);
+  });
+});
+
+// ---- the property: incremental == from scratch -------------------------------
+
+/** mulberry32: a small seeded PRNG, so that a failure can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random changes to a MemoryCluster, each described in `log` for failure messages. */
+class Mutator {
+  private serial = 0;
+  constructor(
+    readonly c: MemoryCluster,
+    private readonly random: () => number,
+    readonly log: string[],
+  ) {}
+
+  pick<T>(items: readonly T[]): T | undefined {
+    return items.length === 0 ? undefined : items[Math.floor(this.random() * items.length)];
+  }
+  chance(p: number): boolean {
+    return this.random() < p;
+  }
+  private nextId(prefix: string): string {
+    return `${prefix}${++this.serial}`;
+  }
+  private addressOn(networkId: string): string {
+    const n = this.c.network(networkId);
+    const base = n ? n.ipam.subnet.split(".").slice(0, 3).join(".") : "10.255.255";
+    return `${base}.${2 + Math.floor(this.random() * 250)}/24`;
+  }
+
+  addNetwork(): void {
+    const id = this.nextId("net");
+    this.c.putNetwork(network(id, `10.${this.serial % 200}.0.0/24`, 4096 + this.serial));
+    this.log.push(`add network ${id}`);
+  }
+
+  addService(): void {
+    const id = this.nextId("svc");
+    const nets = [...this.c.networks.keys()].filter(() => this.chance(0.4));
+    const mode: EndpointMode = this.chance(0.2) ? "dnsrr" : "vip";
+    this.c.putService(service(id, Object.fromEntries(nets.map((n) => [n, this.addressOn(n)])), mode));
+    this.log.push(`add service ${id} on [${nets}] ${mode}`);
+  }
+
+  addTask(): void {
+    const s = this.pick([...this.c.services.values()]);
+    const nodeId = this.pick([...this.c.nodes.keys()]);
+    if (!s || !nodeId) return;
+    const id = this.nextId(`${s.id}.`);
+    const addrs = Object.fromEntries(
+      s.spec.networks.map((n) => [n.target, this.chance(0.8) ? this.addressOn(n.target) : ""]),
+    );
+    const state = this.pick(["assigned", "starting", "running", "running", "running"] as const);
+    this.c.putTask(task(id, s.id, nodeId, addrs, { state }));
+    this.log.push(`add task ${id} on ${nodeId} ${state}`);
+  }
+
+  step(): void {
+    const c = this.c;
+    const t = this.pick([...c.tasks.values()]);
+    const n = this.pick([...c.nodes.values()]);
+    const s = this.pick([...c.services.values()]);
+    const net = this.pick([...c.networks.values()]);
+    const r = this.random();
+    if (r < 0.18) this.addTask();
+    else if (r < 0.26 && t) {
+      c.removeTask(t.id);
+      this.log.push(`remove task ${t.id}`);
+    } else if (r < 0.46 && t) {
+      const state = this.pick(TASK_STATES)!;
+      const health = this.pick(["", "", "starting", "healthy", "unhealthy"] as const)!;
+      const desiredState = this.chance(0.85) ? "running" : "shutdown";
+      c.putTask({ ...t, desiredState, status: { ...t.status, state, health } });
+      this.log.push(`task ${t.id} → ${state}/${health || "-"}/${desiredState}`);
+    } else if (r < 0.52 && t) {
+      const networks = t.networks.map((a) => ({ ...a, addresses: [this.addressOn(a.networkId)] }));
+      c.putTask({ ...t, networks });
+      this.log.push(`task ${t.id} gets addresses`);
+    } else if (r < 0.6 && t) {
+      const to = this.pick([...c.nodes.keys()])!;
+      c.putTask({ ...t, nodeId: to });
+      this.log.push(`move task ${t.id} ${t.nodeId} → ${to}`);
+    } else if (r < 0.7 && n) {
+      const state = this.pick(["ready", "ready", "down", "unknown"] as const)!;
+      c.putNode({ ...n, status: { ...n.status, state } });
+      this.log.push(`node ${n.id} → ${state}`);
+    } else if (r < 0.73 && n) {
+      const addr = `192.168.1.${Math.floor(this.random() * 250)}`;
+      c.putNode({ ...n, status: { ...n.status, addr } });
+      this.log.push(`node ${n.id} addr → ${addr}`);
+    } else if (r < 0.75 && n) {
+      const availability = n.spec.availability === "active" ? "drain" : "active";
+      c.putNode({ ...n, spec: { ...n.spec, availability } });
+      this.log.push(`node ${n.id} → ${availability}`);
+    } else if (r < 0.8) this.addService();
+    else if (r < 0.84 && s) {
+      c.removeService(s.id);
+      this.log.push(`remove service ${s.id}`);
+    } else if (r < 0.9 && s) {
+      // changed networks: new VIPs, and its tasks get replaced later
+      const nets = [...c.networks.keys()].filter(() => this.chance(0.4));
+      const mode = s.spec.endpointSpec.mode;
+      const next = service(s.id, Object.fromEntries(nets.map((id) => [id, this.addressOn(id)])), mode);
+      c.putService({ ...next, version: s.version + 1 });
+      this.log.push(`service ${s.id} → [${nets}]`);
+    } else if (r < 0.93) this.addNetwork();
+    else if (r < 0.96 && net) {
+      c.putNetwork({ ...net, encrypted: !net.encrypted });
+      this.log.push(`network ${net.id} encrypted → ${!net.encrypted}`);
+    } else if (net) {
+      this.removeNetwork(net);
+    }
+  }
+
+  /**
+   * Removes a network even while services or tasks use it: the manager refuses
+   * that, but the view must follow the reader's state whatever it is.
+   */
+  private removeNetwork(net: Network): void {
+    this.c.removeNetwork(net.id);
+    this.log.push(`remove network ${net.id}`);
+  }
+}
+
+describe("refreshNetworkView under random changes", () => {
+  const OBSERVED = ["n1", "n2", "n3"] as const;
+  const STEPS = 300;
+
+  it.each([1, 2, 3])("matches a view computed from scratch, and so does an agent applying the deltas (seed %i)", (seed) => {
+    const c = new MemoryCluster();
+    const log: string[] = [];
+    const m = new Mutator(c, prng(seed), log);
+    for (const id of [...OBSERVED, "n4", "n5"]) c.putNode(node(id, `192.168.0.${id.slice(1)}`));
+    for (let i = 0; i < 3; i++) m.addNetwork();
+    for (let i = 0; i < 4; i++) m.addService();
+    for (let i = 0; i < 10; i++) m.addTask();
+    c.takeDirty();
+
+    const views = new Map(OBSERVED.map((id) => [id, computeNetworkView(c, id)]));
+    const agents = new Map(OBSERVED.map((id) => [id, structuredClone(views.get(id)!)]));
+    let incrementalDeltas = 0;
+
+    for (let stepNo = 0; stepNo < STEPS; stepNo++) {
+      log.length = 0;
+      const changes = m.chance(0.5) ? 1 : m.chance(0.5) ? 2 : 3;
+      for (let i = 0; i < changes; i++) m.step();
+      const dirty = c.takeDirty();
+      for (const id of OBSERVED) {
+        const where = `seed ${seed}, step ${stepNo}, node ${id}, after: ${log.join("; ")}`;
+        const view = views.get(id)!;
+        const before = canonical(view);
+        const networksBefore = new Set(before.tasks.flatMap(([, t]) => t.networks.map((a) => a.networkId)));
+        const delta = refreshNetworkView(c, id, view, dirty);
+        const expected = canonical(computeNetworkView(c, id));
+        expect(canonical(view), where).toEqual(expected);
+        const changed = !isDeepStrictEqual(before, expected);
+        expect(isEmptyDelta(delta), `${where}: delta is empty iff nothing changed`).toBe(!changed);
+
+        const agent = agents.get(id)!;
+        applyViewDelta(agent, structuredClone(delta));
+        expect(canonical(agent), `${where}: agent`).toEqual(expected);
+        if (isDeepStrictEqual(nodeNetworkIds(c, id), networksBefore) && !isEmptyDelta(delta)) incrementalDeltas++;
+      }
+    }
+    // the walk must have exercised the incremental path, not only recomputations
+    expect(incrementalDeltas).toBeGreaterThan(STEPS / 3);
+  });
+});
