@@ -47,6 +47,8 @@ interface Options {
   networks: number;
   agents: number;
   scales: number;
+  /** Untimed scale operations first, so that the timed ones do not measure JIT warm-up. */
+  warmup: number;
   concurrency: number;
   seed: number;
   baselineCalls: number;
@@ -67,6 +69,7 @@ const HELP = `usage: npx tsx bench/control-plane.ts [options]
   --networks K        overlay networks; service i goes on network i % K (10)
   --agents A          simulated agents, each with its own session (100)
   --scales S          scale operations to time, one at a time (200)
+  --warmup W          untimed scale operations before them (20)
   --concurrency C     CreateService calls in flight (32)
   --baseline-calls B  bare InspectNetwork calls timed for the baseline (max(500, S))
   --seed X            seed for the choice of services to scale (1)
@@ -87,6 +90,7 @@ function parseOptions(argv: string[]): Options {
     networks: 10,
     agents: 100,
     scales: 200,
+    warmup: 20,
     concurrency: 32,
     seed: 1,
     baselineCalls: 0,
@@ -103,6 +107,7 @@ function parseOptions(argv: string[]): Options {
     "--networks": "networks",
     "--agents": "agents",
     "--scales": "scales",
+    "--warmup": "warmup",
     "--concurrency": "concurrency",
     "--seed": "seed",
     "--baseline-calls": "baselineCalls",
@@ -140,6 +145,7 @@ function parseOptions(argv: string[]): Options {
   if (o.networks > 250) throw new Error("--networks: at most 250");
   if (o.agents > 508) throw new Error("--agents: at most 508 (addresses from 192.0.2.0/24 and 198.51.100.0/24)");
   if (o.scales % 2 === 1) o.scales++; // up and down in pairs
+  if (o.warmup % 2 === 1) o.warmup++;
   if (o.baselineCalls === 0) o.baselineCalls = Math.max(500, o.scales);
   return o;
 }
@@ -588,12 +594,14 @@ async function main(): Promise<number> {
     mark("baselineEnd");
     const rand = prng(o.seed);
     const samples: ScaleSample[] = [];
-    const eluScale0 = manager.elu();
-    const cpuScale0 = process.cpuUsage();
+    const warmSamples: ScaleSample[] = [];
+    let eluScale0 = manager.elu();
+    let eluAgents0 = performance.eventLoopUtilization();
+    let cpuScale0 = process.cpuUsage();
     progressText = () => {
-      const done = samples.map((s) => s.lastMs);
-      const p = done.length ? summarize(done) : undefined;
-      return `scale ${samples.length}/${o.scales}${p ? `; so far median ${ms(p.median)} ms, max ${ms(p.max)} ms` : ""}`;
+      if (samples.length === 0) return `scale: warm-up ${warmSamples.length}/${o.warmup}`;
+      const p = summarize(samples.map((s) => s.lastMs));
+      return `scale ${samples.length}/${o.scales}; so far median ${ms(p.median)} ms, max ${ms(p.max)} ms`;
     };
     const byServiceTasks = (view: SimAgent["view"], serviceId: string) => {
       const ids = new Set<string>();
@@ -607,8 +615,14 @@ async function main(): Promise<number> {
 
     let service = "";
     let serviceIndex = 0;
-    for (let op = 0; op < o.scales; op++) {
-      const direction: "up" | "down" = op % 2 === 0 ? "up" : "down";
+    for (let op = -o.warmup; op < o.scales; op++) {
+      if (op === 0) {
+        // timing starts: the busy figures cover the timed operations only
+        eluScale0 = manager.elu();
+        eluAgents0 = performance.eventLoopUtilization();
+        cpuScale0 = process.cpuUsage();
+      }
+      const direction: "up" | "down" = (op + o.warmup) % 2 === 0 ? "up" : "down";
       if (direction === "up") {
         serviceIndex = Math.floor(rand() * o.services);
         service = svcName(serviceIndex);
@@ -671,7 +685,7 @@ async function main(): Promise<number> {
       await updated;
       probe = undefined;
       alive();
-      samples.push({
+      (op < 0 ? warmSamples : samples).push({
         op,
         service,
         direction,
@@ -700,6 +714,7 @@ async function main(): Promise<number> {
       await quiet(10, 1000);
     }
     const eluScale = manager.elu(eluScale0);
+    const eluAgents = performance.eventLoopUtilization(eluAgents0);
     mark("scaleEnd");
     const cpuScale = process.cpuUsage(cpuScale0);
     progress.stop();
@@ -714,6 +729,7 @@ async function main(): Promise<number> {
     const rpc = summarize(samples.map((s) => s.rpcMs));
     const inspect = summarize(samples.map((s) => s.inspectMs));
     const bare = summarize(baseline);
+    const warm = summarize(warmSamples.filter((s) => !s.timedOut).map((s) => s.lastMs));
     const create = summarize(createLatencies);
     const sessions = samples.map((s) => s.sessions);
     const minSessions = Math.min(...sessions);
@@ -760,7 +776,9 @@ async function main(): Promise<number> {
     );
     lines.push("");
     lines.push(
-      `scale: ${samples.length} operations one at a time (${o.replicas}→${o.replicas + 1} and back), sessions counted per operation: ` +
+      `scale: ${samples.length} operations one at a time (${o.replicas}→${o.replicas + 1} and back) after ${warmSamples.length} untimed warm-up ones` +
+        (warmSamples.length ? ` (warm-up max ${ms(warm.max)} ms)` : "") +
+        `; sessions counted per operation: ` +
         (minSessions === o.agents ? `all ${o.agents}` : `min ${minSessions}, mean ${avgSessions.toFixed(1)} of ${o.agents} (those whose view has the network)`) +
         (timeouts ? `; ${timeouts} TIMED OUT` : ""),
     );
@@ -773,7 +791,9 @@ async function main(): Promise<number> {
     lines.push(row("InspectService RPC (CLI's read)", inspect));
     lines.push(row(`bare unary RPC (InspectNetwork ×${bare.n})`, bare));
     lines.push(
-      `  manager thread busy ${(eluScale.utilization * 100).toFixed(0)}% during the scale phase; whole process CPU ${cpuPct(cpuScale, eluScale.idle + eluScale.active)}%`,
+      `  manager thread busy ${(eluScale.utilization * 100).toFixed(0)}% during the timed operations` +
+        (o.inProcess ? "" : `, simulated agents' thread ${(eluAgents.utilization * 100).toFixed(0)}%`) +
+        `; whole process CPU ${cpuPct(cpuScale, eluScale.idle + eluScale.active)}%`,
     );
     lines.push("");
     lines.push(
@@ -823,6 +843,8 @@ async function main(): Promise<number> {
         updateServiceRpcMs: roundSummary(rpc),
         inspectServiceRpcMs: roundSummary(inspect),
         managerBusy: round(eluScale.utilization),
+        agentsThreadBusy: o.inProcess ? null : round(eluAgents.utilization),
+        warmup: { operations: warmSamples.length, toLastSessionMs: roundSummary(warm) },
         samples: samples.map((s) => ({ ...s, firstMs: round(s.firstMs), lastMs: round(s.lastMs), rpcMs: round(s.rpcMs), inspectMs: round(s.inspectMs) })),
       },
       baseline: {

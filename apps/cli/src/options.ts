@@ -41,31 +41,34 @@ export const choice = (flags: string, description: string, choices: readonly str
 
 // ---- flags shared by service create and update -------------------------------
 
-export interface UpdateConfigOptions {
-  updateParallelism?: number;
-  updateDelay?: number;
-  updateFailureAction?: UpdateConfig["failureAction"];
-  updateMonitor?: number;
-  updateOrder?: UpdateConfig["order"];
-}
+/** --update-* and --rollback-* flags, as commander names them (e.g. updateParallelism). */
+export type UpdateConfigOptions = Partial<Record<string, unknown>>;
 
-export function addUpdateConfigOptions(cmd: Command): Command {
+/** Adds docker's --update-* (or --rollback-*) flags: how tasks are replaced by an update (or a rollback). */
+export function addUpdateConfigOptions(cmd: Command, kind: "update" | "rollback"): Command {
+  const replacing = kind === "update" ? "updating" : "rolling back";
   return cmd
-    .option("--update-parallelism <n>", "tasks replaced at a time (0 = all at once)", wholeNumber)
-    .option("--update-delay <duration>", "wait between replacing batches, e.g. 10s", duration)
-    .addOption(choice("--update-failure-action <action>", "what to do when a new task fails", FAILURE_ACTIONS))
-    .option("--update-monitor <duration>", "how long a new task must keep running to count as updated", duration)
-    .addOption(choice("--update-order <order>", "stop the old task first, or start the new one first", UPDATE_ORDERS));
+    .option(`--${kind}-parallelism <n>`, `tasks replaced at a time when ${replacing} (0 = all at once)`, wholeNumber)
+    .option(`--${kind}-delay <duration>`, `wait between batches when ${replacing}, e.g. 10s`, duration)
+    .addOption(choice(`--${kind}-failure-action <action>`, `what to do when a new task fails while ${replacing}`, FAILURE_ACTIONS))
+    .option(`--${kind}-monitor <duration>`, `how long a new task must keep running to count, when ${replacing}`, duration)
+    .addOption(choice(`--${kind}-order <order>`, `when ${replacing}: stop the old task first, or start the new one first`, UPDATE_ORDERS));
 }
 
-export function updateConfigFrom(o: UpdateConfigOptions): Partial<UpdateConfig> {
-  return {
-    ...(o.updateParallelism !== undefined ? { parallelism: o.updateParallelism } : {}),
-    ...(o.updateDelay !== undefined ? { delayMs: o.updateDelay } : {}),
-    ...(o.updateFailureAction !== undefined ? { failureAction: o.updateFailureAction } : {}),
-    ...(o.updateMonitor !== undefined ? { monitorMs: o.updateMonitor } : {}),
-    ...(o.updateOrder !== undefined ? { order: o.updateOrder } : {}),
-  };
+export function updateConfigFrom(o: UpdateConfigOptions, kind: "update" | "rollback"): Partial<UpdateConfig> {
+  const fields: [keyof UpdateConfig, string][] = [
+    ["parallelism", "Parallelism"],
+    ["delayMs", "Delay"],
+    ["failureAction", "FailureAction"],
+    ["monitorMs", "Monitor"],
+    ["order", "Order"],
+  ];
+  const out: Record<string, unknown> = {};
+  for (const [field, flag] of fields) {
+    const value = o[`${kind}${flag}`];
+    if (value !== undefined) out[field] = value;
+  }
+  return out as Partial<UpdateConfig>;
 }
 
 export interface WaitOptions {

@@ -20,6 +20,7 @@ const createFlags = (overrides: Partial<ServiceCreateFlags> = {}): ServiceCreate
   constraints: [],
   env: [],
   updateConfig: {},
+  rollbackConfig: {},
   command: ["vipmesh", "whoami"],
   ...overrides,
 });
@@ -36,6 +37,7 @@ describe("buildServiceSpec", () => {
         constraints: ["node.labels.zone==a"],
         env: ["A=1"],
         updateConfig: { parallelism: 2, delayMs: 5000, order: "start-first" },
+        rollbackConfig: { monitorMs: 10 },
       }),
     );
     expect(spec).toEqual({
@@ -55,7 +57,7 @@ describe("buildServiceSpec", () => {
         ],
       },
       updateConfig: { parallelism: 2, delayMs: 5000, failureAction: "pause", monitorMs: 5000, order: "start-first" },
-      rollbackConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5000, order: "stop-first" },
+      rollbackConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 10, order: "stop-first" },
     });
   });
 

@@ -26,6 +26,7 @@ export interface ServiceCreateFlags {
   constraints: string[];
   env: string[];
   updateConfig: Partial<UpdateConfig>;
+  rollbackConfig: Partial<UpdateConfig>;
   command: string[];
 }
 
@@ -44,6 +45,7 @@ export function buildServiceSpec(f: ServiceCreateFlags): ServiceSpec {
     networks: f.networks.map((target) => ({ target })),
     endpointSpec: { mode: f.endpointMode, ports: f.publish.map(parsePublish) },
     updateConfig: { ...DEFAULT_UPDATE_CONFIG, ...f.updateConfig },
+    rollbackConfig: { ...DEFAULT_UPDATE_CONFIG, ...f.rollbackConfig },
   });
 }
 
@@ -62,6 +64,7 @@ export interface ServiceUpdateFlags {
   constraintAdd: string[];
   constraintRm: string[];
   updateConfig: Partial<UpdateConfig>;
+  rollbackConfig: Partial<UpdateConfig>;
   force: boolean;
   /** Replaces the command. */
   args?: string[] | undefined;
@@ -77,6 +80,7 @@ export const noServiceUpdate = (): ServiceUpdateFlags => ({
   constraintAdd: [],
   constraintRm: [],
   updateConfig: {},
+  rollbackConfig: {},
   force: false,
 });
 
@@ -107,6 +111,7 @@ export function applyServiceUpdate(current: ServiceSpec, f: ServiceUpdateFlags):
       ports: updatePorts(current.endpointSpec.ports, f.publishAdd, f.publishRm),
     },
     updateConfig: { ...current.updateConfig, ...f.updateConfig },
+    rollbackConfig: { ...current.rollbackConfig, ...f.rollbackConfig },
   });
 }
 

@@ -282,7 +282,9 @@ describe("waiting for convergence with an agent", () => {
   });
 
   it("succeeds on a rollback the user asked for", async () => {
-    expect((await cli("service", "create", "--name", "back", "--update-monitor", "10ms", "--", "true")).code).toBe(0);
+    expect(
+      (await cli("service", "create", "--name", "back", "--update-monitor", "10ms", "--rollback-monitor", "10ms", "--", "true")).code,
+    ).toBe(0);
     expect((await cli("service", "update", "--env-add", "X=1", "back")).code).toBe(0);
     const r = await cli("service", "rollback", "--timeout", "10s", "back");
     expect(r.stderr).toMatch(/back: converged\n$/);

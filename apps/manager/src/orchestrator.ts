@@ -326,6 +326,18 @@ export class Orchestrator {
     const outdated = live.filter((t) => !isTaskCurrent(t, s)).sort((a, b) => a.slot - b.slot);
     const inFlight = live.filter((t) => isTaskCurrent(t, s) && t.status.state !== "running");
     if (inFlight.length > 0) return s; // a batch runs before the next one starts
+    const config = this.configOf(s);
+    // a new task counts once it kept running for --update-monitor; failing before that fails the update
+    const settledAt = Math.max(
+      0,
+      ...live
+        .filter((t) => isTaskCurrent(t, s) && t.createdAt >= s.updateStatus.startedAt)
+        .map((t) => Date.parse(t.status.timestamp) + config.monitorMs),
+    );
+    if (settledAt > now) {
+      this.later(s.id, settledAt - now);
+      return s;
+    }
     if (outdated.length === 0) {
       this.pacing.delete(s.id);
       const rollback = s.updateStatus.state === "rollback_started";
@@ -337,7 +349,6 @@ export class Orchestrator {
         updateStatus: { ...s.updateStatus, state: rollback ? "rollback_completed" : "completed", completedAt: tx.now, message },
       });
     }
-    const config = this.configOf(s);
     const pace = this.pacing.get(s.id);
     if (pace && pace.doneAt === undefined) pace.doneAt = now; // the first look since its batch runs
     const wait = pace ? pace.doneAt! + config.delayMs - now : 0;

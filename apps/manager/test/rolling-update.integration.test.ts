@@ -48,11 +48,11 @@ function recordTasks(serviceName: string) {
 }
 
 describe("rolling update", () => {
-  it("replaces tasks in batches of --update-parallelism, --update-delay apart", async () => {
+  it("replaces tasks in batches of --update-parallelism, each monitored, --update-delay apart", async () => {
     await call(h.client, "createService", {
       spec: serviceSpec("web", {
         replicated: { replicas: 6 },
-        updateConfig: { parallelism: 2, delayMs: 150, failureAction: "pause" },
+        updateConfig: { parallelism: 2, delayMs: 150, monitorMs: 100, failureAction: "pause" },
       }),
     });
     await waitRunning(h, "web", 6);
@@ -70,13 +70,14 @@ describe("rolling update", () => {
       // each batch replaces slots whose old task is stopped (stop-first)
       expect(b.created.map((t) => t.slot).sort()).toHaveLength(2);
     }
-    // a batch starts only when the previous one runs, and --update-delay after that (manager's clock)
+    // a batch starts only when the previous one has run for --update-monitor, and --update-delay
+    // after that (on the manager's clock)
     const final = await waitRunning(h, "web", 6);
     const byId = new Map(final.map((t) => [t.id, t]));
     for (let i = 1; i < batches.length; i++) {
       const prevRunningAt = Math.max(...batches[i - 1]!.created.map((t) => Date.parse(byId.get(t.id)!.status!.timestamp)));
       const startedAt = Math.min(...batches[i]!.created.map((t) => Date.parse(t.createdAt)));
-      expect(startedAt - prevRunningAt).toBeGreaterThanOrEqual(150);
+      expect(startedAt - prevRunningAt).toBeGreaterThanOrEqual(100 + 150);
     }
     for (const c of rec.history) {
       const inFlight = c.tasks.filter((t) => Number(t.specVersion) === v && t.desiredState === "running" && t.status?.state !== "running");
@@ -90,7 +91,8 @@ describe("rolling update", () => {
     await call(h.client, "createService", {
       spec: serviceSpec("web", {
         replicated: { replicas: 3 },
-        updateConfig: { parallelism: 1, failureAction: "rollback" },
+        updateConfig: { parallelism: 1, monitorMs: 10, failureAction: "rollback" },
+        rollbackConfig: { parallelism: 1, monitorMs: 10 },
       }),
     });
     const original = await waitRunning(h, "web", 3);
@@ -112,7 +114,9 @@ describe("rolling update", () => {
   });
 
   it("pauses on failure by default, and the convergence stream says why", async () => {
-    await call(h.client, "createService", { spec: serviceSpec("web", { replicated: { replicas: 2 } }) });
+    await call(h.client, "createService", {
+      spec: serviceSpec("web", { replicated: { replicas: 2 }, rollbackConfig: { parallelism: 1, monitorMs: 10 } }),
+    });
     await waitRunning(h, "web", 2);
     await update("web", withCommand(["crash"]));
     const ended = await new Promise<{ code?: number; details?: string }>((resolve) => {

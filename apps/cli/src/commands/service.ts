@@ -72,7 +72,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--label <key=value>", "service label (repeatable)", collectKeyValue)
     .option("--constraint <expr>", CONSTRAINT_HELP, collect)
     .option("-e, --env <key=value>", "environment variable (repeatable)", collect);
-  addWaitOptions(addUpdateConfigOptions(create)).action(async (command: string[], opts: CreateOptions, cmd) => {
+  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(create, "update"), "rollback")).action(async (command: string[], opts: CreateOptions, cmd) => {
     const spec = buildServiceSpec({
       name: opts.name,
       replicas: opts.replicas,
@@ -83,7 +83,8 @@ export function registerServiceCommands(program: Command, io: Io): void {
       labels: opts.label ?? {},
       constraints: opts.constraint ?? [],
       env: opts.env ?? [],
-      updateConfig: updateConfigFrom(opts),
+      updateConfig: updateConfigFrom(opts, "update"),
+      rollbackConfig: updateConfigFrom(opts, "rollback"),
       command,
     });
     await withManager(io, cmd, async (conn) => {
@@ -184,7 +185,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
     .option("--force", "replace the tasks even if nothing changed")
     .option("--args <command>", 'replace the command, e.g. --args "vipmesh whoami --port 8080"');
-  addWaitOptions(addUpdateConfigOptions(update)).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
+  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(update, "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
     const args = opts.args === undefined ? undefined : opts.args.split(/\s+/).filter(Boolean);
     if (args?.length === 0) throw new UsageError("--args needs a command");
     const flags = {
@@ -198,7 +199,8 @@ export function registerServiceCommands(program: Command, io: Io): void {
       endpointMode: opts.endpointMode,
       constraintAdd: opts.constraintAdd ?? [],
       constraintRm: opts.constraintRm ?? [],
-      updateConfig: updateConfigFrom(opts),
+      updateConfig: updateConfigFrom(opts, "update"),
+      rollbackConfig: updateConfigFrom(opts, "rollback"),
       force: opts.force === true,
       args,
     };
