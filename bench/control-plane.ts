@@ -11,10 +11,15 @@
 //      throughput, when all tasks are running, and when every agent's view is complete and
 //      acknowledged (confirmed by the manager with WatchServiceConvergence);
 //   3. baseline: a bare unary RPC (InspectNetwork) from the same client, many times;
-//   4. ≥ 200 scale operations, one at a time (a random service 3 → 4, then back 4 → 3): the
-//      latency from sending UpdateService until the LAST session whose view includes the
-//      service's network has received the assignment with the change (the new task's endpoint
-//      appearing, or the removed task's endpoint disappearing).
+//   4. after 20 untimed warm-up operations, 200 scale operations, one at a time (a random
+//      service 3 → 4, then back 4 → 3), each settled before the next: the latency from sending
+//      UpdateService until the LAST session whose view includes the service's network has
+//      received the assignment with the change (the new task's endpoint appearing, or the
+//      removed task's endpoint disappearing). A view holds only the networks of the node's own
+//      tasks; with service i on network i % 10 the spread scheduler puts each network's
+//      services on the same ~30 of 100 nodes, so ~30 sessions count. --layout blocks spreads
+//      every network over every node: then all 100 sessions see every change (the worst case).
+// Percentiles are nearest-rank (p99 of 200 samples is the 198th smallest).
 // The report goes to stdout, progress to stderr, and the numbers to bench/results/control-plane.json.
 //
 // By default the manager runs in a worker thread of this process, so that it has a core of its
@@ -22,6 +27,12 @@
 // its event loop; --in-process runs it on the main thread instead (as the test harness does).
 // Each agent gets its own gRPC connection, like real agents on separate machines;
 // --shared-connection lets them multiplex one HTTP/2 connection (grpc-js' default).
+// The report also says how much CPU other processes used meanwhile: the figures of a run on a
+// busy machine are not worth comparing.
+//
+// Profiling the manager: `npx tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/control-plane.ts`
+// writes one profile per thread; the manager's worker thread is usually thread 2 (CPU.<date>.<pid>.2.*;
+// 0 is this thread with the simulated agents, 1 and 3 are tsx's loader threads).
 
 import * as grpc from "@grpc/grpc-js";
 import { call, clusterClient, type ClusterServiceClient, vipmeshV1, type wire } from "@vipmesh/api";
@@ -229,7 +240,6 @@ async function pool(n: number, limit: number, fn: (i: number) => Promise<void>):
 
 class Progress {
   private last = "";
-  private lastAt = 0;
   private readonly tty = Boolean(process.stderr.isTTY);
   private timer: NodeJS.Timeout | undefined;
   private readonly started = now();
@@ -245,7 +255,6 @@ class Progress {
     const line = `[${((now() - this.started) / 1000).toFixed(1).padStart(6)} s] ${this.describe()}`;
     if (!force && line === this.last) return;
     this.last = line;
-    this.lastAt = now();
     if (this.tty) process.stderr.write(`\r\x1b[K${line}`);
     else process.stderr.write(`${line}\n`);
   }
@@ -254,7 +263,6 @@ class Progress {
   note(text: string): void {
     if (this.tty) process.stderr.write(`\r\x1b[K`);
     process.stderr.write(`${text}\n`);
-    void this.lastAt;
   }
 
   stop(): void {
@@ -416,10 +424,14 @@ async function main(): Promise<number> {
     void cleanup().finally(() => process.exit(2));
   }, o.timeoutS * 1000);
   watchdog.unref();
-  process.once("SIGINT", () => {
-    console.error("\ninterrupted; cleaning up");
-    void cleanup().finally(() => process.exit(130));
-  });
+  // a reader that went away (`| head`) must not kill the run before it cleans up
+  process.stdout.on("error", () => {});
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: cleaning up`);
+      void cleanup().finally(() => process.exit(code));
+    });
+  }
 
   try {
     progress.start();

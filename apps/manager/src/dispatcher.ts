@@ -7,6 +7,7 @@
 import { EventEmitter } from "node:events";
 import {
   type NetworkView,
+  type Service,
   type Task,
   type ViewDelta,
   computeNetworkView,
@@ -50,6 +51,10 @@ interface Dirty {
   tasks: Set<string>;
   /** Service of every dirty task, removed ones included. */
   taskServices: Set<string>;
+  /** Networks of dirty tasks and services: only views holding one of them can change... */
+  touchedNetworks: Set<string>;
+  /** ...or views of the nodes that run (or ran) a dirty task. */
+  taskNodes: Set<string>;
 }
 
 const emptyDirty = (): Dirty => ({
@@ -58,7 +63,18 @@ const emptyDirty = (): Dirty => ({
   services: new Set(),
   tasks: new Set(),
   taskServices: new Set(),
+  touchedNetworks: new Set(),
+  taskNodes: new Set(),
 });
+
+/** Whether a change can touch what this session's node sees (a cheap test before the real refresh). */
+function mayAffect(s: Session, dirty: Dirty): boolean {
+  if (dirty.nodes.size > 0 || dirty.networks.size > 0) return true;
+  if (dirty.taskNodes.has(s.nodeId)) return true;
+  for (const id of dirty.touchedNetworks) if (s.view.networks.has(id)) return true;
+  for (const id of dirty.services) if (s.view.services.has(id)) return true;
+  return false;
+}
 
 export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private readonly sessions = new Map<string, Session>();
@@ -160,11 +176,16 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
           break;
         case "service":
           this.dirty.services.add(ch.object.id);
+          for (const n of (ch.object as Service).spec.networks) this.dirty.touchedNetworks.add(n.target);
           break;
-        case "task":
-          this.dirty.tasks.add(ch.object.id);
-          this.dirty.taskServices.add((ch.object as Task).serviceId);
+        case "task": {
+          const t = ch.object as Task;
+          this.dirty.tasks.add(t.id);
+          this.dirty.taskServices.add(t.serviceId);
+          if (t.nodeId) this.dirty.taskNodes.add(t.nodeId);
+          for (const a of t.networks) this.dirty.touchedNetworks.add(a.networkId);
           break;
+        }
       }
     }
     if (!this.flushScheduled) {
@@ -178,6 +199,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const dirty = this.dirty;
     this.dirty = emptyDirty();
     for (const s of this.sessions.values()) {
+      if (!mayAffect(s, dirty)) continue;
       const delta = refreshNetworkView(this.store, s.nodeId, s.view, dirty);
       if (isEmptyDelta(delta)) continue;
       const involved = new Set<string>();

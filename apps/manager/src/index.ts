@@ -56,8 +56,10 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     close();
     throw new Error(`cannot listen on ${options.listen.join(", ")}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  dispatcher.start();
+  // the orchestrator subscribes first: its reconcile then runs before the dispatcher's
+  // flush in the same turn, and a change and the tasks it makes reach agents as one delta
   orchestrator.start();
+  dispatcher.start();
 
   return {
     addresses,

@@ -12,6 +12,16 @@ afterEach(async () => {
   await h.close();
 });
 
+type Rejection = [what: string, call: Promise<unknown>, status: string, messageMentions: string];
+
+async function expectRejections(cases: Rejection[]): Promise<void> {
+  for (const [what, p, code, mentions] of cases) {
+    const f = await failure(p);
+    expect({ what, code: f.code }).toEqual({ what, code });
+    expect(f.details, what).toContain(mentions);
+  }
+}
+
 const network = (name: string, subnet?: string, extra: object = {}) => ({
   spec: { name, driver: "overlay", ipam: subnet ? [{ subnet }] : [], ...extra },
 });
@@ -24,7 +34,7 @@ describe("bad input", () => {
     });
     const before = await everything(h);
 
-    const cases: [string, Promise<unknown>, string, string][] = [
+    const cases: Rejection[] = [
       ["name not a DNS label", call(h.client, "createNetwork", network("bad_name")), "INVALID_ARGUMENT", "bad_name"],
       ["no name", call(h.client, "createNetwork", network("")), "INVALID_ARGUMENT", "name is required"],
       ["subnet not a CIDR", call(h.client, "createNetwork", network("n1", "10.0.3.0")), "INVALID_ARGUMENT", "10.0.3.0"],
@@ -37,11 +47,7 @@ describe("bad input", () => {
       ["remove an unknown network", call(h.client, "removeNetwork", { network: "nope" }), "NOT_FOUND", "nope"],
       ["inspect an unknown network", call(h.client, "inspectNetwork", { network: "nope" }), "NOT_FOUND", "nope"],
     ];
-    for (const [what, p, code, mentions] of cases) {
-      const f = await failure(p);
-      expect({ what, code: f.code }).toEqual({ what, code });
-      expect(f.details, what).toContain(mentions);
-    }
+    await expectRejections(cases);
     expect(await everything(h)).toEqual(before);
 
     // the pool of /24s (10.0.0.0/22 here) runs out: RESOURCE_EXHAUSTED, and no VNI or subnet is lost
@@ -68,7 +74,7 @@ describe("bad input", () => {
     const before = await everything(h);
     const spec = (extra: object) => ({ spec: serviceSpec("api", { replicated: { replicas: 0 }, ...extra }) });
 
-    const cases: [string, Promise<unknown>, string, string][] = [
+    const cases: Rejection[] = [
       ["name not a DNS label", call(h.client, "createService", { spec: serviceSpec("-api") }), "INVALID_ARGUMENT", "-api"],
       ["no command", call(h.client, "createService", spec({ taskTemplate: { container: { command: [] } } })), "INVALID_ARGUMENT", "command"],
       ["target port out of range", call(h.client, "createService", spec({ endpointSpec: { ports: [{ targetPort: 70000 }] } })), "INVALID_ARGUMENT", "70000"],
@@ -87,11 +93,7 @@ describe("bad input", () => {
       ["remove unknown", call(h.client, "removeService", { service: "nope" }), "NOT_FOUND", "nope"],
       ["rollback without history", call(h.client, "rollbackService", { service: "web" }), "FAILED_PRECONDITION", "previous"],
     ];
-    for (const [what, p, code, mentions] of cases) {
-      const f = await failure(p);
-      expect({ what, code: f.code }).toEqual({ what, code });
-      expect(f.details, what).toContain(mentions);
-    }
+    await expectRejections(cases);
     expect(await everything(h)).toEqual(before);
 
     // updates: stale version, rename, port conflict — all leave the service untouched
@@ -132,7 +134,7 @@ describe("bad input", () => {
   it("nodes and sessions: each rejection has its status", async () => {
     const agent = await h.addAgent("node1");
     const node = (await call(h.client, "inspectNode", { node: "node1" })).node!;
-    const cases: [string, Promise<unknown>, string, string][] = [
+    const cases: Rejection[] = [
       ["bad availability", call(h.client, "updateNode", { node: "node1", version: node.version, spec: { availability: "pause" } }), "INVALID_ARGUMENT", "pause"],
       ["stale version", call(h.client, "updateNode", { node: "node1", version: 1, spec: { availability: "drain" } }), "ABORTED", "node1"],
       ["unknown node", call(h.client, "inspectNode", { node: "node9" }), "NOT_FOUND", "node9"],
@@ -140,11 +142,7 @@ describe("bad input", () => {
       ["register without an address", call(agent.client, "register", { hostname: "node2", addr: "nowhere" }), "INVALID_ARGUMENT", "nowhere"],
       ["register a bad hostname", call(agent.client, "register", { hostname: "-x", addr: "192.0.2.200" }), "INVALID_ARGUMENT", "-x"],
     ];
-    for (const [what, p, code, mentions] of cases) {
-      const f = await failure(p);
-      expect({ what, code: f.code }).toEqual({ what, code });
-      expect(f.details, what).toContain(mentions);
-    }
+    await expectRejections(cases);
     expect((await call(h.client, "listNodes", {})).nodes).toHaveLength(1);
 
     // a session must start with `open`, for a registered node

@@ -256,9 +256,66 @@ export function applyViewDelta(view: NetworkView, d: ViewDelta): void {
 }
 
 /**
+ * What refreshNetworkView keeps beside a view so that a refresh costs in
+ * proportion to what changed, not to the size of the view: the networks the
+ * view was built for (those of the tasks it holds — view.networks lacks any
+ * whose object is gone), each task's endpoint keys, and how many endpoints
+ * each peer hosts. Built on first use from the view itself.
+ */
+interface ViewIndex {
+  nets: Set<string>;
+  endpointsByTask: Map<string, Set<string>>;
+  peerRefs: Map<string, number>;
+}
+
+const indexes = new WeakMap<NetworkView, ViewIndex>();
+
+function indexOf(view: NetworkView): ViewIndex {
+  let idx = indexes.get(view);
+  if (!idx) {
+    idx = { nets: new Set(), endpointsByTask: new Map(), peerRefs: new Map() };
+    for (const t of view.tasks.values()) for (const a of t.networks) idx.nets.add(a.networkId);
+    for (const e of view.endpoints.values()) {
+      let keys = idx.endpointsByTask.get(e.taskId);
+      if (!keys) idx.endpointsByTask.set(e.taskId, (keys = new Set()));
+      keys.add(e.key);
+      idx.peerRefs.set(e.nodeId, (idx.peerRefs.get(e.nodeId) ?? 0) + 1);
+    }
+    indexes.set(view, idx);
+  }
+  return idx;
+}
+
+const sameEndpoint = (a: ViewEndpoint, b: ViewEndpoint): boolean =>
+  a.key === b.key &&
+  a.taskId === b.taskId &&
+  a.serviceId === b.serviceId &&
+  a.networkId === b.networkId &&
+  a.addr === b.addr &&
+  a.mac === b.mac &&
+  a.nodeId === b.nodeId &&
+  a.nodeAddr === b.nodeAddr &&
+  a.ready === b.ready;
+
+/** Writes one view entry (or removes it, for undefined) and records the change in the delta. */
+function put<T>(map: Map<string, T>, key: string, value: T | undefined, upserts: T[], removed: string[], equal: (a: T, b: T) => boolean): boolean {
+  const old = map.get(key);
+  if (value === undefined) {
+    if (old === undefined) return false;
+    map.delete(key);
+    removed.push(key);
+    return true;
+  }
+  if (old !== undefined && (old === value || equal(old, value))) return false;
+  map.set(key, value);
+  upserts.push(value);
+  return true;
+}
+
+/**
  * Brings `view` up to date after the objects in `dirty` changed, touching only
  * what they can affect, and returns the delta (empty when nothing the node sees
- * changed). When the node's own set of networks changes, recomputes the view.
+ * changed).
  */
 export function refreshNetworkView(
   r: ClusterReader,
@@ -266,90 +323,86 @@ export function refreshNetworkView(
   view: NetworkView,
   dirty: DirtySet,
 ): ViewDelta {
-  const nets = nodeNetworkIds(r, nodeId);
-  // the networks the view was built for are those of the tasks it holds: view.networks
-  // lacks any whose object is gone, so comparing with it would miss a network leaving
-  const prevNets = new Set<string>();
-  for (const t of view.tasks.values()) for (const a of t.networks) prevNets.add(a.networkId);
-  const sameNets = nets.size === prevNets.size && [...nets].every((id) => prevNets.has(id));
-  if (!sameNets) {
-    const next = computeNetworkView(r, nodeId);
-    const d = diffNetworkViews(view, next);
-    applyViewDelta(view, d);
-    return d;
-  }
+  const idx = indexOf(view);
   const d = emptyDelta();
-  const upsert = <T>(map: Map<string, T>, key: string, value: T | undefined, list: T[], removed: string[]) => {
-    const old = map.get(key);
-    if (value === undefined) {
-      if (old !== undefined) {
-        map.delete(key);
-        removed.push(key);
+  const nets = nodeNetworkIds(r, nodeId);
+  const networks = new Set(dirty.networks);
+  const services = new Set(dirty.services);
+  const endpointTasks = new Set(dirty.tasks);
+
+  // networks the node joined or left bring in, or take away, their services and endpoints
+  const joined = [...nets].filter((id) => !idx.nets.has(id));
+  const left = [...idx.nets].filter((id) => !nets.has(id));
+  if (joined.length > 0 || left.length > 0) {
+    for (const id of [...joined, ...left]) networks.add(id);
+    for (const svc of servicesOnNetworks(r, new Set(joined))) services.add(svc.id);
+    // tasks keep the attachments they were made with, so a service already in view may
+    // have tasks on a joined network that its current spec no longer lists
+    if (joined.length > 0) for (const id of view.services.keys()) for (const t of r.tasksOfService(id)) endpointTasks.add(t.id);
+    if (left.length > 0) {
+      const gone = new Set(left);
+      for (const e of view.endpoints.values()) if (gone.has(e.networkId)) endpointTasks.add(e.taskId);
+      for (const id of view.services.keys()) {
+        const svc = r.service(id);
+        if (!svc || svc.spec.networks.some((n) => gone.has(n.target))) services.add(id);
       }
-    } else if (old === undefined || !same(old, value)) {
-      map.set(key, value);
-      list.push(value);
+    }
+    idx.nets = nets;
+  }
+
+  for (const id of dirty.tasks) {
+    const t = r.task(id);
+    put(view.tasks, id, t && isNodeTask(t, nodeId) ? t : undefined, d.tasks, d.removedTasks, same);
+  }
+  for (const id of networks) {
+    const n = r.network(id);
+    put(view.networks, id, n && nets.has(id) ? viewNetwork(n) : undefined, d.networks, d.removedNetworks, same);
+  }
+  for (const id of dirty.nodes) for (const t of r.tasksOfNode(id)) endpointTasks.add(t.id);
+  for (const id of services) {
+    const svc = r.service(id);
+    put(view.services, id, svc ? viewService(svc, nets) : undefined, d.services, d.removedServices, same);
+    for (const t of r.tasksOfService(id)) endpointTasks.add(t.id);
+    if (!svc) for (const e of view.endpoints.values()) if (e.serviceId === id) endpointTasks.add(e.taskId);
+  }
+
+  const touchedPeers = new Set<string>(dirty.nodes);
+  const setEndpoint = (key: string, e: ViewEndpoint | undefined) => {
+    const old = view.endpoints.get(key);
+    if (!put(view.endpoints, key, e, d.endpoints, d.removedEndpoints, sameEndpoint)) return;
+    if (old) {
+      idx.peerRefs.set(old.nodeId, (idx.peerRefs.get(old.nodeId) ?? 1) - 1);
+      idx.endpointsByTask.get(old.taskId)?.delete(key);
+      touchedPeers.add(old.nodeId);
+    }
+    if (e) {
+      idx.peerRefs.set(e.nodeId, (idx.peerRefs.get(e.nodeId) ?? 0) + 1);
+      let keys = idx.endpointsByTask.get(e.taskId);
+      if (!keys) idx.endpointsByTask.set(e.taskId, (keys = new Set()));
+      keys.add(key);
+      touchedPeers.add(e.nodeId);
     }
   };
 
-  const endpointTasks = new Set<string>(dirty.tasks);
-  for (const id of dirty.tasks) {
-    const t = r.task(id);
-    upsert(view.tasks, id, t && isNodeTask(t, nodeId) ? t : undefined, d.tasks, d.removedTasks);
-  }
-  for (const id of dirty.networks) {
-    const n = r.network(id);
-    upsert(view.networks, id, n && nets.has(id) ? viewNetwork(n) : undefined, d.networks, d.removedNetworks);
-  }
-  for (const id of dirty.nodes) for (const t of r.tasksOfNode(id)) endpointTasks.add(t.id);
-  for (const id of dirty.services) {
-    const s = r.service(id);
-    upsert(view.services, id, s ? viewService(s, nets) : undefined, d.services, d.removedServices);
-    for (const t of r.tasksOfService(id)) endpointTasks.add(t.id);
-    if (!s) for (const e of view.endpoints.values()) if (e.serviceId === id) endpointTasks.add(e.taskId);
-  }
-
   // endpoints of each touched task: what it should have vs. what the view has
-  const touchedPeers = new Set<string>(dirty.nodes);
   for (const taskId of endpointTasks) {
     const t = r.task(taskId);
     const wanted = t && view.services.has(t.serviceId) ? taskEndpoints(t, r, nets) : [];
-    const wantedKeys = new Set(wanted.map((e) => e.key));
-    for (const a of t?.networks ?? []) {
-      const key = `${taskId}/${a.networkId}`;
-      if (!wantedKeys.has(key) && view.endpoints.has(key)) {
-        touchedPeers.add(view.endpoints.get(key)!.nodeId);
-        upsert(view.endpoints, key, undefined, d.endpoints, d.removedEndpoints);
-      }
+    const had = idx.endpointsByTask.get(taskId);
+    if (had) {
+      for (const key of [...had]) if (!wanted.some((e) => e.key === key)) setEndpoint(key, undefined);
+      if (had.size === 0) idx.endpointsByTask.delete(taskId);
     }
-    if (!t) {
-      for (const key of [...view.endpoints.keys()]) {
-        if (key.startsWith(`${taskId}/`)) {
-          touchedPeers.add(view.endpoints.get(key)!.nodeId);
-          upsert(view.endpoints, key, undefined, d.endpoints, d.removedEndpoints);
-        }
-      }
-    }
-    for (const e of wanted) {
-      // a task that moved leaves its old node, which may stop being a peer
-      const old = view.endpoints.get(e.key);
-      if (old) touchedPeers.add(old.nodeId);
-      touchedPeers.add(e.nodeId);
-      upsert(view.endpoints, e.key, e, d.endpoints, d.removedEndpoints);
-    }
+    for (const e of wanted) setEndpoint(e.key, e);
   }
 
-  if (touchedPeers.size > 0) {
-    // a peer stays while any endpoint lives on it; count only for touched nodes
-    const live = new Map<string, string>();
-    for (const e of view.endpoints.values()) {
-      if (touchedPeers.has(e.nodeId) && e.nodeId !== nodeId) live.set(e.nodeId, e.nodeAddr);
-    }
-    for (const id of touchedPeers) {
-      if (id === nodeId) continue;
-      const addr = live.get(id);
-      upsert(view.peers, id, addr === undefined ? undefined : { nodeId: id, addr }, d.peers, d.removedPeers);
-    }
+  // a node is a peer while it hosts an endpoint of the view
+  for (const id of touchedPeers) {
+    if (id === nodeId) continue;
+    const refs = idx.peerRefs.get(id) ?? 0;
+    if (refs <= 0) idx.peerRefs.delete(id);
+    const addr = r.node(id)?.status.addr;
+    put(view.peers, id, refs > 0 && addr ? { nodeId: id, addr } : undefined, d.peers, d.removedPeers, same);
   }
   return d;
 }

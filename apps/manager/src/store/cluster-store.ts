@@ -40,6 +40,7 @@ export class ClusterStore implements ClusterReader, ServiceLister {
   private readonly maps = emptyMaps();
   private readonly tasksByNode = new Map<string, Set<string>>();
   private readonly tasksByService = new Map<string, Set<string>>();
+  private readonly servicesByNetwork = new Map<string, Set<string>>();
   private readonly listeners = new Set<(c: Commit) => void>();
   private current = 0;
   private inTx = false;
@@ -95,8 +96,14 @@ export class ClusterStore implements ClusterReader, ServiceLister {
   }
 
   *servicesOnNetworks(networkIds: ReadonlySet<string>): Iterable<Service> {
-    for (const s of this.maps.service.values()) {
-      if (s.spec.networks.some((n) => networkIds.has(n.target))) yield s;
+    const seen = new Set<string>();
+    for (const net of networkIds) {
+      for (const id of this.servicesByNetwork.get(net) ?? []) {
+        if (!seen.has(id)) {
+          seen.add(id);
+          yield this.maps.service.get(id)!;
+        }
+      }
     }
   }
 
@@ -148,6 +155,11 @@ export class ClusterStore implements ClusterReader, ServiceLister {
   }
 
   private setObject(kind: ObjectKind, o: AnyObject): void {
+    if (kind === "service") {
+      const old = this.maps.service.get(o.id);
+      for (const n of old?.spec.networks ?? []) unindex(this.servicesByNetwork, n.target, o.id);
+      for (const n of (o as Service).spec.networks) index(this.servicesByNetwork, n.target).add(o.id);
+    }
     if (kind === "task") {
       const t = o as Task;
       const old = this.maps.task.get(t.id);
@@ -159,6 +171,9 @@ export class ClusterStore implements ClusterReader, ServiceLister {
   }
 
   private deleteObject(kind: ObjectKind, id: string): void {
+    if (kind === "service") {
+      for (const n of this.maps.service.get(id)?.spec.networks ?? []) unindex(this.servicesByNetwork, n.target, id);
+    }
     if (kind === "task") {
       const t = this.maps.task.get(id);
       if (t) {
