@@ -34,8 +34,7 @@
 // writes one profile per thread; the manager's worker thread is usually thread 2 (CPU.<date>.<pid>.2.*;
 // 0 is this thread with the simulated agents, 1 and 3 are tsx's loader threads).
 
-import * as grpc from "@grpc/grpc-js";
-import { call, clusterClient, type ClusterServiceClient, vipmeshV1, type wire } from "@vipmesh/api";
+import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
 import { SimAgent, tempDir } from "@vipmesh/testing";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -43,7 +42,7 @@ import { dirname, join } from "node:path";
 import { performance, type EventLoopUtilization } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { type RunningManager, startManager } from "../apps/manager/src/index.ts";
+import { type RunningManager, startManager } from "@vipmesh/manager";
 
 /** The reference figure: swarmkit's dispatcher batches assignment changes and waits this long. */
 const SWARMKIT_BATCH_WINDOW_MS = 50;
@@ -353,20 +352,6 @@ const agentAddr = (i: number, total: number) => {
   return i < half && i < 254 ? `192.0.2.${i + 1}` : `198.51.100.${i - Math.min(half, 254) + 1}`;
 };
 
-const KEEPALIVE: grpc.ChannelOptions = {
-  "grpc.keepalive_time_ms": 10_000,
-  "grpc.keepalive_timeout_ms": 5_000,
-  "grpc.keepalive_permit_without_calls": 1,
-};
-
-/** A dispatcher client on a connection of its own (grpc-js otherwise shares one per target). */
-function ownConnection(address: string) {
-  return new vipmeshV1.DispatcherService(address, grpc.credentials.createInsecure(), {
-    ...KEEPALIVE,
-    "grpc.use_local_subchannel_pool": 1,
-  });
-}
-
 interface Tracked {
   agent: SimAgent;
   index: number;
@@ -443,12 +428,7 @@ async function main(): Promise<number> {
     const mark = (name: string) => (timeline[name] = round(now() - t00, 1));
     manager = await startManagerHost(dir.path, o.inProcess);
     const address = manager.address;
-    client = o.sharedConnection
-      ? clusterClient(address)
-      : new vipmeshV1.ClusterService(address, grpc.credentials.createInsecure(), {
-          ...KEEPALIVE,
-          "grpc.use_local_subchannel_pool": 1,
-        });
+    client = clusterClient(address, { ownConnection: !o.sharedConnection });
     const c = client;
     progress.note(`manager listening on ${address} (${manager.where}), data in ${dir.path}`);
 
@@ -460,11 +440,11 @@ async function main(): Promise<number> {
     let connected = 0;
     progressText = () => `connecting agents ${connected}/${o.agents}`;
     await pool(o.agents, 10, async (i) => {
-      const agent = new SimAgent(address, { hostname: hostnameOf(i), addr: agentAddr(i, o.agents) });
-      if (!o.sharedConnection) {
-        agent.client.close();
-        (agent as { client: SimAgent["client"] }).client = ownConnection(address);
-      }
+      const agent = new SimAgent(address, {
+        hostname: hostnameOf(i),
+        addr: agentAddr(i, o.agents),
+        ownConnection: !o.sharedConnection,
+      });
       const t: Tracked = { agent, index: i, assignments: 0 };
       agent.on("assignment", (a) => {
         const at = now();

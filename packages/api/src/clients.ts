@@ -18,12 +18,24 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_permit_without_calls": 1,
 };
 
-export function clusterClient(address: string): ClusterServiceClient {
-  return new vipmeshV1.ClusterService(grpcTarget(address), grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+export interface ClientOptions {
+  /**
+   * A connection of the client's own. grpc-js otherwise shares one HTTP/2
+   * connection between all clients of a process for the same target, which is
+   * right for one agent or one CLI, not for many simulated agents in one process.
+   */
+  ownConnection?: boolean;
 }
 
-export function dispatcherClient(address: string): DispatcherServiceClient {
-  return new vipmeshV1.DispatcherService(grpcTarget(address), grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+const channelOptions = (o: ClientOptions): grpc.ChannelOptions =>
+  o.ownConnection ? { ...CHANNEL_OPTIONS, "grpc.use_local_subchannel_pool": 1 } : CHANNEL_OPTIONS;
+
+export function clusterClient(address: string, options: ClientOptions = {}): ClusterServiceClient {
+  return new vipmeshV1.ClusterService(grpcTarget(address), grpc.credentials.createInsecure(), channelOptions(options));
+}
+
+export function dispatcherClient(address: string, options: ClientOptions = {}): DispatcherServiceClient {
+  return new vipmeshV1.DispatcherService(grpcTarget(address), grpc.credentials.createInsecure(), channelOptions(options));
 }
 
 // the last overload of a generated unary method: (argument, callback)

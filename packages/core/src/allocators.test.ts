@@ -48,6 +48,12 @@ describe("RangeAllocator", () => {
     expectVipmeshError(() => r.next(), "resource_exhausted");
   });
 
+  it("refuses to take a number outside its range", () => {
+    const r = new RangeAllocator(1, 3, "widget");
+    expectVipmeshError(() => r.take(4), "invalid_argument", "widget 4", "1-3");
+    expectVipmeshError(() => r.take(0), "invalid_argument", "widget 0");
+  });
+
   it("counts taken numbers towards exhaustion", () => {
     const r = new RangeAllocator(1, 3, "widget");
     r.take(2);

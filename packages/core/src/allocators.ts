@@ -33,6 +33,7 @@ export class RangeAllocator {
   }
 
   take(n: number): void {
+    if (!Number.isInteger(n) || n < this.min || n > this.max) throw invalid(`${this.what} ${n} is outside ${this.min}-${this.max}`);
     if (this.used.has(n)) throw precondition(`${this.what} ${n} is already in use`);
     this.used.add(n);
   }

@@ -150,6 +150,7 @@ describe("AddressPool", () => {
     ["outside the subnet", "10.0.4.2"],
     ["the network address", "10.0.3.0"],
     ["the broadcast address", "10.0.3.255"],
+    ["an address of the subnet with another prefix length", "10.0.3.5/16"],
     ["not an address", "10.0.3"],
   ])("rejects %s (%s)", (_why, addr) => {
     const pool = new AddressPool("10.0.3.0/24", "appnet");

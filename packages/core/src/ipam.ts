@@ -112,8 +112,10 @@ export class AddressPool {
   }
 
   private toNumber(addr: string): number {
-    const n = parseIpv4(addr.split("/")[0]!);
-    if (n === undefined || !cidrContains(this.cidr, n) || n < this.first || n > this.last) {
+    const [ip, prefix] = addr.split("/");
+    const n = parseIpv4(ip!);
+    const wrongPrefix = prefix !== undefined && Number(prefix) !== this.cidr.prefix;
+    if (n === undefined || wrongPrefix || !cidrContains(this.cidr, n) || n < this.first || n > this.last) {
       throw invalid(`address ${addr} is not a usable address of ${this.subnet}`);
     }
     return n;

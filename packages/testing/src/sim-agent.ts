@@ -14,6 +14,8 @@ export interface SimAgentOptions {
   labels?: Record<string, string>;
   /** Tasks for which this returns a message fail with it instead of running. */
   fails?: (task: Task) => string | undefined;
+  /** A gRPC connection of its own, as a real agent in its own process has (benchmarks). */
+  ownConnection?: boolean;
 }
 
 export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; closed: [Error | undefined] }> {
@@ -30,7 +32,7 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     readonly options: SimAgentOptions,
   ) {
     super();
-    this.client = dispatcherClient(address);
+    this.client = dispatcherClient(address, { ownConnection: options.ownConnection });
   }
 
   async start(): Promise<this> {
