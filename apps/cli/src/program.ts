@@ -4,8 +4,12 @@
 import { Command, CommanderError } from "commander";
 import { registerManagerCommand } from "./commands/manager.ts";
 import { registerNetworkCommands } from "./commands/network.ts";
+import { registerAgentCommand } from "./commands/agent.ts";
+import { registerExecCommand } from "./commands/exec.ts";
+import { registerLabCommands } from "./commands/lab.ts";
 import { registerNodeCommands } from "./commands/node.ts";
 import { registerServiceCommands } from "./commands/service.ts";
+import { registerWhoamiCommand } from "./commands/whoami.ts";
 import { AlreadyReported, UsageError, expectedErrorMessage } from "./errors.ts";
 import { type Io, processIo } from "./io.ts";
 
@@ -20,11 +24,17 @@ export function buildProgram(io: Io): Command {
       writeErr: io.stderr,
       outputError: (text, write) => write(text.replace(/^error: /, "Error: ")),
     })
-    .showHelpAfterError("(add --help for usage)");
+    .showHelpAfterError("(add --help for usage)")
+    // `exec` and `lab exec` pass everything after their arguments to the command they run
+    .enablePositionalOptions();
   registerManagerCommand(program, io);
+  registerAgentCommand(program, io);
   registerNetworkCommands(program, io);
   registerServiceCommands(program, io);
   registerNodeCommands(program, io);
+  registerWhoamiCommand(program, io);
+  registerExecCommand(program, io);
+  registerLabCommands(program, io);
   return program;
 }
 

@@ -7,6 +7,7 @@ import { CommandFailed, UsageError } from "../errors.ts";
 import { normalizeAddress } from "../host.ts";
 import type { Io } from "../io.ts";
 import { collect, duration } from "../options.ts";
+import { nextSignal } from "../signals.ts";
 
 interface ManagerOptions {
   dataDir: string;
@@ -35,18 +36,8 @@ export function registerManagerCommand(program: Command, io: Io): void {
         throw new CommandFailed(err instanceof Error ? err.message : String(err));
       });
       for (const address of manager.addresses) io.stdout(`vipmesh manager listening on ${address}\n`);
-      const signal = await nextSignal(["SIGINT", "SIGTERM"]);
+      const signal = await nextSignal().received;
       io.stderr(`${signal}: stopping the manager\n`);
       await manager.stop();
     });
-}
-
-function nextSignal(signals: NodeJS.Signals[]): Promise<NodeJS.Signals> {
-  return new Promise((resolvePromise) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      for (const s of signals) process.off(s, onSignal);
-      resolvePromise(signal);
-    };
-    for (const s of signals) process.on(s, onSignal);
-  });
 }

@@ -1,0 +1,168 @@
+// The node agent: converges this node to its assignment. Assignments only
+// record what is wanted (in the session's view) and ask for a sync; one sync
+// loop, driven by a bounded-frequency runner, touches the kernel and the task
+// processes, and acknowledges the view version it applied. It refuses to run
+// before the first full assignment, and a restarted agent adopts what is still
+// wanted instead of flushing.
+
+import { addrOf, attachmentRefusal, isTerminal, macForIpv4, type Task } from "@vipmesh/core";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BoundedFrequencyRunner } from "./runner.ts";
+import { ManagerSession } from "./session.ts";
+import { overlayPlanFor } from "./overlay-plan.ts";
+import { names, type OverlayDriver, type SandboxDriver, type SandboxPlan } from "./kernel/types.ts";
+import { ProcessRunner } from "./tasks/process-runner.ts";
+
+export interface AgentOptions {
+  manager: string;
+  advertiseAddr: string;
+  hostname: string;
+  stateDir: string;
+  /** Prefix of this agent's sandbox namespaces (the lab makes it unique per lab and node). */
+  sandboxPrefix: string;
+  binDir: string;
+  stopGraceMs?: number;
+  overlay: OverlayDriver;
+  sandboxes: SandboxDriver;
+  log?: (line: string) => void;
+}
+
+export class Agent {
+  readonly session: ManagerSession;
+  private readonly runner: BoundedFrequencyRunner;
+  private readonly processes: ProcessRunner;
+  /** The last state reported per task in this session, so that each is said once. */
+  private readonly reported = new Map<string, string>();
+  /** How each task whose process ended, ended. */
+  private readonly ended = new Map<string, { state: "complete" | "failed"; err: string }>();
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly o: AgentOptions) {
+    this.log = o.log ?? ((line) => console.error(`agent ${o.hostname}: ${line}`));
+    mkdirSync(o.stateDir, { recursive: true });
+    this.session = new ManagerSession({
+      manager: o.manager,
+      hostname: o.hostname,
+      advertiseAddr: o.advertiseAddr,
+      stateDir: o.stateDir,
+      log: this.log,
+    });
+    this.processes = new ProcessRunner({ stateDir: o.stateDir, binDir: o.binDir, stopGraceMs: o.stopGraceMs ?? 10_000 });
+    this.runner = new BoundedFrequencyRunner(() => this.sync(), { minIntervalMs: 20, maxIntervalMs: 30_000, retryMs: 1000 }, (err) =>
+      this.log(`sync failed, retrying: ${err instanceof Error ? err.message : String(err)}`),
+    );
+  }
+
+  start(): void {
+    const { adopted, lost } = this.processes.adopt();
+    if (adopted.length > 0) this.log(`adopted ${adopted.length} running task(s)`);
+    for (const taskId of lost) this.ended.set(taskId, { state: "failed", err: "exited while the agent was not running" });
+    this.processes.on("exit", ({ taskId, code, signal }) => {
+      const err = signal ? `killed by ${signal}` : code === null ? "exited" : `exit status ${code}`;
+      this.ended.set(taskId, { state: code === 0 ? "complete" : "failed", err: code === 0 ? "" : err });
+      this.runner.run();
+    });
+    // a new session may have missed what the last one said: say it again
+    this.session.on("open", () => this.reported.clear());
+    this.session.on("view", () => this.runner.run());
+    this.session.start();
+    this.runner.start();
+  }
+
+  async stop(): Promise<void> {
+    this.runner.stop();
+    this.session.stop();
+    this.processes.close();
+  }
+
+  private report(taskId: string, state: string, err = ""): void {
+    if (this.reported.get(taskId) === state) return;
+    this.reported.set(taskId, state);
+    this.session.report(taskId, { state, message: state, err });
+  }
+
+  private sandboxPlan(t: Task): SandboxPlan {
+    const view = this.session.view;
+    return {
+      taskId: t.id,
+      name: names.sandbox(this.o.sandboxPrefix, t.id),
+      hostname: t.id.slice(0, 12),
+      interfaces: t.networks.map((a, i) => {
+        const addr = a.addresses[0]!;
+        return { ifname: `eth${i}`, vni: view.networks.get(a.networkId)!.vni, addr, mac: macForIpv4(addr) };
+      }),
+    };
+  }
+
+  /** One pass: overlay, then tasks to start and stop, then leftovers; acknowledges what it applied. */
+  private async sync(): Promise<void> {
+    const { view, version, nodeId } = this.session;
+    if (version === 0) return; // nothing to converge to before the first full assignment
+    await this.o.overlay.sync(overlayPlanFor(view, this.o.advertiseAddr, nodeId));
+
+    const wanted = new Set<string>();
+    for (const t of view.tasks.values()) {
+      if (isTerminal(t.status.state)) continue;
+      wanted.add(t.id);
+      if (t.desiredState !== "running") {
+        if (this.reported.get(t.id) !== "shutdown") await this.remove(t.id);
+        this.report(t.id, "shutdown");
+        continue;
+      }
+      if (this.processes.isRunning(t.id)) {
+        this.report(t.id, "running");
+        continue;
+      }
+      const ended = this.ended.get(t.id);
+      if (ended) {
+        this.report(t.id, ended.state, ended.err);
+        continue;
+      }
+      const refusal = t.networks.map((a) => view.networks.get(a.networkId)).map((n) => n && attachmentRefusal(n)).find(Boolean);
+      if (refusal) {
+        this.report(t.id, "rejected", refusal);
+        continue;
+      }
+      this.report(t.id, "starting");
+      const plan = this.sandboxPlan(t);
+      await this.o.sandboxes.ensure(plan);
+      writeSandboxFiles(plan);
+      await this.processes.start({
+        taskId: t.id,
+        serviceName: t.serviceName,
+        sandbox: plan.name,
+        hostname: plan.hostname,
+        command: t.spec.container.command,
+        env: t.spec.container.env,
+      });
+      this.report(t.id, "running");
+    }
+
+    // what this agent made for tasks that are no longer its own
+    for (const taskId of this.processes.known()) if (!wanted.has(taskId)) await this.remove(taskId);
+    for (const sb of await this.o.sandboxes.list(this.o.sandboxPrefix)) if (!wanted.has(sb.taskId)) await this.remove(sb.taskId);
+    for (const taskId of this.reported.keys()) if (!view.tasks.has(taskId)) this.reported.delete(taskId);
+    for (const taskId of this.ended.keys()) if (!view.tasks.has(taskId)) this.ended.delete(taskId);
+
+    this.session.ack(version);
+  }
+
+  private async remove(taskId: string): Promise<void> {
+    await this.processes.stop(taskId);
+    const name = names.sandbox(this.o.sandboxPrefix, taskId);
+    await this.o.sandboxes.remove(name);
+    rmSync(join(NETNS_ETC, name), { recursive: true, force: true });
+    this.processes.forget(taskId);
+  }
+}
+
+/** `ip netns exec` bind-mounts /etc/netns/NAME/* over /etc/*: each sandbox gets its own hosts file. */
+const NETNS_ETC = "/etc/netns";
+
+function writeSandboxFiles(plan: SandboxPlan): void {
+  const dir = join(NETNS_ETC, plan.name);
+  mkdirSync(dir, { recursive: true });
+  const own = plan.interfaces.map((i) => `${addrOf(i.addr)}\t${plan.hostname}`).join("\n");
+  writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${own}\n`);
+}

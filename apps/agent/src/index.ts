@@ -1,0 +1,5 @@
+export { Agent, type AgentOptions } from "./agent.ts";
+export { overlayPlanFor } from "./overlay-plan.ts";
+export * from "./kernel/types.ts";
+export { KernelOverlay } from "./kernel/overlay.ts";
+export { KernelSandboxes } from "./kernel/sandbox.ts";

@@ -1,0 +1,89 @@
+// What the agent asks of the kernel, as data. The drivers in this folder are
+// the only code that runs `ip` or `bridge`; everything above them works on
+// these plans and can be tested with the fakes.
+
+/** One overlay network present on this node: a bridge and a VXLAN device in the node's namespace. */
+export interface OverlayNetworkPlan {
+  networkId: string;
+  vni: number;
+  /** Remote endpoints of this network: tasks on other nodes. */
+  remotes: RemoteEndpoint[];
+}
+
+export interface RemoteEndpoint {
+  /** Task address without prefix, e.g. 10.0.3.5 */
+  ip: string;
+  mac: string;
+  /** The underlay address of the node that runs it (the VXLAN destination). */
+  nodeAddr: string;
+}
+
+export interface OverlayPlan {
+  /** This node's underlay (advertise) address: the VXLAN devices' `local`. */
+  localAddr: string;
+  networks: OverlayNetworkPlan[];
+}
+
+/** What a sandbox is, as far as the kernel can tell (the hostname lives in the task's UTS namespace, not here). */
+export interface SandboxState {
+  taskId: string;
+  /** Namespace name: names.sandbox(prefix, taskId). */
+  name: string;
+  interfaces: SandboxInterface[];
+}
+
+/** One task's network namespace and its interfaces. */
+export interface SandboxPlan extends SandboxState {
+  /** UTS hostname inside: the short task ID. Set by the process runner, not by the sandbox driver. */
+  hostname: string;
+}
+
+export interface SandboxInterface {
+  /** Inside the sandbox: eth0, eth1, … in network order. */
+  ifname: string;
+  /** The overlay network's VNI: the veth's host end joins that network's bridge. */
+  vni: number;
+  /** CIDR, e.g. 10.0.3.5/24 */
+  addr: string;
+  mac: string;
+}
+
+/** The node's overlay: converges to a plan, and reads back what is there. */
+export interface OverlayDriver {
+  /**
+   * Makes the node's vipmesh-owned bridges, VXLAN devices, FDB and neighbour
+   * entries exactly the plan's: creates, fixes and removes what differs, and
+   * writes nothing when they already are. Never touches other devices.
+   */
+  sync(plan: OverlayPlan): Promise<void>;
+  /** What the kernel holds now, as a canonical plan (networks by VNI, remotes by address). */
+  read(): Promise<OverlayPlan>;
+}
+
+/** Task sandboxes: one network namespace per task, joined to the overlay bridges by veth pairs. */
+export interface SandboxDriver {
+  /** Creates or repairs the sandbox; an interface that is already right is left alone. Fails when a bridge is missing. */
+  ensure(plan: SandboxPlan): Promise<void>;
+  /** Deletes the sandbox's namespace and any host end of its veths left over; nothing there is fine. */
+  remove(name: string): Promise<void>;
+  /**
+   * Every sandbox whose name starts with `prefix`, sorted by name; also one
+   * with no interfaces for a host end whose namespace is gone, so that it can
+   * be removed.
+   */
+  list(prefix: string): Promise<SandboxState[]>;
+}
+
+/** MTU of every overlay device and sandbox interface: 1500 minus VXLAN's 50 bytes of encapsulation. */
+export const OVERLAY_MTU = 1450;
+export const VXLAN_PORT = 4789;
+
+/** Names of vipmesh-owned kernel objects. Short enough for IFNAMSIZ (15). */
+export const names = {
+  bridge: (vni: number) => `vmbr${vni}`,
+  vxlan: (vni: number) => `vmvx${vni}`,
+  /** Host end of a sandbox's veth: stable per (task, interface index). */
+  hostVeth: (taskId: string, index: number) => `vmv${taskId.slice(0, 10)}${index}`,
+  /** A task's namespace; the prefix tells whose it is (an agent's, a lab's), so leftovers can be found. */
+  sandbox: (prefix: string, taskId: string) => `${prefix}${taskId}`,
+};

@@ -1,0 +1,43 @@
+// The overlay a node needs, from its network view: every network it holds,
+// and on each the endpoints that live on other nodes (local ones are reached
+// through the bridge, with no entry).
+
+import { addrOf, attachmentRefusal, type NetworkView, type ViewEndpoint } from "@vipmesh/core";
+import { canonicalOverlayPlan } from "./kernel/canonical.ts";
+import type { OverlayPlan, RemoteEndpoint } from "./kernel/types.ts";
+
+export function overlayPlanFor(view: NetworkView, localAddr: string, localNodeId: string): OverlayPlan {
+  const remotesByNetwork = new Map<string, ViewEndpoint[]>();
+  for (const e of view.endpoints.values()) {
+    if (e.nodeId === localNodeId || !e.nodeAddr) continue;
+    const list = remotesByNetwork.get(e.networkId);
+    if (list) list.push(e);
+    else remotesByNetwork.set(e.networkId, [e]);
+  }
+  const networks = [...view.networks.values()]
+    // no plaintext tunnel for a network that asked for encryption (the agent refuses its tasks too)
+    .filter((n) => attachmentRefusal(n) === undefined)
+    .map((n) => ({ networkId: n.id, vni: n.vni, remotes: remotesOf(remotesByNetwork.get(n.id) ?? []) }));
+  return canonicalOverlayPlan({ localAddr, networks });
+}
+
+/**
+ * One entry per address and per MAC: should two endpoints claim one (an old
+ * task not yet gone, a new one given its address), the ready one wins, then
+ * the first by key, so every node picks the same.
+ */
+function remotesOf(endpoints: ViewEndpoint[]): RemoteEndpoint[] {
+  const sorted = [...endpoints].sort((a, b) => Number(b.ready) - Number(a.ready) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const ips = new Set<string>();
+  const macs = new Set<string>();
+  const out: RemoteEndpoint[] = [];
+  for (const e of sorted) {
+    const ip = addrOf(e.addr);
+    const mac = e.mac.toLowerCase();
+    if (ips.has(ip) || macs.has(mac)) continue;
+    ips.add(ip);
+    macs.add(mac);
+    out.push({ ip, mac, nodeAddr: e.nodeAddr });
+  }
+  return out;
+}

@@ -1,0 +1,132 @@
+// The agent's side of the dispatcher protocol: register once (the node ID is
+// kept in the state dir), then hold a session — heartbeats up, assignments
+// down, applied to a local network view — and come back with backoff when the
+// manager goes away. A new session starts with a full assignment.
+
+import type * as grpc from "@grpc/grpc-js";
+import { call, dispatcherClient, type DispatcherServiceClient, type wire } from "@vipmesh/api";
+import { applyViewDelta, emptyView, type NetworkView, type ViewDelta } from "@vipmesh/core";
+import { EventEmitter } from "node:events";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface SessionOptions {
+  manager: string;
+  hostname: string;
+  advertiseAddr: string;
+  stateDir: string;
+  log: (line: string) => void;
+}
+
+export interface TaskStatusReport {
+  state: string;
+  message?: string;
+  err?: string;
+}
+
+export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
+  readonly view: NetworkView = emptyView();
+  /** Version of the assignment the view holds; 0 before the first one. */
+  version = 0;
+  nodeId = "";
+  private client: DispatcherServiceClient;
+  private stream: grpc.ClientDuplexStream<wire.SessionUp, wire.SessionDown> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private backoffMs = 100;
+  private stopped = false;
+
+  constructor(private readonly options: SessionOptions) {
+    super();
+    this.client = dispatcherClient(options.manager);
+    try {
+      this.nodeId = readFileSync(this.nodeIdFile, "utf8").trim();
+    } catch {}
+  }
+
+  private get nodeIdFile(): string {
+    return join(this.options.stateDir, "node-id");
+  }
+
+  start(): void {
+    void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    clearTimeout(this.retry);
+    this.stream?.cancel();
+    this.client.close();
+  }
+
+  /** Tells the manager that the view of `version` is applied. */
+  ack(version: number): void {
+    this.stream?.write({ ack: { version } });
+  }
+
+  report(taskId: string, status: TaskStatusReport): void {
+    this.stream?.write({ taskStatus: { taskId, status: { message: "", err: "", ...status, timestamp: new Date().toISOString() } } });
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const res = await call(
+        this.client,
+        "register",
+        { hostname: this.options.hostname, addr: this.options.advertiseAddr, nodeId: this.nodeId },
+        { deadline: Date.now() + 5000 },
+      );
+      if (res.nodeId !== this.nodeId) {
+        this.nodeId = res.nodeId;
+        writeFileSync(this.nodeIdFile, `${this.nodeId}\n`);
+      }
+    } catch (err) {
+      this.options.log(`cannot register with the manager at ${this.options.manager}: ${(err as Error).message}`);
+      this.reconnectLater();
+      return;
+    }
+    const stream = this.client.session();
+    this.stream = stream;
+    stream.on("data", (msg: wire.SessionDown) => this.onMessage(msg));
+    const lost = (why: string) => {
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      clearInterval(this.heartbeat);
+      if (!this.stopped) {
+        this.options.log(`session lost (${why}); reconnecting`);
+        this.reconnectLater();
+      }
+    };
+    stream.on("error", (err: Error) => lost(err.message));
+    stream.on("end", () => lost("ended by the manager"));
+    stream.write({ open: { nodeId: this.nodeId } });
+  }
+
+  private reconnectLater(): void {
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => void this.connect(), this.backoffMs);
+    this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+  }
+
+  private onMessage(msg: wire.SessionDown): void {
+    if (msg.params) {
+      this.backoffMs = 100;
+      this.options.log(`session open as node ${this.nodeId}`);
+      clearInterval(this.heartbeat);
+      const period = msg.params.heartbeatPeriodMs;
+      this.heartbeat = setInterval(() => this.stream?.write({ heartbeat: {} }), Math.max(10, period / 2));
+      this.emit("open");
+      return;
+    }
+    const a = msg.assignment;
+    if (!a) return;
+    if (a.full) {
+      for (const map of Object.values(this.view)) (map as Map<string, unknown>).clear();
+    }
+    applyViewDelta(this.view, a as unknown as ViewDelta);
+    this.version = Number(a.version);
+    this.emit("view");
+  }
+}

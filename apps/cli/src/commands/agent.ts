@@ -1,0 +1,59 @@
+// vipmesh agent: runs this node's agent in the foreground until SIGINT/SIGTERM.
+
+import type { Command } from "commander";
+import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseIpv4 } from "@vipmesh/core";
+import { UsageError } from "../errors.ts";
+import { normalizeAddress } from "../host.ts";
+import type { Io } from "../io.ts";
+import { choice, duration } from "../options.ts";
+import { nextSignal } from "../signals.ts";
+
+interface AgentFlags {
+  manager: string;
+  advertiseAddr: string;
+  hostname?: string;
+  stateDir: string;
+  sandboxPrefix: string;
+  dataplane: string;
+  stopGrace?: number;
+}
+
+const BIN_DIR = fileURLToPath(new URL("../../../../bin", import.meta.url));
+
+export function registerAgentCommand(program: Command, io: Io): void {
+  program
+    .command("agent")
+    .description("Run this node's agent: task sandboxes and the overlay, as the manager assigns them")
+    .requiredOption("--manager <addr>", "the manager's dispatcher address, host:port or a socket path")
+    .requiredOption("--advertise-addr <ip>", "this node's underlay address (VXLAN endpoint)")
+    .option("--hostname <name>", "the node's name in the cluster (default: the machine's hostname)")
+    .option("--state-dir <dir>", "where the agent keeps its node ID and task state", "/var/lib/vipmesh/agent")
+    .option("--sandbox-prefix <prefix>", "prefix of the task sandboxes' namespace names", "vm-")
+    .addOption(choice("--dataplane <dataplane>", "how VIPs are load-balanced", ["auto", "nftables", "ipvs"]).default("auto"))
+    .option("--stop-grace <duration>", "SIGTERM to SIGKILL, when stopping a task", duration)
+    .action(async (o: AgentFlags) => {
+      if (parseIpv4(o.advertiseAddr) === undefined) throw new UsageError(`--advertise-addr ${o.advertiseAddr} is not an IPv4 address`);
+      if (process.getuid?.() !== 0) throw new UsageError("the agent manages network namespaces and interfaces: run it as root");
+      const { Agent, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
+      const agent = new Agent({
+        manager: normalizeAddress(o.manager, process.cwd()),
+        advertiseAddr: o.advertiseAddr,
+        hostname: o.hostname ?? hostname(),
+        stateDir: resolve(o.stateDir),
+        sandboxPrefix: o.sandboxPrefix,
+        binDir: BIN_DIR,
+        ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
+        overlay: new KernelOverlay(),
+        sandboxes: new KernelSandboxes(),
+        log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`),
+      });
+      const stopping = nextSignal();
+      agent.start();
+      const signal = await stopping.received;
+      io.stderr(`${signal}: stopping the agent (tasks keep running)\n`);
+      await agent.stop();
+    });
+}

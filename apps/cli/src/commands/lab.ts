@@ -1,0 +1,89 @@
+// vipmesh lab up|down|exec|node stop|start: a whole cluster on this machine.
+
+import type { Command } from "commander";
+import { spawnSync } from "node:child_process";
+import { CommandFailed, UsageError } from "../errors.ts";
+import type { Io } from "../io.ts";
+import { duration, wholeNumber } from "../options.ts";
+
+interface UpOptions {
+  name: string;
+  nodes: number;
+  dataplane?: string;
+  heartbeat?: number;
+}
+
+const lab = () => import("@vipmesh/lab");
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new UsageError("the lab makes network namespaces: run it as root");
+}
+
+export function registerLabCommands(program: Command, io: Io): void {
+  const cmd = program
+    .command("lab")
+    .description("Run a whole cluster on this machine, one network namespace per node")
+    .enablePositionalOptions();
+  const nameOption = (c: Command) => c.option("--name <name>", "which lab", "lab");
+
+  nameOption(cmd.command("up").description("Build the underlay, start a manager and one agent per node"))
+    .option("--nodes <n>", "number of nodes", wholeNumber, 3)
+    .option("--dataplane <dataplane>", "agents' load-balancing dataplane: auto, nftables or ipvs")
+    .option("--heartbeat <duration>", "agents' heartbeat period, e.g. 1s", duration)
+    .action(async (o: UpOptions) => {
+      requireRoot();
+      if (o.nodes < 1 || o.nodes > 50) throw new UsageError("--nodes must be between 1 and 50");
+      const { labUp } = await lab();
+      const l = await labUp({
+        name: o.name,
+        nodes: o.nodes,
+        ...(o.dataplane ? { dataplane: o.dataplane } : {}),
+        ...(o.heartbeat ? { heartbeatMs: o.heartbeat } : {}),
+        log: (line) => io.stderr(`lab ${o.name}: ${line}\n`),
+      }).catch((err: unknown) => {
+        throw new CommandFailed(err instanceof Error ? err.message : String(err));
+      });
+      io.stdout(`lab ${l.name} is up: ${l.nodes.map((n) => `${n.hostname} ${n.addr}`).join(", ")}; manager ${l.socket}\n`);
+    });
+
+  nameOption(cmd.command("down").description("Remove every namespace, link, process and file of the lab")).action(
+    async (o: { name: string }) => {
+      requireRoot();
+      (await lab()).labDown(o.name);
+      io.stdout(`lab ${o.name} is down\n`);
+    },
+  );
+
+  nameOption(
+    cmd
+      .command("exec")
+      .description("Run a command in a node's (or the client's) namespace")
+      .argument("<target>", "node1, node2, … or client")
+      .argument("<command...>", "what to run"),
+  )
+    .passThroughOptions()
+    .action(async (target: string, command: string[], o: { name: string }) => {
+      requireRoot();
+      const { readLab, namespaceOf } = await lab();
+      const ns = namespaceOf(readLab(o.name), target);
+      const r = spawnSync("ip", ["netns", "exec", ns, ...command], { stdio: "inherit" });
+      process.exitCode = r.status ?? 1;
+    });
+
+  const node = cmd.command("node").description("Stop or start a node of the lab");
+  for (const verb of ["stop", "start"] as const) {
+    nameOption(
+      node
+        .command(verb)
+        .description(verb === "stop" ? "Kill the node's agent and cut its underlay link" : "Restore both")
+        .argument("<node>", "node1, node2, …"),
+    ).action(async (hostname: string, o: { name: string }) => {
+      requireRoot();
+      const { readLab, nodeStop, nodeStart } = await lab();
+      const l = readLab(o.name);
+      if (verb === "stop") nodeStop(l, hostname);
+      else nodeStart(l, hostname);
+      io.stdout(`${hostname} ${verb === "stop" ? "stopped" : "started"}\n`);
+    });
+  }
+}

@@ -1,0 +1,242 @@
+// The lab: a whole cluster on one machine. A fabric namespace holds the
+// underlay bridge and the manager; each node is a namespace joined to it by a
+// veth, running a real agent; a `client` namespace sits on the underlay too.
+// Everything it makes carries the lab's prefix and is recorded under
+// /run/vipmesh/<lab>/, so `lab down` removes all of it, also after a crash.
+// Nothing here touches the root namespace's interfaces, routes or firewall.
+
+import { call, clusterClient } from "@vipmesh/api";
+import { execFileSync, spawn } from "node:child_process";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const RUN_DIR = "/run/vipmesh";
+export const DEFAULT_LAB = "lab";
+const UNDERLAY = "192.168.100"; // a /24 that exists only inside the lab's own namespaces
+const MANAGER_PORT = 4242;
+const VIPMESH = fileURLToPath(new URL("../../../bin/vipmesh", import.meta.url));
+
+export interface LabOptions {
+  name: string;
+  nodes: number;
+  heartbeatMs?: number;
+  dataplane?: string;
+  log?: (line: string) => void;
+}
+
+export interface LabLayout {
+  name: string;
+  dir: string;
+  socket: string;
+  prefix: string;
+  fabric: string;
+  client: string;
+  managerAddr: string;
+  nodes: { hostname: string; netns: string; addr: string; stateDir: string }[];
+}
+
+export function layout(name: string, nodes: number): LabLayout {
+  if (!/^[a-z][a-z0-9-]{0,15}$/.test(name)) {
+    throw new Error(`lab name "${name}" must be 1-16 lowercase letters, digits or '-', starting with a letter`);
+  }
+  const prefix = `vm-${name}-`;
+  const dir = join(RUN_DIR, name);
+  return {
+    name,
+    dir,
+    socket: join(dir, "manager.sock"),
+    prefix,
+    fabric: `${prefix}fabric`,
+    client: `${prefix}client`,
+    managerAddr: `${UNDERLAY}.1:${MANAGER_PORT}`,
+    nodes: Array.from({ length: nodes }, (_, i) => ({
+      hostname: `node${i + 1}`,
+      netns: `${prefix}node${i + 1}`,
+      addr: `${UNDERLAY}.${11 + i}`,
+      stateDir: join(dir, `node${i + 1}`),
+    })),
+  };
+}
+
+const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "pipe", "pipe"] }).toString();
+/** One `ip -n NS -batch` per namespace, in the order the namespaces come. */
+function ipBatches(batches: [netns: string, lines: string[]][]): void {
+  for (const [netns, lines] of batches) {
+    execFileSync("ip", ["-n", netns, "-batch", "-"], { input: `${lines.join("\n")}\n`, stdio: ["pipe", "pipe", "pipe"] });
+  }
+}
+
+export const listNamespaces = (): string[] =>
+  ip("netns", "list")
+    .split("\n")
+    .map((l) => l.split(" ")[0]!)
+    .filter(Boolean);
+
+/** Sockets of the labs that run now, by name. */
+export function runningLabs(): Map<string, string> {
+  const labs = new Map<string, string>();
+  if (!existsSync(RUN_DIR)) return labs;
+  for (const name of readdirSync(RUN_DIR)) {
+    const socket = join(RUN_DIR, name, "manager.sock");
+    if (existsSync(socket)) labs.set(name, socket);
+  }
+  return labs;
+}
+
+function startDetached(name: string, dir: string, netns: string, args: string[]): number {
+  const log = openSync(join(dir, `${name}.log`), "a");
+  // nsenter, not `ip netns exec`: that gives a private mount namespace, in which the
+  // sandboxes an agent names (bind mounts under /run/netns) would be visible to it alone
+  const child = spawn("nsenter", [`--net=/run/netns/${netns}`, "--", VIPMESH, ...args], {
+    detached: true,
+    stdio: ["ignore", log, log],
+  });
+  closeSync(log);
+  child.unref();
+  writeFileSync(join(dir, `${name}.pid`), `${child.pid}\n`);
+  return child.pid!;
+}
+
+function killPidFile(file: string): void {
+  try {
+    const pid = Number(readFileSync(file, "utf8").trim());
+    process.kill(-pid, "SIGKILL");
+  } catch {}
+  rmSync(file, { force: true });
+}
+
+export async function labUp(o: LabOptions): Promise<LabLayout> {
+  const log = o.log ?? (() => {});
+  const l = layout(o.name, o.nodes);
+  if (existsSync(l.socket) || listNamespaces().some((n) => n.startsWith(l.prefix))) {
+    throw new Error(`lab ${l.name} already exists; run 'vipmesh lab down --name ${l.name}' first`);
+  }
+  mkdirSync(l.dir, { recursive: true, mode: 0o700 });
+  try {
+    log(`underlay ${UNDERLAY}.0/24 in ${l.fabric}`);
+    const hosts = [...l.nodes.map((n) => ({ netns: n.netns, addr: n.addr })), { netns: l.client, addr: `${UNDERLAY}.100` }];
+    for (const ns of [l.fabric, ...hosts.map((h) => h.netns)]) ip("netns", "add", ns);
+    const fabric = ["link add br0 type bridge", `addr add ${UNDERLAY}.1/24 dev br0`, "link set br0 up", "link set lo up"];
+    hosts.forEach((h, i) => fabric.push(`link add u${i} type veth peer name eth0 netns ${h.netns}`, `link set u${i} master br0 up`));
+    ipBatches([
+      [l.fabric, fabric],
+      ...hosts.map((h): [string, string[]] => [h.netns, [`addr add ${h.addr}/24 dev eth0`, "link set eth0 up", "link set lo up"]]),
+    ]);
+    for (const h of hosts) execFileSync("ip", ["netns", "exec", h.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+
+    log("manager");
+    const managerArgs = ["manager", "--data-dir", join(l.dir, "manager"), "--listen", `${l.managerAddr}`, "--listen", `unix:${l.socket}`];
+    if (o.heartbeatMs) managerArgs.push("--heartbeat-period", `${o.heartbeatMs}ms`);
+    startDetached("manager", l.dir, l.fabric, managerArgs);
+    await waitFor(`the manager of lab ${l.name}`, () => existsSync(l.socket), 30_000);
+    chmodSync(l.socket, 0o600);
+
+    for (const n of l.nodes) startAgent(l, n.hostname, o.dataplane);
+    log(`${l.nodes.length} agents`);
+    const client = clusterClient(l.socket);
+    try {
+      await waitFor(
+        `${l.nodes.length} ready nodes`,
+        async () => {
+          const { nodes } = await call(client, "listNodes", {}, { deadline: Date.now() + 2000 });
+          return nodes.filter((n) => n.status?.state === "ready").length === l.nodes.length;
+        },
+        60_000,
+      );
+    } finally {
+      client.close();
+    }
+    writeFileSync(join(l.dir, "lab.json"), JSON.stringify(l, null, 2));
+    return l;
+  } catch (err) {
+    const logs = logTails(l.dir);
+    labDown(o.name);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}${logs}`);
+  }
+}
+
+/** The last lines of each process log of a lab, for an error that is about to remove them. */
+function logTails(dir: string): string {
+  if (!existsSync(dir)) return "";
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".log"))
+    .map((f) => {
+      const lines = readFileSync(join(dir, f), "utf8").trim().split("\n").slice(-5);
+      return `\n--- ${f}\n${lines.join("\n")}`;
+    })
+    .join("");
+}
+
+export function startAgent(l: LabLayout, hostname: string, dataplane?: string): void {
+  const n = l.nodes.find((x) => x.hostname === hostname);
+  if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
+  mkdirSync(n.stateDir, { recursive: true });
+  const args = ["agent", "--manager", l.managerAddr, "--advertise-addr", n.addr, "--hostname", n.hostname];
+  args.push("--state-dir", n.stateDir, "--sandbox-prefix", `${n.netns}-`);
+  if (dataplane) args.push("--dataplane", dataplane);
+  startDetached(`agent-${hostname}`, l.dir, n.netns, args);
+}
+
+/** Reads a running lab's layout. */
+export function readLab(name: string): LabLayout {
+  try {
+    return JSON.parse(readFileSync(join(RUN_DIR, name, "lab.json"), "utf8")) as LabLayout;
+  } catch {
+    throw new Error(`lab ${name} is not running ('vipmesh lab up --name ${name}' starts it)`);
+  }
+}
+
+/** Removes every namespace, process and file of the lab, whatever state it is in. */
+export function labDown(name: string): void {
+  const l = layout(name, 0);
+  if (existsSync(l.dir)) {
+    for (const f of readdirSync(l.dir)) if (f.endsWith(".pid")) killPidFile(join(l.dir, f));
+  }
+  for (const ns of listNamespaces().filter((n) => n.startsWith(l.prefix))) {
+    // task processes live in the sandboxes; anything left in a namespace goes with it
+    for (const pid of ip("netns", "pids", ns).split("\n").filter(Boolean)) {
+      try {
+        process.kill(Number(pid), "SIGKILL");
+      } catch {}
+    }
+    try {
+      ip("netns", "del", ns);
+    } catch {}
+  }
+  rmSync(l.dir, { recursive: true, force: true });
+}
+
+/** `lab node stop`: kills the node's agent and cuts its underlay link. */
+export function nodeStop(l: LabLayout, hostname: string): void {
+  const n = l.nodes.find((x) => x.hostname === hostname);
+  if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
+  killPidFile(join(l.dir, `agent-${hostname}.pid`));
+  ip("-n", n.netns, "link", "set", "eth0", "down");
+}
+
+export function nodeStart(l: LabLayout, hostname: string, dataplane?: string): void {
+  const n = l.nodes.find((x) => x.hostname === hostname);
+  if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
+  ip("-n", n.netns, "link", "set", "eth0", "up");
+  if (!existsSync(join(l.dir, `agent-${hostname}.pid`))) startAgent(l, hostname, dataplane);
+}
+
+/** The namespace of a node (by hostname) or of the client. */
+export function namespaceOf(l: LabLayout, target: string): string {
+  if (target === "client") return l.client;
+  const n = l.nodes.find((x) => x.hostname === target);
+  if (!n) throw new Error(`lab ${l.name} has no node ${target} (nodes: ${l.nodes.map((x) => x.hostname).join(", ")}, client)`);
+  return n.netns;
+}
+
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,139 @@
+// A real 3-node lab: namespaces, a manager and agents as processes, tasks in
+// sandboxes talking over VXLAN. Asserts by reading kernel state back.
+
+import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { addrOf } from "@vipmesh/core";
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LabLayout, labDown, labUp, listNamespaces } from "../src/lab.ts";
+import { skipKernelTests } from "./kernel-guard.ts";
+
+const skip = skipKernelTests();
+const name = `t${randomBytes(3).toString("hex")}`;
+let lab: LabLayout;
+let client: ClusterServiceClient;
+
+const sh = (netns: string, ...cmd: string[]) => execFileSync("ip", ["netns", "exec", netns, ...cmd], { timeout: 15_000 }).toString();
+
+async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function running(service: string, n: number): Promise<wire.Task[]> {
+  return waitFor(`${n} running tasks of ${service}`, async () => {
+    const { tasks } = await call(client, "listTasks", { service });
+    const up = tasks.filter((t) => t.desiredState === "running" && t.status?.state === "running");
+    const stopping = tasks.filter((t) => t.desiredState === "shutdown" && !["shutdown", "failed", "complete", "orphaned", "rejected"].includes(t.status!.state));
+    return up.length === n && stopping.length === 0 ? up : undefined;
+  });
+}
+
+const sandboxOf = (t: wire.Task) => listNamespaces().find((ns) => ns.startsWith(lab.prefix) && ns.endsWith(t.id))!;
+const addr = (t: wire.Task) => addrOf(t.networks[0]!.addresses[0]!);
+const nodeNs = (nodeId: string, nodes: wire.Node[]) =>
+  lab.nodes.find((n) => n.hostname === nodes.find((x) => x.id === nodeId)!.description!.hostname)!.netns;
+
+/** HTTP GET from inside a sandbox: the body, or undefined when it cannot connect. */
+function fetchFrom(sandbox: string, ip: string): string | undefined {
+  try {
+    return sh(sandbox, "curl", "-s", "--max-time", "2", `http://${ip}:8080/`);
+  } catch {
+    return undefined;
+  }
+}
+
+describe.skipIf(skip)("a 3-node lab", () => {
+  beforeAll(async () => {
+    lab = await labUp({ name, nodes: 3, heartbeatMs: 500 });
+    client = clusterClient(lab.socket);
+  });
+  afterAll(() => {
+    client?.close();
+    labDown(name);
+    expect(listNamespaces().filter((n) => n.startsWith(`vm-${name}-`))).toEqual([]);
+  });
+
+  it("runs tasks of one service on different nodes that reach each other over VXLAN, isolated from other networks", async () => {
+    await call(client, "createNetwork", { spec: { name: "collabnet", ipam: [{ subnet: "10.0.3.0/24" }] } });
+    await call(client, "createNetwork", { spec: { name: "othernet", ipam: [{ subnet: "10.0.4.0/24" }] } });
+    const web = { annotations: { name: "collabweb" }, taskTemplate: { container: { command: ["vipmesh", "whoami", "--port", "8080"] } } };
+    await call(client, "createService", { spec: { ...web, replicated: { replicas: 3 }, networks: [{ target: "collabnet" }] } });
+    await call(client, "createService", {
+      spec: { ...web, annotations: { name: "outsider" }, replicated: { replicas: 1 }, networks: [{ target: "othernet" }] },
+    });
+    const tasks = await running("collabweb", 3);
+    const [outsider] = await running("outsider", 1);
+    expect(new Set(tasks.map((t) => t.nodeId)).size).toBe(3);
+
+    // every task answers every other by task IP, across nodes
+    for (const from of tasks) {
+      for (const to of tasks) {
+        const body = await waitFor(`${from.slot} → ${to.slot}`, () => fetchFrom(sandboxOf(from), addr(to)));
+        expect(body).toContain(`Task: ${to.id}`);
+        expect(body).toContain(`Hostname: ${to.id.slice(0, 12)}`);
+      }
+    }
+    // a task on another network reaches none of them
+    for (const to of tasks) expect(fetchFrom(sandboxOf(outsider!), addr(to))).toBeUndefined();
+
+    // kernel state read back matches the view: on each node, a VXLAN device with the VNI and
+    // the node's address, and static FDB + neighbour entries for the tasks on the other nodes
+    const { nodes } = await call(client, "listNodes", {});
+    const net = (await call(client, "inspectNetwork", { network: "collabnet" })).network!;
+    for (const t of tasks) {
+      const ns = nodeNs(t.nodeId, nodes);
+      const me = nodes.find((n) => n.id === t.nodeId)!;
+      const links = JSON.parse(sh(ns, "ip", "-j", "-d", "link", "show", "type", "vxlan")) as {
+        ifname: string;
+        linkinfo: { info_data: { id: number; local: string } };
+      }[];
+      const vx = links.find((l) => l.linkinfo.info_data.id === net.vni)!;
+      expect(vx.linkinfo.info_data.local).toBe(me.status!.addr);
+      const fdb = JSON.parse(sh(ns, "bridge", "-j", "fdb", "show", "dev", vx.ifname)) as { mac: string; dst?: string }[];
+      const neigh = JSON.parse(sh(ns, "ip", "-j", "neigh", "show", "dev", vx.ifname)) as { dst: string; lladdr: string }[];
+      for (const other of tasks.filter((o) => o.nodeId !== t.nodeId)) {
+        const otherNode = nodes.find((n) => n.id === other.nodeId)!;
+        expect(fdb.some((f) => f.dst === otherNode.status!.addr)).toBe(true);
+        expect(neigh.some((n) => n.dst === addr(other))).toBe(true);
+      }
+    }
+  });
+
+  it("scaling down removes the sandboxes and the remote FDB/neighbour entries on every node", async () => {
+    const before = await running("collabweb", 3);
+    const s = (await call(client, "inspectService", { service: "collabweb" })).service!;
+    await call(client, "updateService", { service: "collabweb", version: s.version, spec: { ...s.spec!, replicated: { replicas: 1 } } });
+    const [kept] = await running("collabweb", 1);
+    const gone = before.filter((t) => t.id !== kept!.id);
+    await waitFor("sandboxes removed", () => gone.every((t) => !listNamespaces().some((ns) => ns.endsWith(t.id))));
+    for (const n of lab.nodes) {
+      await waitFor(`${n.hostname} without the removed tasks' entries`, () => {
+        const neigh = sh(n.netns, "ip", "neigh", "show", "nud", "permanent");
+        return gone.every((t) => !neigh.includes(`${addr(t)} `));
+      });
+    }
+  });
+
+  it("replaces a task whose process was killed", async () => {
+    const [victim] = await running("collabweb", 1);
+    for (const pid of execFileSync("ip", ["netns", "pids", sandboxOf(victim!)]).toString().split("\n").filter(Boolean)) {
+      process.kill(Number(pid), "SIGKILL");
+    }
+    const [replacement] = await waitFor("a replacement", async () => {
+      const up = await running("collabweb", 1);
+      return up[0]!.id !== victim!.id ? up : undefined;
+    });
+    const { tasks } = await call(client, "listTasks", { service: "collabweb" });
+    expect(tasks.find((t) => t.id === victim!.id)?.status?.state).toBe("failed");
+    expect(replacement!.slot).toBe(victim!.slot);
+  });
+});

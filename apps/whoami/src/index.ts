@@ -1,0 +1,1 @@
+export { type StartWhoamiOptions, type WhoamiServer, startWhoami } from "./server.ts";
