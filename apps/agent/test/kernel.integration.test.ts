@@ -16,7 +16,7 @@ import { KernelOverlay } from "../src/kernel/overlay.ts";
 import { KernelCommandError, readJson, run, runBatch, type KernelWrite } from "../src/kernel/run.ts";
 import { KernelSandboxes } from "../src/kernel/sandbox.ts";
 import { names, type OverlayPlan, type SandboxPlan } from "../src/kernel/types.ts";
-import { kernelDescribe } from "./kernel-guard.ts";
+import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { listNamespaces, TestNamespaces, twoNodes, usedPrefixes } from "./kernel-netns.ts";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -5,11 +5,10 @@ import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipm
 import { addrOf } from "@vipmesh/core";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { type LabLayout, labDown, labUp, listNamespaces } from "../src/lab.ts";
-import { skipKernelTests } from "./kernel-guard.ts";
+import { kernelDescribe } from "@vipmesh/testing/kernel";
 
-const skip = skipKernelTests();
 const name = `t${randomBytes(3).toString("hex")}`;
 let lab: LabLayout;
 let client: ClusterServiceClient;
@@ -51,7 +50,7 @@ function fetchFrom(sandbox: string, ip: string): string | undefined {
   }
 }
 
-describe.skipIf(skip)("a 3-node lab", () => {
+kernelDescribe("a 3-node lab", () => {
   beforeAll(async () => {
     lab = await labUp({ name, nodes: 3, heartbeatMs: 500 });
     client = clusterClient(lab.socket);
