@@ -207,11 +207,16 @@ export function labDown(name: string): void {
   rmSync(l.dir, { recursive: true, force: true });
 }
 
+/** Kills a node's agent (SIGKILL, like a crash); its tasks keep running. */
+export function killAgent(l: LabLayout, hostname: string): void {
+  killPidFile(join(l.dir, `agent-${hostname}.pid`));
+}
+
 /** `lab node stop`: kills the node's agent and cuts its underlay link. */
 export function nodeStop(l: LabLayout, hostname: string): void {
   const n = l.nodes.find((x) => x.hostname === hostname);
   if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
-  killPidFile(join(l.dir, `agent-${hostname}.pid`));
+  killAgent(l, hostname);
   ip("-n", n.netns, "link", "set", "eth0", "down");
 }
 

@@ -6,7 +6,9 @@ import { addrOf } from "@vipmesh/core";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type LabLayout, labDown, labUp, listNamespaces } from "../src/lab.ts";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { type LabLayout, killAgent, labDown, labUp, listNamespaces, startAgent } from "../src/lab.ts";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 
 const name = `t${randomBytes(3).toString("hex")}`;
@@ -52,7 +54,8 @@ function fetchFrom(sandbox: string, ip: string): string | undefined {
 
 kernelDescribe("a 3-node lab", () => {
   beforeAll(async () => {
-    lab = await labUp({ name, nodes: 3, heartbeatMs: 500 });
+    // down after 3 missed heartbeats = 6 s: long enough for an agent to be restarted in place
+    lab = await labUp({ name, nodes: 3, heartbeatMs: 2000 });
     client = clusterClient(lab.socket);
   });
   afterAll(() => {
@@ -134,5 +137,49 @@ kernelDescribe("a 3-node lab", () => {
     const { tasks } = await call(client, "listTasks", { service: "collabweb" });
     expect(tasks.find((t) => t.id === victim!.id)?.status?.state).toBe("failed");
     expect(replacement!.slot).toBe(victim!.slot);
+  });
+
+  it("an agent killed and restarted adopts its tasks: a TCP connection between them stays open, nothing leaks", async () => {
+    const spec = { annotations: { name: "pair" }, taskTemplate: { container: { command: ["vipmesh", "whoami", "--port", "8080"] } } };
+    await call(client, "createNetwork", { spec: { name: "pairnet" } });
+    await call(client, "createService", { spec: { ...spec, replicated: { replicas: 2 }, networks: [{ target: "pairnet" }] } });
+    const [a, b] = await running("pair", 2);
+    const { nodes } = await call(client, "listNodes", {});
+    const hostOf = (t: wire.Task) => nodes.find((n) => n.id === t.nodeId)!.description!.hostname;
+
+    await waitFor("b to answer a", () => fetchFrom(sandboxOf(a!), addr(b!)));
+    // one keep-alive connection from a to b, a request every 100 ms, until it breaks
+    const client_ = fileURLToPath(new URL("./keepalive-client.mjs", import.meta.url));
+    const conn = spawn("ip", ["netns", "exec", sandboxOf(a!), "node", client_, addr(b!), "8080"]);
+    let out = "";
+    conn.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    conn.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      const count = () => Number(/ok (\d+)\n$/.exec(out)?.[1] ?? 0);
+      await waitFor("the connection to carry requests", () => count() >= 3).catch((err: Error) => {
+        throw new Error(`${err.message}; the client said: ${out.slice(-500)}`);
+      });
+
+      const state = () => ({
+        sandboxes: listNamespaces().filter((ns) => ns.startsWith(lab.prefix) && !lab.nodes.some((n) => n.netns === ns)).sort(),
+        links: lab.nodes.map((n) => sh(n.netns, "ip", "-br", "link").split("\n").map((l) => l.split(/\s+/)[0]).sort().join(" ")),
+        neigh: lab.nodes.map((n) => sh(n.netns, "ip", "neigh", "show", "nud", "permanent").split("\n").sort().join("|")),
+      });
+      const before = state();
+      for (const host of [hostOf(a!), hostOf(b!)]) {
+        killAgent(lab, host);
+        const seen = count();
+        startAgent(lab, host);
+        await waitFor(`${host}'s agent back`, async () => {
+          const n = (await call(client, "inspectNode", { node: host })).node!;
+          return n.status?.state === "ready" && count() > seen + 10;
+        });
+      }
+      expect(out).not.toContain("CLOSED");
+      expect((await running("pair", 2)).map((t) => t.id).sort()).toEqual([a!.id, b!.id].sort());
+      expect(state()).toEqual(before);
+    } finally {
+      conn.kill();
+    }
   });
 });

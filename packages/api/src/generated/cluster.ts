@@ -29,6 +29,7 @@ import type { ListServicesRequest as _vipmesh_v1_ListServicesRequest, ListServic
 import type { ListServicesResponse as _vipmesh_v1_ListServicesResponse, ListServicesResponse__Output as _vipmesh_v1_ListServicesResponse__Output } from './vipmesh/v1/ListServicesResponse.ts';
 import type { ListTasksRequest as _vipmesh_v1_ListTasksRequest, ListTasksRequest__Output as _vipmesh_v1_ListTasksRequest__Output } from './vipmesh/v1/ListTasksRequest.ts';
 import type { ListTasksResponse as _vipmesh_v1_ListTasksResponse, ListTasksResponse__Output as _vipmesh_v1_ListTasksResponse__Output } from './vipmesh/v1/ListTasksResponse.ts';
+import type { LogChunk as _vipmesh_v1_LogChunk, LogChunk__Output as _vipmesh_v1_LogChunk__Output } from './vipmesh/v1/LogChunk.ts';
 import type { Network as _vipmesh_v1_Network, Network__Output as _vipmesh_v1_Network__Output } from './vipmesh/v1/Network.ts';
 import type { NetworkAttachment as _vipmesh_v1_NetworkAttachment, NetworkAttachment__Output as _vipmesh_v1_NetworkAttachment__Output } from './vipmesh/v1/NetworkAttachment.ts';
 import type { NetworkAttachmentConfig as _vipmesh_v1_NetworkAttachmentConfig, NetworkAttachmentConfig__Output as _vipmesh_v1_NetworkAttachmentConfig__Output } from './vipmesh/v1/NetworkAttachmentConfig.ts';
@@ -50,6 +51,7 @@ import type { RollbackServiceRequest as _vipmesh_v1_RollbackServiceRequest, Roll
 import type { RollbackServiceResponse as _vipmesh_v1_RollbackServiceResponse, RollbackServiceResponse__Output as _vipmesh_v1_RollbackServiceResponse__Output } from './vipmesh/v1/RollbackServiceResponse.ts';
 import type { Service as _vipmesh_v1_Service, Service__Output as _vipmesh_v1_Service__Output } from './vipmesh/v1/Service.ts';
 import type { ServiceConvergence as _vipmesh_v1_ServiceConvergence, ServiceConvergence__Output as _vipmesh_v1_ServiceConvergence__Output } from './vipmesh/v1/ServiceConvergence.ts';
+import type { ServiceLogsRequest as _vipmesh_v1_ServiceLogsRequest, ServiceLogsRequest__Output as _vipmesh_v1_ServiceLogsRequest__Output } from './vipmesh/v1/ServiceLogsRequest.ts';
 import type { ServiceSpec as _vipmesh_v1_ServiceSpec, ServiceSpec__Output as _vipmesh_v1_ServiceSpec__Output } from './vipmesh/v1/ServiceSpec.ts';
 import type { Snapshot as _vipmesh_v1_Snapshot, Snapshot__Output as _vipmesh_v1_Snapshot__Output } from './vipmesh/v1/Snapshot.ts';
 import type { Task as _vipmesh_v1_Task, Task__Output as _vipmesh_v1_Task__Output } from './vipmesh/v1/Task.ts';
@@ -100,6 +102,7 @@ export interface ProtoGrpcType {
       ListServicesResponse: MessageTypeDefinition<_vipmesh_v1_ListServicesResponse, _vipmesh_v1_ListServicesResponse__Output>
       ListTasksRequest: MessageTypeDefinition<_vipmesh_v1_ListTasksRequest, _vipmesh_v1_ListTasksRequest__Output>
       ListTasksResponse: MessageTypeDefinition<_vipmesh_v1_ListTasksResponse, _vipmesh_v1_ListTasksResponse__Output>
+      LogChunk: MessageTypeDefinition<_vipmesh_v1_LogChunk, _vipmesh_v1_LogChunk__Output>
       Network: MessageTypeDefinition<_vipmesh_v1_Network, _vipmesh_v1_Network__Output>
       NetworkAttachment: MessageTypeDefinition<_vipmesh_v1_NetworkAttachment, _vipmesh_v1_NetworkAttachment__Output>
       NetworkAttachmentConfig: MessageTypeDefinition<_vipmesh_v1_NetworkAttachmentConfig, _vipmesh_v1_NetworkAttachmentConfig__Output>
@@ -121,6 +124,7 @@ export interface ProtoGrpcType {
       RollbackServiceResponse: MessageTypeDefinition<_vipmesh_v1_RollbackServiceResponse, _vipmesh_v1_RollbackServiceResponse__Output>
       Service: MessageTypeDefinition<_vipmesh_v1_Service, _vipmesh_v1_Service__Output>
       ServiceConvergence: MessageTypeDefinition<_vipmesh_v1_ServiceConvergence, _vipmesh_v1_ServiceConvergence__Output>
+      ServiceLogsRequest: MessageTypeDefinition<_vipmesh_v1_ServiceLogsRequest, _vipmesh_v1_ServiceLogsRequest__Output>
       ServiceSpec: MessageTypeDefinition<_vipmesh_v1_ServiceSpec, _vipmesh_v1_ServiceSpec__Output>
       Snapshot: MessageTypeDefinition<_vipmesh_v1_Snapshot, _vipmesh_v1_Snapshot__Output>
       Task: MessageTypeDefinition<_vipmesh_v1_Task, _vipmesh_v1_Task__Output>

@@ -14,6 +14,8 @@ import type { GlobalMode as _vipmesh_v1_GlobalMode, GlobalMode__Output as _vipme
 import type { HealthCheck as _vipmesh_v1_HealthCheck, HealthCheck__Output as _vipmesh_v1_HealthCheck__Output } from './vipmesh/v1/HealthCheck.ts';
 import type { Heartbeat as _vipmesh_v1_Heartbeat, Heartbeat__Output as _vipmesh_v1_Heartbeat__Output } from './vipmesh/v1/Heartbeat.ts';
 import type { IpamConfig as _vipmesh_v1_IpamConfig, IpamConfig__Output as _vipmesh_v1_IpamConfig__Output } from './vipmesh/v1/IpamConfig.ts';
+import type { LogCancel as _vipmesh_v1_LogCancel, LogCancel__Output as _vipmesh_v1_LogCancel__Output } from './vipmesh/v1/LogCancel.ts';
+import type { LogRequest as _vipmesh_v1_LogRequest, LogRequest__Output as _vipmesh_v1_LogRequest__Output } from './vipmesh/v1/LogRequest.ts';
 import type { Network as _vipmesh_v1_Network, Network__Output as _vipmesh_v1_Network__Output } from './vipmesh/v1/Network.ts';
 import type { NetworkAttachment as _vipmesh_v1_NetworkAttachment, NetworkAttachment__Output as _vipmesh_v1_NetworkAttachment__Output } from './vipmesh/v1/NetworkAttachment.ts';
 import type { NetworkAttachmentConfig as _vipmesh_v1_NetworkAttachmentConfig, NetworkAttachmentConfig__Output as _vipmesh_v1_NetworkAttachmentConfig__Output } from './vipmesh/v1/NetworkAttachmentConfig.ts';
@@ -34,6 +36,7 @@ import type { SessionOpen as _vipmesh_v1_SessionOpen, SessionOpen__Output as _vi
 import type { SessionParams as _vipmesh_v1_SessionParams, SessionParams__Output as _vipmesh_v1_SessionParams__Output } from './vipmesh/v1/SessionParams.ts';
 import type { SessionUp as _vipmesh_v1_SessionUp, SessionUp__Output as _vipmesh_v1_SessionUp__Output } from './vipmesh/v1/SessionUp.ts';
 import type { Task as _vipmesh_v1_Task, Task__Output as _vipmesh_v1_Task__Output } from './vipmesh/v1/Task.ts';
+import type { TaskLogData as _vipmesh_v1_TaskLogData, TaskLogData__Output as _vipmesh_v1_TaskLogData__Output } from './vipmesh/v1/TaskLogData.ts';
 import type { TaskSpec as _vipmesh_v1_TaskSpec, TaskSpec__Output as _vipmesh_v1_TaskSpec__Output } from './vipmesh/v1/TaskSpec.ts';
 import type { TaskStatus as _vipmesh_v1_TaskStatus, TaskStatus__Output as _vipmesh_v1_TaskStatus__Output } from './vipmesh/v1/TaskStatus.ts';
 import type { TaskStatusReport as _vipmesh_v1_TaskStatusReport, TaskStatusReport__Output as _vipmesh_v1_TaskStatusReport__Output } from './vipmesh/v1/TaskStatusReport.ts';
@@ -63,6 +66,8 @@ export interface ProtoGrpcType {
       HealthCheck: MessageTypeDefinition<_vipmesh_v1_HealthCheck, _vipmesh_v1_HealthCheck__Output>
       Heartbeat: MessageTypeDefinition<_vipmesh_v1_Heartbeat, _vipmesh_v1_Heartbeat__Output>
       IpamConfig: MessageTypeDefinition<_vipmesh_v1_IpamConfig, _vipmesh_v1_IpamConfig__Output>
+      LogCancel: MessageTypeDefinition<_vipmesh_v1_LogCancel, _vipmesh_v1_LogCancel__Output>
+      LogRequest: MessageTypeDefinition<_vipmesh_v1_LogRequest, _vipmesh_v1_LogRequest__Output>
       Network: MessageTypeDefinition<_vipmesh_v1_Network, _vipmesh_v1_Network__Output>
       NetworkAttachment: MessageTypeDefinition<_vipmesh_v1_NetworkAttachment, _vipmesh_v1_NetworkAttachment__Output>
       NetworkAttachmentConfig: MessageTypeDefinition<_vipmesh_v1_NetworkAttachmentConfig, _vipmesh_v1_NetworkAttachmentConfig__Output>
@@ -83,6 +88,7 @@ export interface ProtoGrpcType {
       SessionParams: MessageTypeDefinition<_vipmesh_v1_SessionParams, _vipmesh_v1_SessionParams__Output>
       SessionUp: MessageTypeDefinition<_vipmesh_v1_SessionUp, _vipmesh_v1_SessionUp__Output>
       Task: MessageTypeDefinition<_vipmesh_v1_Task, _vipmesh_v1_Task__Output>
+      TaskLogData: MessageTypeDefinition<_vipmesh_v1_TaskLogData, _vipmesh_v1_TaskLogData__Output>
       TaskSpec: MessageTypeDefinition<_vipmesh_v1_TaskSpec, _vipmesh_v1_TaskSpec__Output>
       TaskStatus: MessageTypeDefinition<_vipmesh_v1_TaskStatus, _vipmesh_v1_TaskStatus__Output>
       TaskStatusReport: MessageTypeDefinition<_vipmesh_v1_TaskStatusReport, _vipmesh_v1_TaskStatusReport__Output>

@@ -21,6 +21,7 @@ import type { ListServicesRequest as _vipmesh_v1_ListServicesRequest, ListServic
 import type { ListServicesResponse as _vipmesh_v1_ListServicesResponse, ListServicesResponse__Output as _vipmesh_v1_ListServicesResponse__Output } from '../../vipmesh/v1/ListServicesResponse.ts';
 import type { ListTasksRequest as _vipmesh_v1_ListTasksRequest, ListTasksRequest__Output as _vipmesh_v1_ListTasksRequest__Output } from '../../vipmesh/v1/ListTasksRequest.ts';
 import type { ListTasksResponse as _vipmesh_v1_ListTasksResponse, ListTasksResponse__Output as _vipmesh_v1_ListTasksResponse__Output } from '../../vipmesh/v1/ListTasksResponse.ts';
+import type { LogChunk as _vipmesh_v1_LogChunk, LogChunk__Output as _vipmesh_v1_LogChunk__Output } from '../../vipmesh/v1/LogChunk.ts';
 import type { RemoveNetworkRequest as _vipmesh_v1_RemoveNetworkRequest, RemoveNetworkRequest__Output as _vipmesh_v1_RemoveNetworkRequest__Output } from '../../vipmesh/v1/RemoveNetworkRequest.ts';
 import type { RemoveNetworkResponse as _vipmesh_v1_RemoveNetworkResponse, RemoveNetworkResponse__Output as _vipmesh_v1_RemoveNetworkResponse__Output } from '../../vipmesh/v1/RemoveNetworkResponse.ts';
 import type { RemoveNodeRequest as _vipmesh_v1_RemoveNodeRequest, RemoveNodeRequest__Output as _vipmesh_v1_RemoveNodeRequest__Output } from '../../vipmesh/v1/RemoveNodeRequest.ts';
@@ -30,6 +31,7 @@ import type { RemoveServiceResponse as _vipmesh_v1_RemoveServiceResponse, Remove
 import type { RollbackServiceRequest as _vipmesh_v1_RollbackServiceRequest, RollbackServiceRequest__Output as _vipmesh_v1_RollbackServiceRequest__Output } from '../../vipmesh/v1/RollbackServiceRequest.ts';
 import type { RollbackServiceResponse as _vipmesh_v1_RollbackServiceResponse, RollbackServiceResponse__Output as _vipmesh_v1_RollbackServiceResponse__Output } from '../../vipmesh/v1/RollbackServiceResponse.ts';
 import type { ServiceConvergence as _vipmesh_v1_ServiceConvergence, ServiceConvergence__Output as _vipmesh_v1_ServiceConvergence__Output } from '../../vipmesh/v1/ServiceConvergence.ts';
+import type { ServiceLogsRequest as _vipmesh_v1_ServiceLogsRequest, ServiceLogsRequest__Output as _vipmesh_v1_ServiceLogsRequest__Output } from '../../vipmesh/v1/ServiceLogsRequest.ts';
 import type { UpdateNodeRequest as _vipmesh_v1_UpdateNodeRequest, UpdateNodeRequest__Output as _vipmesh_v1_UpdateNodeRequest__Output } from '../../vipmesh/v1/UpdateNodeRequest.ts';
 import type { UpdateNodeResponse as _vipmesh_v1_UpdateNodeResponse, UpdateNodeResponse__Output as _vipmesh_v1_UpdateNodeResponse__Output } from '../../vipmesh/v1/UpdateNodeResponse.ts';
 import type { UpdateServiceRequest as _vipmesh_v1_UpdateServiceRequest, UpdateServiceRequest__Output as _vipmesh_v1_UpdateServiceRequest__Output } from '../../vipmesh/v1/UpdateServiceRequest.ts';
@@ -156,6 +158,11 @@ export interface ClusterServiceClient extends grpc.Client {
   rollbackService(argument: _vipmesh_v1_RollbackServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_RollbackServiceResponse__Output>): grpc.ClientUnaryCall;
   rollbackService(argument: _vipmesh_v1_RollbackServiceRequest, callback: grpc.requestCallback<_vipmesh_v1_RollbackServiceResponse__Output>): grpc.ClientUnaryCall;
   
+  ServiceLogs(argument: _vipmesh_v1_ServiceLogsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_vipmesh_v1_LogChunk__Output>;
+  ServiceLogs(argument: _vipmesh_v1_ServiceLogsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_vipmesh_v1_LogChunk__Output>;
+  serviceLogs(argument: _vipmesh_v1_ServiceLogsRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_vipmesh_v1_LogChunk__Output>;
+  serviceLogs(argument: _vipmesh_v1_ServiceLogsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_vipmesh_v1_LogChunk__Output>;
+  
   UpdateNode(argument: _vipmesh_v1_UpdateNodeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_UpdateNodeResponse__Output>): grpc.ClientUnaryCall;
   UpdateNode(argument: _vipmesh_v1_UpdateNodeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_UpdateNodeResponse__Output>): grpc.ClientUnaryCall;
   UpdateNode(argument: _vipmesh_v1_UpdateNodeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_UpdateNodeResponse__Output>): grpc.ClientUnaryCall;
@@ -213,6 +220,8 @@ export interface ClusterServiceHandlers extends grpc.UntypedServiceImplementatio
   
   RollbackService: grpc.handleUnaryCall<_vipmesh_v1_RollbackServiceRequest__Output, _vipmesh_v1_RollbackServiceResponse>;
   
+  ServiceLogs: grpc.handleServerStreamingCall<_vipmesh_v1_ServiceLogsRequest__Output, _vipmesh_v1_LogChunk>;
+  
   UpdateNode: grpc.handleUnaryCall<_vipmesh_v1_UpdateNodeRequest__Output, _vipmesh_v1_UpdateNodeResponse>;
   
   UpdateService: grpc.handleUnaryCall<_vipmesh_v1_UpdateServiceRequest__Output, _vipmesh_v1_UpdateServiceResponse>;
@@ -237,6 +246,7 @@ export interface ClusterServiceDefinition extends grpc.ServiceDefinition {
   RemoveNode: MethodDefinition<_vipmesh_v1_RemoveNodeRequest, _vipmesh_v1_RemoveNodeResponse, _vipmesh_v1_RemoveNodeRequest__Output, _vipmesh_v1_RemoveNodeResponse__Output>
   RemoveService: MethodDefinition<_vipmesh_v1_RemoveServiceRequest, _vipmesh_v1_RemoveServiceResponse, _vipmesh_v1_RemoveServiceRequest__Output, _vipmesh_v1_RemoveServiceResponse__Output>
   RollbackService: MethodDefinition<_vipmesh_v1_RollbackServiceRequest, _vipmesh_v1_RollbackServiceResponse, _vipmesh_v1_RollbackServiceRequest__Output, _vipmesh_v1_RollbackServiceResponse__Output>
+  ServiceLogs: MethodDefinition<_vipmesh_v1_ServiceLogsRequest, _vipmesh_v1_LogChunk, _vipmesh_v1_ServiceLogsRequest__Output, _vipmesh_v1_LogChunk__Output>
   UpdateNode: MethodDefinition<_vipmesh_v1_UpdateNodeRequest, _vipmesh_v1_UpdateNodeResponse, _vipmesh_v1_UpdateNodeRequest__Output, _vipmesh_v1_UpdateNodeResponse__Output>
   UpdateService: MethodDefinition<_vipmesh_v1_UpdateServiceRequest, _vipmesh_v1_UpdateServiceResponse, _vipmesh_v1_UpdateServiceRequest__Output, _vipmesh_v1_UpdateServiceResponse__Output>
   Watch: MethodDefinition<_vipmesh_v1_WatchRequest, _vipmesh_v1_WatchMessage, _vipmesh_v1_WatchRequest__Output, _vipmesh_v1_WatchMessage__Output>

@@ -3,15 +3,21 @@
 
 import type { SessionParams as _vipmesh_v1_SessionParams, SessionParams__Output as _vipmesh_v1_SessionParams__Output } from '../../vipmesh/v1/SessionParams.ts';
 import type { Assignment as _vipmesh_v1_Assignment, Assignment__Output as _vipmesh_v1_Assignment__Output } from '../../vipmesh/v1/Assignment.ts';
+import type { LogRequest as _vipmesh_v1_LogRequest, LogRequest__Output as _vipmesh_v1_LogRequest__Output } from '../../vipmesh/v1/LogRequest.ts';
+import type { LogCancel as _vipmesh_v1_LogCancel, LogCancel__Output as _vipmesh_v1_LogCancel__Output } from '../../vipmesh/v1/LogCancel.ts';
 
 export interface SessionDown {
   'params'?: (_vipmesh_v1_SessionParams | null);
   'assignment'?: (_vipmesh_v1_Assignment | null);
-  'msg'?: "params"|"assignment";
+  'logRequest'?: (_vipmesh_v1_LogRequest | null);
+  'logCancel'?: (_vipmesh_v1_LogCancel | null);
+  'msg'?: "params"|"assignment"|"logRequest"|"logCancel";
 }
 
 export interface SessionDown__Output {
   'params'?: (_vipmesh_v1_SessionParams__Output | null);
   'assignment'?: (_vipmesh_v1_Assignment__Output | null);
-  'msg'?: "params"|"assignment";
+  'logRequest'?: (_vipmesh_v1_LogRequest__Output | null);
+  'logCancel'?: (_vipmesh_v1_LogCancel__Output | null);
+  'msg'?: "params"|"assignment"|"logRequest"|"logCancel";
 }

@@ -5,13 +5,15 @@ import type { SessionOpen as _vipmesh_v1_SessionOpen, SessionOpen__Output as _vi
 import type { Heartbeat as _vipmesh_v1_Heartbeat, Heartbeat__Output as _vipmesh_v1_Heartbeat__Output } from '../../vipmesh/v1/Heartbeat.ts';
 import type { TaskStatusReport as _vipmesh_v1_TaskStatusReport, TaskStatusReport__Output as _vipmesh_v1_TaskStatusReport__Output } from '../../vipmesh/v1/TaskStatusReport.ts';
 import type { AssignmentAck as _vipmesh_v1_AssignmentAck, AssignmentAck__Output as _vipmesh_v1_AssignmentAck__Output } from '../../vipmesh/v1/AssignmentAck.ts';
+import type { TaskLogData as _vipmesh_v1_TaskLogData, TaskLogData__Output as _vipmesh_v1_TaskLogData__Output } from '../../vipmesh/v1/TaskLogData.ts';
 
 export interface SessionUp {
   'open'?: (_vipmesh_v1_SessionOpen | null);
   'heartbeat'?: (_vipmesh_v1_Heartbeat | null);
   'taskStatus'?: (_vipmesh_v1_TaskStatusReport | null);
   'ack'?: (_vipmesh_v1_AssignmentAck | null);
-  'msg'?: "open"|"heartbeat"|"taskStatus"|"ack";
+  'logData'?: (_vipmesh_v1_TaskLogData | null);
+  'msg'?: "open"|"heartbeat"|"taskStatus"|"ack"|"logData";
 }
 
 export interface SessionUp__Output {
@@ -19,5 +21,6 @@ export interface SessionUp__Output {
   'heartbeat'?: (_vipmesh_v1_Heartbeat__Output | null);
   'taskStatus'?: (_vipmesh_v1_TaskStatusReport__Output | null);
   'ack'?: (_vipmesh_v1_AssignmentAck__Output | null);
-  'msg'?: "open"|"heartbeat"|"taskStatus"|"ack";
+  'logData'?: (_vipmesh_v1_TaskLogData__Output | null);
+  'msg'?: "open"|"heartbeat"|"taskStatus"|"ack"|"logData";
 }

@@ -1,0 +1,17 @@
+// One keep-alive HTTP connection to ADDR:PORT, a request every 100 ms; prints
+// "ok N" after each response and "CLOSED" (exit 1) if the connection breaks.
+import { connect } from "node:net";
+
+const [addr, port] = process.argv.slice(2);
+const socket = connect(Number(port), addr);
+let ok = 0;
+socket.on("data", (d) => {
+  ok += (String(d).match(/HTTP\/1\.1 200/g) ?? []).length;
+  console.log(`ok ${ok}`);
+});
+socket.on("close", () => {
+  console.log("CLOSED");
+  process.exit(1);
+});
+socket.on("error", (e) => console.log(`ERROR ${e.message}`));
+setInterval(() => socket.write("GET / HTTP/1.1\r\nHost: b\r\n\r\n"), 100);
