@@ -28,6 +28,13 @@ export function wholeNumber(value: string): number {
   return Number(value);
 }
 
+/** --tail: a number of lines, or "all" (0 on the wire). 0 itself is refused rather than read as "all". */
+export function tailLines(value: string): number {
+  if (value === "all") return 0;
+  if (!/^\d+$/.test(value) || Number(value) === 0) throw new InvalidArgumentError('expected a number of lines (1 or more) or "all"');
+  return Number(value);
+}
+
 export function duration(value: string): number {
   try {
     return parseDuration(value);
@@ -85,3 +92,6 @@ export function addWaitOptions(cmd: Command): Command {
         .default(DEFAULT_CONVERGENCE_TIMEOUT_MS, formatDuration(DEFAULT_CONVERGENCE_TIMEOUT_MS)),
     );
 }
+
+/** A command given after `--` may still carry it, depending on where options stood: drop it. */
+export const withoutSeparator = (command: string[]): string[] => (command[0] === "--" ? command.slice(1) : command);

@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { execFileSync, spawnSync } from "node:child_process";
 import { CommandFailed, UsageError } from "../errors.ts";
 import type { Io } from "../io.ts";
+import { withoutSeparator } from "../options.ts";
 import { withManager } from "./shared.ts";
 
 export function registerExecCommand(program: Command, io: Io): void {
@@ -35,7 +36,7 @@ export function registerExecCommand(program: Command, io: Io): void {
       if (!netns) throw new CommandFailed(`task ${taskId} has no sandbox on this machine`);
       // the task's own process holds its UTS namespace (its hostname)
       const pid = execFileSync("ip", ["netns", "pids", netns]).toString().split("\n").find(Boolean);
-      const inner = pid ? ["nsenter", "-t", pid, "-u", "--", ...command] : command;
+      const inner = pid ? ["nsenter", "-t", pid, "-u", ...withoutSeparator(command)] : withoutSeparator(command);
       const r = spawnSync("ip", ["netns", "exec", netns, ...inner], { stdio: "inherit" });
       process.exitCode = r.status ?? 1;
     });

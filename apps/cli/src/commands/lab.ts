@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { spawnSync } from "node:child_process";
 import { CommandFailed, UsageError } from "../errors.ts";
 import type { Io } from "../io.ts";
+import { withoutSeparator } from "../options.ts";
 import { duration, wholeNumber } from "../options.ts";
 
 interface UpOptions {
@@ -66,7 +67,7 @@ export function registerLabCommands(program: Command, io: Io): void {
       requireRoot();
       const { readLab, namespaceOf } = await lab();
       const ns = namespaceOf(readLab(o.name), target);
-      const r = spawnSync("ip", ["netns", "exec", ns, ...command], { stdio: "inherit" });
+      const r = spawnSync("ip", ["netns", "exec", ns, ...withoutSeparator(command)], { stdio: "inherit" });
       process.exitCode = r.status ?? 1;
     });
 
