@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# command -> Debian package. make/g++/python3 build better-sqlite3 when no
-# prebuilt binary can be fetched.
-declare -A wanted=([ip]=iproute2 [make]=make [g++]=g++ [python3]=python3)
+# command -> Debian package. ip/bridge build the lab and the overlay; nsenter and
+# unshare run agents and tasks in namespaces; curl probes tasks in the demo and
+# tests; make/g++/python3 build better-sqlite3 when no prebuilt binary can be fetched.
+declare -A wanted=([ip]=iproute2 [bridge]=iproute2 [nsenter]=util-linux [unshare]=util-linux [curl]=curl [make]=make [g++]=g++ [python3]=python3)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
@@ -19,7 +20,8 @@ if ((${#missing[@]} > 0)); then
   fi
   echo "bootstrap: installing ${missing[*]}" >&2
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # shellcheck disable=SC2046 # one word per package, duplicates removed
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 fi
 
 # npm packages: install when node_modules is missing or older than the lock file

@@ -7,7 +7,7 @@
 
 import { call, clusterClient } from "@vipmesh/api";
 import { execFileSync, spawn } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -130,7 +130,6 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
     if (o.heartbeatMs) managerArgs.push("--heartbeat-period", `${o.heartbeatMs}ms`);
     startDetached("manager", l.dir, l.fabric, managerArgs);
     await waitFor(`the manager of lab ${l.name}`, () => existsSync(l.socket), 30_000);
-    chmodSync(l.socket, 0o600);
 
     for (const n of l.nodes) startAgent(l, n.hostname, o.dataplane);
     log(`${l.nodes.length} agents`);

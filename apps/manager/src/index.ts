@@ -2,7 +2,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { ClusterServiceDef, DispatcherServiceDef } from "@vipmesh/api";
-import { unlinkSync } from "node:fs";
+import { chmodSync, unlinkSync } from "node:fs";
 import { Allocator } from "./allocator.ts";
 import { Cluster } from "./cluster.ts";
 import { DEFAULT_HEARTBEAT_PERIOD_MS, Dispatcher } from "./dispatcher.ts";
@@ -49,6 +49,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       const port = await new Promise<number>((resolve, reject) =>
         server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
       );
+      if (listen.startsWith("unix:")) chmodSync(listen.slice(5), 0o600); // the API is the cluster's root: owner only
       addresses.push(listen.startsWith("unix:") ? listen : listen.replace(/:\d+$/, `:${port}`));
     }
   } catch (err) {
