@@ -2,13 +2,13 @@
 // sandboxes talking over VXLAN. Asserts by reading kernel state back.
 
 import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
-import { addrOf } from "@vipmesh/core";
+import { addrOf, macForIpv4 } from "@vipmesh/core";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { type LabLayout, killAgent, labDown, labUp, listNamespaces, startAgent } from "../src/lab.ts";
+import { type LabLayout, killAgent, labDown, labUp, listNamespaces, nodeStart, nodeStop, startAgent } from "../src/lab.ts";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 
 const name = `t${randomBytes(3).toString("hex")}`;
@@ -120,7 +120,9 @@ kernelDescribe("a 3-node lab", () => {
     for (const n of lab.nodes) {
       await waitFor(`${n.hostname} without the removed tasks' entries`, () => {
         const neigh = sh(n.netns, "ip", "neigh", "show", "nud", "permanent");
-        return gone.every((t) => !neigh.includes(`${addr(t)} `));
+        const fdb = sh(n.netns, "bridge", "fdb", "show");
+        const macOf = (t: wire.Task) => macForIpv4(addr(t));
+        return gone.every((t) => !neigh.includes(`${addr(t)} `) && !fdb.includes(`${macOf(t)} dst`));
       });
     }
   });
@@ -181,5 +183,19 @@ kernelDescribe("a 3-node lab", () => {
     } finally {
       conn.kill();
     }
+  });
+
+  it("a stopped node goes down and its tasks move; started again, it is ready and runs none of them", async () => {
+    const { nodes } = await call(client, "listNodes", {});
+    const [first] = await running("pair", 2);
+    const host = nodes.find((n) => n.id === first!.nodeId)!.description!.hostname;
+    nodeStop(lab, host);
+    await waitFor(`${host} down`, async () => (await call(client, "inspectNode", { node: host })).node?.status?.state === "down");
+    const moved = await running("pair", 2);
+    expect(moved.some((t) => t.id === first!.id)).toBe(false);
+    nodeStart(lab, host);
+    await waitFor(`${host} ready`, async () => (await call(client, "inspectNode", { node: host })).node?.status?.state === "ready");
+    // the orphaned task's sandbox is gone once the node's agent converged
+    await waitFor("the orphaned sandbox removed", () => !listNamespaces().some((ns) => ns.endsWith(first!.id)));
   });
 });
