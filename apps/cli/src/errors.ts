@@ -15,6 +15,14 @@ export class CommandFailed extends Error {
   readonly exitCode = 1;
 }
 
+/** A command run for the user (exec) ended with this status: vipmesh exits with it, saying nothing more. */
+export class ChildExit extends Error {
+  override readonly name = "ChildExit";
+  constructor(readonly exitCode: number) {
+    super(`exit status ${exitCode}`);
+  }
+}
+
 /** Failures were already reported one by one (e.g. `rm a b` where b is missing): exit 1 silently. */
 export class AlreadyReported extends Error {
   override readonly name = "AlreadyReported";

@@ -10,7 +10,7 @@ import { registerLabCommands } from "./commands/lab.ts";
 import { registerNodeCommands } from "./commands/node.ts";
 import { registerServiceCommands } from "./commands/service.ts";
 import { registerWhoamiCommand } from "./commands/whoami.ts";
-import { AlreadyReported, UsageError, expectedErrorMessage } from "./errors.ts";
+import { AlreadyReported, ChildExit, UsageError, expectedErrorMessage } from "./errors.ts";
 import { type Io, processIo } from "./io.ts";
 
 export function buildProgram(io: Io): Command {
@@ -51,7 +51,7 @@ export async function run(argv: readonly string[], io: Io = processIo()): Promis
 function exitCodeFor(err: unknown, io: Io): number {
   // Commander has already printed its message (or the help).
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-  if (err instanceof AlreadyReported) return err.exitCode;
+  if (err instanceof AlreadyReported || err instanceof ChildExit) return err.exitCode;
   const message = expectedErrorMessage(err);
   if (message !== undefined) {
     io.stderr(`Error: ${message}\n`);

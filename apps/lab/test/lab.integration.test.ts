@@ -6,7 +6,7 @@ import { addrOf, macForIpv4 } from "@vipmesh/core";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { type LabLayout, killAgent, labDown, labUp, listNamespaces, nodeStart, nodeStop, startAgent } from "../src/lab.ts";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
@@ -84,6 +84,12 @@ kernelDescribe("a 3-node lab", () => {
         expect(body).toContain(`Hostname: ${to.id.slice(0, 12)}`);
       }
     }
+    // `vipmesh exec` runs in the task's sandbox (its hostname) and returns the command's status
+    const vipmesh = fileURLToPath(new URL("../../../bin/vipmesh", import.meta.url));
+    const env = { ...process.env, VIPMESH_HOST: lab.socket };
+    const exec = (...args: string[]) => spawnSync(vipmesh, ["exec", ...args], { env, encoding: "utf8", timeout: 30_000 });
+    expect(exec("collabweb.1", "--", "hostname").stdout.trim()).toBe(tasks.find((t) => t.slot === 1)!.id.slice(0, 12));
+    expect(exec("collabweb.2", "--", "sh", "-c", "exit 7").status).toBe(7);
     // a task on another network reaches none of them
     for (const to of tasks) expect(fetchFrom(sandboxOf(outsider!), addr(to))).toBeUndefined();
 

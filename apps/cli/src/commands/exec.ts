@@ -3,7 +3,7 @@
 
 import type { Command } from "commander";
 import { execFileSync, spawnSync } from "node:child_process";
-import { CommandFailed, UsageError } from "../errors.ts";
+import { ChildExit, CommandFailed, UsageError } from "../errors.ts";
 import type { Io } from "../io.ts";
 import { withoutSeparator } from "../options.ts";
 import { withManager } from "./shared.ts";
@@ -38,6 +38,6 @@ export function registerExecCommand(program: Command, io: Io): void {
       const pid = execFileSync("ip", ["netns", "pids", netns]).toString().split("\n").find(Boolean);
       const inner = pid ? ["nsenter", "-t", pid, "-u", ...withoutSeparator(command)] : withoutSeparator(command);
       const r = spawnSync("ip", ["netns", "exec", netns, ...inner], { stdio: "inherit" });
-      process.exitCode = r.status ?? 1;
+      if (r.status !== 0) throw new ChildExit(r.status ?? 1);
     });
 }

@@ -2,7 +2,7 @@
 
 import type { Command } from "commander";
 import { spawnSync } from "node:child_process";
-import { CommandFailed, UsageError } from "../errors.ts";
+import { ChildExit, CommandFailed, UsageError } from "../errors.ts";
 import type { Io } from "../io.ts";
 import { withoutSeparator } from "../options.ts";
 import { duration, wholeNumber } from "../options.ts";
@@ -68,7 +68,7 @@ export function registerLabCommands(program: Command, io: Io): void {
       const { readLab, namespaceOf } = await lab();
       const ns = namespaceOf(readLab(o.name), target);
       const r = spawnSync("ip", ["netns", "exec", ns, ...withoutSeparator(command)], { stdio: "inherit" });
-      process.exitCode = r.status ?? 1;
+      if (r.status !== 0) throw new ChildExit(r.status ?? 1);
     });
 
   const node = cmd.command("node").description("Stop or start a node of the lab");
