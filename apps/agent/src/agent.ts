@@ -13,6 +13,7 @@ import { ManagerSession } from "./session.ts";
 import { overlayPlanFor } from "./overlay-plan.ts";
 import { names, type OverlayDriver, type SandboxDriver, type SandboxPlan } from "./kernel/types.ts";
 import { ProcessRunner } from "./tasks/process-runner.ts";
+import { serveLogRequest } from "./tasks/logs.ts";
 
 export interface AgentOptions {
   manager: string;
@@ -49,6 +50,12 @@ export class Agent {
       log: this.log,
     });
     this.processes = new ProcessRunner({ stateDir: o.stateDir, binDir: o.binDir, stopGraceMs: o.stopGraceMs ?? 10_000 });
+    // a task's log can grow while its process runs or while it is still in the view (it may yet start)
+    const logs = {
+      logFile: (taskId: string) => this.processes.logFile(taskId),
+      growing: (taskId: string) => this.processes.isRunning(taskId) || this.session.view.tasks.has(taskId),
+    };
+    this.session.serveLogs((req, send, signal) => serveLogRequest(req, logs, send, signal));
     this.runner = new BoundedFrequencyRunner(() => this.sync(), { minIntervalMs: 20, maxIntervalMs: 30_000, retryMs: 1000 }, (err) =>
       this.log(`sync failed, retrying: ${err instanceof Error ? err.message : String(err)}`),
     );

@@ -1,12 +1,14 @@
 // The agent's side of the dispatcher protocol: register once (the node ID is
 // kept in the state dir), then hold a session — heartbeats up, assignments
 // down, applied to a local network view — and come back with backoff when the
-// manager goes away. A new session starts with a full assignment.
+// manager goes away. A new session starts with a full assignment. Log
+// requests come down the session too; a server the agent gives answers them,
+// until the manager cancels one or the session is lost.
 
 import type * as grpc from "@grpc/grpc-js";
 import { call, dispatcherClient, type DispatcherServiceClient, type wire } from "@vipmesh/api";
 import { applyViewDelta, emptyView, type NetworkView, type ViewDelta } from "@vipmesh/core";
-import { EventEmitter } from "node:events";
+import { EventEmitter, once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -24,6 +26,24 @@ export interface TaskStatusReport {
   err?: string;
 }
 
+export interface LogRequest {
+  taskIds: string[];
+  follow: boolean;
+  /** Per task: only the last `tail` lines; 0 = all. */
+  tail: number;
+}
+
+/** A piece of a task's log; `eof` ends the task's part of the request, with `error` when its log could not be read. */
+export interface LogPiece {
+  taskId: string;
+  data?: Buffer;
+  eof?: boolean;
+  error?: string;
+}
+
+/** Answers a log request through `send`; resolves when it is done or `signal` aborted it. */
+export type LogServer = (req: LogRequest, send: (piece: LogPiece) => Promise<void>, signal: AbortSignal) => Promise<void>;
+
 export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
   readonly view: NetworkView = emptyView();
   /** Version of the assignment the view holds; 0 before the first one. */
@@ -35,6 +55,9 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
   private retry: NodeJS.Timeout | undefined;
   private backoffMs = 100;
   private stopped = false;
+  private logServer: LogServer | undefined;
+  /** Log requests being answered in this session, by request ID. */
+  private readonly logRequests = new Map<number, AbortController>();
 
   constructor(private readonly options: SessionOptions) {
     super();
@@ -54,6 +77,7 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
 
   stop(): void {
     this.stopped = true;
+    this.abortLogRequests();
     clearInterval(this.heartbeat);
     clearTimeout(this.retry);
     this.stream?.cancel();
@@ -67,6 +91,11 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
 
   report(taskId: string, status: TaskStatusReport): void {
     this.stream?.write({ taskStatus: { taskId, status: { message: "", err: "", ...status, timestamp: new Date().toISOString() } } });
+  }
+
+  /** Who answers the manager's log requests; without one, each task's part ends at once with an error. */
+  serveLogs(server: LogServer): void {
+    this.logServer = server;
   }
 
   private async connect(): Promise<void> {
@@ -93,6 +122,7 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
     const lost = (why: string) => {
       if (this.stream !== stream) return;
       this.stream = undefined;
+      this.abortLogRequests();
       clearInterval(this.heartbeat);
       if (!this.stopped) {
         this.options.log(`session lost (${why}); reconnecting`);
@@ -120,6 +150,11 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
       this.emit("open");
       return;
     }
+    if (msg.logRequest) return this.onLogRequest(msg.logRequest);
+    if (msg.logCancel) {
+      this.logRequests.get(Number(msg.logCancel.requestId))?.abort();
+      return;
+    }
     const a = msg.assignment;
     if (!a) return;
     if (a.full) {
@@ -128,5 +163,35 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
     applyViewDelta(this.view, a as unknown as ViewDelta);
     this.version = Number(a.version);
     this.emit("view");
+  }
+
+  private onLogRequest(req: wire.LogRequest): void {
+    const stream = this.stream;
+    if (!stream) return;
+    const requestId = Number(req.requestId);
+    const controller = new AbortController();
+    this.logRequests.set(requestId, controller);
+    // pieces wait for the stream to drain: a long log neither fills memory nor holds heartbeats back for long
+    const send = async (piece: LogPiece): Promise<void> => {
+      if (controller.signal.aborted) return;
+      if (!stream.write({ logData: { requestId, ...piece } })) await once(stream, "drain", { signal: controller.signal });
+    };
+    const server: LogServer =
+      this.logServer ??
+      (async (r, answer) => {
+        for (const taskId of r.taskIds) await answer({ taskId, eof: true, error: "this agent does not serve logs" });
+      });
+    server({ taskIds: req.taskIds, follow: req.follow, tail: req.tail }, send, controller.signal)
+      .catch((err: unknown) => {
+        if (!controller.signal.aborted) this.options.log(`log request ${requestId} failed: ${(err as Error).message}`);
+      })
+      .finally(() => {
+        if (this.logRequests.get(requestId) === controller) this.logRequests.delete(requestId);
+      });
+  }
+
+  private abortLogRequests(): void {
+    for (const controller of this.logRequests.values()) controller.abort();
+    this.logRequests.clear();
   }
 }

@@ -15,7 +15,7 @@ const convergence = {
 
 function captureIo(interactive: boolean): Io & { err: string[] } {
   const err: string[] = [];
-  return { err, stdout: () => {}, stderr: (t) => err.push(t), env: {}, interactive, now: () => new Date(0) };
+  return { err, stdout: () => {}, stderr: (t) => err.push(t), env: {}, interactive, now: () => new Date(0), labs: () => new Map() };
 }
 
 describe("progressSummary", () => {

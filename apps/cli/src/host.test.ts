@@ -25,4 +25,18 @@ describe("resolveManagerAddress", () => {
     expect(() => resolveManagerAddress({ env: {}, cwd })).toThrow(UsageError);
     expect(() => resolveManagerAddress({ env: {}, cwd })).toThrow(/pass --host ADDR or set VIPMESH_HOST/);
   });
+
+  it("uses the running lab's socket when no address is given, but never over one that is", () => {
+    const one = new Map([["lab", "/run/vipmesh/lab/manager.sock"]]);
+    expect(resolveManagerAddress({ env: {}, cwd, labs: one })).toBe("/run/vipmesh/lab/manager.sock");
+    expect(resolveManagerAddress({ env: { VIPMESH_HOST: "10.0.0.1:4242" }, cwd, labs: one })).toBe("10.0.0.1:4242");
+  });
+
+  it("asks which lab when several run", () => {
+    const two = new Map([
+      ["a", "/run/vipmesh/a/manager.sock"],
+      ["b", "/run/vipmesh/b/manager.sock"],
+    ]);
+    expect(() => resolveManagerAddress({ env: {}, cwd, labs: two })).toThrow(/several labs run here \(a, b\)/);
+  });
 });

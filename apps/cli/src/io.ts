@@ -10,7 +10,11 @@ export interface Io {
   /** stderr is a terminal: progress rewrites one line instead of printing one per update. */
   interactive: boolean;
   now(): Date;
+  /** Sockets of the labs running on this machine, by name: where commands go without --host. */
+  labs(): ReadonlyMap<string, string>;
 }
+
+import { runningLabs } from "@vipmesh/lab";
 
 export function processIo(): Io {
   return {
@@ -19,6 +23,7 @@ export function processIo(): Io {
     env: process.env,
     interactive: process.stderr.isTTY === true,
     now: () => new Date(),
+    labs: runningLabs,
   };
 }
 

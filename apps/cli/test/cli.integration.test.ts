@@ -10,7 +10,7 @@ import { startManager } from "@vipmesh/manager";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Io } from "../src/io.ts";
 import { run } from "../src/program.ts";
-import { SimAgent } from "@vipmesh/testing";
+import { SimAgent, waitFor } from "@vipmesh/testing";
 
 interface Result {
   code: number;
@@ -44,6 +44,7 @@ async function runCli(argv: string[]): Promise<Result> {
     env: {},
     interactive: false,
     now: () => new Date(),
+    labs: () => new Map(), // a lab running on this machine must not answer for a missing --host
   };
   const code = await run(argv, io);
   return { code, stdout, stderr };
@@ -289,5 +290,61 @@ describe("waiting for convergence with an agent", () => {
     const r = await cli("service", "rollback", "--timeout", "10s", "back");
     expect(r.stderr).toMatch(/back: converged\n$/);
     expect(r.code).toBe(0);
+  });
+});
+
+describe("service logs", () => {
+  let logging: TestManager;
+  let agent: SimAgent;
+  let tasks: { id: string; slot: number }[];
+  const cli = (...argv: string[]) => runCli(["--host", logging.host, ...argv]);
+
+  beforeAll(async () => {
+    logging = await startTestManager();
+    agent = await new SimAgent(logging.host, { hostname: "agent-1", addr: "192.0.2.31" }).start();
+    expect((await cli("service", "create", "--name", "chatty", "--replicas", "2", "--", "true")).code).toBe(0);
+    tasks = (await json<any[]>("--host", logging.host, "service", "ps", "--json", "chatty")).map((t) => ({ id: t.ID, slot: t.Slot }));
+    for (const t of tasks) agent.logs.set(t.id, `slot ${t.slot} one\nslot ${t.slot} two\n`);
+  });
+  afterAll(async () => {
+    agent?.stop();
+    await logging?.stop();
+  });
+
+  const prefix = (t: { id: string; slot: number }) => `chatty.${t.slot}.${t.id.slice(0, 12)}@agent-1    | `;
+  const linesOf = (stdout: string, t: { id: string; slot: number }) =>
+    stdout.split("\n").filter((l) => l.startsWith(prefix(t))).map((l) => l.slice(prefix(t).length));
+
+  it("prints each task's lines after its name and node, then exits 0", async () => {
+    const r = await cli("service", "logs", "chatty");
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(r.stdout.split("\n").filter(Boolean)).toHaveLength(4);
+    for (const t of tasks) expect(linesOf(r.stdout, t)).toEqual([`slot ${t.slot} one`, `slot ${t.slot} two`]);
+  });
+
+  it("prints only the last lines with --tail", async () => {
+    const r = await cli("service", "logs", "--tail", "1", "chatty");
+    expect(r.code).toBe(0);
+    for (const t of tasks) expect(linesOf(r.stdout, t)).toEqual([`slot ${t.slot} two`]);
+    expect((await cli("service", "logs", "--tail", "0", "chatty")).code).toBe(2);
+  });
+
+  it("follows new output until Ctrl-C, then exits 0", async () => {
+    let stdout = "";
+    const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stdout += t), env: {}, interactive: false, now: () => new Date(), labs: () => new Map() };
+    const running = run(["--host", logging.host, "service", "logs", "-f", "--tail", "1", "chatty"], io);
+    const [t] = tasks as [{ id: string; slot: number }];
+    await waitFor("the last lines", () => tasks.every((x) => linesOf(stdout, x).length === 1));
+    agent.appendLog(t.id, "three\n");
+    await waitFor("the new line", () => linesOf(stdout, t).includes("three"));
+    process.emit("SIGINT", "SIGINT");
+    expect(await running).toBe(0);
+    await waitFor("the agent to stop following", () => agent.logFollows === 0);
+  });
+
+  it("fails for an unknown service", async () => {
+    const r = await cli("service", "logs", "nosuch");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('Error: service "nosuch" not found\n');
   });
 });

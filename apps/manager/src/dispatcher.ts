@@ -3,6 +3,8 @@
 // acknowledgements come up. Commits are coalesced: every commit made in one
 // turn of the event loop reaches each affected session as one delta, at once.
 // Node health lives here too: a node that misses 3 heartbeats is down.
+// Log requests ride the same sessions: the dispatcher relays a task's output
+// from its agent to whoever asked, and ends the relay when the session ends.
 
 import { EventEmitter } from "node:events";
 import {
@@ -23,10 +25,40 @@ import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 export const DEFAULT_HEARTBEAT_PERIOD_MS = 5000;
 export const MISSED_HEARTBEATS_FOR_DOWN = 3;
 
+/** What goes down a session. */
+export interface SessionMessage {
+  params?: { nodeId: string; heartbeatPeriodMs: number };
+  assignment?: Assignment;
+  logRequest?: { requestId: number } & LogRequest;
+  logCancel?: { requestId: number };
+}
+
 /** The transport side of a session, so that the dispatcher knows nothing of gRPC. */
 export interface SessionChannel {
-  send(msg: { params?: { nodeId: string; heartbeatPeriodMs: number }; assignment?: Assignment }): void;
+  send(msg: SessionMessage): void;
   close(error?: Error): void;
+}
+
+/** Which logs of a node's tasks to send. */
+export interface LogRequest {
+  taskIds: string[];
+  follow: boolean;
+  /** Per task: only the last `tail` lines; 0 = all. */
+  tail: number;
+}
+
+/** A piece of a task's log as its agent sent it; `eof` ends the task's part, with `error` when the log cannot be had. */
+export interface TaskLogData {
+  taskId: string;
+  data?: Buffer;
+  eof?: boolean;
+  error?: string;
+}
+
+interface LogRelay {
+  /** Tasks that have not reached eof yet. */
+  open: Set<string>;
+  onData: (d: TaskLogData) => void;
 }
 
 export interface Assignment extends ViewDelta {
@@ -42,6 +74,8 @@ interface Session {
   acked: number;
   /** Per service: the version of the last assignment that changed what this node sees of it. */
   serviceVersions: Map<string, number>;
+  /** Log requests in flight, by request ID. */
+  logRelays: Map<number, LogRelay>;
 }
 
 interface Dirty {
@@ -83,6 +117,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private flushScheduled = false;
   private unsubscribe: (() => void) | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
+  private nextLogRequestId = 1;
 
   constructor(
     private readonly store: ClusterStore,
@@ -103,7 +138,10 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   stop(): void {
     this.unsubscribe?.();
     clearInterval(this.healthTimer);
-    for (const s of this.sessions.values()) s.channel.close();
+    for (const s of this.sessions.values()) {
+      this.endLogRelays(s, "the manager is stopping");
+      s.channel.close();
+    }
     this.sessions.clear();
   }
 
@@ -112,8 +150,20 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   open(nodeId: string, channel: SessionChannel): void {
     const node = this.store.node(nodeId);
     if (!node) throw notFound(`node ${nodeId} is not registered; call Register first`);
-    this.sessions.get(nodeId)?.channel.close(new Error("replaced by a newer session of the same node"));
-    const session: Session = { nodeId, channel, view: emptyView(), version: 0, acked: 0, serviceVersions: new Map() };
+    const previous = this.sessions.get(nodeId);
+    if (previous) {
+      this.endLogRelays(previous, `node ${this.hostname(nodeId)} reconnected`);
+      previous.channel.close(new Error("replaced by a newer session of the same node"));
+    }
+    const session: Session = {
+      nodeId,
+      channel,
+      view: emptyView(),
+      version: 0,
+      acked: 0,
+      serviceVersions: new Map(),
+      logRelays: new Map(),
+    };
     this.sessions.set(nodeId, session);
     this.lastSeen.set(nodeId, Date.now());
     channel.send({ params: { nodeId, heartbeatPeriodMs: this.heartbeatPeriodMs } });
@@ -129,6 +179,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const s = this.sessions.get(nodeId);
     if (s?.channel === channel) {
       this.sessions.delete(nodeId);
+      this.endLogRelays(s, `node ${this.hostname(nodeId)} disconnected`);
       this.emit("progress");
     }
   }
@@ -161,6 +212,51 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   /** Node IDs with an open session. */
   connectedNodes(): string[] {
     return [...this.sessions.keys()];
+  }
+
+  // ---- logs ----------------------------------------------------------------
+
+  /**
+   * Asks the node's agent for the logs of some of its tasks; `onData` gets
+   * each piece, and every task's part ends with `eof` — with an error when
+   * the node has no session (at once) or loses it. Returns a cancel function.
+   */
+  requestLogs(nodeId: string, req: LogRequest, onData: (d: TaskLogData) => void): () => void {
+    const s = this.sessions.get(nodeId);
+    if (!s) {
+      const why = `node ${this.hostname(nodeId)} is not connected to the manager`;
+      for (const taskId of req.taskIds) onData({ taskId, eof: true, error: why });
+      return () => {};
+    }
+    const requestId = this.nextLogRequestId++;
+    s.logRelays.set(requestId, { open: new Set(req.taskIds), onData });
+    s.channel.send({ logRequest: { requestId, ...req } });
+    return () => {
+      if (s.logRelays.delete(requestId) && this.sessions.get(nodeId) === s) s.channel.send({ logCancel: { requestId } });
+    };
+  }
+
+  /** A piece of a log from a node's agent; pieces of cancelled requests and of tasks not asked for are dropped. */
+  logData(nodeId: string, requestId: number, d: TaskLogData): void {
+    const s = this.sessions.get(nodeId);
+    const relay = s?.logRelays.get(requestId);
+    if (!s || !relay || !relay.open.has(d.taskId)) return;
+    if (d.eof) {
+      relay.open.delete(d.taskId);
+      if (relay.open.size === 0) s.logRelays.delete(requestId);
+    }
+    relay.onData(d);
+  }
+
+  /** Ends every relay of a session that is going away, saying why. */
+  private endLogRelays(s: Session, error: string): void {
+    const relays = [...s.logRelays.values()];
+    s.logRelays.clear();
+    for (const relay of relays) for (const taskId of relay.open) relay.onData({ taskId, eof: true, error });
+  }
+
+  private hostname(nodeId: string): string {
+    return this.store.node(nodeId)?.description.hostname || nodeId;
   }
 
   // ---- pushing changes -----------------------------------------------------
@@ -231,6 +327,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
         const s = this.sessions.get(n.id);
         if (s) {
           this.sessions.delete(n.id);
+          this.endLogRelays(s, `node ${this.hostname(n.id)} missed its heartbeats`);
           s.channel.close(new Error("heartbeats missed: node marked down"));
         }
       }

@@ -6,6 +6,7 @@ import { notFound, type ObjectKind } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { serviceConvergence } from "./convergence.ts";
 import type { Dispatcher, SessionChannel } from "./dispatcher.ts";
+import { relayServiceLogs } from "./service-logs.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 
 type Callback = (err: Partial<grpc.StatusObject> | null, res?: object) => void;
@@ -54,6 +55,21 @@ export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatche
         .sort((a, b) => a.serviceName.localeCompare(b.serviceName) || a.slot - b.slot || b.createdAt.localeCompare(a.createdAt));
       return { tasks };
     }),
+
+    ServiceLogs: (call) => {
+      const { service, follow, tail } = call.request;
+      let cancel: () => void;
+      try {
+        cancel = relayServiceLogs(store, dispatcher, { service, follow, tail }, {
+          write: (c) => call.write({ taskId: c.taskId, slot: c.slot, nodeId: c.nodeId, data: c.data, error: c.error }),
+          end: () => call.end(),
+        });
+      } catch (err) {
+        call.emit("error", toStatus(err));
+        return;
+      }
+      call.on("cancelled", cancel);
+    },
 
     WatchServiceConvergence: (call) => {
       let serviceId: string;
@@ -152,6 +168,11 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher): wi
           if (msg.heartbeat) dispatcher.heartbeat(nodeId);
           else if (msg.ack) dispatcher.ack(nodeId, Number(msg.ack.version));
           else if (msg.taskStatus) cluster.reportTaskStatus(nodeId, msg.taskStatus.taskId ?? "", msg.taskStatus.status ?? {});
+          else if (msg.logData) {
+            const { requestId, taskId, data, eof, error } = msg.logData;
+            // proto-loader decodes bytes as a Buffer
+            dispatcher.logData(nodeId, Number(requestId), { taskId: taskId ?? "", data: data as Buffer, eof, error });
+          }
         } catch (err) {
           call.emit("error", toStatus(err));
         }

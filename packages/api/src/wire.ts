@@ -12,3 +12,5 @@ export type { SessionDown__Output as SessionDown } from "./generated/vipmesh/v1/
 export type { Assignment__Output as Assignment } from "./generated/vipmesh/v1/Assignment.ts";
 export type { ClusterServiceHandlers } from "./generated/vipmesh/v1/ClusterService.ts";
 export type { DispatcherServiceHandlers } from "./generated/vipmesh/v1/DispatcherService.ts";
+export type { LogChunk__Output as LogChunk } from "./generated/vipmesh/v1/LogChunk.ts";
+export type { LogRequest__Output as LogRequest } from "./generated/vipmesh/v1/LogRequest.ts";

@@ -2,6 +2,8 @@
 // manager, applies every assignment to a network view, acknowledges it, and
 // reports its tasks running (or failed, when `fails(task)` says so). It runs
 // nothing: it stands in for many nodes in control-plane tests and benchmarks.
+// It answers log requests from `logs`, which tests fill (and append to, for
+// follow) by hand.
 
 import type * as grpc from "@grpc/grpc-js";
 import { call, dispatcherClient, type DispatcherServiceClient, type wire } from "@vipmesh/api";
@@ -26,6 +28,12 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
   private stream: grpc.ClientDuplexStream<wire.SessionUp, wire.SessionDown> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly reported = new Map<string, string>();
+  /** What each task printed, for log requests: `agent.logs.set(taskId, "a\nb\n")`. */
+  readonly logs = new Map<string, string>();
+  /** Tasks whose logs cannot grow any more: a follow of them ends. */
+  private readonly endedLogs = new Set<string>();
+  /** Followed log requests: request ID → tasks not yet ended. */
+  private readonly followers = new Map<number, Set<string>>();
 
   constructor(
     address: string,
@@ -64,6 +72,11 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
       this.heartbeat = setInterval(() => this.stream?.write({ heartbeat: {} }), Math.max(10, period / 2));
       return;
     }
+    if (msg.logRequest) return this.onLogRequest(msg.logRequest);
+    if (msg.logCancel) {
+      this.followers.delete(Number(msg.logCancel.requestId));
+      return;
+    }
     const a = msg.assignment;
     if (!a) return;
     if (a.full) this.view = emptyView();
@@ -89,6 +102,44 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     this.stream?.write({ taskStatus: { taskId, status: { state, err, message: state } } });
   }
 
+  private onLogRequest(req: wire.LogRequest): void {
+    const requestId = Number(req.requestId);
+    const open = new Set<string>();
+    for (const taskId of req.taskIds) {
+      const text = this.logs.get(taskId) ?? "";
+      const data = req.tail > 0 ? lastLines(text, req.tail) : text;
+      if (data) this.sendLog(requestId, taskId, { data: Buffer.from(data) });
+      if (req.follow && !this.endedLogs.has(taskId)) open.add(taskId);
+      else this.sendLog(requestId, taskId, { eof: true });
+    }
+    if (open.size > 0) this.followers.set(requestId, open);
+  }
+
+  private sendLog(requestId: number, taskId: string, piece: { data?: Buffer; eof?: boolean }): void {
+    this.stream?.write({ logData: { requestId, taskId, ...piece } });
+  }
+
+  /** A task prints more: followers of its log get it at once. */
+  appendLog(taskId: string, text: string): void {
+    this.logs.set(taskId, (this.logs.get(taskId) ?? "") + text);
+    for (const [requestId, open] of this.followers) if (open.has(taskId)) this.sendLog(requestId, taskId, { data: Buffer.from(text) });
+  }
+
+  /** A task's log will not grow any more (its process ended): follows of it end. */
+  endLog(taskId: string): void {
+    this.endedLogs.add(taskId);
+    for (const [requestId, open] of this.followers) {
+      if (!open.delete(taskId)) continue;
+      this.sendLog(requestId, taskId, { eof: true });
+      if (open.size === 0) this.followers.delete(requestId);
+    }
+  }
+
+  /** How many log requests it is following (a cancelled one is not). */
+  get logFollows(): number {
+    return this.followers.size;
+  }
+
   /** Stops heartbeating but keeps the session, like a hung agent. */
   freeze(): void {
     clearInterval(this.heartbeat);
@@ -96,8 +147,15 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
 
   stop(): void {
     clearInterval(this.heartbeat);
+    this.followers.clear();
     this.stream?.cancel();
     this.stream = undefined;
     this.client.close();
   }
+}
+
+/** The last `n` lines of a text; a last line without its newline counts. */
+function lastLines(text: string, n: number): string {
+  const lines = text.split(/(?<=\n)/);
+  return lines.slice(-n).join("");
 }

@@ -2,11 +2,16 @@
 // namespace of its own (hostname = the short task ID), detached from the agent
 // so that it survives an agent restart. Its pid and start time are kept in the
 // state dir: a restarted agent adopts the processes that are still its own.
+// A forgotten task's log stays a while, for `vipmesh service logs` of tasks
+// that ended: the newest KEPT_ENDED_LOGS are kept.
 
 import { spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+
+/** How many logs of forgotten tasks are kept (the manager keeps 5 ended tasks per slot). */
+export const KEPT_ENDED_LOGS = 50;
 
 export interface StartSpec {
   taskId: string;
@@ -157,10 +162,15 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> {
     }
   }
 
-  /** Forgets a task: its pid file and log go too. */
+  /** Forgets a task: its pid file goes; its log stays until it is among the oldest of the forgotten. */
   forget(taskId: string): void {
     this.tracked.delete(taskId);
-    rmSync(join(this.dir, taskId), { recursive: true, force: true });
+    rmSync(join(this.dir, taskId, "pid"), { force: true });
+    const forgotten = readdirSync(this.dir)
+      .filter((id) => !this.tracked.has(id) && !existsSync(join(this.dir, id, "pid")))
+      .map((id) => ({ id, mtime: statSync(join(this.dir, id)).mtimeMs }))
+      .sort((a, b) => b.mtime - a.mtime);
+    for (const { id } of forgotten.slice(KEPT_ENDED_LOGS)) rmSync(join(this.dir, id), { recursive: true, force: true });
   }
 
   close(): void {

@@ -1,4 +1,4 @@
-// vipmesh service create|ls|inspect|ps|scale|update|rollback|rm
+// vipmesh service create|ls|inspect|ps|logs|scale|update|rollback|rm
 
 import type { Command } from "commander";
 import type { wire } from "@vipmesh/api";
@@ -16,9 +16,11 @@ import {
   choice,
   collect,
   collectKeyValue,
+  tailLines,
   updateConfigFrom,
   wholeNumber,
 } from "../options.ts";
+import { printServiceLogs } from "../service-logs.ts";
 import { applyServiceUpdate, buildServiceSpec, noServiceUpdate, parseScale, specFromWire } from "../service-spec.ts";
 import { SERVICE_HEADERS, TASK_HEADERS, serviceRows, taskRows } from "../table-rows.ts";
 import { type ListOptions, addListOptions, printList, withManager } from "./shared.ts";
@@ -148,6 +150,18 @@ export function registerServiceCommands(program: Command, io: Io): void {
           });
         });
       });
+    });
+
+  service
+    .command("logs")
+    .description("Show the output of a service's tasks")
+    .argument("<service>", "ID, ID prefix or name")
+    .option("-f, --follow", "keep printing new output until Ctrl-C (or until no task can print more)")
+    .option("--tail <n>", 'only the last N lines of each task, or "all"', tailLines)
+    .action(async (target: string, opts: { follow?: boolean; tail?: number }, cmd: Command) => {
+      await withManager(io, cmd, (conn) =>
+        printServiceLogs(conn, io, target, { follow: opts.follow === true, tail: opts.tail ?? 0 }),
+      );
     });
 
   addWaitOptions(

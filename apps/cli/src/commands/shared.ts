@@ -1,7 +1,6 @@
 // What every client command needs: the manager connection and output helpers.
 
 import type { Command } from "commander";
-import { runningLabs } from "@vipmesh/lab";
 import { resolveManagerAddress } from "../host.ts";
 import type { Io } from "../io.ts";
 import { type ManagerConnection, withConnection } from "../manager-connection.ts";
@@ -10,7 +9,7 @@ import { formatTable } from "../table.ts";
 /** Connects to the manager named by --host or VIPMESH_HOST for the duration of `fn`. */
 export function withManager<T>(io: Io, cmd: Command, fn: (conn: ManagerConnection) => Promise<T>): Promise<T> {
   const { host } = cmd.optsWithGlobals<{ host?: string }>();
-  return withConnection(resolveManagerAddress({ flag: host, env: io.env, cwd: process.cwd(), labs: runningLabs() }), fn);
+  return withConnection(resolveManagerAddress({ flag: host, env: io.env, cwd: process.cwd(), labs: io.labs() }), fn);
 }
 
 export interface ListOptions {

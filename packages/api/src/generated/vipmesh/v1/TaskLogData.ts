@@ -8,6 +8,7 @@ export interface TaskLogData {
   'taskId'?: (string);
   'data'?: (Buffer | Uint8Array | string);
   'eof'?: (boolean);
+  'error'?: (string);
 }
 
 export interface TaskLogData__Output {
@@ -15,4 +16,5 @@ export interface TaskLogData__Output {
   'taskId': (string);
   'data': (Buffer);
   'eof': (boolean);
+  'error': (string);
 }

@@ -1,0 +1,80 @@
+// `vipmesh service logs`: the output of a service's tasks, asked of the agents
+// that run (or ran) them — one request per node — and relayed as it comes.
+
+import type { Dispatcher } from "./dispatcher.ts";
+import type { ClusterStore } from "./store/cluster-store.ts";
+
+export interface ServiceLogsRequest {
+  /** ID, ID prefix or name. */
+  service: string;
+  follow: boolean;
+  /** Per task: only the last `tail` lines; 0 = all. */
+  tail: number;
+}
+
+/** A piece of one task's output, or (`error`) why its log cannot be had. */
+export interface ServiceLogChunk {
+  taskId: string;
+  slot: number;
+  nodeId: string;
+  data?: Buffer;
+  error?: string;
+}
+
+export interface ServiceLogSink {
+  write(chunk: ServiceLogChunk): void;
+  /** Every task's log ended: all of it was sent, or it cannot grow, or it cannot be had. */
+  end(): void;
+}
+
+/**
+ * Relays the logs of the service's tasks that were given to a node, terminal
+ * ones still in the store included. Throws NOT_FOUND for an unknown service;
+ * returns a cancel function for a caller that goes away.
+ */
+export function relayServiceLogs(
+  store: ClusterStore,
+  dispatcher: Dispatcher,
+  req: ServiceLogsRequest,
+  sink: ServiceLogSink,
+): () => void {
+  const service = store.mustFind("service", req.service);
+  const tasks = [...store.tasksOfService(service.id)]
+    .filter((t) => t.nodeId !== "")
+    .sort((a, b) => a.slot - b.slot || a.createdAt.localeCompare(b.createdAt));
+  const byNode = new Map<string, string[]>();
+  for (const t of tasks) byNode.set(t.nodeId, [...(byNode.get(t.nodeId) ?? []), t.id]);
+
+  const open = new Set(tasks.map((t) => t.id));
+  const slots = new Map(tasks.map((t) => [t.id, t.slot]));
+  const cancels: (() => void)[] = [];
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    for (const cancel of cancels) cancel();
+  };
+
+  if (open.size === 0) {
+    end();
+    sink.end();
+    return () => {};
+  }
+  for (const [nodeId, taskIds] of byNode) {
+    // a node without a session answers at once, with an error for each of its tasks
+    const cancel = dispatcher.requestLogs(nodeId, { taskIds, follow: req.follow, tail: req.tail }, (d) => {
+      if (ended) return;
+      const chunk = { taskId: d.taskId, slot: slots.get(d.taskId) ?? 0, nodeId };
+      if (d.data && d.data.length > 0) sink.write({ ...chunk, data: d.data });
+      if (d.error) sink.write({ ...chunk, error: d.error });
+      if (!d.eof) return;
+      open.delete(d.taskId);
+      if (open.size === 0) {
+        end();
+        sink.end();
+      }
+    });
+    cancels.push(cancel);
+  }
+  return end;
+}
