@@ -33,6 +33,7 @@ export interface LabLayout {
   fabric: string;
   client: string;
   managerAddr: string;
+  heartbeatMs?: number;
   nodes: { hostname: string; netns: string; addr: string; stateDir: string }[];
 }
 
@@ -126,10 +127,8 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
     for (const h of hosts) execFileSync("ip", ["netns", "exec", h.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
 
     log("manager");
-    const managerArgs = ["manager", "--data-dir", join(l.dir, "manager"), "--listen", `${l.managerAddr}`, "--listen", `unix:${l.socket}`];
-    if (o.heartbeatMs) managerArgs.push("--heartbeat-period", `${o.heartbeatMs}ms`);
-    startDetached("manager", l.dir, l.fabric, managerArgs);
-    await waitFor(`the manager of lab ${l.name}`, () => existsSync(l.socket), 30_000);
+    if (o.heartbeatMs) l.heartbeatMs = o.heartbeatMs;
+    await startManager(l);
 
     for (const n of l.nodes) startAgent(l, n.hostname, o.dataplane);
     log(`${l.nodes.length} agents`);
@@ -165,6 +164,20 @@ function logTails(dir: string): string {
       return `\n--- ${f}\n${lines.join("\n")}`;
     })
     .join("");
+}
+
+/** Starts the lab's manager in the fabric namespace (on its data dir: a restart keeps the cluster). */
+export async function startManager(l: LabLayout): Promise<void> {
+  const args = ["manager", "--data-dir", join(l.dir, "manager"), "--listen", l.managerAddr, "--listen", `unix:${l.socket}`];
+  if (l.heartbeatMs) args.push("--heartbeat-period", `${l.heartbeatMs}ms`);
+  rmSync(l.socket, { force: true });
+  startDetached("manager", l.dir, l.fabric, args);
+  await waitFor(`the manager of lab ${l.name}`, () => existsSync(l.socket), 30_000);
+}
+
+/** Kills the lab's manager (SIGKILL, like a crash). */
+export function killManager(l: LabLayout): void {
+  killPidFile(join(l.dir, "manager.pid"));
 }
 
 export function startAgent(l: LabLayout, hostname: string, dataplane?: string): void {

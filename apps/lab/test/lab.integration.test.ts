@@ -8,7 +8,18 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { type LabLayout, killAgent, labDown, labUp, listNamespaces, nodeStart, nodeStop, startAgent } from "../src/lab.ts";
+import {
+  type LabLayout,
+  killAgent,
+  killManager,
+  labDown,
+  labUp,
+  listNamespaces,
+  nodeStart,
+  nodeStop,
+  startAgent,
+  startManager,
+} from "../src/lab.ts";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 
 const name = `t${randomBytes(3).toString("hex")}`;
@@ -90,6 +101,9 @@ kernelDescribe("a 3-node lab", () => {
     const exec = (...args: string[]) => spawnSync(vipmesh, ["exec", ...args], { env, encoding: "utf8", timeout: 30_000 });
     expect(exec("collabweb.1", "--", "hostname").stdout.trim()).toBe(tasks.find((t) => t.slot === 1)!.id.slice(0, 12));
     expect(exec("collabweb.2", "--", "sh", "-c", "exit 7").status).toBe(7);
+    // each task's output, relayed from its node's agent by the manager
+    const logs = spawnSync(vipmesh, ["service", "logs", "collabweb"], { env, encoding: "utf8", timeout: 30_000 });
+    for (const t of tasks) expect(logs.stdout).toContain(`whoami listening on :8080 (tcp+udp) as task ${t.id}`);
     // a task on another network reaches none of them
     for (const to of tasks) expect(fetchFrom(sandboxOf(outsider!), addr(to))).toBeUndefined();
 
@@ -203,5 +217,20 @@ kernelDescribe("a 3-node lab", () => {
     await waitFor(`${host} ready`, async () => (await call(client, "inspectNode", { node: host })).node?.status?.state === "ready");
     // the orphaned task's sandbox is gone once the node's agent converged
     await waitFor("the orphaned sandbox removed", () => !listNamespaces().some((ns) => ns.endsWith(first!.id)));
+  });
+
+  it("agents come back to a restarted manager on their own, and their tasks keep running", async () => {
+    const before = await running("pair", 2);
+    killManager(lab);
+    await new Promise((r) => setTimeout(r, 1000)); // agents notice and start backing off
+    client.close();
+    await startManager(lab);
+    client = clusterClient(lab.socket);
+    await waitFor("every node ready again", async () => {
+      const { nodes } = await call(client, "listNodes", {});
+      return nodes.length === 3 && nodes.every((n) => n.status?.state === "ready");
+    });
+    expect((await running("pair", 2)).map((t) => t.id).sort()).toEqual(before.map((t) => t.id).sort());
+    await waitFor("tasks still answer", () => fetchFrom(sandboxOf(before[0]!), addr(before[1]!)));
   });
 });
