@@ -132,18 +132,26 @@ export class Agent {
         continue;
       }
       this.report(t.id, "starting");
-      const plan = this.sandboxPlan(t);
-      await this.o.sandboxes.ensure(plan);
-      writeSandboxFiles(plan);
-      await this.processes.start({
-        taskId: t.id,
-        serviceName: t.serviceName,
-        sandbox: plan.name,
-        hostname: plan.hostname,
-        command: t.spec.container.command,
-        env: t.spec.container.env,
-      });
-      this.report(t.id, "running");
+      try {
+        const plan = this.sandboxPlan(t);
+        await this.o.sandboxes.ensure(plan);
+        writeSandboxFiles(plan);
+        await this.processes.start({
+          taskId: t.id,
+          serviceName: t.serviceName,
+          sandbox: plan.name,
+          hostname: plan.hostname,
+          command: t.spec.container.command,
+          env: t.spec.container.env,
+        });
+        this.report(t.id, "running");
+      } catch (err) {
+        // one task that cannot start must not hold up the others: it fails, and the manager replaces it
+        const why = err instanceof Error ? err.message : String(err);
+        this.log(`task ${t.id} cannot start: ${why}`);
+        this.ended.set(t.id, { state: "failed", err: `cannot start: ${why}` });
+        this.report(t.id, "failed", `cannot start: ${why}`);
+      }
     }
 
     // what this agent made for tasks that are no longer its own

@@ -34,6 +34,7 @@ export interface LabLayout {
   client: string;
   managerAddr: string;
   heartbeatMs?: number;
+  dataplane?: string;
   nodes: { hostname: string; netns: string; addr: string; stateDir: string }[];
 }
 
@@ -128,9 +129,10 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
 
     log("manager");
     if (o.heartbeatMs) l.heartbeatMs = o.heartbeatMs;
+    if (o.dataplane) l.dataplane = o.dataplane;
     await startManager(l);
 
-    for (const n of l.nodes) startAgent(l, n.hostname, o.dataplane);
+    for (const n of l.nodes) startAgent(l, n.hostname);
     log(`${l.nodes.length} agents`);
     const client = clusterClient(l.socket);
     try {
@@ -180,13 +182,13 @@ export function killManager(l: LabLayout): void {
   killPidFile(join(l.dir, "manager.pid"));
 }
 
-export function startAgent(l: LabLayout, hostname: string, dataplane?: string): void {
+export function startAgent(l: LabLayout, hostname: string): void {
   const n = l.nodes.find((x) => x.hostname === hostname);
   if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
   mkdirSync(n.stateDir, { recursive: true });
   const args = ["agent", "--manager", l.managerAddr, "--advertise-addr", n.addr, "--hostname", n.hostname];
   args.push("--state-dir", n.stateDir, "--sandbox-prefix", `${n.netns}-`);
-  if (dataplane) args.push("--dataplane", dataplane);
+  if (l.dataplane) args.push("--dataplane", l.dataplane);
   startDetached(`agent-${hostname}`, l.dir, n.netns, args);
 }
 
@@ -232,11 +234,11 @@ export function nodeStop(l: LabLayout, hostname: string): void {
   ip("-n", n.netns, "link", "set", "eth0", "down");
 }
 
-export function nodeStart(l: LabLayout, hostname: string, dataplane?: string): void {
+export function nodeStart(l: LabLayout, hostname: string): void {
   const n = l.nodes.find((x) => x.hostname === hostname);
   if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
   ip("-n", n.netns, "link", "set", "eth0", "up");
-  if (!existsSync(join(l.dir, `agent-${hostname}.pid`))) startAgent(l, hostname, dataplane);
+  if (!existsSync(join(l.dir, `agent-${hostname}.pid`))) startAgent(l, hostname);
 }
 
 /** The namespace of a node (by hostname) or of the client. */
