@@ -9,3 +9,4 @@ export * from "./publish.ts";
 export * from "./scheduling.ts";
 export * from "./network-view.ts";
 export * from "./task-definition.ts";
+export * from "./lb-plan.ts";

@@ -1,0 +1,107 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { MAX_ELEMENTS_PER_STATEMENT, NftRenderError, renderDelta, renderRuleset } from "./render.ts";
+import { goldenPlans, svc } from "./testdata/plans.ts";
+
+const update = process.env.UPDATE_GOLDEN === "1";
+
+describe("renderRuleset golden files (UPDATE_GOLDEN=1 rewrites them)", () => {
+  for (const [name, plan] of Object.entries(goldenPlans)) {
+    it(name, () => {
+      const file = new URL(`./testdata/${name}.nft`, import.meta.url);
+      const got = renderRuleset(plan);
+      if (update) writeFileSync(file, got);
+      expect(got).toBe(readFileSync(file, "utf8"));
+    });
+  }
+});
+
+const statements = (script: string) => script.split("\n").filter((l) => /^(add|delete|flush) /.test(l));
+/** Element lines of a script (one element a line, comments apart). */
+const elements = (script: string) => script.split("\n").filter((l) => l.startsWith("\t") && !l.startsWith("\t#"));
+
+describe("renderRuleset", () => {
+  it("touches only its own table, and replaces it in one go", () => {
+    const script = renderRuleset(goldenPlans["one-service-three-backends"]!);
+    for (const s of statements(script)) expect(s).toMatch(/^(add|delete|flush) \w+ ip vipmesh\b/);
+    expect(statements(script).slice(0, 3)).toEqual(["add table ip vipmesh", "delete table ip vipmesh", "add table ip vipmesh"]);
+    expect(script).not.toMatch(/dstnat|srcnat|flush ruleset/);
+  });
+
+  it("keeps every element statement within 2,000 elements", () => {
+    const script = renderRuleset(goldenPlans["chunked-2002-elements"]!);
+    const chunks = script.split(/^add element /m).slice(1).map((c) => elements(c.slice(0, c.indexOf("\n}"))).length);
+    expect(chunks).toEqual([MAX_ELEMENTS_PER_STATEMENT, 2]);
+  });
+
+  it("refuses an address that is not one, and a VIP twice", () => {
+    expect(() => renderRuleset({ services: [svc("svc-x", "10.0.1.2; flush ruleset", [])] })).toThrow(NftRenderError);
+    expect(() => renderRuleset({ services: [svc("svc-x", "10.0.1.2", ["10.0.1.5\n"])] })).toThrow(NftRenderError);
+    expect(() => renderRuleset({ services: [svc("svc-x", "10.0.1.2", []), svc("svc-y", "10.0.1.2", [])] })).toThrow(/twice/);
+  });
+
+  it("keeps a service name from ending its comment", () => {
+    const script = renderRuleset({ services: [{ ...svc("svc-x", "10.0.1.2", []), name: "x\nflush ruleset" }] });
+    expect(script).not.toMatch(/^flush ruleset/m);
+  });
+});
+
+describe("renderDelta", () => {
+  const three = goldenPlans["one-service-three-backends"]!;
+
+  it("is empty when nothing changed", () => {
+    expect(renderDelta(three, structuredClone(three))).toBe("");
+  });
+
+  it("changes only the elements of the service whose endpoint changed", () => {
+    const next = { services: [...three.services, svc("svc-db", "10.0.1.3", ["10.0.1.20"])] };
+    const prev = { services: [...three.services.map((s) => s), svc("svc-db", "10.0.1.3", ["10.0.1.20", "10.0.1.21"])] };
+    expect(renderDelta(prev, next)).toBe(
+      [
+        "# vipmesh load balancing: changes since the last sync, one transaction.",
+        "delete element ip vipmesh be {",
+        "\t# 10.0.1.3 db (svc-db)",
+        "\t10.0.1.3 . 0-32767,",
+        "\t10.0.1.3 . 32768-65535",
+        "}",
+        "add element ip vipmesh be {",
+        "\t# 10.0.1.3 db (svc-db)",
+        "\t10.0.1.3 . 0-65535 : 10.0.1.20",
+        "}",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("moves a VIP that lost its last backend to the refusing set, and back", () => {
+    const none = { services: [svc("svc-web", "10.0.1.2", [])] };
+    const down = renderDelta(three, none);
+    expect(statements(down)).toEqual(["delete element ip vipmesh be {", "add element ip vipmesh vips_without_backends {"]);
+    expect(elements(down)).toEqual(["\t10.0.1.2 . 0-21844,", "\t10.0.1.2 . 21845-43689,", "\t10.0.1.2 . 43690-65535", "\t10.0.1.2"]);
+    expect(statements(renderDelta(none, three))).toEqual(["delete element ip vipmesh vips_without_backends {", "add element ip vipmesh be {"]);
+  });
+
+  it("costs O(backends of the changed service), whatever the number of services", () => {
+    const many = goldenPlans["chunked-2002-elements"]!;
+    const next = structuredClone(many);
+    next.services[500]!.backends.push({ ip: "10.9.9.9", weight: 1 });
+    // 2 slices out, 3 in
+    expect(elements(renderDelta(many, next))).toHaveLength(5);
+  });
+
+  it("replaces an rr VIP's rule, and adds or removes its chain", () => {
+    const rr = goldenPlans["rr-and-random"]!;
+    const grown = structuredClone(rr);
+    grown.services[1]!.backends.push({ ip: "10.0.1.10", weight: 1 });
+    expect(statements(renderDelta(rr, grown))).toEqual([
+      "flush chain ip vipmesh rr_10_0_1_3",
+      "add rule ip vipmesh rr_10_0_1_3 dnat to numgen inc mod 4 map { 0 : 10.0.1.8, 1-2 : 10.0.1.9, 3 : 10.0.1.10 }",
+    ]);
+    const gone = { services: [rr.services[0]!] };
+    expect(statements(renderDelta(rr, gone))).toEqual([
+      "delete element ip vipmesh rr_vips {",
+      "flush chain ip vipmesh rr_10_0_1_3",
+      "delete chain ip vipmesh rr_10_0_1_3",
+    ]);
+  });
+});
