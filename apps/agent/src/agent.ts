@@ -5,7 +5,8 @@
 // before the first full assignment, and a restarted agent adopts what is still
 // wanted instead of flushing.
 
-import { addrOf, attachmentRefusal, isTerminal, macForIpv4, type Task } from "@vipmesh/core";
+import { addrOf, attachmentRefusal, isTerminal, lbPlanFor, macForIpv4, type Task } from "@vipmesh/core";
+import type { KernelNftables } from "./dataplane/nftables/kernel.ts";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BoundedFrequencyRunner } from "./runner.ts";
@@ -26,6 +27,8 @@ export interface AgentOptions {
   stopGraceMs?: number;
   overlay: OverlayDriver;
   sandboxes: SandboxDriver;
+  /** The VIP load balancer inside sandboxes; without one, VIPs are not balanced (and say so). */
+  loadBalancer?: KernelNftables;
   log?: (line: string) => void;
 }
 
@@ -118,6 +121,7 @@ export class Agent {
         continue;
       }
       if (this.processes.isRunning(t.id)) {
+        await this.balance(t);
         this.report(t.id, "running");
         continue;
       }
@@ -136,6 +140,7 @@ export class Agent {
         const plan = this.sandboxPlan(t);
         await this.o.sandboxes.ensure(plan);
         writeSandboxFiles(plan);
+        await this.balance(t); // VIPs work from the task's first instant
         await this.processes.start({
           taskId: t.id,
           serviceName: t.serviceName,
@@ -163,9 +168,17 @@ export class Agent {
     this.session.ack(version);
   }
 
+  /** The VIPs of every service on the task's networks, balanced inside its sandbox. */
+  private async balance(t: Task): Promise<void> {
+    if (!this.o.loadBalancer) return;
+    const plan = lbPlanFor(this.session.view, new Set(t.networks.map((a) => a.networkId)));
+    await this.o.loadBalancer.sync(names.sandbox(this.o.sandboxPrefix, t.id), plan);
+  }
+
   private async remove(taskId: string): Promise<void> {
     await this.processes.stop(taskId);
     const name = names.sandbox(this.o.sandboxPrefix, taskId);
+    this.o.loadBalancer?.forget(name);
     await this.o.sandboxes.remove(name);
     rmSync(join(NETNS_ETC, name), { recursive: true, force: true });
     this.processes.forget(taskId);

@@ -3,3 +3,4 @@ export { overlayPlanFor } from "./overlay-plan.ts";
 export * from "./kernel/types.ts";
 export { KernelOverlay } from "./kernel/overlay.ts";
 export { KernelSandboxes } from "./kernel/sandbox.ts";
+export { KernelNftables } from "./dataplane/nftables/kernel.ts";

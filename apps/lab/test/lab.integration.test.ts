@@ -233,4 +233,41 @@ kernelDescribe("a 3-node lab", () => {
     expect((await running("pair", 2)).map((t) => t.id).sort()).toEqual(before.map((t) => t.id).sort());
     await waitFor("tasks still answer", () => fetchFrom(sandboxOf(before[0]!), addr(before[1]!)));
   });
+
+  it("balances a service's VIP over its tasks inside every sandbox, and refuses a VIP with no task at once", async () => {
+    await call(client, "createNetwork", { spec: { name: "vipnet" } });
+    const whoami = (name: string, replicas: number) => ({
+      annotations: { name },
+      taskTemplate: { container: { command: ["vipmesh", "whoami", "--port", "8080"] } },
+      replicated: { replicas },
+      networks: [{ target: "vipnet" }],
+    });
+    const web = (await call(client, "createService", { spec: whoami("vipweb", 3) })).service!;
+    const empty = (await call(client, "createService", { spec: whoami("nobody", 0) })).service!;
+    await call(client, "createService", { spec: whoami("box", 1) });
+    const backends = await running("vipweb", 3);
+    const [box] = await running("box", 1);
+    const vip = addrOf(web.endpoint!.virtualIps[0]!.addr);
+    for (const b of backends) await waitFor(`${b.id} listening`, () => fetchFrom(sandboxOf(box!), addr(b)));
+
+    // 30 new connections to the VIP reach all three tasks (random slices: each is missed with p < 1e-5)
+    const seen = await waitFor("all three tasks behind the VIP", () => {
+      const tasks = new Set<string>();
+      for (let i = 0; i < 30; i++) {
+        const body = fetchFrom(sandboxOf(box!), vip);
+        const task = body && /Task: (\S+)/.exec(body)?.[1];
+        if (task) tasks.add(task);
+      }
+      return tasks.size === 3 ? tasks : undefined;
+    });
+    expect([...seen].sort()).toEqual(backends.map((b) => b.id).sort());
+
+    // the rule set read back from the kernel: the VIP's slices point at the three task addresses
+    const table = sh(sandboxOf(box!), "nft", "-j", "list", "map", "ip", "vipmesh", "be");
+    for (const b of backends) expect(table).toContain(`"${addr(b)}"`);
+
+    // a service without tasks: connection refused at once (curl exit 7), not a timeout (28)
+    const refused = spawnSync("ip", ["netns", "exec", sandboxOf(box!), "curl", "-s", "--max-time", "3", `http://${addrOf(empty.endpoint!.virtualIps[0]!.addr)}:8080/`]);
+    expect(refused.status).toBe(7);
+  });
 });

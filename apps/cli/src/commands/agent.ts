@@ -1,6 +1,7 @@
 // vipmesh agent: runs this node's agent in the foreground until SIGINT/SIGTERM.
 
 import type { Command } from "commander";
+import { spawnSync } from "node:child_process";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -37,7 +38,12 @@ export function registerAgentCommand(program: Command, io: Io): void {
     .action(async (o: AgentFlags) => {
       if (parseIpv4(o.advertiseAddr) === undefined) throw new UsageError(`--advertise-addr ${o.advertiseAddr} is not an IPv4 address`);
       if (process.getuid?.() !== 0) throw new UsageError("the agent manages network namespaces and interfaces: run it as root");
-      const { Agent, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
+      if (o.dataplane === "ipvs") throw new UsageError("--dataplane ipvs is not available yet: use auto or nftables");
+      const { Agent, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
+      const nftables = spawnSync("nft", ["--version"]).status === 0;
+      if (!nftables && o.dataplane === "nftables") throw new UsageError("--dataplane nftables: the nft command is not installed");
+      const log = (line: string) => io.stderr(`${new Date().toISOString()} ${line}\n`);
+      log(nftables ? "dataplane: nftables (one interval map per sandbox)" : "dataplane: none — nft is not installed, VIPs are not balanced");
       const agent = new Agent({
         manager: normalizeAddress(o.manager, process.cwd()),
         advertiseAddr: o.advertiseAddr,
@@ -48,7 +54,8 @@ export function registerAgentCommand(program: Command, io: Io): void {
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
         overlay: new KernelOverlay(),
         sandboxes: new KernelSandboxes(),
-        log: (line) => io.stderr(`${new Date().toISOString()} ${line}\n`),
+        ...(nftables ? { loadBalancer: new KernelNftables() } : {}),
+        log,
       });
       const stopping = nextSignal();
       agent.start();
