@@ -30,10 +30,28 @@ say "2-3. collabweb: three replicas of the whoami workload, spread over the node
 step vipmesh service create --replicas 3 --name collabweb --network collabnet -- vipmesh whoami --port 80
 step vipmesh service ps collabweb
 
-say "4. Its virtual IP, in Endpoint.VirtualIPs (balancing it in the kernel is the next issue)"
+say "4. Its virtual IP, in Endpoint.VirtualIPs as 'docker service inspect' shows it"
+vip=$(vipmesh service inspect collabweb | node -e '
+  const [s] = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  console.log(s.Endpoint.VirtualIPs[0].Addr.split("/")[0]);')
 vipmesh service inspect collabweb | node -e '
   const [s] = JSON.parse(require("fs").readFileSync(0, "utf8"));
   console.log(JSON.stringify(s.Endpoint.VirtualIPs));'
+
+say "6. A second service on the same network, collab-box, gets its own VIP"
+step vipmesh service create --name collab-box --network collabnet -- sleep infinity
+vipmesh service inspect collab-box | node -e '
+  const [s] = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  console.log(JSON.stringify(s.Endpoint.VirtualIPs));'
+
+say "From inside collab-box, requests to collabweb's VIP ($vip) are spread over the three replicas by the kernel:"
+for _ in 1 2 3 4 5 6 7 8 9; do
+  vipmesh exec collab-box.1 -- curl -s --max-time 2 "http://$vip/" | grep -E '^Task:' || true
+done | sort | uniq -c
+
+say "5. The load-balancing state inside collab-box's sandbox, read from the kernel (the seed used ipvsadm;"
+say "   here the nftables dataplane: one interval map from VIP x random slice to task IP)"
+step vipmesh exec collab-box.1 -- nft list map ip vipmesh be
 
 say "Each task reaches the others by task IP, across nodes, over VXLAN"
 addrs=$(vipmesh service ps collabweb --json | node -e '
