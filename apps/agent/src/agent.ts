@@ -13,6 +13,7 @@ import { BoundedFrequencyRunner } from "./runner.ts";
 import { ManagerSession } from "./session.ts";
 import { overlayPlanFor } from "./overlay-plan.ts";
 import { names, type OverlayDriver, type SandboxDriver, type SandboxPlan } from "./kernel/types.ts";
+import { HealthChecker } from "./tasks/health.ts";
 import { ProcessRunner } from "./tasks/process-runner.ts";
 import { serveLogRequest } from "./tasks/logs.ts";
 
@@ -41,6 +42,7 @@ export class Agent {
   /** How each task whose process ended, ended. */
   private readonly ended = new Map<string, { state: "complete" | "failed"; err: string }>();
   private readonly log: (line: string) => void;
+  private readonly health = new HealthChecker(() => this.runner.run());
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.log ?? ((line) => console.error(`agent ${o.hostname}: ${line}`));
@@ -84,12 +86,15 @@ export class Agent {
     this.runner.stop();
     this.session.stop();
     this.processes.close();
+    this.health.close();
   }
 
   private report(taskId: string, state: string, err = ""): void {
-    if (this.reported.get(taskId) === state) return;
-    this.reported.set(taskId, state);
-    this.session.report(taskId, { state, message: state, err });
+    const health = this.health.health(taskId);
+    const said = `${state}/${health}`;
+    if (this.reported.get(taskId) === said) return;
+    this.reported.set(taskId, said);
+    this.session.report(taskId, { state, message: state, err, health });
   }
 
   private sandboxPlan(t: Task): SandboxPlan {
@@ -122,6 +127,8 @@ export class Agent {
       }
       if (this.processes.isRunning(t.id)) {
         await this.balance(t);
+        const check = t.spec.container.healthcheck;
+        if (check?.test.length) this.health.watch({ taskId: t.id, sandbox: names.sandbox(this.o.sandboxPrefix, t.id), check });
         this.report(t.id, "running");
         continue;
       }
@@ -179,6 +186,7 @@ export class Agent {
     await this.processes.stop(taskId);
     const name = names.sandbox(this.o.sandboxPrefix, taskId);
     this.o.loadBalancer?.forget(name);
+    this.health.forget(taskId);
     await this.o.sandboxes.remove(name);
     rmSync(join(NETNS_ETC, name), { recursive: true, force: true });
     this.processes.forget(taskId);

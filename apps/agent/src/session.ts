@@ -24,6 +24,8 @@ export interface TaskStatusReport {
   state: string;
   message?: string;
   err?: string;
+  /** "" (no check), "starting", "healthy" or "unhealthy". */
+  health?: string;
 }
 
 export interface LogRequest {

@@ -4,6 +4,7 @@
 import {
   DEFAULT_UPDATE_CONFIG,
   type EndpointMode,
+  type HealthCheck,
   type PortConfig,
   type Protocol,
   type ServiceSpec,
@@ -25,6 +26,8 @@ export interface ServiceCreateFlags {
   labels: Record<string, string>;
   constraints: string[];
   env: string[];
+  /** 0 in a field = the default. */
+  healthcheck?: HealthCheck;
   updateConfig: Partial<UpdateConfig>;
   rollbackConfig: Partial<UpdateConfig>;
   command: string[];
@@ -37,7 +40,7 @@ export function buildServiceSpec(f: ServiceCreateFlags): ServiceSpec {
   return normalizeServiceSpec({
     annotations: { name: f.name, labels: f.labels },
     taskTemplate: {
-      container: { command: f.command, env: f.env },
+      container: { command: f.command, env: f.env, healthcheck: f.healthcheck ?? null },
       placement: { constraints: f.constraints },
       forceUpdate: 0,
     },

@@ -270,4 +270,40 @@ kernelDescribe("a 3-node lab", () => {
     const refused = spawnSync("ip", ["netns", "exec", sandboxOf(box!), "curl", "-s", "--max-time", "3", `http://${addrOf(empty.endpoint!.virtualIps[0]!.addr)}:8080/`]);
     expect(refused.status).toBe(7);
   });
+
+  it("a task that turns unhealthy leaves load balancing on every node, and comes back when healthy", async () => {
+    await call(client, "createNetwork", { spec: { name: "hnet" } });
+    const whoami = (name: string, replicas: number, healthcheck?: object) => ({
+      annotations: { name },
+      taskTemplate: { container: { command: ["vipmesh", "whoami", "--port", "8080"], ...(healthcheck ? { healthcheck } : {}) } },
+      replicated: { replicas },
+      networks: [{ target: "hnet" }],
+    });
+    const check = { test: ["curl -sf --max-time 1 http://127.0.0.1:8080/health"], intervalMs: 200, timeoutMs: 1000, retries: 1 };
+    const web = (await call(client, "createService", { spec: whoami("hweb", 3, check) })).service!;
+    await call(client, "createService", { spec: whoami("hbox", 1) });
+    const [box] = await running("hbox", 1);
+    const backends = await waitFor("three healthy tasks", async () => {
+      const t = await running("hweb", 3);
+      return t.every((x) => x.status?.health === "healthy") ? t : undefined;
+    });
+    const vip = addrOf(web.endpoint!.virtualIps[0]!.addr);
+    const map = () => sh(sandboxOf(box!), "nft", "-j", "list", "map", "ip", "vipmesh", "be");
+    const sick = backends[0]!;
+    const flip = (to: "ok" | "fail") =>
+      sh(sandboxOf(box!), "curl", "-s", "--max-time", "2", "-X", "POST", "-d", to, `http://${addr(sick)}:8080/health`);
+
+    flip("fail");
+    await waitFor("the sick task unhealthy and out of the map", async () => {
+      const { tasks } = await call(client, "listTasks", { service: "hweb" });
+      return tasks.find((t) => t.id === sick.id)?.status?.health === "unhealthy" && !map().includes(`"${addr(sick)}"`);
+    });
+    for (let i = 0; i < 20; i++) expect(fetchFrom(sandboxOf(box!), vip) ?? "").not.toContain(sick.id);
+
+    flip("ok");
+    await waitFor("the task healthy and back in the map", async () => {
+      const { tasks } = await call(client, "listTasks", { service: "hweb" });
+      return tasks.find((t) => t.id === sick.id)?.status?.health === "healthy" && map().includes(`"${addr(sick)}"`);
+    });
+  });
 });

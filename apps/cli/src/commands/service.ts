@@ -16,6 +16,7 @@ import {
   choice,
   collect,
   collectKeyValue,
+  duration,
   tailLines,
   updateConfigFrom,
   wholeNumber,
@@ -35,6 +36,11 @@ interface CreateOptions extends UpdateConfigOptions, WaitOptions {
   label?: Record<string, string>;
   constraint?: string[];
   env?: string[];
+  healthCmd?: string;
+  healthInterval?: number;
+  healthTimeout?: number;
+  healthRetries?: number;
+  healthStartPeriod?: number;
 }
 
 interface UpdateOptions extends UpdateConfigOptions, WaitOptions {
@@ -73,7 +79,12 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("-p, --publish <spec>", "publish a port: [PUBLISHED:]TARGET[/PROTO] or published=P,target=T,...", collect)
     .option("--label <key=value>", "service label (repeatable)", collectKeyValue)
     .option("--constraint <expr>", CONSTRAINT_HELP, collect)
-    .option("-e, --env <key=value>", "environment variable (repeatable)", collect);
+    .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
+    .option("--health-cmd <command>", "command run inside the task to check its health (exit 0 = healthy)")
+    .option("--health-interval <duration>", "time between health checks (default 30s)", duration)
+    .option("--health-timeout <duration>", "a check running longer fails (default 30s)", duration)
+    .option("--health-retries <n>", "failures in a row that make a task unhealthy (default 3)", wholeNumber)
+    .option("--health-start-period <duration>", "failures during this time after start do not count", duration);
   addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(create, "update"), "rollback")).action(async (command: string[], opts: CreateOptions, cmd) => {
     const spec = buildServiceSpec({
       name: opts.name,
@@ -85,6 +96,17 @@ export function registerServiceCommands(program: Command, io: Io): void {
       labels: opts.label ?? {},
       constraints: opts.constraint ?? [],
       env: opts.env ?? [],
+      ...(opts.healthCmd
+        ? {
+            healthcheck: {
+              test: [opts.healthCmd],
+              intervalMs: opts.healthInterval ?? 0,
+              timeoutMs: opts.healthTimeout ?? 0,
+              retries: opts.healthRetries ?? 0,
+              startPeriodMs: opts.healthStartPeriod ?? 0,
+            },
+          }
+        : {}),
       updateConfig: updateConfigFrom(opts, "update"),
       rollbackConfig: updateConfigFrom(opts, "rollback"),
       command,

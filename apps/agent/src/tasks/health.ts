@@ -1,0 +1,76 @@
+// Health checks, as Docker runs them: the check command runs inside the task's
+// sandbox every interval; one success makes the task healthy, `retries`
+// failures in a row make it unhealthy; failures during the start period do not
+// count. The agent reports each change, and a task enters load balancing (and,
+// later, DNS) only while healthy: the view's `ready` says so on every node.
+
+import { spawn } from "node:child_process";
+import type { HealthCheck, TaskHealth } from "@vipmesh/core";
+
+export interface HealthTarget {
+  taskId: string;
+  sandbox: string;
+  check: HealthCheck;
+}
+
+interface Probe {
+  target: HealthTarget;
+  health: TaskHealth;
+  failures: number;
+  startedAt: number;
+  timer: NodeJS.Timeout;
+}
+
+/** Runs `sh -c TEST` in the sandbox; true when it exits 0 within the timeout. */
+function runCheck(t: HealthTarget): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn("ip", ["netns", "exec", t.sandbox, "sh", "-c", t.check.test.join(" ")], { stdio: "ignore" });
+    const timer = setTimeout(() => child.kill("SIGKILL"), t.check.timeoutMs);
+    child.once("error", () => resolve(false));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve(code === 0);
+    });
+  });
+}
+
+export class HealthChecker {
+  private readonly probes = new Map<string, Probe>();
+
+  constructor(private readonly onChange: (taskId: string, health: TaskHealth) => void) {}
+
+  /** Starts checking a task (once; calling again for the same task does nothing). */
+  watch(target: HealthTarget): void {
+    if (this.probes.has(target.taskId)) return;
+    const probe: Probe = { target, health: "starting", failures: 0, startedAt: Date.now(), timer: undefined! };
+    this.probes.set(target.taskId, probe);
+    this.onChange(target.taskId, "starting");
+    const tick = async () => {
+      const ok = await runCheck(target);
+      if (!this.probes.has(target.taskId)) return;
+      const inStartPeriod = Date.now() - probe.startedAt < target.check.startPeriodMs;
+      probe.failures = ok ? 0 : inStartPeriod ? probe.failures : probe.failures + 1;
+      const health: TaskHealth = ok ? "healthy" : probe.failures >= target.check.retries ? "unhealthy" : probe.health;
+      if (health !== probe.health) {
+        probe.health = health;
+        this.onChange(target.taskId, health);
+      }
+      probe.timer = setTimeout(() => void tick(), target.check.intervalMs);
+    };
+    probe.timer = setTimeout(() => void tick(), 0);
+  }
+
+  health(taskId: string): TaskHealth {
+    return this.probes.get(taskId)?.health ?? "";
+  }
+
+  forget(taskId: string): void {
+    const p = this.probes.get(taskId);
+    if (p) clearTimeout(p.timer);
+    this.probes.delete(taskId);
+  }
+
+  close(): void {
+    for (const id of [...this.probes.keys()]) this.forget(id);
+  }
+}
