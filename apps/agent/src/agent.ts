@@ -5,7 +5,18 @@
 // before the first full assignment, and a restarted agent adopts what is still
 // wanted instead of flushing.
 
-import { addrOf, attachmentRefusal, isTerminal, lbPlanFor, macForIpv4, type Task } from "@vipmesh/core";
+import {
+  addrOf,
+  attachmentRefusal,
+  type DnsRecords,
+  dnsRecordsFor,
+  emptyDnsRecords,
+  isTerminal,
+  lbPlanFor,
+  macForIpv4,
+  type Task,
+} from "@vipmesh/core";
+import type { EmbeddedDns } from "./dns/server.ts";
 import type { KernelNftables } from "./dataplane/nftables/kernel.ts";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -30,6 +41,8 @@ export interface AgentOptions {
   sandboxes: SandboxDriver;
   /** The VIP load balancer inside sandboxes; without one, VIPs are not balanced (and say so). */
   loadBalancer?: KernelNftables;
+  /** The embedded DNS at 127.0.0.11 in every sandbox. */
+  dns?: EmbeddedDns;
   log?: (line: string) => void;
 }
 
@@ -43,6 +56,8 @@ export class Agent {
   private readonly ended = new Map<string, { state: "complete" | "failed"; err: string }>();
   private readonly log: (line: string) => void;
   private readonly health = new HealthChecker(() => this.runner.run());
+  /** Per sandbox, what its DNS answers (read on every query, so kept ready-made). */
+  private readonly dnsRecords = new Map<string, DnsRecords>();
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.log ?? ((line) => console.error(`agent ${o.hostname}: ${line}`));
@@ -87,6 +102,7 @@ export class Agent {
     this.session.stop();
     this.processes.close();
     this.health.close();
+    await this.o.dns?.close();
   }
 
   private report(taskId: string, state: string, err = ""): void {
@@ -175,17 +191,23 @@ export class Agent {
     this.session.ack(version);
   }
 
-  /** The VIPs of every service on the task's networks, balanced inside its sandbox. */
+  /** The services on the task's networks, inside its sandbox: their VIPs balanced, their names resolved. */
   private async balance(t: Task): Promise<void> {
-    if (!this.o.loadBalancer) return;
-    const plan = lbPlanFor(this.session.view, new Set(t.networks.map((a) => a.networkId)));
-    await this.o.loadBalancer.sync(names.sandbox(this.o.sandboxPrefix, t.id), plan);
+    const networks = new Set(t.networks.map((a) => a.networkId));
+    const sandbox = names.sandbox(this.o.sandboxPrefix, t.id);
+    if (this.o.loadBalancer) await this.o.loadBalancer.sync(sandbox, lbPlanFor(this.session.view, networks));
+    if (this.o.dns) {
+      this.dnsRecords.set(sandbox, dnsRecordsFor(this.session.view, networks));
+      await this.o.dns.attach(sandbox, () => this.dnsRecords.get(sandbox) ?? emptyDnsRecords());
+    }
   }
 
   private async remove(taskId: string): Promise<void> {
     await this.processes.stop(taskId);
     const name = names.sandbox(this.o.sandboxPrefix, taskId);
     this.o.loadBalancer?.forget(name);
+    await this.o.dns?.detach(name);
+    this.dnsRecords.delete(name);
     this.health.forget(taskId);
     await this.o.sandboxes.remove(name);
     rmSync(join(NETNS_ETC, name), { recursive: true, force: true });
@@ -193,7 +215,7 @@ export class Agent {
   }
 }
 
-/** `ip netns exec` bind-mounts /etc/netns/NAME/* over /etc/*: each sandbox gets its own hosts file. */
+/** `ip netns exec` bind-mounts /etc/netns/NAME/* over /etc/*: each sandbox gets its own hosts and resolv.conf. */
 const NETNS_ETC = "/etc/netns";
 
 function writeSandboxFiles(plan: SandboxPlan): void {
@@ -201,4 +223,6 @@ function writeSandboxFiles(plan: SandboxPlan): void {
   mkdirSync(dir, { recursive: true });
   const own = plan.interfaces.map((i) => `${addrOf(i.addr)}\t${plan.hostname}`).join("\n");
   writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${own}\n`);
+  // the embedded DNS; ndots:0 so that a bare service name is asked as it is, first
+  writeFileSync(join(dir, "resolv.conf"), "nameserver 127.0.0.11\noptions ndots:0\n");
 }

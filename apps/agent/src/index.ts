@@ -4,3 +4,4 @@ export * from "./kernel/types.ts";
 export { KernelOverlay } from "./kernel/overlay.ts";
 export { KernelSandboxes } from "./kernel/sandbox.ts";
 export { KernelNftables } from "./dataplane/nftables/kernel.ts";
+export { EmbeddedDns } from "./dns/server.ts";

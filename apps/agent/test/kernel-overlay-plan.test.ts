@@ -24,6 +24,7 @@ const endpoint = (taskId: string, networkId: string, addr: string, nodeId: strin
   nodeId,
   nodeAddr: { node1: "192.168.100.11", node2: "192.168.100.12", node3: "192.168.100.13" }[nodeId] ?? "",
   ready: true,
+  weight: 1,
   ...more,
 });
 

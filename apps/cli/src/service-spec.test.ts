@@ -55,6 +55,8 @@ describe("buildServiceSpec", () => {
           { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
           { protocol: "udp", targetPort: 81, publishedPort: 8080, publishMode: "host" },
         ],
+        lbScheduler: "",
+        lbWeights: {},
       },
       updateConfig: { parallelism: 2, delayMs: 5000, failureAction: "pause", monitorMs: 5000, order: "start-first" },
       rollbackConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 10, order: "stop-first" },
@@ -79,6 +81,15 @@ describe("buildServiceSpec", () => {
   });
 });
 
+describe("load-balancing flags", () => {
+  it("set the scheduler and per-slot weights on create, and merge weights on update", () => {
+    const spec = buildServiceSpec(createFlags({ lbScheduler: "rr", lbWeights: { "1": 1, "2": 3 } }));
+    expect(spec.endpointSpec).toMatchObject({ lbScheduler: "rr", lbWeights: { "1": 1, "2": 3 } });
+    const updated = applyServiceUpdate(spec, { ...noServiceUpdate(), lbWeights: { "2": 0 } });
+    expect(updated.endpointSpec).toMatchObject({ lbScheduler: "rr", lbWeights: { "1": 1, "2": 0 } });
+  });
+});
+
 describe("applyServiceUpdate", () => {
   const current = specFromWire(
     serviceSpec({
@@ -88,6 +99,8 @@ describe("applyServiceUpdate", () => {
           { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
           { protocol: "udp", targetPort: 53, publishedPort: 5353, publishMode: "ingress" },
         ],
+        lbScheduler: "",
+        lbWeights: {},
       },
     }),
   );
@@ -143,7 +156,7 @@ describe("applyServiceUpdate", () => {
     expect(spec.taskTemplate.forceUpdate).toBe(1);
     expect(spec.taskTemplate.container.command).toEqual(["sleep", "100"]);
     expect(spec.updateConfig).toEqual({ ...current.updateConfig, failureAction: "rollback" });
-    expect(spec.endpointSpec).toEqual({ mode: "dnsrr", ports: [] });
+    expect(spec.endpointSpec).toEqual({ mode: "dnsrr", ports: [], lbScheduler: "", lbWeights: {} });
   });
 
   it("adds and removes constraints", () => {

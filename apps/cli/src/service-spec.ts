@@ -26,6 +26,9 @@ export interface ServiceCreateFlags {
   labels: Record<string, string>;
   constraints: string[];
   env: string[];
+  lbScheduler?: "random" | "rr" | undefined;
+  /** slot → weight */
+  lbWeights?: Record<string, number>;
   /** 0 in a field = the default. */
   healthcheck?: HealthCheck;
   updateConfig: Partial<UpdateConfig>;
@@ -46,7 +49,12 @@ export function buildServiceSpec(f: ServiceCreateFlags): ServiceSpec {
     },
     ...(f.mode === "global" ? { global: {} } : { replicated: { replicas: f.replicas ?? 1 } }),
     networks: f.networks.map((target) => ({ target })),
-    endpointSpec: { mode: f.endpointMode, ports: f.publish.map(parsePublish) },
+    endpointSpec: {
+      mode: f.endpointMode,
+      ports: f.publish.map(parsePublish),
+      lbScheduler: f.lbScheduler ?? "",
+      lbWeights: f.lbWeights ?? {},
+    },
     updateConfig: { ...DEFAULT_UPDATE_CONFIG, ...f.updateConfig },
     rollbackConfig: { ...DEFAULT_UPDATE_CONFIG, ...f.rollbackConfig },
   });
@@ -66,6 +74,9 @@ export interface ServiceUpdateFlags {
   endpointMode?: EndpointMode | undefined;
   constraintAdd: string[];
   constraintRm: string[];
+  lbScheduler?: "random" | "rr" | undefined;
+  /** slot → weight, merged into the current ones */
+  lbWeights?: Record<string, number>;
   updateConfig: Partial<UpdateConfig>;
   rollbackConfig: Partial<UpdateConfig>;
   force: boolean;
@@ -112,6 +123,8 @@ export function applyServiceUpdate(current: ServiceSpec, f: ServiceUpdateFlags):
     endpointSpec: {
       mode: f.endpointMode ?? current.endpointSpec.mode,
       ports: updatePorts(current.endpointSpec.ports, f.publishAdd, f.publishRm),
+      lbScheduler: f.lbScheduler ?? current.endpointSpec.lbScheduler,
+      lbWeights: { ...current.endpointSpec.lbWeights, ...f.lbWeights },
     },
     updateConfig: { ...current.updateConfig, ...f.updateConfig },
     rollbackConfig: { ...current.rollbackConfig, ...f.rollbackConfig },

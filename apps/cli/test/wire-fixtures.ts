@@ -19,7 +19,12 @@ export function serviceSpec(overrides: Partial<ServiceSpec> = {}): ServiceSpec {
     replicated: { replicas: 3 },
     mode: "replicated",
     networks: [{ target: NETWORK_ID }],
-    endpointSpec: { mode: "vip", ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" }] },
+    endpointSpec: {
+      mode: "vip",
+      ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" }],
+      lbScheduler: "",
+      lbWeights: {},
+    },
     updateConfig: { parallelism: 1, delayMs: 10_000, failureAction: "pause", monitorMs: 5000, order: "stop-first" },
     rollbackConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5000, order: "stop-first" },
     ...overrides,
@@ -35,7 +40,12 @@ export function service(overrides: Partial<wire.Service> = {}): wire.Service {
     spec: serviceSpec(),
     previousSpec: null,
     endpoint: {
-      spec: { mode: "vip", ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" }] },
+      spec: {
+        mode: "vip",
+        ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" }],
+        lbScheduler: "",
+        lbWeights: {},
+      },
       ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 30000, publishMode: "ingress" }],
       virtualIps: [{ networkId: NETWORK_ID, addr: "10.0.1.2/24" }],
     },

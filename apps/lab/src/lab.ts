@@ -187,7 +187,8 @@ export function startAgent(l: LabLayout, hostname: string): void {
   if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
   mkdirSync(n.stateDir, { recursive: true });
   const args = ["agent", "--manager", l.managerAddr, "--advertise-addr", n.addr, "--hostname", n.hostname];
-  args.push("--state-dir", n.stateDir, "--sandbox-prefix", `${n.netns}-`);
+  // nothing outside the lab is reachable from it: names outside the cluster fail at once
+  args.push("--state-dir", n.stateDir, "--sandbox-prefix", `${n.netns}-`, "--dns-upstream", "none");
   if (l.dataplane) args.push("--dataplane", l.dataplane);
   startDetached(`agent-${hostname}`, l.dir, n.netns, args);
 }

@@ -266,6 +266,17 @@ kernelDescribe("a 3-node lab", () => {
     const table = sh(sandboxOf(box!), "nft", "-j", "list", "map", "ip", "vipmesh", "be");
     for (const b of backends) expect(table).toContain(`"${addr(b)}"`);
 
+    // the embedded DNS: the service name → its VIP, tasks.<name> → the task IPs, by name over the VIP;
+    // a service on another network does not resolve
+    const resolve = (name: string) => {
+      const r = spawnSync("ip", ["netns", "exec", sandboxOf(box!), "getent", "ahostsv4", name], { encoding: "utf8" });
+      return [...new Set(r.stdout.split("\n").map((l) => l.split(/\s+/)[0]).filter(Boolean))].sort();
+    };
+    await waitFor("vipweb to resolve to its VIP", () => resolve("vipweb").join() === vip);
+    expect(resolve("tasks.vipweb")).toEqual(backends.map(addr).sort());
+    expect(resolve("collabweb")).toEqual([]);
+    expect(sh(sandboxOf(box!), "curl", "-s", "--max-time", "2", "http://vipweb:8080/")).toContain("Task: ");
+
     // a service without tasks: connection refused at once (curl exit 7), not a timeout (28)
     const refused = spawnSync("ip", ["netns", "exec", sandboxOf(box!), "curl", "-s", "--max-time", "3", `http://${addrOf(empty.endpoint!.virtualIps[0]!.addr)}:8080/`]);
     expect(refused.status).toBe(7);

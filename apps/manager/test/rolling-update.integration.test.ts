@@ -146,7 +146,7 @@ describe("rolling update", () => {
     const s = await update("web", (spec) => ({
       ...spec,
       annotations: { ...spec.annotations!, labels: { tier: "front" } },
-      endpointSpec: { mode: "vip", ports: [{ targetPort: 80, protocol: "tcp", publishMode: "ingress", publishedPort: 0 }] },
+      endpointSpec: { ...spec.endpointSpec!, ports: [{ targetPort: 80, protocol: "tcp", publishMode: "ingress", publishedPort: 0 }] },
     }));
     expect(s.updateStatus?.state).toBe("");
     expect(s.endpoint?.ports[0]?.publishedPort).toBeGreaterThanOrEqual(30000);

@@ -10,3 +10,4 @@ export * from "./scheduling.ts";
 export * from "./network-view.ts";
 export * from "./task-definition.ts";
 export * from "./lb-plan.ts";
+export * from "./dns-records.ts";

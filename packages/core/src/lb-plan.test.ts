@@ -8,6 +8,7 @@ const svc = (id: string, vips: Record<string, string>, endpointMode = "vip"): Vi
   endpointMode,
   ports: [],
   virtualIps: Object.entries(vips).map(([networkId, addr]) => ({ networkId, addr })),
+  lbScheduler: "",
 });
 
 const ep = (taskId: string, serviceId: string, networkId: string, addr: string, ready = true): ViewEndpoint => ({
@@ -20,6 +21,7 @@ const ep = (taskId: string, serviceId: string, networkId: string, addr: string, 
   nodeId: "n1",
   nodeAddr: "192.168.0.1",
   ready,
+  weight: 1,
 });
 
 function viewOf(services: ViewService[], endpoints: ViewEndpoint[]): NetworkView {

@@ -56,8 +56,8 @@ const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
  * network (an endpoint on another network is not routable from this one).
  */
 export function lbPlanFor(view: NetworkView, networkIds: ReadonlySet<string>, options: LbPlanOptions = {}): LbPlan {
-  const weightOf = options.weightOf ?? (() => 1);
-  const schedulerOf = options.schedulerOf ?? (() => "random");
+  const weightOf = options.weightOf ?? ((e: ViewEndpoint) => e.weight ?? 1);
+  const schedulerOf = options.schedulerOf ?? ((svc: ViewService): LbScheduler => (svc.lbScheduler === "rr" ? "rr" : "random"));
 
   const ready = new Map<string, ViewEndpoint[]>();
   for (const e of view.endpoints.values()) {

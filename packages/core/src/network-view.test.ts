@@ -254,6 +254,7 @@ describe("computeNetworkView", () => {
       endpointMode: "vip",
       ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 30000, publishMode: "ingress" }],
       virtualIps: [{ networkId: "front", addr: "10.0.1.101/24" }],
+      lbScheduler: "",
     });
   });
 
@@ -271,6 +272,7 @@ describe("computeNetworkView", () => {
       nodeId: "n1",
       nodeAddr: "192.168.0.1",
       ready: true,
+      weight: 1,
     });
     expect(v.endpoints.get("web.2/front")?.ready).toBe(false); // unhealthy
     expect(v.endpoints.get("api.1/front")?.ready).toBe(false); // starting

@@ -24,6 +24,7 @@ export interface ViewService {
   endpointMode: string;
   ports: PortConfig[];
   virtualIps: VirtualIp[];
+  lbScheduler: string;
 }
 
 export interface ViewEndpoint {
@@ -37,6 +38,8 @@ export interface ViewEndpoint {
   nodeAddr: string;
   /** Running and not unhealthy: may receive traffic. */
   ready: boolean;
+  /** Its share of new connections to the service's VIP (the slot's weight, default 1). */
+  weight: number;
 }
 
 export interface ViewPeer {
@@ -162,11 +165,14 @@ function viewService(s: Service, nets: ReadonlySet<string>): ViewService | undef
     endpointMode: s.spec.endpointSpec.mode,
     ports: s.endpoint.ports,
     virtualIps: vips,
+    lbScheduler: s.spec.endpointSpec.lbScheduler,
   };
 }
 
 function taskEndpoints(t: Task, r: ClusterReader, nets: ReadonlySet<string>): ViewEndpoint[] {
-  if (!isEndpointTask(t, r) || !r.service(t.serviceId)) return [];
+  const service = r.service(t.serviceId);
+  if (!isEndpointTask(t, r) || !service) return [];
+  const weight = service.spec.endpointSpec.lbWeights[String(t.slot)] ?? 1;
   const nodeAddr = r.node(t.nodeId)!.status.addr;
   const out: ViewEndpoint[] = [];
   for (const a of t.networks) {
@@ -182,6 +188,7 @@ function taskEndpoints(t: Task, r: ClusterReader, nets: ReadonlySet<string>): Vi
       nodeId: t.nodeId,
       nodeAddr,
       ready: isReady(t),
+      weight,
     });
   }
   return out;
@@ -295,7 +302,8 @@ const sameEndpoint = (a: ViewEndpoint, b: ViewEndpoint): boolean =>
   a.mac === b.mac &&
   a.nodeId === b.nodeId &&
   a.nodeAddr === b.nodeAddr &&
-  a.ready === b.ready;
+  a.ready === b.ready &&
+  a.weight === b.weight;
 
 /** Writes one view entry (or removes it, for undefined) and records the change in the delta. */
 function put<T>(map: Map<string, T>, key: string, value: T | undefined, upserts: T[], removed: string[], equal: (a: T, b: T) => boolean): boolean {

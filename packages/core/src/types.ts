@@ -95,6 +95,10 @@ export interface PortConfig {
 export interface EndpointSpec {
   mode: EndpointMode;
   ports: PortConfig[];
+  /** "" = the dataplane's default ("random" on nftables). */
+  lbScheduler: "" | "random" | "rr";
+  /** Slot → share of new connections (default 1; 0 drains the slot). */
+  lbWeights: Record<string, number>;
 }
 
 export interface HealthCheck {

@@ -116,6 +116,14 @@ describe("normalizePort", () => {
 });
 
 describe("normalizeServiceSpec", () => {
+  it("takes a load-balancing scheduler and per-slot weights, and rejects others", () => {
+    const spec = normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbScheduler: "rr", lbWeights: { "1": 1, "2": 3 } } });
+    expect(spec.endpointSpec).toMatchObject({ lbScheduler: "rr", lbWeights: { "1": 1, "2": 3 } });
+    expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbScheduler: "lc" } }), "invalid_argument", '"lc"', "random, rr");
+    expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbWeights: { "0": 1 } } }), "invalid_argument", '"0"', "slot");
+    expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbWeights: { "2": 70000 } } }), "invalid_argument", "slot 2", "70000");
+  });
+
   it("fills every default", () => {
     expect(normalizeServiceSpec(serviceInput())).toEqual({
       annotations: { name: "collabweb", labels: {} },
@@ -126,7 +134,7 @@ describe("normalizeServiceSpec", () => {
       },
       replicated: { replicas: 1 },
       networks: [],
-      endpointSpec: { mode: "vip", ports: [] },
+      endpointSpec: { mode: "vip", ports: [], lbScheduler: "", lbWeights: {} },
       updateConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5000, order: "stop-first" },
       rollbackConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5000, order: "stop-first" },
     });
@@ -137,6 +145,8 @@ describe("normalizeServiceSpec", () => {
     expect(spec.endpointSpec).toEqual({
       mode: "vip",
       ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" }],
+      lbScheduler: "",
+      lbWeights: {},
     });
   });
 

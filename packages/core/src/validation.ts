@@ -22,6 +22,8 @@ const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,252})?$/;
 export const PROTOCOLS = ["tcp", "udp", "sctp"] as const;
 export const PUBLISH_MODES = ["ingress", "host"] as const;
 export const ENDPOINT_MODES = ["vip", "dnsrr"] as const;
+/** What the nftables dataplane can honour; "" leaves the choice to the dataplane. */
+export const LB_SCHEDULERS = ["", "random", "rr"] as const;
 export const FAILURE_ACTIONS = ["pause", "rollback", "continue"] as const;
 export const UPDATE_ORDERS = ["stop-first", "start-first"] as const;
 export const AVAILABILITIES = ["active", "drain"] as const;
@@ -51,7 +53,7 @@ export function validateName(what: string, name: unknown): string {
 function oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[], fallback: T): T {
   if (value === undefined || value === null || value === "") return fallback;
   if (typeof value === "string" && (allowed as readonly string[]).includes(value)) return value as T;
-  throw invalid(`${field}: "${String(value)}" is not one of ${allowed.join(", ")}`);
+  throw invalid(`${field}: "${String(value)}" is not one of ${allowed.filter((a) => a !== "").join(", ")}`);
 }
 
 function integer(field: string, value: unknown, min: number, max: number, fallback: number): number {
@@ -151,7 +153,13 @@ function normalizeEndpointSpec(input: Loose<EndpointSpec> | null | undefined): E
       seen.add(k);
     }
   }
-  return { mode, ports };
+  const lbScheduler = oneOf("lb scheduler", input?.lbScheduler, LB_SCHEDULERS, "");
+  const lbWeights: Record<string, number> = {};
+  for (const [slot, weight] of Object.entries((input?.lbWeights ?? {}) as Record<string, unknown>)) {
+    if (!/^[1-9]\d*$/.test(slot)) throw invalid(`lb weight: "${slot}" is not a slot number (1, 2, …)`);
+    lbWeights[slot] = integer(`lb weight of slot ${slot}`, weight, 0, 65535, 1);
+  }
+  return { mode, ports, lbScheduler, lbWeights };
 }
 
 function normalizeUpdateConfig(field: string, input: Loose<UpdateConfig> | null | undefined): UpdateConfig {

@@ -9,7 +9,7 @@ import { parseIpv4 } from "@vipmesh/core";
 import { UsageError } from "../errors.ts";
 import { normalizeAddress } from "../host.ts";
 import type { Io } from "../io.ts";
-import { choice, duration } from "../options.ts";
+import { choice, collect, duration } from "../options.ts";
 import { nextSignal } from "../signals.ts";
 
 interface AgentFlags {
@@ -20,6 +20,7 @@ interface AgentFlags {
   sandboxPrefix: string;
   dataplane: string;
   stopGrace?: number;
+  dnsUpstream?: string[];
 }
 
 const BIN_DIR = fileURLToPath(new URL("../../../../bin", import.meta.url));
@@ -35,11 +36,16 @@ export function registerAgentCommand(program: Command, io: Io): void {
     .option("--sandbox-prefix <prefix>", "prefix of the task sandboxes' namespace names", "vm-")
     .addOption(choice("--dataplane <dataplane>", "how VIPs are load-balanced", ["auto", "nftables", "ipvs"]).default("auto"))
     .option("--stop-grace <duration>", "SIGTERM to SIGKILL, when stopping a task", duration)
+    .option(
+      "--dns-upstream <addr>",
+      "where the embedded DNS forwards names outside the cluster (repeatable; 'none'; default: this namespace's /etc/resolv.conf)",
+      collect,
+    )
     .action(async (o: AgentFlags) => {
       if (parseIpv4(o.advertiseAddr) === undefined) throw new UsageError(`--advertise-addr ${o.advertiseAddr} is not an IPv4 address`);
       if (process.getuid?.() !== 0) throw new UsageError("the agent manages network namespaces and interfaces: run it as root");
       if (o.dataplane === "ipvs") throw new UsageError("--dataplane ipvs is not available yet: use auto or nftables");
-      const { Agent, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
+      const { Agent, EmbeddedDns, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
       const nftables = spawnSync("nft", ["--version"]).status === 0;
       if (!nftables && o.dataplane === "nftables") throw new UsageError("--dataplane nftables: the nft command is not installed");
       const log = (line: string) => io.stderr(`${new Date().toISOString()} ${line}\n`);
@@ -55,6 +61,10 @@ export function registerAgentCommand(program: Command, io: Io): void {
         overlay: new KernelOverlay(),
         sandboxes: new KernelSandboxes(),
         ...(nftables ? { loadBalancer: new KernelNftables() } : {}),
+        dns: new EmbeddedDns({
+          log,
+          ...(o.dnsUpstream ? { upstreams: o.dnsUpstream.filter((u) => u !== "none") } : {}),
+        }),
         log,
       });
       const stopping = nextSignal();

@@ -36,6 +36,8 @@ interface CreateOptions extends UpdateConfigOptions, WaitOptions {
   label?: Record<string, string>;
   constraint?: string[];
   env?: string[];
+  lbScheduler?: "random" | "rr";
+  lbWeight?: Record<string, string>;
   healthCmd?: string;
   healthInterval?: number;
   healthTimeout?: number;
@@ -43,7 +45,23 @@ interface CreateOptions extends UpdateConfigOptions, WaitOptions {
   healthStartPeriod?: number;
 }
 
+const LB_SCHEDULER_HELP = "how new connections to the VIP pick a task: random (default on nftables) or rr";
+const LB_WEIGHT_HELP = "a slot's share of new connections, e.g. 2=3 (default 1; 0 drains it; repeatable)";
+
+/** --lb-weight SLOT=W pairs as numbers; the manager checks their ranges. */
+function weights(pairs: Record<string, string> | undefined): Record<string, number> | undefined {
+  if (!pairs) return undefined;
+  const out: Record<string, number> = {};
+  for (const [slot, w] of Object.entries(pairs)) {
+    if (!/^\d+$/.test(w)) throw new UsageError(`--lb-weight ${slot}=${w}: the weight must be a whole number`);
+    out[slot] = Number(w);
+  }
+  return out;
+}
+
 interface UpdateOptions extends UpdateConfigOptions, WaitOptions {
+  lbScheduler?: "random" | "rr";
+  lbWeight?: Record<string, string>;
   replicas?: number;
   envAdd?: string[];
   envRm?: string[];
@@ -80,6 +98,8 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--label <key=value>", "service label (repeatable)", collectKeyValue)
     .option("--constraint <expr>", CONSTRAINT_HELP, collect)
     .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
+    .addOption(choice("--lb-scheduler <scheduler>", LB_SCHEDULER_HELP, ["random", "rr"]))
+    .option("--lb-weight <slot=weight>", LB_WEIGHT_HELP, collectKeyValue)
     .option("--health-cmd <command>", "command run inside the task to check its health (exit 0 = healthy)")
     .option("--health-interval <duration>", "time between health checks (default 30s)", duration)
     .option("--health-timeout <duration>", "a check running longer fails (default 30s)", duration)
@@ -96,6 +116,8 @@ export function registerServiceCommands(program: Command, io: Io): void {
       labels: opts.label ?? {},
       constraints: opts.constraint ?? [],
       env: opts.env ?? [],
+      lbScheduler: opts.lbScheduler,
+      lbWeights: weights(opts.lbWeight),
       ...(opts.healthCmd
         ? {
             healthcheck: {
@@ -219,6 +241,8 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ENDPOINT_MODES))
     .option("--constraint-add <expr>", CONSTRAINT_HELP, collect)
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
+    .addOption(choice("--lb-scheduler <scheduler>", LB_SCHEDULER_HELP, ["random", "rr"]))
+    .option("--lb-weight <slot=weight>", LB_WEIGHT_HELP, collectKeyValue)
     .option("--force", "replace the tasks even if nothing changed")
     .option("--args <command>", 'replace the command, e.g. --args "vipmesh whoami --port 8080"');
   addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(update, "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
@@ -235,6 +259,8 @@ export function registerServiceCommands(program: Command, io: Io): void {
       endpointMode: opts.endpointMode,
       constraintAdd: opts.constraintAdd ?? [],
       constraintRm: opts.constraintRm ?? [],
+      lbScheduler: opts.lbScheduler,
+      lbWeights: weights(opts.lbWeight),
       updateConfig: updateConfigFrom(opts, "update"),
       rollbackConfig: updateConfigFrom(opts, "rollback"),
       force: opts.force === true,

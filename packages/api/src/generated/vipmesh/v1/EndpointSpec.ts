@@ -6,9 +6,13 @@ import type { PortConfig as _vipmesh_v1_PortConfig, PortConfig__Output as _vipme
 export interface EndpointSpec {
   'mode'?: (string);
   'ports'?: (_vipmesh_v1_PortConfig)[];
+  'lbScheduler'?: (string);
+  'lbWeights'?: ({[key: number]: number});
 }
 
 export interface EndpointSpec__Output {
   'mode': (string);
   'ports': (_vipmesh_v1_PortConfig__Output)[];
+  'lbScheduler': (string);
+  'lbWeights': ({[key: number]: number});
 }

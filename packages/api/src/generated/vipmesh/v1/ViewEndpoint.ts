@@ -12,6 +12,7 @@ export interface ViewEndpoint {
   'nodeId'?: (string);
   'nodeAddr'?: (string);
   'ready'?: (boolean);
+  'weight'?: (number);
 }
 
 export interface ViewEndpoint__Output {
@@ -24,4 +25,5 @@ export interface ViewEndpoint__Output {
   'nodeId': (string);
   'nodeAddr': (string);
   'ready': (boolean);
+  'weight': (number);
 }

@@ -10,6 +10,7 @@ export interface ViewService {
   'endpointMode'?: (string);
   'ports'?: (_vipmesh_v1_PortConfig)[];
   'virtualIps'?: (_vipmesh_v1_EndpointVirtualIp)[];
+  'lbScheduler'?: (string);
 }
 
 export interface ViewService__Output {
@@ -18,4 +19,5 @@ export interface ViewService__Output {
   'endpointMode': (string);
   'ports': (_vipmesh_v1_PortConfig__Output)[];
   'virtualIps': (_vipmesh_v1_EndpointVirtualIp__Output)[];
+  'lbScheduler': (string);
 }

@@ -1,0 +1,175 @@
+// The embedded DNS against the real kernel: one EmbeddedDns in this process
+// serves 127.0.0.11:53 inside two namespaces of its own, through sockets a
+// helper bound there; a client run inside each namespace asks over UDP and TCP.
+
+import { execFile } from "node:child_process";
+import dgram from "node:dgram";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import * as dns from "dns-packet";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { type DnsRecords, type NetworkView, type ViewEndpoint, type ViewService, dnsRecordsFor, emptyView } from "@vipmesh/core";
+import { kernelDescribe } from "@vipmesh/testing/kernel";
+import { EmbeddedDns } from "../src/dns/server.ts";
+import { TestNamespaces, listNamespaces } from "./kernel-netns.ts";
+
+const CLIENT = fileURLToPath(new URL("./dns-client.mjs", import.meta.url));
+
+interface Step {
+  proto: "udp" | "tcp";
+  query: Buffer;
+  waitMs?: number;
+}
+type Reply = (dns.DecodedPacket & { rcode: string }) | null | { error: string };
+
+/** Runs the client in `netns` (asynchronously: the server answering it lives in this process). */
+async function ask(netns: string, steps: Step[]): Promise<Reply[]> {
+  const arg = JSON.stringify(steps.map((s) => ({ proto: s.proto, hex: s.query.toString("hex"), waitMs: s.waitMs })));
+  const { stdout } = await promisify(execFile)("ip", ["netns", "exec", netns, process.execPath, CLIENT, arg]);
+  return (JSON.parse(stdout) as (string | null | { error: string })[]).map((r) =>
+    typeof r === "string" ? (dns.decode(Buffer.from(r, "hex")) as dns.DecodedPacket & { rcode: string }) : r,
+  );
+}
+
+const query = (name: string, type: dns.RecordType = "A"): Buffer =>
+  dns.encode({ type: "query", id: 7, flags: dns.RECURSION_DESIRED, questions: [{ type, name, class: "IN" }] });
+
+const packet = (r: Reply | undefined): dns.DecodedPacket & { rcode: string } => {
+  if (!r || "error" in r) throw new Error(`expected a DNS reply, got ${JSON.stringify(r)}`);
+  return r;
+};
+const addrs = (r: Reply | undefined) => (packet(r).answers ?? []).map((a) => (a as dns.StringAnswer).data).sort();
+
+/** `web` (vip 10.0.1.2, one task) and `many` (dnsrr, `n` tasks) on network `front`; `secret` on `back`. */
+function records(networks: string[], n = 3): DnsRecords {
+  const v: NetworkView = emptyView();
+  v.networks.set("front", { id: "front", name: "front", subnet: "10.0.0.0/16", gateway: "10.0.0.1", vni: 4096, encrypted: false, ingress: false });
+  v.networks.set("back", { id: "back", name: "back", subnet: "10.1.0.0/16", gateway: "10.1.0.1", vni: 4097, encrypted: false, ingress: false });
+  v.services.set("s1", { id: "s1", name: "web", endpointMode: "vip", ports: [], virtualIps: [{ networkId: "front", addr: "10.0.1.2/16" }], lbScheduler: "" } as ViewService);
+  v.services.set("s2", { id: "s2", name: "many", endpointMode: "dnsrr", ports: [], virtualIps: [], lbScheduler: "" } as ViewService);
+  v.services.set("s3", { id: "s3", name: "secret", endpointMode: "vip", ports: [], virtualIps: [{ networkId: "back", addr: "10.1.0.2/16" }], lbScheduler: "" } as ViewService);
+  const ep = (taskId: string, serviceId: string, networkId: string, addr: string): ViewEndpoint => ({
+    key: `${taskId}/${networkId}`, taskId, serviceId, networkId, addr, mac: "", nodeId: "n1", nodeAddr: "", ready: true, weight: 1,
+  }) as ViewEndpoint;
+  const all = [ep("t-web", "s1", "front", "10.0.1.5/16"), ep("t-secret", "s3", "back", "10.1.0.5/16")];
+  for (let i = 0; i < n; i++) all.push(ep(`t-many-${i}`, "s2", "front", `10.0.${2 + Math.floor(i / 250)}.${(i % 250) + 1}/16`));
+  for (const e of all) v.endpoints.set(e.key, e);
+  return dnsRecordsFor(v, new Set(networks));
+}
+
+kernelDescribe("embedded DNS in namespaces", () => {
+  let ns: TestNamespaces;
+  let server: EmbeddedDns;
+
+  beforeEach(() => {
+    ns = new TestNamespaces();
+    server = new EmbeddedDns({ upstreams: [], log: () => {} });
+  });
+
+  afterEach(async () => {
+    await server.close();
+    for (const name of listNamespaces()) if (name.startsWith(ns.prefix)) rmSync(`/etc/netns/${name}`, { recursive: true, force: true });
+    ns.cleanup();
+    expect(listNamespaces().filter((n) => n.startsWith(ns.prefix))).toEqual([]);
+  });
+
+  it("answers per sandbox over UDP, keeps serving after malformed packets, completes over TCP, and stops on detach", async () => {
+    const a = ns.add("dns-a");
+    const b = ns.add("dns-b");
+    let aRecords = records(["front"], 100);
+    await server.attach(a, () => aRecords);
+    await server.attach(b, () => records(["back"]));
+    expect(server.attached()).toEqual([a, b].sort());
+
+    const truncated = query("web").subarray(0, 20);
+    const [web, tasks, many, secret, nosuch, world, aaaa, ptr, junk, formerr, after, manyTcp] = await ask(a, [
+      { proto: "udp", query: query("web") },
+      { proto: "udp", query: query("TASKS.web.") },
+      { proto: "udp", query: query("many") },
+      { proto: "udp", query: query("secret") },
+      { proto: "udp", query: query("nosuch") },
+      { proto: "udp", query: query("example.com") },
+      { proto: "udp", query: query("web", "AAAA") },
+      { proto: "udp", query: query("2.1.0.10.in-addr.arpa", "PTR") },
+      { proto: "udp", query: Buffer.from([1, 2, 3]), waitMs: 300 }, // no header: dropped, so no reply is awaited long
+      { proto: "udp", query: truncated },
+      { proto: "udp", query: query("web") },
+      { proto: "tcp", query: query("many") },
+    ]);
+    expect(addrs(web)).toEqual(["10.0.1.2"]);
+    expect(packet(web).id).toBe(7);
+    expect(addrs(tasks)).toEqual(["10.0.1.5"]);
+    expect(packet(many).flag_tc).toBe(true); // 100 addresses do not fit in 512 bytes
+    expect(packet(secret).rcode).toBe("NXDOMAIN"); // on another network: isolation
+    expect(packet(nosuch).rcode).toBe("NXDOMAIN");
+    expect(packet(world).rcode).toBe("SERVFAIL"); // no upstream resolvers
+    expect(packet(aaaa)).toMatchObject({ rcode: "NOERROR", answers: [] });
+    expect(packet(ptr).answers).toEqual([expect.objectContaining({ type: "PTR", data: "web" })]);
+    expect(junk).toBeNull();
+    expect(packet(formerr).rcode).toBe("FORMERR");
+    expect(addrs(after)).toEqual(["10.0.1.2"]);
+    expect(packet(manyTcp).flag_tc).toBe(false);
+    expect(addrs(manyTcp)).toHaveLength(100);
+
+    // the other sandbox sees its own networks only
+    const [bSecret, bWeb] = await ask(b, [
+      { proto: "udp", query: query("secret") },
+      { proto: "tcp", query: query("web") },
+    ]);
+    expect(addrs(bSecret)).toEqual(["10.1.0.2"]);
+    expect(packet(bWeb).rcode).toBe("NXDOMAIN");
+
+    // the system resolver, with the resolv.conf the agent is to write for each sandbox
+    mkdirSync(`/etc/netns/${b}`, { recursive: true });
+    writeFileSync(`/etc/netns/${b}/resolv.conf`, "nameserver 127.0.0.11\noptions ndots:0\n");
+    const { stdout } = await promisify(execFile)("ip", ["netns", "exec", b, "getent", "hosts", "secret"]);
+    expect(stdout.trim().split(/\s+/)).toEqual(["10.1.0.2", "secret"]);
+
+    // answers follow the provider
+    aRecords = records(["front", "back"]);
+    expect(addrs((await ask(a, [{ proto: "udp", query: query("secret") }]))[0])).toEqual(["10.1.0.2"]);
+
+    // after detach nothing listens in a, and b still answers
+    await server.detach(a);
+    expect(server.attached()).toEqual([b]);
+    expect(await ask(a, [{ proto: "tcp", query: query("web") }])).toEqual([{ error: "ECONNREFUSED" }]);
+    expect(addrs((await ask(b, [{ proto: "udp", query: query("secret") }]))[0])).toEqual(["10.1.0.2"]);
+  });
+
+  it("fails attach clearly when the sandbox does not exist", async () => {
+    await expect(server.attach(ns.name("missing"), () => records(["front"]))).rejects.toThrow(/cannot bind 127\.0\.0\.11:53/);
+    expect(server.attached()).toEqual([]);
+  });
+
+  it("forwards foreign names to the agent's upstream, from the agent's own namespace", async () => {
+    // a fake upstream on the test process's loopback: only the agent's namespace can reach it
+    const upstream = dgram.createSocket("udp4");
+    const asked: string[] = [];
+    upstream.on("message", (msg, peer) => {
+      const q = dns.decode(msg);
+      asked.push(q.questions?.[0]?.name ?? "");
+      const reply = dns.encode({ type: "response", id: q.id, flags: dns.RECURSION_AVAILABLE, questions: q.questions, answers: [{ type: "A", name: q.questions![0]!.name, ttl: 60, data: "192.0.2.7" }] });
+      upstream.send(reply, peer.port, peer.address);
+    });
+    await new Promise<void>((resolve) => upstream.bind(0, "127.0.0.1", resolve));
+    try {
+      await server.close();
+      server = new EmbeddedDns({ upstreams: [`127.0.0.1:${upstream.address().port}`], log: () => {} });
+      const a = ns.add("dns-fwd");
+      await server.attach(a, () => records(["front"]));
+      const [world, own, nosuch] = await ask(a, [
+        { proto: "udp", query: query("example.com") },
+        { proto: "tcp", query: query("web") },
+        { proto: "udp", query: query("nosuch") },
+      ]);
+      expect(addrs(world)).toEqual(["192.0.2.7"]);
+      expect(packet(world).id).toBe(7);
+      expect(addrs(own)).toEqual(["10.0.1.2"]);
+      expect(packet(nosuch).rcode).toBe("NXDOMAIN"); // the cluster's own names never leave the node
+      expect(asked).toEqual(["example.com"]);
+    } finally {
+      upstream.close();
+    }
+  });
+});

@@ -1,0 +1,161 @@
+// What the embedded DNS of one sandbox can answer: the names of the services
+// and tasks on the networks that sandbox is attached to, and nothing else
+// (network isolation, like swarm). Built from the node's network view each
+// time it changes; the DNS server only looks names up in it.
+//
+// Names:
+//   <service>               vip mode: the service's VIPs on the asker's networks;
+//                           dnsrr mode: its ready task addresses (shuffled per answer)
+//   tasks.<service>         ready task addresses, in both modes
+//   <service>.<slot>.<task> one task's addresses (a global service's task: <service>.<node>.<task>),
+//                           whether ready or not: it names one task, it does not balance
+//   PTR                     task address → its task name, VIP → the service name
+// The ingress network is left out: like swarm's, it carries the routing mesh, not discovery.
+
+import { addrOf, parseIpv4 } from "./ipv4.ts";
+import type { NetworkView, ViewEndpoint } from "./network-view.ts";
+
+export interface DnsAddressSet {
+  /** IPv4 addresses, no prefix, sorted. */
+  addrs: string[];
+  /** dnsrr answers: a resolver shuffles them per answer so clients spread out. */
+  shuffle: boolean;
+}
+
+export interface DnsTaskRecord {
+  /** Lowercase. */
+  serviceName: string;
+  /** The middle label of the task's name (slot, or node ID for a global service's task); undefined when the view does not say. */
+  middle: string | undefined;
+  addrs: string[];
+}
+
+export interface DnsRecords {
+  /** Lowercase names, no trailing dot: `<service>` and `tasks.<service>`. */
+  names: Map<string, DnsAddressSet>;
+  /** By lowercase task ID. */
+  tasks: Map<string, DnsTaskRecord>;
+  /** `d.c.b.a.in-addr.arpa` → name. */
+  ptr: Map<string, string>;
+  /** The asker's networks' subnets: reverse names inside them are ours to deny. */
+  subnets: string[];
+}
+
+export const emptyDnsRecords = (): DnsRecords => ({ names: new Map(), tasks: new Map(), ptr: new Map(), subnets: [] });
+
+/** Lowercase, without one trailing dot. */
+export const normalizeDnsName = (name: string): string => name.toLowerCase().replace(/\.$/, "");
+
+/** "10.0.3.2" → "2.3.0.10.in-addr.arpa". */
+export const reverseDnsName = (ip: string): string => `${ip.split(".").reverse().join(".")}.in-addr.arpa`;
+
+const byIp = (a: string, b: string): number => (parseIpv4(a) ?? 0) - (parseIpv4(b) ?? 0);
+
+/** A view endpoint may one day carry its task's slot; until then only this node's tasks say it. */
+const slotOf = (view: NetworkView, e: ViewEndpoint): number | undefined =>
+  view.tasks.get(e.taskId)?.slot ?? (e as ViewEndpoint & { slot?: number }).slot;
+
+/** The records one sandbox attached to `networkIds` may see. */
+export function dnsRecordsFor(view: NetworkView, networkIds: ReadonlySet<string>): DnsRecords {
+  const nets = new Set([...networkIds].filter((id) => view.networks.get(id)?.ingress !== true));
+  const records = emptyDnsRecords();
+  for (const id of nets) {
+    const n = view.networks.get(id);
+    if (n) records.subnets.push(n.subnet);
+  }
+
+  // endpoints on the asker's networks, by service
+  const endpoints = new Map<string, ViewEndpoint[]>();
+  for (const e of view.endpoints.values()) {
+    if (!nets.has(e.networkId) || parseIpv4(addrOf(e.addr)) === undefined) continue;
+    const list = endpoints.get(e.serviceId);
+    if (list) list.push(e);
+    else endpoints.set(e.serviceId, [e]);
+  }
+
+  for (const svc of [...view.services.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
+    const name = normalizeDnsName(svc.name);
+    const eps = endpoints.get(svc.id) ?? [];
+    const vips = svc.endpointMode === "vip" ? svc.virtualIps.filter((v) => nets.has(v.networkId)).map((v) => addrOf(v.addr)) : [];
+    // on none of the asker's networks, its name does not exist here (a dnsrr service has no VIP to show
+    // its networks, so until it has a task on one of the asker's, it does not exist either)
+    if (vips.length === 0 && eps.length === 0) continue;
+    if (records.names.has(name)) continue; // names are unique in the cluster; a stale view keeps the first by ID
+
+    const ready = [...new Set(eps.filter((e) => e.ready).map((e) => addrOf(e.addr)))].sort(byIp);
+    if (svc.endpointMode === "vip") {
+      records.names.set(name, { addrs: [...new Set(vips)].sort(byIp), shuffle: false });
+      for (const vip of vips) records.ptr.set(reverseDnsName(vip), name);
+    } else {
+      records.names.set(name, { addrs: ready, shuffle: true });
+    }
+    records.names.set(`tasks.${name}`, { addrs: ready, shuffle: true });
+
+    for (const e of eps) {
+      const taskId = e.taskId.toLowerCase();
+      const slot = slotOf(view, e);
+      const middle = slot === undefined ? undefined : slot === 0 ? e.nodeId.toLowerCase() : String(slot);
+      const addr = addrOf(e.addr);
+      const t = records.tasks.get(taskId);
+      if (t) t.addrs = [...new Set([...t.addrs, addr])].sort(byIp);
+      else records.tasks.set(taskId, { serviceName: name, middle, addrs: [addr] });
+      records.ptr.set(reverseDnsName(addr), taskName(name, middle, taskId));
+    }
+  }
+  return records;
+}
+
+/** A task's DNS name; without its slot, `<service>.<task>`, which resolves too. */
+const taskName = (service: string, middle: string | undefined, taskId: string): string =>
+  middle === undefined ? `${service}.${taskId}` : `${service}.${middle}.${taskId}`;
+
+/** The A records of a name (any case, trailing dot or not), or undefined when it names nothing here. */
+export function lookupDnsAddresses(records: DnsRecords, name: string): DnsAddressSet | undefined {
+  const n = normalizeDnsName(name);
+  const direct = records.names.get(n);
+  if (direct) return direct;
+  const labels = n.split(".");
+  if (labels.length !== 2 && labels.length !== 3) return undefined;
+  const task = records.tasks.get(labels[labels.length - 1]!);
+  if (!task || task.serviceName !== labels[0]) return undefined;
+  if (labels.length === 3 && task.middle !== undefined && task.middle !== labels[1]) return undefined;
+  if (labels.length === 2 && task.middle !== undefined) return undefined; // the short form stands in only for an unknown slot
+  return { addrs: task.addrs, shuffle: false };
+}
+
+/** The PTR target of a reverse name, or undefined. */
+export const lookupDnsPtr = (records: DnsRecords, name: string): string | undefined => records.ptr.get(normalizeDnsName(name));
+
+const TASK_ID = /^[0-9a-z]{25}$/;
+
+/**
+ * Whether a name not found is the cluster's to deny (NXDOMAIN) rather than
+ * the world's (forward, or SERVFAIL without upstream): a single label (a
+ * service name, as swarm resolves it, and nothing the public DNS has);
+ * `tasks.<label>`; `<label>.<label>.<task ID>` or `<label>.<task ID>` where
+ * the last label has the shape of a task ID (25 base-36 characters, which no
+ * public TLD has); a reverse name inside one of the asker's subnets.
+ */
+export function isClusterDnsName(records: DnsRecords, name: string): boolean {
+  const n = normalizeDnsName(name);
+  if (n === "") return false;
+  const labels = n.split(".");
+  if (labels.length === 1) return true;
+  if (labels.length === 2 && labels[0] === "tasks") return true;
+  if ((labels.length === 2 || labels.length === 3) && TASK_ID.test(labels[labels.length - 1]!)) return true;
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\.in-addr\.arpa$/.exec(n);
+  if (m) {
+    const ip = parseIpv4(`${m[4]}.${m[3]}.${m[2]}.${m[1]}`);
+    if (ip !== undefined) return records.subnets.some((s) => inSubnet(ip, s));
+  }
+  return false;
+}
+
+function inSubnet(ip: number, subnet: string): boolean {
+  const [base, bits] = subnet.split("/");
+  const b = parseIpv4(base ?? "");
+  const prefix = Number(bits);
+  if (b === undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) return false;
+  const size = 2 ** (32 - prefix);
+  return ip >= b - (b % size) && ip < b - (b % size) + size;
+}
