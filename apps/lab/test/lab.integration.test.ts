@@ -317,4 +317,45 @@ kernelDescribe("a 3-node lab", () => {
       return tasks.find((t) => t.id === sick.id)?.status?.health === "healthy" && map().includes(`"${addr(sick)}"`);
     });
   });
+
+  it("schedules rr exactly in turn, and weights 1:3 give the heavier task most new connections", async () => {
+    await call(client, "createNetwork", { spec: { name: "rrnet" } });
+    const whoami = (name: string, replicas: number, endpointSpec?: object) => ({
+      annotations: { name },
+      taskTemplate: { container: { command: ["vipmesh", "whoami", "--port", "8080"] } },
+      replicated: { replicas },
+      networks: [{ target: "rrnet" }],
+      ...(endpointSpec ? { endpointSpec } : {}),
+    });
+    const rr = (await call(client, "createService", { spec: whoami("rrweb", 3, { lbScheduler: "rr" }) })).service!;
+    const weighted = (await call(client, "createService", { spec: whoami("wweb", 2, { lbWeights: { "1": 1, "2": 3 } }) })).service!;
+    await call(client, "createService", { spec: whoami("rrbox", 1) });
+    const [box] = await running("rrbox", 1);
+    const rrTasks = await running("rrweb", 3);
+    const wTasks = await running("wweb", 2);
+    for (const t of [...rrTasks, ...wTasks]) await waitFor(`${t.id} listening`, () => fetchFrom(sandboxOf(box!), addr(t)));
+    const vipOf = (s: wire.Service) => addrOf(s.endpoint!.virtualIps[0]!.addr);
+    const taskOf = (body: string | undefined) => (body && /Task: (\S+)/.exec(body)?.[1]) || "none";
+    await waitFor("rrbox's rules hold every backend", () => {
+      const map = sh(sandboxOf(box!), "nft", "list", "ruleset");
+      return [...rrTasks, ...wTasks].every((t) => map.includes(addr(t)));
+    });
+
+    const counts = (vip: string, n: number) => {
+      const c = new Map<string, number>();
+      for (let i = 0; i < n; i++) {
+        const t = taskOf(fetchFrom(sandboxOf(box!), vip));
+        c.set(t, (c.get(t) ?? 0) + 1);
+      }
+      return c;
+    };
+    const six = counts(vipOf(rr), 6);
+    expect([...six.keys()].sort()).toEqual(rrTasks.map((t) => t.id).sort());
+    expect([...six.values()]).toEqual([2, 2, 2]);
+
+    const heavy = wTasks.find((t) => t.slot === 2)!;
+    const share = (counts(vipOf(weighted), 400).get(heavy.id) ?? 0) / 400;
+    expect(share).toBeGreaterThan(0.6);
+    expect(share).toBeLessThan(0.9);
+  });
 });
