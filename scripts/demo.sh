@@ -44,9 +44,14 @@ vipmesh service inspect collab-box | node -e '
   const [s] = JSON.parse(require("fs").readFileSync(0, "utf8"));
   console.log(JSON.stringify(s.Endpoint.VirtualIPs));'
 
-say "From inside collab-box, requests to collabweb's VIP ($vip) are spread over the three replicas by the kernel:"
+say "From inside collab-box, the embedded DNS (127.0.0.11) resolves collabweb to its VIP, and tasks.collabweb to its tasks:"
+step vipmesh exec collab-box.1 -- getent hosts collabweb
+printf '\n\033[1m$ vipmesh exec collab-box.1 -- getent ahostsv4 tasks.collabweb\033[0m  (one line per address)\n'
+vipmesh exec collab-box.1 -- getent ahostsv4 tasks.collabweb | awk '$2 == "STREAM" { print $1 }'
+
+say "Requests to http://collabweb from inside collab-box are spread over the three replicas by the kernel:"
 for _ in 1 2 3 4 5 6 7 8 9; do
-  vipmesh exec collab-box.1 -- curl -s --max-time 2 "http://$vip/" | grep -E '^Task:' || true
+  vipmesh exec collab-box.1 -- curl -s --max-time 2 "http://collabweb/" | grep -E '^Task:' || true
 done | sort | uniq -c
 
 say "5. The load-balancing state inside collab-box's sandbox, read from the kernel (the seed used ipvsadm;"
