@@ -18,6 +18,7 @@ import {
 } from "@vipmesh/core";
 import type { EmbeddedDns } from "./dns/server.ts";
 import type { KernelNftables } from "./dataplane/nftables/kernel.ts";
+import { execFile } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BoundedFrequencyRunner } from "./runner.ts";
@@ -56,8 +57,14 @@ export class Agent {
   private readonly ended = new Map<string, { state: "complete" | "failed"; err: string }>();
   private readonly log: (line: string) => void;
   private readonly health = new HealthChecker(() => this.runner.run());
+  /** When each task being stopped was first seen so. */
+  private readonly stopping = new Map<string, number>();
   /** Per sandbox, what its DNS answers (read on every query, so kept ready-made). */
   private readonly dnsRecords = new Map<string, DnsRecords>();
+
+  private get stopGraceMs(): number {
+    return this.o.stopGraceMs ?? 10_000;
+  }
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.log ?? ((line) => console.error(`agent ${o.hostname}: ${line}`));
@@ -69,7 +76,7 @@ export class Agent {
       stateDir: o.stateDir,
       log: this.log,
     });
-    this.processes = new ProcessRunner({ stateDir: o.stateDir, binDir: o.binDir, stopGraceMs: o.stopGraceMs ?? 10_000 });
+    this.processes = new ProcessRunner({ stateDir: o.stateDir, binDir: o.binDir, stopGraceMs: this.stopGraceMs });
     // a task's log can grow while its process runs or while it is still in the view (it may yet start)
     const logs = {
       logFile: (taskId: string) => this.processes.logFile(taskId),
@@ -130,14 +137,19 @@ export class Agent {
   private async sync(): Promise<void> {
     const { view, version, nodeId } = this.session;
     if (version === 0) return; // nothing to converge to before the first full assignment
+    // the view changes while this sync awaits: act on the tasks the overlay was planned for,
+    // and let the next sync (the runner runs again) take what arrives meanwhile
+    const tasks = [...view.tasks.values()];
     await this.o.overlay.sync(overlayPlanFor(view, this.o.advertiseAddr, nodeId));
 
     const wanted = new Set<string>();
-    for (const t of view.tasks.values()) {
+    for (const t of tasks) {
       if (isTerminal(t.status.state)) continue;
       wanted.add(t.id);
       if (t.desiredState !== "running") {
-        if (this.reported.get(t.id) !== "shutdown") await this.remove(t.id);
+        if (this.reported.get(t.id)?.startsWith("shutdown/")) continue;
+        if (!(await this.drained(t))) continue; // still serving what it was given: look again soon
+        await this.remove(t.id);
         this.report(t.id, "shutdown");
         continue;
       }
@@ -187,8 +199,38 @@ export class Agent {
     for (const sb of await this.o.sandboxes.list(this.o.sandboxPrefix)) if (!wanted.has(sb.taskId)) await this.remove(sb.taskId);
     for (const taskId of this.reported.keys()) if (!view.tasks.has(taskId)) this.reported.delete(taskId);
     for (const taskId of this.ended.keys()) if (!view.tasks.has(taskId)) this.ended.delete(taskId);
+    for (const taskId of this.stopping.keys()) if (!view.tasks.has(taskId)) this.stopping.delete(taskId);
 
     this.session.ack(version);
+  }
+
+  /**
+   * Graceful drain: a task told to stop keeps running until no agent balances
+   * new connections to it (the manager marks it drained once every agent that
+   * saw its service acknowledged the view without it) and its established
+   * connections have ended — each bounded by the stop grace period, then it
+   * stops anyway. Never a fixed sleep.
+   */
+  private async drained(t: Task): Promise<boolean> {
+    if (!this.processes.isRunning(t.id)) return true;
+    const since = this.stopping.get(t.id) ?? Date.now();
+    this.stopping.set(t.id, since);
+    const left = since + this.stopGraceMs - Date.now();
+    if (left <= 0) return true;
+    const again = () => setTimeout(() => this.runner.run(), Math.min(left, 200)).unref();
+    if (!t.drained) {
+      again();
+      return false;
+    }
+    const sandbox = names.sandbox(this.o.sandboxPrefix, t.id);
+    const open = await new Promise<number>((resolve) =>
+      execFile("ip", ["netns", "exec", sandbox, "ss", "-Htn", "state", "established"], (err, out) =>
+        resolve(err ? 0 : out.split("\n").filter(Boolean).length),
+      ),
+    );
+    if (open === 0) return true;
+    again();
+    return false;
   }
 
   /** The services on the task's networks, inside its sandbox: their VIPs balanced, their names resolved. */

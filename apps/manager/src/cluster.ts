@@ -208,6 +208,16 @@ export class Cluster {
     });
   }
 
+  /** Tasks being stopped that no agent balances new connections to any more. */
+  markDrained(taskIds: string[]): void {
+    this.store.update((tx) => {
+      for (const id of taskIds) {
+        const t = tx.get("task", id);
+        if (t && !t.drained && t.desiredState === "shutdown") tx.put("task", { ...t, drained: true });
+      }
+    });
+  }
+
   setNodeState(nodeId: string, state: Node["status"]["state"], message: string): void {
     this.store.update((tx) => {
       const n = tx.get("node", nodeId);

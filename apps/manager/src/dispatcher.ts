@@ -15,6 +15,7 @@ import {
   computeNetworkView,
   emptyView,
   isEmptyDelta,
+  isTerminal,
   refreshNetworkView,
   diffNetworkViews,
   notFound,
@@ -115,6 +116,11 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private readonly lastSeen = new Map<string, number>();
   private dirty = emptyDirty();
   private flushScheduled = false;
+  /**
+   * Tasks being stopped, each with the view version every session that sees its
+   * service must acknowledge before nothing balances new connections to it any more.
+   */
+  private readonly drains = new Map<string, Map<string, number>>();
   private unsubscribe: (() => void) | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
   private nextLogRequestId = 1;
@@ -180,6 +186,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     if (s?.channel === channel) {
       this.sessions.delete(nodeId);
       this.endLogRelays(s, `node ${this.hostname(nodeId)} disconnected`);
+      this.releaseDrains();
       this.emit("progress");
     }
   }
@@ -193,6 +200,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const s = this.sessions.get(nodeId);
     if (!s || version <= s.acked || version > s.version) return;
     s.acked = version;
+    this.releaseDrains();
     this.emit("progress");
   }
 
@@ -306,7 +314,34 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       for (const id of [...dirty.services, ...dirty.taskServices]) if (s.serviceVersions.has(id)) involved.add(id);
       this.send(s, delta, false, involved);
     }
+    this.startDrains(dirty.tasks);
     this.emit("progress");
+  }
+
+  /** For each task just told to stop: the versions that, once acknowledged, make it drained. */
+  private startDrains(taskIds: Iterable<string>): void {
+    for (const id of taskIds) {
+      const t = this.store.task(id);
+      if (!t || t.desiredState !== "shutdown" || t.drained || isTerminal(t.status.state) || this.drains.has(id)) continue;
+      const barrier = new Map<string, number>();
+      for (const s of this.sessions.values()) if (s.view.services.has(t.serviceId)) barrier.set(s.nodeId, s.version);
+      this.drains.set(id, barrier);
+    }
+    this.releaseDrains();
+  }
+
+  /** Marks drained the tasks whose every barrier was acknowledged (or whose session went away). */
+  private releaseDrains(): void {
+    const done: string[] = [];
+    for (const [taskId, barrier] of this.drains) {
+      for (const [nodeId, version] of barrier) {
+        const s = this.sessions.get(nodeId);
+        if (!s || s.acked >= version) barrier.delete(nodeId);
+      }
+      if (barrier.size === 0) done.push(taskId);
+    }
+    for (const id of done) this.drains.delete(id);
+    if (done.length > 0) this.cluster.markDrained(done);
   }
 
   private send(s: Session, delta: ViewDelta, full: boolean, involved: Iterable<string>): void {

@@ -189,6 +189,8 @@ export interface Task extends Meta {
   desiredState: DesiredState;
   status: TaskStatus;
   networks: NetworkAttachment[];
+  /** Being stopped, and no agent balances new connections to it any more: it may stop now. */
+  drained?: boolean;
 }
 
 export type ObjectKind = "node" | "network" | "service" | "task";

@@ -82,13 +82,27 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     if (a.full) this.view = emptyView();
     applyViewDelta(this.view, a as unknown as ViewDelta);
     this.version = Number(a.version);
-    this.stream?.write({ ack: { version: this.version } });
+    if (!this.holdingAcks) this.stream?.write({ ack: { version: this.version } });
     for (const t of this.view.tasks.values()) this.converge(t);
     this.emit("assignment", a);
   }
 
-  /** Acts like a real agent would, instantly: start what should run, stop what should not. */
+  private holdingAcks = false;
+
+  /** Stops acknowledging assignments, like an agent busy applying them. */
+  holdAcks(): void {
+    this.holdingAcks = true;
+  }
+
+  /** Acknowledges the latest assignment, and the ones after it again. */
+  releaseAcks(): void {
+    this.holdingAcks = false;
+    this.stream?.write({ ack: { version: this.version } });
+  }
+
+  /** Acts like a real agent would, instantly: start what should run, stop what should not (once drained). */
   private converge(t: Task): void {
+    if (t.desiredState === "shutdown" && !t.drained) return;
     const failure = t.desiredState === "running" ? this.options.fails?.(t) : undefined;
     const state = t.desiredState === "shutdown" ? "shutdown" : failure ? "failed" : "running";
     if (this.reported.get(t.id) === state) return;

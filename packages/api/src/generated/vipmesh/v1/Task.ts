@@ -20,6 +20,7 @@ export interface Task {
   'desiredState'?: (string);
   'status'?: (_vipmesh_v1_TaskStatus | null);
   'networks'?: (_vipmesh_v1_NetworkAttachment)[];
+  'drained'?: (boolean);
 }
 
 export interface Task__Output {
@@ -36,4 +37,5 @@ export interface Task__Output {
   'desiredState': (string);
   'status': (_vipmesh_v1_TaskStatus__Output | null);
   'networks': (_vipmesh_v1_NetworkAttachment__Output)[];
+  'drained': (boolean);
 }
