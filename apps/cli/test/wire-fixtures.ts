@@ -78,6 +78,7 @@ export function task(overrides: Partial<wire.Task> = {}): wire.Task {
     serviceId: SERVICE_ID,
     serviceName: "collabweb",
     slot: 1,
+    drained: false,
     nodeId: NODE_ID,
     specVersion: 1,
     spec: serviceSpec().taskTemplate,
