@@ -220,7 +220,13 @@ export function labDown(name: string): void {
     } catch {}
   }
   rmSync(l.dir, { recursive: true, force: true });
+  // the agents' per-sandbox hosts and resolv.conf (ip netns exec's /etc/netns/NAME)
+  if (existsSync(NETNS_ETC)) {
+    for (const f of readdirSync(NETNS_ETC)) if (f.startsWith(l.prefix)) rmSync(join(NETNS_ETC, f), { recursive: true, force: true });
+  }
 }
+
+const NETNS_ETC = "/etc/netns";
 
 /** Kills a node's agent (SIGKILL, like a crash); its tasks keep running. */
 export function killAgent(l: LabLayout, hostname: string): void {

@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
   type LabLayout,
@@ -73,6 +74,8 @@ kernelDescribe("a 3-node lab", () => {
     client?.close();
     labDown(name);
     expect(listNamespaces().filter((n) => n.startsWith(`vm-${name}-`))).toEqual([]);
+    const etc = existsSync("/etc/netns") ? readdirSync("/etc/netns") : [];
+    expect(etc.filter((f) => f.startsWith(`vm-${name}-`))).toEqual([]);
   });
 
   it("runs tasks of one service on different nodes that reach each other over VXLAN, isolated from other networks", async () => {
