@@ -280,6 +280,20 @@ kernelDescribe("a 3-node lab", () => {
     expect(resolve("collabweb")).toEqual([]);
     expect(sh(sandboxOf(box!), "curl", "-s", "--max-time", "2", "http://vipweb:8080/")).toContain("Task: ");
 
+    // UDP through the VIP: whoami echoes its task ID
+    const udp = sh(sandboxOf(box!), "node", "-e", `
+      const s = require("dgram").createSocket("udp4");
+      s.on("message", (m) => { process.stdout.write(String(m)); process.exit(0); });
+      s.send("who", 8080, "${vip}");
+      setTimeout(() => process.exit(1), 2000);`);
+    expect(backends.map((b) => b.id).some((id) => udp.includes(id))).toBe(true);
+
+    // a dnsrr service has no VIP, and its name resolves to its task IPs
+    const rr = (await call(client, "createService", { spec: { ...whoami("rrdns", 2), endpointSpec: { mode: "dnsrr" } } })).service!;
+    expect(rr.endpoint!.virtualIps).toEqual([]);
+    const rrTasks = await running("rrdns", 2);
+    await waitFor("rrdns to resolve to its task IPs", () => resolve("rrdns").join() === rrTasks.map(addr).sort().join());
+
     // a service without tasks: connection refused at once (curl exit 7), not a timeout (28)
     const refused = spawnSync("ip", ["netns", "exec", sandboxOf(box!), "curl", "-s", "--max-time", "3", `http://${addrOf(empty.endpoint!.virtualIps[0]!.addr)}:8080/`]);
     expect(refused.status).toBe(7);
