@@ -58,6 +58,12 @@ say "5. The load-balancing state inside collab-box's sandbox, read from the kern
 say "   here the nftables dataplane: one interval map from VIP x random slice to task IP)"
 step vipmesh exec collab-box.1 -- nft list map ip vipmesh be
 
+say "Which tasks stand behind each VIP on collabnet, and whether they take new connections (Docker's network inspect -v):"
+vipmesh network inspect --verbose collabnet | node -e '
+  const [n] = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  for (const [name, s] of Object.entries(n.Services))
+    console.log(`${name.padEnd(11)} VIP ${s.VIP.padEnd(9)} ${s.Tasks.map((t) => `${t.EndpointIP}@${t.Info["Host IP"]}${t.Ready ? "" : " (not ready)"}`).join("  ")}`);'
+
 say "Each task reaches the others by task IP, across nodes, over VXLAN"
 addrs=$(vipmesh service ps collabweb --json | node -e '
   const ts = JSON.parse(require("fs").readFileSync(0, "utf8")).filter((t) => t.Status.State === "running");

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { NETWORK_ID, NODE_ID, SERVICE_ID, network, node, service, serviceSpec, task } from "../test/wire-fixtures.ts";
-import { isGlobalMode, networkJson, nodeJson, serviceJson, taskJson } from "./docker-json.ts";
+import { isGlobalMode, networkJson, networkServicesJson, nodeJson, serviceJson, taskJson } from "./docker-json.ts";
 
 describe("serviceJson", () => {
   it("maps a replicated service to docker's shape", () => {
@@ -146,6 +146,33 @@ describe("nodeJson", () => {
       Spec: { Labels: { zone: "a" }, Availability: "active" },
       Description: { Hostname: "node-1" },
       Status: { State: "ready", Message: "", Addr: "192.168.50.11" },
+    });
+  });
+});
+
+describe("networkServicesJson (network inspect --verbose)", () => {
+  it("lists each service on the network with its VIP and its tasks' state, readiness and host", () => {
+    const running = task();
+    const draining = task({ id: "d".repeat(25), slot: 2, desiredState: "shutdown", networks: [{ networkId: NETWORK_ID, addresses: ["10.0.1.6/24"] }] });
+    const unhealthy = task({
+      id: "u".repeat(25),
+      slot: 3,
+      status: { state: "running", timestamp: "", message: "", err: "", health: "unhealthy" },
+      networks: [{ networkId: NETWORK_ID, addresses: ["10.0.1.7/24"] }],
+    });
+    const gone = task({ id: "g".repeat(25), slot: 4, status: { state: "shutdown", timestamp: "", message: "", err: "", health: "" } });
+    const elsewhere = service({ id: "other", spec: serviceSpec({ networks: [{ target: "another-network" }] }) });
+    const out = networkServicesJson(network(), [service(), elsewhere], [running, draining, unhealthy, gone], [node()]);
+    expect(Object.keys(out)).toEqual(["collabweb"]);
+    expect(out.collabweb).toEqual({
+      VIP: "10.0.1.2",
+      EndpointMode: "vip",
+      Ports: ["tcp/80:30000"],
+      Tasks: [
+        { Name: `collabweb.1.${running.id}`, EndpointIP: "10.0.1.5", Info: { "Host IP": "192.168.50.11" }, State: "running", Health: "", Ready: true },
+        { Name: `collabweb.2.${draining.id}`, EndpointIP: "10.0.1.6", Info: { "Host IP": "192.168.50.11" }, State: "running", Health: "", Ready: false },
+        { Name: `collabweb.3.${unhealthy.id}`, EndpointIP: "10.0.1.7", Info: { "Host IP": "192.168.50.11" }, State: "running", Health: "unhealthy", Ready: false },
+      ],
     });
   });
 });

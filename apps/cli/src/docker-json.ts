@@ -125,6 +125,46 @@ export function networkJson(n: wire.Network) {
   };
 }
 
+/**
+ * `network inspect --verbose`: per service on the network, its VIP and its
+ * backends with their state, in the shape of Docker's `network inspect -v`
+ * (plus `State`, `Health` and `Ready`: whether it takes new connections).
+ */
+export function networkServicesJson(
+  n: wire.Network,
+  services: readonly wire.Service[],
+  tasks: readonly wire.Task[],
+  nodes: readonly wire.Node[],
+) {
+  const nodeAddr = new Map(nodes.map((x) => [x.id, x.status?.addr ?? ""]));
+  const out: Record<string, unknown> = {};
+  for (const s of services) {
+    if (!s.spec?.networks.some((a) => a.target === n.id)) continue;
+    const vip = s.endpoint?.virtualIps.find((v) => v.networkId === n.id)?.addr.split("/")[0] ?? "";
+    const backends = tasks
+      .filter((t) => t.serviceId === s.id && !["complete", "shutdown", "failed", "rejected", "orphaned"].includes(t.status?.state ?? ""))
+      .sort((a, b) => a.slot - b.slot)
+      .map((t) => {
+        const health = t.status?.health ?? "";
+        return {
+          Name: `${t.serviceName}.${t.slot || t.nodeId}.${t.id}`,
+          EndpointIP: t.networks.find((a) => a.networkId === n.id)?.addresses[0]?.split("/")[0] ?? "",
+          Info: { "Host IP": nodeAddr.get(t.nodeId) ?? "" },
+          State: t.status?.state ?? "",
+          Health: health,
+          Ready: t.desiredState === "running" && t.status?.state === "running" && (health === "" || health === "healthy"),
+        };
+      });
+    out[s.spec.annotations?.name ?? s.id] = {
+      VIP: vip,
+      EndpointMode: s.spec.endpointSpec?.mode ?? "vip",
+      Ports: (s.endpoint?.ports ?? []).map((p) => `${p.protocol}/${p.targetPort}:${p.publishedPort}`),
+      Tasks: backends,
+    };
+  }
+  return out;
+}
+
 /** `networkNames` (ID → name) fills in each attachment's network name where known. */
 export function taskJson(t: wire.Task, networkNames: ReadonlyMap<string, string> = new Map()) {
   const health = t.status?.health;

@@ -1,7 +1,7 @@
 // vipmesh network create|ls|inspect|rm
 
 import type { Command } from "commander";
-import { networkJson } from "../docker-json.ts";
+import { networkJson, networkServicesJson } from "../docker-json.ts";
 import { forEachTarget } from "../errors.ts";
 import { type Io, printJson } from "../io.ts";
 import { collectKeyValue } from "../options.ts";
@@ -56,14 +56,27 @@ export function registerNetworkCommands(program: Command, io: Io): void {
     .description("Show networks as JSON")
     .argument("<network...>", "ID, ID prefix or name")
     .option("--json", "print JSON (the default)")
-    .action(async (targets: string[], _opts: unknown, cmd: Command) => {
+    .option("-v, --verbose", "add every service on the network: its VIP and its tasks with their state")
+    .action(async (targets: string[], opts: { verbose?: boolean }, cmd: Command) => {
       const found: unknown[] = [];
-      await withManager(io, cmd, (conn) =>
-        forEachTarget(targets, io.stderr, async (target) => {
+      await withManager(io, cmd, async (conn) => {
+        const cluster = opts.verbose
+          ? {
+              services: (await conn.call("listServices", {})).services,
+              tasks: (await conn.call("listTasks", {})).tasks,
+              nodes: (await conn.call("listNodes", {})).nodes,
+            }
+          : undefined;
+        await forEachTarget(targets, io.stderr, async (target) => {
           const { network: n } = await conn.call("inspectNetwork", { network: target });
-          if (n) found.push(networkJson(n));
-        }).finally(() => printJson(io, found)),
-      );
+          if (!n) return;
+          found.push(
+            cluster
+              ? { ...networkJson(n), Services: networkServicesJson(n, cluster.services, cluster.tasks, cluster.nodes) }
+              : networkJson(n),
+          );
+        }).finally(() => printJson(io, found));
+      });
     });
 
   network
