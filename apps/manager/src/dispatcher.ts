@@ -217,11 +217,6 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     return { total, acked };
   }
 
-  /** Node IDs with an open session. */
-  connectedNodes(): string[] {
-    return [...this.sessions.keys()];
-  }
-
   // ---- logs ----------------------------------------------------------------
 
   /**

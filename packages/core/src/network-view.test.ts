@@ -5,7 +5,6 @@ import {
   type ClusterReader,
   type DirtySet,
   type NetworkView,
-  type ServiceLister,
   applyViewDelta,
   computeNetworkView,
   diffNetworkViews,
@@ -103,7 +102,7 @@ const task = (id: string, serviceId: string, nodeId: string, addrs: Record<strin
  * store: objects are replaced, never changed in place, and every write marks
  * the object's ID dirty.
  */
-class MemoryCluster implements ClusterReader, ServiceLister {
+class MemoryCluster implements ClusterReader {
   readonly nodes = new Map<string, Node>();
   readonly networks = new Map<string, Network>();
   readonly services = new Map<string, Service>();

@@ -69,7 +69,7 @@ export interface ViewDelta {
   removedPeers: string[];
 }
 
-/** Read access to cluster state with the two indexes the view needs. */
+/** Read access to cluster state with the indexes the view needs. */
 export interface ClusterReader {
   node(id: string): Node | undefined;
   network(id: string): Network | undefined;
@@ -77,6 +77,8 @@ export interface ClusterReader {
   task(id: string): Task | undefined;
   tasksOfNode(nodeId: string): Iterable<Task>;
   tasksOfService(serviceId: string): Iterable<Task>;
+  /** Services attached to any of these networks. */
+  servicesOnNetworks(networkIds: ReadonlySet<string>): Iterable<Service>;
 }
 
 export interface DirtySet {
@@ -204,9 +206,7 @@ export function computeNetworkView(r: ClusterReader, nodeId: string): NetworkVie
     const n = r.network(id);
     if (n) view.networks.set(id, viewNetwork(n));
   }
-  // services on the node's networks: found through the tasks of those networks'
-  // services is not possible without an index, so the caller's reader lists them
-  for (const s of servicesOnNetworks(r, nets)) {
+  for (const s of r.servicesOnNetworks(nets)) {
     const vs = viewService(s, nets);
     if (!vs) continue;
     view.services.set(s.id, vs);
@@ -219,15 +219,6 @@ export function computeNetworkView(r: ClusterReader, nodeId: string): NetworkVie
     if (e.nodeId !== nodeId) view.peers.set(e.nodeId, { nodeId: e.nodeId, addr: e.nodeAddr });
   }
   return view;
-}
-
-/** Optional capability of a reader: list services attached to any of the networks. */
-export interface ServiceLister {
-  servicesOnNetworks(networkIds: ReadonlySet<string>): Iterable<Service>;
-}
-
-function servicesOnNetworks(r: ClusterReader, nets: ReadonlySet<string>): Iterable<Service> {
-  return (r as ClusterReader & Partial<ServiceLister>).servicesOnNetworks?.(nets) ?? [];
 }
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -343,7 +334,7 @@ export function refreshNetworkView(
   const left = [...idx.nets].filter((id) => !nets.has(id));
   if (joined.length > 0 || left.length > 0) {
     for (const id of [...joined, ...left]) networks.add(id);
-    for (const svc of servicesOnNetworks(r, new Set(joined))) services.add(svc.id);
+    for (const svc of r.servicesOnNetworks(new Set(joined))) services.add(svc.id);
     // tasks keep the attachments they were made with, so a service already in view may
     // have tasks on a joined network that its current spec no longer lists
     if (joined.length > 0) for (const id of view.services.keys()) for (const t of r.tasksOfService(id)) endpointTasks.add(t.id);

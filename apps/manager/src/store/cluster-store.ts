@@ -12,7 +12,6 @@ import {
   type ObjectByKind,
   type ObjectKind,
   type Service,
-  type ServiceLister,
   type Task,
   invalid,
   notFound,
@@ -36,7 +35,7 @@ type Maps = { [K in ObjectKind]: Map<string, ObjectByKind[K]> };
 
 const emptyMaps = (): Maps => ({ node: new Map(), network: new Map(), service: new Map(), task: new Map() });
 
-export class ClusterStore implements ClusterReader, ServiceLister {
+export class ClusterStore implements ClusterReader {
   private readonly maps = emptyMaps();
   private readonly tasksByNode = new Map<string, Set<string>>();
   private readonly tasksByService = new Map<string, Set<string>>();
