@@ -18,7 +18,6 @@ import {
 } from "@vipmesh/core";
 import type { EmbeddedDns } from "./dns/server.ts";
 import type { KernelNftables } from "./dataplane/nftables/kernel.ts";
-import { execFile } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BoundedFrequencyRunner } from "./runner.ts";
@@ -222,12 +221,7 @@ export class Agent {
       again();
       return false;
     }
-    const sandbox = names.sandbox(this.o.sandboxPrefix, t.id);
-    const open = await new Promise<number>((resolve) =>
-      execFile("ip", ["netns", "exec", sandbox, "ss", "-Htn", "state", "established"], (err, out) =>
-        resolve(err ? 0 : out.split("\n").filter(Boolean).length),
-      ),
-    );
+    const open = await this.o.sandboxes.establishedConnections(names.sandbox(this.o.sandboxPrefix, t.id));
     if (open === 0) return true;
     again();
     return false;

@@ -75,6 +75,13 @@ export const listNamespaces = (): string[] =>
     .map((l) => l.split(" ")[0]!)
     .filter(Boolean);
 
+/** Processes whose network namespace is `ns`. */
+export const namespacePids = (ns: string): number[] =>
+  ip("netns", "pids", ns)
+    .split("\n")
+    .filter(Boolean)
+    .map(Number);
+
 /** Sockets of the labs that run now, by name. */
 export function runningLabs(): Map<string, string> {
   const labs = new Map<string, string>();
@@ -210,9 +217,9 @@ export function labDown(name: string): void {
   }
   for (const ns of listNamespaces().filter((n) => n.startsWith(l.prefix))) {
     // task processes live in the sandboxes; anything left in a namespace goes with it
-    for (const pid of ip("netns", "pids", ns).split("\n").filter(Boolean)) {
+    for (const pid of namespacePids(ns)) {
       try {
-        process.kill(Number(pid), "SIGKILL");
+        process.kill(pid, "SIGKILL");
       } catch {}
     }
     try {

@@ -3,7 +3,7 @@
 // update is in progress, and every agent whose view includes the service has
 // acknowledged the view containing its latest change.
 
-import { eligibleNodes, isTaskCurrent, isTerminal, type Service } from "@vipmesh/core";
+import { eligibleNodes, isTaskCurrent, isTerminal, notFound, precondition, type Service, type VipmeshError } from "@vipmesh/core";
 import type { Dispatcher } from "./dispatcher.ts";
 import { isAutoRollback } from "./orchestrator.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
@@ -55,4 +55,58 @@ export function serviceConvergence(store: ClusterStore, dispatcher: Dispatcher, 
     updateState: s.updateStatus.state,
     message: converged ? s.updateStatus.message : s.updateStatus.message || lastProblem,
   };
+}
+
+export interface ConvergenceSink {
+  write(c: ServiceConvergence): void;
+  /** Converged (no error), or why waiting longer will not help. */
+  end(error?: VipmeshError): void;
+}
+
+/**
+ * Reports a service's convergence each time it changes — after commits and
+ * acknowledgements, at most once per turn of the event loop — until it
+ * converged, failed or was removed. Throws NOT_FOUND for an unknown service;
+ * returns a cancel function for a caller that goes away.
+ */
+export function watchServiceConvergence(
+  store: ClusterStore,
+  dispatcher: Dispatcher,
+  ref: string,
+  sink: ConvergenceSink,
+): () => void {
+  const serviceId = store.mustFind("service", ref).id;
+  let last = "";
+  let pending = false;
+  const stop = () => {
+    unsubscribe();
+    dispatcher.off("progress", soon);
+  };
+  const finish = (error?: VipmeshError) => {
+    stop();
+    sink.end(error);
+  };
+  const report = () => {
+    pending = false;
+    const s = store.service(serviceId);
+    if (!s) return finish(notFound(`service ${ref} was removed`));
+    const c = serviceConvergence(store, dispatcher, s);
+    const text = JSON.stringify(c);
+    if (text !== last) {
+      last = text;
+      sink.write(c);
+    }
+    if (c.failed) return finish(precondition(c.message));
+    if (c.converged) return finish();
+  };
+  const soon = () => {
+    if (!pending) {
+      pending = true;
+      setImmediate(report);
+    }
+  };
+  const unsubscribe = store.subscribe(soon);
+  dispatcher.on("progress", soon);
+  report();
+  return stop;
 }

@@ -2,9 +2,9 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { toStatus, type wire } from "@vipmesh/api";
-import { notFound, type ObjectKind } from "@vipmesh/core";
+import type { ObjectKind } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
-import { serviceConvergence } from "./convergence.ts";
+import { watchServiceConvergence } from "./convergence.ts";
 import type { Dispatcher, SessionChannel } from "./dispatcher.ts";
 import { relayServiceLogs } from "./service-logs.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
@@ -72,47 +72,17 @@ export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatche
     },
 
     WatchServiceConvergence: (call) => {
-      let serviceId: string;
+      let cancel: () => void;
       try {
-        serviceId = find("service", call.request.service).id;
+        cancel = watchServiceConvergence(store, dispatcher, call.request.service, {
+          write: (c) => call.write(c),
+          end: (error) => (error ? call.emit("error", toStatus(error)) : call.end()),
+        });
       } catch (err) {
         call.emit("error", toStatus(err));
         return;
       }
-      let last = "";
-      let pending = false;
-      const report = () => {
-        pending = false;
-        const s = store.service(serviceId);
-        if (!s) return end(toStatus(notFound(`service ${call.request.service} was removed`)));
-        const c = serviceConvergence(store, dispatcher, s);
-        const text = JSON.stringify(c);
-        if (text !== last) {
-          last = text;
-          call.write(c);
-        }
-        if (c.failed) return end({ code: grpc.status.FAILED_PRECONDITION, details: c.message });
-        if (c.converged) return end();
-      };
-      const soon = () => {
-        if (!pending) {
-          pending = true;
-          setImmediate(report);
-        }
-      };
-      const unsubscribe = store.subscribe(soon);
-      dispatcher.on("progress", soon);
-      const end = (error?: Partial<grpc.StatusObject>) => {
-        unsubscribe();
-        dispatcher.off("progress", soon);
-        if (error) call.emit("error", error);
-        else call.end();
-      };
-      call.on("cancelled", () => {
-        unsubscribe();
-        dispatcher.off("progress", soon);
-      });
-      report();
+      call.on("cancelled", cancel);
     },
 
     Watch: (call) => {

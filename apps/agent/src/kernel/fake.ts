@@ -120,6 +120,13 @@ export class FakeSandboxes implements SandboxDriver {
     if (this.sandboxes.delete(name)) this.writes++;
   }
 
+  /** Connections a test says a sandbox holds (none by default). */
+  readonly connections = new Map<string, number>();
+
+  async establishedConnections(name: string): Promise<number> {
+    return this.connections.get(name) ?? 0;
+  }
+
   async list(prefix: string): Promise<SandboxState[]> {
     return [...this.sandboxes.values()]
       .filter((s) => s.plan.name.startsWith(prefix))

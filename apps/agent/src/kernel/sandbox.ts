@@ -12,6 +12,7 @@ import {
   assertBatches,
   KernelCommandError,
   readJson,
+  run,
   writeBatch,
   writeCommand,
   type BatchLine,
@@ -167,6 +168,12 @@ export class KernelSandboxes implements SandboxDriver {
     const lines = [...(hostEnds(nodeLinks).get(name)?.values() ?? [])].map((h) => ({ text: `link del dev ${h.ifname}`, tolerate: "missing" as const }));
     assertBatches([await writeBatch("ip", lines, this.o.netns, this.o.onWrite)]);
     if (namespaces.has(name)) await writeCommand("ip", ["netns", "del", name], "missing", this.o.onWrite);
+  }
+
+  async establishedConnections(name: string): Promise<number> {
+    if (!isNetnsName(name)) throw new KernelPlanError(`"${name}" is not a sandbox name`);
+    const out = await run("ip", ["netns", "exec", name, "ss", "-Htn", "state", "established"]).catch(() => "");
+    return out.split("\n").filter(Boolean).length;
   }
 
   async list(prefix: string): Promise<SandboxState[]> {

@@ -72,6 +72,8 @@ export interface SandboxDriver {
    * be removed.
    */
   list(prefix: string): Promise<SandboxState[]>;
+  /** TCP connections established inside the sandbox (a draining task waits for these to end). */
+  establishedConnections(name: string): Promise<number>;
 }
 
 /** MTU of every overlay device and sandbox interface: 1500 minus VXLAN's 50 bytes of encapsulation. */

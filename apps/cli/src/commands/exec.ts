@@ -2,7 +2,7 @@
 // and UTS namespaces, and its resolv.conf/hosts — with CMD's exit status.
 
 import type { Command } from "commander";
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { ChildExit, CommandFailed, UsageError } from "../errors.ts";
 import type { Io } from "../io.ts";
 import { withoutSeparator } from "../options.ts";
@@ -28,14 +28,11 @@ export function registerExecCommand(program: Command, io: Io): void {
         if (match.length > 1) throw new CommandFailed(`task ${task} is ambiguous: ${match.map((t) => t.id).join(", ")}`);
         return match[0]!.id;
       });
-      const netns = execFileSync("ip", ["netns", "list"])
-        .toString()
-        .split("\n")
-        .map((l) => l.split(" ")[0]!)
-        .find((n) => n.endsWith(taskId));
+      const { listNamespaces, namespacePids } = await import("@vipmesh/lab");
+      const netns = listNamespaces().find((n) => n.endsWith(taskId));
       if (!netns) throw new CommandFailed(`task ${taskId} has no sandbox on this machine`);
       // the task's own process holds its UTS namespace (its hostname)
-      const pid = execFileSync("ip", ["netns", "pids", netns]).toString().split("\n").find(Boolean);
+      const pid = namespacePids(netns)[0]?.toString();
       const inner = pid ? ["nsenter", "-t", pid, "-u", ...withoutSeparator(command)] : withoutSeparator(command);
       const r = spawnSync("ip", ["netns", "exec", netns, ...inner], { stdio: "inherit" });
       if (r.status !== 0) throw new ChildExit(r.status ?? 1);
