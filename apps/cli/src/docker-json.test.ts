@@ -54,7 +54,7 @@ describe("serviceJson", () => {
       service({
         spec: global,
         previousSpec: withCheck,
-        updateStatus: { state: "paused", startedAt: "a", completedAt: "", message: "task failed" },
+        updateStatus: { state: "paused", startedAt: "a", completedAt: "", message: "task failed", failedUpdate: false },
       }),
     );
     expect(json.Spec.Mode).toEqual({ Global: {} });

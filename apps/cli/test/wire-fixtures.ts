@@ -49,7 +49,7 @@ export function service(overrides: Partial<wire.Service> = {}): wire.Service {
       ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 30000, publishMode: "ingress" }],
       virtualIps: [{ networkId: NETWORK_ID, addr: "10.0.1.2/24" }],
     },
-    updateStatus: { state: "", startedAt: "", completedAt: "", message: "" },
+    updateStatus: { state: "", startedAt: "", completedAt: "", message: "", failedUpdate: false },
     specVersion: 1,
     ...overrides,
   };

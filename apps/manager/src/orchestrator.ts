@@ -29,11 +29,9 @@ export interface OrchestratorOptions {
   taskHistoryLimit?: number;
 }
 
-const AUTO_ROLLBACK = "update rolled back due to failure:";
-
 /** An update that failed and was rolled back by its failure action (not a rollback someone asked for). */
 export const isAutoRollback = (s: Service): boolean =>
-  s.updateStatus.state.startsWith("rollback_") && s.updateStatus.message.startsWith(AUTO_ROLLBACK);
+  s.updateStatus.state.startsWith("rollback_") && s.updateStatus.failedUpdate === true;
 
 const isLive = (t: Task) => t.desiredState === "running" && !isTerminal(t.status.state);
 const isUnfinished = (t: Task) => !isTerminal(t.status.state);
@@ -310,7 +308,7 @@ export class Orchestrator {
       const rolled = this.cluster.withSpec(tx, s, s.previousSpec, "rollback_started");
       return tx.put("service", {
         ...rolled,
-        updateStatus: { ...rolled.updateStatus, message: `${AUTO_ROLLBACK} ${reason}` },
+        updateStatus: { ...rolled.updateStatus, message: `update rolled back due to failure: ${reason}`, failedUpdate: true },
       });
     }
     const state = s.updateStatus.state === "updating" ? "paused" : "rollback_paused";

@@ -153,6 +153,8 @@ export interface UpdateStatus {
   startedAt: string;
   completedAt: string;
   message: string;
+  /** The rollback was the failure action of an update, not one someone asked for. */
+  failedUpdate?: boolean;
 }
 
 export interface Service extends Meta {

@@ -7,6 +7,7 @@ export interface UpdateStatus {
   'startedAt'?: (string);
   'completedAt'?: (string);
   'message'?: (string);
+  'failedUpdate'?: (boolean);
 }
 
 export interface UpdateStatus__Output {
@@ -14,4 +15,5 @@ export interface UpdateStatus__Output {
   'startedAt': (string);
   'completedAt': (string);
   'message': (string);
+  'failedUpdate': (boolean);
 }
