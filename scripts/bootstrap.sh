@@ -6,10 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # command -> Debian package. ip/bridge build the lab and the overlay; nft balances
-# VIPs inside sandboxes; nsenter and
-# unshare run agents and tasks in namespaces; curl probes tasks in the demo and
-# tests; make/g++/python3 build better-sqlite3 when no prebuilt binary can be fetched.
-declare -A wanted=([ip]=iproute2 [bridge]=iproute2 [nft]=nftables [nsenter]=util-linux [unshare]=util-linux [curl]=curl [make]=make [g++]=g++ [python3]=python3)
+# VIPs inside sandboxes; conntrack flushes UDP flows of endpoints that left;
+# nsenter and unshare run agents and tasks in namespaces; curl and dig probe
+# tasks and the embedded DNS in the demo and tests; make/g++/python3 build
+# better-sqlite3 when no prebuilt binary can be fetched.
+declare -A wanted=([ip]=iproute2 [bridge]=iproute2 [nft]=nftables [conntrack]=conntrack [nsenter]=util-linux [unshare]=util-linux
+  [curl]=curl [dig]=bind9-dnsutils [make]=make [g++]=g++ [python3]=python3)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")

@@ -154,8 +154,7 @@ export class Agent {
       }
       if (this.processes.isRunning(t.id)) {
         await this.balance(t);
-        const check = t.spec.container.healthcheck;
-        if (check?.test.length) this.health.watch({ taskId: t.id, sandbox: names.sandbox(this.o.sandboxPrefix, t.id), check });
+        this.watchHealth(t); // an adopted task (agent restart) is checked anew
         this.report(t.id, "running");
         continue;
       }
@@ -183,6 +182,7 @@ export class Agent {
           command: t.spec.container.command,
           env: t.spec.container.env,
         });
+        this.watchHealth(t); // reported "starting" with "running": not ready until the check passes
         this.report(t.id, "running");
       } catch (err) {
         // one task that cannot start must not hold up the others: it fails, and the manager replaces it
@@ -225,6 +225,11 @@ export class Agent {
     if (open === 0) return true;
     again();
     return false;
+  }
+
+  private watchHealth(t: Task): void {
+    const check = t.spec.container.healthcheck;
+    if (check?.test.length) this.health.watch({ taskId: t.id, sandbox: names.sandbox(this.o.sandboxPrefix, t.id), check });
   }
 
   /** The services on the task's networks, inside its sandbox: their VIPs balanced, their names resolved. */

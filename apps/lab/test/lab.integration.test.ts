@@ -24,6 +24,8 @@ import {
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 
 const name = `t${randomBytes(3).toString("hex")}`;
+const LOOP = fileURLToPath(new URL("./request-loop.mjs", import.meta.url));
+const UDP_STREAM = fileURLToPath(new URL("./udp-stream.mjs", import.meta.url));
 let lab: LabLayout;
 let client: ClusterServiceClient;
 
@@ -253,17 +255,15 @@ kernelDescribe("a 3-node lab", () => {
     const vip = addrOf(web.endpoint!.virtualIps[0]!.addr);
     for (const b of backends) await waitFor(`${b.id} listening`, () => fetchFrom(sandboxOf(box!), addr(b)));
 
-    // 30 new connections to the VIP reach all three tasks (random slices: each is missed with p < 1e-5)
-    const seen = await waitFor("all three tasks behind the VIP", () => {
-      const tasks = new Set<string>();
-      for (let i = 0; i < 30; i++) {
-        const body = fetchFrom(sandboxOf(box!), vip);
-        const task = body && /Task: (\S+)/.exec(body)?.[1];
-        if (task) tasks.add(task);
-      }
-      return tasks.size === 3 ? tasks : undefined;
-    });
-    expect([...seen].sort()).toEqual(backends.map((b) => b.id).sort());
+    // 300 requests, each on a new connection, reach each of the three tasks about evenly
+    // (random slices: expected 100 each, sd 8; below 50 is 6 sd out)
+    const spread = JSON.parse(sh(sandboxOf(box!), "node", LOOP, vip, "8080", "2000", "300").trim().split("\n").pop()!) as {
+      ok: number;
+      tasks: Record<string, number>;
+    };
+    expect(spread.ok).toBe(300);
+    expect(Object.keys(spread.tasks).sort()).toEqual(backends.map((b) => b.id).sort());
+    for (const n of Object.values(spread.tasks)) expect(n).toBeGreaterThan(50);
 
     // the rule set read back from the kernel: the VIP's slices point at the three task addresses
     const table = sh(sandboxOf(box!), "nft", "-j", "list", "map", "ip", "vipmesh", "be");
@@ -271,13 +271,14 @@ kernelDescribe("a 3-node lab", () => {
 
     // the embedded DNS: the service name → its VIP, tasks.<name> → the task IPs, by name over the VIP;
     // a service on another network does not resolve
-    const resolve = (name: string) => {
-      const r = spawnSync("ip", ["netns", "exec", sandboxOf(box!), "getent", "ahostsv4", name], { encoding: "utf8" });
-      return [...new Set(r.stdout.split("\n").map((l) => l.split(/\s+/)[0]).filter(Boolean))].sort();
-    };
+    // dig in the sandbox asks the server of its resolv.conf (127.0.0.11); +tcp asks over TCP
+    const dig = (...args: string[]) => sh(sandboxOf(box!), "dig", "+tries=1", "+time=2", ...args);
+    const resolve = (name: string) => dig("+short", name).split("\n").filter(Boolean).sort();
     await waitFor("vipweb to resolve to its VIP", () => resolve("vipweb").join() === vip);
     expect(resolve("tasks.vipweb")).toEqual(backends.map(addr).sort());
-    expect(resolve("collabweb")).toEqual([]);
+    expect(dig("+short", "+tcp", "tasks.vipweb").split("\n").filter(Boolean).sort()).toEqual(backends.map(addr).sort());
+    expect(dig("collabweb")).toContain("status: NXDOMAIN"); // on another network
+    expect(dig("+short", "-x", vip).trim()).toBe("vipweb.");
     expect(sh(sandboxOf(box!), "curl", "-s", "--max-time", "2", "http://vipweb:8080/")).toContain("Task: ");
 
     // UDP through the VIP: whoami echoes its task ID
@@ -317,22 +318,96 @@ kernelDescribe("a 3-node lab", () => {
     });
     const vip = addrOf(web.endpoint!.virtualIps[0]!.addr);
     const map = () => sh(sandboxOf(box!), "nft", "-j", "list", "map", "ip", "vipmesh", "be");
-    const sick = backends[0]!;
-    const flip = (to: "ok" | "fail") =>
-      sh(sandboxOf(box!), "curl", "-s", "--max-time", "2", "-X", "POST", "-d", to, `http://${addr(sick)}:8080/health`);
 
-    flip("fail");
-    await waitFor("the sick task unhealthy and out of the map", async () => {
-      const { tasks } = await call(client, "listTasks", { service: "hweb" });
-      return tasks.find((t) => t.id === sick.id)?.status?.health === "unhealthy" && !map().includes(`"${addr(sick)}"`);
-    });
-    for (let i = 0; i < 20; i++) expect(fetchFrom(sandboxOf(box!), vip) ?? "").not.toContain(sick.id);
+    // a steady UDP client on one socket: one conntrack flow, NAT-ed to one task — the one made sick
+    const stream = spawn("ip", ["netns", "exec", sandboxOf(box!), "node", UDP_STREAM, vip, "8080"], { stdio: ["ignore", "pipe", "inherit"] });
+    const answers: string[] = [];
+    stream.stdout.on("data", (d: Buffer) => answers.push(...String(d).split("\n").filter(Boolean)));
+    try {
+      const flowTask = await waitFor("the UDP stream answered", () => answers[0]);
+      const sick = backends.find((b) => b.id === flowTask)!;
+      expect(sick).toBeDefined();
+      const flip = (to: "ok" | "fail") =>
+        sh(sandboxOf(box!), "curl", "-s", "--max-time", "2", "-X", "POST", "-d", to, `http://${addr(sick)}:8080/health`);
 
-    flip("ok");
-    await waitFor("the task healthy and back in the map", async () => {
-      const { tasks } = await call(client, "listTasks", { service: "hweb" });
-      return tasks.find((t) => t.id === sick.id)?.status?.health === "healthy" && map().includes(`"${addr(sick)}"`);
+      flip("fail");
+      await waitFor("the sick task unhealthy and out of the map", async () => {
+        const { tasks } = await call(client, "listTasks", { service: "hweb" });
+        return tasks.find((t) => t.id === sick.id)?.status?.health === "unhealthy" && !map().includes(`"${addr(sick)}"`);
+      });
+      for (let i = 0; i < 20; i++) expect(fetchFrom(sandboxOf(box!), vip) ?? "").not.toContain(sick.id);
+      // its UDP flow was flushed with it: the same socket's datagrams now reach a healthy task
+      // (the sick one still runs and answers, so without the flush they would keep going to it)
+      const seen = answers.length;
+      await waitFor("the UDP stream moved to a healthy task", () => answers.length > seen + 5 && answers.slice(-5).every((t) => t !== sick.id));
+      expect(answers.slice(-5).every((t) => backends.some((b) => b.id === t))).toBe(true);
+
+      flip("ok");
+      await waitFor("the task healthy and back in the map", async () => {
+        const { tasks } = await call(client, "listTasks", { service: "hweb" });
+        return tasks.find((t) => t.id === sick.id)?.status?.health === "healthy" && map().includes(`"${addr(sick)}"`);
+      });
+    } finally {
+      stream.kill("SIGTERM");
+    }
+  });
+
+  it("drains: under a steady request loop through the VIP, no request fails during a scale-down 3 → 1 or a rolling update", async () => {
+    await call(client, "createNetwork", { spec: { name: "drainnet" } });
+    // a health check, as a real service has: a new task gets traffic once it answers, not once its process exists
+    const healthcheck = { test: ["curl -sf --max-time 1 http://127.0.0.1:8080/health"], intervalMs: 200, timeoutMs: 1000, retries: 1 };
+    const spec = (name: string, replicas: number) => ({
+      annotations: { name },
+      taskTemplate: { container: { command: ["vipmesh", "whoami", "--port", "8080"], healthcheck } },
+      replicated: { replicas },
+      networks: [{ target: "drainnet" }],
+      updateConfig: { parallelism: 1, order: "stop-first" },
     });
+    const web = (await call(client, "createService", { spec: spec("dweb", 3) })).service!;
+    await call(client, "createService", { spec: spec("dbox", 1) });
+    const healthy = (service: string, n: number) =>
+      waitFor(`${n} healthy tasks of ${service}`, async () => {
+        const t = await running(service, n);
+        return t.every((x) => x.status?.health === "healthy") ? t : undefined;
+      });
+    const [box] = await healthy("dbox", 1);
+    const first = await healthy("dweb", 3);
+    for (const t of first) await waitFor(`${t.id} reached`, () => fetchFrom(sandboxOf(box!), addr(t)));
+    const update = async (change: (s: wire.ServiceSpec) => wire.ServiceSpec) => {
+      const s = (await call(client, "inspectService", { service: "dweb" })).service!;
+      await call(client, "updateService", { service: "dweb", version: s.version, spec: change(s.spec!) });
+    };
+
+    const loop = spawn("ip", ["netns", "exec", sandboxOf(box!), "node", LOOP, addrOf(web.endpoint!.virtualIps[0]!.addr), "8080"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    loop.stdout.on("data", (d: Buffer) => (out += d));
+    const ended = new Promise<void>((resolve) => loop.on("close", () => resolve()));
+    try {
+      await waitFor("the loop to start", () => out.includes("started"));
+      await new Promise((r) => setTimeout(r, 1000));
+      await update((s) => ({ ...s, replicated: { replicas: 1 } }));
+      const [kept] = await running("dweb", 1);
+      await update((s) => ({ ...s, replicated: { replicas: 3 } }));
+      await healthy("dweb", 3);
+      // a forced rolling update replaces every task, one at a time
+      await update((s) => ({ ...s, taskTemplate: { ...s.taskTemplate!, forceUpdate: (s.taskTemplate!.forceUpdate ?? 0) + 1 } }));
+      const replaced = await waitFor("every task replaced", async () => {
+        const svc = (await call(client, "inspectService", { service: "dweb" })).service!;
+        const t = await healthy("dweb", 3);
+        return svc.updateStatus?.state === "completed" && !t.some((x) => x.id === kept!.id) ? t : undefined;
+      }, 60_000);
+      expect(replaced).toHaveLength(3);
+    } finally {
+      loop.kill("SIGTERM");
+      await ended;
+    }
+    const result = JSON.parse(out.trim().split("\n").pop()!) as { ok: number; failed: number; errors: string[]; tasks: Record<string, number> };
+    expect(result.errors).toEqual([]);
+    expect(result.ok).toBeGreaterThan(100);
+    // the loop was balanced over the old tasks and the new ones
+    expect(Object.keys(result.tasks).length).toBeGreaterThanOrEqual(6);
   });
 
   it("schedules rr exactly in turn, and weights 1:3 give the heavier task most new connections", async () => {

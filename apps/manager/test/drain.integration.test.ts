@@ -24,8 +24,9 @@ describe("drain", () => {
     const s = (await call(h.client, "inspectService", { service: "web" })).service!;
     await call(h.client, "updateService", { service: "web", version: s.version, spec: { ...s.spec!, replicated: { replicas: 1 } } });
     const stopping = await waitFor("slot 2 told to stop", async () => (await tasksOf(h, "web")).find((t) => t.slot === 2 && t.desiredState === "shutdown"));
-    // node2 has received the view without the task, but not acknowledged it: not drained, still running
-    await waitFor("node2 to receive the change", () => ![...b.view.endpoints.values()].some((e) => e.taskId === stopping.id));
+    // node2 has received the view where the task gets no new connections (it keeps its overlay
+    // entries while it drains), but not acknowledged it: not drained, still running
+    await waitFor("node2 to receive the change", () => [...b.view.endpoints.values()].some((e) => e.taskId === stopping.id && !e.ready));
     await new Promise((r) => setTimeout(r, 100));
     const held = (await tasksOf(h, "web")).find((t) => t.id === stopping.id)!;
     expect(held.drained).toBe(false);
@@ -36,6 +37,8 @@ describe("drain", () => {
       const t = (await tasksOf(h, "web")).find((x) => x.id === stopping.id)!;
       return t.drained && t.status?.state === "shutdown";
     });
+    // stopped: gone from node2's view, overlay entries and all
+    await waitFor("the stopped task out of node2's view", () => ![...b.view.endpoints.values()].some((e) => e.taskId === stopping.id));
     expect(a.nodeId).not.toBe("");
   });
 });

@@ -79,6 +79,8 @@ interface TaskOptions {
   state?: TaskState;
   desiredState?: DesiredState;
   health?: TaskHealth;
+  /** The task's spec has a health check. */
+  checked?: boolean;
 }
 
 /** A task of `serviceId` on `nodeId` with an address per network ("" = not allocated yet). */
@@ -89,7 +91,11 @@ const task = (id: string, serviceId: string, nodeId: string, addrs: Record<strin
   slot: 1,
   nodeId,
   specVersion: 1,
-  spec: { container: { command: ["run"], env: [] }, placement: { constraints: [] }, forceUpdate: 0 },
+  spec: {
+    container: { command: ["run"], env: [], ...(o.checked ? { healthcheck: { test: ["true"], intervalMs: 1000, timeoutMs: 1000, retries: 1, startPeriodMs: 0 } } : {}) },
+    placement: { constraints: [] },
+    forceUpdate: 0,
+  },
   desiredState: o.desiredState ?? "running",
   status: { state: o.state ?? "running", timestamp: "", message: "", err: "", health: o.health ?? "" },
   networks: Object.entries(addrs).map(([networkId, addr]) => ({ networkId, addresses: addr ? [addr] : [] })),
@@ -346,12 +352,18 @@ describe("computeNetworkView", () => {
       [{ state: "failed" }, "absent"],
       [{ state: "rejected" }, "absent"],
       [{ state: "orphaned" }, "absent"],
-      [{ state: "running", desiredState: "shutdown" }, "absent"],
-      [{ state: "starting", desiredState: "shutdown" }, "absent"],
+      // draining: no new connections, but its overlay entries stay until it has stopped
+      [{ state: "running", desiredState: "shutdown" }, "not ready"],
+      [{ state: "starting", desiredState: "shutdown" }, "not ready"],
+      [{ state: "shutdown", desiredState: "shutdown" }, "absent"],
       [{ state: "running", health: "" }, "ready"],
       [{ state: "running", health: "healthy" }, "ready"],
       [{ state: "running", health: "starting" }, "not ready"],
       [{ state: "running", health: "unhealthy" }, "not ready"],
+      // a task with a health check is ready once it passed it, not before its first report of it
+      [{ state: "running", health: "", checked: true }, "not ready"],
+      [{ state: "running", health: "starting", checked: true }, "not ready"],
+      [{ state: "running", health: "healthy", checked: true }, "ready"],
     ])("%j → %s", (o, expected) => {
       const v = viewWith(o);
       const e = v.endpoints.get("web.2/front");

@@ -128,14 +128,25 @@ export function attachmentRefusal(n: ViewNetwork): string | undefined {
 export const isNodeTask = (t: Task, nodeId: string): boolean =>
   t.nodeId === nodeId && t.status.state !== "new" && t.status.state !== "pending" && !isTerminal(t.status.state);
 
-/** A task that should be reachable on the overlay (FDB/neighbour entries) while it starts and runs. */
+/**
+ * A task that should be reachable on the overlay (FDB/neighbour entries) while
+ * it starts, runs, and drains: a task told to stop keeps its entries until its
+ * process has stopped, so the connections it still serves keep their path
+ * (new ones no longer come: it is not ready).
+ */
 const isEndpointTask = (t: Task, r: ClusterReader): boolean =>
-  t.desiredState === "running" &&
   (t.status.state === "assigned" || t.status.state === "starting" || t.status.state === "running") &&
   r.node(t.nodeId)?.status.state === "ready";
 
+/**
+ * A task that gets new connections (load balancing) and is in DNS: running, not
+ * told to stop, and healthy — a task with a health check has passed it (no
+ * health reported yet is not healthy), one without is ready once running.
+ */
 const isReady = (t: Task): boolean =>
-  t.status.state === "running" && (t.status.health === "" || t.status.health === "healthy");
+  t.desiredState === "running" &&
+  t.status.state === "running" &&
+  (t.status.health === "healthy" || (t.status.health === "" && !t.spec.container.healthcheck?.test.length));
 
 export function nodeNetworkIds(r: ClusterReader, nodeId: string): Set<string> {
   const ids = new Set<string>();

@@ -60,7 +60,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
         overlay: new KernelOverlay(),
         sandboxes: new KernelSandboxes(),
-        ...(nftables ? { loadBalancer: new KernelNftables() } : {}),
+        ...(nftables ? { loadBalancer: new KernelNftables({ log }) } : {}),
         dns: new EmbeddedDns({
           log,
           ...(o.dnsUpstream ? { upstreams: o.dnsUpstream.filter((u) => u !== "none") } : {}),

@@ -1,18 +1,42 @@
 // The nftables dataplane in the kernel: one vipmesh table per sandbox, loaded
 // whole the first time (and after any failure), then changed by element deltas
-// against the plan last applied there (render.ts says why this layout).
+// against the plan last applied there (render.ts says why this layout). When a
+// VIP loses a backend, the sandbox's UDP flows still NAT-ed to it are flushed
+// (kernel/conntrack.ts says why).
 
 import type { LbPlan } from "@vipmesh/core";
+import { flushStaleUdpFlows, lostBackends } from "../../kernel/conntrack.ts";
 import { run } from "../../kernel/run.ts";
 import { renderDelta, renderRuleset } from "./render.ts";
+
+export interface KernelNftablesOptions {
+  /** Where a failed flush of stale UDP flows is said (the rules are in place all the same). */
+  log?: (line: string) => void;
+}
 
 export class KernelNftables {
   /** What each sandbox's table holds, as far as this process applied it. */
   private readonly applied = new Map<string, LbPlan>();
 
+  constructor(private readonly o: KernelNftablesOptions = {}) {}
+
   /** Brings a sandbox's table to `plan`: a delta when the last plan is known, else a full load. */
   async sync(sandbox: string, plan: LbPlan): Promise<void> {
     const prev = this.applied.get(sandbox);
+    await this.apply(sandbox, plan, prev);
+    // after a full load nothing says what was there before (an agent restart): look at every flow
+    if (!prev || lostBackends(prev, plan)) {
+      await flushStaleUdpFlows(sandbox, plan, prev).catch((e: unknown) =>
+        this.o.log?.(`${sandbox}: stale UDP flows not flushed: ${e instanceof Error ? e.message : String(e)}`),
+      );
+    }
+  }
+
+  forget(sandbox: string): void {
+    this.applied.delete(sandbox);
+  }
+
+  private async apply(sandbox: string, plan: LbPlan, prev: LbPlan | undefined): Promise<void> {
     if (prev) {
       const delta = renderDelta(prev, plan);
       if (delta === "") return;
@@ -26,10 +50,6 @@ export class KernelNftables {
     }
     await this.load(sandbox, renderRuleset(plan));
     this.applied.set(sandbox, plan);
-  }
-
-  forget(sandbox: string): void {
-    this.applied.delete(sandbox);
   }
 
   private async load(sandbox: string, script: string): Promise<void> {
