@@ -132,7 +132,7 @@ export class Agent {
     };
   }
 
-  /** One pass: overlay, then tasks to start and stop, then leftovers; acknowledges what it applied. */
+  /** One pass: overlay, running tasks' sandboxes, then tasks to stop and start, then leftovers; acknowledges what it applied. */
   private async sync(): Promise<void> {
     const { view, version, nodeId } = this.session;
     if (version === 0) return; // nothing to converge to before the first full assignment
@@ -140,6 +140,10 @@ export class Agent {
     // and let the next sync (the runner runs again) take what arrives meanwhile
     const tasks = [...view.tasks.values()];
     await this.o.overlay.sync(overlayPlanFor(view, this.o.advertiseAddr, nodeId));
+
+    // the sandboxes of running tasks follow the view first, all at once: their load balancing
+    // and DNS are what a change elsewhere waits for; tasks to stop or start come after
+    await Promise.all(tasks.filter((t) => !isTerminal(t.status.state) && this.processes.isRunning(t.id)).map((t) => this.balance(t)));
 
     const wanted = new Set<string>();
     for (const t of tasks) {
@@ -153,7 +157,6 @@ export class Agent {
         continue;
       }
       if (this.processes.isRunning(t.id)) {
-        await this.balance(t);
         this.watchHealth(t); // an adopted task (agent restart) is checked anew
         this.report(t.id, "running");
         continue;

@@ -231,6 +231,12 @@ kernelDescribe("kernel drivers in namespaces", () => {
       o.writes.length = 0;
       await overlay.sync(planOn(addr1, addr2));
       expect(o.writes).toEqual([]);
+      // and a plan just applied is trusted for a while: drift is repaired by the first sync after it
+      await run("bridge", ["fdb", "del", "02:42:0a:00:03:0a", "dev", "vmvx4096", "self"], { netns: n1 });
+      await overlay.sync(planOn(addr1, addr2));
+      expect(o.writes).toEqual([]);
+      await new KernelOverlay({ ...o, trustMs: 0 }).sync(planOn(addr1, addr2));
+      expect(shown(o.writes)).toEqual([`bridge: fdb replace 02:42:0a:00:03:0a dev vmvx4096 dst ${addr2} self permanent`]);
     });
 
     it("removes a remote's entries, moves a remote to its new node, and removes networks, with only those writes", async () => {
@@ -260,7 +266,7 @@ kernelDescribe("kernel drivers in namespaces", () => {
 
     it("repairs drift: restores deleted entries, removes stray and flooding ones, brings devices back up", async () => {
       const { n1, addr1, addr2 } = twoNodes(ns);
-      const overlay = new KernelOverlay({ netns: n1 });
+      const overlay = new KernelOverlay({ netns: n1, trustMs: 0 });
       const plan = planOn(addr1, addr2);
       await overlay.sync(plan);
       await run("ip", ["-batch", "-"], {
