@@ -12,6 +12,7 @@ import {
   dnsRecordsFor,
   emptyDnsRecords,
   isTerminal,
+  type LbPlan,
   lbPlanFor,
   macForIpv4,
   type Task,
@@ -60,6 +61,10 @@ export class Agent {
   private readonly stopping = new Map<string, number>();
   /** Per sandbox, what its DNS answers (read on every query, so kept ready-made). */
   private readonly dnsRecords = new Map<string, DnsRecords>();
+  /** Counts the view's changes, so that what is derived from it knows when it is stale. */
+  private viewChanges = 0;
+  /** Per set of networks, what a sandbox on them gets from the current view: made once, shared by its sandboxes. */
+  private derived = { viewChanges: -1, byNetworks: new Map<string, { plan: LbPlan; records: DnsRecords }>() };
 
   private get stopGraceMs(): number {
     return this.o.stopGraceMs ?? 10_000;
@@ -73,6 +78,8 @@ export class Agent {
       hostname: o.hostname,
       advertiseAddr: o.advertiseAddr,
       stateDir: o.stateDir,
+      // what the manager checks each service's LB settings against
+      ...(o.loadBalancer ? { dataplane: o.loadBalancer.dataplane } : {}),
       log: this.log,
     });
     this.processes = new ProcessRunner({ stateDir: o.stateDir, binDir: o.binDir, stopGraceMs: this.stopGraceMs });
@@ -98,7 +105,10 @@ export class Agent {
     });
     // a new session may have missed what the last one said: say it again
     this.session.on("open", () => this.reported.clear());
-    this.session.on("view", () => this.runner.run());
+    this.session.on("view", () => {
+      this.viewChanges++;
+      this.runner.run();
+    });
     this.session.start();
     this.runner.start();
   }
@@ -237,13 +247,26 @@ export class Agent {
 
   /** The services on the task's networks, inside its sandbox: their VIPs balanced, their names resolved. */
   private async balance(t: Task): Promise<void> {
-    const networks = new Set(t.networks.map((a) => a.networkId));
+    const { plan, records } = this.derivedFor(t.networks.map((a) => a.networkId));
     const sandbox = names.sandbox(this.o.sandboxPrefix, t.id);
-    if (this.o.loadBalancer) await this.o.loadBalancer.sync(sandbox, lbPlanFor(this.session.view, networks));
+    if (this.o.loadBalancer) await this.o.loadBalancer.sync(sandbox, plan);
     if (this.o.dns) {
-      this.dnsRecords.set(sandbox, dnsRecordsFor(this.session.view, networks));
+      this.dnsRecords.set(sandbox, records);
       await this.o.dns.attach(sandbox, () => this.dnsRecords.get(sandbox) ?? emptyDnsRecords());
     }
+  }
+
+  /** The LB plan and DNS records of a sandbox on `networkIds`, from the current view (with many services, each costs a walk over all of them). */
+  private derivedFor(networkIds: string[]): { plan: LbPlan; records: DnsRecords } {
+    if (this.derived.viewChanges !== this.viewChanges) this.derived = { viewChanges: this.viewChanges, byNetworks: new Map() };
+    const key = [...networkIds].sort().join(" ");
+    let d = this.derived.byNetworks.get(key);
+    if (!d) {
+      const networks = new Set(networkIds);
+      d = { plan: lbPlanFor(this.session.view, networks), records: dnsRecordsFor(this.session.view, networks) };
+      this.derived.byNetworks.set(key, d);
+    }
+    return d;
   }
 
   private async remove(taskId: string): Promise<void> {

@@ -7,7 +7,7 @@
 
 import type * as grpc from "@grpc/grpc-js";
 import { call, dispatcherClient, type DispatcherServiceClient, type wire } from "@vipmesh/api";
-import { applyViewDelta, emptyView, type NetworkView, type ViewDelta } from "@vipmesh/core";
+import { applyViewDelta, type Dataplane, emptyView, type NetworkView, type ViewDelta } from "@vipmesh/core";
 import { EventEmitter, once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,6 +17,8 @@ export interface SessionOptions {
   hostname: string;
   advertiseAddr: string;
   stateDir: string;
+  /** What balances VIPs here, told to the manager at Register (it refuses specs this cannot honour). Default: nftables. */
+  dataplane?: Dataplane;
   log: (line: string) => void;
 }
 
@@ -106,7 +108,7 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
       const res = await call(
         this.client,
         "register",
-        { hostname: this.options.hostname, addr: this.options.advertiseAddr, nodeId: this.nodeId },
+        { hostname: this.options.hostname, addr: this.options.advertiseAddr, nodeId: this.nodeId, dataplane: this.options.dataplane ?? "nftables" },
         { deadline: Date.now() + 5000 },
       );
       if (res.nodeId !== this.nodeId) {

@@ -37,6 +37,28 @@ describe("serviceJson", () => {
     });
   });
 
+  it("adds vipmesh's load-balancing settings (Docker has none) where they are not the defaults", () => {
+    const endpointSpec = {
+      mode: "vip",
+      ports: [],
+      lbScheduler: "rr",
+      lbWeights: { "2": 3 },
+      lbAffinity: "client-ip",
+      lbAffinityTimeoutS: 600,
+    };
+    const json = serviceJson(service({ spec: serviceSpec({ endpointSpec }) }));
+    expect(json.Spec.EndpointSpec).toEqual({
+      Mode: "vip",
+      Ports: [],
+      LbScheduler: "rr",
+      LbWeights: { "2": 3 },
+      LbAffinity: "client-ip",
+      LbAffinityTimeout: 600_000_000_000,
+    });
+    const none = serviceJson(service({ spec: serviceSpec({ endpointSpec: { ...endpointSpec, lbScheduler: "", lbWeights: {}, lbAffinity: "none", lbAffinityTimeoutS: 0 } }) }));
+    expect(none.Spec.EndpointSpec).toEqual({ Mode: "vip", Ports: [] });
+  });
+
   it("gives global mode, a previous spec, an update status and a health check when present", () => {
     const global = serviceSpec({ mode: "global", global: {}, replicated: undefined });
     const withCheck = serviceSpec({
@@ -144,9 +166,12 @@ describe("nodeJson", () => {
       CreatedAt: "2025-01-01T00:00:00.000Z",
       UpdatedAt: "2025-01-01T00:00:00.000Z",
       Spec: { Labels: { zone: "a" }, Availability: "active" },
-      Description: { Hostname: "node-1" },
+      Description: { Hostname: "node-1", Dataplane: "nftables" },
       Status: { State: "ready", Message: "", Addr: "192.168.50.11" },
     });
+    expect(nodeJson(node({ description: { hostname: "vs-1", dataplane: "ipvs" } })).Description).toEqual({ Hostname: "vs-1", Dataplane: "ipvs" });
+    // a manager from before nodes said: they all ran nftables
+    expect(nodeJson(node({ description: { hostname: "old", dataplane: "" } })).Description.Dataplane).toBe("nftables");
   });
 });
 

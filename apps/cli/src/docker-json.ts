@@ -37,8 +37,17 @@ function updateConfigJson(c: UpdateConfig | null) {
   };
 }
 
+/** Docker's fields, then vipmesh's load-balancing ones (which Docker lacks) where they differ from the default. */
 function endpointSpecJson(e: EndpointSpec | null) {
-  return { Mode: e?.mode ?? "", Ports: (e?.ports ?? []).map(portJson) };
+  const weights = e?.lbWeights ?? {};
+  const affinity = e?.lbAffinity === "client-ip";
+  return {
+    Mode: e?.mode ?? "",
+    Ports: (e?.ports ?? []).map(portJson),
+    ...(e?.lbScheduler ? { LbScheduler: e.lbScheduler } : {}),
+    ...(Object.keys(weights).length > 0 ? { LbWeights: weights } : {}),
+    ...(affinity ? { LbAffinity: e.lbAffinity, LbAffinityTimeout: nanoseconds(e.lbAffinityTimeoutS * 1000) } : {}),
+  };
 }
 
 export function taskSpecJson(t: TaskSpec | null) {
@@ -199,7 +208,7 @@ export function nodeJson(n: wire.Node) {
     CreatedAt: n.createdAt,
     UpdatedAt: n.updatedAt,
     Spec: { Labels: n.spec?.labels ?? {}, Availability: n.spec?.availability ?? "" },
-    Description: { Hostname: n.description?.hostname ?? "" },
+    Description: { Hostname: n.description?.hostname ?? "", Dataplane: n.description?.dataplane || "nftables" },
     Status: { State: n.status?.state ?? "", Message: n.status?.message ?? "", Addr: n.status?.addr ?? "" },
   };
 }

@@ -43,6 +43,14 @@ export function duration(value: string): number {
   }
 }
 
+/** Whole seconds: a number (10800), or a duration that is one (3h). */
+export function seconds(value: string): number {
+  if (/^\d+$/.test(value)) return Number(value);
+  const ms = duration(value);
+  if (ms % 1000 !== 0) throw new InvalidArgumentError(`"${value}" is not a whole number of seconds`);
+  return ms / 1000;
+}
+
 export const choice = (flags: string, description: string, choices: readonly string[]): Option =>
   new Option(flags, description).choices(choices);
 

@@ -57,6 +57,8 @@ describe("buildServiceSpec", () => {
         ],
         lbScheduler: "",
         lbWeights: {},
+        lbAffinity: "none",
+        lbAffinityTimeoutS: 0,
       },
       updateConfig: { parallelism: 2, delayMs: 5000, failureAction: "pause", monitorMs: 5000, order: "start-first" },
       rollbackConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 10, order: "stop-first" },
@@ -90,6 +92,30 @@ describe("load-balancing flags", () => {
   });
 });
 
+describe("affinity flags", () => {
+  const sticky = (f: Partial<ServiceCreateFlags>) => buildServiceSpec(createFlags(f)).endpointSpec;
+
+  it("set client-IP affinity on create, with 3 h unless a timeout is given", () => {
+    expect(sticky({ lbAffinity: "client-ip" })).toMatchObject({ lbAffinity: "client-ip", lbAffinityTimeoutS: 10800 });
+    expect(sticky({ lbAffinity: "client-ip", lbAffinityTimeoutS: 600 })).toMatchObject({ lbAffinity: "client-ip", lbAffinityTimeoutS: 600 });
+    expect(sticky({})).toMatchObject({ lbAffinity: "none", lbAffinityTimeoutS: 0 });
+    expect(() => sticky({ lbAffinityTimeoutS: 600 })).toThrow(/needs lb affinity client-ip/);
+    expect(() => sticky({ lbAffinity: "client-ip", lbAffinityTimeoutS: 100_000 })).toThrow(/100000.*1-86400/);
+  });
+
+  it("on update: a timeout alone changes the timeout, none drops it, client-ip again takes the default", () => {
+    const spec = buildServiceSpec(createFlags({ lbAffinity: "client-ip" }));
+    const shorter = applyServiceUpdate(spec, { ...noServiceUpdate(), lbAffinityTimeoutS: 60 });
+    expect(shorter.endpointSpec).toMatchObject({ lbAffinity: "client-ip", lbAffinityTimeoutS: 60 });
+    expect(applyServiceUpdate(shorter, { ...noServiceUpdate(), lbScheduler: "rr" }).endpointSpec).toMatchObject({ lbAffinityTimeoutS: 60 });
+    const off = applyServiceUpdate(shorter, { ...noServiceUpdate(), lbAffinity: "none" });
+    expect(off.endpointSpec).toMatchObject({ lbAffinity: "none", lbAffinityTimeoutS: 0 });
+    expect(applyServiceUpdate(off, { ...noServiceUpdate(), lbAffinity: "client-ip" }).endpointSpec).toMatchObject({ lbAffinityTimeoutS: 10800 });
+    expect(() => applyServiceUpdate(off, { ...noServiceUpdate(), lbAffinityTimeoutS: 60 })).toThrow(/--lb-affinity client-ip/);
+    expect(() => applyServiceUpdate(shorter, { ...noServiceUpdate(), lbAffinity: "none", lbAffinityTimeoutS: 60 })).toThrow(/needs lb affinity client-ip/);
+  });
+});
+
 describe("applyServiceUpdate", () => {
   const current = specFromWire(
     serviceSpec({
@@ -101,6 +127,8 @@ describe("applyServiceUpdate", () => {
         ],
         lbScheduler: "",
         lbWeights: {},
+        lbAffinity: "none",
+        lbAffinityTimeoutS: 0,
       },
     }),
   );
@@ -156,7 +184,7 @@ describe("applyServiceUpdate", () => {
     expect(spec.taskTemplate.forceUpdate).toBe(1);
     expect(spec.taskTemplate.container.command).toEqual(["sleep", "100"]);
     expect(spec.updateConfig).toEqual({ ...current.updateConfig, failureAction: "rollback" });
-    expect(spec.endpointSpec).toEqual({ mode: "dnsrr", ports: [], lbScheduler: "", lbWeights: {} });
+    expect(spec.endpointSpec).toEqual({ mode: "dnsrr", ports: [], lbScheduler: "", lbWeights: {}, lbAffinity: "none", lbAffinityTimeoutS: 0 });
   });
 
   it("adds and removes constraints", () => {

@@ -5,6 +5,8 @@ import {
   DEFAULT_UPDATE_CONFIG,
   type EndpointMode,
   type HealthCheck,
+  type LbAffinity,
+  type LbSchedulerName,
   type PortConfig,
   type Protocol,
   type ServiceSpec,
@@ -26,9 +28,12 @@ export interface ServiceCreateFlags {
   labels: Record<string, string>;
   constraints: string[];
   env: string[];
-  lbScheduler?: "random" | "rr" | undefined;
+  lbScheduler?: LbSchedulerName | undefined;
   /** slot → weight */
   lbWeights?: Record<string, number>;
+  lbAffinity?: LbAffinity | undefined;
+  /** Seconds; unset = the default (3 h) with client-ip. */
+  lbAffinityTimeoutS?: number | undefined;
   /** 0 in a field = the default. */
   healthcheck?: HealthCheck;
   updateConfig: Partial<UpdateConfig>;
@@ -54,6 +59,8 @@ export function buildServiceSpec(f: ServiceCreateFlags): ServiceSpec {
       ports: f.publish.map(parsePublish),
       lbScheduler: f.lbScheduler ?? "",
       lbWeights: f.lbWeights ?? {},
+      lbAffinity: f.lbAffinity ?? "none",
+      lbAffinityTimeoutS: f.lbAffinityTimeoutS ?? 0,
     },
     updateConfig: { ...DEFAULT_UPDATE_CONFIG, ...f.updateConfig },
     rollbackConfig: { ...DEFAULT_UPDATE_CONFIG, ...f.rollbackConfig },
@@ -74,9 +81,12 @@ export interface ServiceUpdateFlags {
   endpointMode?: EndpointMode | undefined;
   constraintAdd: string[];
   constraintRm: string[];
-  lbScheduler?: "random" | "rr" | undefined;
+  lbScheduler?: LbSchedulerName | undefined;
   /** slot → weight, merged into the current ones */
   lbWeights?: Record<string, number>;
+  /** none drops the timeout too; client-ip keeps the current one (or takes the default). */
+  lbAffinity?: LbAffinity | undefined;
+  lbAffinityTimeoutS?: number | undefined;
   updateConfig: Partial<UpdateConfig>;
   rollbackConfig: Partial<UpdateConfig>;
   force: boolean;
@@ -105,6 +115,7 @@ export function applyServiceUpdate(current: ServiceSpec, f: ServiceUpdateFlags):
     throw invalid(`service ${name} is global: --replicas only applies to replicated services`);
   }
   const container = current.taskTemplate.container;
+  const lbAffinity = f.lbAffinity ?? current.endpointSpec.lbAffinity;
   return normalizeServiceSpec({
     ...current,
     annotations: { name, labels: updateLabels(current.annotations.labels, f.labelAdd, f.labelRm) },
@@ -125,6 +136,8 @@ export function applyServiceUpdate(current: ServiceSpec, f: ServiceUpdateFlags):
       ports: updatePorts(current.endpointSpec.ports, f.publishAdd, f.publishRm),
       lbScheduler: f.lbScheduler ?? current.endpointSpec.lbScheduler,
       lbWeights: { ...current.endpointSpec.lbWeights, ...f.lbWeights },
+      lbAffinity,
+      lbAffinityTimeoutS: f.lbAffinityTimeoutS ?? (lbAffinity === "none" ? 0 : current.endpointSpec.lbAffinityTimeoutS),
     },
     updateConfig: { ...current.updateConfig, ...f.updateConfig },
     rollbackConfig: { ...current.rollbackConfig, ...f.rollbackConfig },

@@ -71,10 +71,10 @@ describe("network ls and node ls", () => {
     );
   });
 
-  it("lists nodes with status and availability", () => {
+  it("lists nodes with status, availability and dataplane", () => {
     expect(formatTable(NODE_HEADERS, nodeRows([node()]))).toBe(
-      "ID             HOSTNAME   STATUS   AVAILABILITY   ADDRESS\n" +
-        "h1a2b3c4d5e6   node-1     Ready    Active         192.168.50.11\n",
+      "ID             HOSTNAME   STATUS   AVAILABILITY   ADDRESS         DATAPLANE\n" +
+        "h1a2b3c4d5e6   node-1     Ready    Active         192.168.50.11   nftables\n",
     );
   });
 });

@@ -9,7 +9,7 @@ type PortConfig = NonNullable<wire.Service["endpoint"]>["ports"][number];
 export const SERVICE_HEADERS = ["ID", "NAME", "MODE", "REPLICAS", "PORTS"] as const;
 export const TASK_HEADERS = ["ID", "NAME", "SERVICE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"] as const;
 export const NETWORK_HEADERS = ["ID", "NAME", "DRIVER", "SUBNET"] as const;
-export const NODE_HEADERS = ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "ADDRESS"] as const;
+export const NODE_HEADERS = ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "ADDRESS", "DATAPLANE"] as const;
 
 /** Docker's PORTS cell: `*:30000->80/tcp` (ingress) or `:8080->80/tcp` (host mode). */
 export const formatPorts = (ports: readonly PortConfig[]): string =>
@@ -85,5 +85,6 @@ export function nodeRows(nodes: readonly wire.Node[]): string[][] {
       titleCase(n.status?.state ?? ""),
       titleCase(n.spec?.availability ?? ""),
       n.status?.addr ?? "",
+      n.description?.dataplane || "nftables",
     ]);
 }

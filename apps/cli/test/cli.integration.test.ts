@@ -174,6 +174,33 @@ describe("services", () => {
     expect(r.stdout).toBe("");
   });
 
+  it("sets client-IP affinity on create and update, and shows it in inspect", async () => {
+    const created = await vipmesh("service", "create", "-d", "--name", "sticky", "--lb-affinity", "client-ip", "--lb-affinity-timeout", "3h", "--", "true");
+    expect(created).toMatchObject({ code: 0, stderr: "" });
+    let [service] = await json("service", "inspect", "sticky");
+    expect(service.Spec.EndpointSpec).toMatchObject({ LbAffinity: "client-ip", LbAffinityTimeout: 10_800_000_000_000 });
+    expect(await vipmesh("service", "update", "-d", "--lb-affinity-timeout", "600", "sticky")).toMatchObject({ code: 0, stderr: "" });
+    [service] = await json("service", "inspect", "sticky");
+    expect(service.Spec.EndpointSpec.LbAffinityTimeout).toBe(600_000_000_000);
+    expect(await vipmesh("service", "update", "-d", "--lb-affinity", "none", "sticky")).toMatchObject({ code: 0, stderr: "" });
+    [service] = await json("service", "inspect", "sticky");
+    expect(service.Spec.EndpointSpec).not.toHaveProperty("LbAffinity");
+
+    const long = await vipmesh("service", "create", "-d", "--name", "bad", "--lb-affinity", "client-ip", "--lb-affinity-timeout", "100000", "--", "true");
+    expect(long.code).toBe(1);
+    expect(long.stderr).toMatch(/^Error: lb affinity timeout: 100000 .*1-86400/);
+    const fraction = await vipmesh("service", "create", "-d", "--name", "bad", "--lb-affinity-timeout", "1.5s", "--", "true");
+    expect(fraction.code).toBe(2);
+    expect(fraction.stderr).toContain("not a whole number of seconds");
+  });
+
+  it("passes a scheduler on to the manager, which refuses one no node's dataplane honours", async () => {
+    const r = await vipmesh("service", "create", "-d", "--name", "leastconn", "--lb-scheduler", "lc", "--", "true");
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^Error: lb scheduler "lc" cannot be honoured by dataplane nftables, which applies while no node has registered/);
+    expect((await vipmesh("service", "inspect", "leastconn")).code).toBe(1);
+  });
+
   it("times out waiting for a service that cannot converge", async () => {
     const r = await vipmesh("service", "create", "--name", "stuck", "--timeout", "1s", "--", "true");
     expect(r.code).toBe(1);
@@ -196,10 +223,10 @@ describe("nodes", () => {
 
     const nodes = await json<any[]>("node", "ls", "--json");
     expect(nodes).toContainEqual(
-      expect.objectContaining({ ID: nodeId, Description: { Hostname: "node-1" }, Spec: expect.anything() }),
+      expect.objectContaining({ ID: nodeId, Description: { Hostname: "node-1", Dataplane: "nftables" }, Spec: expect.anything() }),
     );
     const table = await vipmesh("node", "ls");
-    expect(table.stdout).toMatch(/^ID\s+HOSTNAME\s+STATUS\s+AVAILABILITY\s+ADDRESS\n/);
+    expect(table.stdout).toMatch(/^ID\s+HOSTNAME\s+STATUS\s+AVAILABILITY\s+ADDRESS\s+DATAPLANE\n/);
     expect(table.stdout).toContain("node-1");
 
     const updated = await vipmesh("node", "update", "--availability", "drain", "--label-add", "zone=a", "node-1");

@@ -410,7 +410,7 @@ kernelDescribe("a 3-node lab", () => {
     expect(Object.keys(result.tasks).length).toBeGreaterThanOrEqual(6);
   });
 
-  it("schedules rr exactly in turn, and weights 1:3 give the heavier task most new connections", async () => {
+  it("schedules rr exactly in turn, keeps a client on one task with affinity, and weights 1:3 give the heavier task most new connections", async () => {
     await call(client, "createNetwork", { spec: { name: "rrnet" } });
     const whoami = (name: string, replicas: number, endpointSpec?: object) => ({
       annotations: { name },
@@ -421,16 +421,18 @@ kernelDescribe("a 3-node lab", () => {
     });
     const rr = (await call(client, "createService", { spec: whoami("rrweb", 3, { lbScheduler: "rr" }) })).service!;
     const weighted = (await call(client, "createService", { spec: whoami("wweb", 2, { lbWeights: { "1": 1, "2": 3 } }) })).service!;
+    const sticky = (await call(client, "createService", { spec: whoami("aweb", 3, { lbAffinity: "client-ip", lbAffinityTimeoutS: 60 }) })).service!;
     await call(client, "createService", { spec: whoami("rrbox", 1) });
     const [box] = await running("rrbox", 1);
     const rrTasks = await running("rrweb", 3);
     const wTasks = await running("wweb", 2);
-    for (const t of [...rrTasks, ...wTasks]) await waitFor(`${t.id} listening`, () => fetchFrom(sandboxOf(box!), addr(t)));
+    const aTasks = await running("aweb", 3);
+    for (const t of [...rrTasks, ...wTasks, ...aTasks]) await waitFor(`${t.id} listening`, () => fetchFrom(sandboxOf(box!), addr(t)));
     const vipOf = (s: wire.Service) => addrOf(s.endpoint!.virtualIps[0]!.addr);
     const taskOf = (body: string | undefined) => (body && /Task: (\S+)/.exec(body)?.[1]) || "none";
     await waitFor("rrbox's rules hold every backend", () => {
       const map = sh(sandboxOf(box!), "nft", "list", "ruleset");
-      return [...rrTasks, ...wTasks].every((t) => map.includes(addr(t)));
+      return [...rrTasks, ...wTasks, ...aTasks].every((t) => map.includes(addr(t)));
     });
 
     const counts = (vip: string, n: number) => {
@@ -444,6 +446,11 @@ kernelDescribe("a 3-node lab", () => {
     const six = counts(vipOf(rr), 6);
     expect([...six.keys()].sort()).toEqual(rrTasks.map((t) => t.id).sort());
     expect([...six.values()]).toEqual([2, 2, 2]);
+
+    // client-IP affinity: one client, one task, for every new connection
+    const stuck = counts(vipOf(sticky), 20);
+    expect([...stuck.values()]).toEqual([20]);
+    expect(aTasks.map((t) => t.id)).toContain([...stuck.keys()][0]);
 
     const heavy = wTasks.find((t) => t.slot === 2)!;
     const share = (counts(vipOf(weighted), 400).get(heavy.id) ?? 0) / 400;

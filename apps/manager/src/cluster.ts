@@ -12,8 +12,10 @@ import {
   type TaskStatus,
   VipmeshError,
   alreadyExists,
+  checkDataplanesHonour,
   invalid,
   isTerminal,
+  normalizeDataplane,
   normalizeNetworkSpec,
   normalizeNodeSpec,
   normalizeServiceSpec,
@@ -107,6 +109,7 @@ export class Cluster {
       if (tx.list("service").some((s) => s.spec.annotations.name === spec.annotations.name)) {
         throw alreadyExists(`service ${spec.annotations.name} already exists`);
       }
+      checkDataplanesHonour(spec.endpointSpec, tx.list("node"));
       return tx.put("service", {
         id: newId(),
         version: 0,
@@ -133,6 +136,7 @@ export class Cluster {
       if (Boolean(spec.global) !== Boolean(current.spec.global)) {
         throw invalid("a service's mode (replicated or global) cannot change; create a new service");
       }
+      checkDataplanesHonour(spec.endpointSpec, tx.list("node"), current.spec.endpointSpec);
       return tx.put("service", this.withSpec(tx, current, spec, "updating"));
     });
   }
@@ -176,12 +180,13 @@ export class Cluster {
 
   // ---- nodes ---------------------------------------------------------------
 
-  /** Registers an agent's node, keeping the identity of a known node ID or hostname. */
-  registerNode(hostname: string, addr: string, nodeId: string, labels: Record<string, string>): Node {
+  /** Registers an agent's node, keeping the identity of a known node ID or hostname; `dataplane` "" is nftables. */
+  registerNode(hostname: string, addr: string, nodeId: string, labels: Record<string, string>, dataplane = ""): Node {
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/.test(hostname)) {
       throw invalid(`hostname "${hostname}" is not a valid host name`);
     }
     if (parseIpv4(addr) === undefined) throw invalid(`advertise address "${addr}" is not an IPv4 address`);
+    const description = { hostname, dataplane: normalizeDataplane(dataplane) };
     return this.store.update((tx) => {
       const known =
         (nodeId ? tx.get("node", nodeId) : undefined) ??
@@ -191,7 +196,7 @@ export class Cluster {
       if (known) {
         return tx.put("node", {
           ...known,
-          description: { hostname },
+          description,
           status: { ...known.status, addr },
           spec: { ...known.spec, labels: { ...known.spec.labels, ...labels } },
         });
@@ -202,7 +207,7 @@ export class Cluster {
         createdAt: "",
         updatedAt: "",
         spec: { labels, availability: "active" },
-        description: { hostname },
+        description,
         status: { state: "unknown", message: "registered, waiting for its session", addr },
       });
     });

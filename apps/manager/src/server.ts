@@ -111,7 +111,7 @@ export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatche
 export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher): wire.DispatcherServiceHandlers {
   return {
     Register: unary((req) => ({
-      nodeId: cluster.registerNode(req.hostname, req.addr, req.nodeId, req.labels ?? {}).id,
+      nodeId: cluster.registerNode(req.hostname, req.addr, req.nodeId, req.labels ?? {}, req.dataplane).id,
     })),
 
     Session: (call) => {

@@ -10,4 +10,5 @@ export * from "./scheduling.ts";
 export * from "./network-view.ts";
 export * from "./task-definition.ts";
 export * from "./lb-plan.ts";
+export * from "./dataplanes.ts";
 export * from "./dns-records.ts";

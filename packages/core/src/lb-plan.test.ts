@@ -88,6 +88,28 @@ describe("lbPlanFor", () => {
     expect(() => lbPlanFor(view, new Set(["front"]), { weightOf: () => 1.5 })).toThrow(/weight 1.5/);
   });
 
+  it("carries client-IP affinity with its timeout, and none as nothing", () => {
+    const sticky = viewOf(
+      [
+        { ...svc("a", { n: "10.0.1.2/24" }), lbAffinity: "client-ip", lbAffinityTimeoutS: 60 },
+        // off the wire, a service without affinity says "" (or "none") and 0
+        { ...svc("b", { n: "10.0.1.3/24" }), lbAffinity: "", lbAffinityTimeoutS: 0 },
+        { ...svc("c", { n: "10.0.1.4/24" }), lbAffinity: "none" },
+        // a timeout a view should never carry: the default, not no affinity
+        { ...svc("d", { n: "10.0.1.5/24" }), lbAffinity: "client-ip", lbAffinityTimeoutS: 0 },
+      ],
+      [ep("t1", "a", "n", "10.0.1.9/24")],
+    );
+    const plan = lbPlanFor(sticky, new Set(["n"]));
+    expect(plan.services.map((s) => [s.serviceId, s.affinityTimeoutS])).toEqual([
+      ["a", 60],
+      ["b", undefined],
+      ["c", undefined],
+      ["d", 10800],
+    ]);
+    expect(plan.services[1]).not.toHaveProperty("affinityTimeoutS");
+  });
+
   it("keeps one backend per address and one service per VIP", () => {
     const dup = viewOf(
       [svc("a", { n: "10.0.1.2/24" }), svc("b", { n: "10.0.1.2/24" })],

@@ -5,6 +5,7 @@
 
 import { addrOf, parseIpv4 } from "./ipv4.ts";
 import type { NetworkView, ViewEndpoint, ViewService } from "./network-view.ts";
+import { DEFAULT_LB_AFFINITY_TIMEOUT_S } from "./validation.ts";
 
 /** How a new connection to a VIP picks its backend. */
 export type LbScheduler = "random" | "rr";
@@ -23,6 +24,12 @@ export interface LbService {
   /** No prefix. */
   vip: string;
   scheduler: LbScheduler;
+  /**
+   * Client-IP affinity: a client's new connections go to the backend its last
+   * one went to, while that backend has weight > 0 and until this many
+   * seconds pass without a new connection. Absent: none.
+   */
+  affinityTimeoutS?: number;
   /** Ready endpoints on the VIP's network, by address. */
   backends: LbBackend[];
 }
@@ -88,6 +95,7 @@ export function lbPlanFor(view: NetworkView, networkIds: ReadonlySet<string>, op
         name: svc.name,
         vip,
         scheduler: schedulerOf(svc),
+        ...(svc.lbAffinity === "client-ip" ? { affinityTimeoutS: svc.lbAffinityTimeoutS || DEFAULT_LB_AFFINITY_TIMEOUT_S } : {}),
         backends: [...backends.values()].sort((a, b) => byIp(a.ip, b.ip)),
       });
     }

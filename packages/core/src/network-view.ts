@@ -25,6 +25,9 @@ export interface ViewService {
   ports: PortConfig[];
   virtualIps: VirtualIp[];
   lbScheduler: string;
+  /** "client-ip" with its timeout (s); absent (or "none", "" off the wire) for none. */
+  lbAffinity?: string;
+  lbAffinityTimeoutS?: number;
 }
 
 export interface ViewEndpoint {
@@ -179,6 +182,7 @@ function viewService(s: Service, nets: ReadonlySet<string>): ViewService | undef
     ports: s.endpoint.ports,
     virtualIps: vips,
     lbScheduler: s.spec.endpointSpec.lbScheduler,
+    ...(s.spec.endpointSpec.lbAffinity === "client-ip" ? { lbAffinity: "client-ip", lbAffinityTimeoutS: s.spec.endpointSpec.lbAffinityTimeoutS } : {}),
   };
 }
 

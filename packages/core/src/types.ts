@@ -6,6 +6,12 @@ export type NodeState = "unknown" | "ready" | "down";
 export type Protocol = "tcp" | "udp" | "sctp";
 export type PublishMode = "ingress" | "host";
 export type EndpointMode = "vip" | "dnsrr";
+/** Every scheduler some dataplane implements (which one honours which: dataplanes.ts). */
+export const LB_SCHEDULER_NAMES = ["random", "rr", "lc", "sh"] as const;
+export type LbSchedulerName = (typeof LB_SCHEDULER_NAMES)[number];
+export type LbAffinity = "none" | "client-ip";
+/** What balances VIPs on a node: its agent says so when it registers. */
+export type Dataplane = "nftables" | "ipvs";
 export type FailureAction = "pause" | "rollback" | "continue";
 export type UpdateOrder = "stop-first" | "start-first";
 export type TaskHealth = "" | "starting" | "healthy" | "unhealthy";
@@ -59,7 +65,8 @@ export interface NodeSpec {
 
 export interface Node extends Meta {
   spec: NodeSpec;
-  description: { hostname: string };
+  /** No dataplane: a node stored before agents said, which ran nftables. */
+  description: { hostname: string; dataplane?: Dataplane };
   status: { state: NodeState; message: string; addr: string };
 }
 
@@ -96,9 +103,17 @@ export interface EndpointSpec {
   mode: EndpointMode;
   ports: PortConfig[];
   /** "" = the dataplane's default ("random" on nftables). */
-  lbScheduler: "" | "random" | "rr";
+  lbScheduler: "" | LbSchedulerName;
   /** Slot → share of new connections (default 1; 0 drains the slot). */
   lbWeights: Record<string, number>;
+  /**
+   * client-ip: a client's new connections to the VIP go to the task its last
+   * one went to, while that task takes new connections and until
+   * lbAffinityTimeoutS pass without a new connection.
+   */
+  lbAffinity: LbAffinity;
+  /** Seconds with client-ip; 0 with none. */
+  lbAffinityTimeoutS: number;
 }
 
 export interface HealthCheck {

@@ -119,9 +119,32 @@ describe("normalizeServiceSpec", () => {
   it("takes a load-balancing scheduler and per-slot weights, and rejects others", () => {
     const spec = normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbScheduler: "rr", lbWeights: { "1": 1, "2": 3 } } });
     expect(spec.endpointSpec).toMatchObject({ lbScheduler: "rr", lbWeights: { "1": 1, "2": 3 } });
-    expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbScheduler: "lc" } }), "invalid_argument", '"lc"', "random, rr");
+    // lc is some dataplane's (ipvs): whether every node honours it is the manager's check (dataplanes.ts)
+    expect(normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbScheduler: "lc" } }).endpointSpec.lbScheduler).toBe("lc");
+    expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbScheduler: "fastest" } }), "invalid_argument", '"fastest"', "random, rr, lc, sh");
     expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbWeights: { "0": 1 } } }), "invalid_argument", '"0"', "slot");
     expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbWeights: { "2": 70000 } } }), "invalid_argument", "slot 2", "70000");
+  });
+
+  it("takes client-IP affinity with a timeout, 3 h by default, and none without one", () => {
+    const affinity = (endpointSpec: Record<string, unknown>) => normalizeServiceSpec({ ...serviceInput(), endpointSpec }).endpointSpec;
+    expect(affinity({ lbAffinity: "client-ip" })).toMatchObject({ lbAffinity: "client-ip", lbAffinityTimeoutS: 10800 });
+    expect(affinity({ lbAffinity: "client-ip", lbAffinityTimeoutS: 0 })).toMatchObject({ lbAffinityTimeoutS: 10800 });
+    expect(affinity({ lbAffinity: "client-ip", lbAffinityTimeoutS: 60 })).toMatchObject({ lbAffinity: "client-ip", lbAffinityTimeoutS: 60 });
+    expect(affinity({ lbAffinity: "client-ip", lbAffinityTimeoutS: 86400 })).toMatchObject({ lbAffinityTimeoutS: 86400 });
+    // "" is proto3's absent field: none
+    expect(affinity({ lbAffinity: "" })).toMatchObject({ lbAffinity: "none", lbAffinityTimeoutS: 0 });
+    expect(affinity({ lbAffinity: "none", lbAffinityTimeoutS: 0 })).toMatchObject({ lbAffinity: "none", lbAffinityTimeoutS: 0 });
+  });
+
+  it.each([
+    { endpointSpec: { lbAffinity: "client-ip-port" }, mentions: ['"client-ip-port"', "none, client-ip"] },
+    { endpointSpec: { lbAffinity: "client-ip", lbAffinityTimeoutS: 86401 }, mentions: ["86401", "1-86400", "--lb-affinity-timeout 10800"] },
+    { endpointSpec: { lbAffinity: "client-ip", lbAffinityTimeoutS: 1.5 }, mentions: ["1.5", "whole number of seconds"] },
+    { endpointSpec: { lbAffinity: "client-ip", lbAffinityTimeoutS: -1 }, mentions: ["-1", "1-86400"] },
+    { endpointSpec: { lbAffinityTimeoutS: 600 }, mentions: ["600s", "--lb-affinity client-ip"] },
+  ])("rejects affinity $endpointSpec", ({ endpointSpec, mentions }) => {
+    expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec }), "invalid_argument", ...mentions);
   });
 
   it("fills every default", () => {
@@ -134,7 +157,7 @@ describe("normalizeServiceSpec", () => {
       },
       replicated: { replicas: 1 },
       networks: [],
-      endpointSpec: { mode: "vip", ports: [], lbScheduler: "", lbWeights: {} },
+      endpointSpec: { mode: "vip", ports: [], lbScheduler: "", lbWeights: {}, lbAffinity: "none", lbAffinityTimeoutS: 0 },
       updateConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5000, order: "stop-first" },
       rollbackConfig: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5000, order: "stop-first" },
     });
@@ -147,6 +170,8 @@ describe("normalizeServiceSpec", () => {
       ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" }],
       lbScheduler: "",
       lbWeights: {},
+      lbAffinity: "none",
+      lbAffinityTimeoutS: 0,
     });
   });
 

@@ -5,14 +5,16 @@
 import { parseConstraint } from "./constraints.ts";
 import { invalid } from "./errors.ts";
 import { parseCidr } from "./ipv4.ts";
-import type {
-  EndpointSpec,
-  HealthCheck,
-  NetworkSpec,
-  NodeSpec,
-  PortConfig,
-  ServiceSpec,
-  UpdateConfig,
+import {
+  type EndpointSpec,
+  type HealthCheck,
+  type LbAffinity,
+  LB_SCHEDULER_NAMES,
+  type NetworkSpec,
+  type NodeSpec,
+  type PortConfig,
+  type ServiceSpec,
+  type UpdateConfig,
 } from "./types.ts";
 
 const DNS_LABEL = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -22,8 +24,16 @@ const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,252})?$/;
 export const PROTOCOLS = ["tcp", "udp", "sctp"] as const;
 export const PUBLISH_MODES = ["ingress", "host"] as const;
 export const ENDPOINT_MODES = ["vip", "dnsrr"] as const;
-/** What the nftables dataplane can honour; "" leaves the choice to the dataplane. */
-export const LB_SCHEDULERS = ["", "random", "rr"] as const;
+/**
+ * What some dataplane can honour; "" leaves the choice to the dataplane.
+ * Whether every node's dataplane honours a spec is the manager's check (dataplanes.ts).
+ */
+export const LB_SCHEDULERS = ["", ...LB_SCHEDULER_NAMES] as const;
+export const LB_AFFINITIES = ["none", "client-ip"] as const satisfies readonly LbAffinity[];
+/** kube-proxy's and IPVS persistence's default: 3 h. */
+export const DEFAULT_LB_AFFINITY_TIMEOUT_S = 10_800;
+/** kube-proxy's limit: a day. */
+export const MAX_LB_AFFINITY_TIMEOUT_S = 86_400;
 export const FAILURE_ACTIONS = ["pause", "rollback", "continue"] as const;
 export const UPDATE_ORDERS = ["stop-first", "start-first"] as const;
 export const AVAILABILITIES = ["active", "drain"] as const;
@@ -159,7 +169,28 @@ function normalizeEndpointSpec(input: Loose<EndpointSpec> | null | undefined): E
     if (!/^[1-9]\d*$/.test(slot)) throw invalid(`lb weight: "${slot}" is not a slot number (1, 2, …)`);
     lbWeights[slot] = integer(`lb weight of slot ${slot}`, weight, 0, 65535, 1);
   }
-  return { mode, ports, lbScheduler, lbWeights };
+  const lbAffinity = oneOf("lb affinity", input?.lbAffinity, LB_AFFINITIES, "none");
+  const lbAffinityTimeoutS = affinityTimeout(lbAffinity, input?.lbAffinityTimeoutS);
+  return { mode, ports, lbScheduler, lbWeights, lbAffinity, lbAffinityTimeoutS };
+}
+
+/** Seconds: the default for 0 with client-ip; none has no timeout, and a timeout without affinity is a mistake to say. */
+function affinityTimeout(affinity: LbAffinity, value: unknown): number {
+  const given = value === undefined || value === null || value === "" ? 0 : typeof value === "string" ? Number(value) : value;
+  const max = MAX_LB_AFFINITY_TIMEOUT_S;
+  if (typeof given !== "number" || !Number.isInteger(given) || given < 0 || given > max) {
+    throw invalid(
+      `lb affinity timeout: ${String(value)} is not a whole number of seconds in 1-${max}; ` +
+        `give e.g. --lb-affinity-timeout ${DEFAULT_LB_AFFINITY_TIMEOUT_S} (3 h, the default)`,
+    );
+  }
+  if (affinity === "none") {
+    if (given !== 0) {
+      throw invalid(`lb affinity timeout ${given}s needs lb affinity client-ip: add --lb-affinity client-ip, or drop the timeout`);
+    }
+    return 0;
+  }
+  return given === 0 ? DEFAULT_LB_AFFINITY_TIMEOUT_S : given;
 }
 
 function normalizeUpdateConfig(field: string, input: Loose<UpdateConfig> | null | undefined): UpdateConfig {

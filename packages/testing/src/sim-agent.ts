@@ -14,6 +14,8 @@ export interface SimAgentOptions {
   hostname: string;
   addr: string;
   labels?: Record<string, string>;
+  /** The dataplane it says it runs at Register ("nftables", "ipvs"); default: says nothing, as an older agent. */
+  dataplane?: string;
   /** Tasks for which this returns a message fail with it instead of running. */
   fails?: (task: Task) => string | undefined;
   /** A gRPC connection of its own, as a real agent in its own process has (benchmarks). */
@@ -49,6 +51,7 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
       addr: this.options.addr,
       nodeId: this.nodeId,
       labels: this.options.labels ?? {},
+      ...(this.options.dataplane !== undefined ? { dataplane: this.options.dataplane } : {}),
     });
     this.nodeId = res.nodeId;
     const stream = this.client.session();

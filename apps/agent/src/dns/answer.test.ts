@@ -1,7 +1,7 @@
 import * as dns from "dns-packet";
 import { describe, expect, it } from "vitest";
 import { type DnsRecords, type NetworkView, type ViewEndpoint, type ViewService, dnsRecordsFor, emptyView } from "@vipmesh/core";
-import { CLASSIC_UDP_SIZE, DEFAULT_DNS_TTL_S, answer, respond, servfail } from "./answer.ts";
+import { CLASSIC_UDP_SIZE, DEFAULT_DNS_TTL_S, ReplyCache, answer, respond, servfail } from "./answer.ts";
 
 const TASK = "k".repeat(24) + "1";
 
@@ -149,5 +149,52 @@ describe("answer", () => {
     expect(p.rcode).toBe("SERVFAIL");
     expect(p.id).toBe(4242);
     expect(p.questions?.[0]?.name).toBe("example.com");
+  });
+});
+
+describe("ReplyCache", () => {
+  const withId = (q: Buffer, id: number) => {
+    const out = Buffer.from(q);
+    out.writeUInt16BE(id, 0);
+    return out;
+  };
+  const replyOf = (r: ReturnType<typeof respond>) => {
+    expect(r && "reply" in r).toBe(true);
+    return (r as { reply: Buffer }).reply;
+  };
+
+  it("replays a reply to the same query with the asker's ID, byte for byte what respond() says", () => {
+    const cache = new ReplyCache();
+    const first = replyOf(cache.respond(query("web"), records, { tcp: false }));
+    const again = replyOf(cache.respond(withId(query("web"), 7), records, { tcp: false }));
+    expect(again.readUInt16BE(0)).toBe(7);
+    expect(again).toEqual(replyOf(respond(withId(query("web"), 7), records, { tcp: false })));
+    expect(first.readUInt16BE(0)).toBe(4242); // the cached copy is not the one handed out
+    expect(cache.kept(records)).toBe(1);
+    // UDP and TCP are kept apart (a UDP reply may be truncated)
+    const big = fixtureRecords(100);
+    expect(dns.decode(replyOf(cache.respond(query("many"), big, { tcp: false }))).flag_tc).toBe(true);
+    expect(dns.decode(replyOf(cache.respond(query("many"), big, { tcp: true }))).answers).toHaveLength(100);
+  });
+
+  it("never replays a shuffled reply, and forgets everything with the records object", () => {
+    const cache = new ReplyCache();
+    const orders = new Set<string>();
+    for (let i = 0; i < 20; i++) orders.add(addrsOf(dns.decode(replyOf(cache.respond(query("tasks.many"), records, { tcp: false })))).join());
+    expect(orders.size).toBeGreaterThan(1);
+    // new records (the view changed): the answer follows them at once
+    expect(addrsOf(dns.decode(replyOf(cache.respond(query("tasks.web"), records, { tcp: false }))))).toEqual(["10.0.1.5"]);
+    const changed = fixtureRecords();
+    changed.names.set("tasks.web", { addrs: ["10.0.1.9"], shuffle: true });
+    expect(addrsOf(dns.decode(replyOf(cache.respond(query("tasks.web"), changed, { tcp: false }))))).toEqual(["10.0.1.9"]);
+  });
+
+  it("keeps at most its limit of replies per records object, and still answers past it", () => {
+    const cache = new ReplyCache(2);
+    for (const name of ["web", "tasks.web", "nothere"]) cache.respond(query(name), records, { tcp: false });
+    expect(cache.kept(records)).toBe(2);
+    expect((dns.decode(replyOf(cache.respond(query("nothere"), records, { tcp: false }))) as { rcode?: string }).rcode).toBe("NXDOMAIN");
+    cache.respond(query("tasks.many"), fixtureRecords(), { tcp: false }); // shuffled: not kept
+    expect(cache.kept(fixtureRecords())).toBe(0);
   });
 });

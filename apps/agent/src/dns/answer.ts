@@ -48,8 +48,12 @@ export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP:
 
 const OPCODE_QUERY = 0;
 
-/** What to do with a query: send `reply`, or forward it upstream. Undefined: drop it. */
-export type DnsResponse = { reply: Buffer } | { forward: true } | undefined;
+/**
+ * What to do with a query: send `reply`, or forward it upstream. Undefined:
+ * drop it. `shuffled`: the reply holds a random order, so it must not be
+ * replayed (ReplyCache).
+ */
+export type DnsResponse = { reply: Buffer; shuffled?: boolean } | { forward: true } | undefined;
 
 /** The reply to one query, SERVFAIL standing in for forwarding (see respond() for servers with upstreams). */
 export function answer(query: Buffer, records: DnsRecords, options: AnswerOptions): Buffer | undefined {
@@ -82,8 +86,9 @@ export function respond(query: Buffer, records: DnsRecords, options: AnswerOptio
     : Math.min(MAX_UDP_SIZE, Math.max(CLASSIC_UDP_SIZE, opt?.udpPayloadSize ?? CLASSIC_UDP_SIZE));
   const ttl = options.ttl ?? DEFAULT_DNS_TTL_S;
   const baseFlags = rd | dns.AUTHORITATIVE_ANSWER | (options.upstream ? dns.RECURSION_AVAILABLE : 0);
-  const reply = (rcode: number, answers: dns.Answer[] = []): DnsResponse => ({
+  const reply = (rcode: number, answers: dns.Answer[] = [], shuffled = false): DnsResponse => ({
     reply: encodeFitting({ id, flags: baseFlags | rcode, question, answers, opt, limit }),
+    ...(shuffled ? { shuffled } : {}),
   });
 
   const qclass = question.class ?? "IN";
@@ -98,12 +103,55 @@ export function respond(query: Buffer, records: DnsRecords, options: AnswerOptio
   const found = lookupDnsAddresses(records, name);
   if (found) {
     if (type !== "A" && (type as string) !== "ANY") return reply(RCODE.NOERROR);
-    const addrs = found.shuffle ? shuffled(found.addrs, options.random ?? Math.random) : found.addrs;
-    return reply(RCODE.NOERROR, addrs.map((data) => ({ type: "A", name, ttl, data })));
+    const shuffle = found.shuffle && found.addrs.length > 1;
+    const addrs = shuffle ? shuffled(found.addrs, options.random ?? Math.random) : found.addrs;
+    return reply(
+      RCODE.NOERROR,
+      addrs.map((data) => ({ type: "A", name, ttl, data })),
+      shuffle,
+    );
   }
   if (isClusterDnsName(records, name)) return reply(RCODE.NXDOMAIN);
   if (options.upstream) return { forward: true };
   return reply(RCODE.SERVFAIL);
+}
+
+/**
+ * Replays replies: the same query bytes (after the ID) against the same
+ * records object get the same reply, so it is encoded once and copied with the
+ * asker's ID after that. The agent replaces a sandbox's records object
+ * whenever its view changes, which is what empties the cache (a WeakMap
+ * entry per records object). Shuffled replies are never replayed; at most
+ * `limit` replies are kept per records object, so junk queries cannot grow it.
+ * With this, a name asked again costs no decoding and no encoding.
+ */
+export class ReplyCache {
+  private readonly byRecords = new WeakMap<DnsRecords, Map<string, Buffer>>();
+
+  constructor(private readonly limit = 65_536) {}
+
+  /** How many replies are kept for `records`. */
+  kept(records: DnsRecords): number {
+    return this.byRecords.get(records)?.size ?? 0;
+  }
+
+  respond(query: Buffer, records: DnsRecords, options: AnswerOptions): DnsResponse {
+    if (query.length < 12) return respond(query, records, options);
+    const key = `${options.tcp ? "t" : "u"}${query.toString("latin1", 2)}`;
+    let replies = this.byRecords.get(records);
+    const hit = replies?.get(key);
+    if (hit) {
+      const out = Buffer.from(hit);
+      out.writeUInt16BE(query.readUInt16BE(0), 0);
+      return { reply: out };
+    }
+    const r = respond(query, records, options);
+    if (r && "reply" in r && !r.shuffled) {
+      if (!replies) this.byRecords.set(records, (replies = new Map()));
+      if (replies.size < this.limit) replies.set(key, r.reply);
+    }
+    return r;
+  }
 }
 
 /** SERVFAIL for a query, e.g. when forwarding it failed; undefined when the query is unreadable. */

@@ -16,7 +16,7 @@ import net from "node:net";
 import { fileURLToPath } from "node:url";
 import * as dns from "dns-packet";
 import type { DnsRecords } from "@vipmesh/core";
-import { respond, servfail } from "./answer.ts";
+import { type AnswerOptions, ReplyCache, servfail } from "./answer.ts";
 
 export type DnsRecordsProvider = () => DnsRecords;
 
@@ -42,7 +42,12 @@ interface Attachment {
   udp: dgram.Socket;
   tcp: net.Server;
   connections: Set<net.Socket>;
+  /** Set by detach(): nothing more is sent on its sockets. */
+  detached: boolean;
 }
+
+/** What answerNow() says of a query whose name is the world's. */
+const FORWARD = Symbol("forward");
 
 const HELPER = fileURLToPath(new URL("./bind-helper.mjs", import.meta.url));
 /** An idle TCP connection is closed after this (RFC 7766 suggests seconds). */
@@ -71,11 +76,16 @@ export class EmbeddedDns {
   private readonly pending = new Map<string, Promise<void>>();
   private readonly upstreams: string[];
   private readonly log: (line: string) => void;
+  private readonly replies = new ReplyCache();
+  private readonly udpOptions: AnswerOptions;
+  private readonly tcpOptions: AnswerOptions;
 
   constructor(private readonly o: EmbeddedDnsOptions = {}) {
     // never ourselves: an agent whose own resolv.conf names 127.0.0.11 would forward in a loop
     this.upstreams = (o.upstreams ?? systemUpstreams()).filter((u) => hostPort(u).host !== (o.address ?? "127.0.0.11"));
     this.log = o.log ?? ((line) => console.error(`dns: ${line}`));
+    this.udpOptions = { tcp: false, ttl: o.ttl, upstream: this.upstreams.length > 0 };
+    this.tcpOptions = { ...this.udpOptions, tcp: true };
   }
 
   /** Sandboxes being served, sorted. */
@@ -99,7 +109,7 @@ export class EmbeddedDns {
       return this.attach(sandbox, provider);
     }
     const p = this.bind(sandbox).then(({ udp, tcp }) => {
-      const a: Attachment = { sandbox, provider, udp, tcp, connections: new Set() };
+      const a: Attachment = { sandbox, provider, udp, tcp, connections: new Set(), detached: false };
       this.serve(a);
       this.attachments.set(sandbox, a);
     });
@@ -117,6 +127,7 @@ export class EmbeddedDns {
     const a = this.attachments.get(sandbox);
     if (!a) return;
     this.attachments.delete(sandbox);
+    a.detached = true;
     for (const c of a.connections) c.destroy();
     await Promise.all([
       new Promise<void>((resolve) => a.tcp.close(() => resolve())),
@@ -181,24 +192,42 @@ export class EmbeddedDns {
     }
   }
 
-  /** The reply to one query, forwarding when the name is the world's; undefined: no reply. */
-  private async reply(a: Attachment, query: Buffer, tcp: boolean): Promise<Buffer | undefined> {
+  /** The reply to one query, or FORWARD when the name is the world's; undefined: no reply. Synchronous: the common case needs no promise. */
+  private answerNow(a: Attachment, query: Buffer, tcp: boolean): Buffer | typeof FORWARD | undefined {
     const records = this.records(a);
     if (!records) return servfail(query);
-    const r = respond(query, records, { tcp, ttl: this.o.ttl, upstream: this.upstreams.length > 0 });
+    const r = this.replies.respond(query, records, tcp ? this.tcpOptions : this.udpOptions);
     if (!r) return undefined;
-    if ("reply" in r) return r.reply;
+    return "reply" in r ? r.reply : FORWARD;
+  }
+
+  /** The reply to one query, forwarding when the name is the world's; undefined: no reply. */
+  private async reply(a: Attachment, query: Buffer, tcp: boolean): Promise<Buffer | undefined> {
+    const now = this.answerNow(a, query, tcp);
+    if (now !== FORWARD) return now;
     return (await this.forward(query, tcp)) ?? servfail(query);
   }
 
   private serve(a: Attachment): void {
+    const fail = (e: unknown) => this.log(`${a.sandbox}: udp: ${e instanceof Error ? e.message : String(e)}`);
+    const send = (out: Buffer | undefined, peer: dgram.RemoteInfo) => {
+      if (!out || a.detached) return;
+      try {
+        a.udp.send(out, peer.port, peer.address);
+      } catch (e) {
+        fail(e); // e.g. closed meanwhile
+      }
+    };
     a.udp.on("message", (query, peer) => {
-      this.reply(a, query, false).then(
-        (out) => {
-          if (out && this.attachments.get(a.sandbox) === a) a.udp.send(out, peer.port, peer.address);
-        },
-        (e) => this.log(`${a.sandbox}: udp: ${e instanceof Error ? e.message : String(e)}`),
-      );
+      let now: ReturnType<typeof this.answerNow>;
+      try {
+        now = this.answerNow(a, query, false);
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      if (now !== FORWARD) send(now, peer);
+      else this.forward(query, false).then((out) => send(out ?? servfail(query), peer), fail);
     });
     a.udp.on("error", (e) => this.log(`${a.sandbox}: udp socket: ${e.message}`));
     a.tcp.on("error", (e) => this.log(`${a.sandbox}: tcp listener: ${e.message}`));

@@ -9,7 +9,7 @@ import { parseIpv4 } from "@vipmesh/core";
 import { UsageError } from "../errors.ts";
 import { normalizeAddress } from "../host.ts";
 import type { Io } from "../io.ts";
-import { choice, collect, duration } from "../options.ts";
+import { choice, collect, duration, wholeNumber } from "../options.ts";
 import { nextSignal } from "../signals.ts";
 
 interface AgentFlags {
@@ -21,6 +21,7 @@ interface AgentFlags {
   dataplane: string;
   stopGrace?: number;
   dnsUpstream?: string[];
+  dnsTtl?: number;
 }
 
 const BIN_DIR = fileURLToPath(new URL("../../../../bin", import.meta.url));
@@ -41,6 +42,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
       "where the embedded DNS forwards names outside the cluster (repeatable; 'none'; default: this namespace's /etc/resolv.conf)",
       collect,
     )
+    .option("--dns-ttl <seconds>", "TTL of the embedded DNS's answers (default 2: short, so that askers' caches follow tasks that leave)", wholeNumber)
     .action(async (o: AgentFlags) => {
       if (parseIpv4(o.advertiseAddr) === undefined) throw new UsageError(`--advertise-addr ${o.advertiseAddr} is not an IPv4 address`);
       if (process.getuid?.() !== 0) throw new UsageError("the agent manages network namespaces and interfaces: run it as root");
@@ -63,6 +65,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
         ...(nftables ? { loadBalancer: new KernelNftables({ log }) } : {}),
         dns: new EmbeddedDns({
           log,
+          ...(o.dnsTtl !== undefined ? { ttl: o.dnsTtl } : {}),
           ...(o.dnsUpstream ? { upstreams: o.dnsUpstream.filter((u) => u !== "none") } : {}),
         }),
         log,

@@ -2,7 +2,7 @@
 
 import type { Command } from "commander";
 import type { wire } from "@vipmesh/api";
-import { ENDPOINT_MODES, type EndpointMode, type ServiceSpec } from "@vipmesh/core";
+import { ENDPOINT_MODES, type EndpointMode, LB_AFFINITIES, LB_SCHEDULER_NAMES, type LbAffinity, type LbSchedulerName, type ServiceSpec } from "@vipmesh/core";
 import { type ConvergenceWait, waitForConvergence } from "../convergence.ts";
 import { serviceJson, taskJson } from "../docker-json.ts";
 import { CommandFailed, UsageError, forEachTarget } from "../errors.ts";
@@ -17,6 +17,7 @@ import {
   collect,
   collectKeyValue,
   duration,
+  seconds,
   tailLines,
   updateConfigFrom,
   wholeNumber,
@@ -36,8 +37,10 @@ interface CreateOptions extends UpdateConfigOptions, WaitOptions {
   label?: Record<string, string>;
   constraint?: string[];
   env?: string[];
-  lbScheduler?: "random" | "rr";
+  lbScheduler?: LbSchedulerName;
   lbWeight?: Record<string, string>;
+  lbAffinity?: LbAffinity;
+  lbAffinityTimeout?: number;
   healthCmd?: string;
   healthInterval?: number;
   healthTimeout?: number;
@@ -45,8 +48,10 @@ interface CreateOptions extends UpdateConfigOptions, WaitOptions {
   healthStartPeriod?: number;
 }
 
-const LB_SCHEDULER_HELP = "how new connections to the VIP pick a task: random (default on nftables) or rr";
+const LB_SCHEDULER_HELP = "how new connections to the VIP pick a task: random (default on nftables) or rr; lc and sh need ipvs nodes";
 const LB_WEIGHT_HELP = "a slot's share of new connections, e.g. 2=3 (default 1; 0 drains it; repeatable)";
+const LB_AFFINITY_HELP = "client-ip: a client's new connections go to the task its last one went to (default: none)";
+const LB_AFFINITY_TIMEOUT_HELP = "with client-ip: forget a client after this long without a new connection, in seconds or e.g. 3h (default 10800)";
 
 /** --lb-weight SLOT=W pairs as numbers; the manager checks their ranges. */
 function weights(pairs: Record<string, string> | undefined): Record<string, number> | undefined {
@@ -60,8 +65,10 @@ function weights(pairs: Record<string, string> | undefined): Record<string, numb
 }
 
 interface UpdateOptions extends UpdateConfigOptions, WaitOptions {
-  lbScheduler?: "random" | "rr";
+  lbScheduler?: LbSchedulerName;
   lbWeight?: Record<string, string>;
+  lbAffinity?: LbAffinity;
+  lbAffinityTimeout?: number;
   replicas?: number;
   envAdd?: string[];
   envRm?: string[];
@@ -98,8 +105,10 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--label <key=value>", "service label (repeatable)", collectKeyValue)
     .option("--constraint <expr>", CONSTRAINT_HELP, collect)
     .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
-    .addOption(choice("--lb-scheduler <scheduler>", LB_SCHEDULER_HELP, ["random", "rr"]))
+    .addOption(choice("--lb-scheduler <scheduler>", LB_SCHEDULER_HELP, LB_SCHEDULER_NAMES))
     .option("--lb-weight <slot=weight>", LB_WEIGHT_HELP, collectKeyValue)
+    .addOption(choice("--lb-affinity <affinity>", LB_AFFINITY_HELP, LB_AFFINITIES))
+    .option("--lb-affinity-timeout <seconds>", LB_AFFINITY_TIMEOUT_HELP, seconds)
     .option("--health-cmd <command>", "command run inside the task to check its health (exit 0 = healthy)")
     .option("--health-interval <duration>", "time between health checks (default 30s)", duration)
     .option("--health-timeout <duration>", "a check running longer fails (default 30s)", duration)
@@ -118,6 +127,8 @@ export function registerServiceCommands(program: Command, io: Io): void {
       env: opts.env ?? [],
       lbScheduler: opts.lbScheduler,
       lbWeights: weights(opts.lbWeight),
+      lbAffinity: opts.lbAffinity,
+      lbAffinityTimeoutS: opts.lbAffinityTimeout,
       ...(opts.healthCmd
         ? {
             healthcheck: {
@@ -241,8 +252,10 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ENDPOINT_MODES))
     .option("--constraint-add <expr>", CONSTRAINT_HELP, collect)
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
-    .addOption(choice("--lb-scheduler <scheduler>", LB_SCHEDULER_HELP, ["random", "rr"]))
+    .addOption(choice("--lb-scheduler <scheduler>", LB_SCHEDULER_HELP, LB_SCHEDULER_NAMES))
     .option("--lb-weight <slot=weight>", LB_WEIGHT_HELP, collectKeyValue)
+    .addOption(choice("--lb-affinity <affinity>", LB_AFFINITY_HELP, LB_AFFINITIES))
+    .option("--lb-affinity-timeout <seconds>", LB_AFFINITY_TIMEOUT_HELP, seconds)
     .option("--force", "replace the tasks even if nothing changed")
     .option("--args <command>", 'replace the command, e.g. --args "vipmesh whoami --port 8080"');
   addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(update, "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
@@ -261,6 +274,8 @@ export function registerServiceCommands(program: Command, io: Io): void {
       constraintRm: opts.constraintRm ?? [],
       lbScheduler: opts.lbScheduler,
       lbWeights: weights(opts.lbWeight),
+      lbAffinity: opts.lbAffinity,
+      lbAffinityTimeoutS: opts.lbAffinityTimeout,
       updateConfig: updateConfigFrom(opts, "update"),
       rollbackConfig: updateConfigFrom(opts, "rollback"),
       force: opts.force === true,

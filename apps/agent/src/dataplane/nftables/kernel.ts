@@ -15,6 +15,8 @@ export interface KernelNftablesOptions {
 }
 
 export class KernelNftables {
+  /** What the agent tells the manager it balances VIPs with. */
+  readonly dataplane = "nftables" as const;
   /** What each sandbox's table holds, as far as this process applied it. */
   private readonly applied = new Map<string, LbPlan>();
 

@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { MAX_ELEMENTS_PER_STATEMENT, NftRenderError, renderDelta, renderRuleset } from "./render.ts";
+import type { LbPlan } from "@vipmesh/core";
 import { goldenPlans, svc } from "./testdata/plans.ts";
 
 const update = process.env.UPDATE_GOLDEN === "1";
@@ -28,10 +29,10 @@ describe("renderRuleset", () => {
     expect(script).not.toMatch(/dstnat|srcnat|flush ruleset/);
   });
 
-  it("keeps every element statement within 2,000 elements", () => {
+  it("keeps every element statement within 1,000 elements", () => {
     const script = renderRuleset(goldenPlans["chunked-2002-elements"]!);
     const chunks = script.split(/^add element /m).slice(1).map((c) => elements(c.slice(0, c.indexOf("\n}"))).length);
-    expect(chunks).toEqual([MAX_ELEMENTS_PER_STATEMENT, 2]);
+    expect(chunks).toEqual([MAX_ELEMENTS_PER_STATEMENT, MAX_ELEMENTS_PER_STATEMENT, 2]);
   });
 
   it("refuses an address that is not one, and a VIP twice", () => {
@@ -99,9 +100,81 @@ describe("renderDelta", () => {
     ]);
     const gone = { services: [rr.services[0]!] };
     expect(statements(renderDelta(rr, gone))).toEqual([
-      "delete element ip vipmesh rr_vips {",
+      "delete element ip vipmesh vip_chains {",
       "flush chain ip vipmesh rr_10_0_1_3",
       "delete chain ip vipmesh rr_10_0_1_3",
     ]);
+  });
+});
+
+describe("client-IP affinity", () => {
+  const sticky = goldenPlans["client-ip-affinity"]!;
+  const rules = (script: string) => script.split("\n").filter((l) => l.startsWith("add rule "));
+  /** The plan with `vip`'s service changed. */
+  const changed = (plan: LbPlan, vip: string, change: (s: LbPlan["services"][number]) => void): LbPlan => {
+    const next = structuredClone(plan);
+    change(next.services.find((s) => s.vip === vip)!);
+    return next;
+  };
+
+  it("costs VIPs without it nothing: the same two nat rules, no chain, no element of theirs", () => {
+    const plain = renderRuleset(goldenPlans["one-service-three-backends"]!);
+    const nat = (script: string) => rules(script).filter((r) => / nat_(output|prerouting) /.test(r));
+    expect(nat(renderRuleset(sticky))).toEqual(nat(plain));
+    expect(nat(plain)).toHaveLength(4);
+    expect(rules(plain).filter((r) => !/ (nat|filter)_/.test(r))).toEqual([]);
+    // db (10.0.1.3) has no affinity: in @be only
+    expect(renderRuleset(sticky).match(/^\t10\.0\.1\.3\b.*$/gm)).toEqual(["\t10.0.1.3 . 0-65535 : 10.0.1.8,"]);
+  });
+
+  it("shares one chain among the random VIPs of one timeout", () => {
+    const chains = (script: string) => script.split("\n").filter((l) => l.startsWith("add chain ") && !l.includes(" hook "));
+    expect(chains(renderRuleset(sticky))).toEqual(["add chain ip vipmesh affinity_10800"]);
+    expect(chains(renderRuleset(goldenPlans["client-ip-affinity-rr-and-timeouts"]!))).toEqual([
+      "add chain ip vipmesh affinity_600",
+      "add chain ip vipmesh rr_10_0_1_2",
+    ]);
+  });
+
+  it("changes only elements when an affinity VIP's backends change, a drain included", () => {
+    const grown = changed(sticky, "10.0.1.2", (s) => s.backends.push({ ip: "10.0.1.11", weight: 1 }));
+    expect(statements(renderDelta(sticky, grown))).toEqual(["delete element ip vipmesh be {", "add element ip vipmesh be {", "add element ip vipmesh affinity_backends {"]);
+    const drained = changed(sticky, "10.0.1.2", (s) => (s.backends[0]!.weight = 0));
+    const delta = renderDelta(sticky, drained);
+    expect(statements(delta)).toEqual(["delete element ip vipmesh be {", "delete element ip vipmesh affinity_backends {", "add element ip vipmesh be {"]);
+    expect(elements(delta)).toContain("\t10.0.1.2 . 10.0.1.5");
+  });
+
+  it("adds a VIP of a timeout in use with elements only, and a new timeout with its chain", () => {
+    const before = { services: sticky.services.filter((s) => s.vip !== "10.0.1.4") };
+    expect(statements(renderDelta(before, sticky))).toEqual(["add element ip vipmesh vip_chains {", "add element ip vipmesh be {", "add element ip vipmesh affinity_backends {"]);
+    const other = changed(sticky, "10.0.1.4", (s) => (s.affinityTimeoutS = 60));
+    const delta = statements(renderDelta(sticky, other));
+    expect(delta[0]).toBe("delete element ip vipmesh vip_chains {");
+    expect(delta.filter((l) => l.startsWith("add chain") || l.startsWith("delete chain"))).toEqual(["add chain ip vipmesh affinity_60"]);
+    expect(delta.at(-1)).toBe("add element ip vipmesh vip_chains {");
+    // the last VIP of a timeout gone: its element first, then its chain
+    const back = statements(renderDelta(other, sticky));
+    expect(back.slice(0, 3)).toEqual(["delete element ip vipmesh vip_chains {", "flush chain ip vipmesh affinity_60", "delete chain ip vipmesh affinity_60"]);
+  });
+
+  it("turns affinity on and off for an rr VIP by replacing its chain's rules", () => {
+    const rr = goldenPlans["rr-and-random"]!;
+    const on = changed(rr, "10.0.1.3", (s) => (s.affinityTimeoutS = 30));
+    const delta = statements(renderDelta(rr, on));
+    expect(delta[0]).toBe("flush chain ip vipmesh rr_10_0_1_3");
+    expect(delta.filter((l) => l.startsWith("add rule"))).toHaveLength(6);
+    expect(delta.at(-1)).toBe("add element ip vipmesh affinity_backends {");
+    expect(statements(renderDelta(on, rr))).toEqual([
+      "delete element ip vipmesh affinity_backends {",
+      "flush chain ip vipmesh rr_10_0_1_3",
+      "add rule ip vipmesh rr_10_0_1_3 dnat to numgen inc mod 3 map { 0 : 10.0.1.8, 1-2 : 10.0.1.9 }",
+    ]);
+  });
+
+  it("refuses a timeout that is not a positive whole number of seconds", () => {
+    for (const t of [0, -5, 1.5]) {
+      expect(() => renderRuleset({ services: [svc("svc-x", "10.0.1.2", ["10.0.1.5"], "random", t)] })).toThrow(NftRenderError);
+    }
   });
 });

@@ -20,8 +20,9 @@
 //   rewrites the slices of that one service (a few elements, O(its backends),
 //   never O(services)). The lookup is one pipapo lookup per new connection
 //   whatever the number of services; the port is left unchanged (swarm's VIP
-//   forwards any port, any protocol). Element statements are chunked to 2,000
-//   elements: one statement of 60k fails with "No buffer space available".
+//   forwards any port, any protocol). Element statements are chunked to 1,000
+//   elements: one statement of 60k fails with "No buffer space available", and
+//   nft 1.0.6 garbles the 1,366th element of one (MAX_ELEMENTS_PER_STATEMENT).
 //
 //   Full script: `add table; delete table; add table …` in one file is one
 //   transaction, so the table is replaced atomically (the first `add` lets the
@@ -45,20 +46,57 @@
 // round-robin per service. So an rr VIP gets its own chain with one rule
 // `dnat to numgen inc mod W map { … }` (W = sum of weights after dividing by
 // their gcd; a weight-w backend gets w consecutive counter values: weighted rr,
-// bursty order), reached through one static `ip daddr vmap @rr_vips` lookup.
+// bursty order), reached through one static `ip daddr vmap @vip_chains` lookup.
 // Adding or removing an rr VIP is a chain plus one vmap element, a backend
 // change flushes and re-adds that one rule (its counter restarts, harmless) —
 // no other VIP is touched. The cost is kube-proxy's per service: a chain and a
 // rule each, ~10 ms of load per rr service by the measurement above (321 s /
 // 30k), so rr is for the services that ask for it, random stays the default.
 //
-// Client-IP affinity (not implemented yet): a dynamic map
-// `affinity { typeof ip saddr . ip daddr : ip daddr; flags dynamic, timeout; }`
-// consulted before the numgen rule (`dnat to ip saddr . ip daddr map @affinity`)
-// and filled after nat, where the chosen backend is known (filter output at 0:
-// `ct status dnat ct original ip daddr @affinity_vips update @affinity
-// { ip saddr . ct original ip daddr timeout <t> : ip daddr }`); elements
-// expire by themselves, so affinity costs memory per client, not per sync.
+// Client-IP affinity (--lb-affinity client-ip): one dynamic map for all VIPs,
+//
+//     map affinity { type ipv4_addr . ipv4_addr : ipv4_addr; size 65535; flags dynamic, timeout; }
+//
+// client address . VIP → the backend its last new connection went to, each
+// element with its own timeout, refreshed by every new connection and expiring
+// by itself: affinity costs memory per client, never work per sync. An
+// affinity VIP is sent by the same @vip_chains lookup (so VIPs without
+// affinity pay nothing: not a rule, not a lookup) to a chain that
+//
+//   1. `ip daddr set ip saddr . ip daddr map @affinity`: rewrites the first
+//      packet's header (not NAT yet) to the remembered backend, if any — the
+//      header is the only place a rule can keep a looked-up address;
+//   2. `ct original ip daddr . ip daddr @affinity_backends update @affinity
+//      { … timeout Ts … } dnat to ip daddr`: if that backend is still one of
+//      the VIP's, refreshes the element and NATs there (conntrack keeps the
+//      VIP as the original destination, so replies come from the VIP);
+//   3. `ip daddr set ct original ip daddr delete @affinity { … }`: otherwise
+//      puts the VIP back and forgets the element (a stale one must go: a
+//      packet-path `update` of an existing element refreshes its timeout but
+//      never its backend);
+//   4. `ip daddr set <the scheduler's choice>`, `update @affinity { … }`,
+//      `dnat to ip daddr`: picks, remembers, NATs. The last rule stands alone
+//      so that a full map (a client beyond 65535) is balanced, not broken.
+//
+// Why validate rather than delete: a backend that leaves (or drains: weight 0
+// takes no new connections) must not get a remembered client's next
+// connection, but the elements pointing to it are not ours to list — they are
+// written by packets, and nft 1.0.6 can neither delete by value nor delete an
+// element that may be absent. Checking the remembered backend against
+// @affinity_backends (VIP . backend, static, O(backends) elements) makes a
+// backend change what it is everywhere else, a few element changes, and costs
+// one extra lookup per new connection of an affinity VIP only; the forgotten
+// client then gets a new backend and keeps it, the others keep theirs (as
+// kube-proxy's and IPVS's affinity). Nothing outside nat is involved: the
+// backend is chosen, remembered and NAT-ed in one chain, so the filter chains,
+// which see every packet, are unchanged.
+//
+// A random affinity VIP's chain is shared by every VIP with the same timeout
+// (`affinity_<T>`, the timeout being a constant of its rules): adding such a
+// VIP is one vmap element, a new timeout one chain. An rr VIP with affinity has
+// these rules in its own chain, the rr choice in step 4. A full load replaces
+// the table and so forgets every client (agent restart, failed delta): each
+// is balanced afresh once; established connections keep their NAT.
 //
 // Deletes of elements that are not there fail the whole transaction (nft 1.0.6
 // has no `destroy`): renderDelta must be given the plan last applied, and a
@@ -69,9 +107,19 @@ import { type LbPlan, type LbService, backendSlices, parseIpv4 } from "@vipmesh/
 export const TABLE = "vipmesh";
 export const BACKEND_MAP = "be";
 export const REJECT_SET = "vips_without_backends";
-export const RR_MAP = "rr_vips";
-/** One `add element` statement of 60k elements fails with ENOBUFS; 2,000 was measured to work. */
-export const MAX_ELEMENTS_PER_STATEMENT = 2000;
+export const CHAIN_MAP = "vip_chains";
+export const AFFINITY_MAP = "affinity";
+export const AFFINITY_BACKENDS = "affinity_backends";
+/** Clients remembered per sandbox (nft's default for a dynamic map, said): one more is balanced, not remembered. */
+export const AFFINITY_SIZE = 65535;
+/**
+ * One `add element` statement of 60k elements fails with ENOBUFS; and nft
+ * 1.0.6 stores the 1,366th element of a statement into @be with its slot
+ * range byte-swapped (32768-65535 → 8388608-4294901760: half the VIP's
+ * connections find no backend, and deleting the element later fails), while
+ * statements of up to 1,364 load as written. 1,000 leaves a margin.
+ */
+export const MAX_ELEMENTS_PER_STATEMENT = 1000;
 export const NAT_PRIORITY = -100;
 export const FILTER_PRIORITY = 0;
 
@@ -83,6 +131,8 @@ export class NftRenderError extends Error {
 
 /** The chain of an rr VIP: a stable name from its address. */
 export const rrChainOf = (vip: string): string => `rr_${vip.replaceAll(".", "_")}`;
+/** The chain shared by random VIPs with client-IP affinity of this timeout. */
+export const affinityChainOf = (timeoutS: number): string => `affinity_${timeoutS}`;
 
 /** One element of a set or map: `key` alone is what a delete names. */
 interface Element {
@@ -97,8 +147,12 @@ interface VipObjects {
   slices: Element[];
   /** In @vips_without_backends. */
   rejected: boolean;
-  /** The rule of its rr chain (rr with backends). */
-  rrRule?: string;
+  /** Where @vip_chains sends it (rr, or affinity, with backends). */
+  chain?: string;
+  /** The rules of its own chain (rr). */
+  ownRules?: string[];
+  /** Elements of @affinity_backends: VIP . each backend taking new connections. */
+  affinityBackends: Element[];
 }
 
 function checkIp(ip: string, where: string): void {
@@ -115,7 +169,8 @@ function gcd(a: number, b: number): number {
   return a;
 }
 
-function rrRuleOf(s: LbService): string | undefined {
+/** The rr choice `numgen inc mod W map { … }`, undefined without a backend taking new connections. */
+function rrChoiceOf(s: LbService): string | undefined {
   const live = s.backends.filter((b) => b.weight > 0);
   if (live.length === 0) return undefined;
   const g = live.reduce((acc, b) => gcd(acc, b.weight), 0);
@@ -126,8 +181,22 @@ function rrRuleOf(s: LbService): string | undefined {
     next += n;
     return `${key} : ${b.ip}`;
   });
-  return `dnat to numgen inc mod ${next} map { ${entries.join(", ")} }`;
+  return `numgen inc mod ${next} map { ${entries.join(", ")} }`;
 }
+
+const RANDOM_CHOICE = `ip daddr . numgen random mod 65536 map @${BACKEND_MAP}`;
+const remember = (timeoutS: number) => `update @${AFFINITY_MAP} { ip saddr . ct original ip daddr timeout ${timeoutS}s : ip daddr }`;
+
+/** The rules of an affinity chain (the header says why each): recall and check, else choose, remember, NAT. */
+const affinityRules = (timeoutS: number, choice: string): string[] => [
+  `ip daddr set ip saddr . ip daddr map @${AFFINITY_MAP}`,
+  `ct original ip daddr . ip daddr @${AFFINITY_BACKENDS} ${remember(timeoutS)} dnat to ip daddr`,
+  // a map's delete names a value too (the kernel wants one), which it ignores
+  `ip daddr set ct original ip daddr delete @${AFFINITY_MAP} { ip saddr . ip daddr : ip daddr }`,
+  `ip daddr set ${choice}`,
+  remember(timeoutS),
+  "dnat to ip daddr",
+];
 
 function objectsOf(plan: LbPlan): Map<string, VipObjects> {
   const out = new Map<string, VipObjects>();
@@ -135,23 +204,37 @@ function objectsOf(plan: LbPlan): Map<string, VipObjects> {
     checkIp(s.vip, `service ${s.serviceId}`);
     if (out.has(s.vip)) throw new NftRenderError(`VIP ${s.vip} appears twice in the plan`);
     for (const b of s.backends) checkIp(b.ip, `service ${s.serviceId} backend`);
-    const o: VipObjects = { svc: s, slices: [], rejected: false };
+    const t = s.affinityTimeoutS;
+    if (t !== undefined && !(Number.isInteger(t) && t > 0)) throw new NftRenderError(`service ${s.serviceId}: affinity timeout ${t} is not a positive whole number of seconds`);
+    const o: VipObjects = { svc: s, slices: [], rejected: false, affinityBackends: [] };
     if (s.scheduler === "rr") {
-      o.rrRule = rrRuleOf(s);
-      o.rejected = o.rrRule === undefined;
+      const choice = rrChoiceOf(s);
+      o.rejected = choice === undefined;
+      if (choice !== undefined) {
+        o.chain = rrChainOf(s.vip);
+        o.ownRules = t === undefined ? [`dnat to ${choice}`] : affinityRules(t, choice);
+      }
     } else {
       o.slices = backendSlices(s.backends).map((b) => ({ key: `${s.vip} . ${b.lo}-${b.hi}`, value: b.ip }));
       o.rejected = o.slices.length === 0;
+      if (!o.rejected && t !== undefined) o.chain = affinityChainOf(t);
+    }
+    if (!o.rejected && t !== undefined) {
+      o.affinityBackends = s.backends.filter((b) => b.weight > 0).map((b) => ({ key: `${s.vip} . ${b.ip}` }));
     }
     out.set(s.vip, o);
   }
   return out;
 }
 
+/** The timeouts of random affinity VIPs, each a shared chain. */
+const affinityTimeouts = (objects: Iterable<VipObjects>): number[] =>
+  [...new Set([...objects].filter((o) => o.chain !== undefined && o.ownRules === undefined).map((o) => o.svc.affinityTimeoutS!))].sort((a, b) => a - b);
+
 const elementText = (e: Element): string => (e.value === undefined ? e.key : `${e.key} : ${e.value}`);
 
 /**
- * `add element` / `delete element` statements, at most 2,000 elements each,
+ * `add element` / `delete element` statements, at most 1,000 elements each,
  * one element a line, a comment naming the service before its first element.
  */
 function elementStatements(verb: "add" | "delete", set: string, groups: { comment: string; elements: Element[] }[]): string[] {
@@ -191,7 +274,7 @@ const baseChains: { name: string; type: "nat" | "filter"; hook: string; priority
   { name: "filter_forward", type: "filter", hook: "forward", priority: FILTER_PRIORITY, why: "the same for forwarded connections" },
 ];
 
-const natRules = [`ip daddr vmap @${RR_MAP}`, `dnat to ip daddr . numgen random mod 65536 map @${BACKEND_MAP}`];
+const natRules = [`ip daddr vmap @${CHAIN_MAP}`, `dnat to ${RANDOM_CHOICE}`];
 const filterRules = [
   `ip daddr @${REJECT_SET} meta l4proto tcp reject with tcp reset`,
   `ip daddr @${REJECT_SET} reject with icmp type port-unreachable`,
@@ -211,91 +294,130 @@ export function renderRuleset(plan: LbPlan): string {
     `add map ${T} ${BACKEND_MAP} { typeof ip daddr . numgen random mod 65536 : ip daddr; flags interval; }`,
     "# VIPs of services with no ready task",
     `add set ${T} ${REJECT_SET} { type ipv4_addr; }`,
-    "# VIPs scheduled round-robin, each to its own chain",
-    `add map ${T} ${RR_MAP} { type ipv4_addr : verdict; }`,
+    "# VIPs with a chain of their own: round-robin, client-IP affinity",
+    `add map ${T} ${CHAIN_MAP} { type ipv4_addr : verdict; }`,
+    "# client . VIP -> the task its last new connection went to, written by packets; each element expires by itself",
+    `add map ${T} ${AFFINITY_MAP} { type ipv4_addr . ipv4_addr : ipv4_addr; size ${AFFINITY_SIZE}; flags dynamic, timeout; }`,
+    "# VIP . task: where an affinity VIP may send a client it remembers",
+    `add set ${T} ${AFFINITY_BACKENDS} { type ipv4_addr . ipv4_addr; }`,
   ];
   for (const c of baseChains) {
     out.push("", `# ${c.why}`);
     out.push(`add chain ${T} ${c.name} { type ${c.type} hook ${c.hook} priority ${c.priority}; policy accept; }`);
     for (const r of c.type === "nat" ? natRules : filterRules) out.push(`add rule ${T} ${c.name} ${r}`);
   }
-  const rr = objects.filter((o) => o.rrRule !== undefined);
-  if (rr.length > 0) out.push("", "# round-robin VIPs: a counter needs a rule of its own");
-  for (const o of rr) out.push(...rrChainAdd(o));
-  out.push(...section("round-robin VIPs", elementStatements("add", RR_MAP, rr.map(rrElementGroup))));
+  for (const t of affinityTimeouts(objects)) out.push("", ...affinityChainAdd(t));
+  const own = objects.filter((o) => o.ownRules !== undefined);
+  if (own.length > 0) out.push("", "# round-robin VIPs: a counter needs a chain of its own");
+  for (const o of own) out.push(...ownChainAdd(o));
+  const chained = objects.filter((o) => o.chain !== undefined);
+  out.push(...section("VIPs with a chain of their own", elementStatements("add", CHAIN_MAP, chained.map(chainElementGroup))));
   out.push(...section("VIPs that refuse", elementStatements("add", REJECT_SET, objects.filter((o) => o.rejected).map(rejectGroup))));
   out.push(...section("backends of random VIPs", elementStatements("add", BACKEND_MAP, objects.filter((o) => o.slices.length > 0).map(slicesGroup))));
+  out.push(...section("backends of affinity VIPs", elementStatements("add", AFFINITY_BACKENDS, objects.filter((o) => o.affinityBackends.length > 0).map(affinityGroup))));
   return `${out.join("\n")}\n`;
 }
 
 const section = (title: string, statements: string[]): string[] => (statements.length === 0 ? [] : ["", `# ${title}`, ...statements]);
 
-const rrChainAdd = (o: VipObjects): string[] => [
-  `# ${serviceComment(o.svc)}`,
-  `add chain ${T} ${rrChainOf(o.svc.vip)}`,
-  `add rule ${T} ${rrChainOf(o.svc.vip)} ${o.rrRule!}`,
+const affinityChainAdd = (t: number): string[] => [
+  `# random VIPs with client-IP affinity for ${t} s: a remembered task if still a backend, else a new one, remembered`,
+  `add chain ${T} ${affinityChainOf(t)}`,
+  ...affinityRules(t, RANDOM_CHOICE).map((r) => `add rule ${T} ${affinityChainOf(t)} ${r}`),
 ];
-const rrChainDelete = (vip: string): string[] => [`flush chain ${T} ${rrChainOf(vip)}`, `delete chain ${T} ${rrChainOf(vip)}`];
-const rrElementGroup = (o: VipObjects) => ({ comment: serviceComment(o.svc), elements: [{ key: o.svc.vip, value: `goto ${rrChainOf(o.svc.vip)}` }] });
+const sharedChainDelete = (t: number): string[] => [`flush chain ${T} ${affinityChainOf(t)}`, `delete chain ${T} ${affinityChainOf(t)}`];
+const ownChainAdd = (o: VipObjects): string[] => [
+  `# ${serviceComment(o.svc)}`,
+  `add chain ${T} ${o.chain!}`,
+  ...o.ownRules!.map((r) => `add rule ${T} ${o.chain!} ${r}`),
+];
+const ownChainDelete = (o: VipObjects): string[] => [`# ${serviceComment(o.svc)}`, `flush chain ${T} ${o.chain!}`, `delete chain ${T} ${o.chain!}`];
+const chainElementGroup = (o: VipObjects) => ({ comment: serviceComment(o.svc), elements: [{ key: o.svc.vip, value: `goto ${o.chain!}` }] });
 const rejectGroup = (o: VipObjects) => ({ comment: serviceComment(o.svc), elements: [{ key: o.svc.vip }] });
 const slicesGroup = (o: VipObjects) => ({ comment: serviceComment(o.svc), elements: o.slices });
+const affinityGroup = (o: VipObjects) => ({ comment: serviceComment(o.svc), elements: o.affinityBackends });
+
+/** The elements of `a` not in `b`. */
+const minus = (a: Element[], b: Element[]): Element[] => {
+  const there = new Set(b.map(elementText));
+  return a.filter((e) => !there.has(elementText(e)));
+};
 
 /**
  * What turns the kernel state of `prev` into that of `next`, in one
  * transaction: deletes first (an interval must be gone before another takes
- * its slots), then adds. Only the VIPs that changed appear, and of those only
- * the elements that changed. "" when nothing did.
+ * its slots, a chain's vmap element before the chain), then adds. Only the
+ * VIPs that changed appear, and of those only the elements that changed.
+ * The affinity map's own elements, written by packets, are left alone. ""
+ * when nothing changed.
  */
 export function renderDelta(prev: LbPlan, next: LbPlan): string {
   const before = objectsOf(prev);
   const after = objectsOf(next);
   const vips = [...new Set([...before.keys(), ...after.keys()])].sort((a, b) => parseIpv4(a)! - parseIpv4(b)!);
 
-  const delRr: { comment: string; elements: Element[] }[] = [];
+  type Groups = { comment: string; elements: Element[] }[];
+  const delChained: Groups = [];
   const delChains: string[] = [];
-  const delSlices: { comment: string; elements: Element[] }[] = [];
-  const delRejects: { comment: string; elements: Element[] }[] = [];
-  const changedRr: string[] = [];
+  const delSlices: Groups = [];
+  const delRejects: Groups = [];
+  const delAffinity: Groups = [];
+  const changedChains: string[] = [];
   const addChains: string[] = [];
-  const addRr: { comment: string; elements: Element[] }[] = [];
-  const addRejects: { comment: string; elements: Element[] }[] = [];
-  const addSlices: { comment: string; elements: Element[] }[] = [];
+  const addChained: Groups = [];
+  const addRejects: Groups = [];
+  const addSlices: Groups = [];
+  const addAffinity: Groups = [];
 
   for (const vip of vips) {
     const a = before.get(vip);
     const b = after.get(vip);
     const svc = (b ?? a)!.svc;
     const comment = serviceComment(svc);
-    // rr chain: gone, new, or its rule replaced
-    if (a?.rrRule !== undefined && b?.rrRule === undefined) {
-      delRr.push(rrElementGroup(a));
-      delChains.push(`# ${serviceComment(a.svc)}`, ...rrChainDelete(vip));
-    } else if (a?.rrRule === undefined && b?.rrRule !== undefined) {
-      addChains.push(...rrChainAdd(b));
-      addRr.push(rrElementGroup(b));
-    } else if (a?.rrRule !== undefined && b?.rrRule !== undefined && a.rrRule !== b.rrRule) {
-      changedRr.push(`# ${comment}`, `flush chain ${T} ${rrChainOf(vip)}`, `add rule ${T} ${rrChainOf(vip)} ${b.rrRule}`);
+    // where @vip_chains sends it
+    if (a?.chain !== b?.chain) {
+      if (a?.chain !== undefined) delChained.push(chainElementGroup(a));
+      if (b?.chain !== undefined) addChained.push(chainElementGroup(b));
+    }
+    // its own chain: gone, new, or its rules replaced
+    if (a?.ownRules !== undefined && b?.ownRules === undefined) {
+      delChains.push(...ownChainDelete(a));
+    } else if (a?.ownRules === undefined && b?.ownRules !== undefined) {
+      addChains.push(...ownChainAdd(b));
+    } else if (a?.ownRules !== undefined && b?.ownRules !== undefined && a.ownRules.join("\n") !== b.ownRules.join("\n")) {
+      changedChains.push(`# ${comment}`, `flush chain ${T} ${b.chain!}`, ...b.ownRules.map((r) => `add rule ${T} ${b.chain!} ${r}`));
     }
     if (a?.rejected && !b?.rejected) delRejects.push({ comment, elements: [{ key: vip }] });
     if (!a?.rejected && b?.rejected) addRejects.push({ comment, elements: [{ key: vip }] });
-    const had = new Set((a?.slices ?? []).map(elementText));
-    const has = new Set((b?.slices ?? []).map(elementText));
-    const gone = (a?.slices ?? []).filter((e) => !has.has(elementText(e)));
-    const come = (b?.slices ?? []).filter((e) => !had.has(elementText(e)));
-    if (gone.length > 0) delSlices.push({ comment, elements: gone });
-    if (come.length > 0) addSlices.push({ comment, elements: come });
+    for (const [was, is, del, add] of [
+      [a?.slices ?? [], b?.slices ?? [], delSlices, addSlices],
+      [a?.affinityBackends ?? [], b?.affinityBackends ?? [], delAffinity, addAffinity],
+    ] as const) {
+      const gone = minus(was, is);
+      const come = minus(is, was);
+      if (gone.length > 0) del.push({ comment, elements: gone });
+      if (come.length > 0) add.push({ comment, elements: come });
+    }
   }
+  // the shared chains of affinity timeouts, by what uses them
+  const had = affinityTimeouts(before.values());
+  const has = affinityTimeouts(after.values());
+  for (const t of had) if (!has.includes(t)) delChains.push(`# no random VIP has affinity for ${t} s any more`, ...sharedChainDelete(t));
+  const newShared = has.filter((t) => !had.includes(t)).flatMap(affinityChainAdd);
 
   const statements = [
-    ...elementStatements("delete", RR_MAP, delRr),
+    ...elementStatements("delete", CHAIN_MAP, delChained),
     ...delChains,
     ...elementStatements("delete", BACKEND_MAP, delSlices),
     ...elementStatements("delete", REJECT_SET, delRejects),
-    ...changedRr,
+    ...elementStatements("delete", AFFINITY_BACKENDS, delAffinity),
+    ...changedChains,
+    ...newShared,
     ...addChains,
-    ...elementStatements("add", RR_MAP, addRr),
+    ...elementStatements("add", CHAIN_MAP, addChained),
     ...elementStatements("add", REJECT_SET, addRejects),
     ...elementStatements("add", BACKEND_MAP, addSlices),
+    ...elementStatements("add", AFFINITY_BACKENDS, addAffinity),
   ];
   if (statements.length === 0) return "";
   return `# vipmesh load balancing: changes since the last sync, one transaction.\n${statements.join("\n")}\n`;

@@ -8,6 +8,8 @@ export interface EndpointSpec {
   'ports'?: (_vipmesh_v1_PortConfig)[];
   'lbScheduler'?: (string);
   'lbWeights'?: ({[key: number]: number});
+  'lbAffinity'?: (string);
+  'lbAffinityTimeoutS'?: (number);
 }
 
 export interface EndpointSpec__Output {
@@ -15,4 +17,6 @@ export interface EndpointSpec__Output {
   'ports': (_vipmesh_v1_PortConfig__Output)[];
   'lbScheduler': (string);
   'lbWeights': ({[key: number]: number});
+  'lbAffinity': (string);
+  'lbAffinityTimeoutS': (number);
 }

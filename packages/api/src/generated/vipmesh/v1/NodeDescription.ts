@@ -4,8 +4,10 @@
 
 export interface NodeDescription {
   'hostname'?: (string);
+  'dataplane'?: (string);
 }
 
 export interface NodeDescription__Output {
   'hostname': (string);
+  'dataplane': (string);
 }

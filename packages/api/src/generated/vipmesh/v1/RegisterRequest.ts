@@ -7,6 +7,7 @@ export interface RegisterRequest {
   'addr'?: (string);
   'nodeId'?: (string);
   'labels'?: ({[key: string]: string});
+  'dataplane'?: (string);
 }
 
 export interface RegisterRequest__Output {
@@ -14,4 +15,5 @@ export interface RegisterRequest__Output {
   'addr': (string);
   'nodeId': (string);
   'labels': ({[key: string]: string});
+  'dataplane': (string);
 }

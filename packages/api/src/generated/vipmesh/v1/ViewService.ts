@@ -11,6 +11,8 @@ export interface ViewService {
   'ports'?: (_vipmesh_v1_PortConfig)[];
   'virtualIps'?: (_vipmesh_v1_EndpointVirtualIp)[];
   'lbScheduler'?: (string);
+  'lbAffinity'?: (string);
+  'lbAffinityTimeoutS'?: (number);
 }
 
 export interface ViewService__Output {
@@ -20,4 +22,6 @@ export interface ViewService__Output {
   'ports': (_vipmesh_v1_PortConfig__Output)[];
   'virtualIps': (_vipmesh_v1_EndpointVirtualIp__Output)[];
   'lbScheduler': (string);
+  'lbAffinity': (string);
+  'lbAffinityTimeoutS': (number);
 }
