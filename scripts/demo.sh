@@ -2,7 +2,9 @@
 # The main job: a 3-node lab on this machine (one network namespace per node,
 # a real manager, a real agent per node) and the seed scenario as far as it
 # exists: the overlay network collabnet, the 3-replica service collabweb spread
-# over the nodes, its tasks reaching each other across nodes over VXLAN. It
+# over the nodes, its VIP balanced by the kernel (random, rr, client-IP
+# affinity) and resolved by the embedded DNS, its tasks reaching each other
+# across nodes over VXLAN. It
 # stays up until Ctrl-C, then removes everything it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,9 +47,8 @@ vipmesh service inspect collab-box | node -e '
   console.log(JSON.stringify(s.Endpoint.VirtualIPs));'
 
 say "From inside collab-box, the embedded DNS (127.0.0.11) resolves collabweb to its VIP, and tasks.collabweb to its tasks:"
-step vipmesh exec collab-box.1 -- getent hosts collabweb
-printf '\n\033[1m$ vipmesh exec collab-box.1 -- getent ahostsv4 tasks.collabweb\033[0m  (one line per address)\n'
-vipmesh exec collab-box.1 -- getent ahostsv4 tasks.collabweb | awk '$2 == "STREAM" { print $1 }'
+step vipmesh exec collab-box.1 -- dig +short collabweb
+step vipmesh exec collab-box.1 -- dig +short tasks.collabweb
 
 say "Requests to http://collabweb from inside collab-box are spread over the three replicas by the kernel:"
 for _ in 1 2 3 4 5 6 7 8 9; do
@@ -57,6 +58,18 @@ done | sort | uniq -c
 say "5. The load-balancing state inside collab-box's sandbox, read from the kernel (the seed used ipvsadm;"
 say "   here the nftables dataplane: one interval map from VIP x random slice to task IP)"
 step vipmesh exec collab-box.1 -- nft list map ip vipmesh be
+
+say "Round-robin, as the seed's IPVS did it: six requests answered by the three replicas in turn"
+step vipmesh service update --lb-scheduler rr collabweb
+for _ in 1 2 3 4 5 6; do
+  vipmesh exec collab-box.1 -- curl -s --max-time 2 "http://collabweb/" | grep -E '^Task:' || true
+done
+
+say "Client-IP affinity: collab-box's new connections all go to one replica (for 10 min after its last)"
+step vipmesh service update --lb-affinity client-ip --lb-affinity-timeout 600 collabweb
+for _ in 1 2 3 4 5 6; do
+  vipmesh exec collab-box.1 -- curl -s --max-time 2 "http://collabweb/" | grep -E '^Task:' || true
+done | sort | uniq -c
 
 say "Which tasks stand behind each VIP on collabnet, and whether they take new connections (Docker's network inspect -v):"
 vipmesh network inspect --verbose collabnet | node -e '
