@@ -227,9 +227,55 @@ function objectsOf(plan: LbPlan): Map<string, VipObjects> {
   return out;
 }
 
-/** The timeouts of random affinity VIPs, each a shared chain. */
-const affinityTimeouts = (objects: Iterable<VipObjects>): number[] =>
-  [...new Set([...objects].filter((o) => o.chain !== undefined && o.ownRules === undefined).map((o) => o.svc.affinityTimeoutS!))].sort((a, b) => a - b);
+/** The timeouts of random affinity VIPs that take connections (objectsOf gives them a chain): each a shared chain. */
+function sharedAffinityTimeouts(plan: LbPlan): number[] {
+  const out = new Set<number>();
+  for (const s of plan.services) {
+    if (s.scheduler !== "rr" && s.affinityTimeoutS !== undefined && s.backends.some((b) => b.weight > 0)) out.add(s.affinityTimeoutS);
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+const sameService = (a: LbService, b: LbService): boolean =>
+  a.scheduler === b.scheduler &&
+  a.affinityTimeoutS === b.affinityTimeoutS &&
+  a.backends.length === b.backends.length &&
+  a.backends.every((x, i) => x.ip === b.backends[i]!.ip && x.weight === b.backends[i]!.weight);
+
+/**
+ * The services of two plans that differ, by VIP: one merge walk over both, in
+ * their canonical order (by VIP, as canonicalLbPlan gives them), comparing
+ * values — a VIP is parsed only where the two walks disagree. A new VIP is
+ * only in `is`, a gone one only in `was`. Out of order, a VIP in both may land
+ * in both unchanged: more work for renderDelta, never a wrong script.
+ */
+function changedServices(prev: LbPlan, next: LbPlan): { was: LbService[]; is: LbService[] } {
+  const was: LbService[] = [];
+  const is: LbService[] = [];
+  const a = prev.services;
+  const b = next.services;
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    const y = b[j];
+    if (x && y && x.vip === y.vip) {
+      if (!sameService(x, y)) {
+        was.push(x);
+        is.push(y);
+      }
+      i++;
+      j++;
+    } else if (x && (!y || (parseIpv4(x.vip) ?? -1) < (parseIpv4(y.vip) ?? -1))) {
+      was.push(x);
+      i++;
+    } else {
+      is.push(y!);
+      j++;
+    }
+  }
+  return { was, is };
+}
 
 const elementText = (e: Element): string => (e.value === undefined ? e.key : `${e.key} : ${e.value}`);
 
@@ -306,7 +352,7 @@ export function renderRuleset(plan: LbPlan): string {
     out.push(`add chain ${T} ${c.name} { type ${c.type} hook ${c.hook} priority ${c.priority}; policy accept; }`);
     for (const r of c.type === "nat" ? natRules : filterRules) out.push(`add rule ${T} ${c.name} ${r}`);
   }
-  for (const t of affinityTimeouts(objects)) out.push("", ...affinityChainAdd(t));
+  for (const t of sharedAffinityTimeouts(plan)) out.push("", ...affinityChainAdd(t));
   const own = objects.filter((o) => o.ownRules !== undefined);
   if (own.length > 0) out.push("", "# round-robin VIPs: a counter needs a chain of its own");
   for (const o of own) out.push(...ownChainAdd(o));
@@ -344,7 +390,8 @@ const minus = (a: Element[], b: Element[]): Element[] => {
 };
 
 /**
- * What turns the kernel state of `prev` into that of `next`, in one
+ * What turns the kernel state of `prev` into that of `next` (both canonical:
+ * canonicalLbPlan, which lbPlanFor gives), in one
  * transaction: deletes first (an interval must be gone before another takes
  * its slots, a chain's vmap element before the chain), then adds. Only the
  * VIPs that changed appear, and of those only the elements that changed.
@@ -352,8 +399,10 @@ const minus = (a: Element[], b: Element[]): Element[] => {
  * when nothing changed.
  */
 export function renderDelta(prev: LbPlan, next: LbPlan): string {
-  const before = objectsOf(prev);
-  const after = objectsOf(next);
+  // only the VIPs that changed are rendered: the cost follows the change, not the number of services
+  const changed = changedServices(prev, next);
+  const before = objectsOf({ services: changed.was });
+  const after = objectsOf({ services: changed.is });
   const vips = [...new Set([...before.keys(), ...after.keys()])].sort((a, b) => parseIpv4(a)! - parseIpv4(b)!);
 
   type Groups = { comment: string; elements: Element[] }[];
@@ -399,9 +448,9 @@ export function renderDelta(prev: LbPlan, next: LbPlan): string {
       if (come.length > 0) add.push({ comment, elements: come });
     }
   }
-  // the shared chains of affinity timeouts, by what uses them
-  const had = affinityTimeouts(before.values());
-  const has = affinityTimeouts(after.values());
+  // the shared chains of affinity timeouts, by what uses them in the whole plans
+  const had = sharedAffinityTimeouts(prev);
+  const has = sharedAffinityTimeouts(next);
   for (const t of had) if (!has.includes(t)) delChains.push(`# no random VIP has affinity for ${t} s any more`, ...sharedChainDelete(t));
   const newShared = has.filter((t) => !had.includes(t)).flatMap(affinityChainAdd);
 
