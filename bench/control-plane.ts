@@ -35,7 +35,7 @@
 // 0 is this thread with the simulated agents, 1 and 3 are tsx's loader threads).
 
 import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
-import { SimAgent, tempDir } from "@vipmesh/testing";
+import { SimAgent, seededRandom, tempDir } from "@vipmesh/testing";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
@@ -171,18 +171,6 @@ function machineBusyMs(): number {
   let busy = 0;
   for (const c of cpus()) busy += c.times.user + c.times.nice + c.times.sys + c.times.irq;
   return busy;
-}
-
-/** mulberry32: a seeded PRNG, so that runs scale the same services. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Summary {
@@ -584,7 +572,7 @@ async function main(): Promise<number> {
     // ---- 4. scale operations -------------------------------------------------------------
     phase = "scale";
     mark("baselineEnd");
-    const rand = prng(o.seed);
+    const rand = seededRandom(o.seed);
     const samples: ScaleSample[] = [];
     const warmSamples: ScaleSample[] = [];
     let eluScale0 = manager.elu();

@@ -50,6 +50,7 @@ import { cpus, release, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { EmbeddedDns } from "@vipmesh/agent";
+import { seededRandom } from "@vipmesh/testing";
 import {
   type DnsRecords,
   type NetworkView,
@@ -105,18 +106,6 @@ function ensureTools(): void {
     install();
   }
   if (!has("dnsperf") || !has("dnsmasq")) throw new Error("dnsperf or dnsmasq still missing after apt-get install");
-}
-
-/** mulberry32: a seeded PRNG, so that every run asks the same names in the same order. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Cluster {
@@ -433,7 +422,7 @@ async function main(): Promise<void> {
   const hostsFile = join(workDir, "hosts");
   writeFileSync(hostsFile, c.hosts);
   const queryFile = join(workDir, "queries");
-  const random = prng(1);
+  const random = seededRandom(1);
   const order = [...c.names];
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));

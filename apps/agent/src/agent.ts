@@ -254,6 +254,8 @@ export class Agent {
       this.dnsRecords.set(sandbox, records);
       await this.o.dns.attach(sandbox, () => this.dnsRecords.get(sandbox) ?? emptyDnsRecords());
     }
+    // last: what a client still sends to a backend that left, once no new flow can go there
+    await this.o.loadBalancer?.flushStaleFlows(sandbox);
   }
 
   /** The LB plan and DNS records of a sandbox on `networkIds`, from the current view (with many services, each costs a walk over all of them). */

@@ -5,5 +5,5 @@ export { KernelOverlay } from "./kernel/overlay.ts";
 export { KernelSandboxes } from "./kernel/sandbox.ts";
 export { KernelNftables } from "./dataplane/nftables/kernel.ts";
 // what KernelNftables feeds to `nft -f`: for bench/nft-programming.ts, which times exactly that
-export { renderDelta, renderRuleset } from "./dataplane/nftables/render.ts";
+export { renderChange, renderRuleset } from "./dataplane/nftables/render.ts";
 export { EmbeddedDns } from "./dns/server.ts";

@@ -117,7 +117,7 @@ function checkedWeight(w: number, e: ViewEndpoint): number {
  * owners of one key.
  */
 export function canonicalLbPlan(plan: LbPlan): LbPlan {
-  // each VIP parsed once, not in the comparator: with 30k services that is 13 ms instead of 57
+  // each VIP parsed once, not in every comparison: the agent sorts every VIP of the view per change
   const keyed = plan.services.map((s) => ({ s, n: parseIpv4(s.vip) ?? 0 }));
   keyed.sort((a, b) => a.n - b.n || byText(a.s.vip, b.s.vip) || byText(a.s.serviceId, b.s.serviceId));
   const sorted = keyed.map((k) => k.s);

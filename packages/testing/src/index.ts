@@ -1,2 +1,3 @@
 export * from "./sim-agent.ts";
 export * from "./wait.ts";
+export { seededRandom } from "./random.ts";

@@ -1,13 +1,14 @@
 // The nftables dataplane in the kernel: one vipmesh table per sandbox, loaded
-// whole the first time (and after any failure), then changed by element deltas
-// against the plan last applied there (render.ts says why this layout). When a
+// whole the first time (and after any failure, or when a delta would cost
+// more), else changed by element deltas against the plan last applied there
+// (render.ts says why this layout). When a
 // VIP loses a backend, the sandbox's UDP flows still NAT-ed to it are flushed
 // (kernel/conntrack.ts says why).
 
 import type { LbPlan } from "@vipmesh/core";
 import { flushStaleUdpFlows, lostBackends } from "../../kernel/conntrack.ts";
 import { run } from "../../kernel/run.ts";
-import { renderDelta, renderRuleset } from "./render.ts";
+import { renderChange, renderRuleset } from "./render.ts";
 
 export interface KernelNftablesOptions {
   /** Where a failed flush of stale UDP flows is said (the rules are in place all the same). */
@@ -19,38 +20,53 @@ export class KernelNftables {
   readonly dataplane = "nftables" as const;
   /** What each sandbox's table holds, as far as this process applied it. */
   private readonly applied = new Map<string, LbPlan>();
+  /** Sandboxes whose last sync lost a backend (or knew nothing before), with the plan before it. */
+  private readonly lost = new Map<string, LbPlan | undefined>();
 
   constructor(private readonly o: KernelNftablesOptions = {}) {}
 
-  /** Brings a sandbox's table to `plan`: a delta when the last plan is known, else a full load. */
+  /**
+   * Brings a sandbox's table to `plan`: a delta when the last plan is known,
+   * else a full load. Call flushStaleFlows after it, off the critical path
+   * (the agent does once the sandbox's DNS is updated too).
+   */
   async sync(sandbox: string, plan: LbPlan): Promise<void> {
     const prev = this.applied.get(sandbox);
     await this.apply(sandbox, plan, prev);
-    // after a full load nothing says what was there before (an agent restart): look at every flow
-    if (!prev || lostBackends(prev, plan)) {
-      await flushStaleUdpFlows(sandbox, plan, prev).catch((e: unknown) =>
-        this.o.log?.(`${sandbox}: stale UDP flows not flushed: ${e instanceof Error ? e.message : String(e)}`),
-      );
-    }
+    // after a full load nothing says what was there before (an agent restart): every flow is looked at;
+    // not flushed yet since an earlier loss: the plan before that one says which VIPs went
+    if ((!prev || lostBackends(prev, plan)) && !this.lost.has(sandbox)) this.lost.set(sandbox, prev);
+  }
+
+  /** Deletes the UDP flows still NAT-ed to backends the last syncs took away (a failure is logged: the rules are right all the same). */
+  async flushStaleFlows(sandbox: string): Promise<void> {
+    const plan = this.applied.get(sandbox);
+    if (!plan || !this.lost.has(sandbox)) return;
+    const prev = this.lost.get(sandbox);
+    this.lost.delete(sandbox);
+    await flushStaleUdpFlows(sandbox, plan, prev).catch((e: unknown) =>
+      this.o.log?.(`${sandbox}: stale UDP flows not flushed: ${e instanceof Error ? e.message : String(e)}`),
+    );
   }
 
   forget(sandbox: string): void {
     this.applied.delete(sandbox);
+    this.lost.delete(sandbox);
   }
 
   private async apply(sandbox: string, plan: LbPlan, prev: LbPlan | undefined): Promise<void> {
-    if (prev) {
-      const delta = renderDelta(prev, plan);
-      if (delta === "") return;
+    const change = renderChange(prev, plan);
+    if (change.script === "") return;
+    if (!change.full) {
       try {
-        await this.load(sandbox, delta);
+        await this.load(sandbox, change.script);
         this.applied.set(sandbox, plan);
         return;
       } catch {
         this.applied.delete(sandbox); // the table is not what we thought: load it whole
       }
     }
-    await this.load(sandbox, renderRuleset(plan));
+    await this.load(sandbox, change.full ? change.script : renderRuleset(plan));
     this.applied.set(sandbox, plan);
   }
 

@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { MAX_ELEMENTS_PER_STATEMENT, NftRenderError, renderDelta, renderRuleset } from "./render.ts";
+import { MAX_DELTA_SLICE_DELETES, MAX_ELEMENTS_PER_STATEMENT, NftRenderError, renderChange, renderDelta, renderRuleset } from "./render.ts";
 import type { LbPlan } from "@vipmesh/core";
 import { goldenPlans, svc } from "./testdata/plans.ts";
 
@@ -176,5 +176,26 @@ describe("client-IP affinity", () => {
     for (const t of [0, -5, 1.5]) {
       expect(() => renderRuleset({ services: [svc("svc-x", "10.0.1.2", ["10.0.1.5"], "random", t)] })).toThrow(NftRenderError);
     }
+  });
+});
+
+describe("renderChange: what the agent loads", () => {
+  const many = goldenPlans["chunked-2002-elements"]!;
+  /** `n` services of `plan` lose their first backend. */
+  const shrink = (plan: LbPlan, n: number): LbPlan => ({
+    services: plan.services.map((s, i) => (i < n ? { ...s, backends: s.backends.slice(1) } : s)),
+  });
+
+  it("loads the whole ruleset when nothing is known, nothing when nothing changed, else the delta", () => {
+    expect(renderChange(undefined, many)).toEqual({ script: renderRuleset(many), full: true });
+    expect(renderChange(many, structuredClone(many))).toEqual({ script: "", full: false });
+    expect(renderChange(many, shrink(many, 3))).toEqual({ script: renderDelta(many, shrink(many, 3)), full: false });
+  });
+
+  it("loads the whole ruleset when the delta would delete more slices than a full load costs", () => {
+    // each shrunk service deletes its old slices (two) and adds one covering everything
+    const under = Math.floor(MAX_DELTA_SLICE_DELETES / 2);
+    expect(renderChange(many, shrink(many, under)).full).toBe(false);
+    expect(renderChange(many, shrink(many, under + 1))).toEqual({ script: renderRuleset(shrink(many, under + 1)), full: true });
   });
 });
