@@ -1,11 +1,32 @@
 // IPv4 arithmetic on unsigned 32-bit integers.
 
-const OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
+/**
+ * "a.b.c.d" as a number; undefined unless exactly four decimal octets 0-255
+ * without leading zeros. A character loop, not split and regular expressions:
+ * the agent parses every address of its view on every change.
+ */
 export function parseIpv4(text: string): number | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4 || !parts.every((p) => OCTET.test(p))) return undefined;
-  return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i === text.length ? 46 /* . */ : text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || octet > 255 || dots === 4) return undefined;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return undefined; // a leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3) return undefined;
+    } else {
+      return undefined;
+    }
+  }
+  return dots === 4 ? value : undefined;
 }
 
 export function formatIpv4(n: number): string {
@@ -41,7 +62,10 @@ export const cidrsOverlap = (a: Cidr, b: Cidr): boolean =>
   a.base < b.base + b.size && b.base < a.base + a.size;
 
 /** Strips the prefix length: "10.0.3.2/24" → "10.0.3.2". */
-export const addrOf = (cidrAddr: string): string => cidrAddr.split("/")[0]!;
+export const addrOf = (cidrAddr: string): string => {
+  const slash = cidrAddr.indexOf("/");
+  return slash === -1 ? cidrAddr : cidrAddr.slice(0, slash);
+};
 
 /** Docker's convention: a locally administered MAC derived from the IPv4 address. */
 export function macForIpv4(addr: string): string {
