@@ -9,11 +9,10 @@ import {
   addrOf,
   attachmentRefusal,
   type DnsRecords,
-  dnsRecordsFor,
   emptyDnsRecords,
   isTerminal,
-  type LbPlan,
-  lbPlanFor,
+  SandboxDerivation,
+  type ViewDelta,
   macForIpv4,
   type Task,
 } from "@vipmesh/core";
@@ -61,10 +60,8 @@ export class Agent {
   private readonly stopping = new Map<string, number>();
   /** Per sandbox, what its DNS answers (read on every query, so kept ready-made). */
   private readonly dnsRecords = new Map<string, DnsRecords>();
-  /** Counts the view's changes, so that what is derived from it knows when it is stale. */
-  private viewChanges = 0;
-  /** Per set of networks, what a sandbox on them gets from the current view: made once, shared by its sandboxes. */
-  private derived = { viewChanges: -1, byNetworks: new Map<string, { plan: LbPlan; records: DnsRecords }>() };
+  /** Per set of networks, what a sandbox on them gets from the view (LB plan, DNS records), kept current from its deltas. */
+  private readonly derivations = new Map<string, SandboxDerivation>();
 
   private get stopGraceMs(): number {
     return this.o.stopGraceMs ?? 10_000;
@@ -105,8 +102,9 @@ export class Agent {
     });
     // a new session may have missed what the last one said: say it again
     this.session.on("open", () => this.reported.clear());
-    this.session.on("view", () => {
-      this.viewChanges++;
+    this.session.on("view", (delta: ViewDelta, full: boolean) => {
+      if (full) this.derivations.clear(); // made anew from the new view when next asked for
+      else for (const d of this.derivations.values()) d.apply(this.session.view, delta);
       this.runner.run();
     });
     this.session.start();
@@ -212,6 +210,8 @@ export class Agent {
     for (const taskId of this.reported.keys()) if (!view.tasks.has(taskId)) this.reported.delete(taskId);
     for (const taskId of this.ended.keys()) if (!view.tasks.has(taskId)) this.ended.delete(taskId);
     for (const taskId of this.stopping.keys()) if (!view.tasks.has(taskId)) this.stopping.delete(taskId);
+    const used = new Set(tasks.map((t) => networksKey(t.networks.map((a) => a.networkId))));
+    for (const key of this.derivations.keys()) if (!used.has(key)) this.derivations.delete(key);
 
     this.session.ack(version);
   }
@@ -258,16 +258,11 @@ export class Agent {
     await this.o.loadBalancer?.flushStaleFlows(sandbox);
   }
 
-  /** The LB plan and DNS records of a sandbox on `networkIds`, from the current view (with many services, each costs a walk over all of them). */
-  private derivedFor(networkIds: string[]): { plan: LbPlan; records: DnsRecords } {
-    if (this.derived.viewChanges !== this.viewChanges) this.derived = { viewChanges: this.viewChanges, byNetworks: new Map() };
-    const key = [...networkIds].sort().join(" ");
-    let d = this.derived.byNetworks.get(key);
-    if (!d) {
-      const networks = new Set(networkIds);
-      d = { plan: lbPlanFor(this.session.view, networks), records: dnsRecordsFor(this.session.view, networks) };
-      this.derived.byNetworks.set(key, d);
-    }
+  /** The LB plan and DNS records of a sandbox on `networkIds`, as the view now says. */
+  private derivedFor(networkIds: string[]): SandboxDerivation {
+    const key = networksKey(networkIds);
+    let d = this.derivations.get(key);
+    if (!d) this.derivations.set(key, (d = new SandboxDerivation(this.session.view, new Set(networkIds))));
     return d;
   }
 
@@ -283,6 +278,8 @@ export class Agent {
     this.processes.forget(taskId);
   }
 }
+
+const networksKey = (networkIds: string[]): string => [...networkIds].sort().join(" ");
 
 /** `ip netns exec` bind-mounts /etc/netns/NAME/* over /etc/*: each sandbox gets its own hosts and resolv.conf. */
 const NETNS_ETC = "/etc/netns";

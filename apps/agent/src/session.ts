@@ -48,7 +48,8 @@ export interface LogPiece {
 /** Answers a log request through `send`; resolves when it is done or `signal` aborted it. */
 export type LogServer = (req: LogRequest, send: (piece: LogPiece) => Promise<void>, signal: AbortSignal) => Promise<void>;
 
-export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
+/** `view`: the delta just applied to the view, and whether it was a full assignment (the view made anew). */
+export class ManagerSession extends EventEmitter<{ open: []; view: [delta: ViewDelta, full: boolean] }> {
   readonly view: NetworkView = emptyView();
   /** Version of the assignment the view holds; 0 before the first one. */
   version = 0;
@@ -164,9 +165,10 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [] }> {
     if (a.full) {
       for (const map of Object.values(this.view)) (map as Map<string, unknown>).clear();
     }
-    applyViewDelta(this.view, a as unknown as ViewDelta);
+    const delta = a as unknown as ViewDelta;
+    applyViewDelta(this.view, delta);
     this.version = Number(a.version);
-    this.emit("view");
+    this.emit("view", delta, Boolean(a.full));
   }
 
   private onLogRequest(req: wire.LogRequest): void {

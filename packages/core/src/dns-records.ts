@@ -13,7 +13,7 @@
 // The ingress network is left out: like swarm's, it carries the routing mesh, not discovery.
 
 import { addrOf, parseIpv4 } from "./ipv4.ts";
-import type { NetworkView, ViewEndpoint } from "./network-view.ts";
+import type { NetworkView, ViewEndpoint, ViewService } from "./network-view.ts";
 
 export interface DnsAddressSet {
   /** IPv4 addresses, no prefix, sorted. */
@@ -30,18 +30,40 @@ export interface DnsTaskRecord {
   addrs: string[];
 }
 
+/** What answering needs of a map: a Map, or layers of them (SandboxDerivation). */
+export interface Lookup<K, V> {
+  get(key: K): V | undefined;
+  has(key: K): boolean;
+}
+
 export interface DnsRecords {
   /** Lowercase names, no trailing dot: `<service>` and `tasks.<service>`. */
-  names: Map<string, DnsAddressSet>;
+  names: Lookup<string, DnsAddressSet>;
   /** By lowercase task ID. */
-  tasks: Map<string, DnsTaskRecord>;
+  tasks: Lookup<string, DnsTaskRecord>;
   /** `d.c.b.a.in-addr.arpa` → name. */
-  ptr: Map<string, string>;
+  ptr: Lookup<string, string>;
   /** The asker's networks' subnets: reverse names inside them are ours to deny. */
   subnets: string[];
 }
 
-export const emptyDnsRecords = (): DnsRecords => ({ names: new Map(), tasks: new Map(), ptr: new Map(), subnets: [] });
+/** DnsRecords made at once, as plain maps. */
+export interface DnsRecordMaps extends DnsRecords {
+  names: Map<string, DnsAddressSet>;
+  tasks: Map<string, DnsTaskRecord>;
+  ptr: Map<string, string>;
+}
+
+export const emptyDnsRecords = (): DnsRecordMaps => ({ names: new Map(), tasks: new Map(), ptr: new Map(), subnets: [] });
+
+/** What one service puts in a sandbox's records. */
+export interface DnsServiceEntries {
+  /** Lowercase; the key of its first entry of `names`. */
+  name: string;
+  names: [string, DnsAddressSet][];
+  tasks: [string, DnsTaskRecord][];
+  ptr: [string, string][];
+}
 
 /** Lowercase, without one trailing dot. */
 export const normalizeDnsName = (name: string): string => name.toLowerCase().replace(/\.$/, "");
@@ -55,54 +77,75 @@ const byIp = (a: string, b: string): number => (parseIpv4(a) ?? 0) - (parseIpv4(
 const slotOf = (view: NetworkView, e: ViewEndpoint): number | undefined =>
   view.tasks.get(e.taskId)?.slot ?? (e as ViewEndpoint & { slot?: number }).slot;
 
+/** The networks of `networkIds` whose names a sandbox on them resolves: the ingress network carries no discovery. */
+export const dnsNetworks = (view: NetworkView, networkIds: ReadonlySet<string>): Set<string> =>
+  new Set([...networkIds].filter((id) => view.networks.get(id)?.ingress !== true));
+
+/** The subnets of those networks, whose reverse names are ours to deny. */
+export const dnsSubnets = (view: NetworkView, nets: ReadonlySet<string>): string[] =>
+  [...nets].map((id) => view.networks.get(id)?.subnet).filter((s): s is string => s !== undefined);
+
+/** An endpoint DNS can name: on one of `nets`, with an IPv4 address. */
+export const isDnsEndpoint = (e: ViewEndpoint, nets: ReadonlySet<string>): boolean => nets.has(e.networkId) && parseIpv4(addrOf(e.addr)) !== undefined;
+
 /** The records one sandbox attached to `networkIds` may see. */
-export function dnsRecordsFor(view: NetworkView, networkIds: ReadonlySet<string>): DnsRecords {
-  const nets = new Set([...networkIds].filter((id) => view.networks.get(id)?.ingress !== true));
+export function dnsRecordsFor(view: NetworkView, networkIds: ReadonlySet<string>): DnsRecordMaps {
+  const nets = dnsNetworks(view, networkIds);
   const records = emptyDnsRecords();
-  for (const id of nets) {
-    const n = view.networks.get(id);
-    if (n) records.subnets.push(n.subnet);
-  }
+  records.subnets.push(...dnsSubnets(view, nets));
 
   // endpoints on the asker's networks, by service
   const endpoints = new Map<string, ViewEndpoint[]>();
   for (const e of view.endpoints.values()) {
-    if (!nets.has(e.networkId) || parseIpv4(addrOf(e.addr)) === undefined) continue;
+    if (!isDnsEndpoint(e, nets)) continue;
     const list = endpoints.get(e.serviceId);
     if (list) list.push(e);
     else endpoints.set(e.serviceId, [e]);
   }
 
   for (const svc of [...view.services.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
-    const name = normalizeDnsName(svc.name);
-    const eps = endpoints.get(svc.id) ?? [];
-    const vips = svc.endpointMode === "vip" ? svc.virtualIps.filter((v) => nets.has(v.networkId)).map((v) => addrOf(v.addr)) : [];
-    // on none of the asker's networks, its name does not exist here (a dnsrr service has no VIP to show
-    // its networks, so until it has a task on one of the asker's, it does not exist either)
-    if (vips.length === 0 && eps.length === 0) continue;
-    if (records.names.has(name)) continue; // names are unique in the cluster; a stale view keeps the first by ID
-
-    const ready = [...new Set(eps.filter((e) => e.ready).map((e) => addrOf(e.addr)))].sort(byIp);
-    if (svc.endpointMode === "vip") {
-      records.names.set(name, { addrs: [...new Set(vips)].sort(byIp), shuffle: false });
-      for (const vip of vips) records.ptr.set(reverseDnsName(vip), name);
-    } else {
-      records.names.set(name, { addrs: ready, shuffle: true });
-    }
-    records.names.set(`tasks.${name}`, { addrs: ready, shuffle: true });
-
-    for (const e of eps) {
-      const taskId = e.taskId.toLowerCase();
-      const slot = slotOf(view, e);
-      const middle = slot === undefined ? undefined : slot === 0 ? e.nodeId.toLowerCase() : String(slot);
-      const addr = addrOf(e.addr);
-      const t = records.tasks.get(taskId);
-      if (t) t.addrs = [...new Set([...t.addrs, addr])].sort(byIp);
-      else records.tasks.set(taskId, { serviceName: name, middle, addrs: [addr] });
-      records.ptr.set(reverseDnsName(addr), taskName(name, middle, taskId));
-    }
+    const entries = dnsEntriesOf(view, svc, endpoints.get(svc.id) ?? [], nets);
+    if (!entries || records.names.has(entries.name)) continue; // names are unique in the cluster; a stale view keeps the first by ID
+    for (const [k, v] of entries.names) records.names.set(k, v);
+    for (const [k, v] of entries.tasks) records.tasks.set(k, v);
+    for (const [k, v] of entries.ptr) records.ptr.set(k, v);
   }
   return records;
+}
+
+/**
+ * What one service puts in the records of a sandbox on `nets` (dnsNetworks),
+ * from its endpoints there (isDnsEndpoint); undefined when it is on none of
+ * them: a dnsrr service has no VIP to show its networks, so until it has a
+ * task on one of the asker's, its name does not exist there either.
+ */
+export function dnsEntriesOf(view: NetworkView, svc: ViewService, eps: readonly ViewEndpoint[], nets: ReadonlySet<string>): DnsServiceEntries | undefined {
+  const name = normalizeDnsName(svc.name);
+  const vips = svc.endpointMode === "vip" ? svc.virtualIps.filter((v) => nets.has(v.networkId)).map((v) => addrOf(v.addr)) : [];
+  if (vips.length === 0 && eps.length === 0) return undefined;
+  const out: DnsServiceEntries = { name, names: [], tasks: [], ptr: [] };
+  const ready = [...new Set(eps.filter((e) => e.ready).map((e) => addrOf(e.addr)))].sort(byIp);
+  if (svc.endpointMode === "vip") {
+    out.names.push([name, { addrs: [...new Set(vips)].sort(byIp), shuffle: false }]);
+    for (const vip of vips) out.ptr.push([reverseDnsName(vip), name]);
+  } else {
+    out.names.push([name, { addrs: ready, shuffle: true }]);
+  }
+  out.names.push([`tasks.${name}`, { addrs: ready, shuffle: true }]);
+
+  const tasks = new Map<string, DnsTaskRecord>();
+  for (const e of eps) {
+    const taskId = e.taskId.toLowerCase();
+    const slot = slotOf(view, e);
+    const middle = slot === undefined ? undefined : slot === 0 ? e.nodeId.toLowerCase() : String(slot);
+    const addr = addrOf(e.addr);
+    const t = tasks.get(taskId);
+    if (t) t.addrs = [...new Set([...t.addrs, addr])].sort(byIp);
+    else tasks.set(taskId, { serviceName: name, middle, addrs: [addr] });
+    out.ptr.push([reverseDnsName(addr), taskName(name, middle, taskId)]);
+  }
+  out.tasks = [...tasks];
+  return out;
 }
 
 /** A task's DNS name; without its slot, `<service>.<task>`, which resolves too. */

@@ -12,3 +12,4 @@ export * from "./task-definition.ts";
 export * from "./lb-plan.ts";
 export * from "./dataplanes.ts";
 export * from "./dns-records.ts";
+export * from "./sandbox-derivation.ts";

@@ -63,44 +63,51 @@ const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
  * network (an endpoint on another network is not routable from this one).
  */
 export function lbPlanFor(view: NetworkView, networkIds: ReadonlySet<string>, options: LbPlanOptions = {}): LbPlan {
-  const weightOf = options.weightOf ?? ((e: ViewEndpoint) => e.weight ?? 1);
-  const schedulerOf = options.schedulerOf ?? ((svc: ViewService): LbScheduler => (svc.lbScheduler === "rr" ? "rr" : "random"));
-
-  const ready = new Map<string, ViewEndpoint[]>();
+  const byService = new Map<string, ViewEndpoint[]>();
   for (const e of view.endpoints.values()) {
     if (!e.ready || !networkIds.has(e.networkId)) continue;
-    const k = `${e.serviceId}\n${e.networkId}`;
-    const list = ready.get(k);
+    const list = byService.get(e.serviceId);
     if (list) list.push(e);
-    else ready.set(k, [e]);
+    else byService.set(e.serviceId, [e]);
   }
-
   const services: LbService[] = [];
-  for (const svc of view.services.values()) {
-    if (svc.endpointMode !== "vip") continue;
-    for (const v of svc.virtualIps) {
-      if (!networkIds.has(v.networkId)) continue;
-      const vip = addrOf(v.addr);
-      if (parseIpv4(vip) === undefined) continue;
-      const endpoints = [...(ready.get(`${svc.id}\n${v.networkId}`) ?? [])].sort((a, b) => byText(a.key, b.key));
-      // one backend per address: should an old task and its replacement both claim one, the first by key wins
-      const backends = new Map<string, LbBackend>();
-      for (const e of endpoints) {
-        const ip = addrOf(e.addr);
-        if (parseIpv4(ip) === undefined || backends.has(ip)) continue;
-        backends.set(ip, { ip, weight: checkedWeight(weightOf(e, svc), e) });
-      }
-      services.push({
-        serviceId: svc.id,
-        name: svc.name,
-        vip,
-        scheduler: schedulerOf(svc),
-        ...(svc.lbAffinity === "client-ip" ? { affinityTimeoutS: svc.lbAffinityTimeoutS || DEFAULT_LB_AFFINITY_TIMEOUT_S } : {}),
-        backends: [...backends.values()].sort((a, b) => byIp(a.ip, b.ip)),
-      });
-    }
-  }
+  for (const svc of view.services.values()) services.push(...lbServicesOf(svc, byService.get(svc.id) ?? [], networkIds, options));
   return canonicalLbPlan({ services });
+}
+
+/**
+ * What one service adds to the plan of a sandbox on `networkIds`: one entry per
+ * VIP of it on them (none in dnsrr mode), from its endpoints (any order; those
+ * not ready or on another network are passed over).
+ */
+export function lbServicesOf(svc: ViewService, endpoints: Iterable<ViewEndpoint>, networkIds: ReadonlySet<string>, options: LbPlanOptions = {}): LbService[] {
+  if (svc.endpointMode !== "vip") return [];
+  const weightOf = options.weightOf ?? ((e: ViewEndpoint) => e.weight ?? 1);
+  const schedulerOf = options.schedulerOf ?? ((s: ViewService): LbScheduler => (s.lbScheduler === "rr" ? "rr" : "random"));
+  const ready = [...endpoints].filter((e) => e.ready).sort((a, b) => byText(a.key, b.key));
+  const out: LbService[] = [];
+  for (const v of svc.virtualIps) {
+    if (!networkIds.has(v.networkId)) continue;
+    const vip = addrOf(v.addr);
+    if (parseIpv4(vip) === undefined) continue;
+    // one backend per address: should an old task and its replacement both claim one, the first by key wins
+    const backends = new Map<string, LbBackend>();
+    for (const e of ready) {
+      if (e.networkId !== v.networkId) continue;
+      const ip = addrOf(e.addr);
+      if (parseIpv4(ip) === undefined || backends.has(ip)) continue;
+      backends.set(ip, { ip, weight: checkedWeight(weightOf(e, svc), e) });
+    }
+    out.push({
+      serviceId: svc.id,
+      name: svc.name,
+      vip,
+      scheduler: schedulerOf(svc),
+      ...(svc.lbAffinity === "client-ip" ? { affinityTimeoutS: svc.lbAffinityTimeoutS || DEFAULT_LB_AFFINITY_TIMEOUT_S } : {}),
+      backends: [...backends.values()].sort((a, b) => byIp(a.ip, b.ip)),
+    });
+  }
+  return out;
 }
 
 function checkedWeight(w: number, e: ViewEndpoint): number {

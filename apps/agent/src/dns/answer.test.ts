@@ -1,12 +1,12 @@
 import * as dns from "dns-packet";
 import { describe, expect, it } from "vitest";
-import { type DnsRecords, type NetworkView, type ViewEndpoint, type ViewService, dnsRecordsFor, emptyView } from "@vipmesh/core";
+import { type DnsRecordMaps, type DnsRecords, type NetworkView, type ViewEndpoint, type ViewService, dnsRecordsFor, emptyView } from "@vipmesh/core";
 import { CLASSIC_UDP_SIZE, DEFAULT_DNS_TTL_S, ReplyCache, answer, respond, servfail } from "./answer.ts";
 
 const TASK = "k".repeat(24) + "1";
 
 /** One vip service `web` (VIP 10.0.1.2) with one ready task, and a dnsrr service `many` with `n` ready tasks. */
-function fixtureRecords(n = 3): DnsRecords {
+function fixtureRecords(n = 3): DnsRecordMaps {
   const v: NetworkView = emptyView();
   v.networks.set("front", { id: "front", name: "front", subnet: "10.0.0.0/16", gateway: "10.0.0.1", vni: 4096, encrypted: false, ingress: false });
   v.services.set("s1", { id: "s1", name: "web", endpointMode: "vip", ports: [], virtualIps: [{ networkId: "front", addr: "10.0.1.2/16" }], lbScheduler: "" } as ViewService);
@@ -184,8 +184,7 @@ describe("ReplyCache", () => {
     expect(orders.size).toBeGreaterThan(1);
     // new records (the view changed): the answer follows them at once
     expect(addrsOf(dns.decode(replyOf(cache.respond(query("tasks.web"), records, { tcp: false }))))).toEqual(["10.0.1.5"]);
-    const changed = fixtureRecords();
-    changed.names.set("tasks.web", { addrs: ["10.0.1.9"], shuffle: true });
+    const changed = { ...fixtureRecords(), names: new Map(fixtureRecords().names).set("tasks.web", { addrs: ["10.0.1.9"], shuffle: true }) };
     expect(addrsOf(dns.decode(replyOf(cache.respond(query("tasks.web"), changed, { tcp: false }))))).toEqual(["10.0.1.9"]);
   });
 
