@@ -39,7 +39,7 @@
 // finds an element to remove by scanning its rules from the first, and any
 // transaction that deletes makes nft's exit wait for the kernel's deferred
 // release, an RCU grace period), and canonicalLbPlan (lbPlanFor's sort), paid
-// by the agent before every renderDelta but not in the figures.
+// when the agent derives a sandbox's plan from its whole view, not in the figures.
 //
 // Kernel check: after every load and every series (outside the timed loops)
 // the maps are listed (`nft -j list`) and must hold exactly the elements
@@ -94,7 +94,7 @@ const argv = process.argv.slice(2);
 const quick = argv.includes("--quick");
 const full = argv.includes("--full");
 const alternatives = argv.includes("--alternatives");
-const reps = argv.includes("--reps") ? Number(argv[argv.indexOf("--reps") + 1]) : quick ? 10 : 30;
+const reps = argv.includes("--reps") ? Number(argv[argv.indexOf("--reps") + 1]) : quick ? 10 : 100;
 if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps takes a positive integer");
 /** Sizes of the vipmesh layout; the largest is the one the targets speak of. */
 const SIZES = quick ? [1000, 3000] : [1000, 10_000, 30_000];
@@ -741,7 +741,7 @@ function report(ours: Run[], kps: Run[], alts: Run[], floors: Floor[], derived: 
   const find = (runs: Run[], n: number) => runs.find((x) => x.n === n);
   console.log(`vipmesh nftables programming benchmark — ${new Date().toISOString()}${quick ? " (--quick)" : ""}${alternatives ? " (--alternatives)" : ""}`);
   console.log(`machine: ${availableParallelism()} cores (${cpus()[0]?.model ?? "?"}), kernel ${release()}, ${nftVersion}, node ${process.version}`);
-  console.log(`namespace ${NS}; ${reps} timed repetitions per row after ${WARMUP} untimed (p99 of ${reps} = the slowest); milliseconds, wall-clock`);
+  console.log(`namespace ${NS}; ${reps} timed repetitions per row after ${WARMUP} untimed (p99: nearest rank${reps < 100 ? `, of ${reps} the slowest` : ""}); milliseconds, wall-clock`);
   console.log("a step = render in this process + `ip netns exec NS nft -f -` from spawn to exit, as KernelNftables.sync does");
 
   console.log(`\n1. Add one service (a VIP with 2 backends) to a sandbox that has N services`);
@@ -813,7 +813,7 @@ function report(ours: Run[], kps: Run[], alts: Run[], floors: Floor[], derived: 
     console.log(row("nft -f no-op (`add table` of our table)", f.noop));
     console.log(row("delete 1 element of be that the full load added", f.removeLoaded));
     console.log(row("delete it again once a delta added it back", f.removeReadded));
-    console.log(`     canonicalLbPlan of the plan, given in reverse (paid by the agent before every renderDelta; not in the figures): p50 ${ms(f.canonicalMs).trim()} ms`);
+    console.log(`     canonicalLbPlan of the plan, given in reverse (paid when the agent derives a sandbox's plan from its whole view: its first sync, a network change; not in the figures): p50 ${ms(f.canonicalMs).trim()} ms`);
   }
 
   console.log(`\nKernel check (the maps listed after every load and series, compared with what was loaded, key and value)`);

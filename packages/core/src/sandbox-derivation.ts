@@ -212,7 +212,16 @@ export class SandboxDerivation {
     const sid = this.serviceOfEndpoint.get(key);
     if (sid === undefined) return;
     this.serviceOfEndpoint.delete(key);
-    this.endpoints.get(sid)?.delete(key);
+    const byKey = this.endpoints.get(sid);
+    const taskId = byKey?.get(key)?.taskId;
+    byKey?.delete(key);
+    if (byKey?.size === 0) this.endpoints.delete(sid);
+    // the task's last endpoint of that service: forget the pair, or task churn would grow the index
+    if (taskId !== undefined && ![...(byKey?.values() ?? [])].some((e) => e.taskId === taskId)) {
+      const services = this.servicesOfTask.get(taskId);
+      services?.delete(sid);
+      if (services?.size === 0) this.servicesOfTask.delete(taskId);
+    }
     dirty.add(sid);
   }
 

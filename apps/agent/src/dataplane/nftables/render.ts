@@ -259,7 +259,11 @@ function changedServices(prev: LbPlan, next: LbPlan): { was: LbService[]; is: Lb
   while (i < a.length || j < b.length) {
     const x = a[i];
     const y = b[j];
-    if (x && y && x.vip === y.vip) {
+    if (x !== undefined && x === y) {
+      // the same object: a service the derivation left alone (SandboxDerivation keeps them)
+      i++;
+      j++;
+    } else if (x && y && x.vip === y.vip) {
       if (!sameService(x, y)) {
         was.push(x);
         is.push(y);
