@@ -35,7 +35,8 @@
 // 0 is this thread with the simulated agents, 1 and 3 are tsx's loader threads).
 
 import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
-import { SimAgent, seededRandom, tempDir } from "@vipmesh/testing";
+import { seededRandom } from "@vipmesh/core";
+import { SimAgent, tempDir } from "@vipmesh/testing";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";

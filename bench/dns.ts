@@ -50,7 +50,6 @@ import { cpus, release, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { EmbeddedDns } from "@vipmesh/agent";
-import { seededRandom } from "@vipmesh/testing";
 import {
   type DnsRecords,
   type NetworkView,
@@ -61,6 +60,7 @@ import {
   formatIpv4,
   macForIpv4,
   parseIpv4,
+  seededRandom,
 } from "@vipmesh/core";
 
 const quick = process.argv.includes("--quick");

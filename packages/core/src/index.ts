@@ -13,3 +13,4 @@ export * from "./lb-plan.ts";
 export * from "./dataplanes.ts";
 export * from "./dns-records.ts";
 export * from "./sandbox-derivation.ts";
+export { seededRandom } from "./seeded-random.ts";

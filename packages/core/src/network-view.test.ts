@@ -1,3 +1,4 @@
+import { seededRandom } from "./seeded-random.ts";
 import { isDeepStrictEqual } from "node:util";
 import { describe, expect, it } from "vitest";
 import { gatewayOf } from "./ipam.ts";
@@ -503,18 +504,6 @@ describe("refreshNetworkView", () => {
 
 // ---- the property: incremental == from scratch -------------------------------
 
-/** mulberry32: a small seeded PRNG, so that a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Random changes to a MemoryCluster, each described in `log` for failure messages. */
 class Mutator {
   private serial = 0;
@@ -640,7 +629,7 @@ describe("refreshNetworkView under random changes", () => {
   it.each([1, 2, 3])("matches a view computed from scratch, and so does an agent applying the deltas (seed %i)", (seed) => {
     const c = new MemoryCluster();
     const log: string[] = [];
-    const m = new Mutator(c, prng(seed), log);
+    const m = new Mutator(c, seededRandom(seed), log);
     for (const id of [...OBSERVED, "n4", "n5"]) c.putNode(node(id, `192.168.0.${id.slice(1)}`));
     for (let i = 0; i < 3; i++) m.addNetwork();
     for (let i = 0; i < 4; i++) m.addService();

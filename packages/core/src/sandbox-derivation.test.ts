@@ -3,19 +3,8 @@ import { type DnsRecords, dnsRecordsFor } from "./dns-records.ts";
 import { lbPlanFor } from "./lb-plan.ts";
 import { type NetworkView, type ViewEndpoint, type ViewService, applyViewDelta, diffNetworkViews, emptyView } from "./network-view.ts";
 import { SandboxDerivation } from "./sandbox-derivation.ts";
+import { seededRandom } from "./seeded-random.ts";
 import type { Task } from "./types.ts";
-
-/** mulberry32 (core cannot use @vipmesh/testing, which depends on it). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NETS = ["a", "b", "ing"] as const;
 const subnetOf = (net: string) => ({ a: "10.1.0.0/16", b: "10.2.0.0/16", ing: "10.255.0.0/16" })[net]!;
@@ -102,7 +91,7 @@ describe("SandboxDerivation", () => {
     [3, true],
   ] as const) {
     it(`follows ${collide ? "colliding " : ""}deltas exactly as deriving the whole view does, and leaves what it gave out as it was (seed ${seed})`, () => {
-      const r = seeded(seed);
+      const r = seededRandom(seed);
       const nets = new Set(["a", "ing"]);
       const live = baseView();
       for (let i = 0; i < 30; i++) mutate(live, r, collide);

@@ -1,4 +1,4 @@
-/** mulberry32: a seeded PRNG in [0, 1), so that a benchmark or a property test makes the same choices on every run. */
+/** mulberry32: a seeded PRNG in [0, 1), so that a benchmark or a property test makes the same choices on every run (and a failure can be replayed). */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
