@@ -75,17 +75,20 @@ describe("lbPlanFor", () => {
     expect(lbPlanFor(view, new Set())).toEqual({ services: [] });
   });
 
-  it("takes weights and schedulers from the hooks", () => {
-    const plan = lbPlanFor(view, new Set(["front"]), {
-      weightOf: (e) => (e.taskId === "w1" ? 3 : 0),
-      schedulerOf: () => "rr",
-    });
+  it("takes weights from the endpoints and the scheduler from the service", () => {
+    const weighted = (w1: number, other: number, lbScheduler = "rr"): NetworkView => {
+      const v = structuredClone(view);
+      for (const e of v.endpoints.values()) e.weight = e.taskId === "w1" ? w1 : other;
+      for (const s of v.services.values()) s.lbScheduler = lbScheduler;
+      return v;
+    };
+    const plan = lbPlanFor(weighted(3, 0), new Set(["front"]));
     expect(plan.services[0]!.backends).toEqual([
       { ip: "10.0.1.9", weight: 3 },
       { ip: "10.0.1.10", weight: 0 },
     ]);
     expect(plan.services[0]!.scheduler).toBe("rr");
-    expect(() => lbPlanFor(view, new Set(["front"]), { weightOf: () => 1.5 })).toThrow(/weight 1.5/);
+    expect(() => lbPlanFor(weighted(1.5, 1.5), new Set(["front"]))).toThrow(/weight 1.5/);
   });
 
   it("carries client-IP affinity with its timeout, and none as nothing", () => {

@@ -39,14 +39,6 @@ export interface LbPlan {
   services: LbService[];
 }
 
-/** Where per-service and per-endpoint settings come in once the spec carries them. */
-export interface LbPlanOptions {
-  /** Default: 1 for every endpoint (swarm has no weights). */
-  weightOf?: (endpoint: ViewEndpoint, service: ViewService) => number;
-  /** Default: "random". */
-  schedulerOf?: (service: ViewService) => LbScheduler;
-}
-
 /** The size of the space `numgen random mod 65536` draws from, which backends share. */
 export const LB_SLOT_SPACE = 65536;
 /** IPVS's limit, kept so that either dataplane accepts the same weights. */
@@ -62,7 +54,7 @@ const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
  * VIP on one of them, balanced to the service's ready endpoints on that same
  * network (an endpoint on another network is not routable from this one).
  */
-export function lbPlanFor(view: NetworkView, networkIds: ReadonlySet<string>, options: LbPlanOptions = {}): LbPlan {
+export function lbPlanFor(view: NetworkView, networkIds: ReadonlySet<string>): LbPlan {
   const byService = new Map<string, ViewEndpoint[]>();
   for (const e of view.endpoints.values()) {
     if (!e.ready || !networkIds.has(e.networkId)) continue;
@@ -71,7 +63,7 @@ export function lbPlanFor(view: NetworkView, networkIds: ReadonlySet<string>, op
     else byService.set(e.serviceId, [e]);
   }
   const services: LbService[] = [];
-  for (const svc of view.services.values()) services.push(...lbServicesOf(svc, byService.get(svc.id) ?? [], networkIds, options));
+  for (const svc of view.services.values()) services.push(...lbServicesOf(svc, byService.get(svc.id) ?? [], networkIds));
   return canonicalLbPlan({ services });
 }
 
@@ -80,10 +72,9 @@ export function lbPlanFor(view: NetworkView, networkIds: ReadonlySet<string>, op
  * VIP of it on them (none in dnsrr mode), from its endpoints (any order; those
  * not ready or on another network are passed over).
  */
-export function lbServicesOf(svc: ViewService, endpoints: Iterable<ViewEndpoint>, networkIds: ReadonlySet<string>, options: LbPlanOptions = {}): LbService[] {
+export function lbServicesOf(svc: ViewService, endpoints: Iterable<ViewEndpoint>, networkIds: ReadonlySet<string>): LbService[] {
   if (svc.endpointMode !== "vip") return [];
-  const weightOf = options.weightOf ?? ((e: ViewEndpoint) => e.weight ?? 1);
-  const schedulerOf = options.schedulerOf ?? ((s: ViewService): LbScheduler => (s.lbScheduler === "rr" ? "rr" : "random"));
+  const scheduler: LbScheduler = svc.lbScheduler === "rr" ? "rr" : "random";
   const ready = [...endpoints].filter((e) => e.ready).sort((a, b) => byText(a.key, b.key));
   const out: LbService[] = [];
   for (const v of svc.virtualIps) {
@@ -96,13 +87,13 @@ export function lbServicesOf(svc: ViewService, endpoints: Iterable<ViewEndpoint>
       if (e.networkId !== v.networkId) continue;
       const ip = addrOf(e.addr);
       if (parseIpv4(ip) === undefined || backends.has(ip)) continue;
-      backends.set(ip, { ip, weight: checkedWeight(weightOf(e, svc), e) });
+      backends.set(ip, { ip, weight: checkedWeight(e.weight ?? 1, e) });
     }
     out.push({
       serviceId: svc.id,
       name: svc.name,
       vip,
-      scheduler: schedulerOf(svc),
+      scheduler,
       ...(svc.lbAffinity === "client-ip" ? { affinityTimeoutS: svc.lbAffinityTimeoutS || DEFAULT_LB_AFFINITY_TIMEOUT_S } : {}),
       backends: [...backends.values()].sort((a, b) => byIp(a.ip, b.ip)),
     });
