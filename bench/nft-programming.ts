@@ -79,6 +79,8 @@ import {
   formatIpv4,
   type LbPlan,
   type LbService,
+  type LbPlanChange,
+  lbPlanChanges,
   lbPlanFor,
   type NetworkView,
   parseIpv4,
@@ -215,49 +217,6 @@ function withManyEndpointsChanged(plan: LbPlan): LbPlan {
   return { services };
 }
 
-// ---- which services changed (the baseline's partial sync, the alternatives) ----
-
-/** One VIP that differs: a = as in prev (absent: new), b = as in next (absent: gone). */
-interface Change {
-  a?: LbService;
-  b?: LbService;
-}
-
-/** Same scheduler, affinity and backends (address and weight, in order): nothing to program for it. */
-function sameKernelState(a: LbService, b: LbService): boolean {
-  if (a === b) return true;
-  if (a.scheduler !== b.scheduler || a.affinityTimeoutS !== b.affinityTimeoutS || a.backends.length !== b.backends.length) return false;
-  for (let i = 0; i < a.backends.length; i++) {
-    if (a.backends[i]!.ip !== b.backends[i]!.ip || a.backends[i]!.weight !== b.backends[i]!.weight) return false;
-  }
-  return true;
-}
-
-/** The changes between two canonical plans (sorted by VIP, as planOf builds them): one merge walk, as renderDelta's. */
-function changes(prev: LbPlan, next: LbPlan): Change[] {
-  const p = prev.services;
-  const n = next.services;
-  const out: Change[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < p.length || j < n.length) {
-    const a = p[i];
-    const b = n[j];
-    if (a && b && a.vip === b.vip) {
-      if (!sameKernelState(a, b)) out.push({ a, b });
-      i++;
-      j++;
-    } else if (a && (!b || parseIpv4(a.vip)! < parseIpv4(b.vip)!)) {
-      out.push({ a });
-      i++;
-    } else {
-      out.push({ b: b! });
-      j++;
-    }
-  }
-  return out;
-}
-
 // ---- layouts -------------------------------------------------------------------
 
 /** A way to lay the plan out in nftables: what a full load and a delta write, and what the kernel must then hold. */
@@ -302,14 +261,14 @@ function elementStatements(verb: "add" | "delete", table: string, map: string, e
  * Element deltas of the changed services, per map (`mapOf` says which): all
  * deletes, then all adds, as render.ts orders them.
  */
-function elementDelta(table: string, cs: Change[], mapOf: (vip: string) => string, elementsOf: (s: LbService) => { key: string; text: string }[]): string {
+function elementDelta(table: string, cs: LbPlanChange[], mapOf: (vip: string) => string, elementsOf: (s: LbService) => { key: string; text: string }[]): string {
   const dels = new Map<string, string[]>();
   const adds = new Map<string, string[]>();
   const push = (m: Map<string, string[]>, k: string, v: string) => (m.get(k) ?? m.set(k, []).get(k)!).push(v);
   for (const c of cs) {
-    const map = mapOf((c.a ?? c.b)!.vip);
-    const old = c.a ? elementsOf(c.a) : [];
-    const neu = c.b ? elementsOf(c.b) : [];
+    const map = mapOf((c.before ?? c.after)!.vip);
+    const old = c.before ? elementsOf(c.before) : [];
+    const neu = c.after ? elementsOf(c.after) : [];
     const had = new Set(old.map((e) => e.text));
     const has = new Set(neu.map((e) => e.text));
     for (const e of old) if (!has.has(e.text)) push(dels, map, e.key);
@@ -369,7 +328,7 @@ function splitLayout(k: number): Layout {
     },
     delta(prev, next) {
       onlyRandomWithBackends(next);
-      return elementDelta(table, changes(prev, next), mapOf, sliceElements);
+      return elementDelta(table, lbPlanChanges(prev, next), mapOf, sliceElements);
     },
   };
 }
@@ -399,7 +358,7 @@ const HASH: Layout = (() => {
         "",
       ].join("\n");
     },
-    delta: (prev, next) => elementDelta(table, changes(prev, next), () => "be", slots),
+    delta: (prev, next) => elementDelta(table, lbPlanChanges(prev, next), () => "be", slots),
   };
 })();
 
@@ -434,7 +393,7 @@ const KUBE_PROXY: Layout = (() => {
       ].join("\n"),
     delta(prev, next) {
       const out: string[] = [];
-      for (const { a, b } of changes(prev, next)) {
+      for (const { before: a, after: b } of lbPlanChanges(prev, next)) {
         if (a && b) out.push(`flush chain ${table} ${chain(b)}`, `add rule ${table} ${chain(b)} ${rule(b)}`);
         else if (b) out.push(...chainLines(b), ...elementStatements("add", table, "svc", vmapElements([b])));
         else if (a) out.push(`delete element ${table} svc { ${a.vip} }`, `flush chain ${table} ${chain(a)}`, `delete chain ${table} ${chain(a)}`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LB_SLOT_SPACE, backendSlices, canonicalLbPlan, lbPlanFor, slotSlices } from "./lb-plan.ts";
+import { LB_SLOT_SPACE, type LbService, backendSlices, canonicalLbPlan, lbPlanChanges, lbPlanFor, slotSlices } from "./lb-plan.ts";
 import { type NetworkView, type ViewEndpoint, type ViewService, emptyView } from "./network-view.ts";
 
 const svc = (id: string, vips: Record<string, string>, endpointMode = "vip"): ViewService => ({
@@ -195,5 +195,28 @@ describe("slotSlices", () => {
       { ip: "10.0.0.5", weight: 1, lo: 0, hi: 16383 },
       { ip: "10.0.0.7", weight: 3, lo: 16384, hi: 65535 },
     ]);
+  });
+});
+
+describe("lbPlanChanges", () => {
+  const lb = (vip: string, ips: string[], scheduler: LbService["scheduler"] = "random"): LbService => ({
+    serviceId: `s-${vip}`,
+    name: vip,
+    vip,
+    scheduler,
+    backends: ips.map((ip) => ({ ip, weight: 1 })),
+  });
+
+  it("names the VIPs that are new, gone or changed, and passes over the same ones", () => {
+    const kept = lb("10.0.0.2", ["10.0.1.1"]);
+    const prev = { services: [kept, lb("10.0.0.3", ["10.0.1.2"]), lb("10.0.0.9", ["10.0.1.3"])] };
+    const next = { services: [kept, lb("10.0.0.3", ["10.0.1.2"], "rr"), lb("10.0.0.10", ["10.0.1.4"])] };
+    expect(lbPlanChanges(prev, next)).toEqual([
+      { before: prev.services[1], after: next.services[1] },
+      { before: prev.services[2] },
+      { after: next.services[2] },
+    ]);
+    // equal values in other objects: nothing to program
+    expect(lbPlanChanges(prev, structuredClone(prev))).toEqual([]);
   });
 });

@@ -184,3 +184,49 @@ export function backendSlices(backends: readonly LbBackend[], space = LB_SLOT_SP
   });
   return out;
 }
+
+/** Nothing to program for it: the same scheduler, affinity and backends (address and weight, in order). */
+export const sameLbService = (a: LbService, b: LbService): boolean =>
+  a === b ||
+  (a.scheduler === b.scheduler &&
+    a.affinityTimeoutS === b.affinityTimeoutS &&
+    a.backends.length === b.backends.length &&
+    a.backends.every((x, i) => x.ip === b.backends[i]!.ip && x.weight === b.backends[i]!.weight));
+
+/** A VIP that differs between two plans: as it was (absent: new), as it is (absent: gone). */
+export interface LbPlanChange {
+  before?: LbService;
+  after?: LbService;
+}
+
+/**
+ * The VIPs of two plans that differ: one merge walk over both in their
+ * canonical order (canonicalLbPlan), comparing values; an object found in both
+ * (SandboxDerivation keeps those of unchanged services) is passed at once, and
+ * a VIP is parsed only where the walks disagree. Out of order, a VIP in both
+ * may come out as one gone and one new: more work for the caller, never a
+ * change missed.
+ */
+export function lbPlanChanges(prev: LbPlan, next: LbPlan): LbPlanChange[] {
+  const out: LbPlanChange[] = [];
+  const a = prev.services;
+  const b = next.services;
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const x = a[i];
+    const y = b[j];
+    if (x && y && x.vip === y.vip) {
+      if (!sameLbService(x, y)) out.push({ before: x, after: y });
+      i++;
+      j++;
+    } else if (x && (!y || (parseIpv4(x.vip) ?? -1) < (parseIpv4(y.vip) ?? -1))) {
+      out.push({ before: x });
+      i++;
+    } else {
+      out.push({ after: y! });
+      j++;
+    }
+  }
+  return out;
+}

@@ -102,7 +102,7 @@
 // has no `destroy`): renderDelta must be given the plan last applied, and a
 // failed delta is repaired by a full renderRuleset.
 
-import { type LbPlan, type LbService, backendSlices, parseIpv4 } from "@vipmesh/core";
+import { type LbPlan, type LbService, backendSlices, lbPlanChanges, parseIpv4 } from "@vipmesh/core";
 
 export const TABLE = "vipmesh";
 export const BACKEND_MAP = "be";
@@ -234,51 +234,6 @@ function sharedAffinityTimeouts(plan: LbPlan): number[] {
     if (s.scheduler !== "rr" && s.affinityTimeoutS !== undefined && s.backends.some((b) => b.weight > 0)) out.add(s.affinityTimeoutS);
   }
   return [...out].sort((a, b) => a - b);
-}
-
-const sameService = (a: LbService, b: LbService): boolean =>
-  a.scheduler === b.scheduler &&
-  a.affinityTimeoutS === b.affinityTimeoutS &&
-  a.backends.length === b.backends.length &&
-  a.backends.every((x, i) => x.ip === b.backends[i]!.ip && x.weight === b.backends[i]!.weight);
-
-/**
- * The services of two plans that differ, by VIP: one merge walk over both, in
- * their canonical order (by VIP, as canonicalLbPlan gives them), comparing
- * values — a VIP is parsed only where the two walks disagree. A new VIP is
- * only in `is`, a gone one only in `was`. Out of order, a VIP in both may land
- * in both unchanged: more work for renderDelta, never a wrong script.
- */
-function changedServices(prev: LbPlan, next: LbPlan): { was: LbService[]; is: LbService[] } {
-  const was: LbService[] = [];
-  const is: LbService[] = [];
-  const a = prev.services;
-  const b = next.services;
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    const x = a[i];
-    const y = b[j];
-    if (x !== undefined && x === y) {
-      // the same object: a service the derivation left alone (SandboxDerivation keeps them)
-      i++;
-      j++;
-    } else if (x && y && x.vip === y.vip) {
-      if (!sameService(x, y)) {
-        was.push(x);
-        is.push(y);
-      }
-      i++;
-      j++;
-    } else if (x && (!y || (parseIpv4(x.vip) ?? -1) < (parseIpv4(y.vip) ?? -1))) {
-      was.push(x);
-      i++;
-    } else {
-      is.push(y!);
-      j++;
-    }
-  }
-  return { was, is };
 }
 
 const elementText = (e: Element): string => (e.value === undefined ? e.key : `${e.key} : ${e.value}`);
@@ -435,9 +390,9 @@ export function renderChange(prev: LbPlan | undefined, next: LbPlan): { script: 
 
 function deltaOf(prev: LbPlan, next: LbPlan): { statements: string[]; sliceDeletes: number } {
   // only the VIPs that changed are rendered: the cost follows the change, not the number of services
-  const changed = changedServices(prev, next);
-  const before = objectsOf({ services: changed.was });
-  const after = objectsOf({ services: changed.is });
+  const changed = lbPlanChanges(prev, next);
+  const before = objectsOf({ services: changed.flatMap((c) => (c.before ? [c.before] : [])) });
+  const after = objectsOf({ services: changed.flatMap((c) => (c.after ? [c.after] : [])) });
   const vips = [...new Set([...before.keys(), ...after.keys()])].sort((a, b) => parseIpv4(a)! - parseIpv4(b)!);
 
   type Groups = { comment: string; elements: Element[] }[];
