@@ -42,14 +42,7 @@ export function service(overrides: Partial<wire.Service> = {}): wire.Service {
     spec: serviceSpec(),
     previousSpec: null,
     endpoint: {
-      spec: {
-        mode: "vip",
-        ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" }],
-        lbScheduler: "",
-        lbWeights: {},
-        lbAffinity: "none",
-        lbAffinityTimeoutS: 0,
-      },
+      spec: serviceSpec().endpointSpec,
       ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 30000, publishMode: "ingress" }],
       virtualIps: [{ networkId: NETWORK_ID, addr: "10.0.1.2/24" }],
     },

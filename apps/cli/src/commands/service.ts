@@ -53,6 +53,15 @@ const LB_WEIGHT_HELP = "a slot's share of new connections, e.g. 2=3 (default 1; 
 const LB_AFFINITY_HELP = "client-ip: a client's new connections go to the task its last one went to (default: none)";
 const LB_AFFINITY_TIMEOUT_HELP = "with client-ip: forget a client after this long without a new connection, in seconds or e.g. 3h (default 10800)";
 
+/** --lb-* flags, the same on create and update: how the service's VIP balances. */
+function addLbOptions(cmd: Command): Command {
+  return cmd
+    .addOption(choice("--lb-scheduler <scheduler>", LB_SCHEDULER_HELP, LB_SCHEDULER_NAMES))
+    .option("--lb-weight <slot=weight>", LB_WEIGHT_HELP, collectKeyValue)
+    .addOption(choice("--lb-affinity <affinity>", LB_AFFINITY_HELP, LB_AFFINITIES))
+    .option("--lb-affinity-timeout <seconds>", LB_AFFINITY_TIMEOUT_HELP, seconds);
+}
+
 /** --lb-weight SLOT=W pairs as numbers; the manager checks their ranges. */
 function weights(pairs: Record<string, string> | undefined): Record<string, number> | undefined {
   if (!pairs) return undefined;
@@ -105,16 +114,12 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--label <key=value>", "service label (repeatable)", collectKeyValue)
     .option("--constraint <expr>", CONSTRAINT_HELP, collect)
     .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
-    .addOption(choice("--lb-scheduler <scheduler>", LB_SCHEDULER_HELP, LB_SCHEDULER_NAMES))
-    .option("--lb-weight <slot=weight>", LB_WEIGHT_HELP, collectKeyValue)
-    .addOption(choice("--lb-affinity <affinity>", LB_AFFINITY_HELP, LB_AFFINITIES))
-    .option("--lb-affinity-timeout <seconds>", LB_AFFINITY_TIMEOUT_HELP, seconds)
     .option("--health-cmd <command>", "command run inside the task to check its health (exit 0 = healthy)")
     .option("--health-interval <duration>", "time between health checks (default 30s)", duration)
     .option("--health-timeout <duration>", "a check running longer fails (default 30s)", duration)
     .option("--health-retries <n>", "failures in a row that make a task unhealthy (default 3)", wholeNumber)
     .option("--health-start-period <duration>", "failures during this time after start do not count", duration);
-  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(create, "update"), "rollback")).action(async (command: string[], opts: CreateOptions, cmd) => {
+  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(create), "update"), "rollback")).action(async (command: string[], opts: CreateOptions, cmd) => {
     const spec = buildServiceSpec({
       name: opts.name,
       replicas: opts.replicas,
@@ -252,13 +257,9 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ENDPOINT_MODES))
     .option("--constraint-add <expr>", CONSTRAINT_HELP, collect)
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
-    .addOption(choice("--lb-scheduler <scheduler>", LB_SCHEDULER_HELP, LB_SCHEDULER_NAMES))
-    .option("--lb-weight <slot=weight>", LB_WEIGHT_HELP, collectKeyValue)
-    .addOption(choice("--lb-affinity <affinity>", LB_AFFINITY_HELP, LB_AFFINITIES))
-    .option("--lb-affinity-timeout <seconds>", LB_AFFINITY_TIMEOUT_HELP, seconds)
     .option("--force", "replace the tasks even if nothing changed")
     .option("--args <command>", 'replace the command, e.g. --args "vipmesh whoami --port 8080"');
-  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(update, "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
+  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(update), "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
     const args = opts.args === undefined ? undefined : opts.args.split(/\s+/).filter(Boolean);
     if (args?.length === 0) throw new UsageError("--args needs a command");
     const flags = {
