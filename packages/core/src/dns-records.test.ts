@@ -1,31 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { dnsRecordsFor, isClusterDnsName, lookupDnsAddresses, lookupDnsPtr, reverseDnsName } from "./dns-records.ts";
-import { type NetworkView, type ViewEndpoint, type ViewNetwork, type ViewService, emptyView } from "./network-view.ts";
+import { viewEndpoint, viewService } from "../test/view-fixtures.ts";
+import { type NetworkView, type ViewEndpoint, type ViewNetwork, emptyView } from "./network-view.ts";
 import type { Task } from "./types.ts";
 
 const net = (id: string, subnet: string, ingress = false): ViewNetwork => ({ id, name: id, subnet, gateway: "", vni: 4096, encrypted: false, ingress });
 
-const svc = (id: string, name: string, vips: Record<string, string>, endpointMode = "vip"): ViewService => ({
-  id,
-  name,
-  endpointMode,
-  ports: [],
-  virtualIps: Object.entries(vips).map(([networkId, addr]) => ({ networkId, addr })),
-  lbScheduler: "",
-});
-
-const ep = (taskId: string, serviceId: string, networkId: string, addr: string, ready = true, nodeId = "node2"): ViewEndpoint => ({
-  key: `${taskId}/${networkId}`,
-  taskId,
-  serviceId,
-  networkId,
-  addr,
-  mac: "02:42:00:00:00:00",
-  nodeId,
-  nodeAddr: "192.168.0.2",
-  ready,
-  weight: 1,
-});
+const svc = viewService;
+const ep = (taskId: string, serviceId: string, networkId: string, addr: string, ready = true, nodeId = "node2"): ViewEndpoint =>
+  viewEndpoint(taskId, serviceId, networkId, addr, ready, nodeId);
 
 // 25 base-36 characters, like real task IDs
 const T1 = "a".repeat(24) + "1";

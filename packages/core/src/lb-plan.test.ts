@@ -1,28 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { LB_SLOT_SPACE, type LbService, backendSlices, canonicalLbPlan, lbPlanChanges, lbPlanFor, slotSlices } from "./lb-plan.ts";
+import { viewEndpoint, viewService } from "../test/view-fixtures.ts";
 import { type NetworkView, type ViewEndpoint, type ViewService, emptyView } from "./network-view.ts";
 
-const svc = (id: string, vips: Record<string, string>, endpointMode = "vip"): ViewService => ({
-  id,
-  name: `name-${id}`,
-  endpointMode,
-  ports: [],
-  virtualIps: Object.entries(vips).map(([networkId, addr]) => ({ networkId, addr })),
-  lbScheduler: "",
-});
-
-const ep = (taskId: string, serviceId: string, networkId: string, addr: string, ready = true): ViewEndpoint => ({
-  key: `${taskId}/${networkId}`,
-  taskId,
-  serviceId,
-  networkId,
-  addr,
-  mac: "02:42:00:00:00:00",
-  nodeId: "n1",
-  nodeAddr: "192.168.0.1",
-  ready,
-  weight: 1,
-});
+const svc = (id: string, vips: Record<string, string>, endpointMode = "vip"): ViewService => viewService(id, `name-${id}`, vips, endpointMode);
+const ep = (taskId: string, serviceId: string, networkId: string, addr: string, ready = true): ViewEndpoint =>
+  viewEndpoint(taskId, serviceId, networkId, addr, ready);
 
 function viewOf(services: ViewService[], endpoints: ViewEndpoint[]): NetworkView {
   const v = emptyView();
