@@ -22,6 +22,7 @@
 import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
 import { type LabLayout, labDown, labUp, listNamespaces } from "@vipmesh/lab";
+import { waitFor } from "@vipmesh/testing";
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
@@ -30,7 +31,6 @@ const REACH = fileURLToPath(new URL("./reach-probe.mjs", import.meta.url));
 const WATCH = fileURLToPath(new URL("./dns-watch.mjs", import.meta.url));
 const LAB = "bench";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
 const ipOf = (t: wire.Task) => addrOf(t.networks[0]!.addresses[0]!);
 
@@ -61,16 +61,6 @@ class Watcher {
   }
   stop(): void {
     this.child.kill();
-  }
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
   }
 }
 
@@ -108,11 +98,11 @@ async function main(): Promise<void> {
       const stopping = all.filter((t) => t.desiredState !== "running" && !["shutdown", "failed", "complete"].includes(t.status!.state));
       return up.length === n && stopping.length === 0 ? up : undefined;
     };
-    const observers = await until("an observer on every node", () => settled("observer", 3), 60_000);
-    await until("3 web tasks", () => settled("web", 3), 60_000);
+    const observers = await waitFor("an observer on every node", () => settled("observer", 3), 60_000);
+    await waitFor("3 web tasks", () => settled("web", 3), 60_000);
     const sandboxOf = (t: wire.Task) => listNamespaces().find((ns) => ns.startsWith(lab.prefix) && ns.endsWith(t.id))!;
     for (const o of observers) watchers.push(new Watcher(sandboxOf(o)));
-    await until("every observer resolving the 3 tasks", () => (watchers.every((w) => w.seen.at(-1)?.addrs.length === 3) ? true : undefined));
+    await waitFor("every observer resolving the 3 tasks", () => (watchers.every((w) => w.seen.at(-1)?.addrs.length === 3) ? true : undefined));
 
     const scaleTo = async (replicas: number): Promise<number> => {
       const s = (await call(client, "inspectService", { service: "web" })).service!;
@@ -136,29 +126,29 @@ async function main(): Promise<void> {
       // scale-down: the removed task leaves every observer's rules and DNS
       let t0 = Date.now();
       api.push(await scaleTo(2));
-      const removed = await until("a task told to stop", async () => (await tasks("web")).find((t) => t.desiredState === "shutdown" && t.status?.state === "running"));
+      const removed = await waitFor("a task told to stop", async () => (await tasks("web")).find((t) => t.desiredState === "shutdown" && t.status?.state === "running"));
       const gone = ipOf(removed);
-      const times = await until("the removed task gone everywhere", () => {
+      const times = await waitFor("the removed task gone everywhere", () => {
         const at = watchers.map((w) => w.since(t0, (a) => !a.includes(gone)));
         return at.every((x) => x !== undefined) ? (at as number[]) : undefined;
       });
       down.push(Math.max(...times) - t0);
       if (!rulesHold(gone, false)) throw new Error(`a removed backend ${gone} is still in some observer's rules`);
-      await until("scale-down settled", () => settled("web", 2));
+      await waitFor("scale-down settled", () => settled("web", 2));
 
       // scale-up: the new task starts, then every observer balances to and resolves it
       const known = new Set((await tasks("web")).map((t) => t.id));
       const anchor = (await live("web"))[0]!;
       t0 = Date.now();
       await scaleTo(3);
-      const fresh = await until("the new task placed", async () => (await tasks("web")).find((t) => !known.has(t.id) && t.networks[0]?.addresses[0] && t.nodeId));
+      const fresh = await waitFor("the new task placed", async () => (await tasks("web")).find((t) => !known.has(t.id) && t.networks[0]?.addresses[0] && t.nodeId));
       const ip = ipOf(fresh);
       const reached = reach(sandboxOf(anchor), ip);
-      const upTimes = await until("the new task everywhere", () => {
+      const upTimes = await waitFor("the new task everywhere", () => {
         const at = watchers.map((w) => w.since(t0, (a) => a.includes(ip)));
         return at.every((x) => x !== undefined) ? (at as number[]) : undefined;
       });
-      const running = await until("its running status", async () => {
+      const running = await waitFor("its running status", async () => {
         const t = (await tasks("web")).find((x) => x.id === fresh.id);
         return t?.status?.state === "running" ? Date.parse(t.status.timestamp) : undefined;
       });
@@ -169,7 +159,7 @@ async function main(): Promise<void> {
       if (!rulesHold(ip, true)) throw new Error(`the new backend ${ip} is missing from some observer's rules`);
       const b0 = Date.now();
       reachBaseline.push((await reach(sandboxOf(anchor), ip)) - b0);
-      await until("scale-up settled", () => settled("web", 3));
+      await waitFor("scale-up settled", () => settled("web", 3));
     }
     process.stderr.write("\n");
     const line = (label: string, xs: number[], target?: [number, number]) =>
