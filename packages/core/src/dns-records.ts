@@ -91,8 +91,6 @@ export const isDnsEndpoint = (e: ViewEndpoint, nets: ReadonlySet<string>): boole
 /** The records one sandbox attached to `networkIds` may see. */
 export function dnsRecordsFor(view: NetworkView, networkIds: ReadonlySet<string>): DnsRecordMaps {
   const nets = dnsNetworks(view, networkIds);
-  const records = emptyDnsRecords();
-  records.subnets.push(...dnsSubnets(view, nets));
 
   // endpoints on the asker's networks, by service
   const endpoints = new Map<string, ViewEndpoint[]>();
@@ -103,12 +101,26 @@ export function dnsRecordsFor(view: NetworkView, networkIds: ReadonlySet<string>
     else endpoints.set(e.serviceId, [e]);
   }
 
-  for (const svc of [...view.services.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
-    const entries = dnsEntriesOf(view, svc, endpoints.get(svc.id) ?? [], nets);
-    if (!entries || records.names.has(entries.name)) continue; // names are unique in the cluster; a stale view keeps the first by ID
-    for (const [k, v] of entries.names) records.names.set(k, v);
-    for (const [k, v] of entries.tasks) records.tasks.set(k, v);
-    for (const [k, v] of entries.ptr) records.ptr.set(k, v);
+  const byId = [...view.services.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return assembleDnsRecords(
+    byId.map((svc) => dnsEntriesOf(view, svc, endpoints.get(svc.id) ?? [], nets)),
+    dnsSubnets(view, nets),
+  );
+}
+
+/**
+ * The records made of services' entries, given in service-ID order: names are
+ * unique in the cluster, so should a stale view give one to two services, the
+ * first by ID keeps it.
+ */
+export function assembleDnsRecords(entries: Iterable<DnsServiceEntries | undefined>, subnets: string[]): DnsRecordMaps {
+  const records = emptyDnsRecords();
+  records.subnets.push(...subnets);
+  for (const e of entries) {
+    if (!e || records.names.has(e.name)) continue;
+    for (const [k, v] of e.names) records.names.set(k, v);
+    for (const [k, v] of e.tasks) records.tasks.set(k, v);
+    for (const [k, v] of e.ptr) records.ptr.set(k, v);
   }
   return records;
 }

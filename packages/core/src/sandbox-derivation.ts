@@ -14,8 +14,8 @@
 // new base maps, so a lookup stays two map reads and copying is amortized.
 //
 // A view in which two services claim one VIP, name, reverse name or task (a
-// stale view) is derived whole by lbPlanFor and dnsRecordsFor, whose
-// tie-breaks (the first by service ID) are the rule, until it no longer does.
+// stale view) is derived whole on every change, with the tie-breaks of
+// lbPlanFor and dnsRecordsFor (the first by service ID), until it no longer does.
 
 import {
   type DnsAddressSet,
@@ -23,14 +23,14 @@ import {
   type DnsServiceEntries,
   type DnsTaskRecord,
   type Lookup,
+  assembleDnsRecords,
   dnsEntriesOf,
   dnsNetworks,
-  dnsRecordsFor,
   dnsSubnets,
   isDnsEndpoint,
 } from "./dns-records.ts";
 import { parseIpv4 } from "./ipv4.ts";
-import { type LbPlan, type LbService, lbPlanFor, lbServicesOf } from "./lb-plan.ts";
+import { type LbPlan, type LbService, canonicalLbPlan, lbServicesOf } from "./lb-plan.ts";
 import type { NetworkView, ViewDelta, ViewEndpoint } from "./network-view.ts";
 
 /** A base map and a layer of changes above it (undefined: deleted). */
@@ -179,9 +179,14 @@ export class SandboxDerivation {
       counts.tasks += p.dns?.tasks.length ?? 0;
       counts.ptr += p.dns?.ptr.length ?? 0;
     }
-    // the whole-view functions say what a collision resolves to; the counts say whether there is one
-    const plan = lbPlanFor(view, this.nets);
-    const records = dnsRecordsFor(view, this.nets);
+    // put together as the whole-view functions do (lbPlanFor, dnsRecordsFor), their tie-breaks
+    // saying what a collision resolves to; the counts say whether there is one
+    const plan = canonicalLbPlan({ services: [...this.parts.values()].flatMap((p) => p.lb) });
+    const byId = [...this.parts.keys()].sort();
+    const records = assembleDnsRecords(
+      byId.map((id) => this.parts.get(id)!.dns),
+      this.subnets,
+    );
     this.colliding =
       plan.services.length !== lbCount || records.names.size !== counts.names || records.tasks.size !== counts.tasks || records.ptr.size !== counts.ptr;
     const entries = this.colliding ? plan.services : [...this.parts.values()].flatMap((p) => p.lb);
