@@ -23,7 +23,10 @@ import { join } from "node:path";
 import { BoundedFrequencyRunner } from "./runner.ts";
 import { ManagerSession } from "./session.ts";
 import { overlayPlanFor } from "./overlay-plan.ts";
-import { names, type OverlayDriver, type SandboxDriver, type SandboxPlan } from "./kernel/types.ts";
+import { INGRESS_SANDBOX_ID, names, type OverlayDriver, type SandboxDriver, type SandboxPlan } from "./kernel/types.ts";
+import { GatewayAddresses } from "./mesh/gateways.ts";
+import { INGRESS_GATEWAY, type KernelMesh } from "./mesh/kernel.ts";
+import { hostPublishedFor, ingressPlanFor, type IngressPlan, taskIngressFilter } from "./mesh/plan.ts";
 import { HealthChecker } from "./tasks/health.ts";
 import { ProcessRunner } from "./tasks/process-runner.ts";
 import { serveLogRequest } from "./tasks/logs.ts";
@@ -43,6 +46,8 @@ export interface AgentOptions {
   loadBalancer?: KernelNftables;
   /** The embedded DNS at 127.0.0.11 in every sandbox. */
   dns?: EmbeddedDns;
+  /** The routing mesh (published ports on this node, its ingress sandbox); needs the load balancer. */
+  mesh?: KernelMesh;
   log?: (line: string) => void;
 }
 
@@ -62,6 +67,10 @@ export class Agent {
   private readonly dnsRecords = new Map<string, DnsRecords>();
   /** Per set of networks, what a sandbox on them gets from the view (LB plan, DNS records), kept current from its deltas. */
   private readonly derivations = new Map<string, SandboxDerivation>();
+  /** The ingress sandbox plan last made in the kernel. */
+  private ingressMade: string | undefined;
+  /** Gateway links of the sandboxes of tasks with host-mode ports. */
+  private readonly gateways = new GatewayAddresses();
 
   private get stopGraceMs(): number {
     return this.o.stopGraceMs ?? 10_000;
@@ -137,6 +146,7 @@ export class Agent {
         const addr = a.addresses[0]!;
         return { ifname: `eth${i}`, vni: view.networks.get(a.networkId)!.vni, addr, mac: macForIpv4(addr) };
       }),
+      ...(t.hostPorts?.length ? { gateway: this.gateways.for(t.id) } : {}),
     };
   }
 
@@ -144,16 +154,29 @@ export class Agent {
   private async sync(): Promise<void> {
     const { view, version, nodeId } = this.session;
     if (version === 0) return; // nothing to converge to before the first full assignment
+    // the gateway links that tasks adopted after a restart already have
+    if (!this.gateways.seeded) this.gateways.seed(await this.o.sandboxes.list(this.o.sandboxPrefix));
     // the view changes while this sync awaits: act on the tasks the overlay was planned for,
     // and let the next sync (the runner runs again) take what arrives meanwhile
     const tasks = [...view.tasks.values()];
     await this.o.overlay.sync(overlayPlanFor(view, this.o.advertiseAddr, nodeId));
+    const ingress = this.o.mesh && this.o.loadBalancer ? ingressPlanFor(view, nodeId) : undefined;
+    if (ingress) await this.makeIngressSandbox(ingress);
 
-    // the sandboxes of running tasks follow the view first, all at once: their load balancing
-    // and DNS are what a change elsewhere waits for; tasks to stop or start come after
-    await Promise.all(tasks.filter((t) => !isTerminal(t.status.state) && this.processes.isRunning(t.id)).map((t) => this.balance(t)));
+    // the sandboxes of running tasks, and the ingress sandbox, follow the view first, all at once: their
+    // load balancing and DNS are what a change elsewhere waits for; tasks to stop or start come after
+    await Promise.all([
+      ...tasks.filter((t) => !isTerminal(t.status.state) && this.processes.isRunning(t.id)).map((t) => this.balance(t)),
+      ...(ingress ? [this.balanceIngress(ingress)] : []),
+    ]);
+    if (!ingress) this.ingressMade = undefined; // the sweep below removes its sandbox
+    // every port this node opens: the mesh's, and the host-mode ports of its ready tasks
+    await this.o.mesh?.publish(
+      ingress?.published ?? [],
+      hostPublishedFor(tasks.filter((t) => this.processes.isRunning(t.id)), (t) => this.gateways.get(t.id)?.addr),
+    );
 
-    const wanted = new Set<string>();
+    const wanted = new Set<string>(ingress ? [INGRESS_SANDBOX_ID] : []);
     for (const t of tasks) {
       if (isTerminal(t.status.state)) continue;
       wanted.add(t.id);
@@ -210,7 +233,8 @@ export class Agent {
     for (const taskId of this.reported.keys()) if (!view.tasks.has(taskId)) this.reported.delete(taskId);
     for (const taskId of this.ended.keys()) if (!view.tasks.has(taskId)) this.ended.delete(taskId);
     for (const taskId of this.stopping.keys()) if (!view.tasks.has(taskId)) this.stopping.delete(taskId);
-    const used = new Set(tasks.map((t) => networksKey(t.networks.map((a) => a.networkId))));
+    const used = new Set(tasks.map((t) => networksKey(this.balancedNetworks(t))));
+    if (ingress) used.add(networksKey([ingress.networkId]));
     for (const key of this.derivations.keys()) if (!used.has(key)) this.derivations.delete(key);
 
     this.session.ack(version);
@@ -245,10 +269,35 @@ export class Agent {
     if (check?.test.length) this.health.watch({ taskId: t.id, sandbox: names.sandbox(this.o.sandboxPrefix, t.id), check });
   }
 
+  /** The ingress sandbox, with its link to the node (its load balancing is balanceIngress's). */
+  private async makeIngressSandbox(ingress: IngressPlan): Promise<void> {
+    const plan: SandboxPlan = {
+      taskId: INGRESS_SANDBOX_ID,
+      name: names.sandbox(this.o.sandboxPrefix, INGRESS_SANDBOX_ID),
+      hostname: INGRESS_SANDBOX_ID,
+      interfaces: [{ ifname: "eth0", vni: ingress.vni, addr: ingress.addr, mac: macForIpv4(ingress.addr) }],
+      gateway: INGRESS_GATEWAY,
+    };
+    const made = JSON.stringify([plan, ingress.subnet]);
+    if (this.ingressMade === made) return;
+    this.ingressMade = undefined; // until all of it is in place
+    await this.o.sandboxes.ensure(plan);
+    await this.o.mesh!.ensureIngress(plan.name, ingress.subnet, "eth0");
+    this.ingressMade = made;
+  }
+
+  /** The VIPs on the ingress network, balanced in the ingress sandbox to the services' tasks. */
+  private async balanceIngress(ingress: IngressPlan): Promise<void> {
+    const sandbox = names.sandbox(this.o.sandboxPrefix, INGRESS_SANDBOX_ID);
+    await this.o.loadBalancer!.sync(sandbox, this.derivedFor([ingress.networkId]).plan);
+    await this.o.loadBalancer!.flushStaleFlows(sandbox);
+  }
+
   /** The services on the task's networks, inside its sandbox: their VIPs balanced, their names resolved. */
   private async balance(t: Task): Promise<void> {
-    const { plan, records } = this.derivedFor(t.networks.map((a) => a.networkId));
+    const { plan, records } = this.derivedFor(this.balancedNetworks(t));
     const sandbox = names.sandbox(this.o.sandboxPrefix, t.id);
+    await this.o.mesh?.filterTask(sandbox, taskIngressFilter(this.session.view, t));
     if (this.o.loadBalancer) await this.o.loadBalancer.sync(sandbox, plan);
     if (this.o.dns) {
       this.dnsRecords.set(sandbox, records);
@@ -256,6 +305,12 @@ export class Agent {
     }
     // last: what a client still sends to a backend that left, once no new flow can go there
     await this.o.loadBalancer?.flushStaleFlows(sandbox);
+  }
+
+  /** The networks whose services a task's sandbox balances and resolves: its own, not the ingress network (the ingress sandbox's). */
+  private balancedNetworks(t: Task): string[] {
+    const view = this.session.view;
+    return t.networks.map((a) => a.networkId).filter((id) => !view.networks.get(id)?.ingress);
   }
 
   /** The LB plan and DNS records of a sandbox on `networkIds`, as the view now says. */
@@ -270,6 +325,8 @@ export class Agent {
     await this.processes.stop(taskId);
     const name = names.sandbox(this.o.sandboxPrefix, taskId);
     this.o.loadBalancer?.forget(name);
+    this.o.mesh?.forget(name);
+    this.gateways.release(taskId);
     await this.o.dns?.detach(name);
     this.dnsRecords.delete(name);
     this.health.forget(taskId);

@@ -87,7 +87,8 @@ describe("networks", () => {
 
     const table = await vipmesh("network", "ls");
     expect(table.stdout).toMatch(/^ID\s+NAME\s+DRIVER\s+SUBNET\n/);
-    expect(table.stdout).toContain(`${id.slice(0, 12)}   appnet   overlay   10.0.9.0/24`);
+    expect(table.stdout).toMatch(new RegExp(`^${id.slice(0, 12)}\\s+appnet\\s+overlay\\s+10\\.0\\.9\\.0/24$`, "m"));
+    expect(table.stdout, "the routing mesh's network, built in").toMatch(/^\w{12}\s+ingress\s+overlay\s+10\.255\.0\.0\/16$/m);
   });
 });
 

@@ -82,6 +82,7 @@ export function task(overrides: Partial<wire.Task> = {}): wire.Task {
     desiredState: "running",
     status: { state: "running", timestamp: "2025-01-01T00:00:02.000Z", message: "started", err: "", health: "" },
     networks: [{ networkId: NETWORK_ID, addresses: ["10.0.1.5/24"] }],
+    hostPorts: [],
     ...overrides,
   };
 }
@@ -94,7 +95,7 @@ export function node(overrides: Partial<wire.Node> = {}): wire.Node {
     updatedAt: "2025-01-01T00:00:00.000Z",
     spec: { labels: { zone: "a" }, availability: "active" },
     description: { hostname: "node-1", dataplane: "nftables" },
-    status: { state: "ready", message: "", addr: "192.168.50.11" },
+    status: { state: "ready", message: "", addr: "192.168.50.11", ingressAddr: "10.255.0.2/16" },
     ...overrides,
   };
 }

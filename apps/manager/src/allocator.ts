@@ -46,6 +46,8 @@ export class Allocator {
       if (isTerminal(t.status.state)) continue;
       for (const a of t.networks) for (const addr of a.addresses) this.pools.get(a.networkId)?.reserve(addr);
     }
+    const ingress = store.ingressNetwork();
+    for (const n of store.list("node")) if (ingress && n.status.ingressAddr) this.pools.get(ingress.id)?.reserve(n.status.ingressAddr);
   }
 
   private claimNetwork(n: Network): void {

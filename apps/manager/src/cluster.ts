@@ -25,6 +25,10 @@ import {
   TASK_STATES,
 } from "@vipmesh/core";
 import type { Allocator } from "./allocator.ts";
+
+export const INGRESS_NETWORK = "ingress";
+/** Swarm's default for its ingress network. */
+export const DEFAULT_INGRESS_SUBNET = "10.255.0.0/16";
 import { newId } from "./ids.ts";
 import type { ClusterStore, Tx } from "./store/cluster-store.ts";
 
@@ -60,9 +64,20 @@ export class Cluster {
     });
   }
 
+  /**
+   * The routing mesh's network: made on the first start (`subnet`, 10.255.0.0/16
+   * by default), kept as it is afterwards.
+   */
+  ensureIngressNetwork(subnet: string = DEFAULT_INGRESS_SUBNET): Network {
+    return this.store.ingressNetwork() ?? this.createNetwork({ name: INGRESS_NETWORK, driver: "overlay", ingress: true, ipam: [{ subnet }] });
+  }
+
   removeNetwork(ref: string): void {
     this.store.update((tx) => {
       const n = tx.mustFind("network", ref);
+      if (n.spec.ingress) {
+        throw precondition(`network ${n.spec.name} is the routing mesh, built into the cluster; it cannot be removed`);
+      }
       const users = tx.list("service").filter((s) => s.spec.networks.some((a) => a.target === n.id));
       if (users.length > 0) {
         throw precondition(
@@ -78,11 +93,23 @@ export class Cluster {
 
   // ---- services ------------------------------------------------------------
 
-  /** Resolves network references (ID, prefix or name) to IDs; rejects duplicates. */
-  private resolveNetworks(tx: Tx, spec: ServiceSpec): ServiceSpec {
+  /**
+   * Resolves network references (ID, prefix or name) to IDs; rejects
+   * duplicates. The ingress network is not the user's to list: a service is
+   * on it exactly while it publishes a port through the routing mesh (last, so
+   * its own networks keep their interface names).
+   */
+  private resolveNetworks(tx: Tx, spec: ServiceSpec, creating: boolean): ServiceSpec {
     const ids = spec.networks.map((a) => tx.mustFind("network", a.target).id);
     if (new Set(ids).size !== ids.length) throw invalid("a network is given more than once");
-    return { ...spec, networks: ids.map((target) => ({ target })) };
+    const ingress = tx.list("network").find((n) => n.spec.ingress);
+    if (!ingress) return { ...spec, networks: ids.map((target) => ({ target })) };
+    if (creating && ids.includes(ingress.id)) {
+      throw invalid(`network ${ingress.spec.name} is the routing mesh: a service joins it by publishing a port (--publish), not with --network`);
+    }
+    const own = ids.filter((id) => id !== ingress.id);
+    const mesh = spec.endpointSpec.ports.some((p) => p.publishMode === "ingress") ? [ingress.id] : [];
+    return { ...spec, networks: [...own, ...mesh].map((target) => ({ target })) };
   }
 
   private allocateEndpoint(tx: Tx, spec: ServiceSpec, current: Service | undefined): Service["endpoint"] {
@@ -105,7 +132,7 @@ export class Cluster {
   createService(input: unknown): Service {
     const normalized = normalizeServiceSpec(input as Parameters<typeof normalizeServiceSpec>[0]);
     return this.store.update((tx) => {
-      const spec = this.resolveNetworks(tx, normalized);
+      const spec = this.resolveNetworks(tx, normalized, true);
       if (tx.list("service").some((s) => s.spec.annotations.name === spec.annotations.name)) {
         throw alreadyExists(`service ${spec.annotations.name} already exists`);
       }
@@ -129,7 +156,7 @@ export class Cluster {
     return this.store.update((tx) => {
       const current = tx.mustFind("service", ref);
       checkVersion("service", current.spec.annotations.name, current.version, version);
-      const spec = this.resolveNetworks(tx, normalized);
+      const spec = this.resolveNetworks(tx, normalized, false);
       if (spec.annotations.name !== current.spec.annotations.name) {
         throw invalid(`a service cannot be renamed (${current.spec.annotations.name} → ${spec.annotations.name})`);
       }
@@ -193,11 +220,14 @@ export class Cluster {
         tx.list("node").find((n) => n.description.hostname === hostname);
       const clash = tx.list("node").find((n) => n.status.addr === addr && n.id !== known?.id && n.status.state !== "down");
       if (clash) throw alreadyExists(`address ${addr} is already used by node ${clash.description.hostname}`);
+      // every node carries the routing mesh: its ingress sandbox gets an address on the ingress network once
+      const ingress = tx.list("network").find((n) => n.spec.ingress);
+      const ingressAddr = known?.status.ingressAddr || (ingress ? this.allocator.allocateAddress(tx, ingress.id) : "");
       if (known) {
         return tx.put("node", {
           ...known,
           description,
-          status: { ...known.status, addr },
+          status: { ...known.status, addr, ingressAddr },
           spec: { ...known.spec, labels: { ...known.spec.labels, ...labels } },
         });
       }
@@ -208,7 +238,7 @@ export class Cluster {
         updatedAt: "",
         spec: { labels, availability: "active" },
         description,
-        status: { state: "unknown", message: "registered, waiting for its session", addr },
+        status: { state: "unknown", message: "registered, waiting for its session", addr, ingressAddr },
       });
     });
   }
@@ -251,6 +281,8 @@ export class Cluster {
         if (!isTerminal(t.status.state)) this.allocator.releaseTaskAddresses(tx, t);
         tx.remove("task", t.id);
       }
+      const ingress = tx.list("network").find((net) => net.spec.ingress);
+      if (ingress && n.status.ingressAddr) this.allocator.releaseAddress(tx, ingress.id, n.status.ingressAddr);
       tx.remove("node", n.id);
     });
   }

@@ -18,6 +18,8 @@ export interface ManagerOptions {
   heartbeatPeriodMs?: number;
   restartDelayMs?: number;
   addressPool?: string;
+  /** The routing mesh's subnet, used when the cluster has no ingress network yet (its first start). */
+  ingressSubnet?: string;
 }
 
 export interface RunningManager {
@@ -31,6 +33,12 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const allocator = new Allocator({ addressPool: options.addressPool });
   allocator.restore(store);
   const cluster = new Cluster(store, allocator);
+  try {
+    cluster.ensureIngressNetwork(options.ingressSubnet);
+  } catch (err) {
+    close();
+    throw new Error(`cannot make the ingress network: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const dispatcher = new Dispatcher(store, cluster, options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS);
   const orchestrator = new Orchestrator(store, allocator, cluster, { restartDelayMs: options.restartDelayMs });
 

@@ -9,6 +9,7 @@ import {
   type Service,
   type Task,
   eligibleNodes,
+  hostPortsOf,
   isTaskCurrent,
   isTerminal,
   noNodeReason,
@@ -195,6 +196,7 @@ export class Orchestrator {
   private createTask(tx: Tx, s: Service, slot: number, nodeId: string): void {
     const id = newId();
     const networks = s.spec.networks.map((n) => ({ networkId: n.target, addresses: [] as string[] }));
+    const hostPorts = hostPortsOf(s.spec);
     tx.put("task", {
       id,
       version: 0,
@@ -210,6 +212,7 @@ export class Orchestrator {
       desiredState: "running",
       status: { state: "pending", timestamp: tx.now, message: "pending task scheduling", err: "", health: "" },
       networks,
+      ...(hostPorts.length > 0 ? { hostPorts } : {}),
     });
   }
 

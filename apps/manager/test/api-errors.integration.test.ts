@@ -45,6 +45,8 @@ describe("bad input", () => {
       ["overlapping subnet", call(h.client, "createNetwork", network("n1", "10.9.0.0/16")), "FAILED_PRECONDITION", "overlaps 10.9.0.0/29"],
       ["remove a network in use", call(h.client, "removeNetwork", { network: "small" }), "FAILED_PRECONDITION", "users"],
       ["remove an unknown network", call(h.client, "removeNetwork", { network: "nope" }), "NOT_FOUND", "nope"],
+      ["remove the routing mesh", call(h.client, "removeNetwork", { network: "ingress" }), "FAILED_PRECONDITION", "routing mesh"],
+      ["a second ingress network", call(h.client, "createNetwork", network("mesh2", undefined, { ingress: true })), "ALREADY_EXISTS", "only one"],
       ["inspect an unknown network", call(h.client, "inspectNetwork", { network: "nope" }), "NOT_FOUND", "nope"],
     ];
     await expectRejections(cases);
@@ -60,10 +62,10 @@ describe("bad input", () => {
     await call(h.client, "removeNetwork", { network: "auto3" });
     const again = (await call(h.client, "createNetwork", network("auto5"))).network!;
     expect(again.ipam?.subnet).toBe("10.0.3.0/24");
-    // VNIs are serial from 4096 (small): auto0..3 got 4097..4100; the failed auto4 took none,
-    // and auto3's released 4100 is not reused before the range wraps
-    expect(made.map((n) => n.vni)).toEqual([4097, 4098, 4099, 4100]);
-    expect(again.vni).toBe(4101);
+    // VNIs are serial from 4096 (the built-in ingress network's), small got 4097: auto0..3 got
+    // 4098..4101; the failed auto4 took none, and auto3's released 4101 is not reused before the range wraps
+    expect(made.map((n) => n.vni)).toEqual([4098, 4099, 4100, 4101]);
+    expect(again.vni).toBe(4102);
   });
 
   it("services: each rejection has its status and leaves the store and allocators as they were", async () => {
@@ -89,6 +91,8 @@ describe("bad input", () => {
       ["unknown network", call(h.client, "createService", spec({ networks: [{ target: "nowhere" }] })), "NOT_FOUND", "nowhere"],
       ["duplicate name", call(h.client, "createService", { spec: serviceSpec("web") }), "ALREADY_EXISTS", "web"],
       ["published port taken", call(h.client, "createService", spec({ endpointSpec: { ports: [{ targetPort: 81, publishedPort: 8080 }] } })), "FAILED_PRECONDITION", "web"],
+      ["VXLAN's port published", call(h.client, "createService", spec({ endpointSpec: { ports: [{ targetPort: 53, publishedPort: 4789, protocol: "udp" }] } })), "INVALID_ARGUMENT", "VXLAN"],
+      ["the routing mesh as a network", call(h.client, "createService", spec({ networks: [{ target: "ingress" }] })), "INVALID_ARGUMENT", "--publish"],
       ["inspect unknown", call(h.client, "inspectService", { service: "nope" }), "NOT_FOUND", "nope"],
       ["remove unknown", call(h.client, "removeService", { service: "nope" }), "NOT_FOUND", "nope"],
       ["rollback without history", call(h.client, "rollbackService", { service: "web" }), "FAILED_PRECONDITION", "previous"],

@@ -63,7 +63,7 @@ describe("watch", () => {
     stream.on("data", (m: wire.WatchMessage) => messages.push(m));
     stream.on("error", () => {});
     await waitFor("snapshot", () => messages.length === 1);
-    expect(messages[0]!.snapshot?.networks.map((n) => n.spec?.name)).toEqual(["first"]);
+    expect(messages[0]!.snapshot?.networks.map((n) => n.spec?.name)).toEqual(["ingress", "first"]);
 
     await call(h.client, "createNetwork", { spec: { name: "second" } });
     await call(h.client, "removeNetwork", { network: "first" });

@@ -140,17 +140,33 @@ describe("rolling update", () => {
     expect(running.every((t) => t.spec?.container?.command?.[0] === "vipmesh")).toBe(true);
   });
 
-  it("changes that do not touch the tasks (replicas, labels, ports) start no update", async () => {
-    await call(h.client, "createService", { spec: serviceSpec("web", { replicated: { replicas: 2 } }) });
+  it("changes that do not touch the tasks (replicas, labels, ports of a published service) start no update", async () => {
+    const port = { targetPort: 80, protocol: "tcp", publishMode: "ingress", publishedPort: 0 };
+    await call(h.client, "createService", { spec: serviceSpec("web", { replicated: { replicas: 2 }, endpointSpec: { ports: [port] } }) });
     const before = await waitRunning(h, "web", 2);
     const s = await update("web", (spec) => ({
       ...spec,
       annotations: { ...spec.annotations!, labels: { tier: "front" } },
-      endpointSpec: { ...spec.endpointSpec!, ports: [{ targetPort: 80, protocol: "tcp", publishMode: "ingress", publishedPort: 0 }] },
+      endpointSpec: { ...spec.endpointSpec!, ports: [port, { ...port, targetPort: 443 }] },
     }));
     expect(s.updateStatus?.state).toBe("");
-    expect(s.endpoint?.ports[0]?.publishedPort).toBeGreaterThanOrEqual(30000);
+    expect(s.endpoint?.ports.map((p) => p.publishedPort).every((p) => p >= 30000)).toBe(true);
     const after = await waitRunning(h, "web", 2);
     expect(after.map((t) => t.id).sort()).toEqual(before.map((t) => t.id).sort());
+  });
+
+  it("publishing a service's first port through the mesh replaces its tasks, which join the ingress network", async () => {
+    await call(h.client, "createService", { spec: serviceSpec("api", { replicated: { replicas: 1 } }) });
+    const [before] = await waitRunning(h, "api", 1);
+    const s = await update("api", (spec) => ({
+      ...spec,
+      endpointSpec: { ...spec.endpointSpec!, ports: [{ targetPort: 80, protocol: "tcp", publishMode: "ingress", publishedPort: 0 }] },
+    }));
+    const ingress = s.endpoint!.virtualIps.find((v) => v.addr.startsWith("10.255."));
+    expect(ingress, "a VIP on the ingress network").toBeDefined();
+    await waitFor("a task on the ingress network", async () => {
+      const [t] = await waitRunning(h, "api", 1);
+      return t!.id !== before!.id && t!.networks.some((a) => a.networkId === ingress!.networkId);
+    });
   });
 });

@@ -5,6 +5,8 @@ import type { Protocol } from "./types.ts";
 
 export const VNI_RANGE = { min: 4096, max: 2 ** 24 - 1 } as const;
 export const DYNAMIC_PORT_RANGE = { min: 30000, max: 32767 } as const;
+/** VXLAN's port (IANA): every node receives the overlay on it, so the routing mesh cannot take it. */
+export const VXLAN_UDP_PORT = 4789;
 
 /** Integers in [min, max], handed out serially with wrap-around. */
 export class RangeAllocator {
@@ -76,6 +78,9 @@ export class PublishedPortAllocator {
     }
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw invalid(`published port ${port} is out of range 1-65535`);
+    }
+    if (protocol === "udp" && port === VXLAN_UDP_PORT) {
+      throw invalid(`published port ${port}/udp carries the overlay (VXLAN) on every node; publish another port`);
     }
     const holder = this.owners.get(key(protocol, port));
     if (holder !== undefined && holder !== owner) {

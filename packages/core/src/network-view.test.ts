@@ -36,6 +36,7 @@ const meta = (id: string) => ({ id, version: 1, createdAt: "", updatedAt: "" });
 
 interface NodeOptions {
   state?: NodeState;
+  ingressAddr?: string;
   availability?: NodeAvailability;
 }
 
@@ -43,7 +44,7 @@ const node = (id: string, addr: string, o: NodeOptions = {}): Node => ({
   ...meta(id),
   spec: { labels: {}, availability: o.availability ?? "active" },
   description: { hostname: id },
-  status: { state: o.state ?? "ready", message: "", addr },
+  status: { state: o.state ?? "ready", message: "", addr, ...(o.ingressAddr ? { ingressAddr: o.ingressAddr } : {}) },
 });
 
 const network = (id: string, subnet: string, vni = 4096, encrypted = false): Network => ({
@@ -60,9 +61,9 @@ const service = (id: string, vips: Record<string, string>, mode: EndpointMode = 
     annotations: { name: id },
     taskTemplate: { container: { command: ["run"] } },
     networks: Object.keys(vips).map((target) => ({ target })),
-    endpointSpec: { mode, ports: [{ targetPort: 80, publishMode: mode === "vip" ? "ingress" : "host" }] },
+    endpointSpec: { mode, ports: [{ targetPort: 80, publishedPort: 30000, publishMode: mode === "vip" ? "ingress" : "host" }] },
   });
-  const ports = spec.endpointSpec.ports.map((p) => ({ ...p, publishedPort: 30000 }));
+  const ports = spec.endpointSpec.ports;
   return {
     ...meta(id),
     spec,
@@ -110,7 +111,7 @@ const task = (id: string, serviceId: string, nodeId: string, addrs: Record<strin
  * the object's ID dirty.
  */
 class MemoryCluster implements ClusterReader {
-  readonly nodes = new Map<string, Node>();
+  readonly nodeById = new Map<string, Node>();
   readonly networks = new Map<string, Network>();
   readonly services = new Map<string, Service>();
   readonly tasks = new Map<string, Task>();
@@ -122,7 +123,9 @@ class MemoryCluster implements ClusterReader {
     return { nodes: new Set<string>(), networks: new Set<string>(), services: new Set<string>(), tasks: new Set<string>() };
   }
 
-  node = (id: string) => this.nodes.get(id);
+  node = (id: string) => this.nodeById.get(id);
+  nodes = () => this.nodeById.values();
+  ingressNetwork = () => [...this.networks.values()].find((n) => n.spec.ingress);
   network = (id: string) => this.networks.get(id);
   service = (id: string) => this.services.get(id);
   task = (id: string) => this.tasks.get(id);
@@ -140,7 +143,7 @@ class MemoryCluster implements ClusterReader {
   }
 
   putNode(n: Node): void {
-    this.nodes.set(n.id, n);
+    this.nodeById.set(n.id, n);
     this.dirty.nodes.add(n.id);
   }
 
@@ -502,6 +505,43 @@ describe("refreshNetworkView", () => {
   });
 });
 
+describe("the ingress network", () => {
+  function meshCluster(): MemoryCluster {
+    const c = new MemoryCluster();
+    const ingress = network("ingress", "10.255.0.0/16", 4096);
+    c.putNetwork({ ...ingress, spec: { ...ingress.spec, ingress: true } });
+    c.putNode(node("n1", "192.168.0.1", { ingressAddr: "10.255.0.2/16" }));
+    c.putNode(node("n2", "192.168.0.2", { ingressAddr: "10.255.0.3/16" }));
+    c.putNode(node("n3", "192.168.0.3", { ingressAddr: "10.255.0.4/16", state: "down" }));
+    c.putNode(node("n4", "192.168.0.4")); // registered before it had an address
+    c.putService(service("web", { ingress: "10.255.0.10/16" }));
+    c.putTask(task("web.1", "web", "n2", { ingress: "10.255.0.11/16" }));
+    c.takeDirty();
+    return c;
+  }
+
+  it("is in the view of every node with an ingress sandbox, task or not, with every ready node's sandbox as an endpoint", () => {
+    const v = computeNetworkView(meshCluster(), "n1");
+    expect([...v.networks.keys()]).toEqual(["ingress"]);
+    expect([...v.services.keys()]).toEqual(["web"]);
+    expect([...v.endpoints.keys()].sort()).toEqual(["ingress-sandbox/n1", "ingress-sandbox/n2", "web.1/ingress"]);
+    expect(v.endpoints.get("ingress-sandbox/n2")).toMatchObject({ taskId: "", serviceId: "", addr: "10.255.0.3/16", nodeAddr: "192.168.0.2", ready: true });
+    expect([...v.peers.keys()]).toEqual(["n2"]);
+    expect(computeNetworkView(meshCluster(), "n4").networks.size).toBe(0);
+  });
+
+  it("follows a node that goes down and comes back", () => {
+    const c = meshCluster();
+    const v = computeNetworkView(c, "n1");
+    c.putNode(node("n2", "192.168.0.2", { ingressAddr: "10.255.0.3/16", state: "down" }));
+    const d = refreshNetworkView(c, "n1", v, c.takeDirty());
+    expect(d.removedEndpoints.sort()).toEqual(["ingress-sandbox/n2", "web.1/ingress"]);
+    expect(d.removedPeers).toEqual(["n2"]);
+    c.putNode(node("n3", "192.168.0.3", { ingressAddr: "10.255.0.4/16" }));
+    expect(refreshNetworkView(c, "n1", v, c.takeDirty()).endpoints.map((e) => e.key)).toEqual(["ingress-sandbox/n3"]);
+  });
+});
+
 // ---- the property: incremental == from scratch -------------------------------
 
 /** Random changes to a MemoryCluster, each described in `log` for failure messages. */
@@ -544,7 +584,7 @@ class Mutator {
 
   addTask(): void {
     const s = this.pick([...this.c.services.values()]);
-    const nodeId = this.pick([...this.c.nodes.keys()]);
+    const nodeId = this.pick([...this.c.nodeById.keys()]);
     if (!s || !nodeId) return;
     const id = this.nextId(`${s.id}.`);
     const addrs = Object.fromEntries(
@@ -558,7 +598,7 @@ class Mutator {
   step(): void {
     const c = this.c;
     const t = this.pick([...c.tasks.values()]);
-    const n = this.pick([...c.nodes.values()]);
+    const n = this.pick([...c.nodeById.values()]);
     const s = this.pick([...c.services.values()]);
     const net = this.pick([...c.networks.values()]);
     const r = this.random();
@@ -577,7 +617,7 @@ class Mutator {
       c.putTask({ ...t, networks });
       this.log.push(`task ${t.id} gets addresses`);
     } else if (r < 0.6 && t) {
-      const to = this.pick([...c.nodes.keys()])!;
+      const to = this.pick([...c.nodeById.keys()])!;
       c.putTask({ ...t, nodeId: to });
       this.log.push(`move task ${t.id} ${t.nodeId} → ${to}`);
     } else if (r < 0.7 && n) {
@@ -588,6 +628,10 @@ class Mutator {
       const addr = `192.168.1.${Math.floor(this.random() * 250)}`;
       c.putNode({ ...n, status: { ...n.status, addr } });
       this.log.push(`node ${n.id} addr → ${addr}`);
+    } else if (r < 0.74 && n) {
+      const ingressAddr = n.status.ingressAddr ? "" : `10.255.0.${Math.floor(this.random() * 250) + 2}/16`;
+      c.putNode({ ...n, status: { ...n.status, ingressAddr } });
+      this.log.push(`node ${n.id} ingress sandbox → ${ingressAddr || "none"}`);
     } else if (r < 0.75 && n) {
       const availability = n.spec.availability === "active" ? "drain" : "active";
       c.putNode({ ...n, spec: { ...n.spec, availability } });
@@ -630,7 +674,9 @@ describe("refreshNetworkView under random changes", () => {
     const c = new MemoryCluster();
     const log: string[] = [];
     const m = new Mutator(c, seededRandom(seed), log);
-    for (const id of [...OBSERVED, "n4", "n5"]) c.putNode(node(id, `192.168.0.${id.slice(1)}`));
+    for (const id of [...OBSERVED, "n4", "n5"]) c.putNode(node(id, `192.168.0.${id.slice(1)}`, { ingressAddr: `10.255.0.${id.slice(1)}/16` }));
+    const ingress = network("ingress", "10.255.0.0/16", 4095);
+    c.putNetwork({ ...ingress, spec: { ...ingress.spec, ingress: true } });
     for (let i = 0; i < 3; i++) m.addNetwork();
     for (let i = 0; i < 4; i++) m.addService();
     for (let i = 0; i < 10; i++) m.addTask();

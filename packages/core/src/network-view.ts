@@ -82,6 +82,9 @@ export interface ClusterReader {
   tasksOfService(serviceId: string): Iterable<Task>;
   /** Services attached to any of these networks. */
   servicesOnNetworks(networkIds: ReadonlySet<string>): Iterable<Service>;
+  nodes(): Iterable<Node>;
+  /** The routing mesh's network, if the cluster has one. */
+  ingressNetwork(): Network | undefined;
 }
 
 export interface DirtySet {
@@ -146,13 +149,20 @@ const isEndpointTask = (t: Task, r: ClusterReader): boolean =>
  * told to stop, and healthy — a task with a health check has passed it (no
  * health reported yet is not healthy), one without is ready once running.
  */
-const isReady = (t: Task): boolean =>
+export const isTaskReady = (t: Task): boolean =>
   t.desiredState === "running" &&
   t.status.state === "running" &&
   (t.status.health === "healthy" || (t.status.health === "" && !t.spec.container.healthcheck?.test.length));
 
+/**
+ * The networks a node's view holds: those of its tasks and, once the node has
+ * an ingress sandbox address, the ingress network — every node carries the
+ * routing mesh, whether or not it runs a task of a published service.
+ */
 export function nodeNetworkIds(r: ClusterReader, nodeId: string): Set<string> {
   const ids = new Set<string>();
+  const ingress = r.ingressNetwork();
+  if (ingress && r.node(nodeId)?.status.ingressAddr) ids.add(ingress.id);
   for (const t of r.tasksOfNode(nodeId)) {
     if (isNodeTask(t, nodeId)) for (const a of t.networks) ids.add(a.networkId);
   }
@@ -204,11 +214,36 @@ function taskEndpoints(t: Task, r: ClusterReader, nets: ReadonlySet<string>): Vi
       mac: macForIpv4(addr),
       nodeId: t.nodeId,
       nodeAddr,
-      ready: isReady(t),
+      ready: isTaskReady(t),
       weight,
     });
   }
   return out;
+}
+
+/** The key of a node's ingress sandbox among the endpoints of the ingress network. */
+export const ingressSandboxKey = (nodeId: string): string => `ingress-sandbox/${nodeId}`;
+
+/**
+ * A ready node's ingress sandbox, as an endpoint of the ingress network: of
+ * no service (no task, no load balancing, no DNS), but on the overlay, since
+ * the tasks it forwards published traffic to answer its address.
+ */
+function ingressSandboxEndpoint(n: Node | undefined, ingressId: string): ViewEndpoint | undefined {
+  const addr = n?.status.ingressAddr;
+  if (!n || !addr || n.status.state !== "ready") return undefined;
+  return {
+    key: ingressSandboxKey(n.id),
+    taskId: "",
+    serviceId: "",
+    networkId: ingressId,
+    addr,
+    mac: macForIpv4(addr),
+    nodeId: n.id,
+    nodeAddr: n.status.addr,
+    ready: true,
+    weight: 1,
+  };
 }
 
 /** The whole view of one node, from scratch. */
@@ -229,6 +264,13 @@ export function computeNetworkView(r: ClusterReader, nodeId: string): NetworkVie
   }
   for (const sid of serviceIds) {
     for (const t of r.tasksOfService(sid)) for (const e of taskEndpoints(t, r, nets)) view.endpoints.set(e.key, e);
+  }
+  const ingress = r.ingressNetwork();
+  if (ingress && nets.has(ingress.id)) {
+    for (const n of r.nodes()) {
+      const e = ingressSandboxEndpoint(n, ingress.id);
+      if (e) view.endpoints.set(e.key, e);
+    }
   }
   for (const e of view.endpoints.values()) {
     if (e.nodeId !== nodeId) view.peers.set(e.nodeId, { nodeId: e.nodeId, addr: e.nodeAddr });
@@ -373,6 +415,14 @@ export function refreshNetworkView(
     put(view.networks, id, n && nets.has(id) ? viewNetwork(n) : undefined, d.networks, d.removedNetworks, same);
   }
   for (const id of dirty.nodes) for (const t of r.tasksOfNode(id)) endpointTasks.add(t.id);
+  // ingress sandboxes: those of dirty nodes; all of them when a network changed (the ingress one may have come or gone)
+  const ingress = r.ingressNetwork();
+  const ingressId = ingress && nets.has(ingress.id) ? ingress.id : undefined;
+  const sandboxNodes = new Set(dirty.nodes);
+  if (networks.size > 0) {
+    for (const n of r.nodes()) sandboxNodes.add(n.id);
+    for (const key of idx.endpointsByTask.get("") ?? []) sandboxNodes.add(view.endpoints.get(key)!.nodeId);
+  }
   for (const id of services) {
     const svc = r.service(id);
     put(view.services, id, svc ? viewService(svc, nets) : undefined, d.services, d.removedServices, same);
@@ -397,6 +447,8 @@ export function refreshNetworkView(
       touchedPeers.add(e.nodeId);
     }
   };
+
+  for (const id of sandboxNodes) setEndpoint(ingressSandboxKey(id), ingressId ? ingressSandboxEndpoint(r.node(id), ingressId) : undefined);
 
   // endpoints of each touched task: what it should have vs. what the view has
   for (const taskId of endpointTasks) {

@@ -67,7 +67,8 @@ export interface Node extends Meta {
   spec: NodeSpec;
   /** No dataplane: a node stored before agents said, which ran nftables. */
   description: { hostname: string; dataplane?: Dataplane };
-  status: { state: NodeState; message: string; addr: string };
+  /** ingressAddr: the node's ingress sandbox on the ingress network (CIDR), "" before it has one. */
+  status: { state: NodeState; message: string; addr: string; ingressAddr?: string };
 }
 
 export interface IpamConfig {
@@ -208,6 +209,8 @@ export interface Task extends Meta {
   networks: NetworkAttachment[];
   /** Being stopped, and no agent balances new connections to it any more: it may stop now. */
   drained?: boolean;
+  /** Its service's host-mode published ports when it was made (absent: none). */
+  hostPorts?: PortConfig[];
 }
 
 export type ObjectKind = "node" | "network" | "service" | "task";

@@ -157,6 +157,9 @@ function normalizeEndpointSpec(input: Loose<EndpointSpec> | null | undefined): E
           `(it needs a VIP); use --publish mode=host or --endpoint-mode vip`,
       );
     }
+    if (p.publishMode === "host" && p.publishedPort === 0) {
+      throw invalid(`port ${p.targetPort}/${p.protocol}: mode=host needs a published port (published=P,target=${p.targetPort},mode=host)`);
+    }
     if (p.publishedPort !== 0) {
       const k = `${p.protocol}/${p.publishedPort}/${p.publishMode}`;
       if (seen.has(k)) throw invalid(`published port ${p.publishedPort}/${p.protocol} is given twice`);

@@ -3,7 +3,7 @@
 // is made from it: a stray space or newline must never become a command.
 
 import { parseCidr, parseIpv4 } from "@vipmesh/core";
-import type { OverlayPlan, RemoteEndpoint, SandboxInterface, SandboxPlan, SandboxState } from "./types.ts";
+import { GATEWAY_IFNAME, type OverlayPlan, type RemoteEndpoint, type SandboxInterface, type SandboxPlan, type SandboxState } from "./types.ts";
 
 export class KernelPlanError extends Error {
   override name = "KernelPlanError";
@@ -102,6 +102,12 @@ export function checkSandboxPlan(plan: SandboxPlan): void {
     checkVni(i.vni, `${where}, ${i.ifname}`);
     check(parseCidr(i.addr, false) !== undefined, `${where}, ${i.ifname}: "${i.addr}" is not an IPv4 CIDR address`);
     checkMac(i.mac.toLowerCase(), `${where}, ${i.ifname}`);
+  }
+  const g = plan.gateway;
+  if (g) {
+    check(IFNAME.test(g.hostIfname), `${where}: gateway "${g.hostIfname}" is not a usable interface name`);
+    check(!ifnames.has(GATEWAY_IFNAME), `${where}: ${GATEWAY_IFNAME} is the gateway link's; an overlay interface cannot have it`);
+    for (const a of [g.hostAddr, g.addr]) check(parseCidr(a, false) !== undefined, `${where}, gateway: "${a}" is not an IPv4 CIDR address`);
   }
 }
 

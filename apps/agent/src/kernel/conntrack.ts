@@ -12,7 +12,7 @@
 // happened and where its entries live.
 
 import type { LbPlan } from "@vipmesh/core";
-import { run } from "./run.ts";
+import { runIn } from "./run.ts";
 
 /** One UDP conntrack entry, as far as balancing goes: where the client sent it, and who answers. */
 export interface UdpFlow {
@@ -62,7 +62,7 @@ export function lostBackends(previous: LbPlan, plan: LbPlan): boolean {
   });
 }
 
-const conntrack = (sandbox: string, args: string[]) => run("ip", ["netns", "exec", sandbox, "conntrack", ...args]);
+const conntrack = (sandbox: string, args: string[]) => runIn(sandbox, ["conntrack", ...args]);
 
 /** Deletes the sandbox's UDP flows that `staleUdpFlows` names; how many (VIP, task) pairs it flushed. */
 export async function flushStaleUdpFlows(sandbox: string, plan: LbPlan, previous?: LbPlan): Promise<number> {

@@ -57,7 +57,7 @@ export class KernelCommandError extends Error {
 }
 
 const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
-export const commandLine = (tool: Tool, argv: string[]) => [tool, ...argv].map(quote).join(" ");
+export const commandLine = (tool: string, argv: string[]) => [tool, ...argv].map(quote).join(" ");
 
 interface Exit {
   code: number | null;
@@ -65,7 +65,7 @@ interface Exit {
   stderr: string;
 }
 
-function exec(tool: Tool, argv: string[], o: RunOptions): Promise<Exit> {
+function exec(tool: string, argv: string[], o: RunOptions): Promise<Exit> {
   return new Promise((resolve, reject) => {
     const child = spawn(tool, argv, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
     const out: Buffer[] = [];
@@ -99,6 +99,18 @@ export async function run(tool: Tool, args: string[], o: RunOptions = {}): Promi
   const argv = withNetns(args, o.netns);
   const r = await exec(tool, argv, o);
   if (r.code !== 0) throw new KernelCommandError(commandLine(tool, argv), r.code, r.stderr);
+  return r.stdout;
+}
+
+/**
+ * Runs a command that has no namespace option of its own (`nft`, `sysctl`,
+ * `conntrack`, `ss`) in `netns` through `ip netns exec`, or in the current
+ * namespace for undefined; its stdout, or a KernelCommandError.
+ */
+export async function runIn(netns: string | undefined, command: string[], o: Omit<RunOptions, "netns"> = {}): Promise<string> {
+  const [tool, ...args] = netns === undefined ? command : ["ip", "netns", "exec", netns, ...command];
+  const r = await exec(tool!, args, o);
+  if (r.code !== 0) throw new KernelCommandError(commandLine(tool!, args), r.code, r.stderr);
   return r.stdout;
 }
 

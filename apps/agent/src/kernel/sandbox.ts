@@ -12,14 +12,15 @@ import {
   assertBatches,
   KernelCommandError,
   readJson,
-  run,
+  runIn,
   writeBatch,
   writeCommand,
   type BatchLine,
   type BatchOutcome,
   type KernelOptions,
 } from "./run.ts";
-import { names, OVERLAY_MTU, type SandboxDriver, type SandboxInterface, type SandboxPlan, type SandboxState } from "./types.ts";
+import { addrOf } from "@vipmesh/core";
+import { GATEWAY_IFNAME, names, OVERLAY_MTU, type SandboxDriver, type SandboxInterface, type SandboxPlan, type SandboxState } from "./types.ts";
 
 const HOST_ALIAS = "vmsb/";
 const hostAlias = (sandbox: string, ifname: string) => `${HOST_ALIAS}${sandbox}/${ifname}`;
@@ -149,6 +150,32 @@ export class KernelSandboxes implements SandboxDriver {
       );
       after.push({ text: `addr add ${want.addr} dev ${want.ifname}`, tolerate: "exists" }, { text: `link set dev ${want.ifname} up` });
     });
+    if (plan.gateway) {
+      const g = plan.gateway;
+      const alias = hostAlias(plan.name, GATEWAY_IFNAME);
+      hosts.add(g.hostIfname);
+      ifnames.add(GATEWAY_IFNAME);
+      const h = nodeLinks.get(g.hostIfname);
+      const s = sandboxLinks.get(GATEWAY_IFNAME);
+      const paired = h?.kind === "veth" && s?.kind === "veth" && s.peerIndex === h.ifindex && h.peerIndex === s.ifindex;
+      const right = paired && h.up && s.up && h.alias === alias && ipv4Cidrs(h).join() === g.hostAddr && ipv4Cidrs(s).join() === g.addr;
+      if (!right) {
+        // small and stateless: made anew whole rather than repaired piece by piece
+        if (s) before.push({ text: `link del dev ${GATEWAY_IFNAME}`, tolerate: "missing" });
+        if (h) node.push({ text: `link del dev ${g.hostIfname}`, tolerate: "missing" });
+        node.push(
+          { text: `link add name ${g.hostIfname} type veth peer name ${GATEWAY_IFNAME} netns ${plan.name}`, tolerate: "exists" },
+          { text: `link set dev ${g.hostIfname} addrgenmode none`, tolerate: "no-ipv6" },
+          { text: `addr add ${g.hostAddr} dev ${g.hostIfname}`, tolerate: "exists" },
+          { text: `link set dev ${g.hostIfname} alias ${alias} up` },
+        );
+        after.push(
+          { text: `addr add ${g.addr} dev ${GATEWAY_IFNAME}`, tolerate: "exists" },
+          { text: `link set dev ${GATEWAY_IFNAME} up` },
+          { text: `route replace default via ${addrOf(g.hostAddr)} dev ${GATEWAY_IFNAME}` },
+        );
+      }
+    }
     for (const s of sandboxLinks.values()) {
       if (s.kind === "veth" && !ifnames.has(s.ifname)) before.push({ text: `link del dev ${s.ifname}`, tolerate: "missing" });
     }
@@ -172,7 +199,7 @@ export class KernelSandboxes implements SandboxDriver {
 
   async establishedConnections(name: string): Promise<number> {
     if (!isNetnsName(name)) throw new KernelPlanError(`"${name}" is not a sandbox name`);
-    const out = await run("ip", ["netns", "exec", name, "ss", "-Htn", "state", "established"]).catch(() => "");
+    const out = await runIn(name, ["ss", "-Htn", "state", "established"]).catch(() => "");
     return out.split("\n").filter(Boolean).length;
   }
 

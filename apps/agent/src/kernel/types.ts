@@ -36,7 +36,25 @@ export interface SandboxState {
 export interface SandboxPlan extends SandboxState {
   /** UTS hostname inside: the short task ID. Set by the process runner, not by the sandbox driver. */
   hostname: string;
+  /** A routed link to the node's own namespace, the sandbox's default route (the ingress sandbox has one). */
+  gateway?: SandboxGateway;
 }
+
+/**
+ * A veth pair between the node's namespace and a sandbox, not on any bridge:
+ * its host end carries `hostAddr`, its inner end (`gw0`) carries `addr` and is
+ * the sandbox's default route, via `hostAddr`.
+ */
+export interface SandboxGateway {
+  hostIfname: string;
+  /** CIDR, e.g. 169.254.77.1/30 */
+  hostAddr: string;
+  /** CIDR, e.g. 169.254.77.2/30 */
+  addr: string;
+}
+
+/** The inner end of a sandbox's gateway link. */
+export const GATEWAY_IFNAME = "gw0";
 
 export interface SandboxInterface {
   /** Inside the sandbox: eth0, eth1, … in network order. */
@@ -86,6 +104,11 @@ export const names = {
   vxlan: (vni: number) => `vmvx${vni}`,
   /** Host end of a sandbox's veth: stable per (task, interface index). */
   hostVeth: (taskId: string, index: number) => `vmv${taskId.slice(0, 10)}${index}`,
+  /** Host end of a task sandbox's gateway link (host-mode ports). */
+  gatewayVeth: (taskId: string) => `vmg${taskId.slice(0, 12)}`,
   /** A task's namespace; the prefix tells whose it is (an agent's, a lab's), so leftovers can be found. */
   sandbox: (prefix: string, taskId: string) => `${prefix}${taskId}`,
 };
+
+/** The task ID the node's ingress sandbox goes by among sandboxes (task IDs are hex: no clash). */
+export const INGRESS_SANDBOX_ID = "ingress";

@@ -47,7 +47,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
       if (parseIpv4(o.advertiseAddr) === undefined) throw new UsageError(`--advertise-addr ${o.advertiseAddr} is not an IPv4 address`);
       if (process.getuid?.() !== 0) throw new UsageError("the agent manages network namespaces and interfaces: run it as root");
       if (o.dataplane === "ipvs") throw new UsageError("--dataplane ipvs is not available yet: use auto or nftables");
-      const { Agent, EmbeddedDns, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
+      const { Agent, EmbeddedDns, KernelMesh, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
       const nftables = spawnSync("nft", ["--version"]).status === 0;
       if (!nftables && o.dataplane === "nftables") throw new UsageError("--dataplane nftables: the nft command is not installed");
       const log = (line: string) => io.stderr(`${new Date().toISOString()} ${line}\n`);
@@ -62,7 +62,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
         overlay: new KernelOverlay(),
         sandboxes: new KernelSandboxes(),
-        ...(nftables ? { loadBalancer: new KernelNftables({ log }) } : {}),
+        ...(nftables ? { loadBalancer: new KernelNftables({ log }), mesh: new KernelMesh() } : {}),
         dns: new EmbeddedDns({
           log,
           ...(o.dnsTtl !== undefined ? { ttl: o.dnsTtl } : {}),

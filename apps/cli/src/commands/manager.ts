@@ -13,6 +13,7 @@ interface ManagerOptions {
   dataDir: string;
   listen?: string[];
   heartbeatPeriod?: number;
+  ingressSubnet?: string;
 }
 
 export function registerManagerCommand(program: Command, io: Io): void {
@@ -22,6 +23,7 @@ export function registerManagerCommand(program: Command, io: Io): void {
     .requiredOption("--data-dir <dir>", "where the manager keeps the cluster state")
     .option("--listen <addr>", "serve the API on host:port or a unix socket path (repeatable)", collect)
     .option("--heartbeat-period <duration>", "how often agents report in, e.g. 5s", duration)
+    .option("--ingress-subnet <cidr>", "the routing mesh's network, made on the cluster's first start (default 10.255.0.0/16)")
     .action(async (opts: ManagerOptions) => {
       const listen = opts.listen ?? [];
       if (listen.length === 0) throw new UsageError("give at least one --listen ADDR (host:port or a socket path)");
@@ -31,6 +33,7 @@ export function registerManagerCommand(program: Command, io: Io): void {
         dataDir: resolve(opts.dataDir),
         listen: listen.map((a) => grpcTarget(normalizeAddress(a, process.cwd()))),
         ...(opts.heartbeatPeriod !== undefined ? { heartbeatPeriodMs: opts.heartbeatPeriod } : {}),
+        ...(opts.ingressSubnet !== undefined ? { ingressSubnet: opts.ingressSubnet } : {}),
       }).catch((err: unknown) => {
         // e.g. the address is in use or the data directory is not writable
         throw new CommandFailed(err instanceof Error ? err.message : String(err));

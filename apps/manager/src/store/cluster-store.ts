@@ -94,6 +94,13 @@ export class ClusterStore implements ClusterReader {
     for (const id of this.tasksByService.get(serviceId) ?? []) yield this.maps.task.get(id)!;
   }
 
+  nodes = (): Iterable<Node> => this.maps.node.values();
+
+  ingressNetwork(): Network | undefined {
+    for (const n of this.maps.network.values()) if (n.spec.ingress) return n;
+    return undefined;
+  }
+
   *servicesOnNetworks(networkIds: ReadonlySet<string>): Iterable<Service> {
     const seen = new Set<string>();
     for (const net of networkIds) {

@@ -7,7 +7,7 @@
 
 import type { LbPlan } from "@vipmesh/core";
 import { flushStaleUdpFlows, lostBackends } from "../../kernel/conntrack.ts";
-import { run } from "../../kernel/run.ts";
+import { runIn } from "../../kernel/run.ts";
 import { renderChange, renderRuleset } from "./render.ts";
 
 export interface KernelNftablesOptions {
@@ -71,6 +71,6 @@ export class KernelNftables {
   }
 
   private async load(sandbox: string, script: string): Promise<void> {
-    await run("ip", ["netns", "exec", sandbox, "nft", "-f", "-"], { input: script });
+    await runIn(sandbox, ["nft", "-f", "-"], { input: script });
   }
 }

@@ -6,10 +6,12 @@ export interface NodeStatus {
   'state'?: (string);
   'message'?: (string);
   'addr'?: (string);
+  'ingressAddr'?: (string);
 }
 
 export interface NodeStatus__Output {
   'state': (string);
   'message': (string);
   'addr': (string);
+  'ingressAddr': (string);
 }

@@ -4,6 +4,7 @@
 import type { TaskSpec as _vipmesh_v1_TaskSpec, TaskSpec__Output as _vipmesh_v1_TaskSpec__Output } from '../../vipmesh/v1/TaskSpec.ts';
 import type { TaskStatus as _vipmesh_v1_TaskStatus, TaskStatus__Output as _vipmesh_v1_TaskStatus__Output } from '../../vipmesh/v1/TaskStatus.ts';
 import type { NetworkAttachment as _vipmesh_v1_NetworkAttachment, NetworkAttachment__Output as _vipmesh_v1_NetworkAttachment__Output } from '../../vipmesh/v1/NetworkAttachment.ts';
+import type { PortConfig as _vipmesh_v1_PortConfig, PortConfig__Output as _vipmesh_v1_PortConfig__Output } from '../../vipmesh/v1/PortConfig.ts';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Task {
@@ -21,6 +22,7 @@ export interface Task {
   'status'?: (_vipmesh_v1_TaskStatus | null);
   'networks'?: (_vipmesh_v1_NetworkAttachment)[];
   'drained'?: (boolean);
+  'hostPorts'?: (_vipmesh_v1_PortConfig)[];
 }
 
 export interface Task__Output {
@@ -38,4 +40,5 @@ export interface Task__Output {
   'status': (_vipmesh_v1_TaskStatus__Output | null);
   'networks': (_vipmesh_v1_NetworkAttachment__Output)[];
   'drained': (boolean);
+  'hostPorts': (_vipmesh_v1_PortConfig__Output)[];
 }

@@ -1,0 +1,64 @@
+// The routing mesh in the kernel (render.ts draws the path): the node's
+// published-ports table and route to its ingress sandbox, the ingress
+// sandbox's forwarding and masquerade, and the filter on task sandboxes'
+// ingress interfaces. What this process last applied is kept, so a sync that
+// changes nothing writes nothing; an agent restart applies everything once.
+// The ingress sandbox itself (namespace, overlay interface, gateway link) is
+// made by the sandbox driver, its load balancing by the VIP dataplane.
+
+import { addrOf } from "@vipmesh/core";
+import { runIn, type KernelOptions } from "../kernel/run.ts";
+import type { SandboxGateway } from "../kernel/types.ts";
+import type { PublishedPort, TaskIngressFilter } from "./plan.ts";
+import { renderIngressSandbox, renderPublishedPorts, renderTaskIngressFilter } from "./render.ts";
+
+/**
+ * The node ↔ ingress sandbox link. Link-local addresses: the link never
+ * leaves the node, and 169.254.0.0/16 is not anyone's network to clash with.
+ */
+export const INGRESS_GATEWAY: SandboxGateway = { hostIfname: "vmingress", hostAddr: "169.254.77.1/30", addr: "169.254.77.2/30" };
+
+export class KernelMesh {
+  /** The script this process last loaded per namespace ("" for the node's own when it is the current one). */
+  private readonly loaded = new Map<string, string>();
+
+  constructor(private readonly o: KernelOptions = {}) {}
+
+  /**
+   * Once the sandbox driver made the ingress sandbox (with INGRESS_GATEWAY):
+   * forwarding on in it and in the node, the ingress network routed to it,
+   * its NAT table.
+   */
+  async ensureIngress(sandbox: string, subnet: string, overlayIfname: string): Promise<void> {
+    await runIn(sandbox, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    // the node forwards between its addresses and the ingress sandbox (a lab node has it on already)
+    if ((await runIn(this.o.netns, ["sysctl", "-n", "net.ipv4.ip_forward"])).trim() !== "1") {
+      await runIn(this.o.netns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    }
+    await runIn(this.o.netns, ["ip", "route", "replace", subnet, "via", addrOf(INGRESS_GATEWAY.addr), "dev", INGRESS_GATEWAY.hostIfname]);
+    this.loaded.delete(sandbox);
+    await this.load(sandbox, renderIngressSandbox(overlayIfname));
+  }
+
+  /** The node's published ports, exactly these (nothing written when they already are). */
+  async publish(mesh: readonly PublishedPort[], host: readonly PublishedPort[]): Promise<void> {
+    await this.load(this.o.netns, renderPublishedPorts(mesh, host));
+  }
+
+  /** A task sandbox's ingress filter; nothing for a task that is not on the ingress network. */
+  async filterTask(sandbox: string, filter: TaskIngressFilter | undefined): Promise<void> {
+    if (filter) await this.load(sandbox, renderTaskIngressFilter(filter));
+  }
+
+  forget(sandbox: string): void {
+    this.loaded.delete(sandbox);
+  }
+
+  private async load(netns: string | undefined, script: string): Promise<void> {
+    const key = netns ?? "";
+    if (this.loaded.get(key) === script) return;
+    this.loaded.delete(key); // unknown until it succeeds
+    await runIn(netns, ["nft", "-f", "-"], { input: script });
+    this.loaded.set(key, script);
+  }
+}
