@@ -4,7 +4,8 @@
 # exists: the overlay network collabnet, the 3-replica service collabweb spread
 # over the nodes, its VIP balanced by the kernel (random, rr, client-IP
 # affinity) and resolved by the embedded DNS, its tasks reaching each other
-# across nodes over VXLAN. It
+# across nodes over VXLAN, and the routing mesh: its published port answered
+# by every node, a node without a task too (and a host-mode port). It
 # stays up until Ctrl-C, then removes everything it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,9 +90,42 @@ for slot in 1 2 3; do
   done
 done
 
-say "The kernel state of node1's overlay (VXLAN device, static FDB and neighbour entries):"
+say "7. The routing mesh: collabweb published on port 8080 of every node. Its tasks join the built-in"
+say "   ingress network (a rolling update), and two replicas leave one node without a task"
+step vipmesh service update --lb-affinity none --lb-scheduler random --publish-add 8080:80 collabweb
+step vipmesh service scale collabweb=2
+step vipmesh service ps collabweb
+say "Its published port, and what the tasks see of the client (service inspect, Endpoint.Ports):"
+vipmesh service inspect collabweb | node -e '
+  const [s] = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  for (const p of s.Endpoint.Ports) console.log(`${p.PublishedPort}/${p.Protocol} -> ${p.TargetPort} (${p.PublishMode}): client address ${p.ClientAddress}`);'
+
+say "From the lab's client namespace (on the underlay, not a node): node-address:8080 on every node,"
+say "the node without a task too, each reaching both replicas"
+for n in 1 2 3; do
+  addr=192.168.100.1$n
+  printf 'node%s %s:8080 ->' "$n" "$addr"
+  for _ in 1 2 3 4 5 6; do
+    vipmesh lab exec --name "$LAB" client -- curl -s --max-time 2 "http://$addr:8080/" | awk '/^Hostname:/ {printf " %s", $2}' || true
+  done
+  echo
+done
+
+say "node1's published ports (its own namespace: node address:port -> the service's VIP on the ingress network),"
+say "and its ingress sandbox balancing that VIP to the tasks:"
+step vipmesh lab exec --name "$LAB" node1 -- nft list map ip vipmesh-mesh published
+step vipmesh lab exec --name "$LAB" node1 -- ip netns exec vm-$LAB-node1-ingress nft list map ip vipmesh be
+
+say "Host mode: a port opened only where a task runs, straight to it; the task sees the client's own address"
+step vipmesh service create --name collab-host --constraint node.hostname==node1 --publish published=9090,target=80,mode=host -- vipmesh whoami --port 80
+for n in 1 2; do
+  printf 'node%s:9090 -> ' "$n"
+  vipmesh lab exec --name "$LAB" client -- curl -s --max-time 2 "http://192.168.100.1$n:9090/" | grep -E '^RemoteAddr:' || echo "refused (no task on node$n)"
+done
+
+say "The kernel state of node1's overlay (VXLAN devices; static FDB and neighbour entries of collabnet's, the last made):"
 step vipmesh lab exec --name "$LAB" node1 -- ip -d link show type vxlan
-step vipmesh lab exec --name "$LAB" node1 -- bridge fdb show dev "$(vipmesh lab exec --name "$LAB" node1 -- ip -o link show type vxlan | awk -F': ' '{print $2}' | cut -d@ -f1 | head -1)"
+step vipmesh lab exec --name "$LAB" node1 -- bridge fdb show dev "$(vipmesh lab exec --name "$LAB" node1 -- ip -o link show type vxlan | awk -F': ' '{print $2}' | cut -d@ -f1 | tail -1)"
 step vipmesh lab exec --name "$LAB" node1 -- ip neigh show nud permanent
 
 say "The lab stays up: try 'vipmesh service ls', 'vipmesh exec collabweb.1 -- hostname', 'vipmesh lab exec node2 -- ip -br a'."

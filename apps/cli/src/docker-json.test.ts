@@ -31,7 +31,7 @@ describe("serviceJson", () => {
       },
       Endpoint: {
         Spec: { Mode: "vip", Ports: [{ Protocol: "tcp", TargetPort: 80, PublishMode: "ingress" }] },
-        Ports: [{ Protocol: "tcp", TargetPort: 80, PublishedPort: 30000, PublishMode: "ingress" }],
+        Ports: [{ Protocol: "tcp", TargetPort: 80, PublishedPort: 30000, PublishMode: "ingress", ClientAddress: expect.stringMatching(/^replaced/) }],
         VirtualIPs: [{ NetworkID: NETWORK_ID, Addr: "10.0.1.2/24" }],
       },
     });

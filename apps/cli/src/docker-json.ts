@@ -88,10 +88,17 @@ export function serviceSpecJson(spec: ServiceSpec | null) {
   };
 }
 
+/**
+ * What a task sees as the peer of a published connection (not in docker's
+ * shape: swarm users asked where their clients' addresses went).
+ */
+export const clientAddressOf = (p: PortConfig): string =>
+  p.publishMode === "host" ? "kept: the task sees the client's own address" : "replaced: the task sees the ingress sandbox of the node the client reached";
+
 function endpointJson(e: Endpoint | null) {
   return {
     Spec: endpointSpecJson(e?.spec ?? null),
-    Ports: (e?.ports ?? []).map(portJson),
+    Ports: (e?.ports ?? []).map((p) => ({ ...portJson(p), ClientAddress: clientAddressOf(p) })),
     VirtualIPs: (e?.virtualIps ?? []).map((v) => ({ NetworkID: v.networkId, Addr: v.addr })),
   };
 }

@@ -5,7 +5,8 @@
 
 import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type LabLayout, labDown, labUp, listNamespaces } from "../src/lab.ts";
@@ -13,6 +14,7 @@ import { waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 
 const name = `m${randomBytes(3).toString("hex")}`;
+const UDP_STREAM = fileURLToPath(new URL("./udp-stream.mjs", import.meta.url));
 let lab: LabLayout;
 let client: ClusterServiceClient;
 
@@ -73,14 +75,15 @@ kernelDescribe("the routing mesh on a 3-node lab", () => {
           taskTemplate: { container: { command: WHOAMI, healthcheck: HEALTHY }, placement: { constraints: ["node.hostname!=node3"] } },
           replicated: { replicas: 2 },
           networks: [{ target: "appnet" }],
-          endpointSpec: { ports: [{ targetPort: 8080 }, { targetPort: 8080, protocol: "udp" }] },
+          endpointSpec: { ports: [{ targetPort: 8080 }, { targetPort: 8080, protocol: "udp" }, { targetPort: 8080, protocol: "sctp" }] },
         },
       })
     ).service!;
     // both published ports were assigned from the dynamic range, and inspect shows them
     const inspected = (await call(client, "inspectService", { service: "web" })).service!;
-    [tcpPort, udpPort] = inspected.endpoint!.ports.map((p) => p.publishedPort);
-    for (const p of [tcpPort, udpPort]) expect(p >= 30000 && p <= 32767, `port ${p} in 30000-32767`).toBe(true);
+    let sctpPort: number;
+    [tcpPort, udpPort, sctpPort] = inspected.endpoint!.ports.map((p) => p.publishedPort) as [number, number, number];
+    for (const p of [tcpPort, udpPort, sctpPort]) expect(p >= 30000 && p <= 32767, `port ${p} in 30000-32767`).toBe(true);
     expect(inspected.endpoint!.virtualIps.map((v) => addrOf(v.addr)).some((a) => a.startsWith("10.255."))).toBe(true);
 
     const tasks = await running("web", 2);
@@ -105,6 +108,8 @@ kernelDescribe("the routing mesh on a 3-node lab", () => {
       const answers = new Set<string>();
       for (let i = 0; i < 10; i++) answers.add(await waitFor(`UDP through ${n.hostname}`, () => udpAsk(lab.client, n.addr, udpPort) || undefined));
       expect([...answers].every((a) => tasks.some((t) => a === `task ${t.id}`))).toBe(true);
+      // SCTP is steered the same way (this machine's kernel has no SCTP sockets to send any: the rule is read back)
+      expect(ruleset(n.netns)).toContain(`sctp . ${sctpPort} : `);
     }
   });
 
@@ -141,12 +146,25 @@ kernelDescribe("the routing mesh on a 3-node lab", () => {
 
   it("leaves no nft object of a port once it is unpublished or its service removed, on any node", async () => {
     const current = (await call(client, "inspectService", { service: "web" })).service!;
-    const tcpOnly = current.spec!.endpointSpec!.ports.filter((p) => p.protocol === "tcp");
-    await call(client, "updateService", { service: "web", version: current.version, spec: { ...current.spec!, endpointSpec: { ...current.spec!.endpointSpec!, ports: tcpOnly } } });
-    for (const n of lab.nodes) {
-      await waitFor(`${n.hostname} forgets udp/${udpPort}`, () => !ruleset(n.netns).includes(`udp . ${udpPort} :`));
-      expect(udpAsk(lab.client, n.addr, udpPort)).toBe("");
-      expect(ruleset(n.netns)).toContain(`tcp . ${tcpPort} :`);
+    // a client that keeps sending from one socket keeps one conntrack flow, NAT-ed to the task
+    const stream = spawn("ip", ["netns", "exec", lab.client, process.execPath, UDP_STREAM, lab.nodes[2]!.addr, String(udpPort)], { stdio: ["ignore", "pipe", "inherit"] });
+    const answers: string[] = [];
+    stream.stdout.on("data", (d: Buffer) => answers.push(...String(d).split("\n").filter(Boolean)));
+    try {
+      await waitFor("the UDP stream through node3 answered", () => answers.length > 0);
+      const tcpOnly = current.spec!.endpointSpec!.ports.filter((p) => p.protocol === "tcp");
+      await call(client, "updateService", { service: "web", version: current.version, spec: { ...current.spec!, endpointSpec: { ...current.spec!.endpointSpec!, ports: tcpOnly } } });
+      for (const n of lab.nodes) {
+        await waitFor(`${n.hostname} forgets udp/${udpPort}`, () => !ruleset(n.netns).includes(`udp . ${udpPort} :`));
+        expect(udpAsk(lab.client, n.addr, udpPort)).toBe("");
+        expect(ruleset(n.netns)).toContain(`tcp . ${tcpPort} :`);
+      }
+      // its flow went with the port: the stream's datagrams reach no task any more
+      const heard = answers.length;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(answers.length, "answers to the stream after the port was unpublished").toBeLessThanOrEqual(heard + 1);
+    } finally {
+      stream.kill("SIGTERM");
     }
 
     const vip = addrOf(current.endpoint!.virtualIps.find((v) => v.addr.startsWith("10.255."))!.addr);

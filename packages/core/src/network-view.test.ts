@@ -520,25 +520,35 @@ describe("the ingress network", () => {
     return c;
   }
 
-  it("is in the view of every node with an ingress sandbox, task or not, with every ready node's sandbox as an endpoint", () => {
+  it("is in the view of every node with an ingress sandbox, task or not, with its own sandbox as an endpoint", () => {
     const v = computeNetworkView(meshCluster(), "n1");
     expect([...v.networks.keys()]).toEqual(["ingress"]);
     expect([...v.services.keys()]).toEqual(["web"]);
-    expect([...v.endpoints.keys()].sort()).toEqual(["ingress-sandbox/n1", "ingress-sandbox/n2", "web.1/ingress"]);
-    expect(v.endpoints.get("ingress-sandbox/n2")).toMatchObject({ taskId: "", serviceId: "", addr: "10.255.0.3/16", nodeAddr: "192.168.0.2", ready: true });
+    expect([...v.endpoints.keys()].sort()).toEqual(["ingress-sandbox/n1", "web.1/ingress"]);
+    expect(v.endpoints.get("ingress-sandbox/n1")).toMatchObject({ taskId: "", serviceId: "", addr: "10.255.0.2/16", nodeAddr: "192.168.0.1", ready: true });
     expect([...v.peers.keys()]).toEqual(["n2"]);
     expect(computeNetworkView(meshCluster(), "n4").networks.size).toBe(0);
   });
 
-  it("follows a node that goes down and comes back", () => {
+  it("holds every ready node's ingress sandbox where a task on the ingress network runs: it answers them over the overlay", () => {
+    const v = computeNetworkView(meshCluster(), "n2");
+    expect([...v.endpoints.keys()].sort()).toEqual(["ingress-sandbox/n1", "ingress-sandbox/n2", "web.1/ingress"]);
+    expect([...v.peers.keys()]).toEqual(["n1"]);
+  });
+
+  it("follows nodes that go down and come back, and tasks that come and go", () => {
     const c = meshCluster();
-    const v = computeNetworkView(c, "n1");
-    c.putNode(node("n2", "192.168.0.2", { ingressAddr: "10.255.0.3/16", state: "down" }));
-    const d = refreshNetworkView(c, "n1", v, c.takeDirty());
-    expect(d.removedEndpoints.sort()).toEqual(["ingress-sandbox/n2", "web.1/ingress"]);
-    expect(d.removedPeers).toEqual(["n2"]);
+    const v = computeNetworkView(c, "n2");
+    c.putNode(node("n1", "192.168.0.1", { ingressAddr: "10.255.0.2/16", state: "down" }));
+    let d = refreshNetworkView(c, "n2", v, c.takeDirty());
+    expect(d.removedEndpoints).toEqual(["ingress-sandbox/n1"]);
+    expect(d.removedPeers).toEqual(["n1"]);
     c.putNode(node("n3", "192.168.0.3", { ingressAddr: "10.255.0.4/16" }));
-    expect(refreshNetworkView(c, "n1", v, c.takeDirty()).endpoints.map((e) => e.key)).toEqual(["ingress-sandbox/n3"]);
+    expect(refreshNetworkView(c, "n2", v, c.takeDirty()).endpoints.map((e) => e.key)).toEqual(["ingress-sandbox/n3"]);
+    c.removeTask("web.1");
+    d = refreshNetworkView(c, "n2", v, c.takeDirty());
+    expect(d.removedEndpoints.sort()).toEqual(["ingress-sandbox/n3", "web.1/ingress"]);
+    expect([...v.endpoints.keys()]).toEqual(["ingress-sandbox/n2"]);
   });
 });
 

@@ -225,13 +225,37 @@ function taskEndpoints(t: Task, r: ClusterReader, nets: ReadonlySet<string>): Vi
 export const ingressSandboxKey = (nodeId: string): string => `ingress-sandbox/${nodeId}`;
 
 /**
+ * Which ingress sandboxes a node's view holds: none off the ingress network;
+ * its own; and, once it runs a task on the ingress network, every ready
+ * node's — the tasks answer the ingress sandbox that forwarded to them, over
+ * the overlay. A node without such a task needs no other node's: the mesh
+ * costs a node in proportion to the nodes only where published tasks run.
+ */
+interface IngressScope {
+  ingressId: string | undefined;
+  everyNode: boolean;
+}
+
+function ingressScope(r: ClusterReader, nodeId: string, nets: ReadonlySet<string>): IngressScope {
+  const ingress = r.ingressNetwork();
+  if (!ingress || !nets.has(ingress.id)) return { ingressId: undefined, everyNode: false };
+  for (const t of r.tasksOfNode(nodeId)) {
+    if (isNodeTask(t, nodeId) && t.networks.some((a) => a.networkId === ingress.id)) return { ingressId: ingress.id, everyNode: true };
+  }
+  return { ingressId: ingress.id, everyNode: false };
+}
+
+/**
  * A ready node's ingress sandbox, as an endpoint of the ingress network: of
  * no service (no task, no load balancing, no DNS), but on the overlay, since
  * the tasks it forwards published traffic to answer its address.
  */
-function ingressSandboxEndpoint(n: Node | undefined, ingressId: string): ViewEndpoint | undefined {
+function ingressSandboxEndpoint(r: ClusterReader, id: string, nodeId: string, scope: IngressScope): ViewEndpoint | undefined {
+  const n = r.node(id);
   const addr = n?.status.ingressAddr;
+  if (!scope.ingressId || (id !== nodeId && !scope.everyNode)) return undefined;
   if (!n || !addr || n.status.state !== "ready") return undefined;
+  const ingressId = scope.ingressId;
   return {
     key: ingressSandboxKey(n.id),
     taskId: "",
@@ -265,12 +289,10 @@ export function computeNetworkView(r: ClusterReader, nodeId: string): NetworkVie
   for (const sid of serviceIds) {
     for (const t of r.tasksOfService(sid)) for (const e of taskEndpoints(t, r, nets)) view.endpoints.set(e.key, e);
   }
-  const ingress = r.ingressNetwork();
-  if (ingress && nets.has(ingress.id)) {
-    for (const n of r.nodes()) {
-      const e = ingressSandboxEndpoint(n, ingress.id);
-      if (e) view.endpoints.set(e.key, e);
-    }
+  const scope = ingressScope(r, nodeId, nets);
+  for (const id of scope.everyNode ? [...r.nodes()].map((n) => n.id) : [nodeId]) {
+    const e = ingressSandboxEndpoint(r, id, nodeId, scope);
+    if (e) view.endpoints.set(e.key, e);
   }
   for (const e of view.endpoints.values()) {
     if (e.nodeId !== nodeId) view.peers.set(e.nodeId, { nodeId: e.nodeId, addr: e.nodeAddr });
@@ -319,6 +341,8 @@ export function applyViewDelta(view: NetworkView, d: ViewDelta): void {
  */
 interface ViewIndex {
   nets: Set<string>;
+  /** The view holds every node's ingress sandbox, not only its own (ingressScope); unknown for an index built from a view. */
+  everyIngressSandbox: boolean | undefined;
   endpointsByTask: Map<string, Set<string>>;
   peerRefs: Map<string, number>;
 }
@@ -328,8 +352,9 @@ const indexes = new WeakMap<NetworkView, ViewIndex>();
 function indexOf(view: NetworkView): ViewIndex {
   let idx = indexes.get(view);
   if (!idx) {
-    idx = { nets: new Set(), endpointsByTask: new Map(), peerRefs: new Map() };
+    idx = { nets: new Set(), everyIngressSandbox: undefined, endpointsByTask: new Map(), peerRefs: new Map() };
     for (const t of view.tasks.values()) for (const a of t.networks) idx.nets.add(a.networkId);
+    for (const n of view.networks.values()) if (n.ingress) idx.nets.add(n.id); // held for the node's ingress sandbox, tasks or not
     for (const e of view.endpoints.values()) {
       let keys = idx.endpointsByTask.get(e.taskId);
       if (!keys) idx.endpointsByTask.set(e.taskId, (keys = new Set()));
@@ -415,11 +440,12 @@ export function refreshNetworkView(
     put(view.networks, id, n && nets.has(id) ? viewNetwork(n) : undefined, d.networks, d.removedNetworks, same);
   }
   for (const id of dirty.nodes) for (const t of r.tasksOfNode(id)) endpointTasks.add(t.id);
-  // ingress sandboxes: those of dirty nodes; all of them when a network changed (the ingress one may have come or gone)
-  const ingress = r.ingressNetwork();
-  const ingressId = ingress && nets.has(ingress.id) ? ingress.id : undefined;
+  // ingress sandboxes: those of dirty nodes; all of them when a network changed (the ingress one may
+  // have come or gone) or the node began or ceased to run a task on the ingress network
+  const scope = ingressScope(r, nodeId, nets);
   const sandboxNodes = new Set(dirty.nodes);
-  if (networks.size > 0) {
+  if (networks.size > 0 || scope.everyNode !== idx.everyIngressSandbox) {
+    idx.everyIngressSandbox = scope.everyNode;
     for (const n of r.nodes()) sandboxNodes.add(n.id);
     for (const key of idx.endpointsByTask.get("") ?? []) sandboxNodes.add(view.endpoints.get(key)!.nodeId);
   }
@@ -448,7 +474,7 @@ export function refreshNetworkView(
     }
   };
 
-  for (const id of sandboxNodes) setEndpoint(ingressSandboxKey(id), ingressId ? ingressSandboxEndpoint(r.node(id), ingressId) : undefined);
+  for (const id of sandboxNodes) setEndpoint(ingressSandboxKey(id), ingressSandboxEndpoint(r, id, nodeId, scope));
 
   // endpoints of each touched task: what it should have vs. what the view has
   for (const taskId of endpointTasks) {

@@ -62,18 +62,30 @@ export function lostBackends(previous: LbPlan, plan: LbPlan): boolean {
   });
 }
 
-const conntrack = (sandbox: string, args: string[]) => runIn(sandbox, ["conntrack", ...args]);
+const conntrack = (netns: string | undefined, args: string[]) => runIn(netns, ["conntrack", ...args]);
+
+/** Runs a `conntrack -D`; none to delete (they expired meanwhile, which is the goal) is success. */
+async function deleteFlows(netns: string | undefined, filter: string[]): Promise<void> {
+  try {
+    await conntrack(netns, ["-D", ...filter]);
+  } catch (e) {
+    // exit status 1 with "0 flow entries have been deleted"
+    if (!/ 0 flow entries/.test(String((e as { stderr?: string }).stderr))) throw e;
+  }
+}
+
+/**
+ * Deletes the UDP flows to a published port of the node (`netns`, undefined:
+ * this one) once that port goes or leads elsewhere: its DNAT is kept by
+ * conntrack for as long as the client keeps sending, as above.
+ */
+export async function flushPublishedUdpPort(netns: string | undefined, port: number): Promise<void> {
+  await deleteFlows(netns, ["-p", "udp", "--orig-port-dst", String(port)]);
+}
 
 /** Deletes the sandbox's UDP flows that `staleUdpFlows` names; how many (VIP, task) pairs it flushed. */
 export async function flushStaleUdpFlows(sandbox: string, plan: LbPlan, previous?: LbPlan): Promise<number> {
   const stale = staleUdpFlows(parseUdpFlows(await conntrack(sandbox, ["-L", "-p", "udp"])), plan, previous);
-  for (const f of stale) {
-    try {
-      await conntrack(sandbox, ["-D", "-p", "udp", "--orig-dst", f.origDst, "--reply-src", f.replySrc]);
-    } catch (e) {
-      // exit status 1 with "0 flow entries have been deleted": they expired meanwhile, which is the goal
-      if (!/ 0 flow entries/.test(String((e as { stderr?: string }).stderr))) throw e;
-    }
-  }
+  for (const f of stale) await deleteFlows(sandbox, ["-p", "udp", "--orig-dst", f.origDst, "--reply-src", f.replySrc]);
   return stale.length;
 }

@@ -7,6 +7,7 @@
 // made by the sandbox driver, its load balancing by the VIP dataplane.
 
 import { addrOf } from "@vipmesh/core";
+import { flushPublishedUdpPort } from "../kernel/conntrack.ts";
 import { runIn, type KernelOptions } from "../kernel/run.ts";
 import type { SandboxGateway } from "../kernel/types.ts";
 import type { PublishedPort, TaskIngressFilter } from "./plan.ts";
@@ -21,6 +22,8 @@ export const INGRESS_GATEWAY: SandboxGateway = { hostIfname: "vmingress", hostAd
 export class KernelMesh {
   /** The script this process last loaded per namespace ("" for the node's own when it is the current one). */
   private readonly loaded = new Map<string, string>();
+  /** The node's published UDP ports, as last loaded: port → where to. */
+  private udpPublished = new Map<number, string>();
 
   constructor(private readonly o: KernelOptions = {}) {}
 
@@ -40,9 +43,17 @@ export class KernelMesh {
     await this.load(sandbox, renderIngressSandbox(overlayIfname));
   }
 
-  /** The node's published ports, exactly these (nothing written when they already are). */
+  /**
+   * The node's published ports, exactly these (nothing written when they
+   * already are); then the UDP flows of a port that went or leads elsewhere
+   * are flushed, so that a client sending steadily follows the change.
+   */
   async publish(mesh: readonly PublishedPort[], host: readonly PublishedPort[]): Promise<void> {
     await this.load(this.o.netns, renderPublishedPorts(mesh, host));
+    const udp = new Map([...mesh, ...host].filter((p) => p.protocol === "udp").map((p) => [p.port, `${p.to}:${p.targetPort}`]));
+    const moved = [...this.udpPublished].filter(([port, to]) => udp.get(port) !== to).map(([port]) => port);
+    for (const port of moved) await flushPublishedUdpPort(this.o.netns, port);
+    this.udpPublished = udp; // after: a failed flush is tried again by the next sync
   }
 
   /** A task sandbox's ingress filter; nothing for a task that is not on the ingress network. */
