@@ -25,7 +25,7 @@ import { ManagerSession } from "./session.ts";
 import { overlayPlanFor } from "./overlay-plan.ts";
 import { INGRESS_SANDBOX_ID, names, type OverlayDriver, type SandboxDriver, type SandboxPlan } from "./kernel/types.ts";
 import { GatewayAddresses } from "./mesh/gateways.ts";
-import { INGRESS_GATEWAY, type KernelMesh } from "./mesh/kernel.ts";
+import { INGRESS_GATEWAY, INGRESS_OVERLAY_IFNAME, type KernelMesh } from "./mesh/kernel.ts";
 import { hostPublishedFor, ingressPlanFor, type IngressPlan, taskIngressFilter } from "./mesh/plan.ts";
 import { HealthChecker } from "./tasks/health.ts";
 import { ProcessRunner } from "./tasks/process-runner.ts";
@@ -275,14 +275,14 @@ export class Agent {
       taskId: INGRESS_SANDBOX_ID,
       name: names.sandbox(this.o.sandboxPrefix, INGRESS_SANDBOX_ID),
       hostname: INGRESS_SANDBOX_ID,
-      interfaces: [{ ifname: "eth0", vni: ingress.vni, addr: ingress.addr, mac: macForIpv4(ingress.addr) }],
+      interfaces: [{ ifname: INGRESS_OVERLAY_IFNAME, vni: ingress.vni, addr: ingress.addr, mac: macForIpv4(ingress.addr) }],
       gateway: INGRESS_GATEWAY,
     };
     const made = JSON.stringify([plan, ingress.subnet]);
     if (this.ingressMade === made) return;
     this.ingressMade = undefined; // until all of it is in place
     await this.o.sandboxes.ensure(plan);
-    await this.o.mesh!.ensureIngress(plan.name, ingress.subnet, "eth0");
+    await this.o.mesh!.ensureIngress(plan.name, ingress.subnet);
     this.ingressMade = made;
   }
 

@@ -18,6 +18,8 @@ import { renderIngressSandbox, renderPublishedPorts, renderTaskIngressFilter } f
  * leaves the node, and 169.254.0.0/16 is not anyone's network to clash with.
  */
 export const INGRESS_GATEWAY: SandboxGateway = { hostIfname: "vmingress", hostAddr: "169.254.77.1/30", addr: "169.254.77.2/30" };
+/** The ingress sandbox's interface on the ingress network. */
+export const INGRESS_OVERLAY_IFNAME = "eth0";
 
 export class KernelMesh {
   /** The script this process last loaded per namespace ("" for the node's own when it is the current one). */
@@ -32,7 +34,7 @@ export class KernelMesh {
    * forwarding on in it and in the node, the ingress network routed to it,
    * its NAT table.
    */
-  async ensureIngress(sandbox: string, subnet: string, overlayIfname: string): Promise<void> {
+  async ensureIngress(sandbox: string, subnet: string): Promise<void> {
     await runIn(sandbox, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     // the node forwards between its addresses and the ingress sandbox (a lab node has it on already)
     if ((await runIn(this.o.netns, ["sysctl", "-n", "net.ipv4.ip_forward"])).trim() !== "1") {
@@ -40,7 +42,7 @@ export class KernelMesh {
     }
     await runIn(this.o.netns, ["ip", "route", "replace", subnet, "via", addrOf(INGRESS_GATEWAY.addr), "dev", INGRESS_GATEWAY.hostIfname]);
     this.loaded.delete(sandbox);
-    await this.load(sandbox, renderIngressSandbox(overlayIfname));
+    await this.load(sandbox, renderIngressSandbox(INGRESS_OVERLAY_IFNAME));
   }
 
   /**
