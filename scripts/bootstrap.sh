@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 # command -> Debian package. ip/bridge build the lab and the overlay; nft balances
 # VIPs inside sandboxes; conntrack flushes UDP flows of endpoints that left;
 # nsenter and unshare run agents and tasks in namespaces; curl and dig probe
-# tasks and the embedded DNS in the demo and tests; make/g++/python3 build
+# tasks and the embedded DNS in the demo and tests; haproxy is what haproxy-gen
+# feeds (the demo and its tests run a real one); make/g++/python3 build
 # better-sqlite3 when no prebuilt binary can be fetched.
 declare -A wanted=([ip]=iproute2 [bridge]=iproute2 [nft]=nftables [conntrack]=conntrack [nsenter]=util-linux [unshare]=util-linux
-  [curl]=curl [dig]=bind9-dnsutils [make]=make [g++]=g++ [python3]=python3)
+  [curl]=curl [dig]=bind9-dnsutils [haproxy]=haproxy [make]=make [g++]=g++ [python3]=python3)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")

@@ -5,7 +5,8 @@
 # over the nodes, its VIP balanced by the kernel (random, rr, client-IP
 # affinity) and resolved by the embedded DNS, its tasks reaching each other
 # across nodes over VXLAN, and the routing mesh: its published port answered
-# by every node, a node without a task too (and a host-mode port). It
+# by every node, a node without a task too (and a host-mode port), and an
+# external HAProxy fed by haproxy-gen in front of it all. It
 # stays up until Ctrl-C, then removes everything it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,12 @@ LAB=demo
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 say() { printf '\n# %s\n' "$*"; }
-cleanup() { say "Ctrl-C: removing the lab"; vipmesh lab down --name "$LAB" >/dev/null 2>&1 || true; }
+gen=""
+cleanup() {
+  say "Ctrl-C: removing the lab"
+  [[ -n $gen ]] && kill "$gen" 2>/dev/null
+  vipmesh lab down --name "$LAB" >/dev/null 2>&1 || true
+}
 
 if [[ $(id -u) -ne 0 ]]; then echo "the lab makes network namespaces: run as root" >&2; exit 1; fi
 vipmesh lab down --name "$LAB" >/dev/null 2>&1 || true
@@ -123,11 +129,30 @@ for n in 1 2; do
   vipmesh lab exec --name "$LAB" client -- curl -s --max-time 2 "http://192.168.100.1$n:9090/" | grep -E '^RemoteAddr:' || echo "refused (no task on node$n)"
 done
 
+say "8. An external HAProxy in the lab's client namespace, fed by haproxy-gen: per published port a frontend,"
+say "   and a backend whose servers are every ready node's address:port (host-mode ports: the nodes with a task)"
+hdir=/run/vipmesh/$LAB/haproxy
+mkdir -p "$hdir"
+step vipmesh haproxy-gen --output "$hdir/haproxy.cfg"
+step vipmesh lab exec --name "$LAB" client -- haproxy -W -S "$hdir/master.sock" -f "$hdir/haproxy.cfg" -p "$hdir/haproxy.pid" -D
+say "haproxy-gen --watch follows the cluster from now on: server changes over HAProxy's runtime API, new ports by a hitless reload"
+vipmesh haproxy-gen --output "$hdir/haproxy.cfg" --master-socket "$hdir/master.sock" --watch 2>"$hdir/haproxy-gen.log" &
+gen=$!
+sed -n '/^backend be_collabweb_8080/,/^$/p' "$hdir/haproxy.cfg"
+say "Requests from the client to HAProxy (127.0.0.1:8080 there) reach collabweb's tasks through every node:"
+for _ in 1 2 3 4 5 6; do
+  vipmesh lab exec --name "$LAB" client -- curl -s --max-time 2 "http://127.0.0.1:8080/" | awk '/^Hostname:/ {print $2}' || true
+done | sort | uniq -c
+say "collabweb scaled to 3: no reload needed for the mesh (every node already serves it); HAProxy's stats page shows the servers"
+step vipmesh service scale collabweb=3
+vipmesh lab exec --name "$LAB" client -- curl -s "http://127.0.0.1:8404/stats;csv" | awk -F, '$1 == "be_collabweb_8080" && $2 != "BACKEND" {print $1, $2, $18}'
+
 say "The kernel state of node1's overlay (VXLAN devices; static FDB and neighbour entries of collabnet's, the last made):"
 step vipmesh lab exec --name "$LAB" node1 -- ip -d link show type vxlan
 step vipmesh lab exec --name "$LAB" node1 -- bridge fdb show dev "$(vipmesh lab exec --name "$LAB" node1 -- ip -o link show type vxlan | awk -F': ' '{print $2}' | cut -d@ -f1 | tail -1)"
 step vipmesh lab exec --name "$LAB" node1 -- ip neigh show nud permanent
 
-say "The lab stays up: try 'vipmesh service ls', 'vipmesh exec collabweb.1 -- hostname', 'vipmesh lab exec node2 -- ip -br a'."
+say "The lab stays up: try 'vipmesh service ls', 'vipmesh exec collabweb.1 -- hostname', 'vipmesh lab exec node2 -- ip -br a',"
+say "'vipmesh lab exec client -- curl -s http://127.0.0.1:8404/stats' (HAProxy), and $hdir/haproxy.cfg."
 say "Ctrl-C removes it."
 sleep infinity

@@ -6,6 +6,7 @@ import { registerManagerCommand } from "./commands/manager.ts";
 import { registerNetworkCommands } from "./commands/network.ts";
 import { registerAgentCommand } from "./commands/agent.ts";
 import { registerExecCommand } from "./commands/exec.ts";
+import { registerHaproxyGenCommand } from "./commands/haproxy-gen.ts";
 import { registerLabCommands } from "./commands/lab.ts";
 import { registerNodeCommands } from "./commands/node.ts";
 import { registerServiceCommands } from "./commands/service.ts";
@@ -35,6 +36,7 @@ export function buildProgram(io: Io): Command {
   registerWhoamiCommand(program, io);
   registerExecCommand(program, io);
   registerLabCommands(program, io);
+  registerHaproxyGenCommand(program, io);
   return program;
 }
 

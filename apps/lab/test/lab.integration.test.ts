@@ -21,11 +21,11 @@ import {
   startAgent,
   startManager,
 } from "../src/lab.ts";
-import { waitFor as waitForBase } from "@vipmesh/testing";
+import { REQUEST_LOOP, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 
 const name = `t${randomBytes(3).toString("hex")}`;
-const LOOP = fileURLToPath(new URL("./request-loop.mjs", import.meta.url));
+
 const UDP_STREAM = fileURLToPath(new URL("./udp-stream.mjs", import.meta.url));
 let lab: LabLayout;
 let client: ClusterServiceClient;
@@ -249,7 +249,7 @@ kernelDescribe("a 3-node lab", () => {
 
     // 300 requests, each on a new connection, reach each of the three tasks about evenly
     // (random slices: expected 100 each, sd 8; below 50 is 6 sd out)
-    const spread = JSON.parse(sh(sandboxOf(box!), "node", LOOP, vip, "8080", "2000", "300").trim().split("\n").pop()!) as {
+    const spread = JSON.parse(sh(sandboxOf(box!), "node", REQUEST_LOOP, vip, "8080", "2000", "300").trim().split("\n").pop()!) as {
       ok: number;
       tasks: Record<string, number>;
     };
@@ -370,7 +370,7 @@ kernelDescribe("a 3-node lab", () => {
       await call(client, "updateService", { service: "dweb", version: s.version, spec: change(s.spec!) });
     };
 
-    const loop = spawn("ip", ["netns", "exec", sandboxOf(box!), "node", LOOP, addrOf(web.endpoint!.virtualIps[0]!.addr), "8080"], {
+    const loop = spawn("ip", ["netns", "exec", sandboxOf(box!), "node", REQUEST_LOOP, addrOf(web.endpoint!.virtualIps[0]!.addr), "8080"], {
       stdio: ["ignore", "pipe", "inherit"],
     });
     let out = "";
