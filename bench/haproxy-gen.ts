@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 
 const RUNS = process.argv.includes("--quick") ? 3 : 7;
-const runtime = { statsSocket: "/run/vipmesh-bench/admin.sock", statsPort: 8404 };
+const runtime = { statsSocket: "/run/vipmesh-bench/admin.sock", statsPort: 8404, tlsCert: "" };
 
 function cluster(services: number, nodes: number): ClusterSnapshot {
   const nodeList = Array.from({ length: nodes }, (_, i) => ({

@@ -6,8 +6,8 @@ import { Generator } from "./generator.ts";
 import { runtimeCommands } from "./haproxy.ts";
 import { type Slot, type TemplateData } from "./model.ts";
 
-const runtime = { statsSocket: "/run/haproxy/admin.sock", statsPort: 8404 };
-const slot = (name: string, addr: string, port: number, enabled = true): Slot => ({ name, addr, port, enabled, node: enabled ? addr : "" });
+const runtime = { statsSocket: "/run/haproxy/admin.sock", statsPort: 8404, tlsCert: "" };
+const slot = (name: string, addr: string, port: number, enabled = true, weight = 1): Slot => ({ name, addr, port, weight, enabled, node: enabled ? addr : "" });
 const data = (servers: Slot[]): TemplateData => ({
   version: 1,
   nodes: [],
@@ -21,8 +21,9 @@ const data = (servers: Slot[]): TemplateData => ({
 describe("runtimeCommands", () => {
   it("readdresses and enables slots that gained a node, puts those that lost theirs in maintenance, leaves the rest alone", () => {
     const prev = data([slot("s1", "192.168.100.11", 8080), slot("s2", "192.168.100.12", 8080), slot("s3", "0.0.0.0", 0, false), slot("s4", "192.168.100.14", 8080)]);
-    const next = data([slot("s1", "192.168.100.11", 8080), slot("s2", "192.168.100.13", 8080), slot("s3", "192.168.100.15", 8080), slot("s4", "0.0.0.0", 0, false)]);
+    const next = data([slot("s1", "192.168.100.11", 8080, true, 3), slot("s2", "192.168.100.13", 8080), slot("s3", "192.168.100.15", 8080), slot("s4", "0.0.0.0", 0, false)]);
     expect(runtimeCommands(prev, next)).toEqual([
+      "set weight be_web_8080/s1 3",
       "set server be_web_8080/s2 addr 192.168.100.13 port 8080",
       "set server be_web_8080/s2 state ready",
       "set server be_web_8080/s3 addr 192.168.100.15 port 8080",

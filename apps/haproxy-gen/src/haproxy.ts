@@ -77,6 +77,7 @@ export function runtimeCommands(prev: TemplateData, next: TemplateData): string[
       const o = old.servers[i]!;
       const id = `${b.name}/${s.name}`;
       if (s.enabled && (s.addr !== o.addr || s.port !== o.port)) out.push(`set server ${id} addr ${s.addr} port ${s.port}`);
+      if (s.enabled && s.weight !== o.weight) out.push(`set weight ${id} ${s.weight}`);
       if (s.enabled && (!o.enabled || s.addr !== o.addr || s.port !== o.port)) out.push(`set server ${id} state ready`);
       if (!s.enabled && o.enabled) out.push(`set server ${id} state maint`);
     });

@@ -11,20 +11,27 @@
 //               ordered most specific first (host and path, host, path, none)
 //   backends[]  { name, service, mode ("tcp"|"http"), balance, publishMode
 //               ("ingress"|"host"), port, servers[] }, servers being slots
-//               { name, addr, port, enabled, node }: one per node that serves
+//               { name, addr, port, weight, enabled, node }: one per node that serves
 //               the port (every ready node for a mesh port, the ready nodes
 //               running a task for a host-mode one), by node ID, then spare
 //               disabled slots (addr 0.0.0.0) up to a power of two (≥ 4), so
 //               that a node coming or going is a runtime change, not a reload
 //   udp[]       { service, port, publishMode }: published UDP ports, which
 //               HAProxy 2.6 cannot proxy (rendered as comments, and warned about)
-//   runtime     { statsSocket, statsPort }: where the runtime API and stats page are
+//   runtime     { statsSocket, statsPort, tlsCert }: where the runtime API and
+//               stats page are, and the certificate (PEM) of the HTTPS side of
+//               the shared HTTP frontends ("" for none)
+//
+// A node's servers have the weight of its label vipmesh.haproxy.weight (1 by
+// default): a bigger machine can take a bigger share. Addresses, weights and
+// enabled states are what the runtime API changes without a reload.
 //
 // Service labels choose the rest (annotations.labels):
 //   vipmesh.haproxy.mode=http       route the service's first published TCP port by HTTP
 //   vipmesh.haproxy.host=NAME       … for requests with this Host
 //   vipmesh.haproxy.path=/PREFIX    … whose path starts with this
-//   vipmesh.haproxy.port=80         … on this shared frontend port (default 80)
+//   vipmesh.haproxy.port=80         … on this shared frontend port (default 80; with a
+//                                   certificate, port 80's frontend serves HTTPS on 443 too)
 //   vipmesh.haproxy.balance=ALGO    HAProxy's balance (default from the service's
 //                                   LB settings: rr → roundrobin, random → random,
 //                                   client-IP affinity → source)
@@ -36,6 +43,7 @@ export interface Slot {
   name: string;
   addr: string;
   port: number;
+  weight: number;
   enabled: boolean;
   /** The node's hostname, "" for a spare slot. */
   node: string;
@@ -86,6 +94,8 @@ export interface RuntimeSettings {
   statsSocket: string;
   /** The stats page's port (http://HOST:PORT/stats). */
   statsPort: number;
+  /** A PEM certificate and key for HTTPS on 443 beside the HTTP frontend on 80; "" for none. */
+  tlsCert: string;
 }
 
 export interface ClusterSnapshot {
@@ -115,9 +125,22 @@ function balanceOf(s: wire.Service): string {
   return e?.lbScheduler === "random" ? "random" : "roundrobin";
 }
 
+/** A node's label vipmesh.haproxy.weight, if it is a weight HAProxy takes (0-256); else 1. */
+function weightOf(n: wire.Node): number {
+  const w = Number(n.spec?.labels?.[`${LABEL}weight`] ?? 1);
+  return Number.isInteger(w) && w >= 0 && w <= 256 ? w : 1;
+}
+
 function slots(addrs: { node: wire.Node; port: number }[]): Slot[] {
-  const out: Slot[] = addrs.map(({ node, port }, i) => ({ name: `s${i + 1}`, addr: node.status!.addr, port, enabled: true, node: node.description?.hostname ?? node.id }));
-  for (let i = out.length; i < slotCount(addrs.length); i++) out.push({ name: `s${i + 1}`, addr: "0.0.0.0", port: 0, enabled: false, node: "" });
+  const out: Slot[] = addrs.map(({ node, port }, i) => ({
+    name: `s${i + 1}`,
+    addr: node.status!.addr,
+    port,
+    weight: weightOf(node),
+    enabled: true,
+    node: node.description?.hostname ?? node.id,
+  }));
+  for (let i = out.length; i < slotCount(addrs.length); i++) out.push({ name: `s${i + 1}`, addr: "0.0.0.0", port: 0, weight: 1, enabled: false, node: "" });
   return out;
 }
 

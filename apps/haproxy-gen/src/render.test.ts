@@ -5,14 +5,14 @@ import { type ClusterSnapshot, templateData } from "./model.ts";
 import { compileTemplate, loadTemplate, TemplateError } from "./render.ts";
 
 const update = process.env.UPDATE_GOLDEN === "1";
-const runtime = { statsSocket: "/run/haproxy/admin.sock", statsPort: 8404 };
+const runtime = { statsSocket: "/run/haproxy/admin.sock", statsPort: 8404, tlsCert: "" };
 
-const node = (n: number, state = "ready", availability = "active"): wire.Node =>
+const node = (n: number, state = "ready", availability = "active", labels: Record<string, string> = {}): wire.Node =>
   ({
     id: `node${n}-id`,
     version: 1,
     description: { hostname: `node${n}`, dataplane: "nftables" },
-    spec: { labels: {}, availability },
+    spec: { labels, availability },
     status: { state, message: "", addr: `192.168.100.1${n}`, ingressAddr: `10.255.0.${n + 1}/16` },
   }) as unknown as wire.Node;
 
@@ -50,7 +50,7 @@ const snapshots: Record<string, ClusterSnapshot> = {
   },
   "nodes-down": {
     version: 9,
-    nodes: [node(1), node(2, "down"), node(3, "ready", "drain"), node(4), node(5), node(6)],
+    nodes: [node(1), node(2, "down"), node(3, "ready", "drain"), node(4, "ready", "active", { "vipmesh.haproxy.weight": "3" }), node(5), node(6)],
     services: [service("collabweb", [{ targetPort: 80, publishedPort: 8080 }]), service("edge", [{ targetPort: 80, publishedPort: 9090, publishMode: "host" }])],
     tasks: [task("edge", 1), task("edge", 2), task("edge", 3)],
   },
@@ -58,10 +58,11 @@ const snapshots: Record<string, ClusterSnapshot> = {
 
 describe("the default template, golden files (UPDATE_GOLDEN=1 rewrites them)", () => {
   const render = loadTemplate();
-  for (const [name, snapshot] of Object.entries(snapshots)) {
+  const cases = { ...Object.fromEntries(Object.entries(snapshots).map(([k, v]) => [k, [v, runtime] as const])), https: [snapshots["many-services"]!, { ...runtime, tlsCert: "/etc/haproxy/site.pem" }] as const };
+  for (const [name, [snapshot, settings]] of Object.entries(cases)) {
     it(name, () => {
       const file = new URL(`./testdata/${name}.cfg`, import.meta.url);
-      const got = render(templateData(snapshot, runtime));
+      const got = render(templateData(snapshot, settings));
       if (update) writeFileSync(file, got);
       expect(got).toBe(readFileSync(file, "utf8"));
     });
@@ -74,6 +75,7 @@ describe("templateData", () => {
     const enabled = (name: string) => d.backends.find((b) => b.name === name)!.servers.filter((s) => s.enabled).map((s) => s.node);
     expect(enabled("be_collabweb_8080")).toEqual(["node1", "node4", "node5", "node6"]);
     expect(enabled("be_edge_9090")).toEqual(["node1"]);
+    expect(d.backends[0]!.servers.map((s) => s.weight)).toEqual([1, 3, 1, 1]);
   });
 
   it("keeps spare disabled slots up to a power of two, at least 4", () => {

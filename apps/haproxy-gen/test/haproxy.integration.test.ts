@@ -29,7 +29,7 @@ const HEALTHY = { test: ["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:808
 const options = (o: Partial<GeneratorOptions> = {}): GeneratorOptions => ({
   manager: lab.socket,
   output: join(dir, "haproxy.cfg"),
-  runtime: { statsSocket: join(dir, "admin.sock"), statsPort: 8404 },
+  runtime: { statsSocket: join(dir, "admin.sock"), statsPort: 8404, tlsCert: "" },
   log: (line) => logs.push(line),
   ...o,
 });

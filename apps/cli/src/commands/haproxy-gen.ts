@@ -16,6 +16,7 @@ interface HaproxyGenFlags {
   masterSocket?: string;
   statsSocket?: string;
   statsPort: number;
+  tlsCert?: string;
   watch?: boolean;
 }
 
@@ -29,6 +30,7 @@ export function registerHaproxyGenCommand(program: Command, io: Io): void {
     .option("--master-socket <path>", "HAProxy's master CLI socket (haproxy -W -S PATH): reloads through it, without a command")
     .option("--stats-socket <path>", "HAProxy's runtime API socket, in the config; server changes go through it without a reload (default: beside --output)")
     .option("--stats-port <port>", "port of the stats page in the default template", wholeNumber, 8404)
+    .option("--tls-cert <pem>", "certificate and key (PEM) for HTTPS on 443 beside the shared HTTP frontend on 80")
     .option("--watch", "keep following the cluster, applying every change, until SIGINT/SIGTERM")
     .action(async (o: HaproxyGenFlags, cmd: Command) => {
       if (o.reload && o.masterSocket) throw new UsageError("give --reload or --master-socket, not both");
@@ -42,7 +44,11 @@ export function registerHaproxyGenCommand(program: Command, io: Io): void {
         ...(o.template ? { template: resolve(o.template) } : {}),
         ...(o.masterSocket ? { masterSocket: resolve(o.masterSocket) } : {}),
         ...(o.reload ? { reloadCommand: o.reload } : {}),
-        runtime: { statsSocket: o.statsSocket ? resolve(o.statsSocket) : join(dirname(output), "haproxy-admin.sock"), statsPort: o.statsPort },
+        runtime: {
+          statsSocket: o.statsSocket ? resolve(o.statsSocket) : join(dirname(output), "haproxy-admin.sock"),
+          statsPort: o.statsPort,
+          tlsCert: o.tlsCert ? resolve(o.tlsCert) : "",
+        },
         log: (line) => io.stderr(`${new Date().toISOString()} haproxy-gen: ${line}\n`),
       });
       if (!o.watch) {
