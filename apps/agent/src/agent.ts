@@ -125,6 +125,7 @@ export class Agent {
     this.session.stop();
     this.processes.close();
     this.health.close();
+    this.o.mesh?.close();
     await this.o.dns?.close();
   }
 

@@ -24,6 +24,7 @@ export function portJson(p: PortConfig) {
     // omitted when 0, like docker's omitempty: a spec port still to be assigned
     ...(p.publishedPort ? { PublishedPort: p.publishedPort } : {}),
     PublishMode: p.publishMode,
+    ...(p.proxyProtocol ? { ProxyProtocol: p.proxyProtocol } : {}),
   };
 }
 
@@ -93,7 +94,11 @@ export function serviceSpecJson(spec: ServiceSpec | null) {
  * shape: swarm users asked where their clients' addresses went).
  */
 export const clientAddressOf = (p: PortConfig): string =>
-  p.publishMode === "host" ? "kept: the task sees the client's own address" : "replaced: the task sees the ingress sandbox of the node the client reached";
+  p.publishMode === "host"
+    ? "kept: the task sees the client's own address"
+    : p.proxyProtocol
+      ? `sent: the task gets it in a PROXY protocol ${p.proxyProtocol} header, on a connection from the ingress sandbox`
+      : "replaced: the task sees the ingress sandbox of the node the client reached";
 
 function endpointJson(e: Endpoint | null) {
   return {

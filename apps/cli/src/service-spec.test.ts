@@ -122,8 +122,8 @@ describe("applyServiceUpdate", () => {
       endpointSpec: {
         mode: "vip",
         ports: [
-          { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
-          { protocol: "udp", targetPort: 53, publishedPort: 5353, publishMode: "ingress" },
+          { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress", proxyProtocol: "" },
+          { protocol: "udp", targetPort: 53, publishedPort: 5353, publishMode: "ingress", proxyProtocol: "" },
         ],
         lbScheduler: "",
         lbWeights: {},

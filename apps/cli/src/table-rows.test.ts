@@ -35,8 +35,8 @@ describe("service ls", () => {
   it("writes host-mode ports without the routing-mesh star", () => {
     expect(
       formatPorts([
-        { protocol: "tcp", targetPort: 80, publishedPort: 30001, publishMode: "ingress" },
-        { protocol: "udp", targetPort: 53, publishedPort: 53, publishMode: "host" },
+        { protocol: "tcp", targetPort: 80, publishedPort: 30001, publishMode: "ingress", proxyProtocol: "" },
+        { protocol: "udp", targetPort: 53, publishedPort: 53, publishMode: "host", proxyProtocol: "" },
       ]),
     ).toBe("*:30001->80/tcp, :53->53/udp");
   });

@@ -21,7 +21,7 @@ export function serviceSpec(overrides: Partial<ServiceSpec> = {}): ServiceSpec {
     networks: [{ target: NETWORK_ID }],
     endpointSpec: {
       mode: "vip",
-      ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" }],
+      ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress", proxyProtocol: "" }],
       lbScheduler: "",
       lbWeights: {},
       lbAffinity: "none",
@@ -43,7 +43,7 @@ export function service(overrides: Partial<wire.Service> = {}): wire.Service {
     previousSpec: null,
     endpoint: {
       spec: serviceSpec().endpointSpec,
-      ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 30000, publishMode: "ingress" }],
+      ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 30000, publishMode: "ingress", proxyProtocol: "" }],
       virtualIps: [{ networkId: NETWORK_ID, addr: "10.0.1.2/24" }],
     },
     updateStatus: { state: "", startedAt: "", completedAt: "", message: "", failedUpdate: false },

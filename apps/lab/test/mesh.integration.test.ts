@@ -144,6 +144,32 @@ kernelDescribe("the routing mesh on a 3-node lab", () => {
     for (const n of [node2!, node3!]) expect(curl(lab.client, `http://${n.addr}:9090/`).status, n.hostname).toBe(7);
   });
 
+  it("sends tasks a PROXY protocol header with the client's own address when the port asks for one", async () => {
+    // the task answers with the first line it received: the header
+    const firstLine = `require("net").createServer((s) => s.once("data", (d) => s.end(String(d).split("\\r\\n")[0] + "\\n"))).listen(8080)`;
+    const pp = (
+      await call(client, "createService", {
+        spec: {
+          annotations: { name: "pp" },
+          taskTemplate: { container: { command: [process.execPath, "-e", firstLine] }, placement: { constraints: ["node.hostname==node1"] } },
+          replicated: { replicas: 1 },
+          endpointSpec: { ports: [{ targetPort: 8080, proxyProtocol: "v1" }] },
+        },
+      })
+    ).service!;
+    const port = pp.endpoint!.ports[0]!.publishedPort;
+    const clientAddr = sh(lab.client, "ip", "-4", "-o", "addr", "show", "dev", "eth0").match(/inet ([\d.]+)/)![1];
+    const node3 = lab.nodes[2]!; // runs no task of pp
+    const ask = `const s = require("net").connect(${port}, "${node3.addr}", () => s.write("hello\\r\\n"));
+      s.on("data", (d) => process.stdout.write(d)); s.on("error", () => {});`;
+    const line = await waitFor("an answer through node3", () => sh(lab.client, process.execPath, "-e", ask).trim() || undefined);
+    expect(line).toMatch(new RegExp(`^PROXY TCP4 ${clientAddr} ${node3.addr} \\d+ ${port}$`));
+    // the agent serves that port itself: the kernel's published-ports map does not have it
+    expect(ruleset(node3.netns)).not.toContain(`tcp . ${port} :`);
+    await call(client, "removeService", { service: "pp" });
+    await waitFor("the port closed on node3", () => curl(lab.client, `http://${node3.addr}:${port}/`).status === 7);
+  });
+
   it("leaves no nft object of a port once it is unpublished or its service removed, on any node", async () => {
     const current = (await call(client, "inspectService", { service: "web" })).service!;
     // a client that keeps sending from one socket keeps one conntrack flow, NAT-ed to the task

@@ -141,7 +141,7 @@ describe("rolling update", () => {
   });
 
   it("changes that do not touch the tasks (replicas, labels, ports of a published service) start no update", async () => {
-    const port = { targetPort: 80, protocol: "tcp", publishMode: "ingress", publishedPort: 0 };
+    const port = { targetPort: 80, protocol: "tcp", publishMode: "ingress", publishedPort: 0, proxyProtocol: "" };
     await call(h.client, "createService", { spec: serviceSpec("web", { replicated: { replicas: 2 }, endpointSpec: { ports: [port] } }) });
     const before = await waitRunning(h, "web", 2);
     const s = await update("web", (spec) => ({
@@ -160,7 +160,7 @@ describe("rolling update", () => {
     const [before] = await waitRunning(h, "api", 1);
     const s = await update("api", (spec) => ({
       ...spec,
-      endpointSpec: { ...spec.endpointSpec!, ports: [{ targetPort: 80, protocol: "tcp", publishMode: "ingress", publishedPort: 0 }] },
+      endpointSpec: { ...spec.endpointSpec!, ports: [{ targetPort: 80, protocol: "tcp", publishMode: "ingress", publishedPort: 0, proxyProtocol: "" }] },
     }));
     const ingress = s.endpoint!.virtualIps.find((v) => v.addr.startsWith("10.255."));
     expect(ingress, "a VIP on the ingress network").toBeDefined();

@@ -23,6 +23,8 @@ describe("parsePublish", () => {
     ["target=80", port({ targetPort: 80 })],
     ["target=80, published=8081", port({ targetPort: 80, publishedPort: 8081 })],
     ["published=8080,target=80,mode=ingress", port({ targetPort: 80, publishedPort: 8080 })],
+    ["published=8080,target=80,proxy-protocol=v2", port({ targetPort: 80, publishedPort: 8080, proxyProtocol: "v2" })],
+    ["target=80,proxy-protocol=v1", port({ targetPort: 80, proxyProtocol: "v1" })],
   ])("parses %j", (text, expected) => {
     expect(parsePublish(text)).toEqual(expected);
   });
@@ -45,6 +47,10 @@ describe("parsePublish", () => {
     { text: "70000:80", mentions: ["70000", "publishedPort"] },
     { text: "published=8080,target=70000", mentions: ["70000", "targetPort"] },
     { text: "0", mentions: ['"0"', "targetPort: 0 "] },
+    { text: "target=80,proxy-protocol=v3", mentions: ['"v3"'] },
+    { text: "published=8080,target=80,mode=host,proxy-protocol=v1", mentions: ["routing mesh", "host mode keeps"] },
+    { text: "target=53,protocol=udp,proxy-protocol=v1", mentions: ["TCP ports"] },
+    { text: "target=80,mode=host", mentions: ["mode=host needs a published port"] },
   ])("rejects $text", ({ text, mentions }) => {
     expectVipmeshError(() => parsePublish(text), "invalid_argument", `--publish "${text}"`, ...mentions);
   });

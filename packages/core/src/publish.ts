@@ -1,6 +1,6 @@
 // Docker's two --publish forms:
 //   [PUBLISHED:]TARGET[/PROTOCOL]
-//   published=P,target=T[,protocol=tcp|udp|sctp][,mode=ingress|host]
+//   published=P,target=T[,protocol=tcp|udp|sctp][,mode=ingress|host][,proxy-protocol=v1|v2]
 
 import { invalid } from "./errors.ts";
 import type { PortConfig } from "./types.ts";
@@ -14,9 +14,9 @@ export function parsePublish(text: string): PortConfig {
       if (!k || v === undefined || rest.length > 0) throw invalid(`--publish "${text}": "${part}" is not key=value`);
       fields[k.trim()] = v.trim();
     }
-    const known = new Set(["published", "target", "protocol", "mode"]);
+    const known = new Set(["published", "target", "protocol", "mode", "proxy-protocol"]);
     for (const k of Object.keys(fields)) {
-      if (!known.has(k)) throw invalid(`--publish "${text}": unknown field "${k}" (use published, target, protocol, mode)`);
+      if (!known.has(k)) throw invalid(`--publish "${text}": unknown field "${k}" (use published, target, protocol, mode, proxy-protocol)`);
     }
     if (!fields.target) throw invalid(`--publish "${text}": target= is required`);
     return normalizePort(
@@ -25,6 +25,7 @@ export function parsePublish(text: string): PortConfig {
         publishedPort: fields.published ? number(text, fields.published) : 0,
         protocol: fields.protocol,
         publishMode: fields.mode,
+        proxyProtocol: fields["proxy-protocol"],
       },
       `--publish "${text}"`,
     );

@@ -5,6 +5,7 @@ export type NodeAvailability = "active" | "drain";
 export type NodeState = "unknown" | "ready" | "down";
 export type Protocol = "tcp" | "udp" | "sctp";
 export type PublishMode = "ingress" | "host";
+export type ProxyProtocol = "v1" | "v2";
 export type EndpointMode = "vip" | "dnsrr";
 /** Every scheduler some dataplane implements (which one honours which: dataplanes.ts). */
 export const LB_SCHEDULER_NAMES = ["random", "rr", "lc", "sh"] as const;
@@ -98,6 +99,8 @@ export interface PortConfig {
   /** 0 in a spec: assign one from the dynamic range. */
   publishedPort: number;
   publishMode: PublishMode;
+  /** A PROXY protocol header with the client's address, sent to the task first (mesh, TCP); absent: none. */
+  proxyProtocol?: ProxyProtocol;
 }
 
 export interface EndpointSpec {

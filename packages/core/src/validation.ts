@@ -23,6 +23,7 @@ const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,252})?$/;
 
 export const PROTOCOLS = ["tcp", "udp", "sctp"] as const;
 export const PUBLISH_MODES = ["ingress", "host"] as const;
+export const PROXY_PROTOCOLS = ["v1", "v2"] as const;
 export const ENDPOINT_MODES = ["vip", "dnsrr"] as const;
 /**
  * What some dataplane can honour; "" leaves the choice to the dataplane.
@@ -137,12 +138,21 @@ export function normalizeNetworkSpec(input: Loose<NetworkSpec> | null | undefine
 }
 
 export function normalizePort(input: Loose<PortConfig>, field: string): PortConfig {
-  return {
+  const port: PortConfig = {
     protocol: oneOf(`${field}.protocol`, input.protocol, PROTOCOLS, "tcp"),
     targetPort: integer(`${field}.targetPort`, input.targetPort ?? 0, 1, 65535, 0),
     publishedPort: integer(`${field}.publishedPort`, input.publishedPort, 0, 65535, 0),
     publishMode: oneOf(`${field}.publishMode`, input.publishMode, PUBLISH_MODES, "ingress"),
   };
+  if (port.publishMode === "host" && port.publishedPort === 0) {
+    throw invalid(`${field}: mode=host needs a published port (published=P,target=${port.targetPort},mode=host)`);
+  }
+  if (input.proxyProtocol === undefined || input.proxyProtocol === "") return port;
+  // for TCP through the mesh: host mode keeps the client's address without one
+  if (port.protocol !== "tcp" || port.publishMode !== "ingress") {
+    throw invalid(`${field}: a PROXY protocol header is for TCP ports published through the routing mesh (host mode keeps the client's address without one)`);
+  }
+  return { ...port, proxyProtocol: oneOf(`${field}.proxyProtocol`, input.proxyProtocol, PROXY_PROTOCOLS, "v1") };
 }
 
 function normalizeEndpointSpec(input: Loose<EndpointSpec> | null | undefined): EndpointSpec {
@@ -156,9 +166,6 @@ function normalizeEndpointSpec(input: Loose<EndpointSpec> | null | undefined): E
         `port ${p.targetPort}/${p.protocol}: endpoint mode dnsrr cannot publish through the routing mesh ` +
           `(it needs a VIP); use --publish mode=host or --endpoint-mode vip`,
       );
-    }
-    if (p.publishMode === "host" && p.publishedPort === 0) {
-      throw invalid(`port ${p.targetPort}/${p.protocol}: mode=host needs a published port (published=P,target=${p.targetPort},mode=host)`);
     }
     if (p.publishedPort !== 0) {
       const k = `${p.protocol}/${p.publishedPort}/${p.publishMode}`;

@@ -11,6 +11,7 @@ import { flushPublishedUdpPort } from "../kernel/conntrack.ts";
 import { runIn, type KernelOptions } from "../kernel/run.ts";
 import type { SandboxGateway } from "../kernel/types.ts";
 import type { PublishedPort, TaskIngressFilter } from "./plan.ts";
+import { ProxyProtocolForwarder } from "./proxy-protocol.ts";
 import { renderIngressSandbox, renderPublishedPorts, renderTaskIngressFilter } from "./render.ts";
 
 /**
@@ -27,7 +28,17 @@ export class KernelMesh {
   /** The node's published UDP ports, as last loaded: port → where to. */
   private udpPublished = new Map<number, string>();
 
-  constructor(private readonly o: KernelOptions = {}) {}
+  private readonly forwarder: ProxyProtocolForwarder;
+
+  /** The forwarder listens in this process's namespace: run the agent in the node's (the lab does). */
+  constructor(private readonly o: KernelOptions & { log?: (line: string) => void } = {}) {
+    this.forwarder = new ProxyProtocolForwarder({ ...(o.log ? { log: o.log } : {}) });
+  }
+
+  /** Stops listening on the PROXY protocol ports. */
+  close(): void {
+    this.forwarder.close();
+  }
 
   /**
    * Once the sandbox driver made the ingress sandbox (with INGRESS_GATEWAY):
@@ -47,11 +58,13 @@ export class KernelMesh {
 
   /**
    * The node's published ports, exactly these (nothing written when they
-   * already are); then the UDP flows of a port that went or leads elsewhere
-   * are flushed, so that a client sending steadily follows the change.
+   * already are): in the kernel, or, for those that send a PROXY protocol
+   * header, by the forwarder. Then the UDP flows of a port that went or leads
+   * elsewhere are flushed, so that a client sending steadily follows the change.
    */
   async publish(mesh: readonly PublishedPort[], host: readonly PublishedPort[]): Promise<void> {
-    await this.load(this.o.netns, renderPublishedPorts(mesh, host));
+    await this.load(this.o.netns, renderPublishedPorts(mesh.filter((p) => !p.proxyProtocol), host));
+    await this.forwarder.sync(mesh);
     const udp = new Map([...mesh, ...host].filter((p) => p.protocol === "udp").map((p) => [p.port, `${p.to}:${p.targetPort}`]));
     const moved = [...this.udpPublished].filter(([port, to]) => udp.get(port) !== to).map(([port]) => port);
     for (const port of moved) await flushPublishedUdpPort(this.o.netns, port);

@@ -4,7 +4,7 @@
 // network, at the target port), and, per task of a published service, which
 // ports its ingress interface accepts.
 
-import { addrOf, attachmentRefusal, ingressSandboxKey, isTaskReady, type NetworkView, type Protocol, type Task } from "@vipmesh/core";
+import { addrOf, attachmentRefusal, ingressSandboxKey, isTaskReady, type NetworkView, type Protocol, type ProxyProtocol, type Task } from "@vipmesh/core";
 
 /** A port opened on the node's own addresses, and where its traffic goes. */
 export interface PublishedPort {
@@ -14,6 +14,8 @@ export interface PublishedPort {
   to: string;
   targetPort: number;
   service: string;
+  /** Mesh ports only: served by the agent's PROXY protocol forwarder (mesh/proxy-protocol.ts), not the kernel. */
+  proxyProtocol?: ProxyProtocol;
 }
 
 export interface IngressPlan {
@@ -38,7 +40,14 @@ export function ingressPlanFor(view: NetworkView, nodeId: string): IngressPlan |
     if (!vip) continue;
     for (const p of s.ports) {
       if (p.publishMode !== "ingress" || p.publishedPort === 0) continue;
-      published.push({ protocol: p.protocol, port: p.publishedPort, to: addrOf(vip.addr), targetPort: p.targetPort, service: s.name });
+      published.push({
+        protocol: p.protocol,
+        port: p.publishedPort,
+        to: addrOf(vip.addr),
+        targetPort: p.targetPort,
+        service: s.name,
+        ...(p.proxyProtocol ? { proxyProtocol: p.proxyProtocol } : {}),
+      });
     }
   }
   return { networkId: net.id, vni: net.vni, subnet: net.subnet, addr: own.addr, published: published.sort(byPort) };

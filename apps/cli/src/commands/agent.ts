@@ -62,7 +62,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
         overlay: new KernelOverlay(),
         sandboxes: new KernelSandboxes(),
-        ...(nftables ? { loadBalancer: new KernelNftables({ log }), mesh: new KernelMesh() } : {}),
+        ...(nftables ? { loadBalancer: new KernelNftables({ log }), mesh: new KernelMesh({ log }) } : {}),
         dns: new EmbeddedDns({
           log,
           ...(o.dnsTtl !== undefined ? { ttl: o.dnsTtl } : {}),

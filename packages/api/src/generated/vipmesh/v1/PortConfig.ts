@@ -7,6 +7,7 @@ export interface PortConfig {
   'targetPort'?: (number);
   'publishedPort'?: (number);
   'publishMode'?: (string);
+  'proxyProtocol'?: (string);
 }
 
 export interface PortConfig__Output {
@@ -14,4 +15,5 @@ export interface PortConfig__Output {
   'targetPort': (number);
   'publishedPort': (number);
   'publishMode': (string);
+  'proxyProtocol': (string);
 }
