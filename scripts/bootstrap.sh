@@ -9,10 +9,13 @@ cd "$(dirname "$0")/.."
 # VIPs inside sandboxes; conntrack flushes UDP flows of endpoints that left;
 # nsenter and unshare run agents and tasks in namespaces; curl and dig probe
 # tasks and the embedded DNS in the demo and tests; haproxy is what haproxy-gen
-# feeds (the demo and its tests run a real one); make/g++/python3 build
-# better-sqlite3 when no prebuilt binary can be fetched.
+# feeds (the demo and its tests run a real one); qemu, busybox, cpio and kmod
+# boot Debian's kernel for the tests that need IPVS (packages/kernel-vm), and
+# ipvsadm programs it; make/g++/python3 build better-sqlite3 when no prebuilt
+# binary can be fetched.
 declare -A wanted=([ip]=iproute2 [bridge]=iproute2 [nft]=nftables [conntrack]=conntrack [nsenter]=util-linux [unshare]=util-linux
-  [curl]=curl [dig]=bind9-dnsutils [haproxy]=haproxy [make]=make [g++]=g++ [python3]=python3)
+  [curl]=curl [dig]=bind9-dnsutils [haproxy]=haproxy [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static
+  [cpio]=cpio [depmod]=kmod [ipvsadm]=ipvsadm [make]=make [g++]=g++ [python3]=python3)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
