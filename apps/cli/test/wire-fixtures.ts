@@ -44,7 +44,7 @@ export function service(overrides: Partial<wire.Service> = {}): wire.Service {
     endpoint: {
       spec: serviceSpec().endpointSpec,
       ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 30000, publishMode: "ingress", proxyProtocol: "" }],
-      virtualIps: [{ networkId: NETWORK_ID, addr: "10.0.1.2/24" }],
+      virtualIps: [{ networkId: NETWORK_ID, addr: "10.0.1.2/24", fwmark: 256 }],
     },
     updateStatus: { state: "", startedAt: "", completedAt: "", message: "", failedUpdate: false },
     specVersion: 1,

@@ -1,11 +1,12 @@
-// Everything the manager hands out — subnets, VNIs, VIPs, task addresses,
-// published ports — in one place. Allocations live in the objects themselves
+// Everything the manager hands out — subnets, VNIs, VIPs and their firewall
+// marks, task addresses, published ports — in one place. Allocations live in the objects themselves
 // (network.ipam, service.endpoint, task.networks), so after a restart the
 // allocator is rebuilt from the store and never hands out anything twice.
 // Every allocation made inside a transaction is undone if it fails.
 
 import {
   AddressPool,
+  FwmarkAllocator,
   type Network,
   type NetworkSpec,
   PublishedPortAllocator,
@@ -20,6 +21,7 @@ import {
   nextFreeSubnet,
   precondition,
   type PortConfig,
+  type VirtualIp,
 } from "@vipmesh/core";
 import type { ClusterStore, Tx } from "./store/cluster-store.ts";
 
@@ -32,6 +34,7 @@ export class Allocator {
   private readonly pools = new Map<string, AddressPool>();
   private readonly vnis = new VniAllocator();
   private readonly ports = new PublishedPortAllocator();
+  private readonly fwmarks = new FwmarkAllocator();
 
   constructor(private readonly options: AllocatorOptions = {}) {}
 
@@ -40,7 +43,10 @@ export class Allocator {
     for (const n of store.list("network")) this.claimNetwork(n);
     for (const s of store.list("service")) {
       for (const p of s.endpoint.ports) if (p.publishMode === "ingress") this.ports.allocate(p.protocol, p.publishedPort, s.spec.annotations.name);
-      for (const v of s.endpoint.virtualIps) this.pools.get(v.networkId)?.reserve(v.addr);
+      for (const v of s.endpoint.virtualIps) {
+        this.pools.get(v.networkId)?.reserve(v.addr);
+        if (v.fwmark) this.fwmarks.take(v.fwmark);
+      }
     }
     for (const t of store.list("task")) {
       if (isTerminal(t.status.state)) continue;
@@ -107,6 +113,33 @@ export class Allocator {
     tx.onRollback(() => pool.reserve(addr));
   }
 
+  // ---- VIPs ----------------------------------------------------------------
+
+  /** A VIP on the network, with its firewall mark. */
+  allocateVip(tx: Tx, networkId: string): VirtualIp {
+    const addr = this.allocateAddress(tx, networkId);
+    return { networkId, addr, fwmark: this.allocateFwmark(tx) };
+  }
+
+  /** The VIP as it is, with a mark if it was stored without one. */
+  keepVip(tx: Tx, v: VirtualIp): VirtualIp {
+    return v.fwmark ? v : { ...v, fwmark: this.allocateFwmark(tx) };
+  }
+
+  releaseVip(tx: Tx, v: VirtualIp): void {
+    this.releaseAddress(tx, v.networkId, v.addr);
+    const mark = v.fwmark;
+    if (!mark || !this.fwmarks.has(mark)) return;
+    this.fwmarks.release(mark);
+    tx.onRollback(() => this.fwmarks.take(mark));
+  }
+
+  private allocateFwmark(tx: Tx): number {
+    const mark = this.fwmarks.next();
+    tx.onRollback(() => this.fwmarks.release(mark));
+    return mark;
+  }
+
   releaseTaskAddresses(tx: Tx, t: Task): void {
     for (const a of t.networks) for (const addr of a.addresses) this.releaseAddress(tx, a.networkId, addr);
   }
@@ -149,6 +182,6 @@ export class Allocator {
 
   releaseService(tx: Tx, s: Service): void {
     this.allocatePorts(tx, s.spec.annotations.name, [], s.endpoint.ports);
-    for (const v of s.endpoint.virtualIps) this.releaseAddress(tx, v.networkId, v.addr);
+    for (const v of s.endpoint.virtualIps) this.releaseVip(tx, v);
   }
 }

@@ -118,13 +118,11 @@ export class Cluster {
     const keep = spec.endpointSpec.mode === "vip" ? new Set(spec.networks.map((n) => n.target)) : new Set<string>();
     const virtualIps = [];
     for (const v of current?.endpoint.virtualIps ?? []) {
-      if (keep.has(v.networkId)) virtualIps.push(v);
-      else this.allocator.releaseAddress(tx, v.networkId, v.addr);
+      if (keep.has(v.networkId)) virtualIps.push(this.allocator.keepVip(tx, v));
+      else this.allocator.releaseVip(tx, v);
     }
     for (const networkId of keep) {
-      if (!virtualIps.some((v) => v.networkId === networkId)) {
-        virtualIps.push({ networkId, addr: this.allocator.allocateAddress(tx, networkId) });
-      }
+      if (!virtualIps.some((v) => v.networkId === networkId)) virtualIps.push(this.allocator.allocateVip(tx, networkId));
     }
     return { spec: spec.endpointSpec, ports, virtualIps };
   }
@@ -202,6 +200,16 @@ export class Cluster {
       }
       this.allocator.releaseService(tx, s);
       tx.remove("service", s.id);
+    });
+  }
+
+  /** VIPs stored before firewall marks were handed out get one (once, at start). */
+  assignMissingFwmarks(): void {
+    this.store.update((tx) => {
+      for (const s of tx.list("service")) {
+        if (s.endpoint.virtualIps.every((v) => v.fwmark)) continue;
+        tx.put("service", { ...s, endpoint: { ...s.endpoint, virtualIps: s.endpoint.virtualIps.map((v) => this.allocator.keepVip(tx, v)) } });
+      }
     });
   }
 

@@ -35,9 +35,10 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const cluster = new Cluster(store, allocator);
   try {
     cluster.ensureIngressNetwork(options.ingressSubnet);
+    cluster.assignMissingFwmarks();
   } catch (err) {
     close();
-    throw new Error(`cannot make the ingress network: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`cannot bring the cluster up to date: ${err instanceof Error ? err.message : String(err)}`);
   }
   const dispatcher = new Dispatcher(store, cluster, options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS);
   const orchestrator = new Orchestrator(store, allocator, cluster, { restartDelayMs: options.restartDelayMs });

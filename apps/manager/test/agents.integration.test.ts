@@ -41,7 +41,8 @@ describe("agents", () => {
       const mine = [...a.view.tasks.values()].filter((t) => t.serviceId === svc.id);
       expect(mine).toHaveLength(1);
       expect(a.view.networks.get(net.id)).toMatchObject({ name: "collabnet", subnet: "10.0.3.0/24", vni: net.vni });
-      expect(a.view.services.get(svc.id)?.virtualIps).toEqual([{ networkId: net.id, addr: "10.0.3.2/24" }]);
+      expect(a.view.services.get(svc.id)?.virtualIps).toEqual([{ networkId: net.id, addr: "10.0.3.2/24", fwmark: svc.endpoint!.virtualIps[0]!.fwmark }]);
+      expect(svc.endpoint!.virtualIps[0]!.fwmark).toBeGreaterThanOrEqual(256);
       expect(endpointAddrs(a, svc.id)).toEqual(taskAddrs);
       const peers = [...a.view.peers.keys()].sort();
       expect(peers).toEqual(agents.filter((b) => b !== a).map((b) => b.nodeId).sort());

@@ -38,6 +38,12 @@ describe("restart", () => {
       spec: serviceSpec("third", { networks: [{ target: "collabnet" }], replicated: { replicas: 0 }, endpointSpec: { ports: [{ targetPort: 80 }] } }),
     })).service!;
     expect(taken.has(next.endpoint!.virtualIps[0]!.addr)).toBe(false);
+    // every VIP (collabweb has three: two networks and the mesh) has a mark of its own, and new ones are new
+    const marks = before.services.flatMap((s) => s.endpoint!.virtualIps.map((v) => v.fwmark));
+    expect(marks.length).toBe(4);
+    expect(new Set(marks).size).toBe(4);
+    expect(marks.every((m) => m >= 256)).toBe(true);
+    expect(marks).not.toContain(next.endpoint!.virtualIps[0]!.fwmark);
     const usedPorts = before.services.flatMap((s) => s.endpoint!.ports.map((p) => p.publishedPort));
     expect(usedPorts).not.toContain(next.endpoint!.ports[0]!.publishedPort);
     const net = (await call(h.client, "createNetwork", { spec: { name: "third" } })).network!;

@@ -4,6 +4,8 @@ import { exhausted, invalid, precondition } from "./errors.ts";
 import type { Protocol } from "./types.ts";
 
 export const VNI_RANGE = { min: 4096, max: 2 ** 24 - 1 } as const;
+/** IPVS firewall marks of VIPs: from 256 as libnetwork's; below 2^28, leaving the top bits to others. */
+export const FWMARK_RANGE = { min: 256, max: 2 ** 28 - 1 } as const;
 export const DYNAMIC_PORT_RANGE = { min: 30000, max: 32767 } as const;
 /** VXLAN's port (IANA): every node receives the overlay on it, so the routing mesh cannot take it. */
 export const VXLAN_UDP_PORT = 4789;
@@ -52,6 +54,13 @@ export class RangeAllocator {
 export class VniAllocator extends RangeAllocator {
   constructor() {
     super(VNI_RANGE.min, VNI_RANGE.max, "VXLAN VNI");
+  }
+}
+
+/** One mark per VIP (per service per network), cluster-wide: a sandbox on several networks tells its VIPs apart by mark. */
+export class FwmarkAllocator extends RangeAllocator {
+  constructor() {
+    super(FWMARK_RANGE.min, FWMARK_RANGE.max, "firewall mark");
   }
 }
 

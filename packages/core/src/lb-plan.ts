@@ -23,6 +23,8 @@ export interface LbService {
   name: string;
   /** No prefix. */
   vip: string;
+  /** The VIP's firewall mark (IPVS dataplane); absent when the manager gave none. */
+  fwmark?: number;
   scheduler: LbScheduler;
   /**
    * Client-IP affinity: a client's new connections go to the backend its last
@@ -93,6 +95,7 @@ export function lbServicesOf(svc: ViewService, endpoints: Iterable<ViewEndpoint>
       serviceId: svc.id,
       name: svc.name,
       vip,
+      ...(v.fwmark ? { fwmark: v.fwmark } : {}),
       scheduler,
       ...(svc.lbAffinity === "client-ip" ? { affinityTimeoutS: svc.lbAffinityTimeoutS || DEFAULT_LB_AFFINITY_TIMEOUT_S } : {}),
       backends: [...backends.values()].sort((a, b) => byIp(a.ip, b.ip)),
@@ -189,6 +192,7 @@ export function backendSlices(backends: readonly LbBackend[], space = LB_SLOT_SP
 export const sameLbService = (a: LbService, b: LbService): boolean =>
   a === b ||
   (a.scheduler === b.scheduler &&
+    a.fwmark === b.fwmark &&
     a.affinityTimeoutS === b.affinityTimeoutS &&
     a.backends.length === b.backends.length &&
     a.backends.every((x, i) => x.ip === b.backends[i]!.ip && x.weight === b.backends[i]!.weight));

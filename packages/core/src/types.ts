@@ -158,6 +158,8 @@ export interface VirtualIp {
   networkId: string;
   /** CIDR, e.g. 10.0.3.2/24 */
   addr: string;
+  /** Its firewall mark on the IPVS dataplane, from 256 (absent: stored before marks were handed out). */
+  fwmark?: number;
 }
 
 export interface ServiceEndpoint {

@@ -5,9 +5,11 @@
 export interface EndpointVirtualIp {
   'networkId'?: (string);
   'addr'?: (string);
+  'fwmark'?: (number);
 }
 
 export interface EndpointVirtualIp__Output {
   'networkId': (string);
   'addr': (string);
+  'fwmark': (number);
 }
