@@ -15,18 +15,21 @@ const data = (servers: Slot[]): TemplateData => ({
   http: [],
   backends: [{ name: "be_web_8080", service: "web", mode: "tcp", balance: "roundrobin", publishMode: "ingress", port: 8080, servers }],
   udp: [],
+  warnings: [],
   runtime,
 });
 
 describe("runtimeCommands", () => {
-  it("readdresses and enables slots that gained a node, puts those that lost theirs in maintenance, leaves the rest alone", () => {
+  it("readdresses and enables slots that gained a node (with its weight: HAProxy keeps a slot's last one), puts those that lost theirs in maintenance, leaves the rest alone", () => {
     const prev = data([slot("s1", "192.168.100.11", 8080), slot("s2", "192.168.100.12", 8080), slot("s3", "0.0.0.0", 0, false), slot("s4", "192.168.100.14", 8080)]);
     const next = data([slot("s1", "192.168.100.11", 8080, true, 3), slot("s2", "192.168.100.13", 8080), slot("s3", "192.168.100.15", 8080), slot("s4", "0.0.0.0", 0, false)]);
     expect(runtimeCommands(prev, next)).toEqual([
       "set weight be_web_8080/s1 3",
       "set server be_web_8080/s2 addr 192.168.100.13 port 8080",
+      "set weight be_web_8080/s2 1",
       "set server be_web_8080/s2 state ready",
       "set server be_web_8080/s3 addr 192.168.100.15 port 8080",
+      "set weight be_web_8080/s3 1",
       "set server be_web_8080/s3 state ready",
       "set server be_web_8080/s4 state maint",
     ]);

@@ -9,7 +9,7 @@
 import { clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
 import { writeFileSync } from "node:fs";
 import { type Applied, ConfigApplier } from "./haproxy.ts";
-import { type ClusterSnapshot, type RuntimeSettings, templateData } from "./model.ts";
+import { type ClusterSnapshot, type RuntimeSettings, type TemplateData, templateData } from "./model.ts";
 import { loadTemplate } from "./render.ts";
 
 export interface GeneratorOptions {
@@ -73,6 +73,9 @@ export class Generator {
   private stopped = false;
   private pending: NodeJS.Timeout | undefined;
   private rendering: Promise<void> = Promise.resolve();
+  /** The data last rendered (its servers keep their slots in the next), and the warnings already said. */
+  private previous: TemplateData | undefined;
+  private readonly warned = new Set<string>();
   status: GeneratorStatus = { ok: true, error: "", version: 0, applied: "", at: "" };
 
   constructor(private readonly o: GeneratorOptions) {
@@ -145,10 +148,14 @@ export class Generator {
   private async render(): Promise<Applied> {
     const snapshot = this.state.snapshot();
     try {
-      const data = templateData(snapshot, this.o.runtime);
+      const data = templateData(snapshot, this.o.runtime, this.previous);
+      for (const w of data.warnings) if (!this.warned.has(w)) this.log(`warning: ${w}`);
+      this.warned.clear();
+      for (const w of data.warnings) this.warned.add(w);
       // read each time: a fixed custom template is taken at the next change
       const text = loadTemplate(this.o.template)(data);
       const applied = await this.applier.apply(text, data);
+      this.previous = data;
       if (!this.status.ok) this.log(`cluster version ${snapshot.version}: rendered and applied (${applied}); the error is cleared`);
       else if (applied !== "unchanged") this.log(`cluster version ${snapshot.version}: ${applied}`);
       this.setStatus({ ok: true, error: "", version: snapshot.version, applied, at: new Date().toISOString() });

@@ -63,9 +63,14 @@ export interface ApplyOptions {
 
 export type Applied = "unchanged" | "runtime" | "reload" | "written";
 
-/** What a backend is, apart from what the runtime API can change (its servers' address, port and state). */
+/**
+ * The config apart from what the runtime API can change (a server slot's
+ * address, port, weight and state) and what is only said in comments
+ * (version, warnings). A custom template that renders node data elsewhere
+ * than in server lines should render it from `backends`, or be reloaded by hand.
+ */
 const shape = (d: TemplateData) =>
-  JSON.stringify({ ...d, version: 0, nodes: [], backends: d.backends.map((b) => ({ ...b, servers: b.servers.length })) });
+  JSON.stringify({ ...d, version: 0, nodes: [], warnings: [], backends: d.backends.map((b) => ({ ...b, servers: b.servers.length })) });
 
 /** The runtime API commands that turn `prev`'s servers into `next`'s (same shape). */
 export function runtimeCommands(prev: TemplateData, next: TemplateData): string[] {
@@ -76,9 +81,11 @@ export function runtimeCommands(prev: TemplateData, next: TemplateData): string[
     b.servers.forEach((s, i) => {
       const o = old.servers[i]!;
       const id = `${b.name}/${s.name}`;
-      if (s.enabled && (s.addr !== o.addr || s.port !== o.port)) out.push(`set server ${id} addr ${s.addr} port ${s.port}`);
-      if (s.enabled && s.weight !== o.weight) out.push(`set weight ${id} ${s.weight}`);
-      if (s.enabled && (!o.enabled || s.addr !== o.addr || s.port !== o.port)) out.push(`set server ${id} state ready`);
+      const moved = s.addr !== o.addr || s.port !== o.port;
+      if (s.enabled && moved) out.push(`set server ${id} addr ${s.addr} port ${s.port}`);
+      // a slot taken anew gets its weight whatever it was: HAProxy keeps the last one set, not the config's
+      if (s.enabled && (s.weight !== o.weight || !o.enabled || moved)) out.push(`set weight ${id} ${s.weight}`);
+      if (s.enabled && (!o.enabled || moved)) out.push(`set server ${id} state ready`);
       if (!s.enabled && o.enabled) out.push(`set server ${id} state maint`);
     });
   }
@@ -103,22 +110,25 @@ export class ConfigApplier {
     }
     const prev = this.live;
     renameSync(tmp, this.o.output);
+    // live only once HAProxy took it: after a failed reload the next render reloads again
+    this.live = undefined;
+    let applied: Applied = "written";
+    if (this.o.masterSocket || this.o.reloadCommand) {
+      const runtime = prev && shape(prev.data) === shape(data) && (await this.runtime(runtimeCommands(prev.data, data), data));
+      if (!runtime) await this.reload(data);
+      applied = runtime ? "runtime" : "reload";
+    }
     this.live = { text, data };
-    if (!this.o.masterSocket && !this.o.reloadCommand) return "written";
-    if (prev && shape(prev.data) === shape(data) && (await this.runtime(runtimeCommands(prev.data, data), data))) return "runtime";
-    await this.reload(data);
-    return "reload";
+    return applied;
   }
 
-  /** Sends the commands to the runtime API; false when any failed (the caller reloads instead). */
+  /** Sends the commands to the runtime API at once; false when any failed (the caller reloads instead). */
   private async runtime(commands: string[], data: TemplateData): Promise<boolean> {
+    if (commands.length === 0) return true;
     try {
-      for (const c of commands) {
-        const answer = (await socketCommand(data.runtime.statsSocket, c)).trim();
-        // success is silent or says what changed; a refusal names the problem
-        if (/^(No such|Require|Invalid|Unknown|.*not found|.*failed)/i.test(answer)) return false;
-      }
-      return true;
+      // one connection: commands separated by ";" run in order, each answer on its own lines
+      const answer = await socketCommand(data.runtime.statsSocket, commands.join(";"));
+      return !answer.split("\n").some((l) => /^(No such|Require|Invalid|Unknown|.*not found|.*failed)/i.test(l.trim()));
     } catch {
       return false;
     }

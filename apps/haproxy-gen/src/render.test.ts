@@ -2,6 +2,7 @@ import type { wire } from "@vipmesh/api";
 import { readFileSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type ClusterSnapshot, templateData } from "./model.ts";
+import { runtimeCommands } from "./haproxy.ts";
 import { compileTemplate, loadTemplate, TemplateError } from "./render.ts";
 
 const update = process.env.UPDATE_GOLDEN === "1";
@@ -91,6 +92,58 @@ describe("templateData", () => {
     expect(d.tcp.map((f) => f.port)).toEqual([9090, 30001, 30004]);
     expect(d.udp).toEqual([{ service: "dns", port: 5353, publishMode: "ingress" }]);
     expect(d.backends.find((b) => b.service === "db")!.balance).toBe("source");
+  });
+});
+
+describe("what cannot be rendered safely is left out and said", () => {
+  it("a label that is not a plain value (it would inject configuration)", () => {
+    const evil = [
+      service("a", [{ targetPort: 80, publishedPort: 30010 }], { "vipmesh.haproxy.mode": "http", "vipmesh.haproxy.host": "a.example }\n\nprogram pwn\n  command /bin/sh" }),
+      service("b", [{ targetPort: 80, publishedPort: 30011 }], { "vipmesh.haproxy.mode": "http", "vipmesh.haproxy.host": "x } || { always_true" }),
+      service("c", [{ targetPort: 80, publishedPort: 30012 }], { "vipmesh.haproxy.mode": "http", "vipmesh.haproxy.path": "/ } || { always_true" }),
+      service("d", [{ targetPort: 80, publishedPort: 30013 }], { "vipmesh.haproxy.balance": "roundrobin\n  server x 1.2.3.4:1" }),
+      service("e", [{ targetPort: 80, publishedPort: 30014 }], { "vipmesh.haproxy.mode": "http", "vipmesh.haproxy.port": "eighty" }),
+      service("ok", [{ targetPort: 80, publishedPort: 30015 }], { "vipmesh.haproxy.mode": "http", "vipmesh.haproxy.host": "ok.example:8080", "vipmesh.haproxy.path": "/api/v1" }),
+    ];
+    const d = templateData({ version: 1, nodes: three, services: evil, tasks: [] }, runtime);
+    expect(d.backends.map((b) => b.service)).toEqual(["ok"]);
+    expect(d.warnings).toHaveLength(5);
+    const text = loadTemplate()(d);
+    expect(text).not.toMatch(/^\s*(program|command|server x)/m);
+    expect(text).not.toContain("always_true }");
+  });
+
+  it("a port another frontend has: the first service by name keeps it", () => {
+    const services = [
+      service("one", [{ targetPort: 80, publishedPort: 9000, publishMode: "host" }]),
+      service("two", [{ targetPort: 80, publishedPort: 9000, publishMode: "host" }]),
+      service("plain80", [{ targetPort: 80, publishedPort: 80 }]),
+      service("site", [{ targetPort: 80, publishedPort: 30020 }], { "vipmesh.haproxy.mode": "http" }),
+      service("stats", [{ targetPort: 80, publishedPort: 8404 }]),
+    ];
+    const d = templateData({ version: 1, nodes: three, services, tasks: [task("one", 1), task("two", 2)] }, runtime);
+    expect(d.tcp.map((f) => `${f.port} ${f.backend}`)).toEqual(["80 be_plain80_80", "9000 be_one_9000"]);
+    expect(d.http).toEqual([]);
+    expect(d.warnings).toHaveLength(3);
+    expect(d.warnings.join("\n")).toMatch(/site.*port 80 is taken by service plain80/);
+    expect(d.warnings.join("\n")).toMatch(/stats.*port 8404 is taken by the stats page/);
+    expect(d.warnings.join("\n")).toMatch(/two.*port 9000 is taken by service one/);
+  });
+});
+
+describe("server slots", () => {
+  it("keep every node on its slot from one render to the next: a node leaving changes its slot only", () => {
+    const before = templateData(snapshots["one-service"]!, runtime);
+    const withoutNode1 = templateData({ ...snapshots["one-service"]!, nodes: [node(1, "down"), node(2), node(3)] }, runtime, before);
+    expect(runtimeCommands(before, withoutNode1)).toEqual(["set server be_collabweb_8080/s1 state maint"]);
+    const back = templateData({ ...snapshots["one-service"]!, nodes: [node(4), node(2), node(3)] }, runtime, withoutNode1);
+    expect(back.backends[0]!.servers.map((s) => s.node)).toEqual(["node4", "node2", "node3", ""]);
+  });
+
+  it("list a host-mode port only on nodes whose task is ready (healthy, when it has a check)", () => {
+    const checked = { ...task("edge", 2), spec: { container: { healthcheck: { test: ["true"] } } }, status: { state: "running", health: "starting" } } as unknown as wire.Task;
+    const d = templateData({ ...snapshots["many-services"]!, tasks: [task("edge", 1), checked] }, runtime);
+    expect(d.backends.find((b) => b.service === "edge")!.servers.filter((s) => s.enabled).map((s) => s.node)).toEqual(["node1"]);
   });
 });
 
