@@ -162,20 +162,13 @@ export class Agent {
     const tasks = [...view.tasks.values()];
     await this.o.overlay.sync(overlayPlanFor(view, this.o.advertiseAddr, nodeId));
     const ingress = this.o.mesh && this.o.loadBalancer ? ingressPlanFor(view, nodeId) : undefined;
-    if (ingress) await this.makeIngressSandbox(ingress);
 
     // the sandboxes of running tasks, and the ingress sandbox, follow the view first, all at once: their
     // load balancing and DNS are what a change elsewhere waits for; tasks to stop or start come after
     await Promise.all([
       ...tasks.filter((t) => !isTerminal(t.status.state) && this.processes.isRunning(t.id)).map((t) => this.balance(t)),
-      ...(ingress ? [this.balanceIngress(ingress)] : []),
+      this.meshStep(() => this.syncMesh(ingress, tasks)),
     ]);
-    if (!ingress) this.ingressMade = undefined; // the sweep below removes its sandbox
-    // every port this node opens: the mesh's, and the host-mode ports of its ready tasks
-    await this.o.mesh?.publish(
-      ingress?.published ?? [],
-      hostPublishedFor(tasks.filter((t) => this.processes.isRunning(t.id)), (t) => this.gateways.get(t.id)?.addr),
-    );
 
     const wanted = new Set<string>(ingress ? [INGRESS_SANDBOX_ID] : []);
     for (const t of tasks) {
@@ -268,6 +261,34 @@ export class Agent {
   private watchHealth(t: Task): void {
     const check = t.spec.container.healthcheck;
     if (check?.test.length) this.health.watch({ taskId: t.id, sandbox: names.sandbox(this.o.sandboxPrefix, t.id), check });
+  }
+
+  /**
+   * A step of the routing mesh: a failure there is logged and tried again
+   * soon, and holds up nothing else (tasks start, stop and drain all the same).
+   */
+  private async meshStep(step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      this.log(`routing mesh not in place, trying again in 1 s: ${err instanceof Error ? err.message : String(err)}`);
+      setTimeout(() => this.runner.run(), 1000).unref();
+    }
+  }
+
+  /** The node's part of the routing mesh: its ingress sandbox and what it balances, and every port the node opens. */
+  private async syncMesh(ingress: IngressPlan | undefined, tasks: Task[]): Promise<void> {
+    if (ingress) {
+      await this.makeIngressSandbox(ingress);
+      await this.balanceIngress(ingress);
+    } else {
+      this.ingressMade = undefined; // the sweep removes its sandbox
+    }
+    // the mesh's ports, and the host-mode ports of this node's ready tasks
+    await this.o.mesh?.publish(
+      ingress?.published ?? [],
+      hostPublishedFor(tasks.filter((t) => this.processes.isRunning(t.id)), (t) => this.gateways.get(t.id)?.addr),
+    );
   }
 
   /** The ingress sandbox, with its link to the node (its load balancing is balanceIngress's). */

@@ -113,14 +113,22 @@ kernelDescribe("the routing mesh on a 3-node lab", () => {
     }
   });
 
-  it("lets a task's ingress interface take only its published target ports", async () => {
-    const [task] = await running("web", 2);
+  it("lets a task's ingress interface take only its published target ports, from ingress sandboxes; no task gets through an ingress sandbox", async () => {
+    const [task, other] = await running("web", 2);
     const ingressId = web.endpoint!.virtualIps.find((v) => v.addr.startsWith("10.255."))!.networkId;
-    const ip = addrOf(task!.networks.find((a) => a.networkId === ingressId)!.addresses[0]!);
+    const ingressIp = (t: wire.Task) => addrOf(t.networks.find((a) => a.networkId === ingressId)!.addresses[0]!);
+    const ip = ingressIp(task!);
     const from = `${lab.nodes[2]!.netns}-ingress`; // node3's ingress sandbox, on the ingress network
     expect(curl(from, `http://${ip}:8080/`).status).toBe(0);
     // a port nothing listens on: without the filter a reset (7) at once; with it, dropped (28)
     expect(curl(from, `http://${ip}:9999/`, 1).status).toBe(28);
+    // another task on the ingress network is not an ingress sandbox: dropped, even on the target port
+    const sandboxOf = (t: wire.Task) => listNamespaces().find((ns) => ns.startsWith(lab.prefix) && ns.endsWith(t.id))!;
+    expect(curl(sandboxOf(other!), `http://${ip}:8080/`, 1).status).toBe(28);
+    // and a task that routes through its node's ingress sandbox reaches nothing beyond it (the node, the underlay)
+    const sandboxAddr = (await call(client, "listNodes", {})).nodes.find((n) => n.id === other!.nodeId)!.status!.ingressAddr.split("/")[0]!;
+    sh(sandboxOf(other!), "ip", "route", "add", "192.168.100.0/24", "via", sandboxAddr);
+    expect(curl(sandboxOf(other!), "http://192.168.100.100:1/", 1).status).toBe(28);
   });
 
   it("publishes a host-mode port only on the node that runs the task, straight to it, with the client's own address", async () => {
@@ -142,6 +150,9 @@ kernelDescribe("the routing mesh on a 3-node lab", () => {
     const clientAddr = sh(lab.client, "ip", "-4", "-o", "addr", "show", "dev", "eth0").match(/inet ([\d.]+)/)![1];
     expect(r.body).toContain(`RemoteAddr: ${clientAddr}:`);
     for (const n of [node2!, node3!]) expect(curl(lab.client, `http://${n.addr}:9090/`).status, n.hostname).toBe(7);
+    // its gateway link carries replies only: the task opens nothing through its node (without the filter: a reset, 7)
+    const sandbox = listNamespaces().find((ns) => ns.startsWith(lab.prefix) && ns.endsWith(task!.id))!;
+    expect(curl(sandbox, `http://${clientAddr}:1/`, 1).status).toBe(28);
   });
 
   it("sends tasks a PROXY protocol header with the client's own address when the port asks for one", async () => {
@@ -197,7 +208,7 @@ kernelDescribe("the routing mesh on a 3-node lab", () => {
     await call(client, "removeService", { service: "web" });
     await call(client, "removeService", { service: "hostweb" });
     for (const n of lab.nodes) {
-      await waitFor(`${n.hostname} has no published-ports table`, () => !ruleset(n.netns).includes("vipmesh-mesh"));
+      await waitFor(`${n.hostname} has no element of tcp/${tcpPort} or 9090 left`, () => !new RegExp(`tcp \\. (${tcpPort}|9090) :`).test(ruleset(n.netns)));
       await waitFor(`${n.hostname}'s ingress sandbox forgets the VIP`, () => !ruleset(`${n.netns}-ingress`).includes(vip));
       expect(curl(lab.client, `http://${n.addr}:${tcpPort}/`).status).toBe(7);
     }

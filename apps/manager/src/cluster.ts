@@ -25,12 +25,12 @@ import {
   TASK_STATES,
 } from "@vipmesh/core";
 import type { Allocator } from "./allocator.ts";
+import { newId } from "./ids.ts";
+import type { ClusterStore, Tx } from "./store/cluster-store.ts";
 
 export const INGRESS_NETWORK = "ingress";
 /** Swarm's default for its ingress network. */
 export const DEFAULT_INGRESS_SUBNET = "10.255.0.0/16";
-import { newId } from "./ids.ts";
-import type { ClusterStore, Tx } from "./store/cluster-store.ts";
 
 export class Cluster {
   constructor(
@@ -46,7 +46,7 @@ export class Cluster {
       if (tx.list("network").some((n) => n.spec.name === spec.name)) {
         throw alreadyExists(`network ${spec.name} already exists`);
       }
-      if (spec.ingress && tx.list("network").some((n) => n.spec.ingress)) {
+      if (spec.ingress && tx.ingressNetwork()) {
         throw alreadyExists("an ingress network already exists; there can be only one");
       }
       const id = newId();
@@ -102,7 +102,7 @@ export class Cluster {
   private resolveNetworks(tx: Tx, spec: ServiceSpec, creating: boolean): ServiceSpec {
     const ids = spec.networks.map((a) => tx.mustFind("network", a.target).id);
     if (new Set(ids).size !== ids.length) throw invalid("a network is given more than once");
-    const ingress = tx.list("network").find((n) => n.spec.ingress);
+    const ingress = tx.ingressNetwork();
     if (!ingress) return { ...spec, networks: ids.map((target) => ({ target })) };
     if (creating && ids.includes(ingress.id)) {
       throw invalid(`network ${ingress.spec.name} is the routing mesh: a service joins it by publishing a port (--publish), not with --network`);
@@ -229,8 +229,8 @@ export class Cluster {
       const clash = tx.list("node").find((n) => n.status.addr === addr && n.id !== known?.id && n.status.state !== "down");
       if (clash) throw alreadyExists(`address ${addr} is already used by node ${clash.description.hostname}`);
       // every node carries the routing mesh: its ingress sandbox gets an address on the ingress network once
-      const ingress = tx.list("network").find((n) => n.spec.ingress);
-      const ingressAddr = known?.status.ingressAddr || (ingress ? this.allocator.allocateAddress(tx, ingress.id) : "");
+      const ingress = tx.ingressNetwork();
+      const ingressAddr = known?.status.ingressAddr || (ingress ? this.ingressAddressFor(tx, ingress.id) : "");
       if (known) {
         return tx.put("node", {
           ...known,
@@ -249,6 +249,19 @@ export class Cluster {
         status: { state: "unknown", message: "registered, waiting for its session", addr, ingressAddr },
       });
     });
+  }
+
+  /**
+   * A node's ingress sandbox address; "" when the ingress network is full: the
+   * node registers all the same (and carries no mesh until a later registration finds one).
+   */
+  private ingressAddressFor(tx: Tx, ingressId: string): string {
+    try {
+      return this.allocator.allocateAddress(tx, ingressId);
+    } catch (e) {
+      if (e instanceof VipmeshError && e.code === "resource_exhausted") return "";
+      throw e;
+    }
   }
 
   /** Tasks being stopped that no agent balances new connections to any more. */
@@ -289,7 +302,7 @@ export class Cluster {
         if (!isTerminal(t.status.state)) this.allocator.releaseTaskAddresses(tx, t);
         tx.remove("task", t.id);
       }
-      const ingress = tx.list("network").find((net) => net.spec.ingress);
+      const ingress = tx.ingressNetwork();
       if (ingress && n.status.ingressAddr) this.allocator.releaseAddress(tx, ingress.id, n.status.ingressAddr);
       tx.remove("node", n.id);
     });

@@ -88,9 +88,6 @@ export class PublishedPortAllocator {
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw invalid(`published port ${port} is out of range 1-65535`);
     }
-    if (protocol === "udp" && port === VXLAN_UDP_PORT) {
-      throw invalid(`published port ${port}/udp carries the overlay (VXLAN) on every node; publish another port`);
-    }
     const holder = this.owners.get(key(protocol, port));
     if (holder !== undefined && holder !== owner) {
       throw precondition(`port ${port}/${protocol} is already published by service ${holder}`);

@@ -224,6 +224,9 @@ function taskEndpoints(t: Task, r: ClusterReader, nets: ReadonlySet<string>): Vi
 /** The key of a node's ingress sandbox among the endpoints of the ingress network. */
 export const ingressSandboxKey = (nodeId: string): string => `ingress-sandbox/${nodeId}`;
 
+/** An endpoint that is a node's ingress sandbox, not a task. */
+export const isIngressSandboxEndpoint = (e: ViewEndpoint): boolean => e.key === ingressSandboxKey(e.nodeId);
+
 /**
  * Which ingress sandboxes a node's view holds: none off the ingress network;
  * its own; and, once it runs a task on the ingress network, every ready

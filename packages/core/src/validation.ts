@@ -2,6 +2,7 @@
 // Every function here either returns a complete, normalized spec or throws
 // VipmeshError("invalid_argument") naming the field and what to do.
 
+import { VXLAN_UDP_PORT } from "./allocators.ts";
 import { parseConstraint } from "./constraints.ts";
 import { invalid } from "./errors.ts";
 import { parseCidr } from "./ipv4.ts";
@@ -144,6 +145,9 @@ export function normalizePort(input: Loose<PortConfig>, field: string): PortConf
     publishedPort: integer(`${field}.publishedPort`, input.publishedPort, 0, 65535, 0),
     publishMode: oneOf(`${field}.publishMode`, input.publishMode, PUBLISH_MODES, "ingress"),
   };
+  if (port.protocol === "udp" && port.publishedPort === VXLAN_UDP_PORT) {
+    throw invalid(`${field}: published port ${port.publishedPort}/udp carries the overlay (VXLAN) on every node; publish another port`);
+  }
   if (port.publishMode === "host" && port.publishedPort === 0) {
     throw invalid(`${field}: mode=host needs a published port (published=P,target=${port.targetPort},mode=host)`);
   }

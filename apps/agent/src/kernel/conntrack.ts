@@ -80,7 +80,8 @@ async function deleteFlows(netns: string | undefined, filter: string[]): Promise
  * conntrack for as long as the client keeps sending, as above.
  */
 export async function flushPublishedUdpPort(netns: string | undefined, port: number): Promise<void> {
-  await deleteFlows(netns, ["-p", "udp", "--orig-port-dst", String(port)]);
+  // --dst-nat: only the flows the mesh NAT-ed, not the node's own to that port elsewhere
+  await deleteFlows(netns, ["-p", "udp", "--orig-port-dst", String(port), "--dst-nat"]);
 }
 
 /** Deletes the sandbox's UDP flows that `staleUdpFlows` names; how many (VIP, task) pairs it flushed. */

@@ -96,7 +96,7 @@ export interface SandboxDriver {
 
 /** MTU of every overlay device and sandbox interface: 1500 minus VXLAN's 50 bytes of encapsulation. */
 export const OVERLAY_MTU = 1450;
-export const VXLAN_PORT = 4789;
+export { VXLAN_UDP_PORT as VXLAN_PORT } from "@vipmesh/core";
 
 /** Names of vipmesh-owned kernel objects. Short enough for IFNAMSIZ (15). */
 export const names = {

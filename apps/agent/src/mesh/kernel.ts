@@ -8,8 +8,14 @@
 
 import { addrOf } from "@vipmesh/core";
 import { flushPublishedUdpPort } from "../kernel/conntrack.ts";
-import { runIn, type KernelOptions } from "../kernel/run.ts";
-import type { SandboxGateway } from "../kernel/types.ts";
+import { run, runIn, type KernelOptions } from "../kernel/run.ts";
+
+/** One `ip` write in the node's namespace, announced like the drivers' batches. */
+async function writeCommandIn(o: KernelOptions, args: string[]): Promise<void> {
+  o.onWrite?.({ tool: "ip", netns: o.netns, lines: [args.join(" ")] });
+  await run("ip", args, { netns: o.netns });
+}
+import { GATEWAY_IFNAME, type SandboxGateway } from "../kernel/types.ts";
 import type { PublishedPort, TaskIngressFilter } from "./plan.ts";
 import { ProxyProtocolForwarder } from "./proxy-protocol.ts";
 import { renderIngressSandbox, renderPublishedPorts, renderTaskIngressFilter } from "./render.ts";
@@ -51,9 +57,9 @@ export class KernelMesh {
     if ((await runIn(this.o.netns, ["sysctl", "-n", "net.ipv4.ip_forward"])).trim() !== "1") {
       await runIn(this.o.netns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     }
-    await runIn(this.o.netns, ["ip", "route", "replace", subnet, "via", addrOf(INGRESS_GATEWAY.addr), "dev", INGRESS_GATEWAY.hostIfname]);
+    await writeCommandIn(this.o, ["route", "replace", subnet, "via", addrOf(INGRESS_GATEWAY.addr), "dev", INGRESS_GATEWAY.hostIfname]);
     this.loaded.delete(sandbox);
-    await this.load(sandbox, renderIngressSandbox(INGRESS_OVERLAY_IFNAME));
+    await this.load(sandbox, renderIngressSandbox(INGRESS_OVERLAY_IFNAME, GATEWAY_IFNAME));
   }
 
   /**

@@ -82,7 +82,7 @@ describe("taskIngressFilter", () => {
   it("names the task's interface on the ingress network and its service's mesh target ports, once each", () => {
     const v = meshView();
     v.services.get("web")!.ports.push(port(8082, 80));
-    expect(taskIngressFilter(v, task("t1"))).toEqual({ ifname: "eth1", accept: [{ protocol: "tcp", port: 80 }, { protocol: "udp", port: 80 }] });
+    expect(taskIngressFilter(v, task("t1"))).toEqual({ ifname: "eth1", accept: [{ protocol: "tcp", port: 80 }, { protocol: "udp", port: 80 }], from: ["10.255.0.2"] });
   });
 
   it("is nothing for a task that is not on the ingress network", () => {
@@ -110,7 +110,7 @@ describe("hostPublishedFor", () => {
 describe("mesh tables", () => {
   const published = ingressPlanFor(meshView(), "n1")!.published;
 
-  it("DNATs the node's own addresses, host-mode ports first, and is no table at all with nothing published", () => {
+  it("DNATs the node's own addresses, host-mode ports first, and lets only replies in from the sandboxes", () => {
     const host = [{ protocol: "tcp" as const, port: 9000, to: "169.254.128.2", targetPort: 90, service: "web" }];
     expect(renderPublishedPorts(published, host)).toBe(`add table ip vipmesh-mesh
 delete table ip vipmesh-mesh
@@ -134,24 +134,38 @@ table ip vipmesh-mesh {
     ip daddr != 127.0.0.0/8 fib daddr type local dnat ip to meta l4proto . th dport map @host_published
     ip daddr != 127.0.0.0/8 fib daddr type local dnat ip to meta l4proto . th dport map @published
   }
+  chain from_sandboxes_in {
+    type filter hook input priority 0; policy accept;
+    iifname "vmingress" ct state != { established, related } drop
+    iifname "vmg*" ct state != { established, related } drop
+  }
+  chain from_sandboxes_forward {
+    type filter hook forward priority 0; policy accept;
+    iifname "vmingress" ct state != { established, related } drop
+    iifname "vmg*" ct state != { established, related } drop
+  }
 }
 `);
-    expect(renderPublishedPorts([], [])).toBe("add table ip vipmesh-mesh\ndelete table ip vipmesh-mesh\n");
+    // nothing published: the maps are empty, the filters stay
+    expect(renderPublishedPorts([], [])).not.toMatch(/elements/);
+
   });
 
-  it("masquerades only what leaves the ingress sandbox on the overlay, and clamps TCP's MSS", () => {
-    const script = renderIngressSandbox("eth0");
+  it("masquerades only what leaves the ingress sandbox on the overlay, clamps TCP's MSS, and lets only replies from the overlay to the node", () => {
+    const script = renderIngressSandbox("eth0", "gw0");
     expect(script).toContain('oifname "eth0" masquerade');
+    expect(script).toContain('iifname "eth0" oifname "gw0" ct state != { established, related } drop');
     expect(script).toContain("tcp option maxseg size set rt mtu");
   });
 
-  it("lets a task's ingress interface take only its target ports and replies", () => {
-    const script = renderTaskIngressFilter({ ifname: "eth1", accept: [{ protocol: "tcp", port: 80 }] });
-    expect(script.split("\n").filter((l) => /^\s+(iifname|ct|meta|drop|elements)/.test(l)).map((l) => l.trim())).toEqual([
+  it("lets a task's ingress interface take only its target ports, from ingress sandboxes, and replies", () => {
+    const script = renderTaskIngressFilter({ ifname: "eth1", accept: [{ protocol: "tcp", port: 80 }], from: ["10.255.0.2", "10.255.0.3"] });
+    expect(script.split("\n").filter((l) => /^\s+(iifname|ct|ip|drop|elements)/.test(l)).map((l) => l.trim())).toEqual([
       "elements = { tcp . 80 }",
+      "elements = { 10.255.0.2, 10.255.0.3 }",
       'iifname != "eth1" accept',
       "ct state established,related accept",
-      "meta l4proto . th dport @published_targets accept",
+      "ip saddr @ingress_sandboxes meta l4proto . th dport @published_targets accept",
       "drop",
     ]);
   });

@@ -4,7 +4,7 @@
 // network, at the target port), and, per task of a published service, which
 // ports its ingress interface accepts.
 
-import { addrOf, attachmentRefusal, ingressSandboxKey, isTaskReady, type NetworkView, type Protocol, type ProxyProtocol, type Task } from "@vipmesh/core";
+import { addrOf, attachmentRefusal, ingressSandboxKey, isIngressSandboxEndpoint, isTaskReady, type NetworkView, type Protocol, type ProxyProtocol, type Task } from "@vipmesh/core";
 
 /** A port opened on the node's own addresses, and where its traffic goes. */
 export interface PublishedPort {
@@ -77,8 +77,10 @@ export function hostPublishedFor(tasks: Iterable<Task>, gatewayOf: (t: Task) => 
 export interface TaskIngressFilter {
   /** The task's interface on the ingress network. */
   ifname: string;
-  /** What published traffic may reach the task: its service's target ports. */
+  /** What published traffic may reach the task: its service's target ports… */
   accept: { protocol: Protocol; port: number }[];
+  /** …from the ingress sandboxes (addresses, sorted): the view of a node running a published task holds every one. */
+  from: string[];
 }
 
 /** For a task on the ingress network: the interface and target ports its published traffic may use. */
@@ -94,5 +96,6 @@ export function taskIngressFilter(view: NetworkView, t: Task): TaskIngressFilter
     seen.add(key);
     accept.push({ protocol: p.protocol, port: p.targetPort });
   }
-  return { ifname: `eth${index}`, accept };
+  const from = [...view.endpoints.values()].filter(isIngressSandboxEndpoint).map((e) => addrOf(e.addr)).sort();
+  return { ifname: `eth${index}`, accept, from };
 }

@@ -8,7 +8,7 @@
 // streams. The cost: a copy through this process, and an agent restart ends
 // these connections (kernel-forwarded ones survive it).
 
-import { connect, createServer, isIPv4, type Server, type Socket } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import type { ProxyProtocol } from "@vipmesh/core";
 import type { PublishedPort } from "./plan.ts";
 
@@ -33,11 +33,9 @@ export function proxyHeaderV2(src: string, srcPort: number, dst: string, dstPort
   return b;
 }
 
+/** The header for a client (the forwarder listens on IPv4 only). */
 const header = (v: ProxyProtocol, client: Socket): Buffer => {
-  // an IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d
-  const strip = (a: string | undefined) => (a ?? "0.0.0.0").replace(/^::ffff:/, "");
-  const args = [strip(client.remoteAddress), client.remotePort ?? 0, strip(client.localAddress), client.localPort ?? 0] as const;
-  if (!isIPv4(args[0]) || !isIPv4(args[2])) return Buffer.from("PROXY UNKNOWN\r\n", "latin1");
+  const args = [client.remoteAddress ?? "0.0.0.0", client.remotePort ?? 0, client.localAddress ?? "0.0.0.0", client.localPort ?? 0] as const;
   return v === "v1" ? proxyHeaderV1(...args) : proxyHeaderV2(...args);
 };
 
@@ -48,7 +46,7 @@ interface Listener {
 }
 
 export interface ProxyForwarderOptions {
-  /** Where a failure to open a port is said (the sync goes on with the other ports). */
+  /** Where a failure on an open port is said (one that cannot be opened fails the sync, which tries again). */
   log?: (line: string) => void;
   /** Address to listen on; default all of the node's. */
   host?: string;
@@ -68,11 +66,13 @@ export class ProxyProtocolForwarder {
         this.listeners.delete(port);
       }
     }
+    const failed: string[] = [];
     for (const [port, p] of wanted) {
       const l = this.listeners.get(port);
       if (l) l.port = p;
-      else await this.listen(p);
+      else await this.listen(p).catch((e: Error) => failed.push(e.message));
     }
+    if (failed.length > 0) throw new Error(failed.join("; "));
   }
 
   close(): void {
@@ -87,13 +87,12 @@ export class ProxyProtocolForwarder {
   private listen(p: PublishedPort): Promise<void> {
     // half-open allowed: a client that ends its side still gets the whole answer
     const l: Listener = { server: createServer({ allowHalfOpen: true }, (client) => this.forward(client, l.port)), port: p };
-    return new Promise((resolve) => {
-      l.server.once("error", (e) => {
-        this.o.log?.(`published port ${p.port}/tcp of ${p.service} (PROXY protocol): cannot listen: ${e.message}`);
-        resolve();
-      });
+    return new Promise((resolve, reject) => {
+      l.server.once("error", (e) => reject(new Error(`published port ${p.port}/tcp of ${p.service} (PROXY protocol): cannot listen: ${e.message}`)));
       l.server.listen({ port: p.port, host: this.o.host ?? "0.0.0.0" }, () => {
         this.listeners.set(p.port, l);
+        // later failures (e.g. out of file descriptors on accept) are said, and the port stays open
+        l.server.removeAllListeners("error").on("error", (e) => this.o.log?.(`published port ${p.port}/tcp of ${l.port.service} (PROXY protocol): ${e.message}`));
         resolve();
       });
     });

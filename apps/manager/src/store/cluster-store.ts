@@ -235,6 +235,11 @@ export class Tx {
     return [...out.values()];
   }
 
+  /** The routing mesh's network, as this transaction sees it. */
+  ingressNetwork(): Network | undefined {
+    return this.list("network").find((n) => n.spec.ingress);
+  }
+
   tasksOfService(serviceId: string): Task[] {
     const out = new Map<string, Task>();
     for (const t of this.store.tasksOfService(serviceId)) out.set(t.id, t);
