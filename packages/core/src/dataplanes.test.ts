@@ -85,7 +85,7 @@ describe("checkDataplanesHonour", () => {
 
   it("names only the nodes that cannot, and what every node can", () => {
     const mixed = [node("vs-1", "ipvs"), ...nft, node("old")];
-    const err = expectVipmeshError(() => checkDataplanesHonour(endpoint({ lbScheduler: "random" }), mixed), "invalid_argument", "node vs-1 (dataplane ipvs", "schedulers rr, lc, sh");
+    const err = expectVipmeshError(() => checkDataplanesHonour(endpoint({ lbScheduler: "random" }), mixed), "invalid_argument", "node vs-1 (dataplane ipvs", "schedulers rr, wrr, lc, wlc");
     expect(err.message).not.toContain("node-1");
     expectVipmeshError(
       () => checkDataplanesHonour(endpoint({ lbScheduler: "lc" }), mixed),

@@ -22,8 +22,8 @@ export const DEFAULT_DATAPLANE: Dataplane = "nftables";
 export const DATAPLANE_CAPABILITIES: Readonly<Record<Dataplane, DataplaneCapabilities>> = {
   // apps/agent/src/dataplane/nftables/render.ts
   nftables: { schedulers: ["random", "rr"], affinities: ["none", "client-ip"], weights: true },
-  // issue 7, no agent runs it yet: IPVS's rr and lc (wrr and wlc with weights), sh; affinity is its persistence
-  ipvs: { schedulers: ["rr", "lc", "sh"], affinities: ["none", "client-ip"], weights: true },
+  // apps/agent/src/dataplane/ipvs: every IPVS scheduler (rr becomes wrr when weights differ); affinity is its persistence
+  ipvs: { schedulers: ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"], affinities: ["none", "client-ip"], weights: true },
 };
 
 /** A registered dataplane name: "" (an agent from before agents said) is nftables. */

@@ -5,10 +5,11 @@
 
 import { addrOf, parseIpv4 } from "./ipv4.ts";
 import type { NetworkView, ViewEndpoint, ViewService } from "./network-view.ts";
+import { LB_SCHEDULER_NAMES, type LbSchedulerName } from "./types.ts";
 import { DEFAULT_LB_AFFINITY_TIMEOUT_S } from "./validation.ts";
 
-/** How a new connection to a VIP picks its backend. */
-export type LbScheduler = "random" | "rr";
+/** How a new connection to a VIP picks its backend: "random" is also what no scheduler asked for means (each dataplane's default). */
+export type LbScheduler = LbSchedulerName;
 
 export interface LbBackend {
   /** Task address on the VIP's network, no prefix. */
@@ -76,7 +77,7 @@ export function lbPlanFor(view: NetworkView, networkIds: ReadonlySet<string>): L
  */
 export function lbServicesOf(svc: ViewService, endpoints: Iterable<ViewEndpoint>, networkIds: ReadonlySet<string>): LbService[] {
   if (svc.endpointMode !== "vip") return [];
-  const scheduler: LbScheduler = svc.lbScheduler === "rr" ? "rr" : "random";
+  const scheduler: LbScheduler = (LB_SCHEDULER_NAMES as readonly string[]).includes(svc.lbScheduler) ? (svc.lbScheduler as LbScheduler) : "random";
   const ready = [...endpoints].filter((e) => e.ready).sort((a, b) => byText(a.key, b.key));
   const out: LbService[] = [];
   for (const v of svc.virtualIps) {

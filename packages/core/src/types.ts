@@ -8,7 +8,8 @@ export type PublishMode = "ingress" | "host";
 export type ProxyProtocol = "v1" | "v2";
 export type EndpointMode = "vip" | "dnsrr";
 /** Every scheduler some dataplane implements (which one honours which: dataplanes.ts). */
-export const LB_SCHEDULER_NAMES = ["random", "rr", "lc", "sh"] as const;
+/** nftables: random, rr. IPVS: every scheduler Debian's kernel offers (ip_vs_*). */
+export const LB_SCHEDULER_NAMES = ["random", "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"] as const;
 export type LbSchedulerName = (typeof LB_SCHEDULER_NAMES)[number];
 export type LbAffinity = "none" | "client-ip";
 /** What balances VIPs on a node: its agent says so when it registers. */

@@ -121,7 +121,7 @@ describe("normalizeServiceSpec", () => {
     expect(spec.endpointSpec).toMatchObject({ lbScheduler: "rr", lbWeights: { "1": 1, "2": 3 } });
     // lc is some dataplane's (ipvs): whether every node honours it is the manager's check (dataplanes.ts)
     expect(normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbScheduler: "lc" } }).endpointSpec.lbScheduler).toBe("lc");
-    expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbScheduler: "fastest" } }), "invalid_argument", '"fastest"', "random, rr, lc, sh");
+    expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbScheduler: "fastest" } }), "invalid_argument", '"fastest"', "random, rr, wrr, lc");
     expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbWeights: { "0": 1 } } }), "invalid_argument", '"0"', "slot");
     expectVipmeshError(() => normalizeServiceSpec({ ...serviceInput(), endpointSpec: { lbWeights: { "2": 70000 } } }), "invalid_argument", "slot 2", "70000");
   });

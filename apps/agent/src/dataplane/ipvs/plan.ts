@@ -50,17 +50,20 @@ export const canonicalIpvsState = (s: IpvsState): IpvsState => ({
 
 /**
  * The state a sandbox's LB plan asks for: a virtual service per VIP that has
- * a mark. IPVS has no random scheduler: the default (and `random`) is
- * round-robin, weighted when the weights differ (rr ignores them).
+ * a mark, with the service's scheduler. No scheduler asked for ("random", the
+ * default: the manager refuses an explicit random on IPVS nodes) is
+ * round-robin; round-robin becomes weighted when the weights differ (rr
+ * ignores them, and weights are meant to count).
  */
 export function ipvsStateFor(plan: LbPlan): IpvsState {
   const services: IpvsService[] = [];
   for (const s of plan.services) {
     if (!s.fwmark) continue;
     const weighted = s.backends.some((b) => b.weight !== s.backends[0]!.weight);
+    const rr = s.scheduler === "random" || s.scheduler === "rr";
     services.push({
       fwmark: s.fwmark,
-      scheduler: weighted ? "wrr" : "rr",
+      scheduler: rr ? (weighted ? "wrr" : "rr") : s.scheduler,
       ...(s.affinityTimeoutS ? { persistentS: s.affinityTimeoutS } : {}),
       dests: s.backends.map((b) => ({ ip: b.ip, weight: b.weight })),
     });
