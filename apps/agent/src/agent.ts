@@ -17,7 +17,7 @@ import {
   type Task,
 } from "@vipmesh/core";
 import type { EmbeddedDns } from "./dns/server.ts";
-import type { KernelNftables } from "./dataplane/nftables/kernel.ts";
+import type { LoadBalancer } from "./dataplane/types.ts";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BoundedFrequencyRunner } from "./runner.ts";
@@ -42,8 +42,8 @@ export interface AgentOptions {
   stopGraceMs?: number;
   overlay: OverlayDriver;
   sandboxes: SandboxDriver;
-  /** The VIP load balancer inside sandboxes; without one, VIPs are not balanced (and say so). */
-  loadBalancer?: KernelNftables;
+  /** The VIP load balancer inside sandboxes (nftables or IPVS); without one, VIPs are not balanced (and say so). */
+  loadBalancer?: LoadBalancer;
   /** The embedded DNS at 127.0.0.11 in every sandbox. */
   dns?: EmbeddedDns;
   /** The routing mesh (published ports on this node, its ingress sandbox); needs the load balancer. */
@@ -67,8 +67,8 @@ export class Agent {
   private readonly dnsRecords = new Map<string, DnsRecords>();
   /** Per set of networks, what a sandbox on them gets from the view (LB plan, DNS records), kept current from its deltas. */
   private readonly derivations = new Map<string, SandboxDerivation>();
-  /** The ingress sandbox plan last made in the kernel. */
-  private ingressMade: string | undefined;
+  /** The ingress sandbox plan last made in the kernel, and when: trusted for MESH_TRUST_MS, then made again (drift is repaired). */
+  private ingressMade: { plan: string; at: number } | undefined;
   /** Gateway links of the sandboxes of tasks with host-mode ports. */
   private readonly gateways = new GatewayAddresses();
 
@@ -167,7 +167,7 @@ export class Agent {
     // load balancing and DNS are what a change elsewhere waits for; tasks to stop or start come after
     await Promise.all([
       ...tasks.filter((t) => !isTerminal(t.status.state) && this.processes.isRunning(t.id)).map((t) => this.balance(t)),
-      this.meshStep(() => this.syncMesh(ingress, tasks)),
+      this.syncMesh(ingress, tasks),
     ]);
 
     const wanted = new Set<string>(ingress ? [INGRESS_SANDBOX_ID] : []);
@@ -227,6 +227,8 @@ export class Agent {
     for (const taskId of this.reported.keys()) if (!view.tasks.has(taskId)) this.reported.delete(taskId);
     for (const taskId of this.ended.keys()) if (!view.tasks.has(taskId)) this.ended.delete(taskId);
     for (const taskId of this.stopping.keys()) if (!view.tasks.has(taskId)) this.stopping.delete(taskId);
+    // real servers still draining (IPVS) are deleted by a sync once their connections end
+    if (this.o.loadBalancer?.draining()) setTimeout(() => this.runner.run(), 1000).unref();
     const used = new Set(tasks.map((t) => networksKey(this.balancedNetworks(t))));
     if (ingress) used.add(networksKey([ingress.networkId]));
     for (const key of this.derivations.keys()) if (!used.has(key)) this.derivations.delete(key);
@@ -264,31 +266,27 @@ export class Agent {
   }
 
   /**
-   * A step of the routing mesh: a failure there is logged and tried again
-   * soon, and holds up nothing else (tasks start, stop and drain all the same).
+   * The node's part of the routing mesh: its ingress sandbox and what it
+   * balances, and every port the node opens. A failure is logged and tried
+   * again soon, and holds up nothing else (tasks start, stop and drain all the same).
    */
-  private async meshStep(step: () => Promise<void>): Promise<void> {
+  private async syncMesh(ingress: IngressPlan | undefined, tasks: Task[]): Promise<void> {
     try {
-      await step();
+      if (ingress) {
+        await this.makeIngressSandbox(ingress);
+        await this.balanceIngress(ingress);
+      } else {
+        this.ingressMade = undefined; // the sweep removes its sandbox
+      }
+      // the mesh's ports, and the host-mode ports of this node's ready tasks
+      await this.o.mesh?.publish(
+        ingress?.published ?? [],
+        hostPublishedFor(tasks.filter((t) => this.processes.isRunning(t.id)), (t) => this.gateways.get(t.id)?.addr),
+      );
     } catch (err) {
       this.log(`routing mesh not in place, trying again in 1 s: ${err instanceof Error ? err.message : String(err)}`);
       setTimeout(() => this.runner.run(), 1000).unref();
     }
-  }
-
-  /** The node's part of the routing mesh: its ingress sandbox and what it balances, and every port the node opens. */
-  private async syncMesh(ingress: IngressPlan | undefined, tasks: Task[]): Promise<void> {
-    if (ingress) {
-      await this.makeIngressSandbox(ingress);
-      await this.balanceIngress(ingress);
-    } else {
-      this.ingressMade = undefined; // the sweep removes its sandbox
-    }
-    // the mesh's ports, and the host-mode ports of this node's ready tasks
-    await this.o.mesh?.publish(
-      ingress?.published ?? [],
-      hostPublishedFor(tasks.filter((t) => this.processes.isRunning(t.id)), (t) => this.gateways.get(t.id)?.addr),
-    );
   }
 
   /** The ingress sandbox, with its link to the node (its load balancing is balanceIngress's). */
@@ -301,17 +299,17 @@ export class Agent {
       gateway: INGRESS_GATEWAY,
     };
     const made = JSON.stringify([plan, ingress.subnet]);
-    if (this.ingressMade === made) return;
+    if (this.ingressMade?.plan === made && Date.now() - this.ingressMade.at < MESH_TRUST_MS) return;
     this.ingressMade = undefined; // until all of it is in place
     await this.o.sandboxes.ensure(plan);
     await this.o.mesh!.ensureIngress(plan.name, ingress.subnet);
-    this.ingressMade = made;
+    this.ingressMade = { plan: made, at: Date.now() };
   }
 
   /** The VIPs on the ingress network, balanced in the ingress sandbox to the services' tasks. */
   private async balanceIngress(ingress: IngressPlan): Promise<void> {
     const sandbox = names.sandbox(this.o.sandboxPrefix, INGRESS_SANDBOX_ID);
-    await this.o.loadBalancer!.sync(sandbox, this.derivedFor([ingress.networkId]).plan);
+    await this.o.loadBalancer!.sync(sandbox, this.derivedFor([ingress.networkId]).plan, true);
     await this.o.loadBalancer!.flushStaleFlows(sandbox);
   }
 
@@ -359,6 +357,9 @@ export class Agent {
 }
 
 const networksKey = (networkIds: string[]): string => [...networkIds].sort().join(" ");
+
+/** How long what the mesh made is trusted without making it again (as the overlay's plan): drift is repaired after. */
+const MESH_TRUST_MS = 10_000;
 
 /** `ip netns exec` bind-mounts /etc/netns/NAME/* over /etc/*: each sandbox gets its own hosts and resolv.conf. */
 const NETNS_ETC = "/etc/netns";

@@ -4,6 +4,8 @@ export * from "./kernel/types.ts";
 export { KernelOverlay } from "./kernel/overlay.ts";
 export { KernelSandboxes } from "./kernel/sandbox.ts";
 export { KernelNftables } from "./dataplane/nftables/kernel.ts";
+export { KernelIpvs } from "./dataplane/ipvs/kernel.ts";
+export type { LoadBalancer } from "./dataplane/types.ts";
 export { KernelMesh } from "./mesh/kernel.ts";
 // what KernelNftables feeds to `nft -f`: for bench/nft-programming.ts, which times exactly that
 export { renderChange, renderRuleset } from "./dataplane/nftables/render.ts";

@@ -28,9 +28,15 @@ export const INGRESS_GATEWAY: SandboxGateway = { hostIfname: "vmingress", hostAd
 /** The ingress sandbox's interface on the ingress network. */
 export const INGRESS_OVERLAY_IFNAME = "eth0";
 
+const TRUST_MS = 10_000;
+
 export class KernelMesh {
-  /** The script this process last loaded per namespace ("" for the node's own when it is the current one). */
-  private readonly loaded = new Map<string, string>();
+  /**
+   * The script this process last loaded per namespace ("" for the node's own
+   * when it is the current one), and when: trusted for TRUST_MS, then loaded
+   * again (a table flushed from outside comes back).
+   */
+  private readonly loaded = new Map<string, { script: string; at: number }>();
   /** The node's published UDP ports, as last loaded: port → where to. */
   private udpPublished = new Map<number, string>();
 
@@ -88,9 +94,10 @@ export class KernelMesh {
 
   private async load(netns: string | undefined, script: string): Promise<void> {
     const key = netns ?? "";
-    if (this.loaded.get(key) === script) return;
+    const last = this.loaded.get(key);
+    if (last?.script === script && Date.now() - last.at < TRUST_MS) return;
     this.loaded.delete(key); // unknown until it succeeds
     await runIn(netns, ["nft", "-f", "-"], { input: script });
-    this.loaded.set(key, script);
+    this.loaded.set(key, { script, at: Date.now() });
   }
 }

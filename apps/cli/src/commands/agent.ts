@@ -2,6 +2,7 @@
 
 import type { Command } from "commander";
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,12 +47,21 @@ export function registerAgentCommand(program: Command, io: Io): void {
     .action(async (o: AgentFlags) => {
       if (parseIpv4(o.advertiseAddr) === undefined) throw new UsageError(`--advertise-addr ${o.advertiseAddr} is not an IPv4 address`);
       if (process.getuid?.() !== 0) throw new UsageError("the agent manages network namespaces and interfaces: run it as root");
-      if (o.dataplane === "ipvs") throw new UsageError("--dataplane ipvs is not available yet: use auto or nftables");
-      const { Agent, EmbeddedDns, KernelMesh, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
+      const { Agent, EmbeddedDns, KernelIpvs, KernelMesh, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
+      // nft is needed either way: it balances VIPs, or marks them for IPVS, and runs the mesh
       const nftables = spawnSync("nft", ["--version"]).status === 0;
-      if (!nftables && o.dataplane === "nftables") throw new UsageError("--dataplane nftables: the nft command is not installed");
+      if (!nftables && o.dataplane !== "auto") throw new UsageError(`--dataplane ${o.dataplane}: the nft command is not installed`);
+      const ipvs = ipvsAvailable();
+      if (o.dataplane === "ipvs" && ipvs !== true) throw new UsageError(`--dataplane ipvs: ${ipvs}`);
+      const plane = !nftables ? undefined : o.dataplane === "ipvs" || (o.dataplane === "auto" && ipvs === true) ? "ipvs" : "nftables";
       const log = (line: string) => io.stderr(`${new Date().toISOString()} ${line}\n`);
-      log(nftables ? "dataplane: nftables (one interval map per sandbox)" : "dataplane: none — nft is not installed, VIPs are not balanced");
+      log(
+        plane === "ipvs"
+          ? `dataplane: ipvs (a virtual service per VIP firewall mark)${o.dataplane === "auto" ? ", chosen: this kernel has IPVS" : ""}`
+          : plane === "nftables"
+            ? `dataplane: nftables (one interval map per sandbox)${o.dataplane === "auto" ? `, chosen: ${ipvs}` : ""}`
+            : "dataplane: none — nft is not installed, VIPs are not balanced",
+      );
       const agent = new Agent({
         manager: normalizeAddress(o.manager, process.cwd()),
         advertiseAddr: o.advertiseAddr,
@@ -62,7 +72,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
         overlay: new KernelOverlay(),
         sandboxes: new KernelSandboxes(),
-        ...(nftables ? { loadBalancer: new KernelNftables({ log }), mesh: new KernelMesh({ log }) } : {}),
+        ...(plane ? { loadBalancer: plane === "ipvs" ? new KernelIpvs({ log }) : new KernelNftables({ log }), mesh: new KernelMesh({ log }) } : {}),
         dns: new EmbeddedDns({
           log,
           ...(o.dnsTtl !== undefined ? { ttl: o.dnsTtl } : {}),
@@ -76,4 +86,12 @@ export function registerAgentCommand(program: Command, io: Io): void {
       io.stderr(`${signal}: stopping the agent (tasks keep running)\n`);
       await agent.stop();
     });
+}
+
+/** True when this kernel has IPVS (loading ip_vs if need be) and ipvsadm is installed; else why not. */
+function ipvsAvailable(): true | string {
+  if (!existsSync("/proc/net/ip_vs")) spawnSync("modprobe", ["ip_vs"], { stdio: "ignore" });
+  if (!existsSync("/proc/net/ip_vs")) return "this kernel has no IPVS (no /proc/net/ip_vs, and modprobe ip_vs did not load it)";
+  if (spawnSync("ipvsadm", ["--version"]).status !== 0) return "ipvsadm is not installed (apt-get install ipvsadm)";
+  return true;
 }

@@ -13,6 +13,7 @@
 
 import type { LbPlan } from "@vipmesh/core";
 import { runIn } from "../../kernel/run.ts";
+import type { LoadBalancer } from "../types.ts";
 import { ipvsChanges, ipvsStateFor, parseIpvsConnections, parseIpvsSave } from "./plan.ts";
 
 export const IPVS_TABLE = "vipmesh-ipvs";
@@ -29,6 +30,13 @@ export const IPVS_TABLE = "vipmesh-ipvs";
  *   sticking to a draining task.
  */
 export const IPVS_SYSCTLS = ["net.ipv4.vs.conn_reuse_mode=0", "net.ipv4.vs.expire_nodest_conn=1", "net.ipv4.vs.expire_quiescent_template=1"];
+
+/**
+ * In a sandbox that forwards (the ingress sandbox), vs.conntrack=1: IPVS keeps
+ * conntrack entries for its connections, so that the masquerade towards the
+ * tasks applies to them (libnetwork sets it there for the same reason).
+ */
+export const FORWARDING_SYSCTLS = ["net.ipv4.vs.conntrack=1"];
 
 /** How long a real server that left keeps its established connections before it is deleted anyway. */
 export const DEFAULT_DRAIN_MS = 30_000;
@@ -79,12 +87,14 @@ export interface KernelIpvsOptions {
   log?: (line: string) => void;
 }
 
-export class KernelIpvs {
+export class KernelIpvs implements LoadBalancer {
   readonly dataplane = "ipvs" as const;
   /** Per sandbox: the marks script last loaded, and whether its sysctls are set. */
   private readonly marks = new Map<string, string>();
   /** Per sandbox, "mark ip" of real servers quiesced and when. */
-  private readonly draining = new Map<string, Map<string, number>>();
+  private readonly drains = new Map<string, Map<string, number>>();
+  /** Per forwarding sandbox, the VIPs it has local routes for. */
+  private readonly locals = new Map<string, Set<string>>();
 
   constructor(private readonly o: KernelIpvsOptions = {}) {}
 
@@ -93,8 +103,10 @@ export class KernelIpvs {
    * left are quiesced and deleted on a later sync (the agent syncs again soon
    * while any drain: call `drainingIn`).
    */
-  async sync(sandbox: string, plan: LbPlan): Promise<void> {
-    if (!this.marks.has(sandbox)) await runIn(sandbox, ["sysctl", "-qw", ...IPVS_SYSCTLS]);
+  async sync(sandbox: string, plan: LbPlan, forwards = false): Promise<void> {
+    if (!this.marks.has(sandbox)) await runIn(sandbox, ["sysctl", "-qw", ...IPVS_SYSCTLS, ...(forwards ? FORWARDING_SYSCTLS : [])]);
+    // IPVS takes forwarded packets only where they are delivered locally: in a sandbox that forwards, its VIPs are local
+    if (forwards) await this.localVips(sandbox, plan);
     const script = renderMarks(plan);
     // marks first for a new VIP (its service exists before packets are marked for it) is not
     // needed: a marked packet with no service passes on, unbalanced, and the refuse set covers a VIP without tasks
@@ -104,21 +116,47 @@ export class KernelIpvs {
       this.marks.set(sandbox, script);
     }
     const [saved, listed] = await Promise.all([runIn(sandbox, ["ipvsadm", "-Sn"]), runIn(sandbox, ["ipvsadm", "-Ln"])]);
-    const since = this.draining.get(sandbox) ?? new Map<string, number>();
+    const since = this.drains.get(sandbox) ?? new Map<string, number>();
     const drainMs = this.o.drainMs ?? DEFAULT_DRAIN_MS;
     const now = Date.now();
     const change = ipvsChanges(parseIpvsSave(saved), ipvsStateFor(plan), parseIpvsConnections(listed), (key) => now - (since.get(key) ?? now) >= drainMs);
     if (change.commands) await runIn(sandbox, ["ipvsadm", "--restore"], { input: change.commands });
-    this.draining.set(sandbox, new Map(change.draining.map((k) => [k, since.get(k) ?? now])));
+    this.drains.set(sandbox, new Map(change.draining.map((k) => [k, since.get(k) ?? now])));
   }
 
   /** Real servers of the sandbox still draining (a sync after their connections end deletes them). */
   drainingIn(sandbox: string): number {
-    return this.draining.get(sandbox)?.size ?? 0;
+    return this.drains.get(sandbox)?.size ?? 0;
   }
+
+  draining(): boolean {
+    return [...this.drains.values()].some((d) => d.size > 0);
+  }
+
+  /** UDP flows of deleted real servers go by themselves (expire_nodest_conn); those of draining ones keep it until deleted. */
+  async flushStaleFlows(): Promise<void> {}
 
   forget(sandbox: string): void {
     this.marks.delete(sandbox);
-    this.draining.delete(sandbox);
+    this.drains.delete(sandbox);
+    this.locals.delete(sandbox);
+  }
+
+  /** `local VIP/32 dev lo` routes in the sandbox's local table: exactly the plan's VIPs. */
+  private async localVips(sandbox: string, plan: LbPlan): Promise<void> {
+    const want = new Set(plan.services.filter((s) => s.fwmark).map((s) => s.vip));
+    const have = this.locals.get(sandbox) ?? new Set(
+      (await runIn(sandbox, ["ip", "-4", "route", "show", "table", "local", "type", "local", "dev", "lo"]))
+        .split("\n")
+        .map((l) => /^local (\d+\.\d+\.\d+\.\d+) /.exec(l)?.[1])
+        .filter((ip): ip is string => ip !== undefined && !ip.startsWith("127.")),
+    );
+    const lines = [
+      ...[...have].filter((ip) => !want.has(ip)).map((ip) => `route del local ${ip}/32 dev lo table local`),
+      ...[...want].filter((ip) => !have.has(ip)).map((ip) => `route replace local ${ip}/32 dev lo table local`),
+    ];
+    this.locals.delete(sandbox);
+    if (lines.length > 0) await runIn(sandbox, ["ip", "-batch", "-"], { input: `${lines.join("\n")}\n` });
+    this.locals.set(sandbox, want);
   }
 }

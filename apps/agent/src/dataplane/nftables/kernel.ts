@@ -8,6 +8,7 @@
 import type { LbPlan } from "@vipmesh/core";
 import { flushStaleUdpFlows, lostBackends } from "../../kernel/conntrack.ts";
 import { runIn } from "../../kernel/run.ts";
+import type { LoadBalancer } from "../types.ts";
 import { renderChange, renderRuleset } from "./render.ts";
 
 export interface KernelNftablesOptions {
@@ -15,7 +16,7 @@ export interface KernelNftablesOptions {
   log?: (line: string) => void;
 }
 
-export class KernelNftables {
+export class KernelNftables implements LoadBalancer {
   /** What the agent tells the manager it balances VIPs with. */
   readonly dataplane = "nftables" as const;
   /** What each sandbox's table holds, as far as this process applied it. */
@@ -52,6 +53,11 @@ export class KernelNftables {
   forget(sandbox: string): void {
     this.applied.delete(sandbox);
     this.lost.delete(sandbox);
+  }
+
+  /** Nothing drains here: a backend that leaves is out of the map at once, its connections keep their NAT. */
+  draining(): boolean {
+    return false;
   }
 
   private async apply(sandbox: string, plan: LbPlan, prev: LbPlan | undefined): Promise<void> {
