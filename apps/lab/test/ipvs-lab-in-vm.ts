@@ -6,7 +6,10 @@ import { call, clusterClient, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
 import { REQUEST_LOOP, waitFor } from "@vipmesh/testing";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { labDown, labUp, listNamespaces } from "../src/lab.ts";
+import { fileURLToPath } from "node:url";
+import { killAgent, labDown, labUp, listNamespaces, startAgent } from "../src/lab.ts";
+
+const KEEPALIVE = fileURLToPath(new URL("./keepalive-client.mjs", import.meta.url));
 
 const started = Date.now();
 function check(ok: boolean, what: string, detail = ""): void {
@@ -121,6 +124,24 @@ await ended;
 const result = JSON.parse(out.trim().split("\n").pop()!) as { ok: number; failed: number; errors: string[] };
 check(result.failed === 0 && result.ok > 10, `a scale-down 3 → 1 under a request loop: ${result.ok} requests, none failed`, result.errors.join("; "));
 check(saved().includes(`-a -f ${mark} -r ${ipOf(kept!)}:0 -m -w 1`), "the one left is the one kept", saved());
+
+// an agent restarted on IPVS changes nothing: a keep-alive connection through the VIP goes on, nothing stale is left
+const boxNode = lab.nodes.find((n) => nodes.find((x) => x.id === box!.nodeId)?.description?.hostname === n.hostname)!;
+const keepalive = spawn("ip", ["netns", "exec", sandboxOf(box!), process.execPath, KEEPALIVE, vip, "8080"], { stdio: ["ignore", "pipe", "ignore"] });
+let said = "";
+keepalive.stdout.on("data", (d: Buffer) => (said += d));
+const count = () => Number(/ok (\d+)\n$/.exec(said)?.[1] ?? 0);
+await slow("the keep-alive connection to carry requests", () => count() >= 3 || undefined);
+const ipvsBefore = saved();
+killAgent(lab, boxNode.hostname);
+startAgent(lab, boxNode.hostname);
+await slow("the restarted agent's node ready", async () => (await call(client, "listNodes", {})).nodes.find((n) => n.description?.hostname === boxNode.hostname)?.status?.state === "ready" || undefined);
+await new Promise((r) => setTimeout(r, 10_000)); // its first syncs
+const carried = count();
+await slow("more requests on the same connection", () => count() > carried + 3 || undefined);
+keepalive.kill();
+check(!said.includes("CLOSED"), "an established connection through the VIP survives an agent restart", said.slice(-200));
+check(saved() === ipvsBefore, "the restarted agent left IPVS as it was: nothing stale, nothing rebuilt", `${ipvsBefore} → ${saved()}`);
 
 client.close();
 labDown("ipvs");
