@@ -182,7 +182,7 @@ export class Agent {
         continue;
       }
       if (this.processes.isRunning(t.id)) {
-        this.watchHealth(t); // an adopted task (agent restart) is checked anew
+        this.watchHealth(t, t.status.health); // an adopted task (agent restart) is checked anew, keeping its health meanwhile
         this.report(t.id, "running");
         continue;
       }
@@ -260,9 +260,9 @@ export class Agent {
     return false;
   }
 
-  private watchHealth(t: Task): void {
+  private watchHealth(t: Task, known?: Task["status"]["health"]): void {
     const check = t.spec.container.healthcheck;
-    if (check?.test.length) this.health.watch({ taskId: t.id, sandbox: names.sandbox(this.o.sandboxPrefix, t.id), check });
+    if (check?.test.length) this.health.watch({ taskId: t.id, sandbox: names.sandbox(this.o.sandboxPrefix, t.id), check }, known);
   }
 
   /**

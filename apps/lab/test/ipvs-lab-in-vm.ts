@@ -22,7 +22,8 @@ function check(ok: boolean, what: string, detail = ""): void {
 const sh = (ns: string, ...cmd: string[]) => execFileSync("ip", ["netns", "exec", ns, ...cmd], { encoding: "utf8", timeout: 60_000 });
 const slow = <T>(what: string, f: () => T | Promise<T>) => waitFor(what, f, 240_000);
 
-const lab = await labUp({ name: "ipvs", nodes: 2, dataplane: "ipvs", heartbeatMs: 2000 });
+// heartbeats every 10 s (down after 30 s): an agent restarting under emulation takes longer than the default's 15 s
+const lab = await labUp({ name: "ipvs", nodes: 2, dataplane: "ipvs", heartbeatMs: 10_000 });
 const client = clusterClient(lab.socket);
 const { nodes } = await call(client, "listNodes", {});
 check(nodes.every((n) => n.description?.dataplane === "ipvs"), "both agents run the IPVS dataplane", nodes.map((n) => n.description?.dataplane).join(" "));

@@ -39,12 +39,18 @@ export class HealthChecker {
 
   constructor(private readonly onChange: (taskId: string, health: TaskHealth) => void) {}
 
-  /** Starts checking a task (once; calling again for the same task does nothing). */
-  watch(target: HealthTarget): void {
+  /**
+   * Starts checking a task (once; calling again for the same task does
+   * nothing). `known`: the health it had before this process (an adopted task
+   * after an agent restart) stands until a check says otherwise, so that a
+   * restart does not take healthy tasks out of load balancing.
+   */
+  watch(target: HealthTarget, known?: TaskHealth): void {
     if (this.probes.has(target.taskId)) return;
-    const probe: Probe = { target, health: "starting", failures: 0, startedAt: Date.now(), timer: undefined! };
+    const kept = known === "healthy" || known === "unhealthy";
+    const probe: Probe = { target, health: kept ? known : "starting", failures: 0, startedAt: kept ? 0 : Date.now(), timer: undefined! };
     this.probes.set(target.taskId, probe);
-    this.onChange(target.taskId, "starting");
+    if (!kept) this.onChange(target.taskId, "starting");
     const tick = async () => {
       const ok = await runCheck(target);
       if (!this.probes.has(target.taskId)) return;
