@@ -109,7 +109,7 @@ await slow("the task back in box's IPVS", () => saved().includes(`-r ${ipOf(sick
 check(true, "healthy again, it is back");
 
 // a scale-down 3 → 1 under a steady request loop through the VIP: no request fails
-const loop = spawn("ip", ["netns", "exec", sandboxOf(box!), process.execPath, REQUEST_LOOP, vip, "8080", "10000"], { stdio: ["ignore", "pipe", "inherit"] });
+const loop = spawn("ip", ["netns", "exec", sandboxOf(box!), process.execPath, REQUEST_LOOP, vip, "8080", "30000"], { stdio: ["ignore", "pipe", "inherit"] });
 let out = "";
 loop.stdout.on("data", (d: Buffer) => (out += d));
 const ended = new Promise<void>((resolve) => loop.on("close", () => resolve()));
