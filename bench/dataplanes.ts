@@ -8,7 +8,9 @@ import { runInVm } from "@vipmesh/kernel-vm";
 import { fileURLToPath } from "node:url";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
-const services = Number(process.argv[process.argv.indexOf("--services") + 1] || 1000);
+const at = process.argv.indexOf("--services");
+const services = at >= 0 ? Number(process.argv[at + 1]) : 1000;
+if (!Number.isInteger(services) || services < 1) throw new Error("--services wants a whole number of services");
 const r = await runInVm({
   shares: [REPO],
   command: `cd ${REPO}/bench && SERVICES=${services} node --import tsx dataplanes-in-vm.ts`,
