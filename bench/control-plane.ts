@@ -35,7 +35,7 @@
 // 0 is this thread with the simulated agents, 1 and 3 are tsx's loader threads).
 
 import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
-import { seededRandom } from "@vipmesh/core";
+import { isIngressSandboxEndpoint, seededRandom } from "@vipmesh/core";
 import { SimAgent, tempDir } from "@vipmesh/testing";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -485,9 +485,15 @@ async function main(): Promise<number> {
       for (const t of tracked) {
         let expected = 0;
         for (const id of t.agent.view.networks.keys()) expected += tasksOnNetwork.get(id) ?? 0;
+        // task endpoints only: the node's own ingress sandbox (and, where published tasks run, every node's) is there too
         let ready = 0;
-        for (const e of t.agent.view.endpoints.values()) if (e.ready) ready++;
-        if (ready === expected && t.agent.view.endpoints.size === expected) n++;
+        let tasks = 0;
+        for (const e of t.agent.view.endpoints.values()) {
+          if (isIngressSandboxEndpoint(e)) continue;
+          tasks++;
+          if (e.ready) ready++;
+        }
+        if (ready === expected && tasks === expected) n++;
       }
       return n;
     };

@@ -12,28 +12,18 @@ import { execFileSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import type { LbPlan, LbService } from "@vipmesh/core";
 import { KernelIpvs, KernelNftables } from "@vipmesh/agent";
+import { bridgedNamespaces } from "@vipmesh/kernel-vm/guest";
 
 const SERVICES = Number(process.env.SERVICES ?? 1000);
 const sh = (...cmd: string[]) => execFileSync(cmd[0]!, cmd.slice(1), { encoding: "utf8", maxBuffer: 64 << 20 });
 const inNs = (ns: string, ...cmd: string[]) => sh("ip", "netns", "exec", ns, ...cmd);
 const backends = [11, 12, 13].map((n) => `10.0.1.${n}`);
 
-sh("ip", "link", "add", "br0", "type", "bridge");
-sh("ip", "link", "set", "br0", "up");
-const spaces: [string, string][] = [["nft", "10.0.1.5"], ["ipvs", "10.0.1.6"], ...backends.map((a, i): [string, string] => [`b${i}`, a])];
-for (const [ns, addr] of spaces) {
-  sh("ip", "netns", "add", ns);
-  sh("ip", "link", "add", `h${ns}`, "type", "veth", "peer", "name", "eth0", "netns", ns);
-  sh("ip", "link", "set", `h${ns}`, "master", "br0", "up");
-  inNs(ns, "ip", "addr", "add", `${addr}/16`, "dev", "eth0");
-  inNs(ns, "ip", "link", "set", "eth0", "up");
-  inNs(ns, "ip", "link", "set", "lo", "up");
-  if (ns.startsWith("b")) {
-    sh("mkdir", "-p", `/run/www/${ns}`);
-    sh("sh", "-c", `echo ${ns} > /run/www/${ns}/index.html`);
-    inNs(ns, "busybox", "httpd", "-p", "80", "-h", `/run/www/${ns}`);
-  }
-}
+bridgedNamespaces([
+  { name: "nft", addr: "10.0.1.5/16" },
+  { name: "ipvs", addr: "10.0.1.6/16" },
+  ...backends.map((a, i) => ({ name: `b${i}`, addr: `${a}/16`, serve: true })),
+]);
 
 const service = (i: number, count = 2): LbService => ({
   serviceId: `s${i}`,

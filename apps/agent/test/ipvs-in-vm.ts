@@ -5,6 +5,7 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import type { LbPlan } from "@vipmesh/core";
+import { bridgedNamespaces } from "@vipmesh/kernel-vm/guest";
 import { IPVS_TABLE, KernelIpvs } from "../src/dataplane/ipvs/kernel.ts";
 import { ipvsStateFor, parseIpvsSave } from "../src/dataplane/ipvs/plan.ts";
 
@@ -21,24 +22,11 @@ const ip = (i: number) => `10.0.1.${11 + i}`;
 const VIP = "10.0.1.2";
 
 // the network: a bridge, the client at .5, backends at .11-.13, each serving its own name
-sh("ip", "link", "add", "br0", "type", "bridge");
-sh("ip", "link", "set", "br0", "up");
-[C, ...BACKENDS].forEach((ns, i) => {
-  const addr = ns === C ? "10.0.1.5" : ip(i - 1);
-  sh("ip", "netns", "add", ns);
-  sh("ip", "link", "add", `h${ns}`, "type", "veth", "peer", "name", "eth0", "netns", ns);
-  sh("ip", "link", "set", `h${ns}`, "master", "br0", "up");
-  inNs(ns, "ip", "addr", "add", `${addr}/24`, "dev", "eth0");
-  inNs(ns, "ip", "link", "set", "eth0", "up");
-  inNs(ns, "ip", "link", "set", "lo", "up");
-  if (ns !== C) {
-    sh("mkdir", "-p", `/run/www/${ns}`);
-    sh("sh", "-c", `echo ${ns} > /run/www/${ns}/index.html`);
-    inNs(ns, "busybox", "httpd", "-p", "80", "-h", `/run/www/${ns}`);
-    // a long-lived connection's far end: echoes what it gets
-    spawn("ip", ["netns", "exec", ns, "busybox", "nc", "-l", "-p", "9000", "-e", "cat"], { stdio: "ignore", detached: true }).unref();
-  }
-});
+bridgedNamespaces([{ name: C, addr: "10.0.1.5/24" }, ...BACKENDS.map((name, i) => ({ name, addr: `${ip(i)}/24`, serve: true }))]);
+for (const ns of BACKENDS) {
+  // a long-lived connection's far end: echoes what it gets
+  spawn("ip", ["netns", "exec", ns, "busybox", "nc", "-l", "-p", "9000", "-e", "cat"], { stdio: "ignore", detached: true }).unref();
+}
 
 const plan = (backends: { i: number; weight: number }[], o: Partial<LbPlan["services"][0]> = {}): LbPlan => ({
   services: [{ serviceId: "web", name: "web", vip: VIP, fwmark: 300, scheduler: "rr", backends: backends.map((b) => ({ ip: ip(b.i), weight: b.weight })), ...o }],

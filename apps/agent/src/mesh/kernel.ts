@@ -8,6 +8,7 @@
 
 import { addrOf } from "@vipmesh/core";
 import { flushPublishedUdpPort } from "../kernel/conntrack.ts";
+import { loadNft } from "../kernel/nft.ts";
 import { run, runIn, type KernelOptions } from "../kernel/run.ts";
 
 /** One `ip` write in the node's namespace, announced like the drivers' batches. */
@@ -97,7 +98,7 @@ export class KernelMesh {
     const last = this.loaded.get(key);
     if (last?.script === script && Date.now() - last.at < TRUST_MS) return;
     this.loaded.delete(key); // unknown until it succeeds
-    await runIn(netns, ["nft", "-f", "-"], { input: script });
+    await loadNft(netns, script);
     this.loaded.set(key, { script, at: Date.now() });
   }
 }

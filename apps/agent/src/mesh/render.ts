@@ -36,6 +36,7 @@
 //
 // The table holds its two maps (empty when nothing is published) and these filters.
 
+import { replaceTableScript as replaceTable } from "../kernel/nft.ts";
 import type { PublishedPort, TaskIngressFilter } from "./plan.ts";
 
 export const MESH_TABLE = "vipmesh-mesh";
@@ -44,8 +45,6 @@ export const HOST_PUBLISHED_MAP = "host_published";
 export const INGRESS_TABLE = "vipmesh-ingress";
 export const TASK_FILTER_TABLE = "vipmesh-ingress-filter";
 
-const replaceTable = (name: string, body: string[]): string =>
-  [`add table ip ${name}`, `delete table ip ${name}`, `table ip ${name} {`, ...body, "}", ""].join("\n");
 
 const portMap = (name: string, ports: readonly PublishedPort[]): string[] => [
   `  map ${name} {`,

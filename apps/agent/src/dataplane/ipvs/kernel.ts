@@ -12,7 +12,8 @@
 //   - sysctls that swarm and kube-proxy learned the hard way, set once per sandbox.
 
 import type { LbPlan } from "@vipmesh/core";
-import { runIn } from "../../kernel/run.ts";
+import { loadNft, replaceTableScript } from "../../kernel/nft.ts";
+import { assertBatches, run, runIn, writeBatch, type BatchLine } from "../../kernel/run.ts";
 import type { LoadBalancer } from "../types.ts";
 import { ipvsChanges, ipvsStateFor, parseIpvsConnections, parseIpvsSave } from "./plan.ts";
 
@@ -46,10 +47,7 @@ function renderMarks(plan: LbPlan): string {
   const marks = marked.map((s) => `${s.vip} : ${s.fwmark}`);
   const empty = marked.filter((s) => s.backends.every((b) => b.weight === 0)).map((s) => s.vip);
   const elements = (xs: string[]) => (xs.length > 0 ? [`    elements = { ${xs.join(", ")} }`] : []);
-  return [
-    `add table ip ${IPVS_TABLE}`,
-    `delete table ip ${IPVS_TABLE}`,
-    `table ip ${IPVS_TABLE} {`,
+  return replaceTableScript(IPVS_TABLE, [
     "  map vip_marks {",
     "    type ipv4_addr : mark",
     ...elements(marks),
@@ -76,9 +74,7 @@ function renderMarks(plan: LbPlan): string {
     "    ip daddr @vips_without_backends meta l4proto tcp reject with tcp reset",
     "    ip daddr @vips_without_backends reject",
     "  }",
-    "}",
-    "",
-  ].join("\n");
+  ]);
 }
 
 export interface KernelIpvsOptions {
@@ -112,7 +108,7 @@ export class KernelIpvs implements LoadBalancer {
     // needed: a marked packet with no service passes on, unbalanced, and the refuse set covers a VIP without tasks
     if (this.marks.get(sandbox) !== script) {
       this.marks.delete(sandbox);
-      await runIn(sandbox, ["nft", "-f", "-"], { input: script });
+      await loadNft(sandbox, script);
       this.marks.set(sandbox, script);
     }
     const [saved, listed] = await Promise.all([runIn(sandbox, ["ipvsadm", "-Sn"]), runIn(sandbox, ["ipvsadm", "-Ln"])]);
@@ -146,17 +142,17 @@ export class KernelIpvs implements LoadBalancer {
   private async localVips(sandbox: string, plan: LbPlan): Promise<void> {
     const want = new Set(plan.services.filter((s) => s.fwmark).map((s) => s.vip));
     const have = this.locals.get(sandbox) ?? new Set(
-      (await runIn(sandbox, ["ip", "-4", "route", "show", "table", "local", "type", "local", "dev", "lo"]))
+      (await run("ip", ["-4", "route", "show", "table", "local", "type", "local", "dev", "lo"], { netns: sandbox }))
         .split("\n")
         .map((l) => /^local (\d+\.\d+\.\d+\.\d+) /.exec(l)?.[1])
         .filter((ip): ip is string => ip !== undefined && !ip.startsWith("127.")),
     );
-    const lines = [
-      ...[...have].filter((ip) => !want.has(ip)).map((ip) => `route del local ${ip}/32 dev lo table local`),
-      ...[...want].filter((ip) => !have.has(ip)).map((ip) => `route replace local ${ip}/32 dev lo table local`),
+    const lines: BatchLine[] = [
+      ...[...have].filter((ip) => !want.has(ip)).map((ip) => ({ text: `route del local ${ip}/32 dev lo table local`, tolerate: "missing" as const })),
+      ...[...want].filter((ip) => !have.has(ip)).map((ip) => ({ text: `route replace local ${ip}/32 dev lo table local` })),
     ];
     this.locals.delete(sandbox);
-    if (lines.length > 0) await runIn(sandbox, ["ip", "-batch", "-"], { input: `${lines.join("\n")}\n` });
+    assertBatches([await writeBatch("ip", lines, sandbox)]);
     this.locals.set(sandbox, want);
   }
 }

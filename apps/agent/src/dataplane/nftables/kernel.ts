@@ -7,7 +7,7 @@
 
 import type { LbPlan } from "@vipmesh/core";
 import { flushStaleUdpFlows, lostBackends } from "../../kernel/conntrack.ts";
-import { runIn } from "../../kernel/run.ts";
+import { loadNft } from "../../kernel/nft.ts";
 import type { LoadBalancer } from "../types.ts";
 import { renderChange, renderRuleset } from "./render.ts";
 
@@ -77,6 +77,6 @@ export class KernelNftables implements LoadBalancer {
   }
 
   private async load(sandbox: string, script: string): Promise<void> {
-    await runIn(sandbox, ["nft", "-f", "-"], { input: script });
+    await loadNft(sandbox, script);
   }
 }

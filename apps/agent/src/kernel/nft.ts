@@ -1,0 +1,15 @@
+// nft scripts: every vipmesh table is replaced whole in one transaction, and
+// loaded with `nft -f -` in the namespace it belongs to.
+
+import { runIn } from "./run.ts";
+
+/**
+ * `add table; delete table; table {…}` in one file is one transaction: the
+ * table is replaced atomically (the `add` lets the `delete` succeed on a fresh
+ * namespace), and established connections keep their conntrack NAT.
+ */
+export const replaceTableScript = (name: string, body: string[]): string =>
+  [`add table ip ${name}`, `delete table ip ${name}`, `table ip ${name} {`, ...body, "}", ""].join("\n");
+
+/** Loads a script in `netns` (undefined: this namespace). */
+export const loadNft = (netns: string | undefined, script: string): Promise<string> => runIn(netns, ["nft", "-f", "-"], { input: script });
