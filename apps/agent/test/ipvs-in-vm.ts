@@ -6,7 +6,8 @@
 import { execFileSync, spawn } from "node:child_process";
 import type { LbPlan } from "@vipmesh/core";
 import { bridgedNamespaces } from "@vipmesh/kernel-vm/guest";
-import { IPVS_TABLE, KernelIpvs } from "../src/dataplane/ipvs/kernel.ts";
+import { KernelIpvs } from "../src/dataplane/ipvs/kernel.ts";
+import { IPVS_TABLE } from "../src/dataplane/ipvs/marks.ts";
 import { ipvsStateFor, parseIpvsSave } from "../src/dataplane/ipvs/plan.ts";
 
 const sh = (...cmd: string[]) => execFileSync(cmd[0]!, cmd.slice(1), { encoding: "utf8" });
@@ -46,6 +47,17 @@ await ipvs.sync(C, plan([{ i: 0, weight: 1 }, { i: 1, weight: 3 }]));
 const eight = Array.from({ length: 8 }, get);
 check(eight.filter((x) => x === "vmb2").length >= 5 && eight.includes("vmb1") && !eight.includes("vmb3"), "weights 1:3 (wrr)", eight.join(" "));
 check(saved().services[0]!.dests.length === 2, "an idle backend that left is deleted at once", inNs(C, "ipvsadm", "-Sn"));
+
+// a second service, then its leaving, change the loaded marks map by elements: read back, both are right
+const api: LbPlan["services"][0] = { serviceId: "api", name: "api", vip: "10.0.1.3", fwmark: 301, scheduler: "rr", backends: [{ ip: ip(2), weight: 1 }] };
+const withApi = { services: [...plan([{ i: 0, weight: 1 }, { i: 1, weight: 3 }]).services, api] };
+await ipvs.sync(C, withApi);
+const marks = () => inNs(C, "nft", "list", "map", "ip", IPVS_TABLE, "vip_marks");
+check(marks().includes(`${VIP} : 0x0000012c`) && marks().includes("10.0.1.3 : 0x0000012d"), "a service added: its mark joins the map", marks());
+check(JSON.stringify(saved()) === JSON.stringify(ipvsStateFor(withApi)), "and its virtual service is in IPVS", inNs(C, "ipvsadm", "-Sn"));
+check(inNs(C, "curl", "-s", "--max-time", "3", "http://10.0.1.3/").trim() === "vmb3", "and its VIP answers");
+await ipvs.sync(C, plan([{ i: 0, weight: 1 }, { i: 1, weight: 3 }]));
+check(!marks().includes("10.0.1.3") && saved().services.length === 1, "the service gone: its mark and virtual service go", `${marks()} ${inNs(C, "ipvsadm", "-Sn")}`);
 
 // graceful: a backend that leaves with an open connection is quiesced, keeps it, and goes once it ends
 const holder = spawn("ip", ["netns", "exec", C, "busybox", "nc", VIP, "9000"], { stdio: ["pipe", "pipe", "ignore"] });

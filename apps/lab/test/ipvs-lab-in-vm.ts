@@ -1,4 +1,4 @@
-// Runs INSIDE the kernel VM (ipvs.vm.test.ts boots it): a 2-node lab on the
+// Runs INSIDE the kernel VM (ipvs-lab.vm.test.ts boots it): a 2-node lab on the
 // IPVS dataplane, in Debian's real kernel. Prints one line per check and exits
 // non-zero at the first that fails; "ALL OK" at the end.
 

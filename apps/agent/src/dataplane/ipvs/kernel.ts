@@ -1,23 +1,20 @@
 // The IPVS dataplane in the kernel, per sandbox (plan.ts says what and why):
 //
-//   - one nft table, `vipmesh-ipvs`: `meta mark set ip daddr map @vip_marks`
-//     at mangle priority (-150) in output (the sandbox's own clients) and
-//     prerouting (what an ingress sandbox forwards), before IPVS looks at the
-//     packet; a VIP without a ready task is refused at once (reset, ICMP) as
-//     on the nftables dataplane, instead of being left to time out;
+//   - the marks table (marks.ts), loaded whole on a sandbox's first sync and
+//     after a failure, else changed by elements;
 //   - the IPVS virtual services and real servers, changed by one
-//     `ipvsadm --restore` batch against `ipvsadm -Sn` read back each sync, so
-//     a restarted agent changes only what differs (and forgets nothing: the
-//     kernel is the record);
+//     `ipvsadm --restore` batch against `ipvsadm -Sn`, read back on a
+//     sandbox's first sync (so a restarted agent changes only what differs:
+//     the kernel is the record) and after a failure, else against what the
+//     last batch left (one change costs a few lines, not a dump of them all);
 //   - sysctls that swarm and kube-proxy learned the hard way, set once per sandbox.
 
 import type { LbPlan } from "@vipmesh/core";
-import { loadNft, replaceTableScript } from "../../kernel/nft.ts";
+import { loadNft } from "../../kernel/nft.ts";
 import { assertBatches, run, runIn, writeBatch, type BatchLine } from "../../kernel/run.ts";
 import type { LoadBalancer } from "../types.ts";
-import { ipvsChanges, ipvsStateFor, parseIpvsConnections, parseIpvsSave } from "./plan.ts";
-
-export const IPVS_TABLE = "vipmesh-ipvs";
+import { marksFor, renderMarks, renderMarksChange, type Marks } from "./marks.ts";
+import { ipvsChanges, ipvsStateFor, leavingDests, parseIpvsConnections, parseIpvsSave, type IpvsState } from "./plan.ts";
 
 /**
  * - conn_reuse_mode=0: with 1 (the default), a new connection from a reused
@@ -42,41 +39,6 @@ export const FORWARDING_SYSCTLS = ["net.ipv4.vs.conntrack=1"];
 /** How long a real server that left keeps its established connections before it is deleted anyway. */
 export const DEFAULT_DRAIN_MS = 30_000;
 
-function renderMarks(plan: LbPlan): string {
-  const marked = plan.services.filter((s) => s.fwmark);
-  const marks = marked.map((s) => `${s.vip} : ${s.fwmark}`);
-  const empty = marked.filter((s) => s.backends.every((b) => b.weight === 0)).map((s) => s.vip);
-  const elements = (xs: string[]) => (xs.length > 0 ? [`    elements = { ${xs.join(", ")} }`] : []);
-  return replaceTableScript(IPVS_TABLE, [
-    "  map vip_marks {",
-    "    type ipv4_addr : mark",
-    ...elements(marks),
-    "  }",
-    "  set vips_without_backends {",
-    "    type ipv4_addr",
-    ...elements(empty),
-    "  }",
-    "  chain mark_output {",
-    "    type route hook output priority -150; policy accept;",
-    "    meta mark set ip daddr map @vip_marks",
-    "  }",
-    "  chain mark_prerouting {",
-    "    type filter hook prerouting priority -150; policy accept;",
-    "    meta mark set ip daddr map @vip_marks",
-    "  }",
-    "  chain refuse_output {",
-    "    type filter hook output priority 0; policy accept;",
-    "    ip daddr @vips_without_backends meta l4proto tcp reject with tcp reset",
-    "    ip daddr @vips_without_backends reject",
-    "  }",
-    "  chain refuse_forward {",
-    "    type filter hook forward priority 0; policy accept;",
-    "    ip daddr @vips_without_backends meta l4proto tcp reject with tcp reset",
-    "    ip daddr @vips_without_backends reject",
-    "  }",
-  ]);
-}
-
 export interface KernelIpvsOptions {
   /** A real server that left is deleted after this long even if it still has connections. */
   drainMs?: number;
@@ -85,8 +47,10 @@ export interface KernelIpvsOptions {
 
 export class KernelIpvs implements LoadBalancer {
   readonly dataplane = "ipvs" as const;
-  /** Per sandbox: the marks script last loaded, and whether its sysctls are set. */
-  private readonly marks = new Map<string, string>();
+  /** Per sandbox, what its marks table holds, as far as this process loaded it (absent: load it whole). */
+  private readonly marks = new Map<string, Marks>();
+  /** Per sandbox, its IPVS state as the last batch left it (absent: read it back). */
+  private readonly applied = new Map<string, IpvsState>();
   /** Per sandbox, "mark ip" of real servers quiesced and when. */
   private readonly drains = new Map<string, Map<string, number>>();
   /** Per forwarding sandbox, the VIPs it has local routes for. */
@@ -103,20 +67,41 @@ export class KernelIpvs implements LoadBalancer {
     if (!this.marks.has(sandbox)) await runIn(sandbox, ["sysctl", "-qw", ...IPVS_SYSCTLS, ...(forwards ? FORWARDING_SYSCTLS : [])]);
     // IPVS takes forwarded packets only where they are delivered locally: in a sandbox that forwards, its VIPs are local
     if (forwards) await this.localVips(sandbox, plan);
-    const script = renderMarks(plan);
-    // marks first for a new VIP (its service exists before packets are marked for it) is not
-    // needed: a marked packet with no service passes on, unbalanced, and the refuse set covers a VIP without tasks
-    if (this.marks.get(sandbox) !== script) {
-      this.marks.delete(sandbox);
-      await loadNft(sandbox, script);
-      this.marks.set(sandbox, script);
+    // a marked packet with no virtual service yet passes on unbalanced, and the refuse set covers a VIP without
+    // tasks: the marks need not wait for IPVS
+    await this.syncMarks(sandbox, marksFor(plan));
+    await this.syncIpvs(sandbox, ipvsStateFor(plan));
+  }
+
+  private async syncMarks(sandbox: string, next: Marks): Promise<void> {
+    const prev = this.marks.get(sandbox);
+    this.marks.delete(sandbox); // until it is loaded, nothing is known
+    const delta = prev ? renderMarksChange(prev, next) : undefined;
+    if (delta === "") return void this.marks.set(sandbox, next);
+    if (delta) {
+      try {
+        await loadNft(sandbox, delta);
+        return void this.marks.set(sandbox, next);
+      } catch {
+        // the table is not what we thought: load it whole
+      }
     }
-    const [saved, listed] = await Promise.all([runIn(sandbox, ["ipvsadm", "-Sn"]), runIn(sandbox, ["ipvsadm", "-Ln"])]);
+    await loadNft(sandbox, renderMarks(next));
+    this.marks.set(sandbox, next);
+  }
+
+  private async syncIpvs(sandbox: string, wanted: IpvsState): Promise<void> {
+    const current = this.applied.get(sandbox) ?? parseIpvsSave(await runIn(sandbox, ["ipvsadm", "-Sn"]));
+    this.applied.delete(sandbox); // until the batch is in, nothing is known
+    // connections count only for real servers that leave: read only when some do
+    const leaving = leavingDests(current, wanted);
+    const connections = leaving.length > 0 ? parseIpvsConnections(await runIn(sandbox, ["ipvsadm", "-Ln"])) : new Map<string, number>();
     const since = this.drains.get(sandbox) ?? new Map<string, number>();
     const drainMs = this.o.drainMs ?? DEFAULT_DRAIN_MS;
     const now = Date.now();
-    const change = ipvsChanges(parseIpvsSave(saved), ipvsStateFor(plan), parseIpvsConnections(listed), (key) => now - (since.get(key) ?? now) >= drainMs);
+    const change = ipvsChanges(current, wanted, connections, (key) => now - (since.get(key) ?? now) >= drainMs);
     if (change.commands) await runIn(sandbox, ["ipvsadm", "--restore"], { input: change.commands });
+    this.applied.set(sandbox, change.after);
     this.drains.set(sandbox, new Map(change.draining.map((k) => [k, since.get(k) ?? now])));
   }
 
@@ -134,6 +119,7 @@ export class KernelIpvs implements LoadBalancer {
 
   forget(sandbox: string): void {
     this.marks.delete(sandbox);
+    this.applied.delete(sandbox);
     this.drains.delete(sandbox);
     this.locals.delete(sandbox);
   }

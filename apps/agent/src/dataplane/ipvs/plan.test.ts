@@ -1,6 +1,6 @@
 import type { LbPlan } from "@vipmesh/core";
 import { describe, expect, it } from "vitest";
-import { ipvsChanges, ipvsStateFor, parseIpvsConnections, parseIpvsSave } from "./plan.ts";
+import { ipvsChanges, ipvsStateFor, leavingDests, parseIpvsConnections, parseIpvsSave } from "./plan.ts";
 
 const plan: LbPlan = {
   services: [
@@ -54,7 +54,7 @@ describe("ipvsChanges", () => {
     expect(ipvsChanges(empty, ipvsStateFor(plan), none, never).commands).toBe(
       ["-A -f 256 -s wrr -p 600", "-a -f 256 -r 10.0.1.20:0 -m -w 1", "-a -f 256 -r 10.0.1.21:0 -m -w 3", "-A -f 257 -s rr", "-a -f 257 -r 10.0.1.9:0 -m -w 1", "-a -f 257 -r 10.0.1.10:0 -m -w 1", ""].join("\n"),
     );
-    expect(ipvsChanges(parseIpvsSave(SAVED), ipvsStateFor(plan), none, never)).toEqual({ commands: "", draining: [] });
+    expect(ipvsChanges(parseIpvsSave(SAVED), ipvsStateFor(plan), none, never)).toEqual({ commands: "", draining: [], after: parseIpvsSave(SAVED) });
   });
 
   it("changes a weight and a scheduler in place, and deletes a virtual service that left at once", () => {
@@ -78,8 +78,13 @@ describe("ipvsChanges", () => {
     expect(first.draining).toEqual(["256 10.0.1.20"]);
 
     const quiesced = parseIpvsSave(SAVED.replace("-r 10.0.1.20:0 -m -w 1", "-r 10.0.1.20:0 -m -w 0"));
-    expect(ipvsChanges(quiesced, ipvsStateFor(without21), connections, never)).toEqual({ commands: "-E -f 256 -s rr -p 600\n", draining: ["256 10.0.1.20"] });
-    expect(ipvsChanges(quiesced, ipvsStateFor(without21), none, never).commands).toContain("-d -f 256 -r 10.0.1.20:0\n");
+    expect(first.after).toEqual(parseIpvsSave(SAVED.replace("-s wrr", "-s rr").replace("-r 10.0.1.20:0 -m -w 1", "-r 10.0.1.20:0 -m -w 0")));
+    expect(leavingDests(quiesced, ipvsStateFor(without21))).toEqual(["256 10.0.1.20"]);
+    expect(ipvsChanges(quiesced, ipvsStateFor(without21), connections, never)).toEqual({ commands: "-E -f 256 -s rr -p 600\n", draining: ["256 10.0.1.20"], after: first.after });
+    const deleted = ipvsChanges(quiesced, ipvsStateFor(without21), none, never);
+    expect(deleted.commands).toContain("-d -f 256 -r 10.0.1.20:0\n");
+    expect(deleted.after).toEqual(ipvsStateFor(without21));
+    expect(leavingDests(deleted.after, ipvsStateFor(without21))).toEqual([]);
     expect(ipvsChanges(quiesced, ipvsStateFor(without21), connections, () => true).commands).toContain("-d -f 256 -r 10.0.1.20:0\n");
   });
 });

@@ -3,8 +3,9 @@
 // service per VIP, keyed by the VIP's firewall mark (set by one nft map
 // lookup, kernel.ts), masquerading (-m) to the VIP's ready tasks; unlike
 // libnetwork, every change is one `ipvsadm --restore` batch computed against
-// what the kernel holds (`ipvsadm -Sn`, read back), never a rule or a netlink
-// call per VIP one after another.
+// what the kernel holds (`ipvsadm -Sn` read back on a sandbox's first sync and
+// after a failure; else what the last batch left, `IpvsChange.after`), never
+// a rule or a netlink call per VIP one after another.
 //
 // Removal follows kube-proxy's graceful termination: a real server that
 // leaves is first given weight 0 (no new connections; established ones go
@@ -110,6 +111,17 @@ export interface IpvsChange {
   commands: string;
   /** Real servers left at weight 0 for their connections to end ("mark ip"): call again to delete them. */
   draining: string[];
+  /** What the kernel holds once `commands` ran: the next sync's `current`, without reading it back. */
+  after: IpvsState;
+}
+
+/** Real servers ("mark ip") of services still wanted that are not wanted any more: only their connections count for a change. */
+export function leavingDests(current: IpvsState, wanted: IpvsState): string[] {
+  const want = new Map(wanted.services.map((s) => [s.fwmark, new Set(s.dests.map((d) => d.ip))]));
+  return current.services.flatMap((s) => {
+    const ips = want.get(s.fwmark);
+    return ips ? s.dests.filter((d) => !ips.has(d.ip)).map((d) => `${s.fwmark} ${d.ip}`) : [];
+  });
 }
 
 /**
@@ -120,6 +132,7 @@ export interface IpvsChange {
 export function ipvsChanges(current: IpvsState, wanted: IpvsState, connections: DestConnections, expired: (key: string) => boolean): IpvsChange {
   const lines: string[] = [];
   const draining: string[] = [];
+  const after: IpvsService[] = [];
   const have = new Map(current.services.map((s) => [s.fwmark, s]));
   const want = new Map(wanted.services.map((s) => [s.fwmark, s]));
   for (const s of current.services) if (!want.has(s.fwmark)) lines.push(`-D -f ${s.fwmark}`);
@@ -128,6 +141,7 @@ export function ipvsChanges(current: IpvsState, wanted: IpvsState, connections: 
     if (!h) lines.push(`-A ${serviceArgs(w)}`);
     else if (h.scheduler !== w.scheduler || h.persistentS !== w.persistentS) lines.push(`-E ${serviceArgs(w)}`);
     const old = new Map((h?.dests ?? []).map((d) => [d.ip, d]));
+    const kept = [...w.dests];
     for (const d of w.dests) {
       const o = old.get(d.ip);
       if (!o) lines.push(destLine("-a", w.fwmark, d));
@@ -140,8 +154,10 @@ export function ipvsChanges(current: IpvsState, wanted: IpvsState, connections: 
       else {
         if (o.weight !== 0) lines.push(destLine("-e", w.fwmark, { ip: o.ip, weight: 0 }));
         draining.push(key);
+        kept.push({ ip: o.ip, weight: 0 });
       }
     }
+    after.push({ ...w, dests: kept });
   }
-  return { commands: lines.length > 0 ? `${lines.join("\n")}\n` : "", draining };
+  return { commands: lines.length > 0 ? `${lines.join("\n")}\n` : "", draining, after: canonicalIpvsState({ services: after }) };
 }
