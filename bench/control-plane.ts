@@ -41,6 +41,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { performance, type EventLoopUtilization } from "node:perf_hooks";
+import { getHeapStatistics, setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { type RunningManager, startManager } from "@vipmesh/manager";
@@ -154,7 +156,7 @@ function parseOptions(argv: string[]): Options {
     throw new Error("--services, --replicas, --networks, --agents and --concurrency must be at least 1");
   }
   if (o.networks > 250) throw new Error("--networks: at most 250");
-  if (o.agents > 508) throw new Error("--agents: at most 508 (addresses from 192.0.2.0/24 and 198.51.100.0/24)");
+  if (o.agents > 2 * 254 * 256) throw new Error(`--agents: at most ${2 * 254 * 256} (addresses from 198.18.0.0/15)`);
   if (o.scales % 2 === 1) o.scales++; // up and down in pairs
   if (o.warmup % 2 === 1) o.warmup++;
   if (o.baselineCalls === 0) o.baselineCalls = Math.max(500, o.scales);
@@ -266,7 +268,16 @@ interface ManagerHost {
   where: string;
   /** Event-loop utilization of the thread the manager runs on. */
   elu(prev?: EventLoopUtilization): EventLoopUtilization;
+  /** The manager's JS heap in use after a full GC (its own isolate in a worker), in MB. */
+  heapMb(): Promise<number>;
   stop(): Promise<void>;
+}
+
+/** This isolate's heap in use after a full GC (V8's gc, exposed for the call), in MB. */
+function heapInUseMb(): number {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+  return getHeapStatistics().used_heap_size / 2 ** 20;
 }
 
 async function startManagerHost(dataDir: string, inProcess: boolean): Promise<ManagerHost> {
@@ -276,6 +287,7 @@ async function startManagerHost(dataDir: string, inProcess: boolean): Promise<Ma
       address: m.addresses[0]!,
       where: "main thread (shared with the simulated agents)",
       elu: (prev) => performance.eventLoopUtilization(prev),
+      heapMb: async () => heapInUseMb(),
       stop: () => m.stop(),
     };
   }
@@ -286,14 +298,18 @@ async function startManagerHost(dataDir: string, inProcess: boolean): Promise<Ma
     `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(self)}); })`,
     { eval: true, workerData: { role: WORKER_ROLE, dataDir }, stdout: false, stderr: false },
   );
+  const early: { error?: (err: Error) => void; exit?: (code: number) => void } = {};
   const address = await new Promise<string>((resolve, reject) => {
-    worker.once("error", reject);
-    worker.once("exit", (code) => reject(new Error(`manager worker exited (${code}) before it listened`)));
+    early.error = reject;
+    early.exit = (code) => reject(new Error(`manager worker exited (${code}) before it listened`));
+    worker.once("error", early.error);
+    worker.once("exit", early.exit);
     worker.once("message", (m: { address?: string; error?: string }) =>
       m.address ? resolve(m.address) : reject(new Error(`manager failed to start: ${m.error}`)),
     );
   });
-  worker.removeAllListeners();
+  // not removeAllListeners(): the worker's own listeners keep its message port working
+  worker.off("error", early.error!).off("exit", early.exit!);
   worker.on("error", (err) => {
     console.error(`manager worker failed: ${err.stack ?? err}`);
     process.exitCode = 2;
@@ -302,6 +318,17 @@ async function startManagerHost(dataDir: string, inProcess: boolean): Promise<Ma
     address,
     where: "worker thread (its own event loop and core)",
     elu: (prev) => worker.performance.eventLoopUtilization(prev),
+    heapMb: () =>
+      new Promise<number>((resolve) => {
+        const on = (m: { heapMb?: number; error?: string }) => {
+          if (m.heapMb === undefined) return;
+          if (m.error) console.error(`manager heap not measured: ${m.error}`);
+          worker.off("message", on);
+          resolve(m.heapMb);
+        };
+        worker.on("message", on);
+        worker.postMessage("heap");
+      }),
     stop: async () => {
       const stopped = new Promise<void>((resolve) => {
         worker.once("message", () => resolve());
@@ -324,6 +351,14 @@ async function managerWorkerMain(): Promise<void> {
     return;
   }
   port.on("message", async (msg) => {
+    if (msg === "heap") {
+      try {
+        port.postMessage({ heapMb: heapInUseMb() });
+      } catch (err) {
+        port.postMessage({ heapMb: Number.NaN, error: String(err) });
+      }
+      return;
+    }
     if (msg !== "stop") return;
     await m.stop();
     port.postMessage("stopped");
@@ -335,10 +370,15 @@ async function managerWorkerMain(): Promise<void> {
 // ---- agents --------------------------------------------------------------------
 
 const hostnameOf = (i: number) => `node${pad(i + 1, 3)}`;
-/** Underlay addresses: labels only, nothing is sent to them. */
+/**
+ * Underlay addresses: labels only, nothing is sent to them. From RFC 2544's
+ * benchmarking range, half the agents in 198.18/16 and half in 198.19/16 (two
+ * underlay subnets, as nodes in two racks).
+ */
 const agentAddr = (i: number, total: number) => {
   const half = Math.ceil(total / 2);
-  return i < half && i < 254 ? `192.0.2.${i + 1}` : `198.51.100.${i - Math.min(half, 254) + 1}`;
+  const j = i < half ? i : i - half;
+  return `198.${i < half ? 18 : 19}.${Math.floor(j / 254)}.${(j % 254) + 1}`;
 };
 
 interface Tracked {
@@ -450,6 +490,7 @@ async function main(): Promise<number> {
     });
     const agentsMs = now() - t00;
     mark("agentsConnected");
+    const heapIdleMb = await manager.heapMb();
     progress.note(`${o.agents} agents connected in ${secs(agentsMs)}`);
     const alive = () => {
       if (closedUnexpectedly.length > 0) throw new Error(`sessions closed: ${closedUnexpectedly.slice(0, 3).join("; ")}`);
@@ -561,6 +602,7 @@ async function main(): Promise<number> {
     });
     const tConfirmed = now();
     mark("convergenceConfirmed");
+    const heapLoadedMb = await manager.heapMb();
     if (notConverged > 0) throw new Error(`${notConverged} services did not report converged`);
     progress.note(`manager confirms ${o.services} services converged (${secs(tConfirmed - tConfirm0)} for the check)`);
 
@@ -630,6 +672,8 @@ async function main(): Promise<number> {
       let firstAt = NaN;
       let lastAt = NaN;
       const changed = new Set<string>(); // endpoint keys that appeared (up) or went (down)
+      /** Down: the keys each session saw go (a session that lost the network lost all its endpoints). */
+      const removedFrom = new Map<Tracked, string[]>();
       const hit = new Set<Tracked>();
       let done!: () => void;
       const allSeen = new Promise<void>((r) => (done = r));
@@ -648,6 +692,7 @@ async function main(): Promise<number> {
             if (before.has(key.split("/")[0]!)) {
               seen = true;
               changed.add(key);
+              removedFrom.set(t, [...(removedFrom.get(t) ?? []), key]);
             }
           }
         }
@@ -694,8 +739,8 @@ async function main(): Promise<number> {
           for (const t of targets) for (const key of changed) if (!t.agent.view.endpoints.get(key)?.ready) return false;
           return true;
         }
-        const gone = [...changed].map((k) => k.split("/")[0]!);
-        return tracked.every((t) => gone.every((id) => !t.agent.view.tasks.has(id)));
+        // (a stopped task stays in its own node's view, reported shut down: its endpoints are what go)
+        return [...removedFrom].every(([t, keys]) => keys.every((key) => !t.agent.view.endpoints.has(key)));
       };
       await until(`${service} to settle`, settled, 10_000, 1).catch(() => {});
       await quiet(10, 1000);
@@ -744,6 +789,10 @@ async function main(): Promise<number> {
     lines.push(
       `machine: other processes used ${othersPct.toFixed(0)}% of the ${cpus().length} CPUs during the run` +
         (othersPct > 10 ? " — WARNING: a busy machine; the figures below are not reliable" : ""),
+    );
+    lines.push(
+      `memory:  manager JS heap after a full GC ${heapLoadedMb.toFixed(1)} MB with ${o.agents} sessions, ${o.services} services and ${tasksTotal} tasks` +
+        ` (${heapIdleMb.toFixed(1)} MB with the sessions alone; SQLite's cache is outside it)`,
     );
     lines.push("");
     lines.push("create");
@@ -807,6 +856,7 @@ async function main(): Promise<number> {
       manager: { where: manager.where, address },
       setup: { agents: o.agents, networks: o.networks, subnetPrefix: prefix, services: o.services, replicas: o.replicas, tasks: tasksTotal },
       agentsConnectMs: round(agentsMs),
+      managerHeapMb: { sessionsOnly: round(heapIdleMb, 1), withServices: round(heapLoadedMb, 1) },
       timelineMs: timeline,
       create: {
         ms: round(createMs),

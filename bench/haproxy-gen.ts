@@ -25,7 +25,8 @@ function cluster(services: number, nodes: number): ClusterSnapshot {
     id: `node${String(i).padStart(4, "0")}`,
     description: { hostname: `node${i}` },
     spec: { availability: "active", labels: {} },
-    status: { state: "ready", addr: `10.${(i >> 8) & 255}.${i & 255}.1`, message: "" },
+    // a mesh port is served by ready nodes with an ingress sandbox (an ingress address)
+    status: { state: "ready", addr: `10.${(i >> 8) & 255}.${i & 255}.1`, ingressAddr: `10.255.${(i >> 8) & 255}.${(i & 255) + 1}`, message: "" },
   })) as unknown as wire.Node[];
   const serviceList = Array.from({ length: services }, (_, i) => ({
     id: `svc${i}`,
@@ -55,6 +56,9 @@ async function main(): Promise<void> {
         text = render(templateData(snapshot, runtime));
         times.push(performance.now() - t0);
       }
+      // a render that serves from no node would be fast and worthless: every node must be an enabled server
+      const enabled = text.split("\n").filter((l) => /^\s+server /.test(l) && !/ disabled\b/.test(l)).length;
+      if (enabled !== services * nodes) throw new Error(`the render has ${enabled} enabled servers, not ${services * nodes}`);
       const file = join(dir, `haproxy-${services}x${nodes}.cfg`);
       writeFileSync(file, text);
       const v0 = performance.now();

@@ -8,7 +8,7 @@
 //     reported running) and the propagation of that to every node — and until
 //     the new task is reachable over VXLAN from a task on another node.
 //
-// Observers: a global service puts one task on every node; in each, a probe
+// Observers: a global service puts one task on every node (3 by default, --nodes); in each, a probe
 // (dns-watch.mjs) asks the embedded DNS for tasks.web every 5 ms. The agent
 // publishes a sandbox's records right after its nftables rules are applied,
 // so a changed answer means both are; after every sample the rules are read
@@ -17,16 +17,22 @@
 // against a task that already listens (what the measurements themselves cost).
 // Targets (issue 4): scale → rules and DNS on every node p50 ≤ 100 ms, p99 ≤ 300 ms.
 //
-//   npm run bench:lab -- [--runs 20]      (as root)
+//   npm run bench:lab -- [--runs 20] [--nodes 3]      (as root)
+//
+// The numbers also go to bench/results/lab-<nodes>.json.
 
 import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
 import { type LabLayout, labDown, labUp, listNamespaces } from "@vipmesh/lab";
 import { waitFor } from "@vipmesh/testing";
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-const runs = Number(process.argv[process.argv.indexOf("--runs") + 1] || 20);
+const option = (name: string, fallback: number) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : fallback);
+const runs = option("--runs", 20);
+const NODES = option("--nodes", 3);
+if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(NODES) || NODES < 2) throw new Error("--runs wants a whole number ≥ 1, --nodes one ≥ 2");
 const REACH = fileURLToPath(new URL("./reach-probe.mjs", import.meta.url));
 const WATCH = fileURLToPath(new URL("./dns-watch.mjs", import.meta.url));
 const LAB = "bench";
@@ -76,8 +82,8 @@ function reach(sandbox: string, addr: string): Promise<number> {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("the lab needs root");
   labDown(LAB);
-  process.stderr.write("bringing up a 3-node lab…\n");
-  const lab: LabLayout = await labUp({ name: LAB, nodes: 3 });
+  process.stderr.write(`bringing up a ${NODES}-node lab…\n`);
+  const lab: LabLayout = await labUp({ name: LAB, nodes: NODES });
   const client: ClusterServiceClient = clusterClient(lab.socket);
   const watchers: Watcher[] = [];
   try {
@@ -98,7 +104,7 @@ async function main(): Promise<void> {
       const stopping = all.filter((t) => t.desiredState !== "running" && !["shutdown", "failed", "complete"].includes(t.status!.state));
       return up.length === n && stopping.length === 0 ? up : undefined;
     };
-    const observers = await waitFor("an observer on every node", () => settled("observer", 3), 60_000);
+    const observers = await waitFor("an observer on every node", () => settled("observer", NODES), 120_000);
     await waitFor("3 web tasks", () => settled("web", 3), 60_000);
     const sandboxOf = (t: wire.Task) => listNamespaces().find((ns) => ns.startsWith(lab.prefix) && ns.endsWith(t.id))!;
     for (const o of observers) watchers.push(new Watcher(sandboxOf(o)));
@@ -165,7 +171,7 @@ async function main(): Promise<void> {
     const line = (label: string, xs: number[], target?: [number, number]) =>
       `${label.padEnd(58)} p50 ${pct(xs, 50).toFixed(0).padStart(5)} ms   p99 ${pct(xs, 99).toFixed(0).padStart(5)} ms` +
       (target ? `   target ≤ ${target[0]} / ≤ ${target[1]} ms: ${pct(xs, 50) <= target[0] && pct(xs, 99) <= target[1] ? "met" : "NOT met"}` : "");
-    console.log(`vipmesh lab convergence — ${new Date().toISOString()}, 3-node lab, ${runs} runs, web = vipmesh whoami (under tsx)`);
+    console.log(`vipmesh lab convergence — ${new Date().toISOString()}, ${NODES}-node lab, ${runs} runs, web = vipmesh whoami (under tsx)`);
     console.log(line("scale 3→2 → removed task out of rules+DNS on every node", down, [100, 300]));
     console.log(line("scale 2→3 → new task in rules+DNS on every node", up));
     console.log(line("  of which: task start (until reported running)", start));
@@ -176,6 +182,12 @@ async function main(): Promise<void> {
     console.log(
       `ratios: scale-down convergence = ${(pct(down, 50) / Math.max(1, pct(api, 50))).toFixed(1)}× the API round trip (p50); ` +
         `kube-proxy nftables (100 nodes) 1.5 s p50 / 6.8 s p99; swarm waits a fixed 2 s`,
+    );
+    const stats = (xs: number[]) => ({ p50: pct(xs, 50), p99: pct(xs, 99) });
+    mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+    writeFileSync(
+      new URL(`./results/lab-${NODES}.json`, import.meta.url),
+      `${JSON.stringify({ benchmark: "lab", date: new Date().toISOString(), nodes: NODES, runs, scaleDownMs: stats(down), scaleUpMs: stats(up), taskStartMs: stats(start), runningToEveryNodeMs: stats(spread), reachableMs: stats(reachable), updateServiceRpcMs: stats(api), reachProbeMs: stats(reachBaseline) }, null, 2)}\n`,
     );
   } finally {
     for (const w of watchers) w.stop();

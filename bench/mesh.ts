@@ -36,6 +36,7 @@
 import { call, clusterClient } from "@vipmesh/api";
 import { labDown, labUp } from "@vipmesh/lab";
 import { waitFor } from "@vipmesh/testing";
+import { ensureWrk, medianRun, PINNED, wrk, type WrkRun } from "./lib/wrk.ts";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
@@ -45,49 +46,15 @@ const quick = process.argv.includes("--quick");
 const ROUNDS = quick ? 1 : 3;
 const SECONDS = quick ? 2 : 5;
 const CONNECTIONS = 64;
+const LOAD = { seconds: SECONDS, connections: CONNECTIONS };
 const LAB = "benchmesh";
 const VIPMESH = fileURLToPath(new URL("../bin/vipmesh", import.meta.url));
-const pinned = cpus().length >= 2;
-
-interface WrkRun {
-  rate: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-}
-
-/** wrk's "Latency Distribution" value ("1.23ms", "456.00us", "1.02s") in ms. */
-const ms = (text: string): number => {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(text)!;
-  return Number(m[1]) * (m[2] === "us" ? 0.001 : m[2] === "s" ? 1000 : 1);
-};
-
-function wrk(netns: string, url: string): WrkRun {
-  const cmd = [...(pinned ? ["taskset", "-c", "1"] : []), "wrk", "-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", "-H", "Connection: close", url];
-  const out = execFileSync("ip", ["netns", "exec", netns, ...cmd], { encoding: "utf8", timeout: (SECONDS + 30) * 1000 });
-  const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
-  return {
-    rate: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]),
-    p50Ms: ms(/^\s+50%\s+(\S+)/m.exec(out)![1]!),
-    p99Ms: ms(/^\s+99%\s+(\S+)/m.exec(out)![1]!),
-    errors: (errors ? errors.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + (non2xx ? Number(non2xx[1]) : 0),
-  };
-}
 
 const sysctls = (netns: string, settings: string[]) => execFileSync("ip", ["netns", "exec", netns, "sysctl", "-qw", ...settings]);
 
 /** Receive processing of every interface in `netns` on the CPUs of `mask` (hex; "0": where the packet is handled). */
 function steerReceive(netns: string, mask: string): void {
   execFileSync("ip", ["netns", "exec", netns, "sh", "-c", `for q in /sys/class/net/*/queues/rx-*/rps_cpus; do echo ${mask} > "$q"; done`]);
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-
-function ensureWrk(): void {
-  if (spawnSync("wrk", ["--version"]).error === undefined) return;
-  process.stderr.write("installing wrk…\n");
-  execFileSync("apt-get", ["install", "-y", "--no-install-recommends", "wrk"], { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
 }
 
 async function main(): Promise<void> {
@@ -98,7 +65,7 @@ async function main(): Promise<void> {
   const lab = await labUp({ name: LAB, nodes: 2 });
   const client = clusterClient(lab.socket);
   const [node1, node2] = lab.nodes as [(typeof lab.nodes)[0], (typeof lab.nodes)[0]];
-  const direct = spawn("ip", ["netns", "exec", node2.netns, ...(pinned ? ["taskset", "-c", "0"] : []), VIPMESH, "whoami", "--port", "18080"], { stdio: "ignore" });
+  const direct = spawn("ip", ["netns", "exec", node2.netns, ...(PINNED ? ["taskset", "-c", "0"] : []), VIPMESH, "whoami", "--port", "18080"], { stdio: "ignore" });
   try {
     await call(client, "createService", {
       spec: {
@@ -118,7 +85,7 @@ async function main(): Promise<void> {
       const { tasks } = await call(client, "listTasks", { service: "web" });
       return tasks.find((t) => t.status?.state === "running" && t.status.health === "healthy");
     }, 60_000);
-    if (pinned) {
+    if (PINNED) {
       for (const pid of execFileSync("ip", ["netns", "pids", `${node2.netns}-${task.id}`], { encoding: "utf8" }).split("\n").filter(Boolean)) {
         execFileSync("taskset", ["-acp", "0", pid], { stdio: "ignore" });
       }
@@ -134,22 +101,22 @@ async function main(): Promise<void> {
     const others = [lab.fabric, lab.client, node1.netns, `${node1.netns}-ingress`];
     const models = [
       { name: "shared CPU", rps: "0" },
-      ...(pinned ? [{ name: "one CPU per machine", rps: "2" }] : []),
+      ...(PINNED ? [{ name: "one CPU per machine", rps: "2" }] : []),
     ];
     const results = [];
     for (const model of models) {
       for (const ns of others) steerReceive(ns, model.rps);
-      for (const p of paths) wrk(lab.client, p.url); // warm-up: each path once, untimed
+      for (const p of paths) wrk(lab.client, p.url, LOAD); // warm-up: each path once, untimed
       const runs = new Map<string, WrkRun[]>(paths.map((p) => [p.name, []]));
       for (let r = 0; r < ROUNDS; r++) {
         for (const p of r % 2 === 0 ? paths : [...paths].reverse()) {
           process.stderr.write(`${model.name}, round ${r + 1}/${ROUNDS}: ${p.name}…\n`);
-          runs.get(p.name)!.push(wrk(lab.client, p.url));
+          runs.get(p.name)!.push(wrk(lab.client, p.url, LOAD));
         }
       }
       const summary = paths.map((p) => {
-        const rs = runs.get(p.name)!;
-        return { path: p.name, connPerS: median(rs.map((x) => x.rate)), p50Ms: median(rs.map((x) => x.p50Ms)), p99Ms: median(rs.map((x) => x.p99Ms)), errors: rs.reduce((a, x) => a + x.errors, 0) };
+        const m = medianRun(runs.get(p.name)!);
+        return { path: p.name, connPerS: m.rate, p50Ms: m.p50Ms, p99Ms: m.p99Ms, errors: m.errors };
       });
       const base = summary[0]!.connPerS;
       console.log(`\n${model.name}: new connections/s to one whoami task from the lab's client (wrk, ${CONNECTIONS} connections, Connection: close, ${ROUNDS} × ${SECONDS} s, median)`);
@@ -164,7 +131,7 @@ async function main(): Promise<void> {
     mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
     writeFileSync(
       new URL("./results/mesh.json", import.meta.url),
-      `${JSON.stringify({ date: new Date().toISOString(), kernel: release(), cpus: cpus().length, pinned, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, results }, null, 2)}\n`,
+      `${JSON.stringify({ date: new Date().toISOString(), kernel: release(), cpus: cpus().length, pinned: PINNED, rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, results }, null, 2)}\n`,
     );
   } finally {
     direct.kill();

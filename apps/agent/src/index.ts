@@ -10,3 +10,5 @@ export { KernelMesh } from "./mesh/kernel.ts";
 // what KernelNftables feeds to `nft -f`: for bench/nft-programming.ts, which times exactly that
 export { renderChange, renderRuleset } from "./dataplane/nftables/render.ts";
 export { EmbeddedDns } from "./dns/server.ts";
+// what KernelIpvs writes with `ipvsadm --restore`: for bench/dataplanes-in-vm.ts's libnetwork baseline
+export { ipvsChanges, ipvsStateFor } from "./dataplane/ipvs/plan.ts";

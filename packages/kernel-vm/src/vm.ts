@@ -31,7 +31,7 @@ export const MODULES = [
   "virtio_pci", "9pnet_virtio", "9p", "overlay",
   "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_sh", "ip_vs_mh", "ip_vs_sed", "ip_vs_nq", "ip_vs_dh", "ip_vs_lblc", "ip_vs_lblcr", "ip_vs_fo", "ip_vs_ovf",
   "vxlan", "veth", "bridge", "nf_nat", "nf_tables", "nft_nat", "nft_masq", "nft_ct", "nft_numgen", "nft_fib_ipv4", "nft_reject_ipv4", "nft_chain_nat", "nf_conntrack_netlink",
-  "xt_mark", "iptable_mangle", "iptable_nat", "xt_conntrack", "xt_MASQUERADE",
+  "xt_mark", "iptable_mangle", "iptable_nat", "xt_conntrack", "xt_MASQUERADE", "nft_compat",
 ] as const;
 
 /** Debian packages the harness runs (the kernel itself comes with apt-get download). */

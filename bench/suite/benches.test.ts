@@ -1,0 +1,67 @@
+import { describe, expect, it } from "vitest";
+import { BENCHES } from "./benches.ts";
+
+const bench = (name: string) => BENCHES.find((b) => b.name === name)!;
+const from = (files: Record<string, unknown>) => (file: string) => {
+  if (!(file in files)) throw new Error(`no ${file}`);
+  return files[file];
+};
+
+describe("the suite's benchmarks", () => {
+  it("each has a unique name, and runs nothing under --quick only when it needs the VM", () => {
+    expect(new Set(BENCHES.map((b) => b.name)).size).toBe(BENCHES.length);
+    expect(BENCHES.filter((b) => b.runs("quick").length === 0).map((b) => b.name)).toEqual(["ipvs"]);
+    for (const b of BENCHES) expect(b.runs("default").length, b.name).toBeGreaterThan(0);
+  });
+
+  it("rule programming: each size beside kube-proxy's layout and a full reload, targets on the largest size, a curve per way", () => {
+    const stats = (p50: number, p99: number) => ({ p50, p99 });
+    const size = (services: number, add: number) => ({
+      services, add: stats(add, add * 2), derivationP99: 0.5, wholeViewP50: 100, fullReload: stats(50 * services / 1000, 60), change: stats(2, 3), firstLoadMs: 80, resyncMs: 90,
+      kubeProxy: { add: stats(200, 300), change: stats(5, 6), firstLoadMs: 9000 },
+    });
+    const r = bench("nft").summarize(from({ "nft.json": { targets: { addP99Ms: 20, addGrowth: 1.5, resyncMs: 10_000 }, sizes: [size(1000, 3), size(10_000, 4)] } }), "default");
+    const add10k = r.figures.filter((f) => f.name === "add one service at 10k");
+    expect(add10k.map((f) => [f.baseline?.name, f.value / f.baseline!.value])).toEqual([["kube-proxy layout", 4 / 200], ["full reload", 4 / 500]]);
+    // whole step p99 = add p99 + derivation p99: 8.5 at 10k, 6.5 at 1k
+    expect(r.targets.map((t) => [t.figure, t.met])).toEqual([["8.50 ms", true], ["1.31×", true], ["90.0 ms", true]]);
+    expect(r.targets[0]!.what).toContain("at 10k (30k runs with --full)");
+    const chart = r.charts[0]!;
+    expect(chart.kind === "line" && chart.series.map((s) => s.points.length)).toEqual([2, 2, 2]);
+  });
+
+  it("data plane: paths beside straight, and flatness relative to straight in the same rounds", () => {
+    const run = (rate: number) => ({ rate, p50Ms: 1, p99Ms: 2, errors: 0 });
+    const r = bench("dataplane").summarize(
+      from({
+        "dataplane.json": {
+          paths: [{ path: "straight", ...run(10_000) }, { path: "proxy", ...run(4000) }, { path: "VIP", ...run(9500) }],
+          withOthers: [
+            { others: 0, vip: run(9000), straight: run(10_000) },
+            { others: 10_000, vip: run(8000), straight: run(10_000) },
+          ],
+        },
+      }),
+      "default",
+    );
+    expect(r.figures.map((f) => [f.name, f.value / f.baseline!.value])).toEqual([["proxy", 0.4], ["VIP", 0.95], ["VIP with 10k other services", 8000 / 9000]]);
+    expect(r.targets[0]).toMatchObject({ figure: "0.89×", met: false });
+  });
+
+  it("mesh: the target is checked on the one-CPU-per-machine rounds", () => {
+    const p = (path: string, connPerS: number) => ({ path, connPerS, p50Ms: 1, p99Ms: 2, errors: 0 });
+    const r = bench("mesh").summarize(
+      from({
+        "mesh.json": {
+          results: [
+            { model: "shared CPU", summary: [p("straight", 100), p("mesh local", 80), p("mesh remote", 70), p("plain", 120)] },
+            { model: "one CPU per machine", summary: [p("straight", 100), p("mesh local", 95), p("mesh remote", 91), p("plain", 120)] },
+          ],
+        },
+      }),
+      "default",
+    );
+    expect(r.targets[0]).toMatchObject({ figure: "0.91×", met: true });
+    expect(r.figures).toHaveLength(6);
+  });
+});

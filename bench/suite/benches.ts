@@ -1,0 +1,290 @@
+// The benchmarks `npm run bench` runs: for each, how it is invoked in each
+// mode, and how its result files (bench/results/*.json) become the report's
+// figures, targets and charts. Every figure sits beside a baseline measured
+// in the same run.
+
+import { readFileSync } from "node:fs";
+import type { BenchResult, Chart, Figure, Target } from "./model.ts";
+import { formatValue } from "./report.ts";
+
+export type Mode = "quick" | "default" | "full";
+
+/** One process of a benchmark: its script under bench/ and arguments. */
+export interface Invocation {
+  script: string;
+  args: string[];
+}
+
+export interface Bench {
+  name: string;
+  title: string;
+  about: string;
+  /** What to run in a mode; empty: not run in that mode (said in the report). */
+  runs(mode: Mode): Invocation[];
+  /** The report's part, from the result files the runs wrote. */
+  summarize(results: (file: string) => any, mode: Mode): Pick<BenchResult, "figures" | "targets" | "charts"> & { notes?: string[] };
+}
+
+/** A result file under bench/results/. */
+export const resultFile = (file: string) => new URL(`../results/${file}`, import.meta.url);
+export const readResult = (file: string): unknown => JSON.parse(readFileSync(resultFile(file), "utf8"));
+
+const k = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : `${n}`);
+
+/** Why a control-plane run missed its fan-out target, from what it measured. */
+const slowScale = (r: any): string =>
+  `${r.scale.timeouts ? `${r.scale.timeouts} operations timed out; ` : ""}the UpdateService call alone took ${formatValue(r.scale.updateServiceRpcMs.median, "ms")} (p99 ${formatValue(r.scale.updateServiceRpcMs.p99, "ms")}) ` +
+  `against ${formatValue(r.baseline.bareUnaryRpcMs.median, "ms")} for a bare call: most of the figure passes before the fan-out, in the manager's update path, which is what to shorten`;
+
+const controlPlane: Bench = {
+  name: "control-plane",
+  title: "Control plane: create throughput, update fan-out, manager memory",
+  about:
+    "A real manager (SQLite store, gRPC on 127.0.0.1) in a worker thread with its own core, and simulated agents speaking the real dispatcher protocol, each on its own connection. " +
+    "Fan-out: a service scaled up and down one operation at a time, timed from UpdateService until the last session whose view holds the service's network has the change. " +
+    "Baselines: swarmkit's dispatcher batch window (50 ms, a constant: what an agent of swarm waits at least) and a bare unary RPC on the same connection.",
+  runs: (mode) =>
+    mode === "quick"
+      ? [
+          { script: "control-plane.ts", args: ["--agents", "100", "--services", "300", "--scales", "40", "--warmup", "5", "--out", "bench/results/control-plane-100.json"] },
+          { script: "control-plane.ts", args: ["--agents", "1000", "--services", "1000", "--replicas", "1", "--scales", "10", "--warmup", "2", "--out", "bench/results/control-plane-1000.json"] },
+        ]
+      : [
+          { script: "control-plane.ts", args: ["--agents", "100", "--services", "1000", "--scales", "100", "--out", "bench/results/control-plane-100.json"] },
+          { script: "control-plane.ts", args: ["--agents", "1000", "--services", "10000", "--replicas", "1", "--scales", "30", "--warmup", "5", "--out", "bench/results/control-plane-1000.json"] },
+        ],
+  summarize(results) {
+    const figures: Figure[] = [];
+    const targets: Target[] = [];
+    for (const sessions of [100, 1000]) {
+      const r = results(`control-plane-${sessions}.json`);
+      const at = `${sessions} sessions, ${k(r.setup.services)} services`;
+      const last = r.scale.toLastSessionMs;
+      figures.push({ name: `scale → last session, ${at}`, value: last.median, p99: last.p99, unit: "ms", better: "lower", stat: "median", baseline: { name: "swarmkit batch window", value: r.baseline.swarmkitBatchWindowMs } });
+      figures.push({ name: `scale → last session, ${at}`, value: last.median, p99: last.p99, unit: "ms", better: "lower", stat: "median", baseline: { name: "bare unary RPC", value: r.baseline.bareUnaryRpcMs.median, p99: r.baseline.bareUnaryRpcMs.p99 } });
+      figures.push({ name: `create, ${at}`, value: r.create.servicesPerSecond, unit: "services/s", better: "higher", baseline: { name: "bare unary RPCs/s, one at a time (the API's floor)", value: 1000 / r.baseline.bareUnaryRpcMs.median } });
+      figures.push({ name: `manager heap, ${at} × ${r.setup.replicas}`, value: r.managerHeapMb.withServices, unit: "MB", better: "lower", baseline: { name: `the ${sessions} sessions alone`, value: r.managerHeapMb.sessionsOnly } });
+      targets.push({ issue: 2, what: `scale → every session p99 ≤ ${r.target.p99Ms} ms (${at})`, figure: formatValue(last.p99, "ms"), met: r.target.pass, ...(r.target.pass ? {} : { why: slowScale(r) }) });
+    }
+    return { figures, targets, charts: [] };
+  },
+};
+
+const nft: Bench = {
+  name: "nft",
+  title: "Rule programming: nftables, beside kube-proxy's layout and a full reload",
+  about:
+    "What the agent does per sync (render from the LB plan + `nft -f` in a namespace), timed at N services × 2 endpoints. " +
+    "Peers, loaded and updated the same way: kube-proxy's nftables layout (a verdict map jumping to one chain per service), and a full-ruleset reload (kube-proxy before partial sync). The maps are read back after every series.",
+  runs: (mode) => [{ script: "nft-programming.ts", args: mode === "quick" ? ["--quick"] : mode === "full" ? ["--full"] : [] }],
+  summarize(results) {
+    const r = results("nft.json");
+    const figures: Figure[] = [];
+    type Size = { services: number; add?: { p50: number; p99: number }; fullReload?: { p50: number; p99: number }; change?: { p50: number; p99: number }; resyncMs?: number; firstLoadMs?: number; derivationP99?: number; kubeProxy?: { add: { p50: number; p99: number }; change: { p50: number; p99: number }; firstLoadMs: number } };
+    const sizes = r.sizes as Size[];
+    for (const s of sizes.filter((x) => x.add)) {
+      figures.push({ name: `add one service at ${k(s.services)}`, value: s.add!.p50, p99: s.add!.p99, unit: "ms", better: "lower", stat: "p50", ...(s.kubeProxy ? { baseline: { name: "kube-proxy layout", value: s.kubeProxy.add.p50, p99: s.kubeProxy.add.p99 } } : {}) });
+      figures.push({ name: `add one service at ${k(s.services)}`, value: s.add!.p50, p99: s.add!.p99, unit: "ms", better: "lower", stat: "p50", baseline: { name: "full reload", value: s.fullReload!.p50, p99: s.fullReload!.p99 } });
+      figures.push({ name: `one endpoint change at ${k(s.services)}`, value: s.change!.p50, p99: s.change!.p99, unit: "ms", better: "lower", stat: "p50", ...(s.kubeProxy ? { baseline: { name: "kube-proxy layout", value: s.kubeProxy.change.p50, p99: s.kubeProxy.change.p99 } } : {}) });
+      figures.push({ name: `full resync at ${k(s.services)}`, value: s.resyncMs!, unit: "ms", better: "lower", ...(s.kubeProxy ? { baseline: { name: "kube-proxy layout, first load", value: s.kubeProxy.firstLoadMs } } : {}) });
+    }
+    const ours = sizes.filter((x) => x.add);
+    const big = ours.at(-1)!;
+    const small = ours[0]!;
+    const step = (s: Size) => s.add!.p99 + s.derivationP99!;
+    const at = `at ${k(big.services)}${big.services < 30_000 ? " (30k runs with --full)" : ""}`;
+    const targets: Target[] = [
+      { issue: 4, what: `add one service, whole agent step p99 ≤ ${r.targets.addP99Ms} ms ${at}`, figure: formatValue(step(big), "ms"), met: step(big) <= r.targets.addP99Ms },
+      { issue: 4, what: `add one service: p99 ${at} ≤ ${r.targets.addGrowth}× the ${k(small.services)} figure`, figure: `${(step(big) / step(small)).toFixed(2)}×`, met: step(big) <= r.targets.addGrowth * step(small) },
+      { issue: 4, what: `full resync ≤ ${r.targets.resyncMs / 1000} s ${at}`, figure: formatValue(big.resyncMs!, "ms"), met: big.resyncMs! <= r.targets.resyncMs },
+    ];
+    const series = (name: string, pick: (s: Size) => number | undefined) => ({
+      name,
+      points: sizes.flatMap((s) => (pick(s) === undefined ? [] : [[s.services, pick(s)!] as [number, number]])),
+    });
+    const charts: Chart[] = [
+      {
+        kind: "line",
+        file: "rule-programming.svg",
+        title: "Adding one service to a sandbox with N services (p50)",
+        x: { label: "services in the sandbox", log: true },
+        y: { label: "ms", log: true },
+        series: [series("vipmesh (element delta)", (s) => s.add?.p50), series("kube-proxy layout", (s) => s.kubeProxy?.add.p50), series("full reload", (s) => s.fullReload?.p50)],
+      },
+    ];
+    return { figures, targets, charts };
+  },
+};
+
+const dataplane: Bench = {
+  name: "dataplane",
+  title: "Data plane: connections through a VIP, a userspace proxy, and straight",
+  about:
+    "New connections/s (wrk, `Connection: close`) from a client namespace to the project's whoami server in another, pinned to its own core: straight, through a VIP on the agent's nftables dataplane (its own code and table), and through a userspace TCP proxy in Node (what a naive load balancer does). " +
+    "Then the VIP again with 1k and 10k other services in the same table (30k with `--full`), each beside straight in the same rounds: the kernel path must stay flat.",
+  runs: (mode) => [{ script: "dataplane.ts", args: mode === "quick" ? ["--quick"] : mode === "full" ? ["--full"] : [] }],
+  summarize(results) {
+    const r = results("dataplane.json");
+    const straight = r.paths[0];
+    const figures: Figure[] = r.paths.slice(1).map((p: any) => ({ name: p.path, value: p.rate, p99: p.p99Ms, unit: "conn/s", better: "higher", stat: "median", baseline: { name: straight.path, value: straight.rate } }));
+    const none = r.withOthers[0];
+    for (const w of r.withOthers.slice(1)) {
+      figures.push({ name: `VIP with ${k(w.others)} other services`, value: w.vip.rate, unit: "conn/s", better: "higher", stat: "median", baseline: { name: "VIP with none", value: none.vip.rate } });
+    }
+    const worst = r.withOthers.at(-1);
+    const flat = worst.vip.rate / worst.straight.rate / (none.vip.rate / none.straight.rate);
+    return {
+      figures,
+      targets: [{ issue: 8, what: `the kernel path stays flat: VIP with ${k(worst.others)} other services ≥ 0.9× with none (each relative to straight in its rounds)`, figure: `${flat.toFixed(2)}×`, met: flat >= 0.9 }],
+      charts: [
+        {
+          kind: "bar",
+          file: "connection-rate.svg",
+          title: "New connections/s to one whoami server, by path",
+          y: { label: "conn/s" },
+          bars: [...r.paths.map((p: any) => ({ label: p.path, value: p.rate })), ...r.withOthers.slice(1).map((w: any) => ({ label: `VIP, ${k(w.others)} other services`, value: w.vip.rate }))],
+        },
+      ],
+    };
+  },
+};
+
+const mesh: Bench = {
+  name: "mesh",
+  title: "Routing mesh: connections through a published port on every node",
+  about:
+    "A 2-node lab; one whoami task on node2 publishing 8080 through the mesh and 9090 in host mode; wrk from the lab's client namespace. Baseline: straight to the task (host mode, one DNAT). " +
+    "Measured with the CPU shared as the lab is, and with the other machines' receive processing steered off the server's core (one CPU per machine).",
+  runs: (mode) => [{ script: "mesh.ts", args: mode === "quick" ? ["--quick"] : [] }],
+  summarize(results) {
+    const r = results("mesh.json");
+    const figures: Figure[] = [];
+    const bars: { label: string; value: number }[] = [];
+    let worst = Infinity;
+    let plain = Infinity; // the process with no NAT at all, in the same rounds: how much the rounds themselves vary
+    for (const m of r.results) {
+      const [base, ...rest] = m.summary;
+      for (const p of rest) figures.push({ name: `${p.path} — ${m.model}`, value: p.connPerS, p99: p.p99Ms, unit: "conn/s", better: "higher", stat: "median", baseline: { name: "straight to the task", value: base.connPerS } });
+      for (const p of m.summary) bars.push({ label: `${p.path.split(" (")[0]} — ${m.model}`, value: p.connPerS });
+      if (m.model === "one CPU per machine" || r.results.length === 1) {
+        worst = Math.min(worst, ...rest.slice(0, 2).map((p: any) => p.connPerS / base.connPerS));
+        plain = rest[2] ? rest[2].connPerS / base.connPerS : Infinity;
+      }
+    }
+    const why =
+      plain < 0.9
+        ? `in the same rounds a plain process with no NAT at all measured ${plain.toFixed(2)}× the baseline: the rounds vary that much on this 2-core machine, where the client's core also carries the steered packet work of node1 and the fabric; more rounds, or a machine per node, would settle it`
+        : "the mesh's own cost: its DNAT, the ingress sandbox's load balancing and masquerade; see bench/mesh.ts";
+    return {
+      figures,
+      targets: [{ issue: 5, what: "mesh ≥ 0.9× straight to the task (one CPU per machine)", figure: `${worst.toFixed(2)}×`, met: worst >= 0.9, ...(worst >= 0.9 ? {} : { why }) }],
+      charts: [{ kind: "bar", file: "mesh-connection-rate.svg", title: "New connections/s through the routing mesh, by path", y: { label: "conn/s" }, bars }],
+    };
+  },
+};
+
+const dns: Bench = {
+  name: "dns",
+  title: "Embedded DNS beside dnsmasq",
+  about:
+    "dnsperf (one thread, 100 queries in flight) against the agent's embedded DNS and against dnsmasq, serving the same 30k services (60k names), each server pinned to one core. Saturated: as fast as it answers; fixed: 10k q/s offered, for latency. " +
+    "unbound is left out: as a recursive resolver with local-data it answers the same names no faster than dnsmasq, and dnsmasq is what swarm-like stacks embed.",
+  runs: (mode) => [{ script: "dns.ts", args: mode === "quick" ? ["--quick"] : [] }],
+  summarize(results) {
+    const r = results("dns.json");
+    const e = r.embedded;
+    const d = r.dnsmasq;
+    return {
+      figures: [
+        { name: "saturated", value: e.saturated.qps, p99: e.saturated.p99Ms, unit: "q/s", better: "higher", baseline: { name: "dnsmasq", value: d.saturated.qps, p99: d.saturated.p99Ms } },
+        { name: "saturated", value: e.saturated.qps, unit: "q/s", better: "higher", baseline: { name: "Node's UDP floor (echo, no DNS work)", value: r.nodeUdpFloor.qps } },
+        { name: "latency at 10k q/s offered", value: e.fixed.p50Ms, p99: e.fixed.p99Ms, unit: "ms", better: "lower", stat: "p50", baseline: { name: "dnsmasq", value: d.fixed.p50Ms, p99: d.fixed.p99Ms } },
+      ],
+      targets: [
+        {
+          issue: 4,
+          what: "embedded DNS answers at least dnsmasq's rate",
+          figure: `${(e.saturated.qps / d.saturated.qps).toFixed(2)}×`,
+          met: e.saturated.qps >= d.saturated.qps,
+          why: "one Node process on one core: even a Node UDP echo that does no DNS work reaches only the 'UDP floor' row, below dnsmasq; meeting it needs the answers served outside JS (e.g. a small C/Rust responder fed the records), or several cores",
+        },
+      ],
+      charts: [],
+    };
+  },
+};
+
+const lab: Bench = {
+  name: "lab",
+  title: "Convergence in the lab: scale → every node programmed",
+  about:
+    "A real lab (manager, agents, one namespace per node). A global observer task per node asks the embedded DNS for `tasks.web` every 5 ms; a scale-down is timed until no node's rules or DNS hold the removed task (rules read back after every sample), a scale-up until the new task is reported running and then on every node. Baseline: the UpdateService call alone.",
+  runs: (mode) =>
+    mode === "quick"
+      ? [{ script: "lab-scale.ts", args: ["--nodes", "3", "--runs", "5"] }]
+      : [
+          { script: "lab-scale.ts", args: ["--nodes", "3", "--runs", "20"] },
+          { script: "lab-scale.ts", args: ["--nodes", "8", "--runs", "10"] },
+        ],
+  summarize(results, mode) {
+    const figures: Figure[] = [];
+    const targets: Target[] = [];
+    for (const nodes of mode === "quick" ? [3] : [3, 8]) {
+      const r = results(`lab-${nodes}.json`);
+      const api = { name: "UpdateService call", value: r.updateServiceRpcMs.p50, p99: r.updateServiceRpcMs.p99 };
+      figures.push({ name: `${nodes} nodes: scale-down → out of every node`, value: r.scaleDownMs.p50, p99: r.scaleDownMs.p99, unit: "ms", better: "lower", stat: "p50", baseline: api });
+      figures.push({ name: `${nodes} nodes: new task running → in every node`, value: r.runningToEveryNodeMs.p50, p99: r.runningToEveryNodeMs.p99, unit: "ms", better: "lower", stat: "p50", baseline: api });
+      figures.push({ name: `${nodes} nodes: scale-up → reachable across nodes`, value: r.reachableMs.p50, p99: r.reachableMs.p99, unit: "ms", better: "lower", stat: "p50", baseline: { name: "reach probe, task already listening", value: r.reachProbeMs.p50, p99: r.reachProbeMs.p99 } });
+      const worst = Math.max(r.scaleDownMs.p99, r.runningToEveryNodeMs.p99);
+      const p50 = Math.max(r.scaleDownMs.p50, r.runningToEveryNodeMs.p50);
+      targets.push({ issue: 4, what: `${nodes} nodes: scale → rules and DNS on every node p50 ≤ 100 ms, p99 ≤ 300 ms`, figure: `${formatValue(p50, "ms")} / ${formatValue(worst, "ms")}`, met: p50 <= 100 && worst <= 300 });
+    }
+    return { figures, targets, charts: [] };
+  },
+};
+
+const haproxy: Bench = {
+  name: "haproxy",
+  title: "haproxy-gen: render and validate",
+  about: "haproxy-gen's render (template data + Handlebars, the default template) at the issue's sizes, beside `haproxy -c` validating the same file in the same run.",
+  runs: (mode) => [{ script: "haproxy-gen.ts", args: mode === "quick" ? ["--quick"] : [] }],
+  summarize(results) {
+    const r = results("haproxy-gen.json");
+    const figures: Figure[] = [];
+    const targets: Target[] = [];
+    for (const s of r.results) {
+      const at = `${k(s.services)} services × ${s.nodes} nodes`;
+      figures.push({ name: `render, ${at}`, value: s.renderMedianMs, unit: "ms", better: "lower", stat: "median", baseline: { name: "haproxy -c", value: s.validateMs } });
+      targets.push({ issue: 6, what: `render ≤ 1 s (${at})`, figure: formatValue(s.renderMedianMs, "ms"), met: s.renderMedianMs <= 1000 });
+    }
+    return { figures, targets, charts: [] };
+  },
+};
+
+const ipvs: Bench = {
+  name: "ipvs",
+  title: "IPVS and nftables dataplanes in Debian's kernel (emulated)",
+  about:
+    "In Debian's kernel under qemu (these machines' has no IPVS): loading 1k services × 2 backends into a sandbox, adding one more, and new connections/s through a VIP, for the nftables and IPVS dataplanes, and for libnetwork's way of marking VIPs for IPVS (an iptables rule per VIP, one `iptables` call each).",
+  runs: (mode) => (mode === "quick" ? [] : [{ script: "dataplanes.ts", args: ["--services", "1000"] }]),
+  summarize(results) {
+    const r = results("dataplanes.json");
+    const row = (name: string) => r.rows.find((x: any) => x.name.startsWith(name));
+    const [nftRow, ipvsRow, lib] = [row("nftables"), row("ipvs"), row("libnetwork")];
+    const at = `${k(r.services)} services`;
+    return {
+      notes: ["Emulated (qemu without KVM): every figure is several times slower than on hardware; only the ratios between rows of this run mean anything.", "libnetwork's load of all rules is N × the mean of 10 timed `iptables` calls at that size (loading them one call at a time under emulation takes many minutes)."],
+      figures: [
+        { name: `IPVS: load ${at}`, value: ipvsRow.loadMs, unit: "ms", better: "lower", baseline: { name: "libnetwork's way (estimated)", value: lib.loadMs } },
+        { name: `IPVS: add one at ${at}`, value: ipvsRow.addMs, unit: "ms", better: "lower", baseline: { name: "libnetwork's way", value: lib.addMs } },
+        { name: `IPVS: add one at ${at}`, value: ipvsRow.addMs, unit: "ms", better: "lower", baseline: { name: "nftables dataplane", value: nftRow.addMs } },
+        { name: `IPVS: conn/s through a VIP, ${at}`, value: ipvsRow.connPerS, unit: "conn/s", better: "higher", baseline: { name: "nftables dataplane", value: nftRow.connPerS } },
+        { name: `IPVS: conn/s through a VIP, ${at}`, value: ipvsRow.connPerS, unit: "conn/s", better: "higher", baseline: { name: "libnetwork's way", value: lib.connPerS } },
+      ],
+      targets: [],
+      charts: [],
+    };
+  },
+};
+
+export const BENCHES: Bench[] = [controlPlane, nft, dataplane, mesh, dns, lab, haproxy, ipvs];
