@@ -7,11 +7,14 @@
 //
 //   npm run bench:dataplane -- [--quick] [--full]      (as root; wrk is installed with apt-get when missing)
 //
-// Two namespaces of its own on a veth pair: a client (10.77.0.1) and a server
-// (10.77.0.2) running the project's whoami workload on :8080, pinned to CPU 0;
-// wrk (one thread, 64 connections, `Connection: close`) runs in the client on
-// CPU 1. Paths, same server process:
-//   - straight: 10.77.0.2:8080, the baseline;
+// Namespaces of its own: a server running the project's whoami workload on
+// :8080, pinned to CPU 0, and one client per path, each on a veth pair of its
+// own (client i 10.77.i.1, the server 10.77.i.2): at ~10k new connections/s,
+// paths sharing a client address and server port would collide with each
+// other's TIME_WAIT tuples and measure that instead. wrk (one thread, 64
+// connections, `Connection: close`) runs in the client on CPU 1. Paths, same
+// server process:
+//   - straight: to the server's address, the baseline;
 //   - VIP: 10.96.0.1:8080 → the server, DNAT-ed in the client's output hook by
 //     the agent's own code (KernelNftables.sync, its table and layout), with 0,
 //     1k, 10k (30k) other services, each a VIP with two backends that are
@@ -42,10 +45,14 @@ const OTHERS = quick ? [0, 1000] : full ? [0, 1000, 10_000, 30_000] : [0, 1000, 
 const VIPMESH = fileURLToPath(new URL("../bin/vipmesh", import.meta.url));
 const PROXY = fileURLToPath(new URL("./lib/tcp-proxy.mjs", import.meta.url));
 const ID = randomBytes(3).toString("hex");
-const CLIENT = `vmbench-dp-${ID}-c`;
 const SERVER = `vmbench-dp-${ID}-s`;
 const VIP = "10.96.0.1";
-const SERVER_IP = "10.77.0.2";
+/** One client per path: its namespace, and the server's address on its link. */
+const clientFor = (i: number) => ({ ns: `vmbench-dp-${ID}-c${i}`, server: `10.77.${i}.2` });
+const STRAIGHT = clientFor(0);
+const PROXIED = clientFor(1);
+const VIA_VIP = clientFor(2);
+const CLIENTS = [STRAIGHT, PROXIED, VIA_VIP];
 
 const sh = (...cmd: string[]) => execFileSync(cmd[0]!, cmd.slice(1), { encoding: "utf8" });
 const inNs = (ns: string, ...cmd: string[]) => sh("ip", "netns", "exec", ns, ...cmd);
@@ -53,7 +60,7 @@ const children: ChildProcess[] = [];
 
 function cleanup(): void {
   for (const c of children) c.kill();
-  for (const ns of [CLIENT, SERVER]) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+  for (const ns of [SERVER, ...CLIENTS.map((c) => c.ns)]) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
 }
 for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => (cleanup(), process.exit(130)));
 
@@ -65,22 +72,26 @@ const other = (i: number): LbService => ({
   scheduler: "random",
   backends: [0, 1].map((b) => ({ ip: formatIpv4(parseIpv4("10.64.0.0")! + 2 * i + b), weight: 1 })),
 });
-const web: LbService = { serviceId: "web", name: "web", vip: VIP, scheduler: "random", backends: [{ ip: SERVER_IP, weight: 1 }] };
+const web: LbService = { serviceId: "web", name: "web", vip: VIP, scheduler: "random", backends: [{ ip: VIA_VIP.server, weight: 1 }] };
 const planWith = (others: number): LbPlan => ({ services: [web, ...Array.from({ length: others }, (_, i) => other(i))] });
 
 function network(): void {
-  for (const ns of [CLIENT, SERVER]) sh("ip", "netns", "add", ns);
-  sh("ip", "link", "add", "vmbdp0", "netns", CLIENT, "type", "veth", "peer", "name", "vmbdp1", "netns", SERVER);
-  for (const [ns, dev, addr] of [[CLIENT, "vmbdp0", "10.77.0.1/24"], [SERVER, "vmbdp1", `${SERVER_IP}/24`]] as const) {
-    inNs(ns, "ip", "addr", "add", addr, "dev", dev);
-    inNs(ns, "ip", "link", "set", dev, "up");
-    inNs(ns, "ip", "link", "set", "lo", "up");
+  sh("ip", "netns", "add", SERVER);
+  inNs(SERVER, "ip", "link", "set", "lo", "up");
+  for (const [i, c] of CLIENTS.entries()) {
+    sh("ip", "netns", "add", c.ns);
+    sh("ip", "link", "add", "vmbdc", "netns", c.ns, "type", "veth", "peer", "name", `vmbds${i}`, "netns", SERVER);
+    for (const [ns, dev, addr] of [[c.ns, "vmbdc", `10.77.${i}.1/24`], [SERVER, `vmbds${i}`, `${c.server}/24`]] as const) {
+      inNs(ns, "ip", "addr", "add", addr, "dev", dev);
+      inNs(ns, "ip", "link", "set", dev, "up");
+    }
+    inNs(c.ns, "ip", "link", "set", "lo", "up");
+    // ~100k connections per path: reuse TIME_WAIT ports from the whole range, or connect()'s port search is what is measured
+    inNs(c.ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65535");
   }
   // VIPs leave by the veth (the DNAT in output rewrites them before routing is decided again)
-  inNs(CLIENT, "ip", "route", "add", "10.64.0.0/10", "dev", "vmbdp0");
-  inNs(CLIENT, "ip", "route", "add", "10.128.0.0/9", "dev", "vmbdp0");
-  // ~100k connections per path: reuse TIME_WAIT ports from the whole range, or connect()'s port search is what is measured
-  inNs(CLIENT, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65535");
+  inNs(VIA_VIP.ns, "ip", "route", "add", "10.64.0.0/10", "dev", "vmbdc");
+  inNs(VIA_VIP.ns, "ip", "route", "add", "10.128.0.0/9", "dev", "vmbdc");
 }
 
 function pinnedSpawn(ns: string, cpu: number, cmd: string[]): void {
@@ -93,37 +104,37 @@ async function main(): Promise<void> {
   ensureWrk();
   network();
   pinnedSpawn(SERVER, 0, [VIPMESH, "whoami", "--port", "8080"]);
-  pinnedSpawn(CLIENT, 1, [process.execPath, PROXY, "127.0.0.1:18080", `${SERVER_IP}:8080`]);
+  pinnedSpawn(PROXIED.ns, 1, [process.execPath, PROXY, "127.0.0.1:18080", `${PROXIED.server}:8080`]);
   const lb = new KernelNftables();
-  await lb.sync(CLIENT, planWith(0));
+  await lb.sync(VIA_VIP.ns, planWith(0));
   const paths = [
-    { name: "straight to the server", url: `http://${SERVER_IP}:8080/` },
-    { name: "userspace proxy (Node, in the client)", url: "http://127.0.0.1:18080/" },
-    { name: "VIP (vipmesh nftables)", url: `http://${VIP}:8080/` },
+    { name: "straight to the server", client: STRAIGHT.ns, url: `http://${STRAIGHT.server}:8080/` },
+    { name: "userspace proxy (Node, in the client)", client: PROXIED.ns, url: "http://127.0.0.1:18080/" },
+    { name: "VIP (vipmesh nftables)", client: VIA_VIP.ns, url: `http://${VIP}:8080/` },
   ];
-  for (const p of paths) await waitFor(`${p.url} answers`, () => spawnSync("ip", ["netns", "exec", CLIENT, "curl", "-sf", "-o", "/dev/null", p.url]).status === 0, 30_000);
+  for (const p of paths) await waitFor(`${p.url} answers`, () => spawnSync("ip", ["netns", "exec", p.client, "curl", "-sf", "-o", "/dev/null", p.url]).status === 0, 30_000);
 
   const runs = new Map<string, WrkRun[]>();
   const push = (name: string, r: WrkRun) => runs.set(name, [...(runs.get(name) ?? []), r]);
-  for (const p of paths) wrk(CLIENT, p.url, LOAD); // warm-up, untimed
+  for (const p of paths) wrk(p.client, p.url, LOAD); // warm-up, untimed
   for (let r = 0; r < ROUNDS; r++) {
     for (const p of r % 2 === 0 ? paths : [...paths].reverse()) {
       process.stderr.write(`round ${r + 1}/${ROUNDS}: ${p.name}…\n`);
-      push(p.name, wrk(CLIENT, p.url, LOAD));
+      push(p.name, wrk(p.client, p.url, LOAD));
     }
   }
   // the VIP with more services in the same table: loaded as the agent loads them, then the same load
   const withOthers = [];
   for (const n of OTHERS) {
     const t0 = performance.now();
-    await lb.sync(CLIENT, planWith(n));
+    await lb.sync(VIA_VIP.ns, planWith(n));
     const loadMs = performance.now() - t0;
     const rs: WrkRun[] = [];
     const straight: WrkRun[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       process.stderr.write(`round ${r + 1}/${ROUNDS}: VIP with ${n} other services…\n`);
-      rs.push(wrk(CLIENT, `http://${VIP}:8080/`, LOAD));
-      straight.push(wrk(CLIENT, `http://${SERVER_IP}:8080/`, LOAD));
+      rs.push(wrk(VIA_VIP.ns, `http://${VIP}:8080/`, LOAD));
+      straight.push(wrk(STRAIGHT.ns, `http://${STRAIGHT.server}:8080/`, LOAD));
     }
     withOthers.push({ others: n, loadMs, vip: medianRun(rs), straight: medianRun(straight) });
   }
