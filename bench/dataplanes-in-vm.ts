@@ -72,8 +72,8 @@ for (const [ns, dp] of [["nft", new KernelNftables()], ["ipvs", new KernelIpvs()
 // libnetwork's way, the baseline for IPVS: one iptables mangle rule per VIP, each its own `iptables`
 // call (libnetwork execs iptables per rule), and the IPVS services. Its IPVS calls are given the
 // same single `ipvsadm --restore` as ours, so that the difference is the mark rules alone. Loading
-// N rules one call at a time under emulation takes many minutes: the first N-1 are loaded with
-// iptables-restore (untimed), then 10 calls are timed; "load all" is N × their mean, said as such.
+// N rules one call at a time under emulation takes many minutes: all but the last 10 are loaded with
+// iptables-restore (untimed), then the last 10 are timed, a call each; "load all" is N × their mean, said as such.
 {
   const ns = "libnetwork";
   const markRule = (s: LbService) => `-A OUTPUT -d ${s.vip}/32 -j MARK --set-mark ${s.fwmark}`;

@@ -27,6 +27,7 @@ import { type LabLayout, labDown, labUp, listNamespaces } from "@vipmesh/lab";
 import { waitFor } from "@vipmesh/testing";
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 
 const option = (name: string, fallback: number) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : fallback);
@@ -187,7 +188,7 @@ async function main(): Promise<void> {
     mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
     writeFileSync(
       new URL(`./results/lab-${NODES}.json`, import.meta.url),
-      `${JSON.stringify({ benchmark: "lab", date: new Date().toISOString(), nodes: NODES, runs, scaleDownMs: stats(down), scaleUpMs: stats(up), taskStartMs: stats(start), runningToEveryNodeMs: stats(spread), reachableMs: stats(reachable), updateServiceRpcMs: stats(api), reachProbeMs: stats(reachBaseline) }, null, 2)}\n`,
+      `${JSON.stringify({ benchmark: "lab", date: new Date().toISOString(), nodes: NODES, cpus: cpus().length, runs, scaleDownMs: stats(down), scaleUpMs: stats(up), taskStartMs: stats(start), runningToEveryNodeMs: stats(spread), reachableMs: stats(reachable), updateServiceRpcMs: stats(api), reachProbeMs: stats(reachBaseline) }, null, 2)}\n`,
     );
   } finally {
     for (const w of watchers) w.stop();

@@ -44,7 +44,8 @@ describe("the suite's benchmarks", () => {
       }),
       "default",
     );
-    expect(r.figures.map((f) => [f.name, f.value / f.baseline!.value])).toEqual([["proxy", 0.4], ["VIP", 0.95], ["VIP with 10k other services", 8000 / 9000]]);
+    expect(r.figures.filter((f) => f.unit === "conn/s").map((f) => [f.name, f.value / f.baseline!.value])).toEqual([["proxy", 0.4], ["VIP", 0.95], ["VIP with 10k other services", 8000 / 9000]]);
+    expect(r.figures.find((f) => f.name === "VIP: request latency")).toMatchObject({ unit: "ms", value: 1, p99: 2 });
     expect(r.targets[0]).toMatchObject({ figure: "0.89×", met: false });
   });
 
@@ -62,6 +63,7 @@ describe("the suite's benchmarks", () => {
       "default",
     );
     expect(r.targets[0]).toMatchObject({ figure: "0.91×", met: true });
-    expect(r.figures).toHaveLength(6);
+    expect(r.figures.filter((f) => f.unit === "conn/s")).toHaveLength(6);
+    expect(r.figures.filter((f) => f.unit === "ms").every((f) => f.p99 === 2 && f.baseline!.p99 === 2)).toBe(true);
   });
 });

@@ -4,6 +4,7 @@
 // bench/report/last-full.json, whose 30k figures later reports keep).
 //
 //   npm run bench -- [NAME ...] [--quick | --full]      (as root: most benchmarks use namespaces)
+//   npm run bench -- --report      (no run: BENCHMARKS.md again from the last run's result files, read by today's code)
 //
 // Names: the `name`s in benches.ts. --quick: small sizes, no VM, in about
 // 3 minutes; by default peers run at 1k and 10k services (about 15 minutes);
@@ -97,23 +98,59 @@ function machine(): Machine {
   return { cpuModel: cpus()[0]?.model ?? "?", cpus: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), kernel: release(), os: os ?? "Linux", node: process.version };
 }
 
+const readRun = (file: string): SuiteResult | undefined => (existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as SuiteResult) : undefined);
+
+/** BENCHMARKS.md and the charts from `run`, with the last full run's 30k figures when `run` is not one. */
+function writeReport(run: SuiteResult): void {
+  mkdirSync(REPORT_DIR, { recursive: true });
+  for (const chart of run.benches.flatMap((b) => b.charts)) writeFileSync(`${REPORT_DIR}/${chart.file}`, renderChart(chart));
+  writeFileSync(`${ROOT}/BENCHMARKS.md`, renderReport(run, run.mode === "full" ? undefined : readRun(LAST_FULL)));
+}
+
+/**
+ * The last run again from the result files it left in bench/results/, read by today's registry
+ * (its texts, targets and reasons; a bench whose files are gone keeps what was saved).
+ */
+function reread(run: SuiteResult): SuiteResult {
+  return {
+    ...run,
+    benches: run.benches.map((b) => {
+      const bench = BENCHES.find((x) => x.name === b.name);
+      if (!bench || b.error || b.figures.length === 0) return b;
+      try {
+        return { ...b, title: bench.title, about: bench.about, ...bench.summarize(readResult, run.mode) };
+      } catch {
+        return b;
+      }
+    }),
+  };
+}
+
 async function main(): Promise<void> {
+  if (args.includes("--report")) {
+    const saved = readRun(LAST);
+    if (!saved) throw new Error(`no ${LAST}: run the benchmarks first`);
+    const last = reread(saved);
+    writeFileSync(LAST, `${JSON.stringify(last, null, 2)}\n`);
+    if (last.mode === "full") writeFileSync(LAST_FULL, `${JSON.stringify(last, null, 2)}\n`);
+    writeReport(last);
+    process.stderr.write("BENCHMARKS.md written again from bench/results/ and bench/report/last.json\n");
+    return;
+  }
   if (process.getuid?.() !== 0) throw new Error("the benchmarks use network namespaces: run as root");
   process.stderr.write(`vipmesh benchmarks (${mode}): ${selected.map((b) => b.name).join(", ")}; ${Math.round(freemem() / 2 ** 30)} GiB free\n`);
   const benches: BenchResult[] = [];
   for (const [i, b] of selected.entries()) benches.push(await runBench(b, i));
   // a run of some benchmarks only: the others keep their last figures
-  const previous = names.length > 0 && existsSync(LAST) ? (JSON.parse(readFileSync(LAST, "utf8")) as SuiteResult) : undefined;
+  const previous = names.length > 0 ? readRun(LAST) : undefined;
   const kept = (previous?.benches ?? []).filter((p) => !benches.some((b) => b.name === p.name));
   const all = BENCHES.flatMap((b) => [...benches, ...kept].filter((x) => x.name === b.name));
   // the whole suite's time, those kept from the last run included
   const run: SuiteResult = { date: new Date().toISOString(), mode, machine: machine(), seconds: all.reduce((n, b) => n + b.seconds, 0), benches: all };
   mkdirSync(REPORT_DIR, { recursive: true });
-  for (const chart of benches.flatMap((b) => b.charts)) writeFileSync(`${REPORT_DIR}/${chart.file}`, renderChart(chart));
   writeFileSync(LAST, `${JSON.stringify(run, null, 2)}\n`);
   if (mode === "full") writeFileSync(LAST_FULL, `${JSON.stringify(run, null, 2)}\n`);
-  const full = mode !== "full" && existsSync(LAST_FULL) ? (JSON.parse(readFileSync(LAST_FULL, "utf8")) as SuiteResult) : undefined;
-  writeFileSync(`${ROOT}/BENCHMARKS.md`, renderReport(run, full));
+  writeReport(run);
   const targets = run.benches.flatMap((b) => b.targets);
   const failed = benches.filter((b) => b.error);
   process.stderr.write(

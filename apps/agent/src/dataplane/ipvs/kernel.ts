@@ -53,6 +53,8 @@ export class KernelIpvs implements LoadBalancer {
   private readonly applied = new Map<string, IpvsState>();
   /** Per sandbox, "mark ip" of real servers quiesced and when. */
   private readonly drains = new Map<string, Map<string, number>>();
+  /** Sandboxes whose IPVS sysctls are set. */
+  private readonly tuned = new Set<string>();
   /** Per forwarding sandbox, the VIPs it has local routes for. */
   private readonly locals = new Map<string, Set<string>>();
 
@@ -64,7 +66,10 @@ export class KernelIpvs implements LoadBalancer {
    * while any drain: call `drainingIn`).
    */
   async sync(sandbox: string, plan: LbPlan, forwards = false): Promise<void> {
-    if (!this.marks.has(sandbox)) await runIn(sandbox, ["sysctl", "-qw", ...IPVS_SYSCTLS, ...(forwards ? FORWARDING_SYSCTLS : [])]);
+    if (!this.tuned.has(sandbox)) {
+      await runIn(sandbox, ["sysctl", "-qw", ...IPVS_SYSCTLS, ...(forwards ? FORWARDING_SYSCTLS : [])]);
+      this.tuned.add(sandbox);
+    }
     // IPVS takes forwarded packets only where they are delivered locally: in a sandbox that forwards, its VIPs are local
     if (forwards) await this.localVips(sandbox, plan);
     // a marked packet with no virtual service yet passes on unbalanced, and the refuse set covers a VIP without
@@ -121,6 +126,7 @@ export class KernelIpvs implements LoadBalancer {
     this.marks.delete(sandbox);
     this.applied.delete(sandbox);
     this.drains.delete(sandbox);
+    this.tuned.delete(sandbox);
     this.locals.delete(sandbox);
   }
 
