@@ -65,7 +65,8 @@ const controlPlane: Bench = {
       figures.push({ name: `scale → last session, ${at}`, value: last.median, p99: last.p99, unit: "ms", better: "lower", stat: "median", baseline: { name: "bare unary RPC", value: r.baseline.bareUnaryRpcMs.median, p99: r.baseline.bareUnaryRpcMs.p99 } });
       figures.push({ name: `create, ${at}`, value: r.create.servicesPerSecond, unit: "services/s", better: "higher", baseline: { name: "bare unary RPCs/s, one at a time (the API's floor)", value: 1000 / r.baseline.bareUnaryRpcMs.median } });
       figures.push({ name: `manager heap, ${at} × ${r.setup.replicas}`, value: r.managerHeapMb.withServices, unit: "MB", better: "lower", baseline: { name: `the ${sessions} sessions alone`, value: r.managerHeapMb.sessionsOnly } });
-      targets.push({ issue: 2, what: `scale → every session p99 ≤ ${r.target.p99Ms} ms (${at})`, figure: formatValue(last.p99, "ms"), met: r.target.pass, ...(r.target.pass ? {} : { why: slowScale(r) }) });
+      // issue 2 set its target at 100 sessions; 1,000 is measured beside it, with no target of its own
+      if (sessions === 100) targets.push({ issue: 2, what: `scale → every session p99 ≤ ${r.target.p99Ms} ms (${at})`, figure: formatValue(last.p99, "ms"), met: r.target.pass, ...(r.target.pass ? {} : { why: slowScale(r) }) });
     }
     return { figures, targets, charts: [] };
   },

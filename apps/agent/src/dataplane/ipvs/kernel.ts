@@ -100,7 +100,7 @@ export class KernelIpvs implements LoadBalancer {
     this.applied.delete(sandbox); // until the batch is in, nothing is known
     // connections count only for real servers that leave: read only when some do
     const leaving = leavingDests(current, wanted);
-    const connections = leaving.length > 0 ? parseIpvsConnections(await runIn(sandbox, ["ipvsadm", "-Ln"])) : new Map<string, number>();
+    const connections = leaving.length > 0 ? parseIpvsConnections(await runIn(sandbox, ["ipvsadm", "-Lnc"])) : new Map<string, number>();
     const since = this.drains.get(sandbox) ?? new Map<string, number>();
     const drainMs = this.o.drainMs ?? DEFAULT_DRAIN_MS;
     const now = Date.now();

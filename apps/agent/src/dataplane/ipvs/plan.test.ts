@@ -19,15 +19,16 @@ const SAVED = `-A -f 256 -s wrr -p 600
 -a -f 257 -r 10.0.1.10:0 -m -w 1
 `;
 
-const LISTED = `IP Virtual Server version 1.2.1 (size=4096)
-Prot LocalAddress:Port Scheduler Flags
-  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
-FWM  256 wrr persistent 600
-  -> 10.0.1.20:0                  Masq    1      2          1
-  -> 10.0.1.21:0                  Masq    3      0          0
-FWM  257 rr
-  -> 10.0.1.9:0                   Masq    1      0          4
-  -> 10.0.1.10:0                  Masq    1      0          0
+// what `ipvsadm -Lnc` prints: a connection in its handshake and one established to .20, one
+// closing to .9 and one in TIME_WAIT to .10, a UDP flow to .21, a persistence template
+const LISTED = `IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 00:59  SYN_RECV    10.0.1.5:40001     10.0.1.3:80        10.0.1.20:80
+TCP 14:59  ESTABLISHED 10.0.1.5:40003     10.0.1.3:80        10.0.1.20:80
+TCP 01:30  FIN_WAIT    10.0.1.5:40005     10.0.1.2:80        10.0.1.9:80
+TCP 01:58  TIME_WAIT   10.0.1.5:40007     10.0.1.2:80        10.0.1.10:80
+UDP 04:59  UDP         10.0.1.5:40009     10.0.1.3:53        10.0.1.21:53
+IP  09:59  NONE        10.0.1.5:0         0.0.1.0:0          10.0.1.20:0
 `;
 
 const none = new Map<string, number>();
@@ -42,8 +43,8 @@ describe("the IPVS plan", () => {
     ]);
   });
 
-  it("reads established connections per real server from ipvsadm -Ln (closing ones do not hold a drain)", () => {
-    expect(parseIpvsConnections(LISTED)).toEqual(new Map([["256 10.0.1.20", 2], ["256 10.0.1.21", 0], ["257 10.0.1.9", 0], ["257 10.0.1.10", 0]]));
+  it("counts, per real server, the connections that still need it: one in its handshake too, not TIME_WAIT, UDP or templates", () => {
+    expect(parseIpvsConnections(LISTED)).toEqual(new Map([["10.0.1.20", 2], ["10.0.1.9", 1]]));
   });
 });
 
@@ -86,5 +87,12 @@ describe("ipvsChanges", () => {
     expect(deleted.after).toEqual(ipvsStateFor(without21));
     expect(leavingDests(deleted.after, ipvsStateFor(without21))).toEqual([]);
     expect(ipvsChanges(quiesced, ipvsStateFor(without21), connections, () => true).commands).toContain("-d -f 256 -r 10.0.1.20:0\n");
+
+    // a connection still in its handshake holds the real server too (ActiveConn would say 0 and let it go)
+    const handshake = parseIpvsConnections(LISTED.split("\n").filter((l) => !l.includes("ESTABLISHED")).join("\n"));
+    expect(ipvsChanges(parseIpvsSave(SAVED), ipvsStateFor(without21), handshake, never).draining).toEqual(["256 10.0.1.20"]);
+    // only TIME_WAIT left: deleted at once
+    const closed = parseIpvsConnections(LISTED.replace(/SYN_RECV|ESTABLISHED/g, "TIME_WAIT"));
+    expect(ipvsChanges(quiesced, ipvsStateFor(without21), closed, never).commands).toContain("-d -f 256 -r 10.0.1.20:0\n");
   });
 });

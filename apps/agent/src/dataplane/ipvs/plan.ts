@@ -34,9 +34,15 @@ export interface IpvsState {
 }
 
 /**
- * Established connections per real server (`ipvsadm -Ln`'s ActiveConn), by
- * "mark ip". InActConn (closing, TIME_WAIT) is left out: those need the task no
- * more, and waiting for IPVS to expire them would hold a drain for minutes.
+ * Connections that still need their real server, by its address (a task's
+ * address is a real server of one mark only: its service's VIP on that
+ * network). From `ipvsadm -Lnc`: TCP and SCTP entries in any state but
+ * TIME_WAIT and CLOSE. That is not `-Ln`'s ActiveConn, which counts
+ * ESTABLISHED only: a connection still in its handshake is "inactive" there,
+ * and deleting its real server then (expire_nodest_conn drops the entry at its
+ * next packet) leaves the client's established connection sending into
+ * nothing until it times out. UDP entries do not hold a drain: a datagram
+ * after the deletion is balanced anew, as kube-proxy does for UDP.
  */
 export type DestConnections = ReadonlyMap<string, number>;
 
@@ -87,18 +93,14 @@ export function parseIpvsSave(text: string): IpvsState {
   return canonicalIpvsState({ services: [...services.values()] });
 }
 
-/** Reads `ipvsadm -Ln`: established connections per fwmark real server. */
+/** Reads `ipvsadm -Lnc`: connections that still need their real server, per real-server address. */
 export function parseIpvsConnections(text: string): Map<string, number> {
   const out = new Map<string, number>();
-  let mark: number | undefined;
   for (const line of text.split("\n")) {
-    const svc = /^FWM\s+(\d+)/.exec(line);
-    if (svc) {
-      mark = Number(svc[1]);
-      continue;
-    }
-    const dest = /^\s+->\s+([\d.]+):\d+\s+\S+\s+\d+\s+(\d+)\s+\d+/.exec(line);
-    if (dest && mark !== undefined) out.set(`${mark} ${dest[1]}`, Number(dest[2]));
+    // pro expire state source virtual destination
+    const c = /^(TCP|SCTP)\s+\S+\s+(\S+)\s+\S+\s+\S+\s+([\d.]+):\d+\s*$/.exec(line);
+    if (!c || c[2] === "TIME_WAIT" || c[2] === "CLOSE") continue;
+    out.set(c[3]!, (out.get(c[3]!) ?? 0) + 1);
   }
   return out;
 }
@@ -150,7 +152,7 @@ export function ipvsChanges(current: IpvsState, wanted: IpvsState, connections: 
     }
     for (const o of old.values()) {
       const key = `${w.fwmark} ${o.ip}`;
-      if ((connections.get(key) ?? 0) === 0 || expired(key)) lines.push(`-d -f ${w.fwmark} -r ${o.ip}:0`);
+      if ((connections.get(o.ip) ?? 0) === 0 || expired(key)) lines.push(`-d -f ${w.fwmark} -r ${o.ip}:0`);
       else {
         if (o.weight !== 0) lines.push(destLine("-e", w.fwmark, { ip: o.ip, weight: 0 }));
         draining.push(key);
