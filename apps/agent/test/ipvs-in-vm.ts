@@ -46,7 +46,9 @@ check(inNs(C, "sysctl", "-n", "net.ipv4.vs.expire_nodest_conn").trim() === "1", 
 await ipvs.sync(C, plan([{ i: 0, weight: 1 }, { i: 1, weight: 3 }]));
 const eight = Array.from({ length: 8 }, get);
 check(eight.filter((x) => x === "vmb2").length >= 5 && eight.includes("vmb1") && !eight.includes("vmb3"), "weights 1:3 (wrr)", eight.join(" "));
-check(saved().services[0]!.dests.length === 2, "an idle backend that left is deleted at once", inNs(C, "ipvsadm", "-Sn"));
+check(saved().services[0]!.dests.some((d) => d.ip === ip(2) && d.weight === 0), "a backend that left is quiesced first, even idle", inNs(C, "ipvsadm", "-Sn"));
+await ipvs.sync(C, plan([{ i: 0, weight: 1 }, { i: 1, weight: 3 }]));
+check(saved().services[0]!.dests.length === 2, "and deleted by the next sync once it has no connection", inNs(C, "ipvsadm", "-Sn"));
 
 // a second service, then its leaving, change the loaded marks map by elements: read back, both are right
 const api: LbPlan["services"][0] = { serviceId: "api", name: "api", vip: "10.0.1.3", fwmark: 301, scheduler: "rr", backends: [{ ip: ip(2), weight: 1 }] };

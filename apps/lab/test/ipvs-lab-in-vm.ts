@@ -123,6 +123,8 @@ await new Promise((r) => setTimeout(r, 3000));
 loop.kill("SIGTERM");
 await ended;
 const result = JSON.parse(out.trim().split("\n").pop()!) as { ok: number; failed: number; errors: string[] };
+// what IPVS held when a request failed, for whoever reads the failure
+if (result.failed > 0) console.log(`box's IPVS after the loop:\n${sh(sandboxOf(box!), "ipvsadm", "-Ln")}\n${sh(sandboxOf(box!), "ipvsadm", "-Lnc")}`);
 check(result.failed === 0 && result.ok > 10, `a scale-down 3 → 1 under a request loop: ${result.ok} requests, none failed`, result.errors.join("; "));
 check(saved().includes(`-a -f ${mark} -r ${ipOf(kept!)}:0 -m -w 1`), "the one left is the one kept", saved());
 

@@ -88,9 +88,11 @@ describe("ipvsChanges", () => {
     expect(leavingDests(deleted.after, ipvsStateFor(without21))).toEqual([]);
     expect(ipvsChanges(quiesced, ipvsStateFor(without21), connections, () => true).commands).toContain("-d -f 256 -r 10.0.1.20:0\n");
 
+    // quiesced first even when idle: connections read while it had weight may miss one it was just given
+    expect(ipvsChanges(parseIpvsSave(SAVED), ipvsStateFor(without21), none, never)).toMatchObject({ commands: expect.stringContaining("-e -f 256 -r 10.0.1.20:0 -m -w 0\n"), draining: ["256 10.0.1.20"] });
     // a connection still in its handshake holds the real server too (ActiveConn would say 0 and let it go)
     const handshake = parseIpvsConnections(LISTED.split("\n").filter((l) => !l.includes("ESTABLISHED")).join("\n"));
-    expect(ipvsChanges(parseIpvsSave(SAVED), ipvsStateFor(without21), handshake, never).draining).toEqual(["256 10.0.1.20"]);
+    expect(ipvsChanges(quiesced, ipvsStateFor(without21), handshake, never).draining).toEqual(["256 10.0.1.20"]);
     // only TIME_WAIT left: deleted at once
     const closed = parseIpvsConnections(LISTED.replace(/SYN_RECV|ESTABLISHED/g, "TIME_WAIT"));
     expect(ipvsChanges(quiesced, ipvsStateFor(without21), closed, never).commands).toContain("-d -f 256 -r 10.0.1.20:0\n");

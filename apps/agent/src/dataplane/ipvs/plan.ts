@@ -9,8 +9,8 @@
 //
 // Removal follows kube-proxy's graceful termination: a real server that
 // leaves is first given weight 0 (no new connections; established ones go
-// on), and deleted once it has no connections left or the grace period since
-// it was quiesced has passed. A virtual service that leaves goes at once (its
+// on), and deleted on a later sync, once it has no connections left or the
+// grace period since it was quiesced has passed. A virtual service that leaves goes at once (its
 // VIP is gone from DNS and from the mark map: nothing new can reach it).
 
 import type { LbPlan } from "@vipmesh/core";
@@ -152,7 +152,9 @@ export function ipvsChanges(current: IpvsState, wanted: IpvsState, connections: 
     }
     for (const o of old.values()) {
       const key = `${w.fwmark} ${o.ip}`;
-      if ((connections.get(o.ip) ?? 0) === 0 || expired(key)) lines.push(`-d -f ${w.fwmark} -r ${o.ip}:0`);
+      // deleted only once quiesced: connections read while it still had weight could be joined, before the
+      // delete lands, by one it was just given, which the delete would cut (expire_nodest_conn)
+      if (o.weight === 0 && ((connections.get(o.ip) ?? 0) === 0 || expired(key))) lines.push(`-d -f ${w.fwmark} -r ${o.ip}:0`);
       else {
         if (o.weight !== 0) lines.push(destLine("-e", w.fwmark, { ip: o.ip, weight: 0 }));
         draining.push(key);
