@@ -14,6 +14,7 @@ import { performance } from "node:perf_hooks";
 import type { LbPlan, LbService } from "@vipmesh/core";
 import { ipvsChanges, ipvsStateFor, KernelIpvs, KernelNftables } from "@vipmesh/agent";
 import { bridgedNamespaces } from "@vipmesh/kernel-vm/guest";
+import { wrk } from "./lib/wrk.ts";
 
 const SERVICES = Number(process.env.SERVICES ?? 1000);
 const sh = (...cmd: string[]) => execFileSync(cmd[0]!, cmd.slice(1), { encoding: "utf8", maxBuffer: 64 << 20 });
@@ -44,11 +45,8 @@ async function time(f: () => Promise<void>): Promise<number> {
   return performance.now() - t0;
 }
 
-/** One wrk run through `vip` from `ns`: new connections/s (16 connections, `Connection: close`, 5 s). */
-function rateThrough(ns: string, vip: string): { rate: number; errors: string } {
-  const out = inNs(ns, "wrk", "-t1", "-c16", "-d5s", "-H", "Connection: close", `http://${vip}/`);
-  return { rate: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), errors: /Socket errors: (.*)/.exec(out)?.[1] ?? "none" };
-}
+/** New connections/s through `vip` from `ns`: 16 connections, 5 s. */
+const rateThrough = (ns: string, vip: string) => wrk(ns, `http://${vip}/`, { seconds: 5, connections: 16 });
 
 interface Row {
   name: string;
@@ -57,7 +55,8 @@ interface Row {
   loadEstimated?: boolean;
   addMs: number;
   connPerS: number;
-  errors: string;
+  /** Socket errors and non-2xx answers. */
+  errors: number;
 }
 const rows: Row[] = [];
 /** What KernelIpvs writes for `p` into an empty sandbox: one `ipvsadm --restore` batch. */
@@ -95,7 +94,7 @@ for (const [ns, dp] of [["nft", new KernelNftables()], ["ipvs", new KernelIpvs()
 console.log(`dataplanes in Debian's kernel under qemu (emulated: compare the rows, not with hardware), ${SERVICES} services × 2 backends`);
 console.log(`${"dataplane".padEnd(36)} ${"load all".padStart(12)} ${"add one".padStart(12)} ${"conn/s".padStart(10)}`);
 for (const r of rows) {
-  console.log(`${r.name.padEnd(36)} ${`${r.loadEstimated ? "~" : ""}${r.loadMs.toFixed(0)} ms`.padStart(12)} ${`${r.addMs.toFixed(0)} ms`.padStart(12)} ${r.connPerS.toFixed(0).padStart(10)}  socket errors: ${r.errors}`);
+  console.log(`${r.name.padEnd(36)} ${`${r.loadEstimated ? "~" : ""}${r.loadMs.toFixed(0)} ms`.padStart(12)} ${`${r.addMs.toFixed(0)} ms`.padStart(12)} ${r.connPerS.toFixed(0).padStart(10)}  errors: ${r.errors}`);
 }
 console.log(`RESULT ${JSON.stringify({ services: SERVICES, rows })}`);
 process.exit(0);

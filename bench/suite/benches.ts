@@ -30,6 +30,23 @@ export interface Bench {
 export const resultFile = (file: string) => new URL(`../results/${file}`, import.meta.url);
 export const readResult = (file: string): unknown => JSON.parse(readFileSync(resultFile(file), "utf8"));
 
+/** A script run once, with the mode as its own flag (--quick, --full; `full`: whether it has a --full). */
+const once = (script: string, mode: Mode, full = false): Invocation[] => [{ script, args: mode === "quick" ? ["--quick"] : mode === "full" && full ? ["--full"] : [] }];
+
+/** A figure in ms from p50/p99 samples, beside a baseline's. */
+const msFigure = (name: string, s: { p50: number; p99: number }, baseline?: { name: string; p50: number; p99: number }): Figure => ({
+  name,
+  value: s.p50,
+  p99: s.p99,
+  unit: "ms",
+  better: "lower",
+  stat: "p50",
+  ...(baseline ? { baseline: { name: baseline.name, value: baseline.p50, p99: baseline.p99 } } : {}),
+});
+
+/** p50/p99 of a result that says p50Ms/p99Ms. */
+const latency = (x: { p50Ms: number; p99Ms: number }) => ({ p50: x.p50Ms, p99: x.p99Ms });
+
 const k = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : `${n}`);
 
 /** Why a control-plane run missed its fan-out target, from what it measured. */
@@ -78,16 +95,17 @@ const nft: Bench = {
   about:
     "What the agent does per sync (render from the LB plan + `nft -f` in a namespace), timed at N services × 2 endpoints. " +
     "Peers, loaded and updated the same way: kube-proxy's nftables layout (a verdict map jumping to one chain per service), and a full-ruleset reload (kube-proxy before partial sync). The maps are read back after every series.",
-  runs: (mode) => [{ script: "nft-programming.ts", args: mode === "quick" ? ["--quick"] : mode === "full" ? ["--full"] : [] }],
+  runs: (mode) => once("nft-programming.ts", mode, true),
   summarize(results) {
     const r = results("nft.json");
     const figures: Figure[] = [];
     type Size = { services: number; add?: { p50: number; p99: number }; fullReload?: { p50: number; p99: number }; change?: { p50: number; p99: number }; resyncMs?: number; firstLoadMs?: number; derivationP99?: number; kubeProxy?: { add: { p50: number; p99: number }; change: { p50: number; p99: number }; firstLoadMs: number } };
     const sizes = r.sizes as Size[];
     for (const s of sizes.filter((x) => x.add)) {
-      figures.push({ name: `add one service at ${k(s.services)}`, value: s.add!.p50, p99: s.add!.p99, unit: "ms", better: "lower", stat: "p50", ...(s.kubeProxy ? { baseline: { name: "kube-proxy layout", value: s.kubeProxy.add.p50, p99: s.kubeProxy.add.p99 } } : {}) });
-      figures.push({ name: `add one service at ${k(s.services)}`, value: s.add!.p50, p99: s.add!.p99, unit: "ms", better: "lower", stat: "p50", baseline: { name: "full reload", value: s.fullReload!.p50, p99: s.fullReload!.p99 } });
-      figures.push({ name: `one endpoint change at ${k(s.services)}`, value: s.change!.p50, p99: s.change!.p99, unit: "ms", better: "lower", stat: "p50", ...(s.kubeProxy ? { baseline: { name: "kube-proxy layout", value: s.kubeProxy.change.p50, p99: s.kubeProxy.change.p99 } } : {}) });
+      const kp = (x?: { p50: number; p99: number }) => (x ? { name: "kube-proxy layout", ...x } : undefined);
+      figures.push(msFigure(`add one service at ${k(s.services)}`, s.add!, kp(s.kubeProxy?.add)));
+      figures.push(msFigure(`add one service at ${k(s.services)}`, s.add!, { name: "full reload", ...s.fullReload! }));
+      figures.push(msFigure(`one endpoint change at ${k(s.services)}`, s.change!, kp(s.kubeProxy?.change)));
       figures.push({ name: `full resync at ${k(s.services)}`, value: s.resyncMs!, unit: "ms", better: "lower", ...(s.kubeProxy ? { baseline: { name: "kube-proxy layout, first load", value: s.kubeProxy.firstLoadMs } } : {}) });
     }
     const ours = sizes.filter((x) => x.add);
@@ -132,13 +150,13 @@ const dataplane: Bench = {
   about:
     "New connections/s (wrk, `Connection: close`) from a client namespace to the project's whoami server in another, pinned to its own core: straight, through a VIP on the agent's nftables dataplane (its own code and table), and through a userspace TCP proxy in Node (what a naive load balancer does). " +
     "Then the VIP again with 1k and 10k other services in the same table (30k with `--full`), each beside straight in the same rounds: the kernel path must stay flat.",
-  runs: (mode) => [{ script: "dataplane.ts", args: mode === "quick" ? ["--quick"] : mode === "full" ? ["--full"] : [] }],
+  runs: (mode) => once("dataplane.ts", mode, true),
   summarize(results) {
     const r = results("dataplane.json");
     const straight = r.paths[0];
     const figures: Figure[] = r.paths.slice(1).flatMap((p: any) => [
       { name: p.path, value: p.rate, unit: "conn/s", better: "higher", stat: "median", baseline: { name: straight.path, value: straight.rate } },
-      { name: `${p.path}: request latency`, value: p.p50Ms, p99: p.p99Ms, unit: "ms", better: "lower", stat: "p50", baseline: { name: straight.path, value: straight.p50Ms, p99: straight.p99Ms } },
+      msFigure(`${p.path}: request latency`, latency(p), { name: straight.path, ...latency(straight) }),
     ]);
     const none = r.withOthers[0];
     for (const w of r.withOthers.slice(1)) {
@@ -168,7 +186,7 @@ const mesh: Bench = {
   about:
     "A 2-node lab; one whoami task on node2 publishing 8080 through the mesh and 9090 in host mode; wrk from the lab's client namespace. Baseline: straight to the task (host mode, one DNAT). " +
     "Measured with the CPU shared as the lab is, and with the other machines' receive processing steered off the server's core (one CPU per machine).",
-  runs: (mode) => [{ script: "mesh.ts", args: mode === "quick" ? ["--quick"] : [] }],
+  runs: (mode) => once("mesh.ts", mode),
   summarize(results) {
     const r = results("mesh.json");
     const figures: Figure[] = [];
@@ -179,7 +197,7 @@ const mesh: Bench = {
       const [base, ...rest] = m.summary;
       for (const p of rest) {
         figures.push({ name: `${p.path} — ${m.model}`, value: p.connPerS, unit: "conn/s", better: "higher", stat: "median", baseline: { name: "straight to the task", value: base.connPerS } });
-        figures.push({ name: `${p.path} — ${m.model}: request latency`, value: p.p50Ms, p99: p.p99Ms, unit: "ms", better: "lower", stat: "p50", baseline: { name: "straight to the task", value: base.p50Ms, p99: base.p99Ms } });
+        figures.push(msFigure(`${p.path} — ${m.model}: request latency`, latency(p), { name: "straight to the task", ...latency(base) }));
       }
       for (const p of m.summary) bars.push({ label: `${p.path.split(" (")[0]} — ${m.model}`, value: p.connPerS });
       if (m.model === "one CPU per machine" || r.results.length === 1) {
@@ -205,7 +223,7 @@ const dns: Bench = {
   about:
     "dnsperf (one thread, 100 queries in flight) against the agent's embedded DNS and against dnsmasq, serving the same 30k services (60k names), each server pinned to one core. Saturated: as fast as it answers; fixed: 10k q/s offered, for latency. " +
     "unbound is not in this run yet: dnsmasq, the baseline the issue names first, is the one measured.",
-  runs: (mode) => [{ script: "dns.ts", args: mode === "quick" ? ["--quick"] : [] }],
+  runs: (mode) => once("dns.ts", mode),
   summarize(results) {
     const r = results("dns.json");
     const e = r.embedded;
@@ -213,9 +231,9 @@ const dns: Bench = {
     return {
       figures: [
         { name: "saturated", value: e.saturated.qps, unit: "q/s", better: "higher", baseline: { name: "dnsmasq", value: d.saturated.qps } },
-        { name: "latency, saturated", value: e.saturated.p50Ms, p99: e.saturated.p99Ms, unit: "ms", better: "lower", stat: "p50", baseline: { name: "dnsmasq", value: d.saturated.p50Ms, p99: d.saturated.p99Ms } },
+        msFigure("latency, saturated", latency(e.saturated), { name: "dnsmasq", ...latency(d.saturated) }),
         { name: "saturated", value: e.saturated.qps, unit: "q/s", better: "higher", baseline: { name: "Node's UDP floor (echo, no DNS work)", value: r.nodeUdpFloor.qps } },
-        { name: "latency at 10k q/s offered", value: e.fixed.p50Ms, p99: e.fixed.p99Ms, unit: "ms", better: "lower", stat: "p50", baseline: { name: "dnsmasq", value: d.fixed.p50Ms, p99: d.fixed.p99Ms } },
+        msFigure("latency at 10k q/s offered", latency(e.fixed), { name: "dnsmasq", ...latency(d.fixed) }),
       ],
       targets: [
         {
@@ -248,10 +266,10 @@ const lab: Bench = {
     const targets: Target[] = [];
     for (const nodes of mode === "quick" ? [3] : [3, 8]) {
       const r = results(`lab-${nodes}.json`);
-      const api = { name: "UpdateService call", value: r.updateServiceRpcMs.p50, p99: r.updateServiceRpcMs.p99 };
-      figures.push({ name: `${nodes} nodes: scale-down → out of every node`, value: r.scaleDownMs.p50, p99: r.scaleDownMs.p99, unit: "ms", better: "lower", stat: "p50", baseline: api });
-      figures.push({ name: `${nodes} nodes: new task running → in every node`, value: r.runningToEveryNodeMs.p50, p99: r.runningToEveryNodeMs.p99, unit: "ms", better: "lower", stat: "p50", baseline: api });
-      figures.push({ name: `${nodes} nodes: scale-up → reachable across nodes`, value: r.reachableMs.p50, p99: r.reachableMs.p99, unit: "ms", better: "lower", stat: "p50", baseline: { name: "reach probe, task already listening", value: r.reachProbeMs.p50, p99: r.reachProbeMs.p99 } });
+      const api = { name: "UpdateService call", ...r.updateServiceRpcMs };
+      figures.push(msFigure(`${nodes} nodes: scale-down → out of every node`, r.scaleDownMs, api));
+      figures.push(msFigure(`${nodes} nodes: new task running → in every node`, r.runningToEveryNodeMs, api));
+      figures.push(msFigure(`${nodes} nodes: scale-up → reachable across nodes`, r.reachableMs, { name: "reach probe, task already listening", ...r.reachProbeMs }));
       const worst = Math.max(r.scaleDownMs.p99, r.runningToEveryNodeMs.p99);
       const p50 = Math.max(r.scaleDownMs.p50, r.runningToEveryNodeMs.p50);
       targets.push({
@@ -270,7 +288,7 @@ const haproxy: Bench = {
   name: "haproxy",
   title: "haproxy-gen: render and validate",
   about: "haproxy-gen's render (template data + Handlebars, the default template) at the issue's sizes, beside `haproxy -c` validating the same file in the same run.",
-  runs: (mode) => [{ script: "haproxy-gen.ts", args: mode === "quick" ? ["--quick"] : [] }],
+  runs: (mode) => once("haproxy-gen.ts", mode),
   summarize(results) {
     const r = results("haproxy-gen.json");
     const figures: Figure[] = [];

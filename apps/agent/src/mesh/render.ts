@@ -45,7 +45,6 @@ export const HOST_PUBLISHED_MAP = "host_published";
 export const INGRESS_TABLE = "vipmesh-ingress";
 export const TASK_FILTER_TABLE = "vipmesh-ingress-filter";
 
-
 const portMap = (name: string, ports: readonly PublishedPort[]): string[] => [
   `  map ${name} {`,
   "    type inet_proto . inet_service : ipv4_addr . inet_service",

@@ -65,18 +65,14 @@ export class KernelNftables implements LoadBalancer {
     if (change.script === "") return;
     if (!change.full) {
       try {
-        await this.load(sandbox, change.script);
+        await loadNft(sandbox, change.script);
         this.applied.set(sandbox, plan);
         return;
       } catch {
         this.applied.delete(sandbox); // the table is not what we thought: load it whole
       }
     }
-    await this.load(sandbox, change.full ? change.script : renderRuleset(plan));
+    await loadNft(sandbox, change.full ? change.script : renderRuleset(plan));
     this.applied.set(sandbox, plan);
-  }
-
-  private async load(sandbox: string, script: string): Promise<void> {
-    await loadNft(sandbox, script);
   }
 }
