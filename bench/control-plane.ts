@@ -34,7 +34,7 @@
 // writes one profile per thread; the manager's worker thread is usually thread 2 (CPU.<date>.<pid>.2.*;
 // 0 is this thread with the simulated agents, 1 and 3 are tsx's loader threads).
 
-import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, type wire } from "@vipmesh/api";
 import { isIngressSandboxEndpoint, seededRandom } from "@vipmesh/core";
 import { SimAgent, tempDir } from "@vipmesh/testing";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -45,7 +45,7 @@ import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { type RunningManager, startManager } from "@vipmesh/manager";
+import { type RunningManager, startManager, tlsDirs } from "@vipmesh/manager";
 
 /** The reference figure: swarmkit's dispatcher batches assignment changes and waits this long. */
 const SWARMKIT_BATCH_WINDOW_MS = 50;
@@ -457,8 +457,9 @@ async function main(): Promise<number> {
     const mark = (name: string) => (timeline[name] = round(now() - t00, 1));
     manager = await startManagerHost(dir.path, o.inProcess);
     const address = manager.address;
-    client = clusterClient(address, { ownConnection: !o.sharedConnection });
+    client = clusterClient(address, credentialsFromDir(tlsDirs(dir.path).admin), { ownConnection: !o.sharedConnection });
     const c = client;
+    const token = (await call(c, "getJoinToken", { role: "worker" })).token;
     progress.note(`manager listening on ${address} (${manager.where}), data in ${dir.path}`);
 
     // ---- 1. agents -------------------------------------------------------------
@@ -470,6 +471,7 @@ async function main(): Promise<number> {
     progressText = () => `connecting agents ${connected}/${o.agents}`;
     await pool(o.agents, 10, async (i) => {
       const agent = new SimAgent(address, {
+        token,
         hostname: hostnameOf(i),
         addr: agentAddr(i, o.agents),
         ownConnection: !o.sharedConnection,

@@ -21,9 +21,9 @@
 //
 // The numbers also go to bench/results/lab-<nodes>.json.
 
-import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { call, type ClusterServiceClient, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
-import { type LabLayout, labDown, labUp, listNamespaces } from "@vipmesh/lab";
+import { type LabLayout, labClient, labDown, labUp, listNamespaces } from "@vipmesh/lab";
 import { waitFor } from "@vipmesh/testing";
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   labDown(LAB);
   process.stderr.write(`bringing up a ${NODES}-node lab…\n`);
   const lab: LabLayout = await labUp({ name: LAB, nodes: NODES });
-  const client: ClusterServiceClient = clusterClient(lab.socket);
+  const client: ClusterServiceClient = labClient(lab);
   const watchers: Watcher[] = [];
   try {
     await call(client, "createNetwork", { spec: { name: "benchnet", ipam: [{ subnet: "10.0.3.0/24" }] } });

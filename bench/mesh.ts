@@ -33,8 +33,8 @@
 // --quick 1 of 2 s). Target (issue 5): mesh ≥ 0.9 × straight to the task.
 // The numbers also go to bench/results/mesh.json.
 
-import { call, clusterClient } from "@vipmesh/api";
-import { labDown, labUp } from "@vipmesh/lab";
+import { call } from "@vipmesh/api";
+import { labClient, labDown, labUp } from "@vipmesh/lab";
 import { waitFor } from "@vipmesh/testing";
 import { ensureWrk, medianRun, PINNED, wrk, type WrkRun } from "./lib/wrk.ts";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   labDown(LAB);
   process.stderr.write("bringing up a 2-node lab…\n");
   const lab = await labUp({ name: LAB, nodes: 2 });
-  const client = clusterClient(lab.socket);
+  const client = labClient(lab);
   const [node1, node2] = lab.nodes as [(typeof lab.nodes)[0], (typeof lab.nodes)[0]];
   const direct = spawn("ip", ["netns", "exec", node2.netns, ...(PINNED ? ["taskset", "-c", "0"] : []), VIPMESH, "whoami", "--port", "18080"], { stdio: "ignore" });
   try {

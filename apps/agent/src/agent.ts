@@ -16,6 +16,7 @@ import {
   macForIpv4,
   type Task,
 } from "@vipmesh/core";
+import type { NodeIdentity } from "@vipmesh/api";
 import type { EmbeddedDns } from "./dns/server.ts";
 import type { LoadBalancer } from "./dataplane/types.ts";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -33,6 +34,8 @@ import { serveLogRequest } from "./tasks/logs.ts";
 
 export interface AgentOptions {
   manager: string;
+  /** The node's certificate, renewed while the agent runs; undefined: plaintext to a manager started with --insecure. */
+  identity?: NodeIdentity;
   advertiseAddr: string;
   hostname: string;
   stateDir: string;
@@ -81,6 +84,8 @@ export class Agent {
     mkdirSync(o.stateDir, { recursive: true });
     this.session = new ManagerSession({
       manager: o.manager,
+      credentials: o.identity ? { identity: o.identity.source } : "insecure",
+      ...(o.identity ? { nodeId: o.identity.nodeId } : {}),
       hostname: o.hostname,
       advertiseAddr: o.advertiseAddr,
       stateDir: o.stateDir,
@@ -117,11 +122,13 @@ export class Agent {
       this.runner.run();
     });
     this.session.start();
+    this.o.identity?.startRenewal();
     this.runner.start();
   }
 
   async stop(): Promise<void> {
     this.runner.stop();
+    this.o.identity?.stop();
     this.session.stop();
     this.processes.close();
     this.health.close();

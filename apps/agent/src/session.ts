@@ -6,7 +6,7 @@
 // until the manager cancels one or the session is lost.
 
 import type * as grpc from "@grpc/grpc-js";
-import { call, dispatcherClient, type DispatcherServiceClient, type wire } from "@vipmesh/api";
+import { call, type ClientCredentials, dispatcherClient, type DispatcherServiceClient, type wire } from "@vipmesh/api";
 import { applyViewDelta, type Dataplane, emptyView, type NetworkView, type ViewDelta } from "@vipmesh/core";
 import { EventEmitter, once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -14,6 +14,10 @@ import { join } from "node:path";
 
 export interface SessionOptions {
   manager: string;
+  /** The node's certificate; "insecure": plaintext to a manager started with --insecure. */
+  credentials: ClientCredentials;
+  /** The node ID its certificate carries; without one (insecure) it is kept in the state dir as the manager gives it. */
+  nodeId?: string;
   hostname: string;
   advertiseAddr: string;
   stateDir: string;
@@ -66,10 +70,13 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [delta: ViewD
 
   constructor(private readonly options: SessionOptions) {
     super();
-    this.client = dispatcherClient(options.manager);
-    try {
-      this.nodeId = readFileSync(this.nodeIdFile, "utf8").trim();
-    } catch {}
+    this.client = dispatcherClient(options.manager, options.credentials);
+    if (options.nodeId) this.nodeId = options.nodeId;
+    else {
+      try {
+        this.nodeId = readFileSync(this.nodeIdFile, "utf8").trim();
+      } catch {}
+    }
   }
 
   private get nodeIdFile(): string {

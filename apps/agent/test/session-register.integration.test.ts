@@ -34,7 +34,7 @@ async function registered(options: Partial<SessionOptions> = {}): Promise<Record
   const port = await new Promise<number>((resolve, reject) =>
     server!.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
-  session = new ManagerSession({ manager: `127.0.0.1:${port}`, hostname: "node1", advertiseAddr: "192.0.2.1", stateDir: dir.path, log: () => {}, ...options });
+  session = new ManagerSession({ manager: `127.0.0.1:${port}`, credentials: "insecure", hostname: "node1", advertiseAddr: "192.0.2.1", stateDir: dir.path, log: () => {}, ...options });
   session.start();
   return request;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { UsageError } from "./errors.ts";
-import { resolveManagerAddress } from "./host.ts";
+import { resolveManager, resolveManagerAddress } from "./host.ts";
 
 const cwd = "/home/me";
 
@@ -27,16 +27,46 @@ describe("resolveManagerAddress", () => {
   });
 
   it("uses the running lab's socket when no address is given, but never over one that is", () => {
-    const one = new Map([["lab", "/run/vipmesh/lab/manager.sock"]]);
+    const one = new Map([["lab", endpoint("lab")]]);
     expect(resolveManagerAddress({ env: {}, cwd, labs: one })).toBe("/run/vipmesh/lab/manager.sock");
     expect(resolveManagerAddress({ env: { VIPMESH_HOST: "10.0.0.1:4242" }, cwd, labs: one })).toBe("10.0.0.1:4242");
   });
 
   it("asks which lab when several run", () => {
     const two = new Map([
-      ["a", "/run/vipmesh/a/manager.sock"],
-      ["b", "/run/vipmesh/b/manager.sock"],
+      ["a", endpoint("a")],
+      ["b", endpoint("b")],
     ]);
     expect(() => resolveManagerAddress({ env: {}, cwd, labs: two })).toThrow(/several labs run here \(a, b\)/);
+  });
+});
+
+function endpoint(name: string) {
+  const dir = `/run/vipmesh/${name}`;
+  return { socket: `${dir}/manager.sock`, tlsDir: `${dir}/manager/admin`, readonlyTlsDir: `${dir}/manager/readonly` };
+}
+
+describe("resolveManager's identity", () => {
+  const cwd = "/home/me";
+  it("without --tls-dir, VIPMESH_TLS_DIR or a lab, says how to give one", () => {
+    expect(() => resolveManager({ flag: "10.0.0.1:4242", env: {}, cwd })).toThrow(/pass --tls-dir DIR or set VIPMESH_TLS_DIR/);
+  });
+
+  it("reads --tls-dir before VIPMESH_TLS_DIR, and says which directory lacks an identity", () => {
+    expect(() => resolveManager({ flag: "10.0.0.1:4242", tlsDir: "mine", env: { VIPMESH_TLS_DIR: "/etc/theirs" }, cwd })).toThrow(
+      "no TLS identity in /home/me/mine",
+    );
+    expect(() => resolveManager({ flag: "10.0.0.1:4242", env: { VIPMESH_TLS_DIR: "/etc/theirs" }, cwd })).toThrow("no TLS identity in /etc/theirs");
+  });
+
+  it("uses the running lab's admin identity (read-only for watchers) for the lab's manager only", () => {
+    const labs = new Map([["lab", endpoint("lab")]]);
+    expect(() => resolveManager({ env: {}, cwd, labs })).toThrow("no TLS identity in /run/vipmesh/lab/manager/admin");
+    expect(() => resolveManager({ env: {}, cwd, labs }, "readonly")).toThrow("no TLS identity in /run/vipmesh/lab/manager/readonly");
+    expect(() => resolveManager({ flag: "10.0.0.1:4242", env: {}, cwd, labs })).toThrow(/pass --tls-dir/);
+  });
+
+  it("--insecure needs no identity", () => {
+    expect(resolveManager({ flag: "10.0.0.1:4242", insecure: true, env: {}, cwd })).toEqual({ address: "10.0.0.1:4242", credentials: "insecure" });
   });
 });

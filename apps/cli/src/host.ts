@@ -1,15 +1,48 @@
-// Finding the manager a client command talks to.
+// Finding the manager a client command talks to, and the identity to show it.
 
+import { type ClientCredentials, credentialsFromDir } from "@vipmesh/api";
+import type { LabEndpoint } from "@vipmesh/lab";
 import { isAbsolute, resolve } from "node:path";
 import { UsageError } from "./errors.ts";
 
 export interface HostSources {
   /** --host */
   flag?: string | undefined;
+  /** --tls-dir */
+  tlsDir?: string | undefined;
+  /** --insecure: plaintext, to a manager started with --insecure */
+  insecure?: boolean | undefined;
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;
-  /** Sockets of the labs running on this machine, by lab name. */
-  labs?: ReadonlyMap<string, string>;
+  /** The labs running on this machine, by lab name. */
+  labs?: ReadonlyMap<string, LabEndpoint>;
+}
+
+export interface ManagerTarget {
+  address: string;
+  credentials: ClientCredentials;
+}
+
+/**
+ * The manager's address (see resolveManagerAddress) and the identity to
+ * present: --tls-dir, else VIPMESH_TLS_DIR, else — for a running lab's
+ * manager — the lab's admin identity (or its read-only one, for watchers).
+ */
+export function resolveManager(sources: HostSources, use: "admin" | "readonly" = "admin"): ManagerTarget {
+  const address = resolveManagerAddress(sources);
+  if (sources.insecure) return { address, credentials: "insecure" };
+  const lab = [...(sources.labs?.values() ?? [])].find((l) => l.socket === address || `unix:${l.socket}` === address);
+  const dir = sources.tlsDir || sources.env.VIPMESH_TLS_DIR || (lab && (use === "admin" ? lab.tlsDir : lab.readonlyTlsDir));
+  if (!dir) {
+    throw new UsageError(
+      `no TLS identity for the manager at ${address}: pass --tls-dir DIR or set VIPMESH_TLS_DIR (the manager writes its admin's in <data-dir>/admin)`,
+    );
+  }
+  try {
+    return { address, credentials: credentialsFromDir(resolve(sources.cwd, dir)) };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 /**
@@ -20,8 +53,8 @@ export interface HostSources {
 export function resolveManagerAddress(sources: HostSources): string {
   const given = sources.flag || sources.env.VIPMESH_HOST;
   if (given) return normalizeAddress(given, sources.cwd);
-  const labs = sources.labs ?? new Map<string, string>();
-  if (labs.size === 1) return [...labs.values()][0]!;
+  const labs = sources.labs ?? new Map<string, LabEndpoint>();
+  if (labs.size === 1) return [...labs.values()][0]!.socket;
   if (labs.size > 1) {
     throw new UsageError(
       `several labs run here (${[...labs.keys()].join(", ")}): pass --host /run/vipmesh/NAME/manager.sock or set VIPMESH_HOST`,

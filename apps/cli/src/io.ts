@@ -10,11 +10,11 @@ export interface Io {
   /** stderr is a terminal: progress rewrites one line instead of printing one per update. */
   interactive: boolean;
   now(): Date;
-  /** Sockets of the labs running on this machine, by name: where commands go without --host. */
-  labs(): ReadonlyMap<string, string>;
+  /** The labs running on this machine, by name: where commands go without --host, with the lab's identity. */
+  labs(): ReadonlyMap<string, LabEndpoint>;
 }
 
-import { runningLabs } from "@vipmesh/lab";
+import { type LabEndpoint, runningLabs } from "@vipmesh/lab";
 
 export function processIo(): Io {
   return {

@@ -5,6 +5,7 @@ import { type ServiceError, status } from "@grpc/grpc-js";
 import { type ClusterServiceClient, call, clusterClient, isServiceError, statusName } from "@vipmesh/api";
 import { formatDuration } from "./duration.ts";
 import { CommandFailed } from "./errors.ts";
+import type { ManagerTarget } from "./host.ts";
 
 export const UNARY_DEADLINE_MS = 5000;
 
@@ -12,9 +13,11 @@ type UnaryCall<K extends keyof ClusterServiceClient> = typeof call<ClusterServic
 
 export class ManagerConnection {
   readonly client: ClusterServiceClient;
+  readonly address: string;
 
-  constructor(readonly address: string) {
-    this.client = clusterClient(address);
+  constructor(target: ManagerTarget) {
+    this.address = target.address;
+    this.client = clusterClient(target.address, target.credentials);
   }
 
   /** A unary call; failures come back as CommandFailed with a message for people. */
@@ -58,9 +61,9 @@ export function describeManagerError(err: Pick<ServiceError, "code" | "details">
   return err.details || statusName(err.code);
 }
 
-/** Runs `fn` with a connection to `address`, closing it afterwards so the process can exit. */
-export async function withConnection<T>(address: string, fn: (conn: ManagerConnection) => Promise<T>): Promise<T> {
-  const conn = new ManagerConnection(address);
+/** Runs `fn` with a connection to the manager, closing it afterwards so the process can exit. */
+export async function withConnection<T>(target: ManagerTarget, fn: (conn: ManagerConnection) => Promise<T>): Promise<T> {
+  const conn = new ManagerConnection(target);
   try {
     return await fn(conn);
   } finally {

@@ -8,6 +8,7 @@ import { registerAgentCommand } from "./commands/agent.ts";
 import { registerExecCommand } from "./commands/exec.ts";
 import { registerHaproxyGenCommand } from "./commands/haproxy-gen.ts";
 import { registerLabCommands } from "./commands/lab.ts";
+import { registerJoinTokenCommand } from "./commands/join-token.ts";
 import { registerNodeCommands } from "./commands/node.ts";
 import { registerServiceCommands } from "./commands/service.ts";
 import { registerWhoamiCommand } from "./commands/whoami.ts";
@@ -19,6 +20,8 @@ export function buildProgram(io: Io): Command {
   const program = new Command("vipmesh")
     .description("Swarm-style services with virtual IPs over a cluster of Linux machines")
     .option("-H, --host <addr>", "manager address: host:port or a unix socket path (default: $VIPMESH_HOST)")
+    .option("--tls-dir <dir>", "the identity to show the manager: ca.pem, cert.pem, key.pem (default: $VIPMESH_TLS_DIR, or the running lab's admin)")
+    .option("--insecure", "plaintext, to a manager started with --insecure (debugging only)")
     .exitOverride()
     .configureOutput({
       writeOut: io.stdout,
@@ -33,6 +36,7 @@ export function buildProgram(io: Io): Command {
   registerNetworkCommands(program, io);
   registerServiceCommands(program, io);
   registerNodeCommands(program, io);
+  registerJoinTokenCommand(program, io);
   registerWhoamiCommand(program, io);
   registerExecCommand(program, io);
   registerLabCommands(program, io);

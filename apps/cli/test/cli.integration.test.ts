@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { call, dispatcherClient } from "@vipmesh/api";
+import { call, clusterClient, credentialsFromDir, dispatcherClient, NodeIdentity } from "@vipmesh/api";
 import { startManager } from "@vipmesh/manager";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Io } from "../src/io.ts";
@@ -20,6 +20,9 @@ interface Result {
 
 interface TestManager {
   host: string;
+  tlsDir: string;
+  /** The worker join token, for simulated agents. */
+  token: string;
   stop(): Promise<void>;
 }
 
@@ -28,6 +31,8 @@ async function startTestManager(options: { restartDelayMs?: number } = {}): Prom
   const manager = await startManager({ dataDir, listen: ["127.0.0.1:0"], ...options });
   return {
     host: manager.addresses[0]!,
+    tlsDir: manager.adminTlsDir!,
+    token: (await call(clusterClient(manager.addresses[0]!, credentialsFromDir(manager.adminTlsDir!)), "getJoinToken", { role: "worker" })).token,
     stop: async () => {
       await manager.stop();
       rmSync(dataDir, { recursive: true, force: true });
@@ -56,7 +61,12 @@ beforeAll(async () => {
 });
 afterAll(() => manager?.stop());
 
-const vipmesh = (...argv: string[]) => runCli(["--host", manager.host, ...argv]);
+/** The CLI, as the admin of `m`. */
+const cliOf =
+  (m: () => TestManager) =>
+  (...argv: string[]) =>
+    runCli(["--host", m().host, "--tls-dir", m().tlsDir, ...argv]);
+const vipmesh = cliOf(() => manager);
 
 async function json<T = any>(...argv: string[]): Promise<T> {
   const r = await vipmesh(...argv);
@@ -218,7 +228,9 @@ describe("services", () => {
 
 describe("nodes", () => {
   it("lists, updates, inspects and removes a registered node", async () => {
-    const dispatcher = dispatcherClient(manager.host);
+    const token = (await vipmesh("join-token", "worker", "-q")).stdout.trim();
+    const identity = await NodeIdentity.obtain({ manager: manager.host, token });
+    const dispatcher = dispatcherClient(manager.host, { identity: identity.source });
     const { nodeId } = await call(dispatcher, "register", { hostname: "node-1", addr: "192.168.50.11" });
     dispatcher.close();
 
@@ -249,7 +261,7 @@ describe("errors", () => {
   });
 
   it("names the address of a manager it cannot reach", async () => {
-    const r = await runCli(["--host", "127.0.0.1:1", "node", "ls"]);
+    const r = await runCli(["--host", "127.0.0.1:1", "--tls-dir", manager.tlsDir, "node", "ls"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^Error: cannot reach the vipmesh manager at 127\.0\.0\.1:1 /);
   });
@@ -264,13 +276,14 @@ describe("errors", () => {
 describe("waiting for convergence with an agent", () => {
   let converging: TestManager;
   let agent: SimAgent;
-  const cli = (...argv: string[]) => runCli(["--host", converging.host, ...argv]);
+  const cli = cliOf(() => converging);
 
   beforeAll(async () => {
     // a failed task is replaced after the restart delay: keep the rollback test short
     converging = await startTestManager({ restartDelayMs: 50 });
     // tasks whose command starts with "fail" fail as they start
     agent = await new SimAgent(converging.host, {
+      token: converging.token,
       hostname: "agent-1",
       addr: "192.0.2.21",
       fails: (t) => (t.spec.container.command[0] === "fail" ? "exit status 1" : undefined),
@@ -325,13 +338,13 @@ describe("service logs", () => {
   let logging: TestManager;
   let agent: SimAgent;
   let tasks: { id: string; slot: number }[];
-  const cli = (...argv: string[]) => runCli(["--host", logging.host, ...argv]);
+  const cli = cliOf(() => logging);
 
   beforeAll(async () => {
     logging = await startTestManager();
-    agent = await new SimAgent(logging.host, { hostname: "agent-1", addr: "192.0.2.31" }).start();
+    agent = await new SimAgent(logging.host, { hostname: "agent-1", addr: "192.0.2.31", token: logging.token }).start();
     expect((await cli("service", "create", "--name", "chatty", "--replicas", "2", "--", "true")).code).toBe(0);
-    tasks = (await json<any[]>("--host", logging.host, "service", "ps", "--json", "chatty")).map((t) => ({ id: t.ID, slot: t.Slot }));
+    tasks = (await json<any[]>("--host", logging.host, "--tls-dir", logging.tlsDir, "service", "ps", "--json", "chatty")).map((t) => ({ id: t.ID, slot: t.Slot }));
     for (const t of tasks) agent.logs.set(t.id, `slot ${t.slot} one\nslot ${t.slot} two\n`);
   });
   afterAll(async () => {
@@ -360,7 +373,7 @@ describe("service logs", () => {
   it("follows new output until Ctrl-C, then exits 0", async () => {
     let stdout = "";
     const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stdout += t), env: {}, interactive: false, now: () => new Date(), labs: () => new Map() };
-    const running = run(["--host", logging.host, "service", "logs", "-f", "--tail", "1", "chatty"], io);
+    const running = run(["--host", logging.host, "--tls-dir", logging.tlsDir, "service", "logs", "-f", "--tail", "1", "chatty"], io);
     const [t] = tasks as [{ id: string; slot: number }];
     await waitFor("the last lines", () => tasks.every((x) => linesOf(stdout, x).length === 1));
     agent.appendLog(t.id, "three\n");

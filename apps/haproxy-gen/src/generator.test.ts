@@ -44,7 +44,7 @@ describe("Generator without a manager", () => {
   it("fails one-shot with the reason and writes nothing", async () => {
     dir = tempDir("vipmesh-hg-");
     const output = join(dir.path, "haproxy.cfg");
-    const g = new Generator({ manager: `unix:${join(dir.path, "nobody.sock")}`, output, runtime, log: () => {} });
+    const g = new Generator({ manager: `unix:${join(dir.path, "nobody.sock")}`, credentials: "insecure", output, runtime, log: () => {} });
     await expect(g.once()).rejects.toThrow(/cannot watch the cluster/);
     expect(existsSync(output)).toBe(false);
   });
@@ -54,7 +54,7 @@ describe("Generator without a manager", () => {
     const output = join(dir.path, "haproxy.cfg");
     writeFileSync(output, "# the last good config\n");
     const logs: string[] = [];
-    const g = new Generator({ manager: `unix:${join(dir.path, "nobody.sock")}`, output, runtime, log: (l) => logs.push(l) });
+    const g = new Generator({ manager: `unix:${join(dir.path, "nobody.sock")}`, credentials: "insecure", output, runtime, log: (l) => logs.push(l) });
     g.watch();
     try {
       await waitFor("three attempts", () => logs.length >= 3, 10_000);

@@ -6,7 +6,7 @@
 // last config too; the stream is opened again with backoff, and the next
 // snapshot replaces everything known.
 
-import { clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { type ClientCredentials, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
 import { writeFileSync } from "node:fs";
 import { type Applied, ConfigApplier } from "./haproxy.ts";
 import { type ClusterSnapshot, type RuntimeSettings, type TemplateData, templateData } from "./model.ts";
@@ -15,6 +15,8 @@ import { loadTemplate } from "./render.ts";
 export interface GeneratorOptions {
   /** The manager's address (as every client command finds it). */
   manager: string;
+  /** Its identity: a read-only certificate is enough. */
+  credentials: ClientCredentials;
   output: string;
   /** A Handlebars template file; the default one ships with the app. */
   template?: string;
@@ -85,7 +87,7 @@ export class Generator {
 
   /** Renders the cluster once and applies it; throws what went wrong. */
   async once(): Promise<Applied> {
-    const client = clusterClient(this.o.manager);
+    const client = clusterClient(this.o.manager, this.o.credentials);
     try {
       const first = await new Promise<wire.WatchMessage>((resolve, reject) => {
         const stream = client.watch({});
@@ -104,7 +106,7 @@ export class Generator {
 
   /** Follows the cluster until stop(), re-rendering on every change. */
   watch(): void {
-    this.client = clusterClient(this.o.manager);
+    this.client = clusterClient(this.o.manager, this.o.credentials);
     this.connect(500);
   }
 

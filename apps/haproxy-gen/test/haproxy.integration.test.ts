@@ -3,8 +3,8 @@
 // `haproxy -c`, requests reach every task, and under a steady request loop the
 // runtime updates and reloads that follow the cluster lose no request.
 
-import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
-import { type LabLayout, labDown, labUp, listNamespaces, nodeStart, nodeStop } from "@vipmesh/lab";
+import { call, type ClusterServiceClient, credentialsFromDir, type wire } from "@vipmesh/api";
+import { type LabLayout, labClient, labDown, labUp, listNamespaces, nodeStart, nodeStop } from "@vipmesh/lab";
 import { REQUEST_LOOP, tempDir, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -28,6 +28,7 @@ const HEALTHY = { test: ["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:808
 
 const options = (o: Partial<GeneratorOptions> = {}): GeneratorOptions => ({
   manager: lab.socket,
+  credentials: credentialsFromDir(lab.readonlyTlsDir), // a watcher needs no more than read-only
   output: join(dir, "haproxy.cfg"),
   runtime: { statsSocket: join(dir, "admin.sock"), statsPort: 8404, tlsCert: "" },
   log: (line) => logs.push(line),
@@ -68,7 +69,7 @@ kernelDescribe("haproxy-gen in front of a 3-node lab", () => {
     dir = tmp.path;
     // heartbeats every second: a stopped node is down after 3 s
     lab = await labUp({ name, nodes: 3, heartbeatMs: 1000 });
-    client = clusterClient(lab.socket);
+    client = labClient(lab);
   });
   afterAll(async () => {
     await watcher?.stop();

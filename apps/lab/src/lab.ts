@@ -5,7 +5,7 @@
 // /run/vipmesh/<lab>/, so `lab down` removes all of it, also after a crash.
 // Nothing here touches the root namespace's interfaces, routes or firewall.
 
-import { call, clusterClient } from "@vipmesh/api";
+import { call, clusterClient, type ClusterServiceClient, credentialsFromDir } from "@vipmesh/api";
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -29,6 +29,12 @@ export interface LabLayout {
   name: string;
   dir: string;
   socket: string;
+  /** The manager's admin identity: what the CLI and the lab's own calls use. */
+  tlsDir: string;
+  /** The manager's read-only identity: for watchers such as haproxy-gen. */
+  readonlyTlsDir: string;
+  /** The worker join token agents join with (kept so that a node started later can join too). */
+  token?: string;
   prefix: string;
   fabric: string;
   client: string;
@@ -48,6 +54,8 @@ export function layout(name: string, nodes: number): LabLayout {
     name,
     dir,
     socket: join(dir, "manager.sock"),
+    tlsDir: join(dir, "manager", "admin"),
+    readonlyTlsDir: join(dir, "manager", "readonly"),
     prefix,
     fabric: `${prefix}fabric`,
     client: `${prefix}client`,
@@ -83,23 +91,35 @@ export const namespacePids = (ns: string): number[] =>
     .map(Number);
 
 /** Sockets of the labs that run now, by name. */
-export function runningLabs(): Map<string, string> {
-  const labs = new Map<string, string>();
+/** How to reach a lab's manager: its socket, and the admin identity to present. */
+export interface LabEndpoint {
+  socket: string;
+  tlsDir: string;
+  readonlyTlsDir: string;
+}
+
+export function runningLabs(): Map<string, LabEndpoint> {
+  const labs = new Map<string, LabEndpoint>();
   if (!existsSync(RUN_DIR)) return labs;
   for (const name of readdirSync(RUN_DIR)) {
-    const socket = join(RUN_DIR, name, "manager.sock");
-    if (existsSync(socket)) labs.set(name, socket);
+    if (!/^[a-z][a-z0-9-]{0,15}$/.test(name)) continue;
+    const { socket, tlsDir, readonlyTlsDir } = layout(name, 0);
+    if (existsSync(socket)) labs.set(name, { socket, tlsDir, readonlyTlsDir });
   }
   return labs;
 }
 
-function startDetached(name: string, dir: string, netns: string, args: string[]): number {
+/** A client of the lab's cluster API, as its admin. */
+export const labClient = (l: Pick<LabLayout, "socket" | "tlsDir">): ClusterServiceClient => clusterClient(l.socket, credentialsFromDir(l.tlsDir));
+
+function startDetached(name: string, dir: string, netns: string, args: string[], env: Record<string, string> = {}): number {
   const log = openSync(join(dir, `${name}.log`), "a");
   // nsenter, not `ip netns exec`: that gives a private mount namespace, in which the
   // sandboxes an agent names (bind mounts under /run/netns) would be visible to it alone
   const child = spawn("nsenter", [`--net=/run/netns/${netns}`, "--", VIPMESH, ...args], {
     detached: true,
     stdio: ["ignore", log, log],
+    env: { ...process.env, ...env },
   });
   closeSync(log);
   child.unref();
@@ -138,11 +158,11 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
     if (o.heartbeatMs) l.heartbeatMs = o.heartbeatMs;
     if (o.dataplane) l.dataplane = o.dataplane;
     await startManager(l);
-
-    for (const n of l.nodes) startAgent(l, n.hostname);
-    log(`${l.nodes.length} agents`);
-    const client = clusterClient(l.socket);
+    const client = labClient(l);
     try {
+      l.token = (await call(client, "getJoinToken", { role: "worker" }, { deadline: Date.now() + 5000 })).token;
+      for (const n of l.nodes) startAgent(l, n.hostname);
+      log(`${l.nodes.length} agents`);
       await waitFor(
         `${l.nodes.length} ready nodes`,
         async () => {
@@ -181,6 +201,7 @@ export async function startManager(l: LabLayout): Promise<void> {
   if (l.heartbeatMs) args.push("--heartbeat-period", `${l.heartbeatMs}ms`);
   rmSync(l.socket, { force: true });
   startDetached("manager", l.dir, l.fabric, args);
+  // the manager writes its admin identity before it listens
   await waitFor(`the manager of lab ${l.name}`, () => existsSync(l.socket), 30_000);
 }
 
@@ -197,7 +218,9 @@ export function startAgent(l: LabLayout, hostname: string): void {
   // nothing outside the lab is reachable from it: names outside the cluster fail at once
   args.push("--state-dir", n.stateDir, "--sandbox-prefix", `${n.netns}-`, "--dns-upstream", "none");
   if (l.dataplane) args.push("--dataplane", l.dataplane);
-  startDetached(`agent-${hostname}`, l.dir, n.netns, args);
+  // the join token in the environment, not on the command line that `ps` shows; a node
+  // that has joined keeps its certificate in its state dir and does not use it again
+  startDetached(`agent-${hostname}`, l.dir, n.netns, args, l.token ? { VIPMESH_JOIN_TOKEN: l.token } : {});
 }
 
 /** Reads a running lab's layout. */

@@ -2,12 +2,12 @@
 // IPVS dataplane, in Debian's real kernel. Prints one line per check and exits
 // non-zero at the first that fails; "ALL OK" at the end.
 
-import { call, clusterClient, type wire } from "@vipmesh/api";
+import { call, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
 import { REQUEST_LOOP, waitFor } from "@vipmesh/testing";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { killAgent, labDown, labUp, listNamespaces, startAgent } from "../src/lab.ts";
+import { killAgent, labClient, labDown, labUp, listNamespaces, startAgent } from "../src/lab.ts";
 
 const KEEPALIVE = fileURLToPath(new URL("./keepalive-client.mjs", import.meta.url));
 
@@ -24,7 +24,7 @@ const slow = <T>(what: string, f: () => T | Promise<T>) => waitFor(what, f, 240_
 
 // heartbeats every 10 s (down after 30 s): an agent restarting under emulation takes longer than the default's 15 s
 const lab = await labUp({ name: "ipvs", nodes: 2, dataplane: "ipvs", heartbeatMs: 10_000 });
-const client = clusterClient(lab.socket);
+const client = labClient(lab);
 const { nodes } = await call(client, "listNodes", {});
 check(nodes.every((n) => n.description?.dataplane === "ipvs"), "both agents run the IPVS dataplane", nodes.map((n) => n.description?.dataplane).join(" "));
 

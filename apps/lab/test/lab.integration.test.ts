@@ -1,7 +1,7 @@
 // A real 3-node lab: namespaces, a manager and agents as processes, tasks in
 // sandboxes talking over VXLAN. Asserts by reading kernel state back.
 
-import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { call, type ClusterServiceClient, type wire } from "@vipmesh/api";
 import { addrOf, macForIpv4 } from "@vipmesh/core";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -10,6 +10,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
+  labClient,
   type LabLayout,
   killAgent,
   killManager,
@@ -62,7 +63,7 @@ kernelDescribe("a 3-node lab", () => {
   beforeAll(async () => {
     // down after 3 missed heartbeats = 6 s: long enough for an agent to be restarted in place
     lab = await labUp({ name, nodes: 3, heartbeatMs: 2000 });
-    client = clusterClient(lab.socket);
+    client = labClient(lab);
   });
   afterAll(() => {
     client?.close();
@@ -222,7 +223,7 @@ kernelDescribe("a 3-node lab", () => {
     await new Promise((r) => setTimeout(r, 1000)); // agents notice and start backing off
     client.close();
     await startManager(lab);
-    client = clusterClient(lab.socket);
+    client = labClient(lab);
     await waitFor("every node ready again", async () => {
       const { nodes } = await call(client, "listNodes", {});
       return nodes.length === 3 && nodes.every((n) => n.status?.state === "ready");

@@ -3,13 +3,13 @@
 // namespace on the underlay; host mode answers only where a task runs, with
 // the client's own address; what is unpublished leaves nothing in any kernel.
 
-import { call, clusterClient, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { call, type ClusterServiceClient, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { type LabLayout, labDown, labUp, listNamespaces } from "../src/lab.ts";
+import { type LabLayout, labClient, labDown, labUp, listNamespaces } from "../src/lab.ts";
 import { waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 
@@ -54,7 +54,7 @@ const HEALTHY = { test: ["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:808
 kernelDescribe("the routing mesh on a 3-node lab", () => {
   beforeAll(async () => {
     lab = await labUp({ name, nodes: 3 });
-    client = clusterClient(lab.socket);
+    client = labClient(lab);
   });
   afterAll(() => {
     client?.close();

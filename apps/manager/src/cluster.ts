@@ -216,7 +216,12 @@ export class Cluster {
   // ---- nodes ---------------------------------------------------------------
 
   /** Registers an agent's node, keeping the identity of a known node ID or hostname; `dataplane` "" is nftables. */
-  registerNode(hostname: string, addr: string, nodeId: string, labels: Record<string, string>, dataplane = ""): Node {
+  /**
+   * Records a node's registration. `certified`: nodeId comes from the node's
+   * certificate and is its only identity; otherwise (a manager with
+   * --insecure) a known hostname keeps its node across agent restarts.
+   */
+  registerNode(hostname: string, addr: string, nodeId: string, labels: Record<string, string>, dataplane = "", certified = false): Node {
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/.test(hostname)) {
       throw invalid(`hostname "${hostname}" is not a valid host name`);
     }
@@ -225,7 +230,7 @@ export class Cluster {
     return this.store.update((tx) => {
       const known =
         (nodeId ? tx.get("node", nodeId) : undefined) ??
-        tx.list("node").find((n) => n.description.hostname === hostname);
+        (certified ? undefined : tx.list("node").find((n) => n.description.hostname === hostname));
       const clash = tx.list("node").find((n) => n.status.addr === addr && n.id !== known?.id && n.status.state !== "down");
       if (clash) throw alreadyExists(`address ${addr} is already used by node ${clash.description.hostname}`);
       // every node carries the routing mesh: its ingress sandbox gets an address on the ingress network once

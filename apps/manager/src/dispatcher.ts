@@ -269,6 +269,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       switch (ch.kind) {
         case "node":
           this.dirty.nodes.add(ch.object.id);
+          if (ch.action === "remove") this.endSession(ch.object.id, "the node was removed from the cluster");
           break;
         case "network":
           this.dirty.networks.add(ch.object.id);
@@ -345,6 +346,15 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     s.channel.send({ assignment: { ...delta, version: s.version, full } });
   }
 
+  /** Closes a node's session from this side, saying why. */
+  private endSession(nodeId: string, why: string): void {
+    const s = this.sessions.get(nodeId);
+    if (!s) return;
+    this.sessions.delete(nodeId);
+    this.endLogRelays(s, `node ${this.hostname(nodeId)}: ${why}`);
+    s.channel.close(new Error(why));
+  }
+
   // ---- node health ---------------------------------------------------------
 
   private checkHealth(): void {
@@ -354,12 +364,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       const seen = this.lastSeen.get(n.id) ?? 0;
       if (seen < deadline) {
         this.cluster.setNodeState(n.id, "down", `no heartbeat for ${MISSED_HEARTBEATS_FOR_DOWN} periods`);
-        const s = this.sessions.get(n.id);
-        if (s) {
-          this.sessions.delete(n.id);
-          this.endLogRelays(s, `node ${this.hostname(n.id)} missed its heartbeats`);
-          s.channel.close(new Error("heartbeats missed: node marked down"));
-        }
+        this.endSession(n.id, "heartbeats missed: node marked down");
       }
     }
   }

@@ -1,14 +1,28 @@
 // startManager: the store, allocator, orchestrator, dispatcher and gRPC server, wired.
 
 import * as grpc from "@grpc/grpc-js";
-import { ClusterServiceDef, DispatcherServiceDef } from "@vipmesh/api";
+import { CaServiceDef, ClusterServiceDef, DispatcherServiceDef, type IdentitySource, serverCredentials } from "@vipmesh/api";
 import { chmodSync, unlinkSync } from "node:fs";
 import { Allocator } from "./allocator.ts";
 import { Cluster } from "./cluster.ts";
 import { DEFAULT_HEARTBEAT_PERIOD_MS, Dispatcher } from "./dispatcher.ts";
 import { Orchestrator } from "./orchestrator.ts";
-import { clusterHandlers, dispatcherHandlers } from "./server.ts";
+import { authInterceptor } from "./security/authz.ts";
+import { CertificateAuthority, tlsDirs } from "./security/certificate-authority.ts";
+
+export { tlsDirs };
+import { caHandlers, clusterHandlers, dispatcherHandlers } from "./server.ts";
 import { ClusterStore } from "./store/cluster-store.ts";
+
+/**
+ * What one message may be, each way. Requests are small (the largest are
+ * agents' log chunks of 64 KiB); responses and assignments carry whole
+ * views and lists, which at tens of thousands of services run to megabytes.
+ */
+export const MESSAGE_LIMITS = {
+  "grpc.max_receive_message_length": 4 * 1024 * 1024,
+  "grpc.max_send_message_length": 256 * 1024 * 1024,
+} as const;
 
 export interface ManagerOptions {
   /** Where the SQLite database lives. */
@@ -20,11 +34,19 @@ export interface ManagerOptions {
   addressPool?: string;
   /** The routing mesh's subnet, used when the cluster has no ingress network yet (its first start). */
   ingressSubnet?: string;
+  /** How long node certificates last; default 90 days. */
+  certValidityMs?: number;
+  /** Plain TCP, no certificates, every call allowed: for debugging only. */
+  insecure?: boolean;
 }
 
 export interface RunningManager {
   /** The bound addresses, with real ports. */
   addresses: string[];
+  /** The local admin's TLS identity (ca.pem, cert.pem, key.pem); undefined with --insecure. */
+  adminTlsDir: string | undefined;
+  /** A read-only identity for watchers such as haproxy-gen; undefined with --insecure. */
+  readonlyTlsDir: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -40,12 +62,29 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     close();
     throw new Error(`cannot bring the cluster up to date: ${err instanceof Error ? err.message : String(err)}`);
   }
+  let ca: CertificateAuthority | undefined;
+  let identity: IdentitySource | undefined;
+  try {
+    if (!options.insecure) {
+      ca = await CertificateAuthority.open(options.dataDir, store.settings, options.certValidityMs);
+      identity = await ca.localIdentities(options.dataDir);
+    }
+  } catch (err) {
+    close();
+    throw new Error(`cannot set up the cluster's CA in ${options.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const dispatcher = new Dispatcher(store, cluster, options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS);
   const orchestrator = new Orchestrator(store, allocator, cluster, { restartDelayMs: options.restartDelayMs });
 
-  const server = new grpc.Server({ "grpc.keepalive_permit_without_calls": 1, "grpc.http2.min_ping_interval_without_data_ms": 5000 });
-  server.addService(ClusterServiceDef, clusterHandlers(store, cluster, dispatcher));
-  server.addService(DispatcherServiceDef, dispatcherHandlers(cluster, dispatcher));
+  const server = new grpc.Server({
+    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.http2.min_ping_interval_without_data_ms": 5000,
+    ...MESSAGE_LIMITS,
+    interceptors: ca ? [authInterceptor(ca)] : [],
+  });
+  server.addService(ClusterServiceDef, clusterHandlers(store, cluster, dispatcher, ca));
+  server.addService(DispatcherServiceDef, dispatcherHandlers(cluster, dispatcher, ca !== undefined));
+  if (ca) server.addService(CaServiceDef, caHandlers(ca));
 
   const addresses: string[] = [];
   try {
@@ -56,13 +95,14 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
         } catch {}
       }
       const port = await new Promise<number>((resolve, reject) =>
-        server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+        server.bindAsync(listen, serverCredentials(identity ?? "insecure"), (err, p) => (err ? reject(err) : resolve(p))),
       );
       if (listen.startsWith("unix:")) chmodSync(listen.slice(5), 0o600); // the API is the cluster's root: owner only
       addresses.push(listen.startsWith("unix:") ? listen : listen.replace(/:\d+$/, `:${port}`));
     }
   } catch (err) {
     server.forceShutdown();
+    ca?.stop();
     close();
     throw new Error(`cannot listen on ${options.listen.join(", ")}: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -71,9 +111,13 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   orchestrator.start();
   dispatcher.start();
 
+  const dirs = tlsDirs(options.dataDir);
   return {
     addresses,
+    adminTlsDir: ca ? dirs.admin : undefined,
+    readonlyTlsDir: ca ? dirs.readonly : undefined,
     stop: async () => {
+      ca?.stop();
       orchestrator.stop();
       dispatcher.stop();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));

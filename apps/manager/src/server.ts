@@ -2,31 +2,42 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { toStatus, type wire } from "@vipmesh/api";
-import type { ObjectKind } from "@vipmesh/core";
+import { exhausted, type ObjectKind, permissionDenied, precondition } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
 import type { Dispatcher, SessionChannel } from "./dispatcher.ts";
 import { relayServiceLogs } from "./service-logs.ts";
+import { type AuthContextCall, callerOf } from "./security/authz.ts";
+import type { CertificateAuthority } from "./security/certificate-authority.ts";
+import { RateLimiter } from "./security/rate-limit.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 
 type Callback = (err: Partial<grpc.StatusObject> | null, res?: object) => void;
+type UnaryCall<Req> = AuthContextCall & { request: Req };
 
-function unary<Req>(fn: (req: Req) => object) {
-  return (call: { request: Req }, callback: Callback): void => {
-    let res: object;
+function unary<Req>(fn: (req: Req, call: UnaryCall<Req>) => object | Promise<object>) {
+  return (call: UnaryCall<Req>, callback: Callback): void => {
+    let res: object | Promise<object>;
     try {
-      res = fn(call.request);
+      res = fn(call.request, call);
     } catch (err) {
       callback(toStatus(err));
       return;
     }
-    callback(null, res);
+    if (res instanceof Promise) res.then((r) => callback(null, r), (err: unknown) => callback(toStatus(err)));
+    else callback(null, res);
   };
 }
 
+const noCa = () => precondition("this manager runs with --insecure: it has no CA, certificates or join tokens");
+
+/** Registrations per node: swarm's 3 per 8 s. */
+export const REGISTRATION_LIMIT = { count: 3, windowMs: 8000 };
+
 const byName = <T>(name: (o: T) => string) => (a: T, b: T) => name(a).localeCompare(name(b));
 
-export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatcher: Dispatcher): wire.ClusterServiceHandlers {
+/** `ca` is undefined only for a manager started with --insecure. */
+export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatcher: Dispatcher, ca: CertificateAuthority | undefined): wire.ClusterServiceHandlers {
   const find = <K extends ObjectKind>(kind: K, ref: string) => store.mustFind(kind, ref);
   return {
     CreateNetwork: unary((req) => ({ network: cluster.createNetwork(req.spec) })),
@@ -44,7 +55,23 @@ export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatche
     ListNodes: unary(() => ({ nodes: store.list("node").sort(byName((n) => n.description.hostname)) })),
     InspectNode: unary((req) => ({ node: find("node", req.node) })),
     UpdateNode: unary((req) => ({ node: cluster.updateNode(req.node, Number(req.version), req.spec as never) })),
-    RemoveNode: unary((req) => (cluster.removeNode(req.node, req.force), {})),
+    RemoveNode: unary((req) => {
+      // revoked first: if the removal fails the revocation is taken back; if the manager dies in between, the node stays out
+      const id = find("node", req.node).id;
+      ca?.revoke(id);
+      try {
+        cluster.removeNode(id, req.force);
+      } catch (err) {
+        ca?.unrevoke(id);
+        throw err;
+      }
+      return {};
+    }),
+
+    GetJoinToken: unary((req) => {
+      if (!ca) throw noCa();
+      return { token: ca.joinToken(req.role, req.rotate) };
+    }),
 
     ListTasks: unary((req) => {
       const service = req.service ? find("service", req.service).id : undefined;
@@ -108,13 +135,32 @@ export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatche
   };
 }
 
-export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher): wire.DispatcherServiceHandlers {
+export function caHandlers(ca: CertificateAuthority): wire.CaServiceHandlers {
   return {
-    Register: unary((req) => ({
-      nodeId: cluster.registerNode(req.hostname, req.addr, req.nodeId, req.labels ?? {}, req.dataplane).id,
-    })),
+    GetRootCa: unary(() => ({ caPem: ca.ca.certPem })),
+    Join: unary((req) => ca.join(req.token, req.csrPem)),
+    RenewCertificate: unary(async (req, call) => ({ certPem: await ca.renew(callerOf(call)!, req.csrPem) })),
+  };
+}
+
+/**
+ * With a CA, a node is who its certificate says (authz let only node
+ * certificates through); a manager started with --insecure takes the
+ * request's word for it.
+ */
+export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, secure: boolean): wire.DispatcherServiceHandlers {
+  const registrations = new RateLimiter(REGISTRATION_LIMIT.count, REGISTRATION_LIMIT.windowMs);
+  return {
+    Register: unary((req, call) => {
+      const nodeId = secure ? callerOf(call)!.id : req.nodeId;
+      if (!registrations.take(nodeId || req.hostname)) {
+        throw exhausted(`node ${nodeId || req.hostname} registers too often (at most ${REGISTRATION_LIMIT.count} times in ${REGISTRATION_LIMIT.windowMs / 1000} s); try again shortly`);
+      }
+      return { nodeId: cluster.registerNode(req.hostname, req.addr, nodeId, req.labels ?? {}, req.dataplane, secure).id };
+    }),
 
     Session: (call) => {
+      const certified = secure ? callerOf(call)!.id : undefined;
       let nodeId = "";
       const channel: SessionChannel = {
         send: (msg) => call.write(msg),
@@ -127,8 +173,10 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher): wi
         try {
           if (msg.open) {
             if (nodeId) throw new Error("session already open");
-            dispatcher.open(msg.open.nodeId ?? "", channel);
-            nodeId = msg.open.nodeId ?? "";
+            const asked = msg.open.nodeId ?? "";
+            if (certified && asked && asked !== certified) throw permissionDenied(`this certificate is node ${certified}'s, not node ${asked}'s`);
+            dispatcher.open(certified ?? asked, channel);
+            nodeId = certified ?? asked;
             return;
           }
           if (!nodeId) {

@@ -31,7 +31,7 @@ describe("node dataplanes", () => {
       ["node-3", "ipvs"],
     ]);
     const before = await everything(h);
-    const stranger = new SimAgent(h.address, { hostname: "node-4", addr: "192.0.2.254", dataplane: "ebpf" });
+    const stranger = new SimAgent(h.address, { hostname: "node-4", addr: "192.0.2.254", dataplane: "ebpf", token: h.token });
     const f = await failure(stranger.start());
     stranger.stop();
     expect(f.code).toBe("INVALID_ARGUMENT");

@@ -1,7 +1,7 @@
 // A real manager on 127.0.0.1:0 with a temp data dir, real clients, and
 // simulated agents speaking the real dispatcher protocol.
 
-import { call, clusterClient, type ClusterServiceClient, statusName, type wire } from "@vipmesh/api";
+import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, statusName, type wire } from "@vipmesh/api";
 import { canonicalJson } from "@vipmesh/core";
 import { SimAgent, type SimAgentOptions, tempDir, waitFor } from "@vipmesh/testing";
 import { type RunningManager, startManager } from "../src/index.ts";
@@ -10,6 +10,8 @@ export const HEARTBEAT_MS = 100;
 
 export interface Harness {
   address: string;
+  /** The worker join token every added agent joins with. */
+  token: string;
   dataDir: string;
   client: ClusterServiceClient;
   agents: SimAgent[];
@@ -32,14 +34,16 @@ export async function startHarness(options: { addressPool?: string; heartbeatPer
       addressPool: options.addressPool,
     });
   let manager = await start();
+  const admin = () => clusterClient(manager.addresses[0]!, credentialsFromDir(manager.adminTlsDir!));
   const h: Harness = {
     address: manager.addresses[0]!,
+    token: "",
     dataDir: dir.path,
-    client: clusterClient(manager.addresses[0]!),
+    client: admin(),
     agents: [],
     manager,
     async addAgent(hostname, options = {}) {
-      const agent = new SimAgent(h.address, { hostname, addr: `192.0.2.${nextAddr++ % 250}`, ...options });
+      const agent = new SimAgent(h.address, { hostname, addr: `192.0.2.${nextAddr++ % 250}`, token: h.token, ...options });
       await agent.start();
       h.agents.push(agent);
       return agent;
@@ -52,7 +56,7 @@ export async function startHarness(options: { addressPool?: string; heartbeatPer
       manager = await start();
       h.manager = manager;
       h.address = manager.addresses[0]!;
-      h.client = clusterClient(h.address);
+      h.client = admin();
     },
     async close() {
       for (const a of h.agents) a.stop();
@@ -61,6 +65,7 @@ export async function startHarness(options: { addressPool?: string; heartbeatPer
       dir.remove();
     },
   };
+  h.token = (await call(h.client, "getJoinToken", { role: "worker" })).token;
   return h;
 }
 

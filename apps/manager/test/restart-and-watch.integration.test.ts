@@ -27,6 +27,7 @@ describe("restart", () => {
     await waitRunning(h, "collab-box", 1);
     const before = await everything(h);
 
+    const node1 = h.agents.find((a) => a.options.hostname === "node1")!;
     await h.restart();
     expect(await everything(h)).toEqual(before);
 
@@ -52,8 +53,8 @@ describe("restart", () => {
     const collabnet = before.networks.find((n) => n.spec?.name === "collabnet")!;
     expect(collabnet.encrypted).toBe(true);
 
-    // agents that come back keep their node IDs and get their tasks again
-    const agent = await h.addAgent("node1");
+    // agents that come back with their certificates keep their node IDs and get their tasks again
+    const agent = await h.addAgent("node1", { identity: node1.identity });
     expect(agent.nodeId).toBe(before.nodes.find((n) => n.description?.hostname === "node1")!.id);
     const mine = before.tasks.filter((t) => t.nodeId === agent.nodeId && t.desiredState === "running").map((t) => t.id).sort();
     await waitFor("node1's tasks reassigned", () => mine.length > 0 && mine.every((id) => agent.view.tasks.has(id)));

@@ -1,11 +1,14 @@
 // Clients for both services, with promise wrappers for unary calls.
 
 import * as grpc from "@grpc/grpc-js";
+import type { CaServiceClient } from "./generated/vipmesh/v1/CaService.ts";
 import type { ClusterServiceClient } from "./generated/vipmesh/v1/ClusterService.ts";
 import type { DispatcherServiceClient } from "./generated/vipmesh/v1/DispatcherService.ts";
+import { MANAGER_SERVER_NAME } from "@vipmesh/pki";
 import { vipmeshV1 } from "./proto.ts";
+import { channelCredentials, type ClientCredentials } from "./tls.ts";
 
-export type { ClusterServiceClient, DispatcherServiceClient };
+export type { CaServiceClient, ClusterServiceClient, DispatcherServiceClient };
 
 /** "host:port", "unix:/path" or "unix:///path". */
 export function grpcTarget(address: string): string {
@@ -13,6 +16,10 @@ export function grpcTarget(address: string): string {
 }
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // the TLS server name: every manager certificate carries it (managers are reached by address; an IP is no SNI)
+  "grpc.ssl_target_name_override": MANAGER_SERVER_NAME,
+  // whole views and lists come down in one message: megabytes at tens of thousands of services
+  "grpc.max_receive_message_length": 256 * 1024 * 1024,
   "grpc.keepalive_time_ms": 10_000,
   "grpc.keepalive_timeout_ms": 5_000,
   "grpc.keepalive_permit_without_calls": 1,
@@ -30,12 +37,16 @@ export interface ClientOptions {
 const channelOptions = (o: ClientOptions): grpc.ChannelOptions =>
   o.ownConnection ? { ...CHANNEL_OPTIONS, "grpc.use_local_subchannel_pool": 1 } : CHANNEL_OPTIONS;
 
-export function clusterClient(address: string, options: ClientOptions = {}): ClusterServiceClient {
-  return new vipmeshV1.ClusterService(grpcTarget(address), grpc.credentials.createInsecure(), channelOptions(options));
+export function clusterClient(address: string, credentials: ClientCredentials, options: ClientOptions = {}): ClusterServiceClient {
+  return new vipmeshV1.ClusterService(grpcTarget(address), channelCredentials(credentials), channelOptions(options));
 }
 
-export function dispatcherClient(address: string, options: ClientOptions = {}): DispatcherServiceClient {
-  return new vipmeshV1.DispatcherService(grpcTarget(address), grpc.credentials.createInsecure(), channelOptions(options));
+export function dispatcherClient(address: string, credentials: ClientCredentials, options: ClientOptions = {}): DispatcherServiceClient {
+  return new vipmeshV1.DispatcherService(grpcTarget(address), channelCredentials(credentials), channelOptions(options));
+}
+
+export function caClient(address: string, credentials: ClientCredentials, options: ClientOptions = {}): CaServiceClient {
+  return new vipmeshV1.CaService(grpcTarget(address), channelCredentials(credentials), channelOptions(options));
 }
 
 // the last overload of a generated unary method: (argument, callback)

@@ -1,4 +1,6 @@
 export * from "./proto.ts";
 export * from "./status.ts";
 export * from "./clients.ts";
+export * from "./tls.ts";
+export * from "./join.ts";
 export type * as wire from "./wire.ts";

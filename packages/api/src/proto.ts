@@ -6,6 +6,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { fileURLToPath } from "node:url";
 import type { ProtoGrpcType as ClusterProto } from "./generated/cluster.ts";
 import type { ProtoGrpcType as DispatcherProto } from "./generated/dispatcher.ts";
+import type { ProtoGrpcType as CaProto } from "./generated/ca.ts";
 
 export const PROTO_DIR = fileURLToPath(new URL("../../../proto", import.meta.url));
 
@@ -18,9 +19,10 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_DIR],
 };
 
-const definition = protoLoader.loadSync(["vipmesh/v1/cluster.proto", "vipmesh/v1/dispatcher.proto"], LOADER_OPTIONS);
-const loaded = grpc.loadPackageDefinition(definition) as unknown as ClusterProto & DispatcherProto;
+const definition = protoLoader.loadSync(["vipmesh/v1/cluster.proto", "vipmesh/v1/dispatcher.proto", "vipmesh/v1/ca.proto"], LOADER_OPTIONS);
+const loaded = grpc.loadPackageDefinition(definition) as unknown as ClusterProto & DispatcherProto & CaProto;
 
 export const vipmeshV1 = loaded.vipmesh.v1;
 export const ClusterServiceDef = vipmeshV1.ClusterService.service;
 export const DispatcherServiceDef = vipmeshV1.DispatcherService.service;
+export const CaServiceDef = vipmeshV1.CaService.service;

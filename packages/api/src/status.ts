@@ -11,6 +11,8 @@ const TABLE: Record<ErrorCode, status> = {
   resource_exhausted: status.RESOURCE_EXHAUSTED,
   aborted: status.ABORTED,
   unavailable: status.UNAVAILABLE,
+  unauthenticated: status.UNAUTHENTICATED,
+  permission_denied: status.PERMISSION_DENIED,
 };
 
 export function grpcStatusOf(code: ErrorCode): status {

@@ -14,3 +14,4 @@ export type { ClusterServiceHandlers } from "./generated/vipmesh/v1/ClusterServi
 export type { DispatcherServiceHandlers } from "./generated/vipmesh/v1/DispatcherService.ts";
 export type { LogChunk__Output as LogChunk } from "./generated/vipmesh/v1/LogChunk.ts";
 export type { LogRequest__Output as LogRequest } from "./generated/vipmesh/v1/LogRequest.ts";
+export type { CaServiceHandlers } from "./generated/vipmesh/v1/CaService.ts";

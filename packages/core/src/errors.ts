@@ -7,7 +7,9 @@ export type ErrorCode =
   | "failed_precondition"
   | "resource_exhausted"
   | "aborted"
-  | "unavailable";
+  | "unavailable"
+  | "unauthenticated"
+  | "permission_denied";
 
 export class VipmeshError extends Error {
   override readonly name = "VipmeshError";
@@ -24,3 +26,5 @@ export const notFound = (message: string) => new VipmeshError("not_found", messa
 export const alreadyExists = (message: string) => new VipmeshError("already_exists", message);
 export const precondition = (message: string) => new VipmeshError("failed_precondition", message);
 export const exhausted = (message: string) => new VipmeshError("resource_exhausted", message);
+export const unauthenticated = (message: string) => new VipmeshError("unauthenticated", message);
+export const permissionDenied = (message: string) => new VipmeshError("permission_denied", message);

@@ -6,7 +6,7 @@
 // follow) by hand.
 
 import type * as grpc from "@grpc/grpc-js";
-import { call, dispatcherClient, type DispatcherServiceClient, type wire } from "@vipmesh/api";
+import { call, type ClientCredentials, dispatcherClient, type DispatcherServiceClient, NodeIdentity, type wire } from "@vipmesh/api";
 import { type NetworkView, type Task, applyViewDelta, emptyView, type ViewDelta } from "@vipmesh/core";
 import { EventEmitter } from "node:events";
 
@@ -20,10 +20,16 @@ export interface SimAgentOptions {
   fails?: (task: Task) => string | undefined;
   /** A gRPC connection of its own, as a real agent in its own process has (benchmarks). */
   ownConnection?: boolean;
+  /** The worker join token: the agent joins (certificate in memory) before it registers; without one it speaks plaintext to an --insecure manager. */
+  token?: string;
+  /** An identity it joined with before (an agent restarted with its state dir): no join, the same node. */
+  identity?: NodeIdentity;
 }
 
 export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; closed: [Error | undefined] }> {
-  readonly client: DispatcherServiceClient;
+  client!: DispatcherServiceClient;
+  /** The certificate it joined with, when it had a token. */
+  identity: NodeIdentity | undefined;
   nodeId = "";
   view: NetworkView = emptyView();
   version = 0;
@@ -38,14 +44,21 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
   private readonly followers = new Map<number, Set<string>>();
 
   constructor(
-    address: string,
+    readonly address: string,
     readonly options: SimAgentOptions,
   ) {
     super();
-    this.client = dispatcherClient(address, { ownConnection: options.ownConnection });
   }
 
   async start(): Promise<this> {
+    this.identity ??= this.options.identity;
+    this.nodeId ||= this.identity?.nodeId ?? "";
+    if (this.options.token && !this.identity) {
+      this.identity = await NodeIdentity.obtain({ manager: this.address, token: this.options.token });
+      this.nodeId = this.identity.nodeId;
+    }
+    const credentials: ClientCredentials = this.identity ? { identity: this.identity.source } : "insecure";
+    this.client ??= dispatcherClient(this.address, credentials, { ownConnection: this.options.ownConnection });
     const res = await call(this.client, "register", {
       hostname: this.options.hostname,
       addr: this.options.addr,
@@ -167,7 +180,7 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     this.followers.clear();
     this.stream?.cancel();
     this.stream = undefined;
-    this.client.close();
+    this.client?.close();
   }
 }
 

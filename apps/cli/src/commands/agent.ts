@@ -7,7 +7,7 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseIpv4 } from "@vipmesh/core";
-import { UsageError } from "../errors.ts";
+import { CommandFailed, UsageError } from "../errors.ts";
 import { normalizeAddress } from "../host.ts";
 import type { Io } from "../io.ts";
 import { choice, collect, duration, wholeNumber } from "../options.ts";
@@ -15,6 +15,8 @@ import { nextSignal } from "../signals.ts";
 
 interface AgentFlags {
   manager: string;
+  token?: string;
+  insecure?: boolean;
   advertiseAddr: string;
   hostname?: string;
   stateDir: string;
@@ -33,6 +35,8 @@ export function registerAgentCommand(program: Command, io: Io): void {
     .description("Run this node's agent: task sandboxes and the overlay, as the manager assigns them")
     .requiredOption("--manager <addr>", "the manager's dispatcher address, host:port or a socket path")
     .requiredOption("--advertise-addr <ip>", "this node's underlay address (VXLAN endpoint)")
+    .option("--token <token>", "join token, for a node that has not joined yet (default: $VIPMESH_JOIN_TOKEN; `vipmesh join-token worker` prints one)")
+    .option("--insecure", "plaintext, no certificate: to a manager started with --insecure (debugging only)")
     .option("--hostname <name>", "the node's name in the cluster (default: the machine's hostname)")
     .option("--state-dir <dir>", "where the agent keeps its node ID and task state", "/var/lib/vipmesh/agent")
     .option("--sandbox-prefix <prefix>", "prefix of the task sandboxes' namespace names", "vm-")
@@ -55,6 +59,16 @@ export function registerAgentCommand(program: Command, io: Io): void {
       if (o.dataplane === "ipvs" && ipvs !== true) throw new UsageError(`--dataplane ipvs: ${ipvs}`);
       const plane = !nftables ? undefined : o.dataplane === "ipvs" || (o.dataplane === "auto" && ipvs === true) ? "ipvs" : "nftables";
       const log = (line: string) => io.stderr(`${new Date().toISOString()} ${line}\n`);
+      const manager = normalizeAddress(o.manager, process.cwd());
+      const stateDir = resolve(o.stateDir);
+      if (o.insecure) log("WARNING: --insecure: plaintext to the manager, no certificate; anyone on the network can read and forge this node's traffic with it");
+      const { NodeIdentity } = await import("@vipmesh/api");
+      // the node's certificate, from its state dir, or by joining with the token
+      const identity = o.insecure
+        ? undefined
+        : await NodeIdentity.obtain({ manager, stateDir, token: o.token ?? io.env.VIPMESH_JOIN_TOKEN, log }).catch((err: unknown) => {
+            throw new CommandFailed(`cannot join the cluster at ${manager}: ${err instanceof Error ? err.message : String(err)}`);
+          });
       log(
         plane === "ipvs"
           ? `dataplane: ipvs (a virtual service per VIP firewall mark)${o.dataplane === "auto" ? ", chosen: this kernel has IPVS" : ""}`
@@ -63,10 +77,11 @@ export function registerAgentCommand(program: Command, io: Io): void {
             : "dataplane: none — nft is not installed, VIPs are not balanced",
       );
       const agent = new Agent({
-        manager: normalizeAddress(o.manager, process.cwd()),
+        manager,
+        ...(identity ? { identity } : {}),
         advertiseAddr: o.advertiseAddr,
         hostname: o.hostname ?? hostname(),
-        stateDir: resolve(o.stateDir),
+        stateDir,
         sandboxPrefix: o.sandboxPrefix,
         binDir: BIN_DIR,
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),

@@ -3,10 +3,11 @@
 
 import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
-import { resolveManagerAddress } from "../host.ts";
+import { resolveManager } from "../host.ts";
 import { CommandFailed, UsageError } from "../errors.ts";
 import type { Io } from "../io.ts";
 import { wholeNumber } from "../options.ts";
+import { managerSources } from "./shared.ts";
 import { nextSignal } from "../signals.ts";
 
 interface HaproxyGenFlags {
@@ -34,12 +35,13 @@ export function registerHaproxyGenCommand(program: Command, io: Io): void {
     .option("--watch", "keep following the cluster, applying every change, until SIGINT/SIGTERM")
     .action(async (o: HaproxyGenFlags, cmd: Command) => {
       if (o.reload && o.masterSocket) throw new UsageError("give --reload or --master-socket, not both");
-      const { host } = cmd.optsWithGlobals<{ host?: string }>();
-      const manager = resolveManagerAddress({ flag: host, env: io.env, cwd: process.cwd(), labs: io.labs() });
+      // a watcher: a running lab's read-only identity will do
+      const manager = resolveManager(managerSources(io, cmd), "readonly");
       const output = resolve(o.output);
       const { Generator } = await import("@vipmesh/haproxy-gen");
       const generator = new Generator({
-        manager,
+        manager: manager.address,
+        credentials: manager.credentials,
         output,
         ...(o.template ? { template: resolve(o.template) } : {}),
         ...(o.masterSocket ? { masterSocket: resolve(o.masterSocket) } : {}),

@@ -14,6 +14,8 @@ interface ManagerOptions {
   listen?: string[];
   heartbeatPeriod?: number;
   ingressSubnet?: string;
+  certExpiry?: number;
+  insecure?: boolean;
 }
 
 export function registerManagerCommand(program: Command, io: Io): void {
@@ -24,21 +26,29 @@ export function registerManagerCommand(program: Command, io: Io): void {
     .option("--listen <addr>", "serve the API on host:port or a unix socket path (repeatable)", collect)
     .option("--heartbeat-period <duration>", "how often agents report in, e.g. 5s", duration)
     .option("--ingress-subnet <cidr>", "the routing mesh's network, made on the cluster's first start (default 10.255.0.0/16)")
+    .option("--cert-expiry <duration>", "how long node certificates last (default 90 days, e.g. 2160h)", duration)
+    .option("--insecure", "plaintext, no certificates, every call allowed: for debugging only, never on a network anyone else can reach")
     .action(async (opts: ManagerOptions) => {
       const listen = opts.listen ?? [];
       if (listen.length === 0) throw new UsageError("give at least one --listen ADDR (host:port or a socket path)");
       // Loaded here so client commands do not load the manager and its database driver.
       const { startManager } = await import("@vipmesh/manager");
+      if (opts.insecure) {
+        io.stderr("WARNING: --insecure: the API is plaintext and unauthenticated; anyone who can reach it owns the cluster\n");
+      }
       const manager = await startManager({
         dataDir: resolve(opts.dataDir),
         listen: listen.map((a) => grpcTarget(normalizeAddress(a, process.cwd()))),
         ...(opts.heartbeatPeriod !== undefined ? { heartbeatPeriodMs: opts.heartbeatPeriod } : {}),
         ...(opts.ingressSubnet !== undefined ? { ingressSubnet: opts.ingressSubnet } : {}),
+        ...(opts.certExpiry !== undefined ? { certValidityMs: opts.certExpiry } : {}),
+        ...(opts.insecure ? { insecure: true } : {}),
       }).catch((err: unknown) => {
         // e.g. the address is in use or the data directory is not writable
         throw new CommandFailed(err instanceof Error ? err.message : String(err));
       });
-      for (const address of manager.addresses) io.stdout(`vipmesh manager listening on ${address}\n`);
+      for (const address of manager.addresses) io.stdout(`vipmesh manager listening on ${address}${opts.insecure ? " (INSECURE: plaintext)" : ""}\n`);
+      if (manager.adminTlsDir) io.stdout(`admin identity: ${manager.adminTlsDir} (vipmesh --tls-dir, or VIPMESH_TLS_DIR)\n`);
       const signal = await nextSignal().received;
       io.stderr(`${signal}: stopping the manager\n`);
       await manager.stop();

@@ -1,15 +1,20 @@
 // What every client command needs: the manager connection and output helpers.
 
 import type { Command } from "commander";
-import { resolveManagerAddress } from "../host.ts";
+import { type HostSources, resolveManager } from "../host.ts";
 import type { Io } from "../io.ts";
 import { type ManagerConnection, withConnection } from "../manager-connection.ts";
 import { formatTable } from "../table.ts";
 
-/** Connects to the manager named by --host or VIPMESH_HOST for the duration of `fn`. */
+/** Where --host, --tls-dir and --insecure (or the environment, or a running lab) say the manager is, and how to show who we are. */
+export function managerSources(io: Io, cmd: Command): HostSources {
+  const { host, tlsDir, insecure } = cmd.optsWithGlobals<{ host?: string; tlsDir?: string; insecure?: boolean }>();
+  return { flag: host, tlsDir, insecure, env: io.env, cwd: process.cwd(), labs: io.labs() };
+}
+
+/** Connects to the manager for the duration of `fn`. */
 export function withManager<T>(io: Io, cmd: Command, fn: (conn: ManagerConnection) => Promise<T>): Promise<T> {
-  const { host } = cmd.optsWithGlobals<{ host?: string }>();
-  return withConnection(resolveManagerAddress({ flag: host, env: io.env, cwd: process.cwd(), labs: io.labs() }), fn);
+  return withConnection(resolveManager(managerSources(io, cmd)), fn);
 }
 
 export interface ListOptions {

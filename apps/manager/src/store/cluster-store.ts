@@ -16,7 +16,7 @@ import {
   invalid,
   notFound,
 } from "@vipmesh/core";
-import { type PersistedState, SqliteBackend, type Write } from "./sqlite.ts";
+import { type PersistedState, type Settings, SqliteBackend, type Write } from "./sqlite.ts";
 
 export type AnyObject = ObjectByKind[ObjectKind];
 
@@ -44,13 +44,20 @@ export class ClusterStore implements ClusterReader {
   private current = 0;
   private inTx = false;
 
-  private constructor(private readonly persist: ((version: number, writes: Write[]) => void) | null) {}
+  private constructor(
+    private readonly persist: ((version: number, writes: Write[]) => void) | null,
+    /** Named values beside the objects (see Settings). */
+    readonly settings: Settings,
+  ) {}
 
   /** A store on `dataDir` (SQLite), or in memory when `dataDir` is null (unit tests only). */
   static open(dataDir: string | null): { store: ClusterStore; close: () => void } {
-    if (dataDir === null) return { store: new ClusterStore(null), close: () => {} };
+    if (dataDir === null) {
+      const values = new Map<string, string>();
+      return { store: new ClusterStore(null, { get: (k) => values.get(k), set: (k, v) => void values.set(k, v) }), close: () => {} };
+    }
     const backend = new SqliteBackend(dataDir);
-    const store = new ClusterStore(backend.commit);
+    const store = new ClusterStore(backend.commit, backend.settings);
     store.loadFrom(backend.load());
     return { store, close: () => backend.close() };
   }

@@ -13,6 +13,12 @@ export interface PersistedState {
   objects: { [K in ObjectKind]: ObjectByKind[K][] };
 }
 
+/** Small named values kept durably outside the versioned objects; written at once, not in a commit. */
+export interface Settings {
+  get(name: string): string | undefined;
+  set(name: string, value: string): void;
+}
+
 export type Write =
   | { op: "put"; kind: ObjectKind; object: ObjectByKind[ObjectKind] }
   | { op: "delete"; kind: ObjectKind; id: string };
@@ -22,6 +28,8 @@ export class SqliteBackend {
   private readonly putStmt: Record<ObjectKind, Database.Statement>;
   private readonly deleteStmt: Record<ObjectKind, Database.Statement>;
   private readonly setVersion: Database.Statement;
+  private readonly getSetting: Database.Statement;
+  private readonly putSetting: Database.Statement;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
@@ -37,7 +45,15 @@ export class SqliteBackend {
     this.putStmt = stmts((k) => `INSERT OR REPLACE INTO ${k} (id, data) VALUES (?, ?)`);
     this.deleteStmt = stmts((k) => `DELETE FROM ${k} WHERE id = ?`);
     this.setVersion = this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)`);
+    this.getSetting = this.db.prepare(`SELECT value FROM meta WHERE key = ?`);
+    this.putSetting = this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`);
   }
+
+  /** The cluster's settings beside its objects (join token secrets, revoked nodes, overlay keys): `setting:<name>` in meta. */
+  readonly settings: Settings = {
+    get: (name) => (this.getSetting.get(`setting:${name}`) as { value: string } | undefined)?.value,
+    set: (name, value) => void this.putSetting.run(`setting:${name}`, value),
+  };
 
   load(): PersistedState {
     const row = this.db.prepare(`SELECT value FROM meta WHERE key = 'version'`).get() as { value: string } | undefined;

@@ -12,6 +12,8 @@ import type { CreateServiceResponse as _vipmesh_v1_CreateServiceResponse, Create
 import type { Endpoint as _vipmesh_v1_Endpoint, Endpoint__Output as _vipmesh_v1_Endpoint__Output } from './vipmesh/v1/Endpoint.ts';
 import type { EndpointSpec as _vipmesh_v1_EndpointSpec, EndpointSpec__Output as _vipmesh_v1_EndpointSpec__Output } from './vipmesh/v1/EndpointSpec.ts';
 import type { EndpointVirtualIp as _vipmesh_v1_EndpointVirtualIp, EndpointVirtualIp__Output as _vipmesh_v1_EndpointVirtualIp__Output } from './vipmesh/v1/EndpointVirtualIp.ts';
+import type { GetJoinTokenRequest as _vipmesh_v1_GetJoinTokenRequest, GetJoinTokenRequest__Output as _vipmesh_v1_GetJoinTokenRequest__Output } from './vipmesh/v1/GetJoinTokenRequest.ts';
+import type { GetJoinTokenResponse as _vipmesh_v1_GetJoinTokenResponse, GetJoinTokenResponse__Output as _vipmesh_v1_GetJoinTokenResponse__Output } from './vipmesh/v1/GetJoinTokenResponse.ts';
 import type { GlobalMode as _vipmesh_v1_GlobalMode, GlobalMode__Output as _vipmesh_v1_GlobalMode__Output } from './vipmesh/v1/GlobalMode.ts';
 import type { HealthCheck as _vipmesh_v1_HealthCheck, HealthCheck__Output as _vipmesh_v1_HealthCheck__Output } from './vipmesh/v1/HealthCheck.ts';
 import type { InspectNetworkRequest as _vipmesh_v1_InspectNetworkRequest, InspectNetworkRequest__Output as _vipmesh_v1_InspectNetworkRequest__Output } from './vipmesh/v1/InspectNetworkRequest.ts';
@@ -85,6 +87,8 @@ export interface ProtoGrpcType {
       Endpoint: MessageTypeDefinition<_vipmesh_v1_Endpoint, _vipmesh_v1_Endpoint__Output>
       EndpointSpec: MessageTypeDefinition<_vipmesh_v1_EndpointSpec, _vipmesh_v1_EndpointSpec__Output>
       EndpointVirtualIp: MessageTypeDefinition<_vipmesh_v1_EndpointVirtualIp, _vipmesh_v1_EndpointVirtualIp__Output>
+      GetJoinTokenRequest: MessageTypeDefinition<_vipmesh_v1_GetJoinTokenRequest, _vipmesh_v1_GetJoinTokenRequest__Output>
+      GetJoinTokenResponse: MessageTypeDefinition<_vipmesh_v1_GetJoinTokenResponse, _vipmesh_v1_GetJoinTokenResponse__Output>
       GlobalMode: MessageTypeDefinition<_vipmesh_v1_GlobalMode, _vipmesh_v1_GlobalMode__Output>
       HealthCheck: MessageTypeDefinition<_vipmesh_v1_HealthCheck, _vipmesh_v1_HealthCheck__Output>
       InspectNetworkRequest: MessageTypeDefinition<_vipmesh_v1_InspectNetworkRequest, _vipmesh_v1_InspectNetworkRequest__Output>

@@ -7,6 +7,8 @@ import type { Assignment as _vipmesh_v1_Assignment, Assignment__Output as _vipme
 import type { AssignmentAck as _vipmesh_v1_AssignmentAck, AssignmentAck__Output as _vipmesh_v1_AssignmentAck__Output } from './vipmesh/v1/AssignmentAck.ts';
 import type { ContainerSpec as _vipmesh_v1_ContainerSpec, ContainerSpec__Output as _vipmesh_v1_ContainerSpec__Output } from './vipmesh/v1/ContainerSpec.ts';
 import type { DispatcherServiceClient as _vipmesh_v1_DispatcherServiceClient, DispatcherServiceDefinition as _vipmesh_v1_DispatcherServiceDefinition } from './vipmesh/v1/DispatcherService.ts';
+import type { EncryptionKey as _vipmesh_v1_EncryptionKey, EncryptionKey__Output as _vipmesh_v1_EncryptionKey__Output } from './vipmesh/v1/EncryptionKey.ts';
+import type { EncryptionKeys as _vipmesh_v1_EncryptionKeys, EncryptionKeys__Output as _vipmesh_v1_EncryptionKeys__Output } from './vipmesh/v1/EncryptionKeys.ts';
 import type { Endpoint as _vipmesh_v1_Endpoint, Endpoint__Output as _vipmesh_v1_Endpoint__Output } from './vipmesh/v1/Endpoint.ts';
 import type { EndpointSpec as _vipmesh_v1_EndpointSpec, EndpointSpec__Output as _vipmesh_v1_EndpointSpec__Output } from './vipmesh/v1/EndpointSpec.ts';
 import type { EndpointVirtualIp as _vipmesh_v1_EndpointVirtualIp, EndpointVirtualIp__Output as _vipmesh_v1_EndpointVirtualIp__Output } from './vipmesh/v1/EndpointVirtualIp.ts';
@@ -59,6 +61,8 @@ export interface ProtoGrpcType {
       AssignmentAck: MessageTypeDefinition<_vipmesh_v1_AssignmentAck, _vipmesh_v1_AssignmentAck__Output>
       ContainerSpec: MessageTypeDefinition<_vipmesh_v1_ContainerSpec, _vipmesh_v1_ContainerSpec__Output>
       DispatcherService: SubtypeConstructor<typeof grpc.Client, _vipmesh_v1_DispatcherServiceClient> & { service: _vipmesh_v1_DispatcherServiceDefinition }
+      EncryptionKey: MessageTypeDefinition<_vipmesh_v1_EncryptionKey, _vipmesh_v1_EncryptionKey__Output>
+      EncryptionKeys: MessageTypeDefinition<_vipmesh_v1_EncryptionKeys, _vipmesh_v1_EncryptionKeys__Output>
       Endpoint: MessageTypeDefinition<_vipmesh_v1_Endpoint, _vipmesh_v1_Endpoint__Output>
       EndpointSpec: MessageTypeDefinition<_vipmesh_v1_EndpointSpec, _vipmesh_v1_EndpointSpec__Output>
       EndpointVirtualIp: MessageTypeDefinition<_vipmesh_v1_EndpointVirtualIp, _vipmesh_v1_EndpointVirtualIp__Output>

@@ -6,6 +6,7 @@ import type { ViewNetwork as _vipmesh_v1_ViewNetwork, ViewNetwork__Output as _vi
 import type { ViewService as _vipmesh_v1_ViewService, ViewService__Output as _vipmesh_v1_ViewService__Output } from '../../vipmesh/v1/ViewService.ts';
 import type { ViewEndpoint as _vipmesh_v1_ViewEndpoint, ViewEndpoint__Output as _vipmesh_v1_ViewEndpoint__Output } from '../../vipmesh/v1/ViewEndpoint.ts';
 import type { ViewPeer as _vipmesh_v1_ViewPeer, ViewPeer__Output as _vipmesh_v1_ViewPeer__Output } from '../../vipmesh/v1/ViewPeer.ts';
+import type { EncryptionKeys as _vipmesh_v1_EncryptionKeys, EncryptionKeys__Output as _vipmesh_v1_EncryptionKeys__Output } from '../../vipmesh/v1/EncryptionKeys.ts';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Assignment {
@@ -21,6 +22,7 @@ export interface Assignment {
   'removedEndpoints'?: (string)[];
   'peers'?: (_vipmesh_v1_ViewPeer)[];
   'removedPeers'?: (string)[];
+  'encryption'?: (_vipmesh_v1_EncryptionKeys | null);
 }
 
 export interface Assignment__Output {
@@ -36,4 +38,5 @@ export interface Assignment__Output {
   'removedEndpoints': (string)[];
   'peers': (_vipmesh_v1_ViewPeer__Output)[];
   'removedPeers': (string)[];
+  'encryption': (_vipmesh_v1_EncryptionKeys__Output | null);
 }

@@ -7,6 +7,8 @@ import type { CreateNetworkRequest as _vipmesh_v1_CreateNetworkRequest, CreateNe
 import type { CreateNetworkResponse as _vipmesh_v1_CreateNetworkResponse, CreateNetworkResponse__Output as _vipmesh_v1_CreateNetworkResponse__Output } from '../../vipmesh/v1/CreateNetworkResponse.ts';
 import type { CreateServiceRequest as _vipmesh_v1_CreateServiceRequest, CreateServiceRequest__Output as _vipmesh_v1_CreateServiceRequest__Output } from '../../vipmesh/v1/CreateServiceRequest.ts';
 import type { CreateServiceResponse as _vipmesh_v1_CreateServiceResponse, CreateServiceResponse__Output as _vipmesh_v1_CreateServiceResponse__Output } from '../../vipmesh/v1/CreateServiceResponse.ts';
+import type { GetJoinTokenRequest as _vipmesh_v1_GetJoinTokenRequest, GetJoinTokenRequest__Output as _vipmesh_v1_GetJoinTokenRequest__Output } from '../../vipmesh/v1/GetJoinTokenRequest.ts';
+import type { GetJoinTokenResponse as _vipmesh_v1_GetJoinTokenResponse, GetJoinTokenResponse__Output as _vipmesh_v1_GetJoinTokenResponse__Output } from '../../vipmesh/v1/GetJoinTokenResponse.ts';
 import type { InspectNetworkRequest as _vipmesh_v1_InspectNetworkRequest, InspectNetworkRequest__Output as _vipmesh_v1_InspectNetworkRequest__Output } from '../../vipmesh/v1/InspectNetworkRequest.ts';
 import type { InspectNetworkResponse as _vipmesh_v1_InspectNetworkResponse, InspectNetworkResponse__Output as _vipmesh_v1_InspectNetworkResponse__Output } from '../../vipmesh/v1/InspectNetworkResponse.ts';
 import type { InspectNodeRequest as _vipmesh_v1_InspectNodeRequest, InspectNodeRequest__Output as _vipmesh_v1_InspectNodeRequest__Output } from '../../vipmesh/v1/InspectNodeRequest.ts';
@@ -58,6 +60,15 @@ export interface ClusterServiceClient extends grpc.Client {
   createService(argument: _vipmesh_v1_CreateServiceRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_CreateServiceResponse__Output>): grpc.ClientUnaryCall;
   createService(argument: _vipmesh_v1_CreateServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_CreateServiceResponse__Output>): grpc.ClientUnaryCall;
   createService(argument: _vipmesh_v1_CreateServiceRequest, callback: grpc.requestCallback<_vipmesh_v1_CreateServiceResponse__Output>): grpc.ClientUnaryCall;
+  
+  GetJoinToken(argument: _vipmesh_v1_GetJoinTokenRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_GetJoinTokenResponse__Output>): grpc.ClientUnaryCall;
+  GetJoinToken(argument: _vipmesh_v1_GetJoinTokenRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_GetJoinTokenResponse__Output>): grpc.ClientUnaryCall;
+  GetJoinToken(argument: _vipmesh_v1_GetJoinTokenRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_GetJoinTokenResponse__Output>): grpc.ClientUnaryCall;
+  GetJoinToken(argument: _vipmesh_v1_GetJoinTokenRequest, callback: grpc.requestCallback<_vipmesh_v1_GetJoinTokenResponse__Output>): grpc.ClientUnaryCall;
+  getJoinToken(argument: _vipmesh_v1_GetJoinTokenRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_GetJoinTokenResponse__Output>): grpc.ClientUnaryCall;
+  getJoinToken(argument: _vipmesh_v1_GetJoinTokenRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_GetJoinTokenResponse__Output>): grpc.ClientUnaryCall;
+  getJoinToken(argument: _vipmesh_v1_GetJoinTokenRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_GetJoinTokenResponse__Output>): grpc.ClientUnaryCall;
+  getJoinToken(argument: _vipmesh_v1_GetJoinTokenRequest, callback: grpc.requestCallback<_vipmesh_v1_GetJoinTokenResponse__Output>): grpc.ClientUnaryCall;
   
   InspectNetwork(argument: _vipmesh_v1_InspectNetworkRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_InspectNetworkResponse__Output>): grpc.ClientUnaryCall;
   InspectNetwork(argument: _vipmesh_v1_InspectNetworkRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_InspectNetworkResponse__Output>): grpc.ClientUnaryCall;
@@ -198,6 +209,8 @@ export interface ClusterServiceHandlers extends grpc.UntypedServiceImplementatio
   
   CreateService: grpc.handleUnaryCall<_vipmesh_v1_CreateServiceRequest__Output, _vipmesh_v1_CreateServiceResponse>;
   
+  GetJoinToken: grpc.handleUnaryCall<_vipmesh_v1_GetJoinTokenRequest__Output, _vipmesh_v1_GetJoinTokenResponse>;
+  
   InspectNetwork: grpc.handleUnaryCall<_vipmesh_v1_InspectNetworkRequest__Output, _vipmesh_v1_InspectNetworkResponse>;
   
   InspectNode: grpc.handleUnaryCall<_vipmesh_v1_InspectNodeRequest__Output, _vipmesh_v1_InspectNodeResponse>;
@@ -235,6 +248,7 @@ export interface ClusterServiceHandlers extends grpc.UntypedServiceImplementatio
 export interface ClusterServiceDefinition extends grpc.ServiceDefinition {
   CreateNetwork: MethodDefinition<_vipmesh_v1_CreateNetworkRequest, _vipmesh_v1_CreateNetworkResponse, _vipmesh_v1_CreateNetworkRequest__Output, _vipmesh_v1_CreateNetworkResponse__Output>
   CreateService: MethodDefinition<_vipmesh_v1_CreateServiceRequest, _vipmesh_v1_CreateServiceResponse, _vipmesh_v1_CreateServiceRequest__Output, _vipmesh_v1_CreateServiceResponse__Output>
+  GetJoinToken: MethodDefinition<_vipmesh_v1_GetJoinTokenRequest, _vipmesh_v1_GetJoinTokenResponse, _vipmesh_v1_GetJoinTokenRequest__Output, _vipmesh_v1_GetJoinTokenResponse__Output>
   InspectNetwork: MethodDefinition<_vipmesh_v1_InspectNetworkRequest, _vipmesh_v1_InspectNetworkResponse, _vipmesh_v1_InspectNetworkRequest__Output, _vipmesh_v1_InspectNetworkResponse__Output>
   InspectNode: MethodDefinition<_vipmesh_v1_InspectNodeRequest, _vipmesh_v1_InspectNodeResponse, _vipmesh_v1_InspectNodeRequest__Output, _vipmesh_v1_InspectNodeResponse__Output>
   InspectService: MethodDefinition<_vipmesh_v1_InspectServiceRequest, _vipmesh_v1_InspectServiceResponse, _vipmesh_v1_InspectServiceRequest__Output, _vipmesh_v1_InspectServiceResponse__Output>

@@ -1,0 +1,171 @@
+// What the manager does with the cluster CA: join tokens (one secret per
+// role, rotatable), certificates for joining nodes and renewals, the
+// revocation of removed nodes, and the identities it issues to itself and
+// to its local admin and read-only users.
+
+import { IdentitySource } from "@vipmesh/api";
+import { invalid, permissionDenied } from "@vipmesh/core";
+import {
+  type CertIdentity,
+  ClusterCa,
+  CsrError,
+  formatToken,
+  identityOfPem,
+  isUsable,
+  JOIN_ROLES,
+  type JoinRole,
+  newSecret,
+  parseToken,
+  readIdentity,
+  renewalDelayMs,
+  type Role,
+  sameSecret,
+  TokenFormatError,
+  type TlsIdentity,
+  validityOf,
+  writeIdentity,
+} from "@vipmesh/pki";
+import { join } from "node:path";
+import { newId } from "../ids.ts";
+import type { Settings } from "../store/sqlite.ts";
+
+export const DEFAULT_CERT_VALIDITY_MS = 90 * 24 * 3600_000;
+
+const REVOKED = "revoked-nodes";
+const tokenSetting = (role: JoinRole) => `join-secret-${role}`;
+
+/** Where the manager keeps its identities under its data dir. */
+export const tlsDirs = (dataDir: string) => ({
+  ca: join(dataDir, "ca"),
+  manager: join(dataDir, "manager"),
+  admin: join(dataDir, "admin"),
+  readonly: join(dataDir, "readonly"),
+});
+
+export class CertificateAuthority {
+  private readonly revoked: Set<string>;
+  private renewalTimer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    readonly ca: ClusterCa,
+    private readonly settings: Settings,
+    private readonly validityMs: number,
+  ) {
+    this.revoked = new Set(JSON.parse(settings.get(REVOKED) ?? "[]") as string[]);
+  }
+
+  static async open(dataDir: string, settings: Settings, validityMs = DEFAULT_CERT_VALIDITY_MS): Promise<CertificateAuthority> {
+    return new CertificateAuthority(await ClusterCa.loadOrCreate(tlsDirs(dataDir).ca), settings, validityMs);
+  }
+
+  // ---- join tokens ---------------------------------------------------------
+
+  joinToken(role: string, rotate: boolean): string {
+    if (!JOIN_ROLES.includes(role as JoinRole)) throw invalid(`a join token is for "worker" or "manager", not "${role}"`);
+    if (rotate) this.settings.set(tokenSetting(role as JoinRole), newSecret());
+    return formatToken({ caDigest: this.ca.digest, secret: this.secret(role as JoinRole) });
+  }
+
+  private secret(role: JoinRole): string {
+    let s = this.settings.get(tokenSetting(role));
+    if (!s) {
+      s = newSecret();
+      this.settings.set(tokenSetting(role), s);
+    }
+    return s;
+  }
+
+  /** A token and a CSR → a new node ID and its certificate. Every refusal is INVALID_ARGUMENT, and issues nothing. */
+  async join(token: string, csrPem: string): Promise<{ nodeId: string; role: JoinRole; certPem: string }> {
+    let parsed;
+    try {
+      parsed = parseToken(token);
+    } catch (err) {
+      if (err instanceof TokenFormatError) throw invalid(`bad join token: ${err.message}`);
+      throw err;
+    }
+    if (parsed.caDigest !== this.ca.digest) throw invalid("the join token is for another cluster (its CA digest is not this cluster's)");
+    const role = JOIN_ROLES.find((r) => sameSecret(parsed.secret, this.secret(r)));
+    if (!role) throw invalid("the join token is not valid: it was rotated, or mistyped; ask for the current one with `vipmesh join-token worker`");
+    const nodeId = newId();
+    return { nodeId, role, certPem: await this.sign(csrPem, { id: nodeId, role }) };
+  }
+
+  /** The caller's new certificate: same ID and role, the CSR's key. */
+  renew(caller: CertIdentity, csrPem: string): Promise<string> {
+    return this.sign(csrPem, { id: caller.id, role: caller.role });
+  }
+
+  private async sign(csrPem: string, who: { id: string; role: Role }): Promise<string> {
+    try {
+      return await this.ca.signCsr(csrPem, who, this.validityMs);
+    } catch (err) {
+      if (err instanceof CsrError) throw invalid(err.message);
+      throw err;
+    }
+  }
+
+  // ---- revocation ----------------------------------------------------------
+
+  /** A removed node's certificate is refused from then on (node IDs are never reused). */
+  revoke(nodeId: string): void {
+    this.revoked.add(nodeId);
+    this.settings.set(REVOKED, JSON.stringify([...this.revoked]));
+  }
+
+  unrevoke(nodeId: string): void {
+    if (this.revoked.delete(nodeId)) this.settings.set(REVOKED, JSON.stringify([...this.revoked]));
+  }
+
+  isRevoked(nodeId: string): boolean {
+    return this.revoked.has(nodeId);
+  }
+
+  /** PERMISSION_DENIED for a revoked node's certificate. */
+  checkNotRevoked(caller: CertIdentity): void {
+    if ((caller.role === "worker" || caller.role === "manager") && this.revoked.has(caller.id)) {
+      throw permissionDenied(`node ${caller.id} was removed from the cluster; its certificate is no longer accepted (join it again with a token)`);
+    }
+  }
+
+  // ---- the manager's own identities ----------------------------------------
+
+  /**
+   * The manager's server identity, and the admin and read-only client
+   * identities under the data dir: each (re)issued when missing, not of this
+   * CA, or past half its life. The manager's own is renewed while it runs.
+   */
+  async localIdentities(dataDir: string): Promise<IdentitySource> {
+    const dirs = tlsDirs(dataDir);
+    const manager = await this.fresh(dirs.manager, { id: `manager-${this.ca.clusterId.slice(0, 12)}`, role: "manager" });
+    await this.fresh(dirs.admin, { id: "admin", role: "admin" });
+    await this.fresh(dirs.readonly, { id: "readonly", role: "readonly" });
+    const source = new IdentitySource(manager);
+    const schedule = () => {
+      this.renewalTimer = setTimeout(async () => {
+        source.set(await this.fresh(dirs.manager, { id: identityOfPem(source.identity.certPem)!.id, role: "manager" }, true));
+        schedule();
+      }, Math.min(renewalDelayMs(source.identity.certPem), 2 ** 31 - 1));
+      this.renewalTimer.unref();
+    };
+    schedule();
+    return source;
+  }
+
+  stop(): void {
+    clearTimeout(this.renewalTimer);
+  }
+
+  private async fresh(dir: string, who: { id: string; role: Role }, force = false): Promise<TlsIdentity> {
+    const kept = readIdentity(dir);
+    if (!force && kept && kept.caPem === this.ca.certPem && isUsable(kept) && !pastHalfLife(kept.certPem)) return kept;
+    const issued = await this.ca.issue(who, this.validityMs);
+    writeIdentity(dir, issued);
+    return issued;
+  }
+}
+
+function pastHalfLife(certPem: string): boolean {
+  const { notBefore, notAfter } = validityOf(certPem);
+  return Date.now() > notBefore + (notAfter - notBefore) / 2;
+}
