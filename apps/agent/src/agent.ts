@@ -10,6 +10,7 @@ import {
   attachmentRefusal,
   type DnsRecords,
   emptyDnsRecords,
+  type NetworkView,
   isTerminal,
   SandboxDerivation,
   type ViewDelta,
@@ -23,8 +24,8 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BoundedFrequencyRunner } from "./runner.ts";
 import { ManagerSession } from "./session.ts";
-import { overlayPlanFor } from "./overlay-plan.ts";
-import { INGRESS_SANDBOX_ID, names, type OverlayDriver, type SandboxDriver, type SandboxPlan } from "./kernel/types.ts";
+import { ENCRYPTED_OVERLAY_MTU, ipsecPlanFor, overlayPlanFor } from "./overlay-plan.ts";
+import { INGRESS_SANDBOX_ID, type IpsecDriver, names, type OverlayDriver, type SandboxDriver, type SandboxPlan } from "./kernel/types.ts";
 import { GatewayAddresses } from "./mesh/gateways.ts";
 import { INGRESS_GATEWAY, INGRESS_OVERLAY_IFNAME, type KernelMesh } from "./mesh/kernel.ts";
 import { hostPublishedFor, ingressPlanFor, type IngressPlan, taskIngressFilter } from "./mesh/plan.ts";
@@ -51,6 +52,8 @@ export interface AgentOptions {
   dns?: EmbeddedDns;
   /** The routing mesh (published ports on this node, its ingress sandbox); needs the load balancer. */
   mesh?: KernelMesh;
+  /** ESP between nodes for encrypted networks; without it, tasks on encrypted networks are refused. */
+  ipsec?: IpsecDriver;
   log?: (line: string) => void;
 }
 
@@ -74,6 +77,8 @@ export class Agent {
   private ingressMade: { plan: string; at: number } | undefined;
   /** Gateway links of the sandboxes of tasks with host-mode ports. */
   private readonly gateways = new GatewayAddresses();
+  /** The IPsec plan last made in the kernel (or that failed, and why), and when: trusted for IPSEC_TRUST_MS, as the mesh's. */
+  private ipsecMade: { plan: string; at: number; inUse: boolean; failure?: string } | undefined;
 
   private get stopGraceMs(): number {
     return this.o.stopGraceMs ?? 10_000;
@@ -152,10 +157,43 @@ export class Agent {
       hostname: t.id.slice(0, 12),
       interfaces: t.networks.map((a, i) => {
         const addr = a.addresses[0]!;
-        return { ifname: `eth${i}`, vni: view.networks.get(a.networkId)!.vni, addr, mac: macForIpv4(addr) };
+        const net = view.networks.get(a.networkId)!;
+        return { ifname: `eth${i}`, vni: net.vni, addr, mac: macForIpv4(addr), ...(net.encrypted ? { mtu: ENCRYPTED_OVERLAY_MTU } : {}) };
       }),
       ...(t.hostPorts?.length ? { gateway: this.gateways.for(t.id) } : {}),
     };
+  }
+
+  /**
+   * Makes IPsec carry this node's encrypted networks (ESP to the nodes of
+   * their remote endpoints, and the guard that drops their VXLAN in plaintext
+   * either way). Returns why it cannot, if it cannot: those networks then get
+   * no tunnel and no task (fail closed).
+   */
+  private async syncEncryption(view: NetworkView, nodeId: string): Promise<string | undefined> {
+    const ipsec = this.o.ipsec;
+    const plan = ipsecPlanFor(view, this.o.advertiseAddr, nodeId, this.session.encryption);
+    const key = JSON.stringify(plan);
+    if (plan.vnis.length === 0) {
+      // nothing encrypted here: remove what an earlier plan (or run) left, once; that failing blocks nothing
+      if (!ipsec || (this.ipsecMade && !this.ipsecMade.inUse)) return undefined;
+      await ipsec.sync(plan).catch((err: unknown) => this.log(`cannot remove IPsec state: ${err instanceof Error ? err.message : String(err)}`));
+      this.ipsecMade = { plan: key, at: Date.now(), inUse: false };
+      return undefined;
+    }
+    if (!ipsec) return "this agent runs without IPsec";
+    if (plan.keys.length === 0) return "this node has no overlay keys from the manager yet (a manager started with --insecure sends none)";
+    if (this.ipsecMade?.plan === key && Date.now() - this.ipsecMade.at < IPSEC_TRUST_MS) return this.ipsecMade.failure;
+    let failure: string | undefined;
+    try {
+      await ipsec.sync(plan);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      this.log(`encrypted networks stay down: ${why}`);
+      failure = `this node cannot encrypt its overlay traffic (${why})`;
+    }
+    this.ipsecMade = { plan: key, at: Date.now(), inUse: true, ...(failure ? { failure } : {}) };
+    return failure;
   }
 
   /** One pass: overlay, running tasks' sandboxes, then tasks to stop and start, then leftovers; acknowledges what it applied. */
@@ -167,7 +205,8 @@ export class Agent {
     // the view changes while this sync awaits: act on the tasks the overlay was planned for,
     // and let the next sync (the runner runs again) take what arrives meanwhile
     const tasks = [...view.tasks.values()];
-    await this.o.overlay.sync(overlayPlanFor(view, this.o.advertiseAddr, nodeId));
+    const cannotEncrypt = await this.syncEncryption(view, nodeId);
+    await this.o.overlay.sync(overlayPlanFor(view, this.o.advertiseAddr, nodeId, cannotEncrypt));
     const ingress = this.o.mesh && this.o.loadBalancer ? ingressPlanFor(view, nodeId) : undefined;
 
     // the sandboxes of running tasks, and the ingress sandbox, follow the view first, all at once: their
@@ -198,7 +237,7 @@ export class Agent {
         this.report(t.id, ended.state, ended.err);
         continue;
       }
-      const refusal = t.networks.map((a) => view.networks.get(a.networkId)).map((n) => n && attachmentRefusal(n)).find(Boolean);
+      const refusal = t.networks.map((a) => view.networks.get(a.networkId)).map((n) => n && attachmentRefusal(n, cannotEncrypt)).find(Boolean);
       if (refusal) {
         this.report(t.id, "rejected", refusal);
         continue;
@@ -364,6 +403,9 @@ export class Agent {
 }
 
 const networksKey = (networkIds: string[]): string => [...networkIds].sort().join(" ");
+
+/** How long an IPsec plan made in the kernel is trusted without making it again: drift (an SA deleted by hand) is repaired after. */
+const IPSEC_TRUST_MS = 30_000;
 
 /** How long what the mesh made is trusted without making it again (as the overlay's plan): drift is repaired after. */
 const MESH_TRUST_MS = 10_000;

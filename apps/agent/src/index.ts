@@ -7,6 +7,7 @@ export { KernelNftables } from "./dataplane/nftables/kernel.ts";
 export { KernelIpvs } from "./dataplane/ipvs/kernel.ts";
 export type { LoadBalancer } from "./dataplane/types.ts";
 export { KernelMesh } from "./mesh/kernel.ts";
+export { KernelIpsec } from "./kernel/ipsec.ts";
 // what KernelNftables feeds to `nft -f`: for bench/nft-programming.ts, which times exactly that
 export { renderChange, renderRuleset } from "./dataplane/nftables/render.ts";
 export { EmbeddedDns } from "./dns/server.ts";

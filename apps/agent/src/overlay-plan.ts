@@ -4,9 +4,19 @@
 
 import { addrOf, attachmentRefusal, type NetworkView, type ViewEndpoint } from "@vipmesh/core";
 import { canonicalOverlayPlan } from "./kernel/canonical.ts";
-import type { OverlayPlan, RemoteEndpoint } from "./kernel/types.ts";
+import { ESP_OVERHEAD } from "./kernel/ipsec-plan.ts";
+import { type IpsecPlan, OVERLAY_MTU, type OverlayPlan, type RemoteEndpoint } from "./kernel/types.ts";
+import type { OverlayKeys } from "./session.ts";
 
-export function overlayPlanFor(view: NetworkView, localAddr: string, localNodeId: string): OverlayPlan {
+/** Encrypted networks' MTU: room for ESP inside the same underlay packet. */
+export const ENCRYPTED_OVERLAY_MTU = OVERLAY_MTU - ESP_OVERHEAD;
+
+/**
+ * `cannotEncrypt`: why this node cannot carry encrypted networks now
+ * (undefined: it can); such networks then get no tunnel at all. Encrypted
+ * ones that it can carry get an MTU smaller by the ESP overhead.
+ */
+export function overlayPlanFor(view: NetworkView, localAddr: string, localNodeId: string, cannotEncrypt: string | undefined): OverlayPlan {
   const remotesByNetwork = new Map<string, ViewEndpoint[]>();
   for (const e of view.endpoints.values()) {
     if (e.nodeId === localNodeId || !e.nodeAddr) continue;
@@ -16,9 +26,40 @@ export function overlayPlanFor(view: NetworkView, localAddr: string, localNodeId
   }
   const networks = [...view.networks.values()]
     // no plaintext tunnel for a network that asked for encryption (the agent refuses its tasks too)
-    .filter((n) => attachmentRefusal(n) === undefined)
-    .map((n) => ({ networkId: n.id, vni: n.vni, remotes: remotesOf(remotesByNetwork.get(n.id) ?? []) }));
+    .filter((n) => attachmentRefusal(n, cannotEncrypt) === undefined)
+    .map((n) => ({
+      networkId: n.id,
+      vni: n.vni,
+      remotes: remotesOf(remotesByNetwork.get(n.id) ?? []),
+      ...(n.encrypted ? { mtu: ENCRYPTED_OVERLAY_MTU } : {}),
+    }));
   return canonicalOverlayPlan({ localAddr, networks });
+}
+
+/**
+ * What IPsec must carry for this node: its encrypted networks' VNIs, and the
+ * nodes that run their remote endpoints. Without keys the plan holds none
+ * (the caller refuses those networks instead).
+ */
+export function ipsecPlanFor(view: NetworkView, localAddr: string, localNodeId: string, keys: OverlayKeys | undefined): IpsecPlan {
+  const vnis = new Set<number>();
+  const encrypted = new Set<string>();
+  for (const n of view.networks.values()) {
+    if (!n.encrypted) continue;
+    vnis.add(n.vni);
+    encrypted.add(n.id);
+  }
+  const peers = new Set<string>();
+  for (const e of view.endpoints.values()) {
+    if (encrypted.has(e.networkId) && e.nodeId !== localNodeId && e.nodeAddr) peers.add(e.nodeAddr);
+  }
+  return {
+    localAddr,
+    vnis: [...vnis].sort((a, b) => a - b),
+    peers: [...peers].sort(),
+    keys: keys?.keys ?? [],
+    txKeyId: keys?.txKeyId ?? 0,
+  };
 }
 
 /**

@@ -11,6 +11,13 @@ import { applyViewDelta, type Dataplane, emptyView, type NetworkView, type ViewD
 import { EventEmitter, once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { IpsecKey } from "./kernel/types.ts";
+
+/** The encrypted overlays' keys as the manager last sent them. */
+export interface OverlayKeys {
+  keys: IpsecKey[];
+  txKeyId: number;
+}
 
 export interface SessionOptions {
   manager: string;
@@ -57,6 +64,8 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [delta: ViewD
   readonly view: NetworkView = emptyView();
   /** Version of the assignment the view holds; 0 before the first one. */
   version = 0;
+  /** The encrypted overlays' keys; undefined until an assignment brings them (only nodes with an encrypted network get them). */
+  encryption: OverlayKeys | undefined;
   nodeId = "";
   private client: DispatcherServiceClient;
   private stream: grpc.ClientDuplexStream<wire.SessionUp, wire.SessionDown> | undefined;
@@ -171,6 +180,13 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [delta: ViewD
     if (!a) return;
     if (a.full) {
       for (const map of Object.values(this.view)) (map as Map<string, unknown>).clear();
+      this.encryption = undefined;
+    }
+    if (a.encryption) {
+      this.encryption = {
+        keys: a.encryption.keys.map((k) => ({ id: k.id, secret: Buffer.from(k.secret).toString("hex") })),
+        txKeyId: a.encryption.txKeyId,
+      };
     }
     const delta = a as unknown as ViewDelta;
     applyViewDelta(this.view, delta);

@@ -1,7 +1,7 @@
 import { emptyView, macForIpv4, type NetworkView, type ViewEndpoint, type ViewNetwork } from "@vipmesh/core";
 import { describe, expect, it } from "vitest";
 import { checkOverlayPlan } from "../src/kernel/canonical.ts";
-import { overlayPlanFor } from "../src/overlay-plan.ts";
+import { ipsecPlanFor, overlayPlanFor } from "../src/overlay-plan.ts";
 
 const network = (id: string, vni: number, more: Partial<ViewNetwork> = {}): ViewNetwork => ({
   id,
@@ -47,7 +47,7 @@ describe("overlayPlanFor", () => {
         endpoint("t5", "net-gone", "10.0.5.2/24", "node2"), // a network the node does not hold
       ],
     );
-    const plan = overlayPlanFor(view, "192.168.100.11", "node1");
+    const plan = overlayPlanFor(view, "192.168.100.11", "node1", undefined);
     expect(plan).toEqual({
       localAddr: "192.168.100.11",
       networks: [
@@ -66,13 +66,27 @@ describe("overlayPlanFor", () => {
   });
 
   it("keeps a network without remote endpoints: local tasks still need its bridge", () => {
-    const plan = overlayPlanFor(viewOf([network("net-a", 4096)], [endpoint("t1", "net-a", "10.0.3.2/24", "node1")]), "192.168.100.11", "node1");
+    const plan = overlayPlanFor(viewOf([network("net-a", 4096)], [endpoint("t1", "net-a", "10.0.3.2/24", "node1")]), "192.168.100.11", "node1", undefined);
     expect(plan.networks).toEqual([{ networkId: "net-a", vni: 4096, remotes: [] }]);
   });
 
-  it("builds no plaintext tunnel for an encrypted network", () => {
+  it("builds no tunnel for an encrypted network while the node cannot encrypt, and one with room for ESP when it can", () => {
     const view = viewOf([network("net-a", 4096), network("secret", 4098, { encrypted: true })], [endpoint("t1", "secret", "10.0.6.2/24", "node2")]);
-    expect(overlayPlanFor(view, "192.168.100.11", "node1").networks.map((n) => n.networkId)).toEqual(["net-a"]);
+    expect(overlayPlanFor(view, "192.168.100.11", "node1", "no keys yet").networks.map((n) => n.networkId)).toEqual(["net-a"]);
+    const plan = overlayPlanFor(view, "192.168.100.11", "node1", undefined);
+    expect(plan.networks.map((n) => [n.networkId, n.mtu])).toEqual([["net-a", undefined], ["secret", 1410]]);
+    expect(() => checkOverlayPlan(plan)).not.toThrow();
+  });
+
+  it("plans IPsec for the encrypted networks only: their VNIs, and the nodes of their remote endpoints", () => {
+    const view = viewOf(
+      [network("net-a", 4096), network("secret", 4098, { encrypted: true })],
+      [endpoint("t1", "secret", "10.0.6.2/24", "node2"), endpoint("t2", "net-a", "10.0.3.2/24", "node3"), endpoint("t3", "secret", "10.0.6.3/24", "node1")],
+    );
+    const keys = { keys: [{ id: 1, secret: "ab".repeat(36) }], txKeyId: 1 };
+    expect(ipsecPlanFor(view, "192.168.100.11", "node1", keys)).toEqual({ localAddr: "192.168.100.11", vnis: [4098], peers: ["192.168.100.12"], ...keys });
+    expect(ipsecPlanFor(view, "192.168.100.11", "node1", undefined)).toMatchObject({ vnis: [4098], keys: [], txKeyId: 0 });
+    expect(ipsecPlanFor(viewOf([network("net-a", 4096)], []), "192.168.100.11", "node1", keys)).toMatchObject({ vnis: [], peers: [] });
   });
 
   it("gives an address claimed twice to the ready endpoint, the same on every node, and skips endpoints without a node address", () => {
@@ -84,12 +98,12 @@ describe("overlayPlanFor", () => {
         endpoint("lost", "net-a", "10.0.3.8/24", "node9"),
       ],
     );
-    const plan = overlayPlanFor(view, "192.168.100.11", "node1");
+    const plan = overlayPlanFor(view, "192.168.100.11", "node1", undefined);
     expect(plan.networks[0]!.remotes).toEqual([{ ip: "10.0.3.7", mac: "02:42:0a:00:03:07", nodeAddr: "192.168.100.13" }]);
     expect(() => checkOverlayPlan(plan)).not.toThrow();
   });
 
   it("is empty for an empty view", () => {
-    expect(overlayPlanFor(emptyView(), "192.168.100.11", "node1")).toEqual({ localAddr: "192.168.100.11", networks: [] });
+    expect(overlayPlanFor(emptyView(), "192.168.100.11", "node1", undefined)).toEqual({ localAddr: "192.168.100.11", networks: [] });
   });
 });

@@ -220,6 +220,13 @@ kernelDescribe("kernel drivers in namespaces", () => {
       expect(await neighboursOf(n1, "vmvx4096")).toEqual(["10.0.3.10 02:42:0a:00:03:0a PERMANENT", "10.0.3.6 02:42:0a:00:03:06 PERMANENT"]);
       expect((await linkNamed(n1, "vmvx4097")).master).toBe("vmbr4097");
       expect(await foreign()).toEqual(before);
+
+      // an encrypted network's smaller MTU (room for ESP) is set in place, and read back
+      const encrypted = { ...plan, networks: plan.networks.map((n) => (n.vni === 4097 ? { ...n, mtu: 1410 } : n)) };
+      const vx4097 = (await linkNamed(n1, "vmvx4097")).ifindex;
+      await overlay.sync(encrypted);
+      expect(await linkNamed(n1, "vmvx4097")).toMatchObject({ mtu: 1410, ifindex: vx4097 });
+      expect(await overlay.read()).toEqual(canonicalOverlayPlan(encrypted));
     });
 
     it("writes in one ip and one bridge batch, and nothing at all when already converged", async () => {
@@ -363,6 +370,14 @@ kernelDescribe("kernel drivers in namespaces", () => {
       await run("ip", ["link", "del", "dev", "eth1"], { netns: plan.name });
       await sandboxes.ensure(moved);
       expect(await sandboxes.list(prefix)).toEqual([sandboxStateOf(moved)]);
+
+      // an encrypted network's MTU on both ends, set in place
+      const encrypted = { ...moved, interfaces: moved.interfaces.map((i) => (i.ifname === "eth1" ? { ...i, mtu: 1410 } : i)) };
+      const eth1 = (await linkNamed(plan.name, "eth1")).ifindex;
+      await sandboxes.ensure(encrypted);
+      expect(await linkNamed(plan.name, "eth1")).toMatchObject({ mtu: 1410, ifindex: eth1 });
+      expect(await linkNamed(n1, names.hostVeth("task0000001", 1))).toMatchObject({ mtu: 1410 });
+      expect(await sandboxes.list(prefix)).toEqual([sandboxStateOf(encrypted)]);
     });
 
     it("refuses an interface whose network has no bridge, and makes nothing", async () => {

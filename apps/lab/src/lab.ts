@@ -22,6 +22,8 @@ export interface LabOptions {
   nodes: number;
   heartbeatMs?: number;
   dataplane?: string;
+  /** How often the manager rotates the encrypted overlays' key (default: the manager's, 12 h). */
+  keyRotationMs?: number;
   log?: (line: string) => void;
 }
 
@@ -41,6 +43,7 @@ export interface LabLayout {
   managerAddr: string;
   heartbeatMs?: number;
   dataplane?: string;
+  keyRotationMs?: number;
   nodes: { hostname: string; netns: string; addr: string; stateDir: string }[];
 }
 
@@ -157,6 +160,7 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
     log("manager");
     if (o.heartbeatMs) l.heartbeatMs = o.heartbeatMs;
     if (o.dataplane) l.dataplane = o.dataplane;
+    if (o.keyRotationMs) l.keyRotationMs = o.keyRotationMs;
     await startManager(l);
     const client = labClient(l);
     try {
@@ -199,6 +203,7 @@ function logTails(dir: string): string {
 export async function startManager(l: LabLayout): Promise<void> {
   const args = ["manager", "--data-dir", join(l.dir, "manager"), "--listen", l.managerAddr, "--listen", `unix:${l.socket}`];
   if (l.heartbeatMs) args.push("--heartbeat-period", `${l.heartbeatMs}ms`);
+  if (l.keyRotationMs) args.push("--key-rotation", `${l.keyRotationMs}ms`);
   rmSync(l.socket, { force: true });
   startDetached("manager", l.dir, l.fabric, args);
   // the manager writes its admin identity before it listens

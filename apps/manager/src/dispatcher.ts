@@ -8,6 +8,7 @@
 
 import { EventEmitter } from "node:events";
 import {
+  emptyDelta,
   type NetworkView,
   type Service,
   type Task,
@@ -21,6 +22,7 @@ import {
   notFound,
 } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
+import type { OverlayKeySet } from "./security/overlay-keys.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 
 export const DEFAULT_HEARTBEAT_PERIOD_MS = 5000;
@@ -65,6 +67,8 @@ interface LogRelay {
 export interface Assignment extends ViewDelta {
   version: number;
   full: boolean;
+  /** The encrypted overlays' keys (secrets as bytes): in a full assignment and when they change, to nodes with an encrypted network. */
+  encryption?: { keys: { id: number; secret: Buffer }[]; txKeyId: number };
 }
 
 interface Session {
@@ -77,6 +81,8 @@ interface Session {
   serviceVersions: Map<string, number>;
   /** Log requests in flight, by request ID. */
   logRelays: Map<number, LogRelay>;
+  /** Whether it holds the current overlay keys. */
+  hasKeys: boolean;
 }
 
 interface Dirty {
@@ -111,6 +117,11 @@ function mayAffect(s: Session, dirty: Dirty): boolean {
   return false;
 }
 
+const holdsEncrypted = (view: NetworkView): boolean => {
+  for (const n of view.networks.values()) if (n.encrypted) return true;
+  return false;
+};
+
 export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private readonly sessions = new Map<string, Session>();
   private readonly lastSeen = new Map<string, number>();
@@ -129,6 +140,8 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     private readonly store: ClusterStore,
     private readonly cluster: Cluster,
     readonly heartbeatPeriodMs = DEFAULT_HEARTBEAT_PERIOD_MS,
+    /** The overlay keys; undefined (a manager with --insecure) sends none: keys never travel in plaintext. */
+    private overlayKeys?: OverlayKeySet,
   ) {
     super();
   }
@@ -169,6 +182,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       acked: 0,
       serviceVersions: new Map(),
       logRelays: new Map(),
+      hasKeys: false,
     };
     this.sessions.set(nodeId, session);
     this.lastSeen.set(nodeId, Date.now());
@@ -301,7 +315,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     for (const s of this.sessions.values()) {
       if (!mayAffect(s, dirty)) continue;
       const delta = refreshNetworkView(this.store, s.nodeId, s.view, dirty);
-      if (isEmptyDelta(delta)) continue;
+      if (isEmptyDelta(delta) && (s.hasKeys || !holdsEncrypted(s.view))) continue;
       const involved = new Set<string>();
       for (const x of delta.services) involved.add(x.id);
       for (const x of delta.removedServices) involved.add(x);
@@ -343,7 +357,38 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private send(s: Session, delta: ViewDelta, full: boolean, involved: Iterable<string>): void {
     s.version++;
     for (const id of involved) s.serviceVersions.set(id, s.version);
-    s.channel.send({ assignment: { ...delta, version: s.version, full } });
+    // the keys go with the first view that holds an encrypted network, and again when they change
+    const keys = this.overlayKeys && (full || !s.hasKeys) && holdsEncrypted(s.view) ? this.overlayKeys : undefined;
+    if (keys) s.hasKeys = true;
+    s.channel.send({ assignment: { ...delta, version: s.version, full, ...(keys ? { encryption: wireKeys(keys) } : {}) } });
+  }
+
+  /**
+   * New overlay keys, sent to every node with an encrypted network; resolves
+   * once each has applied them, or lost its session (it gets them anew when it comes back).
+   */
+  publishKeys(keys: OverlayKeySet): Promise<void> {
+    this.overlayKeys = keys;
+    const barrier = new Map<string, number>();
+    for (const s of this.sessions.values()) {
+      s.hasKeys = false;
+      if (!holdsEncrypted(s.view)) continue;
+      this.send(s, emptyDelta(), false, []);
+      barrier.set(s.nodeId, s.version);
+    }
+    return new Promise((resolve) => {
+      const check = () => {
+        for (const [nodeId, version] of barrier) {
+          const s = this.sessions.get(nodeId);
+          if (!s || s.version < version || s.acked >= version) barrier.delete(nodeId);
+        }
+        if (barrier.size > 0) return;
+        this.off("progress", check);
+        resolve();
+      };
+      this.on("progress", check);
+      check();
+    });
   }
 
   /** Closes a node's session from this side, saying why. */
@@ -369,3 +414,8 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     }
   }
 }
+
+const wireKeys = (k: OverlayKeySet): NonNullable<Assignment["encryption"]> => ({
+  keys: k.keys.map((key) => ({ id: key.id, secret: Buffer.from(key.secret, "hex") })),
+  txKeyId: k.txKeyId,
+});

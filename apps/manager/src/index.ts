@@ -9,6 +9,7 @@ import { DEFAULT_HEARTBEAT_PERIOD_MS, Dispatcher } from "./dispatcher.ts";
 import { Orchestrator } from "./orchestrator.ts";
 import { authInterceptor } from "./security/authz.ts";
 import { CertificateAuthority, tlsDirs } from "./security/certificate-authority.ts";
+import { OverlayKeys } from "./security/overlay-keys.ts";
 
 export { tlsDirs };
 import { caHandlers, clusterHandlers, dispatcherHandlers } from "./server.ts";
@@ -36,7 +37,9 @@ export interface ManagerOptions {
   ingressSubnet?: string;
   /** How long node certificates last; default 90 days. */
   certValidityMs?: number;
-  /** Plain TCP, no certificates, every call allowed: for debugging only. */
+  /** How often the encrypted overlays' key is replaced; default 12 h. */
+  keyRotationMs?: number;
+  /** Plain TCP, no certificates, every call allowed, no overlay keys: for debugging only. */
   insecure?: boolean;
 }
 
@@ -73,7 +76,9 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     close();
     throw new Error(`cannot set up the cluster's CA in ${options.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const dispatcher = new Dispatcher(store, cluster, options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS);
+  // overlay keys only where they can travel over mutual TLS
+  const keys = ca ? new OverlayKeys(store.settings, options.keyRotationMs) : undefined;
+  const dispatcher = new Dispatcher(store, cluster, options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS, keys?.current());
   const orchestrator = new Orchestrator(store, allocator, cluster, { restartDelayMs: options.restartDelayMs });
 
   const server = new grpc.Server({
@@ -110,6 +115,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   // flush in the same turn, and a change and the tasks it makes reach agents as one delta
   orchestrator.start();
   dispatcher.start();
+  keys?.start((k) => dispatcher.publishKeys(k));
 
   const dirs = tlsDirs(options.dataDir);
   return {
@@ -117,6 +123,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     adminTlsDir: ca ? dirs.admin : undefined,
     readonlyTlsDir: ca ? dirs.readonly : undefined,
     stop: async () => {
+      keys?.stop();
       ca?.stop();
       orchestrator.stop();
       dispatcher.stop();

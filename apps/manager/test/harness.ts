@@ -23,7 +23,7 @@ export interface Harness {
 
 let nextAddr = 1;
 
-export async function startHarness(options: { addressPool?: string; heartbeatPeriodMs?: number } = {}): Promise<Harness> {
+export async function startHarness(options: { addressPool?: string; heartbeatPeriodMs?: number; keyRotationMs?: number } = {}): Promise<Harness> {
   const dir = tempDir();
   const start = () =>
     startManager({
@@ -32,6 +32,7 @@ export async function startHarness(options: { addressPool?: string; heartbeatPer
       heartbeatPeriodMs: options.heartbeatPeriodMs ?? HEARTBEAT_MS,
       restartDelayMs: 50,
       addressPool: options.addressPool,
+      keyRotationMs: options.keyRotationMs,
     });
   let manager = await start();
   const admin = () => clusterClient(manager.addresses[0]!, credentialsFromDir(manager.adminTlsDir!));

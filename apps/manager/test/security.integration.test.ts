@@ -13,15 +13,17 @@ import {
   joinCluster,
   JoinError,
   NodeIdentity,
+  type wire,
 } from "@vipmesh/api";
 import { ClusterCa, formatToken, identityOfPem, newKeyAndCsr, parseToken, validityOf } from "@vipmesh/pki";
-import { tempDir } from "@vipmesh/testing";
+import { tempDir, waitFor } from "@vipmesh/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { everything, failure, type Harness, startHarness } from "./harness.ts";
 
 let h: Harness;
-beforeEach(async () => {
-  h = await startHarness();
+beforeEach(async (ctx) => {
+  // the overlay keys' tests rotate every half second
+  h = await startHarness(ctx.task.suite?.name === "overlay keys" ? { keyRotationMs: 500 } : {});
 });
 afterEach(async () => {
   await h.close();
@@ -216,5 +218,56 @@ describe("limits", () => {
     const f = await failure(call(h.client, "createNetwork", { spec: { name: "big", labels: { x: "y".repeat(5 * 1024 * 1024) } } }));
     expect(f.code).toBe("RESOURCE_EXHAUSTED");
     expect(await everything(h)).toEqual(before);
+  });
+});
+
+describe("overlay keys", () => {
+  type Keys = { ids: number[]; tx: number };
+  const keysOf = (a: wire.Assignment): Keys | undefined =>
+    a.encryption ? { ids: a.encryption.keys.map((k) => k.id), tx: a.encryption.txKeyId } : undefined;
+
+  it("go only to nodes with an encrypted network, and rotate in three steps, each applied by every node before the next", async () => {
+    const agents = await Promise.all(["node1", "node2", "node3"].map((n) => h.addAgent(n)));
+    const seen = new Map<string, Keys[]>(agents.map((a) => [a.nodeId, []]));
+    const secrets = new Set<string>();
+    for (const a of agents) {
+      a.on("assignment", (m) => {
+        const k = keysOf(m);
+        if (k) seen.get(a.nodeId)!.push(k);
+        for (const key of m.encryption?.keys ?? []) {
+          expect(key.secret.length).toBe(36);
+          secrets.add(Buffer.from(key.secret).toString("hex"));
+        }
+      });
+    }
+    await call(h.client, "createNetwork", { spec: { name: "secret", options: { encrypted: "" } } });
+    await call(h.client, "createService", {
+      spec: { annotations: { name: "vault" }, taskTemplate: { container: { command: ["x"] } }, replicated: { replicas: 2 }, networks: [{ target: "secret" }] },
+    });
+    await waitFor("two nodes hold the network", () => agents.filter((a) => [...a.view.networks.values()].some((n) => n.encrypted)).length === 2);
+    const [held, other] = [agents.filter((a) => [...a.view.networks.values()].some((n) => n.encrypted)), agents.find((a) => ![...a.view.networks.values()].some((n) => n.encrypted))!];
+
+    // one node slow to apply: the rotation waits for it at every step
+    const slow = held[0]!;
+    slow.holdAcks();
+    await waitFor("a rotation's first step", () => seen.get(slow.nodeId)!.some((k) => k.ids.length === 2));
+    const atHold = seen.get(held[1]!.nodeId)!.length;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(seen.get(held[1]!.nodeId)!.length).toBe(atHold); // no second step while one node has not applied the first
+    slow.releaseAcks();
+    await waitFor("a whole rotation", () => held.every((a) => seen.get(a.nodeId)!.filter((k) => k.ids.length === 1).length >= 2));
+
+    for (const a of held) {
+      const steps = seen.get(a.nodeId)!;
+      const first = steps[0]!;
+      expect(first.ids).toEqual([first.tx]);
+      const [add, send, drop] = steps.slice(1, 4);
+      const next = add!.ids.find((id) => id !== first.tx)!;
+      expect(add).toEqual({ ids: [first.tx, next], tx: first.tx });
+      expect(send).toEqual({ ids: [first.tx, next], tx: next });
+      expect(drop).toEqual({ ids: [next], tx: next });
+    }
+    expect(seen.get(other.nodeId)).toEqual([]);
+    expect(secrets.size).toBeGreaterThanOrEqual(2);
   });
 });

@@ -12,12 +12,17 @@ const net = (encrypted: boolean): ViewNetwork => ({
 });
 
 describe("attachmentRefusal", () => {
-  it("refuses an encrypted network, naming it and saying why", () => {
-    const reason = attachmentRefusal(net(true));
+  it("refuses an encrypted network while the node cannot encrypt, naming it and saying why", () => {
+    const reason = attachmentRefusal(net(true), "this node has no overlay keys yet");
     expect(reason).toContain("collabnet");
+    expect(reason).toContain("no overlay keys yet");
     expect(reason).toContain("plaintext");
   });
-  it("accepts a plain overlay", () => {
-    expect(attachmentRefusal(net(false))).toBeUndefined();
+  it("accepts an encrypted network on a node that encrypts", () => {
+    expect(attachmentRefusal(net(true), undefined)).toBeUndefined();
+  });
+  it("accepts a plain overlay either way", () => {
+    expect(attachmentRefusal(net(false), "no ESP here")).toBeUndefined();
+    expect(attachmentRefusal(net(false), undefined)).toBeUndefined();
   });
 });

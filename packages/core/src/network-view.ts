@@ -118,14 +118,15 @@ export const emptyDelta = (): ViewDelta => ({
 export const isEmptyDelta = (d: ViewDelta): boolean => Object.values(d).every((list) => list.length === 0);
 
 /**
- * Why an agent must not attach a task to this network, if it must not. An
- * encrypted overlay is refused until overlay encryption exists: the task
- * fails with this reason rather than sending plaintext on a network its user
- * asked to be encrypted (swarm's CVE-2023-28840 class of bug).
+ * Why an agent must not attach a task to this network, if it must not: an
+ * encrypted overlay while the node cannot encrypt (`cannotEncrypt` says why:
+ * no keys yet, no ESP in its kernel, the guard against plaintext not in
+ * place). The task fails with this reason rather than send plaintext on a
+ * network its user asked to be encrypted (swarm's CVE-2023-28840 class of bug).
  */
-export function attachmentRefusal(n: ViewNetwork): string | undefined {
-  if (n.encrypted) {
-    return `network ${n.name} is encrypted and this agent cannot encrypt overlay traffic yet; refusing to attach rather than send plaintext`;
+export function attachmentRefusal(n: ViewNetwork, cannotEncrypt: string | undefined): string | undefined {
+  if (n.encrypted && cannotEncrypt !== undefined) {
+    return `network ${n.name} is encrypted and ${cannotEncrypt}; refusing to attach rather than send plaintext`;
   }
   return undefined;
 }

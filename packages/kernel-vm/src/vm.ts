@@ -32,6 +32,10 @@ export const MODULES = [
   "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_sh", "ip_vs_mh", "ip_vs_sed", "ip_vs_nq", "ip_vs_dh", "ip_vs_lblc", "ip_vs_lblcr", "ip_vs_fo", "ip_vs_ovf",
   "vxlan", "veth", "bridge", "nf_nat", "nf_tables", "nft_nat", "nft_masq", "nft_ct", "nft_numgen", "nft_fib_ipv4", "nft_reject_ipv4", "nft_chain_nat", "nf_conntrack_netlink",
   "xt_mark", "iptable_mangle", "iptable_nat", "xt_conntrack", "xt_MASQUERADE", "nft_compat",
+  // IPsec ESP for encrypted overlays: rfc4106(gcm(aes)) is gcm + ctr + ghash over the built-in aes_generic
+  // (no AES-NI under emulation); ESP's IV generators are seqiv/echainiv, which ask for the default RNG
+  // (drbg, seeded by jitterentropy_rng): without them every `ip xfrm state add … proto esp` fails
+  "esp4", "xfrm_user", "xfrm_algo", "gcm", "ghash_generic", "ctr", "seqiv", "echainiv", "drbg", "jitterentropy_rng",
 ] as const;
 
 /** Debian packages the harness runs (the kernel itself comes with apt-get download). */

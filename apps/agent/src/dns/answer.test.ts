@@ -197,3 +197,16 @@ describe("ReplyCache", () => {
     expect(cache.kept(fixtureRecords())).toBe(0);
   });
 });
+
+describe("who the embedded DNS answers", () => {
+  it("only clients inside the sandbox, over its loopback", async () => {
+    const { fromInsideSandbox } = await import("./server.ts");
+    expect(fromInsideSandbox("127.0.0.1")).toBe(true);
+    expect(fromInsideSandbox("127.0.0.11")).toBe(true);
+    expect(fromInsideSandbox("::ffff:127.0.0.1")).toBe(true);
+    expect(fromInsideSandbox("10.0.1.5")).toBe(false);
+    expect(fromInsideSandbox("192.168.100.12")).toBe(false);
+    expect(fromInsideSandbox("::ffff:10.0.1.5")).toBe(false);
+    expect(fromInsideSandbox("")).toBe(false);
+  });
+});

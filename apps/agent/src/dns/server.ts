@@ -219,6 +219,7 @@ export class EmbeddedDns {
       }
     };
     a.udp.on("message", (query, peer) => {
+      if (!fromInsideSandbox(peer.address)) return;
       let now: ReturnType<typeof this.answerNow>;
       try {
         now = this.answerNow(a, query, false);
@@ -236,6 +237,10 @@ export class EmbeddedDns {
 
   /** RFC 7766: messages prefixed by a 16-bit length, several per connection, answered in order. */
   private serveTcp(a: Attachment, conn: net.Socket): void {
+    if (!fromInsideSandbox(conn.remoteAddress ?? "")) {
+      conn.destroy();
+      return;
+    }
     a.connections.add(conn);
     conn.setTimeout(TCP_IDLE_MS, () => conn.destroy());
     conn.on("error", () => conn.destroy());
@@ -272,6 +277,15 @@ export class EmbeddedDns {
     return undefined;
   }
 }
+
+/**
+ * Whether a query comes from inside the sandbox: over its loopback, from a
+ * 127/8 address. 127.0.0.11 cannot be reached from outside a namespace
+ * anyway (the kernel drops loopback destinations arriving on a real
+ * interface), unless someone sets route_localnet (kube-proxy does, for its
+ * node ports): then this is what keeps the DNS from answering the network.
+ */
+export const fromInsideSandbox = (address: string): boolean => /^(::ffff:)?127\./.test(address);
 
 /** "10.0.0.53" → port 53; "127.0.0.1:5353" → that port (IPv6 addresses take port 53). */
 function hostPort(upstream: string): { host: string; port: number } {

@@ -3,7 +3,7 @@
 // is made from it: a stray space or newline must never become a command.
 
 import { parseCidr, parseIpv4 } from "@vipmesh/core";
-import { GATEWAY_IFNAME, type OverlayPlan, type RemoteEndpoint, type SandboxInterface, type SandboxPlan, type SandboxState } from "./types.ts";
+import { GATEWAY_IFNAME, OVERLAY_MTU, type OverlayPlan, type RemoteEndpoint, type SandboxInterface, type SandboxPlan, type SandboxState } from "./types.ts";
 
 export class KernelPlanError extends Error {
   override name = "KernelPlanError";
@@ -56,6 +56,7 @@ export function canonicalOverlayPlan(plan: OverlayPlan): OverlayPlan {
         networkId: n.networkId,
         vni: n.vni,
         remotes: n.remotes.map((r) => ({ ip: r.ip, mac: r.mac.toLowerCase(), nodeAddr: r.nodeAddr })).sort(compareRemotes),
+        ...(n.mtu !== undefined && n.mtu !== OVERLAY_MTU ? { mtu: n.mtu } : {}),
       }))
       .sort((a, b) => a.vni - b.vni),
   };
@@ -70,6 +71,7 @@ export function checkOverlayPlan(plan: OverlayPlan): void {
     const where = `overlay network ${n.networkId} (VNI ${n.vni})`;
     check(ID.test(n.networkId), `${where}: network ID must be 1-128 of [A-Za-z0-9._-]`);
     checkVni(n.vni, where);
+    if (n.mtu !== undefined) check(Number.isInteger(n.mtu) && n.mtu >= 1280 && n.mtu <= OVERLAY_MTU, `${where}: MTU ${n.mtu} is not within 1280-${OVERLAY_MTU}`);
     check(!vnis.has(n.vni), `${where}: VNI ${n.vni} is planned twice`);
     check(!ids.has(n.networkId), `${where}: network ${n.networkId} is planned twice`);
     vnis.add(n.vni);
@@ -111,7 +113,13 @@ export function checkSandboxPlan(plan: SandboxPlan): void {
   }
 }
 
-const canonicalInterface = (i: SandboxInterface): SandboxInterface => ({ ifname: i.ifname, vni: i.vni, addr: i.addr, mac: i.mac.toLowerCase() });
+const canonicalInterface = (i: SandboxInterface): SandboxInterface => ({
+  ifname: i.ifname,
+  vni: i.vni,
+  addr: i.addr,
+  mac: i.mac.toLowerCase(),
+  ...(i.mtu !== undefined && i.mtu !== OVERLAY_MTU ? { mtu: i.mtu } : {}),
+});
 
 /** What list() would say of a sandbox made from this plan: no hostname, interfaces by name. */
 export function sandboxStateOf(plan: SandboxState): SandboxState {

@@ -110,7 +110,12 @@ export class KernelOverlay implements OverlayDriver {
       // an FDB entry without its neighbour (or the other way round) still shows, half empty
       for (const [mac, entries] of fdb) if (!macs.has(mac) && mac !== ZERO_MAC) remotes.push({ ip: "", mac, nodeAddr: entries[0]?.dst ?? "" });
       const alias = br?.kind === "bridge" ? br.alias : undefined;
-      networks.push({ networkId: alias?.startsWith(NETWORK_ALIAS) ? alias.slice(NETWORK_ALIAS.length) : "", vni, remotes });
+      networks.push({
+        networkId: alias?.startsWith(NETWORK_ALIAS) ? alias.slice(NETWORK_ALIAS.length) : "",
+        vni,
+        remotes,
+        ...(vx && vx.mtu !== OVERLAY_MTU ? { mtu: vx.mtu } : {}),
+      });
     }
     return canonicalOverlayPlan({ localAddr: localAddr ?? "", networks });
   }
@@ -216,7 +221,7 @@ export class KernelOverlay implements OverlayDriver {
       if (!vx) {
         linkWrites.push(
           {
-            text: `link add name ${vxName} mtu ${OVERLAY_MTU} type vxlan id ${n.vni} local ${want.localAddr} dstport ${VXLAN_PORT} nolearning proxy`,
+            text: `link add name ${vxName} mtu ${n.mtu ?? OVERLAY_MTU} type vxlan id ${n.vni} local ${want.localAddr} dstport ${VXLAN_PORT} nolearning proxy`,
             tolerate: "exists",
           },
           { text: `link set dev ${vxName} addrgenmode none`, tolerate: "no-ipv6" },
@@ -224,7 +229,7 @@ export class KernelOverlay implements OverlayDriver {
         );
       } else {
         const fix = [
-          ...(vx.mtu !== OVERLAY_MTU ? [`mtu ${OVERLAY_MTU}`] : []),
+          ...(vx.mtu !== (n.mtu ?? OVERLAY_MTU) ? [`mtu ${n.mtu ?? OVERLAY_MTU}`] : []),
           ...(vx.master !== brName ? [`master ${brName}`] : []),
           ...(vx.up ? [] : ["up"]),
         ];

@@ -115,6 +115,7 @@ export class KernelSandboxes implements SandboxDriver {
       const br = names.bridge(want.vni);
       const mac = want.mac.toLowerCase();
       const alias = hostAlias(plan.name, want.ifname);
+      const mtu = want.mtu ?? OVERLAY_MTU;
       hosts.add(host);
       ifnames.add(want.ifname);
       const h = nodeLinks.get(host);
@@ -122,13 +123,13 @@ export class KernelSandboxes implements SandboxDriver {
       const paired = h?.kind === "veth" && s?.kind === "veth" && s.peerIndex === h.ifindex && h.peerIndex === s.ifindex;
       if (paired) {
         const hostFix = [
-          ...(h.mtu !== OVERLAY_MTU ? [`mtu ${OVERLAY_MTU}`] : []),
+          ...(h.mtu !== mtu ? [`mtu ${mtu}`] : []),
           ...(h.alias !== alias ? [`alias ${alias}`] : []),
           ...(h.master !== br ? [`master ${br}`] : []),
           ...(h.up ? [] : ["up"]),
         ];
         if (hostFix.length > 0) node.push({ text: `link set dev ${host} ${hostFix.join(" ")}` });
-        const fix = [...(s.mtu !== OVERLAY_MTU ? [`mtu ${OVERLAY_MTU}`] : []), ...(s.mac !== mac ? [`address ${mac}`] : []), ...(s.up ? [] : ["up"])];
+        const fix = [...(s.mtu !== mtu ? [`mtu ${mtu}`] : []), ...(s.mac !== mac ? [`address ${mac}`] : []), ...(s.up ? [] : ["up"])];
         if (fix.length > 0) after.push({ text: `link set dev ${want.ifname} ${fix.join(" ")}` });
         const cidrs = ipv4Cidrs(s);
         // extra addresses go first: deleting a primary address also deletes its secondaries
@@ -141,7 +142,7 @@ export class KernelSandboxes implements SandboxDriver {
       if (h) node.push({ text: `link del dev ${host}`, tolerate: "missing" });
       node.push(
         {
-          text: `link add name ${host} mtu ${OVERLAY_MTU} type veth peer name ${want.ifname} mtu ${OVERLAY_MTU} address ${mac} netns ${plan.name}`,
+          text: `link add name ${host} mtu ${mtu} type veth peer name ${want.ifname} mtu ${mtu} address ${mac} netns ${plan.name}`,
           tolerate: "exists",
         },
         // the host end is a bridge port only: no IPv6 link-local address on it
@@ -220,7 +221,7 @@ export class KernelSandboxes implements SandboxDriver {
         .map((s): SandboxInterface => {
           const h = ends.get(name)?.get(s.ifname);
           const vni = h && h.ifindex === s.peerIndex ? Number(BRIDGE.exec(h.master ?? "")?.[1] ?? 0) : 0;
-          return { ifname: s.ifname, vni, addr: ipv4Cidrs(s)[0] ?? "", mac: s.mac };
+          return { ifname: s.ifname, vni, addr: ipv4Cidrs(s)[0] ?? "", mac: s.mac, ...(s.mtu !== OVERLAY_MTU ? { mtu: s.mtu } : {}) };
         })
         .sort((a, b) => compareNames(a.ifname, b.ifname));
       return { taskId: name.slice(prefix.length), name, interfaces };

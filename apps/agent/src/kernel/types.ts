@@ -6,6 +6,8 @@
 export interface OverlayNetworkPlan {
   networkId: string;
   vni: number;
+  /** The VXLAN device's MTU when not OVERLAY_MTU (encrypted networks leave room for ESP). */
+  mtu?: number;
   /** Remote endpoints of this network: tasks on other nodes. */
   remotes: RemoteEndpoint[];
 }
@@ -64,6 +66,8 @@ export interface SandboxInterface {
   /** CIDR, e.g. 10.0.3.5/24 */
   addr: string;
   mac: string;
+  /** Both veth ends' MTU when not OVERLAY_MTU: the network's (see OverlayNetworkPlan). */
+  mtu?: number;
 }
 
 /** The node's overlay: converges to a plan, and reads back what is there. */
@@ -94,7 +98,7 @@ export interface SandboxDriver {
   establishedConnections(name: string): Promise<number>;
 }
 
-/** MTU of every overlay device and sandbox interface: 1500 minus VXLAN's 50 bytes of encapsulation. */
+/** MTU of overlay devices and sandbox interfaces: 1500 minus VXLAN's 50 bytes of encapsulation (less on encrypted networks). */
 export const OVERLAY_MTU = 1450;
 export { VXLAN_UDP_PORT as VXLAN_PORT } from "@vipmesh/core";
 
@@ -112,3 +116,29 @@ export const names = {
 
 /** The task ID the node's ingress sandbox goes by among sandboxes (task IDs are hex: no clash). */
 export const INGRESS_SANDBOX_ID = "ingress";
+
+/** One ESP key: every node may receive with any key it holds; sends with the plan's txKeyId. */
+export interface IpsecKey {
+  /** Small positive integer, unique among the keys in a plan; part of every SPI made from this key. */
+  id: number;
+  /** 36 bytes, hex: AES-256 key then the 4-byte GCM salt. */
+  secret: string;
+}
+
+/** What this node's encrypted overlays need from IPsec. Empty vnis: nothing of ours in xfrm or the guard table; empty peers: the guard only. */
+export interface IpsecPlan {
+  /** This node's underlay address. */
+  localAddr: string;
+  /** VNIs of the encrypted networks present on this node. */
+  vnis: number[];
+  /** Underlay addresses of the other nodes with which it exchanges encrypted VXLAN. */
+  peers: string[];
+  keys: IpsecKey[];
+  /** The key this node sends with; one of keys. */
+  txKeyId: number;
+}
+
+export interface IpsecDriver {
+  /** Converges xfrm states/policies and the guard table to the plan; throws (leaving the guard in place) if the guard cannot be installed. */
+  sync(plan: IpsecPlan): Promise<void>;
+}

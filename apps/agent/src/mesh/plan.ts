@@ -4,7 +4,7 @@
 // network, at the target port), and, per task of a published service, which
 // ports its ingress interface accepts.
 
-import { addrOf, attachmentRefusal, ingressSandboxKey, isIngressSandboxEndpoint, isTaskReady, type NetworkView, type Protocol, type ProxyProtocol, type Task } from "@vipmesh/core";
+import { addrOf, ingressSandboxKey, isIngressSandboxEndpoint, isTaskReady, type NetworkView, type Protocol, type ProxyProtocol, type Task } from "@vipmesh/core";
 
 /** A port opened on the node's own addresses, and where its traffic goes. */
 export interface PublishedPort {
@@ -33,7 +33,8 @@ export interface IngressPlan {
 export function ingressPlanFor(view: NetworkView, nodeId: string): IngressPlan | undefined {
   const own = view.endpoints.get(ingressSandboxKey(nodeId));
   const net = own && view.networks.get(own.networkId);
-  if (!own || !net || attachmentRefusal(net)) return undefined;
+  // the ingress network is never encrypted (the manager makes it so)
+  if (!own || !net || net.encrypted) return undefined;
   const published: PublishedPort[] = [];
   for (const s of view.services.values()) {
     const vip = s.virtualIps.find((v) => v.networkId === net.id);

@@ -51,7 +51,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
     .action(async (o: AgentFlags) => {
       if (parseIpv4(o.advertiseAddr) === undefined) throw new UsageError(`--advertise-addr ${o.advertiseAddr} is not an IPv4 address`);
       if (process.getuid?.() !== 0) throw new UsageError("the agent manages network namespaces and interfaces: run it as root");
-      const { Agent, EmbeddedDns, KernelIpvs, KernelMesh, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
+      const { Agent, EmbeddedDns, KernelIpsec, KernelIpvs, KernelMesh, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
       // nft is needed either way: it balances VIPs, or marks them for IPVS, and runs the mesh
       const nftables = spawnSync("nft", ["--version"]).status === 0;
       if (!nftables && o.dataplane !== "auto") throw new UsageError(`--dataplane ${o.dataplane}: the nft command is not installed`);
@@ -87,6 +87,8 @@ export function registerAgentCommand(program: Command, io: Io): void {
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
         overlay: new KernelOverlay(),
         sandboxes: new KernelSandboxes(),
+        // encrypted networks need the manager's keys, which travel only over mutual TLS
+        ...(identity ? { ipsec: new KernelIpsec() } : {}),
         ...(plane ? { loadBalancer: plane === "ipvs" ? new KernelIpvs({ log }) : new KernelNftables({ log }), mesh: new KernelMesh({ log }) } : {}),
         dns: new EmbeddedDns({
           log,

@@ -15,6 +15,7 @@ interface ManagerOptions {
   heartbeatPeriod?: number;
   ingressSubnet?: string;
   certExpiry?: number;
+  keyRotation?: number;
   insecure?: boolean;
 }
 
@@ -27,6 +28,7 @@ export function registerManagerCommand(program: Command, io: Io): void {
     .option("--heartbeat-period <duration>", "how often agents report in, e.g. 5s", duration)
     .option("--ingress-subnet <cidr>", "the routing mesh's network, made on the cluster's first start (default 10.255.0.0/16)")
     .option("--cert-expiry <duration>", "how long node certificates last (default 90 days, e.g. 2160h)", duration)
+    .option("--key-rotation <duration>", "how often encrypted overlays get a new key (default 12h)", duration)
     .option("--insecure", "plaintext, no certificates, every call allowed: for debugging only, never on a network anyone else can reach")
     .action(async (opts: ManagerOptions) => {
       const listen = opts.listen ?? [];
@@ -42,6 +44,7 @@ export function registerManagerCommand(program: Command, io: Io): void {
         ...(opts.heartbeatPeriod !== undefined ? { heartbeatPeriodMs: opts.heartbeatPeriod } : {}),
         ...(opts.ingressSubnet !== undefined ? { ingressSubnet: opts.ingressSubnet } : {}),
         ...(opts.certExpiry !== undefined ? { certValidityMs: opts.certExpiry } : {}),
+        ...(opts.keyRotation !== undefined ? { keyRotationMs: opts.keyRotation } : {}),
         ...(opts.insecure ? { insecure: true } : {}),
       }).catch((err: unknown) => {
         // e.g. the address is in use or the data directory is not writable
