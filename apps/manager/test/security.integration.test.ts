@@ -15,7 +15,8 @@ import {
   NodeIdentity,
   type wire,
 } from "@vipmesh/api";
-import { ClusterCa, formatToken, identityOfPem, newKeyAndCsr, parseToken, validityOf } from "@vipmesh/pki";
+import { formatToken, identityOfPem, parseToken, validityOf } from "@vipmesh/pki";
+import { ClusterCa, newKeyAndCsr } from "@vipmesh/pki/signing";
 import { tempDir, waitFor } from "@vipmesh/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { everything, failure, type Harness, startHarness } from "./harness.ts";
@@ -192,6 +193,18 @@ describe("renewal", () => {
     expect(after.certPem).not.toBe(before.certPem);
     expect(identityOfPem(after.certPem)).toEqual(identityOfPem(before.certPem));
     expect((await register(identity, "renewed", "192.0.2.70")).nodeId).toBe(identity.nodeId);
+  });
+
+  it("waits for its moment: a 90-day certificate is not renewed in its first seconds (setTimeout's 24.8-day limit)", async () => {
+    const identity = await NodeIdentity.obtain({ manager: h.address, token: h.token });
+    const first = identity.source.identity.certPem;
+    identity.startRenewal();
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(identity.source.identity.certPem).toBe(first);
+    } finally {
+      identity.stop();
+    }
   });
 
   it("keeps a running session: the agent's certificate changes under it", async () => {

@@ -3,4 +3,5 @@ export * from "./status.ts";
 export * from "./clients.ts";
 export * from "./tls.ts";
 export * from "./join.ts";
+export * from "./timers.ts";
 export type * as wire from "./wire.ts";

@@ -7,10 +7,11 @@
 // over TLS verified with that CA, together with a CSR for a key made here that
 // never leaves the node.
 
-import { caDigest, identityOfPem, isUsable, newKeyAndCsr, parseToken, readIdentity, renewalDelayMs, type TlsIdentity, writeIdentity } from "@vipmesh/pki";
+import { caDigest, identityOfPem, isUsable, parseToken, readIdentity, renewalDelayMs, type TlsIdentity, writeIdentity } from "@vipmesh/pki";
 import { X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import { call, caClient } from "./clients.ts";
+import { timerAt, type Timer } from "./timers.ts";
 import { IdentitySource } from "./tls.ts";
 
 export class JoinError extends Error {
@@ -45,6 +46,9 @@ export async function joinCluster(manager: string, token: string): Promise<{ nod
   }
 }
 
+/** A fresh key and CSR, from the signing half of @vipmesh/pki, loaded only now (see its header). */
+const newKeyAndCsr = async () => (await import("@vipmesh/pki/signing")).newKeyAndCsr();
+
 /** A new certificate for the same node and role, for a new key, asked for with the current one. */
 export async function renewCertificate(manager: string, source: IdentitySource): Promise<TlsIdentity> {
   const { keyPem, csrPem } = await newKeyAndCsr();
@@ -68,7 +72,7 @@ export interface NodeIdentityOptions {
 
 /** The identity a node agent uses: loaded, or joined for; renewed at 50–80% of its life while running. */
 export class NodeIdentity {
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
 
   private constructor(
     readonly source: IdentitySource,
@@ -96,8 +100,7 @@ export class NodeIdentity {
   /** Renews at a random point between 50% and 80% of the certificate's life; a failed renewal is retried in a minute. */
   startRenewal(): void {
     const schedule = (ms: number) => {
-      this.timer = setTimeout(() => void this.renew().then(() => schedule(renewalDelayMs(this.source.identity.certPem)), () => schedule(60_000)), ms);
-      this.timer.unref();
+      this.timer = timerAt(Date.now() + ms, () => void this.renew().then(() => schedule(renewalDelayMs(this.source.identity.certPem)), () => schedule(60_000)));
     };
     schedule(renewalDelayMs(this.source.identity.certPem));
   }
@@ -115,7 +118,7 @@ export class NodeIdentity {
   }
 
   stop(): void {
-    clearTimeout(this.timer);
+    this.timer?.clear();
   }
 }
 

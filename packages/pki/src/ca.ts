@@ -7,15 +7,13 @@ import { randomBytes, X509Certificate } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic, type TlsIdentity } from "./identity.ts";
-import { type CertIdentity, subjectOf } from "./roles.ts";
+import { type CertIdentity, MANAGER_SERVER_NAME, subjectOf } from "./roles.ts";
 import { caDigest } from "./token.ts";
 import { type CryptoKey, ECDSA_P256, importPrivateKey, newKeyPair, privateKeyPem, x509 } from "./x509.ts";
 
 const CA_VALIDITY_MS = 20 * 365 * 24 * 3600_000;
 /** Certificates start a little in the past: a node whose clock is behind the manager's can use a new one at once. */
 const BACKDATE_MS = 5 * 60_000;
-/** The name every manager certificate carries; clients check the role in it, not a host name. */
-export const MANAGER_SERVER_NAME = "vipmesh-manager";
 
 export class CsrError extends Error {
   override name = "CsrError";

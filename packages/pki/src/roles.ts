@@ -3,6 +3,9 @@
 
 import { X509Certificate } from "node:crypto";
 
+/** The name every manager certificate carries; clients check the role in it, not a host name. */
+export const MANAGER_SERVER_NAME = "vipmesh-manager";
+
 export const ROLES = ["manager", "worker", "admin", "readonly"] as const;
 export type Role = (typeof ROLES)[number];
 

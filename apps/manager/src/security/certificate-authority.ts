@@ -3,12 +3,10 @@
 // revocation of removed nodes, and the identities it issues to itself and
 // to its local admin and read-only users.
 
-import { IdentitySource } from "@vipmesh/api";
+import { IdentitySource, timerAt, type Timer } from "@vipmesh/api";
 import { invalid, permissionDenied } from "@vipmesh/core";
 import {
   type CertIdentity,
-  ClusterCa,
-  CsrError,
   formatToken,
   identityOfPem,
   isUsable,
@@ -25,6 +23,7 @@ import {
   validityOf,
   writeIdentity,
 } from "@vipmesh/pki";
+import { ClusterCa, CsrError } from "@vipmesh/pki/signing";
 import { join } from "node:path";
 import { newId } from "../ids.ts";
 import type { Settings } from "../store/sqlite.ts";
@@ -44,7 +43,7 @@ export const tlsDirs = (dataDir: string) => ({
 
 export class CertificateAuthority {
   private readonly revoked: Set<string>;
-  private renewalTimer: NodeJS.Timeout | undefined;
+  private renewalTimer: Timer | undefined;
 
   private constructor(
     readonly ca: ClusterCa,
@@ -142,18 +141,17 @@ export class CertificateAuthority {
     await this.fresh(dirs.readonly, { id: "readonly", role: "readonly" });
     const source = new IdentitySource(manager);
     const schedule = () => {
-      this.renewalTimer = setTimeout(async () => {
+      this.renewalTimer = timerAt(Date.now() + renewalDelayMs(source.identity.certPem), async () => {
         source.set(await this.fresh(dirs.manager, { id: identityOfPem(source.identity.certPem)!.id, role: "manager" }, true));
         schedule();
-      }, Math.min(renewalDelayMs(source.identity.certPem), 2 ** 31 - 1));
-      this.renewalTimer.unref();
+      });
     };
     schedule();
     return source;
   }
 
   stop(): void {
-    clearTimeout(this.renewalTimer);
+    this.renewalTimer?.clear();
   }
 
   private async fresh(dir: string, who: { id: string; role: Role }, force = false): Promise<TlsIdentity> {

@@ -10,6 +10,7 @@
 //
 // A rotation interrupted by a manager restart goes on from the step it had reached.
 
+import { timerAt, type Timer } from "@vipmesh/api";
 import { randomBytes } from "node:crypto";
 import type { Settings } from "../store/sqlite.ts";
 
@@ -40,7 +41,7 @@ export type KeyPublisher = (keys: OverlayKeySet) => Promise<void>;
 
 export class OverlayKeys {
   private state: Stored;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: Timer | undefined;
   private rotating: Promise<void> | undefined;
   private stopped = false;
 
@@ -63,16 +64,15 @@ export class OverlayKeys {
   start(publish: KeyPublisher): void {
     const schedule = () => {
       if (this.stopped) return;
-      const due = this.state.step ? 0 : Math.max(0, this.state.rotatedAt + this.rotationMs - Date.now());
-      this.timer = setTimeout(() => void this.rotate(publish).finally(schedule), Math.min(due, 2 ** 31 - 1));
-      this.timer.unref();
+      const due = this.state.step ? 0 : this.state.rotatedAt + this.rotationMs;
+      this.timer = timerAt(due, () => void this.rotate(publish).finally(schedule));
     };
     schedule();
   }
 
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.timer?.clear();
   }
 
   /** One whole rotation (or the rest of one under way); concurrent calls share it. */
