@@ -24,7 +24,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BoundedFrequencyRunner } from "./runner.ts";
 import { ManagerSession } from "./session.ts";
-import { ENCRYPTED_OVERLAY_MTU, ipsecPlanFor, overlayPlanFor } from "./overlay-plan.ts";
+import { ipsecPlanFor, networkMtu, overlayPlanFor } from "./overlay-plan.ts";
 import { INGRESS_SANDBOX_ID, type IpsecDriver, names, type OverlayDriver, type SandboxDriver, type SandboxPlan } from "./kernel/types.ts";
 import { GatewayAddresses } from "./mesh/gateways.ts";
 import { INGRESS_GATEWAY, INGRESS_OVERLAY_IFNAME, type KernelMesh } from "./mesh/kernel.ts";
@@ -158,7 +158,7 @@ export class Agent {
       interfaces: t.networks.map((a, i) => {
         const addr = a.addresses[0]!;
         const net = view.networks.get(a.networkId)!;
-        return { ifname: `eth${i}`, vni: net.vni, addr, mac: macForIpv4(addr), ...(net.encrypted ? { mtu: ENCRYPTED_OVERLAY_MTU } : {}) };
+        return { ifname: `eth${i}`, vni: net.vni, addr, mac: macForIpv4(addr), ...networkMtu(net) };
       }),
       ...(t.hostPorts?.length ? { gateway: this.gateways.for(t.id) } : {}),
     };

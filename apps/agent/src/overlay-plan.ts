@@ -2,14 +2,17 @@
 // and on each the endpoints that live on other nodes (local ones are reached
 // through the bridge, with no entry).
 
-import { addrOf, attachmentRefusal, type NetworkView, type ViewEndpoint } from "@vipmesh/core";
+import { addrOf, attachmentRefusal, type NetworkView, type ViewEndpoint, type ViewNetwork } from "@vipmesh/core";
 import { canonicalOverlayPlan } from "./kernel/canonical.ts";
 import { ESP_OVERHEAD } from "./kernel/ipsec-plan.ts";
 import { type IpsecPlan, OVERLAY_MTU, type OverlayPlan, type RemoteEndpoint } from "./kernel/types.ts";
 import type { OverlayKeys } from "./session.ts";
 
 /** Encrypted networks' MTU: room for ESP inside the same underlay packet. */
-export const ENCRYPTED_OVERLAY_MTU = OVERLAY_MTU - ESP_OVERHEAD;
+const ENCRYPTED_OVERLAY_MTU = OVERLAY_MTU - ESP_OVERHEAD;
+
+/** The MTU field of a network's VXLAN device and sandbox interfaces: none (OVERLAY_MTU) unless it is encrypted. */
+export const networkMtu = (n: ViewNetwork): { mtu?: number } => (n.encrypted ? { mtu: ENCRYPTED_OVERLAY_MTU } : {});
 
 /**
  * `cannotEncrypt`: why this node cannot carry encrypted networks now
@@ -31,7 +34,7 @@ export function overlayPlanFor(view: NetworkView, localAddr: string, localNodeId
       networkId: n.id,
       vni: n.vni,
       remotes: remotesOf(remotesByNetwork.get(n.id) ?? []),
-      ...(n.encrypted ? { mtu: ENCRYPTED_OVERLAY_MTU } : {}),
+      ...networkMtu(n),
     }));
   return canonicalOverlayPlan({ localAddr, networks });
 }

@@ -300,25 +300,6 @@ export const isOurPolicy = (p: XfrmPolicy): boolean => p.tmpl?.reqid === IPSEC_R
 
 const stateKey = (s: XfrmState) => `${s.src} ${s.dst} ${s.proto} ${s.spi}`;
 const policyKey = (p: XfrmPolicy) => `${p.dir} ${p.src} ${p.dst} ${p.proto ?? ""} ${p.dport ?? ""} ${p.mark ? `${p.mark.value}/${p.mark.mask}` : ""}`;
-const sameState = (a: XfrmState, b: XfrmState) =>
-  stateKey(a) === stateKey(b) &&
-  a.reqid === b.reqid &&
-  a.mode === b.mode &&
-  a.aead?.name === b.aead?.name &&
-  a.aead?.key === b.aead?.key &&
-  a.aead?.icvBits === b.aead?.icvBits;
-const samePolicy = (a: XfrmPolicy, b: XfrmPolicy) =>
-  policyKey(a) === policyKey(b) &&
-  a.priority === b.priority &&
-  a.tmpl !== undefined &&
-  b.tmpl !== undefined &&
-  a.tmpl.src === b.tmpl.src &&
-  a.tmpl.dst === b.tmpl.dst &&
-  a.tmpl.proto === b.tmpl.proto &&
-  a.tmpl.spi === b.tmpl.spi &&
-  a.tmpl.reqid === b.tmpl.reqid &&
-  a.tmpl.mode === b.tmpl.mode;
-
 export const stateAddLine = (s: XfrmState): string =>
   `xfrm state add src ${s.src} dst ${s.dst} proto ${s.proto} spi ${hex8(s.spi)} reqid ${s.reqid} mode ${s.mode} replay-window 0` +
   (s.aead ? ` aead ${s.aead.name} 0x${s.aead.key} ${s.aead.icvBits}` : "");
@@ -334,6 +315,9 @@ export const policyUpdateLine = (p: XfrmPolicy): string => {
   return `xfrm policy update ${policySelector(p)} tmpl src ${t.src} dst ${t.dst} proto ${t.proto} spi ${hex8(t.spi)} reqid ${t.reqid} mode ${t.mode}`;
 };
 export const policyDeleteLine = (p: XfrmPolicy): string => `xfrm policy delete ${policySelector({ ...p, priority: 0 })}`;
+/** An SA or policy is as wanted when it renders to the same line: every field that line carries is one that matters. */
+const sameState = (a: XfrmState, b: XfrmState) => stateAddLine(a) === stateAddLine(b);
+const samePolicy = (a: XfrmPolicy, b: XfrmPolicy) => policyUpdateLine(a) === policyUpdateLine(b);
 
 /**
  * The lines that bring vipmesh's SAs and policies from `have` to `want`, in

@@ -114,7 +114,7 @@ export class KernelOverlay implements OverlayDriver {
         networkId: alias?.startsWith(NETWORK_ALIAS) ? alias.slice(NETWORK_ALIAS.length) : "",
         vni,
         remotes,
-        ...(vx && vx.mtu !== OVERLAY_MTU ? { mtu: vx.mtu } : {}),
+        ...(vx ? { mtu: vx.mtu } : {}), // canonicalOverlayPlan drops it when it is OVERLAY_MTU
       });
     }
     return canonicalOverlayPlan({ localAddr: localAddr ?? "", networks });
