@@ -2,21 +2,17 @@
 // agent's embedded DNS against dnsmasq, both serving the same 30 000 services
 // on the same machine, measured with dnsperf.
 //
-//   npx tsx bench/dns.ts [--quick] [--embedded-from DIR]     (as root; or `npm run bench:dns -- --quick`)
+//   npx tsx bench/dns.ts [--quick]     (as root; or `npm run bench:dns -- --quick`)
 //
 // Wrap it in `flock /tmp/vipmesh-kernel.lock …` when other kernel workloads may run.
-// --embedded-from DIR: the embedded DNS from DIR/server.ts instead (with its answer.ts and
-// bind-helper.mjs beside it, e.g. another commit's apps/agent/src/dns from `git show`), to
-// compare before and after; DIR must be inside the repository so that its imports resolve.
-//
 // Records: 30 000 vip-mode services on one overlay network (10.0.0.0/14), each
 // with a VIP and 2 ready tasks, turned into DnsRecords by dnsRecordsFor (what
 // the agent does for a sandbox on that network): 60 000 names, `<service>` → its
 // VIP and `tasks.<service>` → its 2 task IPs (shuffled per answer).
 // Servers, each in a namespace of its own (vmbench-dns-<random>-agent / -dnsmasq, lo up):
 //   - embedded: EmbeddedDns in this process, attached to its namespace as the
-//     agent attaches a sandbox (bind helper, 127.0.0.11:53), its provider
-//     returning the records from a map as the agent's does;
+//     agent attaches a sandbox (127.0.0.11:53): JavaScript answers a name's
+//     first query, the replay thread (replay.c) the same query after that;
 //   - dnsmasq: the same names in an addn-hosts file (VIP and task IPs), no
 //     upstream (--no-resolv), no /etc/hosts, cache 10 000, local TTL 2 s as ours,
 //     at 127.0.0.53:53.
@@ -27,9 +23,14 @@
 // the server's namespace (ip netns exec). On a machine with 2 CPUs or more the
 // server runs on CPU 0 (this whole process, all its threads, when it is the
 // embedded DNS) and dnsperf on CPU 1, so each figure is one server core's.
-// Phases per server, each after a 1 s warm-up, alternating servers:
+// Phases per server, alternating servers, each after a warm-up (saturated: one pass over
+// the names; fixed: 1 s at the rate):
 //   1. saturated: as fast as the server answers, for N s (10, --quick 3): q/s and latency;
 //   2. fixed rate: 10 000 q/s offered (dnsperf -Q), N s: latency when not queueing.
+// Each embedded run says how many answers replay.c replayed and how many JavaScript
+// gave (a name's first query after a records change). Then, the embedded DNS only:
+//   3. first queries: new records (so nothing is replayed) and one pass over the 60 000
+//      names, each asked once: the rate of the JavaScript path, what a burst of new names gets.
 // Reference, saturated only: Node's UDP floor, a Node process (the same node) on CPU 0
 // that sends each query straight back as its reply (QR set, no answers): what Node's
 // dgram costs per query with no DNS work at all, the most a single-threaded Node server
@@ -64,8 +65,6 @@ import {
 } from "@vipmesh/core";
 
 const quick = process.argv.includes("--quick");
-const fromAt = process.argv.indexOf("--embedded-from");
-const embeddedFrom = fromAt === -1 ? undefined : resolve(process.argv[fromAt + 1] ?? ".");
 const SECONDS = quick ? 3 : 10;
 const WARMUP_S = 1;
 const SERVICES = 30_000;
@@ -244,6 +243,10 @@ interface Run {
   maxMs: number;
   /** CPU other processes used meanwhile, % of all CPUs. */
   othersPct: number;
+  /** CPU the server used (dnsmasq's or the floor's process; this whole process for the embedded DNS), % of one CPU. */
+  serverPct: number;
+  /** CPU dnsperf used, % of one CPU: near 100, it is dnsperf that sets the pace. */
+  dnsperfPct: number;
 }
 
 const pct = (sorted: Float64Array, p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
@@ -252,9 +255,11 @@ const pct = (sorted: Float64Array, p: number): number => sorted[Math.min(sorted.
  * dnsperf in `ns` against `server` for `seconds` (at `rate` q/s, or as fast as it answers).
  * Asynchronous: the embedded DNS answering it runs on this process's event loop.
  */
-async function dnsperf(ns: string, server: string, queries: string, seconds: number, rate: number | undefined, serverPid: number | undefined): Promise<Run> {
+/** `length`: seconds, or `{ passes }` through the query file. */
+async function dnsperf(ns: string, server: string, queries: string, length: number | { passes: number }, rate: number | undefined, serverPid: number | undefined): Promise<Run> {
   const out = join(workDir!, "dnsperf.out");
-  const args = ["-s", server, "-d", queries, "-l", String(seconds), "-T", "1", "-c", "1", "-q", String(IN_FLIGHT), "-t", "2", "-v"];
+  const args = ["-s", server, "-d", queries, ...(typeof length === "number" ? ["-l", String(length)] : ["-n", String(length.passes)])];
+  args.push("-T", "1", "-c", "1", "-q", String(IN_FLIGHT), "-t", "2", "-v");
   if (rate) args.push("-Q", String(rate));
   // bash's `times` reports the CPU its child (dnsperf) used
   const script = `${pin ? "taskset -c 1 " : ""}dnsperf "$@" >${out}; s=$?; times >&2; exit $s`;
@@ -267,10 +272,12 @@ async function dnsperf(ns: string, server: string, queries: string, seconds: num
   child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
   const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
   const wallMs = performance.now() - t0;
-  const ownMs = selfCpuMs() - self0 + (serverPid ? processCpuMs(serverPid) - server0 : 0) + bashChildrenCpuMs(stderr);
+  const serverMs = serverPid ? processCpuMs(serverPid) - server0 : selfCpuMs() - self0;
+  const dnsperfMs = bashChildrenCpuMs(stderr);
+  const ownMs = (serverPid ? selfCpuMs() - self0 : 0) + serverMs + dnsperfMs;
   const othersPct = Math.max(0, ((machineBusyMs() - machine0 - ownMs) / (wallMs * cpus().length)) * 100);
   if (code !== 0) throw new Error(`dnsperf exited with ${code}: ${stderr.trim()}`);
-  return parseDnsperf(readFileSync(out, "latin1"), othersPct);
+  return { ...parseDnsperf(readFileSync(out, "latin1"), othersPct), serverPct: (serverMs / wallMs) * 100, dnsperfPct: (dnsperfMs / wallMs) * 100 };
 }
 
 /** The children's user and system time from bash's `times` (its second line), ms. */
@@ -280,7 +287,7 @@ function bashChildrenCpuMs(stderr: string): number {
   return m ? (Number(m[1]) * 60 + Number(m[2]) + Number(m[3]) * 60 + Number(m[4])) * 1000 : 0;
 }
 
-function parseDnsperf(text: string, othersPct: number): Run {
+function parseDnsperf(text: string, othersPct: number): Omit<Run, "serverPct" | "dnsperfPct"> {
   const num = (label: string): number => {
     const m = new RegExp(`${label}:\\s+([\\d.]+)`).exec(text);
     if (!m) throw new Error(`dnsperf output without "${label}":\n${text.slice(-2000)}`);
@@ -316,11 +323,8 @@ function parseDnsperf(text: string, othersPct: number): Run {
 // ---- the servers
 
 async function startEmbedded(records: DnsRecords): Promise<void> {
-  const Server: typeof EmbeddedDns = embeddedFrom ? (await import(pathToFileURL(join(embeddedFrom, "server.ts")).href)).EmbeddedDns : EmbeddedDns;
-  embedded = new Server({ upstreams: [], address: EMBEDDED_ADDR, log: (line) => process.stderr.write(`embedded dns: ${line}\n`) });
-  // as the agent: the records of each sandbox in a map, the provider reading it per query
-  const bySandbox = new Map<string, DnsRecords>([[NS_AGENT, records]]);
-  await embedded.attach(NS_AGENT, () => bySandbox.get(NS_AGENT) ?? emptyDnsRecords());
+  embedded = new EmbeddedDns({ upstreams: [], address: EMBEDDED_ADDR, log: (line) => process.stderr.write(`embedded dns: ${line}\n`) });
+  await embedded.attach(NS_AGENT, records);
 }
 
 async function startDnsmasq(hostsFile: string): Promise<ChildProcess> {
@@ -401,6 +405,8 @@ function versions(): Record<string, string> {
 }
 
 const ms = (x: number) => `${x.toFixed(3)} ms`;
+const answeredBy = (p: { replayed: number; javascript: number; dropped: number }) =>
+  [p.replayed, p.javascript, p.dropped].map((n) => n.toLocaleString("en-US")).join(" / ");
 const qps = (x: number) => `${Math.round(x).toLocaleString("en-US")} q/s`;
 
 async function main(): Promise<void> {
@@ -443,6 +449,15 @@ async function main(): Promise<void> {
     ["dnsmasq", NS_DNSMASQ, DNSMASQ_ADDR, dnsmasq.pid],
   ];
   const results: Record<Server, { saturated?: Run; fixed?: Run }> = { embedded: {}, dnsmasq: {} };
+  /** Of the embedded DNS's answers in each measured run: replayed by replay.c, or answered in JavaScript. */
+  const paths: Partial<Record<"saturated" | "fixed" | "first", { replayed: number; javascript: number; dropped: number }>> = {};
+  const measured = async <T>(phase: keyof typeof paths, run: () => Promise<T>): Promise<T> => {
+    const before = embedded!.stats(NS_AGENT);
+    const out = await run();
+    const after = embedded!.stats(NS_AGENT);
+    paths[phase] = { replayed: after.hits - before.hits, javascript: after.misses - before.misses, dropped: after.dropped - before.dropped };
+    return out;
+  };
   for (const phase of ["saturated", "fixed"] as const) {
     for (const [server, ns, addr, pid] of servers) {
       if (phase === "fixed" && server === "embedded") {
@@ -450,12 +465,19 @@ async function main(): Promise<void> {
         await dnsperf(NS_AGENT, FLOOR_ADDR, queryFile, WARMUP_S, undefined, floorServer.pid);
         floor = await dnsperf(NS_AGENT, FLOOR_ADDR, queryFile, SECONDS, undefined, floorServer.pid);
       }
-      process.stderr.write(`${server}: ${phase}, ${WARMUP_S} s warm-up + ${SECONDS} s…\n`);
+      process.stderr.write(`${server}: ${phase}, ${phase === "saturated" ? "one pass over the names" : `${WARMUP_S} s`} to warm up + ${SECONDS} s…\n`);
       const rate = phase === "fixed" ? FIXED_QPS : undefined;
-      await dnsperf(ns, addr, queryFile, WARMUP_S, rate, pid);
-      results[server][phase] = await dnsperf(ns, addr, queryFile, SECONDS, rate, pid);
+      // saturated: every name asked once first, as a running cluster's clients have asked theirs (the
+      // embedded DNS's first answers are measured on their own below); fixed: the servers are warm by then
+      await dnsperf(ns, addr, queryFile, phase === "saturated" ? { passes: 1 } : WARMUP_S, rate, pid);
+      const run = () => dnsperf(ns, addr, queryFile, SECONDS, rate, pid);
+      results[server][phase] = server === "embedded" ? await measured(phase, run) : await run();
     }
   }
+  // every query a name's first since its records changed (new records object, as after a view change): all in JavaScript
+  process.stderr.write(`embedded: first queries, one pass over ${c.names.length} names…\n`);
+  await embedded!.attach(NS_AGENT, { ...records });
+  const first = await measured("first", () => dnsperf(NS_AGENT, EMBEDDED_ADDR, queryFile, { passes: 1 }, undefined, undefined));
   await shutdown();
 
   const e = results.embedded as Required<(typeof results)["embedded"]>;
@@ -470,8 +492,14 @@ async function main(): Promise<void> {
     row("  latency p99", ms(a.p99Ms), ms(b.p99Ms), a.p99Ms / b.p99Ms);
     row("  latency average", ms(a.avgMs), ms(b.avgMs), a.avgMs / b.avgMs);
     rows.push(["  lost / not NOERROR", `${a.lost} / ${a.notNoerror}`, `${b.lost} / ${b.notNoerror}`, ""]);
+    rows.push(["  CPU: server / dnsperf (of one core)", `${a.serverPct.toFixed(0)}% / ${a.dnsperfPct.toFixed(0)}%`, `${b.serverPct.toFixed(0)}% / ${b.dnsperfPct.toFixed(0)}%`, ""]);
     rows.push(["  other processes' CPU", `${a.othersPct.toFixed(0)}%`, `${b.othersPct.toFixed(0)}%`, ""]);
+    rows.push(["  replayed / in JavaScript / dropped", answeredBy(paths[phase]!), "", ""]);
   }
+  rows.push([`first queries, 1 pass over ${c.names.length.toLocaleString("en-US")} names`, "", "", ""]);
+  rows.push(["  queries/s (all in JavaScript)", qps(first.qps), "", ""]);
+  rows.push(["  latency p50 / p99", `${ms(first.p50Ms)} / ${ms(first.p99Ms)}`, "", ""]);
+  rows.push(["  replayed / in JavaScript / dropped", answeredBy(paths.first!), "", ""]);
   const w = [38, 18, 18, 18];
   const fmt = (r: string[]) => r.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join("");
 
@@ -480,7 +508,7 @@ async function main(): Promise<void> {
   console.log(`versions: Node ${v.node}, dnsperf ${v.dnsperf}, dnsmasq ${v.dnsmasq}, vipmesh ${v.commit}`);
   console.log(`records: ${SERVICES.toLocaleString("en-US")} vip services × (VIP + ${TASKS_PER_SERVICE} tasks) on one network: ${c.names.length.toLocaleString("en-US")} names (dnsRecordsFor: ${buildMs.toFixed(0)} ms); queries: those names, A, seeded random order`);
   console.log(`load: dnsperf -T 1 -c 1 -q ${IN_FLIGHT} -v in the server's namespace${pin ? "; server on CPU 0, dnsperf on CPU 1" : " (not pinned: 1 CPU)"}; p50/p99: nearest rank over every query's latency (dnsperf -v)`);
-  console.log(`embedded: EmbeddedDns${embeddedFrom ? ` from ${embeddedFrom}` : ""} at ${EMBEDDED_ADDR}:53; dnsmasq: addn-hosts, --no-resolv, cache 10000, at ${DNSMASQ_ADDR}:53`);
+  console.log(`embedded: EmbeddedDns at ${EMBEDDED_ADDR}:53; dnsmasq: addn-hosts, --no-resolv, cache 10000, at ${DNSMASQ_ADDR}:53`);
   console.log("");
   console.log(fmt(["", "embedded DNS", "dnsmasq", "embedded/dnsmasq"]));
   for (const r of rows) console.log(fmt(r));
@@ -497,7 +525,7 @@ async function main(): Promise<void> {
   mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
   writeFileSync(
     new URL("./results/dns.json", import.meta.url),
-    `${JSON.stringify({ benchmark: "dns", at: started.toISOString(), quick, cpus: cpus().length, pinned: pin, versions: v, services: SERVICES, names: c.names.length, seconds: SECONDS, fixedQps: FIXED_QPS, inFlight: IN_FLIGHT, embeddedFrom, embedded: e, dnsmasq: d, nodeUdpFloor: floor }, null, 2)}\n`,
+    `${JSON.stringify({ benchmark: "dns", at: started.toISOString(), quick, cpus: cpus().length, pinned: pin, versions: v, services: SERVICES, names: c.names.length, seconds: SECONDS, fixedQps: FIXED_QPS, inFlight: IN_FLIGHT, embedded: e, embeddedFirstQueries: first, embeddedPaths: paths, dnsmasq: d, nodeUdpFloor: floor }, null, 2)}\n`,
   );
 }
 

@@ -12,11 +12,12 @@ cd "$(dirname "$0")/.."
 # feeds (the demo and its tests run a real one); qemu, busybox, cpio and kmod
 # boot Debian's kernel for the tests that need IPVS (packages/kernel-vm), and
 # ipvsadm programs it; tcpdump watches the underlay in the encrypted-overlay
-# VM test; make/g++/python3 build better-sqlite3 when no prebuilt binary can
+# VM test; cc builds the embedded DNS's UDP thread (apps/agent/src/dns/replay.c)
+# on npm ci; make/g++/python3 build better-sqlite3 when no prebuilt binary can
 # be fetched.
 declare -A wanted=([ip]=iproute2 [bridge]=iproute2 [nft]=nftables [conntrack]=conntrack [nsenter]=util-linux [unshare]=util-linux
   [curl]=curl [dig]=bind9-dnsutils [haproxy]=haproxy [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static
-  [cpio]=cpio [depmod]=kmod [ipvsadm]=ipvsadm [tcpdump]=tcpdump [make]=make [g++]=g++ [python3]=python3)
+  [cpio]=cpio [depmod]=kmod [ipvsadm]=ipvsadm [tcpdump]=tcpdump [cc]=gcc [make]=make [g++]=g++ [python3]=python3)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")

@@ -8,8 +8,6 @@
 import {
   addrOf,
   attachmentRefusal,
-  type DnsRecords,
-  emptyDnsRecords,
   type NetworkView,
   isTerminal,
   SandboxDerivation,
@@ -70,7 +68,6 @@ export class Agent {
   /** When each task being stopped was first seen so. */
   private readonly stopping = new Map<string, number>();
   /** Per sandbox, what its DNS answers (read on every query, so kept ready-made). */
-  private readonly dnsRecords = new Map<string, DnsRecords>();
   /** Per set of networks, what a sandbox on them gets from the view (LB plan, DNS records), kept current from its deltas. */
   private readonly derivations = new Map<string, SandboxDerivation>();
   /** The ingress sandbox plan last made in the kernel, and when: trusted for MESH_TRUST_MS, then made again (drift is repaired). */
@@ -365,10 +362,7 @@ export class Agent {
     const sandbox = names.sandbox(this.o.sandboxPrefix, t.id);
     await this.o.mesh?.filterTask(sandbox, taskIngressFilter(this.session.view, t));
     if (this.o.loadBalancer) await this.o.loadBalancer.sync(sandbox, plan);
-    if (this.o.dns) {
-      this.dnsRecords.set(sandbox, records);
-      await this.o.dns.attach(sandbox, () => this.dnsRecords.get(sandbox) ?? emptyDnsRecords());
-    }
+    await this.o.dns?.attach(sandbox, records);
     // last: what a client still sends to a backend that left, once no new flow can go there
     await this.o.loadBalancer?.flushStaleFlows(sandbox);
   }
@@ -394,7 +388,6 @@ export class Agent {
     this.o.mesh?.forget(name);
     this.gateways.release(taskId);
     await this.o.dns?.detach(name);
-    this.dnsRecords.delete(name);
     this.health.forget(taskId);
     await this.o.sandboxes.remove(name);
     rmSync(join(NETNS_ETC, name), { recursive: true, force: true });

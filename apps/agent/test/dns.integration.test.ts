@@ -1,6 +1,6 @@
 // The embedded DNS against the real kernel: one EmbeddedDns in this process
-// serves 127.0.0.11:53 inside two namespaces of its own, through sockets a
-// helper bound there; a client run inside each namespace asks over UDP and TCP.
+// serves 127.0.0.11:53 inside namespaces of its own, through sockets made
+// there; a client run inside each namespace asks over UDP and TCP.
 
 import { execFile } from "node:child_process";
 import dgram from "node:dgram";
@@ -34,6 +34,12 @@ async function ask(netns: string, steps: Step[]): Promise<Reply[]> {
 
 const query = (name: string, type: dns.RecordType = "A"): Buffer =>
   dns.encode({ type: "query", id: 7, flags: dns.RECURSION_DESIRED, questions: [{ type, name, class: "IN" }] });
+
+const withId = (q: Buffer, id: number): Buffer => {
+  const out = Buffer.from(q);
+  out.writeUInt16BE(id, 0);
+  return out;
+};
 
 const packet = (r: Reply | undefined): dns.DecodedPacket & { rcode: string } => {
   if (!r || "error" in r) throw new Error(`expected a DNS reply, got ${JSON.stringify(r)}`);
@@ -77,9 +83,8 @@ kernelDescribe("embedded DNS in namespaces", () => {
   it("answers per sandbox over UDP, keeps serving after malformed packets, completes over TCP, and stops on detach", async () => {
     const a = ns.add("dns-a");
     const b = ns.add("dns-b");
-    let aRecords = records(["front"], 100);
-    await server.attach(a, () => aRecords);
-    await server.attach(b, () => records(["back"]));
+    await server.attach(a, records(["front"], 100));
+    await server.attach(b, records(["back"]));
     expect(server.attached()).toEqual([a, b].sort());
 
     const truncated = query("web").subarray(0, 20);
@@ -126,8 +131,8 @@ kernelDescribe("embedded DNS in namespaces", () => {
     const { stdout } = await promisify(execFile)("ip", ["netns", "exec", b, "getent", "hosts", "secret"]);
     expect(stdout.trim().split(/\s+/)).toEqual(["10.1.0.2", "secret"]);
 
-    // answers follow the provider
-    aRecords = records(["front", "back"]);
+    // answers follow the records at once: "secret" was NXDOMAIN above, and that reply is not replayed
+    await server.attach(a, records(["front", "back"]));
     expect(addrs((await ask(a, [{ proto: "udp", query: query("secret") }]))[0])).toEqual(["10.1.0.2"]);
 
     // after detach nothing listens in a, and b still answers
@@ -137,8 +142,39 @@ kernelDescribe("embedded DNS in namespaces", () => {
     expect(addrs((await ask(b, [{ proto: "udp", query: query("secret") }]))[0])).toEqual(["10.1.0.2"]);
   });
 
+  it("replays its answers to repeated queries with each asker's ID, shuffling dnsrr addresses, until the records change", async () => {
+    await server.close();
+    server = new EmbeddedDns({ upstreams: [], log: () => {}, replayLimit: 3 });
+    const a = ns.add("dns-replay");
+    await server.attach(a, records(["front"], 3));
+    const steps: Step[] = [];
+    for (let id = 1; id <= 10; id++) steps.push({ proto: "udp", query: withId(query("web"), id) });
+    for (let id = 1; id <= 40; id++) steps.push({ proto: "udp", query: withId(query("tasks.many"), id) });
+    const replies = (await ask(a, steps)).map(packet);
+    expect(replies.map((r) => r.id)).toEqual([...Array(10).keys(), ...Array(40).keys()].map((i) => i + 1));
+    expect(new Set(replies.slice(0, 10).map((r) => addrs(r).join()))).toEqual(new Set(["10.0.1.2"]));
+    const orders = new Set(replies.slice(10).map((r) => (r.answers ?? []).map((x) => (x as dns.StringAnswer).data).join()));
+    expect(new Set(replies.slice(10).map((r) => addrs(r).join()))).toEqual(new Set(["10.0.2.1,10.0.2.2,10.0.2.3"]));
+    expect(orders.size).toBeGreaterThan(1); // 40 replays of 3 addresses in one order: (1/6)^39
+    // two queries answered here, 48 replayed by the UDP thread, which keeps two replies
+    expect(server.stats(a)).toMatchObject({ misses: 2, hits: 48, dropped: 0, kept: 2 });
+
+    // past the limit it keeps no more, and still answers
+    await ask(a, ["nosuch", "other", "web"].map((n) => ({ proto: "udp" as const, query: query(n) })));
+    expect(server.stats(a)).toMatchObject({ misses: 4, hits: 49, kept: 3 });
+    const [stillThere] = await ask(a, [{ proto: "udp", query: query("other") }]);
+    expect(packet(stillThere).rcode).toBe("NXDOMAIN");
+    expect(server.stats(a)).toMatchObject({ misses: 5, kept: 3 });
+
+    // new records: nothing kept is replayed
+    await server.attach(a, records(["front"], 1));
+    expect(server.stats(a).kept).toBe(0);
+    const [after] = await ask(a, [{ proto: "udp", query: query("tasks.many") }]);
+    expect(addrs(after)).toEqual(["10.0.2.1"]);
+  });
+
   it("fails attach clearly when the sandbox does not exist", async () => {
-    await expect(server.attach(ns.name("missing"), () => records(["front"]))).rejects.toThrow(/cannot bind 127\.0\.0\.11:53/);
+    await expect(server.attach(ns.name("missing"), records(["front"]))).rejects.toThrow(/cannot bind 127\.0\.0\.11:53/);
     expect(server.attached()).toEqual([]);
   });
 
@@ -157,17 +193,19 @@ kernelDescribe("embedded DNS in namespaces", () => {
       await server.close();
       server = new EmbeddedDns({ upstreams: [`127.0.0.1:${upstream.address().port}`], log: () => {} });
       const a = ns.add("dns-fwd");
-      await server.attach(a, () => records(["front"]));
-      const [world, own, nosuch] = await ask(a, [
+      await server.attach(a, records(["front"]));
+      const [world, own, nosuch, worldAgain] = await ask(a, [
         { proto: "udp", query: query("example.com") },
         { proto: "tcp", query: query("web") },
         { proto: "udp", query: query("nosuch") },
+        { proto: "udp", query: withId(query("example.com"), 8) },
       ]);
       expect(addrs(world)).toEqual(["192.0.2.7"]);
       expect(packet(world).id).toBe(7);
       expect(addrs(own)).toEqual(["10.0.1.2"]);
       expect(packet(nosuch).rcode).toBe("NXDOMAIN"); // the cluster's own names never leave the node
-      expect(asked).toEqual(["example.com"]);
+      expect(packet(worldAgain).id).toBe(8);
+      expect(asked).toEqual(["example.com", "example.com"]); // the world's answers are the world's to cache: never replayed
     } finally {
       upstream.close();
     }

@@ -1,7 +1,7 @@
 import * as dns from "dns-packet";
 import { describe, expect, it } from "vitest";
 import { type DnsRecordMaps, type DnsRecords, type NetworkView, type ViewEndpoint, type ViewService, dnsRecordsFor, emptyView } from "@vipmesh/core";
-import { CLASSIC_UDP_SIZE, DEFAULT_DNS_TTL_S, ReplyCache, answer, respond, servfail } from "./answer.ts";
+import { CLASSIC_UDP_SIZE, DEFAULT_DNS_TTL_S, answer, respond, servfail } from "./answer.ts";
 
 const TASK = "k".repeat(24) + "1";
 
@@ -152,49 +152,49 @@ describe("answer", () => {
   });
 });
 
-describe("ReplyCache", () => {
-  const withId = (q: Buffer, id: number) => {
-    const out = Buffer.from(q);
-    out.writeUInt16BE(id, 0);
-    return out;
-  };
+describe("what respond() tells replays (replay.c)", () => {
   const replyOf = (r: ReturnType<typeof respond>) => {
     expect(r && "reply" in r).toBe(true);
-    return (r as { reply: Buffer }).reply;
+    return r as { reply: Buffer; shuffleAt?: number[]; noReplay?: true };
+  };
+  /** What replay.c does with a kept reply: the asker's ID, and the addresses at shuffleAt permuted. */
+  const replay = (kept: { reply: Buffer; shuffleAt?: number[] }, id: number, order: number[]) => {
+    const out = Buffer.from(kept.reply);
+    out.writeUInt16BE(id, 0);
+    const at = kept.shuffleAt ?? [];
+    order.forEach((from, to) => kept.reply.copy(out, at[to]!, at[from]!, at[from]! + 4));
+    return out;
   };
 
-  it("replays a reply to the same query with the asker's ID, byte for byte what respond() says", () => {
-    const cache = new ReplyCache();
-    const first = replyOf(cache.respond(query("web"), records, { tcp: false }));
-    const again = replyOf(cache.respond(withId(query("web"), 7), records, { tcp: false }));
-    expect(again.readUInt16BE(0)).toBe(7);
-    expect(again).toEqual(replyOf(respond(withId(query("web"), 7), records, { tcp: false })));
-    expect(first.readUInt16BE(0)).toBe(4242); // the cached copy is not the one handed out
-    expect(cache.kept(records)).toBe(1);
-    // UDP and TCP are kept apart (a UDP reply may be truncated)
-    const big = fixtureRecords(100);
-    expect(dns.decode(replyOf(cache.respond(query("many"), big, { tcp: false }))).flag_tc).toBe(true);
-    expect(dns.decode(replyOf(cache.respond(query("many"), big, { tcp: true }))).answers).toHaveLength(100);
+  it("a fixed answer may be replayed as it is", () => {
+    for (const q of [query("web"), query("nosuch"), query("web", "AAAA"), query("2.1.0.10.in-addr.arpa", "PTR"), query("web", "A", { additionals: [{ type: "OPT", name: ".", udpPayloadSize: 1232 }] as dns.Answer[] })]) {
+      const r = replyOf(respond(q, records, { tcp: false }));
+      expect(r.noReplay).toBeUndefined();
+      expect(r.shuffleAt).toBeUndefined();
+    }
   });
 
-  it("never replays a shuffled reply, and forgets everything with the records object", () => {
-    const cache = new ReplyCache();
-    const orders = new Set<string>();
-    for (let i = 0; i < 20; i++) orders.add(addrsOf(dns.decode(replyOf(cache.respond(query("tasks.many"), records, { tcp: false })))).join());
-    expect(orders.size).toBeGreaterThan(1);
-    // new records (the view changed): the answer follows them at once
-    expect(addrsOf(dns.decode(replyOf(cache.respond(query("tasks.web"), records, { tcp: false }))))).toEqual(["10.0.1.5"]);
-    const changed = { ...fixtureRecords(), names: new Map(fixtureRecords().names).set("tasks.web", { addrs: ["10.0.1.9"], shuffle: true }) };
-    expect(addrsOf(dns.decode(replyOf(cache.respond(query("tasks.web"), changed, { tcp: false }))))).toEqual(["10.0.1.9"]);
+  it("a shuffled answer says where its addresses are, so that a replay shuffles them and only them", () => {
+    const q = query("tasks.many", "A", { additionals: [{ type: "OPT", name: ".", udpPayloadSize: 1232 }] as dns.Answer[] });
+    const r = replyOf(respond(q, records, { tcp: false }));
+    const first = dns.decode(r.reply);
+    expect(r.shuffleAt).toHaveLength(3);
+    expect(r.shuffleAt!.map((o) => [...r.reply.subarray(o, o + 4)].join("."))).toEqual(addrsOf(first));
+    const again = dns.decode(replay(r, 99, [2, 0, 1]));
+    expect(again.id).toBe(99);
+    expect(addrsOf(again)).toEqual([2, 0, 1].map((i) => addrsOf(first)[i]));
+    expect({ ...again, id: first.id, answers: [] }).toEqual({ ...first, answers: [] }); // nothing else moved
+    expect(again.additionals).toEqual(first.additionals);
+    // dnsrr too, and a single address has nothing to shuffle
+    expect(replyOf(respond(query("many"), records, { tcp: false })).shuffleAt).toHaveLength(3);
+    expect(replyOf(respond(query("tasks.web"), records, { tcp: false })).shuffleAt).toBeUndefined();
   });
 
-  it("keeps at most its limit of replies per records object, and still answers past it", () => {
-    const cache = new ReplyCache(2);
-    for (const name of ["web", "tasks.web", "nothere"]) cache.respond(query(name), records, { tcp: false });
-    expect(cache.kept(records)).toBe(2);
-    expect((dns.decode(replyOf(cache.respond(query("nothere"), records, { tcp: false }))) as { rcode?: string }).rcode).toBe("NXDOMAIN");
-    cache.respond(query("tasks.many"), fixtureRecords(), { tcp: false }); // shuffled: not kept
-    expect(cache.kept(fixtureRecords())).toBe(0);
+  it("a truncated shuffled answer is never replayed: which addresses fit is itself the random choice", () => {
+    const r = replyOf(respond(query("many"), fixtureRecords(100), { tcp: false }));
+    expect(dns.decode(r.reply).flag_tc).toBe(true);
+    expect(r.noReplay).toBe(true);
+    expect(r.shuffleAt).toBeUndefined();
   });
 });
 

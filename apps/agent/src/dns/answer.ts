@@ -50,10 +50,11 @@ const OPCODE_QUERY = 0;
 
 /**
  * What to do with a query: send `reply`, or forward it upstream. Undefined:
- * drop it. `shuffled`: the reply holds a random order, so it must not be
- * replayed (ReplyCache).
+ * drop it. A reply may be replayed to the same query bytes (replay.c) until
+ * the records change, except when `noReplay` says it holds a random choice; a
+ * replay shuffles the 4-byte addresses at `shuffleAt` (dnsrr and tasks.*).
  */
-export type DnsResponse = { reply: Buffer; shuffled?: boolean } | { forward: true } | undefined;
+export type DnsResponse = { reply: Buffer; shuffleAt?: number[]; noReplay?: true } | { forward: true } | undefined;
 
 /** The reply to one query, SERVFAIL standing in for forwarding (see respond() for servers with upstreams). */
 export function answer(query: Buffer, records: DnsRecords, options: AnswerOptions): Buffer | undefined {
@@ -86,10 +87,12 @@ export function respond(query: Buffer, records: DnsRecords, options: AnswerOptio
     : Math.min(MAX_UDP_SIZE, Math.max(CLASSIC_UDP_SIZE, opt?.udpPayloadSize ?? CLASSIC_UDP_SIZE));
   const ttl = options.ttl ?? DEFAULT_DNS_TTL_S;
   const baseFlags = rd | dns.AUTHORITATIVE_ANSWER | (options.upstream ? dns.RECURSION_AVAILABLE : 0);
-  const reply = (rcode: number, answers: dns.Answer[] = [], shuffled = false): DnsResponse => ({
-    reply: encodeFitting({ id, flags: baseFlags | rcode, question, answers, opt, limit }),
-    ...(shuffled ? { shuffled } : {}),
-  });
+  const reply = (rcode: number, answers: dns.Answer[] = [], shuffled = false): DnsResponse => {
+    const out = encodeFitting({ id, flags: baseFlags | rcode, question, answers, opt, limit });
+    if (!shuffled) return { reply: out };
+    const shuffleAt = addressOffsets(out, question, answers as dns.StringAnswer[]);
+    return shuffleAt ? { reply: out, shuffleAt } : { reply: out, noReplay: true };
+  };
 
   const qclass = question.class ?? "IN";
   if (qclass !== "IN" && qclass !== "ANY") return reply(RCODE.REFUSED);
@@ -117,41 +120,18 @@ export function respond(query: Buffer, records: DnsRecords, options: AnswerOptio
 }
 
 /**
- * Replays replies: the same query bytes (after the ID) against the same
- * records object get the same reply, so it is encoded once and copied with the
- * asker's ID after that. The agent replaces a sandbox's records object
- * whenever its view changes, which is what empties the cache (a WeakMap
- * entry per records object). Shuffled replies are never replayed; at most
- * `limit` replies are kept per records object, so junk queries cannot grow it.
- * With this, a name asked again costs no decoding and no encoding.
+ * Where the addresses of a reply's A answers are, for replays to shuffle:
+ * every answer has the same name, so the same length. Undefined when the
+ * reply does not hold all of them where expected (it was truncated to what
+ * fits: which ones fit is itself the random choice, so it is not replayed).
  */
-export class ReplyCache {
-  private readonly byRecords = new WeakMap<DnsRecords, Map<string, Buffer>>();
-
-  constructor(private readonly limit = 65_536) {}
-
-  /** How many replies are kept for `records`. */
-  kept(records: DnsRecords): number {
-    return this.byRecords.get(records)?.size ?? 0;
-  }
-
-  respond(query: Buffer, records: DnsRecords, options: AnswerOptions): DnsResponse {
-    if (query.length < 12) return respond(query, records, options);
-    const key = `${options.tcp ? "t" : "u"}${query.toString("latin1", 2)}`;
-    let replies = this.byRecords.get(records);
-    const hit = replies?.get(key);
-    if (hit) {
-      const out = Buffer.from(hit);
-      out.writeUInt16BE(query.readUInt16BE(0), 0);
-      return { reply: out };
-    }
-    const r = respond(query, records, options);
-    if (r && "reply" in r && !r.shuffled) {
-      if (!replies) this.byRecords.set(records, (replies = new Map()));
-      if (replies.size < this.limit) replies.set(key, r.reply);
-    }
-    return r;
-  }
+function addressOffsets(reply: Buffer, question: dns.Question, answers: dns.StringAnswer[]): number[] | undefined {
+  if ((reply.readUInt16BE(2) & dns.TRUNCATED_RESPONSE) !== 0 || reply.readUInt16BE(6) !== answers.length) return undefined;
+  const head = dns.encodingLength({ type: "response", questions: [question] });
+  const each = dns.encodingLength({ type: "response", questions: [question], answers: answers.slice(0, 1) }) - head;
+  const at = answers.map((_, i) => head + (i + 1) * each - 4);
+  // a check that costs nothing next to encoding: a replay writes only where the addresses are
+  return at.every((o, i) => o + 4 <= reply.length && reply.subarray(o, o + 4).join(".") === answers[i]!.data) ? at : undefined;
 }
 
 /** SERVFAIL for a query, e.g. when forwarding it failed; undefined when the query is unreadable. */

@@ -1,24 +1,25 @@
 // The embedded DNS: one server in the agent's process answering at
-// 127.0.0.11:53 (UDP and TCP) inside every sandbox. A short-lived helper run
-// with `ip netns exec SANDBOX` binds the sockets there and passes them over
-// IPC; a socket keeps the namespace it was made in, so the agent reads and
-// answers each sandbox's queries on that sandbox's own sockets.
+// 127.0.0.11:53 (UDP and TCP) inside every sandbox. Its sockets are made
+// inside each sandbox's namespace (replay.c's openSockets) and keep it, so the
+// agent reads and answers each sandbox's queries on that sandbox's own sockets.
 //
-// Each sandbox's answers come from its records provider, called per query, so
-// the caller keeps them current (e.g. recomputed in its sync). Foreign names go
-// to the resolvers of the agent's own namespace (its /etc/resolv.conf), from a
-// socket in that namespace; without any, they get SERVFAIL at once.
+// UDP is served by replay.c's thread, which replays replies computed here
+// (answer.ts) to queries it has seen, and hands the rest to this file; TCP
+// (asked after a truncated reply, rare) is served here, by Node.
+//
+// Each sandbox's answers come from the records last given to attach(); a new
+// records object drops what replay.c kept, so nothing stale is replayed.
+// Foreign names go to the resolvers of the agent's own namespace (its
+// /etc/resolv.conf), from a socket in that namespace; without any, they get
+// SERVFAIL at once.
 
-import { spawn } from "node:child_process";
 import dgram from "node:dgram";
-import { readFileSync } from "node:fs";
+import { closeSync, readFileSync } from "node:fs";
 import net from "node:net";
-import { fileURLToPath } from "node:url";
 import * as dns from "dns-packet";
 import type { DnsRecords } from "@vipmesh/core";
-import { type AnswerOptions, ReplyCache, servfail } from "./answer.ts";
-
-export type DnsRecordsProvider = () => DnsRecords;
+import { type AnswerOptions, type DnsResponse, respond, servfail } from "./answer.ts";
+import { type ReplayServer, type ReplayStats, replayAddon } from "./replay.ts";
 
 export interface EmbeddedDnsOptions {
   /** Answer TTL in seconds; default DEFAULT_DNS_TTL_S. */
@@ -31,25 +32,24 @@ export interface EmbeddedDnsOptions {
   address?: string;
   /** Default 53. */
   port?: number;
-  /** How long the bind helper may take; default 10 s. */
-  helperTimeoutMs?: number;
+  /** Replies kept for replay per sandbox (so junk queries cannot grow it); default 65 536. */
+  replayLimit?: number;
   log?: (line: string) => void;
 }
 
 interface Attachment {
   sandbox: string;
-  provider: DnsRecordsProvider;
-  udp: dgram.Socket;
+  records: DnsRecords;
+  /** Its UDP socket's slot in the replay server. */
+  slot: number;
   tcp: net.Server;
   connections: Set<net.Socket>;
   /** Set by detach(): nothing more is sent on its sockets. */
   detached: boolean;
 }
 
-/** What answerNow() says of a query whose name is the world's. */
-const FORWARD = Symbol("forward");
-
-const HELPER = fileURLToPath(new URL("./bind-helper.mjs", import.meta.url));
+/** Where `ip netns` keeps the namespaces it names. */
+const NETNS_DIR = "/run/netns";
 /** An idle TCP connection is closed after this (RFC 7766 suggests seconds). */
 const TCP_IDLE_MS = 10_000;
 
@@ -73,12 +73,13 @@ function systemUpstreams(): string[] {
 
 export class EmbeddedDns {
   private readonly attachments = new Map<string, Attachment>();
-  private readonly pending = new Map<string, Promise<void>>();
+  private readonly bySlot = new Map<number, Attachment>();
   private readonly upstreams: string[];
   private readonly log: (line: string) => void;
-  private readonly replies = new ReplyCache();
   private readonly udpOptions: AnswerOptions;
   private readonly tcpOptions: AnswerOptions;
+  /** Made with the first attachment, closed with the last. */
+  private replay: ReplayServer | undefined;
 
   constructor(private readonly o: EmbeddedDnsOptions = {}) {
     // never ourselves: an agent whose own resolv.conf names 127.0.0.11 would forward in a loop
@@ -86,6 +87,7 @@ export class EmbeddedDns {
     this.log = o.log ?? ((line) => console.error(`dns: ${line}`));
     this.udpOptions = { tcp: false, ttl: o.ttl, upstream: this.upstreams.length > 0 };
     this.tcpOptions = { ...this.udpOptions, tcp: true };
+    replayAddon(); // fail at once, with how to fix it, when the addon is not built
   }
 
   /** Sandboxes being served, sorted. */
@@ -93,146 +95,103 @@ export class EmbeddedDns {
     return [...this.attachments.keys()].sort();
   }
 
+  /** The UDP path's counters, and how many replies it keeps for `sandbox`. */
+  stats(sandbox?: string): ReplayStats {
+    if (!this.replay) return { hits: 0, misses: 0, dropped: 0 };
+    const a = sandbox === undefined ? undefined : this.attachments.get(sandbox);
+    return replayAddon().stats(this.replay, a?.slot);
+  }
+
   /**
-   * Serves DNS inside `sandbox` (a namespace name, with lo up) from now on.
-   * Attaching an attached sandbox only replaces its provider.
+   * Serves DNS inside `sandbox` (a namespace name, with lo up) from these
+   * records on. Attaching an attached sandbox gives it new records (a new
+   * object: the same object means the same answers).
    */
-  async attach(sandbox: string, provider: DnsRecordsProvider): Promise<void> {
+  async attach(sandbox: string, records: DnsRecords): Promise<void> {
     const have = this.attachments.get(sandbox);
     if (have) {
-      have.provider = provider;
+      if (have.records !== records) {
+        have.records = records;
+        replayAddon().forget(this.replay!, have.slot);
+      }
       return;
     }
-    const inFlight = this.pending.get(sandbox);
-    if (inFlight) {
-      await inFlight;
-      return this.attach(sandbox, provider);
-    }
-    const p = this.bind(sandbox).then(({ udp, tcp }) => {
-      const a: Attachment = { sandbox, provider, udp, tcp, connections: new Set(), detached: false };
-      this.serve(a);
-      this.attachments.set(sandbox, a);
-    });
-    this.pending.set(sandbox, p);
+    const native = replayAddon();
+    const address = this.o.address ?? "127.0.0.11";
+    const port = this.o.port ?? 53;
+    const cannot = (e: unknown) => new Error(`embedded DNS in ${sandbox}: cannot bind ${address}:${port}: ${e instanceof Error ? e.message : String(e)}`);
+    let fds: [number, number];
     try {
-      await p;
-    } finally {
-      this.pending.delete(sandbox);
+      fds = native.openSockets(`${NETNS_DIR}/${sandbox}`, address, port);
+    } catch (e) {
+      throw cannot(e);
     }
+    this.replay ??= native.createServer((slot, query, from, fromPort) => this.answerUdp(slot, query, from, fromPort), this.o.replayLimit ?? 65_536);
+    let slot: number;
+    try {
+      slot = native.add(this.replay, fds[0]);
+    } catch (e) {
+      fds.forEach((fd) => closeSync(fd));
+      throw cannot(e);
+    }
+    const a: Attachment = { sandbox, records, slot, tcp: net.createServer(), connections: new Set(), detached: false };
+    this.attachments.set(sandbox, a);
+    this.bySlot.set(slot, a);
+    a.tcp.on("connection", (conn) => this.serveTcp(a, conn));
+    // already listening in the kernel (openSockets): connections wait in its backlog until Node takes them
+    await new Promise<void>((resolve, reject) => {
+      a.tcp.once("error", reject);
+      a.tcp.listen({ fd: fds[1] }, () => {
+        a.tcp.off("error", reject);
+        a.tcp.on("error", (e) => this.log(`${sandbox}: tcp listener: ${e.message}`));
+        resolve();
+      });
+    }).catch(async (e: unknown) => {
+      await this.detach(sandbox);
+      throw cannot(e);
+    });
   }
 
   /** Stops serving `sandbox` and closes its sockets (which otherwise keep its namespace alive); not attached is fine. */
   async detach(sandbox: string): Promise<void> {
-    await this.pending.get(sandbox)?.catch(() => {});
     const a = this.attachments.get(sandbox);
     if (!a) return;
     this.attachments.delete(sandbox);
+    this.bySlot.delete(a.slot);
     a.detached = true;
+    replayAddon().remove(this.replay!, a.slot);
+    if (this.attachments.size === 0) {
+      replayAddon().close(this.replay!);
+      this.replay = undefined;
+    }
     for (const c of a.connections) c.destroy();
-    await Promise.all([
-      new Promise<void>((resolve) => a.tcp.close(() => resolve())),
-      new Promise<void>((resolve) => {
-        try {
-          a.udp.close(() => resolve());
-        } catch {
-          resolve(); // already closed
-        }
-      }),
-    ]);
+    await new Promise<void>((resolve) => a.tcp.close(() => resolve()));
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.attachments.keys(), ...this.pending.keys()].map((s) => this.detach(s)));
+    await Promise.all([...this.attachments.keys()].map((s) => this.detach(s)));
   }
 
-  /** Runs the helper in the sandbox and takes the two sockets it hands over. */
-  private bind(sandbox: string): Promise<{ udp: dgram.Socket; tcp: net.Server }> {
-    const address = this.o.address ?? "127.0.0.11";
-    const port = this.o.port ?? 53;
-    return new Promise((resolve, reject) => {
-      const child = spawn("ip", ["netns", "exec", sandbox, process.execPath, HELPER, address, String(port)], {
-        stdio: ["ignore", "ignore", "pipe", "ipc"],
-      });
-      let udp: dgram.Socket | undefined;
-      let tcp: net.Server | undefined;
-      let stderr = "";
-      let settled = false;
-      const fail = (why: string) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        udp?.close();
-        tcp?.close();
-        child.kill("SIGKILL");
-        reject(new Error(`embedded DNS in ${sandbox}: cannot bind ${address}:${port}: ${why}`));
-      };
-      const timer = setTimeout(() => fail(`no sockets within ${this.o.helperTimeoutMs ?? 10_000} ms`), this.o.helperTimeoutMs ?? 10_000);
-      child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
-      child.on("error", (e) => fail(e.message));
-      child.on("message", (msg: { kind?: string }, handle: unknown) => {
-        if (msg?.kind === "udp" && handle instanceof dgram.Socket) udp = handle;
-        else if (msg?.kind === "tcp" && handle instanceof net.Server) tcp = handle;
-        if (udp && tcp && !settled) {
-          settled = true;
-          clearTimeout(timer);
-          resolve({ udp, tcp });
-        }
-      });
-      // "close" comes after the IPC channel and stderr are drained, so after any handle the helper sent
-      child.on("close", (code, signal) => fail(stderr.trim() || (signal ? `helper killed by ${signal}` : `helper exited with status ${code}`)));
-    });
-  }
-
-  private records(a: Attachment): DnsRecords | undefined {
-    try {
-      return a.provider();
-    } catch (e) {
-      this.log(`${a.sandbox}: records unavailable: ${e instanceof Error ? e.message : String(e)}`);
-      return undefined;
-    }
-  }
-
-  /** The reply to one query, or FORWARD when the name is the world's; undefined: no reply. Synchronous: the common case needs no promise. */
-  private answerNow(a: Attachment, query: Buffer, tcp: boolean): Buffer | typeof FORWARD | undefined {
-    const records = this.records(a);
-    if (!records) return servfail(query);
-    const r = this.replies.respond(query, records, tcp ? this.tcpOptions : this.udpOptions);
-    if (!r) return undefined;
-    return "reply" in r ? r.reply : FORWARD;
-  }
-
-  /** The reply to one query, forwarding when the name is the world's; undefined: no reply. */
-  private async reply(a: Attachment, query: Buffer, tcp: boolean): Promise<Buffer | undefined> {
-    const now = this.answerNow(a, query, tcp);
-    if (now !== FORWARD) return now;
-    return (await this.forward(query, tcp)) ?? servfail(query);
-  }
-
-  private serve(a: Attachment): void {
-    const fail = (e: unknown) => this.log(`${a.sandbox}: udp: ${e instanceof Error ? e.message : String(e)}`);
-    const send = (out: Buffer | undefined, peer: dgram.RemoteInfo) => {
-      if (!out || a.detached) return;
-      try {
-        a.udp.send(out, peer.port, peer.address);
-      } catch (e) {
-        fail(e); // e.g. closed meanwhile
-      }
+  /** A UDP query replay.c has no reply for: answered here, and the reply kept there when it may be replayed. */
+  private answerUdp(slot: number, query: Buffer, from: string, port: number): void {
+    const a = this.bySlot.get(slot);
+    if (!a || a.detached) return;
+    const send = (reply: Buffer | undefined, keep?: DnsResponse) => {
+      if (!reply || a.detached) return;
+      const replayable = keep && "reply" in keep && !keep.noReplay;
+      const shuffleAt = replayable && keep.shuffleAt ? Uint16Array.from(keep.shuffleAt) : null;
+      replayAddon().send(this.replay!, slot, from, port, reply, replayable ? query : null, shuffleAt);
     };
-    a.udp.on("message", (query, peer) => {
-      if (!fromInsideSandbox(peer.address)) return;
-      let now: ReturnType<typeof this.answerNow>;
-      try {
-        now = this.answerNow(a, query, false);
-      } catch (e) {
-        fail(e);
-        return;
-      }
-      if (now !== FORWARD) send(now, peer);
-      else this.forward(query, false).then((out) => send(out ?? servfail(query), peer), fail);
-    });
-    a.udp.on("error", (e) => this.log(`${a.sandbox}: udp socket: ${e.message}`));
-    a.tcp.on("error", (e) => this.log(`${a.sandbox}: tcp listener: ${e.message}`));
-    a.tcp.on("connection", (conn) => this.serveTcp(a, conn));
+    let r: DnsResponse;
+    try {
+      r = respond(query, a.records, this.udpOptions);
+    } catch (e) {
+      this.log(`${a.sandbox}: udp: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    if (!r) return;
+    if ("reply" in r) send(r.reply, r);
+    else this.forward(query, false).then((out) => send(out ?? servfail(query)));
   }
 
   /** RFC 7766: messages prefixed by a 16-bit length, several per connection, answered in order. */
@@ -252,10 +211,10 @@ export class EmbeddedDns {
       while (buffered.length >= 2) {
         const len = buffered.readUInt16BE(0);
         if (buffered.length < 2 + len) break;
-        const query = buffered.subarray(2, 2 + len);
+        const query = Buffer.from(buffered.subarray(2, 2 + len));
         buffered = buffered.subarray(2 + len);
         queue = queue.then(async () => {
-          const out = await this.reply(a, Buffer.from(query), true).catch(() => undefined);
+          const out = await this.replyTcp(a, query).catch(() => undefined);
           if (!out || conn.destroyed) return;
           const frame = Buffer.alloc(2 + out.length);
           frame.writeUInt16BE(out.length, 0);
@@ -264,6 +223,12 @@ export class EmbeddedDns {
         });
       }
     });
+  }
+
+  private async replyTcp(a: Attachment, query: Buffer): Promise<Buffer | undefined> {
+    const r = respond(query, a.records, this.tcpOptions);
+    if (!r || "reply" in r) return r?.reply;
+    return (await this.forward(query, true)) ?? servfail(query);
   }
 
   /** The first upstream's reply, over UDP (and over TCP when that was truncated and the asker came by TCP). */
@@ -280,10 +245,11 @@ export class EmbeddedDns {
 
 /**
  * Whether a query comes from inside the sandbox: over its loopback, from a
- * 127/8 address. 127.0.0.11 cannot be reached from outside a namespace
- * anyway (the kernel drops loopback destinations arriving on a real
- * interface), unless someone sets route_localnet (kube-proxy does, for its
- * node ports): then this is what keeps the DNS from answering the network.
+ * 127/8 address (replay.c applies the same rule to UDP). 127.0.0.11 cannot be
+ * reached from outside a namespace anyway (the kernel drops loopback
+ * destinations arriving on a real interface), unless someone sets
+ * route_localnet (kube-proxy does, for its node ports): then this is what
+ * keeps the DNS from answering the network.
  */
 export const fromInsideSandbox = (address: string): boolean => /^(::ffff:)?127\./.test(address);
 

@@ -1,0 +1,681 @@
+// The embedded DNS's UDP path, in C: a Node-API addon loaded by the agent
+// (replay.ts), so the one agent process still serves every sandbox.
+//
+// Why: Node's dgram costs ~5 µs per datagram on this hardware whatever the
+// answer costs, which caps a single-threaded Node server below dnsmasq. Here
+// one thread of the agent waits on every sandbox's UDP socket (epoll) and
+// reads and answers in batches (recvmmsg/sendmmsg).
+//
+// What it knows of DNS: nothing. It replays replies, as PowerDNS's packet
+// cache does: a reply the JavaScript side (answer.ts, dns-packet) computed for
+// a query is kept under the query's bytes after its ID, and the next query
+// with the same bytes gets a copy with its own ID. A query seen for the first
+// time (or one whose answer may not be replayed: forwarded names) goes to
+// JavaScript through a thread-safe function, which answers with send(). The
+// agent calls forget() whenever a sandbox's records change, so nothing stale
+// is replayed. A reply whose addresses are shuffled (dnsrr, tasks.<service>)
+// comes with the offsets of those addresses, and each replay shuffles them.
+//
+// Only datagrams from 127/8 (the sandbox's own loopback) are answered; the
+// rest are dropped here, as answer.ts's fromInsideSandbox says.
+//
+// Sockets: openSockets() makes the UDP socket and the TCP listener inside a
+// namespace, from a short-lived thread that enters it (setns on a thread
+// changes only that thread's network namespace; a socket keeps the namespace
+// it was made in). The TCP listener goes to Node (net.Server), the UDP socket
+// to add().
+
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define BATCH 64                 /* datagrams per recvmmsg/sendmmsg */
+#define ROUNDS 4                 /* batches per socket per wake-up, so that one busy sandbox cannot starve the others */
+#define MAX_QUERY 4096           /* a longer UDP query is junk: dropped */
+#define MAX_REPLY 4096           /* longer replies are sent, not kept (ours are at most 1232 bytes over UDP) */
+#define MAX_SHUFFLE 512          /* addresses a kept reply may shuffle */
+#define MISS_QUEUE 4096          /* queries waiting for JavaScript; past it they are dropped (the asker retries) */
+#define WAKE_ID UINT64_MAX
+#define INDEX_BITS 20
+
+typedef struct entry {
+  uint64_t hash;
+  uint32_t key_len, reply_len, n_shuffle;
+  uint16_t *shuffle; /* offsets of 4-byte addresses in reply */
+  uint8_t *key;      /* the query after its ID */
+  uint8_t *reply;
+} entry;
+
+typedef struct slot {
+  int fd; /* -1: free */
+  uint32_t gen;
+  entry **table; /* open addressing, linear probing; cap a power of two */
+  uint32_t cap, count;
+} slot;
+
+typedef struct miss {
+  uint64_t id;
+  uint32_t addr; /* network order */
+  uint16_t port; /* network order */
+  uint32_t len;
+  uint8_t bytes[];
+} miss;
+
+typedef struct server {
+  pthread_mutex_t mu; /* everything below but the thread-only buffers */
+  pthread_t thread;
+  int ep, wake;
+  int stopping, closed;
+  napi_threadsafe_function on_miss;
+  slot *slots;
+  uint32_t n_slots;
+  uint32_t limit; /* replies kept per slot */
+  double hits, misses, dropped;
+  uint64_t rng;
+  /* thread-only */
+  struct mmsghdr in_hdr[BATCH], out_hdr[BATCH];
+  struct iovec in_iov[BATCH], out_iov[BATCH];
+  struct sockaddr_in in_addr[BATCH];
+  uint8_t in_buf[BATCH][MAX_QUERY];
+  uint8_t out_buf[BATCH][MAX_REPLY];
+} server;
+
+/* ---------- replies kept per slot ---------- */
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+static entry *lookup(const slot *sl, uint64_t h, const uint8_t *key, uint32_t len) {
+  if (sl->cap == 0) return NULL;
+  for (uint32_t i = (uint32_t)h & (sl->cap - 1);; i = (i + 1) & (sl->cap - 1)) {
+    entry *e = sl->table[i];
+    if (!e) return NULL;
+    if (e->hash == h && e->key_len == len && memcmp(e->key, key, len) == 0) return e;
+  }
+}
+
+static void place(entry **table, uint32_t cap, entry *e) {
+  uint32_t i = (uint32_t)e->hash & (cap - 1);
+  while (table[i]) i = (i + 1) & (cap - 1);
+  table[i] = e;
+}
+
+static void forget_all(slot *sl) {
+  for (uint32_t i = 0; i < sl->cap; i++) free(sl->table[i]);
+  free(sl->table);
+  sl->table = NULL;
+  sl->cap = sl->count = 0;
+}
+
+/* Keeps `reply` for `key` (replacing what was kept); false when full or out of memory. */
+static int keep(slot *sl, uint32_t limit, const uint8_t *key, uint32_t key_len, const uint8_t *reply, uint32_t reply_len,
+                const uint16_t *shuffle, uint32_t n_shuffle) {
+  uint64_t h = hash_bytes(key, key_len);
+  entry *old = lookup(sl, h, key, key_len);
+  if (!old && sl->count >= limit) return 0;
+  if (!old && (sl->count + 1) * 2 > sl->cap) {
+    uint32_t cap = sl->cap ? sl->cap * 2 : 64;
+    entry **table = calloc(cap, sizeof *table);
+    if (!table) return 0;
+    for (uint32_t i = 0; i < sl->cap; i++)
+      if (sl->table[i]) place(table, cap, sl->table[i]);
+    free(sl->table);
+    sl->table = table;
+    sl->cap = cap;
+  }
+  entry *e = malloc(sizeof *e + n_shuffle * sizeof(uint16_t) + key_len + reply_len);
+  if (!e) return 0;
+  e->hash = h;
+  e->key_len = key_len;
+  e->reply_len = reply_len;
+  e->n_shuffle = n_shuffle;
+  e->shuffle = (uint16_t *)(e + 1);
+  e->key = (uint8_t *)(e->shuffle + n_shuffle);
+  e->reply = e->key + key_len;
+  memcpy(e->shuffle, shuffle, n_shuffle * sizeof(uint16_t));
+  memcpy(e->key, key, key_len);
+  memcpy(e->reply, reply, reply_len);
+  if (old) {
+    for (uint32_t i = (uint32_t)h & (sl->cap - 1);; i = (i + 1) & (sl->cap - 1))
+      if (sl->table[i] == old) {
+        sl->table[i] = e;
+        break;
+      }
+    free(old);
+  } else {
+    place(sl->table, sl->cap, e);
+    sl->count++;
+  }
+  return 1;
+}
+
+static uint64_t next_random(server *s) {
+  uint64_t x = s->rng; /* xorshift64* */
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  s->rng = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* ---------- slots: one per sandbox ---------- */
+
+static uint64_t slot_id(const server *s, uint32_t index) { return ((uint64_t)s->slots[index].gen << INDEX_BITS) | index; }
+
+static slot *find(server *s, uint64_t id) {
+  uint32_t index = (uint32_t)(id & ((1u << INDEX_BITS) - 1));
+  if (id == WAKE_ID || index >= s->n_slots) return NULL;
+  slot *sl = &s->slots[index];
+  return sl->fd >= 0 && sl->gen == (uint32_t)(id >> INDEX_BITS) ? sl : NULL;
+}
+
+/* ---------- the serving thread ---------- */
+
+static void to_javascript(server *s, uint64_t id, const struct sockaddr_in *from, const uint8_t *query, uint32_t len) {
+  miss *m = malloc(sizeof *m + len);
+  if (!m) {
+    s->dropped++;
+    return;
+  }
+  m->id = id;
+  m->addr = from->sin_addr.s_addr;
+  m->port = from->sin_port;
+  m->len = len;
+  memcpy(m->bytes, query, len);
+  if (napi_call_threadsafe_function(s->on_miss, m, napi_tsfn_nonblocking) != napi_ok) {
+    free(m); /* queue full, or closing */
+    s->dropped++;
+    return;
+  }
+  s->misses++;
+}
+
+static void serve_slot(server *s, slot *sl, uint64_t id) {
+  for (int round = 0; round < ROUNDS; round++) {
+    for (int i = 0; i < BATCH; i++) {
+      s->in_hdr[i].msg_hdr.msg_namelen = sizeof s->in_addr[i];
+      s->in_hdr[i].msg_hdr.msg_flags = 0;
+    }
+    int n = recvmmsg(sl->fd, s->in_hdr, BATCH, MSG_DONTWAIT, NULL);
+    if (n <= 0) return;
+    int out = 0;
+    for (int i = 0; i < n; i++) {
+      const struct sockaddr_in *from = &s->in_addr[i];
+      const uint8_t *q = s->in_buf[i];
+      uint32_t len = s->in_hdr[i].msg_len;
+      if (from->sin_family != AF_INET || (ntohl(from->sin_addr.s_addr) >> 24) != 127) continue; /* not from inside */
+      if ((s->in_hdr[i].msg_hdr.msg_flags & MSG_TRUNC) || len < 12) continue;                  /* junk: dropped */
+      entry *e = lookup(sl, hash_bytes(q + 2, len - 2), q + 2, len - 2);
+      if (!e) {
+        to_javascript(s, id, from, q, len);
+        continue;
+      }
+      uint8_t *r = s->out_buf[out];
+      memcpy(r, e->reply, e->reply_len);
+      r[0] = q[0];
+      r[1] = q[1];
+      for (uint32_t j = e->n_shuffle; j > 1; j--) { /* Fisher-Yates over the addresses */
+        uint32_t k = (uint32_t)(next_random(s) % j);
+        uint8_t t[4];
+        memcpy(t, r + e->shuffle[j - 1], 4);
+        memcpy(r + e->shuffle[j - 1], r + e->shuffle[k], 4);
+        memcpy(r + e->shuffle[k], t, 4);
+      }
+      s->out_iov[out].iov_len = e->reply_len;
+      s->out_hdr[out].msg_hdr.msg_name = (void *)from;
+      s->out_hdr[out].msg_hdr.msg_namelen = sizeof *from;
+      out++;
+      s->hits++;
+    }
+    for (int sent = 0; sent < out;) {
+      int k = sendmmsg(sl->fd, s->out_hdr + sent, (unsigned)(out - sent), MSG_DONTWAIT);
+      if (k <= 0) {
+        if (k < 0 && errno == EINTR) continue;
+        s->dropped += out - sent; /* socket buffer full: the askers retry */
+        break;
+      }
+      sent += k;
+    }
+    if (n < BATCH) return;
+  }
+}
+
+/* Signals are Node's to handle, on its own thread. */
+static void block_signals(void) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
+static void *serve(void *arg) {
+  server *s = arg;
+  struct epoll_event evs[64];
+  block_signals();
+  for (;;) {
+    int n = epoll_wait(s->ep, evs, 64, -1);
+    if (n < 0 && errno != EINTR) break;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+      pthread_mutex_unlock(&s->mu);
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      uint64_t id = evs[i].data.u64;
+      if (id == WAKE_ID) {
+        uint64_t v;
+        if (read(s->wake, &v, sizeof v) < 0) { /* nothing to do: level-triggered, it comes again */
+        }
+        continue;
+      }
+      slot *sl = find(s, id);
+      if (sl) serve_slot(s, sl, id); /* else removed since epoll_wait returned */
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
+  return NULL;
+}
+
+/* ---------- Node-API glue ---------- */
+
+#define CHECK(call)                                                                                 \
+  do {                                                                                              \
+    if ((call) != napi_ok) {                                                                        \
+      const napi_extended_error_info *info = NULL;                                                  \
+      napi_get_last_error_info(env, &info);                                                         \
+      napi_throw_error(env, NULL, info && info->error_message ? info->error_message : #call " failed"); \
+      return NULL;                                                                                  \
+    }                                                                                               \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, const char *what, int err) {
+  char message[256];
+  snprintf(message, sizeof message, "%s: %s", what, strerror(err));
+  napi_throw_error(env, NULL, message);
+  return NULL;
+}
+
+static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)context;
+  miss *m = data;
+  if (env && js_cb) {
+    napi_value argv[4], undefined;
+    char address[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &m->addr, address, sizeof address);
+    void *copy;
+    if (napi_create_double(env, (double)m->id, &argv[0]) == napi_ok &&
+        napi_create_buffer_copy(env, m->len, m->bytes, &copy, &argv[1]) == napi_ok &&
+        napi_create_string_utf8(env, address, NAPI_AUTO_LENGTH, &argv[2]) == napi_ok &&
+        napi_create_uint32(env, ntohs(m->port), &argv[3]) == napi_ok && napi_get_undefined(env, &undefined) == napi_ok)
+      napi_call_function(env, undefined, js_cb, 4, argv, NULL);
+  }
+  free(m);
+}
+
+/* Stops the thread and closes every socket; the struct lives on until its External is collected. */
+static void stop(server *s) {
+  if (s->closed) return;
+  s->closed = 1;
+  pthread_mutex_lock(&s->mu);
+  s->stopping = 1;
+  pthread_mutex_unlock(&s->mu);
+  uint64_t one = 1;
+  if (write(s->wake, &one, sizeof one) < 0) { /* the thread is then not waiting in epoll_wait */
+  }
+  pthread_join(s->thread, NULL);
+  for (uint32_t i = 0; i < s->n_slots; i++) {
+    if (s->slots[i].fd >= 0) close(s->slots[i].fd);
+    forget_all(&s->slots[i]);
+    s->slots[i].fd = -1;
+  }
+  close(s->ep);
+  close(s->wake);
+  napi_release_threadsafe_function(s->on_miss, napi_tsfn_abort);
+}
+
+static void cleanup_hook(void *arg) { stop(arg); }
+
+static void finalize_server(napi_env env, void *data, void *hint) {
+  (void)hint;
+  server *s = data;
+  if (!s->closed) {
+    napi_remove_env_cleanup_hook(env, cleanup_hook, s);
+    stop(s);
+  }
+  free(s->slots);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+static server *server_arg(napi_env env, napi_value v) {
+  server *s = NULL;
+  if (napi_get_value_external(env, v, (void **)&s) != napi_ok || !s) {
+    napi_throw_type_error(env, NULL, "not a DNS replay server");
+    return NULL;
+  }
+  if (s->closed) {
+    napi_throw_error(env, NULL, "the DNS replay server is closed");
+    return NULL;
+  }
+  return s;
+}
+
+/* createServer(onMiss(id, query, address, port), limit) → server */
+static napi_value create_server(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], name, out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint32_t limit;
+  CHECK(napi_get_value_uint32(env, argv[1], &limit));
+  server *s = calloc(1, sizeof *s);
+  if (!s) return throw_errno(env, "createServer", ENOMEM);
+  pthread_mutex_init(&s->mu, NULL);
+  s->limit = limit;
+  if (getrandom(&s->rng, sizeof s->rng, 0) != sizeof s->rng || s->rng == 0) s->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+  for (int i = 0; i < BATCH; i++) {
+    s->in_iov[i] = (struct iovec){.iov_base = s->in_buf[i], .iov_len = MAX_QUERY};
+    s->in_hdr[i].msg_hdr = (struct msghdr){.msg_name = &s->in_addr[i], .msg_iov = &s->in_iov[i], .msg_iovlen = 1};
+    s->out_iov[i] = (struct iovec){.iov_base = s->out_buf[i]};
+    s->out_hdr[i].msg_hdr = (struct msghdr){.msg_iov = &s->out_iov[i], .msg_iovlen = 1};
+  }
+  s->ep = epoll_create1(EPOLL_CLOEXEC);
+  s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_ID};
+  if (s->ep < 0 || s->wake < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, s->wake, &ev) < 0) {
+    int err = errno;
+    if (s->ep >= 0) close(s->ep);
+    if (s->wake >= 0) close(s->wake);
+    free(s);
+    return throw_errno(env, "createServer: epoll", err);
+  }
+  CHECK(napi_create_string_utf8(env, "vipmesh-dns-replay", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_threadsafe_function(env, argv[0], NULL, name, MISS_QUEUE, 1, NULL, NULL, s, call_js, &s->on_miss));
+  CHECK(napi_unref_threadsafe_function(env, s->on_miss)); /* the TCP listeners keep the process alive, not this */
+  int err = pthread_create(&s->thread, NULL, serve, s);
+  if (err) {
+    napi_release_threadsafe_function(s->on_miss, napi_tsfn_abort);
+    close(s->ep);
+    close(s->wake);
+    free(s);
+    return throw_errno(env, "createServer: thread", err);
+  }
+  CHECK(napi_add_env_cleanup_hook(env, cleanup_hook, s));
+  CHECK(napi_create_external(env, s, finalize_server, NULL, &out));
+  return out;
+}
+
+/* add(server, udpFd) → id: serves that socket from now on, and closes it on remove() */
+static napi_value add(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server *s = server_arg(env, argv[0]);
+  if (!s) return NULL;
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  pthread_mutex_lock(&s->mu);
+  uint32_t index = 0;
+  while (index < s->n_slots && s->slots[index].fd >= 0) index++;
+  if (index == s->n_slots) {
+    slot *more = index < (1u << INDEX_BITS) ? realloc(s->slots, (index + 1) * sizeof *more) : NULL;
+    if (!more) {
+      pthread_mutex_unlock(&s->mu);
+      return throw_errno(env, "add", ENOMEM);
+    }
+    s->slots = more;
+    s->slots[index] = (slot){.fd = -1};
+    s->n_slots++;
+  }
+  slot *sl = &s->slots[index];
+  sl->gen++;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)sl->gen << INDEX_BITS) | index};
+  if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    int err = errno;
+    pthread_mutex_unlock(&s->mu);
+    return throw_errno(env, "add: epoll_ctl", err);
+  }
+  sl->fd = fd;
+  uint64_t id = slot_id(s, index);
+  pthread_mutex_unlock(&s->mu);
+  CHECK(napi_create_double(env, (double)id, &out));
+  return out;
+}
+
+static int id_arg(napi_env env, napi_value v, uint64_t *id) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || d < 0) {
+    napi_throw_type_error(env, NULL, "not a slot id");
+    return 0;
+  }
+  *id = (uint64_t)d;
+  return 1;
+}
+
+/* remove(server, id): stops serving and closes the socket; a removed id is fine */
+static napi_value remove_slot(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint64_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server *s = server_arg(env, argv[0]);
+  if (!s || !id_arg(env, argv[1], &id)) return NULL;
+  pthread_mutex_lock(&s->mu);
+  slot *sl = find(s, id);
+  if (sl) {
+    epoll_ctl(s->ep, EPOLL_CTL_DEL, sl->fd, NULL);
+    close(sl->fd);
+    sl->fd = -1;
+    forget_all(sl);
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/* forget(server, id): drops every kept reply of that slot (its records changed) */
+static napi_value forget(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint64_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server *s = server_arg(env, argv[0]);
+  if (!s || !id_arg(env, argv[1], &id)) return NULL;
+  pthread_mutex_lock(&s->mu);
+  slot *sl = find(s, id);
+  if (sl) forget_all(sl);
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+/*
+ * send(server, id, address, port, reply, query?, shuffleAt?) → sent: sends `reply`
+ * on the slot's socket; with `query`, keeps it to replay to the same query,
+ * shuffling the 4-byte addresses at the offsets `shuffleAt` (a Uint16Array).
+ */
+static napi_value send_reply(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7], out;
+  uint64_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server *s = server_arg(env, argv[0]);
+  if (!s || !id_arg(env, argv[1], &id)) return NULL;
+  char address[INET_ADDRSTRLEN];
+  uint32_t port;
+  uint8_t *reply, *query = NULL;
+  size_t reply_len, query_len = 0, n_shuffle = 0;
+  uint16_t *shuffle = NULL;
+  napi_valuetype t;
+  CHECK(napi_get_value_string_utf8(env, argv[2], address, sizeof address, NULL));
+  CHECK(napi_get_value_uint32(env, argv[3], &port));
+  CHECK(napi_get_buffer_info(env, argv[4], (void **)&reply, &reply_len));
+  if (argc > 5 && napi_typeof(env, argv[5], &t) == napi_ok && t == napi_object)
+    CHECK(napi_get_buffer_info(env, argv[5], (void **)&query, &query_len));
+  if (argc > 6 && napi_typeof(env, argv[6], &t) == napi_ok && t == napi_object) {
+    napi_typedarray_type type;
+    void *data;
+    CHECK(napi_get_typedarray_info(env, argv[6], &type, &n_shuffle, &data, NULL, NULL));
+    if (type != napi_uint16_array) {
+      napi_throw_type_error(env, NULL, "shuffleAt must be a Uint16Array");
+      return NULL;
+    }
+    shuffle = data;
+  }
+  for (size_t i = 0; i < n_shuffle; i++)
+    if ((size_t)shuffle[i] + 4 > reply_len) {
+      napi_throw_range_error(env, NULL, "shuffleAt: an offset past the reply's end");
+      return NULL;
+    }
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (inet_pton(AF_INET, address, &to.sin_addr) != 1) {
+    napi_throw_type_error(env, NULL, "send: not an IPv4 address");
+    return NULL;
+  }
+  pthread_mutex_lock(&s->mu);
+  slot *sl = find(s, id);
+  int sent = sl && sendto(sl->fd, reply, reply_len, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to) == (ssize_t)reply_len;
+  if (sl && query && query_len >= 12 && reply_len >= 12 && reply_len <= MAX_REPLY && n_shuffle <= MAX_SHUFFLE)
+    keep(sl, s->limit, query + 2, (uint32_t)query_len - 2, reply, (uint32_t)reply_len, shuffle, (uint32_t)n_shuffle);
+  pthread_mutex_unlock(&s->mu);
+  CHECK(napi_get_boolean(env, sent, &out));
+  return out;
+}
+
+/* stats(server, id?) → { hits, misses, dropped, kept? }: counters since creation; kept: replies the slot keeps */
+static napi_value stats(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out, v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server *s = server_arg(env, argv[0]);
+  if (!s) return NULL;
+  napi_valuetype t = napi_undefined;
+  uint64_t id = 0;
+  if (argc > 1) CHECK(napi_typeof(env, argv[1], &t));
+  if (t != napi_undefined && !id_arg(env, argv[1], &id)) return NULL;
+  pthread_mutex_lock(&s->mu);
+  double hits = s->hits, misses = s->misses, dropped = s->dropped;
+  slot *sl = t != napi_undefined ? find(s, id) : NULL;
+  double kept = sl ? sl->count : 0;
+  pthread_mutex_unlock(&s->mu);
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_create_double(env, hits, &v));
+  CHECK(napi_set_named_property(env, out, "hits", v));
+  CHECK(napi_create_double(env, misses, &v));
+  CHECK(napi_set_named_property(env, out, "misses", v));
+  CHECK(napi_create_double(env, dropped, &v));
+  CHECK(napi_set_named_property(env, out, "dropped", v));
+  if (t != napi_undefined) {
+    CHECK(napi_create_double(env, kept, &v));
+    CHECK(napi_set_named_property(env, out, "kept", v));
+  }
+  return out;
+}
+
+/* close(server): stops the thread and closes every socket it served */
+static napi_value close_server(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server *s = NULL;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&s));
+  if (s && !s->closed) {
+    napi_remove_env_cleanup_hook(env, cleanup_hook, s);
+    stop(s);
+  }
+  return NULL;
+}
+
+typedef struct open_job {
+  const char *ns;
+  struct in_addr addr;
+  uint16_t port;
+  int udp, tcp, err;
+  const char *what;
+} open_job;
+
+static void *open_in_namespace(void *arg) {
+  open_job *j = arg;
+  block_signals();
+  int one = 1;
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(j->port), .sin_addr = j->addr};
+  int nsfd = open(j->ns, O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0) return j->what = "open the namespace", j->err = errno, NULL;
+  int entered = setns(nsfd, CLONE_NEWNET);
+  j->err = errno;
+  close(nsfd);
+  if (entered < 0) return j->what = "enter the namespace", NULL;
+  j->udp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (j->udp < 0 || setsockopt(j->udp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      bind(j->udp, (struct sockaddr *)&sa, sizeof sa) < 0)
+    return j->what = "udp", j->err = errno, NULL;
+  j->tcp = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (j->tcp < 0 || setsockopt(j->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      bind(j->tcp, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(j->tcp, 128) < 0)
+    return j->what = "tcp", j->err = errno, NULL;
+  j->err = 0;
+  return NULL;
+}
+
+/* openSockets(namespacePath, address, port) → [udpFd, tcpFd]: bound (and listening) inside that network namespace */
+static napi_value open_sockets(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out, v;
+  char ns[4096], address[INET_ADDRSTRLEN];
+  uint32_t port;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_string_utf8(env, argv[0], ns, sizeof ns, NULL));
+  CHECK(napi_get_value_string_utf8(env, argv[1], address, sizeof address, NULL));
+  CHECK(napi_get_value_uint32(env, argv[2], &port));
+  open_job j = {.ns = ns, .port = (uint16_t)port, .udp = -1, .tcp = -1};
+  if (port > 65535 || inet_pton(AF_INET, address, &j.addr) != 1) {
+    napi_throw_type_error(env, NULL, "openSockets: not an IPv4 address and port");
+    return NULL;
+  }
+  pthread_t thread;
+  int err = pthread_create(&thread, NULL, open_in_namespace, &j);
+  if (err) return throw_errno(env, "openSockets: thread", err);
+  pthread_join(thread, NULL);
+  if (j.err) {
+    if (j.udp >= 0) close(j.udp);
+    if (j.tcp >= 0) close(j.tcp);
+    return throw_errno(env, j.what, j.err);
+  }
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_int32(env, j.udp, &v));
+  CHECK(napi_set_element(env, out, 0, v));
+  CHECK(napi_create_int32(env, j.tcp, &v));
+  CHECK(napi_set_element(env, out, 1, v));
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"openSockets", NULL, open_sockets, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"createServer", NULL, create_server, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"add", NULL, add, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"remove", NULL, remove_slot, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"forget", NULL, forget, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"send", NULL, send_reply, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"stats", NULL, stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, close_server, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE_INIT() { return init(env, exports); }
