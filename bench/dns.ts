@@ -405,6 +405,7 @@ function versions(): Record<string, string> {
 }
 
 const ms = (x: number) => `${x.toFixed(3)} ms`;
+const perCpuSecond = (r: Run) => r.qps / Math.max(r.serverPct / 100, 1e-9);
 const answeredBy = (p: { replayed: number; javascript: number; dropped: number }) =>
   [p.replayed, p.javascript, p.dropped].map((n) => n.toLocaleString("en-US")).join(" / ");
 const qps = (x: number) => `${Math.round(x).toLocaleString("en-US")} q/s`;
@@ -488,6 +489,8 @@ async function main(): Promise<void> {
     const [a, b] = [e[phase], d[phase]];
     rows.push([phase === "saturated" ? `saturated, ${SECONDS} s (≤ ${IN_FLIGHT} in flight)` : `fixed ${FIXED_QPS.toLocaleString("en-US")} q/s offered, ${SECONDS} s`, "", "", ""]);
     row("  queries/s", qps(a.qps), qps(b.qps), a.qps / b.qps);
+    // what the server could answer with its core to itself: the pace is dnsperf's when dnsperf is the one at ~100 %
+    row("  per server CPU-second", qps(perCpuSecond(a)), qps(perCpuSecond(b)), perCpuSecond(a) / perCpuSecond(b));
     row("  latency p50", ms(a.p50Ms), ms(b.p50Ms), a.p50Ms / b.p50Ms);
     row("  latency p99", ms(a.p99Ms), ms(b.p99Ms), a.p99Ms / b.p99Ms);
     row("  latency average", ms(a.avgMs), ms(b.avgMs), a.avgMs / b.avgMs);

@@ -190,6 +190,14 @@ describe("what respond() tells replays (replay.c)", () => {
     expect(replyOf(respond(query("tasks.web"), records, { tcp: false })).shuffleAt).toBeUndefined();
   });
 
+  it("junk is answered but never replayed, so a sandbox cannot fill the replays with it", () => {
+    const formerr = Buffer.concat([query("web").subarray(0, 12), Buffer.from([0xc0, 0xff])]);
+    const notimp = Buffer.from(query("web"));
+    notimp.writeUInt16BE((2 << 11) | dns.RECURSION_DESIRED, 2);
+    const two = dns.encode({ type: "query", id: 1, questions: [{ type: "A", name: "web" }, { type: "A", name: "many" }] });
+    for (const q of [formerr, notimp, two]) expect(replyOf(respond(q, records, { tcp: false })).noReplay).toBe(true);
+  });
+
   it("a truncated shuffled answer is never replayed: which addresses fit is itself the random choice", () => {
     const r = replyOf(respond(query("many"), fixtureRecords(100), { tcp: false }));
     expect(dns.decode(r.reply).flag_tc).toBe(true);

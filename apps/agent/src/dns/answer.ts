@@ -51,8 +51,9 @@ const OPCODE_QUERY = 0;
 /**
  * What to do with a query: send `reply`, or forward it upstream. Undefined:
  * drop it. A reply may be replayed to the same query bytes (replay.c) until
- * the records change, except when `noReplay` says it holds a random choice; a
- * replay shuffles the 4-byte addresses at `shuffleAt` (dnsrr and tasks.*).
+ * the records change, except when `noReplay` says it holds a random choice or
+ * answers junk; a replay shuffles the 4-byte addresses at `shuffleAt` (dnsrr
+ * and tasks.*).
  */
 export type DnsResponse = { reply: Buffer; shuffleAt?: number[]; noReplay?: true } | { forward: true } | undefined;
 
@@ -74,12 +75,13 @@ export function respond(query: Buffer, records: DnsRecords, options: AnswerOptio
   try {
     packet = dns.decode(query);
   } catch {
-    return { reply: bare(id, opcode, rd, RCODE.FORMERR) };
+    return { reply: bare(id, opcode, rd, RCODE.FORMERR), noReplay: true };
   }
-  if (opcode !== OPCODE_QUERY) return { reply: bare(id, opcode, rd, RCODE.NOTIMP) };
+  // junk is answered, not kept: keeping it would only let a sandbox fill the replays with it
+  if (opcode !== OPCODE_QUERY) return { reply: bare(id, opcode, rd, RCODE.NOTIMP), noReplay: true };
   const questions = packet.questions ?? [];
   const question = questions[0];
-  if (questions.length !== 1 || !question) return { reply: bare(id, opcode, rd, RCODE.FORMERR) };
+  if (questions.length !== 1 || !question) return { reply: bare(id, opcode, rd, RCODE.FORMERR), noReplay: true };
 
   const opt = (packet.additionals ?? []).find((a): a is dns.OptAnswer => a.type === "OPT");
   const limit = options.tcp

@@ -16,6 +16,12 @@
 // is replayed. A reply whose addresses are shuffled (dnsrr, tasks.<service>)
 // comes with the offsets of those addresses, and each replay shuffles them.
 //
+// A sandbox is not trusted: its queries are hashed with a secret key
+// (SipHash-1-3), so it cannot aim them at one bucket; what it makes us keep
+// is bounded in bytes per sandbox (past the bound, its replies are dropped
+// and kept afresh); and it can have one batch of queries waiting for
+// JavaScript at a time, so it cannot crowd out the others' first queries.
+//
 // Only datagrams from 127/8 (the sandbox's own loopback) are answered; the
 // rest are dropped here, as answer.ts's fromInsideSandbox says.
 //
@@ -29,6 +35,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <node_api.h>
 #include <pthread.h>
@@ -44,127 +51,179 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BATCH 64                 /* datagrams per recvmmsg/sendmmsg */
-#define ROUNDS 4                 /* batches per socket per wake-up, so that one busy sandbox cannot starve the others */
-#define MAX_QUERY 4096           /* a longer UDP query is junk: dropped */
-#define MAX_REPLY 4096           /* longer replies are sent, not kept (ours are at most 1232 bytes over UDP) */
-#define MAX_SHUFFLE 512          /* addresses a kept reply may shuffle */
-#define MISS_QUEUE 4096          /* queries waiting for JavaScript; past it they are dropped (the asker retries) */
-#define WAKE_ID UINT64_MAX
+#define BATCH 64          /* datagrams per recvmmsg/sendmmsg */
+#define ROUNDS 4          /* batches per socket per wake-up, so that one busy sandbox cannot starve the others */
+#define MAX_QUERY 4096    /* a longer UDP query is junk: dropped */
+#define MAX_KEY 512       /* longer queries are answered, not kept */
+#define MAX_REPLY 4096    /* longer replies are sent, not kept (ours are at most 1232 bytes over UDP) */
+#define MAX_SHUFFLE 512   /* addresses a kept reply may shuffle */
+#define MAX_BUDGET (1u << 30)
 #define INDEX_BITS 20
+#define WAKE_ID UINT64_MAX
 
 typedef struct entry {
-  uint64_t hash;
   uint32_t key_len, reply_len, n_shuffle;
   uint16_t *shuffle; /* offsets of 4-byte addresses in reply */
   uint8_t *key;      /* the query after its ID */
   uint8_t *reply;
 } entry;
 
+typedef struct bucket {
+  uint64_t hash;
+  entry *e; /* NULL: empty */
+} bucket;
+
 typedef struct slot {
   int fd; /* -1: free */
   uint32_t gen;
-  entry **table; /* open addressing, linear probing; cap a power of two */
+  bucket *table; /* open addressing, linear probing, at most half full; cap a power of two */
   uint32_t cap, count;
+  size_t bytes; /* what its replies take, counted against the budget */
 } slot;
 
-typedef struct miss {
-  uint64_t id;
+typedef struct server server;
+
+/* A query for JavaScript. */
+typedef struct asked {
   uint32_t addr; /* network order */
   uint16_t port; /* network order */
-  uint32_t len;
-  uint8_t bytes[];
-} miss;
+  uint16_t len;
+  uint32_t at; /* of its bytes, after the batch's queries */
+} asked;
 
-typedef struct server {
-  pthread_mutex_t mu; /* everything below but the thread-only buffers */
+/* The queries one wake-up of one socket had no reply for, handed to JavaScript at once. */
+typedef struct batch {
+  server *s;
+  uint64_t id;
+  uint32_t count;
+  asked q[]; /* then their bytes */
+} batch;
+
+struct server {
+  pthread_mutex_t mu; /* the slots and counters, between this thread and Node's */
   pthread_t thread;
   int ep, wake;
-  int stopping, closed;
+  int stopping;
   napi_threadsafe_function on_miss;
   slot *slots;
   uint32_t n_slots;
-  uint32_t limit; /* replies kept per slot */
+  size_t budget; /* bytes of replies kept per slot */
+  uint64_t key[2]; /* SipHash key */
   double hits, misses, dropped;
   uint64_t rng;
-  /* thread-only */
+  /* the thread's own */
   struct mmsghdr in_hdr[BATCH], out_hdr[BATCH];
   struct iovec in_iov[BATCH], out_iov[BATCH];
   struct sockaddr_in in_addr[BATCH];
   uint8_t in_buf[BATCH][MAX_QUERY];
   uint8_t out_buf[BATCH][MAX_REPLY];
-} server;
+  asked stage[ROUNDS * BATCH];
+  uint32_t staged, staged_bytes;
+  uint8_t stage_bytes[ROUNDS * BATCH * MAX_QUERY];
+};
 
 /* ---------- replies kept per slot ---------- */
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-  return h;
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                     \
+  do {                                                               \
+    v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);        \
+    v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                           \
+    v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                           \
+    v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);        \
+  } while (0)
+
+/* SipHash-1-3 (as Rust's HashMap): keyed, so a sandbox cannot choose colliding queries. */
+static uint64_t siphash13(const uint64_t key[2], const uint8_t *p, size_t n) {
+  uint64_t v0 = 0x736f6d6570736575ULL ^ key[0], v1 = 0x646f72616e646f6dULL ^ key[1];
+  uint64_t v2 = 0x6c7967656e657261ULL ^ key[0], v3 = 0x7465646279746573ULL ^ key[1];
+  uint64_t b = (uint64_t)n << 56, m;
+  const uint8_t *end = p + (n & ~(size_t)7);
+  for (; p != end; p += 8) {
+    memcpy(&m, p, 8); /* little-endian hosts: Linux on x86-64 and arm64 */
+    v3 ^= m;
+    SIPROUND;
+    v0 ^= m;
+  }
+  for (size_t i = 0; i < (n & 7); i++) b |= (uint64_t)p[i] << (8 * i);
+  v3 ^= b;
+  SIPROUND;
+  v0 ^= b;
+  v2 ^= 0xff;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* The bucket holding `key`, or the empty one where it would go. */
+static bucket *probe(const slot *sl, uint64_t h, const uint8_t *key, uint32_t len) {
+  for (uint32_t i = (uint32_t)h & (sl->cap - 1);; i = (i + 1) & (sl->cap - 1)) {
+    bucket *b = &sl->table[i];
+    if (!b->e || (b->hash == h && b->e->key_len == len && memcmp(b->e->key, key, len) == 0)) return b;
+  }
 }
 
 static entry *lookup(const slot *sl, uint64_t h, const uint8_t *key, uint32_t len) {
-  if (sl->cap == 0) return NULL;
-  for (uint32_t i = (uint32_t)h & (sl->cap - 1);; i = (i + 1) & (sl->cap - 1)) {
-    entry *e = sl->table[i];
-    if (!e) return NULL;
-    if (e->hash == h && e->key_len == len && memcmp(e->key, key, len) == 0) return e;
-  }
-}
-
-static void place(entry **table, uint32_t cap, entry *e) {
-  uint32_t i = (uint32_t)e->hash & (cap - 1);
-  while (table[i]) i = (i + 1) & (cap - 1);
-  table[i] = e;
+  return sl->cap ? probe(sl, h, key, len)->e : NULL;
 }
 
 static void forget_all(slot *sl) {
-  for (uint32_t i = 0; i < sl->cap; i++) free(sl->table[i]);
+  for (uint32_t i = 0; i < sl->cap; i++) free(sl->table[i].e);
   free(sl->table);
   sl->table = NULL;
   sl->cap = sl->count = 0;
+  sl->bytes = 0;
 }
 
-/* Keeps `reply` for `key` (replacing what was kept); false when full or out of memory. */
-static int keep(slot *sl, uint32_t limit, const uint8_t *key, uint32_t key_len, const uint8_t *reply, uint32_t reply_len,
-                const uint16_t *shuffle, uint32_t n_shuffle) {
-  uint64_t h = hash_bytes(key, key_len);
-  entry *old = lookup(sl, h, key, key_len);
-  if (!old && sl->count >= limit) return 0;
-  if (!old && (sl->count + 1) * 2 > sl->cap) {
-    uint32_t cap = sl->cap ? sl->cap * 2 : 64;
-    entry **table = calloc(cap, sizeof *table);
-    if (!table) return 0;
-    for (uint32_t i = 0; i < sl->cap; i++)
-      if (sl->table[i]) place(table, cap, sl->table[i]);
-    free(sl->table);
-    sl->table = table;
-    sl->cap = cap;
-  }
+/* What an entry costs: itself, the allocator's overhead, and two buckets (the table is at most half full). */
+static size_t entry_cost(uint32_t key_len, uint32_t reply_len, uint32_t n_shuffle) {
+  return sizeof(entry) + 16 + key_len + reply_len + n_shuffle * sizeof(uint16_t) + 2 * sizeof(bucket);
+}
+
+/* Keeps `reply` for `key`; past the budget, the slot starts afresh. */
+static void keep(server *s, slot *sl, const uint8_t *key, uint32_t key_len, const uint8_t *reply, uint32_t reply_len,
+                 const uint16_t *shuffle, uint32_t n_shuffle) {
+  size_t cost = entry_cost(key_len, reply_len, n_shuffle);
+  if (cost > s->budget) return;
   entry *e = malloc(sizeof *e + n_shuffle * sizeof(uint16_t) + key_len + reply_len);
-  if (!e) return 0;
-  e->hash = h;
-  e->key_len = key_len;
-  e->reply_len = reply_len;
-  e->n_shuffle = n_shuffle;
+  if (!e) return;
+  *e = (entry){.key_len = key_len, .reply_len = reply_len, .n_shuffle = n_shuffle};
   e->shuffle = (uint16_t *)(e + 1);
   e->key = (uint8_t *)(e->shuffle + n_shuffle);
   e->reply = e->key + key_len;
   memcpy(e->shuffle, shuffle, n_shuffle * sizeof(uint16_t));
   memcpy(e->key, key, key_len);
   memcpy(e->reply, reply, reply_len);
-  if (old) {
-    for (uint32_t i = (uint32_t)h & (sl->cap - 1);; i = (i + 1) & (sl->cap - 1))
-      if (sl->table[i] == old) {
-        sl->table[i] = e;
-        break;
-      }
-    free(old);
-  } else {
-    place(sl->table, sl->cap, e);
-    sl->count++;
+  uint64_t h = siphash13(s->key, key, key_len);
+  bucket *b = sl->cap ? probe(sl, h, key, key_len) : NULL;
+  if (b && b->e) { /* asked again before the first reply was kept: the newer one */
+    sl->bytes += cost - entry_cost(b->e->key_len, b->e->reply_len, b->e->n_shuffle);
+    free(b->e);
+    b->e = e;
+    return;
   }
-  return 1;
+  if (sl->bytes + cost > s->budget) forget_all(sl);
+  if ((sl->count + 1) * 2 > sl->cap) {
+    uint32_t cap = sl->cap ? sl->cap * 2 : 64;
+    bucket *table = calloc(cap, sizeof *table);
+    if (!table) {
+      free(e);
+      return;
+    }
+    for (uint32_t i = 0; i < sl->cap; i++) {
+      if (!sl->table[i].e) continue;
+      uint32_t j = (uint32_t)sl->table[i].hash & (cap - 1);
+      while (table[j].e) j = (j + 1) & (cap - 1);
+      table[j] = sl->table[i];
+    }
+    free(sl->table);
+    sl->table = table;
+    sl->cap = cap;
+  }
+  *probe(sl, h, key, key_len) = (bucket){.hash = h, .e = e};
+  sl->count++;
+  sl->bytes += cost;
 }
 
 static uint64_t next_random(server *s) {
@@ -189,56 +248,77 @@ static slot *find(server *s, uint64_t id) {
 
 /* ---------- the serving thread ---------- */
 
-static void to_javascript(server *s, uint64_t id, const struct sockaddr_in *from, const uint8_t *query, uint32_t len) {
-  miss *m = malloc(sizeof *m + len);
-  if (!m) {
-    s->dropped++;
-    return;
+/*
+ * A socket is armed for one wake-up at a time (EPOLLONESHOT). When a wake-up
+ * leaves queries for JavaScript, the socket stays unarmed until JavaScript
+ * has answered them (call_js re-arms it): meanwhile its queries wait in the
+ * socket's buffer, and the next wake-up reads them in batches, instead of
+ * this thread waking, and handing over, once per query.
+ */
+static void rearm(server *s, slot *sl, uint64_t id) {
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = id};
+  epoll_ctl(s->ep, EPOLL_CTL_MOD, sl->fd, &ev);
+}
+
+static void stage(server *s, const struct sockaddr_in *from, const uint8_t *query, uint32_t len) {
+  s->stage[s->staged++] = (asked){.addr = from->sin_addr.s_addr, .port = from->sin_port, .len = (uint16_t)len, .at = s->staged_bytes};
+  memcpy(s->stage_bytes + s->staged_bytes, query, len);
+  s->staged_bytes += len;
+}
+
+static void hand_over(server *s, slot *sl, uint64_t id) {
+  if (s->staged == 0) return rearm(s, sl, id);
+  batch *b = malloc(sizeof *b + s->staged * sizeof(asked) + s->staged_bytes);
+  if (b) {
+    *b = (batch){.s = s, .id = id, .count = s->staged};
+    memcpy(b->q, s->stage, s->staged * sizeof(asked));
+    memcpy(&b->q[b->count], s->stage_bytes, s->staged_bytes);
+    if (napi_call_threadsafe_function(s->on_miss, b, napi_tsfn_nonblocking) == napi_ok) {
+      s->misses += s->staged;
+      return; /* call_js re-arms */
+    }
+    free(b); /* closing */
   }
-  m->id = id;
-  m->addr = from->sin_addr.s_addr;
-  m->port = from->sin_port;
-  m->len = len;
-  memcpy(m->bytes, query, len);
-  if (napi_call_threadsafe_function(s->on_miss, m, napi_tsfn_nonblocking) != napi_ok) {
-    free(m); /* queue full, or closing */
-    s->dropped++;
-    return;
+  s->dropped += s->staged;
+  rearm(s, sl, id);
+}
+
+/* The replay of `e` to query `q`, in `r`: the asker's ID, the addresses shuffled (Fisher-Yates). */
+static void replay(server *s, const entry *e, const uint8_t *q, uint8_t *r) {
+  memcpy(r, e->reply, e->reply_len);
+  r[0] = q[0];
+  r[1] = q[1];
+  for (uint32_t j = e->n_shuffle; j > 1; j--) {
+    uint32_t k = (uint32_t)(next_random(s) % j), a, b;
+    memcpy(&a, r + e->shuffle[j - 1], 4);
+    memcpy(&b, r + e->shuffle[k], 4);
+    memcpy(r + e->shuffle[j - 1], &b, 4);
+    memcpy(r + e->shuffle[k], &a, 4);
   }
-  s->misses++;
 }
 
 static void serve_slot(server *s, slot *sl, uint64_t id) {
+  s->staged = s->staged_bytes = 0;
   for (int round = 0; round < ROUNDS; round++) {
     for (int i = 0; i < BATCH; i++) {
       s->in_hdr[i].msg_hdr.msg_namelen = sizeof s->in_addr[i];
       s->in_hdr[i].msg_hdr.msg_flags = 0;
     }
     int n = recvmmsg(sl->fd, s->in_hdr, BATCH, MSG_DONTWAIT, NULL);
-    if (n <= 0) return;
+    if (n <= 0) break;
     int out = 0;
     for (int i = 0; i < n; i++) {
       const struct sockaddr_in *from = &s->in_addr[i];
       const uint8_t *q = s->in_buf[i];
       uint32_t len = s->in_hdr[i].msg_len;
-      if (from->sin_family != AF_INET || (ntohl(from->sin_addr.s_addr) >> 24) != 127) continue; /* not from inside */
-      if ((s->in_hdr[i].msg_hdr.msg_flags & MSG_TRUNC) || len < 12) continue;                  /* junk: dropped */
-      entry *e = lookup(sl, hash_bytes(q + 2, len - 2), q + 2, len - 2);
+      if (from->sin_family != AF_INET || (ntohl(from->sin_addr.s_addr) >> 24) != 127 || from->sin_port == 0) continue; /* not from inside */
+      if ((s->in_hdr[i].msg_hdr.msg_flags & MSG_TRUNC) || len < 12) continue; /* junk: dropped */
+      entry *e = len - 2 <= MAX_KEY ? lookup(sl, siphash13(s->key, q + 2, len - 2), q + 2, len - 2) : NULL;
       if (!e) {
-        to_javascript(s, id, from, q, len);
+        stage(s, from, q, len);
         continue;
       }
-      uint8_t *r = s->out_buf[out];
-      memcpy(r, e->reply, e->reply_len);
-      r[0] = q[0];
-      r[1] = q[1];
-      for (uint32_t j = e->n_shuffle; j > 1; j--) { /* Fisher-Yates over the addresses */
-        uint32_t k = (uint32_t)(next_random(s) % j);
-        uint8_t t[4];
-        memcpy(t, r + e->shuffle[j - 1], 4);
-        memcpy(r + e->shuffle[j - 1], r + e->shuffle[k], 4);
-        memcpy(r + e->shuffle[k], t, 4);
-      }
+      replay(s, e, q, s->out_buf[out]);
       s->out_iov[out].iov_len = e->reply_len;
       s->out_hdr[out].msg_hdr.msg_name = (void *)from;
       s->out_hdr[out].msg_hdr.msg_namelen = sizeof *from;
@@ -247,15 +327,21 @@ static void serve_slot(server *s, slot *sl, uint64_t id) {
     }
     for (int sent = 0; sent < out;) {
       int k = sendmmsg(sl->fd, s->out_hdr + sent, (unsigned)(out - sent), MSG_DONTWAIT);
-      if (k <= 0) {
-        if (k < 0 && errno == EINTR) continue;
+      if (k > 0) {
+        sent += k;
+      } else if (k < 0 && errno == EINTR) {
+        continue;
+      } else if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        s->dropped++; /* this reply cannot go (its asker is gone, say): the next ones may */
+        sent++;
+      } else {
         s->dropped += out - sent; /* socket buffer full: the askers retry */
         break;
       }
-      sent += k;
     }
-    if (n < BATCH) return;
+    if (n < BATCH) break;
   }
+  hand_over(s, sl, id);
 }
 
 /* Signals are Node's to handle, on its own thread. */
@@ -271,38 +357,33 @@ static void *serve(void *arg) {
   block_signals();
   for (;;) {
     int n = epoll_wait(s->ep, evs, 64, -1);
-    if (n < 0 && errno != EINTR) break;
-    pthread_mutex_lock(&s->mu);
-    if (s->stopping) {
-      pthread_mutex_unlock(&s->mu);
-      break;
+    if (n < 0 && errno != EINTR) {
+      perror("vipmesh embedded DNS: epoll_wait"); /* a bad descriptor: memory is not what it should be */
+      abort();
     }
     for (int i = 0; i < n; i++) {
-      uint64_t id = evs[i].data.u64;
-      if (id == WAKE_ID) {
-        uint64_t v;
-        if (read(s->wake, &v, sizeof v) < 0) { /* nothing to do: level-triggered, it comes again */
-        }
-        continue;
+      pthread_mutex_lock(&s->mu); /* per socket, so that Node's thread never waits long */
+      if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        return NULL;
       }
-      slot *sl = find(s, id);
-      if (sl) serve_slot(s, sl, id); /* else removed since epoll_wait returned */
+      slot *sl = find(s, evs[i].data.u64); /* NULL: the wake-up, or removed since epoll_wait returned */
+      if (sl) serve_slot(s, sl, evs[i].data.u64);
+      pthread_mutex_unlock(&s->mu);
     }
-    pthread_mutex_unlock(&s->mu);
   }
-  return NULL;
 }
 
 /* ---------- Node-API glue ---------- */
 
-#define CHECK(call)                                                                                 \
-  do {                                                                                              \
-    if ((call) != napi_ok) {                                                                        \
-      const napi_extended_error_info *info = NULL;                                                  \
-      napi_get_last_error_info(env, &info);                                                         \
+#define CHECK(call)                                                                                     \
+  do {                                                                                                  \
+    if ((call) != napi_ok) {                                                                            \
+      const napi_extended_error_info *info = NULL;                                                      \
+      napi_get_last_error_info(env, &info);                                                             \
       napi_throw_error(env, NULL, info && info->error_message ? info->error_message : #call " failed"); \
-      return NULL;                                                                                  \
-    }                                                                                               \
+      return NULL;                                                                                      \
+    }                                                                                                   \
   } while (0)
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
@@ -312,32 +393,45 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
+/* On Node's thread: each query of a batch to onMiss(slot, query, address, port), then the socket re-armed. */
 static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)context;
-  miss *m = data;
-  if (env && js_cb) {
+  batch *b = data;
+  if (!env || !js_cb) { /* closing: the socket is closed too */
+    free(b);
+    return;
+  }
+  const uint8_t *bytes = (const uint8_t *)&b->q[b->count];
+  for (uint32_t i = 0; i < b->count; i++) {
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) break;
     napi_value argv[4], undefined;
     char address[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &m->addr, address, sizeof address);
+    inet_ntop(AF_INET, &b->q[i].addr, address, sizeof address);
     void *copy;
-    if (napi_create_double(env, (double)m->id, &argv[0]) == napi_ok &&
-        napi_create_buffer_copy(env, m->len, m->bytes, &copy, &argv[1]) == napi_ok &&
+    if (napi_create_double(env, (double)b->id, &argv[0]) == napi_ok &&
+        napi_create_buffer_copy(env, b->q[i].len, bytes + b->q[i].at, &copy, &argv[1]) == napi_ok &&
         napi_create_string_utf8(env, address, NAPI_AUTO_LENGTH, &argv[2]) == napi_ok &&
-        napi_create_uint32(env, ntohs(m->port), &argv[3]) == napi_ok && napi_get_undefined(env, &undefined) == napi_ok)
+        napi_create_uint32(env, ntohs(b->q[i].port), &argv[3]) == napi_ok && napi_get_undefined(env, &undefined) == napi_ok)
       napi_call_function(env, undefined, js_cb, 4, argv, NULL);
+    napi_close_handle_scope(env, scope);
   }
-  free(m);
+  server *s = b->s;
+  pthread_mutex_lock(&s->mu);
+  slot *sl = find(s, b->id);
+  if (sl) rearm(s, sl, b->id); /* else removed meanwhile */
+  pthread_mutex_unlock(&s->mu);
+  free(b);
 }
 
 /* Stops the thread and closes every socket; the struct lives on until its External is collected. */
-static void stop(server *s) {
-  if (s->closed) return;
-  s->closed = 1;
+static void halt(server *s) {
+  if (s->stopping) return;
   pthread_mutex_lock(&s->mu);
   s->stopping = 1;
   pthread_mutex_unlock(&s->mu);
   uint64_t one = 1;
-  if (write(s->wake, &one, sizeof one) < 0) { /* the thread is then not waiting in epoll_wait */
+  if (write(s->wake, &one, sizeof one) < 0) { /* cannot fail: an eventfd's counter is far from full */
   }
   pthread_join(s->thread, NULL);
   for (uint32_t i = 0; i < s->n_slots; i++) {
@@ -350,15 +444,20 @@ static void stop(server *s) {
   napi_release_threadsafe_function(s->on_miss, napi_tsfn_abort);
 }
 
-static void cleanup_hook(void *arg) { stop(arg); }
+/* At the environment's teardown (process exit, a worker's end): before the tsfn and the env go. */
+static void cleanup_hook(void *arg) { halt(arg); }
+
+/* Stopped by JavaScript (close) or when collected. */
+static void stop(napi_env env, server *s) {
+  if (s->stopping) return;
+  napi_remove_env_cleanup_hook(env, cleanup_hook, s);
+  halt(s);
+}
 
 static void finalize_server(napi_env env, void *data, void *hint) {
   (void)hint;
   server *s = data;
-  if (!s->closed) {
-    napi_remove_env_cleanup_hook(env, cleanup_hook, s);
-    stop(s);
-  }
+  stop(env, s);
   free(s->slots);
   pthread_mutex_destroy(&s->mu);
   free(s);
@@ -370,55 +469,77 @@ static server *server_arg(napi_env env, napi_value v) {
     napi_throw_type_error(env, NULL, "not a DNS replay server");
     return NULL;
   }
-  if (s->closed) {
+  if (s->stopping) {
     napi_throw_error(env, NULL, "the DNS replay server is closed");
     return NULL;
   }
   return s;
 }
 
-/* createServer(onMiss(id, query, address, port), limit) → server */
+/* createServer(onMiss(id, query, address, port), bytesPerSlot) → server */
 static napi_value create_server(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], name, out;
+  napi_valuetype t;
+  double budget;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  uint32_t limit;
-  CHECK(napi_get_value_uint32(env, argv[1], &limit));
+  if (argc < 2 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_function || napi_get_value_double(env, argv[1], &budget) != napi_ok ||
+      !(budget >= 0)) {
+    napi_throw_type_error(env, NULL, "createServer(onMiss: function, bytesPerSlot: number)");
+    return NULL;
+  }
   server *s = calloc(1, sizeof *s);
   if (!s) return throw_errno(env, "createServer", ENOMEM);
+  s->budget = budget > MAX_BUDGET ? MAX_BUDGET : (size_t)budget;
+  s->ep = s->wake = -1;
   pthread_mutex_init(&s->mu, NULL);
-  s->limit = limit;
-  if (getrandom(&s->rng, sizeof s->rng, 0) != sizeof s->rng || s->rng == 0) s->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+  if (getrandom(s->key, sizeof s->key, 0) != sizeof s->key || getrandom(&s->rng, sizeof s->rng, 0) != sizeof s->rng) {
+    free(s);
+    return throw_errno(env, "createServer: getrandom", errno);
+  }
+  s->rng |= 1; /* xorshift's state must not be 0 */
   for (int i = 0; i < BATCH; i++) {
     s->in_iov[i] = (struct iovec){.iov_base = s->in_buf[i], .iov_len = MAX_QUERY};
     s->in_hdr[i].msg_hdr = (struct msghdr){.msg_name = &s->in_addr[i], .msg_iov = &s->in_iov[i], .msg_iovlen = 1};
     s->out_iov[i] = (struct iovec){.iov_base = s->out_buf[i]};
     s->out_hdr[i].msg_hdr = (struct msghdr){.msg_iov = &s->out_iov[i], .msg_iovlen = 1};
   }
+  const char *failed = NULL;
+  int err = 0;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_ID};
   s->ep = epoll_create1(EPOLL_CLOEXEC);
   s->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_ID};
   if (s->ep < 0 || s->wake < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, s->wake, &ev) < 0) {
-    int err = errno;
-    if (s->ep >= 0) close(s->ep);
-    if (s->wake >= 0) close(s->wake);
-    free(s);
-    return throw_errno(env, "createServer: epoll", err);
+    failed = "createServer: epoll", err = errno;
+    goto fail;
   }
-  CHECK(napi_create_string_utf8(env, "vipmesh-dns-replay", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_threadsafe_function(env, argv[0], NULL, name, MISS_QUEUE, 1, NULL, NULL, s, call_js, &s->on_miss));
-  CHECK(napi_unref_threadsafe_function(env, s->on_miss)); /* the TCP listeners keep the process alive, not this */
-  int err = pthread_create(&s->thread, NULL, serve, s);
-  if (err) {
+  /* one batch per socket waits at most (rearm), so the queue needs no bound of its own */
+  if (napi_create_string_utf8(env, "vipmesh-dns-replay", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, s, call_js, &s->on_miss) != napi_ok) {
+    failed = "createServer: threadsafe function", err = EINVAL;
+    goto fail;
+  }
+  napi_unref_threadsafe_function(env, s->on_miss); /* the TCP listeners keep the process alive, not this */
+  if ((err = pthread_create(&s->thread, NULL, serve, s)) != 0) {
     napi_release_threadsafe_function(s->on_miss, napi_tsfn_abort);
-    close(s->ep);
-    close(s->wake);
-    free(s);
-    return throw_errno(env, "createServer: thread", err);
+    failed = "createServer: thread";
+    goto fail;
   }
-  CHECK(napi_add_env_cleanup_hook(env, cleanup_hook, s));
-  CHECK(napi_create_external(env, s, finalize_server, NULL, &out));
+  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) != napi_ok || napi_create_external(env, s, finalize_server, NULL, &out) != napi_ok) {
+    halt(s); /* closes ep and wake */
+    napi_remove_env_cleanup_hook(env, cleanup_hook, s);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    napi_throw_error(env, NULL, "createServer: cannot wrap the server");
+    return NULL;
+  }
   return out;
+fail:
+  if (s->ep >= 0) close(s->ep);
+  if (s->wake >= 0) close(s->wake);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+  return throw_errno(env, failed, err);
 }
 
 /* add(server, udpFd) → id: serves that socket from now on, and closes it on remove() */
@@ -445,14 +566,14 @@ static napi_value add(napi_env env, napi_callback_info info) {
   }
   slot *sl = &s->slots[index];
   sl->gen++;
-  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)sl->gen << INDEX_BITS) | index};
+  uint64_t id = slot_id(s, index);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.u64 = id};
   if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
     int err = errno;
     pthread_mutex_unlock(&s->mu);
     return throw_errno(env, "add: epoll_ctl", err);
   }
   sl->fd = fd;
-  uint64_t id = slot_id(s, index);
   pthread_mutex_unlock(&s->mu);
   CHECK(napi_create_double(env, (double)id, &out));
   return out;
@@ -460,7 +581,7 @@ static napi_value add(napi_env env, napi_callback_info info) {
 
 static int id_arg(napi_env env, napi_value v, uint64_t *id) {
   double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || d < 0) {
+  if (napi_get_value_double(env, v, &d) != napi_ok || !isfinite(d) || d < 0 || d >= 9007199254740992.0) {
     napi_throw_type_error(env, NULL, "not a slot id");
     return 0;
   }
@@ -503,6 +624,13 @@ static napi_value forget(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Offsets a replay may shuffle: whole addresses after the header, in order, not overlapping, inside the reply. */
+static int valid_shuffle(const uint16_t *at, size_t n, size_t reply_len) {
+  for (size_t i = 0; i < n; i++)
+    if (at[i] < 12 || (size_t)at[i] + 4 > reply_len || (i > 0 && at[i] < at[i - 1] + 4)) return 0;
+  return 1;
+}
+
 /*
  * send(server, id, address, port, reply, query?, shuffleAt?) → sent: sends `reply`
  * on the slot's socket; with `query`, keeps it to replay to the same query,
@@ -513,6 +641,10 @@ static napi_value send_reply(napi_env env, napi_callback_info info) {
   napi_value argv[7], out;
   uint64_t id;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, NULL, "send(server, slot, address, port, reply, query?, shuffleAt?)");
+    return NULL;
+  }
   server *s = server_arg(env, argv[0]);
   if (!s || !id_arg(env, argv[1], &id)) return NULL;
   char address[INET_ADDRSTRLEN];
@@ -536,30 +668,36 @@ static napi_value send_reply(napi_env env, napi_callback_info info) {
     }
     shuffle = data;
   }
-  for (size_t i = 0; i < n_shuffle; i++)
-    if ((size_t)shuffle[i] + 4 > reply_len) {
-      napi_throw_range_error(env, NULL, "shuffleAt: an offset past the reply's end");
-      return NULL;
-    }
+  if (!valid_shuffle(shuffle, n_shuffle, reply_len)) {
+    napi_throw_range_error(env, NULL, "shuffleAt: offsets must be ascending, 4 bytes apart, past the header and inside the reply");
+    return NULL;
+  }
   struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  if (inet_pton(AF_INET, address, &to.sin_addr) != 1) {
-    napi_throw_type_error(env, NULL, "send: not an IPv4 address");
+  if (port > 65535 || inet_pton(AF_INET, address, &to.sin_addr) != 1) {
+    napi_throw_type_error(env, NULL, "send: not an IPv4 address and port");
     return NULL;
   }
   pthread_mutex_lock(&s->mu);
   slot *sl = find(s, id);
   int sent = sl && sendto(sl->fd, reply, reply_len, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof to) == (ssize_t)reply_len;
-  if (sl && query && query_len >= 12 && reply_len >= 12 && reply_len <= MAX_REPLY && n_shuffle <= MAX_SHUFFLE)
-    keep(sl, s->limit, query + 2, (uint32_t)query_len - 2, reply, (uint32_t)reply_len, shuffle, (uint32_t)n_shuffle);
+  if (sl && query && query_len >= 12 && query_len - 2 <= MAX_KEY && reply_len >= 12 && reply_len <= MAX_REPLY && n_shuffle <= MAX_SHUFFLE)
+    keep(s, sl, query + 2, (uint32_t)query_len - 2, reply, (uint32_t)reply_len, shuffle, (uint32_t)n_shuffle);
   pthread_mutex_unlock(&s->mu);
   CHECK(napi_get_boolean(env, sent, &out));
   return out;
 }
 
-/* stats(server, id?) → { hits, misses, dropped, kept? }: counters since creation; kept: replies the slot keeps */
+static napi_value set_number(napi_env env, napi_value obj, const char *key, double value) {
+  napi_value v;
+  CHECK(napi_create_double(env, value, &v));
+  CHECK(napi_set_named_property(env, obj, key, v));
+  return obj;
+}
+
+/* stats(server, id?) → { hits, misses, dropped, kept?, keptBytes? }: counters since creation; kept: what the slot keeps */
 static napi_value stats(napi_env env, napi_callback_info info) {
   size_t argc = 2;
-  napi_value argv[2], out, v;
+  napi_value argv[2], out;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   server *s = server_arg(env, argv[0]);
   if (!s) return NULL;
@@ -570,19 +708,11 @@ static napi_value stats(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&s->mu);
   double hits = s->hits, misses = s->misses, dropped = s->dropped;
   slot *sl = t != napi_undefined ? find(s, id) : NULL;
-  double kept = sl ? sl->count : 0;
+  double kept = sl ? sl->count : 0, kept_bytes = sl ? (double)sl->bytes : 0;
   pthread_mutex_unlock(&s->mu);
   CHECK(napi_create_object(env, &out));
-  CHECK(napi_create_double(env, hits, &v));
-  CHECK(napi_set_named_property(env, out, "hits", v));
-  CHECK(napi_create_double(env, misses, &v));
-  CHECK(napi_set_named_property(env, out, "misses", v));
-  CHECK(napi_create_double(env, dropped, &v));
-  CHECK(napi_set_named_property(env, out, "dropped", v));
-  if (t != napi_undefined) {
-    CHECK(napi_create_double(env, kept, &v));
-    CHECK(napi_set_named_property(env, out, "kept", v));
-  }
+  if (!set_number(env, out, "hits", hits) || !set_number(env, out, "misses", misses) || !set_number(env, out, "dropped", dropped)) return NULL;
+  if (t != napi_undefined && (!set_number(env, out, "kept", kept) || !set_number(env, out, "keptBytes", kept_bytes))) return NULL;
   return out;
 }
 
@@ -593,10 +723,7 @@ static napi_value close_server(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   server *s = NULL;
   CHECK(napi_get_value_external(env, argv[0], (void **)&s));
-  if (s && !s->closed) {
-    napi_remove_env_cleanup_hook(env, cleanup_hook, s);
-    stop(s);
-  }
+  if (s) stop(env, s);
   return NULL;
 }
 
@@ -620,8 +747,8 @@ static void *open_in_namespace(void *arg) {
   close(nsfd);
   if (entered < 0) return j->what = "enter the namespace", NULL;
   j->udp = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (j->udp < 0 || setsockopt(j->udp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-      bind(j->udp, (struct sockaddr *)&sa, sizeof sa) < 0)
+  /* no SO_REUSEADDR on UDP: with it, a process in the sandbox could bind the same address and take the DNS */
+  if (j->udp < 0 || bind(j->udp, (struct sockaddr *)&sa, sizeof sa) < 0)
     return j->what = "udp", j->err = errno, NULL;
   j->tcp = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (j->tcp < 0 || setsockopt(j->tcp, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||

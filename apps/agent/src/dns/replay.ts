@@ -14,15 +14,16 @@ export interface ReplayStats {
   misses: number;
   /** Queries or replies lost: the JavaScript queue or a socket buffer was full. */
   dropped: number;
-  /** Replies kept for the slot asked about. */
+  /** Replies kept for the slot asked about, and the bytes they are counted as. */
   kept?: number;
+  keptBytes?: number;
 }
 
 interface ReplayAddon {
   /** A UDP socket and a listening TCP socket bound to address:port inside the network namespace at `namespacePath`. */
   openSockets(namespacePath: string, address: string, port: number): [udpFd: number, tcpFd: number];
-  /** `onMiss` gets each query that has no reply to replay, with the asker's address; `limit`: replies kept per slot. */
-  createServer(onMiss: (slot: number, query: Buffer, address: string, port: number) => void, limit: number): ReplayServer;
+  /** `onMiss` gets each query that has no reply to replay, with the asker's address; past `bytesPerSlot` of kept replies, a slot starts afresh. */
+  createServer(onMiss: (slot: number, query: Buffer, address: string, port: number) => void, bytesPerSlot: number): ReplayServer;
   /** Serves a UDP socket (the server closes it on remove()); returns its slot. */
   add(server: ReplayServer, udpFd: number): number;
   remove(server: ReplayServer, slot: number): void;

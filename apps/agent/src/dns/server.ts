@@ -32,8 +32,8 @@ export interface EmbeddedDnsOptions {
   address?: string;
   /** Default 53. */
   port?: number;
-  /** Replies kept for replay per sandbox (so junk queries cannot grow it); default 65 536. */
-  replayLimit?: number;
+  /** Bytes of replies kept for replay per sandbox (so junk queries cannot grow it); past it they are kept afresh. Default 16 MiB. */
+  replayBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -50,6 +50,8 @@ interface Attachment {
 
 /** Where `ip netns` keeps the namespaces it names. */
 const NETNS_DIR = "/run/netns";
+/** About 100 000 replies of a name or two each: a sandbox asking for every one of 30 000 services and their tasks.* fits. */
+const DEFAULT_REPLAY_BYTES = 16 * 1024 * 1024;
 /** An idle TCP connection is closed after this (RFC 7766 suggests seconds). */
 const TCP_IDLE_MS = 10_000;
 
@@ -95,7 +97,7 @@ export class EmbeddedDns {
     return [...this.attachments.keys()].sort();
   }
 
-  /** The UDP path's counters, and how many replies it keeps for `sandbox`. */
+  /** The UDP path's counters, and what it keeps for `sandbox`. */
   stats(sandbox?: string): ReplayStats {
     if (!this.replay) return { hits: 0, misses: 0, dropped: 0 };
     const a = sandbox === undefined ? undefined : this.attachments.get(sandbox);
@@ -126,7 +128,7 @@ export class EmbeddedDns {
     } catch (e) {
       throw cannot(e);
     }
-    this.replay ??= native.createServer((slot, query, from, fromPort) => this.answerUdp(slot, query, from, fromPort), this.o.replayLimit ?? 65_536);
+    this.replay ??= native.createServer((slot, query, from, fromPort) => this.answerUdp(slot, query, from, fromPort), this.o.replayBytes ?? DEFAULT_REPLAY_BYTES);
     let slot: number;
     try {
       slot = native.add(this.replay, fds[0]);
