@@ -424,6 +424,8 @@ static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
   free(b);
 }
 
+static void close_slot(server *s, slot *sl);
+
 /* Stops the thread and closes every socket; the struct lives on until its External is collected. */
 static void halt(server *s) {
   if (s->stopping) return;
@@ -434,11 +436,8 @@ static void halt(server *s) {
   if (write(s->wake, &one, sizeof one) < 0) { /* cannot fail: an eventfd's counter is far from full */
   }
   pthread_join(s->thread, NULL);
-  for (uint32_t i = 0; i < s->n_slots; i++) {
-    if (s->slots[i].fd >= 0) close(s->slots[i].fd);
-    forget_all(&s->slots[i]);
-    s->slots[i].fd = -1;
-  }
+  for (uint32_t i = 0; i < s->n_slots; i++)
+    if (s->slots[i].fd >= 0) close_slot(s, &s->slots[i]);
   close(s->ep);
   close(s->wake);
   napi_release_threadsafe_function(s->on_miss, napi_tsfn_abort);
@@ -589,8 +588,8 @@ static int id_arg(napi_env env, napi_value v, uint64_t *id) {
   return 1;
 }
 
-/* remove(server, id): stops serving and closes the socket; a removed id is fine */
-static napi_value remove_slot(napi_env env, napi_callback_info info) {
+/* `op` on the slot of the (server, id) arguments, under the lock; a removed id is fine. */
+static napi_value on_slot(napi_env env, napi_callback_info info, void (*op)(server *, slot *)) {
   size_t argc = 2;
   napi_value argv[2];
   uint64_t id;
@@ -599,30 +598,28 @@ static napi_value remove_slot(napi_env env, napi_callback_info info) {
   if (!s || !id_arg(env, argv[1], &id)) return NULL;
   pthread_mutex_lock(&s->mu);
   slot *sl = find(s, id);
-  if (sl) {
-    epoll_ctl(s->ep, EPOLL_CTL_DEL, sl->fd, NULL);
-    close(sl->fd);
-    sl->fd = -1;
-    forget_all(sl);
-  }
+  if (sl) op(s, sl);
   pthread_mutex_unlock(&s->mu);
   return NULL;
 }
 
-/* forget(server, id): drops every kept reply of that slot (its records changed) */
-static napi_value forget(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  uint64_t id;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  server *s = server_arg(env, argv[0]);
-  if (!s || !id_arg(env, argv[1], &id)) return NULL;
-  pthread_mutex_lock(&s->mu);
-  slot *sl = find(s, id);
-  if (sl) forget_all(sl);
-  pthread_mutex_unlock(&s->mu);
-  return NULL;
+static void close_slot(server *s, slot *sl) {
+  epoll_ctl(s->ep, EPOLL_CTL_DEL, sl->fd, NULL);
+  close(sl->fd);
+  sl->fd = -1;
+  forget_all(sl);
 }
+
+static void forget_slot(server *s, slot *sl) {
+  (void)s;
+  forget_all(sl);
+}
+
+/* remove(server, id): stops serving and closes the socket */
+static napi_value remove_slot(napi_env env, napi_callback_info info) { return on_slot(env, info, close_slot); }
+
+/* forget(server, id): drops every kept reply of that slot (its records changed) */
+static napi_value forget(napi_env env, napi_callback_info info) { return on_slot(env, info, forget_slot); }
 
 /* Offsets a replay may shuffle: whole addresses after the header, in order, not overlapping, inside the reply. */
 static int valid_shuffle(const uint16_t *at, size_t n, size_t reply_len) {

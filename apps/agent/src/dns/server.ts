@@ -178,22 +178,27 @@ export class EmbeddedDns {
   private answerUdp(slot: number, query: Buffer, from: string, port: number): void {
     const a = this.bySlot.get(slot);
     if (!a || a.detached) return;
-    const send = (reply: Buffer | undefined, keep?: DnsResponse) => {
+    // called from replay.c's batches: nothing may throw out of here
+    const fail = (e: unknown) => this.log(`${a.sandbox}: udp: ${e instanceof Error ? e.message : String(e)}`);
+    const send = (reply: Buffer | undefined, r?: DnsResponse) => {
       if (!reply || a.detached) return;
-      const replayable = keep && "reply" in keep && !keep.noReplay;
-      const shuffleAt = replayable && keep.shuffleAt ? Uint16Array.from(keep.shuffleAt) : null;
-      replayAddon().send(this.replay!, slot, from, port, reply, replayable ? query : null, shuffleAt);
+      const keep = r && "reply" in r && !r.noReplay ? r : undefined;
+      try {
+        replayAddon().send(this.replay!, slot, from, port, reply, keep ? query : null, keep?.shuffleAt ? Uint16Array.from(keep.shuffleAt) : null);
+      } catch (e) {
+        fail(e);
+      }
     };
     let r: DnsResponse;
     try {
       r = respond(query, a.records, this.udpOptions);
     } catch (e) {
-      this.log(`${a.sandbox}: udp: ${e instanceof Error ? e.message : String(e)}`);
+      fail(e);
       return;
     }
     if (!r) return;
     if ("reply" in r) send(r.reply, r);
-    else this.forward(query, false).then((out) => send(out ?? servfail(query)));
+    else this.forward(query, false).then((out) => send(out ?? servfail(query)), fail);
   }
 
   /** RFC 7766: messages prefixed by a 16-bit length, several per connection, answered in order. */
