@@ -48,15 +48,13 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, release, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join } from "node:path";
 import { EmbeddedDns } from "@vipmesh/agent";
 import {
   type DnsRecords,
   type NetworkView,
   type ViewEndpoint,
   dnsRecordsFor,
-  emptyDnsRecords,
   emptyView,
   formatIpv4,
   macForIpv4,

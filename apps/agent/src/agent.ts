@@ -67,7 +67,6 @@ export class Agent {
   private readonly health = new HealthChecker(() => this.runner.run());
   /** When each task being stopped was first seen so. */
   private readonly stopping = new Map<string, number>();
-  /** Per sandbox, what its DNS answers (read on every query, so kept ready-made). */
   /** Per set of networks, what a sandbox on them gets from the view (LB plan, DNS records), kept current from its deltas. */
   private readonly derivations = new Map<string, SandboxDerivation>();
   /** The ingress sandbox plan last made in the kernel, and when: trusted for MESH_TRUST_MS, then made again (drift is repaired). */

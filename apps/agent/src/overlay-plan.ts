@@ -2,11 +2,10 @@
 // and on each the endpoints that live on other nodes (local ones are reached
 // through the bridge, with no entry).
 
-import { addrOf, attachmentRefusal, type NetworkView, type ViewEndpoint, type ViewNetwork } from "@vipmesh/core";
+import { addrOf, attachmentRefusal, type NetworkView, type OverlayKeySet, type ViewEndpoint, type ViewNetwork } from "@vipmesh/core";
 import { canonicalOverlayPlan } from "./kernel/canonical.ts";
 import { ESP_OVERHEAD } from "./kernel/ipsec-plan.ts";
 import { type IpsecPlan, OVERLAY_MTU, type OverlayPlan, type RemoteEndpoint } from "./kernel/types.ts";
-import type { OverlayKeys } from "./session.ts";
 
 /** Encrypted networks' MTU: room for ESP inside the same underlay packet. */
 const ENCRYPTED_OVERLAY_MTU = OVERLAY_MTU - ESP_OVERHEAD;
@@ -44,7 +43,7 @@ export function overlayPlanFor(view: NetworkView, localAddr: string, localNodeId
  * nodes that run their remote endpoints. Without keys the plan holds none
  * (the caller refuses those networks instead).
  */
-export function ipsecPlanFor(view: NetworkView, localAddr: string, localNodeId: string, keys: OverlayKeys | undefined): IpsecPlan {
+export function ipsecPlanFor(view: NetworkView, localAddr: string, localNodeId: string, keys: OverlayKeySet | undefined): IpsecPlan {
   const vnis = new Set<number>();
   const encrypted = new Set<string>();
   for (const n of view.networks.values()) {

@@ -7,17 +7,10 @@
 
 import type * as grpc from "@grpc/grpc-js";
 import { call, type ClientCredentials, dispatcherClient, type DispatcherServiceClient, type wire } from "@vipmesh/api";
-import { applyViewDelta, type Dataplane, emptyView, type NetworkView, type ViewDelta } from "@vipmesh/core";
+import { applyViewDelta, type Dataplane, emptyView, type NetworkView, type OverlayKeySet, type ViewDelta } from "@vipmesh/core";
 import { EventEmitter, once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { IpsecKey } from "./kernel/types.ts";
-
-/** The encrypted overlays' keys as the manager last sent them. */
-export interface OverlayKeys {
-  keys: IpsecKey[];
-  txKeyId: number;
-}
 
 export interface SessionOptions {
   manager: string;
@@ -65,7 +58,8 @@ export class ManagerSession extends EventEmitter<{ open: []; view: [delta: ViewD
   /** Version of the assignment the view holds; 0 before the first one. */
   version = 0;
   /** The encrypted overlays' keys; undefined until an assignment brings them (only nodes with an encrypted network get them). */
-  encryption: OverlayKeys | undefined;
+  /** The encrypted overlays' keys as the manager last sent them. */
+  encryption: OverlayKeySet | undefined;
   nodeId = "";
   private client: DispatcherServiceClient;
   private stream: grpc.ClientDuplexStream<wire.SessionUp, wire.SessionDown> | undefined;

@@ -9,12 +9,13 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { OVERLAY_KEY_BYTES, type OverlayKey } from "@vipmesh/core";
 import { bridgedNamespaces } from "@vipmesh/kernel-vm/guest";
+import { REQUEST_LOOP } from "@vipmesh/testing";
 import { ESP_OVERHEAD, IPSEC_REQID, IPSEC_TABLE, parseXfrmPolicies, parseXfrmStates, spiFor } from "../src/kernel/ipsec-plan.ts";
 import { KernelIpsec } from "../src/kernel/ipsec.ts";
 import { KernelOverlay } from "../src/kernel/overlay.ts";
-import { OVERLAY_MTU, type IpsecKey, type IpsecPlan, type OverlayPlan } from "../src/kernel/types.ts";
+import { OVERLAY_MTU, type IpsecPlan, type OverlayPlan } from "../src/kernel/types.ts";
 
 const started = Date.now();
 const sh = (...cmd: string[]) => execFileSync(cmd[0]!, cmd.slice(1), { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -62,10 +63,10 @@ const overlayPlan = (self: typeof N1): OverlayPlan => ({
   })),
 });
 
-const key = (id: number): IpsecKey => ({ id, secret: randomBytes(36).toString("hex") });
+const key = (id: number): OverlayKey => ({ id, secret: randomBytes(OVERLAY_KEY_BYTES).toString("hex") });
 const K1 = key(1);
 const K2 = key(2);
-const ipsecPlan = (self: typeof N1, keys: IpsecKey[], txKeyId: number, vnis = [ENC]): IpsecPlan => ({
+const ipsecPlan = (self: typeof N1, keys: OverlayKey[], txKeyId: number, vnis = [ENC]): IpsecPlan => ({
   localAddr: self.addr,
   vnis,
   peers: [self === N1 ? N2.addr : N1.addr],
@@ -75,7 +76,7 @@ const ipsecPlan = (self: typeof N1, keys: IpsecKey[], txKeyId: number, vnis = [E
 let writes = 0;
 const counting = (ns: string) => new KernelIpsec({ netns: ns, onWrite: () => writes++, onNftWrite: () => writes++ });
 const ipsec = { [N1.ns]: counting(N1.ns), [N2.ns]: counting(N2.ns) };
-const syncBoth = (keys: IpsecKey[], txKeyId: number) => Promise.all([N1, N2].map((n) => ipsec[n.ns]!.sync(ipsecPlan(n, keys, txKeyId))));
+const syncBoth = (keys: OverlayKey[], txKeyId: number) => Promise.all([N1, N2].map((n) => ipsec[n.ns]!.sync(ipsecPlan(n, keys, txKeyId))));
 
 // the guard first, then the VXLAN devices: no packet of the encrypted VNI is ever sent before the guard is there
 await syncBoth([K1], 1);
@@ -272,8 +273,7 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 
 // ---- 4. a key rotation under a steady request loop loses no request
 {
-  const loopScript = fileURLToPath(new URL("../../../packages/testing/src/request-loop.mjs", import.meta.url));
-  const loop = spawn("ip", ["netns", "exec", "e1a", "node", loopScript, EP.e2a.ip, "80", "2000"], { stdio: ["ignore", "pipe", "inherit"] });
+  const loop = spawn("ip", ["netns", "exec", "e1a", "node", REQUEST_LOOP, EP.e2a.ip, "80", "2000"], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   loop.stdout!.on("data", (d: Buffer) => (out += d));
   while (!out.includes("started")) await sleep(100);

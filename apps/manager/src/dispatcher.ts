@@ -10,6 +10,7 @@ import { EventEmitter } from "node:events";
 import {
   emptyDelta,
   type NetworkView,
+  type OverlayKeySet,
   type Service,
   type Task,
   type ViewDelta,
@@ -22,7 +23,6 @@ import {
   notFound,
 } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
-import type { OverlayKeySet } from "./security/overlay-keys.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 
 export const DEFAULT_HEARTBEAT_PERIOD_MS = 5000;
@@ -315,7 +315,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     for (const s of this.sessions.values()) {
       if (!mayAffect(s, dirty)) continue;
       const delta = refreshNetworkView(this.store, s.nodeId, s.view, dirty);
-      if (isEmptyDelta(delta) && (s.hasKeys || !holdsEncrypted(s.view))) continue;
+      if (isEmptyDelta(delta)) continue;
       const involved = new Set<string>();
       for (const x of delta.services) involved.add(x.id);
       for (const x of delta.removedServices) involved.add(x);

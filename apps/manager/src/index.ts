@@ -77,7 +77,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     throw new Error(`cannot set up the cluster's CA in ${options.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
   }
   // overlay keys only where they can travel over mutual TLS
-  const keys = ca ? new OverlayKeys(store.settings, options.keyRotationMs) : undefined;
+  const keys = ca ? new OverlayKeys(store.settings, options.keyRotationMs, (line) => console.error(`manager: ${line}`)) : undefined;
   const dispatcher = new Dispatcher(store, cluster, options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS, keys?.current());
   const orchestrator = new Orchestrator(store, allocator, cluster, { restartDelayMs: options.restartDelayMs });
 

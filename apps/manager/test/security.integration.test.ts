@@ -18,6 +18,8 @@ import {
 import { formatToken, identityOfPem, parseToken, validityOf } from "@vipmesh/pki";
 import { ClusterCa, newKeyAndCsr } from "@vipmesh/pki/signing";
 import { tempDir, waitFor } from "@vipmesh/testing";
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { everything, failure, type Harness, startHarness } from "./harness.ts";
 
@@ -33,6 +35,12 @@ afterEach(async () => {
 const nodeCredentials = (id: NodeIdentity) => ({ identity: id.source });
 const register = (id: NodeIdentity, hostname: string, addr: string) =>
   call(dispatcherClient(h.address, nodeCredentials(id)), "register", { hostname, addr });
+
+describe("the manager's files", () => {
+  it("keep the token secrets and overlay keys from other users: the database and its journal are 0600", () => {
+    for (const f of ["vipmesh.db", "vipmesh.db-wal"]) expect(statSync(join(h.dataDir, f)).mode & 0o777, f).toBe(0o600);
+  });
+});
 
 describe("joining", () => {
   it("a worker token gives a worker certificate for a new node ID; a manager token a manager's", async () => {

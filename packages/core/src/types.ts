@@ -94,6 +94,23 @@ export interface Network extends Meta {
   encrypted: boolean;
 }
 
+/** An encrypted overlay's key: AES-256 then the 4-byte GCM salt (rfc4106). */
+export const OVERLAY_KEY_BYTES = 36;
+
+/** One key of the encrypted overlays; made by the manager, used by every node's ESP. */
+export interface OverlayKey {
+  /** Small positive integer, unique in its set; part of every SPI made from this key. */
+  id: number;
+  /** OVERLAY_KEY_BYTES bytes, hex. */
+  secret: string;
+}
+
+/** The keys nodes hold: each receives with any of them and sends with txKeyId. */
+export interface OverlayKeySet {
+  keys: OverlayKey[];
+  txKeyId: number;
+}
+
 export interface PortConfig {
   protocol: Protocol;
   targetPort: number;

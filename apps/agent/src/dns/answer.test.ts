@@ -1,6 +1,6 @@
 import * as dns from "dns-packet";
 import { describe, expect, it } from "vitest";
-import { type DnsRecordMaps, type DnsRecords, type NetworkView, type ViewEndpoint, type ViewService, dnsRecordsFor, emptyView } from "@vipmesh/core";
+import { type DnsRecordMaps, type NetworkView, type ViewEndpoint, type ViewService, dnsRecordsFor, emptyView } from "@vipmesh/core";
 import { CLASSIC_UDP_SIZE, DEFAULT_DNS_TTL_S, answer, respond, servfail } from "./answer.ts";
 
 const TASK = "k".repeat(24) + "1";

@@ -12,7 +12,7 @@ export interface ReplayStats {
   hits: number;
   /** Queries handed to JavaScript. */
   misses: number;
-  /** Queries or replies lost: the JavaScript queue or a socket buffer was full. */
+  /** Queries or replies lost: out of memory, closing, a socket buffer full, or a reply that could not be sent. */
   dropped: number;
   /** Replies kept for the slot asked about, and the bytes they are counted as. */
   kept?: number;

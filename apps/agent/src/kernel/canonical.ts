@@ -30,7 +30,7 @@ function checkMac(mac: string, where: string): void {
   check(mac !== "00:00:00:00:00:00" && (parseInt(mac.slice(0, 2), 16) & 1) === 0, `${where}: ${mac} is not a unicast MAC address`);
 }
 
-const checkVni = (vni: number, where: string) =>
+export const checkVni = (vni: number, where: string) =>
   check(Number.isInteger(vni) && vni >= 1 && vni <= MAX_VNI, `${where}: VNI ${vni} is not in 1-${MAX_VNI}`);
 
 /** Numeric order of dotted quads; anything else after them, by text. */

@@ -25,20 +25,18 @@
 // so keys must rotate before that.
 
 import { createHash } from "node:crypto";
-import { parseIpv4 } from "@vipmesh/core";
-import { compareIpv4, isIpv4, KernelPlanError } from "./canonical.ts";
-import { replaceTableScript } from "./nft.ts";
-import { VXLAN_PORT, type IpsecKey, type IpsecPlan } from "./types.ts";
+import { OVERLAY_KEY_BYTES, type OverlayKey, parseIpv4 } from "@vipmesh/core";
+import { checkVni, compareIpv4, isIpv4, KernelPlanError } from "./canonical.ts";
+import { deleteTableScript, replaceTableScript } from "./nft.ts";
+import { VXLAN_PORT, type IpsecPlan } from "./types.ts";
 
 /** reqid of every vipmesh SA and policy template ("vipm"): what marks them as ours. */
 export const IPSEC_REQID = 0x7669706d;
 /** The bit the guard table sets on encrypted VNIs' VXLAN packets, and the out policies select. */
 export const IPSEC_MARK = 0x10000000;
 export const IPSEC_TABLE = "vipmesh_ipsec";
-export const IPSEC_AEAD = "rfc4106(gcm(aes))";
-export const IPSEC_ICV_BITS = 128;
-/** AES-256 key and 4-byte salt. */
-export const IPSEC_SECRET_BYTES = 36;
+const IPSEC_AEAD = "rfc4106(gcm(aes))";
+const IPSEC_ICV_BITS = 128;
 
 /**
  * Bytes ESP in transport mode with rfc4106(gcm(aes)) adds to a VXLAN packet,
@@ -110,7 +108,7 @@ function check(ok: boolean, what: string): void {
 /** Throws a KernelPlanError naming what is wrong with the plan; nothing is written from a plan that fails. */
 export function checkIpsecPlan(plan: IpsecPlan): void {
   check(isIpv4(plan.localAddr), `localAddr "${plan.localAddr}" is not an IPv4 address`);
-  for (const vni of plan.vnis) check(Number.isInteger(vni) && vni >= 1 && vni <= 0xffffff, `VNI ${vni} is not in 1-16777215`);
+  for (const vni of plan.vnis) checkVni(vni, "ipsec plan");
   for (const p of plan.peers) {
     check(isIpv4(p), `peer "${p}" is not an IPv4 address`);
     check(p !== plan.localAddr, `peer ${p} is this node's own address`);
@@ -122,7 +120,7 @@ export function checkIpsecPlan(plan: IpsecPlan): void {
     check(!ids.has(k.id), `key ID ${k.id} is there twice`);
     ids.add(k.id);
     const secret = k.secret.replace(/^0x/i, "").toLowerCase();
-    check(HEX.test(secret) && secret.length === IPSEC_SECRET_BYTES * 2, `key ${k.id}: the secret is not ${IPSEC_SECRET_BYTES} bytes of hex`);
+    check(HEX.test(secret) && secret.length === OVERLAY_KEY_BYTES * 2, `key ${k.id}: the secret is not ${OVERLAY_KEY_BYTES} bytes of hex`);
   }
   check(ids.has(plan.txKeyId), `txKeyId ${plan.txKeyId} is not one of the keys (${[...ids].join(", ") || "none"})`);
   // an SA is found by (destination, SPI): two of ours into one address must not share one
@@ -138,7 +136,7 @@ export function checkIpsecPlan(plan: IpsecPlan): void {
 const keyOfSpi = (plan: IpsecPlan, s: XfrmState) => plan.keys.find((k) => spiFor(k.id, s.src) === s.spi)?.id;
 const active = (plan: IpsecPlan) => plan.vnis.length > 0 && plan.peers.length > 0;
 const sortedPeers = (plan: IpsecPlan) => [...new Set(plan.peers)].sort(compareIpv4);
-const sortedKeys = (plan: IpsecPlan): IpsecKey[] => [...plan.keys].sort((a, b) => a.id - b.id);
+const sortedKeys = (plan: IpsecPlan): OverlayKey[] => [...plan.keys].sort((a, b) => a.id - b.id);
 
 function wantedStates(plan: IpsecPlan): XfrmState[] {
   if (!active(plan)) return [];
@@ -193,13 +191,13 @@ export function renderGuard(vnis: number[]): { script: string; hash: string } {
 const GUARD_COMMENT = "vipmesh encrypted overlay guard ";
 /** Each chain of the guard and what its one rule must say. */
 const GUARD_RULES: Record<string, RegExp> = {
-  egress_mark: /meta mark set meta mark \| 0x10000000/,
+  egress_mark: new RegExp(`meta mark set meta mark \\| ${hex8(IPSEC_MARK)}`),
   egress_guard: /rt ipsec missing counter packets \d+ bytes \d+ drop/,
   ingress_guard: /meta ipsec missing counter packets \d+ bytes \d+ drop/,
 };
 
 /** Deletes the guard table whether or not it is there, in one transaction. */
-export const removeGuardScript = (): string => `add table ip ${IPSEC_TABLE}\ndelete table ip ${IPSEC_TABLE}\n`;
+export const removeGuardScript = (): string => deleteTableScript(IPSEC_TABLE);
 
 /**
  * Whether `nft list table ip vipmesh_ipsec` shows the guard rendered with
@@ -244,7 +242,6 @@ function entries(text: string): string[][] {
   return out;
 }
 
-const num = (s: string | undefined): number | undefined => (s === undefined ? undefined : s.startsWith("0x") ? parseInt(s, 16) : Number(s));
 
 /** Every SA `ip xfrm state list` shows (anyone's: callers keep those with IPSEC_REQID). */
 export function parseXfrmStates(text: string): XfrmState[] {
@@ -275,6 +272,7 @@ export function parseXfrmPolicies(text: string): XfrmPolicy[] {
     const dir = e.map((l) => /^dir (\S+) priority (\d+)/.exec(l)).find((m) => m);
     if (!sel || !dir) continue;
     const rest = sel[3]!;
+    const dport = /\bdport (\d+)/.exec(rest)?.[1];
     const mark = e.map((l) => /^mark (0x[0-9a-f]+)\/(0x[0-9a-f]+)/.exec(l)).find((m) => m);
     const tmplAt = e.findIndex((l) => l.startsWith("tmpl "));
     const tsel = tmplAt >= 0 ? /^tmpl src (\S+) dst (\S+)/.exec(e[tmplAt]!) : null;
@@ -284,7 +282,7 @@ export function parseXfrmPolicies(text: string): XfrmPolicy[] {
       src: sel[1]!,
       dst: sel[2]!,
       proto: /\bproto (\S+)/.exec(rest)?.[1],
-      dport: num(/\bdport (\d+)/.exec(rest)?.[1]),
+      dport: dport === undefined ? undefined : Number(dport),
       mark: mark ? { value: parseInt(mark[1]!, 16), mask: parseInt(mark[2]!, 16) } : undefined,
       priority: Number(dir[2]),
       tmpl: tsel && tid ? { src: tsel[1]!, dst: tsel[2]!, proto: tid[1]!, spi: tid[2] ? parseInt(tid[2], 16) : 0, reqid: Number(tid[3]), mode: tid[4]! } : undefined,
@@ -293,28 +291,28 @@ export function parseXfrmPolicies(text: string): XfrmPolicy[] {
   return policies;
 }
 
-export const isOurState = (s: XfrmState): boolean => s.reqid === IPSEC_REQID;
-export const isOurPolicy = (p: XfrmPolicy): boolean => p.tmpl?.reqid === IPSEC_REQID;
+const isOurState = (s: XfrmState): boolean => s.reqid === IPSEC_REQID;
+const isOurPolicy = (p: XfrmPolicy): boolean => p.tmpl?.reqid === IPSEC_REQID;
 
 // ---- the difference, as `ip -batch` lines
 
 const stateKey = (s: XfrmState) => `${s.src} ${s.dst} ${s.proto} ${s.spi}`;
 const policyKey = (p: XfrmPolicy) => `${p.dir} ${p.src} ${p.dst} ${p.proto ?? ""} ${p.dport ?? ""} ${p.mark ? `${p.mark.value}/${p.mark.mask}` : ""}`;
-export const stateAddLine = (s: XfrmState): string =>
+const stateAddLine = (s: XfrmState): string =>
   `xfrm state add src ${s.src} dst ${s.dst} proto ${s.proto} spi ${hex8(s.spi)} reqid ${s.reqid} mode ${s.mode} replay-window 0` +
   (s.aead ? ` aead ${s.aead.name} 0x${s.aead.key} ${s.aead.icvBits}` : "");
-export const stateDeleteLine = (s: XfrmState): string => `xfrm state delete src ${s.src} dst ${s.dst} proto ${s.proto} spi ${hex8(s.spi)}`;
+const stateDeleteLine = (s: XfrmState): string => `xfrm state delete src ${s.src} dst ${s.dst} proto ${s.proto} spi ${hex8(s.spi)}`;
 
 const policySelector = (p: XfrmPolicy) =>
   `dir ${p.dir} src ${p.src} dst ${p.dst}${p.proto ? ` proto ${p.proto}` : ""}${p.dport !== undefined ? ` dport ${p.dport}` : ""}` +
   (p.mark ? ` mark ${hex8(p.mark.value)} mask ${hex8(p.mark.mask)}` : "") +
   (p.priority ? ` priority ${p.priority}` : "");
 /** `update` adds a policy or replaces the one with its selector: how the sending key is switched. */
-export const policyUpdateLine = (p: XfrmPolicy): string => {
+const policyUpdateLine = (p: XfrmPolicy): string => {
   const t = p.tmpl!;
   return `xfrm policy update ${policySelector(p)} tmpl src ${t.src} dst ${t.dst} proto ${t.proto} spi ${hex8(t.spi)} reqid ${t.reqid} mode ${t.mode}`;
 };
-export const policyDeleteLine = (p: XfrmPolicy): string => `xfrm policy delete ${policySelector({ ...p, priority: 0 })}`;
+const policyDeleteLine = (p: XfrmPolicy): string => `xfrm policy delete ${policySelector({ ...p, priority: 0 })}`;
 /** An SA or policy is as wanted when it renders to the same line: every field that line carries is one that matters. */
 const sameState = (a: XfrmState, b: XfrmState) => stateAddLine(a) === stateAddLine(b);
 const samePolicy = (a: XfrmPolicy, b: XfrmPolicy) => policyUpdateLine(a) === policyUpdateLine(b);

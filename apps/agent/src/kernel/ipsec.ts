@@ -1,7 +1,8 @@
 // The IPsec driver of encrypted overlays: the one place that runs `ip xfrm`
 // and loads the guard table (ipsec-plan.ts says what they hold, and why).
 //
-// sync() first makes sure the guard is there for the plan's VNIs (it is what
+// sync() first makes sure the kernel has ESP (esp4, loaded if need be: without
+// it no SA can be made, so the network must stay down), then that the guard is there for the plan's VNIs (it is what
 // keeps an encrypted VNI's packet from ever crossing the underlay in
 // plaintext, whatever xfrm holds), then reads the SAs and policies, and writes
 // the difference in one `ip -batch` (stdin: keys never show on a command
@@ -12,6 +13,8 @@
 // table vipmesh_ipsec are touched. A plan without VNIs removes them all, the
 // guard last; one without peers keeps the guard alone.
 
+import { existsSync, readFileSync } from "node:fs";
+import { release } from "node:os";
 import {
   checkIpsecPlan,
   guardProblem,
@@ -25,7 +28,7 @@ import {
   type IpsecWanted,
 } from "./ipsec-plan.ts";
 import { loadNft } from "./nft.ts";
-import { KernelCommandError, run, runBatch, runIn, type BatchOutcome, type KernelOptions } from "./run.ts";
+import { isTolerated, KernelCommandError, run, runBatch, runIn, type BatchOutcome, type KernelOptions } from "./run.ts";
 import type { IpsecDriver, IpsecPlan } from "./types.ts";
 
 /** Passes of read, diff, write before a failure is reported. */
@@ -41,14 +44,28 @@ export class IpsecGuardError extends Error {
 }
 
 export class KernelIpsec implements IpsecDriver {
+  /** Set once the kernel was seen to have ESP: a module does not go away. */
+  private hasEsp = false;
+
   constructor(private readonly o: KernelIpsecOptions = {}) {}
 
   async sync(plan: IpsecPlan): Promise<void> {
     checkIpsecPlan(plan);
     const want = wantedIpsec(plan);
-    if (want.guard) await this.ensureGuard(want.guard);
+    if (want.guard) {
+      await this.ensureEsp();
+      await this.ensureGuard(want.guard);
+    }
     await this.convergeXfrm(want);
     if (!want.guard) await this.removeGuard();
+  }
+
+  /** esp4 loaded (or built in), loading it if need be; else an error that keeps the encrypted networks down. */
+  private async ensureEsp(): Promise<void> {
+    if (this.hasEsp) return;
+    if (!espPresent()) await runIn(undefined, ["modprobe", "-q", "esp4"]).catch(() => undefined);
+    if (!espPresent()) throw new IpsecGuardError("this kernel has no ESP for IPv4 (module esp4): encrypted networks cannot be carried");
+    this.hasEsp = true;
   }
 
   /** `nft list table ip vipmesh_ipsec`, or undefined when there is no such table. */
@@ -56,7 +73,7 @@ export class KernelIpsec implements IpsecDriver {
     try {
       return await runIn(this.o.netns, ["nft", "list", "table", "ip", IPSEC_TABLE]);
     } catch (e) {
-      if (e instanceof KernelCommandError && /No such file or directory/.test(e.stderr)) return undefined;
+      if (e instanceof KernelCommandError && isTolerated("missing", e.stderr)) return undefined;
       throw e;
     }
   }
@@ -98,6 +115,15 @@ export class KernelIpsec implements IpsecDriver {
       if (outcome.failures.length === 0 && !outcome.aborted) return;
       if (pass >= MAX_PASSES) throw new Error(describe(outcome));
     }
+  }
+}
+
+function espPresent(): boolean {
+  if (existsSync("/sys/module/esp4")) return true;
+  try {
+    return /\/esp4\.ko$/m.test(readFileSync(`/lib/modules/${release()}/modules.builtin`, "utf8"));
+  } catch {
+    return false;
   }
 }
 

@@ -11,5 +11,8 @@ import { runIn } from "./run.ts";
 export const replaceTableScript = (name: string, body: string[]): string =>
   [`add table ip ${name}`, `delete table ip ${name}`, `table ip ${name} {`, ...body, "}", ""].join("\n");
 
+/** Deletes a table whether or not it is there, in one transaction. */
+export const deleteTableScript = (name: string): string => `add table ip ${name}\ndelete table ip ${name}\n`;
+
 /** Loads a script in `netns` (undefined: this namespace). */
 export const loadNft = (netns: string | undefined, script: string): Promise<string> => runIn(netns, ["nft", "-f", "-"], { input: script });

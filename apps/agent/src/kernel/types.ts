@@ -2,6 +2,8 @@
 // the only code that runs `ip` or `bridge`; everything above them works on
 // these plans and can be tested with the fakes.
 
+import type { OverlayKey } from "@vipmesh/core";
+
 /** One overlay network present on this node: a bridge and a VXLAN device in the node's namespace. */
 export interface OverlayNetworkPlan {
   networkId: string;
@@ -117,14 +119,6 @@ export const names = {
 /** The task ID the node's ingress sandbox goes by among sandboxes (task IDs are hex: no clash). */
 export const INGRESS_SANDBOX_ID = "ingress";
 
-/** One ESP key: every node may receive with any key it holds; sends with the plan's txKeyId. */
-export interface IpsecKey {
-  /** Small positive integer, unique among the keys in a plan; part of every SPI made from this key. */
-  id: number;
-  /** 36 bytes, hex: AES-256 key then the 4-byte GCM salt. */
-  secret: string;
-}
-
 /** What this node's encrypted overlays need from IPsec. Empty vnis: nothing of ours in xfrm or the guard table; empty peers: the guard only. */
 export interface IpsecPlan {
   /** This node's underlay address. */
@@ -133,7 +127,7 @@ export interface IpsecPlan {
   vnis: number[];
   /** Underlay addresses of the other nodes with which it exchanges encrypted VXLAN. */
   peers: string[];
-  keys: IpsecKey[];
+  keys: OverlayKey[];
   /** The key this node sends with; one of keys. */
   txKeyId: number;
 }

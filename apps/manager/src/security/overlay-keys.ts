@@ -11,23 +11,12 @@
 // A rotation interrupted by a manager restart goes on from the step it had reached.
 
 import { timerAt, type Timer } from "@vipmesh/api";
+import { OVERLAY_KEY_BYTES, type OverlayKey, type OverlayKeySet } from "@vipmesh/core";
 import { randomBytes } from "node:crypto";
 import type { Settings } from "../store/sqlite.ts";
 
-export const DEFAULT_KEY_ROTATION_MS = 12 * 3600_000;
+const DEFAULT_KEY_ROTATION_MS = 12 * 3600_000;
 const SETTING = "overlay-keys";
-export const KEY_BYTES = 36;
-
-export interface OverlayKey {
-  id: number;
-  /** hex, KEY_BYTES bytes */
-  secret: string;
-}
-
-export interface OverlayKeySet {
-  keys: OverlayKey[];
-  txKeyId: number;
-}
 
 interface Stored extends OverlayKeySet {
   /** When the last rotation finished (or the first key was made), ms since the epoch. */
@@ -42,7 +31,6 @@ export type KeyPublisher = (keys: OverlayKeySet) => Promise<void>;
 export class OverlayKeys {
   private state: Stored;
   private timer: Timer | undefined;
-  private rotating: Promise<void> | undefined;
   private stopped = false;
 
   constructor(
@@ -75,13 +63,8 @@ export class OverlayKeys {
     this.timer?.clear();
   }
 
-  /** One whole rotation (or the rest of one under way); concurrent calls share it. */
-  rotate(publish: KeyPublisher): Promise<void> {
-    this.rotating ??= this.runRotation(publish).finally(() => (this.rotating = undefined));
-    return this.rotating;
-  }
-
-  private async runRotation(publish: KeyPublisher): Promise<void> {
+  /** One whole rotation (or the rest of one under way); the timer's only, so never two at once. */
+  private async rotate(publish: KeyPublisher): Promise<void> {
     const s = this.state;
     if (!s.step) {
       const id = (Math.max(...s.keys.map((k) => k.id)) % 0xffff) + 1;
@@ -113,4 +96,4 @@ export class OverlayKeys {
   }
 }
 
-const newKey = (id: number): OverlayKey => ({ id, secret: randomBytes(KEY_BYTES).toString("hex") });
+const newKey = (id: number): OverlayKey => ({ id, secret: randomBytes(OVERLAY_KEY_BYTES).toString("hex") });

@@ -2,7 +2,7 @@
 // JSON, plus the store version. One SQLite transaction per commit.
 
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import type { ObjectByKind, ObjectKind } from "@vipmesh/core";
 
@@ -32,8 +32,12 @@ export class SqliteBackend {
   private readonly putSetting: Database.Statement;
 
   constructor(dataDir: string) {
-    mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(join(dataDir, "vipmesh.db"));
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    // it holds the join token secrets and the overlay keys: owner only (SQLite gives its -wal and -shm files the same mode)
+    const file = join(dataDir, "vipmesh.db");
+    closeSync(openSync(file, "a", 0o600));
+    chmodSync(file, 0o600); // a database made before this rule
+    this.db = new Database(file);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL"); // WAL + NORMAL: durable across process crashes
     this.db.exec(`
