@@ -200,4 +200,17 @@ describe("networkServicesJson (network inspect --verbose)", () => {
       ],
     });
   });
+
+  it("calls a running task with a health check ready only once it is healthy", () => {
+    const template = serviceSpec().taskTemplate!;
+    const healthcheck = { test: ["CMD", "true"], intervalMs: 1000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 };
+    const checked = { ...template, container: { ...template.container!, healthcheck } };
+    const readiness = (health: string) => {
+      const t = task({ spec: checked, status: { state: "running", timestamp: "", message: "", err: "", health } });
+      return networkServicesJson(network(), [service()], [t], [node()]).collabweb;
+    };
+    expect(readiness("")).toMatchObject({ Tasks: [{ Health: "", Ready: false }] });
+    expect(readiness("starting")).toMatchObject({ Tasks: [{ Health: "starting", Ready: false }] });
+    expect(readiness("healthy")).toMatchObject({ Tasks: [{ Health: "healthy", Ready: true }] });
+  });
 });

@@ -2,6 +2,7 @@
 // habits written for Docker (jq paths, field names) carry over. Pure.
 
 import type { wire } from "@vipmesh/api";
+import { isTaskReady } from "@vipmesh/core";
 
 type ServiceSpec = wire.ServiceSpec;
 type TaskSpec = NonNullable<ServiceSpec["taskTemplate"]>;
@@ -173,7 +174,7 @@ export function networkServicesJson(
           Info: { "Host IP": nodeAddr.get(t.nodeId) ?? "" },
           State: t.status?.state ?? "",
           Health: health,
-          Ready: t.desiredState === "running" && t.status?.state === "running" && (health === "" || health === "healthy"),
+          Ready: isTaskReady(t),
         };
       });
     out[s.spec.annotations?.name ?? s.id] = {

@@ -42,6 +42,7 @@
 //   vipmesh.haproxy.enable=false    leave the service out
 
 import type { wire } from "@vipmesh/api";
+import { isTaskReady } from "@vipmesh/core";
 
 export interface Slot {
   name: string;
@@ -125,11 +126,6 @@ const slotCount = (n: number): number => {
 };
 
 const isReadyNode = (n: wire.Node): boolean => n.status?.state === "ready" && n.spec?.availability === "active";
-/** As the agents judge it: running, meant to run, and healthy if it has a check (core's isTaskReady, on the wire's shape). */
-const isReadyTask = (t: wire.Task): boolean =>
-  t.desiredState === "running" &&
-  t.status?.state === "running" &&
-  (t.status.health === "healthy" || (!t.status.health && !t.spec?.container?.healthcheck?.test?.length));
 const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 /** A node's label vipmesh.haproxy.weight, if it is a weight HAProxy takes (0-256); else 1. */
@@ -196,7 +192,7 @@ export function templateData(c: ClusterSnapshot, runtime: RuntimeSettings, previ
   const meshNodes = ready.filter((n) => n.status?.ingressAddr);
   const running = new Map<string, Set<string>>();
   for (const t of c.tasks) {
-    if (!isReadyTask(t)) continue;
+    if (!isTaskReady(t)) continue;
     const set = running.get(t.serviceId) ?? new Set<string>();
     set.add(t.nodeId);
     running.set(t.serviceId, set);

@@ -3,7 +3,7 @@
 // non-zero at the first that fails; "ALL OK" at the end.
 
 import { call, type wire } from "@vipmesh/api";
-import { addrOf } from "@vipmesh/core";
+import { addrOf, isTaskReady } from "@vipmesh/core";
 import { REQUEST_LOOP, waitFor } from "@vipmesh/testing";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -48,7 +48,7 @@ await call(client, "createService", { spec: { annotations: { name: "box" }, task
 const healthy = (service: string, n: number) =>
   slow(`${n} ready tasks of ${service}`, async () => {
     const { tasks } = await call(client, "listTasks", { service });
-    const up = tasks.filter((t) => t.desiredState === "running" && t.status?.state === "running" && (t.status.health === "healthy" || !t.spec?.container?.healthcheck));
+    const up = tasks.filter(isTaskReady);
     return up.length === n && tasks.every((t) => t.desiredState === "running" || ["shutdown", "failed", "complete"].includes(t.status!.state)) ? up : undefined;
   });
 const sandboxOf = (t: wire.Task) => listNamespaces().find((ns) => ns.startsWith(lab.prefix) && ns.endsWith(t.id))!;

@@ -3,7 +3,7 @@
 // update is in progress, and every agent whose view includes the service has
 // acknowledged the view containing its latest change.
 
-import { eligibleNodes, isTaskCurrent, isTerminal, notFound, precondition, type Service, type VipmeshError } from "@vipmesh/core";
+import { eligibleNodes, isTaskCurrent, isTaskReady, isTerminal, notFound, precondition, type Service, type VipmeshError } from "@vipmesh/core";
 import type { Dispatcher } from "./dispatcher.ts";
 import { isAutoRollback } from "./orchestrator.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
@@ -33,8 +33,7 @@ export function serviceConvergence(store: ClusterStore, dispatcher: Dispatcher, 
       continue;
     }
     unfinished++;
-    const healthy = t.status.health === "" || t.status.health === "healthy";
-    if (t.desiredState === "running" && isTaskCurrent(t, s) && t.status.state === "running" && healthy) {
+    if (isTaskReady(t) && isTaskCurrent(t, s)) {
       running++;
     } else if (t.desiredState === "running" && t.status.state === "pending" && t.status.err) {
       lastProblem = t.status.err;
