@@ -1,16 +1,7 @@
 import { VipmeshError } from "@vipmesh/core";
 import { describe, expect, it } from "vitest";
-import { serviceSpec } from "../test/wire-fixtures.ts";
 import { UsageError } from "./errors.ts";
-import {
-  type ServiceCreateFlags,
-  applyServiceUpdate,
-  buildServiceSpec,
-  noServiceUpdate,
-  parsePublishRm,
-  parseScale,
-  specFromWire,
-} from "./service-spec.ts";
+import { type ServiceCreateFlags, buildServiceSpec, parsePublishRm, parseScale } from "./service-spec.ts";
 
 const createFlags = (overrides: Partial<ServiceCreateFlags> = {}): ServiceCreateFlags => ({
   name: "collabweb",
@@ -84,11 +75,9 @@ describe("buildServiceSpec", () => {
 });
 
 describe("load-balancing flags", () => {
-  it("set the scheduler and per-slot weights on create, and merge weights on update", () => {
+  it("set the scheduler and per-slot weights on create", () => {
     const spec = buildServiceSpec(createFlags({ lbScheduler: "rr", lbWeights: { "1": 1, "2": 3 } }));
     expect(spec.endpointSpec).toMatchObject({ lbScheduler: "rr", lbWeights: { "1": 1, "2": 3 } });
-    const updated = applyServiceUpdate(spec, { ...noServiceUpdate(), lbWeights: { "2": 0 } });
-    expect(updated.endpointSpec).toMatchObject({ lbScheduler: "rr", lbWeights: { "1": 1, "2": 0 } });
   });
 });
 
@@ -101,104 +90,6 @@ describe("affinity flags", () => {
     expect(sticky({})).toMatchObject({ lbAffinity: "none", lbAffinityTimeoutS: 0 });
     expect(() => sticky({ lbAffinityTimeoutS: 600 })).toThrow(/needs lb affinity client-ip/);
     expect(() => sticky({ lbAffinity: "client-ip", lbAffinityTimeoutS: 100_000 })).toThrow(/100000.*1-86400/);
-  });
-
-  it("on update: a timeout alone changes the timeout, none drops it, client-ip again takes the default", () => {
-    const spec = buildServiceSpec(createFlags({ lbAffinity: "client-ip" }));
-    const shorter = applyServiceUpdate(spec, { ...noServiceUpdate(), lbAffinityTimeoutS: 60 });
-    expect(shorter.endpointSpec).toMatchObject({ lbAffinity: "client-ip", lbAffinityTimeoutS: 60 });
-    expect(applyServiceUpdate(shorter, { ...noServiceUpdate(), lbScheduler: "rr" }).endpointSpec).toMatchObject({ lbAffinityTimeoutS: 60 });
-    const off = applyServiceUpdate(shorter, { ...noServiceUpdate(), lbAffinity: "none" });
-    expect(off.endpointSpec).toMatchObject({ lbAffinity: "none", lbAffinityTimeoutS: 0 });
-    expect(applyServiceUpdate(off, { ...noServiceUpdate(), lbAffinity: "client-ip" }).endpointSpec).toMatchObject({ lbAffinityTimeoutS: 10800 });
-    expect(() => applyServiceUpdate(off, { ...noServiceUpdate(), lbAffinityTimeoutS: 60 })).toThrow(/--lb-affinity client-ip/);
-    expect(() => applyServiceUpdate(shorter, { ...noServiceUpdate(), lbAffinity: "none", lbAffinityTimeoutS: 60 })).toThrow(/needs lb affinity client-ip/);
-  });
-});
-
-describe("applyServiceUpdate", () => {
-  const current = specFromWire(
-    serviceSpec({
-      endpointSpec: {
-        mode: "vip",
-        ports: [
-          { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress", proxyProtocol: "" },
-          { protocol: "udp", targetPort: 53, publishedPort: 5353, publishMode: "ingress", proxyProtocol: "" },
-        ],
-        lbScheduler: "",
-        lbWeights: {},
-        lbAffinity: "none",
-        lbAffinityTimeoutS: 0,
-      },
-    }),
-  );
-
-  it("changes nothing without flags", () => {
-    expect(applyServiceUpdate(current, noServiceUpdate())).toEqual(current);
-  });
-
-  it("adds, replaces and removes environment variables", () => {
-    const spec = applyServiceUpdate(current, { ...noServiceUpdate(), envAdd: ["B=20", "C=3"], envRm: ["A"] });
-    expect(spec.taskTemplate.container.env).toEqual(["B=20", "C=3"]);
-  });
-
-  it("adds and removes labels", () => {
-    const spec = applyServiceUpdate(current, { ...noServiceUpdate(), labelAdd: { tier: "front" }, labelRm: ["team"] });
-    expect(spec.annotations.labels).toEqual({ tier: "front" });
-  });
-
-  it("removes ports by target and protocol and adds new ones once", () => {
-    const spec = applyServiceUpdate(current, {
-      ...noServiceUpdate(),
-      publishRm: ["53/udp"],
-      publishAdd: ["80", "8443:443"],
-    });
-    expect(spec.endpointSpec.ports).toEqual([
-      { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
-      { protocol: "tcp", targetPort: 443, publishedPort: 8443, publishMode: "ingress" },
-    ]);
-  });
-
-  it("moves an explicitly published port to its new target", () => {
-    const spec = applyServiceUpdate(current, { ...noServiceUpdate(), publishAdd: ["5353:54/udp"] });
-    expect(spec.endpointSpec.ports).toContainEqual({
-      protocol: "udp",
-      targetPort: 54,
-      publishedPort: 5353,
-      publishMode: "ingress",
-    });
-    expect(spec.endpointSpec.ports.filter((p) => p.publishedPort === 5353)).toHaveLength(1);
-  });
-
-  it("scales, forces, replaces the command and merges update settings", () => {
-    const spec = applyServiceUpdate(current, {
-      ...noServiceUpdate(),
-      replicas: 5,
-      force: true,
-      args: ["sleep", "100"],
-      updateConfig: { failureAction: "rollback" },
-      endpointMode: "dnsrr",
-      publishRm: ["80", "53/udp"],
-    });
-    expect(spec.replicated).toEqual({ replicas: 5 });
-    expect(spec.taskTemplate.forceUpdate).toBe(1);
-    expect(spec.taskTemplate.container.command).toEqual(["sleep", "100"]);
-    expect(spec.updateConfig).toEqual({ ...current.updateConfig, failureAction: "rollback" });
-    expect(spec.endpointSpec).toEqual({ mode: "dnsrr", ports: [], lbScheduler: "", lbWeights: {}, lbAffinity: "none", lbAffinityTimeoutS: 0 });
-  });
-
-  it("adds and removes constraints", () => {
-    const spec = applyServiceUpdate(current, {
-      ...noServiceUpdate(),
-      constraintRm: ["node.labels.zone==a"],
-      constraintAdd: ["node.hostname!=node-2"],
-    });
-    expect(spec.taskTemplate.placement.constraints).toEqual(["node.hostname!=node-2"]);
-  });
-
-  it("refuses to set replicas on a global service", () => {
-    const global = specFromWire(serviceSpec({ mode: "global", global: {}, replicated: undefined }));
-    expect(() => applyServiceUpdate(global, { ...noServiceUpdate(), replicas: 2 })).toThrow(/is global/);
   });
 });
 

@@ -6,6 +6,7 @@ export * from "./allocators.ts";
 export * from "./validation.ts";
 export * from "./constraints.ts";
 export * from "./publish.ts";
+export * from "./service-update.ts";
 export * from "./scheduling.ts";
 export * from "./network-view.ts";
 // Named, so it wins over network-view.ts's own isTaskReady until that file imports this one.

@@ -2,7 +2,18 @@
 
 import type { Command } from "commander";
 import type { wire } from "@vipmesh/api";
-import { ENDPOINT_MODES, type EndpointMode, LB_AFFINITIES, LB_SCHEDULER_NAMES, type LbAffinity, type LbSchedulerName, type ServiceSpec } from "@vipmesh/core";
+import {
+  ENDPOINT_MODES,
+  type EndpointMode,
+  LB_AFFINITIES,
+  LB_SCHEDULER_NAMES,
+  type LbAffinity,
+  type LbSchedulerName,
+  type ServiceSpec,
+  type ServiceUpdate,
+  applyServiceUpdate,
+  parsePublish,
+} from "@vipmesh/core";
 import { type ConvergenceWait, waitForConvergence } from "../convergence.ts";
 import { serviceJson, taskJson } from "../docker-json.ts";
 import { CommandFailed, UsageError, forEachTarget } from "../errors.ts";
@@ -23,7 +34,7 @@ import {
   wholeNumber,
 } from "../options.ts";
 import { printServiceLogs } from "../service-logs.ts";
-import { applyServiceUpdate, buildServiceSpec, noServiceUpdate, parseScale, specFromWire } from "../service-spec.ts";
+import { buildServiceSpec, parsePublishRm, parseScale, specFromWire } from "../service-spec.ts";
 import { SERVICE_HEADERS, TASK_HEADERS, serviceRows, taskRows } from "../table-rows.ts";
 import { type ListOptions, addListOptions, printList, withManager } from "./shared.ts";
 
@@ -234,7 +245,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
     await withManager(io, cmd, async (conn) => {
       const scaled: string[] = [];
       await forEachTarget(targets, io.stderr, async ({ service: name, replicas }) => {
-        await updateService(conn, name, (spec) => applyServiceUpdate(spec, { ...noServiceUpdate(), replicas }));
+        await updateService(conn, name, (spec) => applyServiceUpdate(spec, { replicas }));
         io.stdout(`${name} scaled to ${replicas}\n`);
         scaled.push(name);
       }).finally(async () => {
@@ -262,14 +273,14 @@ export function registerServiceCommands(program: Command, io: Io): void {
   addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(update), "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
     const args = opts.args === undefined ? undefined : opts.args.split(/\s+/).filter(Boolean);
     if (args?.length === 0) throw new UsageError("--args needs a command");
-    const flags = {
+    const change: ServiceUpdate = {
       replicas: opts.replicas,
       envAdd: opts.envAdd ?? [],
       envRm: opts.envRm ?? [],
       labelAdd: opts.labelAdd ?? {},
       labelRm: opts.labelRm ?? [],
-      publishAdd: opts.publishAdd ?? [],
-      publishRm: opts.publishRm ?? [],
+      portsAdd: (opts.publishAdd ?? []).map(parsePublish),
+      portsRm: (opts.publishRm ?? []).map(parsePublishRm),
       endpointMode: opts.endpointMode,
       constraintAdd: opts.constraintAdd ?? [],
       constraintRm: opts.constraintRm ?? [],
@@ -280,10 +291,10 @@ export function registerServiceCommands(program: Command, io: Io): void {
       updateConfig: updateConfigFrom(opts, "update"),
       rollbackConfig: updateConfigFrom(opts, "rollback"),
       force: opts.force === true,
-      args,
+      command: args,
     };
     await withManager(io, cmd, async (conn) => {
-      const updated = await updateService(conn, name, (spec) => applyServiceUpdate(spec, flags));
+      const updated = await updateService(conn, name, (spec) => applyServiceUpdate(spec, change));
       io.stdout(`${name}\n`);
       await waitUnlessDetached(conn, io, opts, { service: updated?.id ?? name, label: name });
     });

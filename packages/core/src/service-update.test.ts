@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import { applyServiceUpdate } from "./service-update.ts";
+import { normalizeServiceSpec } from "./validation.ts";
+
+const current = normalizeServiceSpec({
+  annotations: { name: "collabweb", labels: { team: "web" } },
+  taskTemplate: {
+    container: { command: ["vipmesh", "whoami", "--port", "80"], env: ["A=1", "B=2"] },
+    placement: { constraints: ["node.labels.zone==a"] },
+  },
+  replicated: { replicas: 3 },
+  networks: [{ target: "appnet" }],
+  endpointSpec: {
+    mode: "vip",
+    ports: [
+      { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
+      { protocol: "udp", targetPort: 53, publishedPort: 5353, publishMode: "ingress" },
+    ],
+  },
+  updateConfig: { delayMs: 10_000 },
+});
+
+describe("applyServiceUpdate", () => {
+  it("changes nothing without a change", () => {
+    expect(applyServiceUpdate(current, {})).toEqual(current);
+  });
+
+  it("adds, replaces and removes environment variables", () => {
+    const spec = applyServiceUpdate(current, { envAdd: ["B=20", "C=3"], envRm: ["A"] });
+    expect(spec.taskTemplate.container.env).toEqual(["B=20", "C=3"]);
+  });
+
+  it("removes before it adds, so removing A and adding A=2 ends with A=2", () => {
+    expect(applyServiceUpdate(current, { envRm: ["A"], envAdd: ["A=2"] }).taskTemplate.container.env).toEqual(["B=2", "A=2"]);
+  });
+
+  it("adds and removes labels", () => {
+    const spec = applyServiceUpdate(current, { labelAdd: { tier: "front" }, labelRm: ["team"] });
+    expect(spec.annotations.labels).toEqual({ tier: "front" });
+  });
+
+  it("removes ports by target and protocol and adds new ones once", () => {
+    const spec = applyServiceUpdate(current, {
+      portsRm: [{ targetPort: 53, protocol: "udp" }],
+      portsAdd: [
+        { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
+        { protocol: "tcp", targetPort: 443, publishedPort: 8443, publishMode: "ingress" },
+      ],
+    });
+    expect(spec.endpointSpec.ports).toEqual([
+      { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
+      { protocol: "tcp", targetPort: 443, publishedPort: 8443, publishMode: "ingress" },
+    ]);
+  });
+
+  it("moves an explicitly published port to its new target", () => {
+    const moved = { protocol: "udp", targetPort: 54, publishedPort: 5353, publishMode: "ingress" } as const;
+    const spec = applyServiceUpdate(current, { portsAdd: [moved] });
+    expect(spec.endpointSpec.ports).toContainEqual(moved);
+    expect(spec.endpointSpec.ports.filter((p) => p.publishedPort === 5353)).toHaveLength(1);
+  });
+
+  it("scales, forces, replaces the command and merges update settings", () => {
+    const spec = applyServiceUpdate(current, {
+      replicas: 5,
+      force: true,
+      command: ["sleep", "100"],
+      updateConfig: { failureAction: "rollback" },
+      endpointMode: "dnsrr",
+      portsRm: [
+        { targetPort: 80, protocol: "tcp" },
+        { targetPort: 53, protocol: "udp" },
+      ],
+    });
+    expect(spec.replicated).toEqual({ replicas: 5 });
+    expect(spec.taskTemplate.forceUpdate).toBe(1);
+    expect(spec.taskTemplate.container.command).toEqual(["sleep", "100"]);
+    expect(spec.updateConfig).toEqual({ ...current.updateConfig, failureAction: "rollback" });
+    expect(spec.endpointSpec).toEqual({ mode: "dnsrr", ports: [], lbScheduler: "", lbWeights: {}, lbAffinity: "none", lbAffinityTimeoutS: 0 });
+  });
+
+  it("adds and removes constraints", () => {
+    const spec = applyServiceUpdate(current, { constraintRm: ["node.labels.zone==a"], constraintAdd: ["node.hostname!=node-2"] });
+    expect(spec.taskTemplate.placement.constraints).toEqual(["node.hostname!=node-2"]);
+  });
+
+  it("refuses to set replicas on a global service", () => {
+    const global = normalizeServiceSpec({ ...current, replicated: null, global: {} });
+    expect(() => applyServiceUpdate(global, { replicas: 2 })).toThrow(/is global/);
+  });
+
+  it("merges per-slot weights into the current ones and keeps the scheduler", () => {
+    const spec = normalizeServiceSpec({ ...current, endpointSpec: { ...current.endpointSpec, lbScheduler: "rr", lbWeights: { "1": 1, "2": 3 } } });
+    expect(applyServiceUpdate(spec, { lbWeights: { "2": 0 } }).endpointSpec).toMatchObject({ lbScheduler: "rr", lbWeights: { "1": 1, "2": 0 } });
+  });
+
+  it("affinity: a timeout alone changes the timeout, none drops it, client-ip again takes the default", () => {
+    const sticky = applyServiceUpdate(current, { lbAffinity: "client-ip" });
+    expect(sticky.endpointSpec).toMatchObject({ lbAffinity: "client-ip", lbAffinityTimeoutS: 10800 });
+    const shorter = applyServiceUpdate(sticky, { lbAffinityTimeoutS: 60 });
+    expect(shorter.endpointSpec).toMatchObject({ lbAffinity: "client-ip", lbAffinityTimeoutS: 60 });
+    expect(applyServiceUpdate(shorter, { lbScheduler: "rr" }).endpointSpec).toMatchObject({ lbAffinityTimeoutS: 60 });
+    const off = applyServiceUpdate(shorter, { lbAffinity: "none" });
+    expect(off.endpointSpec).toMatchObject({ lbAffinity: "none", lbAffinityTimeoutS: 0 });
+    expect(applyServiceUpdate(off, { lbAffinity: "client-ip" }).endpointSpec).toMatchObject({ lbAffinityTimeoutS: 10800 });
+    expect(() => applyServiceUpdate(off, { lbAffinityTimeoutS: 60 })).toThrow(/--lb-affinity client-ip/);
+    expect(() => applyServiceUpdate(shorter, { lbAffinity: "none", lbAffinityTimeoutS: 60 })).toThrow(/needs lb affinity client-ip/);
+  });
+});
