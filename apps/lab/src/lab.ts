@@ -5,7 +5,7 @@
 // /run/vipmesh/<lab>/, so `lab down` removes all of it, also after a crash.
 // Nothing here touches the root namespace's interfaces, routes or firewall.
 
-import { call, clusterClient, type ClusterServiceClient, credentialsFromDir } from "@vipmesh/api";
+import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, waitFor } from "@vipmesh/api";
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,6 +16,8 @@ export const DEFAULT_LAB = "lab";
 const UNDERLAY = "192.168.100"; // a /24 that exists only inside the lab's own namespaces
 const MANAGER_PORT = 4242;
 const VIPMESH = fileURLToPath(new URL("../../../bin/vipmesh", import.meta.url));
+/** How often the lab checks for what it waits for (nodes ready, the manager's socket). */
+const POLL_MS = 100;
 
 export interface LabOptions {
   name: string;
@@ -174,6 +176,7 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
           return nodes.filter((n) => n.status?.state === "ready").length === l.nodes.length;
         },
         60_000,
+        POLL_MS,
       );
     } finally {
       client.close();
@@ -207,7 +210,7 @@ export async function startManager(l: LabLayout): Promise<void> {
   rmSync(l.socket, { force: true });
   startDetached("manager", l.dir, l.fabric, args);
   // the manager writes its admin identity before it listens
-  await waitFor(`the manager of lab ${l.name}`, () => existsSync(l.socket), 30_000);
+  await waitFor(`the manager of lab ${l.name}`, () => existsSync(l.socket), 30_000, POLL_MS);
 }
 
 /** Kills the lab's manager (SIGKILL, like a crash). */
@@ -289,15 +292,4 @@ export function namespaceOf(l: LabLayout, target: string): string {
   const n = l.nodes.find((x) => x.hostname === target);
   if (!n) throw new Error(`lab ${l.name} has no node ${target} (nodes: ${l.nodes.map((x) => x.hostname).join(", ")}, client)`);
   return n.netns;
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { timerAt } from "./timers.ts";
+import { timerAt, waitFor } from "./timers.ts";
 
 describe("timerAt", () => {
   afterEach(() => vi.useRealTimers());
@@ -28,5 +28,25 @@ describe("timerAt", () => {
     t.clear();
     vi.advanceTimersByTime(10 * 86_400_000);
     expect(cleared).not.toHaveBeenCalled();
+  });
+});
+
+describe("waitFor", () => {
+  it("returns the first truthy value, past checks that throw", async () => {
+    let calls = 0;
+    const found = await waitFor("the third call", () => {
+      calls++;
+      if (calls === 1) throw new Error("not yet");
+      return calls === 3 ? { calls } : null;
+    });
+    expect(found).toEqual({ calls: 3 });
+  });
+
+  it("times out naming what it waited for and the last error", async () => {
+    const failing = () => {
+      throw new Error("refused");
+    };
+    await expect(waitFor("the manager", failing, 30, 5)).rejects.toThrow("timed out after 30 ms waiting for the manager: Error: refused");
+    await expect(waitFor("nothing", () => false, 20)).rejects.toThrow(/^timed out after 20 ms waiting for nothing$/);
   });
 });

@@ -19,3 +19,29 @@ export function timerAt(due: number, fn: () => void): Timer {
   arm();
   return { clear: () => clearTimeout(handle) };
 }
+
+/**
+ * Polls `check` every `intervalMs` until it returns a truthy value, and returns that; after
+ * `timeoutMs` fails naming `what` and the last error `check` threw. For tests and the lab.
+ */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  intervalMs = 10,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
