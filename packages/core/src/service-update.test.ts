@@ -9,12 +9,10 @@ const current = normalizeServiceSpec({
     placement: { constraints: ["node.labels.zone==a"] },
   },
   replicated: { replicas: 3 },
-  networks: [{ target: "appnet" }],
   endpointSpec: {
-    mode: "vip",
     ports: [
-      { protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress" },
-      { protocol: "udp", targetPort: 53, publishedPort: 5353, publishMode: "ingress" },
+      { protocol: "tcp", targetPort: 80 },
+      { protocol: "udp", targetPort: 53, publishedPort: 5353 },
     ],
   },
   updateConfig: { delayMs: 10_000 },
