@@ -6,6 +6,7 @@
 // Log requests ride the same sessions: the dispatcher relays a task's output
 // from its agent to whoever asked, and ends the relay when the session ends.
 
+import type { Assignment, LogPiece, LogRequest } from "@vipmesh/api";
 import { EventEmitter } from "node:events";
 import {
   emptyDelta,
@@ -28,11 +29,11 @@ import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 export const DEFAULT_HEARTBEAT_PERIOD_MS = 5000;
 export const MISSED_HEARTBEATS_FOR_DOWN = 3;
 
-/** What goes down a session. */
+/** What goes down a session (server.ts puts it on the wire). */
 export interface SessionMessage {
   params?: { nodeId: string; heartbeatPeriodMs: number };
   assignment?: Assignment;
-  logRequest?: { requestId: number } & LogRequest;
+  logRequest?: { requestId: number; request: LogRequest };
   logCancel?: { requestId: number };
 }
 
@@ -42,33 +43,10 @@ export interface SessionChannel {
   close(error?: Error): void;
 }
 
-/** Which logs of a node's tasks to send. */
-export interface LogRequest {
-  taskIds: string[];
-  follow: boolean;
-  /** Per task: only the last `tail` lines; 0 = all. */
-  tail: number;
-}
-
-/** A piece of a task's log as its agent sent it; `eof` ends the task's part, with `error` when the log cannot be had. */
-export interface TaskLogData {
-  taskId: string;
-  data?: Buffer;
-  eof?: boolean;
-  error?: string;
-}
-
 interface LogRelay {
   /** Tasks that have not reached eof yet. */
   open: Set<string>;
-  onData: (d: TaskLogData) => void;
-}
-
-export interface Assignment extends ViewDelta {
-  version: number;
-  full: boolean;
-  /** The encrypted overlays' keys (secrets as bytes): in a full assignment and when they change, to nodes with an encrypted network. */
-  encryption?: { keys: { id: number; secret: Buffer }[]; txKeyId: number };
+  onData: (d: LogPiece) => void;
 }
 
 interface Session {
@@ -238,7 +216,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
    * each piece, and every task's part ends with `eof` — with an error when
    * the node has no session (at once) or loses it. Returns a cancel function.
    */
-  requestLogs(nodeId: string, req: LogRequest, onData: (d: TaskLogData) => void): () => void {
+  requestLogs(nodeId: string, req: LogRequest, onData: (d: LogPiece) => void): () => void {
     const s = this.sessions.get(nodeId);
     if (!s) {
       const why = `node ${this.hostname(nodeId)} is not connected to the manager`;
@@ -247,14 +225,14 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     }
     const requestId = this.nextLogRequestId++;
     s.logRelays.set(requestId, { open: new Set(req.taskIds), onData });
-    s.channel.send({ logRequest: { requestId, ...req } });
+    s.channel.send({ logRequest: { requestId, request: req } });
     return () => {
       if (s.logRelays.delete(requestId) && this.sessions.get(nodeId) === s) s.channel.send({ logCancel: { requestId } });
     };
   }
 
   /** A piece of a log from a node's agent; pieces of cancelled requests and of tasks not asked for are dropped. */
-  logData(nodeId: string, requestId: number, d: TaskLogData): void {
+  logData(nodeId: string, requestId: number, d: LogPiece): void {
     const s = this.sessions.get(nodeId);
     const relay = s?.logRelays.get(requestId);
     if (!s || !relay || !relay.open.has(d.taskId)) return;
@@ -360,7 +338,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     // the keys go with the first view that holds an encrypted network, and again when they change
     const keys = this.overlayKeys && (full || !s.hasKeys) && holdsEncrypted(s.view) ? this.overlayKeys : undefined;
     if (keys) s.hasKeys = true;
-    s.channel.send({ assignment: { ...delta, version: s.version, full, ...(keys ? { encryption: wireKeys(keys) } : {}) } });
+    s.channel.send({ assignment: { version: s.version, full, delta, ...(keys ? { encryption: keys } : {}) } });
   }
 
   /**
@@ -414,8 +392,3 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     }
   }
 }
-
-const wireKeys = (k: OverlayKeySet): NonNullable<Assignment["encryption"]> => ({
-  keys: k.keys.map((key) => ({ id: key.id, secret: Buffer.from(key.secret, "hex") })),
-  txKeyId: k.txKeyId,
-});

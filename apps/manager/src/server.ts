@@ -1,11 +1,11 @@
 // gRPC handlers: translate between wire and domain, nothing more.
 
 import * as grpc from "@grpc/grpc-js";
-import { toStatus, type wire } from "@vipmesh/api";
+import { assignmentToWire, logPieceFromWire, logRequestToWire, toStatus, type wire } from "@vipmesh/api";
 import { exhausted, type ObjectKind, permissionDenied, precondition } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
-import type { Dispatcher, SessionChannel } from "./dispatcher.ts";
+import type { Dispatcher, SessionChannel, SessionMessage } from "./dispatcher.ts";
 import { relayServiceLogs } from "./service-logs.ts";
 import { type AuthContextCall, callerOf } from "./security/authz.ts";
 import type { CertificateAuthority } from "./security/certificate-authority.ts";
@@ -163,13 +163,13 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
       const certified = secure ? callerOf(call)!.id : undefined;
       let nodeId = "";
       const channel: SessionChannel = {
-        send: (msg) => call.write(msg),
+        send: (msg) => call.write(sessionDownToWire(msg)),
         close: (error) => {
           if (error) call.emit("error", { code: grpc.status.UNAVAILABLE, details: error.message });
           else call.end();
         },
       };
-      call.on("data", (msg: wire.SessionUp) => {
+      call.on("data", (msg: wire.SessionUpDecoded) => {
         try {
           if (msg.open) {
             if (nodeId) throw new Error("session already open");
@@ -185,11 +185,10 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
           }
           if (msg.heartbeat) dispatcher.heartbeat(nodeId);
           else if (msg.ack) dispatcher.ack(nodeId, Number(msg.ack.version));
-          else if (msg.taskStatus) cluster.reportTaskStatus(nodeId, msg.taskStatus.taskId ?? "", msg.taskStatus.status ?? {});
+          else if (msg.taskStatus) cluster.reportTaskStatus(nodeId, msg.taskStatus.taskId, msg.taskStatus.status ?? {});
           else if (msg.logData) {
-            const { requestId, taskId, data, eof, error } = msg.logData;
-            // proto-loader decodes bytes as a Buffer
-            dispatcher.logData(nodeId, Number(requestId), { taskId: taskId ?? "", data: data as Buffer, eof, error });
+            const { requestId, piece } = logPieceFromWire(msg.logData);
+            dispatcher.logData(nodeId, requestId, piece);
           }
         } catch (err) {
           call.emit("error", toStatus(err));
@@ -205,5 +204,15 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
       call.on("cancelled", closed);
       call.on("error", closed);
     },
+  };
+}
+
+/** A session message as it goes on the wire. */
+function sessionDownToWire({ params, assignment, logRequest, logCancel }: SessionMessage) {
+  return {
+    ...(params ? { params } : {}),
+    ...(assignment ? { assignment: assignmentToWire(assignment) } : {}),
+    ...(logRequest ? { logRequest: logRequestToWire(logRequest.requestId, logRequest.request) } : {}),
+    ...(logCancel ? { logCancel } : {}),
   };
 }

@@ -7,7 +7,8 @@ export type { ServiceSpec as ServiceSpecInput, ServiceSpec__Output as ServiceSpe
 export type { WatchMessage__Output as WatchMessage } from "./generated/vipmesh/v1/WatchMessage.ts";
 export type { WatchEvent__Output as WatchEvent } from "./generated/vipmesh/v1/WatchEvent.ts";
 export type { ServiceConvergence__Output as ServiceConvergence } from "./generated/vipmesh/v1/ServiceConvergence.ts";
-export type { SessionUp } from "./generated/vipmesh/v1/SessionUp.ts";
+/** SessionUp as an agent writes it; SessionUpDecoded as the manager reads it (defaults filled in). */
+export type { SessionUp, SessionUp__Output as SessionUpDecoded } from "./generated/vipmesh/v1/SessionUp.ts";
 export type { SessionDown__Output as SessionDown } from "./generated/vipmesh/v1/SessionDown.ts";
 export type { Assignment__Output as Assignment } from "./generated/vipmesh/v1/Assignment.ts";
 export type { ClusterServiceHandlers } from "./generated/vipmesh/v1/ClusterService.ts";

@@ -6,8 +6,19 @@
 // follow) by hand.
 
 import type * as grpc from "@grpc/grpc-js";
-import { call, type ClientCredentials, dispatcherClient, type DispatcherServiceClient, NodeIdentity, type wire } from "@vipmesh/api";
-import { type NetworkView, type Task, applyViewDelta, emptyView, type ViewDelta } from "@vipmesh/core";
+import {
+  assignmentFromWire,
+  call,
+  type ClientCredentials,
+  dispatcherClient,
+  type DispatcherServiceClient,
+  type LogPiece,
+  logPieceToWire,
+  logRequestFromWire,
+  NodeIdentity,
+  type wire,
+} from "@vipmesh/api";
+import { type NetworkView, type Task, applyViewDelta, emptyView } from "@vipmesh/core";
 import { EventEmitter } from "node:events";
 
 export interface SimAgentOptions {
@@ -93,14 +104,14 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
       this.followers.delete(Number(msg.logCancel.requestId));
       return;
     }
-    const a = msg.assignment;
-    if (!a) return;
+    if (!msg.assignment) return;
+    const a = assignmentFromWire(msg.assignment);
     if (a.full) this.view = emptyView();
-    applyViewDelta(this.view, a as unknown as ViewDelta);
-    this.version = Number(a.version);
+    applyViewDelta(this.view, a.delta);
+    this.version = a.version;
     if (!this.holdingAcks) this.stream?.write({ ack: { version: this.version } });
     for (const t of this.view.tasks.values()) this.converge(t);
-    this.emit("assignment", a);
+    this.emit("assignment", msg.assignment);
   }
 
   private holdingAcks = false;
@@ -132,27 +143,27 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     this.stream?.write({ taskStatus: { taskId, status: { state, err, message: state } } });
   }
 
-  private onLogRequest(req: wire.LogRequest): void {
-    const requestId = Number(req.requestId);
+  private onLogRequest(msg: wire.LogRequest): void {
+    const { requestId, request: req } = logRequestFromWire(msg);
     const open = new Set<string>();
     for (const taskId of req.taskIds) {
       const text = this.logs.get(taskId) ?? "";
       const data = req.tail > 0 ? lastLines(text, req.tail) : text;
-      if (data) this.sendLog(requestId, taskId, { data: Buffer.from(data) });
+      if (data) this.sendLog(requestId, { taskId, data: Buffer.from(data) });
       if (req.follow && !this.endedLogs.has(taskId)) open.add(taskId);
-      else this.sendLog(requestId, taskId, { eof: true });
+      else this.sendLog(requestId, { taskId, eof: true });
     }
     if (open.size > 0) this.followers.set(requestId, open);
   }
 
-  private sendLog(requestId: number, taskId: string, piece: { data?: Buffer; eof?: boolean }): void {
-    this.stream?.write({ logData: { requestId, taskId, ...piece } });
+  private sendLog(requestId: number, piece: LogPiece): void {
+    this.stream?.write({ logData: logPieceToWire(requestId, piece) });
   }
 
   /** A task prints more: followers of its log get it at once. */
   appendLog(taskId: string, text: string): void {
     this.logs.set(taskId, (this.logs.get(taskId) ?? "") + text);
-    for (const [requestId, open] of this.followers) if (open.has(taskId)) this.sendLog(requestId, taskId, { data: Buffer.from(text) });
+    for (const [requestId, open] of this.followers) if (open.has(taskId)) this.sendLog(requestId, { taskId, data: Buffer.from(text) });
   }
 
   /** A task's log will not grow any more (its process ended): follows of it end. */
@@ -160,7 +171,7 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     this.endedLogs.add(taskId);
     for (const [requestId, open] of this.followers) {
       if (!open.delete(taskId)) continue;
-      this.sendLog(requestId, taskId, { eof: true });
+      this.sendLog(requestId, { taskId, eof: true });
       if (open.size === 0) this.followers.delete(requestId);
     }
   }
