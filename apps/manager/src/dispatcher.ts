@@ -1,12 +1,8 @@
-// One session per agent: the node's assignment goes down (a full view first,
-// then deltas, each with a version), heartbeats, task status and view
-// acknowledgements come up. Commits are coalesced: every commit made in one
-// turn of the event loop reaches each affected session as one delta, at once.
-// Node health lives here too: a node that misses 3 heartbeats is down.
-// Log requests ride the same sessions: the dispatcher relays a task's output
-// from its agent to whoever asked, and ends the relay when the session ends.
+// One session per agent: its node's view goes down (a full view, then versioned deltas) and acknowledgements
+// come up; every commit of one event-loop turn reaches each affected session as one delta, at once.
+// Node health (node-health.ts) and the log relay (log-relay.ts) ride the same sessions.
 
-import type { Assignment, LogPiece, LogRequest } from "@vipmesh/api";
+import type { Assignment, LogRequest } from "@vipmesh/api";
 import { EventEmitter } from "node:events";
 import {
   emptyDelta,
@@ -24,10 +20,9 @@ import {
   notFound,
 } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
+import { LogRelay } from "./log-relay.ts";
+import { DEFAULT_HEARTBEAT_PERIOD_MS, NodeHealth } from "./node-health.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
-
-export const DEFAULT_HEARTBEAT_PERIOD_MS = 5000;
-export const MISSED_HEARTBEATS_FOR_DOWN = 3;
 
 /** What goes down a session (server.ts puts it on the wire). */
 export interface SessionMessage {
@@ -43,12 +38,6 @@ export interface SessionChannel {
   close(error?: Error): void;
 }
 
-interface LogRelay {
-  /** Tasks that have not reached eof yet. */
-  open: Set<string>;
-  onData: (d: LogPiece) => void;
-}
-
 interface Session {
   nodeId: string;
   channel: SessionChannel;
@@ -57,8 +46,6 @@ interface Session {
   acked: number;
   /** Per service: the version of the last assignment that changed what this node sees of it. */
   serviceVersions: Map<string, number>;
-  /** Log requests in flight, by request ID. */
-  logRelays: Map<number, LogRelay>;
   /** Whether it holds the current overlay keys. */
   hasKeys: boolean;
 }
@@ -102,7 +89,6 @@ const holdsEncrypted = (view: NetworkView): boolean => {
 
 export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private readonly sessions = new Map<string, Session>();
-  private readonly lastSeen = new Map<string, number>();
   private dirty = emptyDirty();
   private flushScheduled = false;
   /**
@@ -111,8 +97,8 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
    */
   private readonly drains = new Map<string, Map<string, number>>();
   private unsubscribe: (() => void) | undefined;
-  private healthTimer: NodeJS.Timeout | undefined;
-  private nextLogRequestId = 1;
+  readonly health: NodeHealth;
+  readonly logs: LogRelay;
 
   constructor(
     private readonly store: ClusterStore,
@@ -122,21 +108,23 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     private overlayKeys?: OverlayKeySet,
   ) {
     super();
+    this.health = new NodeHealth(store, cluster, heartbeatPeriodMs, (nodeId, why) => this.endSession(nodeId, why));
+    this.logs = new LogRelay(
+      (nodeId) => this.sessions.get(nodeId)?.channel,
+      (nodeId) => this.hostname(nodeId),
+    );
   }
 
   start(): void {
-    const now = Date.now();
-    // nodes known before a restart get a full grace period to reconnect
-    for (const n of this.store.list("node")) this.lastSeen.set(n.id, now);
+    this.health.start();
     this.unsubscribe = this.store.subscribe((c) => this.onCommit(c));
-    this.healthTimer = setInterval(() => this.checkHealth(), Math.max(50, this.heartbeatPeriodMs / 2)).unref();
   }
 
   stop(): void {
     this.unsubscribe?.();
-    clearInterval(this.healthTimer);
+    this.health.stop();
     for (const s of this.sessions.values()) {
-      this.endLogRelays(s, "the manager is stopping");
+      this.logs.endSession(s.channel, "the manager is stopping");
       s.channel.close();
     }
     this.sessions.clear();
@@ -149,7 +137,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     if (!node) throw notFound(`node ${nodeId} is not registered; call Register first`);
     const previous = this.sessions.get(nodeId);
     if (previous) {
-      this.endLogRelays(previous, `node ${this.hostname(nodeId)} reconnected`);
+      this.logs.endSession(previous.channel, `node ${this.hostname(nodeId)} reconnected`);
       previous.channel.close(new Error("replaced by a newer session of the same node"));
     }
     const session: Session = {
@@ -159,11 +147,10 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       version: 0,
       acked: 0,
       serviceVersions: new Map(),
-      logRelays: new Map(),
       hasKeys: false,
     };
     this.sessions.set(nodeId, session);
-    this.lastSeen.set(nodeId, Date.now());
+    this.health.seen(nodeId);
     channel.send({ params: { nodeId, heartbeatPeriodMs: this.heartbeatPeriodMs } });
     this.cluster.setNodeState(nodeId, "ready", "");
     // the commit above (if any) is flushed later; the full view goes now
@@ -177,15 +164,10 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const s = this.sessions.get(nodeId);
     if (s?.channel === channel) {
       this.sessions.delete(nodeId);
-      this.endLogRelays(s, `node ${this.hostname(nodeId)} disconnected`);
+      this.logs.endSession(s.channel, `node ${this.hostname(nodeId)} disconnected`);
       this.releaseDrains();
       this.emit("progress");
     }
-  }
-
-  heartbeat(nodeId: string): void {
-    this.lastSeen.set(nodeId, Date.now());
-    if (this.store.node(nodeId)?.status.state !== "ready") this.cluster.setNodeState(nodeId, "ready", "");
   }
 
   ack(nodeId: string, version: number): void {
@@ -207,47 +189,6 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       if (s.acked >= v) acked++;
     }
     return { total, acked };
-  }
-
-  // ---- logs ----------------------------------------------------------------
-
-  /**
-   * Asks the node's agent for the logs of some of its tasks; `onData` gets
-   * each piece, and every task's part ends with `eof` — with an error when
-   * the node has no session (at once) or loses it. Returns a cancel function.
-   */
-  requestLogs(nodeId: string, req: LogRequest, onData: (d: LogPiece) => void): () => void {
-    const s = this.sessions.get(nodeId);
-    if (!s) {
-      const why = `node ${this.hostname(nodeId)} is not connected to the manager`;
-      for (const taskId of req.taskIds) onData({ taskId, eof: true, error: why });
-      return () => {};
-    }
-    const requestId = this.nextLogRequestId++;
-    s.logRelays.set(requestId, { open: new Set(req.taskIds), onData });
-    s.channel.send({ logRequest: { requestId, request: req } });
-    return () => {
-      if (s.logRelays.delete(requestId) && this.sessions.get(nodeId) === s) s.channel.send({ logCancel: { requestId } });
-    };
-  }
-
-  /** A piece of a log from a node's agent; pieces of cancelled requests and of tasks not asked for are dropped. */
-  logData(nodeId: string, requestId: number, d: LogPiece): void {
-    const s = this.sessions.get(nodeId);
-    const relay = s?.logRelays.get(requestId);
-    if (!s || !relay || !relay.open.has(d.taskId)) return;
-    if (d.eof) {
-      relay.open.delete(d.taskId);
-      if (relay.open.size === 0) s.logRelays.delete(requestId);
-    }
-    relay.onData(d);
-  }
-
-  /** Ends every relay of a session that is going away, saying why. */
-  private endLogRelays(s: Session, error: string): void {
-    const relays = [...s.logRelays.values()];
-    s.logRelays.clear();
-    for (const relay of relays) for (const taskId of relay.open) relay.onData({ taskId, eof: true, error });
   }
 
   private hostname(nodeId: string): string {
@@ -374,21 +315,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const s = this.sessions.get(nodeId);
     if (!s) return;
     this.sessions.delete(nodeId);
-    this.endLogRelays(s, `node ${this.hostname(nodeId)}: ${why}`);
+    this.logs.endSession(s.channel, `node ${this.hostname(nodeId)}: ${why}`);
     s.channel.close(new Error(why));
-  }
-
-  // ---- node health ---------------------------------------------------------
-
-  private checkHealth(): void {
-    const deadline = Date.now() - this.heartbeatPeriodMs * MISSED_HEARTBEATS_FOR_DOWN;
-    for (const n of this.store.list("node")) {
-      if (n.status.state === "down") continue;
-      const seen = this.lastSeen.get(n.id) ?? 0;
-      if (seen < deadline) {
-        this.cluster.setNodeState(n.id, "down", `no heartbeat for ${MISSED_HEARTBEATS_FOR_DOWN} periods`);
-        this.endSession(n.id, "heartbeats missed: node marked down");
-      }
-    }
   }
 }

@@ -5,7 +5,8 @@ import { CaServiceDef, ClusterServiceDef, DispatcherServiceDef, type IdentitySou
 import { chmodSync, unlinkSync } from "node:fs";
 import { Allocator } from "./allocator.ts";
 import { Cluster } from "./cluster.ts";
-import { DEFAULT_HEARTBEAT_PERIOD_MS, Dispatcher } from "./dispatcher.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import { DEFAULT_HEARTBEAT_PERIOD_MS } from "./node-health.ts";
 import { Orchestrator } from "./orchestrator.ts";
 import { authInterceptor } from "./security/authz.ts";
 import { CertificateAuthority, tlsDirs } from "./security/certificate-authority.ts";

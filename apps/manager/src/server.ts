@@ -87,7 +87,7 @@ export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatche
       const { service, follow, tail } = call.request;
       let cancel: () => void;
       try {
-        cancel = relayServiceLogs(store, dispatcher, { service, follow, tail }, {
+        cancel = relayServiceLogs(store, dispatcher.logs, { service, follow, tail }, {
           write: (c) => call.write({ taskId: c.taskId, slot: c.slot, nodeId: c.nodeId, data: c.data, error: c.error }),
           end: () => call.end(),
         });
@@ -183,12 +183,12 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
             call.emit("error", { code: grpc.status.FAILED_PRECONDITION, details: "the first message of a session must be `open`" });
             return;
           }
-          if (msg.heartbeat) dispatcher.heartbeat(nodeId);
+          if (msg.heartbeat) dispatcher.health.heartbeat(nodeId);
           else if (msg.ack) dispatcher.ack(nodeId, Number(msg.ack.version));
           else if (msg.taskStatus) cluster.reportTaskStatus(nodeId, msg.taskStatus.taskId, msg.taskStatus.status ?? {});
           else if (msg.logData) {
             const { requestId, piece } = logPieceFromWire(msg.logData);
-            dispatcher.logData(nodeId, requestId, piece);
+            dispatcher.logs.piece(nodeId, requestId, piece);
           }
         } catch (err) {
           call.emit("error", toStatus(err));

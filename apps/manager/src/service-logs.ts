@@ -1,7 +1,7 @@
 // `vipmesh service logs`: the output of a service's tasks, asked of the agents
 // that run (or ran) them — one request per node — and relayed as it comes.
 
-import type { Dispatcher } from "./dispatcher.ts";
+import type { LogRelay } from "./log-relay.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
 
 export interface ServiceLogsRequest {
@@ -34,7 +34,7 @@ export interface ServiceLogSink {
  */
 export function relayServiceLogs(
   store: ClusterStore,
-  dispatcher: Dispatcher,
+  logs: LogRelay,
   req: ServiceLogsRequest,
   sink: ServiceLogSink,
 ): () => void {
@@ -62,7 +62,7 @@ export function relayServiceLogs(
   }
   for (const [nodeId, taskIds] of byNode) {
     // a node without a session answers at once, with an error for each of its tasks
-    const cancel = dispatcher.requestLogs(nodeId, { taskIds, follow: req.follow, tail: req.tail }, (d) => {
+    const cancel = logs.request(nodeId, { taskIds, follow: req.follow, tail: req.tail }, (d) => {
       if (ended) return;
       const chunk = { taskId: d.taskId, slot: slots.get(d.taskId) ?? 0, nodeId };
       if (d.data && d.data.length > 0) sink.write({ ...chunk, data: d.data });
