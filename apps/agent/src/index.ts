@@ -1,15 +1,18 @@
 export { Agent, type AgentOptions } from "./agent.ts";
-export { overlayPlanFor } from "./overlay-plan.ts";
-export * from "./kernel/types.ts";
-export { KernelOverlay } from "./kernel/overlay.ts";
-export { KernelSandboxes } from "./kernel/sandbox.ts";
-export { KernelNftables } from "./dataplane/nftables/kernel.ts";
-export { KernelIpvs } from "./dataplane/ipvs/kernel.ts";
-export type { LoadBalancer } from "./dataplane/types.ts";
+export { overlayPlanFor } from "./overlay/plan.ts";
+export * from "./overlay/types.ts";
+export * from "./sandbox/types.ts";
+export * from "./ipsec/types.ts";
+export { names } from "./exec/names.ts";
+export { KernelOverlay } from "./overlay/kernel.ts";
+export { KernelSandboxes } from "./sandbox/kernel.ts";
+export { KernelNftables } from "./lb/nftables/kernel.ts";
+export { KernelIpvs } from "./lb/ipvs/kernel.ts";
+export type { LoadBalancer } from "./lb/types.ts";
 export { KernelMesh } from "./mesh/kernel.ts";
-export { KernelIpsec } from "./kernel/ipsec.ts";
+export { KernelIpsec } from "./ipsec/kernel.ts";
 // what KernelNftables feeds to `nft -f`: for bench/nft-programming.ts, which times exactly that
-export { renderChange, renderRuleset } from "./dataplane/nftables/render.ts";
+export { renderChange, renderRuleset } from "./lb/nftables/render.ts";
 export { EmbeddedDns } from "./dns/server.ts";
 // what KernelIpvs writes with `ipvsadm --restore`: for bench/dataplanes-in-vm.ts's libnetwork baseline
-export { ipvsChanges, ipvsStateFor } from "./dataplane/ipvs/plan.ts";
+export { ipvsChanges, ipvsStateFor } from "./lb/ipvs/plan.ts";

@@ -12,10 +12,11 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { OVERLAY_KEY_BYTES, type OverlayKey } from "@vipmesh/core";
 import { bridgedNamespaces } from "@vipmesh/kernel-vm/guest";
 import { REQUEST_LOOP } from "@vipmesh/testing";
-import { ESP_OVERHEAD, IPSEC_REQID, IPSEC_TABLE, parseXfrmPolicies, parseXfrmStates, spiFor } from "../src/kernel/ipsec-plan.ts";
-import { KernelIpsec } from "../src/kernel/ipsec.ts";
-import { KernelOverlay } from "../src/kernel/overlay.ts";
-import { OVERLAY_MTU, type IpsecPlan, type OverlayPlan } from "../src/kernel/types.ts";
+import { ESP_OVERHEAD, IPSEC_REQID, IPSEC_TABLE, parseXfrmPolicies, parseXfrmStates, spiFor } from "../src/ipsec/xfrm.ts";
+import { KernelIpsec } from "../src/ipsec/kernel.ts";
+import { KernelOverlay } from "../src/overlay/kernel.ts";
+import { OVERLAY_MTU, type OverlayPlan } from "../src/overlay/types.ts";
+import { type IpsecPlan } from "../src/ipsec/types.ts";
 
 const started = Date.now();
 const sh = (...cmd: string[]) => execFileSync(cmd[0]!, cmd.slice(1), { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -74,7 +75,7 @@ const ipsecPlan = (self: typeof N1, keys: OverlayKey[], txKeyId: number, vnis = 
   txKeyId,
 });
 let writes = 0;
-const counting = (ns: string) => new KernelIpsec({ netns: ns, onWrite: () => writes++, onNftWrite: () => writes++ });
+const counting = (ns: string) => new KernelIpsec({ netns: ns, trustMs: 0, onWrite: () => writes++, onNftWrite: () => writes++ });
 const ipsec = { [N1.ns]: counting(N1.ns), [N2.ns]: counting(N2.ns) };
 const syncBoth = (keys: OverlayKey[], txKeyId: number) => Promise.all([N1, N2].map((n) => ipsec[n.ns]!.sync(ipsecPlan(n, keys, txKeyId))));
 
@@ -307,7 +308,7 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 {
   writes = 0;
   await syncBoth([K2], 2);
-  await new KernelIpsec({ netns: N1.ns, onWrite: () => writes++, onNftWrite: () => writes++ }).sync(ipsecPlan(N1, [K2], 2));
+  await new KernelIpsec({ netns: N1.ns, trustMs: 0, onWrite: () => writes++, onNftWrite: () => writes++ }).sync(ipsecPlan(N1, [K2], 2));
   check(writes === 0, "syncing the same plan again (and from a new driver, as after an agent restart) writes nothing", String(writes));
   await ipsec[N1.ns]!.sync({ ...ipsecPlan(N1, [K2], 2), peers: [] });
   const alone = { states: parseXfrmStates(sh("ip", "-n", N1.ns, "xfrm", "state", "list")), guard: tryRun(() => inNs(N1.ns, "nft", "list", "table", "ip", IPSEC_TABLE)) };

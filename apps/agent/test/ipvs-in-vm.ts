@@ -6,9 +6,9 @@
 import { execFileSync, spawn } from "node:child_process";
 import type { LbPlan } from "@vipmesh/core";
 import { bridgedNamespaces } from "@vipmesh/kernel-vm/guest";
-import { KernelIpvs } from "../src/dataplane/ipvs/kernel.ts";
-import { IPVS_TABLE } from "../src/dataplane/ipvs/marks.ts";
-import { ipvsStateFor, parseIpvsSave } from "../src/dataplane/ipvs/plan.ts";
+import { KernelIpvs } from "../src/lb/ipvs/kernel.ts";
+import { IPVS_TABLE } from "../src/lb/ipvs/marks.ts";
+import { ipvsStateFor, parseIpvsSave } from "../src/lb/ipvs/plan.ts";
 
 const sh = (...cmd: string[]) => execFileSync(cmd[0]!, cmd.slice(1), { encoding: "utf8" });
 const inNs = (ns: string, ...cmd: string[]) => sh("ip", "netns", "exec", ns, ...cmd);

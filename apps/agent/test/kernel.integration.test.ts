@@ -10,12 +10,15 @@ import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_pro
 import { statSync } from "node:fs";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
-import { canonicalOverlayPlan, sandboxStateOf } from "../src/kernel/canonical.ts";
-import { FakeOverlay, FakeSandboxes } from "../src/kernel/fake.ts";
-import { KernelOverlay } from "../src/kernel/overlay.ts";
-import { KernelCommandError, readJson, run, runBatch, type KernelWrite } from "../src/kernel/run.ts";
-import { KernelSandboxes } from "../src/kernel/sandbox.ts";
-import { names, type OverlayPlan, type SandboxPlan } from "../src/kernel/types.ts";
+import { canonicalOverlayPlan, sandboxStateOf } from "../src/exec/canonical.ts";
+import { FakeOverlay } from "../src/overlay/fake.ts";
+import { FakeSandboxes } from "../src/sandbox/fake.ts";
+import { KernelOverlay } from "../src/overlay/kernel.ts";
+import { KernelCommandError, readJson, run, runBatch, type KernelWrite } from "../src/exec/run.ts";
+import { KernelSandboxes } from "../src/sandbox/kernel.ts";
+import { names } from "../src/exec/names.ts";
+import { type OverlayPlan } from "../src/overlay/types.ts";
+import { type SandboxPlan } from "../src/sandbox/types.ts";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { listNamespaces, TestNamespaces, twoNodes, usedPrefixes } from "./kernel-netns.ts";
 
@@ -332,7 +335,7 @@ kernelDescribe("kernel drivers in namespaces", () => {
         ],
       });
       const o = recorded(n1);
-      const sandboxes = new KernelSandboxes(o);
+      const sandboxes = new KernelSandboxes({ ...o, trustMs: 0 });
       const prefix = ns.name("s1-");
       const plan = sandboxPlan(prefix, "task0000001", [
         ["eth0", 4096, "10.0.3.5/24"],
@@ -382,7 +385,7 @@ kernelDescribe("kernel drivers in namespaces", () => {
 
     it("refuses an interface whose network has no bridge, and makes nothing", async () => {
       const { n1 } = twoNodes(ns);
-      const sandboxes = new KernelSandboxes({ netns: n1 });
+      const sandboxes = new KernelSandboxes({ netns: n1, trustMs: 0 });
       const prefix = ns.name("s1-");
       await expect(sandboxes.ensure(sandboxPlan(prefix, "task0000002", [["eth0", 5000, "10.0.9.2/24"]]))).rejects.toThrow(
         /joins VNI 5000, but its bridge vmbr5000 is not there/,
@@ -394,7 +397,7 @@ kernelDescribe("kernel drivers in namespaces", () => {
       const { n1, addr1 } = twoNodes(ns);
       await new KernelOverlay({ netns: n1 }).sync({ localAddr: addr1, networks: [{ networkId: "net-a", vni: 4096, remotes: [] }] });
       const o = recorded(n1);
-      const sandboxes = new KernelSandboxes(o);
+      const sandboxes = new KernelSandboxes({ ...o, trustMs: 0 });
       const prefix = ns.name("s1-");
       const a = sandboxPlan(prefix, "taska00001", [["eth0", 4096, "10.0.3.5/24"]]);
       const b = sandboxPlan(prefix, "taskb00001", [["eth0", 4096, "10.0.3.6/24"]]);
@@ -423,7 +426,7 @@ kernelDescribe("kernel drivers in namespaces", () => {
     it("lists, removes and remakes a sandbox whose name outlived its namespace (as names made under `ip netns exec` do)", async () => {
       const { n1, addr1 } = twoNodes(ns);
       await new KernelOverlay({ netns: n1 }).sync({ localAddr: addr1, networks: [{ networkId: "net-a", vni: 4096, remotes: [] }] });
-      const sandboxes = new KernelSandboxes({ netns: n1 });
+      const sandboxes = new KernelSandboxes({ netns: n1, trustMs: 0 });
       const prefix = ns.name("s1-");
       const plan = sandboxPlan(prefix, "taskd00001", [["eth0", 4096, "10.0.3.5/24"]]);
       // `ip -n` runs in a mount namespace of its own: the namespace it adds is gone when it exits, its name stays

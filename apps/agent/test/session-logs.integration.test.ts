@@ -8,7 +8,7 @@ import { tempDir, waitFor } from "@vipmesh/testing";
 import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ManagerSession } from "../src/session.ts";
+import { ManagerSession } from "../src/session/session.ts";
 import { serveLogRequest } from "../src/tasks/logs.ts";
 
 type LogData = { requestId: number; taskId: string; data: Buffer; eof: boolean; error: string };

@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { DispatcherServiceDef } from "@vipmesh/api";
 import { tempDir } from "@vipmesh/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { ManagerSession, type SessionOptions } from "../src/session.ts";
+import { ManagerSession, type SessionOptions } from "../src/session/session.ts";
 
 let server: grpc.Server | undefined;
 let session: ManagerSession | undefined;

@@ -13,6 +13,7 @@
 // /etc/resolv.conf), from a socket in that namespace; without any, they get
 // SERVFAIL at once.
 
+import type { DnsDriver } from "./types.ts";
 import dgram from "node:dgram";
 import { closeSync, readFileSync } from "node:fs";
 import net from "node:net";
@@ -73,7 +74,7 @@ function systemUpstreams(): string[] {
   }
 }
 
-export class EmbeddedDns {
+export class EmbeddedDns implements DnsDriver {
   private readonly attachments = new Map<string, Attachment>();
   private readonly bySlot = new Map<number, Attachment>();
   private readonly upstreams: string[];

@@ -4,7 +4,8 @@
 // itself; a restarted agent learns those in use from the kernel (seed()).
 
 import { formatIpv4, parseCidr } from "@vipmesh/core";
-import { GATEWAY_IFNAME, names, type SandboxGateway, type SandboxState } from "../kernel/types.ts";
+import { GATEWAY_IFNAME, type SandboxGateway, type SandboxState } from "../sandbox/types.ts";
+import { names } from "../exec/names.ts";
 
 const BASE = parseCidr("169.254.128.0/17", true)!.base;
 const SLOTS = 8192; // /30s in a /17

@@ -7,37 +7,32 @@
 // made by the sandbox driver, its load balancing by the VIP dataplane.
 
 import { addrOf } from "@vipmesh/core";
-import { flushPublishedUdpPort } from "../kernel/conntrack.ts";
-import { loadNft } from "../kernel/nft.ts";
-import { run, runIn, type KernelOptions } from "../kernel/run.ts";
+import { flushPublishedUdpPort } from "../lb/conntrack.ts";
+import { loadNft } from "../exec/nft.ts";
+import { run, runIn, type KernelOptions } from "../exec/run.ts";
+
+import { TrustCache } from "../exec/trust.ts";
+import { GATEWAY_IFNAME } from "../sandbox/types.ts";
+import { INGRESS_GATEWAY, INGRESS_OVERLAY_IFNAME, type MeshDriver } from "./types.ts";
+import type { PublishedPort, TaskIngressFilter } from "./plan.ts";
+import { ProxyProtocolForwarder } from "./proxy-protocol.ts";
+import { renderIngressSandbox, renderPublishedPorts, renderTaskIngressFilter } from "./render.ts";
 
 /** One `ip` write in the node's namespace, announced like the drivers' batches. */
 async function writeCommandIn(o: KernelOptions, args: string[]): Promise<void> {
   o.onWrite?.({ tool: "ip", netns: o.netns, lines: [args.join(" ")] });
   await run("ip", args, { netns: o.netns });
 }
-import { GATEWAY_IFNAME, type SandboxGateway } from "../kernel/types.ts";
-import type { PublishedPort, TaskIngressFilter } from "./plan.ts";
-import { ProxyProtocolForwarder } from "./proxy-protocol.ts";
-import { renderIngressSandbox, renderPublishedPorts, renderTaskIngressFilter } from "./render.ts";
-
-/**
- * The node ↔ ingress sandbox link. Link-local addresses: the link never
- * leaves the node, and 169.254.0.0/16 is not anyone's network to clash with.
- */
-export const INGRESS_GATEWAY: SandboxGateway = { hostIfname: "vmingress", hostAddr: "169.254.77.1/30", addr: "169.254.77.2/30" };
-/** The ingress sandbox's interface on the ingress network. */
-export const INGRESS_OVERLAY_IFNAME = "eth0";
 
 const TRUST_MS = 10_000;
 
-export class KernelMesh {
+export class KernelMesh implements MeshDriver {
   /**
-   * The script this process last loaded per namespace ("" for the node's own
-   * when it is the current one), and when: trusted for TRUST_MS, then loaded
-   * again (a table flushed from outside comes back).
+   * Per namespace ("" for the node's own when it is the current one), the
+   * script this process last loaded there, and each ingress sandbox's setup:
+   * trusted for TRUST_MS, then made again (a table flushed from outside comes back).
    */
-  private readonly loaded = new Map<string, { script: string; at: number }>();
+  private readonly trust = new TrustCache(TRUST_MS);
   /** The node's published UDP ports, as last loaded: port → where to. */
   private udpPublished = new Map<number, string>();
 
@@ -59,13 +54,17 @@ export class KernelMesh {
    * its NAT table.
    */
   async ensureIngress(sandbox: string, subnet: string): Promise<void> {
+    await this.trust.ensure(`ingress ${sandbox}`, subnet, () => this.makeIngress(sandbox, subnet));
+  }
+
+  private async makeIngress(sandbox: string, subnet: string): Promise<void> {
     await runIn(sandbox, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     // the node forwards between its addresses and the ingress sandbox (a lab node has it on already)
     if ((await runIn(this.o.netns, ["sysctl", "-n", "net.ipv4.ip_forward"])).trim() !== "1") {
       await runIn(this.o.netns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     }
     await writeCommandIn(this.o, ["route", "replace", subnet, "via", addrOf(INGRESS_GATEWAY.addr), "dev", INGRESS_GATEWAY.hostIfname]);
-    this.loaded.delete(sandbox);
+    this.trust.forget(sandbox);
     await this.load(sandbox, renderIngressSandbox(INGRESS_OVERLAY_IFNAME, GATEWAY_IFNAME));
   }
 
@@ -90,15 +89,11 @@ export class KernelMesh {
   }
 
   forget(sandbox: string): void {
-    this.loaded.delete(sandbox);
+    this.trust.forget(sandbox);
+    this.trust.forget(`ingress ${sandbox}`);
   }
 
   private async load(netns: string | undefined, script: string): Promise<void> {
-    const key = netns ?? "";
-    const last = this.loaded.get(key);
-    if (last?.script === script && Date.now() - last.at < TRUST_MS) return;
-    this.loaded.delete(key); // unknown until it succeeds
-    await loadNft(netns, script);
-    this.loaded.set(key, { script, at: Date.now() });
+    await this.trust.ensure(netns ?? "", script, () => loadNft(netns, script).then(() => undefined));
   }
 }

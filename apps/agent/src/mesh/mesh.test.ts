@@ -1,6 +1,6 @@
 import { emptyView, ingressSandboxKey, type NetworkView, type PortConfig, type Task } from "@vipmesh/core";
 import { describe, expect, it } from "vitest";
-import { GATEWAY_IFNAME } from "../kernel/types.ts";
+import { GATEWAY_IFNAME } from "../sandbox/types.ts";
 import { GatewayAddresses } from "./gateways.ts";
 import { hostPublishedFor, ingressPlanFor, taskIngressFilter } from "./plan.ts";
 import { renderIngressSandbox, renderPublishedPorts, renderTaskIngressFilter } from "./render.ts";

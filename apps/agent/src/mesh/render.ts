@@ -36,7 +36,7 @@
 //
 // The table holds its two maps (empty when nothing is published) and these filters.
 
-import { replaceTableScript as replaceTable } from "../kernel/nft.ts";
+import { replaceTableScript as replaceTable } from "../exec/nft.ts";
 import type { PublishedPort, TaskIngressFilter } from "./plan.ts";
 
 export const MESH_TABLE = "vipmesh-mesh";

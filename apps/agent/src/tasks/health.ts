@@ -4,8 +4,8 @@
 // count. The agent reports each change, and a task enters load balancing (and,
 // later, DNS) only while healthy: the view's `ready` says so on every node.
 
-import { spawn } from "node:child_process";
 import type { HealthCheck, TaskHealth } from "@vipmesh/core";
+import type { CheckRun } from "./runtime.ts";
 
 export interface HealthTarget {
   taskId: string;
@@ -21,23 +21,14 @@ interface Probe {
   timer: NodeJS.Timeout;
 }
 
-/** Runs `sh -c TEST` in the sandbox; true when it exits 0 within the timeout. */
-function runCheck(t: HealthTarget): Promise<boolean> {
-  return new Promise((resolve) => {
-    const child = spawn("ip", ["netns", "exec", t.sandbox, "sh", "-c", t.check.test.join(" ")], { stdio: "ignore" });
-    const timer = setTimeout(() => child.kill("SIGKILL"), t.check.timeoutMs);
-    child.once("error", () => resolve(false));
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve(code === 0);
-    });
-  });
-}
-
 export class HealthChecker {
   private readonly probes = new Map<string, Probe>();
 
-  constructor(private readonly onChange: (taskId: string, health: TaskHealth) => void) {}
+  /** `runCheck`: the task runtime's (the check runs where the task does). */
+  constructor(
+    private readonly runCheck: (run: CheckRun) => Promise<boolean>,
+    private readonly onChange: (taskId: string, health: TaskHealth) => void,
+  ) {}
 
   /**
    * Starts checking a task (once; calling again for the same task does
@@ -52,7 +43,7 @@ export class HealthChecker {
     this.probes.set(target.taskId, probe);
     if (!kept) this.onChange(target.taskId, "starting");
     const tick = async () => {
-      const ok = await runCheck(target);
+      const ok = await this.runCheck({ taskId: target.taskId, sandbox: target.sandbox, test: target.check.test, timeoutMs: target.check.timeoutMs });
       if (!this.probes.has(target.taskId)) return;
       const inStartPeriod = Date.now() - probe.startedAt < target.check.startPeriodMs;
       probe.failures = ok ? 0 : inStartPeriod ? probe.failures : probe.failures + 1;

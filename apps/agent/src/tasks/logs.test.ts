@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir, waitFor } from "@vipmesh/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { LogPiece } from "../session.ts";
+import type { LogPiece } from "@vipmesh/api";
 import { readLog, serveLogRequest, tailOffset } from "./logs.ts";
 
 let dir: ReturnType<typeof tempDir>;

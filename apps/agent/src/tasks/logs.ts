@@ -6,7 +6,7 @@
 
 import { open, stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { LogPiece, LogRequest } from "../session.ts";
+import type { LogPiece, LogRequest } from "@vipmesh/api";
 
 /** The largest piece of a log sent at once (the session carries it as one message). */
 export const LOG_CHUNK_BYTES = 64 * 1024;

@@ -5,6 +5,7 @@
 // A forgotten task's log stays a while, for `vipmesh service logs` of tasks
 // that ended: the newest KEPT_ENDED_LOGS are kept.
 
+import type { CheckRun, ExitReport, Runtime, StartSpec } from "./runtime.ts";
 import { spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -13,22 +14,11 @@ import { join } from "node:path";
 /** How many logs of forgotten tasks are kept (the manager keeps 5 ended tasks per slot). */
 export const KEPT_ENDED_LOGS = 50;
 
-export interface StartSpec {
-  taskId: string;
-  serviceName: string;
-  sandbox: string;
-  hostname: string;
-  command: string[];
-  env: string[];
-}
-
 interface Tracked {
   pid: number;
   startTime: string;
   exited: boolean;
 }
-
-export type ExitReport = { taskId: string; code: number | null; signal: string | null };
 
 export interface ProcessRunnerOptions {
   stateDir: string;
@@ -47,7 +37,7 @@ function startTimeOf(pid: number): string | undefined {
   }
 }
 
-export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> {
+export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> implements Runtime {
   private readonly tracked = new Map<string, Tracked>();
   private poll: NodeJS.Timeout | undefined;
 
@@ -171,6 +161,19 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> {
       .map((id) => ({ id, mtime: statSync(join(this.dir, id)).mtimeMs }))
       .sort((a, b) => b.mtime - a.mtime);
     for (const { id } of forgotten.slice(KEPT_ENDED_LOGS)) rmSync(join(this.dir, id), { recursive: true, force: true });
+  }
+
+  /** `sh -c TEST` in the task's sandbox, killed at its timeout. */
+  check(run: CheckRun): Promise<boolean> {
+    return new Promise((resolve) => {
+      const child = spawn("ip", ["netns", "exec", run.sandbox, "sh", "-c", run.test.join(" ")], { stdio: "ignore" });
+      const timer = setTimeout(() => child.kill("SIGKILL"), run.timeoutMs);
+      child.once("error", () => resolve(false));
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code === 0);
+      });
+    });
   }
 
   close(): void {

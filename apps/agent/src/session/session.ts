@@ -1,0 +1,227 @@
+// The agent's side of the dispatcher protocol: register once (the node ID is
+// kept in the state dir), then hold a session — heartbeats up, assignments
+// down, applied to a local network view — and come back with backoff when the
+// manager goes away. A new session starts with a full assignment. Log
+// requests come down the session too; a server the agent gives answers them,
+// until the manager cancels one or the session is lost.
+
+import type * as grpc from "@grpc/grpc-js";
+import {
+  assignmentFromWire,
+  call,
+  type ClientCredentials,
+  dispatcherClient,
+  type DispatcherServiceClient,
+  type LogPiece,
+  type LogRequest,
+  logPieceToWire,
+  logRequestFromWire,
+  type wire,
+} from "@vipmesh/api";
+import { applyViewDelta, type Dataplane, emptyView, type NetworkView, type OverlayKeySet, type ViewDelta } from "@vipmesh/core";
+import { EventEmitter, once } from "node:events";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface SessionOptions {
+  manager: string;
+  /** The node's certificate; "insecure": plaintext to a manager started with --insecure. */
+  credentials: ClientCredentials;
+  /** The node ID its certificate carries; without one (insecure) it is kept in the state dir as the manager gives it. */
+  nodeId?: string;
+  hostname: string;
+  advertiseAddr: string;
+  stateDir: string;
+  /** What balances VIPs here, told to the manager at Register (it refuses specs this cannot honour). Default: nftables. */
+  dataplane?: Dataplane;
+  log: (line: string) => void;
+}
+
+export interface TaskStatusReport {
+  state: string;
+  message?: string;
+  err?: string;
+  /** "" (no check), "starting", "healthy" or "unhealthy". */
+  health?: string;
+}
+
+/** Answers a log request through `send`; resolves when it is done or `signal` aborted it. */
+export type LogServer = (req: LogRequest, send: (piece: LogPiece) => Promise<void>, signal: AbortSignal) => Promise<void>;
+
+/** `view`: the delta just applied to the view, and whether it was a full assignment (the view made anew). */
+export type SessionEvents = { open: []; view: [delta: ViewDelta, full: boolean] };
+
+/** What the agent needs of its session with the manager (ManagerSession; FakeSession in unit tests). */
+export interface AgentSession extends Pick<EventEmitter<SessionEvents>, "on"> {
+  /** The node's network view, changed in place by every assignment. */
+  readonly view: NetworkView;
+  /** Version of the assignment the view holds; 0 before the first one. */
+  readonly version: number;
+  readonly nodeId: string;
+  /** The encrypted overlays' keys as the manager last sent them. */
+  readonly encryption: OverlayKeySet | undefined;
+  start(): void;
+  stop(): void;
+  ack(version: number): void;
+  report(taskId: string, status: TaskStatusReport): void;
+  serveLogs(server: LogServer): void;
+}
+
+export class ManagerSession extends EventEmitter<SessionEvents> implements AgentSession {
+  readonly view: NetworkView = emptyView();
+  /** Version of the assignment the view holds; 0 before the first one. */
+  version = 0;
+  /** The encrypted overlays' keys; undefined until an assignment brings them (only nodes with an encrypted network get them). */
+  encryption: OverlayKeySet | undefined;
+  nodeId = "";
+  private client: DispatcherServiceClient;
+  private stream: grpc.ClientDuplexStream<wire.SessionUp, wire.SessionDown> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private backoffMs = 100;
+  private stopped = false;
+  private logServer: LogServer | undefined;
+  /** Log requests being answered in this session, by request ID. */
+  private readonly logRequests = new Map<number, AbortController>();
+
+  constructor(private readonly options: SessionOptions) {
+    super();
+    this.client = dispatcherClient(options.manager, options.credentials);
+    if (options.nodeId) this.nodeId = options.nodeId;
+    else {
+      try {
+        this.nodeId = readFileSync(this.nodeIdFile, "utf8").trim();
+      } catch {}
+    }
+  }
+
+  private get nodeIdFile(): string {
+    return join(this.options.stateDir, "node-id");
+  }
+
+  start(): void {
+    void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abortLogRequests();
+    clearInterval(this.heartbeat);
+    clearTimeout(this.retry);
+    this.stream?.cancel();
+    this.client.close();
+  }
+
+  /** Tells the manager that the view of `version` is applied. */
+  ack(version: number): void {
+    this.stream?.write({ ack: { version } });
+  }
+
+  report(taskId: string, status: TaskStatusReport): void {
+    this.stream?.write({ taskStatus: { taskId, status: { message: "", err: "", ...status, timestamp: new Date().toISOString() } } });
+  }
+
+  /** Who answers the manager's log requests; without one, each task's part ends at once with an error. */
+  serveLogs(server: LogServer): void {
+    this.logServer = server;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const res = await call(
+        this.client,
+        "register",
+        { hostname: this.options.hostname, addr: this.options.advertiseAddr, nodeId: this.nodeId, dataplane: this.options.dataplane ?? "nftables" },
+        { deadline: Date.now() + 5000 },
+      );
+      if (res.nodeId !== this.nodeId) {
+        this.nodeId = res.nodeId;
+        writeFileSync(this.nodeIdFile, `${this.nodeId}\n`);
+      }
+    } catch (err) {
+      this.options.log(`cannot register with the manager at ${this.options.manager}: ${(err as Error).message}`);
+      this.reconnectLater();
+      return;
+    }
+    const stream = this.client.session();
+    this.stream = stream;
+    stream.on("data", (msg: wire.SessionDown) => this.onMessage(msg));
+    const lost = (why: string) => {
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      this.abortLogRequests();
+      clearInterval(this.heartbeat);
+      if (!this.stopped) {
+        this.options.log(`session lost (${why}); reconnecting`);
+        this.reconnectLater();
+      }
+    };
+    stream.on("error", (err: Error) => lost(err.message));
+    stream.on("end", () => lost("ended by the manager"));
+    stream.write({ open: { nodeId: this.nodeId } });
+  }
+
+  private reconnectLater(): void {
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => void this.connect(), this.backoffMs);
+    this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+  }
+
+  private onMessage(msg: wire.SessionDown): void {
+    if (msg.params) {
+      this.backoffMs = 100;
+      this.options.log(`session open as node ${this.nodeId}`);
+      clearInterval(this.heartbeat);
+      const period = msg.params.heartbeatPeriodMs;
+      this.heartbeat = setInterval(() => this.stream?.write({ heartbeat: {} }), Math.max(10, period / 2));
+      this.emit("open");
+      return;
+    }
+    if (msg.logRequest) return this.onLogRequest(msg.logRequest);
+    if (msg.logCancel) {
+      this.logRequests.get(Number(msg.logCancel.requestId))?.abort();
+      return;
+    }
+    if (!msg.assignment) return;
+    const a = assignmentFromWire(msg.assignment);
+    if (a.full) {
+      for (const map of Object.values(this.view)) (map as Map<string, unknown>).clear();
+      this.encryption = undefined;
+    }
+    if (a.encryption) this.encryption = a.encryption;
+    applyViewDelta(this.view, a.delta);
+    this.version = a.version;
+    this.emit("view", a.delta, a.full);
+  }
+
+  private onLogRequest(wireRequest: wire.LogRequest): void {
+    const stream = this.stream;
+    if (!stream) return;
+    const { requestId, request } = logRequestFromWire(wireRequest);
+    const controller = new AbortController();
+    this.logRequests.set(requestId, controller);
+    // pieces wait for the stream to drain: a long log neither fills memory nor holds heartbeats back for long
+    const send = async (piece: LogPiece): Promise<void> => {
+      if (controller.signal.aborted) return;
+      if (!stream.write({ logData: logPieceToWire(requestId, piece) })) await once(stream, "drain", { signal: controller.signal });
+    };
+    const server: LogServer =
+      this.logServer ??
+      (async (r, answer) => {
+        for (const taskId of r.taskIds) await answer({ taskId, eof: true, error: "this agent does not serve logs" });
+      });
+    server(request, send, controller.signal)
+      .catch((err: unknown) => {
+        if (!controller.signal.aborted) this.options.log(`log request ${requestId} failed: ${(err as Error).message}`);
+      })
+      .finally(() => {
+        if (this.logRequests.get(requestId) === controller) this.logRequests.delete(requestId);
+      });
+  }
+
+  private abortLogRequests(): void {
+    for (const controller of this.logRequests.values()) controller.abort();
+    this.logRequests.clear();
+  }
+}
