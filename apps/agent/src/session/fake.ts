@@ -1,22 +1,9 @@
 // A session with no manager behind it, for unit tests of the agent: the test
 // assigns view deltas; reports and acknowledgements are recorded.
 
-import { applyViewDelta, emptyView, type NetworkView, type OverlayKeySet, type ViewDelta } from "@vipmesh/core";
+import { applyViewDelta, emptyDelta, emptyView, type NetworkView, type OverlayKeySet, type ViewDelta } from "@vipmesh/core";
 import { EventEmitter, once } from "node:events";
 import type { AgentSession, LogServer, SessionEvents, TaskStatusReport } from "./session.ts";
-
-export const emptyDelta = (): ViewDelta => ({
-  tasks: [],
-  removedTasks: [],
-  networks: [],
-  removedNetworks: [],
-  services: [],
-  removedServices: [],
-  endpoints: [],
-  removedEndpoints: [],
-  peers: [],
-  removedPeers: [],
-});
 
 export class FakeSession extends EventEmitter<SessionEvents> implements AgentSession {
   readonly view: NetworkView = emptyView();
