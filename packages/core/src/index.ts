@@ -9,8 +9,8 @@ export * from "./publish.ts";
 export * from "./service-update.ts";
 export * from "./scheduling.ts";
 export * from "./network-view.ts";
-// Named, so it wins over network-view.ts's own isTaskReady until that file imports this one.
-export { isTaskReady, type TaskReadinessFacts } from "./task-readiness.ts";
+export * from "./network-view-derivation.ts";
+export * from "./task-readiness.ts";
 export * from "./task-definition.ts";
 export * from "./lb-plan.ts";
 export * from "./dataplanes.ts";
