@@ -788,7 +788,7 @@ function report(ours: Run[], kps: Run[], alts: Run[], floors: Floor[], derived: 
     }
     const worst = bad.reduce((a, b) => (b.wrong.length > a.wrong.length ? b : a));
     const ex = worst.wrong[0]!;
-    const positions = [...new Set(bad[0]!.wrong.map((w) => w.loaded.map((l) => positionInStatement(r.firstScript, l))).flat())];
+    const positions = [...new Set(bad[0]!.wrong.flatMap((w) => w.loaded.map((l) => positionInStatement(r.firstScript, l))))];
     console.log(
       `     ${r.layout.name.split(":")[0]} ${k(r.n)}: after ${bad.map((c) => c.when).join(", ")}: ${worst.wrong.length} of ${worst.loaded} elements held under another key, ` +
         `e.g. \`${ex.held}\` where \`${ex.loaded.join("`, `")}\` was loaded; in the first full load those stood at position ${positions.join(", ")} of their \`add element\` statement`,

@@ -16,7 +16,7 @@ import { ESP_OVERHEAD, IPSEC_REQID, IPSEC_TABLE, parseXfrmPolicies, parseXfrmSta
 import { KernelIpsec } from "../src/ipsec/kernel.ts";
 import { KernelOverlay } from "../src/overlay/kernel.ts";
 import { OVERLAY_MTU, type OverlayPlan } from "../src/overlay/types.ts";
-import { type IpsecPlan } from "../src/ipsec/types.ts";
+import type { IpsecPlan } from "../src/ipsec/types.ts";
 
 const started = Date.now();
 const sh = (...cmd: string[]) => execFileSync(cmd[0]!, cmd.slice(1), { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });

@@ -17,8 +17,8 @@ import { KernelOverlay } from "../src/overlay/kernel.ts";
 import { KernelCommandError, readJson, run, runBatch, type KernelWrite } from "../src/exec/run.ts";
 import { KernelSandboxes } from "../src/sandbox/kernel.ts";
 import { names } from "../src/exec/names.ts";
-import { type OverlayPlan } from "../src/overlay/types.ts";
-import { type SandboxPlan } from "../src/sandbox/types.ts";
+import type { OverlayPlan } from "../src/overlay/types.ts";
+import type { SandboxPlan } from "../src/sandbox/types.ts";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { listNamespaces, TestNamespaces, twoNodes, usedPrefixes } from "./kernel-netns.ts";
 

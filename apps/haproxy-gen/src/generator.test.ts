@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Generator } from "./generator.ts";
 import { runtimeCommands } from "./haproxy.ts";
-import { type Slot, type TemplateData } from "./model.ts";
+import type { Slot, TemplateData } from "./model.ts";
 
 const runtime = { statsSocket: "/run/haproxy/admin.sock", statsPort: 8404, tlsCert: "" };
 const slot = (name: string, addr: string, port: number, enabled = true, weight = 1): Slot => ({ name, addr, port, weight, enabled, node: enabled ? addr : "" });

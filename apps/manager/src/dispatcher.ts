@@ -251,7 +251,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private startDrains(taskIds: Iterable<string>): void {
     for (const id of taskIds) {
       const t = this.store.task(id);
-      if (!t || t.desiredState !== "shutdown" || t.drained || isTerminal(t.status.state) || this.drains.has(id)) continue;
+      if (t?.desiredState !== "shutdown" || t.drained || isTerminal(t.status.state) || this.drains.has(id)) continue;
       const barrier = new Map<string, number>();
       for (const s of this.sessions.values()) if (s.view.services.has(t.serviceId)) barrier.set(s.nodeId, s.version);
       this.drains.set(id, barrier);

@@ -48,7 +48,7 @@ export class LogRelay {
     const channel = this.sessionOf(nodeId);
     const requests = channel && this.inFlight.get(channel);
     const pending = requests?.get(requestId);
-    if (!requests || !pending || !pending.open.has(piece.taskId)) return;
+    if (!requests || !pending?.open.has(piece.taskId)) return;
     if (piece.eof) {
       pending.open.delete(piece.taskId);
       if (pending.open.size === 0) requests.delete(requestId);

@@ -272,7 +272,7 @@ export class Orchestrator {
     for (const t of pending.sort((a, b) => a.slot - b.slot)) {
       const node = t.nodeId ? eligible.find((n) => n.id === t.nodeId) : pickNode(eligible, load);
       if (!node) {
-        const reason = noNodeReason(nodes, s.spec.taskTemplate);
+        const reason = noNodeReason(nodes);
         // as swarm: the reason is the pending task's error, shown by `service ps`
         if (t.status.err !== reason) tx.put("task", { ...t, status: { ...t.status, err: reason } });
         continue;

@@ -1,6 +1,6 @@
 // Clients for both services, with promise wrappers for unary calls.
 
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import type { CaServiceClient } from "./generated/vipmesh/v1/CaService.ts";
 import type { ClusterServiceClient } from "./generated/vipmesh/v1/ClusterService.ts";
 import type { DispatcherServiceClient } from "./generated/vipmesh/v1/DispatcherService.ts";
@@ -51,7 +51,7 @@ export function caClient(address: string, credentials: ClientCredentials, option
 
 // the last overload of a generated unary method: (argument, callback)
 // matches the generated callback type whatever its error type is called
-type UnaryMethod<Req, Res> = (req: Req, cb: (err: any, value?: Res) => void) => grpc.ClientUnaryCall;
+type UnaryMethod<Req, Res> = (req: Req, cb: (err: unknown, value?: Res) => void) => grpc.ClientUnaryCall;
 type UnaryImpl = (
   req: unknown,
   options: grpc.CallOptions,
@@ -64,7 +64,7 @@ export function call<C extends grpc.Client, K extends keyof C>(
   method: K,
   req: C[K] extends UnaryMethod<infer Req, unknown> ? Req : never,
   options: grpc.CallOptions = {},
-): Promise<C[K] extends UnaryMethod<any, infer Res> ? NonNullable<Res> : never> {
+): Promise<C[K] extends UnaryMethod<never, infer Res> ? NonNullable<Res> : never> {
   return new Promise((resolve, reject) => {
     const fn = client[method] as unknown as UnaryImpl;
     fn.call(client, req, options, (err, res) => {

@@ -112,7 +112,10 @@ export class SandboxDerivation {
 
   /** After `applyViewDelta(view, delta)`: makes again what the delta touched. */
   apply(view: NetworkView, delta: ViewDelta): void {
-    if (this.colliding || delta.networks.length > 0 || delta.removedNetworks.length > 0) return this.reset(view);
+    if (this.colliding || delta.networks.length > 0 || delta.removedNetworks.length > 0) {
+      this.reset(view);
+      return;
+    }
     const dirty = new Set<string>();
     for (const s of delta.services) dirty.add(s.id);
     for (const id of delta.removedServices) dirty.add(id);
@@ -145,7 +148,10 @@ export class SandboxDerivation {
         this.parts.delete(sid);
         continue;
       }
-      if (!this.putIn(p)) return this.reset(view);
+      if (!this.putIn(p)) {
+        this.reset(view);
+        return;
+      }
       this.parts.set(sid, p);
     }
     this.publish();

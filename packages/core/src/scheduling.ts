@@ -45,7 +45,7 @@ function compare(a: [number, number, string], b: [number, number, string]): numb
 }
 
 /** Why no node fits, for a pending task's message. */
-export function noNodeReason(nodes: readonly Node[], spec: TaskSpec): string {
+export function noNodeReason(nodes: readonly Node[]): string {
   const ready = nodes.filter((n) => n.status.state === "ready");
   if (nodes.length === 0) return "no suitable node (no node has joined the cluster)";
   if (ready.length === 0) return `no suitable node (0 of ${nodes.length} nodes ready)`;

@@ -99,7 +99,10 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
       this.heartbeat = setInterval(() => this.stream?.write({ heartbeat: {} }), Math.max(10, period / 2));
       return;
     }
-    if (msg.logRequest) return this.onLogRequest(msg.logRequest);
+    if (msg.logRequest) {
+      this.onLogRequest(msg.logRequest);
+      return;
+    }
     if (msg.logCancel) {
       this.followers.delete(Number(msg.logCancel.requestId));
       return;

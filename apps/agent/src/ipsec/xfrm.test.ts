@@ -294,8 +294,8 @@ describe("xfrmChanges", () => {
   it("replaces an SA whose key changed under the same SPI (delete, then add)", () => {
     const lines = xfrmChanges(wantedIpsec(plan({ keys: [RECORDED_PLAN.keys[0]!, { id: 2, secret: "55".repeat(36) }] })), have().states, have().policies);
     expect(lines).toHaveLength(8);
-    expect(lines.filter((l, i) => i % 2 === 0).every((l) => l.startsWith("xfrm state delete"))).toBe(true);
-    expect(lines.filter((l, i) => i % 2 === 1).every((l) => l.startsWith("xfrm state add") && l.includes("55".repeat(36)))).toBe(true);
+    expect(lines.filter((_, i) => i % 2 === 0).every((l) => l.startsWith("xfrm state delete"))).toBe(true);
+    expect(lines.filter((_, i) => i % 2 === 1).every((l) => l.startsWith("xfrm state add") && l.includes("55".repeat(36)))).toBe(true);
   });
   it("follows a new local address: new SAs and policies first, the old ones deleted", () => {
     const lines = xfrmChanges(wantedIpsec(plan({ localAddr: "10.99.0.5" })), have().states, have().policies);

@@ -29,7 +29,7 @@ import { OVERLAY_KEY_BYTES, type OverlayKey, parseIpv4 } from "@vipmesh/core";
 import { checkVni, compareIpv4, isIpv4, KernelPlanError } from "../exec/canonical.ts";
 import { deleteTableScript, replaceTableScript } from "../exec/nft.ts";
 import { VXLAN_PORT } from "../overlay/types.ts";
-import { type IpsecPlan } from "./types.ts";
+import type { IpsecPlan } from "./types.ts";
 
 /** reqid of every vipmesh SA and policy template ("vipm"): what marks them as ours. */
 export const IPSEC_REQID = 0x7669706d;

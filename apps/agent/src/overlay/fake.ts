@@ -3,10 +3,9 @@
 // sorted text, so a test asserts on a diff; `writes` counts what a sync or
 // ensure changed, so "the second sync changes nothing" is checkable too.
 
-import { canonicalOverlayPlan, checkOverlayPlan, checkSandboxPlan, compareNames, isNetnsName, KernelPlanError, sandboxStateOf } from "../exec/canonical.ts";
+import { canonicalOverlayPlan, checkOverlayPlan, } from "../exec/canonical.ts";
 import { names } from "../exec/names.ts";
-import { type OverlayDriver, type OverlayPlan } from "./types.ts";
-import { type SandboxDriver, type SandboxPlan, type SandboxState } from "../sandbox/types.ts";
+import type { OverlayDriver, OverlayPlan } from "./types.ts";
 
 const overlayLines = (p: OverlayPlan): string[] =>
   p.networks.length === 0

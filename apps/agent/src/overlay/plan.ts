@@ -2,10 +2,9 @@
 // and on each the endpoints that live on other nodes (local ones are reached
 // through the bridge, with no entry).
 
-import { addrOf, attachmentRefusal, type NetworkView, type OverlayKeySet, type ViewEndpoint, type ViewNetwork } from "@vipmesh/core";
+import { addrOf, attachmentRefusal, type NetworkView, type ViewEndpoint, type ViewNetwork } from "@vipmesh/core";
 import { canonicalOverlayPlan } from "../exec/canonical.ts";
 import { ESP_OVERHEAD } from "../ipsec/xfrm.ts";
-import { type IpsecPlan } from "../ipsec/types.ts";
 import { OVERLAY_MTU, type OverlayPlan, type RemoteEndpoint } from "./types.ts";
 
 /** Encrypted networks' MTU: room for ESP inside the same underlay packet. */

@@ -178,7 +178,10 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
       this.emit("open");
       return;
     }
-    if (msg.logRequest) return this.onLogRequest(msg.logRequest);
+    if (msg.logRequest) {
+      this.onLogRequest(msg.logRequest);
+      return;
+    }
     if (msg.logCancel) {
       this.logRequests.get(Number(msg.logCancel.requestId))?.abort();
       return;

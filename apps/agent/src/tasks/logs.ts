@@ -4,7 +4,7 @@
 // needs nothing from the file system, and a log that does not exist yet (the
 // task has not started) or is replaced is just read from its start.
 
-import { open, stat } from "node:fs/promises";
+import { type FileHandle, open, stat } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LogPiece, LogRequest } from "@vipmesh/api";
 
@@ -77,7 +77,7 @@ async function sendFrom(
   const size = await sizeOf(file);
   if (size === undefined || size === offset) return offset;
   if (size < offset) offset = 0; // truncated or replaced: start over
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(file, "r");
   } catch (err) {

@@ -50,7 +50,7 @@ export function authorize(path: string, caller: CertIdentity | undefined, ca: Pi
   const access = POLICY.get(path);
   if (access === "anyone") return;
   if (!caller) throw unauthenticated("this call needs a client certificate signed by the cluster's CA (vipmesh --tls-dir DIR, or VIPMESH_TLS_DIR)");
-  if (!access || !access.includes(caller.role)) {
+  if (!access?.includes(caller.role)) {
     throw permissionDenied(`a ${caller.role} certificate may not call ${path.split("/").pop()}`);
   }
   ca.checkNotRevoked(caller);

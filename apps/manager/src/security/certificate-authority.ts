@@ -12,6 +12,7 @@ import {
   isUsable,
   JOIN_ROLES,
   type JoinRole,
+  type JoinToken,
   newSecret,
   parseToken,
   readIdentity,
@@ -76,7 +77,7 @@ export class CertificateAuthority {
 
   /** A token and a CSR → a new node ID and its certificate. Every refusal is INVALID_ARGUMENT, and issues nothing. */
   async join(token: string, csrPem: string): Promise<{ nodeId: string; role: JoinRole; certPem: string }> {
-    let parsed;
+    let parsed: JoinToken;
     try {
       parsed = parseToken(token);
     } catch (err) {
