@@ -18,7 +18,7 @@
 //      nft parts. Baselines: kube-proxy's nftables layout (a verdict map
 //      `ip daddr vmap @svc` with `goto` to one chain per service, each
 //      `dnat to numgen inc mod N map {…}`; loaded at 1k and 10k, 30k only with
-//      --full: it took 5+ minutes, DESIGN.md) adding the same service its way
+//      --full: it took 5+ minutes, docs/ARCHITECTURE.md) adding the same service its way
 //      (a chain, its rule, a vmap element), and a full-ruleset reload (kube-proxy
 //      before partial sync): renderRuleset of the whole new plan + nft -f.
 //      Beside it, what the agent computes before that step (CPU only): the
@@ -102,7 +102,7 @@ const reps = argv.includes("--reps") ? Number(argv[argv.indexOf("--reps") + 1]) 
 if (!Number.isInteger(reps) || reps < 1) throw new Error("--reps takes a positive integer");
 /** Sizes of the vipmesh layout; the targets speak of 30k (--full), and are checked on the largest run. */
 const SIZES = quick ? [1000, 3000] : full ? [1000, 10_000, 30_000] : [1000, 10_000];
-/** kube-proxy's layout at 30k took 5 min 21 s to load (DESIGN.md): only with --full. */
+/** kube-proxy's layout at 30k took 5 min 21 s to load (docs/ARCHITECTURE.md, "nftables layout"): only with --full. */
 const KP_SIZES = quick ? [1000, 3000] : full ? [1000, 10_000, 30_000] : [1000, 10_000];
 /** How many maps the split-K alternatives spread `be` over. */
 const SPLITS = [64, 256, 1024];
@@ -368,7 +368,7 @@ const HASH: Layout = (() => {
 // to what a VIP needs: one verdict map from VIP to a chain per service, each
 // chain one numgen rule. (kube-proxy keys the map by address . protocol . port
 // and reaches endpoints through a chain each; the chain per service is what
-// makes it cost, DESIGN.md.) Its delta is its partial sync: only the services
+// makes it cost, docs/ARCHITECTURE.md.) Its delta is its partial sync: only the services
 // that changed, found by the same merge walk as renderDelta's.
 const KUBE_PROXY: Layout = (() => {
   const table = "ip kubeproxy";
@@ -712,7 +712,7 @@ function report(ours: Run[], kps: Run[], alts: Run[], floors: Floor[], derived: 
     console.log(row(o.layout.name, o.add));
     const kp = find(kps, o.n);
     if (kp) console.log(row("kube-proxy layout: chain + rule + vmap element", kp.add, o.add));
-    else console.log(`     ${"kube-proxy layout".padEnd(50)} not loaded at this size (5+ min, DESIGN.md; --full loads it)`);
+    else console.log(`     ${"kube-proxy layout".padEnd(50)} not loaded at this size (5+ min, docs/ARCHITECTURE.md; --full loads it)`);
     console.log(row("full reload: renderRuleset(next plan) + nft -f", o.reload!, o.add));
     for (const a of alts.filter((x) => x.n === o.n)) console.log(row(a.layout.name, a.add, o.add));
   }
@@ -746,7 +746,7 @@ function report(ours: Run[], kps: Run[], alts: Run[], floors: Floor[], derived: 
   if (kpBig) {
     console.log(
       `   baseline: kube-proxy's layout at ${k(kpBig.n)} took ${ratio(kpBig.firstLoad.total, big.resync!.total)} vipmesh's resync at ${k(big.n)}` +
-        (kpBig.n < big.n ? ` (DESIGN.md: at ${k(big.n)} it took 5 min 21 s; the issue quotes ~16 min for kube-proxy)` : ""),
+        (kpBig.n < big.n ? ` (docs/ARCHITECTURE.md: at ${k(big.n)} it took 5 min 21 s; the issue quotes ~16 min for kube-proxy)` : ""),
     );
   }
 

@@ -1,45 +1,8 @@
 // What the template receives: a pure function of the cluster snapshot (nodes,
 // services, tasks as the Watch stream gives them) and of the data rendered
-// before (it keeps every node on its server slot). The data, documented for
-// template authors (the README's haproxy-gen section says how it is used):
-//
-//   version     the cluster store version rendered
-//   nodes[]     { id, hostname, addr, ready }  every node; ready = up and active
-//   tcp[]       a TCP frontend per published TCP port that is not HTTP-routed:
-//               { name, port, backend }
-//   http[]      a shared HTTP frontend per port that HTTP-mode services use:
-//               { name, port, routes[]: { backend, host, path, acl } }, routes
-//               ordered most specific first (host and path, host, path, none)
-//   backends[]  { name, service, mode ("tcp"|"http"), balance, publishMode
-//               ("ingress"|"host"), port, servers[] }, servers being slots
-//               { name, addr, port, weight, enabled, node }: one per node that serves
-//               the port (every ready node with an ingress sandbox for a mesh
-//               port, the ready nodes running a ready task for a host-mode one),
-//               each keeping its slot from one render to the next, and spare
-//               disabled slots (addr 0.0.0.0) up to a power of two (≥ 4), so
-//               that a node coming or going is a runtime change, not a reload
-//   udp[]       { service, port, publishMode }: published UDP ports, which
-//               HAProxy 2.6 cannot proxy (rendered as comments, and warned about)
-//   warnings[]  what was left out and why: a label that is not a plain value
-//               (it could inject configuration), a port another frontend has
-//   runtime     { statsSocket, statsPort, tlsCert }: where the runtime API and
-//               stats page are, and the certificate (PEM) of the HTTPS side of
-//               the shared HTTP frontends ("" for none)
-//
-// A node's servers have the weight of its label vipmesh.haproxy.weight (1 by
-// default): a bigger machine can take a bigger share. Addresses, weights and
-// enabled states are what the runtime API changes without a reload.
-//
-// Service labels choose the rest (annotations.labels):
-//   vipmesh.haproxy.mode=http       route the service's first published TCP port by HTTP
-//   vipmesh.haproxy.host=NAME       … for requests with this Host
-//   vipmesh.haproxy.path=/PREFIX    … whose path starts with this
-//   vipmesh.haproxy.port=80         … on this shared frontend port (default 80; with a
-//                                   certificate, port 80's frontend serves HTTPS on 443 too)
-//   vipmesh.haproxy.balance=ALGO    HAProxy's balance (default from the service's
-//                                   LB settings: rr → roundrobin, random → random,
-//                                   client-IP affinity → source)
-//   vipmesh.haproxy.enable=false    leave the service out
+// before (it keeps every node on its server slot). Its fields and the service
+// labels that shape it are documented for template authors
+// (docs/ARCHITECTURE.md, "haproxy-gen template data").
 
 import type { wire } from "@vipmesh/api";
 import { isTaskReady } from "@vipmesh/core";

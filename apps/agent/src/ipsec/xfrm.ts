@@ -1,28 +1,9 @@
-// Encrypted overlays, as data: what an IpsecPlan asks of xfrm and of the guard
-// table, what `ip xfrm state/policy list` says is there, and the lines that
-// turn one into the other. Pure: ipsec.ts runs the commands.
-//
-// The shape (checked in Debian's 6.1 kernel, test/ipsec-in-vm.ts):
-//   - per peer and key two ESP SAs in transport mode, rfc4106(gcm(aes)), one
-//     each way, with SPIs both ends compute alone (spiFor); receiving works
-//     with any installed key, so a rotation is add key / switch tx / drop key;
-//   - per peer one `dir out` policy for UDP to 4789 carrying IPSEC_MARK, whose
-//     template names the SA of the key this node sends with;
-//   - the guard table: its route-type output chain marks VXLAN packets of the
-//     encrypted VNIs (the kernel's own VXLAN transmit passes the output hook,
-//     and a mark change there re-routes the packet, xfrm lookup included), a
-//     postrouting chain drops such a packet not bound for a transform
-//     (`rt ipsec missing`: no policy, or another destination), and an input
-//     chain drops such a packet that did not come out of ESP (`meta ipsec
-//     missing`; transport-mode ESP re-injects the decrypted packet with its
-//     secpath through prerouting and input). VXLAN's receive hook runs before
-//     the socket's inbound policy check, so an inbound xfrm policy would guard
-//     nothing: the input chain is what does.
-// No anti-replay window (replay-window 0), as Docker's encrypted overlay: a
-// node that reboots starts its outbound sequence numbers at 1 again, which a
-// peer's window would drop until the next rotation. Sequence numbers do not
-// wrap (GCM's IV is made from them): an SA stops sending after 2^32 packets,
-// so keys must rotate before that.
+// Encrypted overlays, as data: what an IpsecPlan asks of xfrm (ESP SAs in
+// transport mode, out policies) and of the guard table that keeps an encrypted
+// VNI's VXLAN from crossing the underlay in plaintext, what `ip xfrm
+// state/policy list` says is there, and the lines that turn one into the
+// other. Pure: kernel.ts runs the commands. The shape, and why
+// (docs/ARCHITECTURE.md, "IPsec shape").
 
 import { createHash } from "node:crypto";
 import { OVERLAY_KEY_BYTES, type OverlayKey, parseIpv4 } from "@vipmesh/core";

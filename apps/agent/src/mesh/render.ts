@@ -1,40 +1,9 @@
-// The routing mesh's nftables tables, as whole `nft -f` scripts. Each is
-// small (one element per published port, or a few fixed rules) and replaced
-// atomically: `add table; delete table; table {…}` in one file is one
-// transaction, and established connections keep their conntrack NAT.
-//
-// The path of a connection to node-address:PublishedPort (swarm's shape):
-//
-//   1. the node's namespace (MESH_TABLE): a packet to any of the node's own
-//      addresses (`fib daddr type local`) whose protocol and port are in
-//      @published is DNAT-ed to the service's VIP on the ingress network, at
-//      the target port. Prerouting for clients elsewhere, output for the
-//      node's own (loopback excepted: 127/8 cannot be routed off the node).
-//      The node routes the ingress network to its ingress sandbox.
-//   2. the ingress sandbox: the VIP is balanced to a ready task's ingress
-//      address by the same load-balancing table as in task sandboxes
-//      (dataplane/nftables, prerouting hook), and INGRESS_TABLE masquerades
-//      what leaves on the overlay, so the task answers the ingress sandbox
-//      and replies retrace the path through both NATs. TCP's MSS is clamped
-//      to the route's MTU there: clients on the underlay assume 1500 bytes,
-//      the overlay carries 1450.
-//   3. the task's sandbox (TASK_FILTER_TABLE): its ingress interface accepts
-//      only its service's published target ports, from ingress sandboxes
-//      (not from other tasks on the ingress network, which could also forge a
-//      PROXY protocol header), and replies of what it accepted.
-//
-// Nothing enters the node from its sandboxes but replies: the links to the
-// ingress sandbox and to host-mode tasks carry the mesh's traffic back, not
-// new connections from a task into the node or beyond it (the node forwards,
-// for the mesh). The ingress sandbox likewise passes only replies from the
-// overlay towards the node.
-//
-// The client's address is replaced at step 2 (as in swarm's mesh). Host-mode
-// ports keep it: @host_published sends them, before the mesh's, straight to
-// the local task's gateway link (a routed veth, kernel/sandbox.ts), whose
-// default route brings the replies back through the node's NAT.
-//
-// The table holds its two maps (empty when nothing is published) and these filters.
+// The routing mesh's nftables tables, as whole `nft -f` scripts, each small
+// and replaced atomically in one transaction: the node's published ports
+// (DNAT to the service's VIP on the ingress network, or straight to a local
+// host-mode task), the ingress sandbox's masquerade onto the overlay, and the
+// filter on task sandboxes' ingress interfaces. The path of a connection,
+// step by step (docs/ARCHITECTURE.md, "Routing mesh path").
 
 import { replaceTableScript as replaceTable } from "../exec/nft.ts";
 import type { PublishedPort, TaskIngressFilter } from "./plan.ts";
