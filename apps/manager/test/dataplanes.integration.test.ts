@@ -90,7 +90,9 @@ describe("client-IP affinity", () => {
     const current = (await call(h.client, "inspectService", { service: "web" })).service!;
     await call(h.client, "updateService", { service: web.id, version: current.version, spec: spec("web", { lbAffinity: "none" }, 1) });
     await waitFor("affinity off in the view", () => agent.view.services.get(web.id)?.lbAffinity !== "client-ip");
-    expect(agent.view.services.get(web.id)).toMatchObject({ lbAffinity: "", lbAffinityTimeoutS: 0 });
+    // the codec leaves out what the wire sends as its defaults ("", 0): no affinity at all
+    const off = agent.view.services.get(web.id)!;
+    expect([off.lbAffinity, off.lbAffinityTimeoutS]).toEqual([undefined, undefined]);
   });
 
   it("refuses a timeout out of range, or one without affinity, and stores nothing", async () => {

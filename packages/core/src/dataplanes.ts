@@ -20,9 +20,9 @@ export const DATAPLANES = ["nftables", "ipvs"] as const satisfies readonly Datap
 export const DEFAULT_DATAPLANE: Dataplane = "nftables";
 
 export const DATAPLANE_CAPABILITIES: Readonly<Record<Dataplane, DataplaneCapabilities>> = {
-  // apps/agent/src/dataplane/nftables/render.ts
+  // apps/agent/src/lb/nftables/render.ts
   nftables: { schedulers: ["random", "rr"], affinities: ["none", "client-ip"], weights: true },
-  // apps/agent/src/dataplane/ipvs: every IPVS scheduler (rr becomes wrr when weights differ); affinity is its persistence
+  // apps/agent/src/lb/ipvs: every IPVS scheduler (rr becomes wrr when weights differ); affinity is its persistence
   ipvs: { schedulers: ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"], affinities: ["none", "client-ip"], weights: true },
 };
 

@@ -1,9 +1,8 @@
-// In-memory drivers for unit tests of the agent's sync logic. They check
-// plans as the kernel drivers do, keep what they were told, and dump it as
-// sorted text, so a test asserts on a diff; `writes` counts what a sync or
-// ensure changed, so "the second sync changes nothing" is checkable too.
+// An in-memory overlay for unit tests of the agent: checks plans as the kernel
+// driver does, keeps the last, and dumps it as sorted text, so a test asserts
+// on a diff; `writes` counts what syncs changed ("the second sync changes nothing").
 
-import { canonicalOverlayPlan, checkOverlayPlan, } from "../exec/canonical.ts";
+import { canonicalOverlayPlan, checkOverlayPlan } from "../exec/canonical.ts";
 import { names } from "../exec/names.ts";
 import type { OverlayDriver, OverlayPlan } from "./types.ts";
 

@@ -1,5 +1,6 @@
-// An in-memory sandbox driver for unit tests: checks plans as the kernel
-// driver does, keeps them, and dumps them as sorted text.
+// An in-memory sandbox driver for unit tests of the agent: checks plans as the
+// kernel driver does, keeps them, and dumps them as sorted text; `writes`
+// counts namespaces and interfaces made, changed or removed.
 
 import { checkSandboxPlan, compareNames, isNetnsName, KernelPlanError, sandboxStateOf } from "../exec/canonical.ts";
 import { names } from "../exec/names.ts";

@@ -3,7 +3,7 @@
 // more), else changed by element deltas against the plan last applied there
 // (render.ts says why this layout). When a
 // VIP loses a backend, the sandbox's UDP flows still NAT-ed to it are flushed
-// (kernel/conntrack.ts says why).
+// (lb/conntrack.ts says why).
 
 import type { LbPlan } from "@vipmesh/core";
 import { flushStaleUdpFlows, lostBackends } from "../conntrack.ts";

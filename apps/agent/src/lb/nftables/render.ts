@@ -192,7 +192,7 @@ const filterRules = [
 export function renderRuleset(plan: LbPlan): string {
   const objects = [...objectsOf(plan).values()];
   const out: string[] = [
-    "# vipmesh load balancing, rendered by apps/agent/src/dataplane/nftables/render.ts from the sandbox's LbPlan.",
+    "# vipmesh load balancing, rendered by apps/agent/src/lb/nftables/render.ts from the sandbox's LbPlan.",
     `# One transaction: our table is replaced whole (the first add lets the delete succeed on a fresh sandbox).`,
     `add table ${T}`,
     `delete table ${T}`,
