@@ -147,7 +147,7 @@ process.on("SIGTERM", () => {
 
 /**
  * `ip netns exec NS <command…>` with `input` on stdin, spawned as the agent's
- * run() spawns it (apps/agent/src/kernel/run.ts): its stdout and the wall-clock
+ * run() spawns it (apps/agent/src/exec/run.ts): its stdout and the wall-clock
  * milliseconds from spawn to exit. A non-zero exit throws with stderr.
  */
 function inNamespace(command: string[], input = ""): Promise<{ ms: number; stdout: string }> {

@@ -1,7 +1,7 @@
 // Runs a command as root inside Debian's own kernel under qemu, with this
 // machine's root filesystem: how vipmesh tests what the machines it is built
-// on lack in their kernel (IPVS). The recipe was checked on these machines
-// (../shared/KERNEL-VM.md):
+// on lack in their kernel (IPVS, ESP). The recipe was checked on these
+// machines (docs/ARCHITECTURE.md, "IPVS only in Debian's kernel"):
 //
 //   - the kernel: Debian's generic linux-image (the -cloud- flavour has no 9p),
 //     fetched with `apt-get download`, unpacked, `depmod`-ed, and cached with

@@ -1,5 +1,5 @@
 // The IPsec driver of encrypted overlays: the one place that runs `ip xfrm`
-// and loads the guard table (ipsec-plan.ts says what they hold, and why).
+// and loads the guard table (xfrm.ts says what they hold, and why).
 //
 // sync() first makes sure the kernel has ESP (esp4, loaded if need be: without
 // it no SA can be made, so the network must stay down), then that the guard is there for the plan's VNIs (it is what
