@@ -3,6 +3,9 @@
 
 import { randomBytes } from "node:crypto";
 import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { NETNS_ETC } from "../src/sandbox/etc.ts";
 
 /** Every prefix handed out in this process, to check at the end that nothing is left. */
 export const usedPrefixes: string[] = [];
@@ -33,11 +36,13 @@ export class TestNamespaces {
     return name;
   }
 
-  /** Deletes every namespace under the prefix (the test's own and those its drivers made). */
+  /** Deletes every namespace under the prefix (the test's own and those its drivers made), and their /etc/netns files. */
   cleanup(): void {
     for (const name of listNamespaces()) {
       if (name.startsWith(this.prefix)) execFileSync("ip", ["netns", "del", name]);
     }
+    const etc = existsSync(NETNS_ETC) ? readdirSync(NETNS_ETC) : [];
+    for (const name of etc) if (name.startsWith(this.prefix)) rmSync(join(NETNS_ETC, name), { recursive: true, force: true });
   }
 }
 

@@ -7,7 +7,7 @@
 import { macForIpv4 } from "@vipmesh/core";
 import { waitFor } from "@vipmesh/testing";
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { canonicalOverlayPlan, sandboxStateOf } from "../src/exec/canonical.ts";
@@ -20,6 +20,7 @@ import { names } from "../src/exec/names.ts";
 import type { OverlayPlan } from "../src/overlay/types.ts";
 import type { SandboxPlan } from "../src/sandbox/types.ts";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
+import { NETNS_ETC } from "../src/sandbox/etc.ts";
 import { listNamespaces, TestNamespaces, twoNodes, usedPrefixes } from "./kernel-netns.ts";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -120,8 +121,9 @@ kernelDescribe("kernel drivers in namespaces", () => {
   });
 
   afterAll(() => {
-    const left = listNamespaces().filter((n) => usedPrefixes.some((p) => n.startsWith(p)));
-    expect(left).toEqual([]);
+    const ours = (n: string) => usedPrefixes.some((p) => n.startsWith(p));
+    expect(listNamespaces().filter(ours)).toEqual([]);
+    expect((existsSync(NETNS_ETC) ? readdirSync(NETNS_ETC) : []).filter(ours)).toEqual([]);
   });
 
   describe("run: the one place that runs ip and bridge", () => {
