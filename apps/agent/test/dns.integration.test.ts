@@ -2,7 +2,8 @@
 // serves 127.0.0.11:53 inside namespaces of its own, through sockets made
 // there; a client run inside each namespace asks over UDP and TCP.
 
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
 import dgram from "node:dgram";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -10,11 +11,13 @@ import { promisify } from "node:util";
 import * as dns from "dns-packet";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { type DnsRecords, type NetworkView, type ViewEndpoint, type ViewService, dnsRecordsFor, emptyView } from "@vipmesh/core";
+import { waitFor } from "@vipmesh/api";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { EmbeddedDns } from "../src/dns/server.ts";
 import { TestNamespaces, listNamespaces } from "./kernel-netns.ts";
 
 const CLIENT = fileURLToPath(new URL("./dns-client.mjs", import.meta.url));
+const HOG = fileURLToPath(new URL("./dns-hog.mjs", import.meta.url));
 
 interface Step {
   proto: "udp" | "tcp";
@@ -174,6 +177,39 @@ kernelDescribe("embedded DNS in namespaces", () => {
     expect(addrs(web)).toEqual(["10.0.1.2"]);
     expect(server.stats(a)).toMatchObject({ misses: 4, hits: 0, kept: 2 }); // nosuch, then web again
     expect(server.stats(a).keptBytes).toBeLessThanOrEqual(two.keptBytes!);
+  });
+
+  it("bounds what a task can hold over TCP: a few connections per sandbox (the idlest goes), and a query that trickles is cut off", async () => {
+    await server.close();
+    server = new EmbeddedDns({ upstreams: [], log: () => {}, tcpConnections: 4, tcpQueryMs: 300 });
+    const a = ns.add("dns-hog");
+    const b = ns.add("dns-neighbour");
+    await server.attach(a, records(["front"]));
+    await server.attach(b, records(["front"]));
+    /** Starts the hog; `ready` once it opened all it tries to, `result` when it is done holding them. */
+    const hog = (netns: string, args: string[]) => {
+      const child = spawn("ip", ["netns", "exec", netns, process.execPath, HOG, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d));
+      const ready = waitFor("the hog to open its connections", () => out.startsWith("ready\n"), 10_000);
+      const result = once(child, "exit").then(() => JSON.parse(out.split("\n")[1]!) as { opened: number; open: number });
+      return { ready, result };
+    };
+
+    // 12 idle connections: the server keeps 4, the newest
+    const idle = hog(a, ["12", "1000"]);
+    await idle.ready;
+    expect(server.tcpConnections(a)).toBe(4);
+    const [web] = await ask(a, [{ proto: "tcp", query: query("web") }]); // a fresh one is served all the same
+    expect(addrs(web)).toEqual(["10.0.1.2"]);
+    expect(await idle.result).toEqual({ opened: 12, open: 3 }); // the query above took the place of one more
+    expect(server.tcpConnections(a)).toBeLessThanOrEqual(4);
+
+    // bytes that keep the idle timer from firing but never make a query: each connection goes at the query deadline
+    expect(await hog(a, ["3", "1500", "trickle"]).result).toEqual({ opened: 3, open: 0 });
+    // and the neighbour never noticed
+    expect(addrs((await ask(b, [{ proto: "tcp", query: query("web") }]))[0])).toEqual(["10.0.1.2"]);
+    await waitFor("the hog's connections closed", () => server.tcpConnections(a) === 0, 10_000);
   });
 
   it("fails attach clearly when the sandbox does not exist", async () => {

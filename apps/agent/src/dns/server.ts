@@ -35,6 +35,10 @@ export interface EmbeddedDnsOptions {
   port?: number;
   /** Bytes of replies kept for replay per sandbox (so junk queries cannot grow it); past it they are kept afresh. Default 16 MiB. */
   replayBytes?: number;
+  /** TCP connections a sandbox may hold open to its DNS; past it the idlest is closed. Default DEFAULT_TCP_CONNECTIONS. */
+  tcpConnections?: number;
+  /** How long one TCP query may take to arrive whole, however its bytes trickle. Default DEFAULT_TCP_QUERY_MS. */
+  tcpQueryMs?: number;
   log?: (line: string) => void;
 }
 
@@ -44,7 +48,8 @@ interface Attachment {
   /** Its UDP socket's slot in the replay server. */
   slot: number;
   tcp: net.Server;
-  connections: Set<net.Socket>;
+  /** Open TCP connections, each with when it last brought a whole query (or connected). */
+  connections: Map<net.Socket, number>;
   /** Set by detach(): nothing more is sent on its sockets. */
   detached: boolean;
 }
@@ -55,6 +60,12 @@ const NETNS_DIR = "/run/netns";
 const DEFAULT_REPLAY_BYTES = 16 * 1024 * 1024;
 /** An idle TCP connection is closed after this (RFC 7766 suggests seconds). */
 const TCP_IDLE_MS = 10_000;
+/** A sandbox's open TCP connections: a task that opens more cannot hold more of the agent's descriptors. */
+const DEFAULT_TCP_CONNECTIONS = 32;
+/** A query that trickles in slower than this is cut off (slowloris: bytes that keep the idle timer from firing). */
+const DEFAULT_TCP_QUERY_MS = 2000;
+/** Replies a TCP client leaves unread before its connection is closed. */
+const TCP_UNREAD_BYTES = 256 * 1024;
 
 /** The nameservers of a resolv.conf text. */
 export function parseResolvConf(text: string): string[] {
@@ -137,7 +148,7 @@ export class EmbeddedDns implements DnsDriver {
       fds.forEach((fd) => closeSync(fd));
       throw cannot(e);
     }
-    const a: Attachment = { sandbox, records, slot, tcp: net.createServer(), connections: new Set(), detached: false };
+    const a: Attachment = { sandbox, records, slot, tcp: net.createServer(), connections: new Map(), detached: false };
     this.attachments.set(sandbox, a);
     this.bySlot.set(slot, a);
     a.tcp.on("connection", (conn) => this.serveTcp(a, conn));
@@ -167,7 +178,7 @@ export class EmbeddedDns implements DnsDriver {
       replayAddon().close(this.replay!);
       this.replay = undefined;
     }
-    for (const c of a.connections) c.destroy();
+    for (const c of a.connections.keys()) c.destroy();
     await new Promise<void>((resolve) => a.tcp.close(() => resolve()));
   }
 
@@ -208,10 +219,20 @@ export class EmbeddedDns implements DnsDriver {
       conn.destroy();
       return;
     }
-    a.connections.add(conn);
+    const victim = a.connections.size >= (this.o.tcpConnections ?? DEFAULT_TCP_CONNECTIONS) ? idlest(a.connections) : undefined;
+    if (victim) {
+      a.connections.delete(victim); // at once: its close event comes later
+      victim.destroy();
+    }
+    a.connections.set(conn, Date.now());
     conn.setTimeout(TCP_IDLE_MS, () => conn.destroy());
+    // the query being read must arrive whole by this, or the connection goes
+    let queryDeadline: NodeJS.Timeout | undefined;
     conn.on("error", () => conn.destroy());
-    conn.on("close", () => a.connections.delete(conn));
+    conn.on("close", () => {
+      clearTimeout(queryDeadline);
+      a.connections.delete(conn);
+    });
     let buffered = Buffer.alloc(0);
     let queue = Promise.resolve();
     conn.on("data", (chunk: Buffer) => {
@@ -221,16 +242,29 @@ export class EmbeddedDns implements DnsDriver {
         if (buffered.length < 2 + len) break;
         const query = Buffer.from(buffered.subarray(2, 2 + len));
         buffered = buffered.subarray(2 + len);
+        clearTimeout(queryDeadline);
+        queryDeadline = undefined;
+        if (a.connections.has(conn)) a.connections.set(conn, Date.now());
         queue = queue.then(async () => {
           const out = await this.replyTcp(a, query).catch(() => undefined);
           if (!out || conn.destroyed) return;
+          if (conn.writableLength > TCP_UNREAD_BYTES) {
+            conn.destroy(); // it asks and does not read: nothing more is buffered for it
+            return;
+          }
           const frame = Buffer.alloc(2 + out.length);
           frame.writeUInt16BE(out.length, 0);
           out.copy(frame, 2);
           conn.write(frame);
         });
       }
+      if (buffered.length > 0 && !queryDeadline) queryDeadline = setTimeout(() => conn.destroy(), this.o.tcpQueryMs ?? DEFAULT_TCP_QUERY_MS);
     });
+  }
+
+  /** Open TCP connections of `sandbox` (for tests and metrics). */
+  tcpConnections(sandbox: string): number {
+    return this.attachments.get(sandbox)?.connections.size ?? 0;
   }
 
   private async replyTcp(a: Attachment, query: Buffer): Promise<Buffer | undefined> {
@@ -308,4 +342,12 @@ function forwardTcp(query: Buffer, upstream: string, timeoutMs: number): Promise
       if (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) done(buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
     });
   });
+}
+
+/** The connection that brought a whole query least recently. */
+function idlest(connections: Map<net.Socket, number>): net.Socket | undefined {
+  let out: net.Socket | undefined;
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const [conn, at] of connections) if (at < oldest) [out, oldest] = [conn, at];
+  return out;
 }
