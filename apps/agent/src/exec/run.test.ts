@@ -1,3 +1,5 @@
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { KernelBatchError, commandLine, parseBatchStderr, type BatchOutcome } from "./run.ts";
 
@@ -38,5 +40,14 @@ describe("errors", () => {
     expect(new KernelBatchError([outcome, ok]).message).toBe(
       'ip -n n1 -force -batch -: 1 of 3 lines failed\n  line 2 `link set dev vmvx5 master vmbr5 up`: Cannot find device "vmvx5"',
     );
+  });
+});
+
+describe("run out of descriptors", () => {
+  it("refuses with the reason instead of throwing an 'error' nobody handles (which would end the agent)", () => {
+    const script = fileURLToPath(new URL("./testdata/out-of-descriptors.ts", import.meta.url));
+    // tsx resolves from this package's folder, as for every script here
+    const out = execFileSync("prlimit", ["--nofile=64:64", process.execPath, "--import", "tsx", script], { encoding: "utf8", cwd: fileURLToPath(new URL("../..", import.meta.url)) });
+    expect(out.trim()).toMatch(/^refused: .*cannot run: spawn ip EMFILE$/);
   });
 });

@@ -67,7 +67,14 @@ interface Exit {
 
 function exec(tool: string, argv: string[], o: RunOptions): Promise<Exit> {
   return new Promise((resolve, reject) => {
+    const failed = (e: Error) => reject(new KernelCommandError(commandLine(tool, argv), null, "", `cannot run: ${e.message}`));
     const child = spawn(tool, argv, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
+    // first: a spawn that fails (EMFILE when a task made the agent use up its descriptors) says so here, and
+    // may have no pipes at all; an 'error' with no listener would end the agent
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      failed(e);
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
@@ -75,20 +82,16 @@ function exec(tool: string, argv: string[], o: RunOptions): Promise<Exit> {
       timedOut = true;
       child.kill("SIGKILL");
     }, o.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    child.stdout.on("data", (b: Buffer) => out.push(b));
-    child.stderr.on("data", (b: Buffer) => err.push(b));
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(new KernelCommandError(commandLine(tool, argv), null, "", `cannot run: ${e.message}`));
-    });
+    child.stdout?.on("data", (b: Buffer) => out.push(b));
+    child.stderr?.on("data", (b: Buffer) => err.push(b));
     child.on("close", (code) => {
       clearTimeout(timer);
       const stderr = Buffer.concat(err).toString();
       if (timedOut) return reject(new KernelCommandError(commandLine(tool, argv), null, stderr, `no answer within ${o.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`));
       resolve({ code, stdout: Buffer.concat(out).toString(), stderr });
     });
-    child.stdin.on("error", () => {}); // a tool that exits early closes its stdin; its exit status tells why
-    child.stdin.end(o.input ?? "");
+    child.stdin?.on("error", () => {}); // a tool that exits early closes its stdin; its exit status tells why
+    child.stdin?.end(o.input ?? "");
   });
 }
 
