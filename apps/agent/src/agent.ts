@@ -8,6 +8,7 @@
 import { isTerminal } from "@vipmesh/core";
 import type { NodeIdentity } from "@vipmesh/api";
 import { mkdirSync } from "node:fs";
+import { openFilesLimit } from "./exec/limits.ts";
 import { type NetworkDrivers, NetworkReconciler } from "./network/reconciler.ts";
 import { BoundedFrequencyRunner } from "./runner.ts";
 import { type AgentSession, ManagerSession } from "./session/session.ts";
@@ -74,6 +75,8 @@ export class Agent {
   }
 
   start(): void {
+    const files = openFilesLimit();
+    this.log(`open files: up to ${files.soft} (hard limit ${files.hard})`);
     this.tasks.start();
     this.session.on("open", () => this.tasks.reportAgain());
     this.session.on("view", (delta, full) => {
