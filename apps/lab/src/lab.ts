@@ -37,8 +37,8 @@ export interface LabLayout {
   tlsDir: string;
   /** The manager's read-only identity: for watchers such as haproxy-gen. */
   readonlyTlsDir: string;
-  /** The worker join token agents join with (kept so that a node started later can join too). */
-  token?: string;
+  /** A 0600 file holding the worker join token agents join with (kept so that a node started later can join too). */
+  tokenFile?: string;
   prefix: string;
   fabric: string;
   client: string;
@@ -117,14 +117,15 @@ export function runningLabs(): Map<string, LabEndpoint> {
 /** A client of the lab's cluster API, as its admin. */
 export const labClient = (l: Pick<LabLayout, "socket" | "tlsDir">): ClusterServiceClient => clusterClient(l.socket, credentialsFromDir(l.tlsDir));
 
-function startDetached(name: string, dir: string, netns: string, args: string[], env: Record<string, string> = {}): number {
+function startDetached(name: string, dir: string, netns: string, args: string[]): number {
   const log = openSync(join(dir, `${name}.log`), "a");
   // nsenter, not `ip netns exec`: that gives a private mount namespace, in which the
   // sandboxes an agent names (bind mounts under /run/netns) would be visible to it alone
   const child = spawn("nsenter", [`--net=/run/netns/${netns}`, "--", VIPMESH, ...args], {
     detached: true,
     stdio: ["ignore", log, log],
-    env: { ...process.env, ...env },
+    // no secret of the lab's in the environment: the agents' join token comes from its 0600 file
+    env: process.env,
   });
   closeSync(log);
   child.unref();
@@ -166,7 +167,9 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
     await startManager(l);
     const client = labClient(l);
     try {
-      l.token = (await call(client, "getJoinToken", { role: "worker" }, { deadline: Date.now() + 5000 })).token;
+      const { token } = await call(client, "getJoinToken", { role: "worker" }, { deadline: Date.now() + 5000 });
+      l.tokenFile = join(l.dir, "join-token");
+      writeFileSync(l.tokenFile, `${token}\n`, { mode: 0o600 });
       for (const n of l.nodes) startAgent(l, n.hostname);
       log(`${l.nodes.length} agents`);
       await waitFor(
@@ -181,7 +184,7 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
     } finally {
       client.close();
     }
-    writeFileSync(join(l.dir, "lab.json"), JSON.stringify(l, null, 2));
+    writeFileSync(join(l.dir, "lab.json"), JSON.stringify(l, null, 2), { mode: 0o600 });
     return l;
   } catch (err) {
     const logs = logTails(l.dir);
@@ -226,9 +229,10 @@ export function startAgent(l: LabLayout, hostname: string): void {
   // nothing outside the lab is reachable from it: names outside the cluster fail at once
   args.push("--state-dir", n.stateDir, "--sandbox-prefix", `${n.netns}-`, "--dns-upstream", "none");
   if (l.dataplane) args.push("--dataplane", l.dataplane);
-  // the join token in the environment, not on the command line that `ps` shows; a node
-  // that has joined keeps its certificate in its state dir and does not use it again
-  startDetached(`agent-${hostname}`, l.dir, n.netns, args, l.token ? { VIPMESH_JOIN_TOKEN: l.token } : {});
+  // the join token from its 0600 file: never in the agent's command line or environment, which
+  // /proc shows; a node that has joined keeps its certificate in its state dir and does not use it again
+  if (l.tokenFile) args.push("--token-file", l.tokenFile);
+  startDetached(`agent-${hostname}`, l.dir, n.netns, args);
 }
 
 /** Reads a running lab's layout. */

@@ -7,7 +7,8 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   labClient,
@@ -71,6 +72,21 @@ kernelDescribe("a 3-node lab", () => {
     expect(listNamespaces().filter((n) => n.startsWith(`vm-${name}-`))).toEqual([]);
     const etc = existsSync("/etc/netns") ? readdirSync("/etc/netns") : [];
     expect(etc.filter((f) => f.startsWith(`vm-${name}-`))).toEqual([]);
+  });
+
+  it("keeps the join token in 0600 files only: in no agent's command line or environment, which /proc shows to tasks", () => {
+    const token = readFileSync(lab.tokenFile!, "utf8").trim();
+    expect(token).toMatch(/^VMTKN-1-/);
+    for (const file of [lab.tokenFile!, join(lab.dir, "lab.json")]) expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(lab.dir, "lab.json"), "utf8")).not.toContain(token);
+    const agents = lab.nodes.map((n) => Number(readFileSync(join(lab.dir, `agent-${n.hostname}.pid`), "utf8")));
+    expect(agents).toHaveLength(3);
+    for (const pid of agents) {
+      // the pid is nsenter's, which execs the agent: the same process
+      const seen = `${readFileSync(`/proc/${pid}/cmdline`, "utf8")}\n${readFileSync(`/proc/${pid}/environ`, "utf8")}`;
+      expect(seen).toContain("--token-file");
+      expect(seen).not.toContain(token);
+    }
   });
 
   it("runs tasks of one service on different nodes that reach each other over VXLAN, isolated from other networks", async () => {

@@ -66,7 +66,7 @@ export interface NodeIdentityOptions {
   /** Where the identity is kept (`<stateDir>/tls`); undefined keeps it in memory only (simulated agents). */
   stateDir?: string;
   /** Needed only when the node has no usable certificate yet. */
-  token?: string;
+  token?: string | (() => string);
   log?: (line: string) => void;
 }
 
@@ -84,14 +84,16 @@ export class NodeIdentity {
     const dir = options.stateDir && join(options.stateDir, "tls");
     const kept = dir ? readIdentity(dir) : undefined;
     if (kept && isUsable(kept)) return new NodeIdentity(new IdentitySource(kept), nodeIdOf(kept), options);
-    if (!options.token) {
+    // read only now: a node that has joined needs no token (its file may be gone)
+    const token = typeof options.token === "function" ? options.token() : options.token;
+    if (!token) {
       throw new JoinError(
         kept
-          ? "this node's certificate has expired or is not valid: join again with --token (vipmesh join-token worker)"
-          : "this node has not joined a cluster: pass --token (print one with `vipmesh join-token worker`)",
+          ? "this node's certificate has expired or is not valid: join again with --token-file (vipmesh join-token worker)"
+          : "this node has not joined a cluster: pass --token-file (print a token with `vipmesh join-token worker`)",
       );
     }
-    const { nodeId, identity } = await joinCluster(options.manager, options.token);
+    const { nodeId, identity } = await joinCluster(options.manager, token);
     if (dir) writeIdentity(dir, identity);
     options.log?.(`joined the cluster as node ${nodeId}`);
     return new NodeIdentity(new IdentitySource(identity), nodeId, options);

@@ -2,7 +2,7 @@
 
 import type { Command } from "commander";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,7 +15,7 @@ import { nextSignal } from "../signals.ts";
 
 interface AgentFlags {
   manager: string;
-  token?: string;
+  tokenFile?: string;
   insecure?: boolean;
   advertiseAddr: string;
   hostname?: string;
@@ -35,7 +35,10 @@ export function registerAgentCommand(program: Command, io: Io): void {
     .description("Run this node's agent: task sandboxes and the overlay, as the manager assigns them")
     .requiredOption("--manager <addr>", "the manager's dispatcher address, host:port or a socket path")
     .requiredOption("--advertise-addr <ip>", "this node's underlay address (VXLAN endpoint)")
-    .option("--token <token>", "join token, for a node that has not joined yet (default: $VIPMESH_JOIN_TOKEN; `vipmesh join-token worker` prints one)")
+    .option(
+      "--token-file <file>",
+      "a file (mode 0600) holding the join token, or - for standard input: for a node that has not joined yet (`vipmesh join-token worker` prints one)",
+    )
     .option("--insecure", "plaintext, no certificate: to a manager started with --insecure (debugging only)")
     .option("--hostname <name>", "the node's name in the cluster (default: the machine's hostname)")
     .option("--state-dir <dir>", "where the agent keeps its node ID and task state", "/var/lib/vipmesh/agent")
@@ -66,7 +69,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
       // the node's certificate, from its state dir, or by joining with the token
       const identity = o.insecure
         ? undefined
-        : await NodeIdentity.obtain({ manager, stateDir, token: o.token ?? io.env.VIPMESH_JOIN_TOKEN, log }).catch((err: unknown) => {
+        : await NodeIdentity.obtain({ manager, stateDir, ...(o.tokenFile ? { token: () => readJoinToken(o.tokenFile!) } : {}), log }).catch((err: unknown) => {
             throw new CommandFailed(`cannot join the cluster at ${manager}: ${err instanceof Error ? err.message : String(err)}`);
           });
       log(
@@ -112,3 +115,24 @@ function ipvsAvailable(): true | string {
   if (spawnSync("ipvsadm", ["--version"]).status !== 0) return "ipvsadm is not installed (apt-get install ipvsadm)";
   return true;
 }
+
+/**
+ * The join token from its file ("-": standard input). Never an argument or an
+ * environment variable: /proc shows those to every process of the node, tasks included.
+ */
+export function readJoinToken(file: string): string {
+  let text: string;
+  try {
+    if (file !== "-") {
+      const mode = statSync(file).mode & 0o777;
+      if ((mode & 0o077) !== 0) throw new UsageError(`the join token file ${file} can be read by others (mode ${mode.toString(8)}): chmod 600 ${file}`);
+    }
+    text = readFileSync(file === "-" ? 0 : file, "utf8").trim();
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read the join token from ${file === "-" ? "standard input" : file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!text) throw new UsageError(`${file === "-" ? "standard input" : file} holds no join token (\`vipmesh join-token worker\` prints one)`);
+  return text;
+}
+

@@ -27,8 +27,9 @@ export function registerJoinTokenCommand(program: Command, io: Io): void {
       if (opts.rotate) io.stdout(`Rotated the ${role} join token: the old one no longer joins a node.\n\n`);
       io.stdout(
         `To add a ${role} to this cluster, run this on it (as root):\n\n` +
-          `    VIPMESH_JOIN_TOKEN=${token} \\\n      vipmesh agent --manager MANAGER-ADDR:PORT --advertise-addr THIS-NODE-ADDR\n\n` +
-          "The token is a secret: anyone who has it can join a node. It is needed only once; the node keeps its certificate.\n",
+          `    (umask 077; echo ${token} > /etc/vipmesh-join-token)\n` +
+          "    vipmesh agent --manager MANAGER-ADDR:PORT --advertise-addr THIS-NODE-ADDR --token-file /etc/vipmesh-join-token\n\n" +
+          "The token is a secret: anyone who has it can join a node. It is needed only once (the node keeps its certificate): remove the file after.\n",
       );
     });
 }
