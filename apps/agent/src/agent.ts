@@ -107,7 +107,7 @@ export class Agent {
     await this.tasks.sync(tasks);
     const wanted = new Set(tasks.filter((t) => !isTerminal(t.status.state)).map((t) => t.id));
     await this.tasks.sweep(wanted, (id) => view.tasks.has(id));
-    await this.network.sweep(nodeId, tasks, wanted);
+    await this.network.sweep(tasks, wanted);
     this.session.ack(version);
   }
 }

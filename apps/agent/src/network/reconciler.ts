@@ -48,6 +48,8 @@ export class NetworkReconciler implements TaskNetwork {
   private readonly gateways = new GatewayAddresses();
   /** Why this node cannot carry encrypted networks now (undefined: it can), as of the last sync. */
   private cannotEncrypt: string | undefined;
+  /** The node's part of the mesh as of the last sync; undefined: no ingress sandbox. */
+  private ingress: IngressPlan | undefined;
 
   constructor(private readonly o: NetworkReconcilerOptions) {}
 
@@ -71,14 +73,14 @@ export class NetworkReconciler implements TaskNetwork {
     if (!this.gateways.seeded) this.gateways.seed(await this.o.sandboxes.list(this.o.sandboxPrefix));
     this.cannotEncrypt = await this.syncEncryption(nodeId, encryption);
     await this.o.overlay.sync(overlayPlanFor(this.view, this.o.advertiseAddr, nodeId, this.cannotEncrypt));
-    const ingress = this.ingressPlan(nodeId);
+    this.ingress = this.o.mesh && this.o.loadBalancer ? ingressPlanFor(this.view, nodeId) : undefined;
     const live = tasks.filter((t) => !isTerminal(t.status.state) && running(t.id));
-    await Promise.all([...live.map((t) => this.balance(t)), this.syncMesh(ingress, live)]);
+    await Promise.all([...live.map((t) => this.balance(t)), this.syncMesh(this.ingress, live)]);
   }
 
-  /** Removes the sandboxes of tasks not in `wanted` (and the ingress sandbox when the node has none), and what was derived for them. */
-  async sweep(nodeId: string, tasks: readonly Task[], wanted: ReadonlySet<string>): Promise<void> {
-    const ingress = this.ingressPlan(nodeId);
+  /** After sync: removes the sandboxes of tasks not in `wanted` (and the ingress sandbox when the node has none), and what was derived for them. */
+  async sweep(tasks: readonly Task[], wanted: ReadonlySet<string>): Promise<void> {
+    const ingress = this.ingress;
     for (const sb of await this.o.sandboxes.list(this.o.sandboxPrefix)) {
       if (!wanted.has(sb.taskId) && !(ingress && sb.taskId === INGRESS_SANDBOX_ID)) await this.detach(sb.taskId);
     }
@@ -123,10 +125,6 @@ export class NetworkReconciler implements TaskNetwork {
   async close(): Promise<void> {
     this.o.mesh?.close();
     await this.o.dns?.close();
-  }
-
-  private ingressPlan(nodeId: string): IngressPlan | undefined {
-    return this.o.mesh && this.o.loadBalancer ? ingressPlanFor(this.view, nodeId) : undefined;
   }
 
   private sandboxPlan(t: Task): SandboxPlan {
