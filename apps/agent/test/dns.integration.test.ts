@@ -186,27 +186,35 @@ kernelDescribe("embedded DNS in namespaces", () => {
     const b = ns.add("dns-neighbour");
     await server.attach(a, records(["front"]));
     await server.attach(b, records(["front"]));
-    /** Starts the hog; `ready` once it opened all it tries to, `result` when it is done holding them. */
+    /** Starts the hog; `holding(k)` once it holds k connections, `done()` lets them go and gives its count. */
     const hog = (netns: string, args: string[]) => {
-      const child = spawn("ip", ["netns", "exec", netns, process.execPath, HOG, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+      const child = spawn("ip", ["netns", "exec", netns, process.execPath, HOG, ...args], { stdio: ["pipe", "pipe", "inherit"] });
       let out = "";
       child.stdout.on("data", (d: Buffer) => (out += d));
-      const ready = waitFor("the hog to open its connections", () => out.startsWith("ready\n"), 10_000);
-      const result = once(child, "exit").then(() => JSON.parse(out.split("\n")[1]!) as { opened: number; open: number });
-      return { ready, result };
+      const lines = () => out.split("\n");
+      return {
+        holding: (k: number) => waitFor(`the hog holding ${k}`, () => lines().includes("ready") && lines().filter((l) => l.startsWith("open ")).at(-1) === `open ${k}`, 10_000),
+        done: async () => {
+          child.stdin.end();
+          await once(child, "exit");
+          return JSON.parse(lines().at(-2)!) as { opened: number; open: number };
+        },
+      };
     };
 
-    // 12 idle connections: the server keeps 4, the newest
-    const idle = hog(a, ["12", "1000"]);
-    await idle.ready;
+    // 12 idle connections: the server keeps 4 (the newest), closing the others
+    const idle = hog(a, ["12"]);
+    await idle.holding(4);
     expect(server.tcpConnections(a)).toBe(4);
     const [web] = await ask(a, [{ proto: "tcp", query: query("web") }]); // a fresh one is served all the same
     expect(addrs(web)).toEqual(["10.0.1.2"]);
-    expect(await idle.result).toEqual({ opened: 12, open: 3 }); // the query above took the place of one more
-    expect(server.tcpConnections(a)).toBeLessThanOrEqual(4);
+    await idle.holding(3); // it took the place of one more
+    expect(await idle.done()).toEqual({ opened: 12, open: 3 });
 
     // bytes that keep the idle timer from firing but never make a query: each connection goes at the query deadline
-    expect(await hog(a, ["3", "1500", "trickle"]).result).toEqual({ opened: 3, open: 0 });
+    const trickle = hog(a, ["3", "trickle"]);
+    await trickle.holding(0);
+    expect(await trickle.done()).toEqual({ opened: 3, open: 0 });
     // and the neighbour never noticed
     expect(addrs((await ask(b, [{ proto: "tcp", query: query("web") }]))[0])).toEqual(["10.0.1.2"]);
     await waitFor("the hog's connections closed", () => server.tcpConnections(a) === 0, 10_000);
