@@ -6,7 +6,6 @@ import type { DnsDriver } from "./types.ts";
 
 export class FakeDns implements DnsDriver {
   private readonly records = new Map<string, DnsRecords>();
-  closed = false;
 
   async attach(sandbox: string, records: DnsRecords): Promise<void> {
     this.records.set(sandbox, records);
@@ -18,7 +17,6 @@ export class FakeDns implements DnsDriver {
 
   async close(): Promise<void> {
     this.records.clear();
-    this.closed = true;
   }
 
   /** The addresses `name` resolves to in `sandbox` (sorted), or undefined: not attached, or NXDOMAIN. */

@@ -7,10 +7,8 @@ export class FakeIpsec implements IpsecDriver {
   private plan: IpsecPlan | undefined;
   /** When set, every sync fails with it (as KernelIpsec does on a kernel without ESP). */
   failure: Error | undefined;
-  syncs = 0;
 
   async sync(plan: IpsecPlan): Promise<void> {
-    this.syncs++;
     if (this.failure && plan.vnis.length > 0) throw this.failure;
     this.plan = structuredClone(plan);
   }

@@ -7,19 +7,12 @@ import type { LoadBalancer } from "./types.ts";
 export class FakeLoadBalancer implements LoadBalancer {
   readonly dataplane = "nftables" as const;
   private readonly plans = new Map<string, { plan: LbPlan; forwards: boolean }>();
-  /** Calls of sync(), per sandbox. */
-  readonly syncs = new Map<string, number>();
-  /** flushStaleFlows() calls, in order. */
-  readonly flushes: string[] = [];
 
   async sync(sandbox: string, plan: LbPlan, forwards = false): Promise<void> {
-    this.syncs.set(sandbox, (this.syncs.get(sandbox) ?? 0) + 1);
     this.plans.set(sandbox, { plan: canonicalLbPlan(structuredClone(plan)), forwards });
   }
 
-  async flushStaleFlows(sandbox: string): Promise<void> {
-    this.flushes.push(sandbox);
-  }
+  async flushStaleFlows(): Promise<void> {}
 
   forget(sandbox: string): void {
     this.plans.delete(sandbox);

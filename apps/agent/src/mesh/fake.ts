@@ -12,7 +12,6 @@ export class FakeMesh implements MeshDriver {
   private published: string[] = [];
   private readonly filters = new Map<string, TaskIngressFilter>();
   private failures: Error[] = [];
-  closed = false;
 
   /** Makes the next publish() fail with this error. */
   failNextPublish(error = new Error("fake mesh: injected failure")): void {
@@ -38,9 +37,7 @@ export class FakeMesh implements MeshDriver {
     this.filters.delete(sandbox);
   }
 
-  close(): void {
-    this.closed = true;
-  }
+  close(): void {}
 
   dump(): string {
     const byName = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1));

@@ -9,7 +9,7 @@ import type { SandboxPlan } from "./types.ts";
 export const NETNS_ETC = "/etc/netns";
 
 /** hosts (its own addresses under its hostname) and resolv.conf (the embedded DNS), by file name. */
-export function sandboxEtcFiles(plan: SandboxPlan): Record<string, string> {
+function sandboxEtcFiles(plan: SandboxPlan): Record<string, string> {
   const own = plan.interfaces.map((i) => `${addrOf(i.addr)}\t${plan.hostname}`).join("\n");
   return {
     hosts: `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${own}\n`,
