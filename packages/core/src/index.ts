@@ -11,6 +11,7 @@ export * from "./scheduling.ts";
 export * from "./network-view.ts";
 export * from "./network-view-derivation.ts";
 export * from "./task-readiness.ts";
+export * from "./confinement.ts";
 export * from "./task-definition.ts";
 export * from "./lb-plan.ts";
 export * from "./dataplanes.ts";

@@ -146,8 +146,27 @@ export interface HealthCheck {
   startPeriodMs: number;
 }
 
+export interface ContainerSpec {
+  command: string[];
+  env: string[];
+  healthcheck?: HealthCheck | null;
+  /** UID[:GID] or NAME[:GROUP] the task runs as; absent: root (uid 0), confined. */
+  user?: string;
+  /** Capabilities added to / dropped from the default set, as `docker service create --cap-add/--cap-drop` (CAP_ names, or ALL). */
+  capabilityAdd?: string[];
+  capabilityDrop?: string[];
+}
+
+/** A task's limits; 0 or absent = none (pids: the default, DEFAULT_PIDS_LIMIT). */
+export interface ResourceLimits {
+  nanoCpus?: number;
+  memoryBytes?: number;
+  pids?: number;
+}
+
 export interface TaskSpec {
-  container: { command: string[]; env: string[]; healthcheck?: HealthCheck | null };
+  container: ContainerSpec;
+  resources?: { limits: ResourceLimits } | null;
   placement: { constraints: string[] };
   forceUpdate: number;
 }
