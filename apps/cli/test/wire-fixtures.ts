@@ -12,7 +12,8 @@ export function serviceSpec(overrides: Partial<ServiceSpec> = {}): ServiceSpec {
   return {
     annotations: { name: "collabweb", labels: { team: "web" } },
     taskTemplate: {
-      container: { command: ["vipmesh", "whoami", "--port", "80"], env: ["A=1", "B=2"], healthcheck: null },
+      container: { command: ["vipmesh", "whoami", "--port", "80"], env: ["A=1", "B=2"], healthcheck: null, user: "", capabilityAdd: [], capabilityDrop: [] },
+      resources: null,
       placement: { constraints: ["node.labels.zone==a"] },
       forceUpdate: 0,
     },

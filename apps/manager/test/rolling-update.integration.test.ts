@@ -2,6 +2,7 @@
 // --update-delay apart; a failing new spec pauses the update or rolls it back.
 
 import type { wire } from "@vipmesh/api";
+import { taskConfinement } from "@vipmesh/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { call, type Harness, serviceSpec, startHarness, tasksOf, waitFor, waitRunning } from "./harness.ts";
 
@@ -168,5 +169,33 @@ describe("rolling update", () => {
       const [t] = await waitRunning(h, "api", 1);
       return t!.id !== before!.id && t!.networks.some((a) => a.networkId === ingress!.networkId);
     });
+  });
+
+  it("a change of what confines the tasks (user, capabilities, limits) replaces them, their agents get it, and it is stored", async () => {
+    await call(h.client, "createService", { spec: serviceSpec("web", { replicated: { replicas: 2 }, updateConfig: { parallelism: 0, monitorMs: 10 } }) });
+    const before = await waitRunning(h, "web", 2);
+    const s = await update("web", (spec) => ({
+      ...spec,
+      taskTemplate: {
+        ...spec.taskTemplate!,
+        container: { ...spec.taskTemplate!.container!, user: "1000:1000", capabilityAdd: ["net_admin"], capabilityDrop: ["ALL"] },
+        resources: { limits: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 ** 2, pids: 64 } },
+      },
+    }));
+    expect(s.updateStatus?.state).toBe("updating");
+    expect(s.spec?.taskTemplate?.container).toMatchObject({ user: "1000:1000", capabilityAdd: ["CAP_NET_ADMIN"], capabilityDrop: ["ALL"] });
+
+    const after = await waitRunning(h, "web", 2);
+    expect(after.some((t) => before.some((b) => b.id === t.id))).toBe(false);
+    // what the agents hold, decoded as a real agent's runtime reads it
+    const held = h.agents.flatMap((a) => [...a.view.tasks.values()]).filter((t) => after.some((a) => a.id === t.id));
+    expect(held).toHaveLength(2);
+    for (const t of held) {
+      expect(taskConfinement(t.spec)).toEqual({ user: "1000:1000", capabilities: ["CAP_NET_ADMIN"], pids: 64, memoryBytes: 64 * 1024 ** 2, nanoCpus: 500_000_000 });
+    }
+
+    await h.restart();
+    const stored = (await call(h.client, "inspectService", { service: "web" })).service!;
+    expect(stored.spec?.taskTemplate).toEqual(s.spec?.taskTemplate);
   });
 });

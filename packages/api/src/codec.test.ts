@@ -27,7 +27,16 @@ const runningTask: Task = {
   nodeId: "n1",
   specVersion: 2,
   spec: {
-    container: { command: ["serve"], env: ["A=1"], healthcheck: { test: ["CMD", "true"], intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 } },
+    container: {
+      command: ["serve"],
+      env: ["A=1"],
+      healthcheck: { test: ["CMD", "true"], intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 },
+      user: "1000:1000",
+      capabilityAdd: ["CAP_NET_ADMIN"],
+      capabilityDrop: ["ALL"],
+    },
+    // memory past 2^32: an int64 that a 32-bit field would lose
+    resources: { limits: { nanoCpus: 500_000_000, memoryBytes: 8 * 1024 ** 3, pids: 100 } },
     placement: { constraints: ["node.labels.zone==a"] },
     forceUpdate: 1,
   },
@@ -37,7 +46,7 @@ const runningTask: Task = {
   hostPorts: [{ protocol: "tcp", targetPort: 80, publishedPort: 8080, publishMode: "host", proxyProtocol: "v2" }],
 };
 
-/** A task with none of the optional parts: no health check, not drained, no host ports. */
+/** A task with none of the optional parts: no health check, user, capabilities or limits, not drained, no host ports. */
 const { hostPorts: _, ...withoutHostPorts } = runningTask;
 const drainingTask: Task = {
   ...withoutHostPorts,
@@ -101,11 +110,12 @@ describe("assignments", () => {
     expect(assignmentFromWire(wire).encryption).toStrictEqual(encryption);
   });
 
-  it("give numbers for uint64s that a loader gives as strings or Longs", () => {
+  it("give numbers for uint64s and int64s that a loader gives as strings or Longs", () => {
     const sent: Assignment = { version: 5_000_000_000, full: false, delta: { ...emptyDelta(), tasks: [{ ...runningTask, version: 6_000_000_000 }] } };
     for (const uint64 of ["string", "Long"] as const) {
       const wire = down({ assignment: assignmentToWire(sent) }, uint64).assignment!;
       expect(typeof wire.version).not.toBe("number");
+      expect(typeof wire.tasks[0]?.spec?.resources?.limits?.memoryBytes).toBe(uint64 === "string" ? "string" : "object");
       expect(assignmentFromWire(wire)).toStrictEqual(sent);
     }
   });

@@ -9,6 +9,7 @@ import type {
   Protocol,
   ProxyProtocol,
   PublishMode,
+  ResourceLimits,
   Task,
   TaskSpec,
   TaskState,
@@ -25,6 +26,7 @@ import type { EncryptionKeys, EncryptionKeys__Output } from "./generated/vipmesh
 import type { EndpointVirtualIp__Output } from "./generated/vipmesh/v1/EndpointVirtualIp.ts";
 import type { LogRequest as WireLogRequestInput, LogRequest__Output as WireLogRequest } from "./generated/vipmesh/v1/LogRequest.ts";
 import type { PortConfig__Output } from "./generated/vipmesh/v1/PortConfig.ts";
+import type { ResourceLimits__Output } from "./generated/vipmesh/v1/ResourceLimits.ts";
 import type { Task__Output } from "./generated/vipmesh/v1/Task.ts";
 import type { TaskLogData as WireLogPieceInput, TaskLogData__Output as WireLogPiece } from "./generated/vipmesh/v1/TaskLogData.ts";
 import type { TaskSpec__Output } from "./generated/vipmesh/v1/TaskSpec.ts";
@@ -58,7 +60,7 @@ export interface LogPiece {
   error?: string;
 }
 
-/** A uint64 as proto-loader gives it: a number with our LOADER_OPTIONS, a string or a Long with others. */
+/** A uint64 (or int64) as proto-loader gives it: a number with our LOADER_OPTIONS, a string or a Long with others. */
 type Uint64 = number | string | Long;
 
 /** A decoded message whose uint64 fields `K` may come as any Uint64. */
@@ -144,8 +146,9 @@ function taskFromWire(t: Task__Output): Task {
 }
 
 /** The manager always sets a task's spec and status; should one be missing, it decodes as an empty one. */
-function taskSpecFromWire(s: TaskSpec__Output | null): TaskSpec {
+export function taskSpecFromWire(s: TaskSpec__Output | null): TaskSpec {
   const c = s?.container;
+  const limits = resourceLimitsFromWire(s?.resources?.limits);
   return {
     container: {
       command: c?.command ?? [],
@@ -161,10 +164,25 @@ function taskSpecFromWire(s: TaskSpec__Output | null): TaskSpec {
             },
           }
         : {}),
+      ...(c?.user ? { user: c.user } : {}),
+      ...(c?.capabilityAdd.length ? { capabilityAdd: c.capabilityAdd } : {}),
+      ...(c?.capabilityDrop.length ? { capabilityDrop: c.capabilityDrop } : {}),
     },
+    ...(limits ? { resources: { limits } } : {}),
     placement: { constraints: s?.placement?.constraints ?? [] },
     forceUpdate: s?.forceUpdate ?? 0,
   };
+}
+
+/** The limits that are set (the wire's 0s left out, as the manager stores them), or undefined for none. */
+function resourceLimitsFromWire(l: WithUint64<ResourceLimits__Output, keyof ResourceLimits__Output> | null | undefined): ResourceLimits | undefined {
+  if (!l) return undefined;
+  const limits: ResourceLimits = {};
+  for (const field of ["nanoCpus", "memoryBytes", "pids"] as const) {
+    const n = uint64(l[field]);
+    if (n) limits[field] = n;
+  }
+  return Object.keys(limits).length > 0 ? limits : undefined;
 }
 
 function taskStatusFromWire(s: TaskStatus__Output | null): TaskStatus {

@@ -104,4 +104,61 @@ describe("applyServiceUpdate", () => {
     expect(() => applyServiceUpdate(off, { lbAffinityTimeoutS: 60 })).toThrow(/--lb-affinity client-ip/);
     expect(() => applyServiceUpdate(shorter, { lbAffinity: "none", lbAffinityTimeoutS: 60 })).toThrow(/needs lb affinity client-ip/);
   });
+
+  it("sets the user, keeps it through other changes, and \"\" makes the tasks root again", () => {
+    const spec = applyServiceUpdate(current, { user: "1000:1000" });
+    expect(spec.taskTemplate.container.user).toBe("1000:1000");
+    expect(applyServiceUpdate(spec, { envAdd: ["C=3"] }).taskTemplate.container.user).toBe("1000:1000");
+    expect(applyServiceUpdate(spec, { user: "" }).taskTemplate.container).not.toHaveProperty("user");
+    expect(() => applyServiceUpdate(spec, { user: "1000:staff" })).toThrow(/user "1000:staff" is not valid/);
+  });
+
+  describe("capabilities, as docker service update --cap-add/--cap-drop", () => {
+    const caps = (spec: typeof current) => ({
+      add: spec.taskTemplate.container.capabilityAdd ?? [],
+      drop: spec.taskTemplate.container.capabilityDrop ?? [],
+    });
+    const confined = applyServiceUpdate(current, { capAdd: ["net_admin"], capDrop: ["NET_RAW", "CAP_CHOWN"] });
+
+    it("adds and drops, stored canonical", () => {
+      expect(caps(confined)).toEqual({ add: ["CAP_NET_ADMIN"], drop: ["CAP_CHOWN", "CAP_NET_RAW"] });
+      expect(caps(applyServiceUpdate(confined, {}))).toEqual(caps(confined));
+    });
+
+    it("an added capability comes off the drop list and goes on the add list", () => {
+      expect(caps(applyServiceUpdate(confined, { capAdd: ["NET_RAW"] }))).toEqual({ add: ["CAP_NET_ADMIN", "CAP_NET_RAW"], drop: ["CAP_CHOWN"] });
+    });
+
+    it("a dropped capability comes off the add list and goes on the drop list", () => {
+      expect(caps(applyServiceUpdate(confined, { capDrop: ["cap_net_admin"] }))).toEqual({ add: [], drop: ["CAP_CHOWN", "CAP_NET_ADMIN", "CAP_NET_RAW"] });
+    });
+
+    it("named in both, a capability is added", () => {
+      expect(caps(applyServiceUpdate(confined, { capAdd: ["SYS_TIME"], capDrop: ["sys_time"] }))).toEqual({
+        add: ["CAP_NET_ADMIN", "CAP_SYS_TIME"],
+        drop: ["CAP_CHOWN", "CAP_NET_RAW"],
+      });
+    });
+
+    it("ALL replaces every other name of its list (and leaves the other list); RESET empties a list first", () => {
+      const only = applyServiceUpdate(confined, { capDrop: ["ALL"] });
+      expect(caps(only)).toEqual({ add: ["CAP_NET_ADMIN"], drop: ["ALL"] });
+      expect(caps(applyServiceUpdate(only, { capAdd: ["NET_BIND_SERVICE"] }))).toEqual({ add: ["CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE"], drop: ["ALL"] });
+      expect(caps(applyServiceUpdate(confined, { capAdd: ["RESET"], capDrop: ["reset"] }))).toEqual({ add: [], drop: [] });
+      expect(caps(applyServiceUpdate(confined, { capDrop: ["RESET", "KILL"] }))).toEqual({ add: ["CAP_NET_ADMIN"], drop: ["CAP_KILL"] });
+    });
+
+    it("refuses an unknown name as typed", () => {
+      expect(() => applyServiceUpdate(confined, { capAdd: ["CAP_FLY"] })).toThrow(/cap-add: "CAP_FLY" is not a Linux capability/);
+    });
+  });
+
+  it("sets limits one by one, and 0 clears one", () => {
+    const limited = applyServiceUpdate(current, { limits: { nanoCpus: 500_000_000, memoryBytes: 512 * 1024 ** 2 } });
+    expect(limited.taskTemplate.resources).toEqual({ limits: { nanoCpus: 500_000_000, memoryBytes: 512 * 1024 ** 2 } });
+    const more = applyServiceUpdate(limited, { limits: { pids: 100, nanoCpus: 0 } });
+    expect(more.taskTemplate.resources).toEqual({ limits: { memoryBytes: 512 * 1024 ** 2, pids: 100 } });
+    expect(applyServiceUpdate(more, { limits: { memoryBytes: 0, pids: 0 } }).taskTemplate).not.toHaveProperty("resources");
+    expect(() => applyServiceUpdate(current, { limits: { memoryBytes: 1024 } })).toThrow(/memory limit: 1 KiB is below 6 MiB/);
+  });
 });

@@ -1,8 +1,9 @@
 // A change to a service's spec, and its result: what `vipmesh service update`
 // and `scale` send, and what a Docker Engine API would apply, as one pure merge.
 
+import { canonicalCapability } from "./confinement.ts";
 import { invalid } from "./errors.ts";
-import type { EndpointMode, LbAffinity, LbSchedulerName, PortConfig, Protocol, ServiceSpec, UpdateConfig } from "./types.ts";
+import type { EndpointMode, LbAffinity, LbSchedulerName, PortConfig, Protocol, ResourceLimits, ServiceSpec, UpdateConfig } from "./types.ts";
 import { normalizeServiceSpec } from "./validation.ts";
 
 /** A port to stop publishing: every binding of this target port and protocol goes. */
@@ -37,7 +38,17 @@ export interface ServiceUpdate {
   force?: boolean;
   /** Replaces the command. */
   command?: string[] | undefined;
+  /** UID[:GID] or NAME[:GROUP] the tasks run as; "" = root again. */
+  user?: string | undefined;
+  /** `--cap-add`/`--cap-drop`, merged as Docker's `service update` does (updateCapabilities); RESET empties its list first. */
+  capAdd?: string[];
+  capDrop?: string[];
+  /** Limits to set, each on its own; 0 clears one. */
+  limits?: ResourceLimits;
 }
+
+/** In `--cap-add`/`--cap-drop` of an update: empty the list before the rest applies. */
+export const RESET_CAPABILITIES = "RESET";
 
 /** The spec `update` makes of `current`, validated. Docker's order: removals first, then additions, so removing A and adding A=2 ends with A=2. */
 export function applyServiceUpdate(current: ServiceSpec, update: ServiceUpdate): ServiceSpec {
@@ -55,7 +66,10 @@ export function applyServiceUpdate(current: ServiceSpec, update: ServiceUpdate):
         ...container,
         command: update.command ?? container.command,
         env: updateEnv(container.env, update.envAdd ?? [], update.envRm ?? []),
+        user: update.user ?? container.user,
+        ...updateCapabilities(container.capabilityAdd ?? [], container.capabilityDrop ?? [], update.capAdd ?? [], update.capDrop ?? []),
       },
+      resources: { limits: { ...current.taskTemplate.resources?.limits, ...update.limits } },
       placement: {
         constraints: updateConstraints(current.taskTemplate.placement.constraints, update.constraintAdd ?? [], update.constraintRm ?? []),
       },
@@ -96,6 +110,27 @@ function updateConstraints(constraints: readonly string[], add: readonly string[
   const removed = new Set(rm.map((c) => c.trim()));
   const kept = constraints.filter((c) => !removed.has(c.trim()));
   return [...kept, ...add.filter((c) => !kept.includes(c))];
+}
+
+/**
+ * Docker's rule for an update: a capability added comes off the drop list and
+ * goes on the add list, one dropped the other way round; named in both, it is
+ * added. Names are compared canonical; unknown ones are kept as typed for the
+ * validator to name.
+ */
+function updateCapabilities(
+  add: readonly string[],
+  drop: readonly string[],
+  toAddIn: readonly string[],
+  toDropIn: readonly string[],
+): { capabilityAdd: string[]; capabilityDrop: string[] } {
+  const isReset = (c: string) => c.trim().toUpperCase() === RESET_CAPABILITIES;
+  const canonical = (names: readonly string[]) => names.filter((c) => !isReset(c)).map((c) => canonicalCapability(c) ?? c);
+  const toAdd = canonical(toAddIn);
+  const toDrop = canonical(toDropIn).filter((c) => !toAdd.includes(c));
+  const keptAdd = toAddIn.some(isReset) ? [] : add.filter((c) => !toDrop.includes(c));
+  const keptDrop = toDropIn.some(isReset) ? [] : drop.filter((c) => !toAdd.includes(c));
+  return { capabilityAdd: [...keptAdd, ...toAdd], capabilityDrop: [...keptDrop, ...toDrop] };
 }
 
 const sameBinding = (a: PortConfig, b: PortConfig): boolean =>

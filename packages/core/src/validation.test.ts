@@ -2,12 +2,14 @@ import { describe, expect, it } from "vitest";
 import { expectVipmeshError } from "../test/expect-error.ts";
 import type { NetworkSpec, PortConfig, ServiceSpec } from "./types.ts";
 import {
+  formatBytes,
   MAX_REPLICAS,
   normalizeNetworkSpec,
   normalizePort,
   normalizeServiceSpec,
   validateName,
   validateSubnet,
+  validateUser,
 } from "./validation.ts";
 
 // The loose shapes the normalizers accept: anything may be missing or mistyped.
@@ -300,6 +302,96 @@ describe("normalizeServiceSpec", () => {
     },
   ])("rejects $why", ({ input, mentions }) => {
     expectVipmeshError(() => normalizeServiceSpec(input), "invalid_argument", ...mentions);
+  });
+});
+
+describe("a task's confinement: user, capabilities, limits", () => {
+  const container = (fields: Record<string, unknown>) => normalizeServiceSpec(withContainer(fields)).taskTemplate.container;
+  const limits = (l: Record<string, unknown> | null) =>
+    normalizeServiceSpec(serviceInput({ taskTemplate: { container: { command: ["run"] }, resources: l === null ? null : { limits: l } } })).taskTemplate
+      .resources;
+
+  it("leaves every unset field out, so a spec stored before they existed is equal to itself normalized", () => {
+    // proto3's defaults as the wire gives them: "", [], a null message, zeros
+    const wire = normalizeServiceSpec(
+      serviceInput({
+        taskTemplate: { container: { command: ["run"], user: "", capabilityAdd: [], capabilityDrop: [] }, resources: { limits: { nanoCpus: 0, memoryBytes: 0, pids: 0 } } },
+      }),
+    );
+    expect(wire.taskTemplate).toEqual(normalizeServiceSpec(serviceInput({ taskTemplate: { container: { command: ["run"] } } })).taskTemplate);
+    expect(wire.taskTemplate).not.toHaveProperty("resources");
+    expect(wire.taskTemplate.container).not.toHaveProperty("user");
+    expect(wire.taskTemplate.container).not.toHaveProperty("capabilityAdd");
+    expect(limits(null)).toBeUndefined();
+  });
+
+  it.each(["0", "1000", "1000:1000", "4294967294:0", "nobody", "nobody:nogroup", "www-data:33", "_svc", "machine$", "a".repeat(32)])(
+    "takes the user %j as given",
+    (user) => {
+      expect(validateUser(user)).toBe(user);
+      expect(container({ user }).user).toBe(user);
+    },
+  );
+
+  it.each(["root:", ":1000", "1000:nogroup", "Nobody", "1a", "a b", "a:b:c", "4294967295", "-1", "a".repeat(33), "web:grp$", 1000])(
+    "refuses the user %j, saying what a user looks like",
+    (user) => {
+      expectVipmeshError(() => container({ user }), "invalid_argument", `user "${user}"`, "UID[:GID]", "NAME[:GROUP]");
+    },
+  );
+
+  it("stores capabilities canonical: CAP_ names or ALL, sorted, once each", () => {
+    expect(container({ capabilityAdd: ["net_admin", "SYS_TIME", "CAP_NET_ADMIN"], capabilityDrop: ["Net_Raw", "all"] })).toMatchObject({
+      capabilityAdd: ["CAP_NET_ADMIN", "CAP_SYS_TIME"],
+      capabilityDrop: ["ALL"],
+    });
+  });
+
+  it("keeps ALL alone in its list, and a capability both added and dropped is added (Docker's precedence)", () => {
+    expect(container({ capabilityAdd: ["NET_ADMIN", "ALL"] }).capabilityAdd).toEqual(["ALL"]);
+    const both = container({ capabilityAdd: ["NET_RAW"], capabilityDrop: ["NET_RAW", "CHOWN"] });
+    expect(both).toMatchObject({ capabilityAdd: ["CAP_NET_RAW"], capabilityDrop: ["CAP_CHOWN"] });
+    expect(container({ capabilityAdd: ["NET_RAW"], capabilityDrop: ["net_raw"] })).not.toHaveProperty("capabilityDrop");
+  });
+
+  it.each([
+    { fields: { capabilityAdd: ["CAP_FLY"] }, mentions: ['cap-add: "CAP_FLY" is not a Linux capability', "NET_ADMIN", "ALL"] },
+    { fields: { capabilityDrop: ["NET_ADMIN", "sys_magic"] }, mentions: ['cap-drop: "sys_magic"'] },
+    { fields: { capabilityAdd: "NET_ADMIN" }, mentions: ["cap-add must be a list of strings"] },
+  ])("refuses capabilities $fields", ({ fields, mentions }) => {
+    expectVipmeshError(() => container(fields), "invalid_argument", ...mentions);
+  });
+
+  it("keeps the limits that are set, at the edges of their ranges", () => {
+    expect(limits({ nanoCpus: 10_000_000, memoryBytes: 6 * 1024 ** 2, pids: 1 })).toEqual({
+      limits: { nanoCpus: 10_000_000, memoryBytes: 6 * 1024 ** 2, pids: 1 },
+    });
+    expect(limits({ nanoCpus: 1024e9, memoryBytes: 1024 ** 4, pids: 4_194_304 })).toEqual({
+      limits: { nanoCpus: 1024e9, memoryBytes: 1024 ** 4, pids: 4_194_304 },
+    });
+    expect(limits({ nanoCpus: 0, memoryBytes: 512 * 1024 ** 2 })).toEqual({ limits: { memoryBytes: 512 * 1024 ** 2 } });
+  });
+
+  it.each([
+    { l: { nanoCpus: 1_000_000 }, mentions: ["cpu limit: 0.001 CPUs is below 0.01 CPUs", "Docker's minimum", "give 0 (no limit) or 0.01 CPUs to 1024 CPUs (--limit-cpu)"] },
+    { l: { nanoCpus: 2048e9 }, mentions: ["cpu limit: 2048 CPUs is above 1024 CPUs"] },
+    { l: { nanoCpus: 0.5 }, mentions: ["cpu limit: 0.5 is not a whole number"] },
+    { l: { memoryBytes: 1024 ** 2 }, mentions: ["memory limit: 1 MiB is below 6 MiB (Docker's minimum)", "6 MiB to 1 TiB (--limit-memory)"] },
+    { l: { memoryBytes: 2 * 1024 ** 4 }, mentions: ["memory limit: 2 TiB is above 1 TiB"] },
+    { l: { memoryBytes: -1 }, mentions: ["memory limit: -1 is not a whole number", "give 0 (no limit)"] },
+    { l: { pids: 5_000_000 }, mentions: ["pids limit: 5000000 is above 4194304", "give 0 (the default, 4096) or 1 to 4194304 (--limit-pids)"] },
+    { l: { pids: "many" }, mentions: ["pids limit: many is not a whole number"] },
+  ])("refuses the limits $l, saying the range", ({ l, mentions }) => {
+    expectVipmeshError(() => limits(l), "invalid_argument", ...mentions);
+  });
+
+  it("shows bytes as people write them", () => {
+    expect([formatBytes(1000), formatBytes(6 * 1024 ** 2), formatBytes(1.5 * 1024 ** 3), formatBytes(1024 ** 4)]).toEqual([
+      "1000 bytes",
+      "6 MiB",
+      "1.5 GiB",
+      "1 TiB",
+    ]);
   });
 });
 

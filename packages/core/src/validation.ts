@@ -3,6 +3,7 @@
 // VipmeshError("invalid_argument") naming the field and what to do.
 
 import { VXLAN_UDP_PORT } from "./allocators.ts";
+import { canonicalCapability, DEFAULT_PIDS_LIMIT } from "./confinement.ts";
 import { parseConstraint } from "./constraints.ts";
 import { invalid } from "./errors.ts";
 import { parseCidr } from "./ipv4.ts";
@@ -14,7 +15,9 @@ import {
   type NetworkSpec,
   type NodeSpec,
   type PortConfig,
+  type ResourceLimits,
   type ServiceSpec,
+  type TaskSpec,
   type UpdateConfig,
 } from "./types.ts";
 
@@ -40,6 +43,22 @@ export const FAILURE_ACTIONS = ["pause", "rollback", "continue"] as const;
 export const UPDATE_ORDERS = ["stop-first", "start-first"] as const;
 export const AVAILABILITIES = ["active", "drain"] as const;
 export const MAX_REPLICAS = 10_000;
+
+/** Docker's own floor for --limit-memory: below it a task cannot even start. */
+export const MIN_MEMORY_LIMIT_BYTES = 6 * 1024 ** 2;
+/** A ceiling that catches a unit typed wrong (1t for 1g) rather than any real machine's size. */
+export const MAX_MEMORY_LIMIT_BYTES = 1024 ** 4;
+/** 0.01 CPU, Docker's minimum: a CFS quota of 1 ms per 100 ms period. */
+export const MIN_NANO_CPUS = 10_000_000;
+export const MAX_NANO_CPUS = 1024 * 1_000_000_000;
+/** The kernel's PID_MAX_LIMIT on 64-bit: no pids.max above it means anything. */
+export const MAX_PIDS_LIMIT = 4_194_304;
+/** A user name (useradd's default rule, with Samba's trailing $) and a group name; up to MAX_USER_NAME each. */
+const USER_NAME = /^[a-z_][a-z0-9_-]*[$]?$/;
+const GROUP_NAME = /^[a-z_][a-z0-9_-]*$/;
+const MAX_USER_NAME = 32;
+/** The highest UID or GID: (uid_t)-1 means "no change" to the kernel, so it is not one. */
+const MAX_ID = 2 ** 32 - 2;
 
 export const DEFAULT_UPDATE_CONFIG: UpdateConfig = {
   parallelism: 1,
@@ -231,6 +250,125 @@ function normalizeHealthCheck(input: Loose<HealthCheck> | null | undefined): Hea
   };
 }
 
+/** `--user`: UID[:GID], or NAME[:GROUP] where the group may be a GID; "" = root, left out of the spec. */
+export function validateUser(value: unknown): string {
+  if (value === undefined || value === null || value === "") return "";
+  const text = typeof value === "string" ? value : String(value);
+  const parts = text.split(":");
+  const [user = "", group] = parts;
+  const id = (s: string) => /^\d{1,10}$/.test(s) && Number(s) <= MAX_ID;
+  const name = (s: string, re: RegExp) => s.length <= MAX_USER_NAME && re.test(s);
+  const ok =
+    typeof value === "string" &&
+    parts.length <= 2 &&
+    (id(user) ? group === undefined || id(group) : name(user, USER_NAME) && (group === undefined || id(group) || name(group, GROUP_NAME)));
+  if (!ok) {
+    throw invalid(
+      `user "${text}" is not valid: give UID[:GID] (e.g. 1000:1000, ids up to ${MAX_ID}) or NAME[:GROUP] (e.g. nobody:nogroup), ` +
+        `names of up to ${MAX_USER_NAME} lowercase letters, digits, _ and -, starting with a letter or _`,
+    );
+  }
+  return text;
+}
+
+/**
+ * `--cap-add`/`--cap-drop`: every name known (canonicalCapability), stored as
+ * CAP_X or ALL, sorted and once each; a list with ALL is just ALL, and a
+ * capability both added and dropped is added (Docker's precedence).
+ */
+function normalizeCapabilities(addIn: unknown, dropIn: unknown): { add: string[]; drop: string[] } {
+  const canonical = (flag: string, value: unknown): string[] => {
+    const names = new Set<string>();
+    for (const name of strings(flag, value)) {
+      const cap = canonicalCapability(name);
+      if (!cap) {
+        throw invalid(
+          `${flag}: "${name}" is not a Linux capability: give a name from capabilities(7) such as NET_ADMIN ` +
+            "or CAP_NET_ADMIN (either case), or ALL",
+        );
+      }
+      names.add(cap);
+    }
+    return names.has("ALL") ? ["ALL"] : [...names].sort();
+  };
+  const add = canonical("cap-add", addIn);
+  return { add, drop: canonical("cap-drop", dropIn).filter((c) => !add.includes(c)) };
+}
+
+/** How each limit is told and shown, for its message. */
+interface LimitRule {
+  what: string;
+  flag: string;
+  min: number;
+  /** Why the least is what it is. */
+  floor: string;
+  max: number;
+  show: (n: number) => string;
+  /** What 0 means. */
+  zero: string;
+}
+
+const LIMIT_RULES: Record<keyof ResourceLimits, LimitRule> = {
+  nanoCpus: {
+    what: "cpu limit",
+    flag: "--limit-cpu",
+    min: MIN_NANO_CPUS,
+    floor: "Docker's minimum: 1 ms of CPU time per 100 ms",
+    max: MAX_NANO_CPUS,
+    show: (n) => `${n / 1e9} CPUs`,
+    zero: "no limit",
+  },
+  memoryBytes: {
+    what: "memory limit",
+    flag: "--limit-memory",
+    min: MIN_MEMORY_LIMIT_BYTES,
+    floor: "Docker's minimum",
+    max: MAX_MEMORY_LIMIT_BYTES,
+    show: formatBytes,
+    zero: "no limit",
+  },
+  pids: {
+    what: "pids limit",
+    flag: "--limit-pids",
+    min: 1,
+    floor: "one process",
+    max: MAX_PIDS_LIMIT,
+    show: (n) => String(n),
+    zero: `the default, ${DEFAULT_PIDS_LIMIT}`,
+  },
+};
+
+/** Bytes as people write them in messages: 6 MiB, 1.5 GiB, 1000 bytes. */
+export function formatBytes(n: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"] as const;
+  let i = 0;
+  while (i < units.length - 1 && Math.abs(n) >= 1024 ** (i + 1)) i++;
+  const v = n / 1024 ** i;
+  return i === 0 ? `${n} bytes` : `${Number(v.toFixed(2))} ${units[i]}`;
+}
+
+/** One limit: 0 (or absent) leaves it out, else a whole number in its range. */
+function limit(field: keyof ResourceLimits, value: unknown): number {
+  const r = LIMIT_RULES[field];
+  const n = value === undefined || value === null || value === "" ? 0 : typeof value === "string" ? Number(value) : value;
+  const range = `give 0 (${r.zero}) or ${r.show(r.min)} to ${r.show(r.max)} (${r.flag})`;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw invalid(`${r.what}: ${String(value)} is not a whole number: ${range}`);
+  if (n !== 0 && n < r.min) throw invalid(`${r.what}: ${r.show(n)} is below ${r.show(r.min)} (${r.floor}): ${range}`);
+  if (n > r.max) throw invalid(`${r.what}: ${r.show(n)} is above ${r.show(r.max)}, the most a task may be given: ${range}`);
+  return n;
+}
+
+/** The limits that are set (0s left out), or null for none: a spec without limits stays as it was stored. */
+function normalizeResources(input: unknown): TaskSpec["resources"] {
+  const given = ((input as { limits?: unknown } | null | undefined)?.limits ?? {}) as Loose<ResourceLimits>;
+  const limits: ResourceLimits = {};
+  for (const field of Object.keys(LIMIT_RULES) as (keyof ResourceLimits)[]) {
+    const n = limit(field, given[field]);
+    if (n !== 0) limits[field] = n;
+  }
+  return Object.keys(limits).length > 0 ? { limits } : null;
+}
+
 /** Validates a service spec and fills every default. Network targets stay as given. */
 export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefined): ServiceSpec {
   if (!input) throw invalid("service spec is required");
@@ -245,6 +383,9 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
     const k = e.split("=")[0]!;
     if (!e.includes("=") || !ENV_KEY.test(k)) throw invalid(`env "${e}" must look like KEY=value`);
   }
+  const user = validateUser(container.user);
+  const caps = normalizeCapabilities(container.capabilityAdd, container.capabilityDrop);
+  const resources = normalizeResources(tt.resources);
   const placement = (tt.placement ?? {}) as Loose<ServiceSpec["taskTemplate"]["placement"]>;
   const constraints = strings("constraints", placement.constraints);
   constraints.forEach(parseConstraint);
@@ -271,7 +412,16 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
   return {
     annotations: { name, labels: labels("labels", ann.labels) },
     taskTemplate: {
-      container: { command, env, healthcheck: normalizeHealthCheck(container.healthcheck as Loose<HealthCheck>) },
+      // what confines a task is left out when unset, so specs stored before it existed stay equal (no rolling update)
+      container: {
+        command,
+        env,
+        healthcheck: normalizeHealthCheck(container.healthcheck as Loose<HealthCheck>),
+        ...(user ? { user } : {}),
+        ...(caps.add.length > 0 ? { capabilityAdd: caps.add } : {}),
+        ...(caps.drop.length > 0 ? { capabilityDrop: caps.drop } : {}),
+      },
+      ...(resources ? { resources } : {}),
       placement: { constraints },
       forceUpdate: integer("forceUpdate", tt.forceUpdate, 0, 2 ** 32 - 1, 0),
     },

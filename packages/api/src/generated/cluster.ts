@@ -49,6 +49,8 @@ import type { RemoveNodeResponse as _vipmesh_v1_RemoveNodeResponse, RemoveNodeRe
 import type { RemoveServiceRequest as _vipmesh_v1_RemoveServiceRequest, RemoveServiceRequest__Output as _vipmesh_v1_RemoveServiceRequest__Output } from './vipmesh/v1/RemoveServiceRequest.ts';
 import type { RemoveServiceResponse as _vipmesh_v1_RemoveServiceResponse, RemoveServiceResponse__Output as _vipmesh_v1_RemoveServiceResponse__Output } from './vipmesh/v1/RemoveServiceResponse.ts';
 import type { ReplicatedMode as _vipmesh_v1_ReplicatedMode, ReplicatedMode__Output as _vipmesh_v1_ReplicatedMode__Output } from './vipmesh/v1/ReplicatedMode.ts';
+import type { ResourceLimits as _vipmesh_v1_ResourceLimits, ResourceLimits__Output as _vipmesh_v1_ResourceLimits__Output } from './vipmesh/v1/ResourceLimits.ts';
+import type { ResourceRequirements as _vipmesh_v1_ResourceRequirements, ResourceRequirements__Output as _vipmesh_v1_ResourceRequirements__Output } from './vipmesh/v1/ResourceRequirements.ts';
 import type { RollbackServiceRequest as _vipmesh_v1_RollbackServiceRequest, RollbackServiceRequest__Output as _vipmesh_v1_RollbackServiceRequest__Output } from './vipmesh/v1/RollbackServiceRequest.ts';
 import type { RollbackServiceResponse as _vipmesh_v1_RollbackServiceResponse, RollbackServiceResponse__Output as _vipmesh_v1_RollbackServiceResponse__Output } from './vipmesh/v1/RollbackServiceResponse.ts';
 import type { Service as _vipmesh_v1_Service, Service__Output as _vipmesh_v1_Service__Output } from './vipmesh/v1/Service.ts';
@@ -124,6 +126,8 @@ export interface ProtoGrpcType {
       RemoveServiceRequest: MessageTypeDefinition<_vipmesh_v1_RemoveServiceRequest, _vipmesh_v1_RemoveServiceRequest__Output>
       RemoveServiceResponse: MessageTypeDefinition<_vipmesh_v1_RemoveServiceResponse, _vipmesh_v1_RemoveServiceResponse__Output>
       ReplicatedMode: MessageTypeDefinition<_vipmesh_v1_ReplicatedMode, _vipmesh_v1_ReplicatedMode__Output>
+      ResourceLimits: MessageTypeDefinition<_vipmesh_v1_ResourceLimits, _vipmesh_v1_ResourceLimits__Output>
+      ResourceRequirements: MessageTypeDefinition<_vipmesh_v1_ResourceRequirements, _vipmesh_v1_ResourceRequirements__Output>
       RollbackServiceRequest: MessageTypeDefinition<_vipmesh_v1_RollbackServiceRequest, _vipmesh_v1_RollbackServiceRequest__Output>
       RollbackServiceResponse: MessageTypeDefinition<_vipmesh_v1_RollbackServiceResponse, _vipmesh_v1_RollbackServiceResponse__Output>
       Service: MessageTypeDefinition<_vipmesh_v1_Service, _vipmesh_v1_Service__Output>

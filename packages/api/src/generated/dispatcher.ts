@@ -31,6 +31,8 @@ import type { PortConfig as _vipmesh_v1_PortConfig, PortConfig__Output as _vipme
 import type { RegisterRequest as _vipmesh_v1_RegisterRequest, RegisterRequest__Output as _vipmesh_v1_RegisterRequest__Output } from './vipmesh/v1/RegisterRequest.ts';
 import type { RegisterResponse as _vipmesh_v1_RegisterResponse, RegisterResponse__Output as _vipmesh_v1_RegisterResponse__Output } from './vipmesh/v1/RegisterResponse.ts';
 import type { ReplicatedMode as _vipmesh_v1_ReplicatedMode, ReplicatedMode__Output as _vipmesh_v1_ReplicatedMode__Output } from './vipmesh/v1/ReplicatedMode.ts';
+import type { ResourceLimits as _vipmesh_v1_ResourceLimits, ResourceLimits__Output as _vipmesh_v1_ResourceLimits__Output } from './vipmesh/v1/ResourceLimits.ts';
+import type { ResourceRequirements as _vipmesh_v1_ResourceRequirements, ResourceRequirements__Output as _vipmesh_v1_ResourceRequirements__Output } from './vipmesh/v1/ResourceRequirements.ts';
 import type { Service as _vipmesh_v1_Service, Service__Output as _vipmesh_v1_Service__Output } from './vipmesh/v1/Service.ts';
 import type { ServiceSpec as _vipmesh_v1_ServiceSpec, ServiceSpec__Output as _vipmesh_v1_ServiceSpec__Output } from './vipmesh/v1/ServiceSpec.ts';
 import type { SessionDown as _vipmesh_v1_SessionDown, SessionDown__Output as _vipmesh_v1_SessionDown__Output } from './vipmesh/v1/SessionDown.ts';
@@ -85,6 +87,8 @@ export interface ProtoGrpcType {
       RegisterRequest: MessageTypeDefinition<_vipmesh_v1_RegisterRequest, _vipmesh_v1_RegisterRequest__Output>
       RegisterResponse: MessageTypeDefinition<_vipmesh_v1_RegisterResponse, _vipmesh_v1_RegisterResponse__Output>
       ReplicatedMode: MessageTypeDefinition<_vipmesh_v1_ReplicatedMode, _vipmesh_v1_ReplicatedMode__Output>
+      ResourceLimits: MessageTypeDefinition<_vipmesh_v1_ResourceLimits, _vipmesh_v1_ResourceLimits__Output>
+      ResourceRequirements: MessageTypeDefinition<_vipmesh_v1_ResourceRequirements, _vipmesh_v1_ResourceRequirements__Output>
       Service: MessageTypeDefinition<_vipmesh_v1_Service, _vipmesh_v1_Service__Output>
       ServiceSpec: MessageTypeDefinition<_vipmesh_v1_ServiceSpec, _vipmesh_v1_ServiceSpec__Output>
       SessionDown: MessageTypeDefinition<_vipmesh_v1_SessionDown, _vipmesh_v1_SessionDown__Output>

@@ -7,10 +7,16 @@ export interface ContainerSpec {
   'command'?: (string)[];
   'env'?: (string)[];
   'healthcheck'?: (_vipmesh_v1_HealthCheck | null);
+  'user'?: (string);
+  'capabilityAdd'?: (string)[];
+  'capabilityDrop'?: (string)[];
 }
 
 export interface ContainerSpec__Output {
   'command': (string)[];
   'env': (string)[];
   'healthcheck': (_vipmesh_v1_HealthCheck__Output | null);
+  'user': (string);
+  'capabilityAdd': (string)[];
+  'capabilityDrop': (string)[];
 }

@@ -3,15 +3,18 @@
 
 import type { ContainerSpec as _vipmesh_v1_ContainerSpec, ContainerSpec__Output as _vipmesh_v1_ContainerSpec__Output } from '../../vipmesh/v1/ContainerSpec.ts';
 import type { Placement as _vipmesh_v1_Placement, Placement__Output as _vipmesh_v1_Placement__Output } from '../../vipmesh/v1/Placement.ts';
+import type { ResourceRequirements as _vipmesh_v1_ResourceRequirements, ResourceRequirements__Output as _vipmesh_v1_ResourceRequirements__Output } from '../../vipmesh/v1/ResourceRequirements.ts';
 
 export interface TaskSpec {
   'container'?: (_vipmesh_v1_ContainerSpec | null);
   'placement'?: (_vipmesh_v1_Placement | null);
   'forceUpdate'?: (number);
+  'resources'?: (_vipmesh_v1_ResourceRequirements | null);
 }
 
 export interface TaskSpec__Output {
   'container': (_vipmesh_v1_ContainerSpec__Output | null);
   'placement': (_vipmesh_v1_Placement__Output | null);
   'forceUpdate': (number);
+  'resources': (_vipmesh_v1_ResourceRequirements__Output | null);
 }
