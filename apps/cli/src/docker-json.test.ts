@@ -96,6 +96,35 @@ describe("serviceJson", () => {
     expect(json.UpdateStatus).toEqual({ State: "paused", StartedAt: "a", CompletedAt: "", Message: "task failed" });
   });
 
+  it("gives the user, capabilities and limits in Docker's places, and leaves out those not set", () => {
+    const template = serviceSpec().taskTemplate!;
+    const confined = serviceSpec({
+      taskTemplate: {
+        ...template,
+        container: { ...template.container!, user: "1000:1000", capabilityAdd: ["CAP_NET_ADMIN"], capabilityDrop: ["ALL"] },
+        resources: { limits: { nanoCpus: 500_000_000, memoryBytes: 536_870_912, pids: 0 } },
+      },
+    });
+    const json = serviceJson(service({ spec: confined }));
+    expect(json.Spec.TaskTemplate).toEqual({
+      ContainerSpec: {
+        Command: ["vipmesh", "whoami", "--port", "80"],
+        Env: ["A=1", "B=2"],
+        User: "1000:1000",
+        CapabilityAdd: ["CAP_NET_ADMIN"],
+        CapabilityDrop: ["ALL"],
+      },
+      Resources: { Limits: { NanoCPUs: 500_000_000, MemoryBytes: 536_870_912 } },
+      Placement: { Constraints: ["node.labels.zone==a"] },
+      ForceUpdate: 0,
+    });
+    // a spec with only the wire's defaults (zero limits too) shows none of them
+    const unset = serviceSpec({ taskTemplate: { ...template, resources: { limits: { nanoCpus: 0, memoryBytes: 0, pids: 0 } } } });
+    const plain = serviceJson(service({ spec: unset })).Spec.TaskTemplate;
+    expect(plain).not.toHaveProperty("Resources");
+    expect(Object.keys(plain.ContainerSpec)).toEqual(["Command", "Env"]);
+  });
+
   it("omits PreviousSpec and UpdateStatus when there are none", () => {
     const json = serviceJson(service());
     expect(json).not.toHaveProperty("PreviousSpec");

@@ -6,6 +6,7 @@ import { isTaskReady } from "@vipmesh/core";
 
 type ServiceSpec = wire.ServiceSpec;
 type TaskSpec = NonNullable<ServiceSpec["taskTemplate"]>;
+type ResourceLimits = NonNullable<NonNullable<TaskSpec["resources"]>["limits"]>;
 type UpdateConfig = NonNullable<ServiceSpec["updateConfig"]>;
 type EndpointSpec = NonNullable<ServiceSpec["endpointSpec"]>;
 type PortConfig = EndpointSpec["ports"][number];
@@ -52,14 +53,26 @@ function endpointSpecJson(e: EndpointSpec | null) {
   };
 }
 
+/** Docker's Resources.Limits, with only the limits that are set (omitempty): undefined for none. */
+function limitsJson(l: ResourceLimits | null | undefined) {
+  const limits = {
+    ...(l?.nanoCpus ? { NanoCPUs: l.nanoCpus } : {}),
+    ...(l?.memoryBytes ? { MemoryBytes: l.memoryBytes } : {}),
+    ...(l?.pids ? { Pids: l.pids } : {}),
+  };
+  return Object.keys(limits).length > 0 ? limits : undefined;
+}
+
 export function taskSpecJson(t: TaskSpec | null) {
   const container = t?.container;
   const check = container?.healthcheck;
+  const limits = limitsJson(t?.resources?.limits);
   return {
     ContainerSpec: {
       // There is no image: the whole command line is the entrypoint, docker's Command.
       Command: container?.command ?? [],
       Env: container?.env ?? [],
+      ...(container?.user ? { User: container.user } : {}),
       ...(check && check.test.length > 0
         ? {
             Healthcheck: {
@@ -71,7 +84,10 @@ export function taskSpecJson(t: TaskSpec | null) {
             },
           }
         : {}),
+      ...(container?.capabilityAdd?.length ? { CapabilityAdd: container.capabilityAdd } : {}),
+      ...(container?.capabilityDrop?.length ? { CapabilityDrop: container.capabilityDrop } : {}),
     },
+    ...(limits ? { Resources: { Limits: limits } } : {}),
     Placement: { Constraints: t?.placement?.constraints ?? [] },
     ForceUpdate: t?.forceUpdate ?? 0,
   };

@@ -51,6 +51,27 @@ export function seconds(value: string): number {
   return ms / 1000;
 }
 
+/** `--limit-cpu`: decimal CPUs (0.5, 2, .25) as nano CPUs, Docker's unit; exact, no float rounding. */
+export function cpus(value: string): number {
+  const m = /^(\d*)(?:\.(\d*))?$/.exec(value);
+  if (!m || (m[1] === "" && !m[2])) throw new InvalidArgumentError("expected a number of CPUs, e.g. 0.5 or 2");
+  const fraction = (m[2] ?? "").replace(/0+$/, "");
+  if (fraction.length > 9) throw new InvalidArgumentError("CPUs are counted to 9 decimal places at most");
+  return Number(m[1] || "0") * 1e9 + Number(fraction.padEnd(9, "0"));
+}
+
+const RAM_UNITS = { "": 0, k: 1, m: 2, g: 3, t: 4, p: 5 } as const;
+
+/** `--limit-memory`: Docker's RAM syntax (go-units' RAMInBytes): 512m, 1.5g, 64MiB, 1048576 — binary multiples. */
+export function ramBytes(value: string): number {
+  const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?(i?b)?$/i.exec(value);
+  if (!m || (m[3] && !m[2] && m[3].toLowerCase() !== "b")) {
+    throw new InvalidArgumentError("expected a size like 512m, 1g or 1048576 (bytes), with b, k, m, g, t or p");
+  }
+  const unit = (m[2]?.toLowerCase() ?? "") as keyof typeof RAM_UNITS;
+  return Math.trunc(Number(m[1]) * 1024 ** RAM_UNITS[unit]);
+}
+
 export const choice = (flags: string, description: string, choices: readonly string[]): Option =>
   new Option(flags, description).choices(choices);
 

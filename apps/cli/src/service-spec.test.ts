@@ -93,6 +93,27 @@ describe("affinity flags", () => {
   });
 });
 
+describe("confinement flags", () => {
+  it("set the user, capabilities (stored canonical) and the limits given", () => {
+    const spec = buildServiceSpec(
+      createFlags({ user: "1000:1000", capAdd: ["net_admin"], capDrop: ["ALL"], limits: { nanoCpus: 500_000_000, memoryBytes: 512 * 1024 ** 2 } }),
+    );
+    expect(spec.taskTemplate.container).toMatchObject({ user: "1000:1000", capabilityAdd: ["CAP_NET_ADMIN"], capabilityDrop: ["ALL"] });
+    expect(spec.taskTemplate.resources).toEqual({ limits: { nanoCpus: 500_000_000, memoryBytes: 512 * 1024 ** 2 } });
+  });
+
+  it("leave the spec as it was without them", () => {
+    const spec = buildServiceSpec(createFlags({ capAdd: [], capDrop: [], limits: {} }));
+    expect(spec.taskTemplate).toEqual({ container: { command: ["vipmesh", "whoami"], env: [], healthcheck: null }, placement: { constraints: [] }, forceUpdate: 0 });
+  });
+
+  it("report a bad value with the validator's message", () => {
+    expect(() => buildServiceSpec(createFlags({ capAdd: ["CAP_FLY"] }))).toThrow(/cap-add: "CAP_FLY" is not a Linux capability/);
+    expect(() => buildServiceSpec(createFlags({ user: "root:" }))).toThrow(/user "root:" is not valid/);
+    expect(() => buildServiceSpec(createFlags({ limits: { memoryBytes: 1024 ** 2 } }))).toThrow(/memory limit: 1 MiB is below 6 MiB/);
+  });
+});
+
 describe("argument parsers", () => {
   it("parses --publish-rm", () => {
     expect(parsePublishRm("80")).toEqual({ targetPort: 80, protocol: "tcp" });

@@ -9,6 +9,7 @@ import {
   type LbSchedulerName,
   type Protocol,
   type PublishedTarget,
+  type ResourceLimits,
   type ServiceSpec,
   type UpdateConfig,
   normalizeServiceSpec,
@@ -27,6 +28,12 @@ export interface ServiceCreateFlags {
   labels: Record<string, string>;
   constraints: string[];
   env: string[];
+  /** UID[:GID] or NAME[:GROUP]; unset = root. */
+  user?: string | undefined;
+  capAdd?: string[];
+  capDrop?: string[];
+  /** Only the limits given. */
+  limits?: ResourceLimits;
   lbScheduler?: LbSchedulerName | undefined;
   /** slot → weight */
   lbWeights?: Record<string, number>;
@@ -47,7 +54,15 @@ export function buildServiceSpec(f: ServiceCreateFlags): ServiceSpec {
   return normalizeServiceSpec({
     annotations: { name: f.name, labels: f.labels },
     taskTemplate: {
-      container: { command: f.command, env: f.env, healthcheck: f.healthcheck ?? null },
+      container: {
+        command: f.command,
+        env: f.env,
+        healthcheck: f.healthcheck ?? null,
+        user: f.user ?? "",
+        capabilityAdd: f.capAdd ?? [],
+        capabilityDrop: f.capDrop ?? [],
+      },
+      resources: { limits: f.limits ?? {} },
       placement: { constraints: f.constraints },
       forceUpdate: 0,
     },

@@ -205,6 +205,50 @@ describe("services", () => {
     expect(fraction.stderr).toContain("not a whole number of seconds");
   });
 
+  it("sets a task's user, capabilities and limits on create, shows them in inspect, and updates them", async () => {
+    const created = await vipmesh(
+      "service", "create", "-d", "--name", "confined", "-u", "1000:1000", "--cap-add", "net_admin", "--cap-drop", "ALL",
+      "--limit-cpu", "0.5", "--limit-memory", "512m", "--limit-pids", "100", "--", "true",
+    );
+    expect(created).toMatchObject({ code: 0, stderr: "" });
+    let [service] = await json("service", "inspect", "confined");
+    expect(service.Spec.TaskTemplate.ContainerSpec).toMatchObject({ User: "1000:1000", CapabilityAdd: ["CAP_NET_ADMIN"], CapabilityDrop: ["ALL"] });
+    expect(service.Spec.TaskTemplate.Resources).toEqual({ Limits: { NanoCPUs: 500_000_000, MemoryBytes: 536_870_912, Pids: 100 } });
+    const [task] = await json<any[]>("service", "ps", "--json", "confined");
+    expect(task.Spec.ContainerSpec.User).toBe("1000:1000");
+
+    // Docker's update rule: a dropped capability comes off the add list; 0 clears a limit, an absent flag keeps it
+    const updated = await vipmesh(
+      "service", "update", "-d", "--user", "nobody", "--cap-drop", "NET_ADMIN", "--cap-add", "NET_BIND_SERVICE",
+      "--limit-cpu", "0", "--limit-memory", "1g", "confined",
+    );
+    expect(updated).toMatchObject({ code: 0, stdout: "confined\n", stderr: "" });
+    [service] = await json("service", "inspect", "confined");
+    expect(service.Spec.TaskTemplate.ContainerSpec).toMatchObject({ User: "nobody", CapabilityAdd: ["CAP_NET_BIND_SERVICE"], CapabilityDrop: ["ALL"] });
+    expect(service.Spec.TaskTemplate.Resources).toEqual({ Limits: { MemoryBytes: 1024 ** 3, Pids: 100 } });
+
+    // a bad value is refused with what to give, and leaves the service as it was
+    const version = service.Version.Index;
+    const fly = await vipmesh("service", "update", "-d", "--cap-add", "CAP_FLY", "confined");
+    expect(fly.code).toBe(1);
+    expect(fly.stderr).toMatch(/^Error: cap-add: "CAP_FLY" is not a Linux capability: .*NET_ADMIN/);
+    const tiny = await vipmesh("service", "update", "-d", "--limit-memory", "1m", "confined");
+    expect(tiny.code).toBe(1);
+    expect(tiny.stderr).toMatch(/^Error: memory limit: 1 MiB is below 6 MiB/);
+    [service] = await json("service", "inspect", "confined");
+    expect(service.Version.Index).toBe(version);
+    expect(service.Spec.TaskTemplate.ContainerSpec.CapabilityAdd).toEqual(["CAP_NET_BIND_SERVICE"]);
+
+    // and on create, nothing of the service is made
+    const flyer = await vipmesh("service", "create", "-d", "--name", "flyer", "--cap-add", "CAP_FLY", "--", "true");
+    expect(flyer).toMatchObject({ code: 1, stdout: "" });
+    expect(flyer.stderr).toMatch(/^Error: cap-add: "CAP_FLY"/);
+    expect((await vipmesh("service", "inspect", "flyer")).code).toBe(1);
+    expect((await vipmesh("service", "create", "-d", "--name", "flyer", "--limit-cpu", "lots", "--", "true")).code).toBe(2);
+    expect((await vipmesh("service", "inspect", "flyer")).code).toBe(1);
+    expect(await vipmesh("service", "rm", "confined")).toMatchObject({ code: 0 });
+  });
+
   it("passes a scheduler on to the manager, which refuses one no node's dataplane honours", async () => {
     const r = await vipmesh("service", "create", "-d", "--name", "leastconn", "--lb-scheduler", "lc", "--", "true");
     expect(r.code).toBe(1);

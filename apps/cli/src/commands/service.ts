@@ -3,12 +3,14 @@
 import type { Command } from "commander";
 import type { wire } from "@vipmesh/api";
 import {
+  DEFAULT_PIDS_LIMIT,
   ENDPOINT_MODES,
   type EndpointMode,
   LB_AFFINITIES,
   LB_SCHEDULER_NAMES,
   type LbAffinity,
   type LbSchedulerName,
+  type ResourceLimits,
   type ServiceSpec,
   type ServiceUpdate,
   applyServiceUpdate,
@@ -27,7 +29,9 @@ import {
   choice,
   collect,
   collectKeyValue,
+  cpus,
   duration,
+  ramBytes,
   seconds,
   tailLines,
   updateConfigFrom,
@@ -38,7 +42,46 @@ import { buildServiceSpec, parsePublishRm, parseScale, specFromWire } from "../s
 import { SERVICE_HEADERS, TASK_HEADERS, serviceRows, taskRows } from "../table-rows.ts";
 import { type ListOptions, addListOptions, printList, withManager } from "./shared.ts";
 
-interface CreateOptions extends UpdateConfigOptions, WaitOptions {
+/** --user, --cap-add/--cap-drop and --limit-*, as commander names them: what confines each task. */
+interface ConfinementOptions {
+  user?: string;
+  capAdd?: string[];
+  capDrop?: string[];
+  limitCpu?: number;
+  limitMemory?: number;
+  limitPids?: number;
+}
+
+/** The same flags on create and update (Docker's); on update --cap-* follow Docker's merge and 0 clears a limit. */
+function addConfinementOptions(cmd: Command, kind: "create" | "update"): Command {
+  const update = kind === "update";
+  return cmd
+    .option("-u, --user <user>", `run the tasks as UID[:GID] or NAME[:GROUP] (${update ? '"" for root again' : "default: root, confined"})`)
+    .option(
+      "--cap-add <capability>",
+      `add a Linux capability to Docker's default set, e.g. NET_ADMIN, or ALL (repeatable${update ? "; takes it off the drop list; RESET empties the add list" : ""})`,
+      collect,
+    )
+    .option(
+      "--cap-drop <capability>",
+      `drop a Linux capability from the default set, e.g. NET_RAW, or ALL (repeatable${update ? "; takes it off the add list; RESET empties the drop list" : ""})`,
+      collect,
+    )
+    .option("--limit-cpu <cpus>", `CPUs a task may use, e.g. 0.5 (${update ? "0 = no limit" : "default: no limit"})`, cpus)
+    .option("--limit-memory <size>", `memory a task may use, e.g. 512m or 1g, at least 6m (${update ? "0 = no limit" : "default: no limit"})`, ramBytes)
+    .option("--limit-pids <n>", `processes and threads a task may have (${update ? "0 = " : ""}default ${DEFAULT_PIDS_LIMIT})`, wholeNumber);
+}
+
+/** The limits the flags give; a flag not given is left out, so an update keeps its current value. */
+function limitsFrom(o: ConfinementOptions): ResourceLimits {
+  return {
+    ...(o.limitCpu !== undefined ? { nanoCpus: o.limitCpu } : {}),
+    ...(o.limitMemory !== undefined ? { memoryBytes: o.limitMemory } : {}),
+    ...(o.limitPids !== undefined ? { pids: o.limitPids } : {}),
+  };
+}
+
+interface CreateOptions extends UpdateConfigOptions, WaitOptions, ConfinementOptions {
   name: string;
   replicas?: number;
   mode?: "replicated" | "global";
@@ -84,7 +127,7 @@ function weights(pairs: Record<string, string> | undefined): Record<string, numb
   return out;
 }
 
-interface UpdateOptions extends UpdateConfigOptions, WaitOptions {
+interface UpdateOptions extends UpdateConfigOptions, WaitOptions, ConfinementOptions {
   lbScheduler?: LbSchedulerName;
   lbWeight?: Record<string, string>;
   lbAffinity?: LbAffinity;
@@ -130,7 +173,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--health-timeout <duration>", "a check running longer fails (default 30s)", duration)
     .option("--health-retries <n>", "failures in a row that make a task unhealthy (default 3)", wholeNumber)
     .option("--health-start-period <duration>", "failures during this time after start do not count", duration);
-  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(create), "update"), "rollback")).action(async (command: string[], opts: CreateOptions, cmd) => {
+  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(addConfinementOptions(create, "create")), "update"), "rollback")).action(async (command: string[], opts: CreateOptions, cmd) => {
     const spec = buildServiceSpec({
       name: opts.name,
       replicas: opts.replicas,
@@ -141,6 +184,10 @@ export function registerServiceCommands(program: Command, io: Io): void {
       labels: opts.label ?? {},
       constraints: opts.constraint ?? [],
       env: opts.env ?? [],
+      user: opts.user,
+      capAdd: opts.capAdd ?? [],
+      capDrop: opts.capDrop ?? [],
+      limits: limitsFrom(opts),
       lbScheduler: opts.lbScheduler,
       lbWeights: weights(opts.lbWeight),
       lbAffinity: opts.lbAffinity,
@@ -270,7 +317,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
     .option("--force", "replace the tasks even if nothing changed")
     .option("--args <command>", 'replace the command, e.g. --args "vipmesh whoami --port 8080"');
-  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(update), "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
+  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(addConfinementOptions(update, "update")), "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
     const args = opts.args === undefined ? undefined : opts.args.split(/\s+/).filter(Boolean);
     if (args?.length === 0) throw new UsageError("--args needs a command");
     const change: ServiceUpdate = {
@@ -292,6 +339,10 @@ export function registerServiceCommands(program: Command, io: Io): void {
       rollbackConfig: updateConfigFrom(opts, "rollback"),
       force: opts.force === true,
       command: args,
+      user: opts.user,
+      capAdd: opts.capAdd ?? [],
+      capDrop: opts.capDrop ?? [],
+      limits: limitsFrom(opts),
     };
     await withManager(io, cmd, async (conn) => {
       const updated = await updateService(conn, name, (spec) => applyServiceUpdate(spec, change));
