@@ -3,6 +3,9 @@
 // veth, running a real agent; a `client` namespace sits on the underlay too.
 // Everything it makes carries the lab's prefix and is recorded under
 // /run/vipmesh/<lab>/, so `lab down` removes all of it, also after a crash.
+// Each agent runs under a supervisor (supervisor.ts) that restarts it when it
+// ends on its own, as systemd does on a real host; `lab node stop` and `lab
+// down` stop the supervisor first, so nothing comes back.
 // Nothing here touches the root namespace's interfaces, routes or firewall.
 
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, waitFor } from "@vipmesh/api";
@@ -10,12 +13,16 @@ import { execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { killPidFile, livePid, signalGroup, writePidFile } from "./pid-file.ts";
 
 export const RUN_DIR = "/run/vipmesh";
 export const DEFAULT_LAB = "lab";
 const UNDERLAY = "192.168.100"; // a /24 that exists only inside the lab's own namespaces
 const MANAGER_PORT = 4242;
 const VIPMESH = fileURLToPath(new URL("../../../bin/vipmesh", import.meta.url));
+const SUPERVISOR = fileURLToPath(new URL("./supervisor.ts", import.meta.url));
+// by path, as bin/vipmesh loads it: `--import tsx` would be resolved from the caller's directory
+const TSX_LOADER = fileURLToPath(new URL("../../../node_modules/tsx/dist/loader.mjs", import.meta.url));
 /** How often the lab checks for what it waits for (nodes ready, the manager's socket). */
 const POLL_MS = 100;
 
@@ -117,11 +124,12 @@ export function runningLabs(): Map<string, LabEndpoint> {
 /** A client of the lab's cluster API, as its admin. */
 export const labClient = (l: Pick<LabLayout, "socket" | "tlsDir">): ClusterServiceClient => clusterClient(l.socket, credentialsFromDir(l.tlsDir));
 
-function startDetached(name: string, dir: string, netns: string, args: string[]): number {
-  const log = openSync(join(dir, `${name}.log`), "a");
+/** Runs `command` in `netns`, detached (a process group of its own), output appended to `logFile`; its pid to `pidFile`. */
+function startDetached(logFile: string, pidFile: string, netns: string, command: string[]): void {
+  const log = openSync(logFile, "a");
   // nsenter, not `ip netns exec`: that gives a private mount namespace, in which the
   // sandboxes an agent names (bind mounts under /run/netns) would be visible to it alone
-  const child = spawn("nsenter", [`--net=/run/netns/${netns}`, "--", VIPMESH, ...args], {
+  const child = spawn("nsenter", [`--net=/run/netns/${netns}`, "--", ...command], {
     detached: true,
     stdio: ["ignore", log, log],
     // no secret of the lab's in the environment: the agents' join token comes from its 0600 file
@@ -129,17 +137,11 @@ function startDetached(name: string, dir: string, netns: string, args: string[])
   });
   closeSync(log);
   child.unref();
-  writeFileSync(join(dir, `${name}.pid`), `${child.pid}\n`);
-  return child.pid!;
+  writePidFile(pidFile, child.pid!);
 }
 
-function killPidFile(file: string): void {
-  try {
-    const pid = Number(readFileSync(file, "utf8").trim());
-    process.kill(-pid, "SIGKILL");
-  } catch {}
-  rmSync(file, { force: true });
-}
+/** Waits synchronously (the lab's node commands are synchronous). */
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 export async function labUp(o: LabOptions): Promise<LabLayout> {
   const log = o.log ?? (() => {});
@@ -211,7 +213,7 @@ export async function startManager(l: LabLayout): Promise<void> {
   if (l.heartbeatMs) args.push("--heartbeat-period", `${l.heartbeatMs}ms`);
   if (l.keyRotationMs) args.push("--key-rotation", `${l.keyRotationMs}ms`);
   rmSync(l.socket, { force: true });
-  startDetached("manager", l.dir, l.fabric, args);
+  startDetached(join(l.dir, "manager.log"), join(l.dir, "manager.pid"), l.fabric, [VIPMESH, ...args]);
   // the manager writes its admin identity before it listens
   await waitFor(`the manager of lab ${l.name}`, () => existsSync(l.socket), 30_000, POLL_MS);
 }
@@ -221,9 +223,65 @@ export function killManager(l: LabLayout): void {
   killPidFile(join(l.dir, "manager.pid"));
 }
 
-export function startAgent(l: LabLayout, hostname: string): void {
+const supervisorPidFile = (l: LabLayout, hostname: string) => join(l.dir, `supervisor-${hostname}.pid`);
+const agentPidFile = (l: LabLayout, hostname: string) => join(l.dir, `agent-${hostname}.pid`);
+
+function nodeOf(l: LabLayout, hostname: string): LabLayout["nodes"][number] {
   const n = l.nodes.find((x) => x.hostname === hostname);
   if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
+  return n;
+}
+
+/** The pid of the node's running agent, checked against its start time; undefined while it is down. */
+export const agentPid = (l: LabLayout, hostname: string): number | undefined => livePid(agentPidFile(l, hostname));
+/** The pid of the node's running supervisor, checked the same way. */
+export const supervisorPid = (l: LabLayout, hostname: string): number | undefined => livePid(supervisorPidFile(l, hostname));
+
+/**
+ * The node's agent and supervisor processes, found by what they run rather than
+ * by pid files: in the node's namespace, with the node's state dir on their
+ * command line (the supervisor's holds the agent's).
+ */
+export function nodeProcesses(l: LabLayout, hostname: string): { supervisors: number[]; agents: number[] } {
+  const n = nodeOf(l, hostname);
+  const found = { supervisors: [] as number[], agents: [] as number[] };
+  let pids: number[] = [];
+  try {
+    pids = namespacePids(n.netns);
+  } catch {}
+  for (const pid of pids) {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    const at = argv.indexOf("--state-dir");
+    if (at < 0 || argv[at + 1] !== n.stateDir) continue;
+    (argv.includes(SUPERVISOR) ? found.supervisors : found.agents).push(pid);
+  }
+  return found;
+}
+
+/** SIGKILLs whatever runs of the node's agent: supervisors first, so that none restarts an agent. */
+function killNodeProcesses(l: LabLayout, hostname: string): void {
+  killPidFile(supervisorPidFile(l, hostname));
+  killPidFile(agentPidFile(l, hostname));
+  // and any the pid files do not name (a supervisor killed before it wrote its agent's)
+  const { supervisors, agents } = nodeProcesses(l, hostname);
+  for (const pid of [...supervisors, ...agents]) signalGroup(pid, "SIGKILL");
+}
+
+/**
+ * Makes sure the node's agent runs under its supervisor: does nothing while
+ * the node's supervisor runs (it restarts a crashed agent by itself), else
+ * starts one, whatever pid files a crash or a stop left behind.
+ */
+export function startAgent(l: LabLayout, hostname: string): void {
+  const n = nodeOf(l, hostname);
+  if (supervisorPid(l, hostname) !== undefined) return;
+  // no supervisor of ours: an agent it left running (the supervisor was killed) goes, so that one runs per node
+  killNodeProcesses(l, hostname);
   mkdirSync(n.stateDir, { recursive: true });
   const args = ["agent", "--manager", l.managerAddr, "--advertise-addr", n.addr, "--hostname", n.hostname];
   // nothing outside the lab is reachable from it: names outside the cluster fail at once
@@ -232,7 +290,18 @@ export function startAgent(l: LabLayout, hostname: string): void {
   // the join token from its 0600 file: never in the agent's command line or environment, which
   // /proc shows; a node that has joined keeps its certificate in its state dir and does not use it again
   if (l.tokenFile) args.push("--token-file", l.tokenFile);
-  startDetached(`agent-${hostname}`, l.dir, n.netns, args);
+  // the agent's output and the supervisor's restarts go to agent-<node>.log
+  startDetached(join(l.dir, `agent-${hostname}.log`), supervisorPidFile(l, hostname), n.netns, [
+    process.execPath,
+    "--import",
+    TSX_LOADER,
+    SUPERVISOR,
+    "--pid-file",
+    agentPidFile(l, hostname),
+    "--",
+    VIPMESH,
+    ...args,
+  ]);
 }
 
 /** Reads a running lab's layout. */
@@ -248,14 +317,30 @@ export function readLab(name: string): LabLayout {
 export function labDown(name: string): void {
   const l = layout(name, 0);
   if (existsSync(l.dir)) {
-    for (const f of readdirSync(l.dir)) if (f.endsWith(".pid")) killPidFile(join(l.dir, f));
+    // supervisors first, so that none restarts the agents killed next; then the rest (the manager)
+    const pidFiles = readdirSync(l.dir).filter((f) => f.endsWith(".pid"));
+    const rank = (f: string) => (f.startsWith("supervisor-") ? 0 : f.startsWith("agent-") ? 1 : 2);
+    for (const f of pidFiles.sort((a, b) => rank(a) - rank(b))) killPidFile(join(l.dir, f));
   }
   for (const ns of listNamespaces().filter((n) => n.startsWith(l.prefix))) {
-    // task processes live in the sandboxes; anything left in a namespace goes with it
-    for (const pid of namespacePids(ns)) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {}
+    // task processes live in the sandboxes; anything left in a namespace goes with it (supervisors
+    // first again, for one whose pid file was lost; and once more for anything started meanwhile)
+    for (let round = 0; round < 3; round++) {
+      const pids = namespacePids(ns);
+      if (pids.length === 0) break;
+      const supervisor = (pid: number) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes(SUPERVISOR);
+        } catch {
+          return false;
+        }
+      };
+      for (const pid of [...pids.filter(supervisor), ...pids.filter((p) => !supervisor(p))]) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {}
+      }
+      sleepSync(20);
     }
     try {
       ip("netns", "del", ns);
@@ -270,24 +355,46 @@ export function labDown(name: string): void {
 
 const NETNS_ETC = "/etc/netns";
 
-/** Kills a node's agent (SIGKILL, like a crash); its tasks keep running. */
-export function killAgent(l: LabLayout, hostname: string): void {
-  killPidFile(join(l.dir, `agent-${hostname}.pid`));
+/**
+ * Kills a node's agent (SIGKILL, like a crash); its tasks keep running, and
+ * its supervisor starts it again. Returns the pid killed, if one ran.
+ */
+export function killAgent(l: LabLayout, hostname: string): number | undefined {
+  const pid = agentPid(l, hostname);
+  // the file stays: it is the supervisor's, which replaces it when the agent is back
+  if (pid !== undefined) signalGroup(pid, "SIGKILL");
+  return pid;
 }
 
-/** `lab node stop`: kills the node's agent and cuts its underlay link. */
+/** How long a supervisor gets to stop its agent before both are SIGKILLed (it takes milliseconds). */
+const STOP_WAIT_MS = 5000;
+
+/** Stops the node's agent for good: SIGTERM to its supervisor, which kills the agent and does not restart it. */
+export function stopAgent(l: LabLayout, hostname: string): void {
+  const supervisor = supervisorPid(l, hostname);
+  if (supervisor !== undefined) {
+    try {
+      process.kill(supervisor, "SIGTERM");
+    } catch {}
+    const deadline = Date.now() + STOP_WAIT_MS;
+    while (supervisorPid(l, hostname) !== undefined && Date.now() < deadline) sleepSync(20);
+  }
+  // whatever did not stop, or ran without a supervisor
+  killNodeProcesses(l, hostname);
+}
+
+/** `lab node stop`: stops the node's agent (it is not restarted) and cuts its underlay link. */
 export function nodeStop(l: LabLayout, hostname: string): void {
-  const n = l.nodes.find((x) => x.hostname === hostname);
-  if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
-  killAgent(l, hostname);
+  const n = nodeOf(l, hostname);
+  stopAgent(l, hostname);
   ip("-n", n.netns, "link", "set", "eth0", "down");
 }
 
+/** `lab node start`: restores the link, and the agent under its supervisor unless that runs already. */
 export function nodeStart(l: LabLayout, hostname: string): void {
-  const n = l.nodes.find((x) => x.hostname === hostname);
-  if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
+  const n = nodeOf(l, hostname);
   ip("-n", n.netns, "link", "set", "eth0", "up");
-  if (!existsSync(join(l.dir, `agent-${hostname}.pid`))) startAgent(l, hostname);
+  startAgent(l, hostname);
 }
 
 /** The namespace of a node (by hostname) or of the client. */

@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  agentPid,
   labClient,
   type LabLayout,
   killAgent,
@@ -22,6 +23,7 @@ import {
   nodeStop,
   startAgent,
   startManager,
+  supervisorPid,
 } from "../src/lab.ts";
 import { REQUEST_LOOP, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
@@ -74,15 +76,15 @@ kernelDescribe("a 3-node lab", () => {
     expect(etc.filter((f) => f.startsWith(`vm-${name}-`))).toEqual([]);
   });
 
-  it("keeps the join token in 0600 files only: in no agent's command line or environment, which /proc shows to tasks", () => {
+  it("keeps the join token in 0600 files only: in no agent's or supervisor's command line or environment, which /proc shows to tasks", () => {
     const token = readFileSync(lab.tokenFile!, "utf8").trim();
     expect(token).toMatch(/^VMTKN-1-/);
     for (const file of [lab.tokenFile!, join(lab.dir, "lab.json")]) expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(readFileSync(join(lab.dir, "lab.json"), "utf8")).not.toContain(token);
-    const agents = lab.nodes.map((n) => Number(readFileSync(join(lab.dir, `agent-${n.hostname}.pid`), "utf8")));
-    expect(agents).toHaveLength(3);
-    for (const pid of agents) {
-      // the pid is nsenter's, which execs the agent: the same process
+    // each agent and the supervisor that restarts it
+    const pids = lab.nodes.flatMap((n) => [agentPid(lab, n.hostname), supervisorPid(lab, n.hostname)]);
+    expect(pids.filter((p) => p !== undefined)).toHaveLength(6);
+    for (const pid of pids) {
       const seen = `${readFileSync(`/proc/${pid}/cmdline`, "utf8")}\n${readFileSync(`/proc/${pid}/environ`, "utf8")}`;
       expect(seen).toContain("--token-file");
       expect(seen).not.toContain(token);

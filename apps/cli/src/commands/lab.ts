@@ -76,7 +76,11 @@ export function registerLabCommands(program: Command, io: Io): void {
     nameOption(
       node
         .command(verb)
-        .description(verb === "stop" ? "Kill the node's agent and cut its underlay link" : "Restore both")
+        .description(
+          verb === "stop"
+            ? "Stop the node's agent and its supervisor (so it is not restarted) and cut its underlay link"
+            : "Restore the link, and the supervised agent unless it runs (also after a crash)",
+        )
         .argument("<node>", "node1, node2, …"),
     ).action(async (hostname: string, o: { name: string }) => {
       requireRoot();
