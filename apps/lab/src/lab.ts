@@ -10,7 +10,7 @@
 
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, waitFor } from "@vipmesh/api";
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { killPidFile, livePid, signalGroup, writePidFile } from "./pid-file.ts";
@@ -285,7 +285,7 @@ export function startAgent(l: LabLayout, hostname: string): void {
   mkdirSync(n.stateDir, { recursive: true });
   const args = ["agent", "--manager", l.managerAddr, "--advertise-addr", n.addr, "--hostname", n.hostname];
   // nothing outside the lab is reachable from it: names outside the cluster fail at once
-  args.push("--state-dir", n.stateDir, "--sandbox-prefix", `${n.netns}-`, "--dns-upstream", "none");
+  args.push("--state-dir", n.stateDir, "--sandbox-prefix", `${n.netns}-`, "--cgroup-parent", n.netns, "--dns-upstream", "none");
   if (l.dataplane) args.push("--dataplane", l.dataplane);
   // the join token from its 0600 file: never in the agent's command line or environment, which
   // /proc shows; a node that has joined keeps its certificate in its state dir and does not use it again
@@ -346,6 +346,7 @@ export function labDown(name: string): void {
       ip("netns", "del", ns);
     } catch {}
   }
+  for (const node of existsSync(l.dir) ? readdirSync(l.dir) : []) removeTaskCgroups(join(l.dir, node, "cgroups"));
   rmSync(l.dir, { recursive: true, force: true });
   // the agents' per-sandbox hosts and resolv.conf (ip netns exec's /etc/netns/NAME)
   if (existsSync(NETNS_ETC)) {
@@ -354,6 +355,25 @@ export function labDown(name: string): void {
 }
 
 const NETNS_ETC = "/etc/netns";
+
+/**
+ * Removes the task cgroups an agent made, under the parents it listed in its
+ * state dir (`cgroups`, apps/agent/src/tasks/cgroups.ts), then the parents.
+ * A cgroup empties as its last process is reaped: a few tries.
+ */
+function removeTaskCgroups(record: string): void {
+  if (!existsSync(record)) return;
+  for (const parent of new Set(readFileSync(record, "utf8").split("\n").filter(Boolean))) {
+    for (let attempt = 0; existsSync(parent) && attempt < 50; attempt++) {
+      try {
+        for (const child of readdirSync(parent, { withFileTypes: true })) if (child.isDirectory()) rmdirSync(join(parent, child.name));
+        rmdirSync(parent);
+      } catch {
+        sleepSync(20);
+      }
+    }
+  }
+}
 
 /**
  * Kills a node's agent (SIGKILL, like a crash); its tasks keep running, and

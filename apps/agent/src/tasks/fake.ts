@@ -5,12 +5,15 @@
 import { EventEmitter } from "node:events";
 import type { CheckRun, ExitReport, Runtime, StartSpec } from "./runtime.ts";
 
+/** A task as the fake keeps it: its spec without the confinement, which only a real runtime applies. */
+type LeftSpec = Omit<StartSpec, "confinement">;
+
 export class FakeRuntime extends EventEmitter<{ exit: [ExitReport] }> implements Runtime {
-  private readonly tasks = new Map<string, { spec: StartSpec; running: boolean }>();
+  private readonly tasks = new Map<string, { spec: LeftSpec; running: boolean }>();
   /** What start, stop and forget did, in order ("start t1", "stop t1", …): drain order is checkable. */
   readonly events: string[] = [];
   /** Tasks left running by "a previous agent", adopted by adopt(); `lost` ones ended meanwhile. */
-  leftBehind: { spec: StartSpec; running: boolean }[] = [];
+  leftBehind: { spec: LeftSpec; running: boolean }[] = [];
   /** Per task, what its health check answers (default: passes). */
   readonly checks = new Map<string, boolean>();
   /** When set, start() fails with it. */

@@ -1,10 +1,15 @@
-// Task processes: each runs inside its sandbox's network namespace and a UTS
-// namespace of its own (hostname = the short task ID), detached from the agent
-// so that it survives an agent restart. Its pid and start time are kept in the
-// state dir: a restarted agent adopts the processes that are still its own.
+// Task processes: each runs confined (confine.c: its own PID, mount, IPC and
+// UTS namespaces, read-only root, Docker's capabilities, seccomp, a cgroup)
+// inside its sandbox's network namespace, detached from the agent so that it
+// survives an agent restart. Its pid and start time are kept in the state
+// dir: a restarted agent adopts the processes that are still its own. Health
+// checks enter the task as confined as it is.
 // A forgotten task's log stays a while, for `vipmesh service logs` of tasks
 // that ended: the newest KEPT_ENDED_LOGS are kept.
 
+import type { Confinement } from "@vipmesh/core";
+import type { TaskCgroups } from "./cgroups.ts";
+import { CONFINE, enterArgs, runArgs } from "./confine.ts";
 import type { CheckRun, ExitReport, Runtime, StartSpec } from "./runtime.ts";
 import { spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
@@ -15,6 +20,7 @@ import { join } from "node:path";
 export const KEPT_ENDED_LOGS = 50;
 
 interface Tracked {
+  /** The confine helper's outer process: the task's whole life. */
   pid: number;
   startTime: string;
   exited: boolean;
@@ -25,6 +31,8 @@ export interface ProcessRunnerOptions {
   /** Put first on the task's PATH, so that `vipmesh` is found inside. */
   binDir: string;
   stopGraceMs: number;
+  /** Each task's cgroup; absent: tasks run in the agent's. */
+  cgroups?: TaskCgroups;
 }
 
 /** /proc/PID/stat field 22: when the process started, to tell it from a later process with the same pid. */
@@ -93,7 +101,10 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> implemen
 
   start(spec: StartSpec): Promise<void> {
     const taskDir = join(this.dir, spec.taskId);
-    mkdirSync(taskDir, { recursive: true });
+    const home = join(taskDir, "root");
+    mkdirSync(home, { recursive: true });
+    writeFileSync(join(taskDir, "confinement.json"), JSON.stringify(spec.confinement));
+    const cgroups = this.options.cgroups?.create(spec.taskId, spec.confinement) ?? [];
     const log = openSync(this.logFile(spec.taskId), "a");
     const env: Record<string, string> = {
       PATH: `${this.options.binDir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
@@ -103,15 +114,23 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> implemen
       VIPMESH_TASK_ID: spec.taskId,
       VIPMESH_SERVICE: spec.serviceName,
     };
-    // ip netns exec → unshare → sh → exec: the pid we get is the task's own process in the end
-    const child = spawn(
-      "ip",
-      ["netns", "exec", spec.sandbox, "unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"', spec.hostname, ...spec.command],
-      { detached: true, stdio: ["ignore", log, log], env },
-    );
+    const confine = runArgs({
+      confinement: spec.confinement,
+      sandbox: spec.sandbox,
+      cgroups,
+      hostname: spec.hostname,
+      home,
+      hide: [this.options.stateDir],
+      command: spec.command,
+    });
+    // the confine helper's pid is the task's life
+    const child = spawn(CONFINE, confine, { detached: true, stdio: ["ignore", log, log], env });
     closeSync(log);
     return new Promise((resolve, reject) => {
-      child.once("error", reject);
+      child.once("error", (err) => {
+        this.options.cgroups?.remove(spec.taskId);
+        reject(err);
+      });
       child.once("spawn", () => {
         const pid = child.pid!;
         const startTime = startTimeOf(pid) ?? "";
@@ -152,9 +171,10 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> implemen
     }
   }
 
-  /** Forgets a task: its pid file goes; its log stays until it is among the oldest of the forgotten. */
+  /** Forgets a task: its pid file and cgroups go; its log stays until it is among the oldest of the forgotten. */
   forget(taskId: string): void {
     this.tracked.delete(taskId);
+    this.options.cgroups?.remove(taskId);
     rmSync(join(this.dir, taskId, "pid"), { force: true });
     const forgotten = readdirSync(this.dir)
       .filter((id) => !this.tracked.has(id) && !existsSync(join(this.dir, id, "pid")))
@@ -163,10 +183,19 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> implemen
     for (const { id } of forgotten.slice(KEPT_ENDED_LOGS)) rmSync(join(this.dir, id), { recursive: true, force: true });
   }
 
-  /** `sh -c TEST` in the task's sandbox, killed at its timeout. */
+  /** `sh -c TEST` inside the task, as confined as it, killed at its timeout. */
   check(run: CheckRun): Promise<boolean> {
+    const t = this.tracked.get(run.taskId);
+    if (!t || t.exited) return Promise.resolve(false);
+    let args: string[];
+    try {
+      const confinement: Confinement = JSON.parse(readFileSync(join(this.dir, run.taskId, "confinement.json"), "utf8"));
+      args = enterArgs(t.pid, confinement, ["sh", "-c", run.test.join(" ")]);
+    } catch {
+      return Promise.resolve(false); // the task ended meanwhile
+    }
     return new Promise((resolve) => {
-      const child = spawn("ip", ["netns", "exec", run.sandbox, "sh", "-c", run.test.join(" ")], { stdio: "ignore" });
+      const child = spawn(CONFINE, args, { stdio: "ignore" });
       const timer = setTimeout(() => child.kill("SIGKILL"), run.timeoutMs);
       child.once("error", () => resolve(false));
       child.once("exit", (code) => {

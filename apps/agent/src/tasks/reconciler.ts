@@ -4,7 +4,7 @@
 // tasks' networking (sandbox, load balancing, DNS) is the network
 // reconciler's, reached through TaskNetwork.
 
-import { isTerminal, type Task } from "@vipmesh/core";
+import { isTerminal, type Task, taskConfinement } from "@vipmesh/core";
 import type { TaskStatusReport } from "../session/session.ts";
 import { HealthChecker } from "./health.ts";
 import type { Runtime } from "./runtime.ts";
@@ -126,6 +126,7 @@ export class TaskReconciler {
         hostname: t.id.slice(0, 12),
         command: t.spec.container.command,
         env: t.spec.container.env,
+        confinement: taskConfinement(t.spec),
       });
       this.watchHealth(t); // reported "starting" with "running": not ready until the check passes
       this.report(t.id, "running");

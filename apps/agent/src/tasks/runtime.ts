@@ -4,6 +4,8 @@
 // checks in the same context, and outlives an agent restart: a new agent adopts
 // what still runs.
 
+import type { Confinement } from "@vipmesh/core";
+
 export interface StartSpec {
   taskId: string;
   serviceName: string;
@@ -12,11 +14,13 @@ export interface StartSpec {
   hostname: string;
   command: string[];
   env: string[];
+  /** What the task may do on its node (core's taskConfinement). */
+  confinement: Confinement;
 }
 
 export type ExitReport = { taskId: string; code: number | null; signal: string | null };
 
-/** One health check run: `sh -c TEST` in the task's context. */
+/** One health check run: `sh -c TEST` in the task's context, as confined as the task. */
 export interface CheckRun {
   taskId: string;
   sandbox: string;

@@ -21,6 +21,7 @@ interface AgentFlags {
   hostname?: string;
   stateDir: string;
   sandboxPrefix: string;
+  cgroupParent: string;
   dataplane: string;
   stopGrace?: number;
   dnsUpstream?: string[];
@@ -43,6 +44,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
     .option("--hostname <name>", "the node's name in the cluster (default: the machine's hostname)")
     .option("--state-dir <dir>", "where the agent keeps its node ID and task state", "/var/lib/vipmesh/agent")
     .option("--sandbox-prefix <prefix>", "prefix of the task sandboxes' namespace names", "vm-")
+    .option("--cgroup-parent <name>", "the cgroup, under the agent's own, that holds one cgroup per task", "vipmesh-tasks")
     .addOption(choice("--dataplane <dataplane>", "how VIPs are load-balanced", ["auto", "nftables", "ipvs"]).default("auto"))
     .option("--stop-grace <duration>", "SIGTERM to SIGKILL, when stopping a task", duration)
     .option(
@@ -54,6 +56,9 @@ export function registerAgentCommand(program: Command, io: Io): void {
     .action(async (o: AgentFlags) => {
       if (parseIpv4(o.advertiseAddr) === undefined) throw new UsageError(`--advertise-addr ${o.advertiseAddr} is not an IPv4 address`);
       if (process.getuid?.() !== 0) throw new UsageError("the agent manages network namespaces and interfaces: run it as root");
+      if (!/^[A-Za-z0-9_.-]{1,64}$/.test(o.cgroupParent) || /^\.\.?$/.test(o.cgroupParent)) {
+        throw new UsageError(`--cgroup-parent ${o.cgroupParent}: a cgroup name is 1-64 letters, digits, '.', '_' or '-'`);
+      }
       const { Agent, EmbeddedDns, KernelIpsec, KernelIpvs, KernelMesh, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
       // nft is needed either way: it balances VIPs, or marks them for IPVS, and runs the mesh
       const nftables = spawnSync("nft", ["--version"]).status === 0;
@@ -86,6 +91,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
         hostname: o.hostname ?? hostname(),
         stateDir,
         sandboxPrefix: o.sandboxPrefix,
+        cgroupParent: o.cgroupParent,
         binDir: BIN_DIR,
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
         overlay: new KernelOverlay(),

@@ -1,8 +1,11 @@
-// vipmesh exec TASK -- CMD: run a command inside a task's sandbox — its network
-// and UTS namespaces, and its resolv.conf/hosts — with CMD's exit status.
+// vipmesh exec TASK -- CMD: run a command inside a task — its namespaces,
+// cgroups and view of the node — as confined as the task itself, with CMD's
+// exit status.
 
 import type { Command } from "commander";
 import { spawnSync } from "node:child_process";
+import { taskSpecFromWire } from "@vipmesh/api";
+import { taskConfinement } from "@vipmesh/core";
 import { ChildExit, CommandFailed, UsageError } from "../errors.ts";
 import type { Io } from "../io.ts";
 import { withoutSeparator } from "../options.ts";
@@ -15,26 +18,26 @@ export function registerExecCommand(program: Command, io: Io): void {
     .argument("<task>", "task ID (or prefix), or SERVICE.SLOT for that slot's running task, e.g. collabweb.1")
     .argument("<command...>", "what to run")
     .passThroughOptions()
-    .action(async (task: string, command: string[], _o: unknown, cmd: Command) => {
+    .action(async (taskArg: string, command: string[], _o: unknown, cmd: Command) => {
       if (process.getuid?.() !== 0) throw new UsageError("entering a sandbox needs root");
-      const taskId = await withManager(io, cmd, async (conn) => {
-        const slot = /^(.+)\.(\d+)$/.exec(task);
+      const task = await withManager(io, cmd, async (conn) => {
+        const slot = /^(.+)\.(\d+)$/.exec(taskArg);
         const { tasks } = await conn.call("listTasks", slot ? { service: slot[1]! } : {});
         const running = tasks.filter((t) => t.status?.state === "running");
         const match = slot
           ? running.filter((t) => t.slot === Number(slot[2]))
-          : running.filter((t) => t.id.startsWith(task));
-        if (match.length === 0) throw new CommandFailed(`no running task ${task}`);
-        if (match.length > 1) throw new CommandFailed(`task ${task} is ambiguous: ${match.map((t) => t.id).join(", ")}`);
-        return match[0]!.id;
+          : running.filter((t) => t.id.startsWith(taskArg));
+        if (match.length === 0) throw new CommandFailed(`no running task ${taskArg}`);
+        if (match.length > 1) throw new CommandFailed(`task ${taskArg} is ambiguous: ${match.map((t) => t.id).join(", ")}`);
+        return match[0]!;
       });
       const { listNamespaces, namespacePids } = await import("@vipmesh/lab");
-      const netns = listNamespaces().find((n) => n.endsWith(taskId));
-      if (!netns) throw new CommandFailed(`task ${taskId} has no sandbox on this machine`);
-      // the task's own process holds its UTS namespace (its hostname)
-      const pid = namespacePids(netns)[0]?.toString();
-      const inner = pid ? ["nsenter", "-t", pid, "-u", ...withoutSeparator(command)] : withoutSeparator(command);
-      const r = spawnSync("ip", ["netns", "exec", netns, ...inner], { stdio: "inherit" });
+      const { CONFINE, enterArgs, isTaskInit } = await import("@vipmesh/agent");
+      const netns = listNamespaces().find((n) => n.endsWith(task.id));
+      const init = netns ? namespacePids(netns).find(isTaskInit) : undefined;
+      if (!init) throw new CommandFailed(`task ${task.id} does not run on this machine`);
+      const confinement = taskConfinement(taskSpecFromWire(task.spec));
+      const r = spawnSync(CONFINE, enterArgs(init, confinement, withoutSeparator(command)), { stdio: "inherit" });
       if (r.status !== 0) throw new ChildExit(r.status ?? 1);
     });
 }
