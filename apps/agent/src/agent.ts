@@ -7,7 +7,8 @@
 
 import { isTerminal } from "@vipmesh/core";
 import type { NodeIdentity } from "@vipmesh/api";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync } from "node:fs";
+import { SANDBOX_DESCRIPTORS } from "./dns/server.ts";
 import { openFilesLimit } from "./exec/limits.ts";
 import { type NetworkDrivers, NetworkReconciler } from "./network/reconciler.ts";
 import { BoundedFrequencyRunner } from "./runner.ts";
@@ -75,8 +76,11 @@ export class Agent {
   }
 
   start(): void {
+    // what tasks can make the agent hold is bounded per sandbox: how many sandboxes the limit carries
     const files = openFilesLimit();
-    this.log(`open files: up to ${files.soft} (hard limit ${files.hard})`);
+    const open = readdirSync("/proc/self/fd").length;
+    const room = Number.isFinite(files.soft) ? `room for ${Math.floor((files.soft - open) / SANDBOX_DESCRIPTORS)}` : "no limit to the number of";
+    this.log(`open files: up to ${files.soft} (hard limit ${files.hard}), ${open} open: ${room} task sandboxes at ${SANDBOX_DESCRIPTORS} descriptors each`);
     this.tasks.start();
     this.session.on("open", () => this.tasks.reportAgain());
     this.session.on("view", (delta, full) => {

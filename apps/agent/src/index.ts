@@ -13,6 +13,6 @@ export { KernelMesh } from "./mesh/kernel.ts";
 export { KernelIpsec } from "./ipsec/kernel.ts";
 // what KernelNftables feeds to `nft -f`: for bench/nft-programming.ts, which times exactly that
 export { renderChange, renderRuleset } from "./lb/nftables/render.ts";
-export { EmbeddedDns } from "./dns/server.ts";
+export { EmbeddedDns, SANDBOX_DESCRIPTORS } from "./dns/server.ts";
 // what KernelIpvs writes with `ipvsadm --restore`: for bench/dataplanes-in-vm.ts's libnetwork baseline
 export { ipvsChanges, ipvsStateFor } from "./lb/ipvs/plan.ts";

@@ -220,6 +220,38 @@ kernelDescribe("embedded DNS in namespaces", () => {
     await waitFor("the hog's connections closed", () => server.tcpConnections(a) === 0, 10_000);
   });
 
+  it("forwards at most a few queries of a sandbox at once (a socket each): past that, SERVFAIL at once", async () => {
+    // an upstream that never answers: each forward holds its socket until it times out
+    const upstream = dgram.createSocket("udp4");
+    const asked: string[] = [];
+    upstream.on("message", (msg) => asked.push(dns.decode(msg).questions?.[0]?.name ?? ""));
+    await new Promise<void>((resolve) => upstream.bind(0, "127.0.0.1", resolve));
+    try {
+      await server.close();
+      server = new EmbeddedDns({ upstreams: [`127.0.0.1:${upstream.address().port}`], forwards: 3, forwardTimeoutMs: 3000, log: () => {} });
+      const a = ns.add("dns-fwd-cap");
+      await server.attach(a, records(["front"]));
+      // 8 foreign names at once, each from a socket of its own: each reply's rcode and how long it took
+      const script = `
+        const dgram = require("node:dgram"); const t0 = Date.now(); const out = [];
+        for (let i = 0; i < 8; i++) {
+          const s = dgram.createSocket("udp4");
+          s.on("message", (m) => { out.push({ rcode: m[3] & 15, ms: Date.now() - t0 }); s.close(); if (out.length === 8) { console.log(JSON.stringify(out)); process.exit(0); } });
+          s.send(Buffer.from(${JSON.stringify([...query("x.example.com")])}).fill(i + 1, 0, 2), 53, "127.0.0.11");
+        }
+        setTimeout(() => { console.log(JSON.stringify(out)); process.exit(1); }, 10000);`;
+      const replies = JSON.parse((await promisify(execFile)("ip", ["netns", "exec", a, process.execPath, "-e", script])).stdout) as { rcode: number; ms: number }[];
+      expect(replies.map((r) => r.rcode)).toEqual(Array(8).fill(2)); // SERVFAIL, every one
+      expect(asked).toHaveLength(3); // the other 5 never left the node…
+      expect(replies.filter((r) => r.ms < 1500)).toHaveLength(5); // …and were answered at once; the 3 at their timeout
+      // the timed-out forwards gave their places back
+      expect(packet((await ask(a, [{ proto: "tcp", query: query("y.example.com") }]))[0]).rcode).toBe("SERVFAIL");
+      expect(asked).toHaveLength(4);
+    } finally {
+      upstream.close();
+    }
+  });
+
   it("fails attach clearly when the sandbox does not exist", async () => {
     await expect(server.attach(ns.name("missing"), records(["front"]))).rejects.toThrow(/cannot bind 127\.0\.0\.11:53/);
     expect(server.attached()).toEqual([]);

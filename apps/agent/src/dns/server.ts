@@ -11,7 +11,9 @@
 // records object drops what replay.c kept, so nothing stale is replayed.
 // Foreign names go to the resolvers of the agent's own namespace (its
 // /etc/resolv.conf), from a socket in that namespace; without any, they get
-// SERVFAIL at once.
+// SERVFAIL at once. A sandbox has at most DEFAULT_FORWARDS of them in flight
+// (each holds a socket of the agent's until answered or timed out); past that,
+// SERVFAIL at once too.
 
 import type { DnsDriver } from "./types.ts";
 import dgram from "node:dgram";
@@ -39,6 +41,8 @@ export interface EmbeddedDnsOptions {
   tcpConnections?: number;
   /** How long one TCP query may take to arrive whole, however its bytes trickle. Default DEFAULT_TCP_QUERY_MS. */
   tcpQueryMs?: number;
+  /** Queries of a sandbox being forwarded upstream at once (UDP and TCP together); past it, SERVFAIL at once. Default DEFAULT_FORWARDS. */
+  forwards?: number;
   log?: (line: string) => void;
 }
 
@@ -50,6 +54,8 @@ interface Attachment {
   tcp: net.Server;
   /** Open TCP connections, each with when it last brought a whole query (or connected). */
   connections: Map<net.Socket, number>;
+  /** Its queries being forwarded upstream now: each holds one socket. */
+  forwarding: number;
   /** Set by detach(): nothing more is sent on its sockets. */
   detached: boolean;
 }
@@ -66,6 +72,21 @@ const DEFAULT_TCP_CONNECTIONS = 32;
 const DEFAULT_TCP_QUERY_MS = 2000;
 /** Replies a TCP client leaves unread before its connection is closed. */
 const TCP_UNREAD_BYTES = 256 * 1024;
+/** A sandbox's queries in flight to the upstream resolvers, one socket each (Docker allows 1024 per container). */
+const DEFAULT_FORWARDS = 64;
+/** What a command the agent runs holds while it runs: its stdin, stdout and stderr pipes (exec/run.ts). */
+const COMMAND_PIPES = 3;
+
+/**
+ * The descriptors one task sandbox can make the agent hold at once, which its
+ * open-files limit is divided by (docs/ARCHITECTURE.md, "Descriptors per
+ * sandbox"): the DNS's UDP socket and TCP listener, its TCP connections and
+ * forwards in flight (both capped above), and the pipes of the one command
+ * (nft, ipvsadm, conntrack) a sync runs for the sandbox at a time. Nothing
+ * else a task does holds one: health checks run with no pipes, the task writes
+ * its log itself, and `service logs` readers are opened by admins.
+ */
+export const SANDBOX_DESCRIPTORS = 2 + DEFAULT_TCP_CONNECTIONS + DEFAULT_FORWARDS + COMMAND_PIPES;
 
 /** The nameservers of a resolv.conf text. */
 export function parseResolvConf(text: string): string[] {
@@ -148,7 +169,7 @@ export class EmbeddedDns implements DnsDriver {
       fds.forEach((fd) => closeSync(fd));
       throw cannot(e);
     }
-    const a: Attachment = { sandbox, records, slot, tcp: net.createServer(), connections: new Map(), detached: false };
+    const a: Attachment = { sandbox, records, slot, tcp: net.createServer(), connections: new Map(), forwarding: 0, detached: false };
     this.attachments.set(sandbox, a);
     this.bySlot.set(slot, a);
     a.tcp.on("connection", (conn) => this.serveTcp(a, conn));
@@ -210,7 +231,7 @@ export class EmbeddedDns implements DnsDriver {
     }
     if (!r) return;
     if ("reply" in r) send(r.reply, r);
-    else this.forward(query, false).then((out) => send(out ?? servfail(query)), fail);
+    else this.forward(a, query, false).then((out) => send(out ?? servfail(query)), fail);
   }
 
   /** RFC 7766: messages prefixed by a 16-bit length, several per connection, answered in order. */
@@ -246,6 +267,7 @@ export class EmbeddedDns implements DnsDriver {
         queryDeadline = undefined;
         if (a.connections.has(conn)) a.connections.set(conn, Date.now());
         queue = queue.then(async () => {
+          if (conn.destroyed) return; // closed (evicted, cut off): what it still asked is not worked on
           const out = await this.replyTcp(a, query).catch(() => undefined);
           if (!out || conn.destroyed) return;
           if (conn.writableLength > TCP_UNREAD_BYTES) {
@@ -270,18 +292,28 @@ export class EmbeddedDns implements DnsDriver {
   private async replyTcp(a: Attachment, query: Buffer): Promise<Buffer | undefined> {
     const r = respond(query, a.records, this.tcpOptions);
     if (!r || "reply" in r) return r?.reply;
-    return (await this.forward(query, true)) ?? servfail(query);
+    return (await this.forward(a, query, true)) ?? servfail(query);
   }
 
-  /** The first upstream's reply, over UDP (and over TCP when that was truncated and the asker came by TCP). */
-  private async forward(query: Buffer, tcp: boolean): Promise<Buffer | undefined> {
-    const timeoutMs = this.o.forwardTimeoutMs ?? 2000;
-    for (const server of this.upstreams) {
-      let out = await forwardUdp(query, server, timeoutMs).catch(() => undefined);
-      if (out && tcp && (out.readUInt16BE(2) & dns.TRUNCATED_RESPONSE) !== 0) out = await forwardTcp(query, server, timeoutMs).catch(() => out);
-      if (out) return out;
+  /**
+   * The first upstream's reply, over UDP (and over TCP when that was truncated
+   * and the asker came by TCP): one socket at a time. Undefined when none
+   * answers, or when the sandbox has its DEFAULT_FORWARDS in flight already.
+   */
+  private async forward(a: Attachment, query: Buffer, tcp: boolean): Promise<Buffer | undefined> {
+    if (a.forwarding >= (this.o.forwards ?? DEFAULT_FORWARDS)) return undefined;
+    a.forwarding++;
+    try {
+      const timeoutMs = this.o.forwardTimeoutMs ?? 2000;
+      for (const server of this.upstreams) {
+        let out = await forwardUdp(query, server, timeoutMs).catch(() => undefined);
+        if (out && tcp && (out.readUInt16BE(2) & dns.TRUNCATED_RESPONSE) !== 0) out = await forwardTcp(query, server, timeoutMs).catch(() => out);
+        if (out) return out;
+      }
+      return undefined;
+    } finally {
+      a.forwarding--;
     }
-    return undefined;
   }
 }
 
