@@ -8,3 +8,26 @@ export * from "./wait.ts";
  * connection; on SIGTERM it prints {ok, failed, errors, tasks} as one JSON line.
  */
 export const REQUEST_LOOP = fileURLToPath(new URL("./request-loop.mjs", import.meta.url));
+
+/**
+ * A task flooding its sandbox's DNS, as a service's command (`node DNS_FLOOD tcp [MAX]` holds
+ * as many TCP connections as it can, trickling; `node DNS_FLOOD udp` floods queries); it prints
+ * a JSON line of counts every 2 s.
+ */
+export const DNS_FLOOD = fileURLToPath(new URL("./dns-flood.mjs", import.meta.url));
+
+/**
+ * A sandbox's DNS client (`node DNS_PROBE COUNT INTERVAL_MS TIMEOUT_MS NAME[,NAME...]` under
+ * `ip netns exec`): a query every INTERVAL_MS over UDP and TCP, then one JSON line, per query
+ * {name, proto, ms (null: unanswered), rcode, addrs}.
+ */
+export const DNS_PROBE = fileURLToPath(new URL("./dns-probe.mjs", import.meta.url));
+
+/** What DNS_PROBE prints for one query. */
+export interface DnsProbeResult {
+  name: string;
+  proto: "udp" | "tcp";
+  ms: number | null;
+  rcode: string;
+  addrs: string[];
+}
