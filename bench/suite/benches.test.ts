@@ -49,6 +49,18 @@ describe("the suite's benchmarks", () => {
     expect(r.targets[0]).toMatchObject({ figure: "0.89×", met: false });
   });
 
+  it("DNS flood: latency beside the quiet node's, and the target met only when every query was answered right", () => {
+    const path = (p50Ms: number, answered = 100) => ({ queries: 100, answered, p50Ms, p99Ms: p50Ms * 10, maxMs: p50Ms * 20 });
+    const phase = (p50Ms: number, answered = 100, wrong = 0) => ({ ...path(p50Ms, answered), wrong, paths: { udpReplayed: path(p50Ms / 2), udpNew: path(p50Ms), tcp: path(p50Ms * 3) } });
+    const run = (flood: object) => bench("dns-flood").summarize(from({ "dns-flood.json": { quiet: phase(0.3), flood, descriptors: { base: 30, peak: 250, bound: 737, perSandbox: 101 } } }), "default");
+    const r = run(phase(2));
+    expect(r.figures[0]).toMatchObject({ unit: "ms", value: 2, p99: 20, baseline: { name: "quiet node", value: 0.3, p99: 3 } });
+    expect(r.figures.at(-1)).toMatchObject({ value: 250, baseline: { value: 737, name: "what it states: 30 + 7 sandboxes × 101" } });
+    expect(r.targets[0]).toMatchObject({ issue: 19, figure: "100.0 %", met: true });
+    expect(run(phase(2, 99)).targets[0]).toMatchObject({ figure: "99.0 %", met: false });
+    expect(run(phase(2, 100, 1)).targets[0]!.met).toBe(false);
+  });
+
   it("mesh: the target is checked on the one-CPU-per-machine rounds", () => {
     const p = (path: string, connPerS: number) => ({ path, connPerS, p50Ms: 1, p99Ms: 2, errors: 0 });
     const r = bench("mesh").summarize(
