@@ -8,12 +8,14 @@
 import { isTerminal } from "@vipmesh/core";
 import type { NodeIdentity } from "@vipmesh/api";
 import { mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { SANDBOX_DESCRIPTORS } from "./dns/server.ts";
 import { openFilesLimit } from "./exec/limits.ts";
 import { type NetworkDrivers, NetworkReconciler } from "./network/reconciler.ts";
 import { BoundedFrequencyRunner } from "./runner.ts";
 import { type AgentSession, ManagerSession } from "./session/session.ts";
 import { serveLogRequest } from "./tasks/logs.ts";
+import { CGROUPS_RECORD, TaskCgroups } from "./tasks/cgroups.ts";
 import { ProcessRunner } from "./tasks/process-runner.ts";
 import { TaskReconciler } from "./tasks/reconciler.ts";
 import type { Runtime } from "./tasks/runtime.ts";
@@ -29,6 +31,8 @@ export interface AgentOptions extends NetworkDrivers {
   sandboxPrefix: string;
   binDir: string;
   stopGraceMs?: number;
+  /** The cgroup under the agent's own that holds one per task (with ProcessRunner); absent: no task cgroups. */
+  cgroupParent?: string;
   /** Runs the tasks; default: processes in their sandboxes (ProcessRunner). */
   runtime?: Runtime;
   /** The session with the manager; default: a ManagerSession to `manager` (unit tests give a FakeSession). */
@@ -60,7 +64,14 @@ export class Agent {
         log: this.log,
       });
     const stopGraceMs = o.stopGraceMs ?? 10_000;
-    const runtime = o.runtime ?? new ProcessRunner({ stateDir: o.stateDir, binDir: o.binDir, stopGraceMs });
+    const runtime =
+      o.runtime ??
+      new ProcessRunner({
+        stateDir: o.stateDir,
+        binDir: o.binDir,
+        stopGraceMs,
+        ...(o.cgroupParent ? { cgroups: new TaskCgroups({ parent: o.cgroupParent, record: join(o.stateDir, CGROUPS_RECORD), log: this.log }) } : {}),
+      });
     const again = (ms: number) => (ms <= 0 ? this.runner.run() : setTimeout(() => this.runner.run(), ms).unref());
     this.network = new NetworkReconciler({ ...o, view: this.session.view, again, log: this.log });
     this.tasks = new TaskReconciler({ runtime, network: this.network, report: (id, s) => this.session.report(id, s), again, stopGraceMs, log: this.log });

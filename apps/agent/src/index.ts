@@ -16,3 +16,5 @@ export { renderChange, renderRuleset } from "./lb/nftables/render.ts";
 export { EmbeddedDns, SANDBOX_DESCRIPTORS } from "./dns/server.ts";
 // what KernelIpvs writes with `ipvsadm --restore`: for bench/dataplanes-in-vm.ts's libnetwork baseline
 export { ipvsChanges, ipvsStateFor } from "./lb/ipvs/plan.ts";
+// `vipmesh exec` enters a task as confined as its health checks are
+export { CONFINE, enterArgs, isTaskInit } from "./tasks/confine.ts";

@@ -314,12 +314,16 @@ static void resolve_user(uid_t *uid, gid_t *gid) {
   }
 }
 
-/** Keeps only `caps` (bounding, permitted, effective); inheritable and ambient empty, as Docker has them. */
-static void limit_caps(uint64_t caps) {
+/** Takes every capability but `caps` out of the bounding set, for good (needs CAP_SETPCAP: before any setuid). */
+static void bound_caps(uint64_t caps) {
   for (int cap = 0; cap <= 63; cap++) {
     if (!(caps & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) die("cannot drop a capability");
   }
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
+/** Keeps only `caps` permitted and effective (after bound_caps); inheritable empty, as Docker has them. */
+static void limit_caps(uint64_t caps) {
   struct __user_cap_header_struct header = {.version = _LINUX_CAPABILITY_VERSION_3};
   struct __user_cap_data_struct data[2] = {
       {(uint32_t)caps, (uint32_t)caps, 0},
@@ -382,6 +386,26 @@ static void seccomp_deny(void) {
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0) die("cannot install the seccomp filter");
 }
 
+/** enter: the task's own environment (its init's), which the command runs with, as `docker exec` does. */
+static char **task_env;
+
+static void read_task_env(pid_t init) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/environ", init);
+  FILE *f = fopen(path, "re");
+  if (!f) dief("cannot read", path);
+  static char buf[1 << 20];
+  size_t n = fread(buf, 1, sizeof buf - 2, f);
+  fclose(f);
+  buf[n] = buf[n + 1] = 0;
+  size_t count = 0;
+  for (size_t i = 0; i < n; i++) count += buf[i] == 0;
+  task_env = calloc(count + 2, sizeof *task_env);
+  if (!task_env) die("out of memory");
+  size_t k = 0;
+  for (char *p = buf; p < buf + n && *p; p += strlen(p) + 1) task_env[k++] = p;
+}
+
 /** Drops to what the task may do, then runs the command. Never returns. */
 static void exec_confined(void) {
   uid_t uid;
@@ -393,10 +417,12 @@ static void exec_confined(void) {
     struct rlimit files = {(rlim_t)opt.nofile, (rlim_t)opt.nofile};
     if (setrlimit(RLIMIT_NOFILE, &files) < 0) die("cannot set the open-files limit");
   }
+  bound_caps(opt.caps);
   if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) die("cannot become the task's user");
   limit_caps(opt.caps);
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("cannot set no_new_privs");
   seccomp_deny();
+  if (task_env) environ = task_env;
   execvp(opt.argv[0], opt.argv);
   fprintf(stderr, "vipmesh-confine: cannot run %s: %s\n", opt.argv[0], strerror(errno));
   _exit(errno == ENOENT ? 127 : 126);
@@ -478,6 +504,7 @@ static void run(void) {
     exec_confined();
   }
   // init keeps only what forwarding a signal to a task of another user needs
+  bound_caps(1ULL << CAP_KILL);
   limit_caps(1ULL << CAP_KILL);
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   supervise(task, 1, &set);
@@ -512,6 +539,7 @@ static void enter(void) {
   int fds[5];
   if (opt.target <= 0) usage("enter needs --target PID");
   pid_t init = init_of(opt.target);
+  read_task_env(init);
   char path[64];
   for (int i = 0; i < 5; i++) {
     snprintf(path, sizeof path, "/proc/%d/ns/%s", init, kinds[i]);
