@@ -71,11 +71,15 @@ function placesIn(cgroupFile: string, mounts: CgroupMount[]): { v2: boolean; con
 }
 
 /** Where the agent's cgroups are, in the one v2 hierarchy when it has the pids controller, else in v1's. */
-export function hierarchies(mountinfo = readFileSync("/proc/self/mountinfo", "utf8"), own = readFileSync("/proc/self/cgroup", "utf8")): Hierarchy[] {
+export function hierarchies(
+  mountinfo = readFileSync("/proc/self/mountinfo", "utf8"),
+  own = readFileSync("/proc/self/cgroup", "utf8"),
+  controllersOf = (dir: string) => readFileSync(join(dir, "cgroup.controllers"), "utf8"),
+): Hierarchy[] {
   const places = placesIn(own, cgroupMounts(mountinfo));
   const unified = places.find((p) => p.v2);
   if (unified) {
-    const available = readFileSync(join(unified.dir, "cgroup.controllers"), "utf8").trim().split(" ");
+    const available = controllersOf(unified.dir).trim().split(" ");
     if (available.includes("pids")) return [{ dir: unified.dir, controllers: CONTROLLERS.filter((c) => available.includes(c)) }];
   }
   return places
