@@ -249,13 +249,20 @@ export function nodeProcesses(l: LabLayout, hostname: string): { supervisors: nu
   try {
     pids = namespacePids(n.netns);
   } catch {}
-  for (const pid of pids) {
-    let argv: string[];
+  const read = (file: string) => {
     try {
-      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      return readFileSync(file, "utf8");
     } catch {
-      continue;
+      return "";
     }
+  };
+  for (const pid of pids) {
+    const cmdline = read(`/proc/${pid}/cmdline`);
+    // a child an agent (or supervisor) forked shows its parent's command line until it execs: not another one
+    const stat = read(`/proc/${pid}/stat`);
+    const ppid = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
+    if (!cmdline || read(`/proc/${ppid}/cmdline`) === cmdline) continue;
+    const argv = cmdline.split("\0");
     const at = argv.indexOf("--state-dir");
     if (at < 0 || argv[at + 1] !== n.stateDir) continue;
     (argv.includes(SUPERVISOR) ? found.supervisors : found.agents).push(pid);
