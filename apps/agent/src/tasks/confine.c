@@ -546,12 +546,17 @@ static void enter(void) {
     fds[i] = open(path, O_RDONLY | O_CLOEXEC);
     if (fds[i] < 0) dief("cannot open", path);
   }
+  // joining a mount namespace puts us at its root mount; the task's root may be below it (a chroot)
+  snprintf(path, sizeof path, "/proc/%d/root", init);
+  int root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) dief("cannot open", path);
   join_cgroups();
   for (int i = 0; i < 5; i++) {
     if (setns(fds[i], 0) < 0) dief("cannot enter the task's namespace", kinds[i]);
     close(fds[i]);
   }
-  if (chdir("/") < 0) die("cannot chdir /");
+  if (fchdir(root) < 0 || chroot(".") < 0 || chdir("/") < 0) die("cannot take the task's root");
+  close(root);
   sigset_t set = waited();
   sigprocmask(SIG_BLOCK, &set, NULL);
   pid_t child = fork();
