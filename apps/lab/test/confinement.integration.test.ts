@@ -4,16 +4,17 @@
 // exec` into it try what hostile-probe.sh lists, and must be refused each
 // time; the limits and settings its spec gives are what the kernel shows.
 
-import { call, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { call, type wire } from "@vipmesh/api";
 import { randomBytes } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { beforeAll, expect, it } from "vitest";
 import { waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
-import { agentPid, labClient, labDown, type LabLayout, labUp, listNamespaces, namespacePids } from "../src/lab.ts";
+import { client, lab, sharedLab } from "./shared-lab.ts";
+import { agentPid, listNamespaces, namespacePids } from "../src/lab.ts";
 
 const name = `c${randomBytes(3).toString("hex")}`;
 const VIPMESH = fileURLToPath(new URL("../../../bin/vipmesh", import.meta.url));
@@ -21,8 +22,6 @@ const PROBE = fileURLToPath(new URL("./hostile-probe.sh", import.meta.url));
 /** Every attempt the probe makes but the per-secret reads (their names depend on the lab's paths). */
 const ATTEMPTS = 20;
 
-let lab: LabLayout;
-let client: ClusterServiceClient;
 
 const waitFor = <T>(what: string, check: () => T | Promise<T>, timeoutMs = 30_000) => waitForBase(what, check, timeoutMs);
 const vipmesh = (...args: string[]) => spawnSync(VIPMESH, ["--host", lab.socket, "--tls-dir", lab.tlsDir, ...args], { encoding: "utf8", timeout: 60_000 });
@@ -71,9 +70,8 @@ function cgroupDir(pid: number, controller: string): string {
 let secrets: string[];
 
 kernelDescribe("a hostile task on a lab node", () => {
+  sharedLab({ name, nodes: 1 });
   beforeAll(async () => {
-    lab = await labUp({ name, nodes: 1 });
-    client = labClient(lab);
     // the cluster CA's and identities' keys, the node's key and state, the join token, the lab's record, the node's passwords
     secrets = [...secretsUnder(lab.dir), join(lab.dir, "lab.json"), "/etc/shadow"];
     expect(secrets.some((s) => s.endsWith("ca.key") || s.includes("/ca/"))).toBe(true);
@@ -90,14 +88,6 @@ kernelDescribe("a hostile task on a lab node", () => {
     ); // prettier-ignore
     expect(created.stderr + created.stdout).toContain("converged");
   }, 120_000);
-
-  afterAll(() => {
-    client?.close();
-    labDown(name);
-    expect(listNamespaces().filter((n) => n.startsWith(`vm-${name}-`))).toEqual([]);
-    const left = readdirSync("/sys/fs/cgroup/pids").filter((d) => d.startsWith(`vm-${name}-`));
-    expect(left).toEqual([]);
-  });
 
   it("reads no secret of the node or the cluster, sees nothing outside itself, changes nothing of its node, forks no more than its pids limit", async () => {
     const logs = await waitFor("the probe's report in the task's log", () => {

@@ -6,21 +6,20 @@
 // and the manager never marks the node down (heartbeats every second: down
 // after 3 s without one).
 
-import { call, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { call, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { type LabLayout, agentPid, labClient, labDown, labUp, listNamespaces } from "../src/lab.ts";
+import { expect, it } from "vitest";
+import { agentPid, listNamespaces } from "../src/lab.ts";
 import { DNS_FLOOD, DNS_PROBE, type DnsProbeResult, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
+import { client, lab, sharedLab } from "./shared-lab.ts";
 
 const name = `f${randomBytes(3).toString("hex")}`;
-let lab: LabLayout;
-let client: ClusterServiceClient;
 
 const waitFor = <T>(what: string, check: () => T | Promise<T>, timeoutMs = 30_000) => waitForBase(what, check, timeoutMs, 100);
 const ON_NODE1 = { constraints: ["node.hostname==node1"] };
@@ -59,17 +58,7 @@ kernelDescribe("tasks flooding their DNS on a 2-node lab", () => {
   /** The flooding tasks. */
   let flooders: wire.Task[] = [];
 
-  beforeAll(async () => {
-    lab = await labUp({ name, nodes: 2, heartbeatMs: 1000 });
-    client = labClient(lab);
-  });
-  afterAll(() => {
-    client?.close();
-    labDown(name);
-    expect(listNamespaces().filter((n) => n.startsWith(`vm-${name}-`))).toEqual([]);
-    const etc = existsSync("/etc/netns") ? readdirSync("/etc/netns") : [];
-    expect(etc.filter((f) => f.startsWith(`vm-${name}-`))).toEqual([]);
-  });
+  sharedLab({ name, nodes: 2, heartbeatMs: 1000 });
 
   it("the agent states its descriptor budget per sandbox, and how many sandboxes its open-files limit carries at it", () => {
     const log = readFileSync(join(lab.dir, "agent-node1.log"), "utf8");

@@ -1,23 +1,19 @@
 // A real 3-node lab: namespaces, a manager and agents as processes, tasks in
 // sandboxes talking over VXLAN. Asserts by reading kernel state back.
 
-import { call, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { call, type wire } from "@vipmesh/api";
 import { addrOf, macForIpv4 } from "@vipmesh/core";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   agentPid,
-  labClient,
-  type LabLayout,
   killAgent,
   killManager,
-  labDown,
-  labUp,
   listNamespaces,
   nodeStart,
   nodeStop,
@@ -27,12 +23,11 @@ import {
 } from "../src/lab.ts";
 import { REQUEST_LOOP, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
+import { client, lab, reconnect, sharedLab } from "./shared-lab.ts";
 
 const name = `t${randomBytes(3).toString("hex")}`;
 
 const UDP_STREAM = fileURLToPath(new URL("./udp-stream.mjs", import.meta.url));
-let lab: LabLayout;
-let client: ClusterServiceClient;
 
 const sh = (netns: string, ...cmd: string[]) => execFileSync("ip", ["netns", "exec", netns, ...cmd], { timeout: 15_000 }).toString();
 
@@ -63,18 +58,8 @@ function fetchFrom(sandbox: string, ip: string): string | undefined {
 }
 
 kernelDescribe("a 3-node lab", () => {
-  beforeAll(async () => {
-    // down after 3 missed heartbeats = 6 s: long enough for an agent to be restarted in place
-    lab = await labUp({ name, nodes: 3, heartbeatMs: 2000 });
-    client = labClient(lab);
-  });
-  afterAll(() => {
-    client?.close();
-    labDown(name);
-    expect(listNamespaces().filter((n) => n.startsWith(`vm-${name}-`))).toEqual([]);
-    const etc = existsSync("/etc/netns") ? readdirSync("/etc/netns") : [];
-    expect(etc.filter((f) => f.startsWith(`vm-${name}-`))).toEqual([]);
-  });
+  // down after 3 missed heartbeats = 6 s: long enough for an agent to be restarted in place
+  sharedLab({ name, nodes: 3, heartbeatMs: 2000 });
 
   it("keeps the join token in 0600 files only: in no agent's or supervisor's command line or environment, which /proc shows to tasks", () => {
     const token = readFileSync(lab.tokenFile!, "utf8").trim();
@@ -239,9 +224,8 @@ kernelDescribe("a 3-node lab", () => {
     const before = await running("pair", 2);
     killManager(lab);
     await new Promise((r) => setTimeout(r, 1000)); // agents notice and start backing off
-    client.close();
     await startManager(lab);
-    client = labClient(lab);
+    reconnect();
     await waitFor("every node ready again", async () => {
       const { nodes } = await call(client, "listNodes", {});
       return nodes.length === 3 && nodes.every((n) => n.status?.state === "ready");

@@ -3,20 +3,19 @@
 // namespace on the underlay; host mode answers only where a task runs, with
 // the client's own address; what is unpublished leaves nothing in any kernel.
 
-import { call, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { call, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { type LabLayout, labClient, labDown, labUp, listNamespaces } from "../src/lab.ts";
+import { expect, it } from "vitest";
+import { listNamespaces } from "../src/lab.ts";
 import { waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
+import { client, lab, sharedLab } from "./shared-lab.ts";
 
 const name = `m${randomBytes(3).toString("hex")}`;
 const UDP_STREAM = fileURLToPath(new URL("./udp-stream.mjs", import.meta.url));
-let lab: LabLayout;
-let client: ClusterServiceClient;
 
 const waitFor = <T>(what: string, check: () => T | Promise<T>, timeoutMs = 30_000) => waitForBase(what, check, timeoutMs);
 const sh = (netns: string, ...cmd: string[]) => execFileSync("ip", ["netns", "exec", netns, ...cmd], { timeout: 15_000 }).toString();
@@ -52,15 +51,7 @@ const WHOAMI = ["vipmesh", "whoami", "--port", "8080"];
 const HEALTHY = { test: ["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:8080/"], intervalMs: 300, timeoutMs: 2000, retries: 3, startPeriodMs: 0 };
 
 kernelDescribe("the routing mesh on a 3-node lab", () => {
-  beforeAll(async () => {
-    lab = await labUp({ name, nodes: 3 });
-    client = labClient(lab);
-  });
-  afterAll(() => {
-    client?.close();
-    labDown(name);
-    expect(listNamespaces().filter((n) => n.startsWith(`vm-${name}-`))).toEqual([]);
-  });
+  sharedLab({ name, nodes: 3 });
 
   let web: wire.Service;
   let tcpPort = 0;

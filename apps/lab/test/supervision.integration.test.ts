@@ -4,23 +4,20 @@
 // `lab node stop` keeps it down and `lab node start` brings it back, also
 // after crashes that leave stale pid files or an orphaned agent.
 
-import { call, type ClusterServiceClient, type wire } from "@vipmesh/api";
+import { call, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
 import { waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
+import { client, lab, sharedLab } from "./shared-lab.ts";
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import {
   agentPid,
   killAgent,
-  type LabLayout,
-  labClient,
-  labDown,
-  labUp,
   listNamespaces,
   nodeProcesses,
   nodeStart,
@@ -36,8 +33,6 @@ const CLIENT_NODE = "node2";
 /** The node the stop/start cases use: no task of these services runs there. */
 const SPARE = "node3";
 
-let lab: LabLayout;
-let client: ClusterServiceClient;
 
 const waitFor = <T>(what: string, check: () => T | Promise<T>, timeoutMs = 30_000) => waitForBase(what, check, timeoutMs, 50);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -79,7 +74,12 @@ async function comeback(host: string, oldPid: number | undefined, logFrom: numbe
     const node = (await call(client, "inspectNode", { node: host })).node;
     return node?.status?.state === "ready" ? pid : undefined;
   }).catch((err: Error) => {
-    throw new Error(`${err.message}; ${host}'s log since:\n${logSince(host, logFrom).slice(-2000)}`);
+    const pidFiles = readdirSync(lab.dir)
+      .filter((f) => f.endsWith(`-${host}.pid`))
+      .map((f) => `${f}: ${readFileSync(join(lab.dir, f), "utf8").trim()}`);
+    throw new Error(
+      `${err.message}; ${host} runs ${JSON.stringify(nodeProcesses(lab, host))}, pid files ${JSON.stringify(pidFiles)}; its log since:\n${logSince(host, logFrom).slice(-2000)}`,
+    );
   });
   return { pid, newPidMs: newPidMs!, readyMs: Date.now() - t0 };
 }
@@ -101,20 +101,9 @@ function expectOnly(host: string, supervisor: number | undefined, agent: number,
 }
 
 kernelDescribe("a lab's agents under their supervisors", () => {
-  beforeAll(async () => {
-    // the manager's default heartbeat (5 s, down after 15 s): an agent back within that is never noticed as down
-    lab = await labUp({ name, nodes: 3 });
-    client = labClient(lab);
-  });
-  afterAll(() => {
-    client?.close();
-    labDown(name);
-    expect(listNamespaces().filter((n) => n.startsWith(`vm-${name}-`))).toEqual([]);
-    const etc = existsSync("/etc/netns") ? readdirSync("/etc/netns") : [];
-    expect(etc.filter((f) => f.startsWith(`vm-${name}-`))).toEqual([]);
-    // no supervisor, agent or manager of the lab is left
-    expect(labProcesses()).toEqual([]);
-  });
+  // the manager's default heartbeat (5 s, down after 15 s): an agent back within that is never noticed as down
+  // after it: no supervisor, agent or manager of the lab is left
+  sharedLab({ name, nodes: 3 }, () => expect(labProcesses()).toEqual([]));
 
   it("an agent killed with SIGKILL comes back by itself and adopts its task; a connection through the VIP is never dropped", async () => {
     await call(client, "createNetwork", { spec: { name: "supnet" } });

@@ -263,8 +263,9 @@ static void confine_mounts(void) {
   mnt(NULL, "/root", NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV, NULL);
   int hidden[MAX_LIST];
   for (int i = 0; i < opt.nhides; i++) hidden[i] = hide(opt.hides[i], 0);
-  mnt("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-  mnt("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755");
+  // tmpfs is memory: capped, so that a task without --limit-memory cannot fill the node's with files
+  mnt("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=512m");
+  mnt("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64m");
   confine_proc_sys();
   make_dev();
   for (int i = 0; i < opt.nkeeps; i++) {
