@@ -9,6 +9,7 @@ import { addrOf } from "@vipmesh/core";
 import { waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { client, lab, sharedLab } from "./shared-lab.ts";
+import { startTimeOf } from "../src/pid-file.ts";
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -194,7 +195,8 @@ kernelDescribe("a lab's agents under their supervisors", () => {
   });
 
   it("lab node start after crashes that leave stale pid files or an orphaned agent: one supervised agent again", async () => {
-    const gone = (pid: number) => waitFor(`pid ${pid} gone`, () => !existsSync(`/proc/${pid}/cmdline`) || readFileSync(`/proc/${pid}/cmdline`).length === 0);
+    // gone as the lab judges it: not running (an exiting process loses its command line before it is a zombie)
+    const gone = (pid: number) => waitFor(`pid ${pid} gone`, () => startTimeOf(pid) === undefined);
 
     // the supervisor and its agent both killed: both pid files are left, naming dead processes
     const supervisor = supervisorPid(lab, SPARE)!;
