@@ -69,8 +69,12 @@ for _ in 1 2 3 4 5 6 7 8 9; do
 done | sort | uniq -c
 
 say "5. The load-balancing state inside collab-box's sandbox, read from the kernel (the seed used ipvsadm;"
-say "   here the nftables dataplane: one interval map from VIP x random slice to task IP)"
-step vipmesh exec collab-box.1 -- nft list map ip vipmesh be
+say "   here the nftables dataplane: one interval map from VIP x random slice to task IP). Read from the node:"
+say "   the task itself runs confined, without CAP_NET_ADMIN, and can neither read nor change it"
+box=$(vipmesh service ps --json collab-box | node -e '
+  const tasks = JSON.parse(require("fs").readFileSync(0, "utf8"));
+  console.log(tasks.find((t) => t.Status.State === "running").ID);')
+step ip netns exec "$(ip netns list | awk '{print $1}' | grep -- "-$box\$")" nft list map ip vipmesh be
 
 say "Round-robin, as the seed's IPVS did it: six requests answered by the three replicas in turn"
 step vipmesh service update --lb-scheduler rr collabweb

@@ -83,7 +83,8 @@ kernelDescribe("a hostile task on a lab node", () => {
       "-e", `PROBE_SECRETS=${secrets.join(":")}`, "-e", `PROBE_STATE_DIR=${lab.nodes[0]!.stateDir}`, "-e", `PROBE_SOCKET=${lab.socket}`,
       "-e", `PROBE_AGENT_PID=${agentPid(lab, "node1")}`, "-e", `PROBE_DISK=${disk}`,
       // the health check probes too (in the task's cgroups: no fork storm beside it), and is healthy only when every attempt was refused
-      "--health-cmd", `PROBE_FORKS=0 sh ${PROBE} > /tmp/health-probe 2>&1; cat /proc/self/cgroup >> /tmp/health-probe; ! grep -q ALLOWED /tmp/health-probe`, "--health-interval", "3s", "--health-timeout", "20s",
+      // (written aside, then renamed: the test reads a whole report, never one being written)
+      "--health-cmd", `PROBE_FORKS=0 sh ${PROBE} > /tmp/probe.$$ 2>&1; cat /proc/self/cgroup >> /tmp/probe.$$; mv /tmp/probe.$$ /tmp/health-probe; ! grep -q ALLOWED /tmp/health-probe`, "--health-interval", "3s", "--health-timeout", "20s",
       "--", "sh", "-c", `sh ${PROBE}; exec vipmesh whoami --port 80`,
     ); // prettier-ignore
     expect(created.stderr + created.stdout).toContain("converged");

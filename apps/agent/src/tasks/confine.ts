@@ -81,11 +81,18 @@ export interface RunOptions {
   command: readonly string[];
 }
 
+/**
+ * vipmesh runs through tsx, which keeps what it compiled in /tmp/tsx-UID:
+ * shown read-only, the agent's spares each task compiling the CLI again
+ * (a third of `vipmesh whoami`'s start here); what a task compiles anew stays its own.
+ */
+const TSX_CACHE = `/tmp/tsx-${process.getuid?.() ?? 0}`;
+
 /** vipmesh-confine run … -- COMMAND */
 export function runArgs(o: RunOptions): string[] {
   // node, where it is not under /usr (say ~/.nvm): its whole installation
   const node = dirname(dirname(process.execPath));
-  const keep = [INSTALL_DIR, ...(node.startsWith("/usr") ? [] : [node])].filter((p) => existsSync(p));
+  const keep = [INSTALL_DIR, TSX_CACHE, ...(node.startsWith("/usr") ? [] : [node])].filter((p) => existsSync(p));
   return [
     "run",
     ...common(o.confinement, o.cgroups),
