@@ -33,6 +33,8 @@ export interface AgentOptions extends NetworkDrivers {
   stopGraceMs?: number;
   /** The cgroup under the agent's own that holds one per task (with ProcessRunner); absent: no task cgroups. */
   cgroupParent?: string;
+  /** Paths of the node no task may see, besides those every task is kept from (with ProcessRunner). */
+  hidePaths?: string[];
   /** Runs the tasks; default: processes in their sandboxes (ProcessRunner). */
   runtime?: Runtime;
   /** The session with the manager; default: a ManagerSession to `manager` (unit tests give a FakeSession). */
@@ -70,6 +72,7 @@ export class Agent {
         stateDir: o.stateDir,
         binDir: o.binDir,
         stopGraceMs,
+        hide: o.hidePaths ?? [],
         ...(o.cgroupParent ? { cgroups: new TaskCgroups({ parent: o.cgroupParent, record: join(o.stateDir, CGROUPS_RECORD), log: this.log }) } : {}),
       });
     const again = (ms: number) => (ms <= 0 ? this.runner.run() : setTimeout(() => this.runner.run(), ms).unref());

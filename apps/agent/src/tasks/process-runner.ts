@@ -33,6 +33,8 @@ export interface ProcessRunnerOptions {
   stopGraceMs: number;
   /** Each task's cgroup; absent: tasks run in the agent's. */
   cgroups?: TaskCgroups;
+  /** Paths of the node no task may see, besides confine.ts's HIDDEN_PATHS and the state dir. */
+  hide?: string[];
 }
 
 /** /proc/PID/stat field 22: when the process started, to tell it from a later process with the same pid. */
@@ -120,7 +122,7 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> implemen
       cgroups,
       hostname: spec.hostname,
       home,
-      hide: [this.options.stateDir],
+      hide: [this.options.stateDir, ...(this.options.hide ?? [])],
       command: spec.command,
     });
     // the confine helper's pid is the task's life

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
-import { resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseIpv4 } from "@vipmesh/core";
 import { CommandFailed, UsageError } from "../errors.ts";
@@ -22,6 +22,7 @@ interface AgentFlags {
   stateDir: string;
   sandboxPrefix: string;
   cgroupParent: string;
+  hide?: string[];
   dataplane: string;
   stopGrace?: number;
   dnsUpstream?: string[];
@@ -45,6 +46,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
     .option("--state-dir <dir>", "where the agent keeps its node ID and task state", "/var/lib/vipmesh/agent")
     .option("--sandbox-prefix <prefix>", "prefix of the task sandboxes' namespace names", "vm-")
     .option("--cgroup-parent <name>", "the cgroup, under the agent's own, that holds one cgroup per task", "vipmesh-tasks")
+    .option("--hide <path>", "a path of this node that no task may see, made empty in each (repeatable): say a manager's --data-dir outside /var/lib", collect)
     .addOption(choice("--dataplane <dataplane>", "how VIPs are load-balanced", ["auto", "nftables", "ipvs"]).default("auto"))
     .option("--stop-grace <duration>", "SIGTERM to SIGKILL, when stopping a task", duration)
     .option(
@@ -59,6 +61,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
       if (!/^[A-Za-z0-9_.-]{1,64}$/.test(o.cgroupParent) || /^\.\.?$/.test(o.cgroupParent)) {
         throw new UsageError(`--cgroup-parent ${o.cgroupParent}: a cgroup name is 1-64 letters, digits, '.', '_' or '-'`);
       }
+      for (const path of o.hide ?? []) if (!isAbsolute(path)) throw new UsageError(`--hide ${path}: give an absolute path`);
       const { Agent, EmbeddedDns, KernelIpsec, KernelIpvs, KernelMesh, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
       // nft is needed either way: it balances VIPs, or marks them for IPVS, and runs the mesh
       const nftables = spawnSync("nft", ["--version"]).status === 0;
@@ -92,6 +95,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
         stateDir,
         sandboxPrefix: o.sandboxPrefix,
         cgroupParent: o.cgroupParent,
+        hidePaths: (o.hide ?? []).map((path) => resolve(path)),
         binDir: BIN_DIR,
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
         overlay: new KernelOverlay(),
