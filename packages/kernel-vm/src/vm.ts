@@ -12,9 +12,7 @@
 //     an /init that mounts the host's root read-only over 9p under a tmpfs
 //     overlay (writes land in memory and vanish at power-off), fresh /tmp,
 //     /run and the shared directories (writable, at their own paths: a
-//     checkout under /tmp stays visible), cgroup v2 alone (as a systemd host
-//     of today has it: the agent's task cgroups run on v2 here, on v1 on
-//     the machines outside), runs the command with `chroot`,
+//     checkout under /tmp stays visible), runs the command with `chroot`,
 //     prints a marker with its exit status and powers off;
 //   - qemu: software emulation (`-accel tcg`: KVM is a device here but does
 //     not work), the console on stdio, the command base64-encoded on the
@@ -154,7 +152,6 @@ mkdir -p /upper/u /upper/w
 mount -t overlay overlay -o lowerdir=/lower,upperdir=/upper/u,workdir=/upper/w /newroot
 mount -t proc proc /newroot/proc
 mount -t sysfs sys /newroot/sys
-mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup
 mount -t devtmpfs dev /newroot/dev
 mkdir -p /newroot/dev/pts /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts

@@ -119,7 +119,7 @@ export class TaskCgroups {
           mkdirSync(parent);
           appendFileSync(this.o.record, `${parent}\n`);
         }
-        if (h.controllers.length && this.unified(h)) enableControllers(h, parent);
+        if (this.unified(h)) enableControllers(h, parent, limits);
         const dir = join(parent, taskId);
         mkdirSync(dir, { recursive: true });
         dirs.push(dir);
@@ -153,12 +153,14 @@ export class TaskCgroups {
 
 /**
  * cgroup v2 has no processes in inner cgroups: controllers are turned on for
- * the children of the agent's own cgroup and of the parent. Where the agent's
- * own cgroup holds processes (the agent itself), the agent first moves into a
- * leaf `agent` beside its tasks' parent.
+ * the children of the agent's own cgroup and of the parent, as tasks need
+ * them. Where the agent's own cgroup holds processes (the agent itself), the
+ * agent first moves into a leaf `agent` beside its tasks' parent.
  */
-function enableControllers(h: Hierarchy, parent: string): void {
-  const enable = h.controllers.filter((c) => c !== "devices").map((c) => `+${c}`).join(" ");
+function enableControllers(h: Hierarchy, parent: string, limits: CgroupLimits): void {
+  // only those a limit needs: every controller turned on costs each process under it (memory: every page)
+  const needed = (c: Controller) => c === "pids" || (c === "memory" && limits.memoryBytes > 0) || (c === "cpu" && limits.nanoCpus > 0);
+  const enable = h.controllers.filter(needed).map((c) => `+${c}`).join(" ");
   try {
     writeFileSync(join(h.dir, "cgroup.subtree_control"), enable);
   } catch (err) {
