@@ -340,6 +340,26 @@ describe("Agent.sync against the Fakes", () => {
     await h.agent.stop();
   });
 
+  it("a task the view no longer holds (replaced while its node was marked down) drains: it runs while its connections last, then goes with its sandbox", async () => {
+    const h = harness();
+    h.agent.start();
+    await h.session.assign(seed(), true);
+    const web1 = `${PREFIX}${WEB1.id}`;
+    h.sandboxes.connections.set(web1, 1);
+
+    // the node is back: a full view without WEB1 (orphaned, replaced elsewhere); it is out of every VIP at once
+    const back = seed();
+    await h.session.assign({ ...back, tasks: [BOX], endpoints: [WEB2, BOX].flatMap((t) => endpointsOf(t)) }, true);
+    expect(h.loadBalancer.backendsOf(`${PREFIX}${BOX.id}`, "10.0.3.2")).toEqual(["10.0.3.5"]);
+    expect(h.runtime.isRunning(WEB1.id)).toBe(true);
+    expect(h.sandboxes.get(web1)).toBeDefined();
+
+    h.sandboxes.connections.set(web1, 0);
+    await waitFor("WEB1 stopped", () => !h.runtime.isRunning(WEB1.id), 5000);
+    await waitFor("WEB1's sandbox removed", () => h.sandboxes.get(web1) === undefined, 5000);
+    await h.agent.stop();
+  });
+
   it("refuses to touch anything before the first full assignment", async () => {
     const runtime = new FakeRuntime();
     runtime.leftBehind = [{ spec: { taskId: WEB1.id, serviceName: "collabweb", sandbox: `${PREFIX}${WEB1.id}`, hostname: "x", command: ["x"], env: [] }, running: true }];

@@ -124,8 +124,8 @@ export class Agent {
     await this.network.sync(nodeId, this.session.encryption, tasks, (id) => this.tasks.isRunning(id));
     await this.tasks.sync(tasks);
     const wanted = new Set(tasks.filter((t) => !isTerminal(t.status.state)).map((t) => t.id));
-    await this.tasks.sweep(wanted, (id) => view.tasks.has(id));
-    await this.network.sweep(tasks, wanted);
+    const draining = await this.tasks.sweep(wanted, (id) => view.tasks.has(id));
+    await this.network.sweep(tasks, new Set([...wanted, ...draining]));
     this.session.ack(version);
   }
 }

@@ -144,6 +144,17 @@ export class Allocator {
     for (const a of t.networks) for (const addr of a.addresses) this.releaseAddress(tx, a.networkId, addr);
   }
 
+  /** Takes back the addresses a finished task had, if every one is still free; false (and nothing taken) otherwise. */
+  reclaimTaskAddresses(tx: Tx, t: Task): boolean {
+    const wanted = t.networks.flatMap((a) => a.addresses.map((addr) => ({ pool: this.pools.get(a.networkId), addr })));
+    if (wanted.some((w) => !w.pool || w.pool.has(w.addr))) return false;
+    for (const { pool, addr } of wanted) {
+      pool!.reserve(addr);
+      tx.onRollback(() => pool!.release(addr));
+    }
+    return true;
+  }
+
   // ---- published ports -----------------------------------------------------
 
   /** Assigns published ports for `wanted`, keeping those `current` already has. */

@@ -26,6 +26,7 @@ import {
 } from "@vipmesh/core";
 import type { Allocator } from "./allocator.ts";
 import { newId } from "./ids.ts";
+import { reclaimOrphans } from "./orchestrator.ts";
 import type { ClusterStore, Tx } from "./store/cluster-store.ts";
 
 export const INGRESS_NETWORK = "ingress";
@@ -284,6 +285,7 @@ export class Cluster {
       const n = tx.get("node", nodeId);
       if (!n || (n.status.state === state && n.status.message === message)) return;
       tx.put("node", { ...n, status: { ...n.status, state, message } });
+      if (n.status.state === "down" && state === "ready") reclaimOrphans(tx, this.allocator, nodeId);
     });
   }
 

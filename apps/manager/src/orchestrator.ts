@@ -38,6 +38,27 @@ const isLive = (t: Task) => t.desiredState === "running" && !isTerminal(t.status
 const isUnfinished = (t: Task) => !isTerminal(t.status.state);
 const slotKey = (t: Task) => (t.slot > 0 ? `s${t.slot}` : `n${t.nodeId}`);
 
+/**
+ * A node back from down keeps the tasks it still runs that nothing replaced
+ * yet: an orphaned task whose slot holds no task placed since (a replacement
+ * still pending is dropped) runs on, if its addresses are still free. Called
+ * in the transaction that marks the node ready, before its view is sent, so
+ * its agent never sees the task gone; the agent then reports its real state.
+ */
+export function reclaimOrphans(tx: Tx, allocator: Allocator, nodeId: string): void {
+  for (const t of tx.tasksOfNode(nodeId)) {
+    if (t.status.state !== "orphaned" || !tx.get("service", t.serviceId)) continue;
+    const rivals = tx.tasksOfService(t.serviceId).filter((o) => o.id !== t.id && slotKey(o) === slotKey(t) && !isTerminal(o.status.state));
+    if (rivals.some((o) => o.status.state !== "pending")) continue; // replaced: it drains on its node
+    if (!allocator.reclaimTaskAddresses(tx, t)) continue;
+    for (const o of rivals) {
+      allocator.releaseTaskAddresses(tx, o);
+      tx.put("task", { ...o, desiredState: "shutdown", status: { ...o.status, state: "shutdown", message: `task ${t.id} came back with its node`, timestamp: tx.now } });
+    }
+    tx.put("task", { ...t, desiredState: "running", status: { ...t.status, state: "running", message: "its node came back with it", timestamp: tx.now } });
+  }
+}
+
 export class Orchestrator {
   private readonly dirty = new Set<string>();
   private allDirty = true;

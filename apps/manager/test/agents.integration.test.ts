@@ -3,7 +3,8 @@
 
 import type { SimAgent } from "@vipmesh/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { call, type Harness, liveTasks, serviceSpec, startHarness, tasksOf, waitFor, waitRunning } from "./harness.ts";
+import { restartGraceMs } from "../src/node-health.ts";
+import { call, HEARTBEAT_MS, type Harness, liveTasks, serviceSpec, startHarness, tasksOf, waitFor, waitRunning } from "./harness.ts";
 
 let h: Harness;
 let agents: SimAgent[];
@@ -74,6 +75,44 @@ describe("agents", () => {
         return eps.length === 3 && eps.every((e) => e.nodeId !== victim.nodeId) && !a.view.peers.has(victim.nodeId);
       });
     }
+  });
+
+  it("after a manager restart, judge no node before the restart grace: none is marked down and no task moves until then", async () => {
+    await webOn("collabnet");
+    const before = await waitRunning(h, "collabweb", 3);
+    await h.restart(); // the agents do not come back
+    const restarted = Date.now();
+    const states = async () => (await call(h.client, "listNodes", {})).nodes.map((n) => n.status?.state);
+    // well past 3 missed heartbeats (0.3 s), still within the grace (7.3 s at 100 ms)
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await states()).toEqual(["ready", "ready", "ready"]);
+    expect((await liveTasks(h, "collabweb")).map((t) => t.id).sort()).toEqual(before.map((t) => t.id).sort());
+    // then the usual rule: nobody came back, every node is down
+    await waitFor("every node down", async () => (await states()).every((s) => s === "down"), 15_000);
+    expect(Date.now() - restarted).toBeGreaterThanOrEqual(restartGraceMs(HEARTBEAT_MS) - 100);
+  });
+
+  it("a node back from down keeps the task it still runs that nothing replaced yet; its pending replacement is dropped", async () => {
+    await call(h.client, "createService", {
+      spec: serviceSpec("pinned", { replicated: { replicas: 1 }, taskTemplate: { container: { command: ["x"] }, placement: { constraints: ["node.hostname==node1"] } } }),
+    });
+    const [kept] = await waitRunning(h, "pinned", 1);
+    const [victim] = agents as [SimAgent];
+    victim.freeze();
+    await waitFor("node1 down", async () => (await call(h.client, "inspectNode", { node: "node1" })).node?.status?.state === "down");
+    const replacement = await waitFor("a replacement pending (no other node may run it)", async () =>
+      (await tasksOf(h, "pinned")).find((t) => t.id !== kept!.id && t.status?.state === "pending"),
+    );
+    expect((await tasksOf(h, "pinned")).find((t) => t.id === kept!.id)?.status?.state).toBe("orphaned");
+
+    victim.stop();
+    const back = await h.addAgent("node1", { identity: victim.identity }); // the same node, its agent reconnecting
+    await waitFor("node1 ready", async () => (await call(h.client, "inspectNode", { node: "node1" })).node?.status?.state === "ready");
+    const tasks = await tasksOf(h, "pinned");
+    expect(tasks.find((t) => t.id === kept!.id)).toMatchObject({ desiredState: "running", status: { state: "running" } });
+    expect(tasks.find((t) => t.id === replacement.id)).toMatchObject({ desiredState: "shutdown", status: { state: "shutdown" } });
+    expect(back.view.tasks.get(kept!.id)?.desiredState).toBe("running");
+    expect((await liveTasks(h, "pinned")).map((t) => t.id)).toEqual([kept!.id]);
   });
 
   it("run a global service once on every eligible node, also on nodes that join later", async () => {

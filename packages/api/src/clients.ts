@@ -6,6 +6,7 @@ import type { ClusterServiceClient } from "./generated/vipmesh/v1/ClusterService
 import type { DispatcherServiceClient } from "./generated/vipmesh/v1/DispatcherService.ts";
 import { MANAGER_SERVER_NAME } from "@vipmesh/pki";
 import { vipmeshV1 } from "./proto.ts";
+import { RECONNECT_MAX_BACKOFF_MS, RECONNECT_MIN_BACKOFF_MS } from "./session-timing.ts";
 import { channelCredentials, type ClientCredentials } from "./tls.ts";
 
 export type { CaServiceClient, ClusterServiceClient, DispatcherServiceClient };
@@ -23,6 +24,10 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_time_ms": 10_000,
   "grpc.keepalive_timeout_ms": 5_000,
   "grpc.keepalive_permit_without_calls": 1,
+  // grpc-js waits up to 2 min between connection attempts after failures; callers keep their own backoff
+  // (an agent's: session-timing.ts), so the channel must be ready to connect when they call again
+  "grpc.initial_reconnect_backoff_ms": RECONNECT_MIN_BACKOFF_MS,
+  "grpc.max_reconnect_backoff_ms": RECONNECT_MAX_BACKOFF_MS,
 };
 
 export interface ClientOptions {

@@ -16,6 +16,8 @@ import {
   type LogRequest,
   logPieceToWire,
   logRequestFromWire,
+  reconnectDelayMs,
+  REGISTER_DEADLINE_MS,
   type wire,
 } from "@vipmesh/api";
 import { applyViewDelta, type Dataplane, emptyView, type NetworkView, type OverlayKeySet, type ViewDelta } from "@vipmesh/core";
@@ -78,7 +80,8 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
   private stream: grpc.ClientDuplexStream<wire.SessionUp, wire.SessionDown> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
-  private backoffMs = 100;
+  /** Reconnect attempts that failed in a row (reset once a session opens). */
+  private failures = 0;
   private stopped = false;
   private logServer: LogServer | undefined;
   /** Log requests being answered in this session, by request ID. */
@@ -133,7 +136,7 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
         this.client,
         "register",
         { hostname: this.options.hostname, addr: this.options.advertiseAddr, nodeId: this.nodeId, dataplane: this.options.dataplane ?? "nftables" },
-        { deadline: Date.now() + 5000 },
+        { deadline: Date.now() + REGISTER_DEADLINE_MS },
       );
       if (res.nodeId !== this.nodeId) {
         this.nodeId = res.nodeId;
@@ -164,13 +167,12 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
 
   private reconnectLater(): void {
     clearTimeout(this.retry);
-    this.retry = setTimeout(() => void this.connect(), this.backoffMs);
-    this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+    this.retry = setTimeout(() => void this.connect(), reconnectDelayMs(this.failures++));
   }
 
   private onMessage(msg: wire.SessionDown): void {
     if (msg.params) {
-      this.backoffMs = 100;
+      this.failures = 0;
       this.options.log(`session open as node ${this.nodeId}`);
       clearInterval(this.heartbeat);
       const period = msg.params.heartbeatPeriodMs;

@@ -72,7 +72,7 @@ export class TaskReconciler {
       if (isTerminal(t.status.state)) continue;
       if (t.desiredState !== "running") {
         if (this.reported.get(t.id)?.startsWith("shutdown/")) continue;
-        if (!(await this.drained(t))) continue; // still serving what it was given: look again soon
+        if (!(await this.drained(t.id, t.drained === true))) continue; // still serving what it was given: look again soon
         await this.remove(t.id);
         this.report(t.id, "shutdown");
         continue;
@@ -96,10 +96,24 @@ export class TaskReconciler {
     }
   }
 
-  /** Stops and removes what runs for tasks that are not in `wanted`, and forgets what the view no longer holds. */
-  async sweep(wanted: ReadonlySet<string>, inView: (taskId: string) => boolean): Promise<void> {
-    for (const taskId of this.o.runtime.known()) if (!wanted.has(taskId)) await this.remove(taskId);
-    for (const map of [this.reported, this.ended, this.stopping]) for (const taskId of map.keys()) if (!inView(taskId)) map.delete(taskId);
+  /**
+   * Stops and removes what runs for tasks that are not in `wanted`, once
+   * drained, and forgets what the view no longer holds. Such a task is in no
+   * view's load balancing (say it ran on while its node was marked down, and
+   * was replaced elsewhere): it drains as soon as its connections end. Returns
+   * the tasks still draining, whose networking stays.
+   */
+  async sweep(wanted: ReadonlySet<string>, inView: (taskId: string) => boolean): Promise<Set<string>> {
+    const draining = new Set<string>();
+    for (const taskId of this.o.runtime.known()) {
+      if (wanted.has(taskId)) continue;
+      if (await this.drained(taskId, true)) await this.remove(taskId);
+      else draining.add(taskId);
+    }
+    for (const map of [this.reported, this.ended, this.stopping]) {
+      for (const taskId of map.keys()) if (!inView(taskId) && !draining.has(taskId)) map.delete(taskId);
+    }
+    return draining;
   }
 
   /** Stops the task, then removes its networking. */
@@ -152,15 +166,15 @@ export class TaskReconciler {
    * new connections to it (the manager marks it drained once every agent that
    * saw its service acknowledged the view without it) and its established
    * connections have ended — each bounded by the stop grace period, then it
-   * stops anyway. Never a fixed sleep.
+   * stops anyway. Never a fixed sleep. `unbalanced`: no agent balances to it.
    */
-  private async drained(t: Task): Promise<boolean> {
-    if (!this.o.runtime.isRunning(t.id)) return true;
-    const since = this.stopping.get(t.id) ?? Date.now();
-    this.stopping.set(t.id, since);
+  private async drained(taskId: string, unbalanced: boolean): Promise<boolean> {
+    if (!this.o.runtime.isRunning(taskId)) return true;
+    const since = this.stopping.get(taskId) ?? Date.now();
+    this.stopping.set(taskId, since);
     const left = since + this.o.stopGraceMs - Date.now();
     if (left <= 0) return true;
-    if (t.drained && (await this.o.network.openConnections(t.id)) === 0) return true;
+    if (unbalanced && (await this.o.network.openConnections(taskId)) === 0) return true;
     this.o.again(Math.min(left, 200));
     return false;
   }
