@@ -9,6 +9,7 @@
 // Nothing here touches the root namespace's interfaces, routes or firewall.
 
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, waitFor } from "@vipmesh/api";
+import { alreadyExists, invalid, notFound, precondition } from "@vipmesh/core";
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -58,7 +59,7 @@ export interface LabLayout {
 
 export function layout(name: string, nodes: number): LabLayout {
   if (!/^[a-z][a-z0-9-]{0,15}$/.test(name)) {
-    throw new Error(`lab name "${name}" must be 1-16 lowercase letters, digits or '-', starting with a letter`);
+    throw invalid(`lab name "${name}" must be 1-16 lowercase letters, digits or '-', starting with a letter`);
   }
   const prefix = `vm-${name}-`;
   const dir = join(RUN_DIR, name);
@@ -147,7 +148,7 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
   const log = o.log ?? (() => {});
   const l = layout(o.name, o.nodes);
   if (existsSync(l.socket) || listNamespaces().some((n) => n.startsWith(l.prefix))) {
-    throw new Error(`lab ${l.name} already exists; run 'vipmesh lab down --name ${l.name}' first`);
+    throw alreadyExists(`lab ${l.name} already exists; run 'vipmesh lab down --name ${l.name}' first`);
   }
   mkdirSync(l.dir, { recursive: true, mode: 0o700 });
   try {
@@ -213,22 +214,34 @@ export async function startManager(l: LabLayout): Promise<void> {
   if (l.heartbeatMs) args.push("--heartbeat-period", `${l.heartbeatMs}ms`);
   if (l.keyRotationMs) args.push("--key-rotation", `${l.keyRotationMs}ms`);
   rmSync(l.socket, { force: true });
-  startDetached(join(l.dir, "manager.log"), join(l.dir, "manager.pid"), l.fabric, [VIPMESH, ...args]);
-  // the manager writes its admin identity before it listens
-  await waitFor(`the manager of lab ${l.name}`, () => existsSync(l.socket), 30_000, POLL_MS);
+  const pidFile = join(l.dir, "manager.pid");
+  startDetached(join(l.dir, "manager.log"), pidFile, l.fabric, [VIPMESH, ...args]);
+  // listening on its socket means it is up (it writes its admin identity first); while it runs, a slow
+  // machine gets time to load it (the kernel VM emulates one), and a manager that exits fails at once
+  const up = await waitFor(
+    `the manager of lab ${l.name}`,
+    () => (existsSync(l.socket) ? "up" : livePid(pidFile) === undefined ? "exited" : undefined),
+    120_000,
+    POLL_MS,
+  );
+  if (up === "exited") throw new Error(`the manager of lab ${l.name} exited before it listened`);
 }
 
-/** Kills the lab's manager (SIGKILL, like a crash). */
+/** Kills the lab's manager (SIGKILL, like a crash); `startManager` brings it back on the same data dir. */
 export function killManager(l: LabLayout): void {
   killPidFile(join(l.dir, "manager.pid"));
+  rmSync(l.socket, { force: true });
 }
+
+/** Whether the lab's manager runs. */
+export const managerRuns = (l: LabLayout): boolean => livePid(join(l.dir, "manager.pid")) !== undefined;
 
 const supervisorPidFile = (l: LabLayout, hostname: string) => join(l.dir, `supervisor-${hostname}.pid`);
 const agentPidFile = (l: LabLayout, hostname: string) => join(l.dir, `agent-${hostname}.pid`);
 
 function nodeOf(l: LabLayout, hostname: string): LabLayout["nodes"][number] {
   const n = l.nodes.find((x) => x.hostname === hostname);
-  if (!n) throw new Error(`lab ${l.name} has no node ${hostname}`);
+  if (!n) throw notFound(`lab ${l.name} has no node ${hostname} (nodes: ${l.nodes.map((x) => x.hostname).join(", ")})`);
   return n;
 }
 
@@ -316,7 +329,7 @@ export function readLab(name: string): LabLayout {
   try {
     return JSON.parse(readFileSync(join(RUN_DIR, name, "lab.json"), "utf8")) as LabLayout;
   } catch {
-    throw new Error(`lab ${name} is not running ('vipmesh lab up --name ${name}' starts it)`);
+    throw notFound(`lab ${name} is not running ('vipmesh lab up --name ${name}' starts it)`);
   }
 }
 
@@ -424,10 +437,29 @@ export function nodeStart(l: LabLayout, hostname: string): void {
   startAgent(l, hostname);
 }
 
+/**
+ * `lab node pause`: the node's agent stops where it is (SIGSTOP) — no
+ * heartbeat, no session, no DNS — while its supervisor waits on it and its
+ * tasks, links and kernel state stay as they are; `nodeResume` lets it go on.
+ */
+export function nodePause(l: LabLayout, hostname: string): void {
+  signalAgent(l, hostname, "SIGSTOP");
+}
+
+export function nodeResume(l: LabLayout, hostname: string): void {
+  signalAgent(l, hostname, "SIGCONT");
+}
+
+function signalAgent(l: LabLayout, hostname: string, signal: NodeJS.Signals): void {
+  const pid = agentPid(l, hostname);
+  if (pid === undefined) throw precondition(`the agent of ${hostname} does not run ('vipmesh lab node start ${hostname} --name ${l.name}' starts it)`);
+  process.kill(pid, signal); // the agent alone: its tasks run on
+}
+
 /** The namespace of a node (by hostname) or of the client. */
 export function namespaceOf(l: LabLayout, target: string): string {
   if (target === "client") return l.client;
   const n = l.nodes.find((x) => x.hostname === target);
-  if (!n) throw new Error(`lab ${l.name} has no node ${target} (nodes: ${l.nodes.map((x) => x.hostname).join(", ")}, client)`);
+  if (!n) throw notFound(`lab ${l.name} has no node ${target} (nodes: ${l.nodes.map((x) => x.hostname).join(", ")}, client)`);
   return n.netns;
 }

@@ -11,6 +11,8 @@ describeInVm({
   it: "carries traffic in ESP only, drops injected plaintext VXLAN, rotates its key under a request loop without a loss",
   script: new URL("./encrypted-lab-in-vm.ts", import.meta.url),
   needs: { tcpdump: "tcpdump" },
+  // what the lab's processes load: the CLI, the manager, the agent (the script itself loads the lab)
+  warm: ["@vipmesh/cli", "@vipmesh/manager", "@vipmesh/agent", "@vipmesh/lab"],
   memoryMb: 4096,
   timeoutMs: 13 * 60_000,
 });

@@ -10,6 +10,8 @@ describeInVm({
   describe: "a 2-node lab on IPVS in a real kernel",
   it: "VIP rr across three tasks, dnsrr, the mesh from both nodes, health removal, a loss-free scale-down, an agent restart",
   script: new URL("./ipvs-lab-in-vm.ts", import.meta.url),
+  // what the lab's processes load: the CLI, the manager, the agent (the script itself loads the lab)
+  warm: ["@vipmesh/cli", "@vipmesh/manager", "@vipmesh/agent", "@vipmesh/lab"],
   memoryMb: 4096,
   timeoutMs: 13 * 60_000,
 });

@@ -3,8 +3,10 @@
 // script of the checkout in it, and pass when it ends with "ALL OK".
 
 import { inCi } from "@vipmesh/testing/kernel";
-import { spawnSync } from "node:child_process";
-import { dirname, relative } from "node:path";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { runInVm, vmUnavailable } from "./vm.ts";
@@ -20,6 +22,12 @@ export interface InVmTest {
   script: URL;
   /** Host commands the script needs besides the VM's own (their Debian package in the message). */
   needs?: Record<string, string>;
+  /**
+   * Modules the script's processes load (say "@vipmesh/manager"): compiled on
+   * the host first, into tsx's cache, which the VM shares, so that under
+   * emulation (many times slower) a process starts without compiling them.
+   */
+  warm?: string[];
   memoryMb?: number;
   timeoutMs?: number;
 }
@@ -32,6 +40,15 @@ function unavailable(t: InVmTest): string | undefined {
     (process.getuid?.() !== 0 ? "not root" : undefined) ??
     (missing.length > 0 ? `missing ${missing.map(([c]) => c).join(", ")}: apt-get install ${missing.map(([, p]) => p).join(" ")} (scripts/bootstrap.sh does)` : undefined)
   );
+}
+
+/** tsx's compile cache, with `modules` (resolved from `dir`) compiled into it. */
+function warmTsxCache(dir: string, modules: string[]): string {
+  const cache = join(tmpdir(), `tsx-${process.getuid?.()}`);
+  mkdirSync(cache, { recursive: true, mode: 0o700 });
+  const imports = modules.map((m) => `import(${JSON.stringify(m)})`).join(", ");
+  if (modules.length > 0) execFileSync("node", ["--import", "tsx", "--eval", `await Promise.all([${imports}])`], { cwd: dir, stdio: "ignore", timeout: 120_000 });
+  return cache;
 }
 
 /**
@@ -49,7 +66,7 @@ export function describeInVm(t: InVmTest): void {
       const pkg = dirname(dirname(script));
       const r = await runInVm({
         // the checkout may live under /tmp, which the VM mounts afresh: share it at its own path
-        shares: [REPO],
+        shares: [REPO, warmTsxCache(pkg, t.warm ?? [])],
         command: `cd ${pkg} && node --import tsx ${relative(pkg, script)}`,
         memoryMb: t.memoryMb ?? 2048,
         timeoutMs,

@@ -1,4 +1,5 @@
-// vipmesh lab up|down|exec|node stop|start: a whole cluster on this machine.
+// vipmesh lab up|down|exec, lab node stop|start|pause|resume, lab manager stop|start:
+// a whole cluster on this machine, and the faults to try on it.
 
 import type { Command } from "commander";
 import { spawnSync } from "node:child_process";
@@ -71,24 +72,39 @@ export function registerLabCommands(program: Command, io: Io): void {
       if (r.status !== 0) throw new ChildExit(r.status ?? 1);
     });
 
-  const node = cmd.command("node").description("Stop or start a node of the lab");
-  for (const verb of ["stop", "start"] as const) {
-    nameOption(
-      node
-        .command(verb)
-        .description(
-          verb === "stop"
-            ? "Stop the node's agent and its supervisor (so it is not restarted) and cut its underlay link"
-            : "Restore the link, and the supervised agent unless it runs (also after a crash)",
-        )
-        .argument("<node>", "node1, node2, …"),
-    ).action(async (hostname: string, o: { name: string }) => {
-      requireRoot();
-      const { readLab, nodeStop, nodeStart } = await lab();
-      const l = readLab(o.name);
-      if (verb === "stop") nodeStop(l, hostname);
-      else nodeStart(l, hostname);
-      io.stdout(`${hostname} ${verb === "stop" ? "stopped" : "started"}\n`);
-    });
+  const node = cmd.command("node").description("Stop, start, pause or resume a node of the lab");
+  const nodeVerbs = {
+    stop: ["Stop the node's agent and its supervisor (so it is not restarted) and cut its underlay link", "stopped"],
+    start: ["Restore the link, and the supervised agent unless it runs (also after a crash)", "started"],
+    pause: ["Freeze the node's agent (SIGSTOP): no heartbeat, no session; its tasks and links stay", "paused"],
+    resume: ["Let a paused agent go on (SIGCONT)", "resumed"],
+  } as const;
+  for (const [verb, [description, done]] of Object.entries(nodeVerbs)) {
+    nameOption(node.command(verb).description(description).argument("<node>", "node1, node2, …")).action(
+      async (hostname: string, o: { name: string }) => {
+        requireRoot();
+        const l = await lab();
+        const run = { stop: l.nodeStop, start: l.nodeStart, pause: l.nodePause, resume: l.nodeResume }[verb as keyof typeof nodeVerbs];
+        run(l.readLab(o.name), hostname);
+        io.stdout(`${hostname} ${done}\n`);
+      },
+    );
   }
+
+  const manager = cmd.command("manager").description("Stop or start the lab's manager");
+  nameOption(manager.command("stop").description("Kill the manager (SIGKILL, like a crash); the agents keep trying to reach it")).action(
+    async (o: { name: string }) => {
+      requireRoot();
+      const { readLab, killManager } = await lab();
+      killManager(readLab(o.name));
+      io.stdout("manager stopped\n");
+    },
+  );
+  nameOption(manager.command("start").description("Start the manager again on its data dir, unless it runs")).action(async (o: { name: string }) => {
+    requireRoot();
+    const { readLab, managerRuns, startManager } = await lab();
+    const l = readLab(o.name);
+    if (!managerRuns(l)) await startManager(l);
+    io.stdout("manager started\n");
+  });
 }
