@@ -2,7 +2,7 @@
 // FakeSession, and each Fake's dump comes out (golden files in testdata/agent/).
 
 import { waitFor } from "@vipmesh/api";
-import { macForIpv4, type PortConfig, type Task, type ViewEndpoint, type ViewNetwork, type ViewService } from "@vipmesh/core";
+import { macForIpv4, nodeRemoved, type PortConfig, type Task, type ViewEndpoint, type ViewNetwork, type ViewService } from "@vipmesh/core";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -112,6 +112,24 @@ const seed = () => ({
   endpoints: [WEB1, WEB2, BOX].flatMap((t) => endpointsOf(t)),
   peers: [{ nodeId: "node2", addr: PEER_ADDR }],
 });
+
+/** The seed scenario with collabweb published on port 8080 through the routing mesh: this node has an ingress sandbox. */
+const meshSeed = () => {
+  const web = service("collabweb", [["collabnet", "10.0.3.2/24"], ["ingress", "10.255.0.2/16"]], [
+    { protocol: "tcp", targetPort: 80, publishedPort: 8080, publishMode: "ingress" },
+  ]);
+  const webOnIngress = { ...WEB1, networks: [...WEB1.networks, { networkId: "ingress", addresses: ["10.255.0.5/16"] }] };
+  return {
+    ...seed(),
+    networks: [COLLABNET, INGRESS],
+    services: [web, service("collab-box", [["collabnet", "10.0.3.4/24"]])],
+    tasks: [webOnIngress, BOX],
+    endpoints: [
+      ...[webOnIngress, WEB2, BOX].flatMap((t) => endpointsOf(t)),
+      { ...endpointsOf(task({ id: "ingress", service: "", on: [["ingress", "10.255.0.3/16"]] }))[0]!, key: `ingress-sandbox/${NODE}`, taskId: "", serviceId: "" },
+    ],
+  };
+};
 
 const NAMES = ["collabweb", "tasks.collabweb", "collab-box", "nothing-here"];
 
@@ -244,23 +262,7 @@ describe("Agent.sync against the Fakes", () => {
     mesh.failNextPublish();
     const h = harness({ mesh });
     h.agent.start();
-    const web = service("collabweb", [["collabnet", "10.0.3.2/24"], ["ingress", "10.255.0.2/16"]], [
-      { protocol: "tcp", targetPort: 80, publishedPort: 8080, publishMode: "ingress" },
-    ]);
-    const webOnIngress = { ...WEB1, networks: [...WEB1.networks, { networkId: "ingress", addresses: ["10.255.0.5/16"] }] };
-    await h.session.assign(
-      {
-        ...seed(),
-        networks: [COLLABNET, INGRESS],
-        services: [web, service("collab-box", [["collabnet", "10.0.3.4/24"]])],
-        tasks: [webOnIngress, BOX],
-        endpoints: [
-          ...[webOnIngress, WEB2, BOX].flatMap((t) => endpointsOf(t)),
-          { ...endpointsOf(task({ id: "ingress", service: "", on: [["ingress", "10.255.0.3/16"]] }))[0]!, key: `ingress-sandbox/${NODE}`, taskId: "", serviceId: "" },
-        ],
-      },
-      true,
-    );
+    await h.session.assign(meshSeed(), true);
     expect(h.runtime.events.filter((e) => e.startsWith("start"))).toHaveLength(2);
     expect(h.logs.some((l) => l.includes("routing mesh not in place"))).toBe(true);
     expect(h.mesh.dump()).not.toContain("mesh tcp/8080");
@@ -368,6 +370,21 @@ describe("Agent.sync against the Fakes", () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(runtime.events).toEqual([]);
     expect(h.overlay.syncs).toBe(0);
+    await h.agent.stop();
+  });
+
+  it("told that the node was removed, stops every task and removes everything it set up, then stays idle", async () => {
+    const h = harness();
+    h.agent.start();
+    await h.session.assign(meshSeed(), true);
+    expect(h.mesh.dump()).toContain("mesh tcp/8080");
+    const why = nodeRemoved(NODE).message;
+    h.session.remove(why);
+    await waitFor("the agent idle", () => h.logs.some((l) => l.startsWith("removed from the cluster:")), 5000);
+    expect(h.logs.some((l) => l.startsWith(`${why}. Stopping every task`))).toBe(true);
+    for (const id of [WEB1.id, BOX.id]) expect(h.runtime.events).toEqual(expect.arrayContaining([`stop ${id}`, `forget ${id}`]));
+    // no task, sandbox (the ingress sandbox too), overlay, VIP, name or published port left
+    await expect(h.dump()).toMatchFileSnapshot("testdata/agent/removed.golden");
     await h.agent.stop();
   });
 });

@@ -5,7 +5,7 @@
 // refuses to run before the first full assignment, and a restarted agent
 // adopts what is still wanted instead of flushing (docs/ARCHITECTURE.md).
 
-import { isTerminal } from "@vipmesh/core";
+import { emptyDelta, isTerminal } from "@vipmesh/core";
 import type { NodeIdentity } from "@vipmesh/api";
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -47,7 +47,10 @@ export class Agent {
   private readonly runner: BoundedFrequencyRunner;
   private readonly network: NetworkReconciler;
   private readonly tasks: TaskReconciler;
+  private readonly runtime: Runtime;
   private readonly log: (line: string) => void;
+  /** "cleaning" once the manager removed this node: it converges to nothing; "idle" once nothing is left. */
+  private removal: "no" | "cleaning" | "idle" = "no";
 
   constructor(private readonly o: AgentOptions) {
     this.log = o.log ?? ((line) => console.error(`agent ${o.hostname}: ${line}`));
@@ -75,6 +78,7 @@ export class Agent {
         hide: o.hidePaths ?? [],
         ...(o.cgroupParent ? { cgroups: new TaskCgroups({ parent: o.cgroupParent, record: join(o.stateDir, CGROUPS_RECORD), log: this.log }) } : {}),
       });
+    this.runtime = runtime;
     const again = (ms: number) => (ms <= 0 ? this.runner.run() : setTimeout(() => this.runner.run(), ms).unref());
     this.network = new NetworkReconciler({ ...o, view: this.session.view, again, log: this.log });
     this.tasks = new TaskReconciler({ runtime, network: this.network, report: (id, s) => this.session.report(id, s), again, stopGraceMs, log: this.log });
@@ -101,6 +105,7 @@ export class Agent {
       this.network.onView(delta, full);
       this.runner.run();
     });
+    this.session.on("removed", (why) => this.onRemoved(why));
     this.session.start();
     this.o.identity?.startRenewal();
     this.runner.start();
@@ -114,10 +119,26 @@ export class Agent {
     await this.network.close();
   }
 
+  /**
+   * Removed from the cluster (told by the session that ends, or by a refused
+   * registration): the session does not come back; the agent converges to an
+   * empty view, as the normal way down — every task drained and stopped,
+   * every sandbox, overlay, LB and DNS entry removed — and then stays up idle.
+   * It does not exit: a supervisor would start it again, and that agent would
+   * join anew, undoing the removal behind the operator's back.
+   */
+  private onRemoved(why: string): void {
+    this.log(`${why}. Stopping every task and removing all the cluster set up on this node; the agent then stays idle (start it again, with --token-file, to join as a new node)`);
+    this.o.identity?.forget();
+    this.removal = "cleaning";
+    this.network.onView(emptyDelta(), true);
+    this.runner.run();
+  }
+
   /** One pass: networks, then tasks to stop and start, then leftovers; acknowledges what it applied. */
   private async sync(): Promise<void> {
     const { view, version, nodeId } = this.session;
-    if (version === 0) return; // nothing to converge to before the first full assignment
+    if (version === 0 && this.removal === "no") return; // nothing to converge to before the first full assignment
     // the view changes while this sync awaits: act on the tasks the networks were made for,
     // and let the next sync (the runner runs again) take what arrives meanwhile
     const tasks = [...view.tasks.values()];
@@ -127,5 +148,9 @@ export class Agent {
     const draining = await this.tasks.sweep(wanted, (id) => view.tasks.has(id));
     await this.network.sweep(tasks, new Set([...wanted, ...draining]));
     this.session.ack(version);
+    if (this.removal === "cleaning" && this.runtime.known().length === 0) {
+      this.removal = "idle";
+      this.log("removed from the cluster: no task and nothing of the cluster left on this node; idle");
+    }
   }
 }

@@ -15,6 +15,7 @@ import {
   checkDataplanesHonour,
   invalid,
   isTerminal,
+  nodeRemoved,
   normalizeDataplane,
   normalizeNetworkSpec,
   normalizeNodeSpec,
@@ -223,6 +224,7 @@ export class Cluster {
    * --insecure) a known hostname keeps its node across agent restarts.
    */
   registerNode(hostname: string, addr: string, nodeId: string, labels: Record<string, string>, dataplane = "", certified = false): Node {
+    if (nodeId && this.store.removedNodes.has(nodeId)) throw nodeRemoved(nodeId);
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/.test(hostname)) {
       throw invalid(`hostname "${hostname}" is not a valid host name`);
     }
@@ -312,6 +314,7 @@ export class Cluster {
       const ingress = tx.ingressNetwork();
       if (ingress && n.status.ingressAddr) this.allocator.releaseAddress(tx, ingress.id, n.status.ingressAddr);
       tx.remove("node", n.id);
+      this.store.removedNodes.add(tx, n.id);
     });
   }
 

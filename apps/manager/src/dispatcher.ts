@@ -17,7 +17,9 @@ import {
   isTerminal,
   refreshNetworkView,
   diffNetworkViews,
+  nodeRemoved,
   notFound,
+  type VipmeshError,
 } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { LogRelay } from "./log-relay.ts";
@@ -202,7 +204,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       switch (ch.kind) {
         case "node":
           this.dirty.nodes.add(ch.object.id);
-          if (ch.action === "remove") this.endSession(ch.object.id, "the node was removed from the cluster");
+          if (ch.action === "remove") this.endSession(ch.object.id, nodeRemoved(ch.object.id));
           break;
         case "network":
           this.dirty.networks.add(ch.object.id);
@@ -310,12 +312,13 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     });
   }
 
-  /** Closes a node's session from this side, saying why. */
-  private endSession(nodeId: string, why: string): void {
+  /** Closes a node's session from this side, saying why: the agent comes back, unless `why` is an error that says otherwise. */
+  private endSession(nodeId: string, why: string | VipmeshError): void {
     const s = this.sessions.get(nodeId);
     if (!s) return;
+    const error = typeof why === "string" ? new Error(why) : why;
     this.sessions.delete(nodeId);
-    this.logs.endSession(s.channel, `node ${this.hostname(nodeId)}: ${why}`);
-    s.channel.close(new Error(why));
+    this.logs.endSession(s.channel, `node ${this.hostname(nodeId)}: ${error.message}`);
+    s.channel.close(error);
   }
 }

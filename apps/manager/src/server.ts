@@ -2,7 +2,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { assignmentToWire, logPieceFromWire, logRequestToWire, toStatus, type wire } from "@vipmesh/api";
-import { exhausted, type ObjectKind, permissionDenied, precondition } from "@vipmesh/core";
+import { exhausted, type ObjectKind, permissionDenied, precondition, VipmeshError } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
 import type { Dispatcher, SessionChannel, SessionMessage } from "./dispatcher.ts";
@@ -55,18 +55,7 @@ export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatche
     ListNodes: unary(() => ({ nodes: store.list("node").sort(byName((n) => n.description.hostname)) })),
     InspectNode: unary((req) => ({ node: find("node", req.node) })),
     UpdateNode: unary((req) => ({ node: cluster.updateNode(req.node, Number(req.version), req.spec as never) })),
-    RemoveNode: unary((req) => {
-      // revoked first: if the removal fails the revocation is taken back; if the manager dies in between, the node stays out
-      const id = find("node", req.node).id;
-      ca?.revoke(id);
-      try {
-        cluster.removeNode(id, req.force);
-      } catch (err) {
-        ca?.unrevoke(id);
-        throw err;
-      }
-      return {};
-    }),
+    RemoveNode: unary((req) => (cluster.removeNode(req.node, req.force), {})),
 
     GetJoinToken: unary((req) => {
       if (!ca) throw noCa();
@@ -165,7 +154,8 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
       const channel: SessionChannel = {
         send: (msg) => call.write(sessionDownToWire(msg)),
         close: (error) => {
-          if (error) call.emit("error", { code: grpc.status.UNAVAILABLE, details: error.message });
+          // a domain error says what it is (a removed node); any other end is UNAVAILABLE: come back
+          if (error) call.emit("error", error instanceof VipmeshError ? toStatus(error) : { code: grpc.status.UNAVAILABLE, details: error.message });
           else call.end();
         },
       };

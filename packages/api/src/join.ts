@@ -9,6 +9,7 @@
 
 import { caDigest, identityOfPem, isUsable, parseToken, readIdentity, renewalDelayMs, type TlsIdentity, writeIdentity } from "@vipmesh/pki";
 import { X509Certificate } from "node:crypto";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { call, caClient } from "./clients.ts";
 import { timerAt, type Timer } from "./timers.ts";
@@ -121,6 +122,12 @@ export class NodeIdentity {
 
   stop(): void {
     this.timer?.clear();
+  }
+
+  /** The node was removed: its certificate is refused for good. Stops renewing and deletes it, so that the next start joins anew. */
+  forget(): void {
+    this.stop();
+    if (this.options.stateDir) rmSync(join(this.options.stateDir, "tls"), { recursive: true, force: true });
   }
 }
 

@@ -1,7 +1,7 @@
 // The one table from domain error codes to gRPC status codes (and back, for clients).
 
 import { status, type ServiceError, type StatusObject, Metadata } from "@grpc/grpc-js";
-import { type ErrorCode, VipmeshError } from "@vipmesh/core";
+import { type ErrorCode, NODE_REMOVED, VipmeshError } from "@vipmesh/core";
 
 const TABLE: Record<ErrorCode, status> = {
   invalid_argument: status.INVALID_ARGUMENT,
@@ -32,3 +32,7 @@ export const statusName = (code: number | undefined): string =>
 
 export const isServiceError = (e: unknown): e is ServiceError =>
   e instanceof Error && typeof (e as Partial<ServiceError>).code === "number";
+
+/** Whether the manager refused a call because the caller's node was removed (core's nodeRemoved): retrying cannot help. */
+export const isNodeRemoved = (e: unknown): boolean =>
+  isServiceError(e) && e.code === status.PERMISSION_DENIED && e.details.includes(NODE_REMOVED);

@@ -28,3 +28,8 @@ export const precondition = (message: string) => new VipmeshError("failed_precon
 export const exhausted = (message: string) => new VipmeshError("resource_exhausted", message);
 export const unauthenticated = (message: string) => new VipmeshError("unauthenticated", message);
 export const permissionDenied = (message: string) => new VipmeshError("permission_denied", message);
+
+/** The phrase by which a removed node's agent knows it was removed (api's isNodeRemoved), not merely cut off. */
+export const NODE_REMOVED = "was removed from the cluster";
+/** What a removed node is refused with, whatever it calls: Register, Session, a renewal. */
+export const nodeRemoved = (nodeId: string) => permissionDenied(`node ${nodeId} ${NODE_REMOVED}; join it again with a join token`);

@@ -3,7 +3,7 @@
 
 import { applyViewDelta, emptyDelta, emptyView, type NetworkView, type OverlayKeySet, type ViewDelta } from "@vipmesh/core";
 import { EventEmitter, once } from "node:events";
-import type { AgentSession, LogServer, SessionEvents, TaskStatusReport } from "./session.ts";
+import { type AgentSession, clearView, type LogServer, type SessionEvents, type TaskStatusReport } from "./session.ts";
 
 export class FakeSession extends EventEmitter<SessionEvents> implements AgentSession {
   readonly view: NetworkView = emptyView();
@@ -28,12 +28,19 @@ export class FakeSession extends EventEmitter<SessionEvents> implements AgentSes
   /** Applies an assignment as ManagerSession does, and resolves once the agent acknowledged it. */
   async assign(delta: Partial<ViewDelta>, full = false): Promise<void> {
     const d = { ...emptyDelta(), ...delta };
-    if (full) for (const map of Object.values(this.view)) (map as Map<string, unknown>).clear();
+    if (full) clearView(this.view);
     applyViewDelta(this.view, d);
     const version = ++this.version;
     const acked = this.waitForAck(version);
     this.emit("view", d, full);
     await acked;
+  }
+
+  /** The manager removed the node, as ManagerSession tells it: the view empties. */
+  remove(why: string): void {
+    clearView(this.view);
+    this.encryption = undefined;
+    this.emit("removed", why);
   }
 
   /** Resolves once `version` (or a later one) is acknowledged. */

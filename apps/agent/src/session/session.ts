@@ -12,6 +12,7 @@ import {
   type ClientCredentials,
   dispatcherClient,
   type DispatcherServiceClient,
+  isNodeRemoved,
   type LogPiece,
   type LogRequest,
   logPieceToWire,
@@ -22,7 +23,7 @@ import {
 } from "@vipmesh/api";
 import { applyViewDelta, type Dataplane, emptyView, type NetworkView, type OverlayKeySet, type ViewDelta } from "@vipmesh/core";
 import { EventEmitter, once } from "node:events";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export interface SessionOptions {
@@ -50,8 +51,11 @@ export interface TaskStatusReport {
 /** Answers a log request through `send`; resolves when it is done or `signal` aborted it. */
 export type LogServer = (req: LogRequest, send: (piece: LogPiece) => Promise<void>, signal: AbortSignal) => Promise<void>;
 
-/** `view`: the delta just applied to the view, and whether it was a full assignment (the view made anew). */
-export type SessionEvents = { open: []; view: [delta: ViewDelta, full: boolean] };
+/**
+ * `view`: the delta just applied to the view, and whether it was a full assignment (the view made anew).
+ * `removed`: the manager removed this node (the manager's words); the view is empty, and the session over for good.
+ */
+export type SessionEvents = { open: []; view: [delta: ViewDelta, full: boolean]; removed: [why: string] };
 
 /** What the agent needs of its session with the manager (ManagerSession; FakeSession in unit tests). */
 export interface AgentSession extends Pick<EventEmitter<SessionEvents>, "on"> {
@@ -67,6 +71,11 @@ export interface AgentSession extends Pick<EventEmitter<SessionEvents>, "on"> {
   ack(version: number): void;
   report(taskId: string, status: TaskStatusReport): void;
   serveLogs(server: LogServer): void;
+}
+
+/** Empties a view in place (a full assignment, a removed node). */
+export function clearView(view: NetworkView): void {
+  for (const map of Object.values(view)) (map as Map<string, unknown>).clear();
 }
 
 export class ManagerSession extends EventEmitter<SessionEvents> implements AgentSession {
@@ -143,6 +152,7 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
         writeFileSync(this.nodeIdFile, `${this.nodeId}\n`);
       }
     } catch (err) {
+      if (isNodeRemoved(err)) return this.removed((err as grpc.ServiceError).details);
       this.options.log(`cannot register with the manager at ${this.options.manager}: ${(err as Error).message}`);
       this.reconnectLater();
       return;
@@ -160,9 +170,23 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
         this.reconnectLater();
       }
     };
-    stream.on("error", (err: Error) => lost(err.message));
+    stream.on("error", (err: grpc.ServiceError) => (isNodeRemoved(err) ? this.removed(err.details) : lost(err.message)));
     stream.on("end", () => lost("ended by the manager"));
     stream.write({ open: { nodeId: this.nodeId } });
+  }
+
+  /**
+   * The manager removed this node: it would be refused from now on, so the
+   * session ends for good, and the node ID is forgotten (an agent started
+   * again joins as a new node). The view empties: the agent takes everything down.
+   */
+  private removed(why: string): void {
+    if (this.stopped) return;
+    this.stop();
+    rmSync(this.nodeIdFile, { force: true });
+    clearView(this.view);
+    this.encryption = undefined;
+    this.emit("removed", why);
   }
 
   private reconnectLater(): void {
@@ -191,7 +215,7 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
     if (!msg.assignment) return;
     const a = assignmentFromWire(msg.assignment);
     if (a.full) {
-      for (const map of Object.values(this.view)) (map as Map<string, unknown>).clear();
+      clearView(this.view);
       this.encryption = undefined;
     }
     if (a.encryption) this.encryption = a.encryption;

@@ -4,7 +4,7 @@
 // to its local admin and read-only users.
 
 import { IdentitySource, timerAt, type Timer } from "@vipmesh/api";
-import { invalid, permissionDenied } from "@vipmesh/core";
+import { invalid, nodeRemoved } from "@vipmesh/core";
 import {
   type CertIdentity,
   formatToken,
@@ -27,11 +27,11 @@ import {
 import { ClusterCa, CsrError } from "@vipmesh/pki/signing";
 import { join } from "node:path";
 import { newId } from "../ids.ts";
+import { RemovedNodes } from "../store/removed-nodes.ts";
 import type { Settings } from "../store/sqlite.ts";
 
 export const DEFAULT_CERT_VALIDITY_MS = 90 * 24 * 3600_000;
 
-const REVOKED = "revoked-nodes";
 const tokenSetting = (role: JoinRole) => `join-secret-${role}`;
 
 /** Where the manager keeps its identities under its data dir. */
@@ -43,7 +43,7 @@ export const tlsDirs = (dataDir: string) => ({
 });
 
 export class CertificateAuthority {
-  private readonly revoked: Set<string>;
+  private readonly removed: RemovedNodes;
   private renewalTimer: Timer | undefined;
 
   private constructor(
@@ -51,7 +51,7 @@ export class CertificateAuthority {
     private readonly settings: Settings,
     private readonly validityMs: number,
   ) {
-    this.revoked = new Set(JSON.parse(settings.get(REVOKED) ?? "[]") as string[]);
+    this.removed = new RemovedNodes(settings);
   }
 
   static async open(dataDir: string, settings: Settings, validityMs = DEFAULT_CERT_VALIDITY_MS): Promise<CertificateAuthority> {
@@ -107,25 +107,9 @@ export class CertificateAuthority {
 
   // ---- revocation ----------------------------------------------------------
 
-  /** A removed node's certificate is refused from then on (node IDs are never reused). */
-  revoke(nodeId: string): void {
-    this.revoked.add(nodeId);
-    this.settings.set(REVOKED, JSON.stringify([...this.revoked]));
-  }
-
-  unrevoke(nodeId: string): void {
-    if (this.revoked.delete(nodeId)) this.settings.set(REVOKED, JSON.stringify([...this.revoked]));
-  }
-
-  isRevoked(nodeId: string): boolean {
-    return this.revoked.has(nodeId);
-  }
-
-  /** PERMISSION_DENIED for a revoked node's certificate. */
+  /** PERMISSION_DENIED for a removed node's certificate (Cluster.removeNode tombstones it). */
   checkNotRevoked(caller: CertIdentity): void {
-    if ((caller.role === "worker" || caller.role === "manager") && this.revoked.has(caller.id)) {
-      throw permissionDenied(`node ${caller.id} was removed from the cluster; its certificate is no longer accepted (join it again with a token)`);
-    }
+    if ((caller.role === "worker" || caller.role === "manager") && this.removed.has(caller.id)) throw nodeRemoved(caller.id);
   }
 
   // ---- the manager's own identities ----------------------------------------

@@ -16,6 +16,7 @@ import {
   invalid,
   notFound,
 } from "@vipmesh/core";
+import { RemovedNodes } from "./removed-nodes.ts";
 import { type PersistedState, type Settings, SqliteBackend, type Write } from "./sqlite.ts";
 
 export type AnyObject = ObjectByKind[ObjectKind];
@@ -43,12 +44,16 @@ export class ClusterStore implements ClusterReader {
   private readonly listeners = new Set<(c: Commit) => void>();
   private current = 0;
   private inTx = false;
+  /** Nodes removed from the cluster, refused from then on. */
+  readonly removedNodes: RemovedNodes;
 
   private constructor(
     private readonly persist: ((version: number, writes: Write[]) => void) | null,
     /** Named values beside the objects (see Settings). */
     readonly settings: Settings,
-  ) {}
+  ) {
+    this.removedNodes = new RemovedNodes(settings);
+  }
 
   /** A store on `dataDir` (SQLite), or in memory when `dataDir` is null (unit tests only). */
   static open(dataDir: string | null): { store: ClusterStore; close: () => void } {
