@@ -341,6 +341,8 @@ export class Cluster {
       if (isTerminal(state)) this.allocator.releaseTaskAddresses(tx, t);
       tx.put("task", {
         ...t,
+        // a task that ended never runs again: nothing wants it running (`service ps`), its slot gets a new one
+        desiredState: isTerminal(state) ? "shutdown" : t.desiredState,
         status: { state, timestamp: tx.now, message: status.message ?? "", err: status.err ?? "", health },
       });
     });

@@ -29,7 +29,7 @@ export function serviceConvergence(store: ClusterStore, dispatcher: Dispatcher, 
   let lastProblem = "";
   for (const t of store.tasksOfService(s.id)) {
     if (isTerminal(t.status.state)) {
-      if (t.desiredState === "running" || t.status.state === "failed") lastProblem = t.status.err || t.status.message;
+      if (t.status.state !== "shutdown" && t.status.state !== "orphaned") lastProblem = t.status.err || t.status.message; // it ended by itself
       continue;
     }
     unfinished++;

@@ -190,8 +190,11 @@ describe("agents", () => {
       (await liveTasks(h, "collabweb")).find((t) => t.slot === 2 && t.id !== victim.id),
     );
     expect(replaced.networks[0]!.addresses[0]).not.toBe(victim.networks[0]!.addresses[0]);
-    const failed = (await tasksOf(h, "collabweb")).find((t) => t.id === victim.id)!;
-    expect(failed.status).toMatchObject({ state: "failed", err: "exit status 137" });
+    const all = await tasksOf(h, "collabweb");
+    expect(all.find((t) => t.id === victim.id)).toMatchObject({ desiredState: "shutdown", status: { state: "failed", err: "exit status 137" } });
+    // as `service ps` shows it: only the tasks that run are wanted running, not those scaled down, nor the one that failed
+    const wanted = all.filter((t) => t.desiredState === "running").map((t) => t.id);
+    expect(wanted.sort()).toEqual([kept.find((t) => t.slot === 1)!.id, replaced.id].sort());
   });
 
   it("a network out of addresses keeps the extra tasks pending with the reason, and other services carry on", async () => {
