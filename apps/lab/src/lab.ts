@@ -211,6 +211,8 @@ function logTails(dir: string): string {
 /** Starts the lab's manager in the fabric namespace (on its data dir: a restart keeps the cluster). */
 export async function startManager(l: LabLayout): Promise<void> {
   const args = ["manager", "--data-dir", join(l.dir, "manager"), "--listen", l.managerAddr, "--listen", `unix:${l.socket}`];
+  // no overlay may take the underlay's addresses: the nodes' and the client's
+  args.push("--reserved-subnets", `${UNDERLAY}.0/24`);
   if (l.heartbeatMs) args.push("--heartbeat-period", `${l.heartbeatMs}ms`);
   if (l.keyRotationMs) args.push("--key-rotation", `${l.keyRotationMs}ms`);
   rmSync(l.socket, { force: true });

@@ -5,6 +5,7 @@
 // Every allocation made inside a transaction is undone if it fails.
 
 import {
+  type AddressHolders,
   AddressPool,
   FwmarkAllocator,
   type Network,
@@ -14,13 +15,16 @@ import {
   type Task,
   VniAllocator,
   alreadyExists,
-  findOverlap,
+  checkSubnetFree,
   gatewayOf,
   invalid,
   isTerminal,
   nextFreeSubnet,
   precondition,
+  publishedPortConflict,
   type PortConfig,
+  type ReservedPort,
+  subnetsTaken,
   type VirtualIp,
 } from "@vipmesh/core";
 import type { ClusterStore, Tx } from "./store/cluster-store.ts";
@@ -28,6 +32,18 @@ import type { ClusterStore, Tx } from "./store/cluster-store.ts";
 export interface AllocatorOptions {
   /** Pool that networks without --subnet get a /24 from. */
   addressPool?: string;
+  /** What the nodes keep for themselves; the manager adds its API ports once it listens. */
+  reserved?: HostReservations;
+}
+
+/** Subnets, addresses and ports of the hosts that no network or service may take. */
+export interface HostReservations {
+  /** `--reserved-subnets`. */
+  subnets: string[];
+  /** The manager's own IPv4 listen addresses. */
+  managerAddrs: string[];
+  /** `--reserved-ports` and the manager's API ports. */
+  ports: ReservedPort[];
 }
 
 export class Allocator {
@@ -36,7 +52,11 @@ export class Allocator {
   private readonly ports = new PublishedPortAllocator();
   private readonly fwmarks = new FwmarkAllocator();
 
-  constructor(private readonly options: AllocatorOptions = {}) {}
+  private readonly reserved: HostReservations;
+
+  constructor(private readonly options: AllocatorOptions = {}) {
+    this.reserved = options.reserved ?? { subnets: [], managerAddrs: [], ports: [] };
+  }
 
   /** Rebuilds allocation state from what the store holds. */
   restore(store: ClusterStore): void {
@@ -66,16 +86,15 @@ export class Allocator {
   // ---- networks ------------------------------------------------------------
 
   allocateNetwork(tx: Tx, id: string, spec: NetworkSpec): Pick<Network, "ipam" | "vni"> {
-    const taken = tx.list("network").map((n) => n.ipam.subnet);
+    const holders: AddressHolders = {
+      networks: tx.list("network"),
+      nodes: tx.list("node"),
+      managerAddrs: this.reserved.managerAddrs,
+      reservedSubnets: this.reserved.subnets,
+    };
     const requested = spec.ipam[0]?.subnet;
-    if (requested) {
-      const clash = findOverlap(requested, taken);
-      if (clash) {
-        const owner = tx.list("network").find((n) => n.ipam.subnet === clash)!;
-        throw precondition(`subnet ${requested} overlaps ${clash} of network ${owner.spec.name}`);
-      }
-    }
-    const subnet = requested ?? nextFreeSubnet(taken, this.options.addressPool);
+    if (requested) checkSubnetFree(requested, holders);
+    const subnet = requested ?? nextFreeSubnet(subnetsTaken(holders), this.options.addressPool);
     const ipam = { subnet, gateway: gatewayOf(subnet) };
     const vni = this.vnis.next();
     tx.onRollback(() => this.vnis.release(vni));
@@ -161,8 +180,12 @@ export class Allocator {
   allocatePorts(tx: Tx, owner: string, wanted: PortConfig[], current: PortConfig[]): PortConfig[] {
     const out: PortConfig[] = [];
     const kept = new Set<PortConfig>();
+    const services = wanted.length > 0 ? tx.list("service") : [];
+    const conflict = (p: PortConfig) => publishedPortConflict(owner, p, services, this.reserved.ports);
     for (const p of wanted) {
       if (p.publishMode === "host") {
+        const why = conflict(p);
+        if (why) throw precondition(why);
         out.push(p);
         continue;
       }
@@ -174,7 +197,9 @@ export class Allocator {
       if (prior) kept.add(prior);
       const requested = prior?.publishedPort ?? p.publishedPort;
       const alreadyMine = this.ports.ownerOf(p.protocol, requested) === owner && requested !== 0;
-      const port = this.ports.allocate(p.protocol, requested, owner);
+      const why = requested === 0 ? undefined : conflict({ ...p, publishedPort: requested });
+      if (why) throw precondition(why);
+      const port = this.ports.allocate(p.protocol, requested, owner, (n) => conflict({ ...p, publishedPort: n }) !== undefined);
       if (!alreadyMine) tx.onRollback(() => this.ports.release(p.protocol, port));
       if (out.some((o) => o.publishMode === "ingress" && o.protocol === p.protocol && o.publishedPort === port)) {
         throw alreadyExists(`published port ${port}/${p.protocol} is given twice`);

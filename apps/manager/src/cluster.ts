@@ -13,6 +13,7 @@ import {
   VipmeshError,
   alreadyExists,
   checkDataplanesHonour,
+  checkNodeAddress,
   invalid,
   isTerminal,
   nodeRemoved,
@@ -236,6 +237,7 @@ export class Cluster {
         (certified ? undefined : tx.list("node").find((n) => n.description.hostname === hostname));
       const clash = tx.list("node").find((n) => n.status.addr === addr && n.id !== known?.id && n.status.state !== "down");
       if (clash) throw alreadyExists(`address ${addr} is already used by node ${clash.description.hostname}`);
+      checkNodeAddress(addr, tx.list("network"));
       // every node carries the routing mesh: its ingress sandbox gets an address on the ingress network once
       const ingress = tx.ingressNetwork();
       const ingressAddr = known?.status.ingressAddr || (ingress ? this.ingressAddressFor(tx, ingress.id) : "");

@@ -3,7 +3,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { CaServiceDef, ClusterServiceDef, DispatcherServiceDef, type IdentitySource, serverCredentials } from "@vipmesh/api";
 import { chmodSync, unlinkSync } from "node:fs";
-import { Allocator } from "./allocator.ts";
+import { DEFAULT_RESERVED_PORTS, parseIpv4, parseReservedPorts, parseReservedSubnets } from "@vipmesh/core";
+import { Allocator, type HostReservations } from "./allocator.ts";
 import { Cluster } from "./cluster.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { DEFAULT_HEARTBEAT_PERIOD_MS } from "./node-health.ts";
@@ -36,12 +37,22 @@ export interface ManagerOptions {
   addressPool?: string;
   /** The routing mesh's subnet, used when the cluster has no ingress network yet (its first start). */
   ingressSubnet?: string;
+  /** "CIDR[,CIDR…]" no overlay may overlap: the nodes' underlay, say. */
+  reservedSubnets?: string;
+  /** "PORT[/PROTOCOL][,…]" no service may publish, besides the manager's own ports and VXLAN's; default DEFAULT_RESERVED_PORTS (22). */
+  reservedPorts?: string;
   /** How long node certificates last; default 90 days. */
   certValidityMs?: number;
   /** How often the encrypted overlays' key is replaced; default 12 h. */
   keyRotationMs?: number;
   /** Plain TCP, no certificates, every call allowed, no overlay keys: for debugging only. */
   insecure?: boolean;
+}
+
+/** The IPv4 address of a "host:port" listen address; none for a socket or 0.0.0.0 (every address: the nodes' own are checked). */
+function listenIpv4(listen: string): string | undefined {
+  const host = /^([\d.]+):\d+$/.exec(listen)?.[1];
+  return host !== undefined && host !== "0.0.0.0" && parseIpv4(host) !== undefined ? host : undefined;
 }
 
 export interface RunningManager {
@@ -55,8 +66,13 @@ export interface RunningManager {
 }
 
 export async function startManager(options: ManagerOptions): Promise<RunningManager> {
+  const reserved: HostReservations = {
+    subnets: parseReservedSubnets(options.reservedSubnets ?? ""),
+    managerAddrs: options.listen.map(listenIpv4).filter((a) => a !== undefined),
+    ports: parseReservedPorts(options.reservedPorts ?? DEFAULT_RESERVED_PORTS),
+  };
   const { store, close } = ClusterStore.open(options.dataDir);
-  const allocator = new Allocator({ addressPool: options.addressPool });
+  const allocator = new Allocator({ addressPool: options.addressPool, reserved });
   allocator.restore(store);
   const cluster = new Cluster(store, allocator);
   try {
@@ -105,6 +121,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       );
       if (listen.startsWith("unix:")) chmodSync(listen.slice(5), 0o600); // the API is the cluster's root: owner only
       addresses.push(listen.startsWith("unix:") ? listen : listen.replace(/:\d+$/, `:${port}`));
+      if (!listen.startsWith("unix:")) reserved.ports.push({ port, protocol: "tcp", what: "the manager's API port" });
     }
   } catch (err) {
     server.forceShutdown();

@@ -9,6 +9,8 @@ import {
   type Service,
   type Task,
   eligibleNodes,
+  hostPortReason,
+  hostPortsInUse,
   hostPortsOf,
   isTaskCurrent,
   isTerminal,
@@ -16,7 +18,9 @@ import {
   pickNode,
   type PlacementLoad,
   type UpdateConfig,
+  useHostPorts,
   VipmeshError,
+  withHostPortsFree,
 } from "@vipmesh/core";
 import type { Allocator } from "./allocator.ts";
 import type { Cluster } from "./cluster.ts";
@@ -290,14 +294,21 @@ export class Orchestrator {
       if (isLive(t) && t.nodeId && t.status.state !== "pending") serviceLoad.set(t.nodeId, (serviceLoad.get(t.nodeId) ?? 0) + 1);
     }
     const load: PlacementLoad = { serviceTasks: serviceLoad, allTasks: allLoad };
+    const portsInUse = pending.some((t) => t.hostPorts?.length) ? hostPortsInUse(tx.list("task")) : new Map<string, Set<string>>();
     for (const t of pending.sort((a, b) => a.slot - b.slot)) {
-      const node = t.nodeId ? eligible.find((n) => n.id === t.nodeId) : pickNode(eligible, load);
+      const fitting = t.nodeId ? eligible.filter((n) => n.id === t.nodeId) : eligible;
+      const free = withHostPortsFree(fitting, t.hostPorts ?? [], portsInUse);
+      const node = pickNode(free, load);
       if (!node) {
-        const reason = noNodeReason(nodes);
+        const blocked = free.length < fitting.length;
+        const reason = blocked ? hostPortReason(t.hostPorts ?? [], fitting.length) : noNodeReason(nodes);
         // as swarm: the reason is the pending task's error, shown by `service ps`
         if (t.status.err !== reason) tx.put("task", { ...t, status: { ...t.status, err: reason } });
+        // another service's task may free the port: nothing of this service's changes then
+        if (blocked) this.later(s.id, 1000);
         continue;
       }
+      useHostPorts(portsInUse, node.id, t.hostPorts ?? []);
       this.assign(tx, t, node.id);
       serviceLoad.set(node.id, (serviceLoad.get(node.id) ?? 0) + 1);
       allLoad.set(node.id, (allLoad.get(node.id) ?? 0) + 1);

@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { expectVipmeshError } from "../test/expect-error.ts";
-import { DYNAMIC_PORT_RANGE, PublishedPortAllocator, RangeAllocator, VniAllocator } from "./allocators.ts";
+import {
+  DEFAULT_RESERVED_PORTS,
+  DYNAMIC_PORT_RANGE,
+  PublishedPortAllocator,
+  parseReservedPorts,
+  publishedPortConflict,
+  RangeAllocator,
+  VniAllocator,
+} from "./allocators.ts";
+import type { PortConfig, Service } from "./types.ts";
 
 const nextN = (a: RangeAllocator, n: number): number[] => Array.from({ length: n }, () => a.next());
 
@@ -156,5 +165,83 @@ describe("PublishedPortAllocator", () => {
     const ports = new PublishedPortAllocator();
     expectVipmeshError(() => ports.allocate("tcp", port, "web"), "invalid_argument", String(port), "1-65535");
     expect(ports.ownerOf("tcp", port)).toBeUndefined();
+  });
+});
+
+describe("PublishedPortAllocator: busy ports", () => {
+  it("skips what busy holds for an automatic port, and leaves it free for later", () => {
+    const ports = new PublishedPortAllocator();
+    const busy = (p: number) => p === 30000 || p === 30001;
+    expect(ports.allocate("tcp", 0, "web", busy)).toBe(30002);
+    expect(ports.ownerOf("tcp", 30000)).toBeUndefined();
+    expect(ports.allocate("tcp", 30000, "api")).toBe(30000);
+  });
+
+  it("runs out when every dynamic port is busy", () => {
+    const ports = new PublishedPortAllocator();
+    expectVipmeshError(() => ports.allocate("udp", 0, "web", () => true), "resource_exhausted", "30000-32767");
+    expect(ports.allocate("udp", 0, "web")).toBeGreaterThanOrEqual(30000);
+  });
+});
+
+describe("parseReservedPorts", () => {
+  it("reads ports for every protocol, or for one", () => {
+    expect(parseReservedPorts("22, 2376/tcp,53/udp,")).toEqual([
+      { port: 22, what: expect.stringContaining("--reserved-ports") },
+      { port: 2376, protocol: "tcp", what: expect.stringContaining("--reserved-ports") },
+      { port: 53, protocol: "udp", what: expect.stringContaining("--reserved-ports") },
+    ]);
+    expect(parseReservedPorts(DEFAULT_RESERVED_PORTS).map((r) => r.port)).toEqual([22]);
+    expect(parseReservedPorts("")).toEqual([]);
+  });
+
+  it.each(["0", "65536", "22/icmp", "ssh", "22-25"])("refuses %s", (entry) => {
+    expectVipmeshError(() => parseReservedPorts(`22,${entry}`), "invalid_argument", "--reserved-ports", `"${entry}"`, "22,2376/tcp");
+  });
+});
+
+describe("publishedPortConflict", () => {
+  const service = (name: string, ports: Partial<PortConfig>[]): Service =>
+    ({
+      spec: { annotations: { name, labels: {} } },
+      endpoint: { ports: ports.map((p) => ({ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress", ...p })) },
+    }) as unknown as Service;
+  const services = [service("mesh", [{ publishedPort: 8082 }]), service("edge", [{ publishedPort: 9090, publishMode: "host" }])];
+  const reserved = [...parseReservedPorts("22,2376/tcp"), { port: 4242, protocol: "tcp" as const, what: "the manager's API port" }];
+  const port = (publishedPort: number, publishMode: PortConfig["publishMode"] = "ingress", protocol: PortConfig["protocol"] = "tcp"): PortConfig => ({
+    protocol,
+    targetPort: 80,
+    publishedPort,
+    publishMode,
+  });
+  const conflict = (p: PortConfig, owner = "web") => publishedPortConflict(owner, p, services, reserved);
+
+  it.each([
+    { what: "a free mesh port", p: port(8080) },
+    { what: "a free host-mode port", p: port(8080, "host") },
+    { what: "another's host-mode port in host mode (placement keeps them apart)", p: port(9090, "host") },
+    { what: "another's mesh port on another protocol", p: port(8082, "host", "udp") },
+    { what: "a port reserved for tcp, on udp", p: port(2376, "ingress", "udp") },
+    { what: "53 (the mesh skips loopback)", p: port(53, "ingress", "udp") },
+  ])("allows $what", ({ p }) => {
+    expect(conflict(p)).toBeUndefined();
+  });
+
+  it("lets a service keep its own ports in either mode", () => {
+    expect(conflict(port(8082, "host"), "mesh")).toBeUndefined();
+    expect(conflict(port(9090), "edge")).toBeUndefined();
+  });
+
+  it.each([
+    { what: "22 through the mesh", p: port(22), mentions: ["22/tcp", "--reserved-ports"] },
+    { what: "22/udp (a bare reserved port is every protocol's)", p: port(22, "ingress", "udp"), mentions: ["22/udp", "--reserved-ports"] },
+    { what: "22 in host mode", p: port(22, "host"), mentions: ["22/tcp", "--reserved-ports"] },
+    { what: "2376/tcp", p: port(2376), mentions: ["2376/tcp"] },
+    { what: "the manager's port", p: port(4242), mentions: ["4242/tcp", "the manager's API port"] },
+    { what: "another's mesh port in host mode", p: port(8082, "host"), mentions: ["8082/tcp", "routing mesh by service mesh", "another port"] },
+    { what: "another's host-mode port through the mesh", p: port(9090), mentions: ["9090/tcp", "host mode by service edge", "in host mode too"] },
+  ])("refuses $what", ({ p, mentions }) => {
+    const why = conflict(p);
+    for (const m of mentions) expect(why).toContain(m);
   });
 });

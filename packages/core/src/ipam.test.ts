@@ -1,6 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { expectVipmeshError } from "../test/expect-error.ts";
-import { AddressPool, findOverlap, gatewayOf, nextFreeSubnet } from "./ipam.ts";
+import {
+  type AddressHolders,
+  AddressPool,
+  checkNodeAddress,
+  checkSubnetFree,
+  findOverlap,
+  gatewayOf,
+  nextFreeSubnet,
+  parseReservedSubnets,
+  subnetsTaken,
+} from "./ipam.ts";
+import type { Network, Node } from "./types.ts";
 
 /** A pool with its gateway reserved, as the manager creates one. */
 function poolWithGateway(subnet: string): AddressPool {
@@ -166,5 +177,83 @@ describe("AddressPool", () => {
     expect(pool.inUse).toBe(1);
     const second = allocateN(pool, 5);
     expect(new Set(second)).toEqual(new Set(first));
+  });
+});
+
+const network = (name: string, subnet: string): Network => ({
+  id: `id-${name}`,
+  version: 1,
+  createdAt: "",
+  updatedAt: "",
+  spec: { name, driver: "overlay", labels: {}, options: {}, ipam: [], ingress: name === "ingress" },
+  ipam: { subnet, gateway: gatewayOf(subnet) },
+  vni: 4096,
+  encrypted: false,
+});
+
+const node = (hostname: string, addr: string): Node => ({
+  id: `id-${hostname}`,
+  version: 1,
+  createdAt: "",
+  updatedAt: "",
+  spec: { labels: {}, availability: "active" },
+  description: { hostname },
+  status: { state: "ready", message: "", addr },
+});
+
+describe("what an overlay subnet must leave alone", () => {
+  const holders: AddressHolders = {
+    networks: [network("ingress", "10.255.0.0/16"), network("appnet", "10.0.3.0/24")],
+    nodes: [node("node1", "192.168.100.11"), node("node2", "172.20.0.5")],
+    managerAddrs: ["172.21.0.1"],
+    reservedSubnets: ["192.168.100.0/24", "10.9.0.0/16"],
+  };
+
+  it.each(["10.0.2.0/24", "10.0.4.0/24", "192.168.101.0/24", "172.20.1.0/24", "172.21.1.0/24", "10.10.0.0/16"])("accepts %s", (subnet) => {
+    expect(() => checkSubnetFree(subnet, holders)).not.toThrow();
+  });
+
+  it.each([
+    { subnet: "10.255.7.0/24", mentions: ["overlaps 10.255.0.0/16 of network ingress"] },
+    { subnet: "10.0.0.0/16", mentions: ["overlaps 10.0.3.0/24 of network appnet"] },
+    { subnet: "192.168.100.0/24", mentions: ["overlaps 192.168.100.0/24", "--reserved-subnets"] },
+    { subnet: "10.9.128.0/24", mentions: ["overlaps 10.9.0.0/16", "--reserved-subnets"] },
+    { subnet: "172.20.0.0/29", mentions: ["holds 172.20.0.5", "node node2"] },
+    { subnet: "172.16.0.0/12", mentions: ["holds 172.20.0.5", "node node2"] },
+    { subnet: "172.21.0.0/24", mentions: ["holds 172.21.0.1", "the manager"] },
+  ])("refuses $subnet", ({ subnet, mentions }) => {
+    expectVipmeshError(() => checkSubnetFree(subnet, holders), "failed_precondition", subnet, ...mentions);
+  });
+
+  it("makes automatic subnets skip reserved subnets and the hosts' addresses", () => {
+    const taken = subnetsTaken({ ...holders, reservedSubnets: ["10.0.0.0/24"], managerAddrs: ["10.0.1.1"], nodes: [node("n", "10.0.2.200")] });
+    expect(nextFreeSubnet(taken)).toBe("10.0.4.0/24"); // 10.0.3.0/24 is appnet's
+  });
+});
+
+describe("checkNodeAddress", () => {
+  const networks = [network("ingress", "10.255.0.0/16"), network("appnet", "10.0.3.0/24")];
+
+  it.each(["10.0.2.255", "10.0.4.0", "192.168.100.11", "10.254.255.255"])("accepts %s", (addr) => {
+    expect(() => checkNodeAddress(addr, networks)).not.toThrow();
+  });
+
+  it.each([
+    { addr: "10.0.3.0", network: "appnet" },
+    { addr: "10.0.3.255", network: "appnet" },
+    { addr: "10.255.0.9", network: "ingress" },
+  ])("refuses $addr, inside $network", ({ addr, network }) => {
+    expectVipmeshError(() => checkNodeAddress(addr, networks), "failed_precondition", addr, `overlay network ${network}`, "--advertise-addr");
+  });
+});
+
+describe("parseReservedSubnets", () => {
+  it("reads a comma-separated list, spaces and empty entries ignored", () => {
+    expect(parseReservedSubnets("192.168.100.0/24, 10.1.0.0/16,,192.0.2.7/32")).toEqual(["192.168.100.0/24", "10.1.0.0/16", "192.0.2.7/32"]);
+    expect(parseReservedSubnets("")).toEqual([]);
+  });
+
+  it.each(["192.168.100.1/24", "192.168.100.0", "10.0.0.0/33", "nets"])("refuses %s", (entry) => {
+    expectVipmeshError(() => parseReservedSubnets(`10.1.0.0/16,${entry}`), "invalid_argument", "--reserved-subnets", `"${entry}"`);
   });
 });

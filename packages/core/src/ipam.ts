@@ -3,6 +3,7 @@
 
 import { exhausted, invalid, precondition } from "./errors.ts";
 import { type Cidr, cidrContains, cidrsOverlap, formatCidr, formatIpv4, parseCidr, parseIpv4 } from "./ipv4.ts";
+import type { Network, Node } from "./types.ts";
 
 export const DEFAULT_ADDRESS_POOL = "10.0.0.0/8";
 export const DEFAULT_SUBNET_SIZE = 24;
@@ -38,6 +39,75 @@ export function findOverlap(subnet: string, taken: readonly string[]): string | 
     const o = parseCidr(t);
     return o !== undefined && cidrsOverlap(c, o);
   });
+}
+
+/**
+ * What already holds addresses in a cluster, which an overlay subnet must
+ * leave alone: routes to the overlay would take the hosts' own traffic.
+ */
+export interface AddressHolders {
+  networks: readonly Network[];
+  /** Their advertise addresses. */
+  nodes: readonly Node[];
+  /** The manager's own IPv4 listen addresses. */
+  managerAddrs: readonly string[];
+  /** `--reserved-subnets`: the underlay, say. */
+  reservedSubnets: readonly string[];
+}
+
+/**
+ * Refuses an overlay subnet that overlaps a network or a reserved subnet, or
+ * holds a node's or the manager's address. FAILED_PRECONDITION, not
+ * INVALID_ARGUMENT: the subnet is valid, and fine in another cluster.
+ */
+export function checkSubnetFree(subnet: string, holders: AddressHolders): void {
+  const network = holders.networks.find((n) => findOverlap(subnet, [n.ipam.subnet]));
+  if (network) {
+    throw precondition(`subnet ${subnet} overlaps ${network.ipam.subnet} of network ${network.spec.name}; choose another (vipmesh network ls shows them)`);
+  }
+  const reserved = findOverlap(subnet, holders.reservedSubnets);
+  if (reserved) {
+    throw precondition(`subnet ${subnet} overlaps ${reserved}, which the manager keeps out of overlays (--reserved-subnets); choose another`);
+  }
+  const host = hostAddresses(holders).find((h) => findOverlap(subnet, [`${h.addr}/32`]));
+  if (host) {
+    throw precondition(`subnet ${subnet} holds ${host.addr}, the address of ${host.owner}: its traffic would go into the overlay; choose another subnet`);
+  }
+}
+
+/** `--reserved-subnets 192.168.100.0/24,172.16.0.0/12`: CIDRs of any size, host bits zero. */
+export function parseReservedSubnets(text: string): string[] {
+  const subnets = text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const bad = subnets.find((s) => !parseCidr(s));
+  if (bad !== undefined) throw invalid(`--reserved-subnets: "${bad}" is not an IPv4 CIDR with its host bits zero, like 192.168.100.0/24`);
+  return subnets;
+}
+
+/** What an automatic subnet skips: networks, reserved subnets and the hosts' addresses. */
+export const subnetsTaken = (holders: AddressHolders): string[] => [
+  ...holders.networks.map((n) => n.ipam.subnet),
+  ...holders.reservedSubnets,
+  ...hostAddresses(holders).map((h) => `${h.addr}/32`),
+];
+
+const hostAddresses = (holders: AddressHolders): { addr: string; owner: string }[] => [
+  ...holders.nodes.map((n) => ({ addr: n.status.addr, owner: `node ${n.description.hostname}` })),
+  ...holders.managerAddrs.map((addr) => ({ addr, owner: "the manager" })),
+];
+
+/**
+ * Refuses a node whose advertise address lies in an overlay subnet (the
+ * ingress network's too): the overlay's routes would take the node's own
+ * traffic. FAILED_PRECONDITION: the address is valid, the cluster's networks make it unusable.
+ */
+export function checkNodeAddress(addr: string, networks: readonly Network[]): void {
+  const n = networks.find((net) => findOverlap(`${addr}/32`, [net.ipam.subnet]));
+  if (n) {
+    throw precondition(
+      `advertise address ${addr} lies in ${n.ipam.subnet} of overlay network ${n.spec.name}: ` +
+        "give the agent an --advertise-addr outside every overlay subnet (vipmesh network ls shows them)",
+    );
+  }
 }
 
 export const gatewayOf = (subnet: string): string => formatIpv4(parseCidr(subnet)!.base + 1);

@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { eligibleNodes, noNodeReason, type PlacementLoad, pickNode } from "./scheduling.ts";
-import type { Node, NodeAvailability, NodeState, TaskSpec } from "./types.ts";
+import {
+  eligibleNodes,
+  hostPortReason,
+  hostPortsInUse,
+  noNodeReason,
+  type PlacementLoad,
+  pickNode,
+  useHostPorts,
+  withHostPortsFree,
+} from "./scheduling.ts";
+import type { Node, NodeAvailability, NodeState, PortConfig, Task, TaskSpec, TaskState } from "./types.ts";
 
 interface NodeOptions {
   state?: NodeState;
@@ -111,5 +120,50 @@ describe("noNodeReason", () => {
     },
   ])("explains $why", ({ nodes, reason }) => {
     expect(noNodeReason(nodes)).toBe(reason);
+  });
+});
+
+describe("host-mode ports", () => {
+  const [n1, n2, n3] = [node("n1"), node("n2"), node("n3")];
+  const port = (publishedPort: number, protocol: PortConfig["protocol"] = "tcp"): PortConfig => ({ protocol, targetPort: 80, publishedPort, publishMode: "host" });
+  const task = (nodeId: string, state: TaskState, hostPorts: PortConfig[]): Task =>
+    ({ id: `t-${nodeId}-${state}`, nodeId, status: { state }, hostPorts }) as unknown as Task;
+
+  it("are in use on a node from assignment until the task has finished", () => {
+    const inUse = hostPortsInUse([
+      task("id-n1", "running", [port(8080)]),
+      task("id-n2", "assigned", [port(8080, "udp"), port(9090)]),
+      task("id-n3", "pending", [port(8080)]),
+      task("id-n3", "shutdown", [port(8080)]),
+      task("id-n3", "failed", [port(8080)]),
+      task("id-n3", "running", []),
+    ]);
+    expect(inUse).toEqual(new Map([["id-n1", new Set(["tcp/8080"])], ["id-n2", new Set(["udp/8080", "tcp/9090"])]]));
+  });
+
+  it("keep a second task publishing one off the nodes that have it", () => {
+    const inUse = hostPortsInUse([task("id-n1", "running", [port(8080)]), task("id-n2", "starting", [port(8080, "udp")])]);
+    expect(hostnames(withHostPortsFree([n1, n2, n3], [port(8080)], inUse))).toEqual(["n2", "n3"]);
+    expect(hostnames(withHostPortsFree([n1, n2, n3], [port(9090), port(8080, "udp")], inUse))).toEqual(["n1", "n3"]);
+    expect(hostnames(withHostPortsFree([n1, n2, n3], [], inUse))).toEqual(["n1", "n2", "n3"]);
+  });
+
+  it("count a task placed in the same pass: replicas of one service spread, one per node", () => {
+    const inUse = hostPortsInUse([]);
+    const placed: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const n = pickNode(withHostPortsFree([n1, n2], [port(8080)], inUse), load({}));
+      if (!n) break;
+      useHostPorts(inUse, n.id, [port(8080)]);
+      placed.push(n.description.hostname);
+    }
+    expect(placed).toEqual(["n1", "n2"]);
+  });
+
+  it("say why a task that has none left stays pending", () => {
+    expect(hostPortReason([port(8080)], 2)).toBe("no suitable node (host-mode port 8080/tcp already in use on all 2 nodes the task may run on)");
+    expect(hostPortReason([port(8080), port(53, "udp")], 1)).toBe(
+      "no suitable node (host-mode ports 8080/tcp, 53/udp already in use on the 1 node the task may run on)",
+    );
   });
 });

@@ -3,7 +3,8 @@
 // the fewest tasks overall, then by hostname so that placement is repeatable.
 
 import { matchesConstraints } from "./constraints.ts";
-import type { Node, TaskSpec } from "./types.ts";
+import { isNodeTask } from "./network-view-derivation.ts";
+import type { Node, PortConfig, Task, TaskSpec } from "./types.ts";
 
 /** Nodes that may receive new tasks of this spec. */
 export function eligibleNodes(nodes: Iterable<Node>, spec: TaskSpec): Node[] {
@@ -14,6 +15,29 @@ export function eligibleNodes(nodes: Iterable<Node>, spec: TaskSpec): Node[] {
     out.push(n);
   }
   return out;
+}
+
+/** "tcp/8080": one host-mode port of a node. */
+const hostPortKey = (p: PortConfig) => `${p.protocol}/${p.publishedPort}`;
+
+/** The host-mode ports that placed, unfinished tasks hold, per node ID (a task told to stop holds its own until it has). */
+export function hostPortsInUse(tasks: Iterable<Task>): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const t of tasks) {
+    if (t.hostPorts?.length && isNodeTask(t, t.nodeId)) useHostPorts(out, t.nodeId, t.hostPorts);
+  }
+  return out;
+}
+
+/** Of `candidates`, those where none of `ports` is in use: a host-mode port opens once per node (as swarm). */
+export const withHostPortsFree = (candidates: readonly Node[], ports: readonly PortConfig[], inUse: ReadonlyMap<string, ReadonlySet<string>>): Node[] =>
+  candidates.filter((n) => !ports.some((p) => inUse.get(n.id)?.has(hostPortKey(p))));
+
+/** Records a placed task's host-mode ports. */
+export function useHostPorts(inUse: Map<string, Set<string>>, nodeId: string, ports: readonly PortConfig[]): void {
+  const used = inUse.get(nodeId) ?? new Set<string>();
+  for (const p of ports) used.add(hostPortKey(p));
+  inUse.set(nodeId, used);
 }
 
 export interface PlacementLoad {
@@ -53,3 +77,8 @@ export function noNodeReason(nodes: readonly Node[]): string {
   if (active.length === 0) return `no suitable node (all ${ready.length} ready nodes are drained)`;
   return `no suitable node (scheduling constraints not satisfied on ${active.length} nodes)`;
 }
+
+/** Why a task that fits `fitting` nodes otherwise has none: its host-mode ports are taken on each. */
+export const hostPortReason = (ports: readonly PortConfig[], fitting: number): string =>
+  `no suitable node (host-mode port${ports.length > 1 ? "s" : ""} ${ports.map((p) => `${p.publishedPort}/${p.protocol}`).join(", ")} already in use on ` +
+  `${fitting === 1 ? "the 1 node" : `all ${fitting} nodes`} the task may run on)`;

@@ -454,3 +454,49 @@ describe("normalizeNetworkSpec", () => {
     expectVipmeshError(() => normalizeNetworkSpec(input), "invalid_argument", ...mentions);
   });
 });
+
+describe("validateSubnet: an overlay's addresses are unicast and routable", () => {
+  it.each(["1.0.0.0/24", "126.255.255.0/24", "128.0.0.0/24", "169.253.255.0/24", "169.255.0.0/24", "223.255.255.0/24"])(
+    "accepts %s, just outside a special range",
+    (subnet) => {
+      expect(validateSubnet(subnet)).toBe(subnet);
+    },
+  );
+
+  it.each([
+    { subnet: "0.0.0.0/8", range: "0.0.0.0/8", what: "this network" },
+    { subnet: "0.255.255.0/24", range: "0.0.0.0/8", what: "this network" },
+    { subnet: "127.0.0.0/8", range: "127.0.0.0/8", what: "loopback" },
+    { subnet: "127.0.0.0/24", range: "127.0.0.0/8", what: "loopback" },
+    { subnet: "169.0.0.0/8", range: "169.254.0.0/16", what: "link-local" },
+    { subnet: "169.254.0.0/24", range: "169.254.0.0/16", what: "link-local" },
+    { subnet: "224.0.0.0/24", range: "224.0.0.0/4", what: "multicast" },
+    { subnet: "239.255.255.248/29", range: "224.0.0.0/4", what: "multicast" },
+    { subnet: "240.0.0.0/24", range: "240.0.0.0/4", what: "reserved" },
+    { subnet: "255.255.255.0/24", range: "240.0.0.0/4", what: "broadcast" },
+  ])("refuses $subnet: it overlaps $range", ({ subnet, range, what }) => {
+    expectVipmeshError(() => validateSubnet(subnet), "invalid_argument", `"${subnet}"`, `overlaps ${range}`, what, "10.0.3.0/24");
+  });
+
+  it("refuses such a subnet in a network spec", () => {
+    expectVipmeshError(() => normalizeNetworkSpec(networkInput({ ipam: [{ subnet: "224.0.0.0/24" }] })), "invalid_argument", "multicast");
+  });
+});
+
+describe("published ports: each one once per service, whatever the mode", () => {
+  it.each([
+    { why: "through the mesh and in host mode", second: { targetPort: 81, publishedPort: 8082, publishMode: "host" } },
+    { why: "twice in host mode", first: { targetPort: 80, publishedPort: 8082, publishMode: "host" }, second: { targetPort: 81, publishedPort: 8082, publishMode: "host" } },
+  ])("refuses a port published $why", ({ first, second }) => {
+    const ports = [first ?? { targetPort: 80, publishedPort: 8082 }, second];
+    expectVipmeshError(() => normalizeServiceSpec(withEndpoint("vip", ports)), "invalid_argument", "8082/tcp", "twice", "--publish-rm");
+  });
+
+  it("accepts the same number on another protocol in the other mode", () => {
+    const ports = [
+      { targetPort: 80, publishedPort: 8082 },
+      { targetPort: 80, publishedPort: 8082, protocol: "udp", publishMode: "host" },
+    ];
+    expect(normalizeServiceSpec(withEndpoint("vip", ports)).endpointSpec.ports).toHaveLength(2);
+  });
+});

@@ -6,7 +6,7 @@ import { VXLAN_UDP_PORT } from "./allocators.ts";
 import { canonicalCapability, DEFAULT_PIDS_LIMIT } from "./confinement.ts";
 import { parseConstraint } from "./constraints.ts";
 import { invalid } from "./errors.ts";
-import { parseCidr } from "./ipv4.ts";
+import { cidrsOverlap, formatCidr, parseCidr } from "./ipv4.ts";
 import {
   type EndpointSpec,
   type HealthCheck,
@@ -127,8 +127,24 @@ export function validateSubnet(subnet: unknown): string {
   if (loose.prefix < 8 || loose.prefix > 29) {
     throw invalid(`subnet "${subnet}": the prefix length must be between /8 and /29`);
   }
+  const special = NOT_UNICAST.find((r) => cidrsOverlap(r.cidr, loose));
+  if (special) {
+    throw invalid(
+      `subnet "${subnet}" overlaps ${formatCidr(special.cidr)} (${special.what}): an overlay needs unicast, routable addresses; ` +
+        `choose a private range such as 10.0.3.0/24 or 172.20.0.0/24`,
+    );
+  }
   return subnet;
 }
+
+/** Ranges whose addresses no task can hold or no packet between nodes can carry (RFC 6890). */
+const NOT_UNICAST = [
+  { cidr: "0.0.0.0/8", what: '"this network": no host may hold these addresses' },
+  { cidr: "127.0.0.0/8", what: "loopback: these addresses never leave a host" },
+  { cidr: "169.254.0.0/16", what: "link-local: no router forwards these addresses" },
+  { cidr: "224.0.0.0/4", what: "multicast: no task can hold these addresses" },
+  { cidr: "240.0.0.0/4", what: "reserved, and broadcast: hosts drop these addresses" },
+].map((r) => ({ ...r, cidr: parseCidr(r.cidr)! }));
 
 export function normalizeNetworkSpec(input: Loose<NetworkSpec> | null | undefined): NetworkSpec {
   if (!input) throw invalid("network spec is required");
@@ -190,9 +206,15 @@ function normalizeEndpointSpec(input: Loose<EndpointSpec> | null | undefined): E
           `(it needs a VIP); use --publish mode=host or --endpoint-mode vip`,
       );
     }
+    // a port is published one way: the routing mesh takes it on every node, host mode included
     if (p.publishedPort !== 0) {
-      const k = `${p.protocol}/${p.publishedPort}/${p.publishMode}`;
-      if (seen.has(k)) throw invalid(`published port ${p.publishedPort}/${p.protocol} is given twice`);
+      const k = `${p.protocol}/${p.publishedPort}`;
+      if (seen.has(k)) {
+        throw invalid(
+          `published port ${p.publishedPort}/${p.protocol} is given twice: publish it once, through the routing mesh or in host mode ` +
+            "(in an update, --publish-rm TARGET drops the other)",
+        );
+      }
       seen.add(k);
     }
   }

@@ -14,6 +14,8 @@ interface ManagerOptions {
   listen?: string[];
   heartbeatPeriod?: number;
   ingressSubnet?: string;
+  reservedSubnets?: string;
+  reservedPorts?: string;
   certExpiry?: number;
   keyRotation?: number;
   insecure?: boolean;
@@ -27,6 +29,11 @@ export function registerManagerCommand(program: Command, io: Io): void {
     .option("--listen <addr>", "serve the API on host:port or a unix socket path (repeatable)", collect)
     .option("--heartbeat-period <duration>", "how often agents report in, e.g. 5s", duration)
     .option("--ingress-subnet <cidr>", "the routing mesh's network, made on the cluster's first start (default 10.255.0.0/16)")
+    .option("--reserved-subnets <cidrs>", "CIDR[,CIDR…] no overlay network may overlap, such as the nodes' own underlay (default none)")
+    .option(
+      "--reserved-ports <ports>",
+      "PORT[/PROTOCOL][,…] no service may publish, besides the manager's own and 4789/udp (default 22: give it too with yours to keep SSH's)",
+    )
     .option("--cert-expiry <duration>", "how long node certificates last (default 90 days, e.g. 2160h)", duration)
     .option("--key-rotation <duration>", "how often encrypted overlays get a new key (default 12h)", duration)
     .option("--insecure", "plaintext, no certificates, every call allowed: for debugging only, never on a network anyone else can reach")
@@ -43,6 +50,8 @@ export function registerManagerCommand(program: Command, io: Io): void {
         listen: listen.map((a) => grpcTarget(normalizeAddress(a, process.cwd()))),
         ...(opts.heartbeatPeriod !== undefined ? { heartbeatPeriodMs: opts.heartbeatPeriod } : {}),
         ...(opts.ingressSubnet !== undefined ? { ingressSubnet: opts.ingressSubnet } : {}),
+        ...(opts.reservedSubnets !== undefined ? { reservedSubnets: opts.reservedSubnets } : {}),
+        ...(opts.reservedPorts !== undefined ? { reservedPorts: opts.reservedPorts } : {}),
         ...(opts.certExpiry !== undefined ? { certValidityMs: opts.certExpiry } : {}),
         ...(opts.keyRotation !== undefined ? { keyRotationMs: opts.keyRotation } : {}),
         ...(opts.insecure ? { insecure: true } : {}),
