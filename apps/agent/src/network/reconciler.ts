@@ -13,8 +13,8 @@ import type { LoadBalancer } from "../lb/types.ts";
 import { GatewayAddresses } from "../mesh/gateways.ts";
 import { hostPublishedFor, ingressPlanFor, type IngressPlan, taskIngressFilter } from "../mesh/plan.ts";
 import { INGRESS_GATEWAY, INGRESS_OVERLAY_IFNAME, type MeshDriver } from "../mesh/types.ts";
-import { networkMtu, overlayPlanFor } from "../overlay/plan.ts";
-import type { OverlayDriver } from "../overlay/types.ts";
+import { networkMtu, overlayPlanFor, withDroppedRemotes } from "../overlay/plan.ts";
+import type { OverlayDriver, OverlayPlan } from "../overlay/types.ts";
 import { INGRESS_SANDBOX_ID, type SandboxDriver, type SandboxPlan } from "../sandbox/types.ts";
 import type { TaskNetwork } from "../tasks/reconciler.ts";
 
@@ -50,6 +50,8 @@ export class NetworkReconciler implements TaskNetwork {
   private cannotEncrypt: string | undefined;
   /** The node's part of the mesh as of the last sync; undefined: no ingress sandbox. */
   private ingress: IngressPlan | undefined;
+  /** The overlay as of the last sync. */
+  private overlay: OverlayPlan | undefined;
 
   constructor(private readonly o: NetworkReconcilerOptions) {}
 
@@ -72,10 +74,15 @@ export class NetworkReconciler implements TaskNetwork {
     // the gateway links that tasks adopted after a restart already have
     if (!this.gateways.seeded) this.gateways.seed(await this.o.sandboxes.list(this.o.sandboxPrefix));
     this.cannotEncrypt = await this.syncEncryption(nodeId, encryption);
-    await this.o.overlay.sync(overlayPlanFor(this.view, this.o.advertiseAddr, nodeId, this.cannotEncrypt));
+    const overlay = overlayPlanFor(this.view, this.o.advertiseAddr, nodeId, this.cannotEncrypt);
+    // remotes leave the overlay only once no VIP here balances to them (a node marked down: its tasks)
+    const meanwhile = this.overlay ? withDroppedRemotes(this.overlay, overlay) : overlay;
+    await this.o.overlay.sync(meanwhile);
     this.ingress = this.o.mesh && this.o.loadBalancer ? ingressPlanFor(this.view, nodeId) : undefined;
     const live = tasks.filter((t) => !isTerminal(t.status.state) && running(t.id));
     await Promise.all([...live.map((t) => this.balance(t)), this.syncMesh(this.ingress, live)]);
+    if (meanwhile !== overlay) await this.o.overlay.sync(overlay);
+    this.overlay = overlay;
   }
 
   /** After sync: removes the sandboxes of tasks not in `wanted` (and the ingress sandbox when the node has none), and what was derived for them. */

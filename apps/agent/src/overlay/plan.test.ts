@@ -2,7 +2,7 @@ import { emptyView, macForIpv4, type NetworkView, type ViewEndpoint, type ViewNe
 import { describe, expect, it } from "vitest";
 import { checkOverlayPlan } from "../exec/canonical.ts";
 import { ipsecPlanFor } from "../ipsec/plan.ts";
-import { overlayPlanFor } from "./plan.ts";
+import { overlayPlanFor, withDroppedRemotes } from "./plan.ts";
 
 const network = (id: string, vni: number, more: Partial<ViewNetwork> = {}): ViewNetwork => ({
   id,
@@ -106,5 +106,22 @@ describe("overlayPlanFor", () => {
 
   it("is empty for an empty view", () => {
     expect(overlayPlanFor(emptyView(), "192.168.100.11", "node1", undefined)).toEqual({ localAddr: "192.168.100.11", networks: [] });
+  });
+});
+
+describe("withDroppedRemotes", () => {
+  const remote = (ip: string, nodeAddr: string) => ({ ip, mac: macForIpv4(ip), nodeAddr });
+  const plan = (...remotes: ReturnType<typeof remote>[]) => ({ localAddr: "192.0.2.1", networks: [{ networkId: "n1", vni: 4097, remotes }] });
+
+  it("keeps the remotes the next plan drops, until the load balancers no longer use them", () => {
+    const prev = plan(remote("10.0.3.5", "192.0.2.2"), remote("10.0.3.6", "192.0.2.3"));
+    const next = plan(remote("10.0.3.5", "192.0.2.2"), remote("10.0.3.9", "192.0.2.2"));
+    expect(withDroppedRemotes(prev, next).networks[0]!.remotes.map((r) => r.ip)).toEqual(["10.0.3.5", "10.0.3.6", "10.0.3.9"]);
+  });
+
+  it("is the next plan itself when it drops nothing, and lets a new remote of the same address win", () => {
+    const next = plan(remote("10.0.3.5", "192.0.2.3"));
+    expect(withDroppedRemotes(plan(), next)).toBe(next);
+    expect(withDroppedRemotes(plan(remote("10.0.3.5", "192.0.2.2")), next)).toBe(next);
   });
 });

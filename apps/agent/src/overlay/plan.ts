@@ -58,3 +58,24 @@ function remotesOf(endpoints: ViewEndpoint[]): RemoteEndpoint[] {
   }
   return out;
 }
+
+/**
+ * Make before break: `next` with the remotes of `prev` it drops kept (on the
+ * networks both hold, where no remote of `next` claims their address or MAC),
+ * for the moment between the overlay's sync and the load balancers' — a VIP
+ * must never send a connection to a remote the overlay no longer reaches.
+ * `next` itself when it drops nothing.
+ */
+export function withDroppedRemotes(prev: OverlayPlan, next: OverlayPlan): OverlayPlan {
+  let dropped = false;
+  const networks = next.networks.map((n) => {
+    const before = prev.networks.find((p) => p.networkId === n.networkId);
+    const ips = new Set(n.remotes.map((r) => r.ip));
+    const macs = new Set(n.remotes.map((r) => r.mac));
+    const kept = (before?.remotes ?? []).filter((r) => !ips.has(r.ip) && !macs.has(r.mac));
+    if (kept.length === 0) return n;
+    dropped = true;
+    return { ...n, remotes: [...n.remotes, ...kept] };
+  });
+  return dropped ? canonicalOverlayPlan({ ...next, networks }) : next;
+}
