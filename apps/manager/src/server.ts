@@ -10,6 +10,8 @@ import { relayServiceLogs } from "./service-logs.ts";
 import { type AuthContextCall, callerOf } from "./security/authz.ts";
 import type { CertificateAuthority } from "./security/certificate-authority.ts";
 import { RateLimiter } from "./security/rate-limit.ts";
+import { RequestLog } from "./request-log.ts";
+import { WriteQueue } from "./write-queue.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 
 type Callback = (err: Partial<grpc.StatusObject> | null, res?: object) => void;
@@ -39,23 +41,33 @@ const byName = <T>(name: (o: T) => string) => (a: T, b: T) => name(a).localeComp
 /** `ca` is undefined only for a manager started with --insecure. */
 export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatcher: Dispatcher, ca: CertificateAuthority | undefined): wire.ClusterServiceHandlers {
   const find = <K extends ObjectKind>(kind: K, ref: string) => store.mustFind(kind, ref);
+  const writes = new WriteQueue();
+  const requests = new RequestLog();
+  /** A write: run in turn by the queue; a request ID seen before gets the first answer again. */
+  const write = <Req extends object>(method: string, fn: (req: Req) => object) =>
+    unary<Req>((req) =>
+      writes.run(() => {
+        const id = (req as { requestId?: string }).requestId;
+        return id ? requests.answer(`${method}/${id}`, () => fn(req)) : fn(req);
+      }),
+    );
   return {
-    CreateNetwork: unary((req) => ({ network: cluster.createNetwork(req.spec) })),
+    CreateNetwork: write("CreateNetwork", (req) => ({ network: cluster.createNetwork(req.spec) })),
     InspectNetwork: unary((req) => ({ network: find("network", req.network) })),
     ListNetworks: unary(() => ({ networks: store.list("network").sort(byName((n) => n.spec.name)) })),
-    RemoveNetwork: unary((req) => (cluster.removeNetwork(req.network), {})),
+    RemoveNetwork: write("RemoveNetwork", (req) => (cluster.removeNetwork(req.network), {})),
 
-    CreateService: unary((req) => ({ service: cluster.createService(req.spec) })),
+    CreateService: write("CreateService", (req) => ({ service: cluster.createService(req.spec) })),
     InspectService: unary((req) => ({ service: find("service", req.service) })),
     ListServices: unary(() => ({ services: store.list("service").sort(byName((s) => s.spec.annotations.name)) })),
-    UpdateService: unary((req) => ({ service: cluster.updateService(req.service, Number(req.version), req.spec) })),
-    RollbackService: unary((req) => ({ service: cluster.rollbackService(req.service) })),
-    RemoveService: unary((req) => (cluster.removeService(req.service), {})),
+    UpdateService: write("UpdateService", (req) => ({ service: cluster.updateService(req.service, Number(req.version), req.spec) })),
+    RollbackService: write("RollbackService", (req) => ({ service: cluster.rollbackService(req.service) })),
+    RemoveService: write("RemoveService", (req) => (cluster.removeService(req.service), {})),
 
     ListNodes: unary(() => ({ nodes: store.list("node").sort(byName((n) => n.description.hostname)) })),
     InspectNode: unary((req) => ({ node: find("node", req.node) })),
-    UpdateNode: unary((req) => ({ node: cluster.updateNode(req.node, Number(req.version), req.spec as never) })),
-    RemoveNode: unary((req) => (cluster.removeNode(req.node, req.force), {})),
+    UpdateNode: write("UpdateNode", (req) => ({ node: cluster.updateNode(req.node, Number(req.version), req.spec as never) })),
+    RemoveNode: write("RemoveNode", (req) => (cluster.removeNode(req.node, req.force), {})),
 
     GetJoinToken: unary((req) => {
       if (!ca) throw noCa();

@@ -5,8 +5,10 @@ import type { NetworkSpec as _vipmesh_v1_NetworkSpec, NetworkSpec__Output as _vi
 
 export interface CreateNetworkRequest {
   'spec'?: (_vipmesh_v1_NetworkSpec | null);
+  'requestId'?: (string);
 }
 
 export interface CreateNetworkRequest__Output {
   'spec': (_vipmesh_v1_NetworkSpec__Output | null);
+  'requestId': (string);
 }

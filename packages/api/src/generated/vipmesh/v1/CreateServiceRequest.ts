@@ -5,8 +5,10 @@ import type { ServiceSpec as _vipmesh_v1_ServiceSpec, ServiceSpec__Output as _vi
 
 export interface CreateServiceRequest {
   'spec'?: (_vipmesh_v1_ServiceSpec | null);
+  'requestId'?: (string);
 }
 
 export interface CreateServiceRequest__Output {
   'spec': (_vipmesh_v1_ServiceSpec__Output | null);
+  'requestId': (string);
 }
