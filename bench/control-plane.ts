@@ -280,9 +280,12 @@ function heapInUseMb(): number {
   return getHeapStatistics().used_heap_size / 2 ** 20;
 }
 
+/** Every simulated agent joins from 127.0.0.1 with one token, a thousand in seconds: past the default join rate. */
+const MANAGER_OPTIONS = { listen: ["127.0.0.1:0"], joinRate: { count: 100_000, windowMs: 60_000 } };
+
 async function startManagerHost(dataDir: string, inProcess: boolean): Promise<ManagerHost> {
   if (inProcess) {
-    const m: RunningManager = await startManager({ dataDir, listen: ["127.0.0.1:0"] });
+    const m: RunningManager = await startManager({ dataDir, ...MANAGER_OPTIONS });
     return {
       address: m.addresses[0]!,
       where: "main thread (shared with the simulated agents)",
@@ -345,7 +348,7 @@ async function managerWorkerMain(): Promise<void> {
   const port = parentPort!;
   let m: RunningManager;
   try {
-    m = await startManager({ dataDir: (workerData as { dataDir: string }).dataDir, listen: ["127.0.0.1:0"] });
+    m = await startManager({ dataDir: (workerData as { dataDir: string }).dataDir, ...MANAGER_OPTIONS });
   } catch (err) {
     port.postMessage({ error: err instanceof Error ? err.message : String(err) });
     return;

@@ -199,12 +199,16 @@ describe("nodeJson", () => {
       CreatedAt: "2025-01-01T00:00:00.000Z",
       UpdatedAt: "2025-01-01T00:00:00.000Z",
       Spec: { Labels: { zone: "a" }, Availability: "active" },
-      Description: { Hostname: "node-1", Dataplane: "nftables" },
+      Description: { Hostname: "node-1", Dataplane: "nftables", Engine: { Labels: { disk: "ssd" } } },
       Status: { State: "ready", Message: "", Addr: "192.168.50.11" },
     });
-    expect(nodeJson(node({ description: { hostname: "vs-1", dataplane: "ipvs" } })).Description).toEqual({ Hostname: "vs-1", Dataplane: "ipvs" });
+    expect(nodeJson(node({ description: { hostname: "vs-1", dataplane: "ipvs", engineLabels: {} } })).Description).toEqual({
+      Hostname: "vs-1",
+      Dataplane: "ipvs",
+      Engine: { Labels: {} },
+    });
     // a manager from before nodes said: they all ran nftables
-    expect(nodeJson(node({ description: { hostname: "old", dataplane: "" } })).Description.Dataplane).toBe("nftables");
+    expect(nodeJson(node({ description: { hostname: "old", dataplane: "", engineLabels: {} } })).Description.Dataplane).toBe("nftables");
   });
 });
 

@@ -237,7 +237,12 @@ export function nodeJson(n: wire.Node) {
     CreatedAt: n.createdAt,
     UpdatedAt: n.updatedAt,
     Spec: { Labels: n.spec?.labels ?? {}, Availability: n.spec?.availability ?? "" },
-    Description: { Hostname: n.description?.hostname ?? "", Dataplane: n.description?.dataplane || "nftables" },
+    Description: {
+      Hostname: n.description?.hostname ?? "",
+      Dataplane: n.description?.dataplane || "nftables",
+      // the node's own labels (engine.labels.K), apart from the admin's Spec.Labels (node.labels.K)
+      Engine: { Labels: n.description?.engineLabels ?? {} },
+    },
     Status: { State: n.status?.state ?? "", Message: n.status?.message ?? "", Addr: n.status?.addr ?? "" },
   };
 }

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
-import { cpus, ramBytes } from "./options.ts";
+import { cpus, ramBytes, rate } from "./options.ts";
 
 describe("--limit-cpu", () => {
   it.each([
@@ -40,5 +40,19 @@ describe("--limit-memory", () => {
 
   it.each(["", "m", "-1m", "1x", "1ib", "1.g", "one gig", "1mm"])("refuses %j", (text) => {
     expect(() => ramBytes(text)).toThrow(InvalidArgumentError);
+  });
+});
+
+describe("--join-rate", () => {
+  it.each([
+    ["10/1m", { count: 10, windowMs: 60_000 }],
+    ["1000/1s", { count: 1000, windowMs: 1000 }],
+    ["3/1h30m", { count: 3, windowMs: 5_400_000 }],
+  ])("%s", (text, expected) => {
+    expect(rate(text)).toEqual(expected);
+  });
+
+  it.each(["10", "0/1m", "-1/1m", "x/1m", "10/", "10/0", "10/1", "10/m"])("refuses %j", (text) => {
+    expect(() => rate(text)).toThrow(InvalidArgumentError);
   });
 });

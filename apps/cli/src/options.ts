@@ -43,6 +43,16 @@ export function duration(value: string): number {
   }
 }
 
+/** `--join-rate`: N/DURATION, at most N events in any DURATION (10/1m). */
+export function rate(value: string): { count: number; windowMs: number } {
+  const slash = value.indexOf("/");
+  const count = value.slice(0, slash);
+  if (slash === -1 || !/^[1-9]\d*$/.test(count)) throw new InvalidArgumentError("expected N/DURATION, e.g. 10/1m: at most N in any DURATION");
+  const windowMs = duration(value.slice(slash + 1));
+  if (windowMs <= 0) throw new InvalidArgumentError("the DURATION of N/DURATION must be more than 0");
+  return { count: Number(count), windowMs };
+}
+
 /** Whole seconds: a number (10800), or a duration that is one (3h). */
 export function seconds(value: string): number {
   if (/^\d+$/.test(value)) return Number(value);

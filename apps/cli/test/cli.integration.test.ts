@@ -275,12 +275,12 @@ describe("nodes", () => {
     const token = (await vipmesh("join-token", "worker", "-q")).stdout.trim();
     const identity = await NodeIdentity.obtain({ manager: manager.host, token });
     const dispatcher = dispatcherClient(manager.host, { identity: identity.source });
-    const { nodeId } = await call(dispatcher, "register", { hostname: "node-1", addr: "192.168.50.11" });
+    const { nodeId } = await call(dispatcher, "register", { hostname: "node-1", addr: "192.168.50.11", labels: { disk: "ssd" } });
     dispatcher.close();
 
     const nodes = await json<any[]>("node", "ls", "--json");
     expect(nodes).toContainEqual(
-      expect.objectContaining({ ID: nodeId, Description: { Hostname: "node-1", Dataplane: "nftables" }, Spec: expect.anything() }),
+      expect.objectContaining({ ID: nodeId, Description: { Hostname: "node-1", Dataplane: "nftables", Engine: { Labels: { disk: "ssd" } } }, Spec: expect.anything() }),
     );
     const table = await vipmesh("node", "ls");
     expect(table.stdout).toMatch(/^ID\s+HOSTNAME\s+STATUS\s+AVAILABILITY\s+ADDRESS\s+DATAPLANE\n/);
@@ -289,7 +289,9 @@ describe("nodes", () => {
     const updated = await vipmesh("node", "update", "--availability", "drain", "--label-add", "zone=a", "node-1");
     expect(updated).toMatchObject({ code: 0, stdout: "node-1\n" });
     const [node] = await json("node", "inspect", "node-1");
+    // the admin's labels change, the node's own stay apart
     expect(node.Spec).toEqual({ Availability: "drain", Labels: { zone: "a" } });
+    expect(node.Description.Engine).toEqual({ Labels: { disk: "ssd" } });
     expect(node.Status.Addr).toBe("192.168.50.11");
 
     expect(await vipmesh("node", "rm", "--force", "node-1")).toMatchObject({ code: 0, stdout: "node-1\n" });

@@ -95,7 +95,7 @@ export function node(overrides: Partial<wire.Node> = {}): wire.Node {
     createdAt: "2025-01-01T00:00:00.000Z",
     updatedAt: "2025-01-01T00:00:00.000Z",
     spec: { labels: { zone: "a" }, availability: "active" },
-    description: { hostname: "node-1", dataplane: "nftables" },
+    description: { hostname: "node-1", dataplane: "nftables", engineLabels: { disk: "ssd" } },
     status: { state: "ready", message: "", addr: "192.168.50.11", ingressAddr: "10.255.0.2/16" },
     ...overrides,
   };

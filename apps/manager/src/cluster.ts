@@ -19,12 +19,13 @@ import {
   nodeRemoved,
   normalizeDataplane,
   normalizeNetworkSpec,
+  normalizeNodeLabels,
   normalizeNodeSpec,
   normalizeServiceSpec,
-  parseIpv4,
   precondition,
   specDefinition,
   TASK_STATES,
+  validateAdvertiseAddress,
 } from "@vipmesh/core";
 import type { Allocator } from "./allocator.ts";
 import { newId } from "./ids.ts";
@@ -39,6 +40,8 @@ export class Cluster {
   constructor(
     readonly store: ClusterStore,
     private readonly allocator: Allocator,
+    /** allowLoopbackNodes: the manager's --allow-loopback-nodes (every node on its machine). */
+    private readonly options: { allowLoopbackNodes?: boolean } = {},
   ) {}
 
   // ---- networks ------------------------------------------------------------
@@ -223,14 +226,16 @@ export class Cluster {
    * Records a node's registration. `certified`: nodeId comes from the node's
    * certificate and is its only identity; otherwise (a manager with
    * --insecure) a known hostname keeps its node across agent restarts.
+   * `labels` are the node's own (description.engineLabels, replaced each
+   * time); its spec, the admin's labels included, is not the node's to change.
    */
   registerNode(hostname: string, addr: string, nodeId: string, labels: Record<string, string>, dataplane = "", certified = false): Node {
     if (nodeId && this.store.removedNodes.has(nodeId)) throw nodeRemoved(nodeId);
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/.test(hostname)) {
       throw invalid(`hostname "${hostname}" is not a valid host name`);
     }
-    if (parseIpv4(addr) === undefined) throw invalid(`advertise address "${addr}" is not an IPv4 address`);
-    const description = { hostname, dataplane: normalizeDataplane(dataplane) };
+    validateAdvertiseAddress(addr, this.options.allowLoopbackNodes ?? false);
+    const description = { hostname, dataplane: normalizeDataplane(dataplane), engineLabels: normalizeNodeLabels("engine labels", labels) };
     return this.store.update((tx) => {
       const known =
         (nodeId ? tx.get("node", nodeId) : undefined) ??
@@ -238,6 +243,11 @@ export class Cluster {
       const clash = tx.list("node").find((n) => n.status.addr === addr && n.id !== known?.id && n.status.state !== "down");
       if (clash) throw alreadyExists(`address ${addr} is already used by node ${clash.description.hostname}`);
       checkNodeAddress(addr, tx.list("network"));
+      // a down node's hostname may be taken: its record stays as it is, until `vipmesh node rm`
+      const namesake = tx.list("node").find((n) => n.description.hostname === hostname && n.id !== known?.id && n.status.state !== "down");
+      if (namesake) {
+        throw alreadyExists(`node ${namesake.id} already has hostname ${hostname}; remove it with \`vipmesh node rm\` or pick another hostname`);
+      }
       // every node carries the routing mesh: its ingress sandbox gets an address on the ingress network once
       const ingress = tx.ingressNetwork();
       const ingressAddr = known?.status.ingressAddr || (ingress ? this.ingressAddressFor(tx, ingress.id) : "");
@@ -246,7 +256,6 @@ export class Cluster {
           ...known,
           description,
           status: { ...known.status, addr, ingressAddr },
-          spec: { ...known.spec, labels: { ...known.spec.labels, ...labels } },
         });
       }
       return tx.put("node", {
@@ -254,7 +263,7 @@ export class Cluster {
         version: 0,
         createdAt: "",
         updatedAt: "",
-        spec: { labels, availability: "active" },
+        spec: { labels: {}, availability: "active" },
         description,
         status: { state: "unknown", message: "registered, waiting for its session", addr, ingressAddr },
       });

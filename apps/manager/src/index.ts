@@ -10,10 +10,10 @@ import { Dispatcher } from "./dispatcher.ts";
 import { DEFAULT_HEARTBEAT_PERIOD_MS } from "./node-health.ts";
 import { Orchestrator } from "./orchestrator.ts";
 import { authInterceptor } from "./security/authz.ts";
-import { CertificateAuthority, tlsDirs } from "./security/certificate-authority.ts";
+import { CertificateAuthority, DEFAULT_JOIN_RATE, type JoinRate, tlsDirs } from "./security/certificate-authority.ts";
 import { OverlayKeys } from "./security/overlay-keys.ts";
 
-export { tlsDirs };
+export { DEFAULT_JOIN_RATE, type JoinRate, tlsDirs };
 import { caHandlers, clusterHandlers, dispatcherHandlers } from "./server.ts";
 import { ClusterStore } from "./store/cluster-store.ts";
 
@@ -47,6 +47,10 @@ export interface ManagerOptions {
   keyRotationMs?: number;
   /** Plain TCP, no certificates, every call allowed, no overlay keys: for debugging only. */
   insecure?: boolean;
+  /** Joins per token and source address; default DEFAULT_JOIN_RATE (10 a minute). */
+  joinRate?: JoinRate;
+  /** Nodes may advertise a loopback address: every node runs on the manager's machine (tests, simulated agents). */
+  allowLoopbackNodes?: boolean;
 }
 
 /** The IPv4 address of a "host:port" listen address; none for a socket or 0.0.0.0 (every address: the nodes' own are checked). */
@@ -74,7 +78,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const { store, close } = ClusterStore.open(options.dataDir);
   const allocator = new Allocator({ addressPool: options.addressPool, reserved });
   allocator.restore(store);
-  const cluster = new Cluster(store, allocator);
+  const cluster = new Cluster(store, allocator, { allowLoopbackNodes: options.allowLoopbackNodes });
   try {
     cluster.ensureIngressNetwork(options.ingressSubnet);
     cluster.assignMissingFwmarks();
@@ -86,7 +90,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   let identity: IdentitySource | undefined;
   try {
     if (!options.insecure) {
-      ca = await CertificateAuthority.open(options.dataDir, store.settings, options.certValidityMs);
+      ca = await CertificateAuthority.open(options.dataDir, store.settings, options.certValidityMs, options.joinRate);
       identity = await ca.localIdentities(options.dataDir);
     }
   } catch (err) {

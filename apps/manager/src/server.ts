@@ -7,7 +7,7 @@ import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
 import type { Dispatcher, SessionChannel, SessionMessage } from "./dispatcher.ts";
 import { relayServiceLogs } from "./service-logs.ts";
-import { type AuthContextCall, callerOf } from "./security/authz.ts";
+import { type AuthContextCall, callerOf, sourceAddressOf } from "./security/authz.ts";
 import type { CertificateAuthority } from "./security/certificate-authority.ts";
 import { RateLimiter } from "./security/rate-limit.ts";
 import { RequestLog } from "./request-log.ts";
@@ -15,7 +15,7 @@ import { WriteQueue } from "./write-queue.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 
 type Callback = (err: Partial<grpc.StatusObject> | null, res?: object) => void;
-type UnaryCall<Req> = AuthContextCall & { request: Req };
+type UnaryCall<Req> = AuthContextCall & { request: Req; getPeer(): string };
 
 function unary<Req>(fn: (req: Req, call: UnaryCall<Req>) => object | Promise<object>) {
   return (call: UnaryCall<Req>, callback: Callback): void => {
@@ -139,7 +139,7 @@ export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatche
 export function caHandlers(ca: CertificateAuthority): wire.CaServiceHandlers {
   return {
     GetRootCa: unary(() => ({ caPem: ca.ca.certPem })),
-    Join: unary((req) => ca.join(req.token, req.csrPem)),
+    Join: unary((req, call) => ca.join(req.token, req.csrPem, sourceAddressOf(call))),
     RenewCertificate: unary(async (req, call) => ({ certPem: await ca.renew(callerOf(call)!, req.csrPem) })),
   };
 }

@@ -144,7 +144,7 @@ describe("agents", () => {
     await call(h.client, "createService", {
       spec: serviceSpec("zoned", {
         replicated: { replicas: 2 },
-        taskTemplate: { container: { command: ["x"] }, placement: { constraints: ["node.labels.zone==a"] } },
+        taskTemplate: { container: { command: ["x"] }, placement: { constraints: ["engine.labels.zone==a"] } },
       }),
     });
     const zoned = await waitRunning(h, "zoned", 2);

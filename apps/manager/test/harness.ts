@@ -4,7 +4,7 @@
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, statusName, type wire } from "@vipmesh/api";
 import { canonicalJson } from "@vipmesh/core";
 import { SimAgent, type SimAgentOptions, tempDir, waitFor } from "@vipmesh/testing";
-import { type RunningManager, startManager } from "../src/index.ts";
+import { type JoinRate, type RunningManager, startManager } from "../src/index.ts";
 
 export const HEARTBEAT_MS = 100;
 
@@ -23,7 +23,12 @@ export interface Harness {
 
 let nextAddr = 1;
 
-export async function startHarness(options: { addressPool?: string; heartbeatPeriodMs?: number; keyRotationMs?: number } = {}): Promise<Harness> {
+/** Tests join many simulated agents from 127.0.0.1 with one token at once; the join limit has its own test. */
+const TEST_JOIN_RATE: JoinRate = { count: 1000, windowMs: 60_000 };
+
+export async function startHarness(
+  options: { addressPool?: string; heartbeatPeriodMs?: number; keyRotationMs?: number; joinRate?: JoinRate; allowLoopbackNodes?: boolean } = {},
+): Promise<Harness> {
   const dir = tempDir();
   const start = () =>
     startManager({
@@ -33,6 +38,8 @@ export async function startHarness(options: { addressPool?: string; heartbeatPer
       restartDelayMs: 50,
       addressPool: options.addressPool,
       keyRotationMs: options.keyRotationMs,
+      joinRate: options.joinRate ?? TEST_JOIN_RATE,
+      allowLoopbackNodes: options.allowLoopbackNodes,
     });
   let manager = await start();
   const admin = () => clusterClient(manager.addresses[0]!, credentialsFromDir(manager.adminTlsDir!));

@@ -3,13 +3,13 @@ import { expectVipmeshError } from "../test/expect-error.ts";
 import { matchesConstraints, parseConstraint } from "./constraints.ts";
 import type { Node } from "./types.ts";
 
-const node = (id: string, hostname: string, labels: Record<string, string> = {}): Node => ({
+const node = (id: string, hostname: string, labels: Record<string, string> = {}, engineLabels?: Record<string, string>): Node => ({
   id,
   version: 1,
   createdAt: "",
   updatedAt: "",
   spec: { labels, availability: "active" },
-  description: { hostname },
+  description: { hostname, ...(engineLabels ? { engineLabels } : {}) },
   status: { state: "ready", message: "", addr: "192.168.0.1" },
 });
 
@@ -20,6 +20,7 @@ describe("parseConstraint", () => {
     ["node.labels.zone==eu-1", { key: "node.labels.zone", op: "==", value: "eu-1" }],
     ["  node.labels.disk.type != ssd  ", { key: "node.labels.disk.type", op: "!=", value: "ssd" }],
     ["node.labels.owner==team a", { key: "node.labels.owner", op: "==", value: "team a" }],
+    ["engine.labels.os==linux", { key: "engine.labels.os", op: "==", value: "linux" }],
   ])("parses %j", (text, expected) => {
     expect(parseConstraint(text)).toEqual(expected);
   });
@@ -33,7 +34,8 @@ describe("parseConstraint", () => {
     "node.hostname",
     "node.labels.==x",
     "node.labels.zone<>a",
-    "engine.labels.os==linux",
+    "engine.labels.==x",
+    "engine.hostname==n1",
   ])("rejects %j and quotes it", (text) => {
     expectVipmeshError(() => parseConstraint(text), "invalid_argument", `constraint "${text}"`, "node.hostname==NAME");
   });
@@ -66,6 +68,19 @@ describe("matchesConstraints", () => {
   it("does not confuse a node's labels with its hostname", () => {
     expect(matchesConstraints(node("x", "n1", { hostname: "n2" }), ["node.labels.hostname==n2"])).toBe(true);
     expect(matchesConstraints(node("x", "n1", { hostname: "n2" }), ["node.hostname==n2"])).toBe(false);
+  });
+
+  it("keeps the admin's labels and the node's own apart: a node's own label cannot satisfy node.labels", () => {
+    const own = node("x", "n1", {}, { zone: "a" });
+    expect(matchesConstraints(own, ["node.labels.zone==a"])).toBe(false);
+    expect(matchesConstraints(own, ["engine.labels.zone==a"])).toBe(true);
+    expect(matchesConstraints(own, ["engine.labels.zone!=a"])).toBe(false);
+    // both set: each constraint reads its own map
+    const both = node("y", "n2", { zone: "admin" }, { zone: "agent" });
+    expect(matchesConstraints(both, ["node.labels.zone==admin", "engine.labels.zone==agent"])).toBe(true);
+    expect(matchesConstraints(both, ["node.labels.zone==agent"])).toBe(false);
+    // a node stored before engine labels has none
+    expect(matchesConstraints(n1, ["engine.labels.zone==a"])).toBe(false);
   });
 
   it("rejects a malformed constraint instead of ignoring it", () => {

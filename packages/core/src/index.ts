@@ -2,6 +2,7 @@ export * from "./types.ts";
 export * from "./errors.ts";
 export * from "./ipv4.ts";
 export * from "./ipam.ts";
+export * from "./advertise-address.ts";
 export * from "./allocators.ts";
 export * from "./validation.ts";
 export * from "./constraints.ts";

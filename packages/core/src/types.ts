@@ -67,8 +67,12 @@ export interface NodeSpec {
 
 export interface Node extends Meta {
   spec: NodeSpec;
-  /** No dataplane: a node stored before agents said, which ran nftables. */
-  description: { hostname: string; dataplane?: Dataplane };
+  /**
+   * No dataplane: a node stored before agents said, which ran nftables.
+   * engineLabels: the labels its agent reports at each registration (Docker's
+   * Description.Engine.Labels), apart from the admin's spec.labels; absent on a node stored before.
+   */
+  description: { hostname: string; dataplane?: Dataplane; engineLabels?: Record<string, string> };
   /** ingressAddr: the node's ingress sandbox on the ingress network (CIDR), "" before it has one. */
   status: { state: NodeState; message: string; addr: string; ingressAddr?: string };
 }

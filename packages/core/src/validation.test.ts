@@ -4,7 +4,10 @@ import type { NetworkSpec, PortConfig, ServiceSpec } from "./types.ts";
 import {
   formatBytes,
   MAX_REPLICAS,
+  NODE_LABEL_LIMITS,
   normalizeNetworkSpec,
+  normalizeNodeLabels,
+  normalizeNodeSpec,
   normalizePort,
   normalizeServiceSpec,
   validateName,
@@ -69,6 +72,35 @@ describe("validateSubnet", () => {
 
   it("requires a subnet", () => {
     expectVipmeshError(() => validateSubnet(""), "invalid_argument", "subnet is required");
+  });
+});
+
+describe("normalizeNodeLabels", () => {
+  const many = (n: number, value = "v") => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, value]));
+
+  it("takes labels up to every limit", () => {
+    expect(normalizeNodeLabels("labels", many(NODE_LABEL_LIMITS.count))).toEqual(many(NODE_LABEL_LIMITS.count));
+    expect(normalizeNodeLabels("labels", { ["k".repeat(128)]: "x".repeat(4096) })).toEqual({ ["k".repeat(128)]: "x".repeat(4096) });
+    expect(normalizeNodeLabels("labels", undefined)).toEqual({});
+  });
+
+  it.each([
+    { what: "20,000 labels", labels: many(20_000), mentions: ["20000 labels", "at most 64"] },
+    { what: "65 labels", labels: many(65), mentions: ["65 labels", "at most 64"] },
+    { what: "a 129-byte key", labels: { ["k".repeat(129)]: "" }, mentions: ["129 bytes", "at most 128"] },
+    { what: "a value over 4 KiB", labels: { big: "x".repeat(4097) }, mentions: ['label "big"', "4 KiB"] },
+    // bytes, not characters: 2,049 two-byte characters
+    { what: "a value over 4 KiB in UTF-8", labels: { big: "é".repeat(2049) }, mentions: ['label "big"', "at most 4 KiB"] },
+    { what: "over 16 KiB in all", labels: many(5, "x".repeat(4000)), mentions: ["19.54 KiB", "at most 16 KiB in all"] },
+    { what: "a bad key", labels: { "-x": "" }, mentions: ['label key "-x"'] },
+  ])("refuses $what, naming the field", ({ labels, mentions }) => {
+    expectVipmeshError(() => normalizeNodeLabels("engine labels", labels), "invalid_argument", "engine labels", ...mentions);
+  });
+
+  it("holds a node update to the same limits", () => {
+    const current = { labels: { zone: "a" }, availability: "active" as const };
+    expectVipmeshError(() => normalizeNodeSpec({ labels: many(65) }, current), "invalid_argument", "at most 64");
+    expect(normalizeNodeSpec({ availability: "drain" }, current)).toEqual({ labels: { zone: "a" }, availability: "drain" });
   });
 });
 

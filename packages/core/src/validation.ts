@@ -137,8 +137,8 @@ export function validateSubnet(subnet: unknown): string {
   return subnet;
 }
 
-/** Ranges whose addresses no task can hold or no packet between nodes can carry (RFC 6890). */
-const NOT_UNICAST = [
+/** Ranges whose addresses no task can hold or no packet between nodes can carry (RFC 6890); nodes' advertise addresses too. */
+export const NOT_UNICAST = [
   { cidr: "0.0.0.0/8", what: '"this network": no host may hold these addresses' },
   { cidr: "127.0.0.0/8", what: "loopback: these addresses never leave a host" },
   { cidr: "169.254.0.0/16", what: "link-local: no router forwards these addresses" },
@@ -458,7 +458,32 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
 export function normalizeNodeSpec(input: Loose<NodeSpec> | null | undefined, current: NodeSpec): NodeSpec {
   if (!input) throw invalid("node spec is required");
   return {
-    labels: input.labels === undefined ? current.labels : labels("labels", input.labels),
+    labels: input.labels === undefined ? current.labels : normalizeNodeLabels("labels", input.labels),
     availability: oneOf("availability", input.availability, AVAILABILITIES, current.availability),
   };
+}
+
+/**
+ * Each of a node's label maps (the admin's spec labels, its agent's engine
+ * labels): they travel in every node list and watch snapshot, so a node
+ * cannot make those large. Generous for real labels (zone, rack, disk type).
+ */
+export const NODE_LABEL_LIMITS = { count: 64, keyBytes: 128, valueBytes: 4096, totalBytes: 16 * 1024 } as const;
+
+/** A node's labels, valid and within NODE_LABEL_LIMITS; `field` names them in messages. */
+export function normalizeNodeLabels(field: string, value: unknown): Record<string, string> {
+  const out = labels(field, value);
+  const { count, keyBytes, valueBytes, totalBytes } = NODE_LABEL_LIMITS;
+  const entries = Object.entries(out);
+  if (entries.length > count) throw invalid(`${field}: ${entries.length} labels; a node may have at most ${count}`);
+  const utf8 = new TextEncoder();
+  let total = 0;
+  for (const [k, v] of entries) {
+    if (k.length > keyBytes) throw invalid(`${field}: label key "${k.slice(0, 32)}…" is ${k.length} bytes; at most ${keyBytes}`);
+    const size = utf8.encode(v).length;
+    if (size > valueBytes) throw invalid(`${field}: label "${k}" has a value of ${formatBytes(size)}; at most ${formatBytes(valueBytes)}`);
+    total += k.length + size;
+  }
+  if (total > totalBytes) throw invalid(`${field}: keys and values come to ${formatBytes(total)}; at most ${formatBytes(totalBytes)} in all`);
+  return out;
 }

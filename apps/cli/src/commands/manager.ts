@@ -6,7 +6,7 @@ import { grpcTarget } from "@vipmesh/api";
 import { CommandFailed, UsageError } from "../errors.ts";
 import { normalizeAddress } from "../host.ts";
 import type { Io } from "../io.ts";
-import { collect, duration } from "../options.ts";
+import { collect, duration, rate } from "../options.ts";
 import { nextSignal } from "../signals.ts";
 
 interface ManagerOptions {
@@ -19,6 +19,8 @@ interface ManagerOptions {
   certExpiry?: number;
   keyRotation?: number;
   insecure?: boolean;
+  joinRate?: { count: number; windowMs: number };
+  allowLoopbackNodes?: boolean;
 }
 
 export function registerManagerCommand(program: Command, io: Io): void {
@@ -36,6 +38,8 @@ export function registerManagerCommand(program: Command, io: Io): void {
     )
     .option("--cert-expiry <duration>", "how long node certificates last (default 90 days, e.g. 2160h)", duration)
     .option("--key-rotation <duration>", "how often encrypted overlays get a new key (default 12h)", duration)
+    .option("--join-rate <n/duration>", "joins with one token from one address, at most N in any DURATION (default 10/1m)", rate)
+    .option("--allow-loopback-nodes", "let nodes advertise a 127.x address: only when every node runs on this machine")
     .option("--insecure", "plaintext, no certificates, every call allowed: for debugging only, never on a network anyone else can reach")
     .action(async (opts: ManagerOptions) => {
       const listen = opts.listen ?? [];
@@ -55,6 +59,8 @@ export function registerManagerCommand(program: Command, io: Io): void {
         ...(opts.certExpiry !== undefined ? { certValidityMs: opts.certExpiry } : {}),
         ...(opts.keyRotation !== undefined ? { keyRotationMs: opts.keyRotation } : {}),
         ...(opts.insecure ? { insecure: true } : {}),
+        ...(opts.joinRate ? { joinRate: opts.joinRate } : {}),
+        ...(opts.allowLoopbackNodes ? { allowLoopbackNodes: true } : {}),
       }).catch((err: unknown) => {
         // e.g. the address is in use or the data directory is not writable
         throw new CommandFailed(err instanceof Error ? err.message : String(err));

@@ -45,6 +45,12 @@ export function callerOf(call: AuthContextCall): CertIdentity | undefined {
   return identityOfSubject(call.getAuthContext()?.sslPeerCertificate?.subject);
 }
 
+/** The caller's IP address ("" on a unix socket, where grpc-js says "unknown"); an IPv4-mapped IPv6 address as IPv4. */
+export function sourceAddressOf(call: { getPeer(): string }): string {
+  const peer = call.getPeer();
+  return peer === "unknown" ? "" : peer.replace(/:\d+$/, "").replace(/^::ffff:/, "");
+}
+
 /** The caller, if it may call `path`; throws the status to answer otherwise. */
 export function authorize(path: string, caller: CertIdentity | undefined, ca: Pick<CertificateAuthority, "checkNotRevoked">): void {
   const access = POLICY.get(path);

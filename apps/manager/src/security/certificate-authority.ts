@@ -4,7 +4,7 @@
 // to its local admin and read-only users.
 
 import { IdentitySource, timerAt, type Timer } from "@vipmesh/api";
-import { invalid, nodeRemoved } from "@vipmesh/core";
+import { exhausted, invalid, nodeRemoved } from "@vipmesh/core";
 import {
   type CertIdentity,
   formatToken,
@@ -29,8 +29,22 @@ import { join } from "node:path";
 import { newId } from "../ids.ts";
 import { RemovedNodes } from "../store/removed-nodes.ts";
 import type { Settings } from "../store/sqlite.ts";
+import { RateLimiter } from "./rate-limit.ts";
 
 export const DEFAULT_CERT_VALIDITY_MS = 90 * 24 * 3600_000;
+
+/** At most `count` joins in `windowMs` with one token (one per role) from one source address. */
+export interface JoinRate {
+  count: number;
+  windowMs: number;
+}
+
+/**
+ * 10 a minute: an operator adding nodes by hand, or a script adding a rack
+ * from one host, stays under it (and waits a minute per ten past it); a leaked
+ * token flooding from one address makes 10 nodes a minute, not 40 a second.
+ */
+export const DEFAULT_JOIN_RATE: JoinRate = { count: 10, windowMs: 60_000 };
 
 const tokenSetting = (role: JoinRole) => `join-secret-${role}`;
 
@@ -45,17 +59,20 @@ export const tlsDirs = (dataDir: string) => ({
 export class CertificateAuthority {
   private readonly removed: RemovedNodes;
   private renewalTimer: Timer | undefined;
+  private readonly joins: RateLimiter;
 
   private constructor(
     readonly ca: ClusterCa,
     private readonly settings: Settings,
     private readonly validityMs: number,
+    joinRate: JoinRate,
   ) {
     this.removed = new RemovedNodes(settings);
+    this.joins = new RateLimiter(joinRate.count, joinRate.windowMs);
   }
 
-  static async open(dataDir: string, settings: Settings, validityMs = DEFAULT_CERT_VALIDITY_MS): Promise<CertificateAuthority> {
-    return new CertificateAuthority(await ClusterCa.loadOrCreate(tlsDirs(dataDir).ca), settings, validityMs);
+  static async open(dataDir: string, settings: Settings, validityMs = DEFAULT_CERT_VALIDITY_MS, joinRate = DEFAULT_JOIN_RATE): Promise<CertificateAuthority> {
+    return new CertificateAuthority(await ClusterCa.loadOrCreate(tlsDirs(dataDir).ca), settings, validityMs, joinRate);
   }
 
   // ---- join tokens ---------------------------------------------------------
@@ -75,8 +92,12 @@ export class CertificateAuthority {
     return s;
   }
 
-  /** A token and a CSR → a new node ID and its certificate. Every refusal is INVALID_ARGUMENT, and issues nothing. */
-  async join(token: string, csrPem: string): Promise<{ nodeId: string; role: JoinRole; certPem: string }> {
+  /**
+   * A token and a CSR → a new node ID and its certificate. `source`: the
+   * caller's address, "" on the unix socket. A bad token or CSR is
+   * INVALID_ARGUMENT, too many joins RESOURCE_EXHAUSTED; neither issues anything.
+   */
+  async join(token: string, csrPem: string, source: string): Promise<{ nodeId: string; role: JoinRole; certPem: string }> {
     let parsed: JoinToken;
     try {
       parsed = parseToken(token);
@@ -87,6 +108,15 @@ export class CertificateAuthority {
     if (parsed.caDigest !== this.ca.digest) throw invalid("the join token is for another cluster (its CA digest is not this cluster's)");
     const role = JOIN_ROLES.find((r) => sameSecret(parsed.secret, this.secret(r)));
     if (!role) throw invalid("the join token is not valid: it was rotated, or mistyped; ask for the current one with `vipmesh join-token worker`");
+    // counted only for a valid token: made-up tokens cannot fill the limiter's keys
+    const key = `${role} ${source}`;
+    if (!this.joins.take(key)) {
+      const { count, windowMs } = this.joins;
+      throw exhausted(
+        `too many joins with the ${role} token from ${source || "the local socket"} (at most ${count} in ${windowMs / 1000} s, the manager's --join-rate); ` +
+          `try again in ${Math.ceil(this.joins.retryInMs(key) / 1000)} s`,
+      );
+    }
     const nodeId = newId();
     return { nodeId, role, certPem: await this.sign(csrPem, { id: nodeId, role }) };
   }

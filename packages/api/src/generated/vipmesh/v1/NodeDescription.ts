@@ -5,9 +5,11 @@
 export interface NodeDescription {
   'hostname'?: (string);
   'dataplane'?: (string);
+  'engineLabels'?: ({[key: string]: string});
 }
 
 export interface NodeDescription__Output {
   'hostname': (string);
   'dataplane': (string);
+  'engineLabels': ({[key: string]: string});
 }
