@@ -8,7 +8,7 @@
 
 import { addrOf } from "@vipmesh/core";
 import { flushPublishedUdpPort } from "../lb/conntrack.ts";
-import { loadNft } from "../exec/nft.ts";
+import { deleteTableScript, loadNft } from "../exec/nft.ts";
 import { run, runIn, type KernelOptions } from "../exec/run.ts";
 
 import { TrustCache } from "../exec/trust.ts";
@@ -16,7 +16,7 @@ import { GATEWAY_IFNAME } from "../sandbox/types.ts";
 import { INGRESS_GATEWAY, INGRESS_OVERLAY_IFNAME, type MeshDriver } from "./types.ts";
 import type { PublishedPort, TaskIngressFilter } from "./plan.ts";
 import { ProxyProtocolForwarder } from "./proxy-protocol.ts";
-import { renderIngressSandbox, renderPublishedPorts, renderTaskIngressFilter } from "./render.ts";
+import { MESH_TABLE, renderIngressSandbox, renderPublishedPorts, renderTaskIngressFilter } from "./render.ts";
 
 /** One `ip` write in the node's namespace, announced like the drivers' batches. */
 async function writeCommandIn(o: KernelOptions, args: string[]): Promise<void> {
@@ -39,6 +39,9 @@ export class KernelMesh implements MeshDriver {
   private readonly forwarder: ProxyProtocolForwarder;
 
   /** The forwarder listens in this process's namespace: run the agent in the node's (the lab does). */
+  /** The ingress sandbox once made here: the node's table filters what comes from it. */
+  private ingressSandbox: string | undefined;
+
   constructor(private readonly o: KernelOptions & { log?: (line: string) => void } = {}) {
     this.forwarder = new ProxyProtocolForwarder({ ...(o.log ? { log: o.log } : {}) });
   }
@@ -58,6 +61,7 @@ export class KernelMesh implements MeshDriver {
   }
 
   private async makeIngress(sandbox: string, subnet: string): Promise<void> {
+    this.ingressSandbox = sandbox;
     await runIn(sandbox, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     // the node forwards between its addresses and the ingress sandbox (a lab node has it on already)
     if ((await runIn(this.o.netns, ["sysctl", "-n", "net.ipv4.ip_forward"])).trim() !== "1") {
@@ -75,7 +79,9 @@ export class KernelMesh implements MeshDriver {
    * elsewhere are flushed, so that a client sending steadily follows the change.
    */
   async publish(mesh: readonly PublishedPort[], host: readonly PublishedPort[]): Promise<void> {
-    await this.load(this.o.netns, renderPublishedPorts(mesh.filter((p) => !p.proxyProtocol), host));
+    // nothing published and no ingress sandbox to filter: nothing of vipmesh stays in the node's firewall
+    const none = mesh.length === 0 && host.length === 0 && this.ingressSandbox === undefined;
+    await this.load(this.o.netns, none ? deleteTableScript(MESH_TABLE) : renderPublishedPorts(mesh.filter((p) => !p.proxyProtocol), host));
     await this.forwarder.sync(mesh);
     const udp = new Map([...mesh, ...host].filter((p) => p.protocol === "udp").map((p) => [p.port, `${p.to}:${p.targetPort}`]));
     const moved = [...this.udpPublished].filter(([port, to]) => udp.get(port) !== to).map(([port]) => port);
@@ -89,6 +95,7 @@ export class KernelMesh implements MeshDriver {
   }
 
   forget(sandbox: string): void {
+    if (sandbox === this.ingressSandbox) this.ingressSandbox = undefined;
     this.trust.forget(sandbox);
     this.trust.forget(`ingress ${sandbox}`);
   }

@@ -52,6 +52,8 @@ export class NetworkReconciler implements TaskNetwork {
   private ingress: IngressPlan | undefined;
   /** The overlay as of the last sync. */
   private overlay: OverlayPlan | undefined;
+  /** The running tasks of the last sync. */
+  private live: readonly Task[] = [];
 
   constructor(private readonly o: NetworkReconcilerOptions) {}
 
@@ -80,6 +82,7 @@ export class NetworkReconciler implements TaskNetwork {
     await this.o.overlay.sync(meanwhile);
     this.ingress = this.o.mesh && this.o.loadBalancer ? ingressPlanFor(this.view, nodeId) : undefined;
     const live = tasks.filter((t) => !isTerminal(t.status.state) && running(t.id));
+    this.live = live;
     await Promise.all([...live.map((t) => this.balance(t)), this.syncMesh(this.ingress, live)]);
     if (meanwhile !== overlay) await this.o.overlay.sync(overlay);
     this.overlay = overlay;
@@ -89,7 +92,10 @@ export class NetworkReconciler implements TaskNetwork {
   async sweep(tasks: readonly Task[], wanted: ReadonlySet<string>): Promise<void> {
     const ingress = this.ingress;
     for (const sb of await this.o.sandboxes.list(this.o.sandboxPrefix)) {
-      if (!wanted.has(sb.taskId) && !(ingress && sb.taskId === INGRESS_SANDBOX_ID)) await this.detach(sb.taskId);
+      if (wanted.has(sb.taskId) || (ingress && sb.taskId === INGRESS_SANDBOX_ID)) continue;
+      await this.detach(sb.taskId);
+      // the node's table filtered what came from the ingress sandbox: published again without it
+      if (sb.taskId === INGRESS_SANDBOX_ID) await this.syncMesh(undefined, this.live);
     }
     // real servers still draining (IPVS) are deleted by a sync once their connections end
     if (this.o.loadBalancer?.draining()) this.o.again(1000);
