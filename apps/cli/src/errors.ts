@@ -11,8 +11,14 @@ export class UsageError extends Error {
 
 /** The command ran and failed (the manager said no, a wait timed out, ...): exit 1. */
 export class CommandFailed extends Error {
-  override readonly name = "CommandFailed";
-  readonly exitCode = 1;
+  override readonly name: string = "CommandFailed";
+  readonly exitCode: number = 1;
+}
+
+/** A change was asked for and no answer came: it may or may not have been made. Exit 3. */
+export class OutcomeUnknown extends CommandFailed {
+  override readonly name = "OutcomeUnknown";
+  override readonly exitCode = 3;
 }
 
 /** A command run for the user (exec) ended with this status: vipmesh exits with it, saying nothing more. */
@@ -23,10 +29,12 @@ export class ChildExit extends Error {
   }
 }
 
-/** Failures were already reported one by one (e.g. `rm a b` where b is missing): exit 1 silently. */
+/** Failures were already reported one by one (e.g. `rm a b` where b is missing): exit 1 (or 3) silently. */
 export class AlreadyReported extends Error {
   override readonly name = "AlreadyReported";
-  readonly exitCode = 1;
+  constructor(readonly exitCode = 1) {
+    super("already reported");
+  }
 }
 
 /** An error this program expects and explains in one line, or undefined for a bug. */
@@ -37,14 +45,15 @@ export function expectedErrorMessage(err: unknown): string | undefined {
 
 /**
  * Runs `fn` for each target like `docker rm a b c`: a target that fails is
- * reported and the rest still run; the command then exits 1.
+ * reported and the rest still run; the command then exits 1, or 3 when
+ * the only trouble was changes left unanswered.
  */
 export async function forEachTarget<T>(
   targets: readonly T[],
   report: (text: string) => void,
   fn: (target: T) => Promise<void>,
 ): Promise<void> {
-  let failed = false;
+  let exitCode = 0;
   for (const target of targets) {
     try {
       await fn(target);
@@ -52,8 +61,8 @@ export async function forEachTarget<T>(
       const message = expectedErrorMessage(err);
       if (message === undefined) throw err;
       report(`Error: ${message}\n`);
-      failed = true;
+      exitCode = err instanceof OutcomeUnknown && exitCode !== 1 ? 3 : 1;
     }
   }
-  if (failed) throw new AlreadyReported();
+  if (exitCode !== 0) throw new AlreadyReported(exitCode);
 }

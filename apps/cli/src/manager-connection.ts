@@ -1,41 +1,69 @@
 // One client connection to the manager per command, with a deadline on every
 // unary call and gRPC failures turned into messages that name the manager.
 
+import { randomUUID } from "node:crypto";
 import { type ServiceError, status } from "@grpc/grpc-js";
 import { type ClusterServiceClient, call, clusterClient, isServiceError, statusName } from "@vipmesh/api";
 import { formatDuration } from "./duration.ts";
-import { CommandFailed } from "./errors.ts";
+import { CommandFailed, OutcomeUnknown } from "./errors.ts";
 import type { ManagerTarget } from "./host.ts";
 
-export const UNARY_DEADLINE_MS = 5000;
+/** A read can be asked again at no cost; a change may queue behind many others at the manager. */
+export const DEFAULT_DEADLINES_MS = { read: 5000, write: 30_000 };
 
-type UnaryCall<K extends keyof ClusterServiceClient> = typeof call<ClusterServiceClient, K>;
+type Method = keyof ClusterServiceClient;
+
+/** The calls that change the cluster, each with what a caller left without an answer should check. */
+const WRITES: Partial<Record<Method, string>> = {
+  createNetwork: "the network may or may not have been created; check with `vipmesh network ls`",
+  removeNetwork: "the network may or may not have been removed; check with `vipmesh network ls`",
+  createService: "the service may or may not have been created; check with `vipmesh service ls`",
+  updateService: "the service may or may not have been updated; check with `vipmesh service inspect`",
+  rollbackService: "the service may or may not have been rolled back; check with `vipmesh service inspect`",
+  removeService: "the service may or may not have been removed; check with `vipmesh service ls`",
+  updateNode: "the node may or may not have been updated; check with `vipmesh node inspect`",
+  removeNode: "the node may or may not have been removed; check with `vipmesh node ls`",
+};
+
+/** Creates carry a request ID, one per invocation: the manager answers a repeat of it with the first result. */
+const IDEMPOTENT: ReadonlySet<Method> = new Set(["createNetwork", "createService"]);
+
+type UnaryCall<K extends Method> = typeof call<ClusterServiceClient, K>;
 
 export class ManagerConnection {
   readonly client: ClusterServiceClient;
   readonly address: string;
 
-  constructor(target: ManagerTarget) {
+  /** `timeoutMs`: every call's deadline; by default DEFAULT_DEADLINES_MS's for its kind. */
+  constructor(
+    target: ManagerTarget,
+    private readonly timeoutMs?: number,
+  ) {
     this.address = target.address;
     this.client = clusterClient(target.address, target.credentials);
   }
 
-  /** A unary call; failures come back as CommandFailed with a message for people. */
-  async call<K extends keyof ClusterServiceClient>(
-    method: K,
-    req: Parameters<UnaryCall<K>>[2],
-  ): Promise<Awaited<ReturnType<UnaryCall<K>>>> {
+  /**
+   * A unary call; failures come back as CommandFailed with a message for
+   * people, or OutcomeUnknown when a change went unanswered.
+   */
+  async call<K extends Method>(method: K, req: Parameters<UnaryCall<K>>[2]): Promise<Awaited<ReturnType<UnaryCall<K>>>> {
+    const unknown = WRITES[method];
+    const timeoutMs = this.timeoutMs ?? (unknown ? DEFAULT_DEADLINES_MS.write : DEFAULT_DEADLINES_MS.read);
+    const request = IDEMPOTENT.has(method) ? ({ ...(req as object), requestId: randomUUID() } as typeof req) : req;
     try {
       // waitForReady is off by default in grpc-js: an unreachable manager fails fast.
-      return await call(this.client, method, req, { deadline: Date.now() + UNARY_DEADLINE_MS });
+      return await call(this.client, method, request, { deadline: Date.now() + timeoutMs });
     } catch (err) {
-      throw this.failure(err);
+      if (!isServiceError(err)) throw err;
+      const silence = unknown && unanswered(err, timeoutMs);
+      throw silence ? new OutcomeUnknown(`the vipmesh manager at ${this.address} ${silence}: ${unknown}`) : new CommandFailed(describeManagerError(err, this.address, timeoutMs));
     }
   }
 
   /** gRPC errors become CommandFailed; anything else is passed through unchanged. */
   failure(err: unknown): unknown {
-    return isServiceError(err) ? new CommandFailed(describeManagerError(err, this.address)) : err;
+    return isServiceError(err) ? new CommandFailed(describeManagerError(err, this.address, this.timeoutMs ?? DEFAULT_DEADLINES_MS.read)) : err;
   }
 
   close(): void {
@@ -47,10 +75,16 @@ export class ManagerConnection {
 const CONNECTION_FAILURE =
   /^(No connection established|Connection dropped|Failed to connect)|ECONNREFUSED|ENOENT|ECONNRESET|EHOSTUNREACH|ENETUNREACH/;
 
-export function describeManagerError(err: Pick<ServiceError, "code" | "details">, address: string): string {
-  if (err.code === status.DEADLINE_EXCEEDED) {
-    return `the vipmesh manager at ${address} did not answer within ${formatDuration(UNARY_DEADLINE_MS)}`;
-  }
+/** How the manager left a call unanswered, when it may have received and carried it out; else undefined. */
+function unanswered(err: Pick<ServiceError, "code" | "details">, timeoutMs: number): string | undefined {
+  if (err.code === status.DEADLINE_EXCEEDED) return `did not answer within ${formatDuration(timeoutMs)}`;
+  if (err.code === status.UNAVAILABLE && err.details.startsWith("Connection dropped")) return "dropped the connection before it answered";
+  return undefined;
+}
+
+/** `timeoutMs`: the deadline the call had. */
+export function describeManagerError(err: Pick<ServiceError, "code" | "details">, address: string, timeoutMs: number): string {
+  if (err.code === status.DEADLINE_EXCEEDED) return `the vipmesh manager at ${address} ${unanswered(err, timeoutMs)}`;
   if (err.code === status.UNAVAILABLE && CONNECTION_FAILURE.test(err.details)) {
     const reason = err.details
       .replace(/^No connection established\. Last error: (Error: )?/, "")
@@ -62,8 +96,8 @@ export function describeManagerError(err: Pick<ServiceError, "code" | "details">
 }
 
 /** Runs `fn` with a connection to the manager, closing it afterwards so the process can exit. */
-export async function withConnection<T>(target: ManagerTarget, fn: (conn: ManagerConnection) => Promise<T>): Promise<T> {
-  const conn = new ManagerConnection(target);
+export async function withConnection<T>(target: ManagerTarget, fn: (conn: ManagerConnection) => Promise<T>, timeoutMs?: number): Promise<T> {
+  const conn = new ManagerConnection(target, timeoutMs);
   try {
     return await fn(conn);
   } finally {

@@ -12,7 +12,7 @@ import { registerJoinTokenCommand } from "./commands/join-token.ts";
 import { registerNodeCommands } from "./commands/node.ts";
 import { registerServiceCommands } from "./commands/service.ts";
 import { registerWhoamiCommand } from "./commands/whoami.ts";
-import { AlreadyReported, ChildExit, UsageError, expectedErrorMessage } from "./errors.ts";
+import { AlreadyReported, ChildExit, CommandFailed, UsageError, expectedErrorMessage } from "./errors.ts";
 import { type Io, processIo } from "./io.ts";
 
 export function buildProgram(io: Io): Command {
@@ -22,6 +22,7 @@ export function buildProgram(io: Io): Command {
     .option("-H, --host <addr>", "manager address: host:port or a unix socket path (default: $VIPMESH_HOST)")
     .option("--tls-dir <dir>", "the identity to show the manager: ca.pem, cert.pem, key.pem (default: $VIPMESH_TLS_DIR, or the running lab's admin)")
     .option("--insecure", "plaintext, to a manager started with --insecure (debugging only)")
+    .option("--call-timeout <duration>", "how long to wait for the manager to answer a call (default: $VIPMESH_CALL_TIMEOUT, or 5s for a read and 30s for a change)")
     .exitOverride()
     .configureOutput({
       writeOut: io.stdout,
@@ -61,7 +62,7 @@ function exitCodeFor(err: unknown, io: Io): number {
   const message = expectedErrorMessage(err);
   if (message !== undefined) {
     io.stderr(`Error: ${message}\n`);
-    return err instanceof UsageError ? err.exitCode : 1;
+    return err instanceof UsageError || err instanceof CommandFailed ? err.exitCode : 1;
   }
   // A bug: the stack helps whoever reports it.
   io.stderr(`Error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

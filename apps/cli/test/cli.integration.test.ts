@@ -40,13 +40,13 @@ async function startTestManager(options: { restartDelayMs?: number } = {}): Prom
   };
 }
 
-async function runCli(argv: string[]): Promise<Result> {
+async function runCli(argv: string[], env: Io["env"] = {}): Promise<Result> {
   let stdout = "";
   let stderr = "";
   const io: Io = {
     stdout: (t) => void (stdout += t),
     stderr: (t) => void (stderr += t),
-    env: {},
+    env,
     interactive: false,
     now: () => new Date(),
     labs: () => new Map(), // a lab running on this machine must not answer for a missing --host
@@ -310,6 +310,25 @@ describe("errors", () => {
     const r = await runCli(["--host", "127.0.0.1:1", "--tls-dir", manager.tlsDir, "node", "ls"]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^Error: cannot reach the vipmesh manager at 127\.0\.0\.1:1 /);
+  });
+
+  it("says a change left unanswered may or may not have been made, and exits 3", async () => {
+    const r = await vipmesh("--call-timeout", "1ms", "network", "create", "unanswered");
+    expect(r).toMatchObject({ code: 3, stdout: "" });
+    expect(r.stderr).toBe(
+      `Error: the vipmesh manager at ${manager.host} did not answer within 1ms: the network may or may not have been created; check with \`vipmesh network ls\`\n`,
+    );
+    const viaEnv = await runCli(["--host", manager.host, "--tls-dir", manager.tlsDir, "service", "create", "--detach", "--name", "unanswered", "--", "true"], { VIPMESH_CALL_TIMEOUT: "1ms" });
+    expect(viaEnv.code).toBe(3);
+    expect(viaEnv.stderr).toContain("within 1ms: the service may or may not have been created; check with `vipmesh service ls`");
+  });
+
+  it("fails a read left unanswered (exit 1), and refuses a call timeout that is no duration", async () => {
+    const r = await vipmesh("--call-timeout", "1ms", "network", "ls");
+    expect(r).toMatchObject({ code: 1, stderr: `Error: the vipmesh manager at ${manager.host} did not answer within 1ms\n` });
+    const bad = await runCli(["--host", manager.host, "--tls-dir", manager.tlsDir, "network", "ls"], { VIPMESH_CALL_TIMEOUT: "soon" });
+    expect(bad).toMatchObject({ code: 2, stderr: expect.stringContaining('VIPMESH_CALL_TIMEOUT: "soon" is not a duration') });
+    expect((await vipmesh("--call-timeout", "0", "network", "ls")).code).toBe(2);
   });
 
   it("asks for --host or VIPMESH_HOST when neither is given", async () => {

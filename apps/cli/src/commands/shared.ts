@@ -1,6 +1,8 @@
 // What every client command needs: the manager connection and output helpers.
 
 import type { Command } from "commander";
+import { parseDuration } from "../duration.ts";
+import { UsageError } from "../errors.ts";
 import { type HostSources, resolveManager } from "../host.ts";
 import type { Io } from "../io.ts";
 import { type ManagerConnection, withConnection } from "../manager-connection.ts";
@@ -12,9 +14,24 @@ export function managerSources(io: Io, cmd: Command): HostSources {
   return { flag: host, tlsDir, insecure, env: io.env, cwd: process.cwd(), labs: io.labs() };
 }
 
+/** --call-timeout, else $VIPMESH_CALL_TIMEOUT; undefined: each call's own default. */
+export function callTimeout(io: Io, cmd: Command): number | undefined {
+  const { callTimeout: flag } = cmd.optsWithGlobals<{ callTimeout?: string }>();
+  const [text, source] = flag !== undefined ? [flag, "--call-timeout"] : [io.env.VIPMESH_CALL_TIMEOUT, "VIPMESH_CALL_TIMEOUT"];
+  if (!text) return undefined;
+  let ms: number;
+  try {
+    ms = parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`${source}: ${(err as Error).message}`);
+  }
+  if (ms <= 0) throw new UsageError(`${source}: give the manager some time, like 30s or 2m`);
+  return ms;
+}
+
 /** Connects to the manager for the duration of `fn`. */
 export function withManager<T>(io: Io, cmd: Command, fn: (conn: ManagerConnection) => Promise<T>): Promise<T> {
-  return withConnection(resolveManager(managerSources(io, cmd)), fn);
+  return withConnection(resolveManager(managerSources(io, cmd)), fn, callTimeout(io, cmd));
 }
 
 export interface ListOptions {
