@@ -105,6 +105,8 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const server = new grpc.Server({
     "grpc.keepalive_permit_without_calls": 1,
     "grpc.http2.min_ping_interval_without_data_ms": 5000,
+    // calls in flight per connection (HTTP/2's advised minimum): more arrive in one read and are taken in one go, starving other callers
+    "grpc.max_concurrent_streams": 100,
     ...MESSAGE_LIMITS,
     interceptors: ca ? [authInterceptor(ca)] : [],
   });

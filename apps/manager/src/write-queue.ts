@@ -4,8 +4,13 @@
 // A write that finds the queue idle runs at once: a lone call waits for nothing.
 // Each write stays its own store transaction, all or nothing.
 
-/** Long enough to amortize a turn of the loop, short against a read's 100 ms budget. */
-export const WRITE_SLICE_MS = 5;
+/**
+ * Each slice's writes are followed in the same turn by their answers, the
+ * orchestrator and the fan-out: with 5 ms slices `service ls` waited up to
+ * ~100 ms behind a flood (npm run bench -- api-load), with 2 ms half that, for
+ * a quarter of the flood's pace.
+ */
+export const WRITE_SLICE_MS = 2;
 
 export class WriteQueue {
   private readonly waiting: (() => void)[] = [];

@@ -21,6 +21,8 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.ssl_target_name_override": MANAGER_SERVER_NAME,
   // whole views and lists come down in one message: megabytes at tens of thousands of services
   "grpc.max_receive_message_length": 256 * 1024 * 1024,
+  // HTTP/2's 64 KiB window makes a list of megabytes a round trip per 64 KiB, each waiting a turn of a busy manager's loop
+  "grpc-node.flow_control_window": 16 * 1024 * 1024,
   "grpc.keepalive_time_ms": 10_000,
   "grpc.keepalive_timeout_ms": 5_000,
   "grpc.keepalive_permit_without_calls": 1,
