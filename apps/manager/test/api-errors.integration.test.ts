@@ -15,11 +15,12 @@ afterEach(async () => {
 type Rejection = [what: string, call: Promise<unknown>, status: string, messageMentions: string];
 
 async function expectRejections(cases: Rejection[]): Promise<void> {
-  for (const [what, p, code, mentions] of cases) {
-    const f = await failure(p);
-    expect({ what, code: f.code }).toEqual({ what, code });
-    expect(f.details, what).toContain(mentions);
-  }
+  // the calls are in flight together and answered in any order (reads overtake queued writes): all settle first
+  const failures = await Promise.all(cases.map(([, p]) => failure(p)));
+  cases.forEach(([what, , code, mentions], i) => {
+    expect({ what, code: failures[i]!.code }).toEqual({ what, code });
+    expect(failures[i]!.details, what).toContain(mentions);
+  });
 }
 
 const network = (name: string, subnet?: string, extra: object = {}) => ({
