@@ -7,7 +7,7 @@
 import { call, type wire } from "@vipmesh/api";
 import { randomBytes } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, expect, it } from "vitest";
@@ -32,6 +32,9 @@ function secretsUnder(dir: string): string[] {
     .map((f) => join(dir, f))
     .filter((f) => statSync(f).isFile() && /(key|token)/.test(f.split("/").pop()!));
 }
+
+/** Where the health check's report would land on the node, were the check not in the task's own /tmp. */
+const NODE_HEALTH_PROBE = "/tmp/health-probe";
 
 /** The probe's lines: attempt → "refused" | "ALLOWED". */
 function attempts(output: string): Map<string, string> {
@@ -77,6 +80,7 @@ kernelDescribe("a hostile task on a lab node", () => {
     expect(secrets.some((s) => s.endsWith("ca.key") || s.includes("/ca/"))).toBe(true);
     expect(secrets.some((s) => s.startsWith(lab.nodes[0]!.stateDir))).toBe(true);
     const disk = readFileSync(`/sys/block/${readdirSync("/sys/block").find((d) => !/^(loop|zram|ram)/.test(d)) ?? "loop0"}/dev`, "utf8").trim();
+    rmSync(NODE_HEALTH_PROBE, { force: true }); // a check entering the task before its mounts were made wrote it there
     expect(vipmesh("network", "create", "probenet").status).toBe(0);
     const created = vipmesh(
       "service", "create", "--name", "hostile", "--network", "probenet", "--limit-pids", "48", "--limit-memory", "256m", "--limit-cpu", "0.5",
@@ -104,7 +108,8 @@ kernelDescribe("a hostile task on a lab node", () => {
       return task.status?.health === "healthy" ? task : undefined;
     });
     const r = vipmesh("exec", "hostile.1", "--", "cat", "/tmp/health-probe");
-    expect(r.status).toBe(0);
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(NODE_HEALTH_PROBE), "a check's file in the node's /tmp").toBe(false);
     expectAllRefused(r.stdout, secrets, false);
     expect(r.stdout).toMatch(new RegExp(`^\\d+:pids:/vm-${name}-node1/${t.id}$`, "m"));
     // the check passes before whoami, which starts after the probe, is listening

@@ -535,11 +535,30 @@ static pid_t init_of(pid_t pid) {
   return (pid_t)child;
 }
 
+/** Whether a process has a child: init forks the task only once it made the task's mounts. */
+static int has_child(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
+  FILE *f = fopen(path, "re");
+  long child = 0;
+  int found = f && fscanf(f, "%ld", &child) == 1;
+  if (f) fclose(f);
+  return found;
+}
+
 static void enter(void) {
   static const char *kinds[] = {"ipc", "uts", "net", "pid", "mnt"};
   int fds[5];
   if (opt.target <= 0) usage("enter needs --target PID");
   pid_t init = init_of(opt.target);
+  // entered before init made its mounts, a command would see the node's /tmp, writable: wait (1 s at most)
+  for (int i = 0; !has_child(init); i++) {
+    if (i == 100) {
+      fprintf(stderr, "vipmesh-confine: the task is still starting\n");
+      exit(FAILED);
+    }
+    usleep(10000);
+  }
   read_task_env(init);
   char path[64];
   for (int i = 0; i < 5; i++) {

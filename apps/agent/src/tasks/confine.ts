@@ -118,6 +118,16 @@ export function enterArgs(pid: number, confinement: Confinement, command: readon
   return ["enter", ...common(confinement, cgroupDirsOf(pid)), "--target", String(pid), "--", ...command];
 }
 
+/** The task's init, the child of its outer process (the pid the agent tracks); undefined until the outer made it. */
+export function initUnder(outer: number): number | undefined {
+  try {
+    const child = Number(readFileSync(`/proc/${outer}/task/${outer}/children`, "utf8").split(" ")[0]);
+    return child > 0 && isTaskInit(child) ? child : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether a process is a task's init: PID 1 of a PID namespace one below ours. */
 export function isTaskInit(pid: number): boolean {
   try {

@@ -9,7 +9,7 @@
 
 import type { Confinement } from "@vipmesh/core";
 import type { TaskCgroups } from "./cgroups.ts";
-import { CONFINE, enterArgs, runArgs } from "./confine.ts";
+import { CONFINE, enterArgs, initUnder, runArgs } from "./confine.ts";
 import type { CheckRun, ExitReport, Runtime, StartSpec } from "./runtime.ts";
 import { spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
@@ -189,10 +189,13 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> implemen
   check(run: CheckRun): Promise<boolean> {
     const t = this.tracked.get(run.taskId);
     if (!t || t.exited) return Promise.resolve(false);
+    // entered through its init, whose cgroups are the task's (the outer joins them in its first instant)
+    const init = initUnder(t.pid);
+    if (init === undefined) return Promise.resolve(false); // still starting
     let args: string[];
     try {
       const confinement: Confinement = JSON.parse(readFileSync(join(this.dir, run.taskId, "confinement.json"), "utf8"));
-      args = enterArgs(t.pid, confinement, ["sh", "-c", run.test.join(" ")]);
+      args = enterArgs(init, confinement, ["sh", "-c", run.test.join(" ")]);
     } catch {
       return Promise.resolve(false); // the task ended meanwhile
     }
