@@ -213,7 +213,7 @@ kernelDescribe("faults on a 3-node lab", () => {
       await sleep(1500);
       expect(answers(), "the held connection still answered").toBeGreaterThan(answered);
       expect(sandboxesOf(victim)).toContain(heldTask.id);
-      expect(held.out()).not.toContain("CLOSED");
+      expect(held!.out()).not.toContain("CLOSED");
     } finally {
       held?.p.kill();
     }
