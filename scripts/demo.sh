@@ -18,7 +18,7 @@ say() { printf '\n# %s\n' "$*"; }
 gen=""
 cleanup() {
   say "Ctrl-C: removing the lab"
-  [[ -n $gen ]] && kill "$gen" 2>/dev/null
+  if [[ -n $gen ]]; then kill "$gen" 2>/dev/null || true; fi # gone already: the lab goes all the same (set -e)
   vipmesh lab down --name "$LAB" >/dev/null 2>&1 || true
 }
 
