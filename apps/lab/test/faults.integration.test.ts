@@ -10,7 +10,7 @@ import { REQUEST_LOOP, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, expect, it } from "vitest";
@@ -236,6 +236,19 @@ kernelDescribe("faults on a 3-node lab", () => {
   });
 
   it("a node removed while its agent runs: its tasks move, its agent stops them and removes all it made, and stays out, idle", async () => {
+    // a task of its own: one only it may run
+    await call(client, "createService", {
+      spec: {
+        annotations: { name: "pinned" },
+        taskTemplate: { container: { command: ["sleep", "infinity"] }, placement: { constraints: [`node.hostname==${victim}`] } },
+        replicated: { replicas: 1 },
+        networks: [{ target: "faultnet" }],
+      },
+    });
+    const [pinned] = await running("pinned", 1);
+    expect(sandboxesOf(victim)).toContain(pinned!.id);
+    const taskPids = execFileSync("ip", ["netns", "pids", `${netnsOf(victim)}-${pinned!.id}`]).toString().trim().split("\n").filter(Boolean);
+    expect(taskPids.length).toBeGreaterThan(0);
     const traffic = await loops();
     const pid = agentPid(lab, victim);
     await call(client, "removeNode", { node: victim, force: true });
@@ -243,9 +256,13 @@ kernelDescribe("faults on a 3-node lab", () => {
     await waitFor(`${victim}'s agent idle`, () => log().includes("removed from the cluster: no task and nothing of the cluster left on this node; idle"));
     expect(Object.keys(await nodeStates())).not.toContain(victim);
     await running("web", 3);
-    // nothing of the cluster left on the node: no sandbox, no overlay, no published port
+    // nothing of the cluster left on the node: no task, no sandbox, no overlay, no published port
     const ns = netnsOf(victim);
     expect(sandboxesOf(victim)).toEqual([]);
+    expect(taskPids.filter((p) => existsSync(`/proc/${p}`)), "the pinned task's processes").toEqual([]);
+    // its tasks leave the store with it; the pinned one's replacement waits for a node it may run on
+    const pinnedNow = async () => (await call(client, "listTasks", { service: "pinned" })).tasks.map((t) => [t.id === pinned!.id, t.status?.state]);
+    await waitFor("the pinned task's replacement pending", async () => JSON.stringify(await pinnedNow()) === JSON.stringify([[false, "pending"]]));
     expect(execFileSync("ip", ["-n", ns, "-o", "link", "show", "type", "vxlan"]).toString()).toBe("");
     expect(sh(ns, "nft", "list", "tables")).not.toContain("vipmesh");
     // the same agent, idle: not restarted by its supervisor, not joined again as a new node
