@@ -1,0 +1,3 @@
+// The Docker Engine API: the HTTP server (server.ts), its routes (routes/),
+// and the Docker JSON shapes of vipmesh's objects, both ways (json/).
+export {};
