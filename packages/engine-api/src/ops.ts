@@ -1,0 +1,85 @@
+// What the Engine API may do to the cluster: the same operations the gRPC
+// handlers call (apps/manager/src/operations.ts implements them over the
+// store, the write queue and the request log), so every rule lives in one
+// place and HTTP handlers only translate Docker's JSON. Domain types only.
+
+import type { Network, Node, NodeSpec, Service, Task } from "@vipmesh/core";
+
+/** The manager as a node of its own cluster (Docker lists it as the leader). */
+export interface ManagerNode {
+  /** Stable across restarts: kept in the store's settings. */
+  id: string;
+  hostname: string;
+  /** Where agents reach it, "host:port" ("" when it listens only on a socket). */
+  addr: string;
+  createdAt: string;
+  /** The cluster's ID (the CA's), Docker's Swarm.Cluster.ID. */
+  clusterId: string;
+  clusterCreatedAt: string;
+}
+
+/** A piece of one task's output, or (`error`) why its log cannot be had. */
+export interface LogChunk {
+  taskId: string;
+  slot: number;
+  nodeId: string;
+  data?: Buffer;
+  error?: string;
+}
+
+export interface LogSink {
+  write(chunk: LogChunk): void;
+  /** Every task's log ended (or cannot be had). */
+  end(): void;
+}
+
+export interface LogRequest {
+  /** ID, ID prefix or name. */
+  service: string;
+  follow: boolean;
+  /** Per task: only the last `tail` lines; 0 = all. */
+  tail: number;
+}
+
+/**
+ * Reads answer at once; writes go through the manager's write queue (one at a
+ * time, in turn with gRPC's) and resolve with the committed object. Refusals
+ * throw (or reject with) a VipmeshError. `ref`: an ID, a name or a unique ID prefix.
+ * `requestId` on creates: a repeat is answered with the first result (shared with gRPC's log).
+ */
+export interface ClusterOps {
+  listNetworks(): Network[];
+  inspectNetwork(ref: string): Network;
+  createNetwork(spec: unknown, requestId?: string): Promise<Network>;
+  removeNetwork(ref: string): Promise<void>;
+
+  listServices(): Service[];
+  inspectService(ref: string): Service;
+  createService(spec: unknown, requestId?: string): Promise<Service>;
+  /** `version`: the one the caller read; a stale one is ABORTED. */
+  updateService(ref: string, version: number, spec: unknown): Promise<Service>;
+  rollbackService(ref: string): Promise<Service>;
+  removeService(ref: string): Promise<void>;
+
+  /** The agents' nodes (not the manager: see manager()). */
+  listNodes(): Node[];
+  inspectNode(ref: string): Node;
+  updateNode(ref: string, version: number, spec: Partial<NodeSpec>): Promise<Node>;
+  removeNode(ref: string, force: boolean): Promise<void>;
+
+  /** `service`/`node`: refs, resolved (NOT_FOUND when unknown). */
+  listTasks(filter?: { service?: string; node?: string }): Task[];
+  inspectTask(id: string): Task;
+
+  /** The current join token for the role; FAILED_PRECONDITION on an --insecure manager. */
+  joinToken(role: "worker" | "manager", rotate?: boolean): Promise<string>;
+  /** Relays the service's logs into `sink`; returns cancel. NOT_FOUND for an unknown service. */
+  serviceLogs(req: LogRequest, sink: LogSink): () => void;
+
+  /** The store's version: bumped by every commit. */
+  version(): number;
+  /** Calls `listener` after every commit; returns unsubscribe. */
+  onChange(listener: () => void): () => void;
+
+  manager(): ManagerNode;
+}
