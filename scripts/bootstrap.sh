@@ -33,6 +33,25 @@ if ((${#missing[@]} > 0)); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 fi
 
+# the docker CLI, which drives the manager's Docker Engine API (the demo and the lab's docker test):
+# where none is on the PATH, the `docker` binary alone out of Debian's docker.io package — downloaded
+# and unpacked, never installed, so no daemon, containerd or iptables rules come with it
+if ! command -v docker >/dev/null 2>&1; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "bootstrap: no docker CLI (run as root to take it from Debian's docker.io package)" >&2
+    exit 1
+  fi
+  echo "bootstrap: the docker CLI from Debian's docker.io package (the binary alone)" >&2
+  deb=$(mktemp -d)
+  trap 'rm -rf "$deb"' EXIT
+  chown _apt "$deb" 2>/dev/null || true # apt-get download fetches as _apt where that user exists
+  (cd "$deb" && apt-get download -qq docker.io 2>/dev/null || { apt-get update -qq && apt-get download -qq docker.io; })
+  dpkg-deb -x "$deb"/docker.io_*.deb "$deb/root"
+  install -m 0755 "$deb/root/usr/bin/docker" /usr/local/bin/docker
+  rm -rf "$deb"
+  trap - EXIT
+fi
+
 # npm packages: install when node_modules is missing or older than the lock file
 stamp=node_modules/.vipmesh-installed
 if [[ ! -f $stamp ]] || ! cmp -s package-lock.json "$stamp"; then
