@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url";
+export * from "./docker-cli.ts";
 export * from "./sim-agent.ts";
 export * from "./wait.ts";
 
