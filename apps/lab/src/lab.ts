@@ -20,6 +20,8 @@ export const RUN_DIR = "/run/vipmesh";
 export const DEFAULT_LAB = "lab";
 const UNDERLAY = "192.168.100"; // a /24 that exists only inside the lab's own namespaces
 const MANAGER_PORT = 4242;
+/** Docker's port for the Engine API over TLS. */
+const DOCKER_TLS_PORT = 2376;
 const VIPMESH = fileURLToPath(new URL("../../../bin/vipmesh", import.meta.url));
 const SUPERVISOR = fileURLToPath(new URL("./supervisor.ts", import.meta.url));
 // by path, as bin/vipmesh loads it: `--import tsx` would be resolved from the caller's directory
@@ -41,7 +43,11 @@ export interface LabLayout {
   name: string;
   dir: string;
   socket: string;
-  /** The manager's admin identity: what the CLI and the lab's own calls use. */
+  /** The manager's Docker Engine API on a unix socket (DOCKER_HOST=unix://…), for the docker CLI on this machine. */
+  dockerSocket: string;
+  /** The Engine API over mutual TLS, ADDR:PORT on the underlay: reachable from the lab's namespaces only. */
+  dockerTcp: string;
+  /** The manager's admin identity: what the CLI and the lab's own calls use (ca.pem, cert.pem, key.pem: DOCKER_CERT_PATH too). */
   tlsDir: string;
   /** The manager's read-only identity: for watchers such as haproxy-gen. */
   readonlyTlsDir: string;
@@ -67,6 +73,8 @@ export function layout(name: string, nodes: number): LabLayout {
     name,
     dir,
     socket: join(dir, "manager.sock"),
+    dockerSocket: join(dir, "docker.sock"),
+    dockerTcp: `${UNDERLAY}.1:${DOCKER_TLS_PORT}`,
     tlsDir: join(dir, "manager", "admin"),
     readonlyTlsDir: join(dir, "manager", "readonly"),
     prefix,
@@ -324,6 +332,17 @@ export function startAgent(l: LabLayout, hostname: string): void {
     VIPMESH,
     ...args,
   ]);
+}
+
+/**
+ * The docker CLI's environment for the lab's Engine API: its unix socket, or
+ * (`tls`) the manager's underlay address with mutual TLS as the admin, whose
+ * identity dir holds Docker's ca.pem, cert.pem and key.pem. The underlay exists
+ * only in the lab's namespaces: run docker there (`ip netns exec <client>`).
+ */
+export function dockerEnv(l: Pick<LabLayout, "dockerSocket" | "dockerTcp" | "tlsDir">, tls = false): Record<string, string> {
+  if (!tls) return { DOCKER_HOST: `unix://${l.dockerSocket}` };
+  return { DOCKER_HOST: `tcp://${l.dockerTcp}`, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: l.tlsDir };
 }
 
 /** Reads a running lab's layout. */

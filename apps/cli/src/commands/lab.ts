@@ -1,4 +1,4 @@
-// vipmesh lab up|down|exec, lab node stop|start|pause|resume, lab manager stop|start:
+// vipmesh lab up|down|exec|env, lab node stop|start|pause|resume, lab manager stop|start:
 // a whole cluster on this machine, and the faults to try on it.
 
 import type { Command } from "commander";
@@ -70,6 +70,23 @@ export function registerLabCommands(program: Command, io: Io): void {
       const ns = namespaceOf(readLab(o.name), target);
       const r = spawnSync("ip", ["netns", "exec", ns, ...withoutSeparator(command)], { stdio: "inherit" });
       if (r.status !== 0) throw new ChildExit(r.status ?? 1);
+    });
+
+  nameOption(cmd.command("env").description("Print the shell lines that point the docker CLI at the lab's Docker Engine API"))
+    .option("--tls", "over TCP with mutual TLS on the manager's underlay address (reachable from the lab's namespaces)")
+    .action(async (o: { name: string; tls?: boolean }) => {
+      requireRoot();
+      const { readLab, dockerEnv } = await lab();
+      const l = readLab(o.name);
+      const exports = (env: Record<string, string>) => `export ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+      if (o.tls) {
+        io.stdout(`# the underlay exists only in the lab's namespaces: run docker there, e.g. 'ip netns exec ${l.client} docker service ls'\n`);
+        io.stdout(`${exports(dockerEnv(l, true))}\n`);
+        return;
+      }
+      io.stdout(`${exports(dockerEnv(l))}\nunset DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT\n`);
+      io.stdout(`# or over TCP with mutual TLS, from the lab's namespaces ('vipmesh lab env --tls'; e.g. 'ip netns exec ${l.client} docker …'):\n`);
+      io.stdout(`# ${exports(dockerEnv(l, true))}\n`);
     });
 
   const node = cmd.command("node").description("Stop, start, pause or resume a node of the lab");
