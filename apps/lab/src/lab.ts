@@ -335,14 +335,13 @@ export function startAgent(l: LabLayout, hostname: string): void {
 }
 
 /**
- * The docker CLI's environment for the lab's Engine API: its unix socket, or
- * (`tls`) the manager's underlay address with mutual TLS as the admin, whose
- * identity dir holds Docker's ca.pem, cert.pem and key.pem. The underlay exists
- * only in the lab's namespaces: run docker there (`ip netns exec <client>`).
+ * Where the docker CLI finds the lab's Engine API: its unix socket, or (`tls`)
+ * the manager's underlay address with mutual TLS as the admin, whose identity
+ * dir holds Docker's ca.pem, cert.pem and key.pem (DOCKER_CERT_PATH). The
+ * underlay exists only in the lab's namespaces: run docker there (`ip netns exec <client>`).
  */
-export function dockerEnv(l: Pick<LabLayout, "dockerSocket" | "dockerTcp" | "tlsDir">, tls = false): Record<string, string> {
-  if (!tls) return { DOCKER_HOST: `unix://${l.dockerSocket}` };
-  return { DOCKER_HOST: `tcp://${l.dockerTcp}`, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: l.tlsDir };
+export function dockerTarget(l: Pick<LabLayout, "dockerSocket" | "dockerTcp" | "tlsDir">, tls = false): { host: string; certDir?: string } {
+  return tls ? { host: `tcp://${l.dockerTcp}`, certDir: l.tlsDir } : { host: `unix://${l.dockerSocket}` };
 }
 
 /** Reads a running lab's layout. */

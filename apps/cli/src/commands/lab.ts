@@ -76,17 +76,18 @@ export function registerLabCommands(program: Command, io: Io): void {
     .option("--tls", "over TCP with mutual TLS on the manager's underlay address (reachable from the lab's namespaces)")
     .action(async (o: { name: string; tls?: boolean }) => {
       requireRoot();
-      const { readLab, dockerEnv } = await lab();
+      const { readLab, dockerTarget } = await lab();
       const l = readLab(o.name);
-      const exports = (env: Record<string, string>) => `export ${Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ")}`;
+      const exports = (t: { host: string; certDir?: string }) =>
+        `export DOCKER_HOST=${t.host}${t.certDir ? ` DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=${t.certDir}` : ""}`;
+      const inside = `e.g. 'ip netns exec ${l.client} docker service ls'`;
       if (o.tls) {
-        io.stdout(`# the underlay exists only in the lab's namespaces: run docker there, e.g. 'ip netns exec ${l.client} docker service ls'\n`);
-        io.stdout(`${exports(dockerEnv(l, true))}\n`);
+        io.stdout(`# the underlay exists only in the lab's namespaces: run docker there, ${inside}\n${exports(dockerTarget(l, true))}\n`);
         return;
       }
-      io.stdout(`${exports(dockerEnv(l))}\nunset DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT\n`);
-      io.stdout(`# or over TCP with mutual TLS, from the lab's namespaces ('vipmesh lab env --tls'; e.g. 'ip netns exec ${l.client} docker …'):\n`);
-      io.stdout(`# ${exports(dockerEnv(l, true))}\n`);
+      io.stdout(`${exports(dockerTarget(l))}\nunset DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT\n`);
+      io.stdout(`# or over TCP with mutual TLS, from the lab's namespaces (vipmesh lab env --tls), ${inside}:\n`);
+      io.stdout(`# ${exports(dockerTarget(l, true))}\n`);
     });
 
   const node = cmd.command("node").description("Stop, start, pause or resume a node of the lab");
