@@ -14,6 +14,7 @@ export * from "./network-view-derivation.ts";
 export * from "./task-readiness.ts";
 export * from "./confinement.ts";
 export * from "./task-definition.ts";
+export * from "./task-command.ts";
 export * from "./lb-plan.ts";
 export * from "./dataplanes.ts";
 export * from "./dns-records.ts";
