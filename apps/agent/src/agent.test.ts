@@ -56,6 +56,8 @@ interface TaskShape {
   drained?: boolean;
   check?: boolean;
   hostPorts?: PortConfig[];
+  /** In place of the default command. */
+  container?: Partial<Task["spec"]["container"]>;
 }
 
 function task(s: TaskShape): Task {
@@ -74,6 +76,7 @@ function task(s: TaskShape): Task {
         command: ["whoami", "--port", "80"],
         env: [],
         ...(s.check ? { healthcheck: { test: ["true"], intervalMs: 60_000, timeoutMs: 1000, retries: 3, startPeriodMs: 0 } } : {}),
+        ...s.container,
       },
       placement: { constraints: [] },
       forceUpdate: 0,
@@ -312,6 +315,25 @@ describe("Agent.sync against the Fakes", () => {
     await h.session.assign({ tasks: [broken], endpoints: endpointsOf(broken, NODE_ADDR, false) });
     expect(h.session.lastReports()).toContain(`report ${broken.id} failed/ cannot start: no such command`);
     expect(h.logs.some((l) => l.includes(`task ${broken.id} cannot start`))).toBe(true);
+    await h.agent.stop();
+  });
+
+  it("runs what the task's image and command say; a task with nothing it can run is rejected saying why, and gets no sandbox", async () => {
+    const h = harness();
+    h.agent.start();
+    const image = task({ id: "gggggggggggg0001", service: "collabweb", on: [["collabnet", "10.0.3.9/24"]], container: { image: "docker.io/vipmesh/whoami:1@sha256:" + "a".repeat(64), command: [], hostname: "web-1" } });
+    const nginx = task({ id: "gggggggggggg0002", service: "collab-box", on: [["collabnet", "10.0.3.10/24"]], container: { image: "nginx:1.27", command: [] } });
+    const args = task({ id: "gggggggggggg0003", service: "collab-box", on: [["collabnet", "10.0.3.11/24"]], container: { image: "alpine:3", command: [], args: ["sleep", "60"] } });
+    await h.session.assign({ ...seed(), tasks: [WEB1, BOX, image, nginx, args] }, true);
+    expect(h.runtime.dump()).toMatch(new RegExp(`task ${image.id} running in \\S+ as web-1: vipmesh whoami --port 80\n`));
+    expect(h.sandboxes.dump()).toContain(`task ${image.id} hostname web-1`);
+    expect(h.runtime.dump()).toContain(`as ${args.id.slice(0, 12)}: sleep 60`);
+    expect(h.session.lastReports()).toContain(
+      `report ${nginx.id} rejected/ image "nginx:1.27" is not one vipmesh can run (tasks run processes; images come later): give the task a command (docker service create … IMAGE COMMAND, or compose "entrypoint"/"command"), or use vipmesh/whoami`,
+    );
+    expect(h.runtime.isRunning(nginx.id)).toBe(false);
+    expect(h.sandboxes.dump()).not.toContain(`task ${nginx.id}`);
+    expect(h.runtime.isRunning(WEB1.id) && h.runtime.isRunning(BOX.id)).toBe(true);
     await h.agent.stop();
   });
 

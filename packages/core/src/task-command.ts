@@ -7,7 +7,7 @@
 //   Args given           Args (docker service create IMAGE COMMAND…, compose "command")
 //   none of these        an error naming the image and the fix: the agent rejects the task with it
 
-import type { ContainerSpec } from "./types.ts";
+import type { ContainerSpec, Task } from "./types.ts";
 
 interface KnownImage {
   entrypoint: string[];
@@ -47,3 +47,6 @@ export function taskCommand(container: ContainerSpec): { argv: string[] } | { er
   if (image === "") return { error: `the task has no command and no image: ${FIX}` };
   return { error: `image "${image}" is not one vipmesh can run (tasks run processes; images come later): ${FIX}` };
 }
+
+/** A task's host name (its UTS namespace's, and /etc/hosts'): Docker's Hostname when given, else its short ID, as Docker's. */
+export const taskHostname = (t: Pick<Task, "id" | "spec">): string => t.spec.container.hostname || t.id.slice(0, 12);

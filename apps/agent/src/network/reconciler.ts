@@ -4,7 +4,7 @@
 // removes what is no longer wanted. It knows the drivers only by their
 // interfaces; each driver keeps its own state and files.
 
-import { attachmentRefusal, isTerminal, macForIpv4, type NetworkView, type OverlayKeySet, SandboxDerivation, type Task, type ViewDelta } from "@vipmesh/core";
+import { attachmentRefusal, isTerminal, macForIpv4, type NetworkView, type OverlayKeySet, SandboxDerivation, type Task, taskHostname, type ViewDelta } from "@vipmesh/core";
 import type { DnsDriver } from "../dns/types.ts";
 import { names } from "../exec/names.ts";
 import { ipsecPlanFor } from "../ipsec/plan.ts";
@@ -144,7 +144,7 @@ export class NetworkReconciler implements TaskNetwork {
     return {
       taskId: t.id,
       name: this.sandboxOf(t.id),
-      hostname: t.id.slice(0, 12),
+      hostname: taskHostname(t),
       interfaces: t.networks.map((a, i) => {
         const addr = a.addresses[0]!;
         const net = this.view.networks.get(a.networkId)!;

@@ -4,7 +4,7 @@
 // tasks' networking (sandbox, load balancing, DNS) is the network
 // reconciler's, reached through TaskNetwork.
 
-import { isTerminal, type Task, taskConfinement } from "@vipmesh/core";
+import { isTerminal, type Task, taskCommand, taskConfinement, taskHostname } from "@vipmesh/core";
 import type { TaskStatusReport } from "../session/session.ts";
 import { HealthChecker } from "./health.ts";
 import type { Runtime } from "./runtime.ts";
@@ -87,12 +87,14 @@ export class TaskReconciler {
         this.report(t.id, ended.state, ended.err);
         continue;
       }
-      const refusal = this.o.network.refusal(t);
-      if (refusal) {
+      // nothing to run (an image vipmesh cannot run, no command) or a network it may not join: rejected, saying why
+      const run = taskCommand(t.spec.container);
+      const refusal = "error" in run ? run.error : this.o.network.refusal(t);
+      if (refusal || "error" in run) {
         this.report(t.id, "rejected", refusal);
         continue;
       }
-      await this.startTask(t);
+      await this.startTask(t, run.argv);
     }
   }
 
@@ -129,7 +131,7 @@ export class TaskReconciler {
     this.health.close();
   }
 
-  private async startTask(t: Task): Promise<void> {
+  private async startTask(t: Task, argv: string[]): Promise<void> {
     this.report(t.id, "starting");
     try {
       const sandbox = await this.o.network.attach(t); // VIPs work from the task's first instant
@@ -137,8 +139,8 @@ export class TaskReconciler {
         taskId: t.id,
         serviceName: t.serviceName,
         sandbox,
-        hostname: t.id.slice(0, 12),
-        command: t.spec.container.command,
+        hostname: taskHostname(t),
+        command: argv,
         env: t.spec.container.env,
         confinement: taskConfinement(t.spec),
       });
