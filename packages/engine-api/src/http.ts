@@ -23,6 +23,8 @@ export interface Ctx {
   ops: ClusterOps;
   /** The API version the client asked for ("1.47" when it gave none). */
   apiVersion: string;
+  /** Whether the caller may also use `op` (a route that shows more to writers: /swarm's join tokens). */
+  may(op: string): boolean;
 }
 
 export interface Route {

@@ -1,0 +1,67 @@
+// Nodes in Docker's JSON (docker node ls/inspect), and a node update's body
+// back to vipmesh's NodeSpec. The manager is a node too: the leader, drained
+// (it runs no tasks), not in the store (ops.manager()). Pure.
+
+import { invalid, type Node, type NodeSpec } from "@vipmesh/core";
+import type { ManagerNode } from "../ops.ts";
+import { VIPMESH_VERSION } from "../version.ts";
+import { ARCHITECTURE } from "./platform.ts";
+
+/** An agent's node. Agents do not report their platform: they run the manager's (Architecture), Linux. */
+export function nodeJson(n: Node) {
+  return {
+    ID: n.id,
+    Version: { Index: n.version },
+    CreatedAt: n.createdAt,
+    UpdatedAt: n.updatedAt,
+    Spec: { Labels: n.spec.labels, Role: "worker", Availability: n.spec.availability, Membership: "accepted" },
+    Description: {
+      Hostname: n.description.hostname,
+      Platform: { Architecture: ARCHITECTURE, OS: "linux" },
+      Resources: {},
+      // the node's own labels (engine.labels.K), apart from the admin's Spec.Labels (node.labels.K)
+      Engine: { EngineVersion: VIPMESH_VERSION, Labels: n.description.engineLabels ?? {}, Plugins: [] },
+      // vipmesh's own: which dataplane balances its VIPs
+      Dataplane: n.description.dataplane || "nftables",
+    },
+    Status: { State: n.status.state, Message: n.status.message, Addr: n.status.addr },
+  };
+}
+
+/** The manager as Docker's leader: drained, so `docker node ls` shows it Leader and Drain. */
+export function managerNodeJson(m: ManagerNode) {
+  const ip = m.addr.replace(/:\d+$/, "");
+  return {
+    ID: m.id,
+    Version: { Index: 1 },
+    CreatedAt: m.createdAt,
+    UpdatedAt: m.createdAt,
+    Spec: { Labels: {}, Role: "manager", Availability: "drain", Membership: "accepted" },
+    Description: {
+      Hostname: m.hostname,
+      Platform: { Architecture: ARCHITECTURE, OS: "linux" },
+      Resources: {},
+      Engine: { EngineVersion: VIPMESH_VERSION, Labels: {}, Plugins: [] },
+    },
+    Status: { State: "ready", Message: "", Addr: ip },
+    ManagerStatus: { Leader: true, Reachability: "reachable", Addr: m.addr },
+  };
+}
+
+/** Docker's NodeSpec (`docker node update` sends the whole spec it read, changed) → vipmesh's, for a worker. */
+export function nodeSpecFromDocker(body: unknown): Partial<NodeSpec> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalid("the node spec must be a JSON object");
+  const { Labels, Role, Availability } = body as Record<string, unknown>;
+  if (Role !== undefined && Role !== "" && Role !== "worker") {
+    throw invalid(`cannot make a node a ${String(Role)}: vipmesh has one manager; promote/demote is not supported`);
+  }
+  if (Availability === "pause") {
+    throw invalid("vipmesh has no pause availability: use drain (its tasks move to other nodes) or active");
+  }
+  if (Availability !== undefined && typeof Availability !== "string") throw invalid("Availability must be a string: active or drain");
+  if (Labels !== undefined && Labels !== null && (typeof Labels !== "object" || Array.isArray(Labels))) throw invalid("Labels must be an object of strings");
+  return {
+    ...(Availability ? { availability: Availability as NodeSpec["availability"] } : {}),
+    labels: (Labels ?? {}) as Record<string, string>,
+  };
+}
