@@ -64,7 +64,11 @@ describe("serviceJson", () => {
     const withCheck = serviceSpec({
       taskTemplate: {
         container: {
+          image: "",
           command: ["web"],
+          args: [],
+          hostname: "",
+          labels: {},
           env: [],
           healthcheck: { test: ["curl", "-f", "localhost"], intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 },
           user: "",
@@ -74,6 +78,7 @@ describe("serviceJson", () => {
         resources: null,
         placement: { constraints: [] },
         forceUpdate: 2,
+        restartPolicy: null,
       },
     });
     const json = serviceJson(
@@ -223,7 +228,7 @@ describe("networkServicesJson (network inspect --verbose)", () => {
       networks: [{ networkId: NETWORK_ID, addresses: ["10.0.1.7/24"] }],
     });
     const gone = task({ id: "g".repeat(25), slot: 4, status: { state: "shutdown", timestamp: "", message: "", err: "", health: "" } });
-    const elsewhere = service({ id: "other", spec: serviceSpec({ networks: [{ target: "another-network" }] }) });
+    const elsewhere = service({ id: "other", spec: serviceSpec({ networks: [{ target: "another-network", aliases: [] }] }) });
     const out = networkServicesJson(network(), [service(), elsewhere], [running, draining, unhealthy, gone], [node()]);
     expect(Object.keys(out)).toEqual(["collabweb"]);
     expect(out.collabweb).toEqual({

@@ -12,14 +12,26 @@ export function serviceSpec(overrides: Partial<ServiceSpec> = {}): ServiceSpec {
   return {
     annotations: { name: "collabweb", labels: { team: "web" } },
     taskTemplate: {
-      container: { command: ["vipmesh", "whoami", "--port", "80"], env: ["A=1", "B=2"], healthcheck: null, user: "", capabilityAdd: [], capabilityDrop: [] },
+      container: {
+        image: "",
+        command: ["vipmesh", "whoami", "--port", "80"],
+        args: [],
+        hostname: "",
+        labels: {},
+        env: ["A=1", "B=2"],
+        healthcheck: null,
+        user: "",
+        capabilityAdd: [],
+        capabilityDrop: [],
+      },
       resources: null,
       placement: { constraints: ["node.labels.zone==a"] },
       forceUpdate: 0,
+      restartPolicy: null,
     },
     replicated: { replicas: 3 },
     mode: "replicated",
-    networks: [{ target: NETWORK_ID }],
+    networks: [{ target: NETWORK_ID, aliases: [] }],
     endpointSpec: {
       mode: "vip",
       ports: [{ protocol: "tcp", targetPort: 80, publishedPort: 0, publishMode: "ingress", proxyProtocol: "" }],

@@ -106,16 +106,17 @@ export class Cluster {
    * its own networks keep their interface names).
    */
   private resolveNetworks(tx: Tx, spec: ServiceSpec, creating: boolean): ServiceSpec {
-    const ids = spec.networks.map((a) => tx.mustFind("network", a.target).id);
+    const attachments = spec.networks.map((a) => ({ ...a, target: tx.mustFind("network", a.target).id }));
+    const ids = attachments.map((a) => a.target);
     if (new Set(ids).size !== ids.length) throw invalid("a network is given more than once");
     const ingress = tx.ingressNetwork();
-    if (!ingress) return { ...spec, networks: ids.map((target) => ({ target })) };
+    if (!ingress) return { ...spec, networks: attachments };
     if (creating && ids.includes(ingress.id)) {
       throw invalid(`network ${ingress.spec.name} is the routing mesh: a service joins it by publishing a port (--publish), not with --network`);
     }
-    const own = ids.filter((id) => id !== ingress.id);
-    const mesh = spec.endpointSpec.ports.some((p) => p.publishMode === "ingress") ? [ingress.id] : [];
-    return { ...spec, networks: [...own, ...mesh].map((target) => ({ target })) };
+    const own = attachments.filter((a) => a.target !== ingress.id);
+    const mesh = spec.endpointSpec.ports.some((p) => p.publishMode === "ingress") ? [{ target: ingress.id }] : [];
+    return { ...spec, networks: [...own, ...mesh] };
   }
 
   private allocateEndpoint(tx: Tx, spec: ServiceSpec, current: Service | undefined): Service["endpoint"] {
@@ -369,6 +370,7 @@ function checkVersion(kind: string, name: string, actual: number, given: number)
   }
 }
 
+/** Docker's words; a rollback the failure action starts gets its own (orchestrator's watchUpdateFailures). */
 function updateMessage(state: "updating" | "rollback_started"): string {
-  return state === "updating" ? "update in progress" : "rollback in progress";
+  return state === "updating" ? "update in progress" : "manually requested rollback";
 }

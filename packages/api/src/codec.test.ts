@@ -28,7 +28,11 @@ const runningTask: Task = {
   specVersion: 2,
   spec: {
     container: {
+      image: "vipmesh/whoami:1",
       command: ["serve"],
+      args: ["--port", "8080"],
+      hostname: "web-1",
+      labels: { "com.docker.stack.namespace": "demo" },
       env: ["A=1"],
       healthcheck: { test: ["CMD", "true"], intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 },
       user: "1000:1000",
@@ -39,6 +43,7 @@ const runningTask: Task = {
     resources: { limits: { nanoCpus: 500_000_000, memoryBytes: 8 * 1024 ** 3, pids: 100 } },
     placement: { constraints: ["node.labels.zone==a"] },
     forceUpdate: 1,
+    restartPolicy: { condition: "on-failure", delayMs: 2000, maxAttempts: 3, windowMs: 60_000 },
   },
   desiredState: "running",
   status: { state: "running", timestamp: "2025-01-01T00:00:02.000Z", message: "started", err: "", health: "healthy" },
@@ -68,6 +73,7 @@ const affinityService: ViewService = {
   lbScheduler: "rr",
   lbAffinity: "client-ip",
   lbAffinityTimeoutS: 300,
+  aliases: [{ networkId: "net1", names: ["frontend", "web"] }],
 };
 
 const delta: ViewDelta = {

@@ -10,6 +10,7 @@ import type {
   ProxyProtocol,
   PublishMode,
   ResourceLimits,
+  RestartCondition,
   Task,
   TaskSpec,
   TaskState,
@@ -149,9 +150,14 @@ function taskFromWire(t: Task__Output): Task {
 export function taskSpecFromWire(s: TaskSpec__Output | null): TaskSpec {
   const c = s?.container;
   const limits = resourceLimitsFromWire(s?.resources?.limits);
+  const restart = s?.restartPolicy;
   return {
     container: {
+      ...(c?.image ? { image: c.image } : {}),
       command: c?.command ?? [],
+      ...(c?.args.length ? { args: c.args } : {}),
+      ...(c?.hostname ? { hostname: c.hostname } : {}),
+      ...(c && Object.keys(c.labels).length > 0 ? { labels: c.labels } : {}),
       env: c?.env ?? [],
       ...(c?.healthcheck
         ? {
@@ -171,6 +177,16 @@ export function taskSpecFromWire(s: TaskSpec__Output | null): TaskSpec {
     ...(limits ? { resources: { limits } } : {}),
     placement: { constraints: s?.placement?.constraints ?? [] },
     forceUpdate: s?.forceUpdate ?? 0,
+    ...(restart
+      ? {
+          restartPolicy: {
+            condition: restart.condition as RestartCondition,
+            delayMs: restart.delayMs,
+            maxAttempts: restart.maxAttempts,
+            windowMs: restart.windowMs,
+          },
+        }
+      : {}),
   };
 }
 
@@ -227,6 +243,7 @@ const viewServiceFromWire = (s: ViewService__Output): ViewService => ({
   virtualIps: s.virtualIps.map(virtualIpFromWire),
   lbScheduler: s.lbScheduler,
   ...(s.lbAffinity && s.lbAffinity !== "none" ? { lbAffinity: s.lbAffinity, lbAffinityTimeoutS: s.lbAffinityTimeoutS } : {}),
+  ...(s.aliases.length > 0 ? { aliases: s.aliases.map((a) => ({ networkId: a.networkId, names: a.names })) } : {}),
 });
 
 const viewEndpointFromWire = (e: ViewEndpoint__Output): ViewEndpoint => ({

@@ -27,6 +27,8 @@ export interface ViewService {
   /** "client-ip" with its timeout (s); absent (or "none", "" off the wire) for none. */
   lbAffinity?: string;
   lbAffinityTimeoutS?: number;
+  /** Per network, the names it answers to there besides its own (the attachment's aliases); absent: none. */
+  aliases?: { networkId: string; names: string[] }[];
 }
 
 export interface ViewEndpoint {

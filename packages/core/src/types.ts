@@ -151,7 +151,16 @@ export interface HealthCheck {
 }
 
 export interface ContainerSpec {
+  /** Docker's ContainerSpec.Image, kept and shown as given; absent: none (taskCommand says what runs). */
+  image?: string;
+  /** Docker's Command: the entrypoint; empty when an image's runs. */
   command: string[];
+  /** Docker's Args: run after the command, or after the image's entrypoint in place of its default arguments. */
+  args?: string[];
+  /** Docker's Hostname: the task's host name; absent: the default. */
+  hostname?: string;
+  /** Docker's ContainerSpec.Labels: kept and shown. */
+  labels?: Record<string, string>;
   env: string[];
   healthcheck?: HealthCheck | null;
   /** UID[:GID] or NAME[:GROUP] the task runs as; absent: root (uid 0), confined. */
@@ -168,11 +177,26 @@ export interface ResourceLimits {
   pids?: number;
 }
 
+export const RESTART_CONDITIONS = ["none", "on-failure", "any"] as const;
+export type RestartCondition = (typeof RESTART_CONDITIONS)[number];
+
+/** Docker's RestartPolicy: when an ended task's slot gets a new task. */
+export interface RestartPolicy {
+  condition: RestartCondition;
+  delayMs: number;
+  /** Restarts of a slot at most (within windowMs when it is not 0); 0 = unlimited. */
+  maxAttempts: number;
+  /** 0 = unbounded. */
+  windowMs: number;
+}
+
 export interface TaskSpec {
   container: ContainerSpec;
   resources?: { limits: ResourceLimits } | null;
   placement: { constraints: string[] };
   forceUpdate: number;
+  /** Absent: Docker's default (any condition, the manager's restart delay, unlimited). */
+  restartPolicy?: RestartPolicy | null;
 }
 
 export interface UpdateConfig {
@@ -184,12 +208,20 @@ export interface UpdateConfig {
   order: UpdateOrder;
 }
 
+/** A service's place on a network. */
+export interface NetworkAttachmentConfig {
+  /** The network's ID (a name or prefix as given, until the manager resolves it). */
+  target: string;
+  /** More names the service answers to in the embedded DNS of this network (compose's service names); absent: none. */
+  aliases?: string[];
+}
+
 export interface ServiceSpec {
   annotations: { name: string; labels: Record<string, string> };
   taskTemplate: TaskSpec;
   replicated?: { replicas: number } | null;
   global?: Record<string, never> | null;
-  networks: { target: string }[];
+  networks: NetworkAttachmentConfig[];
   endpointSpec: EndpointSpec;
   updateConfig: UpdateConfig;
   rollbackConfig: UpdateConfig;

@@ -39,12 +39,12 @@ const withEndpoint = (mode: string | undefined, ports: LoosePort[]): LooseServic
 const networkInput = (overrides: LooseNetwork = {}): LooseNetwork => ({ name: "appnet", ...overrides });
 
 describe("validateName", () => {
-  it.each(["collabweb", "a", "web-1", "A1", "a".repeat(63)])("accepts the DNS label %j", (name) => {
+  it.each(["collabweb", "a", "web-1", "A1", "a".repeat(63), "demo_web", "web.v2", "web-"])("accepts %j (Docker's rule)", (name) => {
     expect(validateName("service", name)).toBe(name);
   });
 
-  it.each(["-web", "web-", "web_1", "a".repeat(64), "we.b", "web 1"])("rejects %j and names it", (name) => {
-    expectVipmeshError(() => validateName("service", name), "invalid_argument", `service name "${name}"`, "DNS label");
+  it.each(["-web", "_web", ".web", "a".repeat(64), "web 1", "wéb", "web/1"])("rejects %j and names it", (name) => {
+    expectVipmeshError(() => validateName("service", name), "invalid_argument", `service name "${name}"`, "Docker's rule");
   });
 
   it.each([[""], [undefined], [42]])("rejects a missing name (%j)", (name) => {
@@ -275,7 +275,7 @@ describe("normalizeServiceSpec", () => {
   it.each([
     { why: "no spec", input: null, mentions: ["service spec is required"] },
     { why: "no name", input: serviceInput({ annotations: {} }), mentions: ["service name is required"] },
-    { why: "a bad name", input: serviceInput({ annotations: { name: "web_1" } }), mentions: ['"web_1"'] },
+    { why: "a bad name", input: serviceInput({ annotations: { name: "_web1" } }), mentions: ['"_web1"'] },
     { why: "no command", input: serviceInput({ taskTemplate: {} }), mentions: ["command is required"] },
     { why: "an unknown endpoint mode", input: withEndpoint("roundrobin", []), mentions: ['"roundrobin"', "vip, dnsrr"] },
     {
@@ -457,7 +457,7 @@ describe("normalizeNetworkSpec", () => {
   it.each([
     { why: "no spec", input: null, mentions: ["network spec is required"] },
     { why: "no name", input: networkInput({ name: "" }), mentions: ["network name is required"] },
-    { why: "a name with a dot", input: networkInput({ name: "app.net" }), mentions: ['"app.net"'] },
+    { why: "a name starting with a dot", input: networkInput({ name: ".appnet" }), mentions: ['".appnet"'] },
     { why: "an unknown driver", input: networkInput({ driver: "bridge" }), mentions: ['"bridge"', "overlay"] },
     { why: "a subnet without prefix", input: networkInput({ ipam: [{ subnet: "10.0.3.0" }] }), mentions: ['"10.0.3.0"'] },
     {
@@ -530,5 +530,48 @@ describe("published ports: each one once per service, whatever the mode", () => 
       { targetPort: 80, publishedPort: 8082, protocol: "udp", publishMode: "host" },
     ];
     expect(normalizeServiceSpec(withEndpoint("vip", ports)).endpointSpec.ports).toHaveLength(2);
+  });
+});
+
+describe("what Docker's specs add: image, args, hostname, labels, restart policy, aliases", () => {
+  it("keeps an image without a command, and its args, hostname and labels", () => {
+    const spec = normalizeServiceSpec(
+      serviceInput({
+        taskTemplate: { container: { image: "vipmesh/whoami:1", args: ["--port", "8080"], hostname: "web-1.local", labels: { "a.b": "c" } } },
+      }),
+    );
+    expect(spec.taskTemplate.container).toMatchObject({ image: "vipmesh/whoami:1", command: [], args: ["--port", "8080"], hostname: "web-1.local", labels: { "a.b": "c" } });
+  });
+
+  it("leaves unset fields out, so specs stored before them stay equal", () => {
+    const spec = normalizeServiceSpec(serviceInput());
+    expect(Object.keys(spec.taskTemplate.container).sort()).toEqual(["command", "env", "healthcheck"]);
+    expect(spec.taskTemplate).not.toHaveProperty("restartPolicy");
+    expect(spec.networks).toEqual([]);
+  });
+
+  it.each([
+    { why: "neither command nor image", container: {}, mentions: "a command is required" },
+    { why: "an image with spaces", container: { image: "vipmesh whoami" }, mentions: 'image "vipmesh whoami"' },
+    { why: "a number for args", container: { image: "x", args: 3 }, mentions: "args must be a list of strings" },
+    { why: "a hostname with _", container: { image: "x", hostname: "web_1" }, mentions: 'hostname "web_1"' },
+  ])("refuses $why", ({ container, mentions }) => {
+    expectVipmeshError(() => normalizeServiceSpec(serviceInput({ taskTemplate: { container } })), "invalid_argument", mentions);
+  });
+
+  it("fills a restart policy's defaults and checks its fields", () => {
+    const spec = normalizeServiceSpec(serviceInput({ taskTemplate: { container: { command: ["x"] }, restartPolicy: { condition: "on-failure" } } }));
+    expect(spec.taskTemplate.restartPolicy).toEqual({ condition: "on-failure", delayMs: 5000, maxAttempts: 0, windowMs: 0 });
+    const bad = (restartPolicy: unknown) => serviceInput({ taskTemplate: { container: { command: ["x"] }, restartPolicy } });
+    expectVipmeshError(() => normalizeServiceSpec(bad({ condition: "always" })), "invalid_argument", "restart policy condition", "on-failure");
+    expectVipmeshError(() => normalizeServiceSpec(bad({ maxAttempts: -1 })), "invalid_argument", "max attempts");
+    expectVipmeshError(() => normalizeServiceSpec(bad("any")), "invalid_argument", "restart policy must be an object");
+  });
+
+  it("keeps each network's aliases once, and checks them by Docker's rule", () => {
+    const spec = normalizeServiceSpec(serviceInput({ networks: [{ target: "appnet", aliases: ["web", "web", "demo_web"] }, { target: "other" }] }));
+    expect(spec.networks).toEqual([{ target: "appnet", aliases: ["web", "demo_web"] }, { target: "other" }]);
+    expectVipmeshError(() => normalizeServiceSpec(serviceInput({ networks: [{ target: "appnet", aliases: ["-web"] }] })), "invalid_argument", 'alias name "-web"');
+    expectVipmeshError(() => normalizeServiceSpec(serviceInput({ networks: ["appnet"] })), "invalid_argument", "network 1 must be an object");
   });
 });

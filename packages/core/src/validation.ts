@@ -15,13 +15,19 @@ import {
   type NetworkSpec,
   type NodeSpec,
   type PortConfig,
+  type NetworkAttachmentConfig,
+  RESTART_CONDITIONS,
   type ResourceLimits,
+  type RestartPolicy,
   type ServiceSpec,
   type TaskSpec,
   type UpdateConfig,
 } from "./types.ts";
 
-const DNS_LABEL = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+/** Docker's rule for service and network names (stack objects are <stack>_<name>), at most 63 characters as a DNS label. */
+const OBJECT_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+/** A host name as RFC 1123 has it. */
+const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,252})?$/;
 
@@ -72,10 +78,9 @@ type Loose<T> = { [K in keyof T]?: unknown };
 
 export function validateName(what: string, name: unknown): string {
   if (typeof name !== "string" || name === "") throw invalid(`${what} name is required`);
-  if (!DNS_LABEL.test(name)) {
+  if (!OBJECT_NAME.test(name)) {
     throw invalid(
-      `${what} name "${name}" is not a valid DNS label: use 1-63 letters, digits and '-', ` +
-        `starting and ending with a letter or digit`,
+      `${what} name "${name}" is not valid: use 1-63 letters, digits, '_', '.' and '-', starting with a letter or digit (Docker's rule)`,
     );
   }
   return name;
@@ -391,6 +396,27 @@ function normalizeResources(input: unknown): TaskSpec["resources"] {
   return Object.keys(limits).length > 0 ? { limits } : null;
 }
 
+/** Docker's RestartPolicy; absent or null stays absent (the default: any, the manager's delay, unlimited). */
+function normalizeRestartPolicy(input: Loose<RestartPolicy> | null | undefined): RestartPolicy | null {
+  if (input === undefined || input === null) return null;
+  if (typeof input !== "object" || Array.isArray(input)) throw invalid("restart policy must be an object");
+  return {
+    condition: oneOf("restart policy condition", input.condition, RESTART_CONDITIONS, "any"),
+    delayMs: integer("restart policy delay (ms)", input.delayMs, 0, 86_400_000, 5000),
+    maxAttempts: integer("restart policy max attempts", input.maxAttempts, 0, 1_000_000, 0),
+    windowMs: integer("restart policy window (ms)", input.windowMs, 0, 86_400_000 * 7, 0),
+  };
+}
+
+/** A network attachment: its target as given (the manager resolves it) and its aliases, valid names once each. */
+function normalizeAttachment(n: Loose<NetworkAttachmentConfig>, i: number): NetworkAttachmentConfig {
+  if (typeof n !== "object" || n === null) throw invalid(`network ${i + 1} must be an object with a target`);
+  if (typeof n.target !== "string" || n.target === "") throw invalid(`network ${i + 1}: target is required`);
+  const aliases = [...new Set(strings(`network ${n.target}: aliases`, n.aliases))];
+  for (const a of aliases) validateName(`network ${n.target}: alias`, a);
+  return { target: n.target, ...(aliases.length > 0 ? { aliases } : {}) };
+}
+
 /** Validates a service spec and fills every default. Network targets stay as given. */
 export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefined): ServiceSpec {
   if (!input) throw invalid("service spec is required");
@@ -398,8 +424,17 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
   const name = validateName("service", ann.name);
   const tt = (input.taskTemplate ?? {}) as Loose<ServiceSpec["taskTemplate"]>;
   const container = (tt.container ?? {}) as Loose<ServiceSpec["taskTemplate"]["container"]>;
+  const image = container.image === undefined || container.image === null ? "" : container.image;
+  if (typeof image !== "string" || image.length > 512 || /\s/.test(image)) throw invalid(`image "${String(image)}" is not an image reference`);
   const command = strings("command", container.command);
-  if (command.length === 0) throw invalid("a command is required: give it after `--`, e.g. -- vipmesh whoami");
+  if (command.length === 0 && !image) throw invalid("a command is required, or an image that runs one: give the command after `--`, e.g. -- vipmesh whoami");
+  const args = strings("args", container.args);
+  const hostname = container.hostname === undefined || container.hostname === null ? "" : container.hostname;
+  if (hostname !== "" && (typeof hostname !== "string" || hostname.length > 253 || !HOSTNAME.test(hostname))) {
+    throw invalid(`hostname "${String(hostname)}" is not a valid host name (letters, digits and '-', dot-separated labels of up to 63)`);
+  }
+  const containerLabels = labels("container labels", container.labels);
+  const restartPolicy = normalizeRestartPolicy(tt.restartPolicy as Loose<RestartPolicy>);
   const env = strings("env", container.env);
   for (const e of env) {
     const k = e.split("=")[0]!;
@@ -425,18 +460,19 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
         ),
       };
 
-  const rawNetworks = Array.isArray(input.networks) ? (input.networks as Loose<{ target: string }>[]) : [];
-  const networks = rawNetworks.map((n, i) => {
-    if (typeof n.target !== "string" || n.target === "") throw invalid(`network ${i + 1}: target is required`);
-    return { target: n.target };
-  });
+  const rawNetworks = Array.isArray(input.networks) ? (input.networks as Loose<NetworkAttachmentConfig>[]) : [];
+  const networks = rawNetworks.map(normalizeAttachment);
 
   return {
     annotations: { name, labels: labels("labels", ann.labels) },
     taskTemplate: {
       // what confines a task is left out when unset, so specs stored before it existed stay equal (no rolling update)
       container: {
+        ...(image ? { image } : {}),
         command,
+        ...(args.length > 0 ? { args } : {}),
+        ...(hostname ? { hostname } : {}),
+        ...(Object.keys(containerLabels).length > 0 ? { labels: containerLabels } : {}),
         env,
         healthcheck: normalizeHealthCheck(container.healthcheck as Loose<HealthCheck>),
         ...(user ? { user } : {}),
@@ -446,6 +482,7 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
       ...(resources ? { resources } : {}),
       placement: { constraints },
       forceUpdate: integer("forceUpdate", tt.forceUpdate, 0, 2 ** 32 - 1, 0),
+      ...(restartPolicy ? { restartPolicy } : {}),
     },
     ...(replicated ? { replicated } : { global: {} }),
     networks,

@@ -33,6 +33,7 @@ import type { RegisterResponse as _vipmesh_v1_RegisterResponse, RegisterResponse
 import type { ReplicatedMode as _vipmesh_v1_ReplicatedMode, ReplicatedMode__Output as _vipmesh_v1_ReplicatedMode__Output } from './vipmesh/v1/ReplicatedMode.ts';
 import type { ResourceLimits as _vipmesh_v1_ResourceLimits, ResourceLimits__Output as _vipmesh_v1_ResourceLimits__Output } from './vipmesh/v1/ResourceLimits.ts';
 import type { ResourceRequirements as _vipmesh_v1_ResourceRequirements, ResourceRequirements__Output as _vipmesh_v1_ResourceRequirements__Output } from './vipmesh/v1/ResourceRequirements.ts';
+import type { RestartPolicy as _vipmesh_v1_RestartPolicy, RestartPolicy__Output as _vipmesh_v1_RestartPolicy__Output } from './vipmesh/v1/RestartPolicy.ts';
 import type { Service as _vipmesh_v1_Service, Service__Output as _vipmesh_v1_Service__Output } from './vipmesh/v1/Service.ts';
 import type { ServiceSpec as _vipmesh_v1_ServiceSpec, ServiceSpec__Output as _vipmesh_v1_ServiceSpec__Output } from './vipmesh/v1/ServiceSpec.ts';
 import type { SessionDown as _vipmesh_v1_SessionDown, SessionDown__Output as _vipmesh_v1_SessionDown__Output } from './vipmesh/v1/SessionDown.ts';
@@ -46,6 +47,7 @@ import type { TaskStatus as _vipmesh_v1_TaskStatus, TaskStatus__Output as _vipme
 import type { TaskStatusReport as _vipmesh_v1_TaskStatusReport, TaskStatusReport__Output as _vipmesh_v1_TaskStatusReport__Output } from './vipmesh/v1/TaskStatusReport.ts';
 import type { UpdateConfig as _vipmesh_v1_UpdateConfig, UpdateConfig__Output as _vipmesh_v1_UpdateConfig__Output } from './vipmesh/v1/UpdateConfig.ts';
 import type { UpdateStatus as _vipmesh_v1_UpdateStatus, UpdateStatus__Output as _vipmesh_v1_UpdateStatus__Output } from './vipmesh/v1/UpdateStatus.ts';
+import type { ViewAliases as _vipmesh_v1_ViewAliases, ViewAliases__Output as _vipmesh_v1_ViewAliases__Output } from './vipmesh/v1/ViewAliases.ts';
 import type { ViewEndpoint as _vipmesh_v1_ViewEndpoint, ViewEndpoint__Output as _vipmesh_v1_ViewEndpoint__Output } from './vipmesh/v1/ViewEndpoint.ts';
 import type { ViewNetwork as _vipmesh_v1_ViewNetwork, ViewNetwork__Output as _vipmesh_v1_ViewNetwork__Output } from './vipmesh/v1/ViewNetwork.ts';
 import type { ViewPeer as _vipmesh_v1_ViewPeer, ViewPeer__Output as _vipmesh_v1_ViewPeer__Output } from './vipmesh/v1/ViewPeer.ts';
@@ -89,6 +91,7 @@ export interface ProtoGrpcType {
       ReplicatedMode: MessageTypeDefinition<_vipmesh_v1_ReplicatedMode, _vipmesh_v1_ReplicatedMode__Output>
       ResourceLimits: MessageTypeDefinition<_vipmesh_v1_ResourceLimits, _vipmesh_v1_ResourceLimits__Output>
       ResourceRequirements: MessageTypeDefinition<_vipmesh_v1_ResourceRequirements, _vipmesh_v1_ResourceRequirements__Output>
+      RestartPolicy: MessageTypeDefinition<_vipmesh_v1_RestartPolicy, _vipmesh_v1_RestartPolicy__Output>
       Service: MessageTypeDefinition<_vipmesh_v1_Service, _vipmesh_v1_Service__Output>
       ServiceSpec: MessageTypeDefinition<_vipmesh_v1_ServiceSpec, _vipmesh_v1_ServiceSpec__Output>
       SessionDown: MessageTypeDefinition<_vipmesh_v1_SessionDown, _vipmesh_v1_SessionDown__Output>
@@ -102,6 +105,7 @@ export interface ProtoGrpcType {
       TaskStatusReport: MessageTypeDefinition<_vipmesh_v1_TaskStatusReport, _vipmesh_v1_TaskStatusReport__Output>
       UpdateConfig: MessageTypeDefinition<_vipmesh_v1_UpdateConfig, _vipmesh_v1_UpdateConfig__Output>
       UpdateStatus: MessageTypeDefinition<_vipmesh_v1_UpdateStatus, _vipmesh_v1_UpdateStatus__Output>
+      ViewAliases: MessageTypeDefinition<_vipmesh_v1_ViewAliases, _vipmesh_v1_ViewAliases__Output>
       ViewEndpoint: MessageTypeDefinition<_vipmesh_v1_ViewEndpoint, _vipmesh_v1_ViewEndpoint__Output>
       ViewNetwork: MessageTypeDefinition<_vipmesh_v1_ViewNetwork, _vipmesh_v1_ViewNetwork__Output>
       ViewPeer: MessageTypeDefinition<_vipmesh_v1_ViewPeer, _vipmesh_v1_ViewPeer__Output>

@@ -10,6 +10,10 @@ export interface ContainerSpec {
   'user'?: (string);
   'capabilityAdd'?: (string)[];
   'capabilityDrop'?: (string)[];
+  'image'?: (string);
+  'args'?: (string)[];
+  'hostname'?: (string);
+  'labels'?: ({[key: string]: string});
 }
 
 export interface ContainerSpec__Output {
@@ -19,4 +23,8 @@ export interface ContainerSpec__Output {
   'user': (string);
   'capabilityAdd': (string)[];
   'capabilityDrop': (string)[];
+  'image': (string);
+  'args': (string)[];
+  'hostname': (string);
+  'labels': ({[key: string]: string});
 }

@@ -4,8 +4,10 @@
 
 export interface NetworkAttachmentConfig {
   'target'?: (string);
+  'aliases'?: (string)[];
 }
 
 export interface NetworkAttachmentConfig__Output {
   'target': (string);
+  'aliases': (string)[];
 }

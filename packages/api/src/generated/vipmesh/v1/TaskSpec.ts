@@ -4,12 +4,14 @@
 import type { ContainerSpec as _vipmesh_v1_ContainerSpec, ContainerSpec__Output as _vipmesh_v1_ContainerSpec__Output } from '../../vipmesh/v1/ContainerSpec.ts';
 import type { Placement as _vipmesh_v1_Placement, Placement__Output as _vipmesh_v1_Placement__Output } from '../../vipmesh/v1/Placement.ts';
 import type { ResourceRequirements as _vipmesh_v1_ResourceRequirements, ResourceRequirements__Output as _vipmesh_v1_ResourceRequirements__Output } from '../../vipmesh/v1/ResourceRequirements.ts';
+import type { RestartPolicy as _vipmesh_v1_RestartPolicy, RestartPolicy__Output as _vipmesh_v1_RestartPolicy__Output } from '../../vipmesh/v1/RestartPolicy.ts';
 
 export interface TaskSpec {
   'container'?: (_vipmesh_v1_ContainerSpec | null);
   'placement'?: (_vipmesh_v1_Placement | null);
   'forceUpdate'?: (number);
   'resources'?: (_vipmesh_v1_ResourceRequirements | null);
+  'restartPolicy'?: (_vipmesh_v1_RestartPolicy | null);
 }
 
 export interface TaskSpec__Output {
@@ -17,4 +19,5 @@ export interface TaskSpec__Output {
   'placement': (_vipmesh_v1_Placement__Output | null);
   'forceUpdate': (number);
   'resources': (_vipmesh_v1_ResourceRequirements__Output | null);
+  'restartPolicy': (_vipmesh_v1_RestartPolicy__Output | null);
 }

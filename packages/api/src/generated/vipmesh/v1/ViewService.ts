@@ -3,6 +3,7 @@
 
 import type { PortConfig as _vipmesh_v1_PortConfig, PortConfig__Output as _vipmesh_v1_PortConfig__Output } from '../../vipmesh/v1/PortConfig.ts';
 import type { EndpointVirtualIp as _vipmesh_v1_EndpointVirtualIp, EndpointVirtualIp__Output as _vipmesh_v1_EndpointVirtualIp__Output } from '../../vipmesh/v1/EndpointVirtualIp.ts';
+import type { ViewAliases as _vipmesh_v1_ViewAliases, ViewAliases__Output as _vipmesh_v1_ViewAliases__Output } from '../../vipmesh/v1/ViewAliases.ts';
 
 export interface ViewService {
   'id'?: (string);
@@ -13,6 +14,7 @@ export interface ViewService {
   'lbScheduler'?: (string);
   'lbAffinity'?: (string);
   'lbAffinityTimeoutS'?: (number);
+  'aliases'?: (_vipmesh_v1_ViewAliases)[];
 }
 
 export interface ViewService__Output {
@@ -24,4 +26,5 @@ export interface ViewService__Output {
   'lbScheduler': (string);
   'lbAffinity': (string);
   'lbAffinityTimeoutS': (number);
+  'aliases': (_vipmesh_v1_ViewAliases__Output)[];
 }
