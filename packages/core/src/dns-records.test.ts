@@ -111,3 +111,75 @@ describe("dnsRecordsFor", () => {
     for (const n of ["example.com", "www.example.com", "1.1.1.1.in-addr.arpa", "5.9.0.10.in-addr.arpa", ""]) expect(isClusterDnsName(front, n)).toBe(false);
   });
 });
+
+describe("aliases and Docker's names", () => {
+  // a stack: demo_web (vip) with alias "web" on front and "www" on back; demo_rr (dnsrr) with alias "rr2" on front
+  const W1 = "b".repeat(24) + "1";
+  const W2 = "b".repeat(24) + "2";
+  const R1 = "b".repeat(24) + "3";
+  function stack(): NetworkView {
+    const v = view();
+    const web = {
+      ...svc("s-demo-web", "demo_web", { front: "10.0.1.20/24", back: "10.0.2.20/24" }),
+      aliases: [
+        { networkId: "front", names: ["Web2", "demo_web"] },
+        { networkId: "back", names: ["www", "web2"] },
+      ],
+    };
+    const rr = { ...svc("s-demo-rr", "web.v2", {}, "dnsrr"), aliases: [{ networkId: "front", names: ["rr2"] }] };
+    for (const s of [web, rr]) v.services.set(s.id, s);
+    for (const e of [ep(W1, web.id, "front", "10.0.1.21/24"), ep(W2, web.id, "back", "10.0.2.21/24"), ep(R1, rr.id, "front", "10.0.1.23/24")]) v.endpoints.set(e.key, e);
+    return v;
+  }
+  const onFront = dnsRecordsFor(stack(), new Set(["front"]));
+  const onBack = dnsRecordsFor(stack(), new Set(["back"]));
+  const onBoth = dnsRecordsFor(stack(), new Set(["front", "back"]));
+
+  it("answers names with '_' and '.' as any other", () => {
+    expect(lookupDnsAddresses(onFront, "demo_web")).toEqual({ addrs: ["10.0.1.20"], shuffle: false });
+    expect(lookupDnsAddresses(onFront, "DEMO_WEB.")).toEqual({ addrs: ["10.0.1.20"], shuffle: false });
+    expect(addrs("tasks.demo_web", onFront)).toEqual(["10.0.1.21"]);
+    expect(lookupDnsAddresses(onFront, "web.v2")).toEqual({ addrs: ["10.0.1.23"], shuffle: true });
+    expect(addrs("tasks.web.v2", onFront)).toEqual(["10.0.1.23"]);
+    // a task of a dotted service: its PTR target forward-resolves
+    expect(lookupDnsPtr(onFront, reverseDnsName("10.0.1.23"))).toBe(`web.v2.${R1}`);
+    expect(addrs(`web.v2.${R1}`, onFront)).toEqual(["10.0.1.23"]);
+    expect(addrs(`web.v2.7.${R1}`, onFront)).toEqual(["10.0.1.23"]);
+    expect(addrs(`web.${R1}`, onFront)).toBeUndefined();
+    expect(isClusterDnsName(onFront, `web.v2.7.${R1.replace("3", "9")}`)).toBe(true);
+  });
+
+  it("answers an alias as the service on the alias's network: its VIP there, tasks.<alias> its tasks there", () => {
+    expect(lookupDnsAddresses(onFront, "web2")).toEqual({ addrs: ["10.0.1.20"], shuffle: false });
+    expect(lookupDnsAddresses(onFront, "tasks.web2")).toEqual({ addrs: ["10.0.1.21"], shuffle: true });
+    expect(addrs("web2", onBack)).toEqual(["10.0.2.20"]);
+    expect(addrs("tasks.web2", onBack)).toEqual(["10.0.2.21"]);
+    // on both networks: both VIPs, like the name
+    expect(addrs("web2", onBoth)).toEqual(["10.0.1.20", "10.0.2.20"]);
+    expect(addrs("demo_web", onBoth)).toEqual(["10.0.1.20", "10.0.2.20"]);
+    // a dnsrr service's alias: its ready tasks there, shuffled
+    expect(lookupDnsAddresses(onFront, "rr2")).toEqual({ addrs: ["10.0.1.23"], shuffle: true });
+    expect(addrs("tasks.rr2", onFront)).toEqual(["10.0.1.23"]);
+    // no PTR names an alias
+    expect([...onBoth.ptr.values()].filter((n) => n.includes("web2") || n.includes("www"))).toEqual([]);
+  });
+
+  it("answers an alias only on its network", () => {
+    expect(addrs("www", onFront)).toBeUndefined();
+    expect(addrs("tasks.www", onFront)).toBeUndefined();
+    expect(addrs("www", onBack)).toEqual(["10.0.2.20"]);
+    expect(addrs("rr2", onBack)).toBeUndefined();
+    expect(addrs("www", dnsRecordsFor(stack(), new Set(["other"])))).toBeUndefined();
+  });
+
+  it("gives a name to its service before any alias: an alias two services share is the first's by ID", () => {
+    const v = stack();
+    v.services.set("s-a", { ...svc("s-a", "a", { front: "10.0.1.30/24" }), aliases: [{ networkId: "front", names: ["web", "shared"] }] });
+    v.services.set("s-b", { ...svc("s-b", "b", { front: "10.0.1.31/24" }), aliases: [{ networkId: "front", names: ["shared"] }] });
+    const r = dnsRecordsFor(v, new Set(["front"]));
+    expect(addrs("web", r)).toEqual(["10.0.1.2"]); // the service named web
+    expect(addrs("shared", r)).toEqual(["10.0.1.30"]);
+    expect(addrs("a", r)).toEqual(["10.0.1.30"]);
+    expect(addrs("b", r)).toEqual(["10.0.1.31"]);
+  });
+});

@@ -10,6 +10,9 @@
 //   <service>.<slot>.<task> one task's addresses (a global service's task: <service>.<node>.<task>),
 //                           whether ready or not: it names one task, it does not balance
 //   PTR                     task address → its task name, VIP → the service name
+//   <alias>, tasks.<alias>  as <service> and tasks.<service>, for each alias the service has on
+//                           one of the asker's networks, with that network's VIPs and tasks only
+//                           (Docker's per-network aliases; compose's service names)
 // The ingress network is left out: like swarm's, it carries the routing mesh, not discovery.
 
 import { addrOf, parseIpv4 } from "./ipv4.ts";
@@ -61,6 +64,8 @@ export interface DnsServiceEntries {
   /** Lowercase; the key of its first entry of `names`. */
   name: string;
   names: [string, DnsAddressSet][];
+  /** `<alias>` and `tasks.<alias>`: they yield to service names (assembleDnsRecords). */
+  aliases: [string, DnsAddressSet][];
   tasks: [string, DnsTaskRecord][];
   ptr: [string, string][];
 }
@@ -116,12 +121,16 @@ export function dnsRecordsFor(view: NetworkView, networkIds: ReadonlySet<string>
 export function assembleDnsRecords(entries: Iterable<DnsServiceEntries | undefined>, subnets: string[]): DnsRecordMaps {
   const records = emptyDnsRecords();
   records.subnets.push(...subnets);
+  const kept: DnsServiceEntries[] = [];
   for (const e of entries) {
     if (!e || records.names.has(e.name)) continue;
+    kept.push(e);
     for (const [k, v] of e.names) records.names.set(k, v);
     for (const [k, v] of e.tasks) records.tasks.set(k, v);
     for (const [k, v] of e.ptr) records.ptr.set(k, v);
   }
+  // aliases after every service name: a name is its service's; an alias two services share is the first's
+  for (const e of kept) for (const [k, v] of e.aliases) if (!records.names.has(k)) records.names.set(k, v);
   return records;
 }
 
@@ -135,15 +144,14 @@ export function dnsEntriesOf(view: NetworkView, svc: ViewService, eps: readonly 
   const name = normalizeDnsName(svc.name);
   const vips = svc.endpointMode === "vip" ? svc.virtualIps.filter((v) => nets.has(v.networkId)).map((v) => addrOf(v.addr)) : [];
   if (vips.length === 0 && eps.length === 0) return undefined;
-  const out: DnsServiceEntries = { name, names: [], tasks: [], ptr: [] };
-  const ready = [...new Set(eps.filter((e) => e.ready).map((e) => addrOf(e.addr)))].sort(byIp);
-  if (svc.endpointMode === "vip") {
-    out.names.push([name, { addrs: [...new Set(vips)].sort(byIp), shuffle: false }]);
-    for (const vip of vips) out.ptr.push([reverseDnsName(vip), name]);
-  } else {
-    out.names.push([name, { addrs: ready, shuffle: true }]);
+  const out: DnsServiceEntries = { name, names: [], aliases: [], tasks: [], ptr: [] };
+  out.names.push(...serviceNames(svc, name, nets, eps));
+  for (const vip of vips) out.ptr.push([reverseDnsName(vip), name]);
+  for (const [alias, on] of aliasNetworks(svc, nets, name)) {
+    const aliasEps = eps.filter((e) => on.has(e.networkId));
+    const hasVip = svc.endpointMode === "vip" && svc.virtualIps.some((v) => on.has(v.networkId));
+    if (hasVip || aliasEps.length > 0) out.aliases.push(...serviceNames(svc, alias, on, aliasEps)); // as the name: nothing to answer, no name
   }
-  out.names.push([`tasks.${name}`, { addrs: ready, shuffle: true }]);
 
   const tasks = new Map<string, DnsTaskRecord>();
   for (const e of eps) {
@@ -160,6 +168,31 @@ export function dnsEntriesOf(view: NetworkView, svc: ViewService, eps: readonly 
   return out;
 }
 
+/** `<name>` and `tasks.<name>` of a service on `nets`, from its endpoints there. */
+function serviceNames(svc: ViewService, name: string, nets: ReadonlySet<string>, eps: readonly ViewEndpoint[]): [string, DnsAddressSet][] {
+  const ready = [...new Set(eps.filter((e) => e.ready).map((e) => addrOf(e.addr)))].sort(byIp);
+  const vips = svc.endpointMode === "vip" ? [...new Set(svc.virtualIps.filter((v) => nets.has(v.networkId)).map((v) => addrOf(v.addr)))].sort(byIp) : [];
+  return [
+    [name, svc.endpointMode === "vip" ? { addrs: vips, shuffle: false } : { addrs: ready, shuffle: true }],
+    [`tasks.${name}`, { addrs: ready, shuffle: true }],
+  ];
+}
+
+/** The service's aliases on `nets` (lowercase, its own name left out), each with the networks it is given on. */
+function aliasNetworks(svc: ViewService, nets: ReadonlySet<string>, name: string): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const a of svc.aliases ?? []) {
+    if (!nets.has(a.networkId)) continue;
+    for (const alias of a.names.map(normalizeDnsName)) {
+      if (alias === name || alias === "") continue;
+      const on = out.get(alias);
+      if (on) on.add(a.networkId);
+      else out.set(alias, new Set([a.networkId]));
+    }
+  }
+  return out;
+}
+
 /** A task's DNS name; without its slot, `<service>.<task>`, which resolves too. */
 const taskName = (service: string, middle: string | undefined, taskId: string): string =>
   middle === undefined ? `${service}.${taskId}` : `${service}.${middle}.${taskId}`;
@@ -169,13 +202,17 @@ export function lookupDnsAddresses(records: DnsRecords, name: string): DnsAddres
   const n = normalizeDnsName(name);
   const direct = records.names.get(n);
   if (direct) return direct;
-  const labels = n.split(".");
-  if (labels.length !== 2 && labels.length !== 3) return undefined;
-  const task = records.tasks.get(labels[labels.length - 1]!);
-  if (!task || task.serviceName !== labels[0]) return undefined;
-  if (labels.length === 3 && task.middle !== undefined && task.middle !== labels[1]) return undefined;
-  if (labels.length === 2 && task.middle !== undefined) return undefined; // the short form stands in only for an unknown slot
-  return { addrs: task.addrs, shuffle: false };
+  // <service>.<middle>.<task> or <service>.<task>; a service's name may have dots of its own
+  const dot = n.lastIndexOf(".");
+  const task = dot < 0 ? undefined : records.tasks.get(n.slice(dot + 1));
+  if (!task) return undefined;
+  const rest = n.slice(0, dot);
+  const middle = rest.startsWith(`${task.serviceName}.`) ? rest.slice(task.serviceName.length + 1) : undefined;
+  const named =
+    task.middle === undefined
+      ? rest === task.serviceName || (middle !== undefined && !middle.includes(".")) // the slot unknown: any middle label, or none
+      : middle === task.middle;
+  return named ? { addrs: task.addrs, shuffle: false } : undefined;
 }
 
 /** The PTR target of a reverse name, or undefined. */
@@ -187,9 +224,10 @@ const TASK_ID = /^[0-9a-z]{25}$/;
  * Whether a name not found is the cluster's to deny (NXDOMAIN) rather than
  * the world's (forward, or SERVFAIL without upstream): a single label (a
  * service name, as swarm resolves it, and nothing the public DNS has);
- * `tasks.<label>`; `<label>.<label>.<task ID>` or `<label>.<task ID>` where
- * the last label has the shape of a task ID (25 base-36 characters, which no
- * public TLD has); a reverse name inside one of the asker's subnets.
+ * `tasks.<label>`; a task's name (`<service>[.<middle>].<task ID>`, a
+ * service's name may have dots): any name whose last label has the shape of a
+ * task ID (25 base-36 characters, which no public TLD has); a reverse name
+ * inside one of the asker's subnets.
  */
 export function isClusterDnsName(records: DnsRecords, name: string): boolean {
   const n = normalizeDnsName(name);
@@ -197,7 +235,7 @@ export function isClusterDnsName(records: DnsRecords, name: string): boolean {
   const labels = n.split(".");
   if (labels.length === 1) return true;
   if (labels.length === 2 && labels[0] === "tasks") return true;
-  if ((labels.length === 2 || labels.length === 3) && TASK_ID.test(labels[labels.length - 1]!)) return true;
+  if (TASK_ID.test(labels[labels.length - 1]!)) return true;
   const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\.in-addr\.arpa$/.exec(n);
   if (m) {
     const ip = parseIpv4(`${m[4]}.${m[3]}.${m[2]}.${m[1]}`);

@@ -191,6 +191,19 @@ describe("refreshNetworkView", () => {
     expect(d.peers.map((p) => p.nodeId)).toEqual(["n3"]);
   });
 
+  it("carries a service's aliases on the node's networks only, and sends a change of them", () => {
+    const c = fixedCluster();
+    const api = c.services.get("api")!;
+    const withAliases = (front: string[]) => ({
+      ...api,
+      spec: { ...api.spec, networks: [{ target: "front", aliases: front }, { target: "back", aliases: ["api_back"] }] },
+    });
+    const d = refreshAfter(c, "n1", () => c.putService(withAliases(["api_v1", "demo.api"])));
+    expect(d.services.map((s) => [s.id, s.aliases])).toEqual([["api", [{ networkId: "front", names: ["api_v1", "demo.api"] }]]]);
+    const none = refreshAfter(c, "n1", () => c.putService(withAliases([])));
+    expect(none.services.map((s) => [s.id, s.aliases])).toEqual([["api", undefined]]);
+  });
+
   it("drops the peer a task moved away from", () => {
     const c = fixedCluster();
     c.removeTask("api.1"); // web.2 is then n2's only endpoint

@@ -85,6 +85,7 @@ function viewService(s: Service, nets: ReadonlySet<string>): ViewService | undef
   const vips = s.endpoint.virtualIps.filter((v) => nets.has(v.networkId));
   const attached = s.spec.networks.some((n) => nets.has(n.target));
   if (!attached) return undefined;
+  const aliases = s.spec.networks.flatMap((n) => (nets.has(n.target) && n.aliases?.length ? [{ networkId: n.target, names: n.aliases }] : []));
   return {
     id: s.id,
     name: s.spec.annotations.name,
@@ -93,6 +94,7 @@ function viewService(s: Service, nets: ReadonlySet<string>): ViewService | undef
     virtualIps: vips,
     lbScheduler: s.spec.endpointSpec.lbScheduler,
     ...(s.spec.endpointSpec.lbAffinity === "client-ip" ? { lbAffinity: "client-ip", lbAffinityTimeoutS: s.spec.endpointSpec.lbAffinityTimeoutS } : {}),
+    ...(aliases.length > 0 ? { aliases } : {}),
   };
 }
 

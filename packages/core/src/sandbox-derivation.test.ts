@@ -16,8 +16,15 @@ function baseView(): NetworkView {
   return v;
 }
 
-/** One random change to a view (in place); `collide` lets it give two services one VIP or name. */
-function mutate(v: NetworkView, r: () => number, collide: boolean): void {
+/** Aliases on some of the networks, from a small pool (so services share them) that also holds services' names. */
+function randomAliases(r: () => number): Pick<ViewService, "aliases"> {
+  const pool = ["x0", "X1", "x.2", "svc-s1", "svc-s2"];
+  const aliases = NETS.filter(() => r() < 0.5).map((networkId) => ({ networkId, names: pool.filter(() => r() < 0.3) }));
+  return aliases.length > 0 ? { aliases } : {};
+}
+
+/** One random change to a view (in place); `collide` lets it give two services one VIP or name; `aliases`, aliases. */
+function mutate(v: NetworkView, r: () => number, collide: boolean, aliases = false): void {
   const pick = <T>(xs: readonly T[]): T | undefined => xs[Math.floor(r() * xs.length)];
   const services = [...v.services.values()];
   const endpoints = [...v.endpoints.values()];
@@ -34,13 +41,15 @@ function mutate(v: NetworkView, r: () => number, collide: boolean): void {
       virtualIps: vip ? [vip] : nets.map((n) => ({ networkId: n, addr: ipOn(n, 2 + Number(id.slice(1))) })),
       lbScheduler: r() < 0.2 ? "rr" : "",
       ...(r() < 0.2 ? { lbAffinity: "client-ip", lbAffinityTimeoutS: 60 } : {}),
+      ...(aliases ? randomAliases(r) : {}),
     };
     v.services.set(id, svc);
   } else if (roll < 0.22) {
     v.services.delete(pick(services)!.id);
   } else if (roll < 0.3) {
     const s = pick(services)!;
-    v.services.set(s.id, { ...s, lbScheduler: s.lbScheduler === "rr" ? "" : "rr" });
+    if (aliases && r() < 0.5) v.services.set(s.id, { ...s, aliases: undefined, ...randomAliases(r) });
+    else v.services.set(s.id, { ...s, lbScheduler: s.lbScheduler === "rr" ? "" : "rr" });
   } else if (roll < 0.6 || endpoints.length === 0) {
     const s = pick(services)!;
     const net = pick(NETS)!;
@@ -85,23 +94,25 @@ function expectRecords(got: DnsRecords, want: ReturnType<typeof dnsRecordsFor>, 
 }
 
 describe("SandboxDerivation", () => {
-  for (const [seed, collide] of [
-    [1, false],
-    [2, false],
-    [3, true],
+  for (const [seed, collide, aliases] of [
+    [1, false, false],
+    [2, false, false],
+    [3, true, false],
+    [4, false, true],
+    [5, true, true],
   ] as const) {
-    it(`follows ${collide ? "colliding " : ""}deltas exactly as deriving the whole view does, and leaves what it gave out as it was (seed ${seed})`, () => {
+    it(`follows ${collide ? "colliding " : ""}deltas${aliases ? " with aliases" : ""} exactly as deriving the whole view does, and leaves what it gave out as it was (seed ${seed})`, () => {
       const r = seededRandom(seed);
       const nets = new Set(["a", "ing"]);
       const live = baseView();
-      for (let i = 0; i < 30; i++) mutate(live, r, collide);
+      for (let i = 0; i < 30; i++) mutate(live, r, collide, aliases);
       const d = new SandboxDerivation(live, nets);
       let before = dnsRecordsFor(live, nets);
       expect(d.plan).toEqual(lbPlanFor(live, nets));
       expectRecords(d.records, before, [before]);
       for (let step = 0; step < 600; step++) {
         const next = structuredClone(live);
-        mutate(next, r, collide);
+        mutate(next, r, collide, aliases);
         const delta = diffNetworkViews(live, next);
         const given = { plan: d.plan, planCopy: structuredClone(d.plan), records: d.records, want: before };
         applyViewDelta(live, delta);

@@ -14,8 +14,9 @@
 // new base maps, so a lookup stays two map reads and copying is amortized.
 //
 // A view in which two services claim one VIP, name, reverse name or task (a
-// stale view) is derived whole on every change, with the tie-breaks of
-// lbPlanFor and dnsRecordsFor (the first by service ID), until it no longer does.
+// stale view), or an alias (a service's name, or another's alias), is derived
+// whole on every change, with the tie-breaks of lbPlanFor and dnsRecordsFor
+// (the first by service ID; names before aliases), until it no longer does.
 
 import {
   type DnsAddressSet,
@@ -181,7 +182,7 @@ export class SandboxDerivation {
       };
       this.parts.set(svc.id, p);
       lbCount += p.lb.length;
-      counts.names += p.dns?.names.length ?? 0;
+      counts.names += (p.dns?.names.length ?? 0) + (p.dns?.aliases.length ?? 0);
       counts.tasks += p.dns?.tasks.length ?? 0;
       counts.ptr += p.dns?.ptr.length ?? 0;
     }
@@ -253,7 +254,7 @@ export class SandboxDerivation {
       const i = this.lowerBound(parseIpv4(s.vip)!);
       if (this.sorted[i]?.s.serviceId === s.serviceId) this.sorted.splice(i, 1);
     }
-    for (const [k] of p.dns?.names ?? []) this.names.set(k, undefined);
+    for (const [k] of [...(p.dns?.names ?? []), ...(p.dns?.aliases ?? [])]) this.names.set(k, undefined);
     for (const [k] of p.dns?.tasks ?? []) this.tasks.set(k, undefined);
     for (const [k] of p.dns?.ptr ?? []) this.ptr.set(k, undefined);
   }
@@ -268,8 +269,9 @@ export class SandboxDerivation {
     }
     const dns = p.dns;
     if (!dns) return true;
-    if (dns.names.some(([k]) => this.names.get(k)) || dns.tasks.some(([k]) => this.tasks.get(k)) || dns.ptr.some(([k]) => this.ptr.get(k))) return false;
-    for (const [k, v] of dns.names) this.names.set(k, v);
+    const names = [...dns.names, ...dns.aliases];
+    if (names.some(([k]) => this.names.get(k)) || dns.tasks.some(([k]) => this.tasks.get(k)) || dns.ptr.some(([k]) => this.ptr.get(k))) return false;
+    for (const [k, v] of names) this.names.set(k, v);
     for (const [k, v] of dns.tasks) this.tasks.set(k, v);
     for (const [k, v] of dns.ptr) this.ptr.set(k, v);
     return true;

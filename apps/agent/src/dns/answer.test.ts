@@ -54,6 +54,23 @@ describe("answer", () => {
     expect(p.answers?.[0]).toMatchObject({ ttl: 7 });
   });
 
+  it("answers Docker's names ('_', '.') and aliases as the service names they stand for", () => {
+    const v: NetworkView = emptyView();
+    v.networks.set("front", { id: "front", name: "front", subnet: "10.0.0.0/16", gateway: "10.0.0.1", vni: 4096, encrypted: false, ingress: false });
+    v.services.set("s1", {
+      ...({ id: "s1", name: "demo_web", endpointMode: "vip", ports: [], virtualIps: [{ networkId: "front", addr: "10.0.1.2/16" }], lbScheduler: "" } as ViewService),
+      aliases: [{ networkId: "front", names: ["web", "web.v2"] }],
+    });
+    v.endpoints.set(`${TASK}/front`, { key: `${TASK}/front`, taskId: TASK, serviceId: "s1", networkId: "front", addr: "10.0.1.5/16", mac: "", nodeId: "n2", nodeAddr: "", ready: true, weight: 1 });
+    const r = dnsRecordsFor(v, new Set(["front"]));
+    for (const name of ["demo_web", "Demo_Web.", "web", "web.v2"]) {
+      const p = ask(query(name), false, r);
+      expect([name, p.rcode, addrsOf(p)]).toEqual([name, "NOERROR", ["10.0.1.2"]]);
+    }
+    for (const name of ["tasks.demo_web", "tasks.web", "tasks.web.v2"]) expect(addrsOf(ask(query(name), false, r))).toEqual(["10.0.1.5"]);
+    expect(ask(query("demo_nothing"), false, r).rcode).toBe("NXDOMAIN");
+  });
+
   it("answers tasks.<service> and task names with task addresses", () => {
     expect(addrsOf(ask(query("tasks.web")))).toEqual(["10.0.1.5"]);
     expect(addrsOf(ask(query(`web.${TASK}`)))).toEqual(["10.0.1.5"]);
