@@ -10,10 +10,12 @@ import { Dispatcher } from "./dispatcher.ts";
 import { DEFAULT_HEARTBEAT_PERIOD_MS } from "./node-health.ts";
 import { Orchestrator } from "./orchestrator.ts";
 import { authInterceptor } from "./security/authz.ts";
-import { CertificateAuthority, DEFAULT_JOIN_RATE, type JoinRate, tlsDirs } from "./security/certificate-authority.ts";
+import { CertificateAuthority, DEFAULT_CERT_VALIDITY_MS, DEFAULT_JOIN_RATE, type JoinRate, tlsDirs } from "./security/certificate-authority.ts";
 import { OverlayKeys } from "./security/overlay-keys.ts";
 
 export { DEFAULT_JOIN_RATE, type JoinRate, tlsDirs };
+import { type DockerApiListener, listenDockerApi } from "./docker-api.ts";
+import { Operations } from "./operations.ts";
 import { caHandlers, clusterHandlers, dispatcherHandlers } from "./server.ts";
 import { ClusterStore } from "./store/cluster-store.ts";
 
@@ -51,6 +53,8 @@ export interface ManagerOptions {
   joinRate?: JoinRate;
   /** Nodes may advertise a loopback address: every node runs on the manager's machine (tests, simulated agents). */
   allowLoopbackNodes?: boolean;
+  /** Where to serve the Docker Engine API: "unix:/path" (mode 0600) or "tcp://ADDR:PORT" (mutual TLS; not with insecure). */
+  dockerApi?: string[];
 }
 
 /** The IPv4 address of a "host:port" listen address; none for a socket or 0.0.0.0 (every address: the nodes' own are checked). */
@@ -66,6 +70,8 @@ export interface RunningManager {
   adminTlsDir: string | undefined;
   /** A read-only identity for watchers such as haproxy-gen; undefined with --insecure. */
   readonlyTlsDir: string | undefined;
+  /** The Engine API's addresses as DOCKER_HOST takes them (unix:///path, tcp://ADDR:PORT with the real port). */
+  dockerApi: string[];
   stop(): Promise<void>;
 }
 
@@ -110,11 +116,14 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     ...MESSAGE_LIMITS,
     interceptors: ca ? [authInterceptor(ca)] : [],
   });
-  server.addService(ClusterServiceDef, clusterHandlers(store, cluster, dispatcher, ca));
+  const addresses: string[] = [];
+  // the manager's node (Engine API): where agents reach it, its first TCP address
+  const ops = new Operations(store, cluster, dispatcher, ca, () => addresses.find((a) => !a.startsWith("unix:")) ?? "");
+  server.addService(ClusterServiceDef, clusterHandlers(store, ops, dispatcher));
   server.addService(DispatcherServiceDef, dispatcherHandlers(cluster, dispatcher, ca !== undefined));
   if (ca) server.addService(CaServiceDef, caHandlers(ca));
 
-  const addresses: string[] = [];
+  const dockerApi: DockerApiListener[] = [];
   try {
     for (const listen of options.listen) {
       if (listen.startsWith("unix:")) {
@@ -129,11 +138,17 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       addresses.push(listen.startsWith("unix:") ? listen : listen.replace(/:\d+$/, `:${port}`));
       if (!listen.startsWith("unix:")) reserved.ports.push({ port, protocol: "tcp", what: "the manager's API port" });
     }
+    for (const addr of options.dockerApi ?? []) {
+      const l = await listenDockerApi(addr, ops, ca, options.certValidityMs ?? DEFAULT_CERT_VALIDITY_MS);
+      dockerApi.push(l);
+      if (l.port !== undefined) reserved.ports.push({ port: l.port, protocol: "tcp", what: "the manager's Docker Engine API port" });
+    }
   } catch (err) {
+    await Promise.all(dockerApi.map((l) => l.close()));
     server.forceShutdown();
     ca?.stop();
     close();
-    throw new Error(`cannot listen on ${options.listen.join(", ")}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`cannot listen on ${[...options.listen, ...(options.dockerApi ?? [])].join(", ")}: ${err instanceof Error ? err.message : String(err)}`);
   }
   // the orchestrator subscribes first: its reconcile then runs before the dispatcher's
   // flush in the same turn, and a change and the tasks it makes reach agents as one delta
@@ -146,7 +161,9 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     addresses,
     adminTlsDir: ca ? dirs.admin : undefined,
     readonlyTlsDir: ca ? dirs.readonly : undefined,
+    dockerApi: dockerApi.map((l) => l.address),
     stop: async () => {
+      await Promise.all(dockerApi.map((l) => l.close()));
       keys?.stop();
       ca?.stop();
       orchestrator.stop();

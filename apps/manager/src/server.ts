@@ -2,16 +2,14 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { assignmentToWire, logPieceFromWire, logRequestToWire, toStatus, type wire } from "@vipmesh/api";
-import { exhausted, type ObjectKind, permissionDenied, precondition, VipmeshError } from "@vipmesh/core";
+import { exhausted, permissionDenied, VipmeshError } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
 import type { Dispatcher, SessionChannel, SessionMessage } from "./dispatcher.ts";
-import { relayServiceLogs } from "./service-logs.ts";
+import type { Operations } from "./operations.ts";
 import { type AuthContextCall, callerOf, sourceAddressOf } from "./security/authz.ts";
 import type { CertificateAuthority } from "./security/certificate-authority.ts";
 import { RateLimiter } from "./security/rate-limit.ts";
-import { RequestLog } from "./request-log.ts";
-import { WriteQueue } from "./write-queue.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 
 type Callback = (err: Partial<grpc.StatusObject> | null, res?: object) => void;
@@ -31,64 +29,38 @@ function unary<Req>(fn: (req: Req, call: UnaryCall<Req>) => object | Promise<obj
   };
 }
 
-const noCa = () => precondition("this manager runs with --insecure: it has no CA, certificates or join tokens");
-
 /** Registrations per node: swarm's 3 per 8 s. */
 export const REGISTRATION_LIMIT = { count: 3, windowMs: 8000 };
 
-const byName = <T>(name: (o: T) => string) => (a: T, b: T) => name(a).localeCompare(name(b));
-
-/** `ca` is undefined only for a manager started with --insecure. */
-export function clusterHandlers(store: ClusterStore, cluster: Cluster, dispatcher: Dispatcher, ca: CertificateAuthority | undefined): wire.ClusterServiceHandlers {
-  const find = <K extends ObjectKind>(kind: K, ref: string) => store.mustFind(kind, ref);
-  const writes = new WriteQueue();
-  const requests = new RequestLog();
-  /** A write: run in turn by the queue; a request ID seen before gets the first answer again. */
-  const write = <Req extends object>(method: string, fn: (req: Req) => object) =>
-    unary<Req>((req) =>
-      writes.run(() => {
-        const id = (req as { requestId?: string }).requestId;
-        return id ? requests.answer(`${method}/${id}`, () => fn(req)) : fn(req);
-      }),
-    );
+/** Every rule is in `ops` (shared with the Engine API); these only unwrap requests and wrap answers. */
+export function clusterHandlers(store: ClusterStore, ops: Operations, dispatcher: Dispatcher): wire.ClusterServiceHandlers {
   return {
-    CreateNetwork: write("CreateNetwork", (req) => ({ network: cluster.createNetwork(req.spec) })),
-    InspectNetwork: unary((req) => ({ network: find("network", req.network) })),
-    ListNetworks: unary(() => ({ networks: store.list("network").sort(byName((n) => n.spec.name)) })),
-    RemoveNetwork: write("RemoveNetwork", (req) => (cluster.removeNetwork(req.network), {})),
+    CreateNetwork: unary(async (req) => ({ network: await ops.createNetwork(req.spec, req.requestId) })),
+    InspectNetwork: unary((req) => ({ network: ops.inspectNetwork(req.network) })),
+    ListNetworks: unary(() => ({ networks: ops.listNetworks() })),
+    RemoveNetwork: unary(async (req) => (await ops.removeNetwork(req.network), {})),
 
-    CreateService: write("CreateService", (req) => ({ service: cluster.createService(req.spec) })),
-    InspectService: unary((req) => ({ service: find("service", req.service) })),
-    ListServices: unary(() => ({ services: store.list("service").sort(byName((s) => s.spec.annotations.name)) })),
-    UpdateService: write("UpdateService", (req) => ({ service: cluster.updateService(req.service, Number(req.version), req.spec) })),
-    RollbackService: write("RollbackService", (req) => ({ service: cluster.rollbackService(req.service) })),
-    RemoveService: write("RemoveService", (req) => (cluster.removeService(req.service), {})),
+    CreateService: unary(async (req) => ({ service: await ops.createService(req.spec, req.requestId) })),
+    InspectService: unary((req) => ({ service: ops.inspectService(req.service) })),
+    ListServices: unary(() => ({ services: ops.listServices() })),
+    UpdateService: unary(async (req) => ({ service: await ops.updateService(req.service, Number(req.version), req.spec) })),
+    RollbackService: unary(async (req) => ({ service: await ops.rollbackService(req.service) })),
+    RemoveService: unary(async (req) => (await ops.removeService(req.service), {})),
 
-    ListNodes: unary(() => ({ nodes: store.list("node").sort(byName((n) => n.description.hostname)) })),
-    InspectNode: unary((req) => ({ node: find("node", req.node) })),
-    UpdateNode: write("UpdateNode", (req) => ({ node: cluster.updateNode(req.node, Number(req.version), req.spec as never) })),
-    RemoveNode: write("RemoveNode", (req) => (cluster.removeNode(req.node, req.force), {})),
+    ListNodes: unary(() => ({ nodes: ops.listNodes() })),
+    InspectNode: unary((req) => ({ node: ops.inspectNode(req.node) })),
+    UpdateNode: unary(async (req) => ({ node: await ops.updateNode(req.node, Number(req.version), req.spec as never) })),
+    RemoveNode: unary(async (req) => (await ops.removeNode(req.node, req.force), {})),
 
-    GetJoinToken: unary((req) => {
-      if (!ca) throw noCa();
-      return { token: ca.joinToken(req.role, req.rotate) };
-    }),
+    GetJoinToken: unary(async (req) => ({ token: await ops.joinToken(req.role, req.rotate) })),
 
-    ListTasks: unary((req) => {
-      const service = req.service ? find("service", req.service).id : undefined;
-      const node = req.node ? find("node", req.node).id : undefined;
-      const tasks = store
-        .list("task")
-        .filter((t) => (!service || t.serviceId === service) && (!node || t.nodeId === node))
-        .sort((a, b) => a.serviceName.localeCompare(b.serviceName) || a.slot - b.slot || b.createdAt.localeCompare(a.createdAt));
-      return { tasks };
-    }),
+    ListTasks: unary((req) => ({ tasks: ops.listTasks({ service: req.service, node: req.node }) })),
 
     ServiceLogs: (call) => {
       const { service, follow, tail } = call.request;
       let cancel: () => void;
       try {
-        cancel = relayServiceLogs(store, dispatcher.logs, { service, follow, tail }, {
+        cancel = ops.serviceLogs({ service, follow, tail }, {
           write: (c) => call.write({ taskId: c.taskId, slot: c.slot, nodeId: c.nodeId, data: c.data, error: c.error }),
           end: () => call.end(),
         });

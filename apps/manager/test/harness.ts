@@ -3,7 +3,7 @@
 
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, statusName, type wire } from "@vipmesh/api";
 import { canonicalJson } from "@vipmesh/core";
-import { SimAgent, type SimAgentOptions, tempDir, waitFor } from "@vipmesh/testing";
+import { type DockerTarget, SimAgent, type SimAgentOptions, tempDir, waitFor } from "@vipmesh/testing";
 import { type JoinRate, type RunningManager, startManager } from "../src/index.ts";
 
 export const HEARTBEAT_MS = 100;
@@ -16,6 +16,11 @@ export interface Harness {
   client: ClusterServiceClient;
   agents: SimAgent[];
   manager: RunningManager;
+  /**
+   * With `dockerApi`: the Engine API as the docker CLI reaches it — the unix
+   * socket, TCP with the admin identity, TCP with the read-only one.
+   */
+  docker: { unix: DockerTarget; tls: DockerTarget; readonly: DockerTarget } | undefined;
   addAgent(hostname: string, options?: Partial<SimAgentOptions>): Promise<SimAgent>;
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -27,7 +32,15 @@ let nextAddr = 1;
 const TEST_JOIN_RATE: JoinRate = { count: 1000, windowMs: 60_000 };
 
 export async function startHarness(
-  options: { addressPool?: string; heartbeatPeriodMs?: number; keyRotationMs?: number; joinRate?: JoinRate; allowLoopbackNodes?: boolean } = {},
+  options: {
+    addressPool?: string;
+    heartbeatPeriodMs?: number;
+    keyRotationMs?: number;
+    joinRate?: JoinRate;
+    allowLoopbackNodes?: boolean;
+    /** Serve the Docker Engine API on a unix socket in the data dir and on 127.0.0.1 (TLS): see Harness.docker. */
+    dockerApi?: boolean;
+  } = {},
 ): Promise<Harness> {
   const dir = tempDir();
   const start = () =>
@@ -40,7 +53,17 @@ export async function startHarness(
       keyRotationMs: options.keyRotationMs,
       joinRate: options.joinRate ?? TEST_JOIN_RATE,
       allowLoopbackNodes: options.allowLoopbackNodes,
+      ...(options.dockerApi ? { dockerApi: [`unix:${dir.path}/docker.sock`, "tcp://127.0.0.1:0"] } : {}),
     });
+  const dockerTargets = (m: RunningManager): Harness["docker"] => {
+    if (!options.dockerApi) return undefined;
+    const tcp = m.dockerApi.find((a) => a.startsWith("tcp://"))!;
+    return {
+      unix: { host: m.dockerApi.find((a) => a.startsWith("unix://"))! },
+      tls: { host: tcp, certDir: m.adminTlsDir! },
+      readonly: { host: tcp, certDir: m.readonlyTlsDir! },
+    };
+  };
   let manager = await start();
   const admin = () => clusterClient(manager.addresses[0]!, credentialsFromDir(manager.adminTlsDir!));
   const h: Harness = {
@@ -50,6 +73,7 @@ export async function startHarness(
     client: admin(),
     agents: [],
     manager,
+    docker: dockerTargets(manager),
     async addAgent(hostname, options = {}) {
       const agent = new SimAgent(h.address, { hostname, addr: `192.0.2.${nextAddr++ % 250}`, token: h.token, ...options });
       await agent.start();
@@ -63,6 +87,7 @@ export async function startHarness(
       await manager.stop();
       manager = await start();
       h.manager = manager;
+      h.docker = dockerTargets(manager);
       h.address = manager.addresses[0]!;
       h.client = admin();
     },

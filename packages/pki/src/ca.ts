@@ -84,13 +84,22 @@ export class ClusterCa {
     return this.sign(await csr.publicKey.export(), who, validityMs);
   }
 
-  /** A key and certificate made here: for the manager itself, its admin and read-only users. */
-  async issue(who: Omit<CertIdentity, "clusterId">, validityMs: number): Promise<TlsIdentity> {
+  /**
+   * A key and certificate made here: for the manager itself, its admin and
+   * read-only users. `serverNames`: more names a manager's certificate is valid
+   * for (the Engine API's TLS listener: clients such as docker check the address they dialled).
+   */
+  async issue(who: Omit<CertIdentity, "clusterId">, validityMs: number, serverNames: { dns?: string[]; ips?: string[] } = {}): Promise<TlsIdentity> {
     const keys = await newKeyPair();
-    return { caPem: this.certPem, certPem: await this.sign(keys.publicKey, who, validityMs), keyPem: await privateKeyPem(keys.privateKey) };
+    return { caPem: this.certPem, certPem: await this.sign(keys.publicKey, who, validityMs, serverNames), keyPem: await privateKeyPem(keys.privateKey) };
   }
 
-  private async sign(publicKey: CryptoKey, who: Omit<CertIdentity, "clusterId">, validityMs: number): Promise<string> {
+  private async sign(publicKey: CryptoKey, who: Omit<CertIdentity, "clusterId">, validityMs: number, serverNames: { dns?: string[]; ips?: string[] } = {}): Promise<string> {
+    const names = [
+      { type: "dns" as const, value: MANAGER_SERVER_NAME },
+      ...(serverNames.dns ?? []).map((value) => ({ type: "dns" as const, value })),
+      ...(serverNames.ips ?? []).map((value) => ({ type: "ip" as const, value })),
+    ];
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial(),
@@ -105,7 +114,7 @@ export class ClusterCa {
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-        ...(who.role === "manager" ? [new x509.SubjectAlternativeNameExtension([{ type: "dns", value: MANAGER_SERVER_NAME }])] : []),
+        ...(who.role === "manager" ? [new x509.SubjectAlternativeNameExtension(names)] : []),
       ],
     });
     return cert.toString("pem");

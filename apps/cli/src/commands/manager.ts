@@ -21,6 +21,7 @@ interface ManagerOptions {
   insecure?: boolean;
   joinRate?: { count: number; windowMs: number };
   allowLoopbackNodes?: boolean;
+  dockerApi?: string[];
 }
 
 export function registerManagerCommand(program: Command, io: Io): void {
@@ -39,6 +40,11 @@ export function registerManagerCommand(program: Command, io: Io): void {
     .option("--cert-expiry <duration>", "how long node certificates last (default 90 days, e.g. 2160h)", duration)
     .option("--key-rotation <duration>", "how often encrypted overlays get a new key (default 12h)", duration)
     .option("--join-rate <n/duration>", "joins with one token from one address, at most N in any DURATION (default 10/1m)", rate)
+    .option(
+      "--docker-api <addr>",
+      "serve the Docker Engine API (docker CLI, docker stack deploy) on unix:/path (mode 0600) or tcp://ADDR:PORT (mutual TLS with the cluster's certificates; DOCKER_CERT_PATH=the admin identity dir) (repeatable)",
+      collect,
+    )
     .option("--allow-loopback-nodes", "let nodes advertise a 127.x address: only when every node runs on this machine")
     .option("--insecure", "plaintext, no certificates, every call allowed: for debugging only, never on a network anyone else can reach")
     .action(async (opts: ManagerOptions) => {
@@ -61,11 +67,13 @@ export function registerManagerCommand(program: Command, io: Io): void {
         ...(opts.insecure ? { insecure: true } : {}),
         ...(opts.joinRate ? { joinRate: opts.joinRate } : {}),
         ...(opts.allowLoopbackNodes ? { allowLoopbackNodes: true } : {}),
+        ...(opts.dockerApi ? { dockerApi: opts.dockerApi } : {}),
       }).catch((err: unknown) => {
         // e.g. the address is in use or the data directory is not writable
         throw new CommandFailed(err instanceof Error ? err.message : String(err));
       });
       for (const address of manager.addresses) io.stdout(`vipmesh manager listening on ${address}${opts.insecure ? " (INSECURE: plaintext)" : ""}\n`);
+      for (const address of manager.dockerApi) io.stdout(`Docker Engine API on ${address} (DOCKER_HOST=${address})\n`);
       if (manager.adminTlsDir) io.stdout(`admin identity: ${manager.adminTlsDir} (vipmesh --tls-dir, or VIPMESH_TLS_DIR)\n`);
       const signal = await nextSignal().received;
       io.stderr(`${signal}: stopping the manager\n`);

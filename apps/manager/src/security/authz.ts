@@ -11,6 +11,8 @@
 // someone decides who may call them.
 
 import * as grpc from "@grpc/grpc-js";
+import type { IncomingMessage } from "node:http";
+import type { TLSSocket } from "node:tls";
 import { toStatus } from "@vipmesh/api";
 import { permissionDenied, unauthenticated } from "@vipmesh/core";
 import { type CertIdentity, identityOfSubject, type Role } from "@vipmesh/pki";
@@ -79,4 +81,16 @@ export function authInterceptor(ca: CertificateAuthority): grpc.ServerIntercepto
           },
         }),
     });
+}
+
+/**
+ * The Engine API's check on its TLS listener: the route's op is decided by the
+ * same POLICY as the gRPC method of that name, for the client certificate's
+ * role (the TLS layer already refused a client without one of the cluster's).
+ */
+export function authorizeEngineApi(ca: Pick<CertificateAuthority, "checkNotRevoked">) {
+  return (req: IncomingMessage, op: string): void => {
+    const socket = req.socket as TLSSocket;
+    authorize(`/vipmesh.v1.ClusterService/${op}`, identityOfSubject(socket.getPeerCertificate?.()?.subject), ca);
+  };
 }

@@ -1,0 +1,141 @@
+// The cluster's operations, once, for both APIs: gRPC's handlers (server.ts)
+// and the Docker Engine API's routes call this object. Writes run in turn
+// through one write queue; creates with a request ID share one request log,
+// so a repeat is answered with the first result whichever API it came by.
+
+import { hostname } from "node:os";
+import type { ClusterOps, LogRequest, LogSink, ManagerNode } from "@vipmesh/engine-api";
+import { type Network, type Node, type NodeSpec, type ObjectKind, precondition, type Service, type Task } from "@vipmesh/core";
+import type { Cluster } from "./cluster.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+import { newId } from "./ids.ts";
+import { RequestLog } from "./request-log.ts";
+import type { CertificateAuthority } from "./security/certificate-authority.ts";
+import { relayServiceLogs } from "./service-logs.ts";
+import type { ClusterStore } from "./store/cluster-store.ts";
+import { WriteQueue } from "./write-queue.ts";
+
+const noCa = () => precondition("this manager runs with --insecure: it has no CA, certificates or join tokens");
+
+const byName = <T>(name: (o: T) => string) => (a: T, b: T) => name(a).localeCompare(name(b));
+
+/** A setting kept from the first start: the manager's own node ID and times. */
+function kept(store: ClusterStore, name: string, make: () => string): string {
+  let v = store.settings.get(name);
+  if (!v) {
+    v = make();
+    store.settings.set(name, v);
+  }
+  return v;
+}
+
+export class Operations implements ClusterOps {
+  private readonly writes = new WriteQueue();
+  private readonly requests = new RequestLog();
+  private readonly self: Omit<ManagerNode, "addr">;
+
+  /** `addr`: where agents reach the manager, known once it listens. */
+  constructor(
+    private readonly store: ClusterStore,
+    private readonly cluster: Cluster,
+    private readonly dispatcher: Dispatcher,
+    private readonly ca: CertificateAuthority | undefined,
+    private readonly addr: () => string,
+  ) {
+    const createdAt = kept(store, "manager-created-at", () => new Date().toISOString());
+    this.self = {
+      id: kept(store, "manager-node-id", newId),
+      hostname: hostname(),
+      createdAt,
+      clusterId: ca?.ca.clusterId ?? kept(store, "cluster-id", newId),
+      clusterCreatedAt: createdAt,
+    };
+  }
+
+  /** A write: run in turn by the queue; a request ID seen before gets the first answer again. */
+  private write<T extends object>(method: string, requestId: string | undefined, fn: () => T): Promise<T> {
+    return this.writes.run(() => (requestId ? this.requests.answer(`${method}/${requestId}`, fn) : fn()));
+  }
+
+  private find<K extends ObjectKind>(kind: K, ref: string) {
+    return this.store.mustFind(kind, ref);
+  }
+
+  listNetworks(): Network[] {
+    return this.store.list("network").sort(byName((n) => n.spec.name));
+  }
+  inspectNetwork(ref: string): Network {
+    return this.find("network", ref);
+  }
+  createNetwork(spec: unknown, requestId?: string): Promise<Network> {
+    return this.write("CreateNetwork", requestId, () => this.cluster.createNetwork(spec));
+  }
+  async removeNetwork(ref: string): Promise<void> {
+    await this.write("RemoveNetwork", undefined, () => (this.cluster.removeNetwork(ref), {}));
+  }
+
+  listServices(): Service[] {
+    return this.store.list("service").sort(byName((s) => s.spec.annotations.name));
+  }
+  inspectService(ref: string): Service {
+    return this.find("service", ref);
+  }
+  createService(spec: unknown, requestId?: string): Promise<Service> {
+    return this.write("CreateService", requestId, () => this.cluster.createService(spec));
+  }
+  updateService(ref: string, version: number, spec: unknown): Promise<Service> {
+    return this.write("UpdateService", undefined, () => this.cluster.updateService(ref, version, spec));
+  }
+  rollbackService(ref: string): Promise<Service> {
+    return this.write("RollbackService", undefined, () => this.cluster.rollbackService(ref));
+  }
+  async removeService(ref: string): Promise<void> {
+    await this.write("RemoveService", undefined, () => (this.cluster.removeService(ref), {}));
+  }
+
+  listNodes(): Node[] {
+    return this.store.list("node").sort(byName((n) => n.description.hostname));
+  }
+  inspectNode(ref: string): Node {
+    return this.find("node", ref);
+  }
+  updateNode(ref: string, version: number, spec: Partial<NodeSpec>): Promise<Node> {
+    return this.write("UpdateNode", undefined, () => this.cluster.updateNode(ref, version, spec));
+  }
+  async removeNode(ref: string, force: boolean): Promise<void> {
+    await this.write("RemoveNode", undefined, () => (this.cluster.removeNode(ref, force), {}));
+  }
+
+  listTasks(filter: { service?: string; node?: string } = {}): Task[] {
+    const service = filter.service ? this.find("service", filter.service).id : undefined;
+    const node = filter.node ? this.find("node", filter.node).id : undefined;
+    return this.store
+      .list("task")
+      .filter((t) => (!service || t.serviceId === service) && (!node || t.nodeId === node))
+      .sort((a, b) => a.serviceName.localeCompare(b.serviceName) || a.slot - b.slot || b.createdAt.localeCompare(a.createdAt));
+  }
+  inspectTask(id: string): Task {
+    return this.find("task", id);
+  }
+
+  /** `role` as any caller gives it: the CA refuses one that is not "worker" or "manager". */
+  async joinToken(role: string, rotate = false): Promise<string> {
+    if (!this.ca) throw noCa();
+    return this.ca.joinToken(role, rotate);
+  }
+
+  serviceLogs(req: LogRequest, sink: LogSink): () => void {
+    return relayServiceLogs(this.store, this.dispatcher.logs, req, sink);
+  }
+
+  version(): number {
+    return this.store.version;
+  }
+  onChange(listener: () => void): () => void {
+    return this.store.subscribe(() => listener());
+  }
+
+  manager(): ManagerNode {
+    return { ...this.self, addr: this.addr() };
+  }
+}
