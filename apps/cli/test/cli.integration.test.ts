@@ -376,16 +376,16 @@ describe("waiting for convergence with an agent", () => {
     expect((await cli("service", "create", "--name", "pausing", "--update-monitor", "10ms", "--", "true")).code).toBe(0);
     const r = await cli("service", "update", "--args", "fail now", "--timeout", "10s", "pausing");
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^Error: update paused: /m);
+    expect(r.stderr).toMatch(/^Error: update paused due to failure or early termination of task \S+ \(failed: /m);
   });
 
   it("fails when the manager rolls the update back", async () => {
-    expect((await cli("service", "create", "--name", "rolling", "--update-monitor", "10ms", "--", "true")).code).toBe(0);
+    expect((await cli("service", "create", "--name", "rolling", "--update-monitor", "10ms", "--rollback-monitor", "10ms", "--", "true")).code).toBe(0);
     const r = await cli(
       "service", "update", "--args", "fail again", "--update-failure-action", "rollback", "--timeout", "10s", "rolling",
     );
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^Error: update rolled back due to failure: .*exit status 1/m);
+    expect(r.stderr).toMatch(/^Error: update rolled back due to failure or early termination of task \S+ \(failed: .*exit status 1/m);
   });
 
   it("succeeds on a rollback the user asked for", async () => {

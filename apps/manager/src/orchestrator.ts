@@ -1,6 +1,6 @@
 // Turns services into tasks and tasks into placements, in one reconcile pass
 // per batch of commits: replicas → slots, global → one task per eligible node,
-// failed or orphaned tasks replaced (after a restart delay), tasks on down or
+// ended tasks replaced by their restart policy (restart.ts), orphaned ones at once, tasks on down or
 // drained nodes moved, rolling updates paced by parallelism and delay with a
 // failure action, and old task history trimmed.
 
@@ -13,6 +13,7 @@ import {
   hostPortsInUse,
   hostPortsOf,
   isTaskCurrent,
+  isTaskReady,
   isTerminal,
   noNodeReason,
   pickNode,
@@ -25,10 +26,11 @@ import {
 import type { Allocator } from "./allocator.ts";
 import type { Cluster } from "./cluster.ts";
 import { newId } from "./ids.ts";
+import { decideSlot, RestartHistory } from "./restart.ts";
 import type { ClusterStore, Commit, Tx } from "./store/cluster-store.ts";
 
 export interface OrchestratorOptions {
-  /** Wait before replacing a task that failed, so a crashing task does not spin (swarm: 5 s). */
+  /** Wait before replacing a task that failed, so a crashing task does not spin (swarm: 5 s); a task's restart policy may say otherwise. */
   restartDelayMs?: number;
   /** Terminal tasks kept per slot for `service ps` (swarm: 5). */
   taskHistoryLimit?: number;
@@ -38,6 +40,8 @@ export interface OrchestratorOptions {
 export const isAutoRollback = (s: Service): boolean =>
   s.updateStatus.state.startsWith("rollback_") && s.updateStatus.failedUpdate === true;
 
+/** What fails an update when a task of its new spec comes to it. */
+const ENDED_EARLY: ReadonlySet<Task["status"]["state"]> = new Set(["failed", "rejected", "complete"]);
 const isLive = (t: Task) => t.desiredState === "running" && !isTerminal(t.status.state);
 const isUnfinished = (t: Task) => !isTerminal(t.status.state);
 const slotKey = (t: Task) => (t.slot > 0 ? `s${t.slot}` : `n${t.nodeId}`);
@@ -70,6 +74,7 @@ export class Orchestrator {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Per service being updated: when its last batch was all running (--update-delay counts from there). */
   private readonly pacing = new Map<string, { doneAt?: number }>();
+  private readonly restarts = new RestartHistory();
   private unsubscribe: (() => void) | undefined;
   private readonly restartDelayMs: number;
   private readonly historyLimit: number;
@@ -138,6 +143,7 @@ export class Orchestrator {
         this.store.update((tx) => {
           const s = tx.get("service", id);
           if (s) this.reconcileService(tx, s, nodes, load);
+          else this.restarts.forget(id);
         });
       } catch (err) {
         console.error(`orchestrator: service ${id}: ${err instanceof Error ? err.message : String(err)}`);
@@ -188,12 +194,16 @@ export class Orchestrator {
     const bySlot = new Map<string, Task[]>();
     for (const t of live) if (wantedKeys.has(slotKey(t))) bySlot.set(slotKey(t), [...(bySlot.get(slotKey(t)) ?? []), t]);
 
+    let restarting = false;
     for (const w of wanted) {
       const inSlot = bySlot.get(w.key) ?? [];
       if (inSlot.length === 0) {
-        const wait = this.restartWait(tasks, w.key, now);
-        if (wait > 0) this.later(s.id, wait);
-        else this.createTask(tx, s, w.slot, w.nodeId);
+        const next = decideSlot(s, w.key, tasks.filter((t) => slotKey(t) === w.key), this.restarts, this.restartDelayMs, now);
+        if (next.action === "wait") this.later(s.id, next.ms);
+        restarting ||= next.action === "wait";
+        if (next.action !== "create") continue;
+        if (next.restart) this.restarts.record(s.id, w.key, s.specVersion, now, next.restart.maxAttempts);
+        this.createTask(tx, s, w.slot, w.nodeId);
       } else if (inSlot.length > 1) {
         // start-first updates leave two tasks in a slot: keep the newest once it runs
         const rank = (t: Task) => `${isTaskCurrent(t, s) ? 1 : 0}${t.createdAt}`;
@@ -202,20 +212,9 @@ export class Orchestrator {
       }
     }
 
-    s = this.advanceUpdate(tx, s, now);
+    s = this.advanceUpdate(tx, s, now, restarting);
     this.schedule(tx, s, nodes, eligible, allLoad);
     this.trimHistory(tx, s);
-  }
-
-  private restartWait(tasks: Task[], key: string, now: number): number {
-    let last: Task | undefined;
-    for (const t of tasks) {
-      if (slotKey(t) === key && (t.status.state === "failed" || t.status.state === "rejected")) {
-        if (!last || t.status.timestamp > last.status.timestamp) last = t;
-      }
-    }
-    if (!last) return 0;
-    return Math.max(0, Date.parse(last.status.timestamp) + this.restartDelayMs - now);
   }
 
   private createTask(tx: Tx, s: Service, slot: number, nodeId: string): void {
@@ -325,42 +324,46 @@ export class Orchestrator {
     return s.updateStatus.state === "rollback_started" ? s.spec.rollbackConfig : s.spec.updateConfig;
   }
 
-  /** A task of the new spec that failed during the update triggers the failure action. */
+  /**
+   * A task of the new spec that failed or ended early (complete too, as
+   * swarmkit's updater judges) during the update triggers the failure action.
+   * Messages are Docker's, with what happened to the task after them.
+   */
   private watchUpdateFailures(tx: Tx, s: Service): Service {
     if (!this.updating(s)) return s;
     const failed = tx
       .tasksOfService(s.id)
-      .find(
-        (t) =>
-          isTaskCurrent(t, s) &&
-          (t.status.state === "failed" || t.status.state === "rejected") &&
-          t.createdAt >= s.updateStatus.startedAt,
-      );
+      .find((t) => isTaskCurrent(t, s) && ENDED_EARLY.has(t.status.state) && t.createdAt >= s.updateStatus.startedAt);
     const config = this.configOf(s);
     if (!failed || config.failureAction === "continue") return s;
-    const reason = `task ${failed.id.slice(0, 12)} (slot ${failed.slot}) failed: ${failed.status.err || failed.status.message || "exited"}`;
+    const detail = failed.status.err || failed.status.message;
+    const what = detail && detail !== failed.status.state ? `${failed.status.state}: ${detail}` : failed.status.state;
+    const cause = (verb: string) => `${verb} due to failure or early termination of task ${failed.id} (${what})`;
     if (s.updateStatus.state === "updating" && config.failureAction === "rollback" && s.previousSpec) {
       const rolled = this.cluster.withSpec(tx, s, s.previousSpec, "rollback_started");
       return tx.put("service", {
         ...rolled,
-        updateStatus: { ...rolled.updateStatus, message: `update rolled back due to failure: ${reason}`, failedUpdate: true },
+        updateStatus: { ...rolled.updateStatus, message: cause("update rolled back"), failedUpdate: true },
       });
     }
     const state = s.updateStatus.state === "updating" ? "paused" : "rollback_paused";
     return tx.put("service", {
       ...s,
-      updateStatus: { ...s.updateStatus, state, message: `${state === "paused" ? "update" : "rollback"} paused: ${reason}` },
+      updateStatus: { ...s.updateStatus, state, message: cause(state === "paused" ? "update paused" : "rollback paused") },
     });
   }
 
-  private advanceUpdate(tx: Tx, s: Service, now: number): Service {
-    if (!this.updating(s)) return s;
+  /** `restarting`: a slot waits for its restart delay; the update is not done before its new task ran through the monitor. */
+  private advanceUpdate(tx: Tx, s: Service, now: number, restarting: boolean): Service {
+    if (!this.updating(s) || restarting) return s;
     const live = tx.tasksOfService(s.id).filter(isLive);
     const outdated = live.filter((t) => !isTaskCurrent(t, s)).sort((a, b) => a.slot - b.slot);
-    const inFlight = live.filter((t) => isTaskCurrent(t, s) && t.status.state !== "running");
-    if (inFlight.length > 0) return s; // a batch runs before the next one starts
+    // a batch takes connections (running, healthy if checked: Docker's task is "starting" till then) before the next one starts
+    const inFlight = live.filter((t) => isTaskCurrent(t, s) && !isTaskReady(t));
+    if (inFlight.length > 0) return s;
     const config = this.configOf(s);
-    // a new task counts once it kept running for --update-monitor; failing before that fails the update
+    // a new task counts once it kept running (its last status change, healthy included) for --update-monitor;
+    // failing before that fails the update, and the update completes only after the last one's monitor
     const settledAt = Math.max(
       0,
       ...live

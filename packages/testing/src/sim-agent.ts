@@ -1,6 +1,7 @@
 // A simulated node agent: it registers, keeps a real gRPC session with the
 // manager, applies every assignment to a network view, acknowledges it, and
-// reports its tasks running (or failed, when `fails(task)` says so). It runs
+// reports its tasks running (or failed, when `fails(task)` says so; ended
+// later, as a process exiting, when `exits(task)` or `exit()` says so). It runs
 // nothing: it stands in for many nodes in control-plane tests and benchmarks.
 // It answers log requests from `logs`, which tests fill (and append to, for
 // follow) by hand.
@@ -29,6 +30,8 @@ export interface SimAgentOptions {
   dataplane?: string;
   /** Tasks for which this returns a message fail with it instead of running. */
   fails?: (task: Task) => string | undefined;
+  /** Tasks for which this returns an exit code run, then exit with it after `afterMs` (default 0), as a real agent reports it. */
+  exits?: (task: Task) => { code: number; afterMs?: number } | undefined;
   /** A gRPC connection of its own, as a real agent in its own process has (benchmarks). */
   ownConnection?: boolean;
   /** The worker join token: the agent joins (certificate in memory) before it registers; without one it speaks plaintext to an --insecure manager. */
@@ -135,9 +138,18 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     if (t.desiredState === "shutdown" && !t.drained) return;
     const failure = t.desiredState === "running" ? this.options.fails?.(t) : undefined;
     const state = t.desiredState === "shutdown" ? "shutdown" : failure ? "failed" : "running";
-    if (this.reported.get(t.id) === state) return;
+    const prior = this.reported.get(t.id);
+    if (prior === state || (state === "running" && (prior === "complete" || prior === "failed"))) return; // an ended task stays so
     this.reported.set(t.id, state);
     this.stream?.write({ taskStatus: { taskId: t.id, status: { state, err: failure ?? "", message: state } } });
+    const exit = state === "running" ? this.options.exits?.(t) : undefined;
+    if (exit) setTimeout(() => this.exit(t.id, exit.code), exit.afterMs ?? 0).unref();
+  }
+
+  /** A running task's process exits with `code`: complete (0) or failed ("exit status N"), as a real agent reports it. */
+  exit(taskId: string, code: number): void {
+    if (this.reported.get(taskId) !== "running" || !this.stream) return;
+    this.report(taskId, code === 0 ? "complete" : "failed", code === 0 ? "" : `exit status ${code}`);
   }
 
   /** Reports a task's state by hand (e.g. a process that died). */
