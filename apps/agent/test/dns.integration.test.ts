@@ -50,14 +50,17 @@ const packet = (r: Reply | undefined): dns.DecodedPacket & { rcode: string } => 
 };
 const addrs = (r: Reply | undefined) => (packet(r).answers ?? []).map((a) => (a as dns.StringAnswer).data).sort();
 
-/** `web` (vip 10.0.1.2, one task) and `many` (dnsrr, `n` tasks) on network `front`; `secret` on `back`. */
+/** `web` (vip 10.0.1.2, one task) and `many` (dnsrr, `n` tasks) on network `front`; `secret` on `back`, also named `demo_vault` and `vault.v2` there. */
 function records(networks: string[], n = 3): DnsRecords {
   const v: NetworkView = emptyView();
   v.networks.set("front", { id: "front", name: "front", subnet: "10.0.0.0/16", gateway: "10.0.0.1", vni: 4096, encrypted: false, ingress: false });
   v.networks.set("back", { id: "back", name: "back", subnet: "10.1.0.0/16", gateway: "10.1.0.1", vni: 4097, encrypted: false, ingress: false });
   v.services.set("s1", { id: "s1", name: "web", endpointMode: "vip", ports: [], virtualIps: [{ networkId: "front", addr: "10.0.1.2/16" }], lbScheduler: "" } as ViewService);
   v.services.set("s2", { id: "s2", name: "many", endpointMode: "dnsrr", ports: [], virtualIps: [], lbScheduler: "" } as ViewService);
-  v.services.set("s3", { id: "s3", name: "secret", endpointMode: "vip", ports: [], virtualIps: [{ networkId: "back", addr: "10.1.0.2/16" }], lbScheduler: "" } as ViewService);
+  v.services.set("s3", {
+    ...({ id: "s3", name: "secret", endpointMode: "vip", ports: [], virtualIps: [{ networkId: "back", addr: "10.1.0.2/16" }], lbScheduler: "" } as ViewService),
+    aliases: [{ networkId: "back", names: ["demo_vault", "vault.v2"] }],
+  });
   const ep = (taskId: string, serviceId: string, networkId: string, addr: string): ViewEndpoint => ({
     key: `${taskId}/${networkId}`, taskId, serviceId, networkId, addr, mac: "", nodeId: "n1", nodeAddr: "", ready: true, weight: 1,
   }) as ViewEndpoint;
@@ -121,18 +124,26 @@ kernelDescribe("embedded DNS in namespaces", () => {
     expect(addrs(manyTcp)).toHaveLength(100);
 
     // the other sandbox sees its own networks only
-    const [bSecret, bWeb] = await ask(b, [
+    const [bSecret, bWeb, bAlias, bDotted, bTasks] = await ask(b, [
       { proto: "udp", query: query("secret") },
       { proto: "tcp", query: query("web") },
+      { proto: "udp", query: query("demo_vault") },
+      { proto: "tcp", query: query("Vault.V2") },
+      { proto: "udp", query: query("tasks.demo_vault") },
     ]);
     expect(addrs(bSecret)).toEqual(["10.1.0.2"]);
     expect(packet(bWeb).rcode).toBe("NXDOMAIN");
+    expect([addrs(bAlias), addrs(bDotted), addrs(bTasks)]).toEqual([["10.1.0.2"], ["10.1.0.2"], ["10.1.0.5"]]);
+    // an alias is its network's: not answered in a
+    expect(packet((await ask(a, [{ proto: "udp", query: query("demo_vault") }]))[0]).rcode).toBe("NXDOMAIN");
 
     // the system resolver, with the resolv.conf the agent is to write for each sandbox
     mkdirSync(`/etc/netns/${b}`, { recursive: true });
     writeFileSync(`/etc/netns/${b}/resolv.conf`, "nameserver 127.0.0.11\noptions ndots:0\n");
     const { stdout } = await promisify(execFile)("ip", ["netns", "exec", b, "getent", "hosts", "secret"]);
     expect(stdout.trim().split(/\s+/)).toEqual(["10.1.0.2", "secret"]);
+    const viaAlias = await promisify(execFile)("ip", ["netns", "exec", b, "getent", "hosts", "demo_vault"]);
+    expect(viaAlias.stdout.trim().split(/\s+/)).toEqual(["10.1.0.2", "demo_vault"]);
 
     // answers follow the records at once: "secret" was NXDOMAIN above, and that reply is not replayed
     await server.attach(a, records(["front", "back"]));
