@@ -219,18 +219,20 @@ function logTails(dir: string): string {
 /** Starts the lab's manager in the fabric namespace (on its data dir: a restart keeps the cluster). */
 export async function startManager(l: LabLayout): Promise<void> {
   const args = ["manager", "--data-dir", join(l.dir, "manager"), "--listen", l.managerAddr, "--listen", `unix:${l.socket}`];
+  // Docker's Engine API: for the docker CLI on this machine, and with mutual TLS from the lab's namespaces
+  args.push("--docker-api", `unix:${l.dockerSocket}`, "--docker-api", `tcp://${l.dockerTcp}`);
   // no overlay may take the underlay's addresses: the nodes' and the client's
   args.push("--reserved-subnets", `${UNDERLAY}.0/24`);
   if (l.heartbeatMs) args.push("--heartbeat-period", `${l.heartbeatMs}ms`);
   if (l.keyRotationMs) args.push("--key-rotation", `${l.keyRotationMs}ms`);
-  rmSync(l.socket, { force: true });
+  for (const socket of [l.socket, l.dockerSocket]) rmSync(socket, { force: true });
   const pidFile = join(l.dir, "manager.pid");
   startDetached(join(l.dir, "manager.log"), pidFile, l.fabric, [VIPMESH, ...args]);
-  // listening on its socket means it is up (it writes its admin identity first); while it runs, a slow
+  // listening on its sockets means it is up (it writes its admin identity first); while it runs, a slow
   // machine gets time to load it (the kernel VM emulates one), and a manager that exits fails at once
   const up = await waitFor(
     `the manager of lab ${l.name}`,
-    () => (existsSync(l.socket) ? "up" : livePid(pidFile) === undefined ? "exited" : undefined),
+    () => ([l.socket, l.dockerSocket].every((s) => existsSync(s)) ? "up" : livePid(pidFile) === undefined ? "exited" : undefined),
     120_000,
     POLL_MS,
   );
@@ -240,7 +242,7 @@ export async function startManager(l: LabLayout): Promise<void> {
 /** Kills the lab's manager (SIGKILL, like a crash); `startManager` brings it back on the same data dir. */
 export function killManager(l: LabLayout): void {
   killPidFile(join(l.dir, "manager.pid"));
-  rmSync(l.socket, { force: true });
+  for (const socket of [l.socket, l.dockerSocket]) rmSync(socket, { force: true });
 }
 
 /** Whether the lab's manager runs. */

@@ -45,7 +45,7 @@ export function registerLabCommands(program: Command, io: Io): void {
       }).catch((err: unknown) => {
         throw new CommandFailed(err instanceof Error ? err.message : String(err));
       });
-      io.stdout(`lab ${l.name} is up: ${l.nodes.map((n) => `${n.hostname} ${n.addr}`).join(", ")}; manager ${l.socket}\n`);
+      io.stdout(`lab ${l.name} is up: ${l.nodes.map((n) => `${n.hostname} ${n.addr}`).join(", ")}; manager ${l.socket}; docker API ${l.dockerSocket} ('vipmesh lab env --name ${l.name}')\n`);
     });
 
   nameOption(cmd.command("down").description("Remove every namespace, link, process and file of the lab")).action(
