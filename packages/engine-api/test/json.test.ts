@@ -1,0 +1,45 @@
+// Docker's JSON for networks and nodes, both ways.
+
+import type { Network } from "@vipmesh/core";
+import { expect, test } from "vitest";
+import { networkJson, networkSpecFromDocker, VXLANID_OPTION } from "../src/json/network.ts";
+import { nodeSpecFromDocker } from "../src/json/node.ts";
+
+test("a network create request becomes vipmesh's spec; what vipmesh lacks is refused by name", () => {
+  expect(networkSpecFromDocker({ Name: "n", Driver: "overlay", Scope: "swarm", IPAM: { Config: [{ Subnet: "10.1.0.0/24" }] }, Options: { encrypted: "" }, Labels: { a: "b" } })).toEqual({
+    name: "n",
+    driver: "overlay",
+    labels: { a: "b" },
+    options: { encrypted: "" },
+    ipam: [{ subnet: "10.1.0.0/24", gateway: "" }],
+    ingress: false,
+  });
+  expect(networkSpecFromDocker({ Name: "n", IPAM: null }).ipam).toEqual([]);
+  expect(() => networkSpecFromDocker({ Name: "n", Driver: "bridge" })).toThrow(/only the overlay driver/);
+  expect(() => networkSpecFromDocker({ Name: "n", Attachable: true })).toThrow(/attachable/);
+  expect(() => networkSpecFromDocker({ Name: "n", Labels: ["a"] })).toThrow(/Labels/);
+  expect(() => networkSpecFromDocker([])).toThrow(/JSON object/);
+});
+
+test("a network in Docker's shape", () => {
+  const n: Network = {
+    id: "abc",
+    version: 3,
+    createdAt: "2025-01-01T00:00:00Z",
+    updatedAt: "2025-01-01T00:00:00Z",
+    spec: { name: "n", driver: "overlay", labels: { a: "b" }, options: {}, ipam: [], ingress: false },
+    ipam: { subnet: "10.1.0.0/24", gateway: "10.1.0.1" },
+    vni: 4097,
+    encrypted: true,
+  };
+  const j = networkJson(n);
+  expect(j).toMatchObject({ Id: "abc", Name: "n", Scope: "swarm", Driver: "overlay", Containers: {}, Labels: { a: "b" } });
+  expect(j.Options).toEqual({ [VXLANID_OPTION]: "4097", encrypted: "" });
+  expect(j.IPAM.Config).toEqual([{ Subnet: "10.1.0.0/24", Gateway: "10.1.0.1" }]);
+});
+
+test("a node update: availability and labels; pause and promotion refused clearly", () => {
+  expect(nodeSpecFromDocker({ Role: "worker", Availability: "drain", Labels: { z: "a" } })).toEqual({ availability: "drain", labels: { z: "a" } });
+  expect(() => nodeSpecFromDocker({ Role: "manager" })).toThrow(/promote\/demote is not supported/);
+  expect(() => nodeSpecFromDocker({ Availability: "pause" })).toThrow(/no pause/);
+});
