@@ -129,6 +129,6 @@ describe("SandboxDerivation", () => {
         }
         before = want;
       }
-    });
+    }, 30_000); // 600 steps, each derived whole for comparison: ~2 s alone, several times that on a loaded 2-core machine
   }
 });
