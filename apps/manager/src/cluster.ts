@@ -90,10 +90,43 @@ export class Cluster {
           `network ${n.spec.name} is in use by service(s) ${users.map((s) => s.spec.annotations.name).join(", ")}; remove or update them first`,
         );
       }
-      const attached = tx.list("task").filter((t) => !isTerminal(t.status.state) && t.networks.some((a) => a.networkId === n.id));
-      if (attached.length > 0) throw precondition(`network ${n.spec.name} still has ${attached.length} task(s) attached`);
+      const attached = attachedTasks(tx.list("task"), n.id);
+      if (attached.length > 0) {
+        const stopping = attached.filter((t) => t.desiredState === "shutdown").length;
+        throw precondition(
+          `network ${n.spec.name} still has ${attached.length} task(s) attached` +
+            (stopping > 0 ? ` (${stopping} being stopped: retry once they have gone)` : ""),
+        );
+      }
       this.allocator.releaseNetwork(tx, n);
       tx.remove("network", n.id);
+    });
+  }
+
+  /**
+   * Waits (bounded) until no task being stopped holds network `ref` — tasks
+   * of a service that left it, still draining — so that a removal right
+   * after (`docker service update --network-rm`, then `network rm`) does not
+   * fail for them. Reads only: call it before queueing removeNetwork, which
+   * then judges (and says what still holds the network after `timeoutMs`).
+   * A removed service's tasks leave the store at once and never hold it.
+   */
+  async networkDrained(ref: string, timeoutMs = 30_000): Promise<void> {
+    const draining = () => {
+      const n = tryFind(this.store, ref);
+      return n !== undefined && attachedTasks(this.store.list("task"), n.id).some((t) => t.desiredState === "shutdown");
+    };
+    if (!draining()) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        unsubscribe();
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      const unsubscribe = this.store.subscribe(() => {
+        if (!draining()) done();
+      });
     });
   }
 
@@ -358,6 +391,18 @@ export class Cluster {
         status: { state, timestamp: tx.now, message: status.message ?? "", err: status.err ?? "", health },
       });
     });
+  }
+}
+
+/** Tasks that hold an address on the network: not yet ended. */
+const attachedTasks = (tasks: Task[], networkId: string): Task[] =>
+  tasks.filter((t) => !isTerminal(t.status.state) && t.networks.some((a) => a.networkId === networkId));
+
+function tryFind(store: ClusterStore, ref: string): Network | undefined {
+  try {
+    return store.mustFind("network", ref);
+  } catch {
+    return undefined;
   }
 }
 

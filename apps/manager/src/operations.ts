@@ -71,6 +71,7 @@ export class Operations implements ClusterOps {
     return this.write("CreateNetwork", requestId, () => this.cluster.createNetwork(spec));
   }
   async removeNetwork(ref: string): Promise<void> {
+    await this.cluster.networkDrained(ref); // tasks of a service that left it may still be stopping: not a reason to fail
     await this.write("RemoveNetwork", undefined, () => (this.cluster.removeNetwork(ref), {}));
   }
 
