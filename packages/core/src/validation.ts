@@ -430,8 +430,8 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
   if (command.length === 0 && !image) throw invalid("a command is required, or an image that runs one: give the command after `--`, e.g. -- vipmesh whoami");
   const args = strings("args", container.args);
   const hostname = container.hostname === undefined || container.hostname === null ? "" : container.hostname;
-  if (hostname !== "" && (typeof hostname !== "string" || hostname.length > 253 || !HOSTNAME.test(hostname))) {
-    throw invalid(`hostname "${String(hostname)}" is not a valid host name (letters, digits and '-', dot-separated labels of up to 63)`);
+  if (hostname !== "" && (typeof hostname !== "string" || hostname.length > 64 || !HOSTNAME.test(hostname))) {
+    throw invalid(`hostname "${String(hostname)}" is not a valid host name (up to 64 letters, digits, '-' and dots: the kernel's limit)`);
   }
   const containerLabels = labels("container labels", container.labels);
   const restartPolicy = normalizeRestartPolicy(tt.restartPolicy as Loose<RestartPolicy>);
