@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { NETWORK_ID, NODE_ID, SERVICE_ID, network, node, service, serviceSpec, task } from "../test/wire-fixtures.ts";
-import { isGlobalMode, networkJson, networkServicesJson, nodeJson, serviceJson, taskJson } from "./docker-json.ts";
+import { isGlobalMode, serviceJson, taskJson } from "@vipmesh/engine-api";
+import { networkJson, networkServicesJson, nodeJson } from "./docker-json.ts";
 
 describe("serviceJson", () => {
   it("maps a replicated service to docker's shape", () => {
@@ -16,6 +17,8 @@ describe("serviceJson", () => {
           ContainerSpec: { Command: ["vipmesh", "whoami", "--port", "80"], Env: ["A=1", "B=2"] },
           Placement: { Constraints: ["node.labels.zone==a"] },
           ForceUpdate: 0,
+          // Docker's place for the networks (the top-level Networks below is its deprecated one)
+          Networks: [{ Target: NETWORK_ID }],
         },
         Mode: { Replicated: { Replicas: 3 } },
         UpdateConfig: {
@@ -23,9 +26,10 @@ describe("serviceJson", () => {
           Delay: 10_000_000_000,
           FailureAction: "pause",
           Monitor: 5_000_000_000,
+          MaxFailureRatio: 0,
           Order: "stop-first",
         },
-        RollbackConfig: { Parallelism: 1, Delay: 0, FailureAction: "pause", Monitor: 5_000_000_000, Order: "stop-first" },
+        RollbackConfig: { Parallelism: 1, Delay: 0, FailureAction: "pause", Monitor: 5_000_000_000, MaxFailureRatio: 0, Order: "stop-first" },
         Networks: [{ Target: NETWORK_ID }],
         EndpointSpec: { Mode: "vip", Ports: [{ Protocol: "tcp", TargetPort: 80, PublishMode: "ingress" }] },
       },
@@ -97,8 +101,10 @@ describe("serviceJson", () => {
       },
       Placement: { Constraints: [] },
       ForceUpdate: 2,
+      Networks: [{ Target: NETWORK_ID }],
     });
-    expect(json.UpdateStatus).toEqual({ State: "paused", StartedAt: "a", CompletedAt: "", Message: "task failed" });
+        // a time not set is left out, as Docker's (an empty string would not decode in the docker CLI)
+    expect(json.UpdateStatus).toEqual({ State: "paused", StartedAt: "a", Message: "task failed" });
   });
 
   it("gives the user, capabilities and limits in Docker's places, and leaves out those not set", () => {
@@ -122,6 +128,7 @@ describe("serviceJson", () => {
       Resources: { Limits: { NanoCPUs: 500_000_000, MemoryBytes: 536_870_912 } },
       Placement: { Constraints: ["node.labels.zone==a"] },
       ForceUpdate: 0,
+      Networks: [{ Target: NETWORK_ID }],
     });
     // a spec with only the wire's defaults (zero limits too) shows none of them
     const unset = serviceSpec({ taskTemplate: { ...template, resources: { limits: { nanoCpus: 0, memoryBytes: 0, pids: 0 } } } });

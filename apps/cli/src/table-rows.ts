@@ -1,7 +1,7 @@
 // What `ls` and `ps` show for people: wire objects → table cells. Pure.
 
 import type { wire } from "@vipmesh/api";
-import { isGlobalMode } from "./docker-json.ts";
+import { isGlobalMode } from "@vipmesh/engine-api";
 import { shortId, stateSince, titleCase } from "./table.ts";
 
 type PortConfig = NonNullable<wire.Service["endpoint"]>["ports"][number];

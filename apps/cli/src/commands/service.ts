@@ -2,6 +2,7 @@
 
 import type { Command } from "commander";
 import type { wire } from "@vipmesh/api";
+import { serviceJson, taskJson } from "@vipmesh/engine-api";
 import {
   DEFAULT_PIDS_LIMIT,
   ENDPOINT_MODES,
@@ -17,7 +18,6 @@ import {
   parsePublish,
 } from "@vipmesh/core";
 import { type ConvergenceWait, waitForConvergence } from "../convergence.ts";
-import { serviceJson, taskJson } from "../docker-json.ts";
 import { CommandFailed, UsageError, forEachTarget } from "../errors.ts";
 import { type Io, printJson } from "../io.ts";
 import type { ManagerConnection } from "../manager-connection.ts";
