@@ -8,13 +8,15 @@ import { request as httpsRequest } from "node:https";
 import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { type DockerTarget, docker, dockerOk } from "@vipmesh/testing";
+import { type DockerTarget, docker, dockerOk, tempDir } from "@vipmesh/testing";
+import { startManager } from "../src/index.ts";
 import { everything, type Harness, startHarness } from "./harness.ts";
 
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ dockerApi: true });
+  // a heartbeat of 1 s: on a loaded machine the default 100 ms lets workers be marked down mid-test
+  h = await startHarness({ dockerApi: true, heartbeatPeriodMs: 1000 });
   await h.addAgent("worker-a");
   await h.addAgent("worker-b");
 }, 30_000);
@@ -205,6 +207,28 @@ describe("raw requests", () => {
       const r = await raw(u(), "GET", p);
       expect(r.status).toBe(200);
       expect(JSON.parse(r.body)).toEqual([]);
+    }
+  });
+});
+
+describe("an --insecure manager", () => {
+  test("serves the Engine API on a unix socket only, refusing TCP clearly", async () => {
+    const dir = tempDir();
+    try {
+      await expect(startManager({ dataDir: dir.path, listen: ["127.0.0.1:0"], insecure: true, dockerApi: ["tcp://127.0.0.1:0"] })).rejects.toThrow(
+        /--insecure serves the Engine API only on a unix socket/,
+      );
+      const m = await startManager({ dataDir: dir.path, listen: ["127.0.0.1:0"], insecure: true, dockerApi: [`unix:${dir.path}/docker.sock`] });
+      try {
+        const t = { host: m.dockerApi[0]! };
+        expect((await dockerOk(t, ["info", "--format", "{{.Swarm.LocalNodeState}}"])).trim()).toBe("active");
+        // no CA, so no join tokens: /swarm answers without them rather than fail
+        expect(JSON.parse((await raw(t, "GET", "/v1.47/swarm")).body).JoinTokens).toEqual({ Worker: "", Manager: "" });
+      } finally {
+        await m.stop();
+      }
+    } finally {
+      dir.remove();
     }
   });
 });

@@ -160,8 +160,8 @@ export function engineApiHandler(options: EngineApiOptions): RequestListener {
       res.destroy(); // a stream that broke half-way: the client sees it end early
       return;
     }
-    // a body not read (or not read to its end) would hold the connection
-    if (!req.complete) res.setHeader("Connection", "close");
+    // a body not read (to its end) is left to node, which reads and drops it after the
+    // response: closing the connection instead would break the client's write of it (EPIPE)
     sendJson(res, status, { message });
   }
 }

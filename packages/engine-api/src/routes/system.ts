@@ -3,6 +3,7 @@
 // configs). All reads: their op is ListNodes, which every reader may call.
 
 import { platform, release } from "node:os";
+import { VipmeshError } from "@vipmesh/core";
 import { HttpError, type Ctx, type Route } from "../http.ts";
 import { ARCHITECTURE, GOARCH } from "../json/platform.ts";
 import { API_VERSION, MIN_API_VERSION, VIPMESH_VERSION } from "../version.ts";
@@ -129,16 +130,22 @@ function info(ctx: Ctx) {
   };
 }
 
-/** GET /swarm. Join tokens are writers' (POLICY's GetJoinToken), as on gRPC: a reader gets the rest with empty tokens. */
+/**
+ * GET /swarm. Join tokens are writers' (POLICY's GetJoinToken), as on gRPC: a
+ * reader gets the rest with empty tokens, as does anyone on an --insecure
+ * manager, which has none (no CA).
+ */
 async function swarm(ctx: Ctx) {
-  const writer = ctx.may("GetJoinToken");
-  return {
-    ...cluster(ctx),
-    JoinTokens: {
-      Worker: writer ? await ctx.ops.joinToken("worker") : "",
-      Manager: writer ? await ctx.ops.joinToken("manager") : "",
-    },
+  const token = async (role: "worker" | "manager") => {
+    if (!ctx.may("GetJoinToken")) return "";
+    try {
+      return await ctx.ops.joinToken(role);
+    } catch (err) {
+      if (err instanceof VipmeshError && err.code === "failed_precondition") return "";
+      throw err;
+    }
   };
+  return { ...cluster(ctx), JoinTokens: { Worker: await token("worker"), Manager: await token("manager") } };
 }
 
 export const systemRoutes: Route[] = [
