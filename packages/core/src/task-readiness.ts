@@ -3,9 +3,9 @@
 
 /** What readiness looks at, on a domain Task or the wire's (whose fields may be missing or null). */
 export interface TaskReadinessFacts {
-  desiredState?: string;
-  status?: { state?: string; health?: string } | null;
-  spec?: { container?: { healthcheck?: { test?: readonly string[] } | null } | null } | null;
+  desiredState?: string | null;
+  status?: { state?: string | null; health?: string | null } | null;
+  spec?: { container?: { healthcheck?: { test?: readonly string[] | null } | null } | null } | null;
 }
 
 /**

@@ -1,7 +1,7 @@
 // vipmesh network create|ls|inspect|rm
 
 import type { Command } from "commander";
-import { networkJson, networkServicesJson } from "../docker-json.ts";
+import { networkJson, networkServicesJson } from "@vipmesh/engine-api";
 import { forEachTarget } from "../errors.ts";
 import { type Io, printJson } from "../io.ts";
 import { collectKeyValue } from "../options.ts";

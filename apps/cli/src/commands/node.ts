@@ -2,7 +2,7 @@
 
 import type { Command } from "commander";
 import { AVAILABILITIES } from "@vipmesh/core";
-import { nodeJson } from "../docker-json.ts";
+import { nodeJson } from "@vipmesh/engine-api";
 import { CommandFailed, forEachTarget } from "../errors.ts";
 import { type Io, printJson } from "../io.ts";
 import { choice, collect, collectKeyValue } from "../options.ts";

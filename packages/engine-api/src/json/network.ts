@@ -2,34 +2,35 @@
 // NetworkCreateRequest back to vipmesh's NetworkSpec: one mapping, both
 // ways. Pure.
 
-import { invalid, isTaskReady, isTerminal, type Network, type NetworkSpec, type Node, type Service, type Task } from "@vipmesh/core";
+import { invalid, isTaskReady, isTerminal, type Network, type NetworkSpec, type Node, type Service, type Task, type TaskState } from "@vipmesh/core";
+import type { Loose } from "./task.ts";
 
 export const VXLANID_OPTION = "com.docker.network.driver.overlay.vxlanid_list";
 
-export function networkJson(n: Network) {
-  const options: Record<string, string> = { [VXLANID_OPTION]: String(n.vni), ...n.spec.options };
+export function networkJson(n: Loose<Network>) {
+  const options: Record<string, string> = { [VXLANID_OPTION]: String(n.vni ?? 0), ...n.spec?.options };
   if (n.encrypted && !("encrypted" in options)) options.encrypted = "";
   return {
-    Name: n.spec.name,
-    Id: n.id,
-    Created: n.createdAt,
+    Name: n.spec?.name ?? "",
+    Id: n.id ?? "",
+    Created: n.createdAt ?? "",
     Scope: "swarm",
-    Driver: n.spec.driver || "overlay",
+    Driver: n.spec?.driver || "overlay",
     EnableIPv4: true,
     EnableIPv6: false,
     IPAM: {
       Driver: "default",
       Options: null,
-      Config: n.ipam.subnet ? [{ Subnet: n.ipam.subnet, Gateway: n.ipam.gateway }] : [],
+      Config: n.ipam?.subnet ? [{ Subnet: n.ipam.subnet, Gateway: n.ipam.gateway ?? "" }] : [],
     },
     Internal: false,
     Attachable: false,
-    Ingress: n.spec.ingress,
+    Ingress: n.spec?.ingress ?? false,
     ConfigFrom: { Network: "" },
     ConfigOnly: false,
     Containers: {},
     Options: options,
-    Labels: n.spec.labels,
+    Labels: n.spec?.labels ?? {},
   };
 }
 
@@ -85,27 +86,32 @@ export function networkSpecFromDocker(body: unknown): Partial<NetworkSpec> {
  * backends with their state, in the shape of Docker's `network inspect -v`
  * (plus `State`, `Health` and `Ready`: whether it takes new connections).
  */
-export function networkServicesJson(n: Network, services: readonly Service[], tasks: readonly Task[], nodes: readonly Node[]) {
-  const nodeAddr = new Map(nodes.map((x) => [x.id, x.status.addr]));
+export function networkServicesJson(
+  n: Loose<Network>,
+  services: readonly Loose<Service>[],
+  tasks: readonly Loose<Task>[],
+  nodes: readonly Loose<Node>[],
+) {
+  const nodeAddr = new Map(nodes.map((x) => [x.id, x.status?.addr ?? ""]));
   const out: Record<string, unknown> = {};
   for (const s of services) {
-    if (!s.spec.networks.some((a) => a.target === n.id)) continue;
-    const vip = s.endpoint.virtualIps.find((v) => v.networkId === n.id)?.addr.split("/")[0] ?? "";
+    if (!s.spec?.networks?.some((a) => a.target === n.id)) continue;
+    const vip = s.endpoint?.virtualIps?.find((v) => v.networkId === n.id)?.addr?.split("/")[0] ?? "";
     const backends = tasks
-      .filter((t) => t.serviceId === s.id && !isTerminal(t.status.state))
-      .sort((a, b) => a.slot - b.slot)
+      .filter((t) => t.serviceId === s.id && !isTerminal((t.status?.state ?? "new") as TaskState))
+      .sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0))
       .map((t) => ({
         Name: `${t.serviceName}.${t.slot || t.nodeId}.${t.id}`,
-        EndpointIP: t.networks.find((a) => a.networkId === n.id)?.addresses[0]?.split("/")[0] ?? "",
+        EndpointIP: t.networks?.find((a) => a.networkId === n.id)?.addresses?.[0]?.split("/")[0] ?? "",
         Info: { "Host IP": nodeAddr.get(t.nodeId) ?? "" },
-        State: t.status.state,
-        Health: t.status.health,
+        State: t.status?.state ?? "",
+        Health: t.status?.health ?? "",
         Ready: isTaskReady(t),
       }));
-    out[s.spec.annotations.name] = {
+    out[s.spec.annotations?.name ?? s.id ?? ""] = {
       VIP: vip,
-      EndpointMode: s.spec.endpointSpec.mode,
-      Ports: s.endpoint.ports.map((p) => `${p.protocol}/${p.targetPort}:${p.publishedPort}`),
+      EndpointMode: s.spec.endpointSpec?.mode ?? "vip",
+      Ports: (s.endpoint?.ports ?? []).map((p) => `${p.protocol}/${p.targetPort}:${p.publishedPort}`),
       Tasks: backends,
     };
   }

@@ -3,28 +3,29 @@
 // (it runs no tasks), not in the store (ops.manager()). Pure.
 
 import { invalid, type Node, type NodeSpec } from "@vipmesh/core";
+import type { Loose } from "./task.ts";
 import type { ManagerNode } from "../ops.ts";
 import { VIPMESH_VERSION } from "../version.ts";
 import { ARCHITECTURE } from "./platform.ts";
 
 /** An agent's node. Agents do not report their platform: they run the manager's (Architecture), Linux. */
-export function nodeJson(n: Node) {
+export function nodeJson(n: Loose<Node>) {
   return {
-    ID: n.id,
-    Version: { Index: n.version },
-    CreatedAt: n.createdAt,
-    UpdatedAt: n.updatedAt,
-    Spec: { Labels: n.spec.labels, Role: "worker", Availability: n.spec.availability, Membership: "accepted" },
+    ID: n.id ?? "",
+    Version: { Index: n.version ?? 0 },
+    CreatedAt: n.createdAt ?? "",
+    UpdatedAt: n.updatedAt ?? "",
+    Spec: { Labels: n.spec?.labels ?? {}, Role: "worker", Availability: n.spec?.availability ?? "", Membership: "accepted" },
     Description: {
-      Hostname: n.description.hostname,
+      Hostname: n.description?.hostname ?? "",
       Platform: { Architecture: ARCHITECTURE, OS: "linux" },
       Resources: {},
       // the node's own labels (engine.labels.K), apart from the admin's Spec.Labels (node.labels.K)
-      Engine: { EngineVersion: VIPMESH_VERSION, Labels: n.description.engineLabels ?? {}, Plugins: [] },
+      Engine: { EngineVersion: VIPMESH_VERSION, Labels: n.description?.engineLabels ?? {}, Plugins: [] },
       // vipmesh's own: which dataplane balances its VIPs
-      Dataplane: n.description.dataplane || "nftables",
+      Dataplane: n.description?.dataplane || "nftables",
     },
-    Status: { State: n.status.state, Message: n.status.message, Addr: n.status.addr },
+    Status: { State: n.status?.state ?? "", Message: n.status?.message ?? "", Addr: n.status?.addr ?? "" },
   };
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { NETWORK_ID, NODE_ID, SERVICE_ID, network, node, service, serviceSpec, task } from "../test/wire-fixtures.ts";
-import { isGlobalMode, serviceJson, taskJson } from "@vipmesh/engine-api";
-import { networkJson, networkServicesJson, nodeJson } from "./docker-json.ts";
+// The CLI's decoded wire objects through the Engine API's mappings: `vipmesh … inspect` prints what `docker … inspect` would.
+import { isGlobalMode, networkJson, networkServicesJson, nodeJson, serviceJson, taskJson } from "@vipmesh/engine-api";
 
 describe("serviceJson", () => {
   it("maps a replicated service to docker's shape", () => {
@@ -154,7 +154,7 @@ describe("isGlobalMode", () => {
 
 describe("networkJson", () => {
   it("maps a network with its allocated subnet and VXLAN ID", () => {
-    expect(networkJson(network())).toEqual({
+    expect(networkJson(network())).toMatchObject({
       Name: "appnet",
       Id: NETWORK_ID,
       Created: "2025-01-01T00:00:00.000Z",
@@ -164,6 +164,8 @@ describe("networkJson", () => {
       Options: { "com.docker.network.driver.overlay.vxlanid_list": "4097" },
       Labels: { env: "lab" },
       Ingress: false,
+      Attachable: false,
+      Internal: false,
     });
   });
 
@@ -205,16 +207,16 @@ describe("taskJson", () => {
 
 describe("nodeJson", () => {
   it("maps a node", () => {
-    expect(nodeJson(node())).toEqual({
+    expect(nodeJson(node())).toMatchObject({
       ID: NODE_ID,
       Version: { Index: 4 },
       CreatedAt: "2025-01-01T00:00:00.000Z",
       UpdatedAt: "2025-01-01T00:00:00.000Z",
-      Spec: { Labels: { zone: "a" }, Availability: "active" },
-      Description: { Hostname: "node-1", Dataplane: "nftables", Engine: { Labels: { disk: "ssd" } } },
+      Spec: { Labels: { zone: "a" }, Role: "worker", Availability: "active" },
+      Description: { Hostname: "node-1", Dataplane: "nftables", Engine: { Labels: { disk: "ssd" } }, Platform: { OS: "linux" } },
       Status: { State: "ready", Message: "", Addr: "192.168.50.11" },
     });
-    expect(nodeJson(node({ description: { hostname: "vs-1", dataplane: "ipvs", engineLabels: {} } })).Description).toEqual({
+    expect(nodeJson(node({ description: { hostname: "vs-1", dataplane: "ipvs", engineLabels: {} } })).Description).toMatchObject({
       Hostname: "vs-1",
       Dataplane: "ipvs",
       Engine: { Labels: {} },
