@@ -404,4 +404,28 @@ const apiLoad: Bench = {
   },
 };
 
-export const BENCHES: Bench[] = [controlPlane, nft, dataplane, mesh, dns, dnsFlood, lab, haproxy, ipvs, apiLoad];
+const engineApi: Bench = {
+  name: "engine-api",
+  title: "The Docker Engine API beside gRPC: service ls and inspect",
+  about:
+    "A real manager (`vipmesh manager`, its own process) serving gRPC and the Engine API on unix sockets, 3 simulated agents, 1k services running (200 with --quick). " +
+    "The calls one at a time (GET /services?status=true, what `docker service ls` asks, and GET /services/{id}) beside gRPC's ListServices and InspectService; " +
+    "then the commands end to end, each its own process: the real `docker service ls` and `docker service inspect` beside `vipmesh service ls` and `vipmesh service inspect`.",
+  runs: (mode) => once("engine-api.ts", mode),
+  summarize(results) {
+    const r = results("engine-api.json");
+    const at = `${k(r.services)} services`;
+    return {
+      figures: [
+        msFigure(`GET /services?status=true at ${at}`, latency(r.calls.list), { name: "gRPC ListServices", ...latency(r.calls.listGrpc) }),
+        msFigure(`GET /services/{id} at ${at}`, latency(r.calls.inspect), { name: "gRPC InspectService", ...latency(r.calls.inspectGrpc) }),
+        msFigure(`docker service ls at ${at}`, latency(r.commands.list), { name: "vipmesh service ls", ...latency(r.commands.listGrpc) }),
+        msFigure(`docker service inspect at ${at}`, latency(r.commands.inspect), { name: "vipmesh service inspect", ...latency(r.commands.inspectGrpc) }),
+      ],
+      targets: [],
+      charts: [],
+    };
+  },
+};
+
+export const BENCHES: Bench[] = [controlPlane, nft, dataplane, mesh, dns, dnsFlood, lab, haproxy, ipvs, apiLoad, engineApi];
