@@ -280,7 +280,11 @@ describe("nodes", () => {
 
     const nodes = await json<any[]>("node", "ls", "--json");
     expect(nodes).toContainEqual(
-      expect.objectContaining({ ID: nodeId, Description: { Hostname: "node-1", Dataplane: "nftables", Engine: { Labels: { disk: "ssd" } } }, Spec: expect.anything() }),
+      expect.objectContaining({
+        ID: nodeId,
+        Description: expect.objectContaining({ Hostname: "node-1", Dataplane: "nftables", Engine: expect.objectContaining({ Labels: { disk: "ssd" } }) }),
+        Spec: expect.anything(),
+      }),
     );
     const table = await vipmesh("node", "ls");
     expect(table.stdout).toMatch(/^ID\s+HOSTNAME\s+STATUS\s+AVAILABILITY\s+ADDRESS\s+DATAPLANE\n/);
@@ -290,8 +294,8 @@ describe("nodes", () => {
     expect(updated).toMatchObject({ code: 0, stdout: "node-1\n" });
     const [node] = await json("node", "inspect", "node-1");
     // the admin's labels change, the node's own stay apart
-    expect(node.Spec).toEqual({ Availability: "drain", Labels: { zone: "a" } });
-    expect(node.Description.Engine).toEqual({ Labels: { disk: "ssd" } });
+    expect(node.Spec).toEqual({ Availability: "drain", Labels: { zone: "a" }, Role: "worker", Membership: "accepted" });
+    expect(node.Description.Engine.Labels).toEqual({ disk: "ssd" });
     expect(node.Status.Addr).toBe("192.168.50.11");
 
     expect(await vipmesh("node", "rm", "--force", "node-1")).toMatchObject({ code: 0, stdout: "node-1\n" });
