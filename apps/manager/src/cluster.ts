@@ -206,9 +206,11 @@ export class Cluster {
     });
   }
 
-  rollbackService(ref: string): Service {
+  /** `version`: the one the caller read, when it says (the Engine API's rollback does). */
+  rollbackService(ref: string, version?: number): Service {
     return this.store.update((tx) => {
       const current = tx.mustFind("service", ref);
+      if (version !== undefined) checkVersion("service", current.spec.annotations.name, current.version, version);
       if (!current.previousSpec) {
         throw precondition(`service ${current.spec.annotations.name} has no previous spec to roll back to`);
       }

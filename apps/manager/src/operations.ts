@@ -87,8 +87,8 @@ export class Operations implements ClusterOps {
   updateService(ref: string, version: number, spec: unknown): Promise<Service> {
     return this.write("UpdateService", undefined, () => this.cluster.updateService(ref, version, spec));
   }
-  rollbackService(ref: string): Promise<Service> {
-    return this.write("RollbackService", undefined, () => this.cluster.rollbackService(ref));
+  rollbackService(ref: string, version?: number): Promise<Service> {
+    return this.write("RollbackService", undefined, () => this.cluster.rollbackService(ref, version));
   }
   async removeService(ref: string): Promise<void> {
     await this.write("RemoveService", undefined, () => (this.cluster.removeService(ref), {}));

@@ -58,7 +58,8 @@ export interface ClusterOps {
   createService(spec: unknown, requestId?: string): Promise<Service>;
   /** `version`: the one the caller read; a stale one is ABORTED. */
   updateService(ref: string, version: number, spec: unknown): Promise<Service>;
-  rollbackService(ref: string): Promise<Service>;
+  /** `version`: the one the caller read; a stale one is refused (aborted). */
+  rollbackService(ref: string, version?: number): Promise<Service>;
   removeService(ref: string): Promise<void>;
 
   /** The agents' nodes (not the manager: see manager()). */

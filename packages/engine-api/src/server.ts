@@ -75,6 +75,15 @@ export function stripVersion(path: string): { path: string; version: string } {
   return { path: m[2]!, version };
 }
 
+/** A path parameter, %-decoded; a malformed escape is the client's mistake (400), not the server's. */
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HttpError(400, `the path part "${part}" has a malformed %-escape`);
+  }
+}
+
 /** The request's body as JSON: undefined when empty, 400 when malformed, 413 past `limit`. */
 function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -134,7 +143,7 @@ export function engineApiHandler(options: EngineApiOptions): RequestListener {
       if (route.method !== method) continue;
       options.authorize(req, route.op);
       const params: Record<string, string> = {};
-      names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1]!)));
+      names.forEach((n, i) => (params[n] = decodePathPart(m[i + 1]!)));
       const may = (op: string) => {
         try {
           options.authorize(req, op);

@@ -79,6 +79,9 @@ describe("the handler", () => {
     expect(r.headers["api-version"]).toBe("1.47");
     expect(r.headers["docker-experimental"]).toBe("false");
     expect(JSON.parse((await call("GET", "/distribution/docker.io/library/nginx:1/json")).body)).toEqual({ name: "docker.io/library/nginx:1" });
+    const malformed = await call("GET", "/things/a%zz");
+    expect(malformed.status).toBe(400);
+    expect(JSON.parse(malformed.body).message).toMatch(/malformed %-escape/);
   });
 
   test("404 page not found, 405 for another method, 204", async () => {

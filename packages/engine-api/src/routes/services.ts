@@ -67,11 +67,7 @@ async function updateService(ctx: Ctx) {
   }
   if (rollback === "previous") {
     // the CLI sends the spec it read with the version: a stale one is refused as an update's
-    const current = ctx.ops.inspectService(id);
-    if (current.version !== version) {
-      throw new VipmeshError("aborted", `update out of sequence: service ${current.spec.annotations.name} changed since it was read (version ${version}, now ${current.version}); read it again and retry`);
-    }
-    await ctx.ops.rollbackService(id);
+    await inSequence(ctx.ops.rollbackService(id, version));
     return { Warnings: [] };
   }
   const { spec, warnings } = serviceSpecFromDocker(await ctx.body());
