@@ -51,6 +51,8 @@ export interface LogRequest {
   follow: boolean;
   /** Per task: only the last `tail` lines; 0 = all. */
   tail: number;
+  /** Only lines logged at or after this time (task-log.ts's form, `sinceTime`); absent or "": all. Applied after tail, as Docker does. */
+  since?: string;
 }
 
 /** A piece of a task's log as its agent sends it; `eof` ends the task's part of the request, with `error` when its log could not be read. */
@@ -267,12 +269,13 @@ export const logRequestToWire = (requestId: number, req: LogRequest): WireLogReq
   taskIds: req.taskIds,
   follow: req.follow,
   tail: req.tail,
+  since: req.since ?? "",
 });
 
 /** A log request as an agent receives it. */
 export const logRequestFromWire = (w: WithUint64<WireLogRequest, "requestId">): { requestId: number; request: LogRequest } => ({
   requestId: uint64(w.requestId),
-  request: { taskIds: w.taskIds, follow: w.follow, tail: w.tail },
+  request: { taskIds: w.taskIds, follow: w.follow, tail: w.tail, ...(w.since ? { since: w.since } : {}) },
 });
 
 /** A piece of a log as an agent sends it up: `stream.write({ logData: logPieceToWire(requestId, piece) })`. */

@@ -7,3 +7,4 @@ export * from "./timers.ts";
 export * from "./session-timing.ts";
 export * from "./codec.ts";
 export type * as wire from "./wire.ts";
+export * from "./task-log.ts";

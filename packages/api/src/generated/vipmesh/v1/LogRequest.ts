@@ -8,6 +8,7 @@ export interface LogRequest {
   'taskIds'?: (string)[];
   'follow'?: (boolean);
   'tail'?: (number);
+  'since'?: (string);
 }
 
 export interface LogRequest__Output {
@@ -15,4 +16,5 @@ export interface LogRequest__Output {
   'taskIds': (string)[];
   'follow': (boolean);
   'tail': (number);
+  'since': (string);
 }
