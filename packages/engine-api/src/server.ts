@@ -12,6 +12,32 @@ import { API_VERSION, compareVersions, MAX_API_VERSION, MIN_API_VERSION, VIPMESH
 /** Largest JSON body taken: a service spec is a few KiB; Docker itself has no limit, a manager should. */
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
+/**
+ * Deepest JSON body taken: Docker's deepest spec field is about 6 levels down.
+ * Deeper bodies would overflow the stack of whatever walks them (a 500), so
+ * they are refused before parsing, as Go's decoder refuses past its own limit.
+ */
+export const BODY_MAX_DEPTH = 64;
+
+/** How deep `text`'s objects and arrays nest (brackets inside strings do not count); stops counting past `max`. */
+export function jsonDepth(text: string, max: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c) i++; // a backslash: skip the escaped character
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) inString = true;
+    else if (ch === 0x7b || ch === 0x5b) {
+      deepest = Math.max(deepest, ++depth);
+      if (deepest > max) return deepest;
+    } else if (ch === 0x7d || ch === 0x5d) depth--;
+  }
+  return deepest;
+}
+
 export interface EngineApiOptions {
   ops: ClusterOps;
   routes: readonly Route[];
@@ -84,7 +110,7 @@ function decodePathPart(part: string): string {
   }
 }
 
-/** The request's body as JSON: undefined when empty, 400 when malformed, 413 past `limit`. */
+/** The request's body as JSON: undefined when empty, 400 when malformed or too deep, 413 past `limit`. */
 function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers["content-length"] ?? 0);
@@ -105,11 +131,15 @@ function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
       }
       if (!failed) chunks.push(c);
     });
-    req.on("error", reject);
+    // the client went away mid-body: its mistake, not the server's (no 500, nothing logged)
+    req.on("error", (err) => reject(new HttpError(400, `the request body was not received whole: ${err.message}`)));
     req.on("end", () => {
       if (failed) return;
       const text = Buffer.concat(chunks).toString("utf8");
       if (text.trim() === "") return resolve(undefined);
+      if (jsonDepth(text, BODY_MAX_DEPTH) > BODY_MAX_DEPTH) {
+        return reject(new HttpError(400, `the request body nests deeper than ${BODY_MAX_DEPTH} levels`));
+      }
       try {
         resolve(JSON.parse(text));
       } catch (err) {
