@@ -4,10 +4,11 @@ import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { alreadyExists, VipmeshError } from "@vipmesh/core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { connect } from "node:net";
 import { parseFilters, matchesLabels } from "../src/filters.ts";
 import { type Route, sendNoContent } from "../src/http.ts";
 import type { ClusterOps } from "../src/ops.ts";
-import { engineApiHandler, errorResponse, stripVersion } from "../src/server.ts";
+import { BODY_MAX_DEPTH, engineApiHandler, errorResponse, jsonDepth, stripVersion } from "../src/server.ts";
 
 describe("stripVersion", () => {
   test("takes /v1.24 to /v1.50 and none", () => {
@@ -29,12 +30,32 @@ test("errors map to Docker's codes", () => {
 });
 
 test("filters: both of Docker's encodings; labels as k or k=v", () => {
-  const f = parseFilters(new URLSearchParams({ filters: JSON.stringify({ label: { "a=b": true, c: true }, name: ["x"] }) }));
+  const known = new Set(["label", "name"]);
+  const f = parseFilters(new URLSearchParams({ filters: JSON.stringify({ label: { "a=b": true, c: true }, name: ["x"] }) }), known);
   expect(f.get("label")).toEqual(["a=b", "c"]);
   expect(f.get("name")).toEqual(["x"]);
   expect(matchesLabels({ a: "b", c: "" }, f.get("label"))).toBe(true);
   expect(matchesLabels({ a: "b" }, f.get("label"))).toBe(false);
-  expect(() => parseFilters(new URLSearchParams({ filters: "{" }))).toThrow(/not JSON/);
+  expect(() => parseFilters(new URLSearchParams({ filters: "{" }), known)).toThrow(/not JSON/);
+});
+
+test("filters: an unknown filter is Docker's 'invalid filter', not a list of everything", () => {
+  expect(() => parseFilters(new URLSearchParams({ filters: '{"lable":["a"]}' }), new Set(["label"]))).toThrow("invalid filter 'lable'");
+  expect(() => parseFilters(new URLSearchParams({ filters: '{"__proto__":["a"]}' }), new Set(["label"]))).toThrow("invalid filter '__proto__'");
+});
+
+test("a label filter matches the object's own labels, never Object's properties", () => {
+  for (const k of ["constructor", "hasOwnProperty", "__proto__", "toString"]) {
+    expect(matchesLabels({ a: "b" }, [k])).toBe(false);
+    expect(matchesLabels({ a: "b" }, [`${k}=x`])).toBe(false);
+  }
+  expect(matchesLabels(JSON.parse('{"__proto__":"x"}'), ["__proto__=x"])).toBe(true);
+});
+
+test("jsonDepth counts nesting, not brackets inside strings", () => {
+  expect(jsonDepth('{"a":[1,{"b":2}]}', 64)).toBe(3);
+  expect(jsonDepth('{"a":"[[[{{{\\\"[["}', 64)).toBe(1);
+  expect(jsonDepth("[".repeat(100000) + "]".repeat(100000), BODY_MAX_DEPTH)).toBe(BODY_MAX_DEPTH + 1);
 });
 
 describe("the handler", () => {
@@ -46,7 +67,15 @@ describe("the handler", () => {
     { method: "GET", path: "/distribution/{name*}/json", op: "Read", handle: (ctx) => ({ name: ctx.params.name }) },
     { method: "DELETE", path: "/things/{id}", op: "Write", handle: (ctx) => sendNoContent(ctx.res) },
     { method: "POST", path: "/things", op: "Write", handle: async (ctx) => ({ got: await ctx.body() }) },
+    {
+      method: "POST",
+      path: "/partial",
+      op: "Write",
+      handle: (ctx) => ctx.body().catch((err: unknown) => (partial.push(errorResponse(err)), undefined)),
+    },
   ];
+  /** What reading /partial's body ended with. */
+  const partial: { status: number; message: string }[] = [];
   beforeAll(async () => {
     const handler = engineApiHandler({
       ops: {} as ClusterOps,
@@ -54,7 +83,7 @@ describe("the handler", () => {
       authorize: (req, op) => {
         if (op === "Write" && req.headers["x-role"] === "readonly") throw new VipmeshError("permission_denied", "a readonly certificate may not call Write");
       },
-      bodyLimitBytes: 100,
+      bodyLimitBytes: 150,
     });
     server = createServer(handler);
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -101,5 +130,23 @@ describe("the handler", () => {
     const denied = await call("POST", "/things", "{}", { "x-role": "readonly" });
     expect(denied.status).toBe(403);
     expect(JSON.parse(denied.body)).toEqual({ message: "a readonly certificate may not call Write" });
+  });
+
+  test("a body nested too deep is 400 before any route walks it", async () => {
+    const deep = await call("POST", "/things", "[".repeat(BODY_MAX_DEPTH + 1) + "]".repeat(BODY_MAX_DEPTH + 1));
+    expect(deep.status).toBe(400);
+    expect(JSON.parse(deep.body).message).toMatch(/deeper than 64 levels/);
+    expect((await call("POST", "/things", "[".repeat(BODY_MAX_DEPTH) + "]".repeat(BODY_MAX_DEPTH))).status).toBe(200);
+  });
+
+  test("a client that goes away mid-body is the client's mistake (400), not a server error", async () => {
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.write('POST /partial HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"Name":');
+      setTimeout(() => socket.destroy(), 50);
+    });
+    socket.on("error", () => {});
+    await expect.poll(() => partial.length, { timeout: 3000 }).toBe(1);
+    expect(partial[0]!.status).toBe(400);
+    expect(partial[0]!.message).toMatch(/not received whole/);
   });
 });

@@ -5,6 +5,9 @@ import { matchesAny, matchesLabels, parseFilters } from "../filters.ts";
 import { type Ctx, type Route, sendJson, sendNoContent } from "../http.ts";
 import { networkJson, networkServicesJson, networkSpecFromDocker } from "../json/network.ts";
 
+/** Docker's network filters; `dangling` is taken and ignored (Docker's prune asks it). */
+const NETWORK_FILTERS = new Set(["name", "id", "label", "driver", "scope", "type", "dangling"]);
+
 /** Docker's network filters: name (contained), id (prefix), label, driver, scope, type (every vipmesh network is custom). */
 function matches(n: Network, f: Map<string, string[]>): boolean {
   return (
@@ -18,7 +21,7 @@ function matches(n: Network, f: Map<string, string[]>): boolean {
 }
 
 function list(ctx: Ctx) {
-  const f = parseFilters(ctx.query);
+  const f = parseFilters(ctx.query, NETWORK_FILTERS);
   return ctx.ops
     .listNetworks()
     .filter((n) => matches(n, f))

@@ -21,8 +21,11 @@ function resolve(ctx: Ctx, ref: string): { manager: ManagerNode } | { node: Node
   }
 }
 
+/** Docker's node filters. */
+const NODE_FILTERS = new Set(["id", "name", "role", "membership", "node.label", "label"]);
+
 function list(ctx: Ctx) {
-  const f = parseFilters(ctx.query);
+  const f = parseFilters(ctx.query, NODE_FILTERS);
   const m = ctx.ops.manager();
   const all = [
     { json: managerNodeJson(m), engineLabels: {}, labels: {} },

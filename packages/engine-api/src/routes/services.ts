@@ -21,8 +21,7 @@ export function serviceStatus(s: Service, tasks: readonly Task[]): ServiceStatus
 }
 
 function listServices(ctx: Ctx) {
-  const filters = parseFilters(ctx.query);
-  for (const k of filters.keys()) if (!SERVICE_FILTERS.has(k)) throw new HttpError(400, `invalid filter '${k}'`);
+  const filters = parseFilters(ctx.query, SERVICE_FILTERS);
   for (const m of filters.get("mode") ?? []) {
     if (m !== "replicated" && m !== "global") throw new HttpError(400, `invalid filter 'mode=${m}': replicated or global`);
   }

@@ -32,8 +32,7 @@ function resolve(refs: readonly string[] | undefined, find: (ref: string) => str
 }
 
 function listTasks(ctx: Ctx) {
-  const f = parseFilters(ctx.query);
-  for (const k of f.keys()) if (!TASK_FILTERS.has(k)) throw new HttpError(400, `invalid filter '${k}'`);
+  const f = parseFilters(ctx.query, TASK_FILTERS);
   for (const d of f.get("desired-state") ?? []) {
     if (!DESIRED_STATES.has(d)) throw new HttpError(400, `invalid filter 'desired-state=${d}': running, shutdown or accepted`);
   }
