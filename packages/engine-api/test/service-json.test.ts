@@ -32,6 +32,19 @@ describe("serviceSpecFromDocker", () => {
     expect(s.endpointSpec.ports).toEqual([{ protocol: "tcp", targetPort: 80, publishedPort: 8080, publishMode: "ingress" }]);
   });
 
+  it("gives no warning for a default that is not a zero value: --isolation default, SIGTERM, a 10 s grace", () => {
+    // `docker service create --isolation default --stop-signal SIGTERM --stop-grace-period 10s`; compose's stop_signal: TERM
+    for (const defaults of [{ Isolation: "default", StopSignal: "SIGTERM", StopGracePeriod: 10e9 }, { StopSignal: "TERM" }]) {
+      const tt = { ...CLI_CREATE.TaskTemplate, ContainerSpec: { ...CLI_CREATE.TaskTemplate.ContainerSpec, ...defaults } };
+      expect(serviceSpecFromDocker({ ...CLI_CREATE, TaskTemplate: tt }).warnings).toEqual([]);
+    }
+    const other = { ...CLI_CREATE.TaskTemplate, ContainerSpec: { ...CLI_CREATE.TaskTemplate.ContainerSpec, Isolation: "hyperv", StopSignal: "SIGINT" } };
+    expect(serviceSpecFromDocker({ ...CLI_CREATE, TaskTemplate: other }).warnings).toEqual([
+      "TaskTemplate.ContainerSpec.StopSignal is not supported by vipmesh and was ignored",
+      "TaskTemplate.ContainerSpec.Isolation is not supported by vipmesh and was ignored",
+    ]);
+  });
+
   it("names each field set that vipmesh does not honour, and only those", () => {
     const { warnings } = serviceSpecFromDocker({
       ...CLI_CREATE,
@@ -64,6 +77,8 @@ describe("serviceSpecFromDocker", () => {
     expect(withCheck(["CMD", "true"]).taskTemplate.container.healthcheck).toMatchObject({ test: ["true"], intervalMs: 2000, timeoutMs: 1000, retries: 4 });
     expect(withCheck(["CMD-SHELL", "curl -f localhost"]).taskTemplate.container.healthcheck?.test).toEqual(["/bin/sh", "-c", "curl -f localhost"]);
     expect(withCheck(["NONE"]).taskTemplate.container.healthcheck).toBeNull();
+    // a CMD with nothing to run is a mistake, not "no check"
+    expect(() => withCheck(["CMD"])).toThrow(/Healthcheck.Test must be/);
   });
 
   it("takes the deprecated top-level Networks, aliases, a replicated mode without Replicas (1), and a restart policy", () => {

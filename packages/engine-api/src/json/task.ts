@@ -215,9 +215,21 @@ const UNSUPPORTED_CONTAINER_FIELDS = [
   "Sysctls",
   "Ulimits",
   "OomScoreAdj",
+  "StopGracePeriod",
 ] as const;
 
 const DOCKER_STOP_GRACE_NS = 10_000_000_000;
+
+/**
+ * What counts as Docker's default where it is not the zero value: what the
+ * CLI sends when told nothing (`--isolation default`), and what vipmesh does
+ * anyway (it stops a task with SIGTERM, then SIGKILL 10 s later).
+ */
+const CONTAINER_DEFAULTS: Partial<Record<(typeof UNSUPPORTED_CONTAINER_FIELDS)[number], (v: unknown) => boolean>> = {
+  Isolation: (v) => isZero(v) || v === "default",
+  StopSignal: (v) => isZero(v) || (typeof v === "string" && ["SIGTERM", "TERM", "15"].includes(v.toUpperCase())),
+  StopGracePeriod: (v) => isZero(v) || v === DOCKER_STOP_GRACE_NS,
+};
 
 /** Docker's Healthcheck.Test: CMD argv, CMD-SHELL one string, NONE (or nothing) for no check. */
 function healthcheckFromDocker(json: Json | undefined): Loose<HealthCheck> | null {
@@ -227,7 +239,7 @@ function healthcheckFromDocker(json: Json | undefined): Loose<HealthCheck> | nul
   const [kind, ...rest] = test;
   let argv: string[];
   if (kind === undefined || kind === "NONE") return null;
-  if (kind === "CMD") argv = rest;
+  if (kind === "CMD" && rest.length > 0) argv = rest;
   else if (kind === "CMD-SHELL" && rest.length === 1) argv = ["/bin/sh", "-c", rest[0]!];
   else throw invalid(`${f}.Test must be ["CMD", arg…], ["CMD-SHELL", "command"] or ["NONE"], not ${JSON.stringify(test)}`);
   return {
@@ -260,8 +272,7 @@ export function taskSpecFromDocker(json: Json | undefined, warnings: Warnings): 
   const f = "TaskTemplate";
   const cs = object(`${f}.ContainerSpec`, tt.ContainerSpec) ?? {};
   const c = `${f}.ContainerSpec`;
-  for (const name of UNSUPPORTED_CONTAINER_FIELDS) warnings.unsupported(`${c}.${name}`, cs[name]);
-  warnings.unsupported(`${c}.StopGracePeriod`, cs.StopGracePeriod, (v) => isZero(v) || v === DOCKER_STOP_GRACE_NS);
+  for (const name of UNSUPPORTED_CONTAINER_FIELDS) warnings.unsupported(`${c}.${name}`, cs[name], CONTAINER_DEFAULTS[name]);
 
   const resources = object(`${f}.Resources`, tt.Resources) ?? {};
   const limits = object(`${f}.Resources.Limits`, resources.Limits) ?? {};
