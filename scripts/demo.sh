@@ -6,8 +6,11 @@
 # affinity) and resolved by the embedded DNS, its tasks reaching each other
 # across nodes over VXLAN, and the routing mesh: its published port answered
 # by every node, a node without a task too (and a host-mode port), and an
-# external HAProxy fed by haproxy-gen in front of it all. It
-# stays up until Ctrl-C, then removes everything it made.
+# external HAProxy fed by haproxy-gen in front of it all. Then the same lab
+# driven by the real `docker` CLI through the manager's Docker Engine API: the
+# seed's service read back, and a small compose stack deployed, reached through
+# its published port and removed. It stays up until Ctrl-C, then removes
+# everything it made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/bin:$PATH"
@@ -16,10 +19,14 @@ LAB=demo
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 say() { printf '\n# %s\n' "$*"; }
 gen=""
+# the docker CLI with a config of its own: the user's ~/.docker (contexts, credentials) plays no part
+docker_config=$(mktemp -d)
+export DOCKER_CONFIG=$docker_config
 cleanup() {
   say "Ctrl-C: removing the lab"
   if [[ -n $gen ]]; then kill "$gen" 2>/dev/null || true; fi # gone already: the lab goes all the same (set -e)
   vipmesh lab down --name "$LAB" >/dev/null 2>&1 || true
+  rm -rf "$docker_config"
 }
 
 if [[ $(id -u) -ne 0 ]]; then echo "the lab makes network namespaces: run as root" >&2; exit 1; fi
@@ -161,6 +168,39 @@ say "The kernel state of node1's overlay (VXLAN devices; static FDB and neighbou
 step vipmesh lab exec --name "$LAB" node1 -- ip -d link show type vxlan
 step vipmesh lab exec --name "$LAB" node1 -- bridge fdb show dev "$(vipmesh lab exec --name "$LAB" node1 -- ip -o link show type vxlan | awk -F': ' '{print $2}' | cut -d@ -f1 | tail -1)"
 step vipmesh lab exec --name "$LAB" node1 -- ip neigh show nud permanent
+
+say "9. The real docker CLI: the manager serves Docker's Engine API, on the lab's docker.sock (and TLS on its"
+say "   underlay address); 'vipmesh lab env' prints where, and the same lab answers docker's own commands"
+step vipmesh lab env --name "$LAB"
+eval "$(vipmesh lab env --name "$LAB")"
+step docker service ls
+step docker service inspect --format '{{json .Endpoint.VirtualIPs}}' collabweb
+
+say "A stack from a compose file (scripts/demo-stack.yml): web published on 8088 with a health check and the alias"
+say "frontend, api without a VIP (dnsrr), both on the overlay network demo_appnet"
+step docker stack deploy --detach=true -c scripts/demo-stack.yml demo
+for _ in $(seq 120); do
+  [[ $(docker service ls --filter name=demo_ --format '{{.Replicas}}' | sort -u) == 2/2 ]] && break
+  sleep 0.5
+done
+step docker stack services demo
+step docker service ps demo_web
+say "From the client, port 8088 of every node answered by web's tasks (once each node's mesh has them, a moment after they run):"
+for n in 1 2 3; do
+  printf 'node%s 192.168.100.1%s:8088 -> ' "$n" "$n"
+  for _ in $(seq 40); do
+    answer=$(vipmesh lab exec --name "$LAB" client -- curl -s --max-time 2 "http://192.168.100.1$n:8088/" | awk '/^Hostname:/ {print $2}') || true
+    [[ -n $answer ]] && break
+    sleep 0.5
+  done
+  echo "${answer:-no answer}"
+done
+say "Inside a web task, the embedded DNS answers the stack's names and web's alias (the VIP), and api's tasks:"
+for name in web demo_web frontend api; do
+  printf '%-9s %s\n' "$name" "$(vipmesh exec demo_web.1 -- dig +short "$name" | sort | tr '\n' ' ')"
+done
+step docker stack rm demo
+step docker network ls
 
 say "The lab stays up: try 'vipmesh service ls', 'vipmesh exec collabweb.1 -- hostname', 'vipmesh lab exec node2 -- ip -br a',"
 say "'vipmesh lab exec client -- curl -s http://127.0.0.1:8404/stats' (HAProxy), and $hdir/haproxy.cfg."
