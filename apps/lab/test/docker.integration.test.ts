@@ -6,7 +6,7 @@
 // kernel holds.
 
 import { call } from "@vipmesh/api";
-import { type DockerResult, dockerEnv, waitFor as waitForBase } from "@vipmesh/testing";
+import { type DockerResult, docker as runDocker, dockerEnv, dockerOk, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -25,22 +25,17 @@ const SUBNET = /^10\.0\.3\.(\d+)\/24$/;
 /** The lab's pace: docker polls, agents sync; given 60 s, checked every half second. */
 const waitFor = <T>(what: string, check: () => T | Promise<T>, timeoutMs = 60_000) => waitForBase(what, check, timeoutMs, 500);
 
-/** `docker ARGS…` in `netns` (the root namespace when undefined), against the lab over the unix socket or TLS. */
-function dockerIn(netns: string | undefined, tls: boolean, args: string[], timeoutMs = 60_000): Promise<DockerResult> {
-  const [cmd, argv] = netns ? ["ip", ["netns", "exec", netns, "docker", ...args]] : ["docker", args];
+/** Runs docker on the lab's unix socket; throws with its output unless it exits 0. */
+const docker = (...args: string[]) => dockerOk(dockerTarget(lab), args, { timeoutMs: 60_000 });
+
+/** `docker ARGS…` inside `netns`, against the lab's TLS address (the underlay exists only in the lab's namespaces). */
+function dockerTlsIn(netns: string, args: string[]): Promise<DockerResult> {
   return new Promise((resolve) => {
-    execFile(cmd, argv, { env: dockerEnv(dockerTarget(lab, tls)), timeout: timeoutMs, encoding: "utf8" }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
+    const env = dockerEnv(dockerTarget(lab, true));
+    execFile("ip", ["netns", "exec", netns, "docker", ...args], { env, timeout: 30_000, encoding: "utf8" }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
     });
   });
-}
-
-/** Runs docker on the lab's unix socket; throws with its output unless it exits 0. */
-async function docker(...args: string[]): Promise<string> {
-  const r = await dockerIn(undefined, false, args);
-  if (r.code !== 0) throw new Error(`docker ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r.stdout;
 }
 const lines = (s: string) => s.split("\n").map((l) => l.trim()).filter(Boolean);
 
@@ -67,7 +62,9 @@ kernelDescribe("the docker CLI on a 3-node lab", () => {
   it("runs the seed scenario with docker commands only, on the lab's unix socket", async () => {
     await docker("network", "create", "--driver", "overlay", "--subnet", "10.0.3.0/24", ...(hasEsp() ? ["--opt", "encrypted"] : []), "collabnet");
     // the seed's command verbatim: it waits for the tasks (--detach=false is the CLI's default)
-    const created = await dockerIn(undefined, false, ["service", "create", "--replicas", "3", "--name", "collabweb", "--network", "collabnet", "vipmesh/whoami"], 90_000);
+    const created = await runDocker(dockerTarget(lab), ["service", "create", "--replicas", "3", "--name", "collabweb", "--network", "collabnet", "vipmesh/whoami"], {
+      timeoutMs: 90_000,
+    });
     expect(created.code, created.stderr).toBe(0);
     // the new service's ID on stdout, then the CLI's progress until it verified the tasks stay up
     const id = lines(created.stdout)[0]!;
@@ -94,7 +91,7 @@ kernelDescribe("the docker CLI on a 3-node lab", () => {
   });
 
   it("answers the same over TCP with mutual TLS, from inside the lab's client namespace", async () => {
-    const r = await dockerIn(lab.client, true, ["service", "ls", "--format", "{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}}"]);
+    const r = await dockerTlsIn(lab.client, ["service", "ls", "--format", "{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}}"]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^collabweb replicated 3\/3 vipmesh\/whoami/m);
     // without the admin's certificate, no answer: the TLS port is mutual TLS only
