@@ -69,6 +69,10 @@ describe("serviceSpecFromDocker", () => {
     expect(() => serviceSpecFromDocker({ Name: 3 })).toThrow("Name must be a string");
     expect(() => serviceSpecFromDocker([])).toThrow(/must be a service spec|must be an object/);
     expect(() => serviceSpecFromDocker({ Name: "j", Mode: { ReplicatedJob: {} } })).toThrow(/not jobs/);
+    // a negative duration under 1 ms would round to 0 ms and pass the core's range check
+    const negative = { ...CLI_CREATE, TaskTemplate: { ...CLI_CREATE.TaskTemplate, RestartPolicy: { Delay: -1 } } };
+    expect(() => serviceSpecFromDocker(negative)).toThrow("TaskTemplate.RestartPolicy.Delay must not be negative");
+    expect(() => serviceSpecFromDocker({ ...CLI_CREATE, UpdateConfig: { Monitor: -999_999 } })).toThrow("UpdateConfig.Monitor must not be negative");
   });
 
   it("reads health checks in all three forms, durations in nanoseconds", () => {

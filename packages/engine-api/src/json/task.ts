@@ -161,9 +161,10 @@ export function integer(field: string, v: unknown): number | undefined {
   return v;
 }
 
-/** A duration in nanoseconds, as milliseconds. */
+/** A duration in nanoseconds, as milliseconds; negative is refused here (under 1 ms it would round to 0 and pass the core's range). */
 export function duration(field: string, v: unknown): number | undefined {
   const ns = integer(`${field} (nanoseconds)`, v);
+  if (ns !== undefined && ns < 0) throw invalid(`${field} must not be negative`);
   return ns === undefined ? undefined : Math.round(ns / 1_000_000);
 }
 
