@@ -8,7 +8,7 @@
 import { call } from "@vipmesh/api";
 import { type DockerResult, docker as runDocker, dockerEnv, dockerOk, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
-import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,15 +28,16 @@ const waitFor = <T>(what: string, check: () => T | Promise<T>, timeoutMs = 60_00
 /** Runs docker on the lab's unix socket; throws with its output unless it exits 0. */
 const docker = (...args: string[]) => dockerOk(dockerTarget(lab), args, { timeoutMs: 60_000 });
 
-/** `docker ARGS…` inside `netns`, against the lab's TLS address (the underlay exists only in the lab's namespaces). */
-function dockerTlsIn(netns: string, args: string[]): Promise<DockerResult> {
-  return new Promise((resolve) => {
-    const env = dockerEnv(dockerTarget(lab, true));
-    execFile("ip", ["netns", "exec", netns, "docker", ...args], { env, timeout: 30_000, encoding: "utf8" }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
+const VIPMESH = fileURLToPath(new URL("../../../bin/vipmesh", import.meta.url));
+
+/** `docker ARGS…` as a user runs it after `eval "$(vipmesh lab env …)"`: in bash, inside `netns` when given. */
+function dockerAfterLabEnv(envFlags: string[], args: string[], netns?: string): DockerResult {
+  const script = `eval "$("$0" lab env --name ${lab.name} ${envFlags.join(" ")})" && exec ${netns ? `ip netns exec ${netns} ` : ""}docker "$@"`;
+  // the throwaway DOCKER_CONFIG and no DOCKER_* of this process's: lab env's lines alone say where docker goes
+  const r = spawnSync("bash", ["-c", script, VIPMESH, ...args], { env: dockerEnv({ host: "" }), encoding: "utf8", timeout: 30_000 });
+  return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
+
 const lines = (s: string) => s.split("\n").map((l) => l.trim()).filter(Boolean);
 
 const sh = (netns: string, ...cmd: string[]) => execFileSync("ip", ["netns", "exec", netns, ...cmd], { timeout: 15_000 }).toString();
@@ -90,13 +91,20 @@ kernelDescribe("the docker CLI on a 3-node lab", () => {
     expect(tasks.map((t) => t.id)).toContain(answered);
   });
 
-  it("answers the same over TCP with mutual TLS, from inside the lab's client namespace", async () => {
-    const r = await dockerTlsIn(lab.client, ["service", "ls", "--format", "{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}}"]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^collabweb replicated 3\/3 vipmesh\/whoami/m);
+  it("is found with lab env's lines: on the unix socket, and over TCP with mutual TLS from inside the lab's client namespace", () => {
+    const format = ["service", "ls", "--format", "{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}}"];
+    for (const [flags, netns] of [[[], undefined], [["--tls"], lab.client]] as const) {
+      const r = dockerAfterLabEnv([...flags], format, netns);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^collabweb replicated 3\/3 vipmesh\/whoami/m);
+    }
     // without the admin's certificate, no answer: the TLS port is mutual TLS only
     const anonymous = spawnSync("ip", ["netns", "exec", lab.client, "curl", "-sk", "--max-time", "3", `https://${lab.dockerTcp}/_ping`]);
     expect(anonymous.status).not.toBe(0);
+    // an unknown lab is said to be one
+    const unknown = spawnSync(VIPMESH, ["lab", "env", "--name", "nosuchlab"], { encoding: "utf8" });
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toContain("lab nosuchlab is not running");
   });
 
   it("deploys a compose stack, reached through every node, re-deploys it in place, and removes it with nothing left", async () => {
