@@ -58,7 +58,7 @@ const writeLog = (taskId: string, text: string) => {
   mkdirSync(join(dir.path, taskId), { recursive: true });
   appendFileSync(join(dir.path, taskId, "log"), text);
 };
-const ask = (logRequest: { requestId: number; taskIds: string[]; follow: boolean; tail: number }) => down!.write({ logRequest });
+const ask = (logRequest: { requestId: number; taskIds: string[]; follow: boolean; tail: number }) => down!.write({ logRequest: { since: "", ...logRequest } });
 const textOf = (requestId: number, taskId: string) =>
   Buffer.concat(received.filter((d) => d.requestId === requestId && d.taskId === taskId).map((d) => d.data)).toString();
 const eofs = (requestId: number) => received.filter((d) => d.requestId === requestId && d.eof).map((d) => d.taskId).sort();

@@ -5,9 +5,10 @@
 // whole story; in short:
 //
 //   run   [OPTIONS] -- CMD...   outer (stays in the host's PID namespace, the
-//                               pid the agent tracks) → init, PID 1 of a new
-//                               PID/mount/IPC/UTS namespace (mounts, reaps,
-//                               forwards signals) → the task.
+//                               pid the agent tracks; the task's log shim) →
+//                               init, PID 1 of a new PID/mount/IPC/UTS
+//                               namespace (mounts, reaps, forwards signals) →
+//                               the task.
 //   enter [OPTIONS] --target PID -- CMD...
 //                               joins PID's task's namespaces and cgroups, and
 //                               runs CMD as confined as the task.
@@ -18,7 +19,16 @@
 // its /etc/netns/NAME files over /etc's and its /sys, as `ip netns exec`
 // gives), --hostname H, --home DIR (the task's writable directory, mounted at
 // /root), --hide PATH (repeatable: made empty), --keep PATH (repeatable:
-// shown read-only even inside a hidden or tmpfs path).
+// shown read-only even inside a hidden or tmpfs path), --log FILE (the task's
+// log, else the outer's stdout) and --log-max-bytes N (past N bytes FILE
+// becomes FILE.1, replacing the older one, and a new FILE starts).
+//
+// The log: init and the task write to two pipes (stdout, stderr); the outer
+// reads both and appends each line as `<time> <o|e> <text>\n`, the time
+// RFC 3339 UTC with nanoseconds, fixed width, taken when it read the line
+// (packages/api/src/task-log.ts parses it). Lines over 16 KiB are split; a
+// task writing faster than the log takes it blocks on its full pipe.
+// Confinement's own early failures go to the log as they are.
 //
 // Exit status: the task's, or 128+N when it died of signal N; 125 when
 // confinement itself failed.
@@ -32,6 +42,7 @@
 #include <linux/filter.h>
 #include <linux/mount.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -43,12 +54,14 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <dirent.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FAILED 125
@@ -69,6 +82,8 @@ static struct {
   const char *hostname;
   const char *home;
   pid_t target;
+  const char *log;
+  long long log_max;
   char **argv;
 } opt;
 
@@ -113,7 +128,12 @@ static void parse(int argc, char **argv) {
     else if (strcmp(a, "--hostname") == 0) opt.hostname = v;
     else if (strcmp(a, "--home") == 0) opt.home = v;
     else if (strcmp(a, "--target") == 0) opt.target = (pid_t)strtol(v, NULL, 10);
-    else usage(a);
+    else if (strcmp(a, "--log") == 0) opt.log = v;
+    else if (strcmp(a, "--log-max-bytes") == 0) {
+      char *end;
+      opt.log_max = strtoll(v, &end, 10);
+      if (!*v || *end || opt.log_max < 0) usage("--log-max-bytes needs a number of bytes");
+    } else usage(a);
   }
   usage("no command");
 }
@@ -473,10 +493,209 @@ static void supervise(pid_t child, int group, const sigset_t *set) {
   }
 }
 
+/* ---- the log shim (run: in the outer) ---- */
+
+#define LINE_BYTES (16 * 1024) /* longer lines are split (as Docker's json-file does): task-log.ts's LOG_LINE_MAX_BYTES */
+#define TIME_LEN 30            /* 2024-05-01T12:00:00.123456789Z */
+#define PREFIX_LEN (TIME_LEN + 3)
+
+/** What the task wrote to one pipe and has not ended with a newline yet. */
+struct stream {
+  int fd; // -1 once at EOF
+  char tag;
+  size_t len;
+  char buf[LINE_BYTES];
+};
+
+static struct {
+  int dir;             // the log's directory: opened before the task's mounts hide it from the outer too
+  char name[256];      // FILE
+  char old[258];       // FILE.1
+  long long size;      // bytes in the current FILE, written or buffered
+  int reopen;          // FILE was renamed but a new one is not open yet: lines are dropped meanwhile
+  size_t len;          // formatted lines not written yet
+  char buf[64 * 1024]; // at least one whole line: PREFIX_LEN + LINE_BYTES + 1
+} logf = {.dir = -1};
+
+/** --log: FILE opened (appending) as stdout and stderr, and its directory kept for rotation. */
+static void open_log(void) {
+  if (!opt.log) {
+    if (opt.log_max > 0) usage("--log-max-bytes needs --log FILE");
+    return;
+  }
+  char dir[4096];
+  const char *slash = strrchr(opt.log, '/');
+  const char *name = slash ? slash + 1 : opt.log;
+  size_t dirlen = slash ? (size_t)(slash - opt.log) : 0;
+  if (!*name || strlen(name) >= sizeof logf.name || dirlen >= sizeof dir) usage("--log needs a file name");
+  snprintf(dir, sizeof dir, "%.*s", (int)dirlen, opt.log);
+  snprintf(logf.name, sizeof logf.name, "%s", name);
+  snprintf(logf.old, sizeof logf.old, "%s.1", name);
+  logf.dir = open(!slash ? "." : dirlen ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (logf.dir < 0) dief("cannot open the directory of", opt.log);
+  int fd = openat(logf.dir, logf.name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) < 0) dief("cannot open", opt.log);
+  if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) dief("cannot write to", opt.log);
+  close(fd);
+  logf.size = st.st_size;
+}
+
+/** Writes the buffered lines. A line the log does not take (disk full, say) is lost, never the task. */
+static void flush_log(void) {
+  size_t done = 0;
+  while (done < logf.len) {
+    ssize_t n = write(1, logf.buf + done, logf.len - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  logf.size -= (long long)(logf.len - done);
+  logf.len = 0;
+}
+
+/**
+ * FILE → FILE.1 (replacing the older one) and a new FILE; returns whether the
+ * new one is open. Until it is, lines are dropped (and this is tried again at
+ * the next one): at most 2 × the cap is ever on disk.
+ */
+static int rotate_log(void) {
+  flush_log();
+  if (!logf.reopen) {
+    if (renameat(logf.dir, logf.name, logf.dir, logf.old) < 0 && errno != ENOENT) return 0;
+    logf.reopen = 1;
+  }
+  int fd = openat(logf.dir, logf.name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+  if (fd < 0) return 0;
+  int ok = dup2(fd, 1) >= 0 && dup2(fd, 2) >= 0;
+  close(fd);
+  if (!ok) return 0;
+  logf.reopen = 0;
+  logf.size = 0;
+  return 1;
+}
+
+/** Now, as task-log.ts writes times (the Unix epoch should the clock fail). */
+static void log_time(char out[TIME_LEN + 1]) {
+  struct timespec ts;
+  struct tm tm;
+  if (clock_gettime(CLOCK_REALTIME, &ts) < 0 || !gmtime_r(&ts.tv_sec, &tm) || strftime(out, 20, "%Y-%m-%dT%H:%M:%S", &tm) != 19) {
+    snprintf(out, TIME_LEN + 1, "1970-01-01T00:00:00.000000000Z");
+    return;
+  }
+  snprintf(out + 19, TIME_LEN + 1 - 19, ".%09ldZ", ts.tv_nsec);
+}
+
+/** One line (n ≤ LINE_BYTES, without its newline) into the log's buffer; rotates first when it would pass the cap. */
+static void emit(char tag, const char *time, const char *text, size_t n) {
+  size_t line = PREFIX_LEN + n + 1;
+  if (opt.log_max > 0 && (logf.reopen || (logf.size > 0 && logf.size + (long long)line > opt.log_max)) && !rotate_log()) return;
+  if (logf.len + line > sizeof logf.buf) flush_log();
+  char *p = logf.buf + logf.len;
+  memcpy(p, time, TIME_LEN);
+  p[TIME_LEN] = ' ';
+  p[TIME_LEN + 1] = tag;
+  p[TIME_LEN + 2] = ' ';
+  memcpy(p + PREFIX_LEN, text, n);
+  p[PREFIX_LEN + n] = '\n';
+  logf.len += line;
+  logf.size += (long long)line;
+}
+
+/** The stream's unfinished line (if any) as a line of its own, and the pipe closed. */
+static void end_stream(struct stream *s) {
+  if (s->len > 0) {
+    char time[TIME_LEN + 1];
+    log_time(time);
+    emit(s->tag, time, s->buf, s->len);
+    s->len = 0;
+  }
+  close(s->fd);
+  s->fd = -1;
+}
+
+/** One read of a pipe: its whole lines (or LINE_BYTES of one) to the log. Returns 1 after a read, 0 when nothing is there now, -1 at EOF. */
+static int read_stream(struct stream *s) {
+  ssize_t n = read(s->fd, s->buf + s->len, sizeof s->buf - s->len);
+  if (n < 0 && errno == EINTR) return 1;
+  if (n < 0 && errno == EAGAIN) return 0;
+  if (n <= 0) {
+    end_stream(s);
+    return -1;
+  }
+  char time[TIME_LEN + 1];
+  log_time(time);
+  s->len += (size_t)n;
+  char *start = s->buf, *end = s->buf + s->len, *nl;
+  for (; (nl = memchr(start, '\n', (size_t)(end - start))); start = nl + 1) emit(s->tag, time, start, (size_t)(nl - start));
+  size_t rest = (size_t)(end - start);
+  if (rest == sizeof s->buf) {
+    emit(s->tag, time, s->buf, rest);
+    rest = 0;
+  } else if (start != s->buf) {
+    memmove(s->buf, start, rest);
+  }
+  s->len = rest;
+  return 1;
+}
+
+static struct stream task_out = {.tag = 'o'}, task_err = {.tag = 'e'};
+
+/**
+ * The outer's life: the task's two pipes to the log, and what supervise()
+ * does for init — every forwarded signal passed on to it, and once it ended
+ * (and with it every process of its namespace, so nothing more can come
+ * down the pipes) the rest of the pipes logged and its status as ours.
+ */
+static void shim(pid_t init, const sigset_t *set) {
+  signal(SIGPIPE, SIG_IGN); // the outer's alone: a log that is a pipe which closed must not end it
+  int sfd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sfd < 0) die("cannot make a signalfd"); // init dies with us
+  struct stream *streams[2] = {&task_out, &task_err};
+  int status = 0, ended = 0;
+  for (;;) {
+    struct pollfd p[3] = {{sfd, POLLIN, 0}, {task_out.fd, POLLIN, 0}, {task_err.fd, POLLIN, 0}}; // fd -1: left out
+    if (poll(p, 3, -1) < 0) {
+      if (errno == EINTR || errno == ENOMEM) continue;
+      die("cannot poll");
+    }
+    struct signalfd_siginfo si;
+    while (p[0].revents && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+      if (si.ssi_signo != SIGCHLD) {
+        kill(init, (int)si.ssi_signo);
+        continue;
+      }
+      int st;
+      pid_t pid;
+      while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (pid == init) status = st, ended = 1;
+      }
+    }
+    // one read of each per turn: neither stream holds the other or the signals back
+    for (int i = 0; i < 2; i++) {
+      if (p[i + 1].revents && streams[i]->fd >= 0) read_stream(streams[i]);
+    }
+    if (ended) {
+      for (int i = 0; i < 2; i++) {
+        while (streams[i]->fd >= 0 && read_stream(streams[i]) > 0) {}
+        if (streams[i]->fd >= 0) end_stream(streams[i]); // drained; a writer outside the namespace cannot hold us
+      }
+      flush_log();
+      exit(status_code(status));
+    }
+    flush_log();
+  }
+}
+
 static void run(void) {
   sigset_t set = waited();
   sigprocmask(SIG_BLOCK, &set, NULL);
   join_cgroups();
+  open_log();
+  // the task's stdout and stderr: pipes to the shim, made after joining the cgroups so that their buffers count against the task
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) die("cannot make the task's pipes");
+  if (fcntl(out[0], F_SETFL, O_NONBLOCK) < 0 || fcntl(err[0], F_SETFL, O_NONBLOCK) < 0) die("cannot make the task's pipes");
   char path[4096];
   snprintf(path, sizeof path, "/run/netns/%s", opt.netns);
   int net = open(path, O_RDONLY | O_CLOEXEC);
@@ -489,8 +708,21 @@ static void run(void) {
   if (unshare(CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS) < 0) die("cannot make the task's namespaces");
   pid_t init = fork();
   if (init < 0) die("cannot fork");
-  if (init > 0) supervise(init, 0, &set); // outer: the agent's signals go to init
+  if (init > 0) { // outer: the log shim, and the agent's signals go to init
+    close(out[1]);
+    close(err[1]);
+    task_out.fd = out[0];
+    task_err.fd = err[0];
+    shim(init, &set);
+  }
 
+  // init: stdout and stderr are the pipes; nothing else of the outer's stays open
+  if (dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) die("cannot take the task's pipes");
+  close(out[0]);
+  close(out[1]);
+  close(err[0]);
+  close(err[1]);
+  if (logf.dir >= 0) close(logf.dir);
   // init: PID 1 of the task's PID namespace; dies with the outer (the agent's SIGKILL)
   // (getppid() is 0 here, the outer being outside the namespace: its death in the instant before is not seen)
   prctl(PR_SET_PDEATHSIG, SIGKILL);

@@ -16,7 +16,7 @@ describe("capabilityMask", () => {
 
 describe("runArgs", () => {
   const confinement = { user: "", capabilities: effectiveCapabilities(), pids: 4096, memoryBytes: 0, nanoCpus: 0 };
-  const args = runArgs({ confinement, sandbox: "vm-t1", cgroups: ["/sys/fs/cgroup/pids/vm/t1"], hostname: "t1", home: "/state/tasks/t1/root", hide: ["/state", "/opt/manager"], command: ["sleep", "1"] });
+  const args = runArgs({ confinement, sandbox: "vm-t1", cgroups: ["/sys/fs/cgroup/pids/vm/t1"], hostname: "t1", home: "/state/tasks/t1/root", hide: ["/state", "/opt/manager"], log: "/state/tasks/t1/log", logMaxBytes: 1024, command: ["sleep", "1"] });
   const values = (flag: string) => args.flatMap((a, i) => (a === flag ? [args[i + 1]] : []));
 
   it("hides every path no task may see, and the ones the agent is told to", () => {
@@ -28,5 +28,10 @@ describe("runArgs", () => {
     expect(values("--caps")).toEqual(["a80425fb"]);
     expect(values("--netns")).toEqual(["vm-t1"]);
     expect(args.slice(args.indexOf("--") + 1)).toEqual(["sleep", "1"]);
+  });
+
+  it("has the outer write the task's log, capped", () => {
+    expect(values("--log")).toEqual(["/state/tasks/t1/log"]);
+    expect(values("--log-max-bytes")).toEqual(["1024"]);
   });
 });

@@ -78,6 +78,10 @@ export interface RunOptions {
   home: string;
   /** More paths to hide (the agent's state dir). */
   hide: readonly string[];
+  /** The task's log file (confine's shim writes it: task-log.ts's lines). */
+  log: string;
+  /** Past this size the log becomes `log.1` and a new one starts: 2 × this at most per task. */
+  logMaxBytes: number;
   command: readonly string[];
 }
 
@@ -104,6 +108,10 @@ export function runArgs(o: RunOptions): string[] {
     o.home,
     ...[...HIDDEN_PATHS, ...o.hide].flatMap((p) => ["--hide", p]),
     ...keep.flatMap((p) => ["--keep", p]),
+    "--log",
+    o.log,
+    "--log-max-bytes",
+    String(o.logMaxBytes),
     "--",
     ...o.command,
   ];

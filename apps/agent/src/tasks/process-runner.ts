@@ -16,6 +16,9 @@ import { EventEmitter } from "node:events";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
+/** A task's log: past this it becomes `log.1` (the older one goes) and a new `log` starts, so a task holds at most twice this on disk. */
+export const TASK_LOG_MAX_BYTES = 10 * 1024 * 1024;
+
 /** How many logs of forgotten tasks are kept (the manager keeps 5 ended tasks per slot). */
 export const KEPT_ENDED_LOGS = 50;
 
@@ -35,6 +38,8 @@ export interface ProcessRunnerOptions {
   cgroups?: TaskCgroups;
   /** Paths of the node no task may see, besides confine.ts's HIDDEN_PATHS and the state dir. */
   hide?: string[];
+  /** TASK_LOG_MAX_BYTES unless given (tests). */
+  logMaxBytes?: number;
 }
 
 /** /proc/PID/stat field 22: when the process started, to tell it from a later process with the same pid. */
@@ -123,9 +128,11 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> implemen
       hostname: spec.hostname,
       home,
       hide: [this.options.stateDir, ...(this.options.hide ?? [])],
+      log: this.logFile(spec.taskId),
+      logMaxBytes: this.options.logMaxBytes ?? TASK_LOG_MAX_BYTES,
       command: spec.command,
     });
-    // the confine helper's pid is the task's life
+    // the confine helper's pid is the task's life; it writes the log (rotating it) from the task's pipes, and its own early failures to this fd
     const child = spawn(CONFINE, confine, { detached: true, stdio: ["ignore", log, log], env });
     closeSync(log);
     return new Promise((resolve, reject) => {
