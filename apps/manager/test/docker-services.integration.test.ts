@@ -118,7 +118,7 @@ describe("docker service with the real docker CLI", () => {
     const staleRollback = await api("POST", `/v1.47/services/web/update?version=${before.Version.Index}&rollback=previous`, before.Spec);
     expect(staleRollback.status).toBe(500);
     expect(staleRollback.json.message).toMatch(/update out of sequence/);
-    expect((await inspect("web")).Spec.TaskTemplate.ContainerSpec.Env).toEqual(["X=1", "Y=2"]);
+    expect(await inspect("web")).toMatchObject({ Spec: { TaskTemplate: { ContainerSpec: { Env: ["X=1", "Y=2"] } } } });
 
     await dockerOk(sock, ["service", "update", "--detach", "--rollback", "web"]);
     await waitFor("web's tasks rolled back to X=1 alone", async () => {

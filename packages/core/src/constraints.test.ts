@@ -27,7 +27,7 @@ describe("parseConstraint", () => {
 
   it.each([
     "",
-    "node.role==manager",
+    "node.platform.arch==x86_64",
     "hostname==n1",
     "node.hostname=n1",
     "node.hostname==",
@@ -84,6 +84,12 @@ describe("matchesConstraints", () => {
   });
 
   it("rejects a malformed constraint instead of ignoring it", () => {
-    expectVipmeshError(() => matchesConstraints(n1, ["node.role==manager"]), "invalid_argument", "node.role==manager");
+    expectVipmeshError(() => matchesConstraints(n1, ["node.role=manager"]), "invalid_argument", "node.role=manager");
+  });
+
+  it("takes compose's usual role and OS constraints: every node is a Linux worker; the manager runs no tasks", () => {
+    expect(matchesConstraints(n1, ["node.role==worker", "node.role != manager", "node.platform.os==linux"])).toBe(true);
+    expect(matchesConstraints(n1, ["node.platform.os==windows"])).toBe(false);
+    expectVipmeshError(() => parseConstraint("node.role == manager"), "invalid_argument", "runs none", "node.role==worker");
   });
 });

@@ -428,6 +428,7 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
   if (typeof image !== "string" || image.length > 512 || /\s/.test(image)) throw invalid(`image "${String(image)}" is not an image reference`);
   const command = strings("command", container.command);
   if (command.length === 0 && !image) throw invalid("a command is required, or an image that runs one: give the command after `--`, e.g. -- vipmesh whoami");
+  if (command.length > 0 && command[0] === "") throw invalid("the command's first word, the program to run, is empty");
   const args = strings("args", container.args);
   const hostname = container.hostname === undefined || container.hostname === null ? "" : container.hostname;
   if (hostname !== "" && (typeof hostname !== "string" || hostname.length > 64 || !HOSTNAME.test(hostname))) {
