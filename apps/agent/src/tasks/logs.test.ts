@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir, waitFor } from "@vipmesh/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -49,13 +49,79 @@ describe("tailOffset", () => {
 });
 
 describe("readLog", () => {
-  it("sends a whole log in chunks of at most 64 KiB", async () => {
+  it("sends a whole log in chunks of at most 64 KiB, each of whole lines", async () => {
     const content = lines(1, 20_000); // ~200 KiB
     writeFileSync(file, content);
     const c = collector();
     await readLog(file, { tail: 0, follow: false }, c.send);
-    expect(c.chunks.map((b) => b.length)).toEqual([65536, 65536, 65536, Buffer.byteLength(content) - 3 * 65536]);
+    expect(c.chunks.length).toBe(4);
+    for (const chunk of c.chunks) {
+      expect(chunk.length).toBeLessThanOrEqual(65536);
+      expect(chunk.at(-1)).toBe(0x0a);
+    }
     expect(c.text()).toBe(content);
+  });
+
+  it("sends a line longer than a chunk in pieces", async () => {
+    writeFileSync(file, `${"x".repeat(25)}\nend\n`);
+    const c = collector();
+    await readLog(file, { tail: 0, follow: false, chunkBytes: 10 }, c.send);
+    expect(c.chunks.map((b) => b.toString())).toEqual(["xxxxxxxxxx", "xxxxxxxxxx", "xxxxx\nend\n"]);
+  });
+
+  it("reads log.1 before log, and counts tail across both", async () => {
+    writeFileSync(`${file}.1`, lines(1, 5));
+    writeFileSync(file, lines(6, 8));
+    for (const [tail, from] of [[0, 1], [2, 7], [3, 6], [5, 4], [100, 1]] as const) {
+      const c = collector();
+      await readLog(file, { tail, follow: false }, c.send);
+      expect(c.text()).toBe(lines(from, 8));
+    }
+  });
+
+  it("sends only lines logged since a time, after tail, raw lines counting as older", async () => {
+    const at = (s: number, text: string, stream = "o") => `2024-05-01T12:00:0${s}.000000000Z ${stream} ${text}\n`;
+    writeFileSync(`${file}.1`, `raw\n${at(1, "a")}${at(2, "b", "e")}`);
+    writeFileSync(file, `${at(3, "c")}${at(4, "d")}`);
+    const read = async (since: string, tail = 0) => {
+      const c = collector();
+      await readLog(file, { tail, follow: false, since }, c.send);
+      return c.text();
+    };
+    expect(await read("2024-05-01T12:00:02.000000000Z")).toBe(at(2, "b", "e") + at(3, "c") + at(4, "d"));
+    expect(await read("2024-05-01T12:00:03.500000000Z")).toBe(at(4, "d"));
+    expect(await read("2024-05-01T12:00:02.000000000Z", 1)).toBe(at(4, "d"));
+    expect(await read("")).toBe(`raw\n${at(1, "a")}${at(2, "b", "e")}${at(3, "c")}${at(4, "d")}`);
+  });
+
+  it("with follow, goes on across a rotation: the rest of the old log, then the new one", async () => {
+    writeFileSync(file, lines(1, 2));
+    const c = collector();
+    const abort = new AbortController();
+    const reading = readLog(file, { tail: 0, follow: true, pollMs: 10 }, c.send, abort.signal);
+    await waitFor("the first lines", () => c.text() === lines(1, 2));
+    // as confine rotates: more in the old file, renamed, then a new file
+    appendFileSync(file, lines(3, 3));
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, lines(4, 5));
+    await waitFor("the lines of both", () => c.text() === lines(1, 5));
+    appendFileSync(file, lines(6, 6));
+    await waitFor("the new log's next line", () => c.text() === lines(1, 6));
+    abort.abort();
+    await reading;
+  });
+
+  it("with follow, holds an unfinished line back until it ends, or the log cannot grow", async () => {
+    writeFileSync(file, "a\nhal");
+    let growing = true;
+    const c = collector();
+    const reading = readLog(file, { tail: 0, follow: true, pollMs: 10, growing: () => growing }, c.send);
+    await waitFor("the whole line", () => c.text() === "a\n");
+    appendFileSync(file, "f\nend");
+    await waitFor("the finished line", () => c.text() === "a\nhalf\n");
+    growing = false;
+    await reading;
+    expect(c.text()).toBe("a\nhalf\nend");
   });
 
   it("sends only the last lines with tail", async () => {
@@ -152,6 +218,13 @@ describe("serveLogRequest", () => {
       t2: { text: lines(10, 11), eof: 1 },
       t3: { text: "", eof: 1 },
     });
+  });
+
+  it("passes since on", async () => {
+    writeLog("t1", "2024-05-01T12:00:01.000000000Z o old\n2024-05-01T12:00:02.000000000Z e new\n");
+    const pieces: LogPiece[] = [];
+    await serveLogRequest({ taskIds: ["t1"], follow: false, tail: 0, since: "2024-05-01T12:00:02.000000000Z" }, source(), (p) => void pieces.push(p));
+    expect(byTask(pieces).t1).toEqual({ text: "2024-05-01T12:00:02.000000000Z e new\n", eof: 1 });
   });
 
   it("says why a log cannot be read", async () => {
