@@ -1,5 +1,7 @@
 // `vipmesh service logs`: the output of a service's tasks, asked of the agents
-// that run (or ran) them — one request per node — and relayed as it comes.
+// that run (or ran) them — one request per node — and relayed as it comes:
+// whole lines in task-log.ts's form (time, stream, text), which the Engine
+// API and the CLI parse.
 
 import type { LogRelay } from "./log-relay.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
@@ -10,6 +12,8 @@ export interface ServiceLogsRequest {
   follow: boolean;
   /** Per task: only the last `tail` lines; 0 = all. */
   tail: number;
+  /** Only lines logged at or after this time (task-log.ts's `sinceTime` form); absent or "": all. The agents filter. */
+  since?: string;
 }
 
 /** A piece of one task's output, or (`error`) why its log cannot be had. */
@@ -62,7 +66,7 @@ export function relayServiceLogs(
   }
   for (const [nodeId, taskIds] of byNode) {
     // a node without a session answers at once, with an error for each of its tasks
-    const cancel = logs.request(nodeId, { taskIds, follow: req.follow, tail: req.tail }, (d) => {
+    const cancel = logs.request(nodeId, { taskIds, follow: req.follow, tail: req.tail, ...(req.since ? { since: req.since } : {}) }, (d) => {
       if (ended) return;
       const chunk = { taskId: d.taskId, slot: slots.get(d.taskId) ?? 0, nodeId };
       if (d.data && d.data.length > 0) sink.write({ ...chunk, data: d.data });

@@ -2,7 +2,7 @@
 // each agent answers log requests from the lines a test gives it.
 
 import type * as grpc from "@grpc/grpc-js";
-import { statusName, type wire } from "@vipmesh/api";
+import { formatTaskLogLine, parseTaskLogLine, statusName, type wire } from "@vipmesh/api";
 import type { SimAgent } from "@vipmesh/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { call, type Harness, serviceSpec, startHarness, tasksOf, waitFor, waitRunning } from "./harness.ts";
@@ -34,10 +34,20 @@ function logs(req: { service: string; follow?: boolean; tail?: number }) {
     stream.on("end", () => resolve({ status: "OK", details: "" }));
     stream.on("error", (err: grpc.ServiceError) => resolve({ status: statusName(err.code), details: err.details }));
   });
+  /** The task's lines as received: task-log.ts's form (time, stream, text). */
+  const parsed = (taskId: string) =>
+    Buffer.concat(chunks.filter((c) => c.taskId === taskId).map((c) => c.data))
+      .toString()
+      .split(/(?<=\n)/)
+      .filter((line) => line !== "")
+      .map(parseTaskLogLine);
+  /** Their text, a line each. */
   const text = (taskId: string) =>
-    Buffer.concat(chunks.filter((c) => c.taskId === taskId).map((c) => c.data)).toString();
+    parsed(taskId)
+      .map((l) => `${l.text}\n`)
+      .join("");
   const errors = (taskId: string) => chunks.filter((c) => c.taskId === taskId && c.error).map((c) => c.error);
-  return { stream, chunks, ended, text, errors };
+  return { stream, chunks, ended, parsed, text, errors };
 }
 
 describe("service logs", () => {
@@ -65,6 +75,20 @@ describe("service logs", () => {
     }
     await waitFor("the appended lines", () => l.text(t1.id) === lines(t1, 1, 20) && l.text(t2.id) === lines(t2, 1, 20));
     l.stream.cancel();
+  });
+
+  it("relay each line with its time and stream as the agent logged it", async () => {
+    const t = tasks[0]!;
+    const T = "2025-01-02T03:04:05.123456789Z";
+    agentOf(t).logs.set(t.id, formatTaskLogLine(T, "stdout", "out") + formatTaskLogLine(T, "stderr", "err"));
+    const l = logs({ service: "collabweb" });
+    expect(await l.ended).toEqual({ status: "OK", details: "" });
+    expect(l.parsed(t.id)).toEqual([
+      { time: T, stream: "stdout", text: "out" },
+      { time: T, stream: "stderr", text: "err" },
+    ]);
+    // plain lines the stand-in agent times as it sends them, as a real agent's shim would have
+    expect(l.parsed(tasks[1]!.id).every((line) => line.time !== "" && line.stream === "stdout")).toBe(true);
   });
 
   it("send only the last lines of each task with tail", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { frame, logDetails, rfc3339NanoFixed } from "../src/routes/logs.ts";
+import { frame, frameLogLine, logDetails, rfc3339NanoFixed } from "../src/routes/logs.ts";
 
 describe("log stream pieces", () => {
   it("frames a payload as Docker's multiplexed stream does", () => {
@@ -16,5 +16,27 @@ describe("log stream pieces", () => {
 
   it("writes timestamps with nine fixed fraction digits", () => {
     expect(rfc3339NanoFixed(new Date("2025-01-02T03:04:05.006Z"))).toBe("2025-01-02T03:04:05.006000000Z");
+  });
+
+  const T = "2025-01-02T03:04:05.123456789Z";
+  const unframe = (f: Buffer | undefined) => f && { stream: f[0], payload: f.subarray(8).toString() };
+
+  it("frames each task log line on its own stream, with its own time when timestamps are asked for", () => {
+    const all = { stdout: true, stderr: true, timestamps: false };
+    expect(unframe(frameLogLine(Buffer.from(`${T} o hello\n`), all))).toEqual({ stream: 1, payload: "hello\n" });
+    expect(unframe(frameLogLine(Buffer.from(`${T} e oops\n`), all))).toEqual({ stream: 2, payload: "oops\n" });
+    expect(unframe(frameLogLine(Buffer.from(`${T} e oops\n`), { ...all, timestamps: true }))).toEqual({ stream: 2, payload: `${T} oops\n` });
+    expect(unframe(frameLogLine(Buffer.from(`${T} o hi\n`), { ...all, timestamps: true, details: "k=v" }))).toEqual({ stream: 1, payload: `${T} k=v hi\n` });
+  });
+
+  it("leaves out the streams not asked for", () => {
+    expect(frameLogLine(Buffer.from(`${T} e oops\n`), { stdout: true, stderr: false, timestamps: false })).toBeUndefined();
+    expect(frameLogLine(Buffer.from(`${T} o hi\n`), { stdout: false, stderr: true, timestamps: false })).toBeUndefined();
+  });
+
+  it("sends a raw line as stdout, timed when relayed", () => {
+    const f = unframe(frameLogLine(Buffer.from("vipmesh-confine: cannot run x\n"), { stdout: true, stderr: true, timestamps: true }));
+    expect(f?.stream).toBe(1);
+    expect(f?.payload).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z vipmesh-confine: cannot run x\n$/);
   });
 });

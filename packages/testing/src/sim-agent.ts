@@ -4,7 +4,8 @@
 // later, as a process exiting, when `exits(task)` or `exit()` says so). It runs
 // nothing: it stands in for many nodes in control-plane tests and benchmarks.
 // It answers log requests from `logs`, which tests fill (and append to, for
-// follow) by hand.
+// follow) by hand, in a real agent's line format (task-log.ts): a plain line
+// goes out as stdout timed when sent, a line already in that form as it is.
 
 import type * as grpc from "@grpc/grpc-js";
 import {
@@ -13,10 +14,14 @@ import {
   type ClientCredentials,
   dispatcherClient,
   type DispatcherServiceClient,
+  formatTaskLogLine,
+  isSince,
   type LogPiece,
+  logTime,
   logPieceToWire,
   logRequestFromWire,
   NodeIdentity,
+  parseTaskLogLine,
   type wire,
 } from "@vipmesh/api";
 import { type NetworkView, type Task, applyViewDelta, emptyView } from "@vipmesh/core";
@@ -50,7 +55,7 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
   private stream: grpc.ClientDuplexStream<wire.SessionUp, wire.SessionDown> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly reported = new Map<string, string>();
-  /** What each task printed, for log requests: `agent.logs.set(taskId, "a\nb\n")`. */
+  /** What each task printed, for log requests: `agent.logs.set(taskId, "a\nb\n")` (or lines in task-log.ts's form, for stderr and times). */
   readonly logs = new Map<string, string>();
   /** Tasks whose logs cannot grow any more: a follow of them ends. */
   private readonly endedLogs = new Set<string>();
@@ -162,8 +167,11 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     const { requestId, request: req } = logRequestFromWire(msg);
     const open = new Set<string>();
     for (const taskId of req.taskIds) {
-      const text = this.logs.get(taskId) ?? "";
-      const data = req.tail > 0 ? lastLines(text, req.tail) : text;
+      const text = timed(this.logs.get(taskId) ?? "");
+      const data = (req.tail > 0 ? lastLines(text, req.tail) : text)
+        .split(/(?<=\n)/)
+        .filter((line) => line !== "" && isSince(parseTaskLogLine(line), req.since ?? ""))
+        .join("");
       if (data) this.sendLog(requestId, { taskId, data: Buffer.from(data) });
       if (req.follow && !this.endedLogs.has(taskId)) open.add(taskId);
       else this.sendLog(requestId, { taskId, eof: true });
@@ -178,7 +186,7 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
   /** A task prints more: followers of its log get it at once. */
   appendLog(taskId: string, text: string): void {
     this.logs.set(taskId, (this.logs.get(taskId) ?? "") + text);
-    for (const [requestId, open] of this.followers) if (open.has(taskId)) this.sendLog(requestId, { taskId, data: Buffer.from(text) });
+    for (const [requestId, open] of this.followers) if (open.has(taskId)) this.sendLog(requestId, { taskId, data: Buffer.from(timed(text)) });
   }
 
   /** A task's log will not grow any more (its process ended): follows of it end. */
@@ -211,6 +219,15 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
 }
 
 /** The last `n` lines of a text; a last line without its newline counts. */
+/** Plain lines in a real agent's form: stdout, timed now; lines already in it stay as they are. */
+function timed(text: string): string {
+  const now = logTime(new Date());
+  return text
+    .split(/(?<=\n)/)
+    .map((line) => (line === "" || parseTaskLogLine(line).time !== "" ? line : formatTaskLogLine(now, "stdout", line.replace(/\n$/, ""))))
+    .join("");
+}
+
 function lastLines(text: string, n: number): string {
   const lines = text.split(/(?<=\n)/);
   return lines.slice(-n).join("");

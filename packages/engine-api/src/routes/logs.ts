@@ -4,12 +4,14 @@
 // prefixed by a timestamp and by the details it reads the task, service and
 // node from (moby's ServiceLogs: sorted `k=v` attributes, query-escaped).
 //
-// vipmesh's agents keep a task's output as one stream, without times: it goes
-// out as stdout (a request for stderr alone gets only errors), and a line's
-// timestamp is when the manager relayed it, so `since` cannot be honoured.
+// The agents send whole lines in task-log.ts's form: each goes out on its
+// own stream with the time its task's shim read it; a raw line (an old log,
+// confinement's own failure) as stdout, timed when relayed. `since` is
+// passed down: the agents filter.
 
+import { type LogRequest as CodecLogRequest, formatTaskLogLine, logTime, parseTaskLogBytes, sinceTime } from "@vipmesh/api";
 import { type Ctx, HttpError } from "../http.ts";
-import type { LogChunk } from "../ops.ts";
+import type { LogChunk, LogRequest } from "../ops.ts";
 
 const STDOUT = 1;
 const STDERR = 2;
@@ -22,8 +24,8 @@ export function frame(stream: number, payload: Buffer): Buffer {
   return Buffer.concat([header, payload]);
 }
 
-/** RFC 3339 with nanoseconds, fixed width (moby's RFC3339NanoFixed). */
-export const rfc3339NanoFixed = (d: Date): string => d.toISOString().replace(/\.(\d{3})Z$/, ".$1000000Z");
+/** RFC 3339 with nanoseconds, fixed width (moby's RFC3339NanoFixed): task-log.ts's time form. */
+export const rfc3339NanoFixed = (d: Date): string => logTime(d);
 
 /** moby's details: the task's context, sorted by key, values query-escaped, comma-separated. */
 export const logDetails = (c: { nodeId: string; serviceId: string; taskId: string }): string =>
@@ -34,6 +36,23 @@ export const logDetails = (c: { nodeId: string; serviceId: string; taskId: strin
   ]
     .map(([k, v]) => `${k}=${encodeURIComponent(v!)}`)
     .join(",");
+
+export interface LineFraming {
+  stdout: boolean;
+  stderr: boolean;
+  timestamps: boolean;
+  /** The details prefix (logDetails), when asked for. */
+  details?: string;
+}
+
+/** One task log line (task-log.ts's form, or raw) as Docker's frame; undefined when its stream was not asked for. */
+export function frameLogLine(line: Buffer, o: LineFraming): Buffer | undefined {
+  const { time, stream, text } = parseTaskLogBytes(line);
+  if (!(stream === "stderr" ? o.stderr : o.stdout)) return undefined;
+  // a timestamp, then details, each followed by a space (the CLI splits on them)
+  const prefix = (o.timestamps ? `${time || rfc3339NanoFixed(new Date())} ` : "") + (o.details !== undefined ? `${o.details} ` : "");
+  return frame(stream === "stderr" ? STDERR : STDOUT, Buffer.concat([Buffer.from(prefix), text, Buffer.from("\n")]));
+}
 
 const flag = (q: URLSearchParams, name: string): boolean => ["1", "true"].includes(q.get(name) ?? "");
 
@@ -49,49 +68,58 @@ export function streamLogs(ctx: Ctx, serviceId: string, taskId?: string): void {
   const stdout = flag(q, "stdout");
   const stderr = flag(q, "stderr");
   if (!stdout && !stderr) throw new HttpError(400, "Bad parameters: you must choose at least one stream");
+  const since = sinceTime(q.get("since") ?? "");
+  if (since === undefined) throw new HttpError(400, `invalid value for "since": ${q.get("since")}`);
   const details = flag(q, "details");
   const timestamps = flag(q, "timestamps");
   const res = ctx.res;
 
-  /** A line's prefix: timestamp, then details, each followed by a space (the CLI splits on them). */
-  const prefix = (c: LogChunk): string =>
-    (timestamps ? `${rfc3339NanoFixed(new Date())} ` : "") + (details ? `${logDetails({ nodeId: c.nodeId, serviceId, taskId: c.taskId })} ` : "");
-  const send = (stream: number, c: LogChunk, line: Buffer) => {
-    if (!res.writableEnded) res.write(frame(stream, Buffer.concat([Buffer.from(prefix(c)), line])));
+  const framing = (c: LogChunk): LineFraming => ({
+    stdout,
+    stderr,
+    timestamps,
+    ...(details ? { details: logDetails({ nodeId: c.nodeId, serviceId, taskId: c.taskId }) } : {}),
+  });
+  const send = (c: LogChunk, line: Buffer) => {
+    const f = frameLogLine(line, framing(c));
+    if (f && !res.writableEnded) res.write(f);
   };
 
-  // a task's output comes in pieces: whole lines go out, the rest waits for its end
+  // agents send whole lines; should a piece still end mid-line, the rest waits for the task's next piece or its end
   const partial = new Map<string, { chunk: LogChunk; rest: Buffer }>();
   const sendLines = (c: LogChunk, data: Buffer) => {
     let buf = Buffer.concat([partial.get(c.taskId)?.rest ?? Buffer.alloc(0), data]);
     for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10)) {
-      if (stdout) send(STDOUT, c, buf.subarray(0, nl + 1));
+      send(c, buf.subarray(0, nl + 1));
       buf = buf.subarray(nl + 1);
     }
     partial.set(c.taskId, { chunk: c, rest: buf });
   };
   const flush = () => {
-    for (const { chunk, rest } of partial.values()) if (rest.length > 0 && stdout) send(STDOUT, chunk, Buffer.concat([rest, Buffer.from("\n")]));
+    for (const { chunk, rest } of partial.values()) if (rest.length > 0) send(chunk, rest);
     partial.clear();
   };
 
   res.writeHead(200, { "Content-Type": "application/vnd.docker.multiplexed-stream" });
   // the headers go now: the CLI waits for them before it prints anything
   res.flushHeaders();
-  const cancel = ctx.ops.serviceLogs(
-    { service: serviceId, follow: flag(q, "follow"), tail: tailOf(q) },
-    {
-      write(c) {
-        if (taskId && c.taskId !== taskId) return;
-        if (c.data) sendLines(c, c.data);
-        if (c.error) send(STDERR, c, Buffer.from(`error: ${c.error}\n`));
-      },
-      end() {
-        flush();
-        res.end();
-      },
+  // ops' LogRequest has no since yet: the manager's relayServiceLogs reads it from the same object
+  const request: LogRequest & Pick<CodecLogRequest, "since"> = { service: serviceId, follow: flag(q, "follow"), tail: tailOf(q), ...(since ? { since } : {}) };
+  const cancel = ctx.ops.serviceLogs(request, {
+    write(c) {
+      if (taskId && c.taskId !== taskId) return;
+      if (c.data) sendLines(c, c.data);
+      // why a task's log cannot be had: on stderr whichever streams were asked for
+      if (c.error) {
+        const f = frameLogLine(Buffer.from(formatTaskLogLine(logTime(new Date()), "stderr", `error: ${c.error}`)), { ...framing(c), stderr: true });
+        if (f && !res.writableEnded) res.write(f);
+      }
     },
-  );
+    end() {
+      flush();
+      res.end();
+    },
+  });
   // the client went (Ctrl-C on logs -f): stop asking the agents
   res.on("close", cancel);
 }
