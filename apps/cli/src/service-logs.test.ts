@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LogPrinter, taskLogName } from "./service-logs.ts";
+import { LogPrinter, parseSinceFlag, taskLogName } from "./service-logs.ts";
 
 const printer = () => new LogPrinter((taskId) => `web.${taskId}@node1`.padEnd(14));
 
@@ -34,5 +34,35 @@ describe("LogPrinter", () => {
 
   it("keeps empty lines", () => {
     expect(printer().push("1", Buffer.from("\n\nx\n"))).toBe("web.1@node1       | \nweb.1@node1       | \nweb.1@node1       | x\n");
+  });
+});
+
+describe("LogPrinter with task logs' lines", () => {
+  const T1 = "2025-01-02T03:04:05.000000001Z";
+  const T2 = "2025-01-02T03:04:06.000000000Z";
+  const log = Buffer.from(`${T1} o out\n${T2} e err\nraw\n`);
+
+  it("prints each line's text, whichever its stream", () => {
+    expect(printer().push("1", log)).toBe("web.1@node1       | out\nweb.1@node1       | err\nweb.1@node1       | raw\n");
+  });
+
+  it("puts the time a line was logged first with timestamps (a raw line has none)", () => {
+    const p = new LogPrinter(() => "web.1", { timestamps: true });
+    expect(p.push("1", log)).toBe(`${T1} web.1    | out\n${T2} web.1    | err\nweb.1    | raw\n`);
+  });
+
+  it("prints only lines logged since a time", () => {
+    const p = new LogPrinter(() => "web.1", { since: "2025-01-02T03:04:05.500000000Z" });
+    expect(p.push("1", log)).toBe("web.1    | err\n");
+  });
+});
+
+describe("parseSinceFlag", () => {
+  it("takes a duration before now, unix seconds or RFC 3339", () => {
+    const now = new Date("2025-01-02T03:04:05.000Z");
+    expect(parseSinceFlag("10m", now)).toBe("2025-01-02T02:54:05.000000000Z");
+    expect(parseSinceFlag("1735787045", now)).toBe("2025-01-02T03:04:05.000000000Z");
+    expect(parseSinceFlag("2025-01-02T03:04:05Z", now)).toBe("2025-01-02T03:04:05.000000000Z");
+    expect(() => parseSinceFlag("soon")).toThrow(/duration/);
   });
 });

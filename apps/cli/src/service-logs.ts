@@ -1,9 +1,11 @@
 // `vipmesh service logs`: the manager's stream of task output, printed as
 // docker prints it, each line after its task's name and node:
-// `web.1.3f9c0a7e21b4@node2    | GET / 200`.
+// `web.1.3f9c0a7e21b4@node2    | GET / 200` (with --timestamps, the time its
+// task's shim read the line first). Lines come in task-log.ts's form.
 
 import { StringDecoder } from "node:string_decoder";
-import type { wire } from "@vipmesh/api";
+import { InvalidArgumentError } from "commander";
+import { isSince, parseTaskLogLine, sinceTime, type wire } from "@vipmesh/api";
 import { AlreadyReported } from "./errors.ts";
 import type { Io } from "./io.ts";
 import type { ManagerConnection } from "./manager-connection.ts";
@@ -22,10 +24,20 @@ const SEPARATOR = "    | ";
  * `flush`), so the lines of tasks never mix, and a character split between
  * chunks is put back together.
  */
+export interface LogPrintOptions {
+  /** Each line after the time it was logged (a raw line has none: nothing). */
+  timestamps?: boolean;
+  /** Only lines logged at or after this time (task-log.ts's form); "" or absent: all. */
+  since?: string;
+}
+
 export class LogPrinter {
   private readonly pending = new Map<string, { decoder: StringDecoder; text: string }>();
 
-  constructor(private readonly prefixOf: (taskId: string) => string) {}
+  constructor(
+    private readonly prefixOf: (taskId: string) => string,
+    private readonly options: LogPrintOptions = {},
+  ) {}
 
   /** The lines this chunk completes, prefixed; "" when it completes none. */
   push(taskId: string, data: Buffer): string {
@@ -50,17 +62,35 @@ export class LogPrinter {
 
   private prefixed(taskId: string, lines: string): string {
     const prefix = this.prefixOf(taskId) + SEPARATOR;
+    const since = this.options.since ?? "";
     return lines
       .split("\n")
-      .map((line) => `${prefix}${line}\n`)
+      .map(parseTaskLogLine)
+      .filter((line) => isSince(line, since))
+      .map((line) => `${this.options.timestamps && line.time ? `${line.time} ` : ""}${prefix}${line.text}\n`)
       .join("");
   }
 }
 
-export interface ServiceLogsOptions {
+export interface ServiceLogsOptions extends LogPrintOptions {
   follow: boolean;
   /** Per task: only the last `tail` lines; 0 = all. */
   tail: number;
+}
+
+/**
+ * `--since` as docker takes it: a duration before now (`10m`, `1.5h`), unix
+ * seconds or RFC 3339; in task-log.ts's time form. Throws on anything else.
+ */
+export function parseSinceFlag(value: string, now = new Date()): string {
+  const d = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value.trim());
+  if (d) {
+    const ms = Number(d[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[d[2] as "ms" | "s" | "m" | "h"];
+    return sinceTime(new Date(now.getTime() - ms).toISOString())!;
+  }
+  const since = sinceTime(value);
+  if (since === undefined) throw new InvalidArgumentError("expected a duration (10m), unix seconds or RFC 3339");
+  return since;
 }
 
 /**
@@ -74,7 +104,8 @@ export async function printServiceLogs(conn: ManagerConnection, io: Io, service:
   const names = new Map(tasks.map((t) => [t.id, taskLogName(t, hostnames.get(t.nodeId) ?? shortId(t.nodeId))]));
   const width = Math.max(0, ...[...names.values()].map((n) => n.length));
   const nameOf = (taskId: string) => names.get(taskId) ?? shortId(taskId);
-  const printer = new LogPrinter((taskId) => nameOf(taskId).padEnd(width));
+  // since: filtered here, the manager's ServiceLogs call not taking it (yet); after the agents' tail, as Docker does
+  const printer = new LogPrinter((taskId) => nameOf(taskId).padEnd(width), { timestamps: options.timestamps, since: options.since });
 
   let unavailable = false;
   await new Promise<void>((resolve, reject) => {

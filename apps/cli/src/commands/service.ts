@@ -37,7 +37,7 @@ import {
   updateConfigFrom,
   wholeNumber,
 } from "../options.ts";
-import { printServiceLogs } from "../service-logs.ts";
+import { parseSinceFlag, printServiceLogs } from "../service-logs.ts";
 import { buildServiceSpec, parsePublishRm, parseScale, specFromWire } from "../service-spec.ts";
 import { SERVICE_HEADERS, TASK_HEADERS, serviceRows, taskRows } from "../table-rows.ts";
 import { type ListOptions, addListOptions, printList, withManager } from "./shared.ts";
@@ -276,9 +276,11 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .argument("<service>", "ID, ID prefix or name")
     .option("-f, --follow", "keep printing new output until Ctrl-C (or until no task can print more)")
     .option("--tail <n>", 'only the last N lines of each task, or "all"', tailLines)
-    .action(async (target: string, opts: { follow?: boolean; tail?: number }, cmd: Command) => {
+    .option("-t, --timestamps", "show when each line was logged")
+    .option("--since <time>", "only lines logged since: a duration before now (10m), unix seconds or RFC 3339", (v: string) => parseSinceFlag(v))
+    .action(async (target: string, opts: { follow?: boolean; tail?: number; timestamps?: boolean; since?: string }, cmd: Command) => {
       await withManager(io, cmd, (conn) =>
-        printServiceLogs(conn, io, target, { follow: opts.follow === true, tail: opts.tail ?? 0 }),
+        printServiceLogs(conn, io, target, { follow: opts.follow === true, tail: opts.tail ?? 0, timestamps: opts.timestamps === true, since: opts.since ?? "" }),
       );
     });
 
