@@ -50,11 +50,6 @@ describe("LogPrinter with task logs' lines", () => {
     const p = new LogPrinter(() => "web.1", { timestamps: true });
     expect(p.push("1", log)).toBe(`${T1} web.1    | out\n${T2} web.1    | err\nweb.1    | raw\n`);
   });
-
-  it("prints only lines logged since a time", () => {
-    const p = new LogPrinter(() => "web.1", { since: "2025-01-02T03:04:05.500000000Z" });
-    expect(p.push("1", log)).toBe("web.1    | err\n");
-  });
 });
 
 describe("parseSinceFlag", () => {

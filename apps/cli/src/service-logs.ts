@@ -5,7 +5,7 @@
 
 import { StringDecoder } from "node:string_decoder";
 import { InvalidArgumentError } from "commander";
-import { isSince, parseTaskLogLine, sinceTime, type wire } from "@vipmesh/api";
+import { parseTaskLogLine, sinceTime, type wire } from "@vipmesh/api";
 import { AlreadyReported } from "./errors.ts";
 import type { Io } from "./io.ts";
 import type { ManagerConnection } from "./manager-connection.ts";
@@ -27,8 +27,6 @@ const SEPARATOR = "    | ";
 export interface LogPrintOptions {
   /** Each line after the time it was logged (a raw line has none: nothing). */
   timestamps?: boolean;
-  /** Only lines logged at or after this time (task-log.ts's form); "" or absent: all. */
-  since?: string;
 }
 
 export class LogPrinter {
@@ -62,11 +60,9 @@ export class LogPrinter {
 
   private prefixed(taskId: string, lines: string): string {
     const prefix = this.prefixOf(taskId) + SEPARATOR;
-    const since = this.options.since ?? "";
     return lines
       .split("\n")
       .map(parseTaskLogLine)
-      .filter((line) => isSince(line, since))
       .map((line) => `${this.options.timestamps && line.time ? `${line.time} ` : ""}${prefix}${line.text}\n`)
       .join("");
   }
@@ -76,6 +72,8 @@ export interface ServiceLogsOptions extends LogPrintOptions {
   follow: boolean;
   /** Per task: only the last `tail` lines; 0 = all. */
   tail: number;
+  /** Only lines logged at or after this time (task-log.ts's form); "" or absent: all. The agents filter. */
+  since?: string;
 }
 
 /**
@@ -104,12 +102,11 @@ export async function printServiceLogs(conn: ManagerConnection, io: Io, service:
   const names = new Map(tasks.map((t) => [t.id, taskLogName(t, hostnames.get(t.nodeId) ?? shortId(t.nodeId))]));
   const width = Math.max(0, ...[...names.values()].map((n) => n.length));
   const nameOf = (taskId: string) => names.get(taskId) ?? shortId(taskId);
-  // since: filtered here, the manager's ServiceLogs call not taking it (yet); after the agents' tail, as Docker does
-  const printer = new LogPrinter((taskId) => nameOf(taskId).padEnd(width), { timestamps: options.timestamps, since: options.since });
+  const printer = new LogPrinter((taskId) => nameOf(taskId).padEnd(width), { timestamps: options.timestamps });
 
   let unavailable = false;
   await new Promise<void>((resolve, reject) => {
-    const stream = conn.client.serviceLogs({ service, follow: options.follow, tail: options.tail });
+    const stream = conn.client.serviceLogs({ service, follow: options.follow, tail: options.tail, since: options.since ?? "" });
     const stop = nextSignal();
     let settled = false;
     const finish = (failure?: unknown) => {

@@ -3,33 +3,11 @@
 // whole lines in task-log.ts's form (time, stream, text), which the Engine
 // API and the CLI parse.
 
+import { sinceTime } from "@vipmesh/api";
+import { invalid } from "@vipmesh/core";
+import type { LogRequest, LogSink } from "@vipmesh/engine-api";
 import type { LogRelay } from "./log-relay.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
-
-export interface ServiceLogsRequest {
-  /** ID, ID prefix or name. */
-  service: string;
-  follow: boolean;
-  /** Per task: only the last `tail` lines; 0 = all. */
-  tail: number;
-  /** Only lines logged at or after this time (task-log.ts's `sinceTime` form); absent or "": all. The agents filter. */
-  since?: string;
-}
-
-/** A piece of one task's output, or (`error`) why its log cannot be had. */
-export interface ServiceLogChunk {
-  taskId: string;
-  slot: number;
-  nodeId: string;
-  data?: Buffer;
-  error?: string;
-}
-
-export interface ServiceLogSink {
-  write(chunk: ServiceLogChunk): void;
-  /** Every task's log ended: all of it was sent, or it cannot grow, or it cannot be had. */
-  end(): void;
-}
 
 /**
  * Relays the logs of the service's tasks that were given to a node, terminal
@@ -39,10 +17,12 @@ export interface ServiceLogSink {
 export function relayServiceLogs(
   store: ClusterStore,
   logs: LogRelay,
-  req: ServiceLogsRequest,
-  sink: ServiceLogSink,
+  req: LogRequest,
+  sink: LogSink,
 ): () => void {
   const service = store.mustFind("service", req.service);
+  const since = req.since ? sinceTime(req.since) : "";
+  if (since === undefined) throw invalid(`since "${req.since}" is not a time: give unix seconds or an RFC 3339 time`);
   const tasks = [...store.tasksOfService(service.id)]
     .filter((t) => t.nodeId !== "")
     .sort((a, b) => a.slot - b.slot || a.createdAt.localeCompare(b.createdAt));
@@ -66,7 +46,7 @@ export function relayServiceLogs(
   }
   for (const [nodeId, taskIds] of byNode) {
     // a node without a session answers at once, with an error for each of its tasks
-    const cancel = logs.request(nodeId, { taskIds, follow: req.follow, tail: req.tail, ...(req.since ? { since: req.since } : {}) }, (d) => {
+    const cancel = logs.request(nodeId, { taskIds, follow: req.follow, tail: req.tail, ...(since ? { since } : {}) }, (d) => {
       if (ended) return;
       const chunk = { taskId: d.taskId, slot: slots.get(d.taskId) ?? 0, nodeId };
       if (d.data && d.data.length > 0) sink.write({ ...chunk, data: d.data });

@@ -26,7 +26,7 @@ const lines = (t: wire.Task, from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => `slot ${t.slot} line ${from + i}\n`).join("");
 
 /** A ServiceLogs call and what it received so far, per task. */
-function logs(req: { service: string; follow?: boolean; tail?: number }) {
+function logs(req: { service: string; follow?: boolean; tail?: number; since?: string }) {
   const stream = h.client.serviceLogs(req) as grpc.ClientReadableStream<wire.LogChunk>;
   const chunks: wire.LogChunk[] = [];
   stream.on("data", (c: wire.LogChunk) => chunks.push(c));
@@ -89,6 +89,16 @@ describe("service logs", () => {
     ]);
     // plain lines the stand-in agent times as it sends them, as a real agent's shim would have
     expect(l.parsed(tasks[1]!.id).every((line) => line.time !== "" && line.stream === "stdout")).toBe(true);
+  });
+
+  it("send only the lines logged since a time, the agents filtering; a since that is no time is refused", async () => {
+    const t = tasks[0]!;
+    const at = (s: number) => `2025-01-02T03:04:0${s}.000000000Z`;
+    agentOf(t).logs.set(t.id, [1, 2, 3].map((s) => formatTaskLogLine(at(s), "stdout", `at ${s}`)).join(""));
+    const l = logs({ service: "collabweb", since: at(2) });
+    expect((await l.ended).status).toBe("OK");
+    expect(l.text(t.id)).toBe("at 2\nat 3\n");
+    expect(await logs({ service: "collabweb", since: "yesterday" }).ended).toMatchObject({ status: "INVALID_ARGUMENT", details: expect.stringContaining("yesterday") });
   });
 
   it("send only the last lines of each task with tail", async () => {

@@ -39,6 +39,8 @@ export interface LogRequest {
   follow: boolean;
   /** Per task: only the last `tail` lines; 0 = all. */
   tail: number;
+  /** Only lines logged at or after this time (@vipmesh/api's `sinceTime` form); absent or "": all. The agents filter. */
+  since?: string;
 }
 
 /**

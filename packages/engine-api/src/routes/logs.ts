@@ -9,7 +9,7 @@
 // confinement's own failure) as stdout, timed when relayed. `since` is
 // passed down: the agents filter.
 
-import { type LogRequest as CodecLogRequest, formatTaskLogLine, logTime, parseTaskLogBytes, sinceTime } from "@vipmesh/api";
+import { formatTaskLogLine, logTime, parseTaskLogBytes, sinceTime } from "@vipmesh/api";
 import { type Ctx, HttpError } from "../http.ts";
 import type { LogChunk, LogRequest } from "../ops.ts";
 
@@ -103,8 +103,7 @@ export function streamLogs(ctx: Ctx, serviceId: string, taskId?: string): void {
   res.writeHead(200, { "Content-Type": "application/vnd.docker.multiplexed-stream" });
   // the headers go now: the CLI waits for them before it prints anything
   res.flushHeaders();
-  // ops' LogRequest has no since yet: the manager's relayServiceLogs reads it from the same object
-  const request: LogRequest & Pick<CodecLogRequest, "since"> = { service: serviceId, follow: flag(q, "follow"), tail: tailOf(q), ...(since ? { since } : {}) };
+  const request: LogRequest = { service: serviceId, follow: flag(q, "follow"), tail: tailOf(q), ...(since ? { since } : {}) };
   const cancel = ctx.ops.serviceLogs(request, {
     write(c) {
       if (taskId && c.taskId !== taskId) return;

@@ -6,10 +6,12 @@ export interface ServiceLogsRequest {
   'service'?: (string);
   'follow'?: (boolean);
   'tail'?: (number);
+  'since'?: (string);
 }
 
 export interface ServiceLogsRequest__Output {
   'service': (string);
   'follow': (boolean);
   'tail': (number);
+  'since': (string);
 }
