@@ -23,31 +23,22 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir } from "@vipmesh/api";
 import { SimAgent, tempDir, waitFor } from "@vipmesh/testing";
+import { ms, numberFlag, summarize } from "./lib/samples.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const TARGET_P99_MS = 100;
 const DEADLINE_MS = 120_000;
 
 const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
 const quick = args.includes("--quick");
 const opts = {
-  services: flag("--services", 1000),
-  flood: flag("--flood", 1000),
-  cli: flag("--cli", quick ? 50 : 200),
+  services: numberFlag("--services", 1000),
+  flood: numberFlag("--flood", 1000),
+  cli: numberFlag("--cli", quick ? 50 : 200),
   cpuProf: args.includes("--cpu-prof") ? args[args.indexOf("--cpu-prof") + 1] : undefined,
   out: join(ROOT, "bench/results/api-load.json"),
 };
 
-const summarize = (samples: number[]) => {
-  const s = [...samples].sort((a, b) => a - b);
-  const rank = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? Number.NaN;
-  return { n: s.length, p50Ms: rank(50), p99Ms: rank(99), maxMs: s.at(-1) ?? Number.NaN };
-};
-const ms = (x: number) => `${x.toFixed(1)} ms`;
 const spec = (name: string) => ({
   annotations: { name },
   taskTemplate: { container: { command: ["vipmesh", "whoami"] } },

@@ -20,28 +20,18 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { call, clusterClient, credentialsFromDir } from "@vipmesh/api";
 import { docker, SimAgent, tempDir, waitFor } from "@vipmesh/testing";
+import { ms, numberFlag, summarize } from "./lib/samples.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const VIPMESH = join(ROOT, "bin/vipmesh");
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const quick = args.includes("--quick");
+const quick = process.argv.includes("--quick");
 const opts = {
-  services: flag("--services", quick ? 200 : 1000),
-  runs: flag("--runs", quick ? 10 : 30),
+  services: numberFlag("--services", quick ? 200 : 1000),
+  runs: numberFlag("--runs", quick ? 10 : 30),
   out: join(ROOT, "bench/results/engine-api.json"),
 };
 
-const summarize = (samples: number[]) => {
-  const s = [...samples].sort((a, b) => a - b);
-  const rank = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? Number.NaN;
-  return { n: s.length, p50Ms: rank(50), p99Ms: rank(99) };
-};
-const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 /** `runs` timings of `fn`, one at a time, after one untimed warm-up. */
 async function time(fn: () => Promise<unknown>): Promise<ReturnType<typeof summarize>> {
