@@ -161,4 +161,75 @@ describe("applyServiceUpdate", () => {
     expect(applyServiceUpdate(more, { limits: { memoryBytes: 0, pids: 0 } }).taskTemplate).not.toHaveProperty("resources");
     expect(() => applyServiceUpdate(current, { limits: { memoryBytes: 1024 } })).toThrow(/memory limit: 1 KiB is below 6 MiB/);
   });
+
+  describe("Docker's container fields and restart policy, as docker service update sets them", () => {
+    const docker = normalizeServiceSpec({
+      ...current,
+      taskTemplate: {
+        ...current.taskTemplate,
+        container: { command: [], args: ["--port", "8080"], image: "vipmesh/whoami", hostname: "h", labels: { a: "b", c: "d" }, env: [] },
+        restartPolicy: { condition: "on-failure", delayMs: 1000, maxAttempts: 2, windowMs: 0 },
+      },
+      networks: [{ target: "net1", aliases: ["web"] }, { target: "net2" }],
+    });
+
+    it("keeps them all through an unrelated change (scale, env)", () => {
+      const spec = applyServiceUpdate(docker, { replicas: 1, envAdd: ["X=1"] });
+      expect(spec.taskTemplate.container).toMatchObject({ image: "vipmesh/whoami", args: ["--port", "8080"], hostname: "h", labels: { a: "b", c: "d" } });
+      expect(spec.taskTemplate.restartPolicy).toEqual(docker.taskTemplate.restartPolicy);
+      expect(spec.networks).toEqual(docker.networks);
+    });
+
+    it("sets the image and host name; \"\" leaves either out", () => {
+      const spec = applyServiceUpdate(docker, { image: "vipmesh/whoami:2", hostname: "web-1" });
+      expect(spec.taskTemplate.container).toMatchObject({ image: "vipmesh/whoami:2", hostname: "web-1" });
+      const cleared = applyServiceUpdate(spec, { hostname: "" });
+      expect(cleared.taskTemplate.container).not.toHaveProperty("hostname");
+      expect(applyServiceUpdate(current, { image: "vipmesh/whoami" }).taskTemplate.container.image).toBe("vipmesh/whoami");
+      expect(() => applyServiceUpdate(docker, { image: "" })).toThrow(/a command is required, or an image/);
+      expect(() => applyServiceUpdate(docker, { hostname: "-bad" })).toThrow(/hostname "-bad" is not a valid host name/);
+    });
+
+    it("a new command replaces Docker's args too: vipmesh's command is the whole argv", () => {
+      const container = applyServiceUpdate(docker, { command: ["sleep", "1"] }).taskTemplate.container;
+      expect(container.command).toEqual(["sleep", "1"]);
+      expect(container).not.toHaveProperty("args");
+    });
+
+    it("removes container labels, then adds, apart from the service's labels", () => {
+      const spec = applyServiceUpdate(docker, { containerLabelRm: ["a", "c"], containerLabelAdd: { c: "e" } });
+      expect(spec.taskTemplate.container.labels).toEqual({ c: "e" });
+      expect(spec.annotations.labels).toEqual(docker.annotations.labels);
+      expect(applyServiceUpdate(spec, { containerLabelRm: ["c"] }).taskTemplate.container).not.toHaveProperty("labels");
+      expect(applyServiceUpdate(current, { containerLabelAdd: { x: "" } }).taskTemplate.container.labels).toEqual({ x: "" });
+    });
+
+    it("changes only the restart policy's fields given", () => {
+      expect(applyServiceUpdate(docker, { restartPolicy: { delayMs: 2000 } }).taskTemplate.restartPolicy).toEqual({
+        condition: "on-failure",
+        delayMs: 2000,
+        maxAttempts: 2,
+        windowMs: 0,
+      });
+      expect(applyServiceUpdate(docker, { restartPolicy: { delayMs: undefined } }).taskTemplate.restartPolicy).toEqual(docker.taskTemplate.restartPolicy);
+      expect(() => applyServiceUpdate(docker, { restartPolicy: { windowMs: -1 } })).toThrow(/restart policy window/);
+    });
+
+    it("a service without a policy gets Docker's default one with the fields given, and none without", () => {
+      expect(applyServiceUpdate(current, { restartPolicy: { maxAttempts: 3 } }).taskTemplate.restartPolicy).toEqual({
+        condition: "any",
+        delayMs: 5000,
+        maxAttempts: 3,
+        windowMs: 0,
+      });
+      expect(applyServiceUpdate(current, { restartPolicy: {} }).taskTemplate).not.toHaveProperty("restartPolicy");
+    });
+
+    it("removes networks by ID, then adds attachments with their aliases", () => {
+      const spec = applyServiceUpdate(docker, { networkRm: ["net1"], networkAdd: [{ target: "net1", aliases: ["web", "front"] }, { target: "appnet" }] });
+      expect(spec.networks).toEqual([{ target: "net2" }, { target: "net1", aliases: ["web", "front"] }, { target: "appnet" }]);
+      expect(applyServiceUpdate(docker, { networkRm: ["net2", "gone"] }).networks).toEqual([{ target: "net1", aliases: ["web"] }]);
+      expect(() => applyServiceUpdate(docker, { networkAdd: [{ target: "net3", aliases: ["bad alias"] }] })).toThrow(/network net3: alias name "bad alias" is not valid/);
+    });
+  });
 });

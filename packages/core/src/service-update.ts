@@ -3,7 +3,18 @@
 
 import { canonicalCapability } from "./confinement.ts";
 import { invalid } from "./errors.ts";
-import type { EndpointMode, LbAffinity, LbSchedulerName, PortConfig, Protocol, ResourceLimits, ServiceSpec, UpdateConfig } from "./types.ts";
+import type {
+  EndpointMode,
+  LbAffinity,
+  LbSchedulerName,
+  NetworkAttachmentConfig,
+  PortConfig,
+  Protocol,
+  ResourceLimits,
+  RestartPolicy,
+  ServiceSpec,
+  UpdateConfig,
+} from "./types.ts";
 import { normalizeServiceSpec } from "./validation.ts";
 
 /** A port to stop publishing: every binding of this target port and protocol goes. */
@@ -36,8 +47,21 @@ export interface ServiceUpdate {
   rollbackConfig?: Partial<UpdateConfig>;
   /** Replace the tasks even if nothing else changed. */
   force?: boolean;
-  /** Replaces the command. */
+  /** Replaces what the task runs: the command, and any Docker Args with it (from `docker service create IMAGE ARGS…`). */
   command?: string[] | undefined;
+  /** Docker's Image; "" = none. */
+  image?: string | undefined;
+  /** The task's host name; "" = the default (its short ID). */
+  hostname?: string | undefined;
+  /** Container labels (Docker's ContainerSpec.Labels), removals first as for labelAdd/labelRm. */
+  containerLabelAdd?: Record<string, string>;
+  containerLabelRm?: string[];
+  /** The restart policy's fields to set; the others stay (Docker's defaults when the service had no policy). */
+  restartPolicy?: Partial<RestartPolicy>;
+  /** Attachments to add, as given (a target that is attached already is the manager's to refuse). */
+  networkAdd?: NetworkAttachmentConfig[];
+  /** Network IDs whose attachments go: the caller resolves names, as Docker's CLI does, since the spec holds IDs. */
+  networkRm?: string[];
   /** UID[:GID] or NAME[:GROUP] the tasks run as; "" = root again. */
   user?: string | undefined;
   /** `--cap-add`/`--cap-drop`, merged as Docker's `service update` does (updateCapabilities); RESET empties its list first. */
@@ -64,7 +88,11 @@ export function applyServiceUpdate(current: ServiceSpec, update: ServiceUpdate):
     taskTemplate: {
       container: {
         ...container,
+        image: update.image ?? container.image,
         command: update.command ?? container.command,
+        args: update.command ? [] : container.args,
+        hostname: update.hostname ?? container.hostname,
+        labels: updateLabels(container.labels ?? {}, update.containerLabelAdd ?? {}, update.containerLabelRm ?? []),
         env: updateEnv(container.env, update.envAdd ?? [], update.envRm ?? []),
         user: update.user ?? container.user,
         ...updateCapabilities(container.capabilityAdd ?? [], container.capabilityDrop ?? [], update.capAdd ?? [], update.capDrop ?? []),
@@ -74,8 +102,10 @@ export function applyServiceUpdate(current: ServiceSpec, update: ServiceUpdate):
         constraints: updateConstraints(current.taskTemplate.placement.constraints, update.constraintAdd ?? [], update.constraintRm ?? []),
       },
       forceUpdate: current.taskTemplate.forceUpdate + (update.force ? 1 : 0),
+      restartPolicy: updateRestartPolicy(current.taskTemplate.restartPolicy, update.restartPolicy ?? {}),
     },
     ...(update.replicas !== undefined ? { replicated: { replicas: update.replicas } } : {}),
+    networks: updateNetworks(current.networks, update.networkAdd ?? [], update.networkRm ?? []),
     endpointSpec: {
       mode: update.endpointMode ?? current.endpointSpec.mode,
       ports: updatePorts(current.endpointSpec.ports, update.portsAdd ?? [], update.portsRm ?? []),
@@ -104,6 +134,21 @@ function updateLabels(
   const out = { ...labels };
   for (const k of rm) delete out[k];
   return { ...out, ...add };
+}
+
+/** Docker's rule: given fields replace the current policy's, or those of the default one (normalizeServiceSpec's) when there is none. */
+function updateRestartPolicy(policy: RestartPolicy | null | undefined, set: Partial<RestartPolicy>): Partial<RestartPolicy> | null {
+  const given = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined));
+  if (Object.keys(given).length === 0) return policy ?? null;
+  return { ...policy, ...given };
+}
+
+function updateNetworks(
+  networks: readonly NetworkAttachmentConfig[],
+  add: readonly NetworkAttachmentConfig[],
+  rmIds: readonly string[],
+): NetworkAttachmentConfig[] {
+  return [...networks.filter((n) => !rmIds.includes(n.target)), ...add];
 }
 
 function updateConstraints(constraints: readonly string[], add: readonly string[], rm: readonly string[]): string[] {
