@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from "commander";
 import { describe, expect, it } from "vitest";
-import { cpus, ramBytes, rate } from "./options.ts";
+import { cpus, ramBytes, rate, restartPolicyFrom } from "./options.ts";
 
 describe("--limit-cpu", () => {
   it.each([
@@ -54,5 +54,13 @@ describe("--join-rate", () => {
 
   it.each(["10", "0/1m", "-1/1m", "x/1m", "10/", "10/0", "10/1", "10/m"])("refuses %j", (text) => {
     expect(() => rate(text)).toThrow(InvalidArgumentError);
+  });
+});
+
+describe("--restart-*", () => {
+  it("gives only the fields whose flags were given", () => {
+    expect(restartPolicyFrom({})).toEqual({});
+    expect(restartPolicyFrom({ restartDelay: 2000 })).toEqual({ delayMs: 2000 });
+    expect(restartPolicyFrom({ restartCondition: "none", restartMaxAttempts: 0, restartWindow: 0 })).toEqual({ condition: "none", maxAttempts: 0, windowMs: 0 });
   });
 });

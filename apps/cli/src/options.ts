@@ -2,7 +2,7 @@
 // by commander with the flag's name.
 
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { FAILURE_ACTIONS, UPDATE_ORDERS, type UpdateConfig } from "@vipmesh/core";
+import { FAILURE_ACTIONS, RESTART_CONDITIONS, type RestartPolicy, UPDATE_ORDERS, type UpdateConfig } from "@vipmesh/core";
 import { DEFAULT_CONVERGENCE_TIMEOUT_MS } from "./convergence.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 
@@ -115,6 +115,33 @@ export function updateConfigFrom(o: UpdateConfigOptions, kind: "update" | "rollb
     if (value !== undefined) out[field] = value;
   }
   return out as Partial<UpdateConfig>;
+}
+
+/** --restart-* flags, as commander names them. */
+export interface RestartPolicyOptions {
+  restartCondition?: RestartPolicy["condition"];
+  restartDelay?: number;
+  restartMaxAttempts?: number;
+  restartWindow?: number;
+}
+
+/** Adds docker's --restart-* flags: when an ended task's slot gets a new task (the same on create and update). */
+export function addRestartPolicyOptions(cmd: Command): Command {
+  return cmd
+    .addOption(choice("--restart-condition <condition>", 'restart a task that ended: never, after a failure, or always (default "any")', RESTART_CONDITIONS))
+    .option("--restart-delay <duration>", "wait this long after a task ended before its new one starts (default 5s)", duration)
+    .option("--restart-max-attempts <n>", "restarts of a slot at most, within --restart-window if set (default 0: unlimited)", wholeNumber)
+    .option("--restart-window <duration>", "the time --restart-max-attempts counts over (default 0: no window, every restart counts)", duration);
+}
+
+/** The restart policy's fields the flags give; on update, the others stay as they are. */
+export function restartPolicyFrom(o: RestartPolicyOptions): Partial<RestartPolicy> {
+  return {
+    ...(o.restartCondition !== undefined ? { condition: o.restartCondition } : {}),
+    ...(o.restartDelay !== undefined ? { delayMs: o.restartDelay } : {}),
+    ...(o.restartMaxAttempts !== undefined ? { maxAttempts: o.restartMaxAttempts } : {}),
+    ...(o.restartWindow !== undefined ? { windowMs: o.restartWindow } : {}),
+  };
 }
 
 export interface WaitOptions {

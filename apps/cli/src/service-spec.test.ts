@@ -1,7 +1,7 @@
 import { VipmeshError } from "@vipmesh/core";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "./errors.ts";
-import { type ServiceCreateFlags, buildServiceSpec, parsePublishRm, parseScale } from "./service-spec.ts";
+import { type ServiceCreateFlags, buildServiceSpec, parseNetworkAttachment, parsePublishRm, parseScale } from "./service-spec.ts";
 
 const createFlags = (overrides: Partial<ServiceCreateFlags> = {}): ServiceCreateFlags => ({
   name: "collabweb",
@@ -114,7 +114,53 @@ describe("confinement flags", () => {
   });
 });
 
+describe("docker's container and restart flags", () => {
+  it("set the image, host name, container labels, restart policy and aliases", () => {
+    const spec = buildServiceSpec(
+      createFlags({
+        image: "vipmesh/whoami",
+        command: [],
+        hostname: "h",
+        containerLabels: { a: "b" },
+        restartPolicy: { condition: "on-failure", maxAttempts: 2 },
+        networks: ["name=appnet,alias=web,alias=frontend", "other"],
+      }),
+    );
+    expect(spec.taskTemplate.container).toEqual({ image: "vipmesh/whoami", command: [], hostname: "h", labels: { a: "b" }, env: [], healthcheck: null });
+    // the fields not given take Docker's defaults
+    expect(spec.taskTemplate.restartPolicy).toEqual({ condition: "on-failure", delayMs: 5000, maxAttempts: 2, windowMs: 0 });
+    expect(spec.networks).toEqual([{ target: "appnet", aliases: ["web", "frontend"] }, { target: "other" }]);
+  });
+
+  it("keep a command after -- as the command, with or without an image", () => {
+    const spec = buildServiceSpec(createFlags({ image: "vipmesh/whoami", command: ["sleep", "1"] }));
+    expect(spec.taskTemplate.container).toMatchObject({ image: "vipmesh/whoami", command: ["sleep", "1"] });
+    expect(spec.taskTemplate.container).not.toHaveProperty("args");
+  });
+
+  it("leave the spec without a policy when no --restart-* flag is given", () => {
+    expect(buildServiceSpec(createFlags({ restartPolicy: {} })).taskTemplate).not.toHaveProperty("restartPolicy");
+  });
+
+  it("report bad values with the validator's message", () => {
+    expect(() => buildServiceSpec(createFlags({ hostname: "no_underscores" }))).toThrow(/hostname "no_underscores" is not a valid host name/);
+    expect(() => buildServiceSpec(createFlags({ containerLabels: { "bad key": "" } }))).toThrow(/container labels: label key "bad key"/);
+    expect(() => buildServiceSpec(createFlags({ networks: ["name=appnet,alias=-x"] }))).toThrow(/network appnet: alias name "-x" is not valid/);
+    expect(() => buildServiceSpec(createFlags({ image: "two words", command: [] }))).toThrow(/image "two words" is not an image reference/);
+  });
+});
+
 describe("argument parsers", () => {
+  it("parses --network in docker's short and long forms", () => {
+    expect(parseNetworkAttachment("appnet")).toEqual({ target: "appnet" });
+    expect(parseNetworkAttachment("name=appnet")).toEqual({ target: "appnet" });
+    expect(parseNetworkAttachment("alias=web,NAME=appnet,Alias=front")).toEqual({ target: "appnet", aliases: ["web", "front"] });
+    expect(() => parseNetworkAttachment("alias=web")).toThrow(/name=\) is missing/);
+    expect(() => parseNetworkAttachment("name=appnet,ip=10.0.0.2")).toThrow(/"ip" is not a key vipmesh takes/);
+    expect(() => parseNetworkAttachment("name=appnet,web")).toThrow(/"web" is not KEY=VALUE/);
+    expect(() => parseNetworkAttachment("=appnet")).toThrow(UsageError);
+  });
+
   it("parses --publish-rm", () => {
     expect(parsePublishRm("80")).toEqual({ targetPort: 80, protocol: "tcp" });
     expect(parsePublishRm("53/udp")).toEqual({ targetPort: 53, protocol: "udp" });

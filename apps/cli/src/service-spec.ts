@@ -7,9 +7,11 @@ import {
   type HealthCheck,
   type LbAffinity,
   type LbSchedulerName,
+  type NetworkAttachmentConfig,
   type Protocol,
   type PublishedTarget,
   type ResourceLimits,
+  type RestartPolicy,
   type ServiceSpec,
   type UpdateConfig,
   normalizeServiceSpec,
@@ -22,6 +24,7 @@ export interface ServiceCreateFlags {
   name: string;
   replicas?: number | undefined;
   mode?: "replicated" | "global" | undefined;
+  /** `--network` values, either form (parseNetworkAttachment). */
   networks: string[];
   endpointMode?: EndpointMode | undefined;
   publish: string[];
@@ -44,7 +47,14 @@ export interface ServiceCreateFlags {
   healthcheck?: HealthCheck;
   updateConfig: Partial<UpdateConfig>;
   rollbackConfig: Partial<UpdateConfig>;
+  /** Docker's Image: with no command, a known one runs its entrypoint (core's taskCommand). */
+  image?: string | undefined;
+  /** After `--`: Docker's Command, run whatever the image. */
   command: string[];
+  hostname?: string | undefined;
+  containerLabels?: Record<string, string>;
+  /** Only the fields given; none = no policy (the manager's default). */
+  restartPolicy?: Partial<RestartPolicy>;
 }
 
 export function buildServiceSpec(f: ServiceCreateFlags): ServiceSpec {
@@ -55,7 +65,10 @@ export function buildServiceSpec(f: ServiceCreateFlags): ServiceSpec {
     annotations: { name: f.name, labels: f.labels },
     taskTemplate: {
       container: {
+        image: f.image,
         command: f.command,
+        hostname: f.hostname,
+        labels: f.containerLabels,
         env: f.env,
         healthcheck: f.healthcheck ?? null,
         user: f.user ?? "",
@@ -65,9 +78,10 @@ export function buildServiceSpec(f: ServiceCreateFlags): ServiceSpec {
       resources: { limits: f.limits ?? {} },
       placement: { constraints: f.constraints },
       forceUpdate: 0,
+      restartPolicy: Object.keys(f.restartPolicy ?? {}).length > 0 ? f.restartPolicy : null,
     },
     ...(f.mode === "global" ? { global: {} } : { replicated: { replicas: f.replicas ?? 1 } }),
-    networks: f.networks.map((target) => ({ target })),
+    networks: f.networks.map(parseNetworkAttachment),
     endpointSpec: {
       mode: f.endpointMode,
       ports: f.publish.map(parsePublish),
@@ -89,6 +103,30 @@ export function parsePublishRm(text: string): PublishedTarget {
   const m = /^(?:\d+:)?(\d+)(?:\/(tcp|udp|sctp))?$/.exec(text);
   if (!m) throw new UsageError(`--publish-rm "${text}" is not TARGET[/PROTOCOL], e.g. 80 or 53/udp`);
   return { targetPort: Number(m[1]), protocol: (m[2] ?? "tcp") as Protocol };
+}
+
+/**
+ * `--network`/`--network-add` in Docker's two forms: a network's name or ID,
+ * or `name=NET,alias=A,alias=B` (keys in any case, as Docker's). Docker's
+ * other keys (ip, driver-opt, …) are refused: vipmesh has no use for them.
+ * The values are the core's to check.
+ */
+export function parseNetworkAttachment(text: string): NetworkAttachmentConfig {
+  if (!text.includes("=")) return { target: text };
+  const usage = `--network "${text}": expected NAME or name=NAME[,alias=ALIAS...]`;
+  let target = "";
+  const aliases: string[] = [];
+  for (const field of text.split(",")) {
+    const eq = field.indexOf("=");
+    const key = field.slice(0, eq).trim().toLowerCase();
+    const value = field.slice(eq + 1);
+    if (eq <= 0) throw new UsageError(`${usage}: "${field}" is not KEY=VALUE`);
+    if (key === "name") target = value;
+    else if (key === "alias") aliases.push(value);
+    else throw new UsageError(`${usage}: "${key}" is not a key vipmesh takes (name, alias)`);
+  }
+  if (target === "") throw new UsageError(`${usage}: the network's name or ID (name=) is missing`);
+  return { target, ...(aliases.length > 0 ? { aliases } : {}) };
 }
 
 /** `service scale web=3`. */

@@ -249,6 +249,37 @@ describe("services", () => {
     expect(await vipmesh("service", "rm", "confined")).toMatchObject({ code: 0 });
   });
 
+  it("attaches with aliases, and changes attachments with --network-add/--network-rm (names resolved as docker's CLI does)", async () => {
+    expect((await vipmesh("network", "create", "backnet")).code).toBe(0);
+    const created = await vipmesh("service", "create", "-d", "--name", "aliased", "--network", "name=appnet,alias=api,alias=api-v1", "--", "true");
+    expect(created).toMatchObject({ code: 0, stderr: "" });
+    const [appnet] = await json("network", "inspect", "appnet");
+    const [backnet] = await json("network", "inspect", "backnet");
+    let [service] = await json("service", "inspect", "aliased");
+    expect(service.Spec.TaskTemplate.Networks).toEqual([{ Target: appnet.Id, Aliases: ["api", "api-v1"] }]);
+
+    // new aliases: off the network and back on it in one update; another network by its short form
+    const updated = await vipmesh("service", "update", "-d", "--network-rm", "appnet", "--network-add", "name=appnet,alias=api-v2", "--network-add", "backnet", "aliased");
+    expect(updated).toMatchObject({ code: 0, stderr: "" });
+    [service] = await json("service", "inspect", "aliased");
+    expect(service.Spec.TaskTemplate.Networks).toEqual([{ Target: appnet.Id, Aliases: ["api-v2"] }, { Target: backnet.Id }]);
+    expect(await vipmesh("service", "update", "-d", "--network-rm", backnet.Id.slice(0, 12), "aliased")).toMatchObject({ code: 0, stderr: "" });
+    [service] = await json("service", "inspect", "aliased");
+    expect(service.Spec.TaskTemplate.Networks).toEqual([{ Target: appnet.Id, Aliases: ["api-v2"] }]);
+
+    // a network attached already, one that does not exist, a bad alias or form: refused, nothing changes
+    const version = service.Version.Index;
+    expect(await vipmesh("service", "update", "-d", "--network-add", "appnet", "aliased")).toMatchObject({ code: 1, stderr: "Error: a network is given more than once\n" });
+    expect((await vipmesh("service", "update", "-d", "--network-rm", "nosuch", "aliased")).stderr).toMatch(/^Error: network "nosuch" not found/);
+    const badAlias = await vipmesh("service", "update", "-d", "--network-add", "name=backnet,alias=-x", "aliased");
+    expect(badAlias).toMatchObject({ code: 1, stderr: expect.stringMatching(/^Error: network backnet: alias name "-x" is not valid/) });
+    const badForm = await vipmesh("service", "update", "-d", "--network-add", "name=backnet,ip=10.0.0.9", "aliased");
+    expect(badForm).toMatchObject({ code: 2, stderr: expect.stringContaining('"ip" is not a key vipmesh takes (name, alias)') });
+    [service] = await json("service", "inspect", "aliased");
+    expect(service.Version.Index).toBe(version);
+    expect(await vipmesh("service", "rm", "aliased")).toMatchObject({ code: 0 });
+  });
+
   it("passes a scheduler on to the manager, which refuses one no node's dataplane honours", async () => {
     const r = await vipmesh("service", "create", "-d", "--name", "leastconn", "--lb-scheduler", "lc", "--", "true");
     expect(r.code).toBe(1);
@@ -390,6 +421,41 @@ describe("waiting for convergence with an agent", () => {
     );
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^Error: update rolled back due to failure or early termination of task \S+ \(failed: .*exit status 1/m);
+  });
+
+  it("creates a service from an image with Docker's container fields and restart policy, and updates only what is given", async () => {
+    expect((await cli("network", "create", "appnet")).code).toBe(0);
+    const created = await cli(
+      "service", "create", "--name", "imaged", "--image", "vipmesh/whoami", "--restart-condition", "on-failure", "--restart-max-attempts", "2",
+      "--network", "name=appnet,alias=web", "--hostname", "h", "--container-label", "a=b", "--container-label", "c=d",
+      "--update-monitor", "10ms", "--timeout", "10s",
+    );
+    expect(created.stderr).toMatch(/imaged: converged\n$/);
+    expect(created.code).toBe(0);
+    const inspect = async () => (await json<any[]>("--host", converging.host, "--tls-dir", converging.tlsDir, "service", "inspect", "imaged"))[0];
+    let service = await inspect();
+    const [network] = await json("--host", converging.host, "--tls-dir", converging.tlsDir, "network", "inspect", "appnet");
+    expect(service.Spec.TaskTemplate.ContainerSpec).toMatchObject({ Image: "vipmesh/whoami", Command: [], Labels: { a: "b", c: "d" }, Hostname: "h" });
+    expect(service.Spec.TaskTemplate.RestartPolicy).toEqual({ Condition: "on-failure", Delay: 5_000_000_000, MaxAttempts: 2, Window: 0 });
+    expect(service.Spec.TaskTemplate.Networks).toEqual([{ Target: network.Id, Aliases: ["web"] }]);
+
+    const updated = await cli("service", "update", "--restart-delay", "2s", "--container-label-rm", "a", "--timeout", "10s", "imaged");
+    expect(updated.stderr).toMatch(/imaged: converged\n$/);
+    expect(updated.code).toBe(0);
+    service = await inspect();
+    expect(service.Spec.TaskTemplate.ContainerSpec).toMatchObject({ Image: "vipmesh/whoami", Labels: { c: "d" }, Hostname: "h" });
+    expect(service.Spec.TaskTemplate.RestartPolicy).toEqual({ Condition: "on-failure", Delay: 2_000_000_000, MaxAttempts: 2, Window: 0 });
+    expect(service.Spec.TaskTemplate.Networks).toEqual([{ Target: network.Id, Aliases: ["web"] }]);
+
+    // other changes keep the policy, and --image/--hostname replace theirs
+    expect((await cli("service", "update", "-d", "--image", "vipmesh/whoami:2", "--hostname", "", "--restart-condition", "any", "imaged")).code).toBe(0);
+    service = await inspect();
+    expect(service.Spec.TaskTemplate.ContainerSpec).toMatchObject({ Image: "vipmesh/whoami:2", Labels: { c: "d" } });
+    expect(service.Spec.TaskTemplate.ContainerSpec).not.toHaveProperty("Hostname");
+    expect(service.Spec.TaskTemplate.RestartPolicy).toMatchObject({ Condition: "any", Delay: 2_000_000_000, MaxAttempts: 2 });
+    const bad = await cli("service", "create", "-d", "--name", "bad", "--restart-condition", "sometimes", "--image", "vipmesh/whoami");
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("Allowed choices are none, on-failure, any");
   });
 
   it("succeeds on a rollback the user asked for", async () => {

@@ -22,8 +22,10 @@ import { CommandFailed, UsageError, forEachTarget } from "../errors.ts";
 import { type Io, printJson } from "../io.ts";
 import type { ManagerConnection } from "../manager-connection.ts";
 import {
+  type RestartPolicyOptions,
   type UpdateConfigOptions,
   type WaitOptions,
+  addRestartPolicyOptions,
   addUpdateConfigOptions,
   addWaitOptions,
   choice,
@@ -32,13 +34,14 @@ import {
   cpus,
   duration,
   ramBytes,
+  restartPolicyFrom,
   seconds,
   tailLines,
   updateConfigFrom,
   wholeNumber,
 } from "../options.ts";
 import { parseSinceFlag, printServiceLogs } from "../service-logs.ts";
-import { buildServiceSpec, parsePublishRm, parseScale, specFromWire } from "../service-spec.ts";
+import { buildServiceSpec, parseNetworkAttachment, parsePublishRm, parseScale, specFromWire } from "../service-spec.ts";
 import { SERVICE_HEADERS, TASK_HEADERS, serviceRows, taskRows } from "../table-rows.ts";
 import { type ListOptions, addListOptions, printList, withManager } from "./shared.ts";
 
@@ -81,8 +84,11 @@ function limitsFrom(o: ConfinementOptions): ResourceLimits {
   };
 }
 
-interface CreateOptions extends UpdateConfigOptions, WaitOptions, ConfinementOptions {
+interface CreateOptions extends UpdateConfigOptions, WaitOptions, ConfinementOptions, RestartPolicyOptions {
   name: string;
+  image?: string;
+  hostname?: string;
+  containerLabel?: Record<string, string>;
   replicas?: number;
   mode?: "replicated" | "global";
   network?: string[];
@@ -127,7 +133,13 @@ function weights(pairs: Record<string, string> | undefined): Record<string, numb
   return out;
 }
 
-interface UpdateOptions extends UpdateConfigOptions, WaitOptions, ConfinementOptions {
+interface UpdateOptions extends UpdateConfigOptions, WaitOptions, ConfinementOptions, RestartPolicyOptions {
+  image?: string;
+  hostname?: string;
+  containerLabelAdd?: Record<string, string>;
+  containerLabelRm?: string[];
+  networkAdd?: string[];
+  networkRm?: string[];
   lbScheduler?: LbSchedulerName;
   lbWeight?: Record<string, string>;
   lbAffinity?: LbAffinity;
@@ -148,6 +160,14 @@ interface UpdateOptions extends UpdateConfigOptions, WaitOptions, ConfinementOpt
 
 const ENDPOINT_MODE_HELP = "vip (one virtual IP, load-balanced) or dnsrr (DNS round robin)";
 const CONSTRAINT_HELP = "placement constraint, e.g. node.labels.zone==a (repeatable)";
+const NETWORK_HELP = "attach to a network: NAME, or name=NAME,alias=ALIAS[,alias=…] for more names in its DNS (repeatable)";
+const IMAGE_HELP = "the image (Docker's); with no command, a known one runs its entrypoint: vipmesh/whoami";
+const HOSTNAME_HELP = "the tasks' host name (default: the task's short ID)";
+
+/** --image, --hostname and docker's --restart-* flags, the same on create and update. */
+function addContainerOptions(cmd: Command): Command {
+  return addRestartPolicyOptions(cmd.option("--image <image>", IMAGE_HELP).option("--hostname <name>", HOSTNAME_HELP));
+}
 
 export function registerServiceCommands(program: Command, io: Io): void {
   // Positional options here let `create` pass flags after the command through to it.
@@ -156,16 +176,17 @@ export function registerServiceCommands(program: Command, io: Io): void {
   const create = service
     .command("create")
     .description("Create a service")
-    .usage("--name NAME [options] -- COMMAND [ARG...]")
-    .argument("<command...>", "what each task runs")
+    .usage("--name NAME [options] [--image IMAGE] [-- COMMAND [ARG...]]")
+    .argument("[command...]", "what each task runs (Docker's Command, run whatever the image); optional with an --image that runs one")
     .passThroughOptions()
     .requiredOption("--name <name>", "service name")
     .option("--replicas <n>", "number of tasks (default: 1)", wholeNumber)
     .addOption(choice("--mode <mode>", "replicated or global (one task per node)", ["replicated", "global"]))
-    .option("--network <network>", "attach to a network (repeatable)", collect)
+    .option("--network <network>", NETWORK_HELP, collect)
     .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ENDPOINT_MODES))
     .option("-p, --publish <spec>", "publish a port: [PUBLISHED:]TARGET[/PROTO] or published=P,target=T,...", collect)
     .option("--label <key=value>", "service label (repeatable)", collectKeyValue)
+    .option("--container-label <key=value>", "container label (repeatable)", collectKeyValue)
     .option("--constraint <expr>", CONSTRAINT_HELP, collect)
     .option("-e, --env <key=value>", "environment variable (repeatable)", collect)
     .option("--health-cmd <command>", "command run inside the task to check its health (exit 0 = healthy)")
@@ -173,7 +194,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--health-timeout <duration>", "a check running longer fails (default 30s)", duration)
     .option("--health-retries <n>", "failures in a row that make a task unhealthy (default 3)", wholeNumber)
     .option("--health-start-period <duration>", "failures during this time after start do not count", duration);
-  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(addConfinementOptions(create, "create")), "update"), "rollback")).action(async (command: string[], opts: CreateOptions, cmd) => {
+  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(addConfinementOptions(addContainerOptions(create), "create")), "update"), "rollback")).action(async (command: string[], opts: CreateOptions, cmd) => {
     const spec = buildServiceSpec({
       name: opts.name,
       replicas: opts.replicas,
@@ -205,7 +226,11 @@ export function registerServiceCommands(program: Command, io: Io): void {
         : {}),
       updateConfig: updateConfigFrom(opts, "update"),
       rollbackConfig: updateConfigFrom(opts, "rollback"),
+      image: opts.image,
       command,
+      hostname: opts.hostname,
+      containerLabels: opts.containerLabel ?? {},
+      restartPolicy: restartPolicyFrom(opts),
     });
     await withManager(io, cmd, async (conn) => {
       const { service: created } = await conn.call("createService", { spec });
@@ -312,14 +337,18 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--env-rm <key>", "remove an environment variable (repeatable)", collect)
     .option("--label-add <key=value>", "add or replace a label (repeatable)", collectKeyValue)
     .option("--label-rm <key>", "remove a label (repeatable)", collect)
+    .option("--container-label-add <key=value>", "add or replace a container label (repeatable)", collectKeyValue)
+    .option("--container-label-rm <key>", "remove a container label (repeatable)", collect)
+    .option("--network-add <network>", `${NETWORK_HELP}; to change a network's aliases, --network-rm it too`, collect)
+    .option("--network-rm <network>", "detach from a network, by name or ID (repeatable)", collect)
     .option("--publish-add <spec>", "publish a port, as --publish of create (repeatable)", collect)
     .option("--publish-rm <target[/proto]>", "stop publishing a target port (repeatable)", collect)
     .addOption(choice("--endpoint-mode <mode>", ENDPOINT_MODE_HELP, ENDPOINT_MODES))
     .option("--constraint-add <expr>", CONSTRAINT_HELP, collect)
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
     .option("--force", "replace the tasks even if nothing changed")
-    .option("--args <command>", 'replace the command, e.g. --args "vipmesh whoami --port 8080"');
-  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(addConfinementOptions(update, "update")), "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
+    .option("--args <command>", 'replace what the tasks run (the command after `--` of create), e.g. --args "vipmesh whoami --port 8080"');
+  addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(addConfinementOptions(addContainerOptions(update), "update")), "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
     const args = opts.args === undefined ? undefined : opts.args.split(/\s+/).filter(Boolean);
     if (args?.length === 0) throw new UsageError("--args needs a command");
     const change: ServiceUpdate = {
@@ -345,9 +374,16 @@ export function registerServiceCommands(program: Command, io: Io): void {
       capAdd: opts.capAdd ?? [],
       capDrop: opts.capDrop ?? [],
       limits: limitsFrom(opts),
+      image: opts.image,
+      hostname: opts.hostname,
+      containerLabelAdd: opts.containerLabelAdd ?? {},
+      containerLabelRm: opts.containerLabelRm ?? [],
+      restartPolicy: restartPolicyFrom(opts),
+      networkAdd: (opts.networkAdd ?? []).map(parseNetworkAttachment),
     };
     await withManager(io, cmd, async (conn) => {
-      const updated = await updateService(conn, name, (spec) => applyServiceUpdate(spec, change));
+      const networkRm = await networkIds(conn, opts.networkRm ?? []);
+      const updated = await updateService(conn, name, (spec) => applyServiceUpdate(spec, { ...change, networkRm }));
       io.stdout(`${name}\n`);
       await waitUnlessDetached(conn, io, opts, { service: updated?.id ?? name, label: name });
     });
@@ -389,6 +425,11 @@ function waitUnlessDetached(
 ): Promise<void> {
   if (opts.detach) return Promise.resolve();
   return waitForConvergence(conn, io, { ...wait, timeoutMs: opts.timeout });
+}
+
+/** `--network-rm` names, IDs or prefixes as the spec holds them, IDs, as Docker's CLI resolves them; an unknown one is an error. */
+async function networkIds(conn: ManagerConnection, refs: readonly string[]): Promise<string[]> {
+  return Promise.all(refs.map(async (ref) => (await conn.call("inspectNetwork", { network: ref })).network?.id ?? ref));
 }
 
 /** Read, modify, write: the manager refuses the write if the service changed since the read. */
