@@ -26,9 +26,9 @@
 import { call, type ClusterServiceClient, type wire } from "@vipmesh/api";
 import { SANDBOX_DESCRIPTORS } from "@vipmesh/agent";
 import { type LabLayout, agentPid, labClient, labDown, labUp, listNamespaces } from "@vipmesh/lab";
-import { DNS_FLOOD, DNS_PROBE, type DnsProbeResult, waitFor } from "@vipmesh/testing";
+import { DNS_FLOOD, DNS_PROBE, type DnsProbeResult, floodCounts, waitFor } from "@vipmesh/testing";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { cpus, release } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -101,11 +101,7 @@ async function main(): Promise<void> {
         })
       ).service!;
     const sandboxOf = (t: wire.Task) => listNamespaces().find((ns) => ns.startsWith(lab.prefix) && ns.endsWith(t.id))!;
-    const countsOf = (t: wire.Task): Record<string, number> => {
-      const log = join(node.stateDir, "tasks", t.id, "log");
-      const last = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").at(-1) : undefined;
-      return last?.startsWith("{") ? (JSON.parse(last) as Record<string, number>) : {};
-    };
+    const countsOf = (t: wire.Task): Record<string, number> => floodCounts(join(node.stateDir, "tasks", t.id, "log")) ?? {};
     const agent = agentPid(lab, node.hostname);
     if (agent === undefined) throw new Error(`${node.hostname}'s agent is not running`);
     const descriptors = () => readdirSync(`/proc/${agent}/fd`).length;

@@ -10,12 +10,12 @@ import { call, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect, it } from "vitest";
 import { agentPid, listNamespaces } from "../src/lab.ts";
-import { DNS_FLOOD, DNS_PROBE, type DnsProbeResult, waitFor as waitForBase } from "@vipmesh/testing";
+import { DNS_FLOOD, DNS_PROBE, type DnsProbeResult, floodCounts, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { client, lab, sharedLab } from "./shared-lab.ts";
 
@@ -37,11 +37,7 @@ const sandboxOf = (t: wire.Task) => listNamespaces().find((ns) => ns.startsWith(
 const node1 = () => lab.nodes.find((n) => n.hostname === "node1")!;
 const descriptors = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 /** The last line of counts a flooding task wrote to its log. */
-const countsOf = (t: wire.Task): Record<string, number> | undefined => {
-  const log = join(node1().stateDir, "tasks", t.id, "log");
-  const last = existsSync(log) ? readFileSync(log, "utf8").trim().split("\n").at(-1) : undefined;
-  return last?.startsWith("{") ? (JSON.parse(last) as Record<string, number>) : undefined;
-};
+const countsOf = (t: wire.Task) => floodCounts(join(node1().stateDir, "tasks", t.id, "log"));
 
 /** Runs the probe in a sandbox (asynchronously, so the test can sample the agent meanwhile). */
 async function probe(sandbox: string, count: number, intervalMs: number, names: string[]): Promise<DnsProbeResult[]> {

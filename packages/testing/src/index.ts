@@ -1,4 +1,6 @@
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { parseTaskLogLine } from "@vipmesh/api";
 export * from "./docker-cli.ts";
 export * from "./sim-agent.ts";
 export * from "./wait.ts";
@@ -16,6 +18,13 @@ export const REQUEST_LOOP = fileURLToPath(new URL("./request-loop.mjs", import.m
  * a JSON line of counts every 2 s.
  */
 export const DNS_FLOOD = fileURLToPath(new URL("./dns-flood.mjs", import.meta.url));
+
+/** A DNS_FLOOD task's last counts, from its log (`<state dir>/tasks/<id>/log`); undefined before its first line. */
+export function floodCounts(logFile: string): Record<string, number> | undefined {
+  const last = existsSync(logFile) ? readFileSync(logFile, "utf8").trim().split("\n").at(-1) : undefined;
+  const text = last === undefined ? undefined : parseTaskLogLine(last).text;
+  return text?.startsWith("{") ? (JSON.parse(text) as Record<string, number>) : undefined;
+}
 
 /**
  * A sandbox's DNS client (`node DNS_PROBE COUNT INTERVAL_MS TIMEOUT_MS NAME[,NAME...]` under
