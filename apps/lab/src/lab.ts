@@ -236,7 +236,19 @@ export async function startManager(l: LabLayout): Promise<void> {
     120_000,
     POLL_MS,
   );
-  if (up === "exited") throw new Error(`the manager of lab ${l.name} exited before it listened`);
+  if (up === "exited") throw new Error(`the manager of lab ${l.name} exited before it listened${killedByKernel()}`);
+}
+
+/** The kernel's word on processes it killed (the OOM killer leaves a process no chance to log why), for an error message. */
+function killedByKernel(): string {
+  try {
+    const lines = execFileSync("dmesg", [], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
+      .split("\n")
+      .filter((line) => /out of memory|oom-kill|killed process/i.test(line));
+    return lines.length > 0 ? `; the kernel says:\n${lines.slice(-3).join("\n")}` : "";
+  } catch {
+    return "";
+  }
 }
 
 /** Kills the lab's manager (SIGKILL, like a crash); `startManager` brings it back on the same data dir. */
