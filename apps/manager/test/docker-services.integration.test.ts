@@ -127,9 +127,14 @@ describe("docker service with the real docker CLI", () => {
     }, 20_000);
   }, 60_000);
 
-  it("scale sets the replicas", async () => {
+  it("scale sets the replicas, and keeps vipmesh's own settings that the docker CLI cannot carry back", async () => {
+    const before = await inspect("web");
+    const spec = before.Spec as { EndpointSpec: Record<string, unknown> };
+    const withAffinity = { ...spec, EndpointSpec: { ...spec.EndpointSpec, LbAffinity: "client-ip", LbAffinityTimeout: 60e9 } };
+    expect((await api("POST", `/v1.47/services/web/update?version=${before.Version.Index}`, withAffinity)).status).toBe(200);
     await dockerOk(sock, ["service", "scale", "--detach", "web=2"]);
     await waitFor("web 2/2 in service ls", async () => /\sweb\s.*\s2\/2\s/.test(await dockerOk(sock, ["service", "ls"])), 15_000);
+    expect(await inspect("web")).toMatchObject({ Spec: { EndpointSpec: { LbAffinity: "client-ip", LbAffinityTimeout: 60e9 } } });
   }, 30_000);
 
   it("logs prints each task's lines as name.slot.id@node | line; -f streams until the client goes", async () => {

@@ -555,6 +555,7 @@ describe("what Docker's specs add: image, args, hostname, labels, restart policy
     { why: "an image with spaces", container: { image: "vipmesh whoami" }, mentions: 'image "vipmesh whoami"' },
     { why: "a number for args", container: { image: "x", args: 3 }, mentions: "args must be a list of strings" },
     { why: "an empty program", container: { image: "x", command: [""] }, mentions: "program to run, is empty" },
+    { why: "an empty program in args", container: { image: "alpine", args: [""] }, mentions: "program to run, is empty" },
     { why: "a hostname with _", container: { image: "x", hostname: "web_1" }, mentions: 'hostname "web_1"' },
     { why: "a hostname over the kernel's 64", container: { image: "x", hostname: `${"a".repeat(60)}.bcde` }, mentions: "64" },
   ])("refuses $why", ({ container, mentions }) => {

@@ -5,6 +5,7 @@
 import { VXLAN_UDP_PORT } from "./allocators.ts";
 import { canonicalCapability, DEFAULT_PIDS_LIMIT } from "./confinement.ts";
 import { parseConstraint } from "./constraints.ts";
+import { taskCommand } from "./task-command.ts";
 import { invalid } from "./errors.ts";
 import { cidrsOverlap, formatCidr, parseCidr } from "./ipv4.ts";
 import {
@@ -397,14 +398,18 @@ function normalizeResources(input: unknown): TaskSpec["resources"] {
 }
 
 /** Docker's RestartPolicy; absent or null stays absent (the default: any, the manager's delay, unlimited). */
+/** Docker's default for what a given policy leaves out (a spec without one keeps the manager's own rule: restart.ts). */
+export const DEFAULT_RESTART_POLICY: RestartPolicy = { condition: "any", delayMs: 5000, maxAttempts: 0, windowMs: 0 };
+
 function normalizeRestartPolicy(input: Loose<RestartPolicy> | null | undefined): RestartPolicy | null {
   if (input === undefined || input === null) return null;
   if (typeof input !== "object" || Array.isArray(input)) throw invalid("restart policy must be an object");
+  const d = DEFAULT_RESTART_POLICY;
   return {
-    condition: oneOf("restart policy condition", input.condition, RESTART_CONDITIONS, "any"),
-    delayMs: integer("restart policy delay (ms)", input.delayMs, 0, 86_400_000, 5000),
-    maxAttempts: integer("restart policy max attempts", input.maxAttempts, 0, 1_000_000, 0),
-    windowMs: integer("restart policy window (ms)", input.windowMs, 0, 86_400_000 * 7, 0),
+    condition: oneOf("restart policy condition", input.condition, RESTART_CONDITIONS, d.condition),
+    delayMs: integer("restart policy delay (ms)", input.delayMs, 0, 86_400_000, d.delayMs),
+    maxAttempts: integer("restart policy max attempts", input.maxAttempts, 0, 1_000_000, d.maxAttempts),
+    windowMs: integer("restart policy window (ms)", input.windowMs, 0, 86_400_000 * 7, d.windowMs),
   };
 }
 
@@ -428,8 +433,9 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
   if (typeof image !== "string" || image.length > 512 || /\s/.test(image)) throw invalid(`image "${String(image)}" is not an image reference`);
   const command = strings("command", container.command);
   if (command.length === 0 && !image) throw invalid("a command is required, or an image that runs one: give the command after `--`, e.g. -- vipmesh whoami");
-  if (command.length > 0 && command[0] === "") throw invalid("the command's first word, the program to run, is empty");
   const args = strings("args", container.args);
+  const run = taskCommand({ image, command, args, env: [] });
+  if ("argv" in run && run.argv[0] === "") throw invalid("the command's first word, the program to run, is empty");
   const hostname = container.hostname === undefined || container.hostname === null ? "" : container.hostname;
   if (hostname !== "" && (typeof hostname !== "string" || hostname.length > 64 || !HOSTNAME.test(hostname))) {
     throw invalid(`hostname "${String(hostname)}" is not a valid host name (up to 64 letters, digits, '-' and dots: the kernel's limit)`);

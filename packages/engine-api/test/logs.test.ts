@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { frame, frameLogLine, logDetails, rfc3339NanoFixed } from "../src/routes/logs.ts";
+import { logTime } from "@vipmesh/api";
+import { frame, frameLogLine, logDetails } from "../src/routes/logs.ts";
 
 describe("log stream pieces", () => {
   it("frames a payload as Docker's multiplexed stream does", () => {
@@ -14,8 +15,8 @@ describe("log stream pieces", () => {
     );
   });
 
-  it("writes timestamps with nine fixed fraction digits", () => {
-    expect(rfc3339NanoFixed(new Date("2025-01-02T03:04:05.006Z"))).toBe("2025-01-02T03:04:05.006000000Z");
+  it("writes timestamps with nine fixed fraction digits (moby's RFC3339NanoFixed)", () => {
+    expect(logTime(new Date("2025-01-02T03:04:05.006Z"))).toBe("2025-01-02T03:04:05.006000000Z");
   });
 
   const T = "2025-01-02T03:04:05.123456789Z";

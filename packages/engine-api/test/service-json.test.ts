@@ -114,6 +114,21 @@ describe("serviceSpecFromDocker", () => {
     expect(back.warnings).toEqual([]);
     expect(normalizeServiceSpec(back.spec as never)).toEqual(spec);
   });
+
+  it("keeps vipmesh's own fields on an update whose body leaves them out (the docker CLI drops what Go's structs lack); a given value changes them", () => {
+    const current = fromDocker({
+      ...CLI_CREATE,
+      EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 8080, ProxyProtocol: "v2" }], LbScheduler: "rr", LbWeights: { "1": 3 }, LbAffinity: "client-ip", LbAffinityTimeout: 60e9 },
+    });
+    // what `docker service scale` sends back: Docker's fields only
+    const scaled = normalizeServiceSpec(
+      serviceSpecFromDocker({ ...CLI_CREATE, Mode: { Replicated: { Replicas: 5 } }, EndpointSpec: { Ports: [{ Protocol: "tcp", TargetPort: 80, PublishedPort: 8080, PublishMode: "ingress" }] } }, current).spec as never,
+    );
+    expect(scaled.endpointSpec).toEqual(current.endpointSpec);
+    expect(scaled.replicated).toEqual({ replicas: 5 });
+    const changed = normalizeServiceSpec(serviceSpecFromDocker({ ...CLI_CREATE, EndpointSpec: { LbScheduler: "", LbAffinity: "none" } }, current).spec as never);
+    expect(changed.endpointSpec).toMatchObject({ lbScheduler: "", lbAffinity: "none", lbAffinityTimeoutS: 0, ports: [] });
+  });
 });
 
 describe("serviceJson", () => {

@@ -2,7 +2,7 @@
 // (and `vipmesh service inspect`) print, and Docker's ServiceSpec — as the
 // docker CLI and `docker stack deploy` send it — into vipmesh's. Pure.
 
-import { type EndpointSpec, type PortConfig, type Service, type ServiceSpec, type UpdateConfig, invalid } from "@vipmesh/core";
+import { type EndpointSpec, type PortConfig, type Service, type ServiceSpec, type UpdateConfig, invalid, normalizePort } from "@vipmesh/core";
 import {
   type Json,
   type Loose,
@@ -141,31 +141,42 @@ function updateConfigFromDocker(field: string, json: Json | undefined, warnings:
   };
 }
 
-function portFromDocker(field: string, v: unknown, warnings: Warnings): Loose<PortConfig> {
+/**
+ * A port. `ProxyProtocol` is vipmesh's own: the docker CLI, which reads a
+ * service into Go structs and sends them back whole, drops it; absent, the
+ * same port's value in `current` (an update's spec before) stays.
+ */
+function portFromDocker(field: string, v: unknown, warnings: Warnings, current: readonly PortConfig[]): Loose<PortConfig> {
   const p = object(field, v) ?? {};
   warnings.unsupported(`${field}.Name`, p.Name);
-  return {
+  const port = {
     protocol: string(`${field}.Protocol`, p.Protocol) ?? "",
     targetPort: integer(`${field}.TargetPort`, p.TargetPort) ?? 0,
     publishedPort: integer(`${field}.PublishedPort`, p.PublishedPort) ?? 0,
     publishMode: string(`${field}.PublishMode`, p.PublishMode) ?? "",
-    proxyProtocol: string(`${field}.ProxyProtocol`, p.ProxyProtocol) ?? "",
   };
+  const given = string(`${field}.ProxyProtocol`, p.ProxyProtocol);
+  if (given !== undefined || current.length === 0) return { ...port, proxyProtocol: given ?? "" };
+  const { protocol, targetPort, publishMode } = normalizePort(port, field); // the core's defaults, to find the same port
+  const same = current.find((c) => c.protocol === protocol && c.targetPort === targetPort && c.publishMode === publishMode);
+  return { ...port, proxyProtocol: same?.proxyProtocol ?? "" };
 }
 
-function endpointSpecFromDocker(json: Json | undefined, warnings: Warnings): Loose<EndpointSpec> {
+/** Docker's EndpointSpec; vipmesh's Lb* fields, when absent (the docker CLI drops them), keep `current`'s values. */
+function endpointSpecFromDocker(json: Json | undefined, warnings: Warnings, current: EndpointSpec | undefined): Loose<EndpointSpec> {
   const e = json ?? {};
   const f = "EndpointSpec";
-  const weights = object(`${f}.LbWeights`, e.LbWeights) ?? {};
-  for (const [slot, w] of Object.entries(weights)) integer(`${f}.LbWeights.${slot}`, w);
-  const timeoutMs = duration(`${f}.LbAffinityTimeout`, e.LbAffinityTimeout) ?? 0;
+  const weights = object(`${f}.LbWeights`, e.LbWeights);
+  for (const [slot, w] of Object.entries(weights ?? {})) integer(`${f}.LbWeights.${slot}`, w);
+  const timeoutMs = duration(`${f}.LbAffinityTimeout`, e.LbAffinityTimeout);
   return {
     mode: string(`${f}.Mode`, e.Mode) ?? "",
-    ports: (list(`${f}.Ports`, e.Ports) ?? []).map((p, i) => portFromDocker(`${f}.Ports[${i}]`, p, warnings)),
-    lbScheduler: string(`${f}.LbScheduler`, e.LbScheduler) ?? "",
-    lbWeights: weights as Record<string, number>,
-    lbAffinity: string(`${f}.LbAffinity`, e.LbAffinity) ?? "",
-    lbAffinityTimeoutS: Math.round(timeoutMs / 1000),
+    ports: (list(`${f}.Ports`, e.Ports) ?? []).map((p, i) => portFromDocker(`${f}.Ports[${i}]`, p, warnings, current?.ports ?? [])),
+    lbScheduler: string(`${f}.LbScheduler`, e.LbScheduler) ?? current?.lbScheduler ?? "",
+    lbWeights: (weights as Record<string, number> | undefined) ?? current?.lbWeights ?? {},
+    lbAffinity: string(`${f}.LbAffinity`, e.LbAffinity) ?? current?.lbAffinity ?? "",
+    // the timeout goes with its affinity: kept only when both are left out
+    lbAffinityTimeoutS: timeoutMs !== undefined ? Math.round(timeoutMs / 1000) : e.LbAffinity === undefined ? (current?.lbAffinityTimeoutS ?? 0) : 0,
   };
 }
 
@@ -204,9 +215,11 @@ function modeFromDocker(json: Json | undefined): Pick<Loose<ServiceSpec>, "repli
  * Docker's ServiceSpec (a create's or an update's whole body) → vipmesh's
  * spec, for the cluster to validate. Types are checked here, with the Docker
  * field in the message; unknown fields are ignored (as Docker does); known
- * ones vipmesh does not honour, when set, come back as warnings.
+ * ones vipmesh does not honour, when set, come back as warnings. `current`:
+ * an update's spec before it, whose vipmesh-only fields stay where the body
+ * leaves them out.
  */
-export function serviceSpecFromDocker(json: unknown): { spec: Loose<ServiceSpec>; warnings: string[] } {
+export function serviceSpecFromDocker(json: unknown, current?: ServiceSpec): { spec: Loose<ServiceSpec>; warnings: string[] } {
   const root = object("the service spec", json);
   if (!root) throw invalid("the request body must be a service spec (a JSON object)");
   const warnings = new Warnings();
@@ -216,7 +229,7 @@ export function serviceSpecFromDocker(json: unknown): { spec: Loose<ServiceSpec>
     taskTemplate: taskSpecFromDocker(tt, warnings),
     ...modeFromDocker(object("Mode", root.Mode)),
     networks: networksFromDocker(root, tt, warnings),
-    endpointSpec: endpointSpecFromDocker(object("EndpointSpec", root.EndpointSpec), warnings),
+    endpointSpec: endpointSpecFromDocker(object("EndpointSpec", root.EndpointSpec), warnings, current?.endpointSpec),
     updateConfig: updateConfigFromDocker("UpdateConfig", object("UpdateConfig", root.UpdateConfig), warnings),
     rollbackConfig: updateConfigFromDocker("RollbackConfig", object("RollbackConfig", root.RollbackConfig), warnings),
   };

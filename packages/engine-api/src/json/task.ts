@@ -2,7 +2,7 @@
 // inspect`/`service ps` read, and Docker's TaskTemplate into vipmesh's TaskSpec.
 // Also the few readers of Docker JSON the service mapping shares. Pure.
 
-import { type HealthCheck, type PortConfig, type RestartPolicy, type Task, type TaskSpec, invalid } from "@vipmesh/core";
+import { DEFAULT_RESTART_POLICY, type HealthCheck, type PortConfig, type RestartPolicy, type Task, type TaskSpec, invalid } from "@vipmesh/core";
 
 /**
  * What a mapping reads of an object: its domain shape with every field
@@ -23,9 +23,6 @@ export const nanoseconds = (ms: number): number => ms * 1_000_000;
 /** Go's zero time: what Docker shows for a time never set (a "" would not decode in the docker CLI). */
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
 export const timeJson = (t: string | null | undefined): string => t || ZERO_TIME;
-
-/** Docker's defaults where a spec says nothing (insertDefaults=true, and what vipmesh does then). */
-export const DEFAULT_RESTART_POLICY: RestartPolicy = { condition: "any", delayMs: 5000, maxAttempts: 0, windowMs: 0 };
 
 // ---- vipmesh → Docker ---------------------------------------------------------
 
@@ -256,10 +253,11 @@ function restartPolicyFromDocker(json: Json | undefined): Loose<RestartPolicy> |
   if (!json) return null;
   const f = "TaskTemplate.RestartPolicy";
   return {
-    condition: string(`${f}.Condition`, json.Condition) || DEFAULT_RESTART_POLICY.condition,
-    delayMs: duration(`${f}.Delay`, json.Delay) ?? DEFAULT_RESTART_POLICY.delayMs,
-    maxAttempts: integer(`${f}.MaxAttempts`, json.MaxAttempts) ?? 0,
-    windowMs: duration(`${f}.Window`, json.Window) ?? 0,
+    // what is left out, the core fills with Docker's defaults
+    condition: string(`${f}.Condition`, json.Condition),
+    delayMs: duration(`${f}.Delay`, json.Delay),
+    maxAttempts: integer(`${f}.MaxAttempts`, json.MaxAttempts),
+    windowMs: duration(`${f}.Window`, json.Window),
   };
 }
 

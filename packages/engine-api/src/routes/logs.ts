@@ -24,9 +24,6 @@ export function frame(stream: number, payload: Buffer): Buffer {
   return Buffer.concat([header, payload]);
 }
 
-/** RFC 3339 with nanoseconds, fixed width (moby's RFC3339NanoFixed): task-log.ts's time form. */
-export const rfc3339NanoFixed = (d: Date): string => logTime(d);
-
 /** moby's details: the task's context, sorted by key, values query-escaped, comma-separated. */
 export const logDetails = (c: { nodeId: string; serviceId: string; taskId: string }): string =>
   [
@@ -50,7 +47,7 @@ export function frameLogLine(line: Buffer, o: LineFraming): Buffer | undefined {
   const { time, stream, text } = parseTaskLogBytes(line);
   if (!(stream === "stderr" ? o.stderr : o.stdout)) return undefined;
   // a timestamp, then details, each followed by a space (the CLI splits on them)
-  const prefix = (o.timestamps ? `${time || rfc3339NanoFixed(new Date())} ` : "") + (o.details !== undefined ? `${o.details} ` : "");
+  const prefix = (o.timestamps ? `${time || logTime(new Date())} ` : "") + (o.details !== undefined ? `${o.details} ` : "");
   return frame(stream === "stderr" ? STDERR : STDOUT, Buffer.concat([Buffer.from(prefix), text, Buffer.from("\n")]));
 }
 

@@ -38,7 +38,7 @@ function list(ctx: Ctx) {
         matchesAny(f.get("name"), (v) => json.Description.Hostname.startsWith(v)) &&
         matchesAny(f.get("role"), (v) => v === json.Spec.Role) &&
         matchesAny(f.get("membership"), (v) => v === "accepted") &&
-        matchesAny(f.get("node.label"), () => matchesLabels(labels, f.get("node.label"))) &&
+        matchesLabels(labels, f.get("node.label")) &&
         matchesLabels(engineLabels, f.get("label")),
     )
     .map((x) => x.json);

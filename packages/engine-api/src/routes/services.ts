@@ -2,7 +2,7 @@
 // Thin: Docker's JSON in and out (json/service.ts), the cluster's operations
 // (ops) between; every rule about a spec is the cluster's.
 
-import { type Service, type Task, VipmeshError, invalid, serviceMode } from "@vipmesh/core";
+import { type Service, type Task, invalid, serviceMode } from "@vipmesh/core";
 import { matchesAny, matchesLabels, parseFilters } from "../filters.ts";
 import { type Ctx, HttpError, type Route, sendJson } from "../http.ts";
 import { type ServiceStatus, serviceJson, serviceSpecFromDocker } from "../json/service.ts";
@@ -47,16 +47,6 @@ function versionOf(ctx: Ctx): number {
   return version;
 }
 
-/** A stale version, in the words the docker CLI and scripts know from swarm. */
-async function inSequence<T>(p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof VipmeshError && err.code === "aborted") throw new VipmeshError("aborted", `update out of sequence: ${err.message}`);
-    throw err;
-  }
-}
-
 async function updateService(ctx: Ctx) {
   const id = ctx.params.id!;
   const version = versionOf(ctx);
@@ -66,11 +56,11 @@ async function updateService(ctx: Ctx) {
   }
   if (rollback === "previous") {
     // the CLI sends the spec it read with the version: a stale one is refused as an update's
-    await inSequence(ctx.ops.rollbackService(id, version));
+    await ctx.ops.rollbackService(id, version);
     return { Warnings: [] };
   }
-  const { spec, warnings } = serviceSpecFromDocker(await ctx.body());
-  await inSequence(ctx.ops.updateService(id, version, spec));
+  const { spec, warnings } = serviceSpecFromDocker(await ctx.body(), ctx.ops.inspectService(id).spec);
+  await ctx.ops.updateService(id, version, spec);
   return { Warnings: warnings };
 }
 

@@ -1,7 +1,7 @@
 // /tasks: list (with Docker's filters, `docker service ps` and the CLI's
 // convergence display use them), inspect, and one task's logs.
 
-import { type Task, VipmeshError } from "@vipmesh/core";
+import { isTaskCurrent, type Task, VipmeshError } from "@vipmesh/core";
 import { matchesAny, matchesLabels, parseFilters } from "../filters.ts";
 import { type Ctx, HttpError, type Route } from "../http.ts";
 import { taskJson } from "../json/task.ts";
@@ -50,7 +50,8 @@ function listTasks(ctx: Ctx) {
       matchesAny(f.get("name"), (v) => taskName(t).startsWith(v)) &&
       matchesAny(f.get("desired-state"), (v) => v === t.desiredState) &&
       matchesLabels(service?.spec.annotations.labels ?? {}, f.get("label")) &&
-      (!upToDate || t.specVersion === service?.specVersion)
+      // current as a rolling update judges it: a rollback keeps tasks already on the spec it goes back to
+      (!upToDate || (service !== undefined && isTaskCurrent(t, service)))
     );
   });
   const names = networkNames(ops);
