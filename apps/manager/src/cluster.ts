@@ -110,11 +110,16 @@ export class Cluster {
    * fail for them. Reads only: call it before queueing removeNetwork, which
    * then judges (and says what still holds the network after `timeoutMs`).
    * A removed service's tasks leave the store at once and never hold it.
+   * Nothing to wait for when a service still names the network, or it is the
+   * ingress: removeNetwork refuses those at once. The bound stays well under
+   * a client's write deadline (the CLI's 30 s), so the client hears the refusal.
    */
-  async networkDrained(ref: string, timeoutMs = 30_000): Promise<void> {
+  async networkDrained(ref: string, timeoutMs = 15_000): Promise<void> {
     const draining = () => {
       const n = tryFind(this.store, ref);
-      return n !== undefined && attachedTasks(this.store.list("task"), n.id).some((t) => t.desiredState === "shutdown");
+      if (n === undefined || n.spec.ingress) return false;
+      if (this.store.list("service").some((s) => s.spec.networks.some((a) => a.target === n.id))) return false;
+      return attachedTasks(this.store.list("task"), n.id).some((t) => t.desiredState === "shutdown");
     };
     if (!draining()) return;
     await new Promise<void>((resolve) => {
@@ -410,9 +415,10 @@ function tryFind(store: ClusterStore, ref: string): Network | undefined {
 
 function checkVersion(kind: string, name: string, actual: number, given: number): void {
   if (actual !== given) {
+    // swarm's words, which the docker CLI and scripts know
     throw new VipmeshError(
       "aborted",
-      `${kind} ${name} changed since it was read (version ${given}, now ${actual}); read it again and retry`,
+      `update out of sequence: ${kind} ${name} changed since it was read (version ${given}, now ${actual}); read it again and retry`,
     );
   }
 }

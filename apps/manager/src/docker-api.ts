@@ -61,8 +61,14 @@ export async function listenDockerApi(addr: string, ops: Operations, ca: Certifi
     try {
       unlinkSync(where.path); // a stale socket of a previous run
     } catch {}
-    await listening(server, where.path);
-    chmodSync(where.path, 0o600); // the API is the cluster's root: owner only
+    // the API is the cluster's root: owner only, from the moment the socket exists (umask), and said again (chmod)
+    const umask = process.umask(0o177);
+    try {
+      await listening(server, where.path);
+    } finally {
+      process.umask(umask);
+    }
+    chmodSync(where.path, 0o600);
     return { address: `unix://${where.path}`, close: () => closeServer(server) };
   }
   if (!ca) throw new Error(`--docker-api ${addr}: a manager started with --insecure serves the Engine API only on a unix socket (TCP needs mutual TLS)`);
@@ -76,14 +82,19 @@ export async function listenDockerApi(addr: string, ops: Operations, ca: Certifi
   );
   // its certificate renewed while it runs, as the gRPC listener's
   let timer: Timer | undefined;
-  const schedule = () => {
-    timer = timerAt(Date.now() + renewalDelayMs(identity.certPem), async () => {
-      identity = await issue();
-      server.setSecureContext({ key: identity.keyPem, cert: identity.certPem, ca: identity.caPem });
-      schedule();
+  const schedule = (at: number) => {
+    timer = timerAt(at, async () => {
+      try {
+        identity = await issue();
+        server.setSecureContext({ key: identity.keyPem, cert: identity.certPem, ca: identity.caPem });
+        schedule(Date.now() + renewalDelayMs(identity.certPem));
+      } catch (err) {
+        console.error(`manager: cannot renew the Engine API's certificate (retrying in a minute): ${err instanceof Error ? err.message : String(err)}`);
+        schedule(Date.now() + 60_000);
+      }
     });
   };
-  schedule();
+  schedule(Date.now() + renewalDelayMs(identity.certPem));
   try {
     await listening(server, where.port, where.host);
   } catch (err) {
