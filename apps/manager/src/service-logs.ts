@@ -24,7 +24,7 @@ export function relayServiceLogs(
   const since = req.since ? sinceTime(req.since) : "";
   if (since === undefined) throw invalid(`since "${req.since}" is not a time: give unix seconds or an RFC 3339 time`);
   const tasks = [...store.tasksOfService(service.id)]
-    .filter((t) => t.nodeId !== "")
+    .filter((t) => t.nodeId !== "" && (!req.taskIds || req.taskIds.includes(t.id)))
     .sort((a, b) => a.slot - b.slot || a.createdAt.localeCompare(b.createdAt));
   const byNode = new Map<string, string[]>();
   for (const t of tasks) byNode.set(t.nodeId, [...(byNode.get(t.nodeId) ?? []), t.id]);

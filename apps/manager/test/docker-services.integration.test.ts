@@ -150,6 +150,11 @@ describe("docker service with the real docker CLI", () => {
     }
     const raw = await dockerOk(sock, ["service", "logs", "--raw", "--timestamps", "web"]);
     expect(raw).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z hello from \d$/m);
+    // one task's logs (/tasks/{id}/logs): only its agent is asked, only its lines come
+    const one = tasks[1]!;
+    const asked = h.agents.map((a) => a.logRequests);
+    expect((await dockerOk(sock, ["service", "logs", one.ID])).trim().split("\n")).toEqual([expect.stringMatching(new RegExp(`\\| hello from ${one.Slot}$`))]);
+    expect(h.agents.map((a, i) => a.logRequests - asked[i]!)).toEqual(h.agents.map((a) => (a.nodeId === one.NodeID ? 1 : 0)));
 
     const t = tasks[0]!;
     const follow = startDocker(sock, ["service", "logs", "-f", "--no-task-ids", "web"]);

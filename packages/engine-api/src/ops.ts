@@ -41,6 +41,8 @@ export interface LogRequest {
   tail: number;
   /** Only lines logged at or after this time (@vipmesh/api's `sinceTime` form); absent or "": all. The agents filter. */
   since?: string;
+  /** Only these of the service's tasks (`/tasks/{id}/logs`); absent: all. */
+  taskIds?: string[];
 }
 
 /**

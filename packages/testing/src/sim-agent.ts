@@ -163,7 +163,11 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     this.stream?.write({ taskStatus: { taskId, status: { state, err, message: state } } });
   }
 
+  /** How many log requests it was sent. */
+  logRequests = 0;
+
   private onLogRequest(msg: wire.LogRequest): void {
+    this.logRequests++;
     const { requestId, request: req } = logRequestFromWire(msg);
     const open = new Set<string>();
     for (const taskId of req.taskIds) {

@@ -100,10 +100,9 @@ export function streamLogs(ctx: Ctx, serviceId: string, taskId?: string): void {
   res.writeHead(200, { "Content-Type": "application/vnd.docker.multiplexed-stream" });
   // the headers go now: the CLI waits for them before it prints anything
   res.flushHeaders();
-  const request: LogRequest = { service: serviceId, follow: flag(q, "follow"), tail: tailOf(q), ...(since ? { since } : {}) };
+  const request: LogRequest = { service: serviceId, follow: flag(q, "follow"), tail: tailOf(q), ...(since ? { since } : {}), ...(taskId ? { taskIds: [taskId] } : {}) };
   const cancel = ctx.ops.serviceLogs(request, {
     write(c) {
-      if (taskId && c.taskId !== taskId) return;
       if (c.data) sendLines(c, c.data);
       // why a task's log cannot be had: on stderr whichever streams were asked for
       if (c.error) {
