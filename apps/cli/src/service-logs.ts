@@ -6,6 +6,7 @@
 import { StringDecoder } from "node:string_decoder";
 import { InvalidArgumentError } from "commander";
 import { parseTaskLogLine, sinceTime, type wire } from "@vipmesh/api";
+import { taskName } from "@vipmesh/core";
 import { AlreadyReported } from "./errors.ts";
 import type { Io } from "./io.ts";
 import type { ManagerConnection } from "./manager-connection.ts";
@@ -14,7 +15,7 @@ import { shortId } from "./table.ts";
 
 /** `web.1.3f9c0a7e21b4@node2`; a global service's task is named by its node ID instead of a slot. */
 export const taskLogName = (t: Pick<wire.Task, "id" | "serviceName" | "slot" | "nodeId">, hostname: string): string =>
-  `${t.serviceName}.${t.slot || t.nodeId}.${shortId(t.id)}@${hostname}`;
+  `${taskName(t)}.${shortId(t.id)}@${hostname}`;
 
 const SEPARATOR = "    | ";
 

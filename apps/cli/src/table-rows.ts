@@ -1,6 +1,7 @@
 // What `ls` and `ps` show for people: wire objects → table cells. Pure.
 
 import type { wire } from "@vipmesh/api";
+import { taskName } from "@vipmesh/core";
 import { isGlobalMode } from "@vipmesh/engine-api";
 import { shortId, stateSince, titleCase } from "./table.ts";
 
@@ -46,7 +47,6 @@ export function taskRows(
   hostnames: ReadonlyMap<string, string>,
   now: Date,
 ): string[][] {
-  const taskName = (t: wire.Task) => `${t.serviceName}.${t.slot || t.nodeId}`;
   const sorted = [...tasks].sort(
     (a, b) =>
       a.serviceName.localeCompare(b.serviceName) ||

@@ -300,5 +300,8 @@ export interface ObjectByKind {
   task: Task;
 }
 
+/** A task's name, as Docker's: <service>.<slot>, or <service>.<node ID> for a global service's. */
+export const taskName = (t: Pick<Task, "serviceName" | "slot" | "nodeId">): string => `${t.serviceName}.${t.slot || t.nodeId}`;
+
 export const serviceMode = (spec: ServiceSpec): "replicated" | "global" =>
   spec.global ? "global" : "replicated";

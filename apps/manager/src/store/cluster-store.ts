@@ -15,6 +15,7 @@ import {
   type Task,
   invalid,
   notFound,
+  taskName,
 } from "@vipmesh/core";
 import { RemovedNodes } from "./removed-nodes.ts";
 import { type PersistedState, type Settings, SqliteBackend, type Write } from "./sqlite.ts";
@@ -220,7 +221,7 @@ const NAME_OF: { [K in ObjectKind]: (o: ObjectByKind[K]) => string } = {
   node: (n) => n.description.hostname,
   network: (n) => n.spec.name,
   service: (s) => s.spec.annotations.name,
-  task: (t) => `${t.serviceName}.${t.slot || t.nodeId}`,
+  task: taskName,
 };
 
 /** One transaction: reads see its own writes; writes stay private until commit. */

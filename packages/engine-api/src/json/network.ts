@@ -2,7 +2,7 @@
 // NetworkCreateRequest back to vipmesh's NetworkSpec: one mapping, both
 // ways. Pure.
 
-import { invalid, isTaskReady, isTerminal, type Network, type NetworkSpec, type Node, type Service, type Task, type TaskState } from "@vipmesh/core";
+import { invalid, isTaskReady, isTerminal, type Network, type NetworkSpec, type Node, type Service, type Task, type TaskState, taskName } from "@vipmesh/core";
 import type { Loose } from "./task.ts";
 
 export const VXLANID_OPTION = "com.docker.network.driver.overlay.vxlanid_list";
@@ -101,7 +101,7 @@ export function networkServicesJson(
       .filter((t) => t.serviceId === s.id && !isTerminal((t.status?.state ?? "new") as TaskState))
       .sort((a, b) => (a.slot ?? 0) - (b.slot ?? 0))
       .map((t) => ({
-        Name: `${t.serviceName}.${t.slot || t.nodeId}.${t.id}`,
+        Name: `${taskName({ serviceName: t.serviceName ?? "", slot: t.slot ?? 0, nodeId: t.nodeId ?? "" })}.${t.id}`,
         EndpointIP: t.networks?.find((a) => a.networkId === n.id)?.addresses?.[0]?.split("/")[0] ?? "",
         Info: { "Host IP": nodeAddr.get(t.nodeId) ?? "" },
         State: t.status?.state ?? "",

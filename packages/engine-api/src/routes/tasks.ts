@@ -1,7 +1,7 @@
 // /tasks: list (with Docker's filters, `docker service ps` and the CLI's
 // convergence display use them), inspect, and one task's logs.
 
-import { isTaskCurrent, type Task, VipmeshError } from "@vipmesh/core";
+import { isTaskCurrent, taskName, VipmeshError } from "@vipmesh/core";
 import { matchesAny, matchesLabels, parseFilters } from "../filters.ts";
 import { type Ctx, HttpError, type Route } from "../http.ts";
 import { taskJson } from "../json/task.ts";
@@ -12,7 +12,6 @@ const TASK_FILTERS = new Set(["id", "name", "service", "node", "label", "desired
 const DESIRED_STATES = new Set(["running", "shutdown", "accepted"]);
 
 /** Docker's task name: `<service>.<slot>`, or `<service>.<node ID>` for a global service's. */
-export const taskName = (t: Task): string => `${t.serviceName}.${t.slot || t.nodeId}`;
 
 /** Network ID → name, for the tasks' attachments. */
 const networkNames = (ops: ClusterOps): Map<string, string> => new Map(ops.listNetworks().map((n) => [n.id, n.spec.name]));
