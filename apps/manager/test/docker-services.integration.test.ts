@@ -40,11 +40,20 @@ function api(method: string, path: string, body?: unknown): Promise<{ status: nu
 const inspect = async (name: string) => (await api("GET", `/v1.47/services/${name}`)).json as { ID: string; Version: { Index: number }; Spec: Record<string, unknown> };
 
 let lastEnvs: string[] = [];
-/** The service's running tasks' env, as the docker CLI's template prints them. */
+/**
+ * The service's running tasks' env, as the docker CLI's template prints them, each sorted:
+ * the CLI's --env-add merges through a Go map, so its order is not the one typed.
+ */
 async function runningEnvs(service: string): Promise<string[]> {
   const ids = (await dockerOk(sock, ["service", "ps", "-q", "--filter", "desired-state=running", service])).trim().split("\n").filter(Boolean);
   const out = await dockerOk(sock, ["inspect", "--type", "task", "--format", "{{.Status.State}} {{json .Spec.ContainerSpec.Env}}", ...ids]);
-  lastEnvs = out.trim().split("\n");
+  lastEnvs = out
+    .trim()
+    .split("\n")
+    .map((line) => {
+      const [state, env] = [line.slice(0, line.indexOf(" ")), line.slice(line.indexOf(" ") + 1)];
+      return `${state} ${JSON.stringify((JSON.parse(env) as string[]).sort())}`;
+    });
   return lastEnvs;
 }
 
@@ -118,7 +127,8 @@ describe("docker service with the real docker CLI", () => {
     const staleRollback = await api("POST", `/v1.47/services/web/update?version=${before.Version.Index}&rollback=previous`, before.Spec);
     expect(staleRollback.status).toBe(500);
     expect(staleRollback.json.message).toMatch(/update out of sequence/);
-    expect(await inspect("web")).toMatchObject({ Spec: { TaskTemplate: { ContainerSpec: { Env: ["X=1", "Y=2"] } } } });
+    const env = ((await inspect("web")).Spec as { TaskTemplate: { ContainerSpec: { Env: string[] } } }).TaskTemplate.ContainerSpec.Env;
+    expect([...env].sort()).toEqual(["X=1", "Y=2"]);
 
     await dockerOk(sock, ["service", "update", "--detach", "--rollback", "web"]);
     await waitFor("web's tasks rolled back to X=1 alone", async () => {
