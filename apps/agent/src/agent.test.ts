@@ -323,13 +323,13 @@ describe("Agent.sync against the Fakes", () => {
     h.agent.start();
     const image = task({ id: "gggggggggggg0001", service: "collabweb", on: [["collabnet", "10.0.3.9/24"]], container: { image: "docker.io/vipmesh/whoami:1@sha256:" + "a".repeat(64), command: [], hostname: "web-1" } });
     const nginx = task({ id: "gggggggggggg0002", service: "collab-box", on: [["collabnet", "10.0.3.10/24"]], container: { image: "nginx:1.27", command: [] } });
-    const args = task({ id: "gggggggggggg0003", service: "collab-box", on: [["collabnet", "10.0.3.11/24"]], container: { image: "alpine:3", command: [], args: ["sleep", "60"] } });
+    const args = task({ id: "gggggggggggg0003", service: "collab-box", on: [["collabnet", "10.0.3.11/24"]], container: { command: [], args: ["sleep", "60"] } });
     await h.session.assign({ ...seed(), tasks: [WEB1, BOX, image, nginx, args] }, true);
     expect(h.runtime.dump()).toMatch(new RegExp(`task ${image.id} running in \\S+ as web-1: vipmesh whoami --port 80\n`));
     expect(h.sandboxes.dump()).toContain(`task ${image.id} hostname web-1`);
     expect(h.runtime.dump()).toContain(`as ${args.id.slice(0, 12)}: sleep 60`);
     expect(h.session.lastReports()).toContain(
-      `report ${nginx.id} rejected/ image "nginx:1.27" is not one vipmesh can run (tasks run processes; images come later): give the task a command (docker service create … IMAGE COMMAND, or compose "entrypoint"/"command"), or use vipmesh/whoami`,
+      `report ${nginx.id} rejected/ this node has no container runtime for image "nginx:1.27": run containerd and give the agent --containerd-socket`,
     );
     expect(h.runtime.isRunning(nginx.id)).toBe(false);
     expect(h.sandboxes.dump()).not.toContain(`task ${nginx.id}`);

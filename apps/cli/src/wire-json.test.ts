@@ -72,6 +72,7 @@ describe("serviceJson", () => {
           command: ["web"],
           args: [],
           hostname: "",
+          dir: "",
           labels: {},
           env: [],
           healthcheck: { test: ["curl", "-f", "localhost"], intervalMs: 1000, timeoutMs: 500, retries: 3, startPeriodMs: 0 },
@@ -113,7 +114,7 @@ describe("serviceJson", () => {
       taskTemplate: {
         ...template,
         container: { ...template.container!, user: "1000:1000", capabilityAdd: ["CAP_NET_ADMIN"], capabilityDrop: ["ALL"] },
-        resources: { limits: { nanoCpus: 500_000_000, memoryBytes: 536_870_912, pids: 0 } },
+        resources: { limits: { nanoCpus: 500_000_000, memoryBytes: 536_870_912, pids: 0 }, reservations: null },
       },
     });
     const json = serviceJson(service({ spec: confined }));
@@ -131,7 +132,7 @@ describe("serviceJson", () => {
       Networks: [{ Target: NETWORK_ID }],
     });
     // a spec with only the wire's defaults (zero limits too) shows none of them
-    const unset = serviceSpec({ taskTemplate: { ...template, resources: { limits: { nanoCpus: 0, memoryBytes: 0, pids: 0 } } } });
+    const unset = serviceSpec({ taskTemplate: { ...template, resources: { limits: { nanoCpus: 0, memoryBytes: 0, pids: 0 }, reservations: null } } });
     const plain = serviceJson(service({ spec: unset })).Spec.TaskTemplate;
     expect(plain).not.toHaveProperty("Resources");
     expect(Object.keys(plain.ContainerSpec)).toEqual(["Command", "Env"]);
@@ -216,13 +217,13 @@ describe("nodeJson", () => {
       Description: { Hostname: "node-1", Dataplane: "nftables", Engine: { Labels: { disk: "ssd" } }, Platform: { OS: "linux" } },
       Status: { State: "ready", Message: "", Addr: "192.168.50.11" },
     });
-    expect(nodeJson(node({ description: { hostname: "vs-1", dataplane: "ipvs", engineLabels: {} } })).Description).toMatchObject({
+    expect(nodeJson(node({ description: { hostname: "vs-1", dataplane: "ipvs", engineLabels: {}, runtimes: [], resources: null } })).Description).toMatchObject({
       Hostname: "vs-1",
       Dataplane: "ipvs",
       Engine: { Labels: {} },
     });
     // a manager from before nodes said: they all ran nftables
-    expect(nodeJson(node({ description: { hostname: "old", dataplane: "", engineLabels: {} } })).Description.Dataplane).toBe("nftables");
+    expect(nodeJson(node({ description: { hostname: "old", dataplane: "", engineLabels: {}, runtimes: [], resources: null } })).Description.Dataplane).toBe("nftables");
   });
 });
 

@@ -17,6 +17,7 @@ export function serviceSpec(overrides: Partial<ServiceSpec> = {}): ServiceSpec {
         command: ["vipmesh", "whoami", "--port", "80"],
         args: [],
         hostname: "",
+        dir: "",
         labels: {},
         env: ["A=1", "B=2"],
         healthcheck: null,
@@ -107,7 +108,7 @@ export function node(overrides: Partial<wire.Node> = {}): wire.Node {
     createdAt: "2025-01-01T00:00:00.000Z",
     updatedAt: "2025-01-01T00:00:00.000Z",
     spec: { labels: { zone: "a" }, availability: "active" },
-    description: { hostname: "node-1", dataplane: "nftables", engineLabels: { disk: "ssd" } },
+    description: { hostname: "node-1", dataplane: "nftables", engineLabels: { disk: "ssd" }, runtimes: ["process"], resources: null },
     status: { state: "ready", message: "", addr: "192.168.50.11", ingressAddr: "10.255.0.2/16" },
     ...overrides,
   };

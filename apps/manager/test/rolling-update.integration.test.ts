@@ -179,7 +179,7 @@ describe("rolling update", () => {
       taskTemplate: {
         ...spec.taskTemplate!,
         container: { ...spec.taskTemplate!.container!, user: "1000:1000", capabilityAdd: ["net_admin"], capabilityDrop: ["ALL"] },
-        resources: { limits: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 ** 2, pids: 64 } },
+        resources: { limits: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 ** 2, pids: 64 }, reservations: null },
       },
     }));
     expect(s.updateStatus?.state).toBe("updating");

@@ -27,7 +27,6 @@ import type { EncryptionKeys, EncryptionKeys__Output } from "./generated/vipmesh
 import type { EndpointVirtualIp__Output } from "./generated/vipmesh/v1/EndpointVirtualIp.ts";
 import type { LogRequest as WireLogRequestInput, LogRequest__Output as WireLogRequest } from "./generated/vipmesh/v1/LogRequest.ts";
 import type { PortConfig__Output } from "./generated/vipmesh/v1/PortConfig.ts";
-import type { ResourceLimits__Output } from "./generated/vipmesh/v1/ResourceLimits.ts";
 import type { Task__Output } from "./generated/vipmesh/v1/Task.ts";
 import type { TaskLogData as WireLogPieceInput, TaskLogData__Output as WireLogPiece } from "./generated/vipmesh/v1/TaskLogData.ts";
 import type { TaskSpec__Output } from "./generated/vipmesh/v1/TaskSpec.ts";
@@ -152,6 +151,7 @@ function taskFromWire(t: Task__Output): Task {
 export function taskSpecFromWire(s: TaskSpec__Output | null): TaskSpec {
   const c = s?.container;
   const limits = resourceLimitsFromWire(s?.resources?.limits);
+  const reservations = resourceLimitsFromWire(s?.resources?.reservations);
   const restart = s?.restartPolicy;
   return {
     container: {
@@ -159,6 +159,7 @@ export function taskSpecFromWire(s: TaskSpec__Output | null): TaskSpec {
       command: c?.command ?? [],
       ...(c?.args.length ? { args: c.args } : {}),
       ...(c?.hostname ? { hostname: c.hostname } : {}),
+      ...(c?.dir ? { dir: c.dir } : {}),
       ...(c && Object.keys(c.labels).length > 0 ? { labels: c.labels } : {}),
       env: c?.env ?? [],
       ...(c?.healthcheck
@@ -176,7 +177,7 @@ export function taskSpecFromWire(s: TaskSpec__Output | null): TaskSpec {
       ...(c?.capabilityAdd.length ? { capabilityAdd: c.capabilityAdd } : {}),
       ...(c?.capabilityDrop.length ? { capabilityDrop: c.capabilityDrop } : {}),
     },
-    ...(limits ? { resources: { limits } } : {}),
+    ...(limits || reservations ? { resources: { limits: limits ?? {}, ...(reservations ? { reservations } : {}) } } : {}),
     placement: { constraints: s?.placement?.constraints ?? [] },
     forceUpdate: s?.forceUpdate ?? 0,
     ...(restart
@@ -193,11 +194,14 @@ export function taskSpecFromWire(s: TaskSpec__Output | null): TaskSpec {
 }
 
 /** The limits that are set (the wire's 0s left out, as the manager stores them), or undefined for none. */
-function resourceLimitsFromWire(l: WithUint64<ResourceLimits__Output, keyof ResourceLimits__Output> | null | undefined): ResourceLimits | undefined {
+function resourceLimitsFromWire(
+  l: { nanoCpus: Uint64; memoryBytes: Uint64; pids?: Uint64 } | null | undefined,
+): ResourceLimits | undefined {
   if (!l) return undefined;
   const limits: ResourceLimits = {};
   for (const field of ["nanoCpus", "memoryBytes", "pids"] as const) {
-    const n = uint64(l[field]);
+    const v = l[field];
+    const n = v === undefined ? 0 : uint64(v);
     if (n) limits[field] = n;
   }
   return Object.keys(limits).length > 0 ? limits : undefined;

@@ -51,7 +51,7 @@ export const isNodeTask = (t: Task, nodeId: string): boolean =>
  * (new ones no longer come: it is not ready).
  */
 const isEndpointTask = (t: Task, r: ClusterReader): boolean =>
-  (t.status.state === "assigned" || t.status.state === "starting" || t.status.state === "running") &&
+  (t.status.state === "assigned" || t.status.state === "preparing" || t.status.state === "starting" || t.status.state === "running") &&
   r.node(t.nodeId)?.status.state === "ready";
 
 /**

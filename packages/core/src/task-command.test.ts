@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { imageRepository, taskCommand } from "./task-command.ts";
+import { commandOf, imageRepository, taskCommand, taskRuntime } from "./task-command.ts";
 import type { ContainerSpec } from "./types.ts";
 
 const c = (o: Partial<ContainerSpec>): ContainerSpec => ({ command: [], env: [], ...o });
@@ -42,18 +42,8 @@ describe("taskCommand", () => {
     expect(taskCommand(c({ image: "vipmesh/whoami", args: [] }))).toEqual({ argv: WHOAMI });
   });
 
-  it("runs the args of an image it does not know, as docker service create IMAGE COMMAND gives them", () => {
-    expect(taskCommand(c({ image: "alpine:3", args: ["sleep", "60"] }))).toEqual({ argv: ["sleep", "60"] });
+  it("runs the args alone when there is no image", () => {
     expect(taskCommand(c({ args: ["sleep", "60"] }))).toEqual({ argv: ["sleep", "60"] });
-  });
-
-  it("says why an image it cannot run runs nothing, and the fix", () => {
-    const r = taskCommand(c({ image: "nginx:1.27" }));
-    expect(r).toEqual({ error: expect.stringContaining(`image "nginx:1.27" is not one vipmesh can run`) });
-    expect("error" in r && r.error).toMatch(/give the task a command .*or use vipmesh\/whoami/);
-    // a look-alike is not the image
-    expect(taskCommand(c({ image: "evil/vipmesh/whoami" }))).toHaveProperty("error");
-    expect(taskCommand(c({ image: "registry.local/vipmesh/whoami" }))).toHaveProperty("error");
   });
 
   it("says a task with neither command nor image has nothing to run", () => {
@@ -61,5 +51,31 @@ describe("taskCommand", () => {
       const r = taskCommand(spec);
       expect(r).toEqual({ error: expect.stringMatching(/^the task has no command and no image: give the task a command/) });
     }
+  });
+});
+
+describe("taskRuntime", () => {
+  it("runs an image as a container, unless vipmesh runs it as a process", () => {
+    expect(taskRuntime({ image: "nginx:1.27" })).toBe("container");
+    expect(taskRuntime({ image: "registry.local:5000/vipmesh/whoami" })).toBe("container"); // a look-alike is not the image
+    expect(taskRuntime({ image: "evil/vipmesh/whoami" })).toBe("container");
+    expect(taskRuntime({ image: "docker.io/vipmesh/whoami:2" })).toBe("process");
+    for (const image of [undefined, "", "  "]) expect(taskRuntime({ image })).toBe("process");
+  });
+});
+
+describe("commandOf (Docker's rule over an image's entrypoint and CMD)", () => {
+  const image = { entrypoint: ["/docker-entrypoint.sh"], cmd: ["nginx", "-g", "daemon off;"] };
+  it.each([
+    ["neither: entrypoint ++ CMD", c({ image: "nginx" }), ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"]],
+    ["args replace the CMD", c({ image: "nginx", args: ["nginx", "-T"] }), ["/docker-entrypoint.sh", "nginx", "-T"]],
+    ["a command replaces the entrypoint and drops the CMD", c({ image: "nginx", command: ["sh"] }), ["sh"]],
+    ["a command with args", c({ image: "nginx", command: ["sh", "-c"], args: ["echo hi"] }), ["sh", "-c", "echo hi"]],
+  ])("%s", (_why, spec, argv) => expect(commandOf(spec, image)).toEqual({ argv }));
+
+  it("says an image with no entrypoint and no CMD, and no command given, has nothing to run", () => {
+    expect(commandOf(c({ image: "scratch-ish" }), { entrypoint: [], cmd: [] })).toEqual({
+      error: expect.stringMatching(/^image "scratch-ish" has no entrypoint or CMD: give the task a command/),
+    });
   });
 });

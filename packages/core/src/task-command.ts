@@ -1,13 +1,14 @@
-// What a task's process runs. vipmesh tasks are processes, not images (images
-// come with a later issue), so a ContainerSpec is read as Docker would read it
-// for an image with no entrypoint of its own — unless the image is one vipmesh
-// knows (KNOWN_IMAGES), whose entrypoint and default arguments stand in:
-//   Command given        Command ++ Args, whatever the image (--entrypoint, compose "entrypoint")
-//   a known image        its entrypoint ++ (Args, or its default arguments)
-//   Args given           Args (docker service create IMAGE COMMAND…, compose "command")
-//   none of these        an error naming the image and the fix: the agent rejects the task with it
+// What a task runs, and with what. A spec with an image runs it as a container
+// (TaskRuntime "container", through containerd) — unless the image is one
+// vipmesh runs as a host process (KNOWN_IMAGES: vipmesh/whoami). Without an
+// image the task is a host process, as before images. For both, Docker's rule:
+//   Command given        replaces the entrypoint (--entrypoint, compose "entrypoint"); the image's CMD is dropped
+//   Args given           replace the CMD (docker service create IMAGE ARGS…, compose "command")
+//   neither              the image's entrypoint ++ CMD
+// A process task's "image" is a KNOWN_IMAGES entry or none; with neither a
+// command nor args it has nothing to run, and the agent rejects it saying so.
 
-import type { ContainerSpec, Task } from "./types.ts";
+import type { ContainerSpec, Task, TaskRuntime } from "./types.ts";
 
 interface KnownImage {
   entrypoint: string[];
@@ -34,19 +35,33 @@ export function imageRepository(image: string): string {
 
 const knownImage = (image: string): KnownImage | undefined => KNOWN_IMAGES.get(imageRepository(image));
 
-const FIX = `give the task a command (docker service create … IMAGE COMMAND, or compose "entrypoint"/"command"), or use ${[...KNOWN_IMAGES.keys()].join(", ")}`;
-
-/** The argv of a task's process, or why there is none. */
-export function taskCommand(container: ContainerSpec): { argv: string[] } | { error: string } {
-  const args = container.args ?? [];
-  if (container.command.length > 0) return { argv: [...container.command, ...args] };
+/** What runs a task with this spec: a container for an image, unless vipmesh runs that image as a process. */
+export function taskRuntime(container: Pick<ContainerSpec, "image">): TaskRuntime {
   const image = container.image?.trim() ?? "";
-  const known = image === "" ? undefined : knownImage(image);
-  if (known) return { argv: [...known.entrypoint, ...(args.length > 0 ? args : known.defaultArgs)] };
-  if (args.length > 0) return { argv: [...args] };
-  if (image === "") return { error: `the task has no command and no image: ${FIX}` };
-  return { error: `image "${image}" is not one vipmesh can run (tasks run processes; images come later): ${FIX}` };
+  return image === "" || knownImage(image) ? "process" : "container";
 }
 
+/** An image's own entrypoint and CMD (its config's, or a known image's). */
+export interface ImageCommand {
+  entrypoint: string[];
+  cmd: string[];
+}
+
+/** Docker's rule over a spec and its image's defaults: the argv to run, or why there is none. */
+export function commandOf(container: Pick<ContainerSpec, "command" | "args" | "image">, image: ImageCommand): { argv: string[] } | { error: string } {
+  const args = container.args ?? [];
+  const argv =
+    container.command.length > 0 ? [...container.command, ...args] : [...image.entrypoint, ...(args.length > 0 ? args : image.cmd)];
+  if (argv.length > 0) return { argv };
+  const what = container.image?.trim() ? `image "${container.image.trim()}" has no entrypoint or CMD` : "the task has no command and no image";
+  return { error: `${what}: give the task a command (vipmesh service create [--image REF] -- COMMAND…, docker service create IMAGE COMMAND…, or compose "entrypoint"/"command")` };
+}
+
+/** The argv of a process task (taskRuntime "process"), or why there is none. */
+export function taskCommand(container: ContainerSpec): { argv: string[] } | { error: string } {
+  const image = container.image?.trim() ?? "";
+  const known = image === "" ? undefined : knownImage(image);
+  return commandOf(container, known ? { entrypoint: known.entrypoint, cmd: known.defaultArgs } : { entrypoint: [], cmd: [] });
+}
 /** A task's host name (its UTS namespace's, and /etc/hosts'): Docker's Hostname when given, else its short ID, as Docker's. */
 export const taskHostname = (t: Pick<Task, "id" | "spec">): string => t.spec.container.hostname || t.id.slice(0, 12);

@@ -31,6 +31,7 @@ export const TASK_STATES = [
   "new",
   "pending",
   "assigned",
+  "preparing",
   "starting",
   "running",
   "complete",
@@ -72,7 +73,15 @@ export interface Node extends Meta {
    * engineLabels: the labels its agent reports at each registration (Docker's
    * Description.Engine.Labels), apart from the admin's spec.labels; absent on a node stored before.
    */
-  description: { hostname: string; dataplane?: Dataplane; engineLabels?: Record<string, string> };
+  description: {
+    hostname: string;
+    dataplane?: Dataplane;
+    engineLabels?: Record<string, string>;
+    /** The task runtimes its agent has; absent (stored before agents said): process only. */
+    runtimes?: TaskRuntime[];
+    /** What the node offers tasks (its agent says, or the admin's override); absent: not said, nothing reserved counts. */
+    resources?: Resources;
+  };
   /** ingressAddr: the node's ingress sandbox on the ingress network (CIDR), "" before it has one. */
   status: { state: NodeState; message: string; addr: string; ingressAddr?: string };
 }
@@ -159,6 +168,8 @@ export interface ContainerSpec {
   args?: string[];
   /** Docker's Hostname: the task's host name; absent: the default. */
   hostname?: string;
+  /** Docker's Dir: a container's working directory; absent: the image's. */
+  dir?: string;
   /** Docker's ContainerSpec.Labels: kept and shown. */
   labels?: Record<string, string>;
   env: string[];
@@ -177,6 +188,20 @@ export interface ResourceLimits {
   pids?: number;
 }
 
+/** CPUs and memory: what a task reserves (placement counts it), or what a node offers. 0 or absent = none / not said. */
+export interface Resources {
+  nanoCpus?: number;
+  memoryBytes?: number;
+}
+
+/**
+ * What runs a task on a node: "process", a host command confined in its
+ * sandbox; "container", an OCI image through containerd (core's taskRuntime
+ * says which a spec needs; a node's agent says which it has).
+ */
+export const TASK_RUNTIMES = ["process", "container"] as const;
+export type TaskRuntime = (typeof TASK_RUNTIMES)[number];
+
 export const RESTART_CONDITIONS = ["none", "on-failure", "any"] as const;
 export type RestartCondition = (typeof RESTART_CONDITIONS)[number];
 
@@ -192,7 +217,8 @@ export interface RestartPolicy {
 
 export interface TaskSpec {
   container: ContainerSpec;
-  resources?: { limits: ResourceLimits } | null;
+  /** limits: enforced on the node; reservations: counted by placement against what nodes offer. */
+  resources?: { limits: ResourceLimits; reservations?: Resources } | null;
   placement: { constraints: string[] };
   forceUpdate: number;
   /** Absent: Docker's default (any condition, the manager's restart delay, unlimited). */

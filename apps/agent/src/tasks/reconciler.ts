@@ -4,7 +4,7 @@
 // tasks' networking (sandbox, load balancing, DNS) is the network
 // reconciler's, reached through TaskNetwork.
 
-import { isTerminal, type Task, taskCommand, taskConfinement, taskHostname } from "@vipmesh/core";
+import { isTerminal, type Task, taskCommand, taskConfinement, taskHostname, taskRuntime } from "@vipmesh/core";
 import type { TaskStatusReport } from "../session/session.ts";
 import { HealthChecker } from "./health.ts";
 import type { Runtime } from "./runtime.ts";
@@ -87,8 +87,11 @@ export class TaskReconciler {
         this.report(t.id, ended.state, ended.err);
         continue;
       }
-      // nothing to run (an image vipmesh cannot run, no command) or a network it may not join: rejected, saying why
-      const run = taskCommand(t.spec.container);
+      // a runtime this node lacks, nothing to run, or a network it may not join: rejected, saying why
+      const run =
+        taskRuntime(t.spec.container) === "container"
+          ? { error: `this node has no container runtime for image "${t.spec.container.image}": run containerd and give the agent --containerd-socket` }
+          : taskCommand(t.spec.container);
       const refusal = "error" in run ? run.error : this.o.network.refusal(t);
       if (refusal || "error" in run) {
         this.report(t.id, "rejected", refusal);

@@ -51,6 +51,7 @@ import type { RemoveServiceResponse as _vipmesh_v1_RemoveServiceResponse, Remove
 import type { ReplicatedMode as _vipmesh_v1_ReplicatedMode, ReplicatedMode__Output as _vipmesh_v1_ReplicatedMode__Output } from './vipmesh/v1/ReplicatedMode.ts';
 import type { ResourceLimits as _vipmesh_v1_ResourceLimits, ResourceLimits__Output as _vipmesh_v1_ResourceLimits__Output } from './vipmesh/v1/ResourceLimits.ts';
 import type { ResourceRequirements as _vipmesh_v1_ResourceRequirements, ResourceRequirements__Output as _vipmesh_v1_ResourceRequirements__Output } from './vipmesh/v1/ResourceRequirements.ts';
+import type { Resources as _vipmesh_v1_Resources, Resources__Output as _vipmesh_v1_Resources__Output } from './vipmesh/v1/Resources.ts';
 import type { RestartPolicy as _vipmesh_v1_RestartPolicy, RestartPolicy__Output as _vipmesh_v1_RestartPolicy__Output } from './vipmesh/v1/RestartPolicy.ts';
 import type { RollbackServiceRequest as _vipmesh_v1_RollbackServiceRequest, RollbackServiceRequest__Output as _vipmesh_v1_RollbackServiceRequest__Output } from './vipmesh/v1/RollbackServiceRequest.ts';
 import type { RollbackServiceResponse as _vipmesh_v1_RollbackServiceResponse, RollbackServiceResponse__Output as _vipmesh_v1_RollbackServiceResponse__Output } from './vipmesh/v1/RollbackServiceResponse.ts';
@@ -129,6 +130,7 @@ export interface ProtoGrpcType {
       ReplicatedMode: MessageTypeDefinition<_vipmesh_v1_ReplicatedMode, _vipmesh_v1_ReplicatedMode__Output>
       ResourceLimits: MessageTypeDefinition<_vipmesh_v1_ResourceLimits, _vipmesh_v1_ResourceLimits__Output>
       ResourceRequirements: MessageTypeDefinition<_vipmesh_v1_ResourceRequirements, _vipmesh_v1_ResourceRequirements__Output>
+      Resources: MessageTypeDefinition<_vipmesh_v1_Resources, _vipmesh_v1_Resources__Output>
       RestartPolicy: MessageTypeDefinition<_vipmesh_v1_RestartPolicy, _vipmesh_v1_RestartPolicy__Output>
       RollbackServiceRequest: MessageTypeDefinition<_vipmesh_v1_RollbackServiceRequest, _vipmesh_v1_RollbackServiceRequest__Output>
       RollbackServiceResponse: MessageTypeDefinition<_vipmesh_v1_RollbackServiceResponse, _vipmesh_v1_RollbackServiceResponse__Output>

@@ -33,6 +33,7 @@ import type { RegisterResponse as _vipmesh_v1_RegisterResponse, RegisterResponse
 import type { ReplicatedMode as _vipmesh_v1_ReplicatedMode, ReplicatedMode__Output as _vipmesh_v1_ReplicatedMode__Output } from './vipmesh/v1/ReplicatedMode.ts';
 import type { ResourceLimits as _vipmesh_v1_ResourceLimits, ResourceLimits__Output as _vipmesh_v1_ResourceLimits__Output } from './vipmesh/v1/ResourceLimits.ts';
 import type { ResourceRequirements as _vipmesh_v1_ResourceRequirements, ResourceRequirements__Output as _vipmesh_v1_ResourceRequirements__Output } from './vipmesh/v1/ResourceRequirements.ts';
+import type { Resources as _vipmesh_v1_Resources, Resources__Output as _vipmesh_v1_Resources__Output } from './vipmesh/v1/Resources.ts';
 import type { RestartPolicy as _vipmesh_v1_RestartPolicy, RestartPolicy__Output as _vipmesh_v1_RestartPolicy__Output } from './vipmesh/v1/RestartPolicy.ts';
 import type { Service as _vipmesh_v1_Service, Service__Output as _vipmesh_v1_Service__Output } from './vipmesh/v1/Service.ts';
 import type { ServiceSpec as _vipmesh_v1_ServiceSpec, ServiceSpec__Output as _vipmesh_v1_ServiceSpec__Output } from './vipmesh/v1/ServiceSpec.ts';
@@ -91,6 +92,7 @@ export interface ProtoGrpcType {
       ReplicatedMode: MessageTypeDefinition<_vipmesh_v1_ReplicatedMode, _vipmesh_v1_ReplicatedMode__Output>
       ResourceLimits: MessageTypeDefinition<_vipmesh_v1_ResourceLimits, _vipmesh_v1_ResourceLimits__Output>
       ResourceRequirements: MessageTypeDefinition<_vipmesh_v1_ResourceRequirements, _vipmesh_v1_ResourceRequirements__Output>
+      Resources: MessageTypeDefinition<_vipmesh_v1_Resources, _vipmesh_v1_Resources__Output>
       RestartPolicy: MessageTypeDefinition<_vipmesh_v1_RestartPolicy, _vipmesh_v1_RestartPolicy__Output>
       Service: MessageTypeDefinition<_vipmesh_v1_Service, _vipmesh_v1_Service__Output>
       ServiceSpec: MessageTypeDefinition<_vipmesh_v1_ServiceSpec, _vipmesh_v1_ServiceSpec__Output>

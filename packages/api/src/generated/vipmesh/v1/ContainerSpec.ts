@@ -14,6 +14,7 @@ export interface ContainerSpec {
   'args'?: (string)[];
   'hostname'?: (string);
   'labels'?: ({[key: string]: string});
+  'dir'?: (string);
 }
 
 export interface ContainerSpec__Output {
@@ -27,4 +28,5 @@ export interface ContainerSpec__Output {
   'args': (string)[];
   'hostname': (string);
   'labels': ({[key: string]: string});
+  'dir': (string);
 }

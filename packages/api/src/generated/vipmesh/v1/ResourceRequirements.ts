@@ -2,11 +2,14 @@
 // Original file: ../../proto/vipmesh/v1/types.proto
 
 import type { ResourceLimits as _vipmesh_v1_ResourceLimits, ResourceLimits__Output as _vipmesh_v1_ResourceLimits__Output } from '../../vipmesh/v1/ResourceLimits.ts';
+import type { Resources as _vipmesh_v1_Resources, Resources__Output as _vipmesh_v1_Resources__Output } from '../../vipmesh/v1/Resources.ts';
 
 export interface ResourceRequirements {
   'limits'?: (_vipmesh_v1_ResourceLimits | null);
+  'reservations'?: (_vipmesh_v1_Resources | null);
 }
 
 export interface ResourceRequirements__Output {
   'limits': (_vipmesh_v1_ResourceLimits__Output | null);
+  'reservations': (_vipmesh_v1_Resources__Output | null);
 }
