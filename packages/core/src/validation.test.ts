@@ -417,6 +417,47 @@ describe("a task's confinement: user, capabilities, limits", () => {
     expectVipmeshError(() => limits(l), "invalid_argument", ...mentions);
   });
 
+  const resources = (r: Record<string, unknown>) =>
+    normalizeServiceSpec(serviceInput({ taskTemplate: { container: { command: ["run"] }, resources: r } })).taskTemplate.resources;
+
+  it("keeps the reservations that are set beside the limits, and a spec with none has no reservations key", () => {
+    expect(resources({ reservations: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 ** 2 } })).toEqual({
+      limits: {},
+      reservations: { nanoCpus: 500_000_000, memoryBytes: 64 * 1024 ** 2 },
+    });
+    expect(resources({ limits: { memoryBytes: 64 * 1024 ** 2 }, reservations: { memoryBytes: 64 * 1024 ** 2, nanoCpus: 0 } })).toEqual({
+      limits: { memoryBytes: 64 * 1024 ** 2 },
+      reservations: { memoryBytes: 64 * 1024 ** 2 },
+    });
+    expect(resources({ limits: { pids: 10 }, reservations: { nanoCpus: 0, memoryBytes: 0 } })).toEqual({ limits: { pids: 10 } });
+    expect(resources({ limits: {}, reservations: { nanoCpus: 0, memoryBytes: 0 } })).toBeUndefined();
+  });
+
+  it.each([
+    { r: { reservations: { memoryBytes: -1 } }, mentions: ["memory reservation: -1 is not a whole number", "--reserve-memory"] },
+    { r: { reservations: { nanoCpus: 0.5 } }, mentions: ["cpu reservation: 0.5 is not a whole number", "--reserve-cpu"] },
+    { r: { reservations: { memoryBytes: 2 * 1024 ** 4 } }, mentions: ["memory reservation: 2 TiB is above 1 TiB"] },
+    {
+      r: { limits: { memoryBytes: 32 * 1024 ** 2 }, reservations: { memoryBytes: 64 * 1024 ** 2 } },
+      mentions: ["memory reservation: 64 MiB is above the memory limit of 32 MiB", "lower --reserve-memory or raise --limit-memory"],
+    },
+    {
+      r: { limits: { nanoCpus: 500_000_000 }, reservations: { nanoCpus: 1e9 } },
+      mentions: ["cpu reservation: 1 CPUs is above the cpu limit of 0.5 CPUs"],
+    },
+  ])("refuses the resources $r, saying why", ({ r, mentions }) => {
+    expectVipmeshError(() => resources(r), "invalid_argument", ...mentions);
+  });
+
+  it("keeps an absolute workdir and refuses any other, saying what it takes", () => {
+    expect(container({ dir: "/srv/app" }).dir).toBe("/srv/app");
+    expect(container({ dir: "" })).not.toHaveProperty("dir");
+    expectVipmeshError(() => container({ dir: "app" }), "invalid_argument", 'workdir "app" is not an absolute path', "--workdir");
+    expectVipmeshError(() => container({ dir: "/a\0b" }), "invalid_argument", "NUL");
+    expectVipmeshError(() => container({ dir: `/${"a".repeat(4096)}` }), "invalid_argument", "4096");
+    expectVipmeshError(() => container({ dir: 7 }), "invalid_argument", "workdir must be a string");
+  });
+
   it("shows bytes as people write them", () => {
     expect([formatBytes(1000), formatBytes(6 * 1024 ** 2), formatBytes(1.5 * 1024 ** 3), formatBytes(1024 ** 4)]).toEqual([
       "1000 bytes",

@@ -19,6 +19,7 @@ import {
   type NetworkAttachmentConfig,
   RESTART_CONDITIONS,
   type ResourceLimits,
+  type Resources,
   type RestartPolicy,
   type ServiceSpec,
   type TaskSpec,
@@ -386,15 +387,65 @@ function limit(field: keyof ResourceLimits, value: unknown): number {
   return n;
 }
 
-/** The limits that are set (0s left out), or null for none: a spec without limits stays as it was stored. */
+/** How each reservation is told and shown, for its message; its ceiling is its limit's. */
+const RESERVATION_RULES: Record<keyof Resources, { what: string; flag: string; limit: keyof ResourceLimits }> = {
+  nanoCpus: { what: "cpu reservation", flag: "--reserve-cpu", limit: "nanoCpus" },
+  memoryBytes: { what: "memory reservation", flag: "--reserve-memory", limit: "memoryBytes" },
+};
+
+/** One reservation: 0 (or absent) reserves nothing, else a whole number up to its limit's ceiling. */
+function reservation(field: keyof Resources, value: unknown): number {
+  const r = RESERVATION_RULES[field];
+  const show = LIMIT_RULES[r.limit].show;
+  const max = LIMIT_RULES[r.limit].max;
+  const n = value === undefined || value === null || value === "" ? 0 : typeof value === "string" ? Number(value) : value;
+  const range = `give 0 (nothing reserved) up to ${show(max)} (${r.flag})`;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw invalid(`${r.what}: ${String(value)} is not a whole number: ${range}`);
+  if (n > max) throw invalid(`${r.what}: ${show(n)} is above ${show(max)}, the most a task may reserve: ${range}`);
+  return n;
+}
+
+/**
+ * The limits and reservations that are set (0s left out), or null for none: a
+ * spec without them stays as it was stored. A reservation above the limit of
+ * the same resource could never be used, and is refused (as Docker does).
+ */
 function normalizeResources(input: unknown): TaskSpec["resources"] {
-  const given = ((input as { limits?: unknown } | null | undefined)?.limits ?? {}) as Loose<ResourceLimits>;
+  const given = (input ?? {}) as { limits?: unknown; reservations?: unknown };
+  const givenLimits = (given.limits ?? {}) as Loose<ResourceLimits>;
+  const givenReservations = (given.reservations ?? {}) as Loose<Resources>;
   const limits: ResourceLimits = {};
   for (const field of Object.keys(LIMIT_RULES) as (keyof ResourceLimits)[]) {
-    const n = limit(field, given[field]);
+    const n = limit(field, givenLimits[field]);
     if (n !== 0) limits[field] = n;
   }
-  return Object.keys(limits).length > 0 ? { limits } : null;
+  const reservations: Resources = {};
+  for (const field of Object.keys(RESERVATION_RULES) as (keyof Resources)[]) {
+    const n = reservation(field, givenReservations[field]);
+    if (n === 0) continue;
+    const r = RESERVATION_RULES[field];
+    const cap = limits[r.limit];
+    if (cap !== undefined && n > cap) {
+      const show = LIMIT_RULES[r.limit].show;
+      throw invalid(`${r.what}: ${show(n)} is above the ${LIMIT_RULES[r.limit].what} of ${show(cap)}: a task cannot use more than its limit; lower ${r.flag} or raise ${LIMIT_RULES[r.limit].flag}`);
+    }
+    reservations[field] = n;
+  }
+  const hasReservations = Object.keys(reservations).length > 0;
+  if (!hasReservations && Object.keys(limits).length === 0) return null;
+  return { limits, ...(hasReservations ? { reservations } : {}) };
+}
+
+/** Docker's Dir: an absolute path the kernel takes (PATH_MAX), or "" for the image's. */
+const MAX_DIR_LENGTH = 4096;
+
+function validateDir(value: unknown): string {
+  if (value === undefined || value === null || value === "") return "";
+  if (typeof value !== "string") throw invalid("workdir must be a string: an absolute path such as /app");
+  if (value.includes("\0")) throw invalid("workdir must not contain a NUL character");
+  if (!value.startsWith("/")) throw invalid(`workdir "${value}" is not an absolute path: give one starting with /, such as /app (--workdir)`);
+  if (value.length > MAX_DIR_LENGTH) throw invalid(`workdir is ${value.length} characters long, above the kernel's ${MAX_DIR_LENGTH} (PATH_MAX)`);
+  return value;
 }
 
 /** Docker's RestartPolicy; absent or null stays absent (the default: any, the manager's delay, unlimited). */
@@ -440,6 +491,7 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
   if (hostname !== "" && (typeof hostname !== "string" || hostname.length > 64 || !HOSTNAME.test(hostname))) {
     throw invalid(`hostname "${String(hostname)}" is not a valid host name (up to 64 letters, digits, '-' and dots: the kernel's limit)`);
   }
+  const dir = validateDir(container.dir);
   const containerLabels = labels("container labels", container.labels);
   const restartPolicy = normalizeRestartPolicy(tt.restartPolicy as Loose<RestartPolicy>);
   const env = strings("env", container.env);
@@ -479,6 +531,7 @@ export function normalizeServiceSpec(input: Loose<ServiceSpec> | null | undefine
         command,
         ...(args.length > 0 ? { args } : {}),
         ...(hostname ? { hostname } : {}),
+        ...(dir ? { dir } : {}),
         ...(Object.keys(containerLabels).length > 0 ? { labels: containerLabels } : {}),
         env,
         healthcheck: normalizeHealthCheck(container.healthcheck as Loose<HealthCheck>),
