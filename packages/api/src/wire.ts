@@ -16,3 +16,11 @@ export type { DispatcherServiceHandlers } from "./generated/vipmesh/v1/Dispatche
 export type { LogChunk__Output as LogChunk } from "./generated/vipmesh/v1/LogChunk.ts";
 export type { LogRequest__Output as LogRequest } from "./generated/vipmesh/v1/LogRequest.ts";
 export type { CaServiceHandlers } from "./generated/vipmesh/v1/CaService.ts";
+export type { NodeImage__Output as NodeImage } from "./generated/vipmesh/v1/NodeImage.ts";
+export type { NodeImages__Output as NodeImages } from "./generated/vipmesh/v1/NodeImages.ts";
+export type { NodeImageResult__Output as NodeImageResult } from "./generated/vipmesh/v1/NodeImageResult.ts";
+export type { LoadImageChunk, LoadImageChunk__Output as LoadImageChunkDecoded } from "./generated/vipmesh/v1/LoadImageChunk.ts";
+export type { LoadImageResponse__Output as LoadImageResponse } from "./generated/vipmesh/v1/LoadImageResponse.ts";
+export type { ImageLoadData__Output as ImageLoadData } from "./generated/vipmesh/v1/ImageLoadData.ts";
+export type { ImageRequest__Output as ImageRequest } from "./generated/vipmesh/v1/ImageRequest.ts";
+export type { ImageReply, ImageReply__Output as ImageReplyDecoded } from "./generated/vipmesh/v1/ImageReply.ts";

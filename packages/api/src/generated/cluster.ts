@@ -23,6 +23,8 @@ import type { InspectNodeResponse as _vipmesh_v1_InspectNodeResponse, InspectNod
 import type { InspectServiceRequest as _vipmesh_v1_InspectServiceRequest, InspectServiceRequest__Output as _vipmesh_v1_InspectServiceRequest__Output } from './vipmesh/v1/InspectServiceRequest.ts';
 import type { InspectServiceResponse as _vipmesh_v1_InspectServiceResponse, InspectServiceResponse__Output as _vipmesh_v1_InspectServiceResponse__Output } from './vipmesh/v1/InspectServiceResponse.ts';
 import type { IpamConfig as _vipmesh_v1_IpamConfig, IpamConfig__Output as _vipmesh_v1_IpamConfig__Output } from './vipmesh/v1/IpamConfig.ts';
+import type { ListImagesRequest as _vipmesh_v1_ListImagesRequest, ListImagesRequest__Output as _vipmesh_v1_ListImagesRequest__Output } from './vipmesh/v1/ListImagesRequest.ts';
+import type { ListImagesResponse as _vipmesh_v1_ListImagesResponse, ListImagesResponse__Output as _vipmesh_v1_ListImagesResponse__Output } from './vipmesh/v1/ListImagesResponse.ts';
 import type { ListNetworksRequest as _vipmesh_v1_ListNetworksRequest, ListNetworksRequest__Output as _vipmesh_v1_ListNetworksRequest__Output } from './vipmesh/v1/ListNetworksRequest.ts';
 import type { ListNetworksResponse as _vipmesh_v1_ListNetworksResponse, ListNetworksResponse__Output as _vipmesh_v1_ListNetworksResponse__Output } from './vipmesh/v1/ListNetworksResponse.ts';
 import type { ListNodesRequest as _vipmesh_v1_ListNodesRequest, ListNodesRequest__Output as _vipmesh_v1_ListNodesRequest__Output } from './vipmesh/v1/ListNodesRequest.ts';
@@ -31,6 +33,8 @@ import type { ListServicesRequest as _vipmesh_v1_ListServicesRequest, ListServic
 import type { ListServicesResponse as _vipmesh_v1_ListServicesResponse, ListServicesResponse__Output as _vipmesh_v1_ListServicesResponse__Output } from './vipmesh/v1/ListServicesResponse.ts';
 import type { ListTasksRequest as _vipmesh_v1_ListTasksRequest, ListTasksRequest__Output as _vipmesh_v1_ListTasksRequest__Output } from './vipmesh/v1/ListTasksRequest.ts';
 import type { ListTasksResponse as _vipmesh_v1_ListTasksResponse, ListTasksResponse__Output as _vipmesh_v1_ListTasksResponse__Output } from './vipmesh/v1/ListTasksResponse.ts';
+import type { LoadImageChunk as _vipmesh_v1_LoadImageChunk, LoadImageChunk__Output as _vipmesh_v1_LoadImageChunk__Output } from './vipmesh/v1/LoadImageChunk.ts';
+import type { LoadImageResponse as _vipmesh_v1_LoadImageResponse, LoadImageResponse__Output as _vipmesh_v1_LoadImageResponse__Output } from './vipmesh/v1/LoadImageResponse.ts';
 import type { LogChunk as _vipmesh_v1_LogChunk, LogChunk__Output as _vipmesh_v1_LogChunk__Output } from './vipmesh/v1/LogChunk.ts';
 import type { Network as _vipmesh_v1_Network, Network__Output as _vipmesh_v1_Network__Output } from './vipmesh/v1/Network.ts';
 import type { NetworkAttachment as _vipmesh_v1_NetworkAttachment, NetworkAttachment__Output as _vipmesh_v1_NetworkAttachment__Output } from './vipmesh/v1/NetworkAttachment.ts';
@@ -38,10 +42,15 @@ import type { NetworkAttachmentConfig as _vipmesh_v1_NetworkAttachmentConfig, Ne
 import type { NetworkSpec as _vipmesh_v1_NetworkSpec, NetworkSpec__Output as _vipmesh_v1_NetworkSpec__Output } from './vipmesh/v1/NetworkSpec.ts';
 import type { Node as _vipmesh_v1_Node, Node__Output as _vipmesh_v1_Node__Output } from './vipmesh/v1/Node.ts';
 import type { NodeDescription as _vipmesh_v1_NodeDescription, NodeDescription__Output as _vipmesh_v1_NodeDescription__Output } from './vipmesh/v1/NodeDescription.ts';
+import type { NodeImage as _vipmesh_v1_NodeImage, NodeImage__Output as _vipmesh_v1_NodeImage__Output } from './vipmesh/v1/NodeImage.ts';
+import type { NodeImageResult as _vipmesh_v1_NodeImageResult, NodeImageResult__Output as _vipmesh_v1_NodeImageResult__Output } from './vipmesh/v1/NodeImageResult.ts';
+import type { NodeImages as _vipmesh_v1_NodeImages, NodeImages__Output as _vipmesh_v1_NodeImages__Output } from './vipmesh/v1/NodeImages.ts';
 import type { NodeSpec as _vipmesh_v1_NodeSpec, NodeSpec__Output as _vipmesh_v1_NodeSpec__Output } from './vipmesh/v1/NodeSpec.ts';
 import type { NodeStatus as _vipmesh_v1_NodeStatus, NodeStatus__Output as _vipmesh_v1_NodeStatus__Output } from './vipmesh/v1/NodeStatus.ts';
 import type { Placement as _vipmesh_v1_Placement, Placement__Output as _vipmesh_v1_Placement__Output } from './vipmesh/v1/Placement.ts';
 import type { PortConfig as _vipmesh_v1_PortConfig, PortConfig__Output as _vipmesh_v1_PortConfig__Output } from './vipmesh/v1/PortConfig.ts';
+import type { RemoveImageRequest as _vipmesh_v1_RemoveImageRequest, RemoveImageRequest__Output as _vipmesh_v1_RemoveImageRequest__Output } from './vipmesh/v1/RemoveImageRequest.ts';
+import type { RemoveImageResponse as _vipmesh_v1_RemoveImageResponse, RemoveImageResponse__Output as _vipmesh_v1_RemoveImageResponse__Output } from './vipmesh/v1/RemoveImageResponse.ts';
 import type { RemoveNetworkRequest as _vipmesh_v1_RemoveNetworkRequest, RemoveNetworkRequest__Output as _vipmesh_v1_RemoveNetworkRequest__Output } from './vipmesh/v1/RemoveNetworkRequest.ts';
 import type { RemoveNetworkResponse as _vipmesh_v1_RemoveNetworkResponse, RemoveNetworkResponse__Output as _vipmesh_v1_RemoveNetworkResponse__Output } from './vipmesh/v1/RemoveNetworkResponse.ts';
 import type { RemoveNodeRequest as _vipmesh_v1_RemoveNodeRequest, RemoveNodeRequest__Output as _vipmesh_v1_RemoveNodeRequest__Output } from './vipmesh/v1/RemoveNodeRequest.ts';
@@ -102,6 +111,8 @@ export interface ProtoGrpcType {
       InspectServiceRequest: MessageTypeDefinition<_vipmesh_v1_InspectServiceRequest, _vipmesh_v1_InspectServiceRequest__Output>
       InspectServiceResponse: MessageTypeDefinition<_vipmesh_v1_InspectServiceResponse, _vipmesh_v1_InspectServiceResponse__Output>
       IpamConfig: MessageTypeDefinition<_vipmesh_v1_IpamConfig, _vipmesh_v1_IpamConfig__Output>
+      ListImagesRequest: MessageTypeDefinition<_vipmesh_v1_ListImagesRequest, _vipmesh_v1_ListImagesRequest__Output>
+      ListImagesResponse: MessageTypeDefinition<_vipmesh_v1_ListImagesResponse, _vipmesh_v1_ListImagesResponse__Output>
       ListNetworksRequest: MessageTypeDefinition<_vipmesh_v1_ListNetworksRequest, _vipmesh_v1_ListNetworksRequest__Output>
       ListNetworksResponse: MessageTypeDefinition<_vipmesh_v1_ListNetworksResponse, _vipmesh_v1_ListNetworksResponse__Output>
       ListNodesRequest: MessageTypeDefinition<_vipmesh_v1_ListNodesRequest, _vipmesh_v1_ListNodesRequest__Output>
@@ -110,6 +121,8 @@ export interface ProtoGrpcType {
       ListServicesResponse: MessageTypeDefinition<_vipmesh_v1_ListServicesResponse, _vipmesh_v1_ListServicesResponse__Output>
       ListTasksRequest: MessageTypeDefinition<_vipmesh_v1_ListTasksRequest, _vipmesh_v1_ListTasksRequest__Output>
       ListTasksResponse: MessageTypeDefinition<_vipmesh_v1_ListTasksResponse, _vipmesh_v1_ListTasksResponse__Output>
+      LoadImageChunk: MessageTypeDefinition<_vipmesh_v1_LoadImageChunk, _vipmesh_v1_LoadImageChunk__Output>
+      LoadImageResponse: MessageTypeDefinition<_vipmesh_v1_LoadImageResponse, _vipmesh_v1_LoadImageResponse__Output>
       LogChunk: MessageTypeDefinition<_vipmesh_v1_LogChunk, _vipmesh_v1_LogChunk__Output>
       Network: MessageTypeDefinition<_vipmesh_v1_Network, _vipmesh_v1_Network__Output>
       NetworkAttachment: MessageTypeDefinition<_vipmesh_v1_NetworkAttachment, _vipmesh_v1_NetworkAttachment__Output>
@@ -117,10 +130,15 @@ export interface ProtoGrpcType {
       NetworkSpec: MessageTypeDefinition<_vipmesh_v1_NetworkSpec, _vipmesh_v1_NetworkSpec__Output>
       Node: MessageTypeDefinition<_vipmesh_v1_Node, _vipmesh_v1_Node__Output>
       NodeDescription: MessageTypeDefinition<_vipmesh_v1_NodeDescription, _vipmesh_v1_NodeDescription__Output>
+      NodeImage: MessageTypeDefinition<_vipmesh_v1_NodeImage, _vipmesh_v1_NodeImage__Output>
+      NodeImageResult: MessageTypeDefinition<_vipmesh_v1_NodeImageResult, _vipmesh_v1_NodeImageResult__Output>
+      NodeImages: MessageTypeDefinition<_vipmesh_v1_NodeImages, _vipmesh_v1_NodeImages__Output>
       NodeSpec: MessageTypeDefinition<_vipmesh_v1_NodeSpec, _vipmesh_v1_NodeSpec__Output>
       NodeStatus: MessageTypeDefinition<_vipmesh_v1_NodeStatus, _vipmesh_v1_NodeStatus__Output>
       Placement: MessageTypeDefinition<_vipmesh_v1_Placement, _vipmesh_v1_Placement__Output>
       PortConfig: MessageTypeDefinition<_vipmesh_v1_PortConfig, _vipmesh_v1_PortConfig__Output>
+      RemoveImageRequest: MessageTypeDefinition<_vipmesh_v1_RemoveImageRequest, _vipmesh_v1_RemoveImageRequest__Output>
+      RemoveImageResponse: MessageTypeDefinition<_vipmesh_v1_RemoveImageResponse, _vipmesh_v1_RemoveImageResponse__Output>
       RemoveNetworkRequest: MessageTypeDefinition<_vipmesh_v1_RemoveNetworkRequest, _vipmesh_v1_RemoveNetworkRequest__Output>
       RemoveNetworkResponse: MessageTypeDefinition<_vipmesh_v1_RemoveNetworkResponse, _vipmesh_v1_RemoveNetworkResponse__Output>
       RemoveNodeRequest: MessageTypeDefinition<_vipmesh_v1_RemoveNodeRequest, _vipmesh_v1_RemoveNodeRequest__Output>

@@ -5,18 +5,48 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 import type { Annotations as _vipmesh_v1_Annotations, Annotations__Output as _vipmesh_v1_Annotations__Output } from './vipmesh/v1/Annotations.ts';
 import type { Assignment as _vipmesh_v1_Assignment, Assignment__Output as _vipmesh_v1_Assignment__Output } from './vipmesh/v1/Assignment.ts';
 import type { AssignmentAck as _vipmesh_v1_AssignmentAck, AssignmentAck__Output as _vipmesh_v1_AssignmentAck__Output } from './vipmesh/v1/AssignmentAck.ts';
+import type { ClusterServiceClient as _vipmesh_v1_ClusterServiceClient, ClusterServiceDefinition as _vipmesh_v1_ClusterServiceDefinition } from './vipmesh/v1/ClusterService.ts';
 import type { ContainerSpec as _vipmesh_v1_ContainerSpec, ContainerSpec__Output as _vipmesh_v1_ContainerSpec__Output } from './vipmesh/v1/ContainerSpec.ts';
+import type { CreateNetworkRequest as _vipmesh_v1_CreateNetworkRequest, CreateNetworkRequest__Output as _vipmesh_v1_CreateNetworkRequest__Output } from './vipmesh/v1/CreateNetworkRequest.ts';
+import type { CreateNetworkResponse as _vipmesh_v1_CreateNetworkResponse, CreateNetworkResponse__Output as _vipmesh_v1_CreateNetworkResponse__Output } from './vipmesh/v1/CreateNetworkResponse.ts';
+import type { CreateServiceRequest as _vipmesh_v1_CreateServiceRequest, CreateServiceRequest__Output as _vipmesh_v1_CreateServiceRequest__Output } from './vipmesh/v1/CreateServiceRequest.ts';
+import type { CreateServiceResponse as _vipmesh_v1_CreateServiceResponse, CreateServiceResponse__Output as _vipmesh_v1_CreateServiceResponse__Output } from './vipmesh/v1/CreateServiceResponse.ts';
 import type { DispatcherServiceClient as _vipmesh_v1_DispatcherServiceClient, DispatcherServiceDefinition as _vipmesh_v1_DispatcherServiceDefinition } from './vipmesh/v1/DispatcherService.ts';
 import type { EncryptionKey as _vipmesh_v1_EncryptionKey, EncryptionKey__Output as _vipmesh_v1_EncryptionKey__Output } from './vipmesh/v1/EncryptionKey.ts';
 import type { EncryptionKeys as _vipmesh_v1_EncryptionKeys, EncryptionKeys__Output as _vipmesh_v1_EncryptionKeys__Output } from './vipmesh/v1/EncryptionKeys.ts';
 import type { Endpoint as _vipmesh_v1_Endpoint, Endpoint__Output as _vipmesh_v1_Endpoint__Output } from './vipmesh/v1/Endpoint.ts';
 import type { EndpointSpec as _vipmesh_v1_EndpointSpec, EndpointSpec__Output as _vipmesh_v1_EndpointSpec__Output } from './vipmesh/v1/EndpointSpec.ts';
 import type { EndpointVirtualIp as _vipmesh_v1_EndpointVirtualIp, EndpointVirtualIp__Output as _vipmesh_v1_EndpointVirtualIp__Output } from './vipmesh/v1/EndpointVirtualIp.ts';
+import type { GetJoinTokenRequest as _vipmesh_v1_GetJoinTokenRequest, GetJoinTokenRequest__Output as _vipmesh_v1_GetJoinTokenRequest__Output } from './vipmesh/v1/GetJoinTokenRequest.ts';
+import type { GetJoinTokenResponse as _vipmesh_v1_GetJoinTokenResponse, GetJoinTokenResponse__Output as _vipmesh_v1_GetJoinTokenResponse__Output } from './vipmesh/v1/GetJoinTokenResponse.ts';
 import type { GlobalMode as _vipmesh_v1_GlobalMode, GlobalMode__Output as _vipmesh_v1_GlobalMode__Output } from './vipmesh/v1/GlobalMode.ts';
 import type { HealthCheck as _vipmesh_v1_HealthCheck, HealthCheck__Output as _vipmesh_v1_HealthCheck__Output } from './vipmesh/v1/HealthCheck.ts';
 import type { Heartbeat as _vipmesh_v1_Heartbeat, Heartbeat__Output as _vipmesh_v1_Heartbeat__Output } from './vipmesh/v1/Heartbeat.ts';
+import type { ImageLoadAck as _vipmesh_v1_ImageLoadAck, ImageLoadAck__Output as _vipmesh_v1_ImageLoadAck__Output } from './vipmesh/v1/ImageLoadAck.ts';
+import type { ImageLoadData as _vipmesh_v1_ImageLoadData, ImageLoadData__Output as _vipmesh_v1_ImageLoadData__Output } from './vipmesh/v1/ImageLoadData.ts';
+import type { ImageReply as _vipmesh_v1_ImageReply, ImageReply__Output as _vipmesh_v1_ImageReply__Output } from './vipmesh/v1/ImageReply.ts';
+import type { ImageRequest as _vipmesh_v1_ImageRequest, ImageRequest__Output as _vipmesh_v1_ImageRequest__Output } from './vipmesh/v1/ImageRequest.ts';
+import type { InspectNetworkRequest as _vipmesh_v1_InspectNetworkRequest, InspectNetworkRequest__Output as _vipmesh_v1_InspectNetworkRequest__Output } from './vipmesh/v1/InspectNetworkRequest.ts';
+import type { InspectNetworkResponse as _vipmesh_v1_InspectNetworkResponse, InspectNetworkResponse__Output as _vipmesh_v1_InspectNetworkResponse__Output } from './vipmesh/v1/InspectNetworkResponse.ts';
+import type { InspectNodeRequest as _vipmesh_v1_InspectNodeRequest, InspectNodeRequest__Output as _vipmesh_v1_InspectNodeRequest__Output } from './vipmesh/v1/InspectNodeRequest.ts';
+import type { InspectNodeResponse as _vipmesh_v1_InspectNodeResponse, InspectNodeResponse__Output as _vipmesh_v1_InspectNodeResponse__Output } from './vipmesh/v1/InspectNodeResponse.ts';
+import type { InspectServiceRequest as _vipmesh_v1_InspectServiceRequest, InspectServiceRequest__Output as _vipmesh_v1_InspectServiceRequest__Output } from './vipmesh/v1/InspectServiceRequest.ts';
+import type { InspectServiceResponse as _vipmesh_v1_InspectServiceResponse, InspectServiceResponse__Output as _vipmesh_v1_InspectServiceResponse__Output } from './vipmesh/v1/InspectServiceResponse.ts';
 import type { IpamConfig as _vipmesh_v1_IpamConfig, IpamConfig__Output as _vipmesh_v1_IpamConfig__Output } from './vipmesh/v1/IpamConfig.ts';
+import type { ListImagesRequest as _vipmesh_v1_ListImagesRequest, ListImagesRequest__Output as _vipmesh_v1_ListImagesRequest__Output } from './vipmesh/v1/ListImagesRequest.ts';
+import type { ListImagesResponse as _vipmesh_v1_ListImagesResponse, ListImagesResponse__Output as _vipmesh_v1_ListImagesResponse__Output } from './vipmesh/v1/ListImagesResponse.ts';
+import type { ListNetworksRequest as _vipmesh_v1_ListNetworksRequest, ListNetworksRequest__Output as _vipmesh_v1_ListNetworksRequest__Output } from './vipmesh/v1/ListNetworksRequest.ts';
+import type { ListNetworksResponse as _vipmesh_v1_ListNetworksResponse, ListNetworksResponse__Output as _vipmesh_v1_ListNetworksResponse__Output } from './vipmesh/v1/ListNetworksResponse.ts';
+import type { ListNodesRequest as _vipmesh_v1_ListNodesRequest, ListNodesRequest__Output as _vipmesh_v1_ListNodesRequest__Output } from './vipmesh/v1/ListNodesRequest.ts';
+import type { ListNodesResponse as _vipmesh_v1_ListNodesResponse, ListNodesResponse__Output as _vipmesh_v1_ListNodesResponse__Output } from './vipmesh/v1/ListNodesResponse.ts';
+import type { ListServicesRequest as _vipmesh_v1_ListServicesRequest, ListServicesRequest__Output as _vipmesh_v1_ListServicesRequest__Output } from './vipmesh/v1/ListServicesRequest.ts';
+import type { ListServicesResponse as _vipmesh_v1_ListServicesResponse, ListServicesResponse__Output as _vipmesh_v1_ListServicesResponse__Output } from './vipmesh/v1/ListServicesResponse.ts';
+import type { ListTasksRequest as _vipmesh_v1_ListTasksRequest, ListTasksRequest__Output as _vipmesh_v1_ListTasksRequest__Output } from './vipmesh/v1/ListTasksRequest.ts';
+import type { ListTasksResponse as _vipmesh_v1_ListTasksResponse, ListTasksResponse__Output as _vipmesh_v1_ListTasksResponse__Output } from './vipmesh/v1/ListTasksResponse.ts';
+import type { LoadImageChunk as _vipmesh_v1_LoadImageChunk, LoadImageChunk__Output as _vipmesh_v1_LoadImageChunk__Output } from './vipmesh/v1/LoadImageChunk.ts';
+import type { LoadImageResponse as _vipmesh_v1_LoadImageResponse, LoadImageResponse__Output as _vipmesh_v1_LoadImageResponse__Output } from './vipmesh/v1/LoadImageResponse.ts';
 import type { LogCancel as _vipmesh_v1_LogCancel, LogCancel__Output as _vipmesh_v1_LogCancel__Output } from './vipmesh/v1/LogCancel.ts';
+import type { LogChunk as _vipmesh_v1_LogChunk, LogChunk__Output as _vipmesh_v1_LogChunk__Output } from './vipmesh/v1/LogChunk.ts';
 import type { LogRequest as _vipmesh_v1_LogRequest, LogRequest__Output as _vipmesh_v1_LogRequest__Output } from './vipmesh/v1/LogRequest.ts';
 import type { Network as _vipmesh_v1_Network, Network__Output as _vipmesh_v1_Network__Output } from './vipmesh/v1/Network.ts';
 import type { NetworkAttachment as _vipmesh_v1_NetworkAttachment, NetworkAttachment__Output as _vipmesh_v1_NetworkAttachment__Output } from './vipmesh/v1/NetworkAttachment.ts';
@@ -24,35 +54,59 @@ import type { NetworkAttachmentConfig as _vipmesh_v1_NetworkAttachmentConfig, Ne
 import type { NetworkSpec as _vipmesh_v1_NetworkSpec, NetworkSpec__Output as _vipmesh_v1_NetworkSpec__Output } from './vipmesh/v1/NetworkSpec.ts';
 import type { Node as _vipmesh_v1_Node, Node__Output as _vipmesh_v1_Node__Output } from './vipmesh/v1/Node.ts';
 import type { NodeDescription as _vipmesh_v1_NodeDescription, NodeDescription__Output as _vipmesh_v1_NodeDescription__Output } from './vipmesh/v1/NodeDescription.ts';
+import type { NodeImage as _vipmesh_v1_NodeImage, NodeImage__Output as _vipmesh_v1_NodeImage__Output } from './vipmesh/v1/NodeImage.ts';
+import type { NodeImageResult as _vipmesh_v1_NodeImageResult, NodeImageResult__Output as _vipmesh_v1_NodeImageResult__Output } from './vipmesh/v1/NodeImageResult.ts';
+import type { NodeImages as _vipmesh_v1_NodeImages, NodeImages__Output as _vipmesh_v1_NodeImages__Output } from './vipmesh/v1/NodeImages.ts';
 import type { NodeSpec as _vipmesh_v1_NodeSpec, NodeSpec__Output as _vipmesh_v1_NodeSpec__Output } from './vipmesh/v1/NodeSpec.ts';
 import type { NodeStatus as _vipmesh_v1_NodeStatus, NodeStatus__Output as _vipmesh_v1_NodeStatus__Output } from './vipmesh/v1/NodeStatus.ts';
 import type { Placement as _vipmesh_v1_Placement, Placement__Output as _vipmesh_v1_Placement__Output } from './vipmesh/v1/Placement.ts';
 import type { PortConfig as _vipmesh_v1_PortConfig, PortConfig__Output as _vipmesh_v1_PortConfig__Output } from './vipmesh/v1/PortConfig.ts';
 import type { RegisterRequest as _vipmesh_v1_RegisterRequest, RegisterRequest__Output as _vipmesh_v1_RegisterRequest__Output } from './vipmesh/v1/RegisterRequest.ts';
 import type { RegisterResponse as _vipmesh_v1_RegisterResponse, RegisterResponse__Output as _vipmesh_v1_RegisterResponse__Output } from './vipmesh/v1/RegisterResponse.ts';
+import type { RemoveImageRequest as _vipmesh_v1_RemoveImageRequest, RemoveImageRequest__Output as _vipmesh_v1_RemoveImageRequest__Output } from './vipmesh/v1/RemoveImageRequest.ts';
+import type { RemoveImageResponse as _vipmesh_v1_RemoveImageResponse, RemoveImageResponse__Output as _vipmesh_v1_RemoveImageResponse__Output } from './vipmesh/v1/RemoveImageResponse.ts';
+import type { RemoveNetworkRequest as _vipmesh_v1_RemoveNetworkRequest, RemoveNetworkRequest__Output as _vipmesh_v1_RemoveNetworkRequest__Output } from './vipmesh/v1/RemoveNetworkRequest.ts';
+import type { RemoveNetworkResponse as _vipmesh_v1_RemoveNetworkResponse, RemoveNetworkResponse__Output as _vipmesh_v1_RemoveNetworkResponse__Output } from './vipmesh/v1/RemoveNetworkResponse.ts';
+import type { RemoveNodeRequest as _vipmesh_v1_RemoveNodeRequest, RemoveNodeRequest__Output as _vipmesh_v1_RemoveNodeRequest__Output } from './vipmesh/v1/RemoveNodeRequest.ts';
+import type { RemoveNodeResponse as _vipmesh_v1_RemoveNodeResponse, RemoveNodeResponse__Output as _vipmesh_v1_RemoveNodeResponse__Output } from './vipmesh/v1/RemoveNodeResponse.ts';
+import type { RemoveServiceRequest as _vipmesh_v1_RemoveServiceRequest, RemoveServiceRequest__Output as _vipmesh_v1_RemoveServiceRequest__Output } from './vipmesh/v1/RemoveServiceRequest.ts';
+import type { RemoveServiceResponse as _vipmesh_v1_RemoveServiceResponse, RemoveServiceResponse__Output as _vipmesh_v1_RemoveServiceResponse__Output } from './vipmesh/v1/RemoveServiceResponse.ts';
 import type { ReplicatedMode as _vipmesh_v1_ReplicatedMode, ReplicatedMode__Output as _vipmesh_v1_ReplicatedMode__Output } from './vipmesh/v1/ReplicatedMode.ts';
 import type { ResourceLimits as _vipmesh_v1_ResourceLimits, ResourceLimits__Output as _vipmesh_v1_ResourceLimits__Output } from './vipmesh/v1/ResourceLimits.ts';
 import type { ResourceRequirements as _vipmesh_v1_ResourceRequirements, ResourceRequirements__Output as _vipmesh_v1_ResourceRequirements__Output } from './vipmesh/v1/ResourceRequirements.ts';
 import type { Resources as _vipmesh_v1_Resources, Resources__Output as _vipmesh_v1_Resources__Output } from './vipmesh/v1/Resources.ts';
 import type { RestartPolicy as _vipmesh_v1_RestartPolicy, RestartPolicy__Output as _vipmesh_v1_RestartPolicy__Output } from './vipmesh/v1/RestartPolicy.ts';
+import type { RollbackServiceRequest as _vipmesh_v1_RollbackServiceRequest, RollbackServiceRequest__Output as _vipmesh_v1_RollbackServiceRequest__Output } from './vipmesh/v1/RollbackServiceRequest.ts';
+import type { RollbackServiceResponse as _vipmesh_v1_RollbackServiceResponse, RollbackServiceResponse__Output as _vipmesh_v1_RollbackServiceResponse__Output } from './vipmesh/v1/RollbackServiceResponse.ts';
 import type { Service as _vipmesh_v1_Service, Service__Output as _vipmesh_v1_Service__Output } from './vipmesh/v1/Service.ts';
+import type { ServiceConvergence as _vipmesh_v1_ServiceConvergence, ServiceConvergence__Output as _vipmesh_v1_ServiceConvergence__Output } from './vipmesh/v1/ServiceConvergence.ts';
+import type { ServiceLogsRequest as _vipmesh_v1_ServiceLogsRequest, ServiceLogsRequest__Output as _vipmesh_v1_ServiceLogsRequest__Output } from './vipmesh/v1/ServiceLogsRequest.ts';
 import type { ServiceSpec as _vipmesh_v1_ServiceSpec, ServiceSpec__Output as _vipmesh_v1_ServiceSpec__Output } from './vipmesh/v1/ServiceSpec.ts';
 import type { SessionDown as _vipmesh_v1_SessionDown, SessionDown__Output as _vipmesh_v1_SessionDown__Output } from './vipmesh/v1/SessionDown.ts';
 import type { SessionOpen as _vipmesh_v1_SessionOpen, SessionOpen__Output as _vipmesh_v1_SessionOpen__Output } from './vipmesh/v1/SessionOpen.ts';
 import type { SessionParams as _vipmesh_v1_SessionParams, SessionParams__Output as _vipmesh_v1_SessionParams__Output } from './vipmesh/v1/SessionParams.ts';
 import type { SessionUp as _vipmesh_v1_SessionUp, SessionUp__Output as _vipmesh_v1_SessionUp__Output } from './vipmesh/v1/SessionUp.ts';
+import type { Snapshot as _vipmesh_v1_Snapshot, Snapshot__Output as _vipmesh_v1_Snapshot__Output } from './vipmesh/v1/Snapshot.ts';
 import type { Task as _vipmesh_v1_Task, Task__Output as _vipmesh_v1_Task__Output } from './vipmesh/v1/Task.ts';
 import type { TaskLogData as _vipmesh_v1_TaskLogData, TaskLogData__Output as _vipmesh_v1_TaskLogData__Output } from './vipmesh/v1/TaskLogData.ts';
 import type { TaskSpec as _vipmesh_v1_TaskSpec, TaskSpec__Output as _vipmesh_v1_TaskSpec__Output } from './vipmesh/v1/TaskSpec.ts';
 import type { TaskStatus as _vipmesh_v1_TaskStatus, TaskStatus__Output as _vipmesh_v1_TaskStatus__Output } from './vipmesh/v1/TaskStatus.ts';
 import type { TaskStatusReport as _vipmesh_v1_TaskStatusReport, TaskStatusReport__Output as _vipmesh_v1_TaskStatusReport__Output } from './vipmesh/v1/TaskStatusReport.ts';
 import type { UpdateConfig as _vipmesh_v1_UpdateConfig, UpdateConfig__Output as _vipmesh_v1_UpdateConfig__Output } from './vipmesh/v1/UpdateConfig.ts';
+import type { UpdateNodeRequest as _vipmesh_v1_UpdateNodeRequest, UpdateNodeRequest__Output as _vipmesh_v1_UpdateNodeRequest__Output } from './vipmesh/v1/UpdateNodeRequest.ts';
+import type { UpdateNodeResponse as _vipmesh_v1_UpdateNodeResponse, UpdateNodeResponse__Output as _vipmesh_v1_UpdateNodeResponse__Output } from './vipmesh/v1/UpdateNodeResponse.ts';
+import type { UpdateServiceRequest as _vipmesh_v1_UpdateServiceRequest, UpdateServiceRequest__Output as _vipmesh_v1_UpdateServiceRequest__Output } from './vipmesh/v1/UpdateServiceRequest.ts';
+import type { UpdateServiceResponse as _vipmesh_v1_UpdateServiceResponse, UpdateServiceResponse__Output as _vipmesh_v1_UpdateServiceResponse__Output } from './vipmesh/v1/UpdateServiceResponse.ts';
 import type { UpdateStatus as _vipmesh_v1_UpdateStatus, UpdateStatus__Output as _vipmesh_v1_UpdateStatus__Output } from './vipmesh/v1/UpdateStatus.ts';
 import type { ViewAliases as _vipmesh_v1_ViewAliases, ViewAliases__Output as _vipmesh_v1_ViewAliases__Output } from './vipmesh/v1/ViewAliases.ts';
 import type { ViewEndpoint as _vipmesh_v1_ViewEndpoint, ViewEndpoint__Output as _vipmesh_v1_ViewEndpoint__Output } from './vipmesh/v1/ViewEndpoint.ts';
 import type { ViewNetwork as _vipmesh_v1_ViewNetwork, ViewNetwork__Output as _vipmesh_v1_ViewNetwork__Output } from './vipmesh/v1/ViewNetwork.ts';
 import type { ViewPeer as _vipmesh_v1_ViewPeer, ViewPeer__Output as _vipmesh_v1_ViewPeer__Output } from './vipmesh/v1/ViewPeer.ts';
 import type { ViewService as _vipmesh_v1_ViewService, ViewService__Output as _vipmesh_v1_ViewService__Output } from './vipmesh/v1/ViewService.ts';
+import type { WatchEvent as _vipmesh_v1_WatchEvent, WatchEvent__Output as _vipmesh_v1_WatchEvent__Output } from './vipmesh/v1/WatchEvent.ts';
+import type { WatchMessage as _vipmesh_v1_WatchMessage, WatchMessage__Output as _vipmesh_v1_WatchMessage__Output } from './vipmesh/v1/WatchMessage.ts';
+import type { WatchRequest as _vipmesh_v1_WatchRequest, WatchRequest__Output as _vipmesh_v1_WatchRequest__Output } from './vipmesh/v1/WatchRequest.ts';
+import type { WatchServiceConvergenceRequest as _vipmesh_v1_WatchServiceConvergenceRequest, WatchServiceConvergenceRequest__Output as _vipmesh_v1_WatchServiceConvergenceRequest__Output } from './vipmesh/v1/WatchServiceConvergenceRequest.ts';
 
 type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
   new(...args: ConstructorParameters<Constructor>): Subtype;
@@ -64,18 +118,48 @@ export interface ProtoGrpcType {
       Annotations: MessageTypeDefinition<_vipmesh_v1_Annotations, _vipmesh_v1_Annotations__Output>
       Assignment: MessageTypeDefinition<_vipmesh_v1_Assignment, _vipmesh_v1_Assignment__Output>
       AssignmentAck: MessageTypeDefinition<_vipmesh_v1_AssignmentAck, _vipmesh_v1_AssignmentAck__Output>
+      ClusterService: SubtypeConstructor<typeof grpc.Client, _vipmesh_v1_ClusterServiceClient> & { service: _vipmesh_v1_ClusterServiceDefinition }
       ContainerSpec: MessageTypeDefinition<_vipmesh_v1_ContainerSpec, _vipmesh_v1_ContainerSpec__Output>
+      CreateNetworkRequest: MessageTypeDefinition<_vipmesh_v1_CreateNetworkRequest, _vipmesh_v1_CreateNetworkRequest__Output>
+      CreateNetworkResponse: MessageTypeDefinition<_vipmesh_v1_CreateNetworkResponse, _vipmesh_v1_CreateNetworkResponse__Output>
+      CreateServiceRequest: MessageTypeDefinition<_vipmesh_v1_CreateServiceRequest, _vipmesh_v1_CreateServiceRequest__Output>
+      CreateServiceResponse: MessageTypeDefinition<_vipmesh_v1_CreateServiceResponse, _vipmesh_v1_CreateServiceResponse__Output>
       DispatcherService: SubtypeConstructor<typeof grpc.Client, _vipmesh_v1_DispatcherServiceClient> & { service: _vipmesh_v1_DispatcherServiceDefinition }
       EncryptionKey: MessageTypeDefinition<_vipmesh_v1_EncryptionKey, _vipmesh_v1_EncryptionKey__Output>
       EncryptionKeys: MessageTypeDefinition<_vipmesh_v1_EncryptionKeys, _vipmesh_v1_EncryptionKeys__Output>
       Endpoint: MessageTypeDefinition<_vipmesh_v1_Endpoint, _vipmesh_v1_Endpoint__Output>
       EndpointSpec: MessageTypeDefinition<_vipmesh_v1_EndpointSpec, _vipmesh_v1_EndpointSpec__Output>
       EndpointVirtualIp: MessageTypeDefinition<_vipmesh_v1_EndpointVirtualIp, _vipmesh_v1_EndpointVirtualIp__Output>
+      GetJoinTokenRequest: MessageTypeDefinition<_vipmesh_v1_GetJoinTokenRequest, _vipmesh_v1_GetJoinTokenRequest__Output>
+      GetJoinTokenResponse: MessageTypeDefinition<_vipmesh_v1_GetJoinTokenResponse, _vipmesh_v1_GetJoinTokenResponse__Output>
       GlobalMode: MessageTypeDefinition<_vipmesh_v1_GlobalMode, _vipmesh_v1_GlobalMode__Output>
       HealthCheck: MessageTypeDefinition<_vipmesh_v1_HealthCheck, _vipmesh_v1_HealthCheck__Output>
       Heartbeat: MessageTypeDefinition<_vipmesh_v1_Heartbeat, _vipmesh_v1_Heartbeat__Output>
+      ImageLoadAck: MessageTypeDefinition<_vipmesh_v1_ImageLoadAck, _vipmesh_v1_ImageLoadAck__Output>
+      ImageLoadData: MessageTypeDefinition<_vipmesh_v1_ImageLoadData, _vipmesh_v1_ImageLoadData__Output>
+      ImageReply: MessageTypeDefinition<_vipmesh_v1_ImageReply, _vipmesh_v1_ImageReply__Output>
+      ImageRequest: MessageTypeDefinition<_vipmesh_v1_ImageRequest, _vipmesh_v1_ImageRequest__Output>
+      InspectNetworkRequest: MessageTypeDefinition<_vipmesh_v1_InspectNetworkRequest, _vipmesh_v1_InspectNetworkRequest__Output>
+      InspectNetworkResponse: MessageTypeDefinition<_vipmesh_v1_InspectNetworkResponse, _vipmesh_v1_InspectNetworkResponse__Output>
+      InspectNodeRequest: MessageTypeDefinition<_vipmesh_v1_InspectNodeRequest, _vipmesh_v1_InspectNodeRequest__Output>
+      InspectNodeResponse: MessageTypeDefinition<_vipmesh_v1_InspectNodeResponse, _vipmesh_v1_InspectNodeResponse__Output>
+      InspectServiceRequest: MessageTypeDefinition<_vipmesh_v1_InspectServiceRequest, _vipmesh_v1_InspectServiceRequest__Output>
+      InspectServiceResponse: MessageTypeDefinition<_vipmesh_v1_InspectServiceResponse, _vipmesh_v1_InspectServiceResponse__Output>
       IpamConfig: MessageTypeDefinition<_vipmesh_v1_IpamConfig, _vipmesh_v1_IpamConfig__Output>
+      ListImagesRequest: MessageTypeDefinition<_vipmesh_v1_ListImagesRequest, _vipmesh_v1_ListImagesRequest__Output>
+      ListImagesResponse: MessageTypeDefinition<_vipmesh_v1_ListImagesResponse, _vipmesh_v1_ListImagesResponse__Output>
+      ListNetworksRequest: MessageTypeDefinition<_vipmesh_v1_ListNetworksRequest, _vipmesh_v1_ListNetworksRequest__Output>
+      ListNetworksResponse: MessageTypeDefinition<_vipmesh_v1_ListNetworksResponse, _vipmesh_v1_ListNetworksResponse__Output>
+      ListNodesRequest: MessageTypeDefinition<_vipmesh_v1_ListNodesRequest, _vipmesh_v1_ListNodesRequest__Output>
+      ListNodesResponse: MessageTypeDefinition<_vipmesh_v1_ListNodesResponse, _vipmesh_v1_ListNodesResponse__Output>
+      ListServicesRequest: MessageTypeDefinition<_vipmesh_v1_ListServicesRequest, _vipmesh_v1_ListServicesRequest__Output>
+      ListServicesResponse: MessageTypeDefinition<_vipmesh_v1_ListServicesResponse, _vipmesh_v1_ListServicesResponse__Output>
+      ListTasksRequest: MessageTypeDefinition<_vipmesh_v1_ListTasksRequest, _vipmesh_v1_ListTasksRequest__Output>
+      ListTasksResponse: MessageTypeDefinition<_vipmesh_v1_ListTasksResponse, _vipmesh_v1_ListTasksResponse__Output>
+      LoadImageChunk: MessageTypeDefinition<_vipmesh_v1_LoadImageChunk, _vipmesh_v1_LoadImageChunk__Output>
+      LoadImageResponse: MessageTypeDefinition<_vipmesh_v1_LoadImageResponse, _vipmesh_v1_LoadImageResponse__Output>
       LogCancel: MessageTypeDefinition<_vipmesh_v1_LogCancel, _vipmesh_v1_LogCancel__Output>
+      LogChunk: MessageTypeDefinition<_vipmesh_v1_LogChunk, _vipmesh_v1_LogChunk__Output>
       LogRequest: MessageTypeDefinition<_vipmesh_v1_LogRequest, _vipmesh_v1_LogRequest__Output>
       Network: MessageTypeDefinition<_vipmesh_v1_Network, _vipmesh_v1_Network__Output>
       NetworkAttachment: MessageTypeDefinition<_vipmesh_v1_NetworkAttachment, _vipmesh_v1_NetworkAttachment__Output>
@@ -83,35 +167,59 @@ export interface ProtoGrpcType {
       NetworkSpec: MessageTypeDefinition<_vipmesh_v1_NetworkSpec, _vipmesh_v1_NetworkSpec__Output>
       Node: MessageTypeDefinition<_vipmesh_v1_Node, _vipmesh_v1_Node__Output>
       NodeDescription: MessageTypeDefinition<_vipmesh_v1_NodeDescription, _vipmesh_v1_NodeDescription__Output>
+      NodeImage: MessageTypeDefinition<_vipmesh_v1_NodeImage, _vipmesh_v1_NodeImage__Output>
+      NodeImageResult: MessageTypeDefinition<_vipmesh_v1_NodeImageResult, _vipmesh_v1_NodeImageResult__Output>
+      NodeImages: MessageTypeDefinition<_vipmesh_v1_NodeImages, _vipmesh_v1_NodeImages__Output>
       NodeSpec: MessageTypeDefinition<_vipmesh_v1_NodeSpec, _vipmesh_v1_NodeSpec__Output>
       NodeStatus: MessageTypeDefinition<_vipmesh_v1_NodeStatus, _vipmesh_v1_NodeStatus__Output>
       Placement: MessageTypeDefinition<_vipmesh_v1_Placement, _vipmesh_v1_Placement__Output>
       PortConfig: MessageTypeDefinition<_vipmesh_v1_PortConfig, _vipmesh_v1_PortConfig__Output>
       RegisterRequest: MessageTypeDefinition<_vipmesh_v1_RegisterRequest, _vipmesh_v1_RegisterRequest__Output>
       RegisterResponse: MessageTypeDefinition<_vipmesh_v1_RegisterResponse, _vipmesh_v1_RegisterResponse__Output>
+      RemoveImageRequest: MessageTypeDefinition<_vipmesh_v1_RemoveImageRequest, _vipmesh_v1_RemoveImageRequest__Output>
+      RemoveImageResponse: MessageTypeDefinition<_vipmesh_v1_RemoveImageResponse, _vipmesh_v1_RemoveImageResponse__Output>
+      RemoveNetworkRequest: MessageTypeDefinition<_vipmesh_v1_RemoveNetworkRequest, _vipmesh_v1_RemoveNetworkRequest__Output>
+      RemoveNetworkResponse: MessageTypeDefinition<_vipmesh_v1_RemoveNetworkResponse, _vipmesh_v1_RemoveNetworkResponse__Output>
+      RemoveNodeRequest: MessageTypeDefinition<_vipmesh_v1_RemoveNodeRequest, _vipmesh_v1_RemoveNodeRequest__Output>
+      RemoveNodeResponse: MessageTypeDefinition<_vipmesh_v1_RemoveNodeResponse, _vipmesh_v1_RemoveNodeResponse__Output>
+      RemoveServiceRequest: MessageTypeDefinition<_vipmesh_v1_RemoveServiceRequest, _vipmesh_v1_RemoveServiceRequest__Output>
+      RemoveServiceResponse: MessageTypeDefinition<_vipmesh_v1_RemoveServiceResponse, _vipmesh_v1_RemoveServiceResponse__Output>
       ReplicatedMode: MessageTypeDefinition<_vipmesh_v1_ReplicatedMode, _vipmesh_v1_ReplicatedMode__Output>
       ResourceLimits: MessageTypeDefinition<_vipmesh_v1_ResourceLimits, _vipmesh_v1_ResourceLimits__Output>
       ResourceRequirements: MessageTypeDefinition<_vipmesh_v1_ResourceRequirements, _vipmesh_v1_ResourceRequirements__Output>
       Resources: MessageTypeDefinition<_vipmesh_v1_Resources, _vipmesh_v1_Resources__Output>
       RestartPolicy: MessageTypeDefinition<_vipmesh_v1_RestartPolicy, _vipmesh_v1_RestartPolicy__Output>
+      RollbackServiceRequest: MessageTypeDefinition<_vipmesh_v1_RollbackServiceRequest, _vipmesh_v1_RollbackServiceRequest__Output>
+      RollbackServiceResponse: MessageTypeDefinition<_vipmesh_v1_RollbackServiceResponse, _vipmesh_v1_RollbackServiceResponse__Output>
       Service: MessageTypeDefinition<_vipmesh_v1_Service, _vipmesh_v1_Service__Output>
+      ServiceConvergence: MessageTypeDefinition<_vipmesh_v1_ServiceConvergence, _vipmesh_v1_ServiceConvergence__Output>
+      ServiceLogsRequest: MessageTypeDefinition<_vipmesh_v1_ServiceLogsRequest, _vipmesh_v1_ServiceLogsRequest__Output>
       ServiceSpec: MessageTypeDefinition<_vipmesh_v1_ServiceSpec, _vipmesh_v1_ServiceSpec__Output>
       SessionDown: MessageTypeDefinition<_vipmesh_v1_SessionDown, _vipmesh_v1_SessionDown__Output>
       SessionOpen: MessageTypeDefinition<_vipmesh_v1_SessionOpen, _vipmesh_v1_SessionOpen__Output>
       SessionParams: MessageTypeDefinition<_vipmesh_v1_SessionParams, _vipmesh_v1_SessionParams__Output>
       SessionUp: MessageTypeDefinition<_vipmesh_v1_SessionUp, _vipmesh_v1_SessionUp__Output>
+      Snapshot: MessageTypeDefinition<_vipmesh_v1_Snapshot, _vipmesh_v1_Snapshot__Output>
       Task: MessageTypeDefinition<_vipmesh_v1_Task, _vipmesh_v1_Task__Output>
       TaskLogData: MessageTypeDefinition<_vipmesh_v1_TaskLogData, _vipmesh_v1_TaskLogData__Output>
       TaskSpec: MessageTypeDefinition<_vipmesh_v1_TaskSpec, _vipmesh_v1_TaskSpec__Output>
       TaskStatus: MessageTypeDefinition<_vipmesh_v1_TaskStatus, _vipmesh_v1_TaskStatus__Output>
       TaskStatusReport: MessageTypeDefinition<_vipmesh_v1_TaskStatusReport, _vipmesh_v1_TaskStatusReport__Output>
       UpdateConfig: MessageTypeDefinition<_vipmesh_v1_UpdateConfig, _vipmesh_v1_UpdateConfig__Output>
+      UpdateNodeRequest: MessageTypeDefinition<_vipmesh_v1_UpdateNodeRequest, _vipmesh_v1_UpdateNodeRequest__Output>
+      UpdateNodeResponse: MessageTypeDefinition<_vipmesh_v1_UpdateNodeResponse, _vipmesh_v1_UpdateNodeResponse__Output>
+      UpdateServiceRequest: MessageTypeDefinition<_vipmesh_v1_UpdateServiceRequest, _vipmesh_v1_UpdateServiceRequest__Output>
+      UpdateServiceResponse: MessageTypeDefinition<_vipmesh_v1_UpdateServiceResponse, _vipmesh_v1_UpdateServiceResponse__Output>
       UpdateStatus: MessageTypeDefinition<_vipmesh_v1_UpdateStatus, _vipmesh_v1_UpdateStatus__Output>
       ViewAliases: MessageTypeDefinition<_vipmesh_v1_ViewAliases, _vipmesh_v1_ViewAliases__Output>
       ViewEndpoint: MessageTypeDefinition<_vipmesh_v1_ViewEndpoint, _vipmesh_v1_ViewEndpoint__Output>
       ViewNetwork: MessageTypeDefinition<_vipmesh_v1_ViewNetwork, _vipmesh_v1_ViewNetwork__Output>
       ViewPeer: MessageTypeDefinition<_vipmesh_v1_ViewPeer, _vipmesh_v1_ViewPeer__Output>
       ViewService: MessageTypeDefinition<_vipmesh_v1_ViewService, _vipmesh_v1_ViewService__Output>
+      WatchEvent: MessageTypeDefinition<_vipmesh_v1_WatchEvent, _vipmesh_v1_WatchEvent__Output>
+      WatchMessage: MessageTypeDefinition<_vipmesh_v1_WatchMessage, _vipmesh_v1_WatchMessage__Output>
+      WatchRequest: MessageTypeDefinition<_vipmesh_v1_WatchRequest, _vipmesh_v1_WatchRequest__Output>
+      WatchServiceConvergenceRequest: MessageTypeDefinition<_vipmesh_v1_WatchServiceConvergenceRequest, _vipmesh_v1_WatchServiceConvergenceRequest__Output>
     }
   }
 }

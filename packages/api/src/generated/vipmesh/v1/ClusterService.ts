@@ -15,6 +15,8 @@ import type { InspectNodeRequest as _vipmesh_v1_InspectNodeRequest, InspectNodeR
 import type { InspectNodeResponse as _vipmesh_v1_InspectNodeResponse, InspectNodeResponse__Output as _vipmesh_v1_InspectNodeResponse__Output } from '../../vipmesh/v1/InspectNodeResponse.ts';
 import type { InspectServiceRequest as _vipmesh_v1_InspectServiceRequest, InspectServiceRequest__Output as _vipmesh_v1_InspectServiceRequest__Output } from '../../vipmesh/v1/InspectServiceRequest.ts';
 import type { InspectServiceResponse as _vipmesh_v1_InspectServiceResponse, InspectServiceResponse__Output as _vipmesh_v1_InspectServiceResponse__Output } from '../../vipmesh/v1/InspectServiceResponse.ts';
+import type { ListImagesRequest as _vipmesh_v1_ListImagesRequest, ListImagesRequest__Output as _vipmesh_v1_ListImagesRequest__Output } from '../../vipmesh/v1/ListImagesRequest.ts';
+import type { ListImagesResponse as _vipmesh_v1_ListImagesResponse, ListImagesResponse__Output as _vipmesh_v1_ListImagesResponse__Output } from '../../vipmesh/v1/ListImagesResponse.ts';
 import type { ListNetworksRequest as _vipmesh_v1_ListNetworksRequest, ListNetworksRequest__Output as _vipmesh_v1_ListNetworksRequest__Output } from '../../vipmesh/v1/ListNetworksRequest.ts';
 import type { ListNetworksResponse as _vipmesh_v1_ListNetworksResponse, ListNetworksResponse__Output as _vipmesh_v1_ListNetworksResponse__Output } from '../../vipmesh/v1/ListNetworksResponse.ts';
 import type { ListNodesRequest as _vipmesh_v1_ListNodesRequest, ListNodesRequest__Output as _vipmesh_v1_ListNodesRequest__Output } from '../../vipmesh/v1/ListNodesRequest.ts';
@@ -23,7 +25,11 @@ import type { ListServicesRequest as _vipmesh_v1_ListServicesRequest, ListServic
 import type { ListServicesResponse as _vipmesh_v1_ListServicesResponse, ListServicesResponse__Output as _vipmesh_v1_ListServicesResponse__Output } from '../../vipmesh/v1/ListServicesResponse.ts';
 import type { ListTasksRequest as _vipmesh_v1_ListTasksRequest, ListTasksRequest__Output as _vipmesh_v1_ListTasksRequest__Output } from '../../vipmesh/v1/ListTasksRequest.ts';
 import type { ListTasksResponse as _vipmesh_v1_ListTasksResponse, ListTasksResponse__Output as _vipmesh_v1_ListTasksResponse__Output } from '../../vipmesh/v1/ListTasksResponse.ts';
+import type { LoadImageChunk as _vipmesh_v1_LoadImageChunk, LoadImageChunk__Output as _vipmesh_v1_LoadImageChunk__Output } from '../../vipmesh/v1/LoadImageChunk.ts';
+import type { LoadImageResponse as _vipmesh_v1_LoadImageResponse, LoadImageResponse__Output as _vipmesh_v1_LoadImageResponse__Output } from '../../vipmesh/v1/LoadImageResponse.ts';
 import type { LogChunk as _vipmesh_v1_LogChunk, LogChunk__Output as _vipmesh_v1_LogChunk__Output } from '../../vipmesh/v1/LogChunk.ts';
+import type { RemoveImageRequest as _vipmesh_v1_RemoveImageRequest, RemoveImageRequest__Output as _vipmesh_v1_RemoveImageRequest__Output } from '../../vipmesh/v1/RemoveImageRequest.ts';
+import type { RemoveImageResponse as _vipmesh_v1_RemoveImageResponse, RemoveImageResponse__Output as _vipmesh_v1_RemoveImageResponse__Output } from '../../vipmesh/v1/RemoveImageResponse.ts';
 import type { RemoveNetworkRequest as _vipmesh_v1_RemoveNetworkRequest, RemoveNetworkRequest__Output as _vipmesh_v1_RemoveNetworkRequest__Output } from '../../vipmesh/v1/RemoveNetworkRequest.ts';
 import type { RemoveNetworkResponse as _vipmesh_v1_RemoveNetworkResponse, RemoveNetworkResponse__Output as _vipmesh_v1_RemoveNetworkResponse__Output } from '../../vipmesh/v1/RemoveNetworkResponse.ts';
 import type { RemoveNodeRequest as _vipmesh_v1_RemoveNodeRequest, RemoveNodeRequest__Output as _vipmesh_v1_RemoveNodeRequest__Output } from '../../vipmesh/v1/RemoveNodeRequest.ts';
@@ -97,6 +103,15 @@ export interface ClusterServiceClient extends grpc.Client {
   inspectService(argument: _vipmesh_v1_InspectServiceRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_InspectServiceResponse__Output>): grpc.ClientUnaryCall;
   inspectService(argument: _vipmesh_v1_InspectServiceRequest, callback: grpc.requestCallback<_vipmesh_v1_InspectServiceResponse__Output>): grpc.ClientUnaryCall;
   
+  ListImages(argument: _vipmesh_v1_ListImagesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
+  ListImages(argument: _vipmesh_v1_ListImagesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
+  ListImages(argument: _vipmesh_v1_ListImagesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
+  ListImages(argument: _vipmesh_v1_ListImagesRequest, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
+  listImages(argument: _vipmesh_v1_ListImagesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
+  listImages(argument: _vipmesh_v1_ListImagesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
+  listImages(argument: _vipmesh_v1_ListImagesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
+  listImages(argument: _vipmesh_v1_ListImagesRequest, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
+  
   ListNetworks(argument: _vipmesh_v1_ListNetworksRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListNetworksResponse__Output>): grpc.ClientUnaryCall;
   ListNetworks(argument: _vipmesh_v1_ListNetworksRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_ListNetworksResponse__Output>): grpc.ClientUnaryCall;
   ListNetworks(argument: _vipmesh_v1_ListNetworksRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListNetworksResponse__Output>): grpc.ClientUnaryCall;
@@ -132,6 +147,24 @@ export interface ClusterServiceClient extends grpc.Client {
   listTasks(argument: _vipmesh_v1_ListTasksRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_ListTasksResponse__Output>): grpc.ClientUnaryCall;
   listTasks(argument: _vipmesh_v1_ListTasksRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListTasksResponse__Output>): grpc.ClientUnaryCall;
   listTasks(argument: _vipmesh_v1_ListTasksRequest, callback: grpc.requestCallback<_vipmesh_v1_ListTasksResponse__Output>): grpc.ClientUnaryCall;
+  
+  LoadImage(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_LoadImageResponse__Output>): grpc.ClientWritableStream<_vipmesh_v1_LoadImageChunk>;
+  LoadImage(metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_LoadImageResponse__Output>): grpc.ClientWritableStream<_vipmesh_v1_LoadImageChunk>;
+  LoadImage(options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_LoadImageResponse__Output>): grpc.ClientWritableStream<_vipmesh_v1_LoadImageChunk>;
+  LoadImage(callback: grpc.requestCallback<_vipmesh_v1_LoadImageResponse__Output>): grpc.ClientWritableStream<_vipmesh_v1_LoadImageChunk>;
+  loadImage(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_LoadImageResponse__Output>): grpc.ClientWritableStream<_vipmesh_v1_LoadImageChunk>;
+  loadImage(metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_LoadImageResponse__Output>): grpc.ClientWritableStream<_vipmesh_v1_LoadImageChunk>;
+  loadImage(options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_LoadImageResponse__Output>): grpc.ClientWritableStream<_vipmesh_v1_LoadImageChunk>;
+  loadImage(callback: grpc.requestCallback<_vipmesh_v1_LoadImageResponse__Output>): grpc.ClientWritableStream<_vipmesh_v1_LoadImageChunk>;
+  
+  RemoveImage(argument: _vipmesh_v1_RemoveImageRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_RemoveImageResponse__Output>): grpc.ClientUnaryCall;
+  RemoveImage(argument: _vipmesh_v1_RemoveImageRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_RemoveImageResponse__Output>): grpc.ClientUnaryCall;
+  RemoveImage(argument: _vipmesh_v1_RemoveImageRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_RemoveImageResponse__Output>): grpc.ClientUnaryCall;
+  RemoveImage(argument: _vipmesh_v1_RemoveImageRequest, callback: grpc.requestCallback<_vipmesh_v1_RemoveImageResponse__Output>): grpc.ClientUnaryCall;
+  removeImage(argument: _vipmesh_v1_RemoveImageRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_RemoveImageResponse__Output>): grpc.ClientUnaryCall;
+  removeImage(argument: _vipmesh_v1_RemoveImageRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_RemoveImageResponse__Output>): grpc.ClientUnaryCall;
+  removeImage(argument: _vipmesh_v1_RemoveImageRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_RemoveImageResponse__Output>): grpc.ClientUnaryCall;
+  removeImage(argument: _vipmesh_v1_RemoveImageRequest, callback: grpc.requestCallback<_vipmesh_v1_RemoveImageResponse__Output>): grpc.ClientUnaryCall;
   
   RemoveNetwork(argument: _vipmesh_v1_RemoveNetworkRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_RemoveNetworkResponse__Output>): grpc.ClientUnaryCall;
   RemoveNetwork(argument: _vipmesh_v1_RemoveNetworkRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_RemoveNetworkResponse__Output>): grpc.ClientUnaryCall;
@@ -217,6 +250,8 @@ export interface ClusterServiceHandlers extends grpc.UntypedServiceImplementatio
   
   InspectService: grpc.handleUnaryCall<_vipmesh_v1_InspectServiceRequest__Output, _vipmesh_v1_InspectServiceResponse>;
   
+  ListImages: grpc.handleUnaryCall<_vipmesh_v1_ListImagesRequest__Output, _vipmesh_v1_ListImagesResponse>;
+  
   ListNetworks: grpc.handleUnaryCall<_vipmesh_v1_ListNetworksRequest__Output, _vipmesh_v1_ListNetworksResponse>;
   
   ListNodes: grpc.handleUnaryCall<_vipmesh_v1_ListNodesRequest__Output, _vipmesh_v1_ListNodesResponse>;
@@ -224,6 +259,10 @@ export interface ClusterServiceHandlers extends grpc.UntypedServiceImplementatio
   ListServices: grpc.handleUnaryCall<_vipmesh_v1_ListServicesRequest__Output, _vipmesh_v1_ListServicesResponse>;
   
   ListTasks: grpc.handleUnaryCall<_vipmesh_v1_ListTasksRequest__Output, _vipmesh_v1_ListTasksResponse>;
+  
+  LoadImage: grpc.handleClientStreamingCall<_vipmesh_v1_LoadImageChunk__Output, _vipmesh_v1_LoadImageResponse>;
+  
+  RemoveImage: grpc.handleUnaryCall<_vipmesh_v1_RemoveImageRequest__Output, _vipmesh_v1_RemoveImageResponse>;
   
   RemoveNetwork: grpc.handleUnaryCall<_vipmesh_v1_RemoveNetworkRequest__Output, _vipmesh_v1_RemoveNetworkResponse>;
   
@@ -252,10 +291,13 @@ export interface ClusterServiceDefinition extends grpc.ServiceDefinition {
   InspectNetwork: MethodDefinition<_vipmesh_v1_InspectNetworkRequest, _vipmesh_v1_InspectNetworkResponse, _vipmesh_v1_InspectNetworkRequest__Output, _vipmesh_v1_InspectNetworkResponse__Output>
   InspectNode: MethodDefinition<_vipmesh_v1_InspectNodeRequest, _vipmesh_v1_InspectNodeResponse, _vipmesh_v1_InspectNodeRequest__Output, _vipmesh_v1_InspectNodeResponse__Output>
   InspectService: MethodDefinition<_vipmesh_v1_InspectServiceRequest, _vipmesh_v1_InspectServiceResponse, _vipmesh_v1_InspectServiceRequest__Output, _vipmesh_v1_InspectServiceResponse__Output>
+  ListImages: MethodDefinition<_vipmesh_v1_ListImagesRequest, _vipmesh_v1_ListImagesResponse, _vipmesh_v1_ListImagesRequest__Output, _vipmesh_v1_ListImagesResponse__Output>
   ListNetworks: MethodDefinition<_vipmesh_v1_ListNetworksRequest, _vipmesh_v1_ListNetworksResponse, _vipmesh_v1_ListNetworksRequest__Output, _vipmesh_v1_ListNetworksResponse__Output>
   ListNodes: MethodDefinition<_vipmesh_v1_ListNodesRequest, _vipmesh_v1_ListNodesResponse, _vipmesh_v1_ListNodesRequest__Output, _vipmesh_v1_ListNodesResponse__Output>
   ListServices: MethodDefinition<_vipmesh_v1_ListServicesRequest, _vipmesh_v1_ListServicesResponse, _vipmesh_v1_ListServicesRequest__Output, _vipmesh_v1_ListServicesResponse__Output>
   ListTasks: MethodDefinition<_vipmesh_v1_ListTasksRequest, _vipmesh_v1_ListTasksResponse, _vipmesh_v1_ListTasksRequest__Output, _vipmesh_v1_ListTasksResponse__Output>
+  LoadImage: MethodDefinition<_vipmesh_v1_LoadImageChunk, _vipmesh_v1_LoadImageResponse, _vipmesh_v1_LoadImageChunk__Output, _vipmesh_v1_LoadImageResponse__Output>
+  RemoveImage: MethodDefinition<_vipmesh_v1_RemoveImageRequest, _vipmesh_v1_RemoveImageResponse, _vipmesh_v1_RemoveImageRequest__Output, _vipmesh_v1_RemoveImageResponse__Output>
   RemoveNetwork: MethodDefinition<_vipmesh_v1_RemoveNetworkRequest, _vipmesh_v1_RemoveNetworkResponse, _vipmesh_v1_RemoveNetworkRequest__Output, _vipmesh_v1_RemoveNetworkResponse__Output>
   RemoveNode: MethodDefinition<_vipmesh_v1_RemoveNodeRequest, _vipmesh_v1_RemoveNodeResponse, _vipmesh_v1_RemoveNodeRequest__Output, _vipmesh_v1_RemoveNodeResponse__Output>
   RemoveService: MethodDefinition<_vipmesh_v1_RemoveServiceRequest, _vipmesh_v1_RemoveServiceResponse, _vipmesh_v1_RemoveServiceRequest__Output, _vipmesh_v1_RemoveServiceResponse__Output>

@@ -5,13 +5,17 @@ import type { SessionParams as _vipmesh_v1_SessionParams, SessionParams__Output 
 import type { Assignment as _vipmesh_v1_Assignment, Assignment__Output as _vipmesh_v1_Assignment__Output } from '../../vipmesh/v1/Assignment.ts';
 import type { LogRequest as _vipmesh_v1_LogRequest, LogRequest__Output as _vipmesh_v1_LogRequest__Output } from '../../vipmesh/v1/LogRequest.ts';
 import type { LogCancel as _vipmesh_v1_LogCancel, LogCancel__Output as _vipmesh_v1_LogCancel__Output } from '../../vipmesh/v1/LogCancel.ts';
+import type { ImageLoadData as _vipmesh_v1_ImageLoadData, ImageLoadData__Output as _vipmesh_v1_ImageLoadData__Output } from '../../vipmesh/v1/ImageLoadData.ts';
+import type { ImageRequest as _vipmesh_v1_ImageRequest, ImageRequest__Output as _vipmesh_v1_ImageRequest__Output } from '../../vipmesh/v1/ImageRequest.ts';
 
 export interface SessionDown {
   'params'?: (_vipmesh_v1_SessionParams | null);
   'assignment'?: (_vipmesh_v1_Assignment | null);
   'logRequest'?: (_vipmesh_v1_LogRequest | null);
   'logCancel'?: (_vipmesh_v1_LogCancel | null);
-  'msg'?: "params"|"assignment"|"logRequest"|"logCancel";
+  'imageLoad'?: (_vipmesh_v1_ImageLoadData | null);
+  'imageRequest'?: (_vipmesh_v1_ImageRequest | null);
+  'msg'?: "params"|"assignment"|"logRequest"|"logCancel"|"imageLoad"|"imageRequest";
 }
 
 export interface SessionDown__Output {
@@ -19,5 +23,7 @@ export interface SessionDown__Output {
   'assignment'?: (_vipmesh_v1_Assignment__Output | null);
   'logRequest'?: (_vipmesh_v1_LogRequest__Output | null);
   'logCancel'?: (_vipmesh_v1_LogCancel__Output | null);
-  'msg'?: "params"|"assignment"|"logRequest"|"logCancel";
+  'imageLoad'?: (_vipmesh_v1_ImageLoadData__Output | null);
+  'imageRequest'?: (_vipmesh_v1_ImageRequest__Output | null);
+  'msg'?: "params"|"assignment"|"logRequest"|"logCancel"|"imageLoad"|"imageRequest";
 }

@@ -6,6 +6,8 @@ import type { Heartbeat as _vipmesh_v1_Heartbeat, Heartbeat__Output as _vipmesh_
 import type { TaskStatusReport as _vipmesh_v1_TaskStatusReport, TaskStatusReport__Output as _vipmesh_v1_TaskStatusReport__Output } from '../../vipmesh/v1/TaskStatusReport.ts';
 import type { AssignmentAck as _vipmesh_v1_AssignmentAck, AssignmentAck__Output as _vipmesh_v1_AssignmentAck__Output } from '../../vipmesh/v1/AssignmentAck.ts';
 import type { TaskLogData as _vipmesh_v1_TaskLogData, TaskLogData__Output as _vipmesh_v1_TaskLogData__Output } from '../../vipmesh/v1/TaskLogData.ts';
+import type { ImageLoadAck as _vipmesh_v1_ImageLoadAck, ImageLoadAck__Output as _vipmesh_v1_ImageLoadAck__Output } from '../../vipmesh/v1/ImageLoadAck.ts';
+import type { ImageReply as _vipmesh_v1_ImageReply, ImageReply__Output as _vipmesh_v1_ImageReply__Output } from '../../vipmesh/v1/ImageReply.ts';
 
 export interface SessionUp {
   'open'?: (_vipmesh_v1_SessionOpen | null);
@@ -13,7 +15,9 @@ export interface SessionUp {
   'taskStatus'?: (_vipmesh_v1_TaskStatusReport | null);
   'ack'?: (_vipmesh_v1_AssignmentAck | null);
   'logData'?: (_vipmesh_v1_TaskLogData | null);
-  'msg'?: "open"|"heartbeat"|"taskStatus"|"ack"|"logData";
+  'imageAck'?: (_vipmesh_v1_ImageLoadAck | null);
+  'imageReply'?: (_vipmesh_v1_ImageReply | null);
+  'msg'?: "open"|"heartbeat"|"taskStatus"|"ack"|"logData"|"imageAck"|"imageReply";
 }
 
 export interface SessionUp__Output {
@@ -22,5 +26,7 @@ export interface SessionUp__Output {
   'taskStatus'?: (_vipmesh_v1_TaskStatusReport__Output | null);
   'ack'?: (_vipmesh_v1_AssignmentAck__Output | null);
   'logData'?: (_vipmesh_v1_TaskLogData__Output | null);
-  'msg'?: "open"|"heartbeat"|"taskStatus"|"ack"|"logData";
+  'imageAck'?: (_vipmesh_v1_ImageLoadAck__Output | null);
+  'imageReply'?: (_vipmesh_v1_ImageReply__Output | null);
+  'msg'?: "open"|"heartbeat"|"taskStatus"|"ack"|"logData"|"imageAck"|"imageReply";
 }
