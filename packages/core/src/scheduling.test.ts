@@ -4,17 +4,23 @@ import {
   hostPortReason,
   hostPortsInUse,
   noNodeReason,
+  nodeRuntimes,
   type PlacementLoad,
   pickNode,
+  reserve,
+  reservedResources,
   useHostPorts,
   withHostPortsFree,
+  withResourcesFree,
 } from "./scheduling.ts";
-import type { Node, NodeAvailability, NodeState, PortConfig, Task, TaskSpec, TaskState } from "./types.ts";
+import type { Node, NodeAvailability, NodeState, PortConfig, Resources, Task, TaskRuntime, TaskSpec, TaskState } from "./types.ts";
 
 interface NodeOptions {
   state?: NodeState;
   availability?: NodeAvailability;
   labels?: Record<string, string>;
+  runtimes?: TaskRuntime[];
+  resources?: Resources;
 }
 
 const node = (hostname: string, o: NodeOptions = {}): Node => ({
@@ -23,7 +29,7 @@ const node = (hostname: string, o: NodeOptions = {}): Node => ({
   createdAt: "",
   updatedAt: "",
   spec: { labels: o.labels ?? {}, availability: o.availability ?? "active" },
-  description: { hostname },
+  description: { hostname, ...(o.runtimes ? { runtimes: o.runtimes } : {}), ...(o.resources ? { resources: o.resources } : {}) },
   status: { state: o.state ?? "ready", message: "", addr: "192.168.0.1" },
 });
 
@@ -165,5 +171,94 @@ describe("host-mode ports", () => {
     expect(hostPortReason([port(8080), port(53, "udp")], 1)).toBe(
       "no suitable node (host-mode ports 8080/tcp, 53/udp already in use on the 1 node the task may run on)",
     );
+  });
+});
+
+describe("runtimes", () => {
+  const image = (reservations?: Resources): TaskSpec => ({
+    container: { image: "nginx:1.25", command: [], env: [] },
+    ...(reservations ? { resources: { limits: {}, reservations } } : {}),
+    placement: { constraints: [] },
+    forceUpdate: 0,
+  });
+  const nodes = [node("old"), node("proc", { runtimes: ["process"] }), node("both", { runtimes: ["process", "container"] }), node("ctr", { runtimes: ["container"] })];
+
+  it("a node stored without runtimes has the process runtime only", () => {
+    expect(nodeRuntimes(node("old"))).toEqual(["process"]);
+    expect(nodeRuntimes(node("ctr", { runtimes: ["container"] }))).toEqual(["container"]);
+  });
+
+  it("an image task goes only to nodes with the container runtime; a command or a known image only to nodes with the process one", () => {
+    expect(hostnames(eligibleNodes(nodes, image()))).toEqual(["both", "ctr"]);
+    expect(hostnames(eligibleNodes(nodes, taskSpec()))).toEqual(["old", "proc", "both"]);
+    const whoami: TaskSpec = { ...taskSpec(), container: { image: "vipmesh/whoami", command: [], env: [] } };
+    expect(hostnames(eligibleNodes(nodes, whoami))).toEqual(["old", "proc", "both"]);
+  });
+
+  it("say which nodes lack the runtime, beside the constraints", () => {
+    expect(noNodeReason([node("a"), node("b", { runtimes: ["process"] })], image())).toBe("no suitable node (2 nodes lack the container runtime)");
+    const constrained: TaskSpec = { ...image(), placement: { constraints: ["node.labels.zone==a"] } };
+    expect(noNodeReason([node("a"), node("b", { runtimes: ["container"] }), node("c", { state: "down" })], constrained)).toBe(
+      "no suitable node (1 node lacks the container runtime, scheduling constraints not satisfied on 1 node)",
+    );
+    expect(noNodeReason([node("a", { runtimes: ["container"] })], taskSpec())).toBe("no suitable node (1 node lacks the process runtime)");
+  });
+});
+
+describe("reservations", () => {
+  const GiB = 1024 ** 3;
+  const MiB = 1024 ** 2;
+  const spec = (reservations?: Resources): TaskSpec => ({ ...taskSpec(), ...(reservations ? { resources: { limits: {}, reservations } } : {}) });
+  const task = (nodeId: string, state: TaskState, reservations: Resources, desiredState: Task["desiredState"] = "running"): Task =>
+    ({ id: `t-${nodeId}-${state}`, nodeId, desiredState, status: { state }, spec: spec(reservations) }) as unknown as Task;
+  const big = node("big", { resources: { nanoCpus: 4e9, memoryBytes: 4 * GiB } });
+  const small = node("small", { resources: { nanoCpus: 1e9, memoryBytes: 1 * GiB } });
+  const silent = node("silent");
+
+  it("are held by placed tasks meant to run, until they end or are told to stop", () => {
+    const reserved = reservedResources([
+      task("id-big", "running", { memoryBytes: GiB }),
+      task("id-big", "preparing", { nanoCpus: 5e8, memoryBytes: 512 * MiB }),
+      task("id-big", "running", { memoryBytes: GiB }, "shutdown"),
+      task("id-big", "failed", { memoryBytes: GiB }),
+      task("id-small", "pending", { memoryBytes: GiB }),
+      task("id-small", "running", {}),
+    ]);
+    expect(reserved).toEqual(new Map([["id-big", { nanoCpus: 5e8, memoryBytes: 1.5 * GiB }]]));
+  });
+
+  it("a node fits when what it offers, less what is reserved on it, holds the task's", () => {
+    const reserved = reservedResources([task("id-small", "running", { memoryBytes: 768 * MiB })]);
+    expect(hostnames(withResourcesFree([big, small, silent], spec({ memoryBytes: 256 * MiB }), reserved))).toEqual(["big", "small"]);
+    expect(hostnames(withResourcesFree([big, small, silent], spec({ memoryBytes: 512 * MiB }), reserved))).toEqual(["big"]);
+    expect(hostnames(withResourcesFree([big, small, silent], spec({ nanoCpus: 2e9 }), reserved))).toEqual(["big"]);
+  });
+
+  it("a node that did not say its resources takes only tasks that reserve nothing", () => {
+    expect(hostnames(withResourcesFree([big, silent], spec(), new Map()))).toEqual(["big", "silent"]);
+    expect(hostnames(withResourcesFree([big, silent], spec({ nanoCpus: 1 }), new Map()))).toEqual(["big"]);
+  });
+
+  it("count a task placed in the same pass: a full node takes no more", () => {
+    const reserved = reservedResources([]);
+    const placed: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const n = pickNode(withResourcesFree([small], spec({ memoryBytes: 400 * MiB }), reserved), load({}));
+      if (!n) break;
+      reserve(reserved, n.id, spec({ memoryBytes: 400 * MiB }));
+      placed.push(n.description.hostname);
+    }
+    expect(placed).toEqual(["small", "small"]);
+  });
+
+  it("say why no node has room, per resource", () => {
+    const reserved = reservedResources([task("id-small", "running", { memoryBytes: 512 * MiB }), task("id-big", "running", { memoryBytes: 3.5 * GiB })]);
+    expect(noNodeReason([small], spec({ memoryBytes: 768 * MiB }), reserved)).toBe(
+      "no suitable node (1 node has not enough memory for 768 MiB: 512 MiB reserved of 1 GiB)",
+    );
+    expect(noNodeReason([small, big, silent, node("p", { runtimes: ["container"] })], spec({ memoryBytes: 768 * MiB }), reserved)).toBe(
+      "no suitable node (1 node lacks the process runtime, 1 node does not say its memory to reserve from, 2 nodes have not enough memory for 768 MiB: at most 512 MiB free)",
+    );
+    expect(noNodeReason([small], spec({ nanoCpus: 2e9 }), reserved)).toBe("no suitable node (1 node has not enough CPU for 2 CPUs: 0 CPUs reserved of 1 CPUs)");
   });
 });

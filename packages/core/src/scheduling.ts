@@ -1,21 +1,90 @@
-// Placement: which node gets a task. Spread, as swarm does: among the nodes
-// that may run the task, the one with the fewest tasks of this service, then
+// Placement: which node gets a task. A node may take it when it is ready and
+// active, has the task's runtime (process or container), meets its
+// constraints, has room for its reservations and its host-mode ports free.
+// Among those, spread as swarm does: the fewest tasks of this service, then
 // the fewest tasks overall, then by hostname so that placement is repeatable.
 
 import { matchesConstraints } from "./constraints.ts";
 import { isNodeTask } from "./network-view-derivation.ts";
-import type { Node, PortConfig, Task, TaskSpec } from "./types.ts";
+import { taskRuntime } from "./task-command.ts";
+import type { Node, PortConfig, Resources, Task, TaskRuntime, TaskSpec } from "./types.ts";
+import { formatBytes } from "./validation.ts";
 
-/** Nodes that may receive new tasks of this spec. */
+/** The runtimes a node has: what its agent said, or "process" alone for a node stored before agents said. */
+export const nodeRuntimes = (n: Node): readonly TaskRuntime[] => (n.description.runtimes?.length ? n.description.runtimes : ["process"]);
+
+const hasRuntime = (n: Node, spec: TaskSpec): boolean => nodeRuntimes(n).includes(taskRuntime(spec.container));
+
+const isUsable = (n: Node): boolean => n.status.state === "ready" && n.spec.availability === "active";
+
+/** Nodes that may receive new tasks of this spec (a global service's too): usable, with its runtime, meeting its constraints. */
 export function eligibleNodes(nodes: Iterable<Node>, spec: TaskSpec): Node[] {
   const out: Node[] = [];
   for (const n of nodes) {
-    if (n.status.state !== "ready" || n.spec.availability !== "active") continue;
+    if (!isUsable(n) || !hasRuntime(n, spec)) continue;
     if (!matchesConstraints(n, spec.placement.constraints)) continue;
     out.push(n);
   }
   return out;
 }
+
+// ---- reservations ----------------------------------------------------------
+
+/** CPUs and memory, both said (0 = none). */
+export type Amounts = Required<Resources>;
+
+/** What a task of this spec reserves. */
+export const taskReservations = (spec: TaskSpec): Amounts => ({
+  nanoCpus: spec.resources?.reservations?.nanoCpus ?? 0,
+  memoryBytes: spec.resources?.reservations?.memoryBytes ?? 0,
+});
+
+/** What the placed tasks that are meant to run reserve, per node ID (a task told to stop gives its share back, as in swarm). */
+export function reservedResources(tasks: Iterable<Task>): Map<string, Amounts> {
+  const out = new Map<string, Amounts>();
+  for (const t of tasks) if (t.desiredState === "running" && isNodeTask(t, t.nodeId)) reserve(out, t.nodeId, t.spec);
+  return out;
+}
+
+/** Records a placed task's reservations. */
+export function reserve(reserved: Map<string, Amounts>, nodeId: string, spec: TaskSpec): void {
+  const want = taskReservations(spec);
+  if (want.nanoCpus === 0 && want.memoryBytes === 0) return;
+  const had = reserved.get(nodeId) ?? { nanoCpus: 0, memoryBytes: 0 };
+  reserved.set(nodeId, { nanoCpus: had.nanoCpus + want.nanoCpus, memoryBytes: had.memoryBytes + want.memoryBytes });
+}
+
+const RESOURCE_NAMES = { memoryBytes: "memory", nanoCpus: "CPU" } as const;
+const showAmount = (field: keyof Amounts, n: number): string => (field === "memoryBytes" ? formatBytes(n) : `${n / 1e9} CPUs`);
+
+/** Why a node has no room for a task's reservations; undefined: it has. Memory is judged first. */
+interface ResourceMisfit {
+  field: keyof Amounts;
+  /** The node did not say how much of it it offers. */
+  unsaid: boolean;
+  want: number;
+  free: number;
+  reserved: number;
+  offered: number;
+}
+
+function resourceMisfit(n: Node, want: Amounts, reserved: ReadonlyMap<string, Amounts>): ResourceMisfit | undefined {
+  for (const field of ["memoryBytes", "nanoCpus"] as const) {
+    if (want[field] === 0) continue;
+    const offered = n.description.resources?.[field] ?? 0;
+    const used = reserved.get(n.id)?.[field] ?? 0;
+    if (offered - used < want[field]) return { field, unsaid: offered === 0, want: want[field], free: Math.max(0, offered - used), reserved: used, offered };
+  }
+  return undefined;
+}
+
+/** Of `candidates`, those with room for the spec's reservations beside what is reserved on them; a node that did not say its resources takes only tasks reserving none. */
+export const withResourcesFree = (candidates: readonly Node[], spec: TaskSpec, reserved: ReadonlyMap<string, Amounts>): Node[] => {
+  const want = taskReservations(spec);
+  return candidates.filter((n) => !resourceMisfit(n, want, reserved));
+};
+
+// ---- choosing ----------------------------------------------------------------
 
 /** "tcp/8080": one host-mode port of a node. */
 const hostPortKey = (p: PortConfig) => `${p.protocol}/${p.publishedPort}`;
@@ -68,14 +137,60 @@ function compare(a: [number, number, string], b: [number, number, string]): numb
   return a[0] - b[0] || a[1] - b[1] || a[2].localeCompare(b[2]);
 }
 
-/** Why no node fits, for a pending task's message. */
-export function noNodeReason(nodes: readonly Node[]): string {
+const nodes_ = (count: number): string => `${count} node${count === 1 ? "" : "s"}`;
+
+/**
+ * Why no node fits, for a pending task's message (as swarm: `service ps`
+ * shows it). Each ready, active node counts under the first thing it lacks:
+ * the task's runtime, its constraints, room for its reservations (when
+ * `reserved` is given: the resources were checked).
+ */
+export function noNodeReason(nodes: readonly Node[], spec?: TaskSpec, reserved?: ReadonlyMap<string, Amounts>): string {
   const ready = nodes.filter((n) => n.status.state === "ready");
   if (nodes.length === 0) return "no suitable node (no node has joined the cluster)";
   if (ready.length === 0) return `no suitable node (0 of ${nodes.length} nodes ready)`;
   const active = ready.filter((n) => n.spec.availability === "active");
   if (active.length === 0) return `no suitable node (all ${ready.length} ready nodes are drained)`;
-  return `no suitable node (scheduling constraints not satisfied on ${active.length} nodes)`;
+  if (!spec) return `no suitable node (scheduling constraints not satisfied on ${nodes_(active.length)})`;
+  const runtime = taskRuntime(spec.container);
+  const want = taskReservations(spec);
+  let noRuntime = 0;
+  let constrained = 0;
+  const misfits: ResourceMisfit[] = [];
+  for (const n of active) {
+    if (!hasRuntime(n, spec)) noRuntime++;
+    else if (!matchesConstraints(n, spec.placement.constraints)) constrained++;
+    else if (reserved) {
+      const m = resourceMisfit(n, want, reserved);
+      if (m) misfits.push(m);
+    }
+  }
+  const parts: string[] = [];
+  if (noRuntime > 0) parts.push(`${nodes_(noRuntime)} ${noRuntime === 1 ? "lacks" : "lack"} the ${runtime} runtime`);
+  if (constrained > 0) parts.push(`scheduling constraints not satisfied on ${nodes_(constrained)}`);
+  parts.push(...resourceReasons(misfits));
+  if (parts.length === 0) return `no suitable node (scheduling constraints not satisfied on ${nodes_(active.length)})`;
+  return `no suitable node (${parts.join(", ")})`;
+}
+
+/** "1 node has not enough memory for 768 MiB: 512 MiB reserved of 1 GiB", grouped by resource. */
+function resourceReasons(misfits: readonly ResourceMisfit[]): string[] {
+  const out: string[] = [];
+  for (const field of ["memoryBytes", "nanoCpus"] as const) {
+    const name = RESOURCE_NAMES[field];
+    const unsaid = misfits.filter((m) => m.field === field && m.unsaid);
+    const short = misfits.filter((m) => m.field === field && !m.unsaid);
+    if (unsaid.length > 0) out.push(`${nodes_(unsaid.length)} ${unsaid.length === 1 ? "does not say its" : "do not say their"} ${name} to reserve from`);
+    if (short.length === 0) continue;
+    const want = showAmount(field, short[0]!.want);
+    if (short.length === 1) {
+      const m = short[0]!;
+      out.push(`1 node has not enough ${name} for ${want}: ${showAmount(field, m.reserved)} reserved of ${showAmount(field, m.offered)}`);
+    } else {
+      out.push(`${nodes_(short.length)} have not enough ${name} for ${want}: at most ${showAmount(field, Math.max(...short.map((m) => m.free)))} free`);
+    }
+  }
+  return out;
 }
 
 /** Why a task that fits `fitting` nodes otherwise has none: its host-mode ports are taken on each. */
