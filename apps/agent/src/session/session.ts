@@ -21,7 +21,16 @@ import {
   REGISTER_DEADLINE_MS,
   type wire,
 } from "@vipmesh/api";
-import { applyViewDelta, type Dataplane, emptyView, type NetworkView, type OverlayKeySet, type ViewDelta } from "@vipmesh/core";
+import {
+  applyViewDelta,
+  type Dataplane,
+  emptyView,
+  type NetworkView,
+  type OverlayKeySet,
+  type Resources,
+  type TaskRuntime,
+  type ViewDelta,
+} from "@vipmesh/core";
 import { EventEmitter, once } from "node:events";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -37,6 +46,10 @@ export interface SessionOptions {
   stateDir: string;
   /** What balances VIPs here, told to the manager at Register (it refuses specs this cannot honour). Default: nftables. */
   dataplane?: Dataplane;
+  /** What runs tasks here, told at Register (the manager places image tasks only where "container" is). Default: process. */
+  runtimes?: TaskRuntime[];
+  /** What this node offers tasks' reservations. */
+  resources?: Resources;
   log: (line: string) => void;
 }
 
@@ -144,7 +157,14 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
       const res = await call(
         this.client,
         "register",
-        { hostname: this.options.hostname, addr: this.options.advertiseAddr, nodeId: this.nodeId, dataplane: this.options.dataplane ?? "nftables" },
+        {
+          hostname: this.options.hostname,
+          addr: this.options.advertiseAddr,
+          nodeId: this.nodeId,
+          dataplane: this.options.dataplane ?? "nftables",
+          runtimes: this.options.runtimes ?? ["process"],
+          resources: this.options.resources ?? null,
+        },
         { deadline: Date.now() + REGISTER_DEADLINE_MS },
       );
       if (res.nodeId !== this.nodeId) {
