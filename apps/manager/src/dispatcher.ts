@@ -1,8 +1,8 @@
 // One session per agent: its node's view goes down (a full view, then versioned deltas) and acknowledgements
 // come up; every commit of one event-loop turn reaches each affected session as one delta, at once.
-// Node health (node-health.ts) and the log relay (log-relay.ts) ride the same sessions.
+// Node health (node-health.ts), the log relay (log-relay.ts) and the image relay (image-relay.ts) ride the same sessions.
 
-import type { Assignment, LogRequest } from "@vipmesh/api";
+import type { Assignment, LogRequest, wire } from "@vipmesh/api";
 import { EventEmitter } from "node:events";
 import {
   emptyDelta,
@@ -22,6 +22,7 @@ import {
   type VipmeshError,
 } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
+import { ImageRelay } from "./image-relay.ts";
 import { LogRelay } from "./log-relay.ts";
 import { DEFAULT_HEARTBEAT_PERIOD_MS, NodeHealth } from "./node-health.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
@@ -32,6 +33,8 @@ export interface SessionMessage {
   assignment?: Assignment;
   logRequest?: { requestId: number; request: LogRequest };
   logCancel?: { requestId: number };
+  imageLoad?: wire.ImageLoadData;
+  imageRequest?: wire.ImageRequest;
 }
 
 /** The transport side of a session, so that the dispatcher knows nothing of gRPC. */
@@ -101,6 +104,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private unsubscribe: (() => void) | undefined;
   readonly health: NodeHealth;
   readonly logs: LogRelay;
+  readonly images: ImageRelay;
 
   constructor(
     private readonly store: ClusterStore,
@@ -112,6 +116,10 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     super();
     this.health = new NodeHealth(store, cluster, heartbeatPeriodMs, (nodeId, why) => this.endSession(nodeId, why));
     this.logs = new LogRelay(
+      (nodeId) => this.sessions.get(nodeId)?.channel,
+      (nodeId) => this.hostname(nodeId),
+    );
+    this.images = new ImageRelay(
       (nodeId) => this.sessions.get(nodeId)?.channel,
       (nodeId) => this.hostname(nodeId),
     );
@@ -127,6 +135,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     this.health.stop();
     for (const s of this.sessions.values()) {
       this.logs.endSession(s.channel, "the manager is stopping");
+      this.images.endSession(s.channel, "the manager is stopping");
       s.channel.close();
     }
     this.sessions.clear();
@@ -140,6 +149,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const previous = this.sessions.get(nodeId);
     if (previous) {
       this.logs.endSession(previous.channel, `node ${this.hostname(nodeId)} reconnected`);
+      this.images.endSession(previous.channel, `node ${this.hostname(nodeId)} reconnected`);
       previous.channel.close(new Error("replaced by a newer session of the same node"));
     }
     const session: Session = {
@@ -167,6 +177,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     if (s?.channel === channel) {
       this.sessions.delete(nodeId);
       this.logs.endSession(s.channel, `node ${this.hostname(nodeId)} disconnected`);
+      this.images.endSession(s.channel, `node ${this.hostname(nodeId)} disconnected`);
       this.releaseDrains();
       this.emit("progress");
     }
@@ -319,6 +330,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const error = typeof why === "string" ? new Error(why) : why;
     this.sessions.delete(nodeId);
     this.logs.endSession(s.channel, `node ${this.hostname(nodeId)}: ${error.message}`);
+    this.images.endSession(s.channel, `node ${this.hostname(nodeId)}: ${error.message}`);
     s.channel.close(error);
   }
 }

@@ -11,6 +11,7 @@ import type { Dispatcher } from "./dispatcher.ts";
 import { newId } from "./ids.ts";
 import { RequestLog } from "./request-log.ts";
 import type { CertificateAuthority } from "./security/certificate-authority.ts";
+import { listImages, removeImage, startImageLoad } from "./image-relay.ts";
 import { relayServiceLogs } from "./service-logs.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
 import { WriteQueue } from "./write-queue.ts";
@@ -127,6 +128,19 @@ export class Operations implements ClusterOps {
 
   serviceLogs(req: LogRequest, sink: LogSink): () => void {
     return relayServiceLogs(this.store, this.dispatcher.logs, req, sink);
+  }
+
+  /** Starts an image load to the nodes named (default: every ready node with containers); see image-relay.ts. */
+  loadImage(nodes: readonly string[]) {
+    return startImageLoad(this.store, this.dispatcher.images, nodes);
+  }
+  /** Each target node's images as its agent lists them. */
+  listImages(nodes: readonly string[] = []) {
+    return listImages(this.store, this.dispatcher.images, nodes);
+  }
+  /** Refused while a task on a target node uses it, unless forced; NOT_FOUND when no target has it. */
+  removeImage(image: string, nodes: readonly string[], force: boolean) {
+    return removeImage(this.store, this.dispatcher.images, image, nodes, force);
   }
 
   version(): number {

@@ -2,7 +2,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { assignmentToWire, logPieceFromWire, logRequestToWire, toStatus, type wire } from "@vipmesh/api";
-import { exhausted, permissionDenied, VipmeshError } from "@vipmesh/core";
+import { type ErrorCode, exhausted, permissionDenied, VipmeshError } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
 import type { Dispatcher, SessionChannel, SessionMessage } from "./dispatcher.ts";
@@ -53,6 +53,10 @@ export function clusterHandlers(store: ClusterStore, ops: Operations, dispatcher
     RemoveNode: unary(async (req) => (await ops.removeNode(req.node, req.force), {})),
 
     GetJoinToken: unary(async (req) => ({ token: await ops.joinToken(req.role, req.rotate) })),
+
+    LoadImage: (call, callback) => loadImage(ops, call, callback),
+    ListImages: unary(async (req) => ({ nodes: await ops.listImages(req.nodes) })),
+    RemoveImage: unary(async (req) => ({ nodes: await ops.removeImage(req.image, req.nodes, req.force) })),
 
     ListTasks: unary((req) => ({ tasks: ops.listTasks({ service: req.service, node: req.node }) })),
 
@@ -129,7 +133,8 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
       if (!registrations.take(nodeId || req.hostname)) {
         throw exhausted(`node ${nodeId || req.hostname} registers too often (at most ${REGISTRATION_LIMIT.count} times in ${REGISTRATION_LIMIT.windowMs / 1000} s); try again shortly`);
       }
-      return { nodeId: cluster.registerNode(req.hostname, req.addr, nodeId, req.labels ?? {}, req.dataplane, secure).id };
+      const offer = { runtimes: req.runtimes ?? [], resources: req.resources };
+      return { nodeId: cluster.registerNode(req.hostname, req.addr, nodeId, req.labels ?? {}, req.dataplane, secure, offer).id };
     }),
 
     Session: (call) => {
@@ -163,7 +168,8 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
           else if (msg.logData) {
             const { requestId, piece } = logPieceFromWire(msg.logData);
             dispatcher.logs.piece(nodeId, requestId, piece);
-          }
+          } else if (msg.imageAck) dispatcher.images.ack(nodeId, msg.imageAck.requestId, msg.imageAck.seq);
+          else if (msg.imageReply) dispatcher.images.reply(nodeId, msg.imageReply.requestId, imageAnswerFromWire(msg.imageReply));
         } catch (err) {
           call.emit("error", toStatus(err));
         }
@@ -181,12 +187,63 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
   };
 }
 
+/**
+ * LoadImage: the first chunk names the nodes and starts the relay; each
+ * chunk goes on as it comes, and the caller's stream pauses while a node's
+ * window is full. A caller that goes away aborts the load on every node.
+ */
+function loadImage(ops: Operations, call: grpc.ServerReadableStream<wire.LoadImageChunkDecoded, unknown>, callback: Callback): void {
+  let load: ReturnType<Operations["loadImage"]> | undefined;
+  let failed = false;
+  const fail = (err: unknown) => {
+    if (failed) return;
+    failed = true;
+    load?.load.abort();
+    callback(toStatus(err));
+  };
+  call.on("data", (chunk: wire.LoadImageChunkDecoded) => {
+    if (failed) return;
+    try {
+      load ??= ops.loadImage(chunk.nodes);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    if (chunk.data.length > 0 && !load.load.write(chunk.data)) {
+      call.pause();
+      load.load.once("drain", () => call.resume());
+    }
+  });
+  call.on("end", () => {
+    if (failed) return;
+    try {
+      load ??= ops.loadImage([]);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    load.results().then((nodes) => callback(null, { nodes }), fail);
+  });
+  call.on("cancelled", () => {
+    failed = true;
+    load?.load.abort();
+  });
+  call.on("error", () => fail(new Error("the image stream failed")));
+}
+
+/** A node's image answer as the relay takes it. */
+function imageAnswerFromWire(r: wire.ImageReplyDecoded) {
+  return { names: r.names, images: r.images, ...(r.error ? { error: r.error, ...(r.code ? { code: r.code as ErrorCode } : {}) } : {}) };
+}
+
 /** A session message as it goes on the wire. */
-function sessionDownToWire({ params, assignment, logRequest, logCancel }: SessionMessage) {
+function sessionDownToWire({ params, assignment, logRequest, logCancel, imageLoad, imageRequest }: SessionMessage) {
   return {
     ...(params ? { params } : {}),
     ...(assignment ? { assignment: assignmentToWire(assignment) } : {}),
     ...(logRequest ? { logRequest: logRequestToWire(logRequest.requestId, logRequest.request) } : {}),
     ...(logCancel ? { logCancel } : {}),
+    ...(imageLoad ? { imageLoad } : {}),
+    ...(imageRequest ? { imageRequest } : {}),
   };
 }

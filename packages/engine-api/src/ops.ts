@@ -45,6 +45,30 @@ export interface LogRequest {
   taskIds?: string[];
 }
 
+/** An image in a node's containerd. */
+export interface NodeImage {
+  /** Normalized: docker.io/library/web:1. */
+  name: string;
+  /** The manifest's digest, its media type and platform. */
+  digest: string;
+  mediaType: string;
+  os: string;
+  architecture: string;
+  /** Bytes of its content. */
+  size: number;
+  createdAt: string;
+  /** Names of the node's tasks that use it. */
+  tasks: string[];
+}
+
+/** A node's images, or (`error`, non-empty) why it could not say. */
+export interface NodeImageList {
+  nodeId: string;
+  hostname: string;
+  images: NodeImage[];
+  error?: string;
+}
+
 /**
  * Reads answer at once; writes go through the manager's write queue (one at a
  * time, in turn with gRPC's) and resolve with the committed object. Refusals
@@ -80,6 +104,9 @@ export interface ClusterOps {
   joinToken(role: "worker" | "manager", rotate?: boolean): Promise<string>;
   /** Relays the service's logs into `sink`; returns cancel. NOT_FOUND for an unknown service. */
   serviceLogs(req: LogRequest, sink: LogSink): () => void;
+
+  /** The images of the nodes named (IDs or hostnames), or of every ready node with the container runtime; asked of their agents. */
+  listImages(nodes?: readonly string[]): Promise<NodeImageList[]>;
 
   /** The store's version: bumped by every commit. */
   version(): number;

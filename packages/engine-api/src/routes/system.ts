@@ -1,10 +1,10 @@
 // The swarm-wide routes: _ping, version, info, swarm (join tokens), and the
-// answers the CLI needs from a daemon vipmesh is not (distribution, secrets,
-// configs). All reads: their op is ListNodes, which every reader may call.
+// answers the CLI needs from a daemon vipmesh is not (secrets, configs;
+// distribution is images.ts's). All reads: their op is ListNodes, which every reader may call.
 
 import { platform, release } from "node:os";
 import { VipmeshError } from "@vipmesh/core";
-import { HttpError, type Ctx, type Route } from "../http.ts";
+import type { Ctx, Route } from "../http.ts";
 import { ARCHITECTURE, GOARCH } from "../json/platform.ts";
 import { API_VERSION, MIN_API_VERSION, VIPMESH_VERSION } from "../version.ts";
 
@@ -154,15 +154,6 @@ export const systemRoutes: Route[] = [
   { method: "GET", path: "/version", op: READ, handle: version },
   { method: "GET", path: "/info", op: READ, handle: info },
   { method: "GET", path: "/swarm", op: READ, handle: swarm },
-  {
-    method: "GET",
-    path: "/distribution/{name*}/json",
-    op: READ,
-    handle: (ctx) => {
-      // the CLI then warns that the image cannot be pinned to a digest and goes on
-      throw new HttpError(404, `vipmesh does not contact registries: no digest for image ${ctx.params.name}; it is kept as given`);
-    },
-  },
   // stack rm and deploy ask; vipmesh has neither secrets nor configs yet
   { method: "GET", path: "/secrets", op: READ, handle: () => [] },
   { method: "GET", path: "/configs", op: READ, handle: () => [] },
