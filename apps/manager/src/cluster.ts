@@ -6,6 +6,7 @@ import {
   type Network,
   type Node,
   type NodeSpec,
+  type Resources,
   type Service,
   type ServiceSpec,
   type Task,
@@ -24,7 +25,9 @@ import {
   normalizeServiceSpec,
   precondition,
   specDefinition,
+  TASK_RUNTIMES,
   TASK_STATES,
+  type TaskRuntime,
   validateAdvertiseAddress,
 } from "@vipmesh/core";
 import type { Allocator } from "./allocator.ts";
@@ -35,6 +38,33 @@ import type { ClusterStore, Tx } from "./store/cluster-store.ts";
 export const INGRESS_NETWORK = "ingress";
 /** Swarm's default for its ingress network. */
 export const DEFAULT_INGRESS_SUBNET = "10.255.0.0/16";
+
+/** What a registering node says it can run: its task runtimes and the resources it offers. */
+export interface NodeOffer {
+  runtimes?: readonly string[];
+  resources?: { nanoCpus?: unknown; memoryBytes?: unknown } | null;
+}
+
+/** The runtimes a node says it has, once each in TASK_RUNTIMES' order; none (or "") is process only. */
+function normalizeRuntimes(given: readonly string[] | undefined): TaskRuntime[] {
+  const said = new Set((given ?? []).filter((r) => r !== ""));
+  for (const r of said) {
+    if (!(TASK_RUNTIMES as readonly string[]).includes(r)) throw invalid(`runtime "${r}" is not one vipmesh knows: give ${TASK_RUNTIMES.join(" or ")}`);
+  }
+  return said.size === 0 ? ["process"] : TASK_RUNTIMES.filter((r) => said.has(r));
+}
+
+/** The resources a node offers: whole numbers ≥ 0 (0: not said); undefined when it says neither. */
+function normalizeNodeResources(given: NodeOffer["resources"]): Resources | undefined {
+  const out: Resources = {};
+  for (const field of ["nanoCpus", "memoryBytes"] as const) {
+    const v = given?.[field] ?? 0;
+    const n = typeof v === "string" ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw invalid(`node resources: ${field} ${String(v)} is not a whole number ≥ 0`);
+    if (n > 0) out[field] = n;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
 
 export class Cluster {
   constructor(
@@ -262,21 +292,37 @@ export class Cluster {
 
   // ---- nodes ---------------------------------------------------------------
 
-  /** Registers an agent's node, keeping the identity of a known node ID or hostname; `dataplane` "" is nftables. */
   /**
    * Records a node's registration. `certified`: nodeId comes from the node's
    * certificate and is its only identity; otherwise (a manager with
    * --insecure) a known hostname keeps its node across agent restarts.
    * `labels` are the node's own (description.engineLabels, replaced each
    * time); its spec, the admin's labels included, is not the node's to change.
+   * `dataplane` "" is nftables; `offer` says the task runtimes the node has
+   * (none: process only) and the resources it offers reservations.
    */
-  registerNode(hostname: string, addr: string, nodeId: string, labels: Record<string, string>, dataplane = "", certified = false): Node {
+  registerNode(
+    hostname: string,
+    addr: string,
+    nodeId: string,
+    labels: Record<string, string>,
+    dataplane = "",
+    certified = false,
+    offer: NodeOffer = {},
+  ): Node {
     if (nodeId && this.store.removedNodes.has(nodeId)) throw nodeRemoved(nodeId);
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/.test(hostname)) {
       throw invalid(`hostname "${hostname}" is not a valid host name`);
     }
     validateAdvertiseAddress(addr, this.options.allowLoopbackNodes ?? false);
-    const description = { hostname, dataplane: normalizeDataplane(dataplane), engineLabels: normalizeNodeLabels("engine labels", labels) };
+    const resources = normalizeNodeResources(offer.resources);
+    const description: Node["description"] = {
+      hostname,
+      dataplane: normalizeDataplane(dataplane),
+      engineLabels: normalizeNodeLabels("engine labels", labels),
+      runtimes: normalizeRuntimes(offer.runtimes),
+      ...(resources ? { resources } : {}),
+    };
     return this.store.update((tx) => {
       const known =
         (nodeId ? tx.get("node", nodeId) : undefined) ??

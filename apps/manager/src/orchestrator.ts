@@ -5,6 +5,7 @@
 // failure action, and old task history trimmed.
 
 import {
+  type Amounts,
   type Node,
   type Service,
   type Task,
@@ -18,10 +19,13 @@ import {
   noNodeReason,
   pickNode,
   type PlacementLoad,
+  reserve,
+  reservedResources,
   type UpdateConfig,
   useHostPorts,
   VipmeshError,
   withHostPortsFree,
+  withResourcesFree,
 } from "@vipmesh/core";
 import type { Allocator } from "./allocator.ts";
 import type { Cluster } from "./cluster.ts";
@@ -69,6 +73,8 @@ export function reclaimOrphans(tx: Tx, allocator: Allocator, nodeId: string): vo
 
 export class Orchestrator {
   private readonly dirty = new Set<string>();
+  /** Services with a task pending for want of room for its reservations: a task that stops anywhere gives room back. */
+  private readonly waitingForRoom = new Set<string>();
   private allDirty = true;
   private scheduled = false;
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -103,7 +109,11 @@ export class Orchestrator {
   private onCommit(c: Commit): void {
     for (const ch of c.changes) {
       if (ch.kind === "service") this.dirty.add(ch.object.id);
-      else if (ch.kind === "task") this.dirty.add((ch.object as Task).serviceId);
+      else if (ch.kind === "task") {
+        const t = ch.object as Task;
+        this.dirty.add(t.serviceId);
+        if (ch.action === "remove" || t.desiredState !== "running" || isTerminal(t.status.state)) this.roomFreed();
+      }
       else if (ch.kind === "node") this.allDirty = true;
     }
     this.kick();
@@ -116,6 +126,11 @@ export class Orchestrator {
       this.scheduled = false;
       this.reconcile();
     });
+  }
+
+  private roomFreed(): void {
+    for (const id of this.waitingForRoom) this.dirty.add(id);
+    this.waitingForRoom.clear();
   }
 
   private later(serviceId: string, ms: number): void {
@@ -138,11 +153,12 @@ export class Orchestrator {
     if (ids.length === 0) return;
     const nodes = this.store.list("node");
     const load = this.loadOf();
+    const reserved = reservedResources(this.store.list("task"));
     for (const id of ids) {
       try {
         this.store.update((tx) => {
           const s = tx.get("service", id);
-          if (s) this.reconcileService(tx, s, nodes, load);
+          if (s) this.reconcileService(tx, s, nodes, load, reserved);
           else this.restarts.forget(id);
         });
       } catch (err) {
@@ -158,7 +174,7 @@ export class Orchestrator {
     return all;
   }
 
-  private reconcileService(tx: Tx, service: Service, nodes: Node[], allLoad: Map<string, number>): void {
+  private reconcileService(tx: Tx, service: Service, nodes: Node[], allLoad: Map<string, number>, reserved: Map<string, Amounts>): void {
     const nodeById = new Map(nodes.map((n) => [n.id, n]));
     let s = service;
     const now = Date.now();
@@ -213,7 +229,7 @@ export class Orchestrator {
     }
 
     s = this.advanceUpdate(tx, s, now, restarting);
-    this.schedule(tx, s, nodes, eligible, allLoad);
+    this.schedule(tx, s, nodes, eligible, allLoad, reserved);
     this.trimHistory(tx, s);
   }
 
@@ -280,8 +296,13 @@ export class Orchestrator {
     tx.put("task", { ...t, desiredState: "shutdown", status: { ...t.status, state, message, timestamp: tx.now } });
   }
 
-  /** Pending tasks get their addresses, then a node: their own (global) or the best spread. */
-  private schedule(tx: Tx, s: Service, nodes: Node[], eligible: Node[], allLoad: Map<string, number>): void {
+  /**
+   * Pending tasks get their addresses, then a node: their own (global) or the
+   * best spread, among the eligible nodes with room for their reservations and
+   * their host-mode ports free. `reserved` is shared by the pass's services.
+   */
+  private schedule(tx: Tx, s: Service, nodes: Node[], eligible: Node[], allLoad: Map<string, number>, reserved: Map<string, Amounts>): void {
+    this.waitingForRoom.delete(s.id);
     const pending = tx
       .tasksOfService(s.id)
       .filter((t) => isLive(t) && t.status.state === "pending")
@@ -296,18 +317,25 @@ export class Orchestrator {
     const portsInUse = pending.some((t) => t.hostPorts?.length) ? hostPortsInUse(tx.list("task")) : new Map<string, Set<string>>();
     for (const t of pending.sort((a, b) => a.slot - b.slot)) {
       const fitting = t.nodeId ? eligible.filter((n) => n.id === t.nodeId) : eligible;
-      const free = withHostPortsFree(fitting, t.hostPorts ?? [], portsInUse);
+      const roomy = withResourcesFree(fitting, t.spec, reserved);
+      const free = withHostPortsFree(roomy, t.hostPorts ?? [], portsInUse);
       const node = pickNode(free, load);
       if (!node) {
-        const blocked = free.length < fitting.length;
-        const reason = blocked ? hostPortReason(t.hostPorts ?? [], fitting.length) : noNodeReason(nodes);
+        const noRoom = roomy.length < fitting.length;
+        const blocked = free.length < roomy.length;
+        const reason = blocked
+          ? hostPortReason(t.hostPorts ?? [], roomy.length)
+          : noNodeReason(t.nodeId ? nodes.filter((n) => n.id === t.nodeId) : nodes, t.spec, reserved);
         // as swarm: the reason is the pending task's error, shown by `service ps`
         if (t.status.err !== reason) tx.put("task", { ...t, status: { ...t.status, err: reason } });
         // another service's task may free the port: nothing of this service's changes then
         if (blocked) this.later(s.id, 1000);
+        // a task that stops anywhere may give room back (onCommit)
+        if (noRoom) this.waitingForRoom.add(s.id);
         continue;
       }
       useHostPorts(portsInUse, node.id, t.hostPorts ?? []);
+      reserve(reserved, node.id, t.spec);
       this.assign(tx, t, node.id);
       serviceLoad.set(node.id, (serviceLoad.get(node.id) ?? 0) + 1);
       allLoad.set(node.id, (allLoad.get(node.id) ?? 0) + 1);

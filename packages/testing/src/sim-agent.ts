@@ -33,6 +33,10 @@ export interface SimAgentOptions {
   labels?: Record<string, string>;
   /** The dataplane it says it runs at Register ("nftables", "ipvs"); default: says nothing, as an older agent. */
   dataplane?: string;
+  /** The task runtimes it says it has at Register; default: both, so that image services place on it. [] says none (process only). */
+  runtimes?: string[];
+  /** The resources it offers reservations; default: SIM_RESOURCES, room for any test's; null says none. */
+  resources?: { nanoCpus?: number; memoryBytes?: number } | null;
   /** Tasks for which this returns a message fail with it instead of running. */
   fails?: (task: Task) => string | undefined;
   /** Tasks for which this returns an exit code run, then exit with it after `afterMs` (default 0), as a real agent reports it. */
@@ -44,6 +48,9 @@ export interface SimAgentOptions {
   /** An identity it joined with before (an agent restarted with its state dir): no join, the same node. */
   identity?: NodeIdentity;
 }
+
+/** What a SimAgent offers by default: more than any test reserves. */
+export const SIM_RESOURCES = { nanoCpus: 64e9, memoryBytes: 256 * 1024 ** 3 } as const;
 
 export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; closed: [Error | undefined] }> {
   client!: DispatcherServiceClient;
@@ -84,6 +91,8 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
       nodeId: this.nodeId,
       labels: this.options.labels ?? {},
       ...(this.options.dataplane !== undefined ? { dataplane: this.options.dataplane } : {}),
+      runtimes: this.options.runtimes ?? ["process", "container"],
+      ...(this.options.resources !== null ? { resources: this.options.resources ?? SIM_RESOURCES } : {}),
     });
     this.nodeId = res.nodeId;
     const stream = this.client.session();
