@@ -196,6 +196,26 @@ describe("applyServiceUpdate", () => {
       expect(container).not.toHaveProperty("args");
     });
 
+    it("Docker's --entrypoint replaces the Command alone, --args the Args alone, --workdir the Dir; [] or \"\" gives the image's back", () => {
+      const image = applyServiceUpdate(docker, { image: "nginx:1.25", entrypoint: ["/bin/sh", "-c"], args: ["exec nginx"], dir: "/srv" });
+      expect(image.taskTemplate.container).toMatchObject({ image: "nginx:1.25", command: ["/bin/sh", "-c"], args: ["exec nginx"], dir: "/srv" });
+      const kept = applyServiceUpdate(image, { args: ["-g", "daemon off;"] }).taskTemplate.container;
+      expect(kept).toMatchObject({ command: ["/bin/sh", "-c"], args: ["-g", "daemon off;"], dir: "/srv" });
+      const reset = applyServiceUpdate(image, { entrypoint: [], args: [], dir: "" }).taskTemplate.container;
+      expect(reset).toMatchObject({ image: "nginx:1.25", command: [] });
+      expect(reset).not.toHaveProperty("args");
+      expect(reset).not.toHaveProperty("dir");
+      expect(() => applyServiceUpdate(image, { dir: "srv" })).toThrow(/workdir "srv" is not an absolute path/);
+    });
+
+    it("reservations merge each on its own beside the limits, 0 clears one, and other updates keep them", () => {
+      const reserved = applyServiceUpdate(docker, { reservations: { nanoCpus: 5e8, memoryBytes: 64 * 1024 ** 2 }, limits: { memoryBytes: 128 * 1024 ** 2 } });
+      expect(reserved.taskTemplate.resources).toEqual({ limits: { memoryBytes: 128 * 1024 ** 2 }, reservations: { nanoCpus: 5e8, memoryBytes: 64 * 1024 ** 2 } });
+      expect(applyServiceUpdate(reserved, { replicas: 2 }).taskTemplate.resources).toEqual(reserved.taskTemplate.resources);
+      expect(applyServiceUpdate(reserved, { reservations: { nanoCpus: 0 } }).taskTemplate.resources?.reservations).toEqual({ memoryBytes: 64 * 1024 ** 2 });
+      expect(() => applyServiceUpdate(reserved, { limits: { memoryBytes: 32 * 1024 ** 2 } })).toThrow(/memory reservation: 64 MiB is above the memory limit of 32 MiB/);
+    });
+
     it("removes container labels, then adds, apart from the service's labels", () => {
       const spec = applyServiceUpdate(docker, { containerLabelRm: ["a", "c"], containerLabelAdd: { c: "e" } });
       expect(spec.taskTemplate.container.labels).toEqual({ c: "e" });

@@ -11,6 +11,7 @@ import type {
   PortConfig,
   Protocol,
   ResourceLimits,
+  Resources,
   RestartPolicy,
   ServiceSpec,
   UpdateConfig,
@@ -49,6 +50,12 @@ export interface ServiceUpdate {
   force?: boolean;
   /** Replaces what the task runs: the command, and any Docker Args with it (from `docker service create IMAGE ARGS…`). */
   command?: string[] | undefined;
+  /** Docker's --entrypoint: replaces the Command alone (the image's ENTRYPOINT); [] = the image's again. */
+  entrypoint?: string[] | undefined;
+  /** Docker's --args: replaces the Args alone (the image's CMD); [] = the image's again. */
+  args?: string[] | undefined;
+  /** Docker's Dir (--workdir); "" = the image's. */
+  dir?: string | undefined;
   /** Docker's Image; "" = none. */
   image?: string | undefined;
   /** The task's host name; "" = the default (its short ID). */
@@ -69,6 +76,8 @@ export interface ServiceUpdate {
   capDrop?: string[];
   /** Limits to set, each on its own; 0 clears one. */
   limits?: ResourceLimits;
+  /** Reservations to set, each on its own; 0 clears one. */
+  reservations?: Resources;
 }
 
 /** In `--cap-add`/`--cap-drop` of an update: empty the list before the rest applies. */
@@ -89,15 +98,19 @@ export function applyServiceUpdate(current: ServiceSpec, update: ServiceUpdate):
       container: {
         ...container,
         image: update.image ?? container.image,
-        command: update.command ?? container.command,
-        args: update.command ? [] : container.args,
+        command: update.command ?? update.entrypoint ?? container.command,
+        args: update.command ? [] : (update.args ?? container.args),
         hostname: update.hostname ?? container.hostname,
+        dir: update.dir ?? container.dir,
         labels: updateLabels(container.labels ?? {}, update.containerLabelAdd ?? {}, update.containerLabelRm ?? []),
         env: updateEnv(container.env, update.envAdd ?? [], update.envRm ?? []),
         user: update.user ?? container.user,
         ...updateCapabilities(container.capabilityAdd ?? [], container.capabilityDrop ?? [], update.capAdd ?? [], update.capDrop ?? []),
       },
-      resources: { limits: { ...current.taskTemplate.resources?.limits, ...update.limits } },
+      resources: {
+        limits: { ...current.taskTemplate.resources?.limits, ...update.limits },
+        reservations: { ...current.taskTemplate.resources?.reservations, ...update.reservations },
+      },
       placement: {
         constraints: updateConstraints(current.taskTemplate.placement.constraints, update.constraintAdd ?? [], update.constraintRm ?? []),
       },
