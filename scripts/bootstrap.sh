@@ -14,10 +14,12 @@ cd "$(dirname "$0")/.."
 # ipvsadm programs it; tcpdump watches the underlay in the encrypted-overlay
 # VM test; cc builds the embedded DNS's UDP thread (apps/agent/src/dns/replay.c)
 # on npm ci; make/g++/python3 build better-sqlite3 when no prebuilt binary can
-# be fetched.
+# be fetched. containerd, its runc shim and runc run tasks with an image (one
+# containerd per lab node, started by the lab: the system's service is not).
 declare -A wanted=([ip]=iproute2 [bridge]=iproute2 [nft]=nftables [conntrack]=conntrack [nsenter]=util-linux [unshare]=util-linux
   [curl]=curl [dig]=bind9-dnsutils [haproxy]=haproxy [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static
-  [cpio]=cpio [depmod]=kmod [ipvsadm]=ipvsadm [tcpdump]=tcpdump [cc]=gcc [make]=make [g++]=g++ [python3]=python3)
+  [cpio]=cpio [depmod]=kmod [ipvsadm]=ipvsadm [tcpdump]=tcpdump [cc]=gcc [make]=make [g++]=g++ [python3]=python3
+  [containerd]=containerd [containerd-shim-runc-v2]=containerd [ctr]=containerd [runc]=runc)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
@@ -29,8 +31,17 @@ if ((${#missing[@]} > 0)); then
   fi
   echo "bootstrap: installing ${missing[*]}" >&2
   apt-get update -qq
+  # no service is started by the install (containerd's, above all: the lab runs its own, one per node);
+  # policy-rc.d is Debian's switch for that, in place only for the install's duration
+  policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   # shellcheck disable=SC2046 # one word per package, duplicates removed
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+  if [[ -n $policy ]]; then rm -f "$policy" && trap - EXIT; fi
 fi
 
 # the docker CLI, which drives the manager's Docker Engine API (the demo and the lab's docker test):
