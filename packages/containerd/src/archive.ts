@@ -1,0 +1,270 @@
+// Image archives: building docker-archive / OCI-layout tarballs from files
+// (images made here, with no registry), and reading one back into a plan of
+// blobs to import. Big entries stream straight into the content store.
+
+import { posix } from "node:path";
+import { createGunzip } from "node:zlib";
+import type { Readable } from "node:stream";
+import { BlobWriter, sha256 } from "./content.ts";
+import { type Descriptor, MEDIA, isIndex, layerMediaType, normalizeImageRef, selectManifest } from "./reference.ts";
+import type { Rpc } from "./rpc.ts";
+import { type TarFile, readTar, writeTar } from "./tar.ts";
+import type { ImageConfig } from "./types.ts";
+
+const REF_NAME = "org.opencontainers.image.ref.name";
+const CONTAINERD_NAME = "io.containerd.image.name";
+// Entries up to this size are kept in memory (the JSON files); bigger ones are layers, streamed.
+const IN_MEMORY = 1 << 20;
+
+export interface ImageFile {
+  path: string;
+  mode: number;
+  content?: Buffer;
+  symlink?: string;
+  dir?: boolean;
+}
+
+/** The image config JSON (https://github.com/opencontainers/image-spec/blob/main/config.md) for one layer. */
+function imageConfigJson(config: Partial<ImageConfig>, diffId: string): Buffer {
+  const c: Record<string, unknown> = {};
+  if (config.entrypoint) c.Entrypoint = config.entrypoint;
+  if (config.cmd) c.Cmd = config.cmd;
+  if (config.env) c.Env = config.env;
+  if (config.workingDir) c.WorkingDir = config.workingDir;
+  if (config.user) c.User = config.user;
+  if (config.labels) c.Labels = config.labels;
+  if (config.stopSignal) c.StopSignal = config.stopSignal;
+  return Buffer.from(
+    JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      created: "1970-01-01T00:00:00Z",
+      config: c,
+      rootfs: { type: "layers", diff_ids: [diffId] },
+      history: [{ created: "1970-01-01T00:00:00Z", created_by: "vipmesh buildImageArchive" }],
+    }),
+  );
+}
+
+function hex(digest: string): string {
+  return digest.slice("sha256:".length);
+}
+
+/** A docker-archive (docker save) or OCI image-layout tarball of one image with one uncompressed layer. */
+export function buildImageArchive(o: {
+  name: string;
+  format: "docker-archive" | "oci";
+  files: ImageFile[];
+  config: Partial<ImageConfig>;
+}): Buffer {
+  const normalized = normalizeImageRef(o.name);
+  const layer = writeTar(o.files as TarFile[]);
+  const layerDigest = sha256(layer);
+  const config = imageConfigJson(o.config, layerDigest);
+  const configDigest = sha256(config);
+  if (o.format === "docker-archive") {
+    const manifest = [{ Config: `${hex(configDigest)}.json`, RepoTags: [o.name], Layers: [`${hex(layerDigest)}/layer.tar`] }];
+    return writeTar([
+      { path: `${hex(layerDigest)}`, mode: 0o755, dir: true },
+      { path: `${hex(layerDigest)}/layer.tar`, mode: 0o644, content: layer },
+      { path: `${hex(configDigest)}.json`, mode: 0o644, content: config },
+      { path: "manifest.json", mode: 0o644, content: Buffer.from(JSON.stringify(manifest)) },
+    ]);
+  }
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA.ociManifest,
+      config: { mediaType: MEDIA.ociConfig, digest: configDigest, size: config.length },
+      layers: [{ mediaType: MEDIA.ociLayer, digest: layerDigest, size: layer.length }],
+    }),
+  );
+  const manifestDigest = sha256(manifest);
+  const index = {
+    schemaVersion: 2,
+    mediaType: MEDIA.ociIndex,
+    manifests: [
+      {
+        mediaType: MEDIA.ociManifest,
+        digest: manifestDigest,
+        size: manifest.length,
+        platform: { os: "linux", architecture: "amd64" },
+        annotations: { [REF_NAME]: o.name, [CONTAINERD_NAME]: normalized },
+      },
+    ],
+  };
+  return writeTar([
+    { path: "oci-layout", mode: 0o644, content: Buffer.from(JSON.stringify({ imageLayoutVersion: "1.0.0" })) },
+    { path: "index.json", mode: 0o644, content: Buffer.from(JSON.stringify(index)) },
+    { path: "blobs", mode: 0o755, dir: true },
+    { path: "blobs/sha256", mode: 0o755, dir: true },
+    { path: `blobs/sha256/${hex(configDigest)}`, mode: 0o644, content: config },
+    { path: `blobs/sha256/${hex(layerDigest)}`, mode: 0o644, content: layer },
+    { path: `blobs/sha256/${hex(manifestDigest)}`, mode: 0o644, content: manifest },
+  ]);
+}
+
+// ---- reading an archive ----
+
+export interface StagedEntry {
+  digest: string;
+  size: number;
+  head: Buffer; // first bytes, to tell gzip from tar
+  data?: Buffer; // small entries; big ones are already in the content store
+}
+
+/** One image found in an archive: its blobs, as descriptors plus where their bytes are. */
+export interface ArchiveImage {
+  names: string[];
+  manifest: Descriptor;
+  manifestJson: Buffer;
+  config: Descriptor;
+  configJson: Buffer;
+  layers: { desc: Descriptor; entry: StagedEntry }[];
+}
+
+/** Reads a (possibly gzipped) tarball: small entries into memory, big ones into the content store under the lease. */
+export async function stageArchive(tar: NodeJS.ReadableStream, rpc: Rpc, lease: string): Promise<Map<string, StagedEntry>> {
+  const stream = await ungzipIfNeeded(tar as Readable);
+  const entries = new Map<string, StagedEntry>();
+  const links = new Map<string, string>();
+  await readTar(stream, async (entry, body) => {
+    const path = posix.normalize(entry.path);
+    if (entry.type === "symlink") links.set(path, posix.normalize(posix.join(posix.dirname(path), entry.linkname)));
+    if (entry.type === "hardlink") links.set(path, posix.normalize(entry.linkname));
+    if (entry.type !== "file") return;
+    if (entry.size <= IN_MEMORY) {
+      const parts: Buffer[] = [];
+      await body((c) => void parts.push(Buffer.from(c)));
+      const data = Buffer.concat(parts);
+      entries.set(path, { digest: sha256(data), size: data.length, head: data.subarray(0, 4), data });
+      return;
+    }
+    const w = new BlobWriter(rpc, lease);
+    let head: Buffer | undefined;
+    try {
+      await body(async (c) => {
+        head ??= Buffer.from(c.subarray(0, 4));
+        await w.write(c);
+      });
+      const r = await w.commit();
+      if (r.exists) await rpc.unary("leases", "Leases", "AddResource", { id: lease, resource: { id: r.digest, type: "content" } });
+      entries.set(path, { digest: r.digest, size: r.size, head: head ?? Buffer.alloc(0) });
+    } catch (err) {
+      w.abort();
+      throw err;
+    }
+  });
+  for (const [from, to] of links) {
+    const target = entries.get(to);
+    if (target) entries.set(from, target);
+  }
+  return entries;
+}
+
+async function ungzipIfNeeded(input: Readable): Promise<Readable> {
+  const it = input[Symbol.asyncIterator]();
+  const first = await it.next();
+  const head: Buffer = first.done ? Buffer.alloc(0) : Buffer.from(first.value as Buffer);
+  async function* rest() {
+    if (head.length) yield head;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value as Buffer;
+    }
+  }
+  const { Readable: R } = await import("node:stream");
+  const joined = R.from(rest());
+  if (head[0] === 0x1f && head[1] === 0x8b) return joined.pipe(createGunzip());
+  return joined;
+}
+
+function need(entries: Map<string, StagedEntry>, path: string, what: string): StagedEntry {
+  const e = entries.get(posix.normalize(path));
+  if (!e) throw new Error(`the archive has no ${path} (${what})`);
+  return e;
+}
+
+function json<T>(e: StagedEntry, what: string): T {
+  if (!e.data) throw new Error(`${what} is too big to be JSON`);
+  try {
+    return JSON.parse(e.data.toString("utf8")) as T;
+  } catch (err) {
+    throw new Error(`${what} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+interface DockerManifestEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+interface OciManifest {
+  mediaType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  manifests?: Descriptor[];
+}
+
+/** The images of a staged archive: docker-archive (manifest.json) or OCI layout (index.json). */
+export function planArchive(entries: Map<string, StagedEntry>): ArchiveImage[] {
+  if (entries.has("manifest.json")) return planDockerArchive(entries);
+  if (entries.has("index.json")) return planOciLayout(entries);
+  throw new Error("not an image archive: it has neither manifest.json (docker save) nor index.json (OCI image layout)");
+}
+
+function planDockerArchive(entries: Map<string, StagedEntry>): ArchiveImage[] {
+  const list = json<DockerManifestEntry[]>(need(entries, "manifest.json", "the image list"), "manifest.json");
+  if (!Array.isArray(list) || list.length === 0) throw new Error("manifest.json lists no image");
+  return list.map((m) => {
+    const names = (m.RepoTags ?? []).map(normalizeImageRef);
+    if (names.length === 0) throw new Error(`the archive's image ${m.Config} has no name (no RepoTags): tag it before saving`);
+    const configEntry = need(entries, m.Config, "an image config");
+    const config: Descriptor = { mediaType: MEDIA.dockerConfig, digest: configEntry.digest, size: configEntry.size };
+    const layers = m.Layers.map((path) => {
+      const entry = need(entries, path, "a layer");
+      return { desc: { mediaType: layerMediaType(entry.head, false), digest: entry.digest, size: entry.size }, entry };
+    });
+    const manifestJson = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.dockerManifest, config, layers: layers.map((l) => l.desc) }),
+    );
+    const manifest = { mediaType: MEDIA.dockerManifest, digest: sha256(manifestJson), size: manifestJson.length };
+    return { names, manifest, manifestJson, config, configJson: configEntry.data ?? Buffer.alloc(0), layers };
+  });
+}
+
+function blob(entries: Map<string, StagedEntry>, d: Descriptor): StagedEntry {
+  const [alg, h] = d.digest.split(":");
+  const e = need(entries, `blobs/${alg}/${h}`, `blob ${d.digest}`);
+  if (e.digest !== d.digest) throw new Error(`blob ${d.digest} in the archive is corrupt (its content hashes to ${e.digest})`);
+  return e;
+}
+
+function planOciLayout(entries: Map<string, StagedEntry>): ArchiveImage[] {
+  const index = json<{ manifests?: Descriptor[] }>(need(entries, "index.json", "the OCI index"), "index.json");
+  const images: ArchiveImage[] = [];
+  for (const top of index.manifests ?? []) {
+    const name = top.annotations?.[CONTAINERD_NAME] ?? top.annotations?.[REF_NAME];
+    if (!name) continue; // an unnamed image cannot be run by name
+    let desc = top;
+    for (let depth = 0; isIndex(desc.mediaType); depth++) {
+      if (depth > 4) throw new Error(`index ${top.digest} nests too deep`);
+      desc = selectManifest(json<OciManifest>(blob(entries, desc), `index ${desc.digest}`), `the archive's image ${name}`);
+    }
+    const manifestEntry = blob(entries, desc);
+    const m = json<OciManifest>(manifestEntry, `manifest ${desc.digest}`);
+    const configEntry = blob(entries, m.config);
+    images.push({
+      names: [normalizeImageRef(name)],
+      manifest: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size },
+      manifestJson: manifestEntry.data ?? Buffer.alloc(0),
+      config: m.config,
+      configJson: configEntry.data ?? Buffer.alloc(0),
+      layers: m.layers.map((l) => ({ desc: l, entry: blob(entries, l) })),
+    });
+  }
+  if (images.length === 0) throw new Error("index.json names no image (no org.opencontainers.image.ref.name annotation)");
+  return images;
+}

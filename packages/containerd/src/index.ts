@@ -1,0 +1,10 @@
+// @vipmesh/containerd: a containerd client over its gRPC API (grpc-js on the
+// unix socket, the containerd-namespace header on every call), private
+// containerd daemons, and image tarball builders. See README.md.
+
+export { Containerd, RUNTIME, SNAPSHOTTER } from "./client.ts";
+export { startContainerd, mountsUnder, shimsOf, type ContainerdDaemon } from "./daemon.ts";
+export { buildImageArchive, type ImageFile } from "./archive.ts";
+export { normalizeImageRef, parseImageRef, formatImageRef, selectManifest, type ImageReference, type Descriptor } from "./reference.ts";
+export { ContainerdError, type ErrorCode } from "./rpc.ts";
+export type { ImageConfig, ImageRecord, TaskInfo, ExitEvent } from "./types.ts";

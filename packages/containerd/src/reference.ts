@@ -1,0 +1,139 @@
+// Image references (Docker's grammar: [domain/]path[:tag][@digest]) and the
+// pure choices of a pull: which manifest of an index to take.
+
+const DEFAULT_DOMAIN = "docker.io";
+const LEGACY_DOMAIN = "index.docker.io";
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$/;
+const MAX_NAME = 255;
+
+export interface ImageReference {
+  domain: string; // "docker.io", "registry.local:5000"
+  path: string; // "library/nginx"
+  tag?: string;
+  digest?: string;
+}
+
+function invalid(ref: string, why: string): Error {
+  return new Error(`invalid image reference "${ref}": ${why}`);
+}
+
+/** Parses a reference, filling Docker's defaults (docker.io, library/, :latest when there is no digest). */
+export function parseImageRef(ref: string): ImageReference {
+  if (ref.trim() === "") throw invalid(ref, "it is empty");
+  if (ref !== ref.trim()) throw invalid(ref, "it has surrounding spaces");
+  let rest = ref;
+  let digest: string | undefined;
+  const at = rest.indexOf("@");
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!DIGEST.test(digest)) throw invalid(ref, `"${digest}" is not a digest (algorithm:hex)`);
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(":");
+  if (colon > rest.lastIndexOf("/")) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!TAG.test(tag)) throw invalid(ref, `"${tag}" is not a valid tag (letters, digits, _ . -, at most 128)`);
+  }
+  let domain = DEFAULT_DOMAIN;
+  let path = rest;
+  const slash = rest.indexOf("/");
+  const first = slash >= 0 ? rest.slice(0, slash) : "";
+  if (slash >= 0 && (first.includes(".") || first.includes(":") || first === "localhost")) {
+    domain = first;
+    path = rest.slice(slash + 1);
+    if (!DOMAIN.test(domain)) throw invalid(ref, `"${domain}" is not a valid registry host`);
+  }
+  if (domain === LEGACY_DOMAIN) domain = DEFAULT_DOMAIN;
+  if (path === "") throw invalid(ref, "it names no repository");
+  if (path !== path.toLowerCase()) throw invalid(ref, "repository names must be lowercase");
+  for (const c of path.split("/")) {
+    if (!COMPONENT.test(c)) throw invalid(ref, `"${c}" is not a valid name component (lowercase letters, digits, and . _ - between them)`);
+  }
+  if (domain === DEFAULT_DOMAIN && !path.includes("/")) path = `library/${path}`;
+  if (`${domain}/${path}`.length > MAX_NAME) throw invalid(ref, `the repository name is longer than ${MAX_NAME} characters`);
+  if (tag === undefined && digest === undefined) tag = "latest";
+  return { domain, path, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+}
+
+export function formatImageRef(r: ImageReference): string {
+  return `${r.domain}/${r.path}${r.tag !== undefined ? `:${r.tag}` : ""}${r.digest !== undefined ? `@${r.digest}` : ""}`;
+}
+
+/** "nginx" → "docker.io/library/nginx:latest"; throws a clear Error for an invalid reference. */
+export function normalizeImageRef(ref: string): string {
+  return formatImageRef(parseImageRef(ref));
+}
+
+// ---- manifests ----
+
+export const MEDIA = {
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  dockerConfig: "application/vnd.docker.container.image.v1+json",
+  dockerLayer: "application/vnd.docker.image.rootfs.diff.tar",
+  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  ociManifest: "application/vnd.oci.image.manifest.v1+json",
+  ociIndex: "application/vnd.oci.image.index.v1+json",
+  ociConfig: "application/vnd.oci.image.config.v1+json",
+  ociLayer: "application/vnd.oci.image.layer.v1.tar",
+  ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+} as const;
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: { os?: string; architecture?: string; variant?: string };
+}
+
+export function isIndex(mediaType: string | undefined): boolean {
+  return mediaType === MEDIA.dockerList || mediaType === MEDIA.ociIndex;
+}
+
+export function isManifest(mediaType: string | undefined): boolean {
+  return mediaType === MEDIA.dockerManifest || mediaType === MEDIA.ociManifest;
+}
+
+export const PLATFORM = { os: "linux", architecture: "amd64" } as const;
+
+/** The linux/amd64 manifest of an index; a clear error naming the platforms it has otherwise. */
+export function selectManifest(index: { manifests?: Descriptor[] }, what: string): Descriptor {
+  const manifests = index.manifests ?? [];
+  const matches = manifests.filter((m) => m.platform?.os === PLATFORM.os && m.platform?.architecture === PLATFORM.architecture);
+  const found = matches.find((m) => isManifest(m.mediaType) || isIndex(m.mediaType)) ?? matches[0];
+  if (found) return found;
+  // an index without platforms (some OCI layouts) with a single image: that is the one
+  const plain = manifests.filter((m) => !m.platform && !isAttestation(m));
+  if (plain.length === 1 && plain[0]) return plain[0];
+  const has = manifests
+    .filter((m) => m.platform)
+    .map((m) => `${m.platform?.os}/${m.platform?.architecture}${m.platform?.variant ? `/${m.platform.variant}` : ""}`);
+  throw new Error(`${what} has no ${PLATFORM.os}/${PLATFORM.architecture} image${has.length ? ` (it has ${[...new Set(has)].join(", ")})` : ""}`);
+}
+
+function isAttestation(d: Descriptor): boolean {
+  return d.annotations?.["vnd.docker.reference.type"] === "attestation-manifest";
+}
+
+/** The layer media type for a blob, by its first bytes: gzip or plain tar. */
+export function layerMediaType(firstBytes: Buffer, oci: boolean): string {
+  const gzip = firstBytes[0] === 0x1f && firstBytes[1] === 0x8b;
+  if (oci) return gzip ? MEDIA.ociLayerGzip : MEDIA.ociLayer;
+  return gzip ? MEDIA.dockerLayerGzip : MEDIA.dockerLayer;
+}
+
+/** The chain IDs of a layer stack, from its diff IDs: the snapshot names of an unpacked image. */
+export function chainIds(diffIds: string[], hash: (s: string) => string): string[] {
+  const out: string[] = [];
+  for (const d of diffIds) {
+    const prev = out[out.length - 1];
+    out.push(prev === undefined ? d : hash(`${prev} ${d}`));
+  }
+  return out;
+}

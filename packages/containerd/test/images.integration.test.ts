@@ -1,0 +1,80 @@
+// Imports docker-archive and OCI-layout tarballs into a private containerd and
+// reads back what containerd itself says (ctr images ls / snapshots ls).
+
+import { Readable } from "node:stream";
+import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { Containerd, buildImageArchive } from "../src/index.ts";
+import { containerdDescribe } from "./guard.ts";
+import { TestLab } from "./lab.ts";
+import { SAMPLE_ENTRYPOINT, sampleArchive } from "./sample-image.ts";
+
+containerdDescribe("containerd images", () => {
+  const lab = new TestLab();
+  const ns = "vipmesh-test";
+  let cd: Containerd;
+
+  beforeAll(async () => {
+    const d = await lab.start();
+    cd = await Containerd.connect({ socket: d.socket, namespace: ns });
+  });
+  afterAll(async () => {
+    cd?.close();
+    await lab.cleanup();
+  });
+
+  it("answers its version", async () => {
+    const v = await cd.version();
+    expect(v.version).toMatch(/^1\.6\./);
+  });
+
+  it("says clearly when nothing listens on the socket", async () => {
+    await expect(Containerd.connect({ socket: `${lab.dir}/nothing.sock`, namespace: ns })).rejects.toThrow(
+      `containerd is not running at ${lab.dir}/nothing.sock`,
+    );
+  });
+
+  it("imports a docker-archive: image record, content and unpacked snapshot", async () => {
+    const [img, ...more] = await cd.importArchive(Readable.from([sampleArchive("vipmesh/sample:docker", "docker-archive")]));
+    expect(more).toEqual([]);
+    expect(img?.name).toBe("docker.io/vipmesh/sample:docker");
+    expect(img?.config.entrypoint).toEqual(SAMPLE_ENTRYPOINT);
+    expect(img?.config.labels).toEqual({ "org.vipmesh.sample": "whoami" });
+    expect(img?.chainId).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(lab.ctr("-n", ns, "images", "ls", "-q").split("\n")).toContain("docker.io/vipmesh/sample:docker");
+    expect(lab.ctr("-n", ns, "images", "check")).toMatch(/docker\.io\/vipmesh\/sample:docker\s.*complete/);
+    const snaps = lab.ctr("-n", ns, "snapshots", "--snapshotter", "overlayfs", "ls");
+    expect(snaps).toMatch(new RegExp(`${img?.chainId}\\s+Committed`));
+    expect(await cd.snapshots()).toContain(img?.chainId);
+    expect(await cd.image("vipmesh/sample:docker")).toEqual(img);
+  });
+
+  it("imports an OCI image layout, gzipped, with the same layer reusing the snapshot", async () => {
+    const before = await cd.snapshots();
+    const [img] = await cd.importArchive(Readable.from([gzipSync(sampleArchive("registry.local:5000/sample:oci", "oci"))]));
+    expect(img?.name).toBe("registry.local:5000/sample:oci");
+    expect(img?.config.entrypoint).toEqual(SAMPLE_ENTRYPOINT);
+    expect(lab.ctr("-n", ns, "images", "ls", "-q").split("\n")).toContain("registry.local:5000/sample:oci");
+    expect(await cd.snapshots()).toEqual(before);
+    expect((await cd.images()).map((i) => i.name)).toEqual(["docker.io/vipmesh/sample:docker", "registry.local:5000/sample:oci"]);
+  });
+
+  it("refuses what is not an image archive, leaving nothing behind", async () => {
+    const before = lab.ctr("-n", ns, "content", "ls", "-q");
+    const notImage = buildImageArchive({ name: "x", format: "oci", files: [], config: {} }).subarray(0, 1024);
+    await expect(cd.importArchive(Readable.from([notImage]))).rejects.toThrow(/tar|archive/);
+    await expect(cd.importArchive(Readable.from([Buffer.from("hello")]))).rejects.toThrow(/tar/);
+    expect(lab.ctr("-n", ns, "content", "ls", "-q")).toBe(before);
+  });
+
+  it("removes an image and lets GC drop its snapshots once no image holds them", async () => {
+    const img = await cd.image("vipmesh/sample:docker");
+    await cd.removeImage("vipmesh/sample:docker");
+    expect(await cd.image("vipmesh/sample:docker")).toBeUndefined();
+    expect(await cd.snapshots()).toContain(img?.chainId); // the OCI image still holds the same layer
+    await cd.removeImage("registry.local:5000/sample:oci");
+    expect(await cd.snapshots()).toEqual([]);
+    expect(lab.ctr("-n", ns, "content", "ls", "-q").trim()).toBe("");
+    await expect(cd.removeImage("vipmesh/sample:docker")).rejects.toThrow("no such image: docker.io/vipmesh/sample:docker");
+  });
+});
