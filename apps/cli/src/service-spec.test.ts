@@ -1,7 +1,7 @@
 import { VipmeshError } from "@vipmesh/core";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "./errors.ts";
-import { type ServiceCreateFlags, buildServiceSpec, parseNetworkAttachment, parsePublishRm, parseScale } from "./service-spec.ts";
+import { type ServiceCreateFlags, argsUpdate, buildServiceSpec, parseNetworkAttachment, parsePublishRm, parseScale, shellWords } from "./service-spec.ts";
 
 const createFlags = (overrides: Partial<ServiceCreateFlags> = {}): ServiceCreateFlags => ({
   name: "collabweb",
@@ -132,10 +132,27 @@ describe("docker's container and restart flags", () => {
     expect(spec.networks).toEqual([{ target: "appnet", aliases: ["web", "frontend"] }, { target: "other" }]);
   });
 
-  it("keep a command after -- as the command, with or without an image", () => {
-    const spec = buildServiceSpec(createFlags({ image: "vipmesh/whoami", command: ["sleep", "1"] }));
-    expect(spec.taskTemplate.container).toMatchObject({ image: "vipmesh/whoami", command: ["sleep", "1"] });
-    expect(spec.taskTemplate.container).not.toHaveProperty("args");
+  it("with --image, the words after the flags are Docker's Args (the image's CMD replaced) and --entrypoint its Command; without, the words are the host command", () => {
+    const imaged = buildServiceSpec(createFlags({ image: "nginx:1.25", command: ["nginx", "-g", "daemon off;"] }));
+    expect(imaged.taskTemplate.container).toMatchObject({ image: "nginx:1.25", command: [], args: ["nginx", "-g", "daemon off;"] });
+    const known = buildServiceSpec(createFlags({ image: "vipmesh/whoami", command: ["--port", "8080"] }));
+    expect(known.taskTemplate.container).toMatchObject({ image: "vipmesh/whoami", command: [], args: ["--port", "8080"] });
+    const entry = buildServiceSpec(createFlags({ image: "busybox", entrypoint: ["/bin/sh", "-c"], command: ["echo hi"], workdir: "/tmp" }));
+    expect(entry.taskTemplate.container).toMatchObject({ image: "busybox", command: ["/bin/sh", "-c"], args: ["echo hi"], dir: "/tmp" });
+    const host = buildServiceSpec(createFlags({ command: ["sleep", "1"] }));
+    expect(host.taskTemplate.container).toMatchObject({ command: ["sleep", "1"] });
+    expect(host.taskTemplate.container).not.toHaveProperty("args");
+    expect(() => buildServiceSpec(createFlags({ entrypoint: ["sh"], command: ["x"] }))).toThrow(/--entrypoint needs --image/);
+  });
+
+  it("set reservations beside the limits, refusing one above its limit", () => {
+    const spec = buildServiceSpec(createFlags({ image: "nginx", command: [], reservations: { nanoCpus: 5e8, memoryBytes: 64 * 1024 ** 2 } }));
+    expect(spec.taskTemplate.resources).toEqual({ limits: {}, reservations: { nanoCpus: 5e8, memoryBytes: 64 * 1024 ** 2 } });
+    expect(buildServiceSpec(createFlags())).not.toHaveProperty("taskTemplate.resources");
+    expect(() => buildServiceSpec(createFlags({ limits: { memoryBytes: 32 * 1024 ** 2 }, reservations: { memoryBytes: 64 * 1024 ** 2 } }))).toThrow(
+      /memory reservation: 64 MiB is above the memory limit of 32 MiB/,
+    );
+    expect(() => buildServiceSpec(createFlags({ image: "nginx", command: [], workdir: "tmp" }))).toThrow(/workdir "tmp" is not an absolute path/);
   });
 
   it("leave the spec without a policy when no --restart-* flag is given", () => {
@@ -172,5 +189,26 @@ describe("argument parsers", () => {
     expect(parseScale("web=3")).toEqual({ service: "web", replicas: 3 });
     expect(() => parseScale("web")).toThrow(UsageError);
     expect(() => parseScale("web=-1")).toThrow(UsageError);
+  });
+});
+
+describe("--entrypoint and --args words", () => {
+  it("split as a shell would: blanks separate, quotes and backslashes keep them", () => {
+    expect(shellWords("--args", "  vipmesh whoami   --port 8080 ")).toEqual(["vipmesh", "whoami", "--port", "8080"]);
+    expect(shellWords("--entrypoint", `/bin/sh -c 'echo "a  b"; exit 0'`)).toEqual(["/bin/sh", "-c", 'echo "a  b"; exit 0']);
+    expect(shellWords("--args", `-g "daemon off;" a\\ b "" x"y"z`)).toEqual(["-g", "daemon off;", "a b", "", "xyz"]);
+    expect(shellWords("--args", "")).toEqual([]);
+    expect(() => shellWords("--entrypoint", `sh -c 'echo`)).toThrow(/--entrypoint "sh -c 'echo": the single quote is not closed/);
+  });
+
+  it("--args of update: a service with an image gets Args, one without a host command", () => {
+    const imaged = buildServiceSpec(createFlags({ image: "nginx", command: [] }));
+    const host = buildServiceSpec(createFlags());
+    expect(argsUpdate(imaged, undefined, ["-g", "x"])).toEqual({ args: ["-g", "x"] });
+    expect(argsUpdate(imaged, undefined, [])).toEqual({ args: [] });
+    expect(argsUpdate(host, undefined, ["sleep", "1"])).toEqual({ command: ["sleep", "1"] });
+    expect(argsUpdate(host, "nginx", ["-g", "x"])).toEqual({ args: ["-g", "x"] });
+    expect(argsUpdate(imaged, "", ["sleep", "1"])).toEqual({ command: ["sleep", "1"] });
+    expect(() => argsUpdate(host, undefined, [])).toThrow(/--args needs a command/);
   });
 });

@@ -11,8 +11,10 @@ import {
   type Protocol,
   type PublishedTarget,
   type ResourceLimits,
+  type Resources,
   type RestartPolicy,
   type ServiceSpec,
+  type ServiceUpdate,
   type UpdateConfig,
   normalizeServiceSpec,
   parsePublish,
@@ -37,6 +39,8 @@ export interface ServiceCreateFlags {
   capDrop?: string[];
   /** Only the limits given. */
   limits?: ResourceLimits;
+  /** Only the reservations given (--reserve-cpu, --reserve-memory). */
+  reservations?: Resources;
   lbScheduler?: LbSchedulerName | undefined;
   /** slot → weight */
   lbWeights?: Record<string, number>;
@@ -47,10 +51,14 @@ export interface ServiceCreateFlags {
   healthcheck?: HealthCheck;
   updateConfig: Partial<UpdateConfig>;
   rollbackConfig: Partial<UpdateConfig>;
-  /** Docker's Image: with no command, a known one runs its entrypoint (core's taskCommand). */
+  /** Docker's Image: the tasks run it (a container, or a process for a known image such as vipmesh/whoami). */
   image?: string | undefined;
-  /** After `--`: Docker's Command, run whatever the image. */
+  /** The words after the flags: with an image, Docker's Args (they replace its CMD); without, the host command. */
   command: string[];
+  /** --entrypoint, split into words: Docker's Command (replaces the image's ENTRYPOINT); needs an image. */
+  entrypoint?: string[] | undefined;
+  /** --workdir: Docker's Dir. */
+  workdir?: string | undefined;
   hostname?: string | undefined;
   containerLabels?: Record<string, string>;
   /** Only the fields given; none = no policy (the manager's default). */
@@ -61,13 +69,19 @@ export function buildServiceSpec(f: ServiceCreateFlags): ServiceSpec {
   if (f.mode === "global" && f.replicas !== undefined) {
     throw new UsageError("--replicas cannot be used with --mode global");
   }
+  if (f.entrypoint !== undefined && !f.image) {
+    throw new UsageError("--entrypoint needs --image: without an image, the words after the flags are the command to run");
+  }
+  // Docker's reading: with an image, the words after the flags replace its CMD; without, they are the host command
   return normalizeServiceSpec({
     annotations: { name: f.name, labels: f.labels },
     taskTemplate: {
       container: {
         image: f.image,
-        command: f.command,
+        command: f.image ? (f.entrypoint ?? []) : f.command,
+        args: f.image ? f.command : [],
         hostname: f.hostname,
+        dir: f.workdir,
         labels: f.containerLabels,
         env: f.env,
         healthcheck: f.healthcheck ?? null,
@@ -75,7 +89,7 @@ export function buildServiceSpec(f: ServiceCreateFlags): ServiceSpec {
         capabilityAdd: f.capAdd ?? [],
         capabilityDrop: f.capDrop ?? [],
       },
-      resources: { limits: f.limits ?? {} },
+      resources: { limits: f.limits ?? {}, reservations: f.reservations ?? {} },
       placement: { constraints: f.constraints },
       forceUpdate: 0,
       restartPolicy: Object.keys(f.restartPolicy ?? {}).length > 0 ? f.restartPolicy : null,
@@ -134,4 +148,49 @@ export function parseScale(text: string): { service: string; replicas: number } 
   const m = /^([^=\s]+)=(\d+)$/.exec(text);
   if (!m) throw new UsageError(`"${text}" is not SERVICE=REPLICAS, e.g. web=3`);
   return { service: m[1]!, replicas: Number(m[2]) };
+}
+
+/**
+ * `--entrypoint`/`--args` text split into words as a POSIX shell would (as
+ * Docker's CLI does): blanks separate, quotes and backslashes keep them.
+ */
+export function shellWords(flag: string, text: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  let quote: "'" | '"' | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+      else word += c;
+    } else if (c === "\\" && i + 1 < text.length && (quote === undefined || '"\\$`'.includes(text[i + 1]!))) {
+      word = (word ?? "") + text[++i];
+    } else if (quote === '"') {
+      if (c === '"') quote = undefined;
+      else word += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      word ??= "";
+    } else if (/\s/.test(c)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else {
+      word = (word ?? "") + c;
+    }
+  }
+  if (quote) throw new UsageError(`${flag} "${text}": the ${quote === "'" ? "single" : "double"} quote is not closed`);
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+/**
+ * What `service update --args` changes, read as create reads its words: a
+ * service with an image gets them as Docker's Args (its CMD replaced, the
+ * entrypoint kept; none: the image's CMD again); one without gets them as its
+ * host command.
+ */
+export function argsUpdate(current: ServiceSpec, image: string | undefined, words: string[]): Pick<ServiceUpdate, "command" | "args"> {
+  if (image ?? current.taskTemplate.container.image) return { args: words };
+  if (words.length === 0) throw new UsageError("--args needs a command: the service has no image, so the words are what it runs");
+  return { command: words };
 }

@@ -3,7 +3,7 @@
 import type { Network } from "@vipmesh/core";
 import { expect, test } from "vitest";
 import { networkJson, networkSpecFromDocker, VXLANID_OPTION } from "../src/json/network.ts";
-import { nodeSpecFromDocker } from "../src/json/node.ts";
+import { nodeJson, nodeSpecFromDocker } from "../src/json/node.ts";
 
 test("a network create request becomes vipmesh's spec; what vipmesh lacks is refused by name", () => {
   expect(networkSpecFromDocker({ Name: "n", Driver: "overlay", Scope: "swarm", IPAM: { Config: [{ Subnet: "10.1.0.0/24" }] }, Options: { encrypted: "" }, Labels: { a: "b" } })).toEqual({
@@ -42,4 +42,18 @@ test("a node update: availability and labels; pause and promotion refused clearl
   expect(nodeSpecFromDocker({ Role: "worker", Availability: "drain", Labels: { z: "a" } })).toEqual({ availability: "drain", labels: { z: "a" } });
   expect(() => nodeSpecFromDocker({ Role: "manager" })).toThrow(/promote\/demote is not supported/);
   expect(() => nodeSpecFromDocker({ Availability: "pause" })).toThrow(/no pause/);
+});
+
+test("a node's runtimes and offered resources in Docker's shape: Resources, Engine.Plugins of Type Runtime, and vipmesh's Runtimes", () => {
+  const base = { id: "n1", version: 2, spec: { labels: {}, availability: "active" as const }, status: { state: "ready" as const, message: "", addr: "192.0.2.1" } };
+  const both = nodeJson({ ...base, description: { hostname: "a", runtimes: ["process", "container"], resources: { nanoCpus: 2e9, memoryBytes: 4 * 1024 ** 3 } } });
+  expect(both.Description.Resources).toEqual({ NanoCPUs: 2e9, MemoryBytes: 4 * 1024 ** 3 });
+  expect(both.Description.Engine.Plugins).toEqual([
+    { Type: "Runtime", Name: "process" },
+    { Type: "Runtime", Name: "container" },
+  ]);
+  expect(both.Description.Runtimes).toEqual(["process", "container"]);
+  // a node stored before agents said (the wire's empty list, a null message): process only, no resources
+  const old = nodeJson({ ...base, description: { hostname: "b", runtimes: [], resources: null } });
+  expect(old.Description).toMatchObject({ Resources: {}, Runtimes: ["process"], Engine: { Plugins: [{ Type: "Runtime", Name: "process" }] } });
 });

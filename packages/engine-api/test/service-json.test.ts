@@ -63,6 +63,30 @@ describe("serviceSpecFromDocker", () => {
     ]);
   });
 
+  it("reads Dir and Resources.Reservations (docker service create --workdir /srv --reserve-cpu 0.5 --reserve-memory 64m), and writes them back", () => {
+    const tt = {
+      ...CLI_CREATE.TaskTemplate,
+      ContainerSpec: { ...CLI_CREATE.TaskTemplate.ContainerSpec, Image: "busybox:latest", Args: ["sleep", "1"], Dir: "/srv" },
+      Resources: { Limits: { MemoryBytes: 128 * 1024 ** 2 }, Reservations: { NanoCPUs: 5e8, MemoryBytes: 64 * 1024 ** 2 } },
+    };
+    const { spec, warnings } = serviceSpecFromDocker({ ...CLI_CREATE, TaskTemplate: tt });
+    expect(warnings).toEqual([]);
+    const s = normalizeServiceSpec(spec as never);
+    expect(s.taskTemplate.container).toMatchObject({ image: "busybox:latest", command: [], args: ["sleep", "1"], dir: "/srv" });
+    expect(s.taskTemplate.resources).toEqual({ limits: { memoryBytes: 128 * 1024 ** 2 }, reservations: { nanoCpus: 5e8, memoryBytes: 64 * 1024 ** 2 } });
+    const json = serviceSpecJson(s);
+    expect(json.TaskTemplate.ContainerSpec).toMatchObject({ Image: "busybox:latest", Args: ["sleep", "1"], Dir: "/srv" });
+    expect(json.TaskTemplate.Resources).toEqual({ Limits: { MemoryBytes: 128 * 1024 ** 2 }, Reservations: { NanoCPUs: 5e8, MemoryBytes: 64 * 1024 ** 2 } });
+    // reservations alone, and none: no Limits, or no Resources at all (omitempty)
+    const reservedOnly = fromDocker({ ...CLI_CREATE, TaskTemplate: { ...tt, Resources: { Reservations: { MemoryBytes: 1024 ** 2 } } } });
+    expect(serviceSpecJson(reservedOnly).TaskTemplate.Resources).toEqual({ Reservations: { MemoryBytes: 1024 ** 2 } });
+    expect(serviceSpecJson(fromDocker(CLI_CREATE)).TaskTemplate).not.toHaveProperty("Resources");
+    // a reservation above its limit is the core's refusal
+    const over = { ...CLI_CREATE, TaskTemplate: { ...tt, Resources: { Limits: { MemoryBytes: 32 * 1024 ** 2 }, Reservations: { MemoryBytes: 64 * 1024 ** 2 } } } };
+    expect(() => fromDocker(over)).toThrow(/memory reservation: 64 MiB is above the memory limit of 32 MiB/);
+    expect(() => fromDocker({ ...CLI_CREATE, TaskTemplate: { ...tt, ContainerSpec: { Image: "x", Dir: "rel" } } })).toThrow(/workdir "rel" is not an absolute path/);
+  });
+
   it("refuses a wrong type naming the Docker field", () => {
     const bad = { ...CLI_CREATE, TaskTemplate: { ContainerSpec: { Image: "x", Env: "X=1" } } };
     expect(() => serviceSpecFromDocker(bad)).toThrow("TaskTemplate.ContainerSpec.Env must be a list of strings");

@@ -12,6 +12,7 @@ import {
   type LbAffinity,
   type LbSchedulerName,
   type ResourceLimits,
+  type Resources,
   type ServiceSpec,
   type ServiceUpdate,
   applyServiceUpdate,
@@ -41,7 +42,7 @@ import {
   wholeNumber,
 } from "../options.ts";
 import { parseSinceFlag, printServiceLogs } from "../service-logs.ts";
-import { buildServiceSpec, parseNetworkAttachment, parsePublishRm, parseScale, specFromWire } from "../service-spec.ts";
+import { argsUpdate, buildServiceSpec, parseNetworkAttachment, parsePublishRm, parseScale, shellWords, specFromWire } from "../service-spec.ts";
 import { SERVICE_HEADERS, TASK_HEADERS, serviceRows, taskRows } from "../table-rows.ts";
 import { type ListOptions, addListOptions, printList, withManager } from "./shared.ts";
 
@@ -53,6 +54,8 @@ interface ConfinementOptions {
   limitCpu?: number;
   limitMemory?: number;
   limitPids?: number;
+  reserveCpu?: number;
+  reserveMemory?: number;
 }
 
 /** The same flags on create and update (Docker's); on update --cap-* follow Docker's merge and 0 clears a limit. */
@@ -72,7 +75,17 @@ function addConfinementOptions(cmd: Command, kind: "create" | "update"): Command
     )
     .option("--limit-cpu <cpus>", `CPUs a task may use, e.g. 0.5 (${update ? "0 = no limit" : "default: no limit"})`, cpus)
     .option("--limit-memory <size>", `memory a task may use, e.g. 512m or 1g, at least 6m (${update ? "0 = no limit" : "default: no limit"})`, ramBytes)
-    .option("--limit-pids <n>", `processes and threads a task may have (${update ? "0 = " : ""}default ${DEFAULT_PIDS_LIMIT})`, wholeNumber);
+    .option("--limit-pids <n>", `processes and threads a task may have (${update ? "0 = " : ""}default ${DEFAULT_PIDS_LIMIT})`, wholeNumber)
+    .option("--reserve-cpu <cpus>", `CPUs a node must have free for a task, e.g. 0.5 (${update ? "0 = none" : "default: none"})`, cpus)
+    .option("--reserve-memory <size>", `memory a node must have free for a task, e.g. 64m (${update ? "0 = none" : "default: none"})`, ramBytes);
+}
+
+/** The reservations the flags give; a flag not given is left out, so an update keeps its current value. */
+function reservationsFrom(o: ConfinementOptions): Resources {
+  return {
+    ...(o.reserveCpu !== undefined ? { nanoCpus: o.reserveCpu } : {}),
+    ...(o.reserveMemory !== undefined ? { memoryBytes: o.reserveMemory } : {}),
+  };
 }
 
 /** The limits the flags give; a flag not given is left out, so an update keeps its current value. */
@@ -87,6 +100,8 @@ function limitsFrom(o: ConfinementOptions): ResourceLimits {
 interface CreateOptions extends UpdateConfigOptions, WaitOptions, ConfinementOptions, RestartPolicyOptions {
   name: string;
   image?: string;
+  entrypoint?: string;
+  workdir?: string;
   hostname?: string;
   containerLabel?: Record<string, string>;
   replicas?: number;
@@ -135,6 +150,8 @@ function weights(pairs: Record<string, string> | undefined): Record<string, numb
 
 interface UpdateOptions extends UpdateConfigOptions, WaitOptions, ConfinementOptions, RestartPolicyOptions {
   image?: string;
+  entrypoint?: string;
+  workdir?: string;
   hostname?: string;
   containerLabelAdd?: Record<string, string>;
   containerLabelRm?: string[];
@@ -161,12 +178,20 @@ interface UpdateOptions extends UpdateConfigOptions, WaitOptions, ConfinementOpt
 const ENDPOINT_MODE_HELP = "vip (one virtual IP, load-balanced) or dnsrr (DNS round robin)";
 const CONSTRAINT_HELP = "placement constraint, e.g. node.labels.zone==a (repeatable)";
 const NETWORK_HELP = "attach to a network: NAME, or name=NAME,alias=ALIAS[,alias=…] for more names in its DNS (repeatable)";
-const IMAGE_HELP = "the image (Docker's); with no command, a known one runs its entrypoint: vipmesh/whoami";
+const IMAGE_HELP = "the image the tasks run, as containers (vipmesh/whoami runs as a host process)";
+const ENTRYPOINT_HELP = 'with --image: replace the image\'s ENTRYPOINT, e.g. --entrypoint "/bin/sh -c"';
+const WORKDIR_HELP = "the tasks' working directory, an absolute path (default: the image's)";
 const HOSTNAME_HELP = "the tasks' host name (default: the task's short ID)";
 
-/** --image, --hostname and docker's --restart-* flags, the same on create and update. */
+/** --image, --entrypoint, --workdir, --hostname and docker's --restart-* flags, the same on create and update. */
 function addContainerOptions(cmd: Command): Command {
-  return addRestartPolicyOptions(cmd.option("--image <image>", IMAGE_HELP).option("--hostname <name>", HOSTNAME_HELP));
+  return addRestartPolicyOptions(
+    cmd
+      .option("--image <image>", IMAGE_HELP)
+      .option("--entrypoint <command>", ENTRYPOINT_HELP)
+      .option("-w, --workdir <dir>", WORKDIR_HELP)
+      .option("--hostname <name>", HOSTNAME_HELP),
+  );
 }
 
 export function registerServiceCommands(program: Command, io: Io): void {
@@ -176,8 +201,8 @@ export function registerServiceCommands(program: Command, io: Io): void {
   const create = service
     .command("create")
     .description("Create a service")
-    .usage("--name NAME [options] [--image IMAGE] [-- COMMAND [ARG...]]")
-    .argument("[command...]", "what each task runs (Docker's Command, run whatever the image); optional with an --image that runs one")
+    .usage("--name NAME [options] (--image IMAGE [--] [ARG...] | -- COMMAND [ARG...])")
+    .argument("[command...]", "with --image: arguments that replace the image's CMD (docker's); without: the host command each task runs")
     .passThroughOptions()
     .requiredOption("--name <name>", "service name")
     .option("--replicas <n>", "number of tasks (default: 1)", wholeNumber)
@@ -209,6 +234,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
       capAdd: opts.capAdd ?? [],
       capDrop: opts.capDrop ?? [],
       limits: limitsFrom(opts),
+      reservations: reservationsFrom(opts),
       lbScheduler: opts.lbScheduler,
       lbWeights: weights(opts.lbWeight),
       lbAffinity: opts.lbAffinity,
@@ -228,6 +254,8 @@ export function registerServiceCommands(program: Command, io: Io): void {
       rollbackConfig: updateConfigFrom(opts, "rollback"),
       image: opts.image,
       command,
+      entrypoint: opts.entrypoint === undefined ? undefined : shellWords("--entrypoint", opts.entrypoint),
+      workdir: opts.workdir,
       hostname: opts.hostname,
       containerLabels: opts.containerLabel ?? {},
       restartPolicy: restartPolicyFrom(opts),
@@ -347,10 +375,9 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--constraint-add <expr>", CONSTRAINT_HELP, collect)
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
     .option("--force", "replace the tasks even if nothing changed")
-    .option("--args <command>", 'replace what the tasks run (the command after `--` of create), e.g. --args "vipmesh whoami --port 8080"');
+    .option("--args <words>", 'replace the words after the flags of create: the image\'s CMD for a service with an image ("" = the image\'s again), else the host command, e.g. --args "vipmesh whoami --port 8080"');
   addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(addConfinementOptions(addContainerOptions(update), "update")), "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
-    const args = opts.args === undefined ? undefined : opts.args.split(/\s+/).filter(Boolean);
-    if (args?.length === 0) throw new UsageError("--args needs a command");
+    const args = opts.args === undefined ? undefined : shellWords("--args", opts.args);
     const change: ServiceUpdate = {
       replicas: opts.replicas,
       envAdd: opts.envAdd ?? [],
@@ -369,11 +396,13 @@ export function registerServiceCommands(program: Command, io: Io): void {
       updateConfig: updateConfigFrom(opts, "update"),
       rollbackConfig: updateConfigFrom(opts, "rollback"),
       force: opts.force === true,
-      command: args,
+      entrypoint: opts.entrypoint === undefined ? undefined : shellWords("--entrypoint", opts.entrypoint),
+      dir: opts.workdir,
       user: opts.user,
       capAdd: opts.capAdd ?? [],
       capDrop: opts.capDrop ?? [],
       limits: limitsFrom(opts),
+      reservations: reservationsFrom(opts),
       image: opts.image,
       hostname: opts.hostname,
       containerLabelAdd: opts.containerLabelAdd ?? {},
@@ -383,7 +412,9 @@ export function registerServiceCommands(program: Command, io: Io): void {
     };
     await withManager(io, cmd, async (conn) => {
       const networkRm = await networkIds(conn, opts.networkRm ?? []);
-      const updated = await updateService(conn, name, (spec) => applyServiceUpdate(spec, { ...change, networkRm }));
+      const updated = await updateService(conn, name, (spec) =>
+        applyServiceUpdate(spec, { ...change, networkRm, ...(args ? argsUpdate(spec, opts.image, args) : {}) }),
+      );
       io.stdout(`${name}\n`);
       await waitUnlessDetached(conn, io, opts, { service: updated?.id ?? name, label: name });
     });

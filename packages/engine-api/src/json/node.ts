@@ -2,7 +2,7 @@
 // back to vipmesh's NodeSpec. The manager is a node too: the leader, drained
 // (it runs no tasks), not in the store (ops.manager()). Pure.
 
-import { invalid, type Node, type NodeSpec } from "@vipmesh/core";
+import { invalid, type Node, type NodeSpec, type Resources } from "@vipmesh/core";
 import type { Loose } from "./task.ts";
 import type { ManagerNode } from "../ops.ts";
 import { VIPMESH_VERSION } from "../version.ts";
@@ -19,14 +19,29 @@ export function nodeJson(n: Loose<Node>) {
     Description: {
       Hostname: n.description?.hostname ?? "",
       Platform: { Architecture: ARCHITECTURE, OS: "linux" },
-      Resources: {},
-      // the node's own labels (engine.labels.K), apart from the admin's Spec.Labels (node.labels.K)
-      Engine: { EngineVersion: VIPMESH_VERSION, Labels: n.description?.engineLabels ?? {}, Plugins: [] },
-      // vipmesh's own: which dataplane balances its VIPs
+      // what the node offers reservations (docker service create --reserve-*); a resource it did not say is left out, as Docker's omitempty
+      Resources: resourcesJson(n.description?.resources),
+      // the node's own labels (engine.labels.K), apart from the admin's Spec.Labels (node.labels.K);
+      // its task runtimes as Plugins of Type "Runtime", which `docker node inspect --pretty` lists under Plugins
+      Engine: {
+        EngineVersion: VIPMESH_VERSION,
+        Labels: n.description?.engineLabels ?? {},
+        Plugins: runtimesOf(n).map((r) => ({ Type: "Runtime", Name: r })),
+      },
+      // vipmesh's own: which dataplane balances its VIPs, and which runtimes run its tasks ("process", "container": containerd)
       Dataplane: n.description?.dataplane || "nftables",
+      Runtimes: runtimesOf(n),
     },
     Status: { State: n.status?.state ?? "", Message: n.status?.message ?? "", Addr: n.status?.addr ?? "" },
   };
+}
+
+/** A node's runtimes; none said (a node stored before agents said): process only, as placement reads it. */
+const runtimesOf = (n: Loose<Node>): string[] => (n.description?.runtimes?.length ? [...n.description.runtimes] : ["process"]);
+
+/** Docker's Resources: NanoCPUs and MemoryBytes, each only when set. */
+export function resourcesJson(r: Loose<Resources> | null | undefined): { NanoCPUs?: number; MemoryBytes?: number } {
+  return { ...(r?.nanoCpus ? { NanoCPUs: Number(r.nanoCpus) } : {}), ...(r?.memoryBytes ? { MemoryBytes: Number(r.memoryBytes) } : {}) };
 }
 
 /** The manager as Docker's leader: drained, so `docker node ls` shows it Leader and Drain. */

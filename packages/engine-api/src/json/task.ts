@@ -47,6 +47,15 @@ function limitsJson(l: Loose<TaskSpec["resources"]> | undefined) {
   return Object.keys(limits).length > 0 ? limits : undefined;
 }
 
+/** Docker's Resources.Reservations (what placement counts against the nodes' offer), only those set: undefined for none. */
+function reservationsJson(r: Loose<TaskSpec["resources"]> | undefined) {
+  const reservations = {
+    ...(r?.reservations?.nanoCpus ? { NanoCPUs: r.reservations.nanoCpus } : {}),
+    ...(r?.reservations?.memoryBytes ? { MemoryBytes: r.reservations.memoryBytes } : {}),
+  };
+  return Object.keys(reservations).length > 0 ? reservations : undefined;
+}
+
 function healthcheckJson(check: Loose<HealthCheck> | null | undefined) {
   if (!check?.test || check.test.length === 0) return undefined;
   return {
@@ -74,6 +83,7 @@ export function taskSpecJson(t: Loose<TaskSpec> | null | undefined, options: { i
   const c = t?.container;
   const check = healthcheckJson(c?.healthcheck);
   const limits = limitsJson(t?.resources);
+  const reservations = reservationsJson(t?.resources);
   const restart = restartPolicyJson(t?.restartPolicy ?? (options.insertDefaults ? DEFAULT_RESTART_POLICY : null));
   return {
     ContainerSpec: {
@@ -82,13 +92,14 @@ export function taskSpecJson(t: Loose<TaskSpec> | null | undefined, options: { i
       Command: c?.command ?? [],
       ...(c?.args?.length ? { Args: c.args } : {}),
       ...(c?.hostname ? { Hostname: c.hostname } : {}),
+      ...(c?.dir ? { Dir: c.dir } : {}),
       Env: c?.env ?? [],
       ...(c?.user ? { User: c.user } : {}),
       ...(check ? { Healthcheck: check } : {}),
       ...(c?.capabilityAdd?.length ? { CapabilityAdd: c.capabilityAdd } : {}),
       ...(c?.capabilityDrop?.length ? { CapabilityDrop: c.capabilityDrop } : {}),
     },
-    ...(limits ? { Resources: { Limits: limits } } : {}),
+    ...(limits || reservations ? { Resources: { ...(limits ? { Limits: limits } : {}), ...(reservations ? { Reservations: reservations } : {}) } } : {}),
     ...(restart ? { RestartPolicy: restart } : {}),
     Placement: { Constraints: t?.placement?.constraints ?? [] },
     ForceUpdate: t?.forceUpdate ?? 0,
@@ -196,7 +207,6 @@ export class Warnings {
 
 /** Fields of Docker's ContainerSpec that vipmesh does not honour (read from the same object as those it does). */
 const UNSUPPORTED_CONTAINER_FIELDS = [
-  "Dir",
   "Groups",
   "Privileges",
   "Init",
@@ -275,7 +285,8 @@ export function taskSpecFromDocker(json: Json | undefined, warnings: Warnings): 
 
   const resources = object(`${f}.Resources`, tt.Resources) ?? {};
   const limits = object(`${f}.Resources.Limits`, resources.Limits) ?? {};
-  warnings.unsupported(`${f}.Resources.Reservations`, resources.Reservations);
+  const reservations = object(`${f}.Resources.Reservations`, resources.Reservations) ?? {};
+  warnings.unsupported(`${f}.Resources.Reservations.GenericResources`, reservations.GenericResources);
   warnings.unsupported(`${f}.Resources.Limits.GenericResources`, limits.GenericResources);
   const placement = object(`${f}.Placement`, tt.Placement) ?? {};
   for (const name of ["Preferences", "MaxReplicas", "Platforms"]) warnings.unsupported(`${f}.Placement.${name}`, placement[name]);
@@ -289,6 +300,7 @@ export function taskSpecFromDocker(json: Json | undefined, warnings: Warnings): 
       command: strings(`${c}.Command`, cs.Command) ?? [],
       args: strings(`${c}.Args`, cs.Args) ?? [],
       hostname: string(`${c}.Hostname`, cs.Hostname) ?? "",
+      dir: string(`${c}.Dir`, cs.Dir) ?? "",
       env: strings(`${c}.Env`, cs.Env) ?? [],
       user: string(`${c}.User`, cs.User) ?? "",
       capabilityAdd: strings(`${c}.CapabilityAdd`, cs.CapabilityAdd) ?? [],
@@ -300,6 +312,10 @@ export function taskSpecFromDocker(json: Json | undefined, warnings: Warnings): 
         nanoCpus: integer(`${f}.Resources.Limits.NanoCPUs`, limits.NanoCPUs) ?? 0,
         memoryBytes: integer(`${f}.Resources.Limits.MemoryBytes`, limits.MemoryBytes) ?? 0,
         pids: integer(`${f}.Resources.Limits.Pids`, limits.Pids) ?? 0,
+      },
+      reservations: {
+        nanoCpus: integer(`${f}.Resources.Reservations.NanoCPUs`, reservations.NanoCPUs) ?? 0,
+        memoryBytes: integer(`${f}.Resources.Reservations.MemoryBytes`, reservations.MemoryBytes) ?? 0,
       },
     },
     restartPolicy: restartPolicyFromDocker(object(`${f}.RestartPolicy`, tt.RestartPolicy)),
