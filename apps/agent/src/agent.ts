@@ -5,7 +5,7 @@
 // refuses to run before the first full assignment, and a restarted agent
 // adopts what is still wanted instead of flushing (docs/ARCHITECTURE.md).
 
-import { emptyDelta, isTerminal } from "@vipmesh/core";
+import { emptyDelta, isTerminal, type Resources } from "@vipmesh/core";
 import type { NodeIdentity } from "@vipmesh/api";
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -19,6 +19,10 @@ import { CGROUPS_RECORD, TaskCgroups } from "./tasks/cgroups.ts";
 import { ProcessRunner } from "./tasks/process-runner.ts";
 import { TaskReconciler } from "./tasks/reconciler.ts";
 import type { Runtime } from "./tasks/runtime.ts";
+import { TaskRuntimes } from "./tasks/runtimes.ts";
+
+/** SIGTERM to SIGKILL, when stopping a task, unless the agent is told otherwise. */
+export const DEFAULT_STOP_GRACE_MS = 10_000;
 
 export interface AgentOptions extends NetworkDrivers {
   manager: string;
@@ -35,8 +39,13 @@ export interface AgentOptions extends NetworkDrivers {
   cgroupParent?: string;
   /** Paths of the node no task may see, besides those every task is kept from (with ProcessRunner). */
   hidePaths?: string[];
-  /** Runs the tasks; default: processes in their sandboxes (ProcessRunner). */
+  /** Runs process tasks; default: processes in their sandboxes (ProcessRunner). */
   runtime?: Runtime;
+  /** Runs image tasks as containers (a ContainerRunner over containerd); absent: `noContainers` says why they are rejected. */
+  containers?: Runtime;
+  noContainers?: string;
+  /** What this node offers tasks' reservations, told to the manager. */
+  resources?: Resources;
   /** The session with the manager; default: a ManagerSession to `manager` (unit tests give a FakeSession). */
   session?: AgentSession;
   log?: (line: string) => void;
@@ -66,10 +75,13 @@ export class Agent {
         stateDir: o.stateDir,
         // what the manager checks each service's LB settings against
         ...(o.loadBalancer ? { dataplane: o.loadBalancer.dataplane } : {}),
+        // what the manager places here: image tasks only with containers; reservations within these
+        runtimes: o.containers ? ["process", "container"] : ["process"],
+        ...(o.resources ? { resources: o.resources } : {}),
         log: this.log,
       });
-    const stopGraceMs = o.stopGraceMs ?? 10_000;
-    const runtime =
+    const stopGraceMs = o.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+    const processes =
       o.runtime ??
       new ProcessRunner({
         stateDir: o.stateDir,
@@ -78,6 +90,11 @@ export class Agent {
         hide: o.hidePaths ?? [],
         ...(o.cgroupParent ? { cgroups: new TaskCgroups({ parent: o.cgroupParent, record: join(o.stateDir, CGROUPS_RECORD), log: this.log }) } : {}),
       });
+    const runtime = new TaskRuntimes({
+      process: processes,
+      ...(o.containers ? { container: o.containers } : {}),
+      ...(o.noContainers ? { noContainers: o.noContainers } : {}),
+    });
     this.runtime = runtime;
     const again = (ms: number) => (ms <= 0 ? this.runner.run() : setTimeout(() => this.runner.run(), ms).unref());
     this.network = new NetworkReconciler({ ...o, view: this.session.view, again, log: this.log });

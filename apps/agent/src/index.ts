@@ -1,4 +1,5 @@
-export { Agent, type AgentOptions } from "./agent.ts";
+export { Agent, type AgentOptions, DEFAULT_STOP_GRACE_MS } from "./agent.ts";
+export { ContainerRunner } from "./tasks/container-runner.ts";
 export { overlayPlanFor } from "./overlay/plan.ts";
 export * from "./overlay/types.ts";
 export * from "./sandbox/types.ts";
@@ -17,4 +18,5 @@ export { EmbeddedDns, SANDBOX_DESCRIPTORS } from "./dns/server.ts";
 // what KernelIpvs writes with `ipvsadm --restore`: for bench/dataplanes-in-vm.ts's libnetwork baseline
 export { ipvsChanges, ipvsStateFor } from "./lb/ipvs/plan.ts";
 // `vipmesh exec` enters a task as confined as its health checks are
-export { CONFINE, enterArgs, isTaskInit } from "./tasks/confine.ts";
+// (a container's PID 1 is entered as its own user, without waiting for an init of confine's)
+export { CONFINE, containerInitUser, enterArgs, isTaskInit } from "./tasks/confine.ts";

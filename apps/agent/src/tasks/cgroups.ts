@@ -96,6 +96,38 @@ export function cgroupDirsOf(pid: number): string[] {
     .filter((d) => existsSync(join(d, "cgroup.procs")));
 }
 
+/**
+ * A container's cgroup as runc takes it (one path, from each hierarchy's
+ * root): under the agent's own cgroup in the memory hierarchy (v1) or the
+ * unified one, so that the agent's own memory limit bounds its tasks too;
+ * and that cgroup's directory in the hierarchy that counts memory (for its
+ * OOM kills), if any.
+ */
+export function containerCgroup(
+  parent: string,
+  taskId: string,
+  mountinfo = readFileSync("/proc/self/mountinfo", "utf8"),
+  own = readFileSync("/proc/self/cgroup", "utf8"),
+): { path: string; memoryDir?: string } {
+  const lines = own.split("\n").map((l) => l.match(/^\d+:([^:]*):(.*)$/)).filter((m) => m !== null);
+  const memory = lines.find((m) => m[1]!.split(",").includes("memory")) ?? lines.find((m) => m[1] === "");
+  const base = memory?.[2] ?? "/";
+  const path = join(base, parent, taskId);
+  const place = placesIn(own, cgroupMounts(mountinfo)).find((p) => (memory?.[1] === "" ? p.v2 : p.controllers.includes("memory")));
+  return { path, ...(place ? { memoryDir: join(place.dir, parent, taskId) } : {}) };
+}
+
+/** How many times the kernel's OOM killer struck in a memory cgroup (v1 memory.oom_control, v2 memory.events); 0 when unknown. */
+export function oomKills(memoryDir: string): number {
+  for (const file of ["memory.events", "memory.oom_control"]) {
+    try {
+      const m = readFileSync(join(memoryDir, file), "utf8").match(/^oom_kill (\d+)$/m);
+      if (m) return Number(m[1]);
+    } catch {}
+  }
+  return 0;
+}
+
 export class TaskCgroups {
   private readonly found: Hierarchy[];
 

@@ -43,6 +43,7 @@ kernelDescribe("confine's log shim", () => {
       hostname: taskId,
       command: ["sh", "-c", script],
       env: [],
+      container: { command: ["sh", "-c", script], env: [] },
       confinement: { user: "", capabilities: effectiveCapabilities(), pids: 4096, memoryBytes: 0, nanoCpus: 0 },
     });
   const exited = (taskId: string) => waitFor(`${taskId} to exit`, () => exits.get(taskId), 20_000);

@@ -12,10 +12,15 @@
 //   enter [OPTIONS] --target PID -- CMD...
 //                               joins PID's task's namespaces and cgroups, and
 //                               runs CMD as confined as the task.
+//   --log FILE [--log-max-bytes N]  (with CONTAINER_ID set, any order)
+//                               a container's log shim: containerd's shim
+//                               hands it the container's stdout and stderr
+//                               (container_log).
 //
 // OPTIONS: --cgroup DIR (repeatable: joined before anything else), --caps HEX
 // (the capabilities kept, a bitmask), --user UID[:GID]|NAME[:GROUP],
-// --nofile N, and for run: --netns NAME (the sandbox: its network namespace,
+// --nofile N, for enter: --container 1 (the target is a container's PID 1,
+// not confine's init), and for run: --netns NAME (the sandbox: its network namespace,
 // its /etc/netns/NAME files over /etc's and its /sys, as `ip netns exec`
 // gives), --hostname H, --home DIR (the task's writable directory, mounted at
 // /root), --hide PATH (repeatable: made empty), --keep PATH (repeatable:
@@ -82,6 +87,7 @@ static struct {
   const char *hostname;
   const char *home;
   pid_t target;
+  int container; // enter: the target is a container's PID 1 (runc made its mounts before it ran)
   const char *log;
   long long log_max;
   char **argv;
@@ -128,6 +134,7 @@ static void parse(int argc, char **argv) {
     else if (strcmp(a, "--hostname") == 0) opt.hostname = v;
     else if (strcmp(a, "--home") == 0) opt.home = v;
     else if (strcmp(a, "--target") == 0) opt.target = (pid_t)strtol(v, NULL, 10);
+    else if (strcmp(a, "--container") == 0) opt.container = strcmp(v, "1") == 0;
     else if (strcmp(a, "--log") == 0) opt.log = v;
     else if (strcmp(a, "--log-max-bytes") == 0) {
       char *end;
@@ -784,7 +791,7 @@ static void enter(void) {
   if (opt.target <= 0) usage("enter needs --target PID");
   pid_t init = init_of(opt.target);
   // entered before init made its mounts, a command would see the node's /tmp, writable: wait (1 s at most)
-  for (int i = 0; !has_child(init); i++) {
+  for (int i = 0; !opt.container && !has_child(init); i++) {
     if (i == 100) {
       fprintf(stderr, "vipmesh-confine: the task is still starting\n");
       exit(FAILED);
@@ -831,10 +838,49 @@ static void enter(void) {
   supervise(child, 0, &set);
 }
 
+/**
+ * A container's log shim: containerd's shim runs a binary:// log URI's
+ * program with the query's key/value pairs as its arguments (in no set
+ * order), CONTAINER_ID in its environment, the container's stdout and stderr
+ * as fds 3 and 4, and fd 5 to close once it is ready. The lines go to --log
+ * as run's shim writes them, until both streams end.
+ */
+static void container_log(int argc, char **argv) {
+  for (int i = 1; i < argc; i += 2) {
+    if (i + 1 == argc) usage("a log option lacks its value");
+    const char *v = argv[i + 1];
+    if (strcmp(argv[i], "--log") == 0) opt.log = v;
+    else if (strcmp(argv[i], "--log-max-bytes") == 0) {
+      char *end;
+      opt.log_max = strtoll(v, &end, 10);
+      if (!*v || *end || opt.log_max < 0) usage("--log-max-bytes needs a number of bytes");
+    } else usage(argv[i]);
+  }
+  if (!opt.log) usage("a container's log shim needs --log FILE");
+  signal(SIGPIPE, SIG_IGN);
+  open_log();
+  task_out.fd = 3;
+  task_err.fd = 4;
+  close(5); // ready: the shim starts the container
+  while (task_out.fd >= 0 || task_err.fd >= 0) {
+    struct pollfd p[2] = {{task_out.fd, POLLIN, 0}, {task_err.fd, POLLIN, 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR || errno == ENOMEM) continue;
+      die("cannot poll");
+    }
+    if (p[0].revents && task_out.fd >= 0) read_stream(&task_out);
+    if (p[1].revents && task_err.fd >= 0) read_stream(&task_err);
+    flush_log();
+  }
+  flush_log();
+  exit(0);
+}
+
 int main(int argc, char **argv) {
   // nothing in a task may ptrace or read the memory of this process while it holds the node's privileges
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (argc < 2) usage("no mode");
+  if (getenv("CONTAINER_ID") && strncmp(argv[1], "--", 2) == 0) container_log(argc, argv);
   parse(argc, argv);
   if (strcmp(argv[1], "run") == 0) {
     if (!opt.home || !opt.netns || strchr(opt.netns, '/')) usage("run needs --home DIR and --netns NAME");

@@ -63,7 +63,7 @@ function common(c: Confinement, cgroups: readonly string[]): string[] {
     capabilityMask(c.capabilities),
     ...(c.user ? ["--user", c.user] : []),
     "--nofile",
-    String(Math.min(TASK_NOFILE, openFilesLimit().hard)),
+    String(taskNofile()),
   ];
 }
 
@@ -122,9 +122,21 @@ export function runArgs(o: RunOptions): string[] {
  * init process is `pid`, as confined as it and in its cgroups (health checks,
  * `vipmesh exec`).
  */
-export function enterArgs(pid: number, confinement: Confinement, command: readonly string[]): string[] {
-  return ["enter", ...common(confinement, cgroupDirsOf(pid)), "--target", String(pid), "--", ...command];
+export function enterArgs(pid: number, confinement: Confinement, command: readonly string[], o: { container?: boolean } = {}): string[] {
+  return ["enter", ...common(confinement, cgroupDirsOf(pid)), "--target", String(pid), ...(o.container ? ["--container", "1"] : []), "--", ...command];
 }
+
+/**
+ * A container's stdout and stderr as containerd's shim hands them to a
+ * binary:// log URI's program: confine's log shim, writing the task's log as
+ * run's does. The query's pairs become its arguments (in no set order).
+ */
+export function containerLogUri(log: string, logMaxBytes: number): string {
+  return `binary://${CONFINE}?--log=${encodeURIComponent(log)}&--log-max-bytes=${logMaxBytes}`;
+}
+
+/** The open files a task may have here (TASK_NOFILE, under the agent's own hard limit). */
+export const taskNofile = (): number => Math.min(TASK_NOFILE, openFilesLimit().hard);
 
 /** The task's init, the child of its outer process (the pid the agent tracks); undefined until the outer made it. */
 export function initUnder(outer: number): number | undefined {
@@ -143,5 +155,25 @@ export function isTaskInit(pid: number): boolean {
     return levels?.length === 2 && levels[1] === "1";
   } catch {
     return false;
+  }
+}
+
+/** containerd's shim for runc: a container's PID 1 is its child. */
+const CONTAINER_SHIM = "containerd-shim";
+
+/**
+ * When `pid` is a container's PID 1 (a task init whose parent is containerd's
+ * shim), the UID:GID it runs as: what `vipmesh exec` runs as in it (the
+ * image's user, resolved when it started). Undefined for a process task's init.
+ */
+export function containerInitUser(pid: number): string | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (name: string) => status.match(new RegExp(`^${name}:\\s*(\\d+)`, "m"))?.[1];
+    const parent = field("PPid");
+    if (!parent || !readFileSync(`/proc/${parent}/comm`, "utf8").startsWith(CONTAINER_SHIM)) return undefined;
+    return `${field("Uid")}:${field("Gid")}`;
+  } catch {
+    return undefined;
   }
 }

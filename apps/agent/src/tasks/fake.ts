@@ -5,8 +5,8 @@
 import { EventEmitter } from "node:events";
 import type { CheckRun, ExitReport, Runtime, StartSpec } from "./runtime.ts";
 
-/** A task as the fake keeps it: its spec without the confinement, which only a real runtime applies. */
-type LeftSpec = Omit<StartSpec, "confinement">;
+/** A task as the fake keeps it: its spec without the confinement and container spec, which only a real runtime reads. */
+type LeftSpec = Omit<StartSpec, "confinement" | "container">;
 
 export class FakeRuntime extends EventEmitter<{ exit: [ExitReport] }> implements Runtime {
   private readonly tasks = new Map<string, { spec: LeftSpec; running: boolean }>();

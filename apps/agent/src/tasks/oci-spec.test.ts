@@ -17,7 +17,6 @@ const input = (over: Partial<OciSpecInput> = {}): OciSpecInput => ({
   ...over,
 });
 
-// biome-ignore lint/suspicious/noExplicitAny: the spec is JSON; the test reads into it
 const spec = (i: OciSpecInput): any => {
   const p = containerProcess(i);
   if ("error" in p) throw new Error(p.error);

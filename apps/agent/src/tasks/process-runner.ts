@@ -22,6 +22,18 @@ export const TASK_LOG_MAX_BYTES = 10 * 1024 * 1024;
 /** How many logs of forgotten tasks are kept (the manager keeps 5 ended tasks per slot). */
 export const KEPT_ENDED_LOGS = 50;
 
+/** In a container task's directory (beside its log) while the container runner holds it; a process task's has `pid`. */
+export const CONTAINER_MARKER = "container";
+
+/** Removes the directories of forgotten tasks (neither a pid file nor a container marker) beyond the newest KEPT_ENDED_LOGS. */
+export function pruneEndedLogs(dir: string, held: (taskId: string) => boolean): void {
+  const forgotten = readdirSync(dir)
+    .filter((id) => !held(id) && !existsSync(join(dir, id, "pid")) && !existsSync(join(dir, id, CONTAINER_MARKER)))
+    .map((id) => ({ id, mtime: statSync(join(dir, id)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const { id } of forgotten.slice(KEPT_ENDED_LOGS)) rmSync(join(dir, id), { recursive: true, force: true });
+}
+
 interface Tracked {
   /** The confine helper's outer process: the task's whole life. */
   pid: number;
@@ -185,11 +197,7 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> implemen
     this.tracked.delete(taskId);
     this.options.cgroups?.remove(taskId);
     rmSync(join(this.dir, taskId, "pid"), { force: true });
-    const forgotten = readdirSync(this.dir)
-      .filter((id) => !this.tracked.has(id) && !existsSync(join(this.dir, id, "pid")))
-      .map((id) => ({ id, mtime: statSync(join(this.dir, id)).mtimeMs }))
-      .sort((a, b) => b.mtime - a.mtime);
-    for (const { id } of forgotten.slice(KEPT_ENDED_LOGS)) rmSync(join(this.dir, id), { recursive: true, force: true });
+    pruneEndedLogs(this.dir, (id) => this.tracked.has(id));
   }
 
   /** `sh -c TEST` inside the task, as confined as it, killed at its timeout. */

@@ -50,8 +50,8 @@ export class TaskReconciler {
     const { adopted, lost } = this.o.runtime.adopt();
     if (adopted.length > 0) this.o.log(`adopted ${adopted.length} running task(s)`);
     for (const taskId of lost) this.ended.set(taskId, { state: "failed", err: "exited while the agent was not running" });
-    this.o.runtime.on("exit", ({ taskId, code, signal }) => {
-      const err = signal ? `killed by ${signal}` : code === null ? "exited" : `exit status ${code}`;
+    this.o.runtime.on("exit", ({ taskId, code, signal, reason }) => {
+      const err = reason ?? (signal ? `killed by ${signal}` : code === null ? "exited" : `exit status ${code}`);
       this.ended.set(taskId, { state: code === 0 ? "complete" : "failed", err: code === 0 ? "" : err });
       this.o.again(0);
     });
@@ -87,14 +87,21 @@ export class TaskReconciler {
         this.report(t.id, ended.state, ended.err);
         continue;
       }
-      // a runtime this node lacks, nothing to run, or a network it may not join: rejected, saying why
-      const run =
-        taskRuntime(t.spec.container) === "container"
-          ? { error: `this node has no container runtime for image "${t.spec.container.image}": run containerd and give the agent --containerd-socket` }
-          : taskCommand(t.spec.container);
+      // nothing to run, or a network it may not join: rejected, saying why (a container's command comes with its image)
+      const run = taskRuntime(t.spec.container) === "container" ? { argv: [] } : taskCommand(t.spec.container);
       const refusal = "error" in run ? run.error : this.o.network.refusal(t);
       if (refusal || "error" in run) {
         this.report(t.id, "rejected", refusal);
+        continue;
+      }
+      // its image, pulled in the background (a runtime this node lacks, or an image not to be had: rejected, saying why)
+      const prepared = this.o.runtime.prepare?.({ taskId: t.id, container: t.spec.container }, () => this.o.again(0)) ?? { state: "ready" };
+      if (prepared.state === "failed") {
+        this.report(t.id, "rejected", prepared.error);
+        continue;
+      }
+      if (prepared.state === "preparing") {
+        this.report(t.id, "preparing", "", prepared.message);
         continue;
       }
       await this.startTask(t, run.argv);
@@ -145,6 +152,7 @@ export class TaskReconciler {
         hostname: taskHostname(t),
         command: argv,
         env: t.spec.container.env,
+        container: t.spec.container,
         confinement: taskConfinement(t.spec),
       });
       this.watchHealth(t); // reported "starting" with "running": not ready until the check passes
@@ -158,12 +166,13 @@ export class TaskReconciler {
     }
   }
 
-  private report(taskId: string, state: string, err = ""): void {
+  /** `message`: what the state says beyond its name (a pull's progress), said again as it changes. */
+  private report(taskId: string, state: string, err = "", message = state): void {
     const health = this.health.health(taskId);
-    const said = `${state}/${health}`;
+    const said = `${state}/${health}${message === state ? "" : `/${message}`}`;
     if (this.reported.get(taskId) === said) return;
     this.reported.set(taskId, said);
-    this.o.report(taskId, { state, message: state, err, health });
+    this.o.report(taskId, { state, message, err, health });
   }
 
   /**

@@ -1,10 +1,11 @@
-// What the task reconciler asks of whatever runs tasks: processes today
-// (process-runner.ts), containers later. A runtime starts a task inside its
-// sandbox, stops it (SIGTERM, then SIGKILL after the grace), runs its health
-// checks in the same context, and outlives an agent restart: a new agent adopts
-// what still runs.
+// What the task reconciler asks of whatever runs tasks: confined host
+// processes (process-runner.ts) and OCI containers through containerd
+// (container-runner.ts), one Runtime over both (runtimes.ts). A runtime
+// starts a task inside its sandbox, stops it (SIGTERM, then SIGKILL after the
+// grace), runs its health checks in the same context, and outlives an agent
+// restart: a new agent adopts what still runs.
 
-import type { Confinement } from "@vipmesh/core";
+import type { Confinement, ContainerSpec } from "@vipmesh/core";
 
 export interface StartSpec {
   taskId: string;
@@ -12,13 +13,17 @@ export interface StartSpec {
   /** The sandbox (network namespace) the task runs in. */
   sandbox: string;
   hostname: string;
+  /** A process task's argv (a container's comes from its image and `container`). */
   command: string[];
   env: string[];
+  /** The task's container spec: a container takes its image, command, args, dir and user from it. */
+  container: ContainerSpec;
   /** What the task may do on its node (core's taskConfinement). */
   confinement: Confinement;
 }
 
-export type ExitReport = { taskId: string; code: number | null; signal: string | null };
+/** `reason`: why it ended, when the runtime knows better than its status (an OOM kill). */
+export type ExitReport = { taskId: string; code: number | null; signal: string | null; reason?: string };
 
 /** One health check run: `sh -c TEST` in the task's context, as confined as the task. */
 export interface CheckRun {
@@ -28,7 +33,16 @@ export interface CheckRun {
   timeoutMs: number;
 }
 
+/** Where readying a task's image stands: ready to start, still coming (what is done so far), or not to be had (why). */
+export type Preparation = { state: "ready" } | { state: "preparing"; message: string } | { state: "failed"; error: string };
+
 export interface Runtime {
+  /**
+   * Readies what a task needs before it starts (a container's image), in the
+   * background; says where that stands now, and calls `onChange` when it
+   * moves on. Absent: nothing to ready.
+   */
+  prepare?(task: { taskId: string; container: ContainerSpec }, onChange: () => void): Preparation;
   /** Takes over the tasks a previous agent left running; `lost`: those that ended while no agent ran. */
   adopt(): { adopted: string[]; lost: string[] };
   start(spec: StartSpec): Promise<void>;

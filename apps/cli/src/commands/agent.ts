@@ -3,14 +3,14 @@
 import type { Command } from "commander";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { hostname } from "node:os";
+import { cpus as hostCpus, hostname, totalmem } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseIpv4 } from "@vipmesh/core";
 import { CommandFailed, UsageError } from "../errors.ts";
 import { normalizeAddress } from "../host.ts";
 import type { Io } from "../io.ts";
-import { choice, collect, duration, wholeNumber } from "../options.ts";
+import { choice, collect, cpus, duration, ramBytes, wholeNumber } from "../options.ts";
 import { nextSignal } from "../signals.ts";
 
 interface AgentFlags {
@@ -27,6 +27,10 @@ interface AgentFlags {
   stopGrace?: number;
   dnsUpstream?: string[];
   dnsTtl?: number;
+  containerdSocket: string;
+  containerdNamespace: string;
+  cpus?: number;
+  memory?: number;
 }
 
 const BIN_DIR = fileURLToPath(new URL("../../../../bin", import.meta.url));
@@ -55,6 +59,10 @@ export function registerAgentCommand(program: Command, io: Io): void {
       collect,
     )
     .option("--dns-ttl <seconds>", "TTL of the embedded DNS's answers (default 2: short, so that askers' caches follow tasks that leave)", wholeNumber)
+    .option("--containerd-socket <path>", "containerd's socket: tasks with an image run as containers through it (none there: this node runs no image tasks)", "/run/containerd/containerd.sock")
+    .option("--containerd-namespace <name>", "the containerd namespace of this agent's images and containers", "vipmesh")
+    .option("--cpus <n>", "the CPUs this node offers tasks' reservations (default: all it has)", cpus)
+    .option("--memory <size>", "the memory this node offers tasks' reservations: bytes, or 512m, 2g (default: all it has)", ramBytes)
     .action(async (o: AgentFlags) => {
       if (parseIpv4(o.advertiseAddr) === undefined) throw new UsageError(`--advertise-addr ${o.advertiseAddr} is not an IPv4 address`);
       if (process.getuid?.() !== 0) throw new UsageError("the agent manages network namespaces and interfaces: run it as root");
@@ -87,6 +95,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
             ? `dataplane: nftables (one interval map per sandbox)${o.dataplane === "auto" ? `, chosen: ${ipvs}` : ""}`
             : "dataplane: none — nft is not installed, VIPs are not balanced",
       );
+      const containers = await openContainers(o, log, stateDir);
       const agent = new Agent({
         manager,
         ...(identity ? { identity } : {}),
@@ -98,6 +107,8 @@ export function registerAgentCommand(program: Command, io: Io): void {
         hidePaths: (o.hide ?? []).map((path) => resolve(path)),
         binDir: BIN_DIR,
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
+        ...containers,
+        resources: { nanoCpus: o.cpus ?? hostCpus().length * 1e9, memoryBytes: o.memory ?? totalmem() },
         overlay: new KernelOverlay(),
         sandboxes: new KernelSandboxes(),
         // encrypted networks need the manager's keys, which travel only over mutual TLS
@@ -116,6 +127,42 @@ export function registerAgentCommand(program: Command, io: Io): void {
       io.stderr(`${signal}: stopping the agent (tasks keep running)\n`);
       await agent.stop();
     });
+}
+
+/**
+ * The container runtime over containerd at --containerd-socket, with what a
+ * previous agent left running found; or why there is none (the agent then
+ * rejects image tasks saying so, and does not register the runtime).
+ */
+async function openContainers(
+  o: AgentFlags,
+  log: (line: string) => void,
+  stateDir: string,
+): Promise<{ containers: import("@vipmesh/agent").ContainerRunner } | { noContainers: string }> {
+  const socket = resolve(o.containerdSocket);
+  if (!existsSync(socket)) {
+    const why = `no containerd socket at ${socket}: run containerd, or give the agent --containerd-socket`;
+    log(`containers: none, ${why}`);
+    return { noContainers: why };
+  }
+  const [{ Containerd }, { ContainerRunner, DEFAULT_STOP_GRACE_MS }] = await Promise.all([import("@vipmesh/containerd"), import("@vipmesh/agent")]);
+  try {
+    const containerd = await Containerd.connect({ socket, namespace: o.containerdNamespace });
+    const { version } = await containerd.version();
+    const containers = await ContainerRunner.open({
+      containerd,
+      stateDir,
+      stopGraceMs: o.stopGrace ?? DEFAULT_STOP_GRACE_MS,
+      cgroupParent: o.cgroupParent,
+      log,
+    });
+    log(`containers: containerd ${version} at ${socket}, namespace ${o.containerdNamespace}`);
+    return { containers };
+  } catch (err) {
+    const why = `containerd at ${socket} does not answer: ${err instanceof Error ? err.message : String(err)}`;
+    log(`containers: none, ${why}`);
+    return { noContainers: why };
+  }
 }
 
 /** True when this kernel has IPVS (loading ip_vs if need be) and ipvsadm is installed; else why not. */

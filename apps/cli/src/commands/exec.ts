@@ -1,6 +1,6 @@
 // vipmesh exec TASK -- CMD: run a command inside a task — its namespaces,
-// cgroups and view of the node — as confined as the task itself, with CMD's
-// exit status.
+// cgroups and view of the node (a container's: its root) — as confined as
+// the task itself, with CMD's exit status.
 
 import type { Command } from "commander";
 import { spawnSync } from "node:child_process";
@@ -32,12 +32,15 @@ export function registerExecCommand(program: Command, io: Io): void {
         return match[0]!;
       });
       const { listNamespaces, namespacePids } = await import("@vipmesh/lab");
-      const { CONFINE, enterArgs, isTaskInit } = await import("@vipmesh/agent");
+      const { CONFINE, containerInitUser, enterArgs, isTaskInit } = await import("@vipmesh/agent");
       const netns = listNamespaces().find((n) => n.endsWith(task.id));
       const init = netns ? namespacePids(netns).find(isTaskInit) : undefined;
       if (!init) throw new CommandFailed(`task ${task.id} does not run on this machine`);
-      const confinement = taskConfinement(taskSpecFromWire(task.spec));
-      const r = spawnSync(CONFINE, enterArgs(init, confinement, withoutSeparator(command)), { stdio: "inherit" });
+      // a container's PID 1 runs as its image's user, resolved when it started: the command runs as it too
+      const containerUser = containerInitUser(init);
+      const confinement = { ...taskConfinement(taskSpecFromWire(task.spec)), ...(containerUser ? { user: containerUser } : {}) };
+      const args = enterArgs(init, confinement, withoutSeparator(command), { container: containerUser !== undefined });
+      const r = spawnSync(CONFINE, args, { stdio: "inherit" });
       if (r.status !== 0) throw new ChildExit(r.status ?? 1);
     });
 }

@@ -1,0 +1,400 @@
+// Container tasks: an OCI image run by containerd (runc, through its shim)
+// in the task's sandbox, confined as a process task is (oci-spec.ts). The
+// container's ID is the task's; its labels say it is vipmesh's, so that a
+// restarted agent adopts those still running (the shim outlives the agent).
+// Its stdout and stderr reach confine's log shim through containerd's
+// binary:// log URI, into the same log file, in the same lines, as a process
+// task's. Images are readied in the background (prepare): found in
+// containerd, else pulled, the task `preparing` meanwhile. Health checks and
+// `vipmesh exec` enter the container as confined as it (confine's enter).
+
+import { type Containerd, type ImageRecord, normalizeImageRef } from "@vipmesh/containerd";
+import type { Confinement, ContainerSpec } from "@vipmesh/core";
+import { EventEmitter } from "node:events";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { NETNS_ETC } from "../sandbox/etc.ts";
+import { containerCgroup, oomKills } from "./cgroups.ts";
+import { CONFINE, containerLogUri, enterArgs, taskNofile } from "./confine.ts";
+import { type ContainerUser, containerProcess, ociSpec, resolveUser } from "./oci-spec.ts";
+import { CONTAINER_MARKER, pruneEndedLogs, TASK_LOG_MAX_BYTES } from "./process-runner.ts";
+import type { CheckRun, ExitReport, Preparation, Runtime, StartSpec } from "./runtime.ts";
+import { spawn } from "node:child_process";
+
+/** The labels of a vipmesh container: the task it runs, and its service. */
+export const TASK_LABEL = "vipmesh.task";
+export const SERVICE_LABEL = "vipmesh.service";
+
+/** A pull's progress is told to the reconciler at most this often. */
+const PROGRESS_INTERVAL_MS = 1000;
+
+/** After SIGKILL, how long stop waits for containerd to see the task gone. */
+const KILL_WAIT_MS = 10_000;
+
+export interface ContainerRunnerOptions {
+  containerd: Containerd;
+  /** The agent's state dir: each task's log is in tasks/<id>/, beside process tasks'. */
+  stateDir: string;
+  stopGraceMs: number;
+  /** The cgroup, under the agent's own, that holds one per task. */
+  cgroupParent: string;
+  /** Where the sandboxes' hosts and resolv.conf are (sandbox/etc.ts). */
+  etcDir?: string;
+  logMaxBytes?: number;
+  log: (line: string) => void;
+}
+
+interface Tracked {
+  pid: number;
+  exited: boolean;
+  /** Being stopped by the agent: its end is not an exit to report. */
+  stopping: boolean;
+  /** The kernel's OOM killer struck in its cgroup (containerd's /tasks/oom). */
+  oom: boolean;
+  memoryBytes: number;
+  stopSignal: string;
+  /** Exactly once, when it ends. */
+  ended: Promise<void>;
+}
+
+/** Where readying one image stands, shared by the tasks that wait for it. */
+interface ImagePull {
+  state: Preparation;
+  waiting: Set<() => void>;
+  toldAt: number;
+}
+
+/** What a health check and `vipmesh exec` run as: the task's confinement with its user resolved (no name lookups inside). */
+interface Entry {
+  confinement: Confinement;
+}
+
+export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implements Runtime {
+  private readonly tracked = new Map<string, Tracked>();
+  private readonly pulls = new Map<string, ImagePull>();
+  /** Tasks whose image could not be had: said the same until they leave. */
+  private readonly unprepared = new Map<string, string>();
+  /** What a previous agent left: found by open(), taken by adopt(). */
+  private leftBehind: { adopted: string[]; lost: string[] } = { adopted: [], lost: [] };
+  private unsubscribe: (() => void) | undefined;
+
+  private constructor(private readonly o: ContainerRunnerOptions) {
+    super();
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  /** A runner over a connected containerd, with what a previous agent left running found (adopt() takes it). */
+  static async open(o: ContainerRunnerOptions): Promise<ContainerRunner> {
+    const runner = new ContainerRunner(o);
+    runner.unsubscribe = o.containerd.events((e) => runner.onEvent(e.topic, e.event));
+    for (const c of await o.containerd.containers()) {
+      const taskId = c.labels[TASK_LABEL];
+      if (!taskId || taskId !== c.id) continue;
+      const task = await o.containerd.task(c.id);
+      const alive = task !== undefined && task.status !== "stopped" && task.status !== "unknown";
+      if (alive) runner.track(c.id, task.pid, runner.entryOf(c.id)?.confinement.memoryBytes ?? 0, readStopSignal(runner.taskDir(c.id)));
+      else {
+        runner.tracked.set(c.id, { pid: 0, exited: true, stopping: false, oom: false, memoryBytes: 0, stopSignal: "SIGTERM", ended: Promise.resolve() });
+        await o.containerd.deleteTask(c.id).catch(() => undefined);
+      }
+      (alive ? runner.leftBehind.adopted : runner.leftBehind.lost).push(c.id);
+    }
+    return runner;
+  }
+
+  private get dir(): string {
+    return join(this.o.stateDir, "tasks");
+  }
+
+  private taskDir(taskId: string): string {
+    return join(this.dir, taskId);
+  }
+
+  logFile(taskId: string): string {
+    return join(this.taskDir(taskId), "log");
+  }
+
+  adopt(): { adopted: string[]; lost: string[] } {
+    const found = this.leftBehind;
+    this.leftBehind = { adopted: [], lost: [] };
+    return found;
+  }
+
+  isRunning(taskId: string): boolean {
+    const t = this.tracked.get(taskId);
+    return t !== undefined && !t.exited;
+  }
+
+  known(): string[] {
+    return [...this.tracked.keys()];
+  }
+
+  prepare(task: { taskId: string; container: ContainerSpec }, onChange: () => void): Preparation {
+    const given = task.container.image?.trim() ?? "";
+    const refused = this.unprepared.get(task.taskId);
+    if (refused) return { state: "failed", error: refused };
+    let ref: string;
+    try {
+      ref = normalizeImageRef(given);
+    } catch (err) {
+      return this.refuse(task.taskId, `image "${given}" is not a valid reference: ${messageOf(err)}`);
+    }
+    let pull = this.pulls.get(ref);
+    if (!pull) {
+      pull = { state: { state: "preparing", message: `looking for ${ref}` }, waiting: new Set(), toldAt: 0 };
+      this.pulls.set(ref, pull);
+      void this.ready(ref, pull);
+    }
+    if (pull.state.state === "failed") {
+      this.pulls.delete(ref); // a later task tries again
+      return this.refuse(task.taskId, pull.state.error);
+    }
+    if (pull.state.state === "preparing") pull.waiting.add(onChange);
+    return pull.state;
+  }
+
+  /** The image found in containerd, else pulled; whoever waits is told as it moves on. */
+  private async ready(ref: string, pull: ImagePull): Promise<void> {
+    const tell = (force: boolean) => {
+      if (!force && Date.now() - pull.toldAt < PROGRESS_INTERVAL_MS) return;
+      pull.toldAt = Date.now();
+      for (const f of pull.waiting) f();
+      if (force) pull.waiting.clear();
+    };
+    try {
+      if (!(await this.o.containerd.image(ref))) {
+        pull.state = { state: "preparing", message: `pulling ${ref}` };
+        tell(true);
+        await this.o.containerd.pull(ref, ({ doneBytes, totalBytes }) => {
+          pull.state = { state: "preparing", message: `pulling ${ref}: ${megabytes(doneBytes)} of ${megabytes(totalBytes)}` };
+          tell(false);
+        });
+        this.o.log(`pulled ${ref}`);
+      }
+      pull.state = { state: "ready" };
+    } catch (err) {
+      pull.state = { state: "failed", error: `image "${ref}" cannot be pulled: ${messageOf(err)}` };
+    }
+    tell(true);
+  }
+
+  private refuse(taskId: string, error: string): Preparation {
+    this.unprepared.set(taskId, error);
+    if (this.unprepared.size > 10_000) this.unprepared.delete(this.unprepared.keys().next().value!);
+    return { state: "failed", error };
+  }
+
+  async start(spec: StartSpec): Promise<void> {
+    const given = spec.container.image?.trim() ?? "";
+    const ref = normalizeImageRef(given);
+    const image = await this.o.containerd.image(ref);
+    if (!image) {
+      this.pulls.delete(ref);
+      throw new Error(`image "${ref}" is not on this node`);
+    }
+    const process = containerProcess({ container: spec.container, image: image.config, hostname: spec.hostname });
+    if ("error" in process) throw new Error(process.error);
+    const taskDir = this.taskDir(spec.taskId);
+    mkdirSync(taskDir, { recursive: true });
+    writeFileSync(join(taskDir, CONTAINER_MARKER), `${ref}\n`);
+    const hostnameFile = join(taskDir, "hostname");
+    writeFileSync(hostnameFile, `${spec.hostname}\n`);
+    const cgroup = containerCgroup(this.o.cgroupParent, spec.taskId);
+    const labels = { [TASK_LABEL]: spec.taskId, [SERVICE_LABEL]: spec.serviceName };
+    const etc = this.o.etcDir ?? NETNS_ETC;
+    const build = (user: ContainerUser) =>
+      ociSpec(
+        {
+          container: spec.container,
+          image: image.config,
+          hostname: spec.hostname,
+          user,
+          confinement: spec.confinement,
+          netns: `/run/netns/${spec.sandbox}`,
+          etc: { hosts: join(etc, spec.sandbox, "hosts"), resolvConf: join(etc, spec.sandbox, "resolv.conf"), hostname: hostnameFile },
+          cgroupsPath: cgroup.path,
+          nofile: taskNofile(),
+        },
+        process,
+      );
+    await this.o.containerd.deleteContainer(spec.taskId); // what a start that failed half-way left
+    try {
+      const user = await this.userOf(spec, image, (u) => this.o.containerd.createContainer({ id: spec.taskId, image, spec: build(u), labels }));
+      const confinement: Confinement = { ...spec.confinement, user: `${user.uid}:${user.gid}` };
+      writeFileSync(join(taskDir, "entry.json"), JSON.stringify({ confinement } satisfies Entry));
+      if (image.config.stopSignal) writeFileSync(join(taskDir, "stop-signal"), image.config.stopSignal);
+      const logMax = this.o.logMaxBytes ?? TASK_LOG_MAX_BYTES;
+      const { pid } = await this.o.containerd.startTask(spec.taskId, { stdioUri: containerLogUri(this.logFile(spec.taskId), logMax) });
+      this.track(spec.taskId, pid, spec.confinement.memoryBytes, image.config.stopSignal || "SIGTERM", cgroup.memoryDir);
+    } catch (err) {
+      await this.o.containerd.deleteContainer(spec.taskId).catch(() => undefined); // nothing half-made stays
+      rmSync(join(taskDir, CONTAINER_MARKER), { force: true });
+      throw err;
+    }
+  }
+
+  /**
+   * The container's user (spec.user, else the image's), made by `create`:
+   * numbers as they are; names looked up in the image's /etc/passwd and
+   * /etc/group, read through the container's snapshot once it is made (the
+   * container is then made again with the numbers).
+   */
+  private async userOf(spec: StartSpec, image: ImageRecord, create: (user: ContainerUser) => Promise<void>): Promise<ContainerUser> {
+    const user = spec.container.user || image.config.user || "";
+    const numeric = resolveUser(user, undefined, undefined);
+    const named = "error" in numeric;
+    const provisional = "error" in numeric ? { uid: 0, gid: 0, additionalGids: [] } : numeric;
+    await create(provisional);
+    const files = await this.imageFiles(spec.taskId, ["/etc/passwd", "/etc/group"]);
+    const resolved = resolveUser(user, files[0], files[1]);
+    if ("error" in resolved) {
+      if (named) throw new Error(`image "${image.name}": ${resolved.error}`);
+      return provisional;
+    }
+    if (named || resolved.gid !== provisional.gid || resolved.additionalGids.length > 0) {
+      await this.o.containerd.deleteContainer(spec.taskId);
+      await create(resolved);
+    }
+    return resolved;
+  }
+
+  /** Files of the container's root as its image has them, through its snapshot's mounts (overlay: upper, then each lower). */
+  private async imageFiles(taskId: string, paths: string[]): Promise<(string | undefined)[]> {
+    const client = this.o.containerd as Containerd & { mounts?: (key: string) => Promise<{ type: string; source: string; options: string[] }[]> };
+    if (!client.mounts) return paths.map(() => undefined);
+    const mounts = await client.mounts(taskId);
+    const dirs = mounts.flatMap((m) => {
+      if (m.type === "bind") return [m.source];
+      const opt = (k: string) => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
+      return [opt("upperdir"), ...(opt("lowerdir")?.split(":") ?? [])].filter((d): d is string => !!d);
+    });
+    return paths.map((path) => {
+      for (const dir of dirs) {
+        try {
+          return readFileSync(join(dir, path), "utf8");
+        } catch {}
+      }
+      return undefined;
+    });
+  }
+
+  private track(taskId: string, pid: number, memoryBytes: number, stopSignal: string, memoryDir?: string): void {
+    const t: Tracked = { pid, exited: false, stopping: false, oom: false, memoryBytes, stopSignal, ended: undefined! };
+    this.tracked.set(taskId, t);
+    const dir = memoryDir ?? containerCgroup(this.o.cgroupParent, taskId).memoryDir;
+    t.ended = this.o.containerd.wait(taskId).then(
+      ({ exitStatus }) => this.exited(taskId, t, exitStatus, dir),
+      (err) => {
+        this.o.log(`container task ${taskId}: cannot wait for its end: ${messageOf(err)}`);
+        return this.exited(taskId, t, null, dir);
+      },
+    );
+  }
+
+  private async exited(taskId: string, t: Tracked, code: number | null, memoryDir: string | undefined): Promise<void> {
+    if (t.exited) return;
+    // the cgroup goes with the task: read its OOM kills first
+    const oom = t.oom || (memoryDir !== undefined && oomKills(memoryDir) > 0);
+    await this.o.containerd.deleteTask(taskId).catch(() => undefined);
+    t.exited = true;
+    if (t.stopping || this.tracked.get(taskId) !== t) return;
+    const reason = oom ? `OOM killed: the task used more than its memory limit${t.memoryBytes ? ` of ${mebibytes(t.memoryBytes)}` : ""}` : undefined;
+    this.emit("exit", { taskId, code, signal: null, ...(reason ? { reason } : {}) });
+  }
+
+  private onEvent(topic: string, event: object): void {
+    if (topic !== "/tasks/oom") return;
+    const e = event as { containerId?: string; container_id?: string };
+    const t = this.tracked.get(e.containerId ?? e.container_id ?? "");
+    if (t) t.oom = true;
+  }
+
+  /** The image's stop signal (SIGTERM by default), SIGKILL to all its processes after the grace; then its task, container and snapshot go. */
+  async stop(taskId: string): Promise<void> {
+    const t = this.tracked.get(taskId);
+    if (t && !t.exited) {
+      t.stopping = true;
+      const within = (ms: number) => Promise.race([t.ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
+      await this.o.containerd.kill(taskId, t.stopSignal).catch(() => undefined);
+      if (!(await within(this.o.stopGraceMs))) {
+        await this.o.containerd.kill(taskId, "SIGKILL", { all: true }).catch(() => undefined);
+        await within(KILL_WAIT_MS);
+      }
+      t.exited = true;
+    }
+    if (t) await this.o.containerd.deleteContainer(taskId);
+  }
+
+  /** Forgets a task: its container and snapshot go; its log stays until it is among the oldest of the forgotten. */
+  forget(taskId: string): void {
+    const t = this.tracked.get(taskId);
+    this.tracked.delete(taskId);
+    this.unprepared.delete(taskId);
+    rmSync(join(this.taskDir(taskId), CONTAINER_MARKER), { force: true });
+    if (t) void this.o.containerd.deleteContainer(taskId).catch((err) => this.o.log(`cannot remove container ${taskId}: ${messageOf(err)}`));
+    pruneEndedLogs(this.dir, (id) => this.tracked.has(id));
+  }
+
+  /** `sh -c TEST` inside the container (its namespaces, root and cgroup), as confined as it, killed at its timeout. */
+  check(run: CheckRun): Promise<boolean> {
+    const t = this.tracked.get(run.taskId);
+    const entry = this.entryOf(run.taskId);
+    if (!t || t.exited || !entry) return Promise.resolve(false);
+    let args: string[];
+    try {
+      args = enterArgs(t.pid, entry.confinement, ["sh", "-c", run.test.join(" ")], { container: true });
+    } catch {
+      return Promise.resolve(false); // it ended meanwhile
+    }
+    return new Promise((resolve) => {
+      const child = spawn(CONFINE, args, { stdio: "ignore" });
+      const timer = setTimeout(() => child.kill("SIGKILL"), run.timeoutMs);
+      child.once("error", () => resolve(false));
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code === 0);
+      });
+    });
+  }
+
+  /** The container's PID 1 (in the node's PID namespace) and how to enter it, for `vipmesh exec`; undefined when it does not run. */
+  entry(taskId: string): { pid: number; confinement: Confinement } | undefined {
+    const t = this.tracked.get(taskId);
+    const entry = this.entryOf(taskId);
+    return t && !t.exited && entry ? { pid: t.pid, confinement: entry.confinement } : undefined;
+  }
+
+  private entryOf(taskId: string): Entry | undefined {
+    try {
+      return JSON.parse(readFileSync(join(this.taskDir(taskId), "entry.json"), "utf8")) as Entry;
+    } catch {
+      return undefined;
+    }
+  }
+
+  close(): void {
+    this.unsubscribe?.();
+  }
+}
+
+/** The stop signal a previous agent kept for the task (the image's). */
+function readStopSignal(taskDir: string): string {
+  try {
+    return readFileSync(join(taskDir, "stop-signal"), "utf8").trim() || "SIGTERM";
+  } catch {
+    return "SIGTERM";
+  }
+}
+
+const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** "12.3 MB", as a pull's progress is shown. */
+const megabytes = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** "32 MiB", as a memory limit is given. */
+export function mebibytes(bytes: number): string {
+  const gib = bytes / 2 ** 30;
+  if (gib >= 1) return `${Number.isInteger(gib) ? gib : gib.toFixed(1)} GiB`;
+  const mib = bytes / 2 ** 20;
+  return `${Number.isInteger(mib) ? mib : mib.toFixed(1)} MiB`;
+}
