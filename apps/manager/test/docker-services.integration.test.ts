@@ -171,10 +171,10 @@ describe("docker service with the real docker CLI", () => {
     let text = "";
     follow.stdout?.on("data", (d: Buffer) => (text += d.toString()));
     try {
-      await waitFor("the first lines of logs -f", () => text.includes(`hello from ${t.Slot}`), 10_000);
-      agentOf(t).appendLog(t.ID, "more\n");
-      await waitFor("the appended line in logs -f", () => new RegExp(`web\\.${t.Slot}@node\\d\\s+\\| more`).test(text), 10_000);
-      expect(h.agents.reduce((n, a) => n + a.logFollows, 0)).toBeGreaterThan(0);
+        await waitFor("the first lines of logs -f", () => text.includes(`hello from ${t.Slot}`), 10_000);
+        agentOf(t).appendLog(t.ID, "more\n");
+        await waitFor("the appended line in logs -f", () => new RegExp(`web\\.${t.Slot}@node\\d\\s+\\| more`).test(text), 10_000);
+        expect(h.agents.reduce((n, a) => n + a.logFollows, 0)).toBeGreaterThan(0);
     } finally {
       follow.kill("SIGINT");
     }
@@ -197,6 +197,28 @@ describe("docker service with the real docker CLI", () => {
     expect(bad).toEqual({ status: 400, json: { message: "TaskTemplate.ContainerSpec.Env must be a list of strings" } });
     expect((await api("GET", "/v1.47/services/bad")).status).toBe(404);
   });
+
+  it("create --reserve-memory --reserve-cpu --workdir IMAGE ARGS round-trips: Args, Dir and Reservations stored and shown; update changes one; nodes and info say runtimes and resources", async () => {
+    await dockerOk(sock, ["service", "create", "--detach", "--name", "box", "--reserve-memory", "64m", "--reserve-cpu", "0.5", "--workdir", "/x", "busybox", "sleep", "1"]);
+    try {
+      const spec = (await inspect("box")).Spec as { TaskTemplate: { ContainerSpec: Record<string, unknown>; Resources: Record<string, unknown> } };
+      // the words after the image are Args: the image's ENTRYPOINT stays (no Command)
+      expect(spec.TaskTemplate.ContainerSpec).toMatchObject({ Image: "busybox:latest", Command: [], Args: ["sleep", "1"], Dir: "/x" });
+      expect(spec.TaskTemplate.Resources).toEqual({ Reservations: { NanoCPUs: 5e8, MemoryBytes: 64 * 1024 ** 2 } });
+      // the docker CLI reads the spec back, changes one field and sends the whole: the rest stays
+      await dockerOk(sock, ["service", "update", "--detach", "--reserve-memory", "32m", "box"]);
+      const updated = (await inspect("box")).Spec as typeof spec;
+      expect(updated.TaskTemplate.Resources).toEqual({ Reservations: { NanoCPUs: 5e8, MemoryBytes: 32 * 1024 ** 2 } });
+      expect(updated.TaskTemplate.ContainerSpec).toMatchObject({ Args: ["sleep", "1"], Dir: "/x" });
+      await waitFor("box's task placed", async () => (await dockerOk(sock, ["service", "ps", "-q", "--filter", "desired-state=running", "box"])).trim() !== "");
+      // the simulated agents say both runtimes and their resources
+      const node = JSON.parse(await dockerOk(sock, ["node", "inspect", "--format", "{{json .Description}}", "node1"])) as Record<string, unknown>;
+      expect(node).toMatchObject({ Resources: { NanoCPUs: 64e9, MemoryBytes: 256 * 1024 ** 3 }, Engine: { Plugins: [{ Type: "Runtime", Name: "process" }, { Type: "Runtime", Name: "container" }] } });
+      expect(JSON.parse(await dockerOk(sock, ["info", "--format", "{{json .Runtimes}}"]))).toEqual({ process: { path: "vipmesh-agent" }, container: { path: "runc" } });
+    } finally {
+      await dockerOk(sock, ["service", "rm", "box"]);
+    }
+  }, 30_000);
 
   it("refuses the read-only identity's create (403), lets it list", async () => {
     const ro = h.docker!.readonly;

@@ -3,7 +3,7 @@
 // distribution is images.ts's). All reads: their op is ListNodes, which every reader may call.
 
 import { platform, release } from "node:os";
-import { VipmeshError } from "@vipmesh/core";
+import { type Node, nodeRuntimes, TASK_RUNTIMES, type TaskRuntime, VipmeshError } from "@vipmesh/core";
 import type { Ctx, Route } from "../http.ts";
 import { ARCHITECTURE, GOARCH } from "../json/platform.ts";
 import { API_VERSION, MIN_API_VERSION, VIPMESH_VERSION } from "../version.ts";
@@ -62,6 +62,15 @@ function cluster(ctx: Ctx) {
   };
 }
 
+/** What runs each task runtime, as Docker's Runtimes map names it (its path). */
+const RUNTIME_PATHS: Record<TaskRuntime, string> = { process: "vipmesh-agent", container: "runc" };
+
+/** Docker's Runtimes: those of the nodes not down, in TASK_RUNTIMES' order. */
+function runtimesJson(nodes: readonly Node[]): Record<string, { path: string }> {
+  const have = new Set(nodes.filter((n) => n.status.state !== "down").flatMap((n) => nodeRuntimes(n)));
+  return Object.fromEntries(TASK_RUNTIMES.filter((r) => have.has(r)).map((r) => [r, { path: RUNTIME_PATHS[r] }]));
+}
+
 function info(ctx: Ctx) {
   const m = ctx.ops.manager();
   const nodes = ctx.ops.listNodes();
@@ -106,8 +115,10 @@ function info(ctx: Ctx) {
     NoProxy: "",
     Labels: [],
     ExperimentalBuild: false,
-    Runtimes: {},
-    DefaultRuntime: "",
+    // the task runtimes the cluster's nodes have (the manager runs none): "process", a confined host command,
+    // "container", an image through containerd and runc; an image runs as a container, hence the default
+    Runtimes: runtimesJson(nodes),
+    DefaultRuntime: "container",
     LiveRestoreEnabled: false,
     Isolation: "",
     InitBinary: "",
