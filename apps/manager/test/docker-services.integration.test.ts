@@ -171,10 +171,10 @@ describe("docker service with the real docker CLI", () => {
     let text = "";
     follow.stdout?.on("data", (d: Buffer) => (text += d.toString()));
     try {
-        await waitFor("the first lines of logs -f", () => text.includes(`hello from ${t.Slot}`), 10_000);
-        agentOf(t).appendLog(t.ID, "more\n");
-        await waitFor("the appended line in logs -f", () => new RegExp(`web\\.${t.Slot}@node\\d\\s+\\| more`).test(text), 10_000);
-        expect(h.agents.reduce((n, a) => n + a.logFollows, 0)).toBeGreaterThan(0);
+      await waitFor("the first lines of logs -f", () => text.includes(`hello from ${t.Slot}`), 10_000);
+      agentOf(t).appendLog(t.ID, "more\n");
+      await waitFor("the appended line in logs -f", () => new RegExp(`web\\.${t.Slot}@node\\d\\s+\\| more`).test(text), 10_000);
+      expect(h.agents.reduce((n, a) => n + a.logFollows, 0)).toBeGreaterThan(0);
     } finally {
       follow.kill("SIGINT");
     }
