@@ -64,6 +64,22 @@ describe("service ps", () => {
   });
 });
 
+describe("service ps of a task being prepared", () => {
+  it("shows what it is at beside Preparing, and the reason of a task that waits in ERROR", () => {
+    const now = new Date("2025-01-01T00:00:12.000Z");
+    const tasks = [
+      task({ id: "p1", status: { state: "preparing", timestamp: "2025-01-01T00:00:09.000Z", message: "pulling nginx:1.25: 12 MiB of 30 MiB", err: "", health: "" } }),
+      task({ id: "p2", slot: 2, status: { state: "preparing", timestamp: "2025-01-01T00:00:09.000Z", message: "preparing", err: "", health: "" } }),
+      task({ id: "p3", slot: 3, nodeId: "", status: { state: "pending", timestamp: "", message: "pending task scheduling", err: "no suitable node (3 nodes lack the container runtime)", health: "" } }),
+    ];
+    expect(taskRows(tasks, new Map([[NODE_ID, "node-1"]]), now).map((r) => [r[5], r[6]])).toEqual([
+      ["Preparing 3 seconds ago: pulling nginx:1.25: 12 MiB of 30 MiB", ""],
+      ["Preparing 3 seconds ago", ""],
+      ["Pending", "no suitable node (3 nodes lack the container runtime)"],
+    ]);
+  });
+});
+
 describe("network ls and node ls", () => {
   it("lists networks with their subnet", () => {
     expect(formatTable(NETWORK_HEADERS, networkRows([network()]))).toBe(

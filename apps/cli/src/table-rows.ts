@@ -64,10 +64,21 @@ export function taskRows(
       t.serviceName,
       t.nodeId ? (hostnames.get(t.nodeId) ?? shortId(t.nodeId)) : "",
       titleCase(t.desiredState),
-      stateSince(t.status?.state ?? "", t.status?.timestamp ?? "", now),
+      currentState(t, now),
       t.status?.err ?? "",
     ];
   });
+}
+
+/**
+ * Docker's CURRENT STATE: the state and since when; a task preparing (its
+ * image being pulled) shows what it is at, as its message says it.
+ */
+function currentState(t: wire.Task, now: Date): string {
+  const state = t.status?.state ?? "";
+  const since = stateSince(state, t.status?.timestamp ?? "", now);
+  const message = t.status?.message ?? "";
+  return state === "preparing" && message && message !== state ? `${since}: ${message}` : since;
 }
 
 export function networkRows(networks: readonly wire.Network[]): string[][] {
