@@ -2,7 +2,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { assignmentToWire, logPieceFromWire, logRequestToWire, toStatus, type wire } from "@vipmesh/api";
-import { type ErrorCode, exhausted, permissionDenied, VipmeshError } from "@vipmesh/core";
+import { type ErrorCode, exhausted, invalid, permissionDenied, VipmeshError } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
 import type { Dispatcher, SessionChannel, SessionMessage } from "./dispatcher.ts";
@@ -190,19 +190,20 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
 /**
  * LoadImage: the first chunk names the nodes and starts the relay; each
  * chunk goes on as it comes, and the caller's stream pauses while a node's
- * window is full. A caller that goes away aborts the load on every node.
+ * window is full. The chunk marked last completes the load; a stream that
+ * ends or is cancelled before it aborts the load on every node.
  */
 function loadImage(ops: Operations, call: grpc.ServerReadableStream<wire.LoadImageChunkDecoded, unknown>, callback: Callback): void {
   let load: ReturnType<Operations["loadImage"]> | undefined;
-  let failed = false;
+  let settled = false;
   const fail = (err: unknown) => {
-    if (failed) return;
-    failed = true;
+    if (settled) return;
+    settled = true;
     load?.load.abort();
     callback(toStatus(err));
   };
   call.on("data", (chunk: wire.LoadImageChunkDecoded) => {
-    if (failed) return;
+    if (settled) return;
     try {
       load ??= ops.loadImage(chunk.nodes);
     } catch (err) {
@@ -213,22 +214,17 @@ function loadImage(ops: Operations, call: grpc.ServerReadableStream<wire.LoadIma
       call.pause();
       load.load.once("drain", () => call.resume());
     }
+    if (!chunk.last) return;
+    settled = true;
+    load.results().then(
+      (nodes) => callback(null, { nodes }),
+      (err: unknown) => callback(toStatus(err)),
+    );
   });
-  call.on("end", () => {
-    if (failed) return;
-    try {
-      load ??= ops.loadImage([]);
-    } catch (err) {
-      fail(err);
-      return;
-    }
-    load.results().then((nodes) => callback(null, { nodes }), fail);
-  });
-  call.on("cancelled", () => {
-    failed = true;
-    load?.load.abort();
-  });
-  call.on("error", () => fail(new Error("the image stream failed")));
+  const abandoned = () => fail(invalid("the image stream ended before its last chunk: the load was abandoned on every node"));
+  call.on("end", abandoned);
+  call.on("cancelled", abandoned);
+  call.on("error", abandoned);
 }
 
 /** A node's image answer as the relay takes it. */

@@ -6,6 +6,9 @@
 // It answers log requests from `logs`, which tests fill (and append to, for
 // follow) by hand, in a real agent's line format (task-log.ts): a plain line
 // goes out as stdout timed when sent, a line already in that form as it is.
+// Images: `images` is its image store (tests fill it; `loadImage` says what a
+// loaded tarball holds), each load's pieces are kept in `imageLoads`, and
+// `holdImageAcks` stops acknowledging them, like a node whose import lags.
 
 import type * as grpc from "@grpc/grpc-js";
 import {
@@ -24,7 +27,8 @@ import {
   parseTaskLogLine,
   type wire,
 } from "@vipmesh/api";
-import { type NetworkView, type Task, applyViewDelta, emptyView } from "@vipmesh/core";
+import { type NetworkView, type Task, applyViewDelta, emptyView, imageRepository, taskName } from "@vipmesh/core";
+import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 
 export interface SimAgentOptions {
@@ -47,6 +51,8 @@ export interface SimAgentOptions {
   token?: string;
   /** An identity it joined with before (an agent restarted with its state dir): no join, the same node. */
   identity?: NodeIdentity;
+  /** What a loaded tarball holds: its image names, or an Error (a bad tarball); default: none, the load is refused. */
+  loadImage?: (tar: Buffer) => string[] | Error;
 }
 
 /** What a SimAgent offers by default: more than any test reserves. */
@@ -68,6 +74,12 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
   private readonly endedLogs = new Set<string>();
   /** Followed log requests: request ID → tasks not yet ended. */
   private readonly followers = new Map<number, Set<string>>();
+  /** Its images by name (normalized: docker.io/library/web:1), as its containerd would list them. */
+  readonly images = new Map<string, SimImage>();
+  /** Every image load it was sent, by request ID: the pieces in the order they came, and whether it ended. */
+  readonly imageLoads = new Map<number, { pieces: Buffer[]; seqs: number[]; ended: boolean; aborted: boolean }>();
+  private holdingImageAcks = false;
+  private readonly heldImageAcks: { requestId: number; seq: number }[] = [];
 
   constructor(
     readonly address: string,
@@ -122,6 +134,14 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     }
     if (msg.logCancel) {
       this.followers.delete(Number(msg.logCancel.requestId));
+      return;
+    }
+    if (msg.imageLoad) {
+      this.onImageLoad(msg.imageLoad);
+      return;
+    }
+    if (msg.imageRequest) {
+      this.onImageRequest(msg.imageRequest);
       return;
     }
     if (!msg.assignment) return;
@@ -217,6 +237,59 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     return this.followers.size;
   }
 
+  private onImageLoad(m: wire.ImageLoadData): void {
+    let load = this.imageLoads.get(m.requestId);
+    if (!load) this.imageLoads.set(m.requestId, (load = { pieces: [], seqs: [], ended: false, aborted: false }));
+    if (m.abort) load.aborted = true;
+    else if (m.end) {
+      load.ended = true;
+      const found = this.options.loadImage?.(Buffer.concat(load.pieces)) ?? new Error("this node has no container runtime: its agent found no containerd");
+      if (found instanceof Error) {
+        this.replyImage({ requestId: m.requestId, error: found.message, code: "invalid_argument" });
+        return;
+      }
+      for (const name of found) this.images.set(name, simImage(name, Buffer.concat(load.pieces)));
+      this.replyImage({ requestId: m.requestId, names: found });
+    } else {
+      load.pieces.push(Buffer.from(m.data));
+      load.seqs.push(m.seq);
+      if (this.holdingImageAcks) this.heldImageAcks.push({ requestId: m.requestId, seq: m.seq });
+      else this.stream?.write({ imageAck: { requestId: m.requestId, seq: m.seq } });
+    }
+  }
+
+  private onImageRequest(m: wire.ImageRequest): void {
+    const users = (name: string) =>
+      [...this.view.tasks.values()].filter((t) => t.desiredState === "running" && t.spec.container.image && sameImage(t.spec.container.image, name)).map((t) => taskName(t));
+    this.replyImage({ requestId: m.requestId, ...this.answerImage(m, users) });
+  }
+
+  private answerImage(m: wire.ImageRequest, users: (name: string) => string[]): Omit<wire.ImageReply, "requestId"> {
+    if (m.op === "list") return { images: [...this.images.values()].map((i) => ({ ...i, tasks: users(i.name) })) };
+    const matching = [...this.images.keys()].filter((name) => sameImage(m.image, name));
+    if (matching.length === 0) return { error: `No such image: ${m.image}`, code: "not_found" };
+    const tasks = matching.flatMap(users);
+    if (tasks.length > 0 && !m.force) return { error: `image ${m.image} is in use by tasks ${tasks.join(", ")}`, code: "failed_precondition" };
+    if (m.check) return { names: [] };
+    for (const name of matching) this.images.delete(name);
+    return { names: matching };
+  }
+
+  private replyImage(reply: wire.ImageReply): void {
+    this.stream?.write({ imageReply: reply });
+  }
+
+  /** Stops acknowledging image pieces, like a node whose import lags. */
+  holdImageAcks(): void {
+    this.holdingImageAcks = true;
+  }
+
+  /** Acknowledges the held pieces, and the ones after at once again. */
+  releaseImageAcks(): void {
+    this.holdingImageAcks = false;
+    for (const ack of this.heldImageAcks.splice(0)) this.stream?.write({ imageAck: ack });
+  }
+
   /** Stops heartbeating but keeps the session, like a hung agent. */
   freeze(): void {
     clearInterval(this.heartbeat);
@@ -244,4 +317,38 @@ function timed(text: string): string {
 function lastLines(text: string, n: number): string {
   const lines = text.split(/(?<=\n)/);
   return lines.slice(-n).join("");
+}
+
+/** An image of a SimAgent, as an agent lists it. */
+export interface SimImage {
+  name: string;
+  digest: string;
+  size: number;
+  createdAt: string;
+  mediaType: string;
+  os: string;
+  architecture: string;
+}
+
+/** An image with a digest made from its content (or its name). */
+export function simImage(name: string, content: Buffer = Buffer.from(name)): SimImage {
+  return {
+    name,
+    digest: `sha256:${createHash("sha256").update(content).digest("hex")}`,
+    size: content.length,
+    createdAt: new Date().toISOString(),
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    os: "linux",
+    architecture: "amd64",
+  };
+}
+
+/** Whether reference `ref` names the image `name` (repository and tag, Docker Hub's defaults; a digest is ignored). */
+function sameImage(ref: string, name: string): boolean {
+  const tag = (r: string) => {
+    const n = r.split("@")[0] ?? r;
+    const colon = n.lastIndexOf(":");
+    return colon > n.lastIndexOf("/") ? n.slice(colon + 1) : "latest";
+  };
+  return imageRepository(ref) === imageRepository(name) && tag(ref) === tag(name);
 }

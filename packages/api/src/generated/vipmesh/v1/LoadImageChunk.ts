@@ -5,9 +5,11 @@
 export interface LoadImageChunk {
   'nodes'?: (string)[];
   'data'?: (Buffer | Uint8Array | string);
+  'last'?: (boolean);
 }
 
 export interface LoadImageChunk__Output {
   'nodes': (string)[];
   'data': (Buffer);
+  'last': (boolean);
 }
