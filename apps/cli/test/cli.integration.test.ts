@@ -293,6 +293,38 @@ describe("services", () => {
     expect(r.stderr).toContain("Error: timed out after 1s waiting for stuck to converge: 0/1 tasks running");
   });
 
+  it("with --image, the words after the flags replace the image's CMD; --entrypoint, --workdir and --reserve-* set Docker's fields, and update changes each alone", async () => {
+    const created = await vipmesh(
+      "service", "create", "--detach", "--name", "boxed", "--image", "busybox:1.36", "--entrypoint", "/bin/sh -c", "--workdir", "/srv",
+      "--reserve-cpu", "0.5", "--reserve-memory", "64m", "--limit-memory", "128m", "--", "echo 'hi there'",
+    );
+    expect(created).toMatchObject({ code: 0, stderr: "" });
+    const inspect = async () => (await json<any[]>("service", "inspect", "boxed"))[0].Spec.TaskTemplate;
+    let tt = await inspect();
+    expect(tt.ContainerSpec).toMatchObject({ Image: "busybox:1.36", Command: ["/bin/sh", "-c"], Args: ["echo 'hi there'"], Dir: "/srv" });
+    expect(tt.Resources).toEqual({ Limits: { MemoryBytes: 128 * 1024 ** 2 }, Reservations: { NanoCPUs: 5e8, MemoryBytes: 64 * 1024 ** 2 } });
+
+    // --args replaces the image's CMD alone (the entrypoint stays); 0 clears a reservation, "" the workdir
+    expect((await vipmesh("service", "update", "-d", "--args", `"echo bye"`, "--reserve-memory", "0", "--workdir", "", "boxed")).code).toBe(0);
+    tt = await inspect();
+    expect(tt.ContainerSpec).toMatchObject({ Command: ["/bin/sh", "-c"], Args: ["echo bye"] });
+    expect(tt.ContainerSpec).not.toHaveProperty("Dir");
+    expect(tt.Resources).toEqual({ Limits: { MemoryBytes: 128 * 1024 ** 2 }, Reservations: { NanoCPUs: 5e8 } });
+    // --entrypoint "" gives the image's ENTRYPOINT back
+    expect((await vipmesh("service", "update", "-d", "--entrypoint", "", "boxed")).code).toBe(0);
+    expect((await inspect()).ContainerSpec).toMatchObject({ Command: [], Args: ["echo bye"] });
+
+    // a reservation above its limit is refused with the reason; nothing changes
+    const over = await vipmesh("service", "update", "-d", "--reserve-memory", "256m", "boxed");
+    expect(over.code).toBe(1);
+    expect(over.stderr).toContain("memory reservation: 256 MiB is above the memory limit of 128 MiB");
+    // --entrypoint needs an image: without one the words are the command
+    const noImage = await vipmesh("service", "create", "-d", "--name", "noimg", "--entrypoint", "sh", "--", "true");
+    expect(noImage.code).toBe(2);
+    expect(noImage.stderr).toContain("--entrypoint needs --image");
+    expect((await vipmesh("service", "rm", "boxed")).code).toBe(0);
+  });
+
   it("removes services and reports the ones it cannot find", async () => {
     const r = await vipmesh("service", "rm", "stuck", "nosuch");
     expect(r.code).toBe(1);
@@ -306,7 +338,13 @@ describe("nodes", () => {
     const token = (await vipmesh("join-token", "worker", "-q")).stdout.trim();
     const identity = await NodeIdentity.obtain({ manager: manager.host, token });
     const dispatcher = dispatcherClient(manager.host, { identity: identity.source });
-    const { nodeId } = await call(dispatcher, "register", { hostname: "node-1", addr: "192.168.50.11", labels: { disk: "ssd" } });
+    const { nodeId } = await call(dispatcher, "register", {
+      hostname: "node-1",
+      addr: "192.168.50.11",
+      labels: { disk: "ssd" },
+      runtimes: ["process", "container"],
+      resources: { nanoCpus: 2e9, memoryBytes: 4 * 1024 ** 3 },
+    });
     dispatcher.close();
 
     const nodes = await json<any[]>("node", "ls", "--json");
@@ -328,6 +366,8 @@ describe("nodes", () => {
     expect(node.Spec).toEqual({ Availability: "drain", Labels: { zone: "a" }, Role: "worker", Membership: "accepted" });
     expect(node.Description.Engine.Labels).toEqual({ disk: "ssd" });
     expect(node.Status.Addr).toBe("192.168.50.11");
+    // which runtimes it has and what it offers reservations
+    expect(node.Description).toMatchObject({ Runtimes: ["process", "container"], Resources: { NanoCPUs: 2e9, MemoryBytes: 4 * 1024 ** 3 } });
 
     expect(await vipmesh("node", "rm", "--force", "node-1")).toMatchObject({ code: 0, stdout: "node-1\n" });
     expect(await json("node", "ls", "--json")).toEqual([]);
