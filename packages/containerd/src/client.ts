@@ -299,6 +299,7 @@ export class Containerd {
     return {
       name: img.name,
       digest: img.target.digest,
+      mediaType: img.target.mediaType,
       size: manifestDesc.size + manifest.config.size + manifest.layers.reduce((n, l) => n + Number(l.size), 0),
       config: imageConfigOf(config),
       chainId: chain[chain.length - 1] ?? "",

@@ -13,6 +13,7 @@ export interface ImageConfig {
 export interface ImageRecord {
   name: string; // normalized: docker.io/library/x:tag
   digest: string; // manifest digest
+  mediaType: string; // that manifest's (or index's) media type
   size: number; // bytes of its content (manifest, config, layers)
   config: ImageConfig;
   chainId: string; // its top snapshot, unpacked
