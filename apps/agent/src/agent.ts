@@ -5,12 +5,13 @@
 // refuses to run before the first full assignment, and a restarted agent
 // adopts what is still wanted instead of flushing (docs/ARCHITECTURE.md).
 
-import { emptyDelta, isTerminal, type Resources } from "@vipmesh/core";
+import { emptyDelta, isTerminal, type Resources, taskName, taskRuntime } from "@vipmesh/core";
 import type { NodeIdentity } from "@vipmesh/api";
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { SANDBOX_DESCRIPTORS } from "./dns/server.ts";
 import { openFilesLimit } from "./exec/limits.ts";
+import { type ImageStore, type ImageUser, NodeImages } from "./images/node-images.ts";
 import { type NetworkDrivers, NetworkReconciler } from "./network/reconciler.ts";
 import { BoundedFrequencyRunner } from "./runner.ts";
 import { type AgentSession, ManagerSession } from "./session/session.ts";
@@ -44,6 +45,10 @@ export interface AgentOptions extends NetworkDrivers {
   /** Runs image tasks as containers (a ContainerRunner over containerd); absent: `noContainers` says why they are rejected. */
   containers?: Runtime;
   noContainers?: string;
+  /** The node's images (the containerd client): the manager's image calls and the image GC; absent: image calls are refused. */
+  images?: ImageStore;
+  /** An image no task here used for this long is removed; default a day (DEFAULT_IMAGE_GC_AFTER_MS). */
+  imageGcAfterMs?: number;
   /** What this node offers tasks' reservations, told to the manager. */
   resources?: Resources;
   /** The session with the manager; default: a ManagerSession to `manager` (unit tests give a FakeSession). */
@@ -57,6 +62,7 @@ export class Agent {
   private readonly network: NetworkReconciler;
   private readonly tasks: TaskReconciler;
   private readonly runtime: Runtime;
+  private readonly images: NodeImages | undefined;
   private readonly log: (line: string) => void;
   /** "cleaning" once the manager removed this node: it converges to nothing; "idle" once nothing is left. */
   private removal: "no" | "cleaning" | "idle" = "no";
@@ -105,6 +111,16 @@ export class Agent {
       growing: (taskId: string) => runtime.isRunning(taskId) || this.session.view.tasks.has(taskId),
     };
     this.session.serveLogs((req, send, signal) => serveLogRequest(req, logs, send, signal));
+    if (o.images) {
+      this.images = new NodeImages({
+        store: o.images,
+        stateDir: o.stateDir,
+        ...(o.imageGcAfterMs !== undefined ? { gcAfterMs: o.imageGcAfterMs } : {}),
+        users: () => this.imageUsers(),
+        log: this.log,
+      });
+      this.session.serveImages(this.images);
+    }
     this.runner = new BoundedFrequencyRunner(() => this.sync(), { minIntervalMs: 20, maxIntervalMs: 30_000, retryMs: 1000 }, (err) =>
       this.log(`sync failed, retrying: ${err instanceof Error ? err.message : String(err)}`),
     );
@@ -126,14 +142,24 @@ export class Agent {
     this.session.start();
     this.o.identity?.startRenewal();
     this.runner.start();
+    this.images?.start();
   }
 
   async stop(): Promise<void> {
     this.runner.stop();
+    this.images?.stop();
     this.o.identity?.stop();
     this.session.stop();
     this.tasks.close();
     await this.network.close();
+  }
+
+  /** The tasks that use an image: those the node is to run, and those whose container is still here. */
+  private imageUsers(): ImageUser[] {
+    const known = new Set(this.runtime.known());
+    return [...this.session.view.tasks.values()]
+      .filter((t) => taskRuntime(t.spec.container) === "container" && (!isTerminal(t.status.state) || known.has(t.id)))
+      .map((t) => ({ task: taskName(t), image: t.spec.container.image ?? "" }));
   }
 
   /**

@@ -23,6 +23,7 @@ const WRITES: Partial<Record<Method, string>> = {
   removeService: "the service may or may not have been removed; check with `vipmesh service ls`",
   updateNode: "the node may or may not have been updated; check with `vipmesh node inspect`",
   removeNode: "the node may or may not have been removed; check with `vipmesh node ls`",
+  removeImage: "the image may or may not have been removed; check with `vipmesh image ls`",
 };
 
 /** Creates carry a request ID, one per invocation: the manager answers a repeat of it with the first result. */

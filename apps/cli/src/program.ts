@@ -7,6 +7,7 @@ import { registerNetworkCommands } from "./commands/network.ts";
 import { registerAgentCommand } from "./commands/agent.ts";
 import { registerExecCommand } from "./commands/exec.ts";
 import { registerHaproxyGenCommand } from "./commands/haproxy-gen.ts";
+import { registerImageCommands } from "./commands/image.ts";
 import { registerLabCommands } from "./commands/lab.ts";
 import { registerJoinTokenCommand } from "./commands/join-token.ts";
 import { registerNodeCommands } from "./commands/node.ts";
@@ -37,6 +38,7 @@ export function buildProgram(io: Io): Command {
   registerNetworkCommands(program, io);
   registerServiceCommands(program, io);
   registerNodeCommands(program, io);
+  registerImageCommands(program, io);
   registerJoinTokenCommand(program, io);
   registerWhoamiCommand(program, io);
   registerExecCommand(program, io);

@@ -3,7 +3,7 @@
 
 import { applyViewDelta, emptyDelta, emptyView, type NetworkView, type OverlayKeySet, type ViewDelta } from "@vipmesh/core";
 import { EventEmitter, once } from "node:events";
-import { type AgentSession, clearView, type LogServer, type SessionEvents, type TaskStatusReport } from "./session.ts";
+import { type AgentSession, clearView, type ImageServer, type LogServer, type SessionEvents, type TaskStatusReport } from "./session.ts";
 
 export class FakeSession extends EventEmitter<SessionEvents> implements AgentSession {
   readonly view: NetworkView = emptyView();
@@ -13,6 +13,7 @@ export class FakeSession extends EventEmitter<SessionEvents> implements AgentSes
   readonly reports: { taskId: string; status: TaskStatusReport }[] = [];
   acked = 0;
   logServer: LogServer | undefined;
+  imageServer: ImageServer | undefined;
   private readonly acks = new EventEmitter();
 
   constructor(readonly nodeId: string) {
@@ -68,5 +69,9 @@ export class FakeSession extends EventEmitter<SessionEvents> implements AgentSes
 
   serveLogs(server: LogServer): void {
     this.logServer = server;
+  }
+
+  serveImages(server: ImageServer): void {
+    this.imageServer = server;
   }
 }

@@ -3,7 +3,8 @@
 // down, applied to a local network view — and come back with backoff when the
 // manager goes away. A new session starts with a full assignment. Log
 // requests come down the session too; a server the agent gives answers them,
-// until the manager cancels one or the session is lost.
+// until the manager cancels one or the session is lost. Image calls come down
+// the same way (a load as a tarball's pieces, each acknowledged once taken in).
 
 import type * as grpc from "@grpc/grpc-js";
 import {
@@ -30,10 +31,13 @@ import {
   type Resources,
   type TaskRuntime,
   type ViewDelta,
+  VipmeshError,
 } from "@vipmesh/core";
 import { EventEmitter, once } from "node:events";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { PassThrough, type Readable } from "node:stream";
+import type { NodeImageInfo } from "../images/node-images.ts";
 
 export interface SessionOptions {
   manager: string;
@@ -64,6 +68,16 @@ export interface TaskStatusReport {
 /** Answers a log request through `send`; resolves when it is done or `signal` aborted it. */
 export type LogServer = (req: LogRequest, send: (piece: LogPiece) => Promise<void>, signal: AbortSignal) => Promise<void>;
 
+/** Answers the manager's image calls (images/: the node's containerd). */
+export interface ImageServer {
+  load(tar: Readable): Promise<string[]>;
+  list(): Promise<NodeImageInfo[]>;
+  remove(ref: string, o: { force: boolean; check: boolean }): Promise<string[]>;
+}
+
+/** What an image load's tarball stream buffers before its pieces wait (and so their acknowledgements). */
+const IMAGE_LOAD_BUFFER_BYTES = 1024 * 1024;
+
 /**
  * `view`: the delta just applied to the view, and whether it was a full assignment (the view made anew).
  * `removed`: the manager removed this node (the manager's words); the view is empty, and the session over for good.
@@ -84,6 +98,7 @@ export interface AgentSession extends Pick<EventEmitter<SessionEvents>, "on"> {
   ack(version: number): void;
   report(taskId: string, status: TaskStatusReport): void;
   serveLogs(server: LogServer): void;
+  serveImages(server: ImageServer): void;
 }
 
 /** Empties a view in place (a full assignment, a removed node). */
@@ -108,6 +123,9 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
   private logServer: LogServer | undefined;
   /** Log requests being answered in this session, by request ID. */
   private readonly logRequests = new Map<number, AbortController>();
+  private imageServer: ImageServer | undefined;
+  /** Image loads being received in this session: request ID → the tarball stream the server reads. */
+  private readonly imageLoads = new Map<number, PassThrough>();
 
   constructor(private readonly options: SessionOptions) {
     super();
@@ -131,6 +149,7 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
   stop(): void {
     this.stopped = true;
     this.abortLogRequests();
+    this.abortImageLoads();
     clearInterval(this.heartbeat);
     clearTimeout(this.retry);
     this.stream?.cancel();
@@ -149,6 +168,11 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
   /** Who answers the manager's log requests; without one, each task's part ends at once with an error. */
   serveLogs(server: LogServer): void {
     this.logServer = server;
+  }
+
+  /** Who answers the manager's image calls; without one (no containerd), each is refused saying so. */
+  serveImages(server: ImageServer): void {
+    this.imageServer = server;
   }
 
   private async connect(): Promise<void> {
@@ -184,6 +208,7 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
       if (this.stream !== stream) return;
       this.stream = undefined;
       this.abortLogRequests();
+      this.abortImageLoads();
       clearInterval(this.heartbeat);
       if (!this.stopped) {
         this.options.log(`session lost (${why}); reconnecting`);
@@ -232,6 +257,14 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
       this.logRequests.get(Number(msg.logCancel.requestId))?.abort();
       return;
     }
+    if (msg.imageLoad) {
+      this.onImageLoad(msg.imageLoad);
+      return;
+    }
+    if (msg.imageRequest) {
+      this.onImageRequest(msg.imageRequest);
+      return;
+    }
     if (!msg.assignment) return;
     const a = assignmentFromWire(msg.assignment);
     if (a.full) {
@@ -269,8 +302,67 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
       });
   }
 
+  /**
+   * A piece of an image load: the first (seq 1) starts it; each is
+   * acknowledged once the tarball stream took it in, which waits while the
+   * import lags. Pieces of a load that already ended (a bad tarball) are dropped.
+   */
+  private onImageLoad(m: wire.ImageLoadData): void {
+    const stream = this.stream;
+    if (!stream) return;
+    const { requestId, seq } = m;
+    let tar = this.imageLoads.get(requestId);
+    if (!tar) {
+      if (seq !== 1) return;
+      tar = new PassThrough({ highWaterMark: IMAGE_LOAD_BUFFER_BYTES });
+      this.imageLoads.set(requestId, tar);
+      const started = tar;
+      const loading = this.imageServer ? this.imageServer.load(started) : Promise.reject(noContainerRuntime());
+      void this.answerImage(stream, requestId, loading.then((names) => ({ names }))).finally(() => {
+        if (this.imageLoads.get(requestId) === started) this.imageLoads.delete(requestId);
+        started.destroy();
+      });
+    }
+    if (m.abort) {
+      this.imageLoads.delete(requestId);
+      tar.destroy(new Error("the load was cancelled"));
+    } else if (m.end) tar.end();
+    else tar.write(m.data, (err) => err || stream.write({ imageAck: { requestId, seq } }));
+  }
+
+  private onImageRequest(m: wire.ImageRequest): void {
+    const stream = this.stream;
+    if (!stream) return;
+    const server = this.imageServer;
+    const answer = async () => {
+      if (!server) throw noContainerRuntime();
+      if (m.op === "list") return { images: await server.list() };
+      if (m.op === "remove") return { names: await server.remove(m.image, { force: m.force, check: m.check }) };
+      throw new Error(`unknown image operation "${m.op}"`);
+    };
+    void this.answerImage(stream, m.requestId, answer());
+  }
+
+  /** Sends an image call's answer, or its error with the error's code. */
+  private async answerImage(stream: grpc.ClientDuplexStream<wire.SessionUp, wire.SessionDown>, requestId: number, answer: Promise<Omit<wire.ImageReply, "requestId">>): Promise<void> {
+    let reply: wire.ImageReply;
+    try {
+      reply = { requestId, ...(await answer) };
+    } catch (err) {
+      reply = { requestId, error: (err as Error).message, code: err instanceof VipmeshError ? err.code : "" };
+    }
+    if (this.stream === stream) stream.write({ imageReply: reply });
+  }
+
+  private abortImageLoads(): void {
+    for (const tar of this.imageLoads.values()) tar.destroy(new Error("the session with the manager was lost"));
+    this.imageLoads.clear();
+  }
+
   private abortLogRequests(): void {
     for (const controller of this.logRequests.values()) controller.abort();
     this.logRequests.clear();
   }
 }
+
+const noContainerRuntime = () => new VipmeshError("failed_precondition", "this node has no container runtime: its agent found no containerd (see --containerd-socket)");

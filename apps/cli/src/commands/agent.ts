@@ -31,6 +31,7 @@ interface AgentFlags {
   containerdNamespace: string;
   cpus?: number;
   memory?: number;
+  imageGcAfter?: number;
 }
 
 const BIN_DIR = fileURLToPath(new URL("../../../../bin", import.meta.url));
@@ -63,6 +64,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
     .option("--containerd-namespace <name>", "the containerd namespace of this agent's images and containers", "vipmesh")
     .option("--cpus <n>", "the CPUs this node offers tasks' reservations (default: all it has)", cpus)
     .option("--memory <size>", "the memory this node offers tasks' reservations: bytes, or 512m, 2g (default: all it has)", ramBytes)
+    .option("--image-gc-after <duration>", "remove an image no task of this node used for this long (loaded counts as used; default 24h)", duration)
     .action(async (o: AgentFlags) => {
       if (parseIpv4(o.advertiseAddr) === undefined) throw new UsageError(`--advertise-addr ${o.advertiseAddr} is not an IPv4 address`);
       if (process.getuid?.() !== 0) throw new UsageError("the agent manages network namespaces and interfaces: run it as root");
@@ -70,6 +72,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
         throw new UsageError(`--cgroup-parent ${o.cgroupParent}: a cgroup name is 1-64 letters, digits, '.', '_' or '-'`);
       }
       for (const path of o.hide ?? []) if (!isAbsolute(path)) throw new UsageError(`--hide ${path}: give an absolute path`);
+      if (o.imageGcAfter !== undefined && o.imageGcAfter <= 0) throw new UsageError("--image-gc-after: give a duration, like 24h or 30m");
       const { Agent, EmbeddedDns, KernelIpsec, KernelIpvs, KernelMesh, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
       // nft is needed either way: it balances VIPs, or marks them for IPVS, and runs the mesh
       const nftables = spawnSync("nft", ["--version"]).status === 0;
@@ -108,6 +111,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
         binDir: BIN_DIR,
         ...(o.stopGrace !== undefined ? { stopGraceMs: o.stopGrace } : {}),
         ...containers,
+        ...(o.imageGcAfter !== undefined ? { imageGcAfterMs: o.imageGcAfter } : {}),
         resources: { nanoCpus: o.cpus ?? hostCpus().length * 1e9, memoryBytes: o.memory ?? totalmem() },
         overlay: new KernelOverlay(),
         sandboxes: new KernelSandboxes(),
@@ -138,7 +142,7 @@ async function openContainers(
   o: AgentFlags,
   log: (line: string) => void,
   stateDir: string,
-): Promise<{ containers: import("@vipmesh/agent").ContainerRunner } | { noContainers: string }> {
+): Promise<{ containers: import("@vipmesh/agent").ContainerRunner; images: import("@vipmesh/containerd").Containerd } | { noContainers: string }> {
   const socket = resolve(o.containerdSocket);
   if (!existsSync(socket)) {
     const why = `no containerd socket at ${socket}: run containerd, or give the agent --containerd-socket`;
@@ -157,7 +161,7 @@ async function openContainers(
       log,
     });
     log(`containers: containerd ${version} at ${socket}, namespace ${o.containerdNamespace}`);
-    return { containers };
+    return { containers, images: containerd };
   } catch (err) {
     const why = `containerd at ${socket} does not answer: ${err instanceof Error ? err.message : String(err)}`;
     log(`containers: none, ${why}`);
