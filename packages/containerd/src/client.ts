@@ -400,6 +400,12 @@ export class Containerd {
     }
   }
 
+  /** The mounts of an active snapshot (a container's: key = its id), to read its image's files before it runs (the agent: a USER name's /etc/passwd). */
+  async mounts(key: string): Promise<{ type: string; source: string; options: string[] }[]> {
+    const { mounts } = await this.rpc.unary<{ mounts: ProtoMount[] }>("snapshots", "Snapshots", "Mounts", { snapshotter: SNAPSHOTTER, key });
+    return mounts.map((m) => ({ type: m.type, source: m.source, options: m.options ?? [] }));
+  }
+
   async snapshots(): Promise<string[]> {
     const parts = await this.rpc.collect<{ info: { name: string }[] }>("snapshots", "Snapshots", "List", { snapshotter: SNAPSHOTTER });
     return parts.flatMap((p) => p.info.map((i) => i.name)).sort();
