@@ -260,9 +260,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
 
   /** Files of the container's root as its image has them, through its snapshot's mounts (overlay: upper, then each lower). */
   private async imageFiles(taskId: string, paths: string[]): Promise<(string | undefined)[]> {
-    const client = this.o.containerd as Containerd & { mounts?: (key: string) => Promise<{ type: string; source: string; options: string[] }[]> };
-    if (!client.mounts) return paths.map(() => undefined);
-    const mounts = await client.mounts(taskId);
+    const mounts = await this.o.containerd.mounts(taskId);
     const dirs = mounts.flatMap((m) => {
       if (m.type === "bind") return [m.source];
       const opt = (k: string) => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
