@@ -142,7 +142,9 @@ afterEach(() => {
   stateDirs = [];
 });
 
-function harness(opts: { runtime?: FakeRuntime; sandboxes?: FakeSandboxes; overlay?: FakeOverlay; mesh?: FakeMesh; ipsec?: FakeIpsec } = {}) {
+function harness(
+  opts: { runtime?: FakeRuntime; containers?: FakeRuntime; sandboxes?: FakeSandboxes; overlay?: FakeOverlay; mesh?: FakeMesh; ipsec?: FakeIpsec } = {},
+) {
   const stateDir = mkdtempSync(join(tmpdir(), "vipmesh-agent-test-"));
   stateDirs.push(stateDir);
   const session = new FakeSession(NODE);
@@ -167,6 +169,7 @@ function harness(opts: { runtime?: FakeRuntime; sandboxes?: FakeSandboxes; overl
     sandboxPrefix: PREFIX,
     binDir: "/nonexistent",
     stopGraceMs: 60_000,
+    ...(opts.containers ? { containers: opts.containers } : {}),
     log: (line) => logs.push(line),
   });
   const dump = () =>
@@ -334,6 +337,26 @@ describe("Agent.sync against the Fakes", () => {
     expect(h.runtime.isRunning(nginx.id)).toBe(false);
     expect(h.sandboxes.dump()).not.toContain(`task ${nginx.id}`);
     expect(h.runtime.isRunning(WEB1.id) && h.runtime.isRunning(BOX.id)).toBe(true);
+    await h.agent.stop();
+  });
+
+  it("runs an image task with the container runtime once its image is ready, preparing meanwhile with the pull's progress; an image not to be had is rejected", async () => {
+    const containers = new FakeRuntime();
+    const h = harness({ containers });
+    const pulling = "pulling docker.io/library/nginx:1.27: 12.3 MB of 67.1 MB";
+    containers.setImage("nginx:1.27", { state: "preparing", message: pulling });
+    containers.setImage("nope:1", { state: "failed", error: 'image "docker.io/library/nope:1" cannot be pulled: no such tag' });
+    h.agent.start();
+    const nginx = task({ id: "gggggggggggg0002", service: "collab-box", on: [["collabnet", "10.0.3.10/24"]], container: { image: "nginx:1.27", command: [] } });
+    const nope = task({ id: "gggggggggggg0004", service: "collab-box", on: [["collabnet", "10.0.3.12/24"]], container: { image: "nope:1", command: [] } });
+    await h.session.assign({ ...seed(), tasks: [WEB1, BOX, nginx, nope] }, true);
+    await waitFor("the pull's progress", () => h.session.reports.some((r) => r.taskId === nginx.id && r.status.state === "preparing" && r.status.message === pulling));
+    expect(h.session.lastReports()).toContain(`report ${nope.id} rejected/ image "docker.io/library/nope:1" cannot be pulled: no such tag`);
+    expect(h.runtime.isRunning(WEB1.id) && h.runtime.isRunning(BOX.id)).toBe(true); // a pull holds up no other task
+    expect(containers.isRunning(nginx.id)).toBe(false);
+    containers.setImage("nginx:1.27", { state: "ready" });
+    await waitFor("the container running", () => h.session.lastReports().includes(`report ${nginx.id} running/`));
+    expect(containers.isRunning(nginx.id) && !h.runtime.isRunning(nginx.id)).toBe(true);
     await h.agent.stop();
   });
 

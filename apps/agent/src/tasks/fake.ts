@@ -3,7 +3,8 @@
 // dump() lists them as sorted text.
 
 import { EventEmitter } from "node:events";
-import type { CheckRun, ExitReport, Runtime, StartSpec } from "./runtime.ts";
+import type { ContainerSpec } from "@vipmesh/core";
+import type { CheckRun, ExitReport, Preparation, Runtime, StartSpec } from "./runtime.ts";
 
 /** A task as the fake keeps it: its spec without the confinement and container spec, which only a real runtime reads. */
 type LeftSpec = Omit<StartSpec, "confinement" | "container">;
@@ -18,6 +19,21 @@ export class FakeRuntime extends EventEmitter<{ exit: [ExitReport] }> implements
   readonly checks = new Map<string, boolean>();
   /** When set, start() fails with it. */
   startFailure: Error | undefined;
+
+  /** Per image, where readying it stands (default: ready); setImage() moves it on and tells those waiting. */
+  private readonly images = new Map<string, Preparation>();
+  private readonly waiting: (() => void)[] = [];
+
+  prepare(task: { taskId: string; container: ContainerSpec }, onChange: () => void): Preparation {
+    const p = this.images.get(task.container.image ?? "") ?? { state: "ready" };
+    if (p.state === "preparing") this.waiting.push(onChange);
+    return p;
+  }
+
+  setImage(image: string, p: Preparation): void {
+    this.images.set(image, p);
+    for (const f of this.waiting.splice(0)) f();
+  }
 
   adopt(): { adopted: string[]; lost: string[] } {
     for (const t of this.leftBehind) this.tasks.set(t.spec.taskId, { spec: t.spec, running: t.running });
