@@ -15,6 +15,7 @@ import type { ImageConfig, ImageRecord, TaskInfo } from "./types.ts";
 
 export const RUNTIME = "io.containerd.runc.v2";
 export const SNAPSHOTTER = "overlayfs";
+// protobufjs's built-in Any keeps its field names (type_url) whatever keepCase says
 const SPEC_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const PROCESS_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const LEASE_TTL_MS = 60 * 60 * 1000;
@@ -339,7 +340,7 @@ export class Containerd {
               labels: o.labels,
               image: o.image.name,
               runtime: { name: RUNTIME },
-              spec: { typeUrl: SPEC_TYPE, value: Buffer.from(JSON.stringify(o.spec)) },
+              spec: { type_url: SPEC_TYPE, value: Buffer.from(JSON.stringify(o.spec)) },
               snapshotter: SNAPSHOTTER,
               snapshotKey: o.id,
             },
@@ -498,7 +499,7 @@ export class Containerd {
       stdout: o.stdioUri ?? "",
       stderr: o.stdioUri ?? "",
       terminal: false,
-      spec: { typeUrl: PROCESS_TYPE, value: Buffer.from(JSON.stringify(o.process)) },
+      spec: { type_url: PROCESS_TYPE, value: Buffer.from(JSON.stringify(o.process)) },
     });
     try {
       const { pid } = await this.rpc.unary<{ pid: number }>("tasks", "Tasks", "Start", { containerId: id, execId: o.execId });
@@ -523,14 +524,14 @@ export class Containerd {
 
   /** This namespace's events (/tasks/exit, /tasks/oom, …) until the returned function is called. */
   events(onEvent: (e: { topic: string; event: object }) => void, onError?: (err: Error) => void): () => void {
-    const call = this.rpc.stream<{ topic: string; namespace: string; event?: { typeUrl: string; value: Buffer } }>("events", "Events", "Subscribe", {
+    const call = this.rpc.stream<{ topic: string; namespace: string; event?: { type_url: string; value: Buffer } }>("events", "Events", "Subscribe", {
       filters: [`namespace==${this.namespace}`],
     });
     let cancelled = false;
     call.on("data", (env) => {
       let event: object = {};
       try {
-        if (env.event) event = decodeEvent(env.event.typeUrl, env.event.value);
+        if (env.event) event = decodeEvent(env.event.type_url, env.event.value);
       } catch {
         // an event type this client does not know: still report its topic
       }
