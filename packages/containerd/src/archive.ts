@@ -151,7 +151,7 @@ export async function stageArchive(tar: NodeJS.ReadableStream, rpc: Rpc, lease: 
       if (r.exists) await rpc.unary("leases", "Leases", "AddResource", { id: lease, resource: { id: r.digest, type: "content" } });
       entries.set(path, { digest: r.digest, size: r.size, head: head ?? Buffer.alloc(0) });
     } catch (err) {
-      w.abort();
+      await w.abort();
       throw err;
     }
   });

@@ -29,7 +29,10 @@ export class BlobWriter {
   private readonly finished: Promise<void>;
   private readonly ref = `vipmesh-${randomUUID()}`;
 
-  constructor(rpc: Rpc, lease: string | undefined) {
+  constructor(
+    private readonly rpc: Rpc,
+    lease: string | undefined,
+  ) {
     this.call = rpc.duplex<WriteRequest, unknown>("content", "Content", "Write", { lease });
     this.call.on("data", () => {});
     this.finished = new Promise<void>((resolve, reject) => {
@@ -56,7 +59,7 @@ export class BlobWriter {
   async commit(o: { expected?: string; labels?: Record<string, string> } = {}): Promise<{ digest: string; size: number; exists: boolean }> {
     const digest = `sha256:${this.hash.digest("hex")}`;
     if (o.expected && o.expected !== digest) {
-      this.call.cancel();
+      await this.abort();
       throw new Error(`content does not match its digest: expected ${o.expected}, got ${digest}`);
     }
     try {
@@ -71,8 +74,10 @@ export class BlobWriter {
     }
   }
 
-  abort(): void {
+  /** Drops the partial write (containerd keeps an ingest otherwise). */
+  async abort(): Promise<void> {
     this.call.cancel();
+    await this.rpc.unary("content", "Content", "Abort", { ref: this.ref }).catch(() => {});
   }
 }
 
@@ -85,8 +90,14 @@ export class ContentStore {
     const digest = sha256(data);
     if (o.expected && o.expected !== digest) throw new Error(`content does not match its digest: expected ${o.expected}, got ${digest}`);
     const w = new BlobWriter(this.rpc, o.lease);
-    await w.write(data);
-    const r = await w.commit({ labels: o.labels });
+    let r: Awaited<ReturnType<BlobWriter["commit"]>>;
+    try {
+      await w.write(data);
+      r = await w.commit({ labels: o.labels });
+    } catch (err) {
+      await w.abort();
+      throw err;
+    }
     if (r.exists) await this.adopt(digest, o.lease, o.labels);
     return digest;
   }

@@ -1,0 +1,85 @@
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { MEDIA, chainIds, layerMediaType, normalizeImageRef, parseImageRef, selectManifest } from "./reference.ts";
+
+describe("normalizeImageRef", () => {
+  it.each([
+    ["nginx", "docker.io/library/nginx:latest"],
+    ["nginx:1.25", "docker.io/library/nginx:1.25"],
+    ["library/nginx", "docker.io/library/nginx:latest"],
+    ["vipmesh/whoami:2", "docker.io/vipmesh/whoami:2"],
+    ["index.docker.io/foo/bar", "docker.io/foo/bar:latest"],
+    ["docker.io/nginx", "docker.io/library/nginx:latest"],
+    ["localhost/app", "localhost/app:latest"],
+    ["localhost:5000/app:v1", "localhost:5000/app:v1"],
+    ["registry.local:5000/team/app", "registry.local:5000/team/app:latest"],
+    ["ghcr.io/a/b/c:x.y-z_1", "ghcr.io/a/b/c:x.y-z_1"],
+    [`nginx@sha256:${"a".repeat(64)}`, `docker.io/library/nginx@sha256:${"a".repeat(64)}`],
+    [`nginx:1@sha256:${"b".repeat(64)}`, `docker.io/library/nginx:1@sha256:${"b".repeat(64)}`],
+    ["my-app__x.y", "docker.io/library/my-app__x.y:latest"],
+  ])("%s → %s", (ref, want) => {
+    expect(normalizeImageRef(ref)).toBe(want);
+  });
+
+  it.each([
+    ["", "it is empty"],
+    [" nginx", "surrounding spaces"],
+    ["Nginx", "must be lowercase"],
+    ["nginx:", "is not a valid tag"],
+    ["nginx:-x", "is not a valid tag"],
+    ["nginx@sha256:xyz", "is not a digest"],
+    ["a//b", "is not a valid name component"],
+    ["-a/b", "is not a valid name component"],
+    ["a/b_", "is not a valid name component"],
+    ["host:80/", "names no repository"],
+    [`x/${"a".repeat(260)}`, "longer than 255"],
+  ])("refuses %j: %s", (ref, why) => {
+    expect(() => normalizeImageRef(ref)).toThrow(why);
+  });
+
+  it("keeps the parts apart", () => {
+    expect(parseImageRef("registry.local:5000/team/app:v2")).toEqual({ domain: "registry.local:5000", path: "team/app", tag: "v2" });
+  });
+});
+
+describe("selectManifest", () => {
+  const m = (os: string, architecture: string, variant?: string) => ({
+    mediaType: MEDIA.ociManifest,
+    digest: `sha256:${os}${architecture}${variant ?? ""}`,
+    size: 1,
+    platform: { os, architecture, ...(variant ? { variant } : {}) },
+  });
+
+  it("takes linux/amd64 from a list", () => {
+    expect(selectManifest({ manifests: [m("linux", "arm64", "v8"), m("linux", "amd64"), m("windows", "amd64")] }, "x").digest).toBe(
+      "sha256:linuxamd64",
+    );
+  });
+
+  it("takes the single image of an index without platforms, not its attestation", () => {
+    const attestation = { mediaType: MEDIA.ociManifest, digest: "sha256:att", size: 1, annotations: { "vnd.docker.reference.type": "attestation-manifest" } };
+    expect(selectManifest({ manifests: [{ mediaType: MEDIA.ociManifest, digest: "sha256:one", size: 1 }, attestation] }, "x").digest).toBe("sha256:one");
+  });
+
+  it("names the platforms it has when linux/amd64 is not one", () => {
+    expect(() => selectManifest({ manifests: [m("linux", "arm64", "v8"), m("linux", "arm", "v7")] }, "image y")).toThrow(
+      "image y has no linux/amd64 image (it has linux/arm64/v8, linux/arm/v7)",
+    );
+    expect(() => selectManifest({ manifests: [] }, "image z")).toThrow("image z has no linux/amd64 image");
+  });
+});
+
+describe("chainIds", () => {
+  const hash = (s: string) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
+  it("is the first diff ID, then the hash of parent and diff ID", () => {
+    expect(chainIds(["sha256:a", "sha256:b"], hash)).toEqual(["sha256:a", hash("sha256:a sha256:b")]);
+    expect(chainIds([], hash)).toEqual([]);
+  });
+});
+
+describe("layerMediaType", () => {
+  it("tells gzip from tar by its magic", () => {
+    expect(layerMediaType(Buffer.from([0x1f, 0x8b, 8]), true)).toBe(MEDIA.ociLayerGzip);
+    expect(layerMediaType(Buffer.from("bin/"), false)).toBe(MEDIA.dockerLayer);
+  });
+});
