@@ -94,7 +94,7 @@ export class ImageRelay {
   /** A node took in a load's pieces up to `seq`. */
   ack(nodeId: string, requestId: number, seq: number): void {
     const channel = this.sessionOf(nodeId);
-    this.inFlight.get(channel as SessionChannel)?.get(requestId)?.onAck?.(seq);
+    if (channel) this.inFlight.get(channel)?.get(requestId)?.onAck?.(seq);
   }
 
   /** Answers every request of a session that is going away with why. */
@@ -135,13 +135,13 @@ export class ImageLoad extends EventEmitter<{ drain: []; answered: [] }> {
   ) {
     super();
     for (const nodeId of nodeIds) {
-      const target = { nodeId, seq: 0, unacked: new Map<number, number>(), unackedBytes: 0 } as LoadTarget;
-      const sent = relay.open(nodeId, { answer: (a) => this.answered(target, a), onAck: (seq) => this.acked(target, seq) });
+      let target: LoadTarget | undefined;
+      const sent = relay.open(nodeId, { answer: (a) => target && this.answered(target, a), onAck: (seq) => target && this.acked(target, seq) });
       if (!sent) {
         this.answers.set(nodeId, relay.notConnected(nodeId));
         continue;
       }
-      Object.assign(target, sent);
+      target = { nodeId, ...sent, seq: 0, unacked: new Map(), unackedBytes: 0 };
       this.targets.push(target);
     }
   }
@@ -219,7 +219,7 @@ export class ImageLoad extends EventEmitter<{ drain: []; answered: [] }> {
 // ---- the cluster's image operations, over the store and the relay -----------
 
 /** One node's part of a load or removal, as the API answers it. */
-export type NodeImageResult = Omit<wire.NodeImageResult, never>;
+type NodeImageResult = wire.NodeImageResult;
 
 const hasContainers = (store: ClusterStore, nodeId: string): boolean => store.node(nodeId)?.description.runtimes?.includes("container") ?? false;
 

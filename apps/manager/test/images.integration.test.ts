@@ -207,6 +207,11 @@ describe("docker service create of a loaded image", () => {
     expect(pinned.service?.spec?.taskTemplate?.container?.image).toBe(`web:1@${image.digest}`);
     await waitRunning(h, "web", 1);
 
+    // the cluster's images, as docker image ls reads them
+    expect(await dockerOk(sock, ["image", "ls", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Containers}}"])).toBe(
+      `web:1 ${image.digest.slice("sha256:".length, "sha256:".length + 12)} 1\n`,
+    );
+
     const out = await dockerOk(sock, ["service", "create", "--detach", "--name", "other", "other:3"]);
     expect(out).not.toContain("Error");
     expect((await call(h.client, "inspectService", { service: "other" })).service?.spec?.taskTemplate?.container?.image).toBe("other:3");
