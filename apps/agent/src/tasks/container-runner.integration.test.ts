@@ -17,6 +17,7 @@ import { type ContainerSpec, effectiveCapabilities } from "@vipmesh/core";
 import { waitFor } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { containerInitUser, isTaskInit } from "./confine.ts";
 import { ContainerRunner } from "./container-runner.ts";
 import type { ExitReport, Preparation, StartSpec } from "./runtime.ts";
 
@@ -161,6 +162,13 @@ kernelDescribe("ContainerRunner (containerd, runc)", () => {
     const pid = (await cd.task("web1"))!.pid;
     expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean)).toEqual(["/bin/httpd", "-f", "-p", "80", "-h", "/www"]);
     expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/^NSpid:\s+\d+\s+1$/m);
+    // confined: seccomp's filter, no_new_privs, Docker's capabilities (no CAP_SYS_ADMIN: bit 21)
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    expect(status).toMatch(/^Seccomp:\s+2$/m);
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+    expect(BigInt(`0x${status.match(/^CapEff:\s+(\w+)$/m)![1]}`) & (1n << 21n)).toBe(0n);
+    // what `vipmesh exec` finds in the sandbox, and enters as
+    expect(isTaskInit(pid) && containerInitUser(pid)).toBe("0:0");
     expect(readFileSync(`/proc/${pid}/root/etc/resolv.conf`, "utf8")).toContain("nameserver 127.0.0.11");
     expect(readFileSync(`/proc/${pid}/root/etc/hostname`, "utf8")).toBe("host-web1\n");
     expect(readFileSync(`/proc/${pid}/environ`, "utf8").split("\0")).toEqual(expect.arrayContaining(["FROM_IMAGE=1", "HOSTNAME=host-web1"]));
@@ -186,6 +194,8 @@ kernelDescribe("ContainerRunner (containerd, runc)", () => {
     expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/^Uid:\s+33\s+33\s+33\s+33$/m);
     expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/^Gid:\s+34\s+34\s+34\s+34$/m);
     expect(readFileSync(`/proc/${pid}/status`, "utf8")).toMatch(/^CapEff:\s+0+$/m);
+    expect(containerInitUser(pid)).toBe("33:34");
+    expect(await runner.check({ taskId: "user1", sandbox: SANDBOX, test: ['test "$(id -u):$(id -g)" = 33:34'], timeoutMs: 5000 })).toBe(true);
     await runner.stop("user1");
     runner.forget("user1");
   }, 30_000);
