@@ -1,1 +1,2 @@
 export * from "./lab.ts";
+export * from "./sample-image.ts";

@@ -5,13 +5,17 @@
 // /run/vipmesh/<lab>/, so `lab down` removes all of it, also after a crash.
 // Each agent runs under a supervisor (supervisor.ts) that restarts it when it
 // ends on its own, as systemd does on a real host; `lab node stop` and `lab
-// down` stop the supervisor first, so nothing comes back.
+// down` stop the supervisor first, so nothing comes back. Each node also runs
+// a containerd of its own, in its namespace, with its root, state and socket
+// under the node's containerd-<node>/ (so nodes stay separate, and a pull has
+// no route off the machine); it outlives its agent's restarts, as on a host.
 // Nothing here touches the root namespace's interfaces, routes or firewall.
 
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, waitFor } from "@vipmesh/api";
 import { alreadyExists, invalid, notFound, precondition } from "@vipmesh/core";
+import { mountsUnder, shimsOf, startContainerd } from "@vipmesh/containerd";
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { closeSync, type Dirent, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { killPidFile, livePid, signalGroup, writePidFile } from "./pid-file.ts";
@@ -28,6 +32,8 @@ const SUPERVISOR = fileURLToPath(new URL("./supervisor.ts", import.meta.url));
 const TSX_LOADER = fileURLToPath(new URL("../../../node_modules/tsx/dist/loader.mjs", import.meta.url));
 /** How often the lab checks for what it waits for (nodes ready, the manager's socket). */
 const POLL_MS = 100;
+/** The containerd namespace the agents keep their images and containers in. */
+export const CONTAINERD_NAMESPACE = "vipmesh";
 
 export interface LabOptions {
   name: string;
@@ -36,7 +42,30 @@ export interface LabOptions {
   dataplane?: string;
   /** How often the manager rotates the encrypted overlays' key (default: the manager's, 12 h). */
   keyRotationMs?: number;
+  /** One containerd per node, for tasks with an image (default true; false: process tasks only). */
+  containerd?: boolean;
+  /** What every node says it has, for `--reserve-*` (default: what the agent finds on this machine). */
+  nodeResources?: NodeResources;
+  /** Per node (by hostname), over `nodeResources`. */
+  resourcesByNode?: Record<string, NodeResources>;
   log?: (line: string) => void;
+}
+
+/** A node's capacity as its agent states it: `--cpus` (nano CPUs, Docker's unit) and `--memory` (bytes). */
+export interface NodeResources {
+  nanoCpus?: number;
+  memoryBytes?: number;
+}
+
+/** A lab node. */
+export interface LabNode {
+  hostname: string;
+  netns: string;
+  addr: string;
+  stateDir: string;
+  /** Its containerd's socket, when the lab runs one per node. */
+  containerdSocket?: string;
+  resources?: NodeResources;
 }
 
 export interface LabLayout {
@@ -60,7 +89,7 @@ export interface LabLayout {
   heartbeatMs?: number;
   dataplane?: string;
   keyRotationMs?: number;
-  nodes: { hostname: string; netns: string; addr: string; stateDir: string }[];
+  nodes: LabNode[];
 }
 
 export function layout(name: string, nodes: number): LabLayout {
@@ -170,6 +199,17 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
       ...hosts.map((h): [string, string[]] => [h.netns, [`addr add ${h.addr}/24 dev eth0`, "link set eth0 up", "link set lo up"]]),
     ]);
     for (const h of hosts) execFileSync("ip", ["netns", "exec", h.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    for (const n of l.nodes) {
+      const resources = { ...o.nodeResources, ...o.resourcesByNode?.[n.hostname] };
+      if (Object.keys(resources).length > 0) n.resources = resources;
+    }
+    const unknown = Object.keys(o.resourcesByNode ?? {}).filter((h) => !l.nodes.some((n) => n.hostname === h));
+    if (unknown.length > 0) throw invalid(`lab ${l.name} has no node ${unknown.join(", ")} (nodes: ${l.nodes.map((n) => n.hostname).join(", ")})`);
+
+    if (o.containerd !== false) {
+      log(`${l.nodes.length} containerd, one in each node's namespace`);
+      await Promise.all(l.nodes.map((n) => startNodeContainerd(l, n)));
+    }
 
     log("manager");
     if (o.heartbeatMs) l.heartbeatMs = o.heartbeatMs;
@@ -214,6 +254,61 @@ function logTails(dir: string): string {
       return `\n--- ${f}\n${lines.join("\n")}`;
     })
     .join("");
+}
+
+const containerdDir = (l: LabLayout, hostname: string) => join(l.dir, `containerd-${hostname}`);
+const containerdPidFile = (l: LabLayout, hostname: string) => join(l.dir, `containerd-${hostname}.pid`);
+
+/** Starts the node's containerd in its namespace (its root, state and socket under containerd-<node>/); its pid to a pid file. */
+async function startNodeContainerd(l: LabLayout, n: LabNode): Promise<void> {
+  const daemon = await startContainerd({ dir: containerdDir(l, n.hostname), netns: n.netns, log: join(l.dir, `containerd-${n.hostname}.log`) });
+  writePidFile(containerdPidFile(l, n.hostname), daemon.pid);
+  n.containerdSocket = daemon.socket;
+}
+
+/** The pid of the node's containerd while it runs. */
+export const containerdPid = (l: LabLayout, hostname: string): number | undefined => livePid(containerdPidFile(l, hostname));
+
+/**
+ * What the lab's containerds leave once their processes are killed (labDown
+ * killed them, their shims and containers with the namespaces): the
+ * containers' rootfs mounts under the lab's dir, and outside it each shim's
+ * socket (/run/containerd/s/…, named in its bundle's `address` file) and
+ * runc's state (/run/containerd/runc/<namespace>/<id>).
+ */
+function removeContainerdLeftovers(dir: string): void {
+  for (const node of existsSync(dir) ? readdirSync(dir) : []) {
+    // shims a lost namespace did not take with it (they run in their node's)
+    for (const shim of shimsOf(join(dir, node, "containerd.sock"))) {
+      try {
+        process.kill(shim, "SIGKILL");
+      } catch {}
+    }
+    const tasks = join(dir, node, "state", "io.containerd.runtime.v2.task");
+    for (const ns of existsSync(tasks) ? readdirSync(tasks) : []) {
+      for (const id of readdirSync(join(tasks, ns))) {
+        try {
+          const address = readFileSync(join(tasks, ns, id, "address"), "utf8").trim();
+          if (address.startsWith("unix:///run/containerd/s/")) rmSync(address.slice("unix://".length), { force: true });
+        } catch {}
+        rmSync(join("/run/containerd/runc", ns, id), { recursive: true, force: true });
+      }
+    }
+  }
+  unmountUnder(dir);
+}
+
+/** Unmounts every mount at or under `dir`, deepest first (lazily when one is still busy). */
+function unmountUnder(dir: string): void {
+  for (const point of mountsUnder(dir)) {
+    try {
+      execFileSync("umount", [point], { stdio: "ignore" });
+    } catch {
+      try {
+        execFileSync("umount", ["-l", point], { stdio: "ignore" });
+      } catch {}
+    }
+  }
 }
 
 /** Starts the lab's manager in the fabric namespace (on its data dir: a restart keeps the cluster). */
@@ -263,7 +358,7 @@ export const managerRuns = (l: LabLayout): boolean => livePid(join(l.dir, "manag
 const supervisorPidFile = (l: LabLayout, hostname: string) => join(l.dir, `supervisor-${hostname}.pid`);
 const agentPidFile = (l: LabLayout, hostname: string) => join(l.dir, `agent-${hostname}.pid`);
 
-function nodeOf(l: LabLayout, hostname: string): LabLayout["nodes"][number] {
+function nodeOf(l: LabLayout, hostname: string): LabNode {
   const n = l.nodes.find((x) => x.hostname === hostname);
   if (!n) throw notFound(`lab ${l.name} has no node ${hostname} (nodes: ${l.nodes.map((x) => x.hostname).join(", ")})`);
   return n;
@@ -331,6 +426,10 @@ export function startAgent(l: LabLayout, hostname: string): void {
   // nothing outside the lab is reachable from it: names outside the cluster fail at once
   args.push("--state-dir", n.stateDir, "--sandbox-prefix", `${n.netns}-`, "--cgroup-parent", n.netns, "--dns-upstream", "none");
   if (l.dataplane) args.push("--dataplane", l.dataplane);
+  // without a containerd of the lab's, a socket that is not there: the node runs process tasks only (not this machine's containerd)
+  args.push("--containerd-socket", n.containerdSocket ?? join(n.stateDir, "no-containerd.sock"), "--containerd-namespace", CONTAINERD_NAMESPACE);
+  if (n.resources?.nanoCpus !== undefined) args.push("--cpus", String(n.resources.nanoCpus / 1e9));
+  if (n.resources?.memoryBytes !== undefined) args.push("--memory", String(n.resources.memoryBytes));
   // the join token from its 0600 file: never in the agent's command line or environment, which
   // /proc shows; a node that has joined keeps its certificate in its state dir and does not use it again
   if (l.tokenFile) args.push("--token-file", l.tokenFile);
@@ -371,7 +470,7 @@ export function readLab(name: string): LabLayout {
 export function labDown(name: string): void {
   const l = layout(name, 0);
   if (existsSync(l.dir)) {
-    // supervisors first, so that none restarts the agents killed next; then the rest (the manager)
+    // supervisors first, so that none restarts the agents killed next; then the rest (the manager, the containerds)
     const pidFiles = readdirSync(l.dir).filter((f) => f.endsWith(".pid"));
     const rank = (f: string) => (f.startsWith("supervisor-") ? 0 : f.startsWith("agent-") ? 1 : 2);
     for (const f of pidFiles.sort((a, b) => rank(a) - rank(b))) killPidFile(join(l.dir, f));
@@ -401,6 +500,8 @@ export function labDown(name: string): void {
     } catch {}
   }
   for (const node of existsSync(l.dir) ? readdirSync(l.dir) : []) removeTaskCgroups(join(l.dir, node, "cgroups"));
+  removeContainerdLeftovers(l.dir);
+  removeCgroupsNamed(l.prefix);
   rmSync(l.dir, { recursive: true, force: true });
   // the agents' per-sandbox hosts and resolv.conf (ip netns exec's /etc/netns/NAME)
   if (existsSync(NETNS_ETC)) {
@@ -422,6 +523,48 @@ function removeTaskCgroups(record: string): void {
       try {
         for (const child of readdirSync(parent, { withFileTypes: true })) if (child.isDirectory()) rmdirSync(join(parent, child.name));
         rmdirSync(parent);
+      } catch {
+        sleepSync(20);
+      }
+    }
+  }
+}
+
+const CGROUP_ROOT = "/sys/fs/cgroup";
+/** How deep under each hierarchy a node's cgroup parent is looked for (it sits under the agent's own cgroup). */
+const CGROUP_DEPTH = 4;
+
+/**
+ * Removes every cgroup named after the lab (`<prefix>…`: the nodes' cgroup
+ * parents) in every hierarchy, with what is under them: runc makes a
+ * container's cgroup, and its node's parent, in each hierarchy of cgroup v1,
+ * beyond the ones the agent lists; after a crash no one deleted them.
+ */
+function removeCgroupsNamed(prefix: string): void {
+  const found: string[] = [];
+  const walk = (dir: string, depth: number): void => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      if (e.name.startsWith(prefix)) found.push(join(dir, e.name));
+      else if (depth > 0) walk(join(dir, e.name), depth - 1);
+    }
+  };
+  walk(CGROUP_ROOT, CGROUP_DEPTH);
+  const removeTree = (dir: string): void => {
+    for (const child of readdirSync(dir, { withFileTypes: true })) if (child.isDirectory()) removeTree(join(dir, child.name));
+    rmdirSync(dir);
+  };
+  for (const cgroup of found) {
+    // a cgroup empties as its last process is reaped: a few tries
+    for (let attempt = 0; existsSync(cgroup) && attempt < 50; attempt++) {
+      try {
+        removeTree(cgroup);
       } catch {
         sleepSync(20);
       }

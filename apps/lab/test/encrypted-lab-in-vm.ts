@@ -25,7 +25,8 @@ const slow = <T>(what: string, f: () => T | Promise<T>) => waitFor(what, f, 240_
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // keys rotate every 40 s: at least one whole rotation falls inside the request loop below
-const lab = await labUp({ name: LAB, nodes: 2, heartbeatMs: 10_000, keyRotationMs: 40_000 });
+// no containerd: the VM emulates its CPU, and this lab runs process tasks only
+const lab = await labUp({ name: LAB, nodes: 2, heartbeatMs: 10_000, keyRotationMs: 40_000, containerd: false });
 const client = labClient(lab);
 const whoami = ["vipmesh", "whoami", "--port", "8080"];
 await call(client, "createNetwork", { spec: { name: "secure", options: { encrypted: "" } } });

@@ -23,7 +23,8 @@ const sh = (ns: string, ...cmd: string[]) => execFileSync("ip", ["netns", "exec"
 const slow = <T>(what: string, f: () => T | Promise<T>) => waitFor(what, f, 240_000);
 
 // heartbeats every 10 s (down after 30 s): an agent restarting under emulation takes longer than the default's 15 s
-const lab = await labUp({ name: "ipvs", nodes: 2, dataplane: "ipvs", heartbeatMs: 10_000 });
+// no containerd: the VM emulates its CPU, and this lab runs process tasks only
+const lab = await labUp({ name: "ipvs", nodes: 2, dataplane: "ipvs", heartbeatMs: 10_000, containerd: false });
 const client = labClient(lab);
 const { nodes } = await call(client, "listNodes", {});
 check(nodes.every((n) => n.description?.dataplane === "ipvs"), "both agents run the IPVS dataplane", nodes.map((n) => n.description?.dataplane).join(" "));

@@ -1,18 +1,51 @@
-// vipmesh lab up|down|exec|env, lab node stop|start|pause|resume, lab manager stop|start:
-// a whole cluster on this machine, and the faults to try on it.
+// vipmesh lab up|down|exec|env|image, lab node stop|start|pause|resume, lab manager stop|start:
+// a whole cluster on this machine, the faults to try on it, and a sample image to run on it.
 
 import type { Command } from "commander";
+import { InvalidArgumentError } from "commander";
 import { spawnSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { ChildExit, CommandFailed, UsageError } from "../errors.ts";
 import type { Io } from "../io.ts";
 import { withoutSeparator } from "../options.ts";
-import { duration, wholeNumber } from "../options.ts";
+import { collect, cpus, duration, ramBytes, wholeNumber } from "../options.ts";
 
 interface UpOptions {
   name: string;
   nodes: number;
   dataplane?: string;
   heartbeat?: number;
+  containerd: boolean;
+  nodeCpus?: number;
+  nodeMemory?: number;
+  nodeResources?: string[];
+}
+
+interface NodeResources {
+  nanoCpus?: number;
+  memoryBytes?: number;
+}
+
+/** `--node-resources NODE=cpus=N,memory=SIZE` (repeatable): one node's capacity, Docker's units. */
+export function nodeResources(specs: readonly string[]): Record<string, NodeResources> {
+  const byNode: Record<string, NodeResources> = {};
+  for (const spec of specs) {
+    const m = /^([^=,]+)=(.+)$/.exec(spec);
+    if (!m) throw new UsageError(`--node-resources wants NODE=cpus=N,memory=SIZE (e.g. node2=cpus=1,memory=512m), got "${spec}"`);
+    const resources: NodeResources = {};
+    for (const field of m[2]!.split(",")) {
+      const [key, value = ""] = field.split("=", 2) as [string, string?];
+      try {
+        if (key === "cpus") resources.nanoCpus = cpus(value);
+        else if (key === "memory") resources.memoryBytes = ramBytes(value);
+        else throw new InvalidArgumentError(`unknown field "${key}": cpus or memory`);
+      } catch (err) {
+        throw new UsageError(`--node-resources ${spec}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    byNode[m[1]!] = { ...byNode[m[1]!], ...resources };
+  }
+  return byNode;
 }
 
 const lab = () => import("@vipmesh/lab");
@@ -32,13 +65,23 @@ export function registerLabCommands(program: Command, io: Io): void {
     .option("--nodes <n>", "number of nodes", wholeNumber, 3)
     .option("--dataplane <dataplane>", "agents' load-balancing dataplane: auto, nftables or ipvs")
     .option("--heartbeat <duration>", "agents' heartbeat period, e.g. 1s", duration)
+    .option("--no-containerd", "no containerd per node: the nodes run process tasks only")
+    .option("--node-cpus <n>", "the CPUs every node states it has (for --reserve-cpu), e.g. 2 or 0.5", cpus)
+    .option("--node-memory <size>", "the memory every node states it has (for --reserve-memory), e.g. 1g", ramBytes)
+    .option("--node-resources <node=cpus=N,memory=SIZE>", "one node's capacity, over --node-cpus/--node-memory (repeatable), e.g. node2=cpus=1,memory=512m", collect)
     .action(async (o: UpOptions) => {
       requireRoot();
       if (o.nodes < 1 || o.nodes > 50) throw new UsageError("--nodes must be between 1 and 50");
+      const resourcesByNode = nodeResources(o.nodeResources ?? []);
       const { labUp } = await lab();
       const l = await labUp({
         name: o.name,
         nodes: o.nodes,
+        containerd: o.containerd,
+        ...(o.nodeCpus !== undefined || o.nodeMemory !== undefined
+          ? { nodeResources: { ...(o.nodeCpus !== undefined ? { nanoCpus: o.nodeCpus } : {}), ...(o.nodeMemory !== undefined ? { memoryBytes: o.nodeMemory } : {}) } }
+          : {}),
+        resourcesByNode,
         ...(o.dataplane ? { dataplane: o.dataplane } : {}),
         ...(o.heartbeat ? { heartbeatMs: o.heartbeat } : {}),
         log: (line) => io.stderr(`lab ${o.name}: ${line}\n`),
@@ -88,6 +131,18 @@ export function registerLabCommands(program: Command, io: Io): void {
       io.stdout(`${exports(dockerTarget(l))}\nunset DOCKER_TLS_VERIFY DOCKER_CERT_PATH DOCKER_CONTEXT\n`);
       io.stdout(`# or over TCP with mutual TLS, from the lab's namespaces (vipmesh lab env --tls), ${inside}:\n`);
       io.stdout(`# ${exports(dockerTarget(l, true))}\n`);
+    });
+
+  cmd
+    .command("image")
+    .description(`Write the lab's sample image (busybox httpd answering as whoami) as a tarball, for 'vipmesh image load'`)
+    .requiredOption("--out <file>", "where to write it")
+    .option("--format <format>", "docker-archive (as docker save writes) or oci (an OCI image layout)", "docker-archive")
+    .action(async (o: { out: string; format: string }) => {
+      if (o.format !== "docker-archive" && o.format !== "oci") throw new UsageError(`--format must be docker-archive or oci, got "${o.format}"`);
+      const { sampleImageArchive, SAMPLE_IMAGE } = await lab();
+      writeFileSync(o.out, sampleImageArchive(o.format));
+      io.stdout(`${SAMPLE_IMAGE} written to ${o.out} ('vipmesh image load ${o.out}' loads it on every node)\n`);
     });
 
   const node = cmd.command("node").description("Stop, start, pause or resume a node of the lab");
