@@ -138,8 +138,8 @@ export function registerAgentCommand(program: Command, io: Io): void {
  * previous agent left running found; or why there is none (the agent then
  * rejects image tasks saying so, and does not register the runtime).
  */
-async function openContainers(
-  o: AgentFlags,
+export async function openContainers(
+  o: Pick<AgentFlags, "containerdSocket" | "containerdNamespace" | "stopGrace" | "cgroupParent">,
   log: (line: string) => void,
   stateDir: string,
 ): Promise<{ containers: import("@vipmesh/agent").ContainerRunner; images: import("@vipmesh/containerd").Containerd } | { noContainers: string }> {
