@@ -154,8 +154,9 @@ export class Agent {
     await this.network.close();
   }
 
-  /** The tasks that use an image: those the node is to run, and those whose container is still here. */
-  private imageUsers(): ImageUser[] {
+  /** The tasks that use an image: those the node is to run, and those whose container is still here; undefined before the first assignment. */
+  private imageUsers(): ImageUser[] | undefined {
+    if (this.session.version === 0) return undefined;
     const known = new Set(this.runtime.known());
     return [...this.session.view.tasks.values()]
       .filter((t) => taskRuntime(t.spec.container) === "container" && (!isTerminal(t.status.state) || known.has(t.id)))

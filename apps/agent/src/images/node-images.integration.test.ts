@@ -35,7 +35,7 @@ kernelDescribe("node images on a private containerd", () => {
   let daemon: ContainerdDaemon;
   let containerd: Containerd;
   let stateDir: string;
-  let users: ImageUser[];
+  let users: ImageUser[] | undefined;
   let now: number;
   let logged: string[];
   const images = () =>
@@ -138,6 +138,17 @@ kernelDescribe("node images on a private containerd", () => {
     expect(await n.collect()).toEqual([]);
     now += GC_AFTER_MS;
     expect(await n.collect()).toEqual(["docker.io/library/pulled:1"]);
+  });
+
+  it("neither collects nor removes before the agent knows its tasks", async () => {
+    const n = images();
+    await load(n, "early:1");
+    users = undefined;
+    now += 2 * GC_AFTER_MS;
+    expect(await n.collect()).toEqual([]);
+    await expect(n.remove("early:1")).rejects.toMatchObject({ code: "unavailable", message: expect.stringMatching(/does not know its tasks yet/) });
+    users = [];
+    expect(await n.collect()).toEqual(["docker.io/library/early:1"]);
   });
 
   it("refuses a corrupt tarball saying what is wrong, and leaves no image", async () => {

@@ -5,7 +5,7 @@
 // `rm` only when forced (its name goes; the task's container keeps its snapshot).
 
 import { type ImageRecord, normalizeImageRef, parseImageRef } from "@vipmesh/containerd";
-import { notFound, precondition } from "@vipmesh/core";
+import { notFound, precondition, VipmeshError } from "@vipmesh/core";
 import type { Readable } from "node:stream";
 import { ImageLastUse } from "./last-use.ts";
 
@@ -43,8 +43,8 @@ export interface NodeImagesOptions {
   stateDir: string;
   /** Unused this long, an image is removed; default DEFAULT_IMAGE_GC_AFTER_MS. */
   gcAfterMs?: number;
-  /** The node's tasks that use (or may yet use) an image. */
-  users: () => ImageUser[];
+  /** The node's tasks that use (or may yet use) an image; undefined until the agent knows them (its first full assignment). */
+  users: () => ImageUser[] | undefined;
   log: (line: string) => void;
   now?: () => number;
 }
@@ -124,6 +124,7 @@ export class NodeImages {
    */
   async remove(ref: string, o: { force?: boolean; check?: boolean } = {}): Promise<string[]> {
     const want = referenceOf(ref);
+    if (!this.o.users()) throw new VipmeshError("unavailable", "this node's agent does not know its tasks yet (it waits for the manager's first assignment): try again shortly");
     const images = await this.o.store.images();
     const matching = images.filter((r) => refersTo(want, r));
     if (matching.length === 0) throw notFound(`No such image: ${ref}`);
@@ -145,6 +146,7 @@ export class NodeImages {
   }
 
   private async collectOnce(): Promise<string[]> {
+    if (!this.o.users()) return []; // which images tasks use is not known yet: nothing can be called unused
     const images = await this.o.store.images();
     const now = this.now();
     const users = this.usersOf(images);
@@ -169,7 +171,7 @@ export class NodeImages {
   /** Image name → names of the node's tasks that use it. */
   private usersOf(images: readonly ImageRecord[]): Map<string, string[]> {
     const users = new Map<string, string[]>();
-    for (const u of this.o.users()) {
+    for (const u of this.o.users() ?? []) {
       let ref: { name: string; digest?: string };
       try {
         ref = referenceOf(u.image);
