@@ -8,7 +8,7 @@ import type { Readable } from "node:stream";
 import type * as grpc from "@grpc/grpc-js";
 import type { ClusterServiceClient, wire } from "@vipmesh/api";
 import type { Command } from "commander";
-import { AlreadyReported, CommandFailed, forEachTarget } from "../errors.ts";
+import { AlreadyReported, CommandFailed, forEachTarget, UsageError } from "../errors.ts";
 import type { Io } from "../io.ts";
 import { collect } from "../options.ts";
 import { formatTable } from "../table.ts";
@@ -47,6 +47,7 @@ function reportNodeErrors(io: Io, nodes: readonly { hostname: string; error: str
 
 /** The tarball as chunks: a file, or stdin for "-". */
 function openTarball(file: string): Readable {
+  if (file === "-" && process.stdin.isTTY) throw new UsageError("image load -: stdin is a terminal; pipe the tarball in (docker save IMAGE | vipmesh image load -)");
   if (file === "-") return process.stdin;
   return createReadStream(file, { highWaterMark: LOAD_CHUNK_BYTES });
 }
