@@ -84,13 +84,13 @@ export function registerImageCommands(program: Command, io: Io): void {
     .command("load")
     .description("Load an image tarball (docker save or an OCI layout) into every ready node with containers, or those named")
     .argument("<file>", 'the tarball; "-" reads it from stdin')
-    .option("--node <node>", "load into this node only: ID, ID prefix or hostname (repeatable)", collect, [])
-    .action(async (file: string, opts: { node: string[] }, cmd: Command) => {
+    .option("--node <node>", "load into this node only: ID, ID prefix or hostname (repeatable)", collect)
+    .action(async (file: string, opts: { node?: string[] }, cmd: Command) => {
       const source = openTarball(file);
       try {
         const res = await withManager(io, cmd, async (conn) => {
           try {
-            return await streamLoad(conn.client, source, opts.node);
+            return await streamLoad(conn.client, source, opts.node ?? []);
           } catch (err) {
             throw conn.failure(err);
           }
@@ -107,11 +107,11 @@ export function registerImageCommands(program: Command, io: Io): void {
     .command("ls")
     .alias("list")
     .description("List the images of every ready node with containers, or of those named")
-    .option("--node <node>", "only this node: ID, ID prefix or hostname (repeatable)", collect, [])
+    .option("--node <node>", "only this node: ID, ID prefix or hostname (repeatable)", collect)
     .option("--json", "print one JSON array, a node each")
     .option("-q, --quiet", "print image names only, once each")
-    .action(async (opts: { node: string[]; json?: boolean; quiet?: boolean }, cmd: Command) => {
-      const { nodes } = await withManager(io, cmd, (conn) => conn.call("listImages", { nodes: opts.node }));
+    .action(async (opts: { node?: string[]; json?: boolean; quiet?: boolean }, cmd: Command) => {
+      const { nodes } = await withManager(io, cmd, (conn) => conn.call("listImages", { nodes: opts.node ?? [] }));
       const sorted = [...nodes].sort((a, b) => a.hostname.localeCompare(b.hostname));
       if (opts.json) io.stdout(`${JSON.stringify(sorted, null, 2)}\n`);
       else if (opts.quiet) io.stdout([...new Set(sorted.flatMap((n) => n.images.map((i) => i.name)))].map((name) => `${name}\n`).join(""));
@@ -124,12 +124,12 @@ export function registerImageCommands(program: Command, io: Io): void {
     .alias("remove")
     .description("Remove images from the nodes that have them; refused while a task there uses one, unless --force")
     .argument("<image...>", "image reference: name[:tag] or name@digest")
-    .option("--node <node>", "only from this node: ID, ID prefix or hostname (repeatable)", collect, [])
+    .option("--node <node>", "only from this node: ID, ID prefix or hostname (repeatable)", collect)
     .option("-f, --force", "remove it even while tasks use it (they keep running what they run)")
-    .action(async (refs: string[], opts: { node: string[]; force?: boolean }, cmd: Command) => {
+    .action(async (refs: string[], opts: { node?: string[]; force?: boolean }, cmd: Command) => {
       await withManager(io, cmd, (conn) =>
         forEachTarget(refs, io.stderr, async (ref) => {
-          const { nodes } = await conn.call("removeImage", { image: ref, nodes: opts.node, force: opts.force === true });
+          const { nodes } = await conn.call("removeImage", { image: ref, nodes: opts.node ?? [], force: opts.force === true });
           const sorted = [...nodes].sort((a, b) => a.hostname.localeCompare(b.hostname));
           for (const n of sorted) for (const name of n.images) io.stdout(`${n.hostname}: Deleted: ${name}\n`);
           const failed = sorted.filter((n) => n.error);
