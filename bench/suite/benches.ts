@@ -428,4 +428,24 @@ const engineApi: Bench = {
   },
 };
 
-export const BENCHES: Bench[] = [controlPlane, nft, dataplane, mesh, dns, dnsFlood, lab, haproxy, ipvs, apiLoad, engineApi];
+const taskStart: Bench = {
+  name: "task-start",
+  title: "Task start: containers beside processes, create → running → in every node's LB",
+  about:
+    "A real 3-node lab, a containerd per node. Each round creates a 3-replica service with a published port, alternately the lab's sample image (busybox httpd, a container) and `vipmesh whoami` (a process), " +
+    "timed from CreateService until its three tasks are reported running, and until every node's routing mesh balances to all three (each node's ingress nftables backends, read back). Baseline: the process service, in the same run.",
+  runs: (mode) => once("task-start.ts", mode),
+  summarize(results) {
+    const r = results("task-start.json");
+    return {
+      figures: [
+        msFigure(`container service (${r.replicas} replicas) created → running`, latency(r.container.running), { name: "process service", ...latency(r.process.running) }),
+        msFigure(`container service (${r.replicas} replicas) created → in every node's LB`, latency(r.container.lb), { name: "process service", ...latency(r.process.lb) }),
+      ],
+      targets: [],
+      charts: [],
+    };
+  },
+};
+
+export const BENCHES: Bench[] = [controlPlane, nft, dataplane, mesh, dns, dnsFlood, lab, haproxy, ipvs, apiLoad, engineApi, taskStart];
