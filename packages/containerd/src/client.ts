@@ -151,11 +151,16 @@ export class Containerd {
     const id = `vipmesh-${purpose}-${randomUUID()}`;
     const expire = new Date(Date.now() + LEASE_TTL_MS).toISOString();
     await this.rpc.unary("leases", "Leases", "Create", { id, labels: { "containerd.io/gc.expire": expire } });
+    let result: T;
     try {
-      return await fn(id);
-    } finally {
-      await this.rpc.unary("leases", "Leases", "Delete", { id }).catch(() => {});
+      result = await fn(id);
+    } catch (err) {
+      // sync: GC drops what the failed call stored before the error reaches the caller
+      await this.rpc.unary("leases", "Leases", "Delete", { id, sync: true }).catch(() => {});
+      throw err;
     }
+    await this.rpc.unary("leases", "Leases", "Delete", { id }).catch(() => {});
+    return result;
   }
 
   // ---- images ----

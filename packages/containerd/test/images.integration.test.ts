@@ -6,6 +6,7 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Containerd, buildImageArchive } from "../src/index.ts";
 import { containerdDescribe } from "./guard.ts";
+import { type TarFile, readTar, writeTar } from "../src/tar.ts";
 import { TestLab } from "./lab.ts";
 import { SAMPLE_ENTRYPOINT, sampleArchive } from "./sample-image.ts";
 
@@ -64,6 +65,16 @@ containerdDescribe("containerd images", () => {
     const notImage = buildImageArchive({ name: "x", format: "oci", files: [], config: {} }).subarray(0, 1024);
     await expect(cd.importArchive(Readable.from([notImage]))).rejects.toThrow(/tar|archive/);
     await expect(cd.importArchive(Readable.from([Buffer.from("hello")]))).rejects.toThrow(/tar/);
+    // an archive whose big layer went into the content store before its missing config was noticed
+    const files: TarFile[] = [];
+    await readTar(Readable.from([sampleArchive("vipmesh/broken:1", "docker-archive")]), async (e, body) => {
+      const parts: Buffer[] = [];
+      await body((c) => void parts.push(Buffer.from(c)));
+      if (e.path.endsWith(".json") && e.path !== "manifest.json") return;
+      files.push({ path: e.path, mode: e.mode, ...(e.type === "dir" ? { dir: true } : { content: Buffer.concat(parts) }) });
+    });
+    expect(files.some((f) => (f.content?.length ?? 0) > 1 << 20)).toBe(true);
+    await expect(cd.importArchive(Readable.from([writeTar(files)]))).rejects.toThrow(/the archive has no [0-9a-f]{64}\.json \(an image config\)/);
     expect(lab.ctr("-n", ns, "content", "ls", "-q")).toBe(before);
   });
 
