@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hierarchies, settings } from "./cgroups.ts";
+import { containerCgroup, hierarchies, settings } from "./cgroups.ts";
 
 // a hybrid host, as these machines are: v1 controllers, an empty v2 at /sys/fs/cgroup/unified
 const MOUNTINFO = `\
@@ -34,6 +34,18 @@ describe("task cgroups", () => {
     expect(hierarchies(MOUNTINFO, own, () => "cpuset cpu io memory pids\n")).toEqual([
       { dir: "/sys/fs/cgroup/unified/system.slice/vipmesh-agent.service", controllers: ["pids", "memory", "cpu"] },
     ]);
+  });
+
+  it("puts a container's cgroup under the agent's own in the memory hierarchy (v1), or the unified one", () => {
+    const own = OWN.replace("4:memory:/system.slice/vipmesh-agent.service", "4:memory:/limited/agent");
+    expect(containerCgroup("vipmesh-tasks", "t1", MOUNTINFO, own)).toEqual({
+      path: "/limited/agent/vipmesh-tasks/t1",
+      memoryDir: "/sys/fs/cgroup/memory/limited/agent/vipmesh-tasks/t1",
+    });
+    expect(containerCgroup("vipmesh-tasks", "t1", MOUNTINFO, "0::/system.slice/a.service\n")).toEqual({
+      path: "/system.slice/a.service/vipmesh-tasks/t1",
+      memoryDir: "/sys/fs/cgroup/unified/system.slice/a.service/vipmesh-tasks/t1",
+    });
   });
 
   it("writes the limits a task has, in v1's files and in v2's", () => {

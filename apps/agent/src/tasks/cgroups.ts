@@ -178,6 +178,11 @@ export class TaskCgroups {
     return !left;
   }
 
+  /** Whether tasks' cgroups are in cgroup v2's one hierarchy (where a container's cgroup needs its parents' controllers turned on first). */
+  get unifiedOnly(): boolean {
+    return this.found.length === 1 && this.unified(this.found[0]!);
+  }
+
   private unified(h: Hierarchy): boolean {
     return existsSync(join(h.dir, "cgroup.subtree_control"));
   }

@@ -14,7 +14,7 @@ import { EventEmitter } from "node:events";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NETNS_ETC } from "../sandbox/etc.ts";
-import { containerCgroup, oomKills } from "./cgroups.ts";
+import { CGROUPS_RECORD, containerCgroup, oomKills, TaskCgroups } from "./cgroups.ts";
 import { CONFINE, containerLogUri, enterArgs, taskNofile } from "./confine.ts";
 import { type ContainerUser, containerProcess, ociSpec, resolveUser } from "./oci-spec.ts";
 import { CONTAINER_MARKER, pruneEndedLogs, TASK_LOG_MAX_BYTES } from "./process-runner.ts";
@@ -77,10 +77,21 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
   /** What a previous agent left: found by open(), taken by adopt(). */
   private leftBehind: { adopted: string[]; lost: string[] } = { adopted: [], lost: [] };
   private unsubscribe: (() => void) | undefined;
+  /** The agent's cgroup as it was at the start (on cgroup v2 the agent may move into a leaf of it). */
+  private readonly cgroupOf: (taskId: string) => { path: string; memoryDir?: string };
+  /** cgroup v2: runc cannot turn controllers on above a cgroup with processes (the agent's own): done first, as for process tasks. */
+  private readonly unified: TaskCgroups | undefined;
 
   private constructor(private readonly o: ContainerRunnerOptions) {
     super();
     mkdirSync(this.dir, { recursive: true });
+    const base = containerCgroup("", "");
+    this.cgroupOf = (taskId) => ({
+      path: join(base.path, o.cgroupParent, taskId),
+      ...(base.memoryDir ? { memoryDir: join(base.memoryDir, o.cgroupParent, taskId) } : {}),
+    });
+    const cgroups = new TaskCgroups({ parent: o.cgroupParent, record: join(o.stateDir, CGROUPS_RECORD), log: o.log });
+    this.unified = cgroups.unifiedOnly ? cgroups : undefined;
   }
 
   /** A runner over a connected containerd, with what a previous agent left running found (adopt() takes it). */
@@ -199,7 +210,8 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     writeFileSync(join(taskDir, CONTAINER_MARKER), `${ref}\n`);
     const hostnameFile = join(taskDir, "hostname");
     writeFileSync(hostnameFile, `${spec.hostname}\n`);
-    const cgroup = containerCgroup(this.o.cgroupParent, spec.taskId);
+    const cgroup = this.cgroupOf(spec.taskId);
+    this.unified?.create(spec.taskId, spec.confinement);
     const labels = { [TASK_LABEL]: spec.taskId, [SERVICE_LABEL]: spec.serviceName };
     const etc = this.o.etcDir ?? NETNS_ETC;
     const build = (user: ContainerUser) =>
@@ -228,6 +240,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
       this.track(spec.taskId, pid, spec.confinement.memoryBytes, image.config.stopSignal || "SIGTERM", cgroup.memoryDir);
     } catch (err) {
       await this.o.containerd.deleteContainer(spec.taskId).catch(() => undefined); // nothing half-made stays
+      this.unified?.remove(spec.taskId);
       rmSync(join(taskDir, CONTAINER_MARKER), { force: true });
       throw err;
     }
@@ -279,7 +292,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
   private track(taskId: string, pid: number, memoryBytes: number, stopSignal: string, memoryDir?: string): void {
     const t: Tracked = { pid, exited: false, stopping: false, oom: false, memoryBytes, stopSignal, ended: undefined! };
     this.tracked.set(taskId, t);
-    const dir = memoryDir ?? containerCgroup(this.o.cgroupParent, taskId).memoryDir;
+    const dir = memoryDir ?? this.cgroupOf(taskId).memoryDir;
     t.ended = this.o.containerd.wait(taskId).then(
       ({ exitStatus }) => this.exited(taskId, t, exitStatus, dir),
       (err) => {
@@ -329,7 +342,12 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     this.tracked.delete(taskId);
     this.unprepared.delete(taskId);
     rmSync(join(this.taskDir(taskId), CONTAINER_MARKER), { force: true });
-    if (t) void this.o.containerd.deleteContainer(taskId).catch((err) => this.o.log(`cannot remove container ${taskId}: ${messageOf(err)}`));
+    if (t) {
+      void this.o.containerd
+        .deleteContainer(taskId)
+        .then(() => this.unified?.remove(taskId))
+        .catch((err) => this.o.log(`cannot remove container ${taskId}: ${messageOf(err)}`));
+    }
     pruneEndedLogs(this.dir, (id) => this.tracked.has(id));
   }
 
