@@ -1,10 +1,11 @@
 // Imports docker-archive and OCI-layout tarballs into a private containerd and
 // reads back what containerd itself says (ctr images ls / snapshots ls).
 
+import { mkdirSync, writeFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { Containerd, buildImageArchive } from "../src/index.ts";
+import { Containerd, buildImageArchive, startContainerd } from "../src/index.ts";
 import { containerdDescribe } from "./guard.ts";
 import { type TarFile, readTar, writeTar } from "../src/tar.ts";
 import { TestLab } from "./lab.ts";
@@ -33,6 +34,14 @@ containerdDescribe("containerd images", () => {
     await expect(Containerd.connect({ socket: `${lab.dir}/nothing.sock`, namespace: ns })).rejects.toThrow(
       `containerd is not running at ${lab.dir}/nothing.sock`,
     );
+  });
+
+  it("startContainerd says why containerd did not start, with its log's tail", async () => {
+    const dir = `${lab.dir}/broken`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/root`, "a file where containerd wants its root directory");
+    await expect(startContainerd({ dir })).rejects.toThrow(/containerd exited \(\d+\) while starting; its log \(.*\) ends:\n(.|\n)*root/);
+    await expect(startContainerd({ dir, netns: `${lab.id}-nonexistent` })).rejects.toThrow(`network namespace ${lab.id}-nonexistent does not exist`);
   });
 
   it("imports a docker-archive: image record, content and unpacked snapshot", async () => {
