@@ -28,6 +28,9 @@ export const SERVICE_LABEL = "vipmesh.service";
 /** A pull's progress is told to the reconciler at most this often. */
 const PROGRESS_INTERVAL_MS = 1000;
 
+/** While containerd does not answer, how often a task's end is asked for again. */
+const FOLLOW_RETRY_MS = 1000;
+
 /** After SIGKILL, how long stop waits for containerd to see the task gone. */
 const KILL_WAIT_MS = 10_000;
 
@@ -77,6 +80,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
   /** What a previous agent left: found by open(), taken by adopt(). */
   private leftBehind: { adopted: string[]; lost: string[] } = { adopted: [], lost: [] };
   private unsubscribe: (() => void) | undefined;
+  private closed = false;
   /** The agent's cgroup as it was at the start (on cgroup v2 the agent may move into a leaf of it). */
   private readonly cgroupOf: (taskId: string) => { path: string; memoryDir?: string };
   /** cgroup v2: runc cannot turn controllers on above a cgroup with processes (the agent's own): done first, as for process tasks. */
@@ -292,18 +296,35 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
   private track(taskId: string, pid: number, memoryBytes: number, stopSignal: string, memoryDir?: string): void {
     const t: Tracked = { pid, exited: false, stopping: false, oom: false, memoryBytes, stopSignal, ended: undefined! };
     this.tracked.set(taskId, t);
-    const dir = memoryDir ?? this.cgroupOf(taskId).memoryDir;
-    t.ended = this.o.containerd.wait(taskId).then(
-      ({ exitStatus }) => this.exited(taskId, t, exitStatus, dir),
-      (err) => {
-        this.o.log(`container task ${taskId}: cannot wait for its end: ${messageOf(err)}`);
-        return this.exited(taskId, t, null, dir);
-      },
-    );
+    t.ended = this.follow(taskId, t, memoryDir ?? this.cgroupOf(taskId).memoryDir);
+  }
+
+  /**
+   * Waits for the task's end. When containerd goes away meanwhile (a
+   * restart), the shim keeps the task: it is asked again once containerd
+   * answers, and the task ends only when containerd says it did.
+   */
+  private async follow(taskId: string, t: Tracked, memoryDir: string | undefined): Promise<void> {
+    let said = false;
+    while (!this.closed) {
+      try {
+        const { exitStatus } = await this.o.containerd.wait(taskId);
+        return this.exited(taskId, t, exitStatus, memoryDir);
+      } catch (err) {
+        if (!said) this.o.log(`container task ${taskId}: cannot wait for its end (asking again): ${messageOf(err)}`);
+        said = true;
+      }
+      await new Promise((r) => setTimeout(r, FOLLOW_RETRY_MS).unref());
+      const info = await this.o.containerd.task(taskId).then(
+        (i) => i ?? null,
+        () => undefined,
+      );
+      if (info === null || info?.status === "stopped") return this.exited(taskId, t, info?.exitStatus ?? null, memoryDir);
+    }
   }
 
   private async exited(taskId: string, t: Tracked, code: number | null, memoryDir: string | undefined): Promise<void> {
-    if (t.exited) return;
+    if (t.exited || this.closed) return; // closed: the next agent's runner takes its end
     // the cgroup goes with the task: read its OOM kills first
     const oom = t.oom || (memoryDir !== undefined && oomKills(memoryDir) > 0);
     await this.o.containerd.deleteTask(taskId).catch(() => undefined);
@@ -389,6 +410,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
   }
 
   close(): void {
+    this.closed = true;
     this.unsubscribe?.();
   }
 }
