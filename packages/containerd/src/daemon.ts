@@ -154,7 +154,7 @@ async function killAllTasks(socket: string): Promise<void> {
             await c.kill(t.id, "SIGKILL", { all: true }).catch((err) => {
               if (!isCode(err, "not-found")) throw err;
             });
-            await exited;
+            await Promise.race([exited, sleep(STOP_TIMEOUT_MS)]); // a process stuck in the kernel must not hang stop()
           }
           await c.deleteTask(t.id).catch(() => {});
         }
