@@ -154,7 +154,7 @@ async function killAllTasks(socket: string): Promise<void> {
             await c.kill(t.id, "SIGKILL", { all: true }).catch((err) => {
               if (!isCode(err, "not-found")) throw err;
             });
-            await Promise.race([exited, sleep(STOP_TIMEOUT_MS)]); // a process stuck in the kernel must not hang stop()
+            await Promise.race([exited, new Promise((r) => setTimeout(r, STOP_TIMEOUT_MS).unref())]); // a process stuck in the kernel must not hang stop()
           }
           await c.deleteTask(t.id).catch(() => {});
         }
