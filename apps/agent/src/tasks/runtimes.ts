@@ -5,7 +5,7 @@
 // saying why.
 
 import { EventEmitter } from "node:events";
-import { taskRuntime, type ContainerSpec, type TaskRuntime } from "@vipmesh/core";
+import { type ContainerSpec, taskRuntime } from "@vipmesh/core";
 import type { CheckRun, ExitReport, Preparation, Runtime, StartSpec } from "./runtime.ts";
 
 export interface TaskRuntimesOptions {
@@ -22,11 +22,6 @@ export class TaskRuntimes extends EventEmitter<{ exit: [ExitReport] }> implement
   constructor(private readonly o: TaskRuntimesOptions) {
     super();
     for (const r of this.all()) r.on("exit", (e: ExitReport) => this.emit("exit", e));
-  }
-
-  /** What this node runs tasks with, for its registration. */
-  get kinds(): TaskRuntime[] {
-    return this.o.container ? ["process", "container"] : ["process"];
   }
 
   adopt(): { adopted: string[]; lost: string[] } {
