@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: a 3-node lab on this machine (one network namespace per node,
-# a real manager, a real agent per node) and the seed scenario: the overlay
-# network collabnet (encrypted where the kernel has ESP), the 3-replica service collabweb spread
+# a real manager, a real agent and a containerd per node) and the seed scenario: the overlay
+# network collabnet (encrypted where the kernel has ESP), the 3-replica service collabweb — a
+# container image, loaded on every node since no registry is reachable here — spread
 # over the nodes, its VIP balanced by the kernel (random, rr, client-IP
 # affinity) and resolved by the embedded DNS, its tasks reaching each other
 # across nodes over VXLAN, and the routing mesh: its published port answered
@@ -22,11 +23,12 @@ gen=""
 # the docker CLI with a config of its own: the user's ~/.docker (contexts, credentials) plays no part
 docker_config=$(mktemp -d)
 export DOCKER_CONFIG=$docker_config
+images=$(mktemp -d)
 cleanup() {
   say "Ctrl-C: removing the lab"
   if [[ -n $gen ]]; then kill "$gen" 2>/dev/null || true; fi # gone already: the lab goes all the same (set -e)
   vipmesh lab down --name "$LAB" >/dev/null 2>&1 || true
-  rm -rf "$docker_config"
+  rm -rf "$docker_config" "$images"
 }
 
 if [[ $(id -u) -ne 0 ]]; then echo "the lab makes network namespaces: run as root" >&2; exit 1; fi
@@ -34,7 +36,7 @@ vipmesh lab down --name "$LAB" >/dev/null 2>&1 || true
 trap cleanup EXIT
 export VIPMESH_HOST=/run/vipmesh/$LAB/manager.sock
 
-say "A 3-node lab: namespaces vm-$LAB-node1..3 on an underlay bridge, a manager, an agent per node"
+say "A 3-node lab: namespaces vm-$LAB-node1..3 on an underlay bridge, a manager, an agent and a containerd per node"
 step vipmesh lab up --name "$LAB" --nodes 3
 step vipmesh node ls
 
@@ -48,9 +50,19 @@ else
   step vipmesh network create --driver overlay --subnet 10.0.3.0/24 collabnet
 fi
 
-say "2-3. collabweb: three replicas of the whoami workload, spread over the nodes"
-step vipmesh service create --replicas 3 --name collabweb --network collabnet -- vipmesh whoami --port 80
+say "2-3. collabweb: three replicas of a container image, spread over the nodes. The seed ran nginx; no registry"
+say "   is reachable from here, so the lab's sample image stands in for it: busybox httpd, built on this machine"
+say "   from busybox-static, whose page says which task answered (as vipmesh whoami does). Loaded on every node:"
+step vipmesh lab image --out "$images/collabweb.tar"
+step vipmesh image load "$images/collabweb.tar"
+step vipmesh image ls
+step vipmesh service create --replicas 3 --name collabweb --network collabnet --image vipmesh.local/collabweb:1
 step vipmesh service ps collabweb
+say "Where a registry is reachable, nginx itself: each node's containerd pulls it on first use (the task says"
+say "'preparing' meanwhile), e.g. 'vipmesh service create --replicas 3 --name collabweb --network collabnet --image nginx'"
+say "Each task is a container in its sandbox: PID 1 is the image's httpd, / the image's, the hostname the task's:"
+step vipmesh exec collabweb.1 -- sh -c 'echo "PID 1: $(tr "\0" " " </proc/1/cmdline)"; echo "hostname: $(hostname)"; ls /'
+
 
 say "4. Its virtual IP, in Endpoint.VirtualIPs as 'docker service inspect' shows it"
 vip=$(vipmesh service inspect collabweb | node -e '
@@ -108,7 +120,8 @@ addrs=$(vipmesh service ps collabweb --json | node -e '
 for slot in 1 2 3; do
   for addr in $addrs; do
     printf 'collabweb.%s -> %-10s ' "$slot" "$addr"
-    vipmesh exec "collabweb.$slot" -- curl -s --max-time 2 "http://$addr/" | grep -E '^(Hostname|Task):' | tr '\n' ' '
+    # busybox wget: its own -T crashes (Debian 1.35): busybox timeout bounds it
+    vipmesh exec "collabweb.$slot" -- timeout 2 wget -q -O- "http://$addr/" | grep -E '^(Hostname|Task):' | tr '\n' ' '
     echo
   done
 done
