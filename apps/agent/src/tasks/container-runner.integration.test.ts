@@ -221,20 +221,23 @@ kernelDescribe("ContainerRunner (containerd, runc)", () => {
     runner.forget("term1");
   }, 30_000);
 
-  it("is adopted by a new runner while it runs; one that ended is lost; forget leaves no container or snapshot", async () => {
+  it("is adopted by a new runner while it runs; those that ended are told as they ended; forget leaves no container or snapshot", async () => {
     runner.close();
     const again = await Containerd.connect({ socket: daemon!.socket, namespace: ID });
     const next = await open(again);
     try {
+      const told: ExitReport[] = [];
+      next.on("exit", (e) => told.push(e));
       const found = next.adopt();
-      expect(found.adopted.sort()).toEqual(["web1"]);
-      expect(found.lost.sort()).toEqual(["oom1", "out1"]);
+      expect(found).toEqual({ adopted: ["web1"], lost: [] });
+      await waitFor("the ends seen before", () => told.length === 2);
+      expect(told.sort((a, b) => a.taskId.localeCompare(b.taskId))).toEqual([exits.get("oom1"), exits.get("out1")]);
+      told.length = 0;
       expect(next.isRunning("web1")).toBe(true);
       expect(await httpGet("/index.html")).toBe("hello\n");
       expect(await next.check({ taskId: "web1", sandbox: SANDBOX, test: ["test -f /www/index.html"], timeoutMs: 5000 })).toBe(true);
-      const ended = new Promise<ExitReport>((r) => next.once("exit", r));
       await cd.kill("web1", "SIGKILL");
-      expect(await ended).toMatchObject({ taskId: "web1", code: 137 });
+      expect(await waitFor("web1's end", () => told[0])).toEqual({ taskId: "web1", code: 137, signal: null });
       for (const id of ["web1", "oom1", "out1"]) next.forget(id);
       await waitFor("no container left", async () => (await again.containers()).length === 0 && (await again.snapshots()).every((s) => !["web1", "oom1", "out1"].includes(s)));
       expect(existsSync(next.logFile("web1"))).toBe(true); // the log stays, for `service logs`

@@ -28,6 +28,9 @@ export const SERVICE_LABEL = "vipmesh.service";
 /** A pull's progress is told to the reconciler at most this often. */
 const PROGRESS_INTERVAL_MS = 1000;
 
+/** In a task's directory: how its container ended (an ExitReport). */
+const END_FILE = "end.json";
+
 /** While containerd does not answer, how often a task's end is asked for again. */
 const FOLLOW_RETRY_MS = 1000;
 
@@ -79,6 +82,8 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
   private readonly unprepared = new Map<string, string>();
   /** What a previous agent left: found by open(), taken by adopt(). */
   private leftBehind: { adopted: string[]; lost: string[] } = { adopted: [], lost: [] };
+  /** … and the ends of its containers that ended while no agent ran, where known. */
+  private endedMeanwhile: ExitReport[] = [];
   private unsubscribe: (() => void) | undefined;
   private closed = false;
   /** The agent's cgroup as it was at the start (on cgroup v2 the agent may move into a leaf of it). */
@@ -107,14 +112,28 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
       if (!taskId || taskId !== c.id) continue;
       const task = await o.containerd.task(c.id);
       const alive = task !== undefined && task.status !== "stopped" && task.status !== "unknown";
-      if (alive) runner.track(c.id, task.pid, runner.entryOf(c.id)?.confinement.memoryBytes ?? 0, readStopSignal(runner.taskDir(c.id)));
-      else {
-        runner.tracked.set(c.id, { pid: 0, exited: true, stopping: false, oom: false, memoryBytes: 0, stopSignal: "SIGTERM", ended: Promise.resolve() });
-        await o.containerd.deleteTask(c.id).catch(() => undefined);
+      if (alive) {
+        runner.track(c.id, task.pid, runner.entryOf(c.id)?.confinement.memoryBytes ?? 0, readStopSignal(runner.taskDir(c.id)));
+        runner.leftBehind.adopted.push(c.id);
+        continue;
       }
-      (alive ? runner.leftBehind.adopted : runner.leftBehind.lost).push(c.id);
+      runner.tracked.set(c.id, { pid: 0, exited: true, stopping: false, oom: false, memoryBytes: 0, stopSignal: "SIGTERM", ended: Promise.resolve() });
+      // how it ended, if a runner saw it (kept beside its log) or containerd still has it; else it is lost
+      const seen = runner.endOf(c.id) ?? (task?.exitStatus !== undefined ? { taskId: c.id, code: task.exitStatus, signal: null } : undefined);
+      await o.containerd.deleteTask(c.id).catch(() => undefined);
+      if (seen) runner.endedMeanwhile.push(seen);
+      else runner.leftBehind.lost.push(c.id);
     }
     return runner;
+  }
+
+  /** The end a runner recorded for the task (exited()), if any. */
+  private endOf(taskId: string): ExitReport | undefined {
+    try {
+      return JSON.parse(readFileSync(join(this.taskDir(taskId), END_FILE), "utf8")) as ExitReport;
+    } catch {
+      return undefined;
+    }
   }
 
   private get dir(): string {
@@ -129,9 +148,15 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     return join(this.taskDir(taskId), "log");
   }
 
+  /** Adopts what still runs; the ends seen while no agent ran are told as exits once the caller listens. */
   adopt(): { adopted: string[]; lost: string[] } {
     const found = this.leftBehind;
+    const ended = this.endedMeanwhile;
     this.leftBehind = { adopted: [], lost: [] };
+    this.endedMeanwhile = [];
+    setImmediate(() => {
+      for (const e of ended) this.emit("exit", e);
+    });
     return found;
   }
 
@@ -212,6 +237,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     const taskDir = this.taskDir(spec.taskId);
     mkdirSync(taskDir, { recursive: true });
     writeFileSync(join(taskDir, CONTAINER_MARKER), `${ref}\n`);
+    rmSync(join(taskDir, END_FILE), { force: true });
     const hostnameFile = join(taskDir, "hostname");
     writeFileSync(hostnameFile, `${spec.hostname}\n`);
     const cgroup = this.cgroupOf(spec.taskId);
@@ -331,7 +357,11 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     t.exited = true;
     if (t.stopping || this.tracked.get(taskId) !== t) return;
     const reason = oom ? `OOM killed: the task used more than its memory limit${t.memoryBytes ? ` of ${mebibytes(t.memoryBytes)}` : ""}` : undefined;
-    this.emit("exit", { taskId, code, signal: null, ...(reason ? { reason } : {}) });
+    const end: ExitReport = { taskId, code, signal: null, ...(reason ? { reason } : {}) };
+    try {
+      writeFileSync(join(this.taskDir(taskId), END_FILE), JSON.stringify(end)); // for the next agent, should this one stop before reporting it
+    } catch {}
+    this.emit("exit", end);
   }
 
   private onEvent(topic: string, event: object): void {
