@@ -84,6 +84,9 @@ export function sampleImageArchive(format: "docker-archive" | "oci" = "docker-ar
       cmd: ["-p", `0.0.0.0:${SAMPLE_PORT}`],
       env: ["PATH=/bin"],
       workingDir: "/www",
+      // httpd sets no SIGTERM handler, and a PID 1 gets no signal it does not handle: SIGTERM would
+      // only wait out the stop grace; it has nothing to flush, so it stops at once (Docker's STOPSIGNAL)
+      stopSignal: "SIGKILL",
       labels: { "org.opencontainers.image.title": "vipmesh sample: busybox httpd answering as whoami" },
     },
   });

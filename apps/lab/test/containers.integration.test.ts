@@ -108,7 +108,8 @@ const labProcesses = (): string[] =>
 const labMounts = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(`/run/vipmesh/${name}/`));
 
 containersDescribe("containers on a 3-node lab, one containerd per node", () => {
-  sharedLab({ name, nodes: 3, heartbeatMs: 1000 }, () => {
+  // node3 states a capacity of its own (lab up --node-resources), the others what this machine has
+  sharedLab({ name, nodes: 3, heartbeatMs: 1000, resourcesByNode: { node3: { nanoCpus: 1e9, memoryBytes: 512 * MiB } } }, () => {
     // after lab down: no containerd, shim or container process, and no rootfs mount of the lab's
     expect(labProcesses()).toEqual([]);
     expect(labMounts()).toEqual([]);
@@ -118,7 +119,7 @@ containersDescribe("containers on a 3-node lab, one containerd per node", () => 
   });
   afterAll(() => rmSync(imageDir, { recursive: true, force: true }));
 
-  it("runs a containerd per node, in the node's namespace, each with its own socket, and the nodes say they run containers", async () => {
+  it("runs a containerd per node, in the node's namespace, each with its own socket; the nodes say they run containers, and the capacity the lab gave them", async () => {
     const sockets = lab.nodes.map((n) => n.containerdSocket);
     expect(new Set(sockets).size).toBe(3);
     for (const n of lab.nodes) {
@@ -136,6 +137,8 @@ containersDescribe("containers on a 3-node lab, one containerd per node", () => 
     }
     const { nodes } = await call(client, "listNodes", {});
     for (const node of nodes) expect(node.description?.runtimes, node.description?.hostname).toEqual(expect.arrayContaining(["process", "container"]));
+    const node3 = nodes.find((n) => n.description?.hostname === "node3");
+    expect(node3?.description?.resources).toMatchObject({ nanoCpus: 1e9, memoryBytes: 512 * MiB });
   }, CASE_MS);
 
   it("loads the sample image on every node: `vipmesh lab image` writes it, `vipmesh image load` sends it", () => {
