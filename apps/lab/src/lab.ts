@@ -187,6 +187,12 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
   if (existsSync(l.socket) || listNamespaces().some((n) => n.startsWith(l.prefix))) {
     throw alreadyExists(`lab ${l.name} already exists; run 'vipmesh lab down --name ${l.name}' first`);
   }
+  const unknown = Object.keys(o.resourcesByNode ?? {}).filter((h) => !l.nodes.some((n) => n.hostname === h));
+  if (unknown.length > 0) throw invalid(`lab ${l.name} would have no node ${unknown.join(", ")} (nodes: ${l.nodes.map((n) => n.hostname).join(", ")})`);
+  for (const n of l.nodes) {
+    const resources = { ...o.nodeResources, ...o.resourcesByNode?.[n.hostname] };
+    if (Object.keys(resources).length > 0) n.resources = resources;
+  }
   mkdirSync(l.dir, { recursive: true, mode: 0o700 });
   try {
     log(`underlay ${UNDERLAY}.0/24 in ${l.fabric}`);
@@ -199,12 +205,6 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
       ...hosts.map((h): [string, string[]] => [h.netns, [`addr add ${h.addr}/24 dev eth0`, "link set eth0 up", "link set lo up"]]),
     ]);
     for (const h of hosts) execFileSync("ip", ["netns", "exec", h.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    for (const n of l.nodes) {
-      const resources = { ...o.nodeResources, ...o.resourcesByNode?.[n.hostname] };
-      if (Object.keys(resources).length > 0) n.resources = resources;
-    }
-    const unknown = Object.keys(o.resourcesByNode ?? {}).filter((h) => !l.nodes.some((n) => n.hostname === h));
-    if (unknown.length > 0) throw invalid(`lab ${l.name} has no node ${unknown.join(", ")} (nodes: ${l.nodes.map((n) => n.hostname).join(", ")})`);
 
     if (o.containerd !== false) {
       log(`${l.nodes.length} containerd, one in each node's namespace`);
