@@ -11,7 +11,7 @@
 import { type Containerd, type ImageRecord, normalizeImageRef } from "@vipmesh/containerd";
 import type { Confinement, ContainerSpec } from "@vipmesh/core";
 import { EventEmitter } from "node:events";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, type Stats, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NETNS_ETC } from "../sandbox/etc.ts";
 import { CGROUPS_RECORD, containerCgroup, oomKills, TaskCgroups } from "./cgroups.ts";
@@ -311,9 +311,8 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     });
     return paths.map((path) => {
       for (const dir of dirs) {
-        try {
-          return readFileSync(join(dir, path), "utf8");
-        } catch {}
+        const text = readLayerFile(dir, path);
+        if (text !== undefined) return text;
       }
       return undefined;
     });
@@ -442,6 +441,42 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
   close(): void {
     this.closed = true;
     this.unsubscribe?.();
+  }
+}
+
+/** The most of an image's /etc/passwd or /etc/group the agent reads. */
+const MAX_IMAGE_FILE_BYTES = 1024 * 1024;
+
+/**
+ * A file of one image layer, read as the node's root without trusting the
+ * image: no symlink followed at any step (an image's /etc/passwd → the node's
+ * /etc/shadow, or /dev/zero), a regular file only (a FIFO would hang the agent),
+ * at most MAX_IMAGE_FILE_BYTES. Anything else reads as absent.
+ */
+export function readLayerFile(layer: string, path: string): string | undefined {
+  let at = layer;
+  const parts = path.split("/").filter(Boolean);
+  for (const [i, part] of parts.entries()) {
+    at = join(at, part);
+    let st: Stats;
+    try {
+      st = lstatSync(at);
+    } catch {
+      return undefined;
+    }
+    if (i < parts.length - 1 ? !st.isDirectory() : !st.isFile() || st.size > MAX_IMAGE_FILE_BYTES) return undefined;
+  }
+  let fd: number | undefined;
+  try {
+    fd = openSync(at, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > MAX_IMAGE_FILE_BYTES) return undefined;
+    const buf = Buffer.alloc(st.size);
+    return buf.subarray(0, readSync(fd, buf, 0, st.size, 0)).toString("utf8");
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
