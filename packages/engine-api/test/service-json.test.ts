@@ -45,6 +45,15 @@ describe("serviceSpecFromDocker", () => {
     ]);
   });
 
+  it("takes the platforms the docker CLI pins from /distribution silently when the nodes are one of them", () => {
+    const pinned = (Platforms: unknown) => ({ ...CLI_CREATE, TaskTemplate: { ...CLI_CREATE.TaskTemplate, Placement: { Platforms } } });
+    const arch = ({ x64: "amd64", arm64: "arm64" } as Record<string, string>)[process.arch] ?? process.arch;
+    expect(serviceSpecFromDocker(pinned([{ Architecture: arch, OS: "linux" }, { Architecture: "s390x", OS: "linux" }])).warnings).toEqual([]);
+    expect(serviceSpecFromDocker(pinned([{ Architecture: "s390x", OS: "linux" }, { Architecture: arch, OS: "windows" }])).warnings).toEqual([
+      "TaskTemplate.Placement.Platforms is not supported by vipmesh and was ignored",
+    ]);
+  });
+
   it("names each field set that vipmesh does not honour, and only those", () => {
     const { warnings } = serviceSpecFromDocker({
       ...CLI_CREATE,

@@ -3,6 +3,7 @@
 // Also the few readers of Docker JSON the service mapping shares. Pure.
 
 import { DEFAULT_RESTART_POLICY, type HealthCheck, type PortConfig, type RestartPolicy, type Task, type TaskSpec, invalid } from "@vipmesh/core";
+import { ARCHITECTURE, GOARCH } from "./platform.ts";
 
 /**
  * What a mapping reads of an object: its domain shape with every field
@@ -196,6 +197,12 @@ export function isZero(v: unknown): boolean {
   return false;
 }
 
+/** A Placement.Platforms entry the nodes are: Linux on this architecture (in Go's or uname's name), or any architecture. */
+function isNodePlatform(p: unknown): boolean {
+  const { OS, Architecture } = (p ?? {}) as { OS?: unknown; Architecture?: unknown };
+  return (OS === undefined || OS === "" || OS === "linux") && (!Architecture || Architecture === GOARCH || Architecture === ARCHITECTURE);
+}
+
 /** Collects a warning for each field vipmesh does not honour that is set to something else than Docker's default. */
 export class Warnings {
   readonly list: string[] = [];
@@ -289,7 +296,9 @@ export function taskSpecFromDocker(json: Json | undefined, warnings: Warnings): 
   warnings.unsupported(`${f}.Resources.Reservations.GenericResources`, reservations.GenericResources);
   warnings.unsupported(`${f}.Resources.Limits.GenericResources`, limits.GenericResources);
   const placement = object(`${f}.Placement`, tt.Placement) ?? {};
-  for (const name of ["Preferences", "MaxReplicas", "Platforms"]) warnings.unsupported(`${f}.Placement.${name}`, placement[name]);
+  for (const name of ["Preferences", "MaxReplicas"]) warnings.unsupported(`${f}.Placement.${name}`, placement[name]);
+  // the docker CLI sends the platforms /distribution gave: the nodes' own (linux, this architecture) need no warning
+  warnings.unsupported(`${f}.Placement.Platforms`, placement.Platforms, (v) => isZero(v) || (Array.isArray(v) && v.some(isNodePlatform)));
   for (const name of ["LogDriver", "PluginSpec", "NetworkAttachmentSpec"]) warnings.unsupported(`${f}.${name}`, tt[name]);
   warnings.unsupported(`${f}.Runtime`, tt.Runtime, (v) => isZero(v) || v === "container");
 
