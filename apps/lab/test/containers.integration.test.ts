@@ -12,14 +12,14 @@
 import { call, type wire } from "@vipmesh/api";
 import { addrOf, taskHostname } from "@vipmesh/core";
 import { waitFor as waitForBase } from "@vipmesh/testing";
-import { inCi, kernelDescribe } from "@vipmesh/testing/kernel";
+import { containerdDescribe } from "@vipmesh/testing/kernel";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { agentPid, CONTAINERD_NAMESPACE, killAgent, listNamespaces } from "../src/lab.ts";
 import { SAMPLE_IMAGE, SAMPLE_MARKER } from "../src/sample-image.ts";
 import { client, lab, sharedLab } from "./shared-lab.ts";
@@ -27,8 +27,9 @@ import { client, lab, sharedLab } from "./shared-lab.ts";
 const name = `c${randomBytes(3).toString("hex")}`;
 const VIPMESH = fileURLToPath(new URL("../../../bin/vipmesh", import.meta.url));
 const ECHO_CLIENT = fileURLToPath(new URL("./echo-client.mjs", import.meta.url));
-/** What containers need on this machine besides root and iproute2. */
-const NEEDS = ["/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/bin/runc", "/usr/bin/ctr", "/bin/busybox"];
+const CONTAINER_PROBE = fileURLToPath(new URL("./hostile-container-probe.sh", import.meta.url));
+/** The attempts hostile-container-probe.sh makes. */
+const PROBE_ATTEMPTS = 17;
 const MiB = 1024 * 1024;
 /** A case's time (explicit: run from the repo root, the lab's vitest config is not the one read). */
 const CASE_MS = 180_000;
@@ -82,17 +83,6 @@ let cnet = "";
 let box: wire.Task;
 let imageDir = "";
 
-/** A describe for these tests: skipped loudly where containerd is missing, failed instead under CI. */
-function containersDescribe(title: string, fn: () => void): void {
-  const missing = NEEDS.filter((p) => !existsSync(p));
-  if (missing.length === 0) return void kernelDescribe(title, fn);
-  if (inCi()) {
-    return void describe(title, () => it("has containerd, runc and busybox-static", () => expect.fail(`missing on this CI machine: ${missing.join(", ")} (scripts/bootstrap.sh installs them)`)));
-  }
-  console.warn(`\n!! SKIPPED ${title}: missing ${missing.join(", ")} (scripts/bootstrap.sh installs them; under CI=true this fails)\n`);
-  describe.skip(title, fn);
-}
-
 /** Processes whose command line names the lab's directory: agents, the manager, containerds, shims. */
 const labProcesses = (): string[] =>
   readdirSync("/proc")
@@ -107,7 +97,7 @@ const labProcesses = (): string[] =>
     });
 const labMounts = () => readFileSync("/proc/self/mountinfo", "utf8").split("\n").filter((l) => l.includes(`/run/vipmesh/${name}/`));
 
-containersDescribe("containers on a 3-node lab, one containerd per node", () => {
+containerdDescribe("containers on a 3-node lab, one containerd per node", () => {
   // node3 states a capacity of its own (lab up --node-resources), the others what this machine has
   sharedLab({ name, nodes: 3, heartbeatMs: 1000, resourcesByNode: { node3: { nanoCpus: 1e9, memoryBytes: 512 * MiB } } }, () => {
     // after lab down: no containerd, shim or container process, and no rootfs mount of the lab's
@@ -253,6 +243,31 @@ containersDescribe("containers on a 3-node lab, one containerd per node", () => 
       (await tasksOf("hog")).some((t) => t.id !== failed.id && t.slot === failed.slot && t.desiredState === "running"),
     );
     vipmeshOk("service", "rm", "hog");
+  }, CASE_MS);
+
+  it("a hostile container is refused what it tries on its node, in the task and through vipmesh exec", async () => {
+    const probe = readFileSync(CONTAINER_PROBE, "utf8");
+    const attempts = (out: string) => new Map([...out.matchAll(/^(.+): (refused|ALLOWED)$/gm)].map((m) => [m[1]!, m[2]!]));
+    const expectAllRefused = (out: string, where: string) => {
+      expect(out, where).toContain("probe: done");
+      const seen = attempts(out);
+      expect(seen.size, where).toBe(PROBE_ATTEMPTS);
+      expect([...seen].filter(([, r]) => r !== "refused").map(([a]) => a), where).toEqual([]);
+    };
+    const disk = readFileSync(`/sys/block/${readdirSync("/sys/block").find((d) => !/^(loop|zram|ram)/.test(d)) ?? "loop0"}/dev`, "utf8").trim();
+    // the probe first, then the image's httpd as PID 1, so that the task runs on
+    vipmeshOk(
+      "service", "create", "--detach", "--name", "hostile", "--network", "cnet", "--image", SAMPLE_IMAGE, "--limit-pids", "48",
+      "-e", `PROBE_DISK=${disk}`, "--entrypoint", "sh -c", "--", `${probe}\nexec /bin/httpd -f -h /www -p 80`,
+    );
+    const logs = await waitFor("the probe's report in the container's log", () => {
+      const out = vipmesh("service", "logs", "hostile").stdout;
+      return out.includes("probe: done") ? out : undefined;
+    }, 90_000);
+    expectAllRefused(logs, "the task");
+    const [t] = await running("hostile", 1);
+    expectAllRefused(vipmeshOk("exec", `hostile.${t!.slot}`, "--", "sh", "-c", probe), "vipmesh exec");
+    vipmeshOk("service", "rm", "hostile");
   }, CASE_MS);
 
   it("a missing image is the task's error, naming the image, at once (no registry reachable from the nodes)", async () => {

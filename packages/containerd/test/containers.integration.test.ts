@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Containerd, type ImageRecord, mountsUnder, shimsOf } from "../src/index.ts";
-import { containerdDescribe } from "./guard.ts";
+import { containerdDescribe } from "@vipmesh/testing/kernel";
 import { TestLab } from "./lab.ts";
 import { testSpec } from "./oci-spec.ts";
 import { SAMPLE_ENTRYPOINT, sampleArchive } from "./sample-image.ts";

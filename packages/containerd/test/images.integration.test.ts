@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Containerd, buildImageArchive, startContainerd } from "../src/index.ts";
-import { containerdDescribe } from "./guard.ts";
+import { containerdDescribe } from "@vipmesh/testing/kernel";
 import { type TarFile, readTar, writeTar } from "../src/tar.ts";
 import { TestLab } from "./lab.ts";
 import { SAMPLE_ENTRYPOINT, sampleArchive } from "./sample-image.ts";

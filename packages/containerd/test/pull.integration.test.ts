@@ -12,7 +12,7 @@ import { sha256 } from "../src/content.ts";
 import { MEDIA } from "../src/reference.ts";
 import { writeTar } from "../src/tar.ts";
 import { type FakeRegistry, startFakeRegistry } from "./fake-registry.ts";
-import { containerdDescribe } from "./guard.ts";
+import { containerdDescribe } from "@vipmesh/testing/kernel";
 import { TestLab } from "./lab.ts";
 import { sampleFiles } from "./sample-image.ts";
 

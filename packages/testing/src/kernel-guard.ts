@@ -3,6 +3,7 @@
 // so that a CI machine that lost root or iproute2 cannot go green by skipping.
 
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { describe, it } from "vitest";
 
 export const inCi = (): boolean => {
@@ -38,7 +39,24 @@ function announce(what: string, why: string): void {
 
 /** describe() for kernel tests: runs them, or skips them loudly, or under CI fails. */
 export function kernelDescribe(name: string, fn: () => void): void {
-  const why = kernelUnavailable();
+  guardedDescribe(name, fn, kernelUnavailable());
+}
+
+/** What container tests need besides the kernel's: Debian's containerd, runc and ctr, and busybox-static (their images' base). */
+const CONTAINERD_NEEDS = ["/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/bin/runc", "/usr/bin/ctr", "/bin/busybox", "/usr/bin/nsenter"];
+
+/** Why container tests cannot run here, or undefined when they can. */
+export function containerdUnavailable(): string | undefined {
+  const missing = CONTAINERD_NEEDS.filter((p) => !existsSync(p));
+  return kernelUnavailable() ?? (missing.length ? `missing ${missing.join(", ")} (scripts/bootstrap.sh installs containerd, runc and busybox-static)` : undefined);
+}
+
+/** describe() for tests that run containers (root, namespaces, containerd and runc): as kernelDescribe. */
+export function containerdDescribe(name: string, fn: () => void): void {
+  guardedDescribe(name, fn, containerdUnavailable());
+}
+
+function guardedDescribe(name: string, fn: () => void, why: string | undefined): void {
   if (why === undefined) return void describe(name, fn);
   if (inCi()) {
     return void describe(name, () => {

@@ -12,7 +12,7 @@ import { call, type ClusterServiceClient, clusterClient, credentialsFromDir, Nod
 import { buildImageArchive, Containerd, type ContainerdDaemon, startContainerd } from "@vipmesh/containerd";
 import { type RunningManager, startManager } from "@vipmesh/manager";
 import { waitFor } from "@vipmesh/testing";
-import { kernelDescribe } from "@vipmesh/testing/kernel";
+import { containerdDescribe } from "@vipmesh/testing/kernel";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ManagerSession } from "../session/session.ts";
 import { NodeImages } from "./node-images.ts";
@@ -46,7 +46,7 @@ function load(client: ClusterServiceClient, tar: Buffer, upTo = tar.length) {
   return { stream, answer, sent };
 }
 
-kernelDescribe("image load over a real agent session", () => {
+containerdDescribe("image load over a real agent session", () => {
   let daemon: ContainerdDaemon;
   let containerd: Containerd;
   let manager: RunningManager;

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { Readable } from "node:stream";
 import { buildImageArchive, Containerd, type ContainerdDaemon, startContainerd } from "@vipmesh/containerd";
-import { kernelDescribe } from "@vipmesh/testing/kernel";
+import { containerdDescribe } from "@vipmesh/testing/kernel";
 import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
 import { LAST_USE_FILE } from "./last-use.ts";
 import { type ImageUser, NodeImages } from "./node-images.ts";
@@ -31,7 +31,7 @@ const archive = (name: string, format: "docker-archive" | "oci" = "docker-archiv
     config: { cmd: ["/bin/true"] },
   });
 
-kernelDescribe("node images on a private containerd", () => {
+containerdDescribe("node images on a private containerd", () => {
   let daemon: ContainerdDaemon;
   let containerd: Containerd;
   let stateDir: string;

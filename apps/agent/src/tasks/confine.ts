@@ -5,6 +5,7 @@
 // "Task confinement".
 
 import { ALL_CAPABILITIES, type Confinement } from "@vipmesh/core";
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { openFilesLimit } from "../exec/limits.ts";
@@ -176,4 +177,17 @@ export function containerInitUser(pid: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Runs `vipmesh-confine enter …` (a health check): true when it exits 0 within `timeoutMs`, else it is killed. */
+export function runEntered(args: string[], timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(CONFINE, args, { stdio: "ignore" });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("error", () => resolve(false));
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve(code === 0);
+    });
+  });
 }

@@ -15,8 +15,8 @@ import { parseTaskLogLine } from "@vipmesh/api";
 import { buildImageArchive, Containerd, type ContainerdDaemon, mountsUnder, shimsOf, startContainerd } from "@vipmesh/containerd";
 import { type ContainerSpec, effectiveCapabilities } from "@vipmesh/core";
 import { waitFor } from "@vipmesh/testing";
-import { inCi, kernelDescribe } from "@vipmesh/testing/kernel";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { containerdDescribe } from "@vipmesh/testing/kernel";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { containerInitUser, isTaskInit } from "./confine.ts";
 import { ContainerRunner } from "./container-runner.ts";
 import type { ExitReport, Preparation, StartSpec } from "./runtime.ts";
@@ -65,14 +65,6 @@ function imageArchive(): Buffer {
 
 const ip = (...args: string[]) => execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 const inNetns = (ns: string, ...args: string[]) => ip("netns", "exec", ns, ...args);
-
-/** What the test runs besides the kernel's: without it, a loud skip (under CI, a failure: containerd's start says why). */
-const MISSING = ["/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/bin/runc", "/usr/bin/nsenter", "/bin/busybox"].filter((p) => !existsSync(p));
-const containerdDescribe = (name: string, fn: () => void) => {
-  if (MISSING.length === 0 || inCi()) return kernelDescribe(name, fn);
-  console.warn(`\n!! SKIPPED ${name}: missing ${MISSING.join(", ")} (apt-get install containerd runc busybox-static)\n`);
-  describe.skip(name, fn);
-};
 
 containerdDescribe("ContainerRunner (containerd, runc)", () => {
   let daemon: ContainerdDaemon | undefined;

@@ -15,11 +15,10 @@ import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFi
 import { join } from "node:path";
 import { NETNS_ETC } from "../sandbox/etc.ts";
 import { CGROUPS_RECORD, containerCgroup, oomKills, TaskCgroups } from "./cgroups.ts";
-import { CONFINE, containerLogUri, enterArgs, taskNofile } from "./confine.ts";
+import { containerLogUri, enterArgs, runEntered, taskNofile } from "./confine.ts";
 import { type ContainerUser, containerProcess, ociSpec, resolveUser } from "./oci-spec.ts";
 import { CONTAINER_MARKER, pruneEndedLogs, TASK_LOG_MAX_BYTES } from "./process-runner.ts";
 import type { CheckRun, ExitReport, Preparation, Runtime, StartSpec } from "./runtime.ts";
-import { spawn } from "node:child_process";
 
 /** The labels of a vipmesh container: the task it runs, and its service. */
 export const TASK_LABEL = "vipmesh.task";
@@ -412,15 +411,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     } catch {
       return Promise.resolve(false); // it ended meanwhile
     }
-    return new Promise((resolve) => {
-      const child = spawn(CONFINE, args, { stdio: "ignore" });
-      const timer = setTimeout(() => child.kill("SIGKILL"), run.timeoutMs);
-      child.once("error", () => resolve(false));
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        resolve(code === 0);
-      });
-    });
+    return runEntered(args, run.timeoutMs);
   }
 
   /** The container's PID 1 (in the node's PID namespace) and how to enter it, for `vipmesh exec`; undefined when it does not run. */

@@ -9,7 +9,7 @@
 
 import type { Confinement } from "@vipmesh/core";
 import type { TaskCgroups } from "./cgroups.ts";
-import { CONFINE, enterArgs, initUnder, runArgs } from "./confine.ts";
+import { CONFINE, enterArgs, initUnder, runArgs, runEntered } from "./confine.ts";
 import type { CheckRun, ExitReport, Runtime, StartSpec } from "./runtime.ts";
 import { spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
@@ -214,15 +214,7 @@ export class ProcessRunner extends EventEmitter<{ exit: [ExitReport] }> implemen
     } catch {
       return Promise.resolve(false); // the task ended meanwhile
     }
-    return new Promise((resolve) => {
-      const child = spawn(CONFINE, args, { stdio: "ignore" });
-      const timer = setTimeout(() => child.kill("SIGKILL"), run.timeoutMs);
-      child.once("error", () => resolve(false));
-      child.once("exit", (code) => {
-        clearTimeout(timer);
-        resolve(code === 0);
-      });
-    });
+    return runEntered(args, run.timeoutMs);
   }
 
   close(): void {
