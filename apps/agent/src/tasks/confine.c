@@ -524,12 +524,11 @@ static struct {
   char buf[64 * 1024]; // at least one whole line: PREFIX_LEN + LINE_BYTES + 1
 } logf = {.dir = -1};
 
-/** --log: FILE opened (appending) as stdout and stderr, and its directory kept for rotation. */
-static void open_log(void) {
-  if (!opt.log) {
-    if (opt.log_max > 0) usage("--log-max-bytes needs --log FILE");
-    return;
-  }
+/**
+ * --log: FILE opened (appending) as stdout and stderr, and its directory kept
+ * for rotation. Returns what failed (errno says why), or NULL.
+ */
+static const char *try_open_log(void) {
   char dir[4096];
   const char *slash = strrchr(opt.log, '/');
   const char *name = slash ? slash + 1 : opt.log;
@@ -539,13 +538,23 @@ static void open_log(void) {
   snprintf(logf.name, sizeof logf.name, "%s", name);
   snprintf(logf.old, sizeof logf.old, "%s.1", name);
   logf.dir = open(!slash ? "." : dirlen ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (logf.dir < 0) dief("cannot open the directory of", opt.log);
+  if (logf.dir < 0) return "cannot open the directory of";
   int fd = openat(logf.dir, logf.name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) < 0) dief("cannot open", opt.log);
-  if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) dief("cannot write to", opt.log);
+  if (fd < 0 || fstat(fd, &st) < 0) return "cannot open";
+  if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) return "cannot write to";
   close(fd);
   logf.size = st.st_size;
+  return NULL;
+}
+
+static void open_log(void) {
+  if (!opt.log) {
+    if (opt.log_max > 0) usage("--log-max-bytes needs --log FILE");
+    return;
+  }
+  const char *failed = try_open_log();
+  if (failed) dief(failed, opt.log);
 }
 
 /** Writes the buffered lines. A line the log does not take (disk full, say) is lost, never the task. */
@@ -858,7 +867,17 @@ static void container_log(int argc, char **argv) {
   }
   if (!opt.log) usage("a container's log shim needs --log FILE");
   signal(SIGPIPE, SIG_IGN);
-  open_log();
+  // containerd closes the pipes, then sends SIGTERM: the output still in them is read to EOF first
+  signal(SIGTERM, SIG_IGN);
+  const char *failed = try_open_log();
+  if (failed) {
+    // the container still runs, its output read and dropped (else it would die of SIGPIPE, unexplained)
+    fprintf(stderr, "vipmesh-confine: %s %s: %s (the container's output is dropped)\n", failed, opt.log, strerror(errno));
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null < 0 || dup2(null, 1) < 0) die("cannot open /dev/null");
+    close(null);
+    opt.log_max = 0; // nothing to rotate
+  }
   task_out.fd = 3;
   task_err.fd = 4;
   close(5); // ready: the shim starts the container
