@@ -3,6 +3,11 @@
 // streams it, never held whole here: each node acknowledges the pieces its
 // containerd took in, and the caller is paused while any node has more than
 // LOAD_WINDOW_BYTES unacknowledged (which also bounds each session's write buffer).
+// Nothing waits on a node forever: an ask it does not answer within
+// IMAGE_TIMEOUTS.askMs answers "unavailable" (so /distribution, ls and rm never
+// hang on one stuck node), and a load that acknowledges no piece for
+// IMAGE_TIMEOUTS.loadIdleMs (or, once whole, does not answer within
+// loadFinishMs) fails on that node while the others go on.
 
 import type { wire } from "@vipmesh/api";
 import { type ErrorCode, notFound, precondition, VipmeshError } from "@vipmesh/core";
@@ -12,6 +17,18 @@ import type { ClusterStore } from "./store/cluster-store.ts";
 
 /** Bytes of a load a node may have unacknowledged before the caller waits. */
 export const LOAD_WINDOW_BYTES = 4 * 1024 * 1024;
+
+/** How long a node may keep the relay waiting (tests shorten them). */
+export const IMAGE_TIMEOUTS = {
+  /** For its answer to a list or removal. */
+  askMs: 10_000,
+  /** For a load's next acknowledgement while it has pieces unacknowledged. */
+  loadIdleMs: 60_000,
+  /** For a load's answer once it has every piece (its import and unpack finish). */
+  loadFinishMs: 5 * 60_000,
+};
+
+const seconds = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 
 /** One node's answer: names loaded or removed, its images, or why not (`code`: the error's kind, when the agent said). */
 export interface ImageAnswer {
@@ -43,15 +60,30 @@ export class ImageRelay {
   constructor(
     /** The channel of the node's current session, if it has one. */
     private readonly sessionOf: (nodeId: string) => SessionChannel | undefined,
-    private readonly hostname: (nodeId: string) => string,
+    readonly hostname: (nodeId: string) => string,
   ) {}
 
-  /** Asks a node's agent; resolves with its answer, or an error one when the node has no session or loses it. */
+  /**
+   * Asks a node's agent; resolves with its answer, or an error one when the node
+   * has no session, loses it, or does not answer within IMAGE_TIMEOUTS.askMs
+   * (the request is then forgotten: a late answer is dropped).
+   */
   ask(nodeId: string, q: ImageQuestion): Promise<ImageAnswer> {
     return new Promise((resolve) => {
-      const sent = this.open(nodeId, { answer: resolve });
+      let timer: NodeJS.Timeout | undefined;
+      const sent = this.open(nodeId, {
+        answer: (a) => {
+          clearTimeout(timer);
+          resolve(a);
+        },
+      });
       if (!sent) return resolve(this.notConnected(nodeId));
       const { requestId, channel } = sent;
+      const limit = IMAGE_TIMEOUTS.askMs;
+      timer = setTimeout(() => {
+        this.forget(channel, requestId);
+        resolve({ error: `node ${this.hostname(nodeId)} did not answer within ${seconds(limit)}`, code: "unavailable" });
+      }, limit);
       channel.send({ imageRequest: { requestId, op: q.op, image: q.image ?? "", force: q.force ?? false, check: q.check ?? false } });
     });
   }
@@ -117,6 +149,8 @@ interface LoadTarget {
   unacked: Map<number, number>;
   unackedBytes: number;
   answer?: ImageAnswer;
+  /** Fails the node's part when it owes an acknowledgement or its answer too long (see watch). */
+  idle?: NodeJS.Timeout;
 }
 
 /**
@@ -150,6 +184,7 @@ export class ImageLoad extends EventEmitter<{ drain: []; answered: [] }> {
   write(data: Buffer): boolean {
     if (this.ended) throw new Error("write after the load ended");
     for (const t of this.open()) {
+      if (t.unacked.size === 0) this.watch(t, true);
       t.seq++;
       t.unacked.set(t.seq, data.length);
       t.unackedBytes += data.length;
@@ -161,7 +196,10 @@ export class ImageLoad extends EventEmitter<{ drain: []; answered: [] }> {
   /** The tarball is whole: resolves with every node's answer once all came, by node ID. */
   end(): Promise<Map<string, ImageAnswer>> {
     this.ended = true;
-    for (const t of this.open()) t.channel.send({ imageLoad: { requestId: t.requestId, seq: t.seq + 1, data: Buffer.alloc(0), end: true, abort: false } });
+    for (const t of this.open()) {
+      t.channel.send({ imageLoad: { requestId: t.requestId, seq: t.seq + 1, data: Buffer.alloc(0), end: true, abort: false } });
+      if (t.unacked.size === 0) this.watch(t);
+    }
     return new Promise((resolve) => {
       const check = () => {
         if (this.open().length > 0) return;
@@ -176,12 +214,32 @@ export class ImageLoad extends EventEmitter<{ drain: []; answered: [] }> {
   /** The caller went away: every node drops what it had of this load. */
   abort(): void {
     this.ended = true;
-    for (const t of this.open()) {
-      this.relay.forget(t.channel, t.requestId);
-      t.channel.send({ imageLoad: { requestId: t.requestId, seq: t.seq + 1, data: Buffer.alloc(0), end: false, abort: true } });
-      t.answer = { error: "the load was cancelled", code: "aborted" };
-    }
     this.removeAllListeners("drain");
+    for (const t of this.open()) this.drop(t, { error: "the load was cancelled", code: "aborted" });
+  }
+
+  /** Stops a node's part: it drops what it had; `a` is its answer. */
+  private drop(t: LoadTarget, a: ImageAnswer): void {
+    this.relay.forget(t.channel, t.requestId);
+    t.channel.send({ imageLoad: { requestId: t.requestId, seq: t.seq + 1, data: Buffer.alloc(0), end: false, abort: true } });
+    this.answered(t, a);
+  }
+
+  /**
+   * (Re)starts a node's timer when it owes something: an acknowledgement of
+   * pieces sent (or one about to be: `sending`), or, once the load is whole
+   * and acknowledged, its answer. A caller slow to send: the node owes nothing.
+   */
+  private watch(t: LoadTarget, sending = false): void {
+    clearTimeout(t.idle);
+    t.idle = undefined;
+    const owesAck = sending || t.unacked.size > 0;
+    const finishing = this.ended && !owesAck;
+    if (t.answer || (!owesAck && !finishing)) return;
+    const limit = finishing ? IMAGE_TIMEOUTS.loadFinishMs : IMAGE_TIMEOUTS.loadIdleMs;
+    const host = this.relay.hostname(t.nodeId);
+    const why = finishing ? `node ${host} did not finish the load within ${seconds(limit)} of its last piece` : `node ${host} acknowledged no piece of the load for ${seconds(limit)}`;
+    t.idle = setTimeout(() => this.drop(t, { error: why, code: "unavailable" }), limit);
   }
 
   /** Bytes not yet acknowledged by the slowest node still loading (tests watch the window). */
@@ -204,10 +262,12 @@ export class ImageLoad extends EventEmitter<{ drain: []; answered: [] }> {
       t.unacked.delete(s);
       t.unackedBytes -= bytes;
     }
+    this.watch(t);
     if (wasFull && !this.full()) this.emit("drain");
   }
 
   private answered(t: LoadTarget, a: ImageAnswer): void {
+    clearTimeout(t.idle);
     const wasFull = this.full();
     t.answer = a;
     this.answers.set(t.nodeId, a);

@@ -2,19 +2,22 @@
 // load's chunks relayed to every target node in order with a bounded window,
 // per-node answers (a node without the runtime, a bad tarball, a lost node),
 // ls with the tasks that use an image, rm refused while in use (on no node at
-// all), the read-only identity, and the docker CLI pinning a loaded image's
-// digest through /distribution.
+// all), the read-only identity, the docker CLI pinning a loaded image's
+// digest through /distribution, and a stuck node answered for after a timeout
+// (ls, rm, /distribution, a load's pieces and its end) while the others go on.
 
 import type * as grpc from "@grpc/grpc-js";
 import { type ClusterServiceClient, clusterClient, credentialsFromDir, type wire } from "@vipmesh/api";
 import { dockerOk, type SimAgent, simImage } from "@vipmesh/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { LOAD_WINDOW_BYTES } from "../src/image-relay.ts";
+import { IMAGE_TIMEOUTS, LOAD_WINDOW_BYTES } from "../src/image-relay.ts";
 import { call, failure, type Harness, serviceSpec, startHarness, waitFor, waitRunning } from "./harness.ts";
 
 const MiB = 1024 * 1024;
 let h: Harness;
+const timeouts = { ...IMAGE_TIMEOUTS };
 afterEach(async () => {
+  Object.assign(IMAGE_TIMEOUTS, timeouts);
   await h?.close();
 });
 
@@ -215,5 +218,75 @@ describe("docker service create of a loaded image", () => {
     const out = await dockerOk(sock, ["service", "create", "--detach", "--name", "other", "other:3"]);
     expect(out).not.toContain("Error");
     expect((await call(h.client, "inspectService", { service: "other" })).service?.spec?.taskTemplate?.container?.image).toBe("other:3");
+  });
+});
+
+describe("a node that does not answer", () => {
+  /** Short limits, so that the tests wait a fraction of a second for the stuck node. */
+  const shorten = () => Object.assign(IMAGE_TIMEOUTS, { askMs: 300, loadIdleMs: 300, loadFinishMs: 300 });
+
+  it("ls and rm answer for it after the ask timeout; the other nodes answer as usual", async () => {
+    shorten();
+    const { a, b } = await cluster();
+    a.images.set("docker.io/library/old:2", simImage("docker.io/library/old:2"));
+    b.ignoreImageRequests();
+    const res = byHost((await call(h.client, "listImages", {})).nodes);
+    expect(res.map((n) => [n.hostname, n.images.map((i) => i.name), n.error])).toEqual([
+      ["node1", ["docker.io/library/old:2"], ""],
+      ["node2", [], "node node2 did not answer within 0.3s"],
+    ]);
+    // a removal cannot tell whether node2 holds it: refused, node1 keeps it
+    expect(await failure(call(h.client, "removeImage", { image: "old:2", nodes: [], force: false }))).toEqual({
+      code: "UNAVAILABLE",
+      details: "node2: node node2 did not answer within 0.3s",
+    });
+    expect(a.images.has("docker.io/library/old:2")).toBe(true);
+  });
+
+  it("docker service create pins the image from the nodes that answer", async () => {
+    shorten();
+    h = await startHarness({ dockerApi: true });
+    const a = await h.addAgent("node1");
+    const b = await h.addAgent("node2");
+    b.ignoreImageRequests();
+    const image = simImage("docker.io/library/web:1");
+    a.images.set(image.name, image);
+    await dockerOk(h.docker!.unix, ["service", "create", "--detach", "--name", "web", "web:1"]);
+    expect((await call(h.client, "inspectService", { service: "web" })).service?.spec?.taskTemplate?.container?.image).toBe(`web:1@${image.digest}`);
+  });
+
+  it("a load fails on a node that acknowledges no piece for the idle limit, and is aborted there; the others load", async () => {
+    shorten();
+    const { a, b } = await cluster();
+    b.holdImageAcks();
+    const l = load(h.client, [], [Buffer.from("chunk")]);
+    await waitFor("both nodes got the piece", () => (a.imageLoads.size && b.imageLoads.size) || undefined);
+    await waitFor("node2's load aborted", () => [...b.imageLoads.values()][0]?.aborted || undefined);
+    l.finish();
+    const res = byHost((await l.answer).nodes);
+    expect(res.map((n) => [n.hostname, n.images, n.error])).toEqual([
+      ["node1", ["docker.io/library/web:1"], ""],
+      ["node2", [], "node node2 acknowledged no piece of the load for 0.3s"],
+    ]);
+  });
+
+  it("acknowledgements keep a slow load going; a node that never answers its end fails after the finish limit", async () => {
+    shorten();
+    const { a, b } = await cluster();
+    b.ignoreImageRequests();
+    const l = load(h.client, [], []);
+    // five pieces, 100 ms apart: longer than the idle limit in all, acknowledged each
+    for (let i = 0; i < 5; i++) {
+      l.stream.write({ data: Buffer.from(`piece-${i} `) });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    l.finish();
+    const res = byHost((await l.answer).nodes);
+    expect(res.map((n) => [n.hostname, n.images, n.error])).toEqual([
+      ["node1", ["docker.io/library/web:1"], ""],
+      ["node2", [], "node node2 did not finish the load within 0.3s of its last piece"],
+    ]);
+    expect([...b.imageLoads.values()][0]).toMatchObject({ ended: true, aborted: true });
+    expect([...a.imageLoads.values()][0]?.seqs).toEqual([1, 2, 3, 4, 5]);
   });
 });

@@ -8,7 +8,8 @@
 // goes out as stdout timed when sent, a line already in that form as it is.
 // Images: `images` is its image store (tests fill it; `loadImage` says what a
 // loaded tarball holds), each load's pieces are kept in `imageLoads`, and
-// `holdImageAcks` stops acknowledging them, like a node whose import lags.
+// `holdImageAcks` stops acknowledging them, like a node whose import lags;
+// `ignoreImageRequests` leaves lists, removals and loads' ends unanswered.
 
 import type * as grpc from "@grpc/grpc-js";
 import {
@@ -79,6 +80,7 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
   /** Every image load it was sent, by request ID: the pieces in the order they came, and whether it ended. */
   readonly imageLoads = new Map<number, { pieces: Buffer[]; seqs: number[]; ended: boolean; aborted: boolean }>();
   private holdingImageAcks = false;
+  private ignoringImageRequests = false;
   private readonly heldImageAcks: { requestId: number; seq: number }[] = [];
 
   constructor(
@@ -243,6 +245,7 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     if (m.abort) load.aborted = true;
     else if (m.end) {
       load.ended = true;
+      if (this.ignoringImageRequests) return;
       const found = this.options.loadImage?.(Buffer.concat(load.pieces)) ?? new Error("this node has no container runtime: its agent found no containerd");
       if (found instanceof Error) {
         this.replyImage({ requestId: m.requestId, error: found.message, code: "invalid_argument" });
@@ -259,6 +262,7 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
   }
 
   private onImageRequest(m: wire.ImageRequest): void {
+    if (this.ignoringImageRequests) return;
     const users = (name: string) =>
       [...this.view.tasks.values()].filter((t) => t.desiredState === "running" && t.spec.container.image && sameImage(t.spec.container.image, name)).map((t) => taskName(t));
     this.replyImage({ requestId: m.requestId, ...this.answerImage(m, users) });
@@ -282,6 +286,11 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
   /** Stops acknowledging image pieces, like a node whose import lags. */
   holdImageAcks(): void {
     this.holdingImageAcks = true;
+  }
+
+  /** Answers no image request nor a load's end any more, like an agent stuck in its containerd. */
+  ignoreImageRequests(): void {
+    this.ignoringImageRequests = true;
   }
 
   /** Acknowledges the held pieces, and the ones after at once again. */
