@@ -1,7 +1,7 @@
-import { VipmeshError } from "@vipmesh/core";
+import { applyServiceUpdate, VipmeshError } from "@vipmesh/core";
 import { describe, expect, it } from "vitest";
 import { UsageError } from "./errors.ts";
-import { type ServiceCreateFlags, argsUpdate, buildServiceSpec, parseNetworkAttachment, parsePublishRm, parseScale, shellWords } from "./service-spec.ts";
+import { type ServiceCreateFlags, argsUpdate, buildServiceSpec, commandUpdate, parseNetworkAttachment, parsePublishRm, parseScale, shellWords } from "./service-spec.ts";
 
 const createFlags = (overrides: Partial<ServiceCreateFlags> = {}): ServiceCreateFlags => ({
   name: "collabweb",
@@ -210,5 +210,33 @@ describe("--entrypoint and --args words", () => {
     expect(argsUpdate(host, "nginx", ["-g", "x"])).toEqual({ args: ["-g", "x"] });
     expect(argsUpdate(imaged, "", ["sleep", "1"])).toEqual({ command: ["sleep", "1"] });
     expect(() => argsUpdate(host, undefined, [])).toThrow(/--args needs a command/);
+  });
+
+  it("update --entrypoint needs an image after the update, as create's does", () => {
+    const host = buildServiceSpec(createFlags());
+    const imaged = buildServiceSpec(createFlags({ image: "nginx", command: [] }));
+    expect(() => commandUpdate(host, { entrypoint: ["/bin/sh"] })).toThrow(UsageError);
+    expect(() => commandUpdate(host, { entrypoint: ["/bin/sh"] })).toThrow(/^--entrypoint needs an image: service collabweb has none, so its host command is what it runs/);
+    expect(() => commandUpdate(imaged, { image: "", entrypoint: ["/bin/sh"] })).toThrow(/service collabweb has none after --image ""/);
+    expect(commandUpdate(host, { image: "nginx", entrypoint: ["/bin/sh"] })).toEqual({ entrypoint: ["/bin/sh"] });
+    expect(commandUpdate(imaged, { entrypoint: [], args: ["-g", "x"] })).toEqual({ entrypoint: [], args: ["-g", "x"] });
+  });
+
+  it("update --args of a service with an image and an entrypoint makes the spec create makes with those words", () => {
+    const flags = { image: "busybox", entrypoint: ["/bin/sh", "-c"] };
+    const created = buildServiceSpec(createFlags({ ...flags, command: ["echo one"] }));
+    const updated = applyServiceUpdate(created, commandUpdate(created, { args: ["echo two"] }));
+    expect(updated.taskTemplate.container).toEqual(buildServiceSpec(createFlags({ ...flags, command: ["echo two"] })).taskTemplate.container);
+    // --entrypoint "" gives the image's ENTRYPOINT back with them
+    const plain = applyServiceUpdate(created, commandUpdate(created, { entrypoint: [], args: ["echo", "two"] }));
+    expect(plain.taskTemplate.container).toEqual(buildServiceSpec(createFlags({ image: "busybox", command: ["echo", "two"] })).taskTemplate.container);
+  });
+
+  it("update --image on a host-command service runs the command as the image's CMD; with --args, the words instead", () => {
+    const host = buildServiceSpec(createFlags({ command: ["httpd", "-f"] }));
+    const imaged = applyServiceUpdate(host, { image: "busybox", ...commandUpdate(host, { image: "busybox" }) });
+    expect(imaged.taskTemplate.container).toEqual(buildServiceSpec(createFlags({ image: "busybox", command: ["httpd", "-f"] })).taskTemplate.container);
+    const given = applyServiceUpdate(host, { image: "busybox", ...commandUpdate(host, { image: "busybox", args: ["sleep", "9"] }) });
+    expect(given.taskTemplate.container).toMatchObject({ image: "busybox", command: [], args: ["sleep", "9"] });
   });
 });

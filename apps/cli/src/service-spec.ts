@@ -185,12 +185,30 @@ export function shellWords(flag: string, text: string): string[] {
 
 /**
  * What `service update --args` changes, read as create reads its words: a
- * service with an image gets them as Docker's Args (its CMD replaced, the
- * entrypoint kept; none: the image's CMD again); one without gets them as its
- * host command.
+ * service with an image gets them as Docker's Args (its CMD replaced, its
+ * Command — the entrypoint from create's --entrypoint — kept; none: the
+ * image's CMD again), so update --args W leaves the spec create --args-less
+ * words W would have made; one without an image gets them as its host command.
  */
 export function argsUpdate(current: ServiceSpec, image: string | undefined, words: string[]): Pick<ServiceUpdate, "command" | "args"> {
   if (image ?? current.taskTemplate.container.image) return { args: words };
   if (words.length === 0) throw new UsageError("--args needs a command: the service has no image, so the words are what it runs");
   return { command: words };
+}
+
+/**
+ * `service update`'s --image, --entrypoint and --args as one change to what
+ * the tasks run. --entrypoint needs an image after the update, as on create.
+ */
+export function commandUpdate(
+  current: ServiceSpec,
+  f: { image?: string | undefined; entrypoint?: string[] | undefined; args?: string[] | undefined },
+): Pick<ServiceUpdate, "command" | "args" | "entrypoint"> {
+  const image = f.image ?? current.taskTemplate.container.image;
+  if (f.entrypoint !== undefined && !image?.trim()) {
+    throw new UsageError(
+      `--entrypoint needs an image: service ${current.annotations.name} has none${f.image === "" ? " after --image \"\"" : ""}, so its host command is what it runs (change it with --args, or give an image with --image)`,
+    );
+  }
+  return { ...(f.entrypoint !== undefined ? { entrypoint: f.entrypoint } : {}), ...(f.args ? argsUpdate(current, f.image, f.args) : {}) };
 }

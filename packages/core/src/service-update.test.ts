@@ -208,6 +208,25 @@ describe("applyServiceUpdate", () => {
       expect(() => applyServiceUpdate(image, { dir: "srv" })).toThrow(/workdir "srv" is not an absolute path/);
     });
 
+    it("a service given an image it did not have runs its host command as the image's Args (Docker's meaning), unless the update gives them", () => {
+      const host = applyServiceUpdate(docker, { image: "", command: ["httpd", "-f", "-p", "80"] });
+      expect(host.taskTemplate.container).not.toHaveProperty("image");
+      const imaged = applyServiceUpdate(host, { image: "busybox:1" }).taskTemplate.container;
+      expect(imaged).toMatchObject({ image: "busybox:1", command: [], args: ["httpd", "-f", "-p", "80"] });
+      const given = applyServiceUpdate(host, { image: "busybox:1", entrypoint: ["/bin/sh", "-c"], args: ["exec httpd -f"] }).taskTemplate.container;
+      expect(given).toMatchObject({ command: ["/bin/sh", "-c"], args: ["exec httpd -f"] });
+      // an image it had already: its Command (entrypoint) stays
+      const entered = applyServiceUpdate(host, { image: "busybox:1", entrypoint: ["/bin/sh", "-c"] });
+      expect(applyServiceUpdate(entered, { image: "busybox:2" }).taskTemplate.container).toMatchObject({ image: "busybox:2", command: ["/bin/sh", "-c"], args: ["httpd", "-f", "-p", "80"] });
+    });
+
+    it("refuses --entrypoint when the service has no image after the update", () => {
+      const host = applyServiceUpdate(docker, { image: "", command: ["sleep", "1"] });
+      expect(() => applyServiceUpdate(host, { entrypoint: ["/bin/sh"] })).toThrow(/service \S+ has no image: --entrypoint replaces an image's ENTRYPOINT/);
+      expect(() => applyServiceUpdate(docker, { image: "", command: ["sleep", "1"], entrypoint: ["sh"] })).toThrow(/has no image: --entrypoint/);
+      expect(applyServiceUpdate(host, { image: "busybox:1", entrypoint: ["/bin/sh"] }).taskTemplate.container).toMatchObject({ command: ["/bin/sh"], args: ["sleep", "1"] });
+    });
+
     it("reservations merge each on its own beside the limits, 0 clears one, and other updates keep them", () => {
       const reserved = applyServiceUpdate(docker, { reservations: { nanoCpus: 5e8, memoryBytes: 64 * 1024 ** 2 }, limits: { memoryBytes: 128 * 1024 ** 2 } });
       expect(reserved.taskTemplate.resources).toEqual({ limits: { memoryBytes: 128 * 1024 ** 2 }, reservations: { nanoCpus: 5e8, memoryBytes: 64 * 1024 ** 2 } });

@@ -90,6 +90,10 @@ export function applyServiceUpdate(current: ServiceSpec, update: ServiceUpdate):
     throw invalid(`service ${name} is global: replicas only apply to replicated services`);
   }
   const container = current.taskTemplate.container;
+  const image = update.image ?? container.image;
+  if (update.entrypoint !== undefined && !image?.trim()) {
+    throw invalid(`service ${name} has no image: --entrypoint replaces an image's ENTRYPOINT; give the host command with --args, or an image with --image`);
+  }
   const lbAffinity = update.lbAffinity ?? current.endpointSpec.lbAffinity;
   return normalizeServiceSpec({
     ...current,
@@ -97,9 +101,8 @@ export function applyServiceUpdate(current: ServiceSpec, update: ServiceUpdate):
     taskTemplate: {
       container: {
         ...container,
-        image: update.image ?? container.image,
-        command: update.command ?? update.entrypoint ?? container.command,
-        args: update.command ? [] : (update.args ?? container.args),
+        image,
+        ...updateCommand(container, image, update),
         hostname: update.hostname ?? container.hostname,
         dir: update.dir ?? container.dir,
         labels: updateLabels(container.labels ?? {}, update.containerLabelAdd ?? {}, update.containerLabelRm ?? []),
@@ -130,6 +133,19 @@ export function applyServiceUpdate(current: ServiceSpec, update: ServiceUpdate):
     updateConfig: { ...current.updateConfig, ...update.updateConfig },
     rollbackConfig: { ...current.rollbackConfig, ...update.rollbackConfig },
   });
+}
+
+/**
+ * Command and Args after an update. Docker's meaning: Command replaces the
+ * image's ENTRYPOINT, Args its CMD. A service that gets an image it did not
+ * have keeps what it ran as Args (its host command is the image's CMD now),
+ * unless the update gives them.
+ */
+function updateCommand(container: ServiceSpec["taskTemplate"]["container"], image: string | undefined, update: ServiceUpdate): { command: string[]; args: string[] } {
+  if (update.command) return { command: update.command, args: [] };
+  const gainsImage = !container.image?.trim() && !!image?.trim();
+  if (gainsImage) return { command: update.entrypoint ?? [], args: update.args ?? [...container.command, ...(container.args ?? [])] };
+  return { command: update.entrypoint ?? container.command, args: update.args ?? container.args ?? [] };
 }
 
 const envKey = (entry: string): string => entry.split("=")[0]!;

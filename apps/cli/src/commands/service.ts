@@ -42,7 +42,7 @@ import {
   wholeNumber,
 } from "../options.ts";
 import { parseSinceFlag, printServiceLogs } from "../service-logs.ts";
-import { argsUpdate, buildServiceSpec, parseNetworkAttachment, parsePublishRm, parseScale, shellWords, specFromWire } from "../service-spec.ts";
+import { buildServiceSpec, commandUpdate, parseNetworkAttachment, parsePublishRm, parseScale, shellWords, specFromWire } from "../service-spec.ts";
 import { SERVICE_HEADERS, TASK_HEADERS, serviceRows, taskRows } from "../table-rows.ts";
 import { type ListOptions, addListOptions, printList, withManager } from "./shared.ts";
 
@@ -375,9 +375,13 @@ export function registerServiceCommands(program: Command, io: Io): void {
     .option("--constraint-add <expr>", CONSTRAINT_HELP, collect)
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
     .option("--force", "replace the tasks even if nothing changed")
-    .option("--args <words>", 'replace the words after the flags of create: the image\'s CMD for a service with an image ("" = the image\'s again), else the host command, e.g. --args "vipmesh whoami --port 8080"');
+    .option(
+      "--args <words>",
+      'replace the words after the flags of create: for a service with an image, its CMD (its --entrypoint kept; "" = the image\'s CMD again, and --entrypoint "" its ENTRYPOINT), else the host command, e.g. --args "vipmesh whoami --port 8080"; a service given an image it had not runs its host command as the image\'s CMD',
+    );
   addWaitOptions(addUpdateConfigOptions(addUpdateConfigOptions(addLbOptions(addConfinementOptions(addContainerOptions(update), "update")), "update"), "rollback")).action(async (name: string, opts: UpdateOptions, cmd: Command) => {
     const args = opts.args === undefined ? undefined : shellWords("--args", opts.args);
+    const entrypoint = opts.entrypoint === undefined ? undefined : shellWords("--entrypoint", opts.entrypoint);
     const change: ServiceUpdate = {
       replicas: opts.replicas,
       envAdd: opts.envAdd ?? [],
@@ -396,7 +400,6 @@ export function registerServiceCommands(program: Command, io: Io): void {
       updateConfig: updateConfigFrom(opts, "update"),
       rollbackConfig: updateConfigFrom(opts, "rollback"),
       force: opts.force === true,
-      entrypoint: opts.entrypoint === undefined ? undefined : shellWords("--entrypoint", opts.entrypoint),
       dir: opts.workdir,
       user: opts.user,
       capAdd: opts.capAdd ?? [],
@@ -413,7 +416,7 @@ export function registerServiceCommands(program: Command, io: Io): void {
     await withManager(io, cmd, async (conn) => {
       const networkRm = await networkIds(conn, opts.networkRm ?? []);
       const updated = await updateService(conn, name, (spec) =>
-        applyServiceUpdate(spec, { ...change, networkRm, ...(args ? argsUpdate(spec, opts.image, args) : {}) }),
+        applyServiceUpdate(spec, { ...change, networkRm, ...commandUpdate(spec, { image: opts.image, entrypoint, args }) }),
       );
       io.stdout(`${name}\n`);
       await waitUnlessDetached(conn, io, opts, { service: updated?.id ?? name, label: name });
