@@ -18,7 +18,7 @@ import { CGROUPS_RECORD, containerCgroup, oomKills, TaskCgroups } from "./cgroup
 import { containerLogUri, enterArgs, runEntered, taskNofile } from "./confine.ts";
 import { type ContainerUser, containerProcess, ociSpec, resolveUser } from "./oci-spec.ts";
 import { CONTAINER_MARKER, pruneEndedLogs, TASK_LOG_MAX_BYTES } from "./process-runner.ts";
-import type { CheckRun, ExitReport, Preparation, Runtime, StartSpec } from "./runtime.ts";
+import { type CheckRun, type ExitReport, NotPrepared, type Preparation, type Runtime, type StartSpec } from "./runtime.ts";
 
 /** The labels of a vipmesh container: the task it runs, and its service. */
 export const TASK_LABEL = "vipmesh.task";
@@ -35,6 +35,13 @@ const FOLLOW_RETRY_MS = 1000;
 
 /** After SIGKILL, how long stop waits for containerd to see the task gone. */
 const KILL_WAIT_MS = 10_000;
+
+/** The most a stop or forget waits on one containerd call: past it, the container is left for the next pass. */
+const CALL_BOUND_MS = 30_000;
+
+/** After the events stream fails, how long until it is subscribed again (doubling up to EVENTS_RETRY_MAX_MS). */
+const EVENTS_RETRY_MS = 500;
+const EVENTS_RETRY_MAX_MS = 30_000;
 
 export interface ContainerRunnerOptions {
   containerd: Containerd;
@@ -60,12 +67,15 @@ interface Tracked {
   stopSignal: string;
   /** Exactly once, when it ends. */
   ended: Promise<void>;
+  /** Its container being deleted (one deletion at a time, joined by a later stop or forget). */
+  removal?: Promise<void>;
 }
 
 /** Where readying one image stands, shared by the tasks that wait for it. */
 interface ImagePull {
   state: Preparation;
-  waiting: Set<() => void>;
+  /** The tasks waiting for it, by task ID: each is told as it moves on. */
+  waiting: Map<string, () => void>;
   toldAt: number;
 }
 
@@ -79,11 +89,14 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
   private readonly pulls = new Map<string, ImagePull>();
   /** Tasks whose image could not be had: said the same until they leave. */
   private readonly unprepared = new Map<string, string>();
+  /** Tasks whose image was found ready (start looks it up again: gone meanwhile, the task prepares again). */
+  private readonly readied = new Set<string>();
   /** What a previous agent left: found by open(), taken by adopt(). */
   private leftBehind: { adopted: string[]; lost: string[] } = { adopted: [], lost: [] };
   /** … and the ends of its containers that ended while no agent ran, where known. */
   private endedMeanwhile: ExitReport[] = [];
   private unsubscribe: (() => void) | undefined;
+  private eventsRetry: NodeJS.Timeout | undefined;
   private closed = false;
   /** The agent's cgroup as it was at the start (on cgroup v2 the agent may move into a leaf of it). */
   private readonly cgroupOf: (taskId: string) => { path: string; memoryDir?: string };
@@ -105,11 +118,18 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
   /** A runner over a connected containerd, with what a previous agent left running found (adopt() takes it). */
   static async open(o: ContainerRunnerOptions): Promise<ContainerRunner> {
     const runner = new ContainerRunner(o);
-    runner.unsubscribe = o.containerd.events((e) => runner.onEvent(e.topic, e.event));
+    runner.subscribe(EVENTS_RETRY_MS);
     for (const c of await o.containerd.containers()) {
       const taskId = c.labels[TASK_LABEL];
       if (!taskId || taskId !== c.id) continue;
       const task = await o.containerd.task(c.id);
+      if (task?.status === "created") {
+        // the last agent stopped between creating its task and starting it: nothing ran; it goes, and is lost
+        runner.tracked.set(c.id, { pid: 0, exited: true, stopping: false, oom: false, memoryBytes: 0, stopSignal: "SIGTERM", ended: Promise.resolve() });
+        await runner.removeContainer(c.id, runner.tracked.get(c.id)!);
+        runner.leftBehind.lost.push(c.id);
+        continue;
+      }
       const alive = task !== undefined && task.status !== "stopped" && task.status !== "unknown";
       if (alive) {
         runner.track(c.id, task.pid, runner.entryOf(c.id)?.confinement.memoryBytes ?? 0, readStopSignal(runner.taskDir(c.id)));
@@ -124,6 +144,25 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
       else runner.leftBehind.lost.push(c.id);
     }
     return runner;
+  }
+
+  /** containerd's events (OOM kills), subscribed again after the stream fails (containerd restarted), with backoff. */
+  private subscribe(delayMs: number): void {
+    if (this.closed) return;
+    let delay = delayMs;
+    let failed = false;
+    this.unsubscribe = this.o.containerd.events(
+      (e) => {
+        delay = EVENTS_RETRY_MS; // it works again: the next failure starts the backoff anew
+        this.onEvent(e.topic, e.event);
+      },
+      (err) => {
+        if (failed || this.closed) return;
+        failed = true;
+        this.o.log(`containerd's events stream failed (subscribing again in ${delay} ms): ${messageOf(err)}`);
+        this.eventsRetry = setTimeout(() => this.subscribe(Math.min(delay * 2, EVENTS_RETRY_MAX_MS)), delay).unref();
+      },
+    );
   }
 
   /** The end a runner recorded for the task (exited()), if any. */
@@ -178,27 +217,27 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     } catch (err) {
       return this.refuse(task.taskId, `image "${given}" is not a valid reference: ${messageOf(err)}`);
     }
+    if (this.readied.has(task.taskId)) return { state: "ready" };
     let pull = this.pulls.get(ref);
     if (!pull) {
-      pull = { state: { state: "preparing", message: `looking for ${ref}` }, waiting: new Set(), toldAt: 0 };
+      pull = { state: { state: "preparing", message: `looking for ${ref}` }, waiting: new Map(), toldAt: 0 };
       this.pulls.set(ref, pull);
       void this.ready(ref, pull);
     }
-    if (pull.state.state === "failed") {
-      this.pulls.delete(ref); // a later task tries again
-      return this.refuse(task.taskId, pull.state.error);
-    }
-    if (pull.state.state === "preparing") pull.waiting.add(onChange);
+    pull.waiting.set(task.taskId, onChange);
     return pull.state;
   }
 
-  /** The image found in containerd, else pulled; whoever waits is told as it moves on. */
+  /**
+   * The image found in containerd, else pulled; whoever waits is told as it
+   * moves on. Once it is ready or failed, the pull is dropped: its waiting
+   * tasks are readied or refused together, and a later task looks again.
+   */
   private async ready(ref: string, pull: ImagePull): Promise<void> {
     const tell = (force: boolean) => {
       if (!force && Date.now() - pull.toldAt < PROGRESS_INTERVAL_MS) return;
       pull.toldAt = Date.now();
-      for (const f of pull.waiting) f();
-      if (force) pull.waiting.clear();
+      for (const f of pull.waiting.values()) f();
     };
     try {
       if (!(await this.o.containerd.image(ref))) {
@@ -214,7 +253,13 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     } catch (err) {
       pull.state = { state: "failed", error: `image "${ref}" cannot be pulled: ${messageOf(err)}` };
     }
+    if (this.pulls.get(ref) === pull) this.pulls.delete(ref);
+    for (const taskId of pull.waiting.keys()) {
+      if (pull.state.state === "failed") this.refuse(taskId, pull.state.error);
+      else this.readied.add(taskId);
+    }
     tell(true);
+    pull.waiting.clear();
   }
 
   private refuse(taskId: string, error: string): Preparation {
@@ -227,10 +272,8 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     const given = spec.container.image?.trim() ?? "";
     const ref = normalizeImageRef(given);
     const image = await this.o.containerd.image(ref);
-    if (!image) {
-      this.pulls.delete(ref);
-      throw new Error(`image "${ref}" is not on this node`);
-    }
+    this.readied.delete(spec.taskId);
+    if (!image) throw new NotPrepared(`image "${ref}" is no longer on this node (removed since it was found): looking for it again`);
     const process = containerProcess({ container: spec.container, image: image.config, hostname: spec.hostname });
     if ("error" in process) throw new Error(process.error);
     const taskDir = this.taskDir(spec.taskId);
@@ -258,7 +301,12 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
         },
         process,
       );
-    await this.o.containerd.deleteContainer(spec.taskId); // what a start that failed half-way left
+    // what a start that failed half-way left
+    const leftover = this.o.containerd.deleteContainer(spec.taskId);
+    if (!(await bounded(leftover.catch(() => undefined), CALL_BOUND_MS + KILL_WAIT_MS))) {
+      throw new Error(`containerd did not remove what an earlier start of ${spec.taskId} left within ${(CALL_BOUND_MS + KILL_WAIT_MS) / 1000} s`);
+    }
+    await leftover;
     try {
       const user = await this.userOf(spec, image, (u) => this.o.containerd.createContainer({ id: spec.taskId, image, spec: build(u), labels }));
       const confinement: Confinement = { ...spec.confinement, user: `${user.uid}:${user.gid}` };
@@ -370,32 +418,67 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
   }
 
   /** The image's stop signal (SIGTERM by default), SIGKILL to all its processes after the grace; then its task, container and snapshot go. */
+  /**
+   * The image's stop signal (SIGTERM by default), SIGKILL to all its processes
+   * after the grace; then its task, container and snapshot go. Every wait on
+   * containerd is bounded: a container containerd does not remove in time is
+   * logged and left (still known) for the next pass.
+   */
   async stop(taskId: string): Promise<void> {
     const t = this.tracked.get(taskId);
     if (t && !t.exited) {
       t.stopping = true;
-      const within = (ms: number) => Promise.race([t.ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
-      await this.o.containerd.kill(taskId, t.stopSignal).catch(() => undefined);
-      if (!(await within(this.o.stopGraceMs))) {
-        await this.o.containerd.kill(taskId, "SIGKILL", { all: true }).catch(() => undefined);
-        await within(KILL_WAIT_MS);
+      const ended = t.ended.then(() => undefined);
+      await bounded(this.o.containerd.kill(taskId, t.stopSignal).catch(() => undefined), CALL_BOUND_MS);
+      if (!(await bounded(ended, this.o.stopGraceMs))) {
+        await bounded(this.o.containerd.kill(taskId, "SIGKILL", { all: true }).catch(() => undefined), CALL_BOUND_MS);
+        await bounded(ended, KILL_WAIT_MS);
       }
       t.exited = true;
     }
-    if (t) await this.o.containerd.deleteContainer(taskId);
+    if (t) await this.removeContainer(taskId, t);
   }
 
-  /** Forgets a task: its container and snapshot go; its log stays until it is among the oldest of the forgotten. */
+  /**
+   * Deletes the task's container (its task and snapshot), at most one deletion
+   * at a time; resolves within CALL_BOUND_MS + KILL_WAIT_MS whatever
+   * containerd does, saying whether it is gone.
+   */
+  private async removeContainer(taskId: string, t: Tracked): Promise<boolean> {
+    const deletion = t.removal ?? this.o.containerd.deleteContainer(taskId);
+    t.removal = deletion;
+    void deletion.finally(() => t.removal === deletion && (t.removal = undefined)).catch(() => undefined);
+    const removal = deletion.then(
+      () => true,
+      (err) => {
+        this.o.log(`cannot remove container ${taskId} (tried again at the next pass): ${messageOf(err)}`);
+        return false;
+      },
+    );
+    if (await bounded(removal, CALL_BOUND_MS + KILL_WAIT_MS)) return removal;
+    if (t.removal === deletion) t.removal = undefined; // the next pass asks anew
+    this.o.log(`container ${taskId}: containerd did not remove it within ${(CALL_BOUND_MS + KILL_WAIT_MS) / 1000} s (tried again at the next pass)`);
+    return false;
+  }
+
+  /**
+   * Forgets a task: its container and snapshot go, then the task (known
+   * until then, so that the reconciler's next pass removes it again should
+   * containerd fail); its log stays until it is among the oldest of the forgotten.
+   */
   forget(taskId: string): void {
     const t = this.tracked.get(taskId);
-    this.tracked.delete(taskId);
     this.unprepared.delete(taskId);
+    this.readied.delete(taskId);
+    for (const pull of this.pulls.values()) pull.waiting.delete(taskId);
     rmSync(join(this.taskDir(taskId), CONTAINER_MARKER), { force: true });
     if (t) {
-      void this.o.containerd
-        .deleteContainer(taskId)
-        .then(() => this.unified?.remove(taskId))
-        .catch((err) => this.o.log(`cannot remove container ${taskId}: ${messageOf(err)}`));
+      void this.removeContainer(taskId, t).then((gone) => {
+        if (!gone || this.tracked.get(taskId) !== t) return;
+        this.tracked.delete(taskId);
+        this.unified?.remove(taskId);
+        pruneEndedLogs(this.dir, (id) => this.tracked.has(id));
+      });
     }
     pruneEndedLogs(this.dir, (id) => this.tracked.has(id));
   }
@@ -431,8 +514,19 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.eventsRetry);
     this.unsubscribe?.();
   }
+}
+
+/** Whether `p` settled within `ms` (it runs on either way). */
+function bounded(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((r) => {
+    timer = setTimeout(() => r(false), ms);
+    timer.unref();
+  });
+  return Promise.race([p.then(() => true), late]).finally(() => clearTimeout(timer));
 }
 
 /** The most of an image's /etc/passwd or /etc/group the agent reads. */

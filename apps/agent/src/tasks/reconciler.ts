@@ -7,7 +7,7 @@
 import { isTerminal, type Task, taskCommand, taskConfinement, taskHostname, taskRuntime } from "@vipmesh/core";
 import type { TaskStatusReport } from "../session/session.ts";
 import { HealthChecker } from "./health.ts";
-import type { Runtime } from "./runtime.ts";
+import { NotPrepared, type Runtime } from "./runtime.ts";
 
 /** What the task reconciler needs of the network side. */
 export interface TaskNetwork {
@@ -158,6 +158,11 @@ export class TaskReconciler {
       this.watchHealth(t); // reported "starting" with "running": not ready until the check passes
       this.report(t.id, "running");
     } catch (err) {
+      if (err instanceof NotPrepared) {
+        this.o.log(`task ${t.id}: ${err.message}`);
+        this.o.again(0); // prepared again at the next pass
+        return;
+      }
       // one task that cannot start must not hold up the others: it fails, and the manager replaces it
       const why = err instanceof Error ? err.message : String(err);
       this.o.log(`task ${t.id} cannot start: ${why}`);

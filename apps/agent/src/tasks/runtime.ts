@@ -33,6 +33,9 @@ export interface CheckRun {
   timeoutMs: number;
 }
 
+/** start() found what prepare readied gone (an image removed meanwhile): the task prepares again rather than failing. */
+export class NotPrepared extends Error {}
+
 /** Where readying a task's image stands: ready to start, still coming (what is done so far), or not to be had (why). */
 export type Preparation = { state: "ready" } | { state: "preparing"; message: string } | { state: "failed"; error: string };
 
