@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Containerd } from "@vipmesh/containerd";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ContainerRunner, readLayerFile, TASK_LABEL } from "./container-runner.ts";
+import { ContainerRunner, readImageFile, TASK_LABEL } from "./container-runner.ts";
 import { NotPrepared } from "./runtime.ts";
 
 describe("readLayerFile: an image's /etc/passwd read without trusting the image", () => {
@@ -18,8 +18,8 @@ describe("readLayerFile: an image's /etc/passwd read without trusting the image"
   it("reads a regular file", () => {
     make();
     writeFileSync(join(layer, "etc", "passwd"), "app:x:1000:1000::/:/bin/sh\n");
-    expect(readLayerFile(layer, "/etc/passwd")).toBe("app:x:1000:1000::/:/bin/sh\n");
-    expect(readLayerFile(layer, "/etc/group")).toBeUndefined();
+    expect(readImageFile([layer], "/etc/passwd")).toBe("app:x:1000:1000::/:/bin/sh\n");
+    expect(readImageFile([layer], "/etc/group")).toBeUndefined();
   });
 
   it("follows no symlink, to the file or on the way (the node's own files stay unread)", () => {
@@ -30,8 +30,8 @@ describe("readLayerFile: an image's /etc/passwd read without trusting the image"
       writeFileSync(join(outside, "shadow"), "root:secret\n");
       symlinkSync(join(outside, "shadow"), join(layer, "etc", "passwd"));
       symlinkSync(outside, join(layer, "other"));
-      expect(readLayerFile(layer, "/etc/passwd")).toBeUndefined();
-      expect(readLayerFile(layer, "/other/shadow")).toBeUndefined();
+      expect(readImageFile([layer], "/etc/passwd")).toBeUndefined();
+      expect(readImageFile([layer], "/other/shadow")).toBeUndefined();
     } finally {
       rmSync(outside, { recursive: true, force: true });
     }
@@ -40,9 +40,9 @@ describe("readLayerFile: an image's /etc/passwd read without trusting the image"
   it("reads no FIFO (which would hang the agent) and no file past its size bound", () => {
     make();
     execFileSync("mkfifo", [join(layer, "etc", "passwd")]);
-    expect(readLayerFile(layer, "/etc/passwd")).toBeUndefined();
+    expect(readImageFile([layer], "/etc/passwd")).toBeUndefined();
     writeFileSync(join(layer, "etc", "group"), Buffer.alloc(2 * 1024 * 1024, "a"));
-    expect(readLayerFile(layer, "/etc/group")).toBeUndefined();
+    expect(readImageFile([layer], "/etc/group")).toBeUndefined();
   });
 });
 
@@ -95,6 +95,41 @@ class FakeContainerd {
     };
   }
 }
+
+describe("readImageFile: an image's layers as overlayfs shows them", () => {
+  let root = "";
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+  const layers = (n: number) => {
+    root = mkdtempSync(join(tmpdir(), "vm-layers-"));
+    return Array.from({ length: n }, (_, i) => {
+      const dir = join(root, `l${i}`);
+      mkdirSync(join(dir, "etc"), { recursive: true });
+      return dir;
+    });
+  };
+
+  it("takes the top layer that has the file", () => {
+    const [upper = "", lower = ""] = layers(2);
+    writeFileSync(join(lower, "etc", "passwd"), "old\n");
+    expect(readImageFile([upper, lower], "/etc/passwd")).toBe("old\n");
+    writeFileSync(join(upper, "etc", "passwd"), "new\n");
+    expect(readImageFile([upper, lower], "/etc/passwd")).toBe("new\n");
+  });
+
+  it("stops at a whiteout, a symlink or a non-file above: an older layer's file is not the image's", () => {
+    const [upper = "", lower = ""] = layers(2);
+    writeFileSync(join(lower, "etc", "passwd"), "old\n");
+    writeFileSync(join(lower, "etc", "group"), "old\n");
+    mkdirSync(join(lower, "conf"));
+    writeFileSync(join(lower, "conf", "passwd"), "old\n");
+    execFileSync("mknod", [join(upper, "etc", "passwd"), "c", "0", "0"]); // overlayfs's whiteout: removed in the upper layer
+    symlinkSync("/etc/shadow", join(upper, "etc", "group"));
+    writeFileSync(join(upper, "conf"), "a file where the directory was\n");
+    expect(readImageFile([upper, lower], "/etc/passwd")).toBeUndefined();
+    expect(readImageFile([upper, lower], "/etc/group")).toBeUndefined();
+    expect(readImageFile([upper, lower], "/conf/passwd")).toBeUndefined();
+  });
+});
 
 describe("ContainerRunner's lifecycle (a fake containerd)", () => {
   let state = "";

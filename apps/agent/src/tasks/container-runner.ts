@@ -356,13 +356,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
       const opt = (k: string) => m.options.find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
       return [opt("upperdir"), ...(opt("lowerdir")?.split(":") ?? [])].filter((d): d is string => !!d);
     });
-    return paths.map((path) => {
-      for (const dir of dirs) {
-        const text = readLayerFile(dir, path);
-        if (text !== undefined) return text;
-      }
-      return undefined;
-    });
+    return paths.map((path) => readImageFile(dirs, path));
   }
 
   private track(taskId: string, pid: number, memoryBytes: number, stopSignal: string, memoryDir?: string): void {
@@ -533,12 +527,28 @@ function bounded(p: Promise<unknown>, ms: number): Promise<boolean> {
 const MAX_IMAGE_FILE_BYTES = 1024 * 1024;
 
 /**
- * A file of one image layer, read as the node's root without trusting the
+ * A file of an image, from its layers top first, as overlayfs shows it: the
+ * first layer where the path exists in any form decides (a whiteout, a
+ * symlink, a directory hides what older layers have).
+ */
+export function readImageFile(layers: string[], path: string): string | undefined {
+  for (const layer of layers) {
+    const found = readLayerFile(layer, path);
+    if (found.found) return found.text;
+  }
+  return undefined;
+}
+
+/**
+ * A path in one image layer, read as the node's root without trusting the
  * image: no symlink followed at any step (an image's /etc/passwd → the node's
  * /etc/shadow, or /dev/zero), a regular file only (a FIFO would hang the agent),
- * at most MAX_IMAGE_FILE_BYTES. Anything else reads as absent.
+ * at most MAX_IMAGE_FILE_BYTES. `found`: the layer has the path in some form
+ * (a whiteout, a symlink, anything else that is not a readable file reads as
+ * absent: `text` undefined); not found, the layers below decide.
  */
-export function readLayerFile(layer: string, path: string): string | undefined {
+export function readLayerFile(layer: string, path: string): { found: false } | { found: true; text?: string } {
+  const hidden = { found: true } as const;
   let at = layer;
   const parts = path.split("/").filter(Boolean);
   for (const [i, part] of parts.entries()) {
@@ -547,19 +557,19 @@ export function readLayerFile(layer: string, path: string): string | undefined {
     try {
       st = lstatSync(at);
     } catch {
-      return undefined;
+      return { found: false };
     }
-    if (i < parts.length - 1 ? !st.isDirectory() : !st.isFile() || st.size > MAX_IMAGE_FILE_BYTES) return undefined;
+    if (i < parts.length - 1 ? !st.isDirectory() : !st.isFile() || st.size > MAX_IMAGE_FILE_BYTES) return hidden;
   }
   let fd: number | undefined;
   try {
     fd = openSync(at, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     const st = fstatSync(fd);
-    if (!st.isFile() || st.size > MAX_IMAGE_FILE_BYTES) return undefined;
+    if (!st.isFile() || st.size > MAX_IMAGE_FILE_BYTES) return hidden;
     const buf = Buffer.alloc(st.size);
-    return buf.subarray(0, readSync(fd, buf, 0, st.size, 0)).toString("utf8");
+    return { found: true, text: buf.subarray(0, readSync(fd, buf, 0, st.size, 0)).toString("utf8") };
   } catch {
-    return undefined;
+    return hidden;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
