@@ -52,28 +52,41 @@ function openTarball(file: string): Readable {
   return createReadStream(file, { highWaterMark: LOAD_CHUNK_BYTES });
 }
 
-/** Streams the tarball in LOAD_CHUNK_BYTES chunks, waiting while the manager's window is full; resolves with its answer. */
-async function streamLoad(client: ClusterServiceClient, source: Readable, nodes: string[]): Promise<wire.LoadImageResponse> {
+/**
+ * Streams the tarball in LOAD_CHUNK_BYTES chunks, waiting while the manager's
+ * window is full; resolves with its answer. A refusal by the manager (even one
+ * that comes while the file is still read) rejects with the manager's error;
+ * only a failure to read the file is "cannot read the image tarball".
+ */
+export async function streamLoad(client: Pick<ClusterServiceClient, "loadImage">, source: Readable, nodes: string[]): Promise<wire.LoadImageResponse> {
   let stream!: grpc.ClientWritableStream<wire.LoadImageChunk>;
   const answer = new Promise<wire.LoadImageResponse>((resolve, reject) => {
     stream = client.loadImage((err, res) => (err ? reject(err) : resolve(res!)));
   });
-  answer.catch(() => {}); // awaited below; a refusal while the file is still read must not go unhandled
+  let refused = false;
+  answer.catch(() => {
+    refused = true; // awaited below; a refusal while the file is still read must not go unhandled
+  });
+  const answered = answer.then(
+    () => {},
+    () => {},
+  );
   let first = true;
   try {
-    for await (const piece of source) {
+    reading: for await (const piece of source) {
       const data = piece as Buffer;
       for (let at = 0; at < data.length; at += LOAD_CHUNK_BYTES) {
+        if (refused) break reading;
         const ok = stream.write({ ...(first ? { nodes } : {}), data: data.subarray(at, at + LOAD_CHUNK_BYTES) });
         first = false;
-        if (!ok) await Promise.race([once(stream, "drain"), answer]);
+        if (!ok) await Promise.race([once(stream, "drain").catch(() => {}), answered]);
       }
     }
   } catch (err) {
     stream.cancel();
     throw new CommandFailed(`cannot read the image tarball: ${(err as Error).message}`);
   }
-  stream.end({ ...(first ? { nodes } : {}), data: Buffer.alloc(0), last: true });
+  if (!refused) stream.end({ ...(first ? { nodes } : {}), data: Buffer.alloc(0), last: true });
   return answer;
 }
 
