@@ -8,7 +8,7 @@ import { constants } from "node:os";
 import { type ArchiveImage, planArchive, stageArchive } from "./archive.ts";
 import { ContentStore } from "./content.ts";
 import { decodeEvent } from "./proto.ts";
-import { type Descriptor, chainIds, isIndex, normalizeImageRef, selectManifest } from "./reference.ts";
+import { type Descriptor, chainIds, formatImageRef, isIndex, normalizeImageRef, parseImageRef, resolveImage, selectManifest } from "./reference.ts";
 import { pullImage } from "./registry.ts";
 import { ContainerdError, Rpc, isCode } from "./rpc.ts";
 import type { ImageConfig, ImageRecord, TaskInfo } from "./types.ts";
@@ -268,15 +268,27 @@ export class Containerd {
     return record;
   }
 
+  /**
+   * The image a reference names (reference.ts matchRank): its exact name, else
+   * for a reference with a digest the image whose target is that digest (the
+   * name without the digest first, then the same repository, then any).
+   */
   async image(ref: string): Promise<ImageRecord | undefined> {
-    const name = normalizeImageRef(ref);
+    const want = parseImageRef(ref);
+    const name = formatImageRef(want);
     try {
       const { image } = await this.rpc.unary<{ image: ProtoImage }>("images", "Images", "Get", { name });
       return await this.record(image);
     } catch (err) {
-      if (isCode(err, "not-found")) return undefined;
-      throw err;
+      if (!isCode(err, "not-found")) throw err;
     }
+    if (want.digest === undefined) return undefined;
+    const { images } = await this.rpc.unary<{ images: ProtoImage[] }>("images", "Images", "List", { filters: [] });
+    const found = resolveImage(
+      images.map((i) => ({ ...i, digest: i.target.digest })),
+      name,
+    );
+    return found ? this.record(found) : undefined;
   }
 
   /** Every image whose content is complete here (others, e.g. half-pulled by another client, are left out). */

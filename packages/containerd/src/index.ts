@@ -5,6 +5,17 @@
 export { Containerd, RUNTIME, SNAPSHOTTER } from "./client.ts";
 export { startContainerd, mountsUnder, shimsOf, type ContainerdDaemon } from "./daemon.ts";
 export { buildImageArchive, type ImageFile } from "./archive.ts";
-export { normalizeImageRef, parseImageRef, formatImageRef, selectManifest, type ImageReference, type Descriptor } from "./reference.ts";
+export {
+  normalizeImageRef,
+  parseImageRef,
+  formatImageRef,
+  selectManifest,
+  matchRank,
+  refersTo,
+  resolveImage,
+  type NamedImage,
+  type ImageReference,
+  type Descriptor,
+} from "./reference.ts";
 export { ContainerdError, type ErrorCode } from "./rpc.ts";
 export type { ImageConfig, ImageRecord, TaskInfo, ExitEvent } from "./types.ts";

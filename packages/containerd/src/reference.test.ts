@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { MEDIA, chainIds, layerMediaType, normalizeImageRef, parseImageRef, selectManifest } from "./reference.ts";
+import { MEDIA, chainIds, layerMediaType, matchRank, normalizeImageRef, parseImageRef, refersTo, resolveImage, selectManifest } from "./reference.ts";
 
 describe("normalizeImageRef", () => {
   it.each([
@@ -83,3 +83,39 @@ describe("layerMediaType", () => {
     expect(layerMediaType(Buffer.from("bin/"), false)).toBe(MEDIA.dockerLayer);
   });
 });
+
+describe("which image a reference names", () => {
+  const d1 = `sha256:${"1".repeat(64)}`;
+  const d2 = `sha256:${"2".repeat(64)}`;
+  const web1 = { name: "docker.io/library/web:1", digest: d1 };
+  const web2 = { name: "docker.io/library/web:2", digest: d2 };
+  const other = { name: "registry.local/mirror/web:x", digest: d1 };
+  const pinned = { name: `docker.io/library/web:1@${d1}`, digest: d1 };
+
+  it("a reference without a digest names the exact name only", () => {
+    expect(refersTo(web1, "web:1")).toBe(true);
+    expect(refersTo(web1, "web")).toBe(false);
+    expect(refersTo(other, "web:1")).toBe(false);
+  });
+
+  it("a digest-pinned reference names the image whose target is that digest", () => {
+    // `docker service create web:1` stores web:1@sha256:…; the loaded image is named web:1
+    expect(refersTo(web1, `web:1@${d1}`)).toBe(true);
+    expect(refersTo(web1, `web:1@${d2}`)).toBe(false);
+    expect(refersTo(web2, `web:1@${d2}`)).toBe(true); // same repository, that content
+    expect(refersTo(other, `web@${d1}`)).toBe(true);
+  });
+
+  it("resolveImage takes the closest: exact name, name without digest, same repository, any", () => {
+    expect(resolveImage([other, web1, pinned], `web:1@${d1}`)).toBe(pinned);
+    expect(resolveImage([other, web1], `web:1@${d1}`)).toBe(web1);
+    expect(resolveImage([other, { ...web2, digest: d1 }], `web:1@${d1}`)?.name).toBe("docker.io/library/web:2");
+    expect(resolveImage([other], `web:1@${d1}`)).toBe(other);
+    expect(resolveImage([web2, other], `web:1@${sha256Of("none")}`)).toBeUndefined();
+    expect(matchRank(web1, "web:1")).toBe(4);
+  });
+});
+
+function sha256Of(s: string): string {
+  return `sha256:${createHash("sha256").update(s).digest("hex")}`;
+}

@@ -60,7 +60,7 @@ export function parseImageRef(ref: string): ImageReference {
   return { domain, path, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
 }
 
-export function formatImageRef(r: ImageReference): string {
+export function formatImageRef(r: Omit<ImageReference, "digest"> & { digest?: string | undefined }): string {
   return `${r.domain}/${r.path}${r.tag !== undefined ? `:${r.tag}` : ""}${r.digest !== undefined ? `@${r.digest}` : ""}`;
 }
 
@@ -136,4 +136,44 @@ export function chainIds(diffIds: string[], hash: (s: string) => string): string
     out.push(prev === undefined ? d : hash(`${prev} ${d}`));
   }
   return out;
+}
+
+// ---- which image a reference names ----
+
+/** The fields of an image record a reference is matched against. */
+export interface NamedImage {
+  name: string; // normalized
+  digest: string; // its target (manifest or index) digest
+}
+
+/**
+ * How closely `ref` names `image` (0: not at all). Without a digest only the
+ * exact name does. With one: the exact name (4), else the name without the
+ * digest (3) or the same repository (2) whose target is that digest, else any
+ * image whose target is that digest (1): content, not names, decides.
+ */
+export function matchRank(image: NamedImage, ref: string): number {
+  const want = parseImageRef(ref);
+  const name = formatImageRef(want);
+  if (image.name === name) return 4;
+  if (want.digest === undefined || image.digest !== want.digest) return 0;
+  if (image.name === formatImageRef({ ...want, digest: undefined })) return 3;
+  const have = parseImageRef(image.name);
+  return have.domain === want.domain && have.path === want.path ? 2 : 1;
+}
+
+/** Whether `ref` (as a client gave it: "web:1", "web:1@sha256:…") names this image. Throws on an invalid reference. */
+export function refersTo(image: NamedImage, ref: string): boolean {
+  return matchRank(image, ref) > 0;
+}
+
+/** The image `ref` names among these: the closest match (see matchRank), undefined when none. */
+export function resolveImage<T extends NamedImage>(images: T[], ref: string): T | undefined {
+  let best: T | undefined;
+  let bestRank = 0;
+  for (const image of images) {
+    const rank = matchRank(image, ref);
+    if (rank > bestRank) [best, bestRank] = [image, rank];
+  }
+  return best;
 }

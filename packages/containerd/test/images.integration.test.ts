@@ -57,6 +57,10 @@ containerdDescribe("containerd images", () => {
     expect(snaps).toMatch(new RegExp(`${img?.chainId}\\s+Committed`));
     expect(await cd.snapshots()).toContain(img?.chainId);
     expect(await cd.image("vipmesh/sample:docker")).toEqual(img);
+    // a digest-pinned reference (as /distribution stores it) names the loaded image
+    expect(await cd.image(`vipmesh/sample:docker@${img?.digest}`)).toEqual(img);
+    expect(await cd.image(`vipmesh/sample@${img?.digest}`)).toEqual(img);
+    expect(await cd.image(`vipmesh/sample:docker@sha256:${"0".repeat(64)}`)).toBeUndefined();
   });
 
   it("imports an OCI image layout, gzipped, with the same layer reusing the snapshot", async () => {
