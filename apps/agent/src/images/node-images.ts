@@ -4,7 +4,7 @@
 // removed. An image a task of the node uses is never removed by the GC, and by
 // `rm` only when forced (its name goes; the task's container keeps its snapshot).
 
-import { type ImageRecord, normalizeImageRef, parseImageRef } from "@vipmesh/containerd";
+import { formatImageRef, type ImageRecord, parseImageRef, refersTo } from "@vipmesh/containerd";
 import { notFound, precondition, VipmeshError } from "@vipmesh/core";
 import type { Readable } from "node:stream";
 import { ImageLastUse } from "./last-use.ts";
@@ -49,16 +49,9 @@ export interface NodeImagesOptions {
   now?: () => number;
 }
 
-/** A reference as a task or a caller gives it: its normalized name, and digest if pinned. */
-function referenceOf(ref: string): { name: string; digest?: string } {
-  const r = parseImageRef(ref);
-  const name = normalizeImageRef(ref.split("@")[0] || ref);
-  return r.digest ? { name, digest: r.digest } : { name };
-}
-
-/** Whether `ref` names this image: same name, or the digest it is pinned to. */
-function refersTo(ref: { name: string; digest?: string }, image: ImageRecord): boolean {
-  return ref.digest ? ref.digest === image.digest : ref.name === image.name;
+/** A reference's name without its digest ("web:1@sha256:…" → "docker.io/library/web:1"). */
+function nameOf(ref: string): string {
+  return formatImageRef({ ...parseImageRef(ref), digest: undefined });
 }
 
 export class NodeImages {
@@ -123,10 +116,10 @@ export class NodeImages {
    * `check`, only says whether it could. Resolves with the names removed.
    */
   async remove(ref: string, o: { force?: boolean; check?: boolean } = {}): Promise<string[]> {
-    const want = referenceOf(ref);
+    parseImageRef(ref); // an invalid reference: its error, before anything else
     if (!this.o.users()) throw new VipmeshError("unavailable", "this node's agent does not know its tasks yet (it waits for the manager's first assignment): try again shortly");
     const images = await this.o.store.images();
-    const matching = images.filter((r) => refersTo(want, r));
+    const matching = images.filter((r) => refersTo(r, ref));
     if (matching.length === 0) throw notFound(`No such image: ${ref}`);
     const users = this.usersOf(images);
     const tasks = matching.flatMap((r) => users.get(r.name) ?? []);
@@ -172,13 +165,14 @@ export class NodeImages {
   private usersOf(images: readonly ImageRecord[]): Map<string, string[]> {
     const users = new Map<string, string[]>();
     for (const u of this.o.users() ?? []) {
-      let ref: { name: string; digest?: string };
+      let name: string;
       try {
-        ref = referenceOf(u.image);
+        name = nameOf(u.image);
       } catch {
         continue; // a reference no image can have
       }
-      for (const r of images) if (refersTo(ref, r) || ref.name === r.name) users.set(r.name, [...(users.get(r.name) ?? []), u.task]);
+      // the image it names, and (kept from the GC) the one its name without the digest names
+      for (const r of images) if (refersTo(r, u.image) || r.name === name) users.set(r.name, [...(users.get(r.name) ?? []), u.task]);
     }
     return users;
   }
