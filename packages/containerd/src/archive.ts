@@ -13,8 +13,25 @@ import type { ImageConfig } from "./types.ts";
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME = "io.containerd.image.name";
-// Entries up to this size are kept in memory (the JSON files); bigger ones are layers, streamed.
+// JSON candidates up to this size are kept in memory; layers are streamed into the content store.
 const IN_MEMORY = 1 << 20;
+// All entries kept in memory together (each counted at least ENTRY_COST): past it, they stream too.
+const IN_MEMORY_TOTAL = 16 << 20;
+const ENTRY_COST = 512;
+// The paths an image archive's plan can name: its lists, configs, layers and OCI blobs.
+const BLOB_PATH = /^blobs\/[a-z0-9]+\/[a-f0-9]+$/;
+const LAYER_PATH = /(^|\/)layer\.tar$/;
+
+/** Whether a path can matter to planArchive (others are skipped unread). */
+function staged(path: string): boolean {
+  return path.endsWith(".json") || BLOB_PATH.test(path) || LAYER_PATH.test(path);
+}
+
+/** Kept in memory: the JSON files and small OCI blobs (manifests, configs), under the total cap. */
+function inMemory(path: string, size: number, held: number): boolean {
+  if (size > IN_MEMORY || held + Math.max(size, ENTRY_COST) > IN_MEMORY_TOTAL) return false;
+  return path.endsWith(".json") || BLOB_PATH.test(path);
+}
 
 export interface ImageFile {
   path: string;
@@ -128,15 +145,18 @@ export async function stageArchive(tar: NodeJS.ReadableStream, rpc: Rpc, lease: 
   const stream = await ungzipIfNeeded(tar as Readable);
   const entries = new Map<string, StagedEntry>();
   const links = new Map<string, string>();
+  let held = 0;
   await readTar(stream, async (entry, body) => {
     const path = posix.normalize(entry.path);
+    if (!staged(path)) return;
     if (entry.type === "symlink") links.set(path, posix.normalize(posix.join(posix.dirname(path), entry.linkname)));
     if (entry.type === "hardlink") links.set(path, posix.normalize(entry.linkname));
     if (entry.type !== "file") return;
-    if (entry.size <= IN_MEMORY) {
+    if (inMemory(path, entry.size, held)) {
       const parts: Buffer[] = [];
       await body((c) => void parts.push(Buffer.from(c)));
       const data = Buffer.concat(parts);
+      held += Math.max(data.length, ENTRY_COST);
       entries.set(path, { digest: sha256(data), size: data.length, head: data.subarray(0, 4), data });
       return;
     }
@@ -186,10 +206,16 @@ function need(entries: Map<string, StagedEntry>, path: string, what: string): St
   return e;
 }
 
+/** The bytes of a JSON entry, which must have been kept in memory. */
+function bytes(e: StagedEntry, what: string): Buffer {
+  if (!e.data) throw new Error(`${what} is too big to be JSON (over ${IN_MEMORY >> 20} MiB, or the archive's JSON files over ${IN_MEMORY_TOTAL >> 20} MiB in all)`);
+  return e.data;
+}
+
 function json<T>(e: StagedEntry, what: string): T {
-  if (!e.data) throw new Error(`${what} is too big to be JSON`);
+  const data = bytes(e, what);
   try {
-    return JSON.parse(e.data.toString("utf8")) as T;
+    return JSON.parse(data.toString("utf8")) as T;
   } catch (err) {
     throw new Error(`${what} is not valid JSON: ${(err as Error).message}`);
   }
@@ -231,7 +257,7 @@ function planDockerArchive(entries: Map<string, StagedEntry>): ArchiveImage[] {
       JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.dockerManifest, config, layers: layers.map((l) => l.desc) }),
     );
     const manifest = { mediaType: MEDIA.dockerManifest, digest: sha256(manifestJson), size: manifestJson.length };
-    return { names, manifest, manifestJson, config, configJson: configEntry.data ?? Buffer.alloc(0), layers };
+    return { names, manifest, manifestJson, config, configJson: bytes(configEntry, m.Config), layers };
   });
 }
 
@@ -259,9 +285,9 @@ function planOciLayout(entries: Map<string, StagedEntry>): ArchiveImage[] {
     images.push({
       names: [normalizeImageRef(name)],
       manifest: { mediaType: desc.mediaType, digest: desc.digest, size: desc.size },
-      manifestJson: manifestEntry.data ?? Buffer.alloc(0),
+      manifestJson: bytes(manifestEntry, `manifest ${desc.digest}`),
       config: m.config,
-      configJson: configEntry.data ?? Buffer.alloc(0),
+      configJson: bytes(configEntry, `config ${m.config.digest}`),
       layers: m.layers.map((l) => ({ desc: l, entry: blob(entries, l) })),
     });
   }

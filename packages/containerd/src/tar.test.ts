@@ -47,3 +47,41 @@ describe("tar", () => {
     expect(() => writeTar([{ path: "x".repeat(101), mode: 0o644, content: Buffer.alloc(0) }])).toThrow("path too long");
   });
 });
+
+/** A 512-byte header of this type and size (the checksum recomputed), from one writeTar made. */
+function rawHeader(typeflag: string, size: number): Buffer {
+  const h = Buffer.from(writeTar([{ path: "PaxHeaders/x", mode: 0o644, content: Buffer.alloc(0) }]).subarray(0, 512));
+  h.write(`${size.toString(8).padStart(11, "0")}\0`, 124);
+  h.write(typeflag, 156);
+  h.write("        ", 148);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  return h;
+}
+
+describe("tar bounds", () => {
+  it("refuses a PAX header claiming 8 GiB at once, without reading its body", async () => {
+    let produced = 0;
+    async function* crafted() {
+      yield rawHeader("x", 8 * 1024 ** 3 - 1);
+      // an endless body: a reader that believes the size would buffer it all
+      for (; produced < 2048; produced++) yield Buffer.alloc(1 << 20, 0x41);
+    }
+    const started = Date.now();
+    await expect(readTar(crafted(), async () => {})).rejects.toThrow("tar: a PAX header of 8589934591 bytes is over the 1024 KiB limit");
+    expect(produced).toBeLessThan(4);
+    expect(Date.now() - started).toBeLessThan(1000);
+    await expect(readTar(Readable.from([rawHeader("L", (1 << 20) + 1)]), async () => {})).rejects.toThrow("GNU long-name header");
+  });
+
+  it("parses 16,000 empty files in well under a second, from big chunks", async () => {
+    const files = Array.from({ length: 16_000 }, (_, i) => ({ path: `f${i}`, mode: 0o644, content: Buffer.alloc(0) }));
+    const tar = writeTar(files);
+    let n = 0;
+    const started = Date.now();
+    await readTar(Readable.from([tar]), async () => void n++);
+    expect(n).toBe(16_000);
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+});

@@ -5,6 +5,9 @@
 import type { Readable } from "node:stream";
 
 const BLOCK = 512;
+// PAX and GNU long-name/link headers are read whole: real ones are a few hundred bytes
+export const MAX_META = 1 << 20;
+const META_KIND: Record<string, string> = { x: "PAX", g: "PAX global", L: "GNU long-name", K: "GNU long-link" };
 
 export type TarEntryType = "file" | "dir" | "symlink" | "hardlink" | "other";
 
@@ -109,15 +112,28 @@ class ByteReader {
     return true;
   }
 
-  /** Exactly n bytes, or fewer only at the end of the stream. */
+  /** Exactly n bytes, or fewer only at the end of the stream (copies only when n spans chunks). */
   async read(n: number): Promise<Buffer> {
     while (this.buffered < n && (await this.fill()));
-    const all = Buffer.concat(this.chunks);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
-    return out;
+    const first = this.chunks[0];
+    if (first && first.length >= n) {
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      this.buffered -= n;
+      return out;
+    }
+    const parts: Buffer[] = [];
+    let left = Math.min(n, this.buffered);
+    while (left > 0) {
+      const head = this.chunks.shift() as Buffer;
+      const take = Math.min(left, head.length);
+      parts.push(head.subarray(0, take));
+      if (take < head.length) this.chunks.unshift(head.subarray(take));
+      this.buffered -= take;
+      left -= take;
+    }
+    return Buffer.concat(parts);
   }
 
   /** Hands n bytes to `sink` chunk by chunk, as they arrive. */
@@ -204,6 +220,7 @@ export async function readTar(
     const size = num(h.subarray(124, 136));
     const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
     if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
+      if (size > MAX_META) throw new Error(`tar: a ${META_KIND[flag]} header of ${size} bytes is over the ${MAX_META >> 10} KiB limit (is this a tar archive?)`);
       const body = (await r.read(padded)).subarray(0, size);
       if (flag === "x") pax = parsePax(body);
       if (flag === "L") longName = cstr(body);
