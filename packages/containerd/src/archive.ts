@@ -4,7 +4,7 @@
 
 import { posix } from "node:path";
 import { createGunzip } from "node:zlib";
-import type { Readable } from "node:stream";
+import { Readable, pipeline } from "node:stream";
 import { BlobWriter, sha256 } from "./content.ts";
 import { type Descriptor, MEDIA, isIndex, layerMediaType, normalizeImageRef, selectManifest } from "./reference.ts";
 import type { Rpc } from "./rpc.ts";
@@ -194,10 +194,12 @@ async function ungzipIfNeeded(input: Readable): Promise<Readable> {
       yield r.value as Buffer;
     }
   }
-  const { Readable: R } = await import("node:stream");
-  const joined = R.from(rest());
-  if (head[0] === 0x1f && head[1] === 0x8b) return joined.pipe(createGunzip());
-  return joined;
+  const joined = Readable.from(rest());
+  if (head[0] !== 0x1f || head[1] !== 0x8b) return joined;
+  // pipeline, not pipe: a source error (a cancelled load) reaches the reader, and a reader that stops frees the source
+  const gunzip = createGunzip();
+  pipeline(joined, gunzip, () => {});
+  return gunzip;
 }
 
 function need(entries: Map<string, StagedEntry>, path: string, what: string): StagedEntry {

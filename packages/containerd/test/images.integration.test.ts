@@ -2,7 +2,7 @@
 // reads back what containerd itself says (ctr images ls / snapshots ls).
 
 import { mkdirSync, writeFileSync } from "node:fs";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Containerd, buildImageArchive, startContainerd } from "../src/index.ts";
@@ -90,6 +90,19 @@ containerdDescribe("containerd images", () => {
     await expect(cd.importArchive(Readable.from([writeTar(files)]))).rejects.toThrow(/the archive has no [0-9a-f]{64}\.json \(an image config\)/);
     expect(lab.ctr("-n", ns, "content", "ls", "-q")).toBe(before);
   });
+
+  it("a cancelled gzipped import rejects and leaves no lease or content behind", async () => {
+    const before = lab.ctr("-n", ns, "content", "ls", "-q");
+    const gz = gzipSync(sampleArchive("vipmesh/cancelled:1", "oci"));
+    const input = new PassThrough();
+    const imported = cd.importArchive(input);
+    input.write(gz.subarray(0, gz.length >> 1));
+    setTimeout(() => input.destroy(new Error("the client went away")), 200);
+    await expect(imported).rejects.toThrow("the client went away");
+    expect(lab.ctr("-n", ns, "leases", "ls").trim().split("\n")).toHaveLength(1); // the header line only
+    expect(lab.ctr("-n", ns, "content", "ls", "-q")).toBe(before);
+    expect(lab.ctr("-n", ns, "content", "active").trim().split("\n")).toHaveLength(1);
+  }, 15_000);
 
   it("removes an image and lets GC drop its snapshots once no image holds them", async () => {
     const img = await cd.image("vipmesh/sample:docker");
