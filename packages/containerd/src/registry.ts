@@ -13,6 +13,9 @@ const DOCKER_HUB = "registry-1.docker.io";
 const REQUEST_TIMEOUT_MS = 30_000;
 const PROGRESS_STEP = 256 << 10;
 const MAX_JSON = 4 << 20;
+const MAX_ERROR_BODY = 4 << 10;
+// A blob's body may pause this long between chunks before the pull gives up on it.
+export const IDLE_TIMEOUT_MS = 30_000;
 const ACCEPT = [MEDIA.ociIndex, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.dockerManifest].join(", ");
 
 /** The base URL of a reference's registry: Docker Hub's API host for docker.io; plain HTTP only for loopback. */
@@ -52,13 +55,64 @@ function networkReason(host: string, err: unknown): string {
   return `${host}: ${cause?.message ?? (err as Error)?.message ?? String(err)}`;
 }
 
+/**
+ * The chunks of a body, refusing more than `max` bytes in all and a pause of
+ * `idleMs` between two chunks; `cancel` is called (to abort the request) when
+ * either bound is hit, and the error says which, naming `what`.
+ */
+export async function* boundedChunks(
+  body: AsyncIterable<Uint8Array>,
+  o: { max: number; idleMs: number; what: string; cancel?: () => void },
+): AsyncGenerator<Buffer> {
+  const it = body[Symbol.asyncIterator]();
+  let total = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const fail = (why: string): Error => {
+    o.cancel?.();
+    void it.return?.()?.catch?.(() => {});
+    return new Error(`${o.what} ${why}`);
+  };
+  try {
+    for (;;) {
+      const idle = new Promise<"idle">((resolve) => {
+        timer = setTimeout(() => resolve("idle"), o.idleMs);
+      });
+      const r = await Promise.race([it.next(), idle]);
+      clearTimeout(timer);
+      if (r === "idle") throw fail(`stalled: nothing came for ${Math.round(o.idleMs / 1000)} s`);
+      if (r.done) return;
+      total += r.value.length;
+      if (total > o.max) throw fail(`is over ${o.max} bytes`);
+      yield Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A whole body of at most `max` bytes (its content-length checked first), read with an idle bound. */
+export async function readCapped(
+  res: { headers: { get(name: string): string | null }; body: ReadableStream<Uint8Array> | null },
+  o: { max: number; idleMs: number; what: string; cancel?: () => void },
+): Promise<Buffer> {
+  const length = Number(res.headers.get("content-length") ?? Number.NaN);
+  if (length > o.max) {
+    await res.body?.cancel().catch(() => {});
+    throw new Error(`${o.what} is over ${o.max} bytes (content-length ${length})`);
+  }
+  if (!res.body) return Buffer.alloc(0);
+  const parts: Buffer[] = [];
+  for await (const c of boundedChunks(res.body as unknown as AsyncIterable<Uint8Array>, o)) parts.push(c);
+  return Buffer.concat(parts);
+}
+
 class Registry {
   private token: string | undefined;
   readonly base: string;
   readonly host: string;
 
   constructor(
-    private readonly name: string,
+    readonly name: string,
     domain: string,
     readonly path: string,
   ) {
@@ -70,20 +124,28 @@ class Registry {
     return new Error(`cannot pull ${this.name}: ${why}`);
   }
 
-  private async fetch(url: string, init: { accept?: string; timeout?: boolean } = {}): Promise<Response> {
+  /** A GET whose headers must come within REQUEST_TIMEOUT_MS; `signal` aborts it (and its body) too. */
+  private async fetch(url: string, init: { accept?: string; signal?: AbortSignal } = {}): Promise<Response> {
     const headers: Record<string, string> = {};
     if (init.accept) headers.accept = init.accept;
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    const signal = init.timeout === false ? undefined : AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+    const timeout = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+    const headersCame = new AbortController();
+    const signal = init.signal ? AbortSignal.any([init.signal, headersCame.signal]) : headersCame.signal;
+    const onTimeout = () => headersCame.abort(timeout.reason);
+    timeout.addEventListener("abort", onTimeout, { once: true });
     try {
       return await fetch(url, { headers, signal, redirect: "follow" });
     } catch (err) {
       throw this.fail(networkReason(new URL(url).host, err));
+    } finally {
+      // the body is bounded by its reader (readCapped, boundedChunks), not by this timer
+      timeout.removeEventListener("abort", onTimeout);
     }
   }
 
   /** GET with one round of anonymous bearer auth when the registry asks for it. */
-  async get(what: string, url: string, init: { accept?: string; timeout?: boolean } = {}): Promise<Response> {
+  async get(what: string, url: string, init: { accept?: string; signal?: AbortSignal } = {}): Promise<Response> {
     let res = await this.fetch(url, init);
     if (res.status === 401 && !this.token) {
       const challenge = parseBearerChallenge(res.headers.get("www-authenticate") ?? "");
@@ -94,7 +156,10 @@ class Registry {
       }
     }
     if (res.ok) return res;
-    const detail = (await res.text().catch(() => "")).slice(0, 300).trim();
+    const detail = (await readCapped(res, { max: MAX_ERROR_BODY, idleMs: REQUEST_TIMEOUT_MS, what: "error" }).catch(() => Buffer.alloc(0)))
+      .toString("utf8")
+      .slice(0, 300)
+      .trim();
     await res.body?.cancel().catch(() => {});
     if (res.status === 404) throw this.fail(`${what} not found (${this.host} answered 404)`);
     if (res.status === 401 || res.status === 403) {
@@ -113,17 +178,29 @@ class Registry {
     } catch (err) {
       throw this.fail(`token: ${networkReason(url.host, err)}`);
     }
-    if (!res.ok) throw this.fail(`the token service ${url.host} answered ${res.status}`);
-    const body = (await res.json()) as { token?: string; access_token?: string };
-    const token = body.token ?? body.access_token;
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {});
+      throw this.fail(`the token service ${url.host} answered ${res.status}`);
+    }
+    const raw = await this.capped(res, MAX_JSON, `the token service ${url.host}'s answer`);
+    const body = (safeJson(raw) ?? {}) as { token?: string; access_token?: string };
+    const token = typeof body.token === "string" ? body.token : body.access_token;
     if (!token) throw this.fail(`the token service ${url.host} gave no token`);
     return token;
   }
 
+  /** A JSON body, at most `max` bytes; the error names the pull. */
+  private async capped(res: Response, max: number, what: string): Promise<Buffer> {
+    try {
+      return await readCapped(res, { max, idleMs: REQUEST_TIMEOUT_MS, what });
+    } catch (err) {
+      throw this.fail((err as Error).message);
+    }
+  }
+
   async json(what: string, kind: "manifests" | "blobs", ref: string, expectedDigest?: string): Promise<{ body: Buffer; mediaType: string }> {
     const res = await this.get(what, `${this.base}/v2/${this.path}/${kind}/${ref}`, { accept: ACCEPT });
-    const body = Buffer.from(await res.arrayBuffer());
-    if (body.length > MAX_JSON) throw this.fail(`${what} is too big (${body.length} bytes)`);
+    const body = await this.capped(res, MAX_JSON, what);
     if (expectedDigest && sha256(body) !== expectedDigest) throw this.fail(`${what} does not match its digest ${expectedDigest}`);
     const parsed = safeJson(body) as { mediaType?: string } | undefined;
     if (!parsed) throw this.fail(`${what} is not JSON`);
@@ -146,6 +223,7 @@ export async function pullImage(
   rpc: Rpc,
   lease: string,
   onProgress?: (p: { doneBytes: number; totalBytes: number }) => void,
+  o: { idleMs?: number } = {},
 ): Promise<IncomingImage> {
   const ref = parseImageRef(name);
   const reg = new Registry(name, ref.domain, ref.path);
@@ -181,7 +259,7 @@ export async function pullImage(
       await fetchBlob(reg, rpc, lease, layer, (n) => {
         doneBytes += n;
         report();
-      });
+      }, o.idleMs ?? IDLE_TIMEOUT_MS);
     }
     report(true);
     layers.push({ desc: layer, entry: { digest: layer.digest, size: Number(layer.size), head: Buffer.alloc(0) } });
@@ -189,19 +267,31 @@ export async function pullImage(
   return { manifest: desc, manifestJson: top.body, config: manifest.config, configJson: config.body, layers };
 }
 
-async function fetchBlob(reg: Registry, rpc: Rpc, lease: string, layer: Descriptor, progress: (n: number) => void): Promise<void> {
-  const res = await reg.get(`layer ${layer.digest}`, `${reg.base}/v2/${reg.path}/blobs/${layer.digest}`, { timeout: false });
+/** Streams a layer into the content store: no more than its descriptor's size, no pause over the idle timeout. */
+async function fetchBlob(reg: Registry, rpc: Rpc, lease: string, layer: Descriptor, progress: (n: number) => void, idleMs: number): Promise<void> {
+  const what = `layer ${layer.digest}`;
+  const abort = new AbortController();
+  const res = await reg.get(what, `${reg.base}/v2/${reg.path}/blobs/${layer.digest}`, { signal: abort.signal });
+  const max = Number(layer.size);
+  const length = Number(res.headers.get("content-length") ?? Number.NaN);
+  if (length > max) {
+    abort.abort();
+    throw new Error(`cannot pull ${reg.name}: ${what} is over ${max} bytes (content-length ${length})`);
+  }
   const w = new BlobWriter(rpc, lease);
   try {
-    if (!res.body) throw new Error(`layer ${layer.digest}: empty response`);
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      await w.write(Buffer.from(chunk));
+    if (!res.body) throw new Error(`${what}: empty response`);
+    const chunks = boundedChunks(res.body as unknown as AsyncIterable<Uint8Array>, { max, idleMs, what, cancel: () => abort.abort() });
+    for await (const chunk of chunks) {
+      await w.write(chunk);
       progress(chunk.length);
     }
     const r = await w.commit({ expected: layer.digest });
     if (r.exists) await new ContentStore(rpc).adopt(layer.digest, lease);
   } catch (err) {
     await w.abort();
-    throw err;
+    abort.abort();
+    const message = (err as Error).message;
+    throw message.startsWith("cannot pull") ? err : new Error(`cannot pull ${reg.name}: ${message}`);
   }
 }

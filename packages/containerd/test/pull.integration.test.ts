@@ -38,7 +38,7 @@ containerdDescribe("containerd pull", () => {
   }
 
   /** Publishes a one-layer image under `tag`, inside an index that also has an arm64 entry. */
-  function publish(tag: string, o: { corruptLayer?: boolean; platforms?: string[] } = {}): { layerDigest: string } {
+  function publish(tag: string, o: { corruptLayer?: boolean; oversizeLayer?: boolean; platforms?: string[] } = {}): { layerDigest: string } {
     const tar = writeTar([...sampleFiles(), { path: "tag", mode: 0o644, content: Buffer.from(tag) }]);
     const layer = gzipSync(tar);
     const config = json({
@@ -67,7 +67,7 @@ containerdDescribe("containerd pull", () => {
     reg.blobs.set(sha256(config), config);
     const served = Buffer.from(layer);
     if (o.corruptLayer) served.writeUInt8(served.readUInt8(served.length >> 1) ^ 0xff, served.length >> 1);
-    reg.blobs.set(sha256(layer), served);
+    reg.blobs.set(sha256(layer), o.oversizeLayer ? Buffer.concat([served, Buffer.alloc(1 << 20)]) : served);
     return { layerDigest: sha256(layer) };
   }
 
@@ -107,6 +107,8 @@ containerdDescribe("containerd pull", () => {
     await expect(cd.pull(`${reg.host}/${REPO}:arm`)).rejects.toThrow("has no linux/amd64 image (it has linux/arm64, linux/s390x)");
     publish("bad", { corruptLayer: true });
     await expect(cd.pull(`${reg.host}/${REPO}:bad`)).rejects.toThrow("does not match its digest");
+    const { layerDigest } = publish("big", { oversizeLayer: true });
+    await expect(cd.pull(`${reg.host}/${REPO}:big`)).rejects.toThrow(`cannot pull ${reg.host}/${REPO}:big: layer ${layerDigest} is over ${Number(reg.blobs.get(layerDigest)?.length) - (1 << 20)} bytes`);
     await expect(cd.pull("Bad/Name")).rejects.toThrow("repository names must be lowercase");
     const closed = await closedPort();
     await expect(cd.pull(`127.0.0.1:${closed}/x/y`)).rejects.toThrow(`127.0.0.1:${closed} refused the connection`);
