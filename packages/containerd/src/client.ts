@@ -20,6 +20,10 @@ const SPEC_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 const PROCESS_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 const LEASE_TTL_MS = 60 * 60 * 1000;
 const CONNECT_TIMEOUT_MS = 5000;
+// Unpacking a big layer takes longer than a plain call's default deadline
+const APPLY_TIMEOUT_MS = 10 * 60 * 1000;
+// How long deleteContainer waits for a task to exit after its SIGKILL, unless told
+export const DELETE_WAIT_MS = 10_000;
 const GC_SNAPSHOT_LABEL = `containerd.io/gc.ref.snapshot.${SNAPSHOTTER}`;
 
 interface Timestamp {
@@ -113,9 +117,9 @@ export class Containerd {
   }
 
   /** Connects and checks that containerd answers. */
-  static async connect(o: { socket: string; namespace: string }): Promise<Containerd> {
+  static async connect(o: { socket: string; namespace: string; timeoutMs?: number }): Promise<Containerd> {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(o.namespace)) throw new Error(`invalid containerd namespace "${o.namespace}"`);
-    const c = new Containerd(new Rpc(o.socket, o.namespace));
+    const c = new Containerd(new Rpc(o.socket, o.namespace, o.timeoutMs));
     try {
       await c.rpc.unary("version", "Version", "Version", {}, { timeoutMs: CONNECT_TIMEOUT_MS });
     } catch (err) {
@@ -229,7 +233,7 @@ export class Containerd {
           { lease },
         );
         try {
-          const r = await this.rpc.unary<{ applied: Descriptor }>("diff", "Diff", "Apply", { diff: layer, mounts }, { lease });
+          const r = await this.rpc.unary<{ applied: Descriptor }>("diff", "Diff", "Apply", { diff: layer, mounts }, { lease, timeoutMs: APPLY_TIMEOUT_MS });
           if (r.applied.digest !== diffIds[i]) {
             throw new Error(`layer ${layer.digest} unpacks to ${r.applied.digest}, but the image config says ${diffIds[i]}`);
           }
@@ -388,16 +392,36 @@ export class Containerd {
       .sort((a, b) => a.id.localeCompare(b.id));
   }
 
-  /** Its task (killed if needed), the container record and its snapshot; idempotent. */
-  async deleteContainer(id: string): Promise<void> {
+  /**
+   * Its task (killed if needed), the container record and its snapshot;
+   * idempotent. A task that has not exited `waitMs` after its SIGKILL is left
+   * as it is, with a "timeout" error: the caller tries again later.
+   */
+  async deleteContainer(id: string, o: { waitMs?: number } = {}): Promise<void> {
     const task = await this.task(id);
     if (task) {
       if (task.status !== "stopped") {
-        const exited = this.wait(id).catch(() => undefined);
-        await this.kill(id, "SIGKILL", { all: true }).catch((err) => {
-          if (!isCode(err, "not-found")) throw err;
+        const waitMs = o.waitMs ?? DELETE_WAIT_MS;
+        const giveUp = new AbortController();
+        const exited = this.wait(id, { signal: giveUp.signal }).then(
+          () => true,
+          () => true,
+        );
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), waitMs);
         });
-        await exited;
+        try {
+          await this.kill(id, "SIGKILL", { all: true }).catch((err) => {
+            if (!isCode(err, "not-found")) throw err;
+          });
+          if (!(await Promise.race([exited, late]))) {
+            throw new ContainerdError(`container ${id} did not exit within ${waitMs} ms of its SIGKILL: left for a later try`, "timeout");
+          }
+        } finally {
+          clearTimeout(timer);
+          giveUp.abort();
+        }
       }
       await this.deleteTask(id);
     }
@@ -490,9 +514,15 @@ export class Containerd {
     await this.rpc.unary("tasks", "Tasks", "Kill", { containerId: id, execId: o.execId ?? "", signal: signalNumber(signal), all: o.all ?? false });
   }
 
-  /** Resolves when the task (or its exec process) exits. */
-  async wait(id: string, o: { execId?: string } = {}): Promise<{ exitStatus: number; exitedAt: string }> {
-    const r = await this.rpc.unary<{ exitStatus: number; exitedAt: Timestamp }>("tasks", "Tasks", "Wait", { containerId: id, execId: o.execId ?? "" });
+  /** Resolves when the task (or its exec process) exits: no deadline; `signal` gives up. */
+  async wait(id: string, o: { execId?: string; signal?: AbortSignal } = {}): Promise<{ exitStatus: number; exitedAt: string }> {
+    const r = await this.rpc.unary<{ exitStatus: number; exitedAt: Timestamp }>(
+      "tasks",
+      "Tasks",
+      "Wait",
+      { containerId: id, execId: o.execId ?? "" },
+      { timeoutMs: Number.POSITIVE_INFINITY, ...(o.signal ? { signal: o.signal } : {}) },
+    );
     return { exitStatus: r.exitStatus, exitedAt: iso(r.exitedAt) };
   }
 

@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { once } from "node:events";
 import { serviceClient } from "./proto.ts";
 
-export type ErrorCode = "not-found" | "already-exists" | "failed-precondition" | "unavailable" | "invalid-argument" | "other";
+export type ErrorCode = "not-found" | "already-exists" | "failed-precondition" | "unavailable" | "invalid-argument" | "timeout" | "other";
 
 /** A failed containerd call; `code` lets callers treat "not found" / "already exists" as outcomes. */
 export class ContainerdError extends Error {
@@ -25,6 +25,7 @@ const CODES: Partial<Record<number, ErrorCode>> = {
   [grpc.status.FAILED_PRECONDITION]: "failed-precondition",
   [grpc.status.UNAVAILABLE]: "unavailable",
   [grpc.status.INVALID_ARGUMENT]: "invalid-argument",
+  [grpc.status.DEADLINE_EXCEEDED]: "timeout",
 };
 
 export function toContainerdError(what: string, err: unknown): ContainerdError {
@@ -39,6 +40,9 @@ export function isCode(err: unknown, code: ErrorCode): boolean {
   return err instanceof ContainerdError && err.code === code;
 }
 
+// A unary call with no deadline of its own gets this one: a hung containerd must not hang its caller.
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
 // Big enough for an image's content reads and snapshot listings; containerd sends at most 16 MiB.
 const MAX_MESSAGE = 16 << 20;
 
@@ -52,6 +56,7 @@ export class Rpc {
   constructor(
     readonly socket: string,
     readonly namespace: string,
+    private readonly defaultTimeoutMs = DEFAULT_TIMEOUT_MS,
   ) {
     this.channelOverride = new grpc.Channel(`unix://${socket}`, grpc.credentials.createInsecure(), {
       "grpc.max_receive_message_length": MAX_MESSAGE,
@@ -84,23 +89,34 @@ export class Rpc {
     return m.bind(c);
   }
 
-  /** A unary call; rejects with a ContainerdError naming the call. */
+  /**
+   * A unary call; rejects with a ContainerdError naming the call. It has a
+   * deadline (timeoutMs, else the default; Infinity for none: Tasks.Wait), and
+   * `signal` cancels it.
+   */
   unary<T>(
     pkg: string,
     service: string,
     name: string,
     req: object,
-    o: { lease?: string; namespace?: string; timeoutMs?: number; waitForReady?: boolean } = {},
+    o: { lease?: string; namespace?: string; timeoutMs?: number; waitForReady?: boolean; signal?: AbortSignal } = {},
   ): Promise<T> {
     const m = this.method(pkg, service, name);
     const opts: grpc.CallOptions = {};
-    if (o.timeoutMs !== undefined) opts.deadline = Date.now() + o.timeoutMs;
+    const timeoutMs = o.timeoutMs ?? this.defaultTimeoutMs;
+    if (Number.isFinite(timeoutMs)) opts.deadline = Date.now() + timeoutMs;
     if (o.waitForReady) (opts as Record<string, unknown>).waitForReady = true;
+    const what = `${service}.${name}`;
     return new Promise<T>((resolve, reject) => {
-      m(req, this.metadata(o), opts, (err, res) => {
-        if (err) return reject(toContainerdError(`${service}.${name}`, err));
+      if (o.signal?.aborted) return reject(new ContainerdError(`containerd ${what}: cancelled`, "other"));
+      const call = m(req, this.metadata(o), opts, (err, res) => {
+        o.signal?.removeEventListener("abort", cancel);
+        if (err?.code === grpc.status.DEADLINE_EXCEEDED) return reject(new ContainerdError(`containerd ${what}: no answer within ${timeoutMs} ms`, "timeout"));
+        if (err) return reject(toContainerdError(what, err));
         return resolve(res as T);
-      });
+      }) as grpc.ClientUnaryCall;
+      const cancel = () => call.cancel();
+      o.signal?.addEventListener("abort", cancel, { once: true });
     });
   }
 
