@@ -13,7 +13,7 @@
 
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, waitFor } from "@vipmesh/api";
 import { alreadyExists, invalid, notFound, precondition } from "@vipmesh/core";
-import { mountsUnder, shimsOf, startContainerd } from "@vipmesh/containerd";
+import { shimsOf, startContainerd, unmountUnder } from "@vipmesh/containerd";
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, type Dirent, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -296,19 +296,6 @@ function removeContainerdLeftovers(dir: string): void {
     }
   }
   unmountUnder(dir);
-}
-
-/** Unmounts every mount at or under `dir`, deepest first (lazily when one is still busy). */
-function unmountUnder(dir: string): void {
-  for (const point of mountsUnder(dir)) {
-    try {
-      execFileSync("umount", [point], { stdio: "ignore" });
-    } catch {
-      try {
-        execFileSync("umount", ["-l", point], { stdio: "ignore" });
-      } catch {}
-    }
-  }
 }
 
 /** Starts the lab's manager in the fabric namespace (on its data dir: a restart keeps the cluster). */

@@ -98,6 +98,19 @@ function imageConfigOf(json: ImageConfigJson): ImageConfig {
   };
 }
 
+const TASK_STATUSES: readonly string[] = ["created", "running", "stopped", "paused"] satisfies TaskInfo["status"][];
+
+/** A task as containerd reports it (status "RUNNING", …; PAUSING and the like are "unknown"); exitStatus only once stopped. */
+export function taskInfoOf(id: string, p: { pid: number; status: string | number; exitStatus: number }): TaskInfo {
+  const status = String(p.status).toLowerCase();
+  return {
+    id,
+    pid: p.pid,
+    status: (TASK_STATUSES.includes(status) ? status : "unknown") as TaskInfo["status"],
+    ...(status === "stopped" ? { exitStatus: p.exitStatus } : {}),
+  };
+}
+
 /** The blobs of an image on their way into the store (from an archive or a registry). */
 export type IncomingImage = Pick<ArchiveImage, "manifest" | "manifestJson" | "config" | "configJson" | "layers">;
 
@@ -483,13 +496,7 @@ export class Containerd {
   async task(id: string, o: { execId?: string } = {}): Promise<TaskInfo | undefined> {
     try {
       const { process } = await this.rpc.unary<{ process: ProtoProcess }>("tasks", "Tasks", "Get", { containerId: id, execId: o.execId ?? "" });
-      const status = process.status.toLowerCase();
-      return {
-        id,
-        pid: process.pid,
-        status: (["created", "running", "stopped", "paused"].includes(status) ? status : "unknown") as TaskInfo["status"],
-        ...(status === "stopped" ? { exitStatus: process.exitStatus } : {}),
-      };
+      return taskInfoOf(id, process);
     } catch (err) {
       if (isCode(err, "not-found")) return undefined;
       throw err;
@@ -499,15 +506,7 @@ export class Containerd {
   /** Ids of the containers that have a task, with its status. */
   async tasks(): Promise<TaskInfo[]> {
     const { tasks } = await this.rpc.unary<{ tasks: ProtoProcess[] }>("tasks", "Tasks", "List", { filter: "" });
-    return tasks.map((t) => {
-      const status = t.status.toLowerCase();
-      return {
-        id: t.id,
-        pid: t.pid,
-        status: (["created", "running", "stopped", "paused"].includes(status) ? status : "unknown") as TaskInfo["status"],
-        ...(status === "stopped" ? { exitStatus: t.exitStatus } : {}),
-      };
-    });
+    return tasks.map((t) => taskInfoOf(t.id, t));
   }
 
   async kill(id: string, signal: number | string, o: { all?: boolean; execId?: string } = {}): Promise<void> {

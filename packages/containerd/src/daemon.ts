@@ -197,12 +197,18 @@ export function mountsUnder(dir: string): string[] {
   return [...new Set(points)].sort((a, b) => b.split("/").length - a.split("/").length || b.localeCompare(a));
 }
 
-function unmountUnder(dir: string): void {
-  for (const p of mountsUnder(dir)) {
+/** Unmounts every mount at or under `dir`, deepest first (lazily when one is still busy); returns what is still mounted. */
+export function unmountUnder(dir: string): string[] {
+  for (const point of mountsUnder(dir)) {
     try {
-      execFileSync("umount", [p], { stdio: "ignore" });
+      execFileSync("umount", [point], { stdio: "ignore" });
     } catch {
-      execFileSync("umount", ["-l", p], { stdio: "ignore" });
+      try {
+        execFileSync("umount", ["-l", point], { stdio: "ignore" });
+      } catch {
+        // gone meanwhile, or not ours to unmount: mountsUnder below says what stays
+      }
     }
   }
+  return mountsUnder(dir);
 }

@@ -2,8 +2,8 @@
 // unix socket, the containerd-namespace header on every call), private
 // containerd daemons, and image tarball builders. See README.md.
 
-export { Containerd, RUNTIME, SNAPSHOTTER } from "./client.ts";
-export { startContainerd, mountsUnder, shimsOf, type ContainerdDaemon } from "./daemon.ts";
+export { Containerd, DELETE_WAIT_MS, RUNTIME, SNAPSHOTTER, taskInfoOf } from "./client.ts";
+export { startContainerd, mountsUnder, unmountUnder, shimsOf, type ContainerdDaemon } from "./daemon.ts";
 export { buildImageArchive, type ImageFile } from "./archive.ts";
 export {
   normalizeImageRef,
@@ -17,5 +17,5 @@ export {
   type ImageReference,
   type Descriptor,
 } from "./reference.ts";
-export { ContainerdError, type ErrorCode } from "./rpc.ts";
+export { ContainerdError, DEFAULT_TIMEOUT_MS, type ErrorCode } from "./rpc.ts";
 export type { ImageConfig, ImageRecord, TaskInfo, ExitEvent } from "./types.ts";

@@ -2,7 +2,7 @@ import { createServer } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { afterAll, describe, expect, it } from "vitest";
-import { Containerd } from "./client.ts";
+import { Containerd, taskInfoOf } from "./client.ts";
 import { type ErrorCode, Rpc, isCode } from "./rpc.ts";
 
 describe("containerd calls are bounded", () => {
@@ -56,5 +56,14 @@ describe("containerd calls are bounded", () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect(calls).toEqual(["Tasks.Get", "Tasks.Wait", "Tasks.Kill"]); // the task, record and snapshot are left for the next try
     expect(waitCancelled).toBe(true);
+  });
+});
+
+describe("task status", () => {
+  it("maps containerd's process status once, for Tasks.Get and Tasks.List", () => {
+    expect(taskInfoOf("a", { pid: 7, status: "RUNNING", exitStatus: 0 })).toEqual({ id: "a", pid: 7, status: "running" });
+    expect(taskInfoOf("a", { pid: 7, status: "STOPPED", exitStatus: 137 })).toEqual({ id: "a", pid: 7, status: "stopped", exitStatus: 137 });
+    expect(taskInfoOf("a", { pid: 0, status: "CREATED", exitStatus: 0 }).status).toBe("created");
+    expect(taskInfoOf("a", { pid: 0, status: "PAUSING", exitStatus: 0 }).status).toBe("unknown");
   });
 });
