@@ -229,7 +229,8 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
           const { nodes } = await call(client, "listNodes", {}, { deadline: Date.now() + 2000 });
           return nodes.filter((n) => n.status?.state === "ready").length === l.nodes.length;
         },
-        60_000,
+        // as for the manager: a slow machine (the kernel VM emulates one) gets time to load the agents
+        120_000,
         POLL_MS,
       );
     } finally {

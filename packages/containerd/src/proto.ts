@@ -17,17 +17,21 @@ const EVENT_PROTOS = ["container", "content", "image", "namespace", "snapshot", 
 
 export const LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true } as const;
 
-const definition = protoLoader.loadSync([...SERVICE_PROTOS, `${API}/services/namespaces/v1/namespace.proto`], {
-  ...LOADER_OPTIONS,
-  includeDirs: [PROTO_DIR],
-});
-const loaded = grpc.loadPackageDefinition(definition) as unknown as {
-  containerd: { services: Record<string, { v1: Record<string, grpc.ServiceClientConstructor> }> };
-};
+type Services = Record<string, { v1: Record<string, grpc.ServiceClientConstructor> }>;
+let services: Services | undefined;
+
+/** The protos, parsed on first use: importing this package (the lab, a pure helper) costs no parse. */
+function loaded(): Services {
+  if (!services) {
+    const definition = protoLoader.loadSync([...SERVICE_PROTOS, `${API}/services/namespaces/v1/namespace.proto`], { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] });
+    services = (grpc.loadPackageDefinition(definition) as unknown as { containerd: { services: Services } }).containerd.services;
+  }
+  return services;
+}
 
 /** The client constructor of containerd.services.<pkg>.v1.<service>. */
 export function serviceClient(pkg: string, service: string): grpc.ServiceClientConstructor {
-  const ctor = loaded.containerd.services[pkg]?.v1[service];
+  const ctor = loaded()[pkg]?.v1[service];
   if (!ctor) throw new Error(`containerd proto has no service ${pkg}.v1.${service}`);
   return ctor;
 }

@@ -15,6 +15,7 @@ export * from "./task-readiness.ts";
 export * from "./confinement.ts";
 export * from "./task-definition.ts";
 export * from "./task-command.ts";
+export * from "./image-reference.ts";
 export * from "./lb-plan.ts";
 export * from "./dataplanes.ts";
 export * from "./dns-records.ts";

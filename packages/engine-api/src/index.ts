@@ -16,7 +16,6 @@ export * from "./json/node.ts";
 export { type ServiceStatus, clientAddressOf, isGlobalMode, serviceJson, serviceSpecFromDocker, serviceSpecJson } from "./json/service.ts";
 export { type Loose, portJson, taskJson, taskSpecJson } from "./json/task.ts";
 export * from "./ops.ts";
-export { refersTo } from "./routes/images.ts";
 export * from "./server.ts";
 export * from "./version.ts";
 

@@ -4,8 +4,8 @@
 // removed. An image a task of the node uses is never removed by the GC, and by
 // `rm` only when forced (its name goes; the task's container keeps its snapshot).
 
-import { formatImageRef, type ImageRecord, parseImageRef, refersTo } from "@vipmesh/containerd";
-import { notFound, precondition, VipmeshError } from "@vipmesh/core";
+import type { ImageRecord } from "@vipmesh/containerd";
+import { formatImageRef, notFound, parseImageRef, precondition, refersTo, VipmeshError } from "@vipmesh/core";
 import type { Readable } from "node:stream";
 import { ImageLastUse } from "./last-use.ts";
 

@@ -12,14 +12,14 @@ import { CONFINE } from "./confine.ts";
 
 function shim(log: string) {
   const child = spawn(CONFINE, ["--log", log, "--log-max-bytes", "0"], { env: { CONTAINER_ID: "c1" }, stdio: ["ignore", "ignore", "pipe", "pipe", "pipe", "pipe"] });
-  const [out, err, ready] = [child.stdio[3], child.stdio[4], child.stdio[5]] as Duplex[];
+  const [out, err, ready] = (child.stdio as unknown as Duplex[]).slice(3) as [Duplex, Duplex, Duplex];
   let stderr = "";
   child.stderr?.on("data", (b: Buffer) => (stderr += b));
   const isReady = new Promise<void>((r) => {
     ready.on("end", r).on("close", r).resume();
   });
   const ended = new Promise<{ code: number | null; signal: string | null; stderr: string }>((r) => child.on("exit", (code, signal) => r({ code, signal, stderr })));
-  return { child, out: out!, err: err!, isReady, ended };
+  return { child, out, err, isReady, ended };
 }
 
 describe("container log shim", () => {

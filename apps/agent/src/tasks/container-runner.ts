@@ -8,8 +8,8 @@
 // containerd, else pulled, the task `preparing` meanwhile. Health checks and
 // `vipmesh exec` enter the container as confined as it (confine's enter).
 
-import { type Containerd, type ImageRecord, normalizeImageRef } from "@vipmesh/containerd";
-import type { Confinement, ContainerSpec } from "@vipmesh/core";
+import type { Containerd, ImageRecord } from "@vipmesh/containerd";
+import { type Confinement, type ContainerSpec, normalizeImageRef } from "@vipmesh/core";
 import { EventEmitter } from "node:events";
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, type Stats, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -302,7 +302,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
         process,
       );
     // what a start that failed half-way left
-    const leftover = this.o.containerd.deleteContainer(spec.taskId);
+    const leftover = this.o.containerd.deleteContainer(spec.taskId, { waitMs: KILL_WAIT_MS });
     if (!(await bounded(leftover.catch(() => undefined), CALL_BOUND_MS + KILL_WAIT_MS))) {
       throw new Error(`containerd did not remove what an earlier start of ${spec.taskId} left within ${(CALL_BOUND_MS + KILL_WAIT_MS) / 1000} s`);
     }
@@ -439,7 +439,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
    * containerd does, saying whether it is gone.
    */
   private async removeContainer(taskId: string, t: Tracked): Promise<boolean> {
-    const deletion = t.removal ?? this.o.containerd.deleteContainer(taskId);
+    const deletion = t.removal ?? this.o.containerd.deleteContainer(taskId, { waitMs: KILL_WAIT_MS });
     t.removal = deletion;
     void deletion.finally(() => t.removal === deletion && (t.removal = undefined)).catch(() => undefined);
     const removal = deletion.then(

@@ -3,27 +3,11 @@
 // `docker service create IMAGE` to pin the image to its digest, and a
 // cluster-wide GET /images/json. Both ask the nodes' agents (ListImages).
 
-import { imageRepository, VipmeshError } from "@vipmesh/core";
+import { refersTo, VipmeshError } from "@vipmesh/core";
 import { type Ctx, HttpError, type Route } from "../http.ts";
 import type { NodeImage, NodeImageList } from "../ops.ts";
 
 const READ = "ListImages";
-
-/** A reference's parts on Docker Hub's terms: "web" and "docker.io/library/web:latest" are the same image. */
-function referenceParts(ref: string): { repository: string; tag: string; digest: string } {
-  const [name = "", digest = ""] = ref.trim().split("@");
-  const colon = name.lastIndexOf(":");
-  const tag = colon > name.lastIndexOf("/") ? name.slice(colon + 1) : "";
-  return { repository: imageRepository(name), tag: tag || (digest ? "" : "latest"), digest };
-}
-
-/** Whether `ref` (as a client gave it) names this image: by repository and tag, or by digest. */
-export function refersTo(ref: string, image: Pick<NodeImage, "name" | "digest">): boolean {
-  const want = referenceParts(ref);
-  const have = referenceParts(image.name);
-  if (want.repository !== have.repository) return false;
-  return want.digest ? want.digest === image.digest : want.tag === have.tag;
-}
 
 /** Every node's list; none (not an error) when no node can hold images. */
 async function nodeImages(ctx: Ctx): Promise<NodeImageList[]> {
@@ -39,7 +23,7 @@ async function nodeImages(ctx: Ctx): Promise<NodeImageList[]> {
 async function distribution(ctx: Ctx) {
   const name = ctx.params.name!;
   for (const node of await nodeImages(ctx)) {
-    const image = node.images.find((i) => refersTo(name, i));
+    const image = node.images.find((i) => refersTo(i, name));
     if (!image) continue;
     return {
       Descriptor: { mediaType: image.mediaType, digest: image.digest, size: image.size },
