@@ -260,14 +260,17 @@ containerdDescribe("containers on a 3-node lab, one containerd per node", () => 
       "service", "create", "--detach", "--name", "hostile", "--network", "cnet", "--image", SAMPLE_IMAGE, "--limit-pids", "48",
       "-e", `PROBE_DISK=${disk}`, "--entrypoint", "sh -c", "--", `${probe}\nexec /bin/httpd -f -h /www -p 80`,
     );
-    const logs = await waitFor("the probe's report in the container's log", () => {
-      const out = vipmesh("service", "logs", "hostile").stdout;
-      return out.includes("probe: done") ? out : undefined;
-    }, 90_000);
-    expectAllRefused(logs, "the task");
-    const [t] = await running("hostile", 1);
-    expectAllRefused(vipmeshOk("exec", `hostile.${t!.slot}`, "--", "sh", "-c", probe), "vipmesh exec");
-    vipmeshOk("service", "rm", "hostile");
+    try {
+      const logs = await waitFor("the probe's report in the container's log", () => {
+        const out = vipmesh("service", "logs", "hostile").stdout;
+        return out.includes("probe: done") ? out : undefined;
+      }, 90_000);
+      expectAllRefused(logs, "the task");
+      const [t] = await running("hostile", 1);
+      expectAllRefused(vipmeshOk("exec", `hostile.${t!.slot}`, "--", "sh", "-c", probe), "vipmesh exec");
+    } finally {
+      vipmeshOk("service", "rm", "hostile");
+    }
   }, CASE_MS);
 
   it("a missing image is the task's error, naming the image, at once (no registry reachable from the nodes)", async () => {
