@@ -13,7 +13,7 @@
 
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, waitFor } from "@vipmesh/api";
 import { alreadyExists, invalid, notFound, precondition } from "@vipmesh/core";
-import { shimsOf, startContainerd, unmountUnder } from "@vipmesh/containerd";
+import { shimsOf, unmountUnder } from "@vipmesh/containerd/host";
 import { execFileSync, spawn } from "node:child_process";
 import { closeSync, type Dirent, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -262,6 +262,8 @@ const containerdPidFile = (l: LabLayout, hostname: string) => join(l.dir, `conta
 
 /** Starts the node's containerd in its namespace (its root, state and socket under containerd-<node>/); its pid to a pid file. */
 async function startNodeContainerd(l: LabLayout, n: LabNode): Promise<void> {
+  // containerd's client only here: every `vipmesh` process reads the labs (runningLabs) and needs none of it
+  const { startContainerd } = await import("@vipmesh/containerd");
   const daemon = await startContainerd({ dir: containerdDir(l, n.hostname), netns: n.netns, log: join(l.dir, `containerd-${n.hostname}.log`) });
   writePidFile(containerdPidFile(l, n.hostname), daemon.pid);
   n.containerdSocket = daemon.socket;

@@ -7,7 +7,7 @@
 // /cgi-bin/pid1 prints PID 1's command line (the container's own PID
 // namespace), /health answers "ok", /etc/vipmesh-image says which image this is.
 
-import { buildImageArchive } from "@vipmesh/containerd";
+import { buildImageArchive } from "@vipmesh/containerd/build";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 

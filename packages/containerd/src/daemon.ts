@@ -4,10 +4,11 @@
 // the host's /run/netns bind mounts from the shims). stop() leaves the
 // directory removable: tasks killed, shims gone, mounts under it unmounted.
 
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { Containerd } from "./client.ts";
+import { shimsOf, unmountUnder } from "./host.ts";
 import { isCode } from "./rpc.ts";
 
 const CONTAINERD = "/usr/bin/containerd";
@@ -165,50 +166,4 @@ async function killAllTasks(socket: string): Promise<void> {
   } finally {
     root.close();
   }
-}
-
-/** Shims started by the containerd at `socket` (their command line says `-address <socket>`). */
-export function shimsOf(socket: string): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    if (!argv[0]?.includes("containerd-shim")) continue;
-    const at = argv.indexOf("-address");
-    if (at >= 0 && argv[at + 1] === socket) out.push(Number(name));
-  }
-  return out;
-}
-
-/** Mount points at or under `dir`, deepest first (from /proc/self/mountinfo). */
-export function mountsUnder(dir: string): string[] {
-  const prefix = resolve(dir);
-  const points = readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((l) => l.split(" ")[4])
-    .filter((p): p is string => p !== undefined)
-    .map((p) => p.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(Number.parseInt(o, 8))))
-    .filter((p) => p === prefix || p.startsWith(`${prefix}/`));
-  return [...new Set(points)].sort((a, b) => b.split("/").length - a.split("/").length || b.localeCompare(a));
-}
-
-/** Unmounts every mount at or under `dir`, deepest first (lazily when one is still busy); returns what is still mounted. */
-export function unmountUnder(dir: string): string[] {
-  for (const point of mountsUnder(dir)) {
-    try {
-      execFileSync("umount", [point], { stdio: "ignore" });
-    } catch {
-      try {
-        execFileSync("umount", ["-l", point], { stdio: "ignore" });
-      } catch {
-        // gone meanwhile, or not ours to unmount: mountsUnder below says what stays
-      }
-    }
-  }
-  return mountsUnder(dir);
 }

@@ -3,8 +3,9 @@
 // containerd daemons, and image tarball builders. See README.md.
 
 export { Containerd, DELETE_WAIT_MS, RUNTIME, SNAPSHOTTER, taskInfoOf } from "./client.ts";
-export { startContainerd, mountsUnder, unmountUnder, shimsOf, type ContainerdDaemon } from "./daemon.ts";
-export { buildImageArchive, type ImageFile } from "./archive.ts";
+export { startContainerd, type ContainerdDaemon } from "./daemon.ts";
+export { mountsUnder, shimsOf, unmountUnder } from "./host.ts";
+export { buildImageArchive, type ImageFile } from "./build.ts";
 export {
   normalizeImageRef,
   parseImageRef,
