@@ -8,11 +8,11 @@ import { containerdDescribe } from "@vipmesh/testing/kernel";
 containerdDescribe("unmountUnder", () => {
   it("unmounts nested mounts under a dir, deepest first, and says nothing stays", () => {
     const dir = `/tmp/vmum${process.pid}-${Date.now()}`;
-    const daemon = new URL("../src/daemon.ts", import.meta.url).pathname;
+    const host = new URL("../src/host.ts", import.meta.url).pathname;
     const script = `
       import { mkdirSync, rmSync } from "node:fs";
       import { execFileSync } from "node:child_process";
-      import { mountsUnder, unmountUnder } from ${JSON.stringify(daemon)};
+      import { mountsUnder, unmountUnder } from ${JSON.stringify(host)};
       const dir = ${JSON.stringify(dir)};
       mkdirSync(dir, { recursive: true });
       try {
