@@ -58,7 +58,7 @@ step vipmesh image load "$images/collabweb.tar"
 step vipmesh image ls
 step vipmesh service create --replicas 3 --name collabweb --network collabnet --image vipmesh.local/collabweb:1
 step vipmesh service ps collabweb
-say "Where a registry is reachable, nginx itself: each node's containerd pulls it on first use (the task says"
+say "Where a registry is reachable, nginx itself: each node pulls it into its containerd on first use (the task says"
 say "'preparing' meanwhile), e.g. 'vipmesh service create --replicas 3 --name collabweb --network collabnet --image nginx'"
 say "Each task is a container in its sandbox: PID 1 is the image's httpd, / the image's, the hostname the task's:"
 step vipmesh exec collabweb.1 -- sh -c 'echo "PID 1: $(tr "\0" " " </proc/1/cmdline)"; echo "hostname: $(hostname)"; ls /'
