@@ -9,7 +9,7 @@
 // `vipmesh exec` enter the container as confined as it (confine's enter).
 
 import type { Containerd, ImageRecord } from "@vipmesh/containerd";
-import { type Confinement, type ContainerSpec, normalizeImageRef } from "@vipmesh/core";
+import { type Confinement, type ContainerSpec, formatBytes, normalizeImageRef } from "@vipmesh/core";
 import { EventEmitter } from "node:events";
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, type Stats, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -396,7 +396,7 @@ export class ContainerRunner extends EventEmitter<{ exit: [ExitReport] }> implem
     await this.o.containerd.deleteTask(taskId).catch(() => undefined);
     t.exited = true;
     if (t.stopping || this.tracked.get(taskId) !== t) return;
-    const reason = oom ? `OOM killed: the task used more than its memory limit${t.memoryBytes ? ` of ${mebibytes(t.memoryBytes)}` : ""}` : undefined;
+    const reason = oom ? `OOM killed: the task used more than its memory limit${t.memoryBytes ? ` of ${formatBytes(t.memoryBytes)}` : ""}` : undefined;
     const end: ExitReport = { taskId, code, signal: null, ...(reason ? { reason } : {}) };
     try {
       writeFileSync(join(this.taskDir(taskId), END_FILE), JSON.stringify(end)); // for the next agent, should this one stop before reporting it
@@ -588,11 +588,3 @@ const messageOf = (err: unknown): string => (err instanceof Error ? err.message 
 
 /** "12.3 MB", as a pull's progress is shown. */
 const megabytes = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
-
-/** "32 MiB", as a memory limit is given. */
-export function mebibytes(bytes: number): string {
-  const gib = bytes / 2 ** 30;
-  if (gib >= 1) return `${Number.isInteger(gib) ? gib : gib.toFixed(1)} GiB`;
-  const mib = bytes / 2 ** 20;
-  return `${Number.isInteger(mib) ? mib : mib.toFixed(1)} MiB`;
-}
