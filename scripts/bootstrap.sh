@@ -16,10 +16,13 @@ cd "$(dirname "$0")/.."
 # on npm ci; make/g++/python3 build better-sqlite3 when no prebuilt binary can
 # be fetched. containerd, its runc shim and runc run tasks with an image (one
 # containerd per lab node, started by the lab: the system's service is not).
+# etcd holds the state of a cluster with several managers (lab --managers N
+# runs one member per manager, started by the lab); etcdctl backs it up.
 declare -A wanted=([ip]=iproute2 [bridge]=iproute2 [nft]=nftables [conntrack]=conntrack [nsenter]=util-linux [unshare]=util-linux
   [curl]=curl [dig]=bind9-dnsutils [haproxy]=haproxy [qemu-system-x86_64]=qemu-system-x86 [busybox]=busybox-static
   [cpio]=cpio [depmod]=kmod [ipvsadm]=ipvsadm [tcpdump]=tcpdump [cc]=gcc [make]=make [g++]=g++ [python3]=python3
-  [containerd]=containerd [containerd-shim-runc-v2]=containerd [ctr]=containerd [runc]=runc)
+  [containerd]=containerd [containerd-shim-runc-v2]=containerd [ctr]=containerd [runc]=runc
+  [etcd]=etcd-server [etcdctl]=etcd-client)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
