@@ -1,1 +1,1 @@
-export {};
+export { type EtcdMember, type EtcdMemberOptions, type EtcdTls, etcdArgs, LOADED_MACHINE_TIMING, startEtcd } from "./daemon.ts";
