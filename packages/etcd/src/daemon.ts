@@ -1,7 +1,7 @@
 // A private etcd member (a lab manager's, a test's): its data, log and TLS
 // under one directory, started inside a network namespace with nsenter --net
-// when one is given. Members of a new cluster start together and are ready
-// only once they have quorum: start all, then await each one's ready().
+// when one is given. Members of a new cluster start together and serve
+// clients only once they have quorum: start all, then await each one's ready().
 
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
@@ -163,7 +163,7 @@ export function startEtcd(o: EtcdMemberOptions): EtcdMember {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const text = read(log).slice(logStart);
-        if (text.includes("ready to serve client requests")) return;
+        if (text.includes('"msg":"serving client traffic')) return; // etcd 3.4's zap line, once it has quorum
         if (exited) throw new Error(`etcd ${o.name} ${exited} while starting; its log (${log}) ends:\n${tail(text)}`);
         if (Date.now() > deadline) throw new Error(`etcd ${o.name} did not serve clients within ${timeoutMs / 1000}s; its log (${log}) ends:\n${tail(text)}`);
         await sleep(POLL_MS);
