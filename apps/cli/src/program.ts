@@ -3,6 +3,7 @@
 
 import { Command, CommanderError } from "commander";
 import { registerManagerCommand } from "./commands/manager.ts";
+import { registerCaCommands } from "./commands/ca.ts";
 import { registerNetworkCommands } from "./commands/network.ts";
 import { registerAgentCommand } from "./commands/agent.ts";
 import { registerExecCommand } from "./commands/exec.ts";
@@ -34,6 +35,7 @@ export function buildProgram(io: Io): Command {
     // `exec` and `lab exec` pass everything after their arguments to the command they run
     .enablePositionalOptions();
   registerManagerCommand(program, io);
+  registerCaCommands(program, io);
   registerAgentCommand(program, io);
   registerNetworkCommands(program, io);
   registerServiceCommands(program, io);
