@@ -16,7 +16,12 @@ import { type TlsIdentity, writeIdentity } from "./identity.ts";
 import { x509 } from "./x509.ts";
 
 export const ETCD_USAGES = ["server", "peer", "client"] as const;
-/** server: a member's client port (serverAuth); peer: its peer port, which dials as well as serves (both); client: a manager or the admin (clientAuth). */
+/**
+ * server: a member's client port (serverAuth) — not with --client-cert-auth,
+ * where etcd's gRPC gateway dials its own client port with it; peer: its
+ * client and peer ports, which dial as well as serve (both); client: a
+ * manager or the admin (clientAuth).
+ */
 export type EtcdUsage = (typeof ETCD_USAGES)[number];
 
 export interface EtcdCertRequest {

@@ -20,9 +20,11 @@ interface IssueOptions {
 
 const USAGE_HELP = `
 Usages:
-  server  an etcd member's client port: serverAuth, valid for the --ip/--dns given
-  peer    an etcd member's client and peer ports (a member dials its peers too):
-          serverAuth and clientAuth, valid for the --ip/--dns given
+  server  an etcd member's client port: serverAuth, valid for the --ip/--dns given;
+          not with --client-cert-auth, where etcd's gateway dials its own client
+          port with it and is refused (a member logs "incompatible key usage")
+  peer    an etcd member's client and peer ports (a member dials its peers and
+          itself too): serverAuth and clientAuth, valid for the --ip/--dns given
   client  a manager or the admin talking to etcd: clientAuth
 
 Why the CN matters: etcd run with --client-cert-auth trusts every certificate
