@@ -162,7 +162,7 @@ function harness(
   const logs: string[] = [];
   const agent = new Agent({
     ...d,
-    manager: "unused",
+    managers: ["unused"],
     advertiseAddr: NODE_ADDR,
     hostname: NODE,
     stateDir,

@@ -26,7 +26,8 @@ import { TaskRuntimes } from "./tasks/runtimes.ts";
 export const DEFAULT_STOP_GRACE_MS = 10_000;
 
 export interface AgentOptions extends NetworkDrivers {
-  manager: string;
+  /** The managers' dispatcher addresses, tried in turn (see session/managers.ts). */
+  managers: readonly string[];
   /** The node's certificate, renewed while the agent runs; undefined: plaintext to a manager started with --insecure. */
   identity?: NodeIdentity;
   advertiseAddr: string;
@@ -51,7 +52,7 @@ export interface AgentOptions extends NetworkDrivers {
   imageGcAfterMs?: number;
   /** What this node offers tasks' reservations, told to the manager. */
   resources?: Resources;
-  /** The session with the manager; default: a ManagerSession to `manager` (unit tests give a FakeSession). */
+  /** The session with the manager; default: a ManagerSession to `managers` (unit tests give a FakeSession). */
   session?: AgentSession;
   log?: (line: string) => void;
 }
@@ -73,7 +74,7 @@ export class Agent {
     this.session =
       o.session ??
       new ManagerSession({
-        manager: o.manager,
+        managers: o.managers,
         credentials: o.identity ? { identity: o.identity.source } : "insecure",
         ...(o.identity ? { nodeId: o.identity.nodeId } : {}),
         hostname: o.hostname,

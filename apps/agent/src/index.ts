@@ -1,4 +1,5 @@
 export { Agent, type AgentOptions, DEFAULT_STOP_GRACE_MS } from "./agent.ts";
+export { ManagerAddresses } from "./session/managers.ts";
 export { ContainerRunner } from "./tasks/container-runner.ts";
 export { overlayPlanFor } from "./overlay/plan.ts";
 export * from "./overlay/types.ts";

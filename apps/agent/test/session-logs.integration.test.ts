@@ -39,7 +39,7 @@ beforeEach(async () => {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
-  session = new ManagerSession({ manager: `127.0.0.1:${port}`, credentials: "insecure", hostname: "node1", advertiseAddr: "192.0.2.1", stateDir: dir.path, log: () => {} });
+  session = new ManagerSession({ managers: [`127.0.0.1:${port}`], credentials: "insecure", hostname: "node1", advertiseAddr: "192.0.2.1", stateDir: dir.path, log: () => {} });
   session.serveLogs((req, send, signal) =>
     serveLogRequest(req, { logFile: (id) => join(dir.path, id, "log"), growing: () => true }, send, signal, { pollMs: 10 }),
   );

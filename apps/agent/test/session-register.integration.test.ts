@@ -35,7 +35,7 @@ async function sessionWith(register: Register, openSession: Session, options: Pa
   const port = await new Promise<number>((resolve, reject) =>
     server!.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
-  session = new ManagerSession({ manager: `127.0.0.1:${port}`, credentials: "insecure", hostname: "node1", advertiseAddr: "192.0.2.1", stateDir: dir.path, log: () => {}, ...options });
+  session = new ManagerSession({ managers: [`127.0.0.1:${port}`], credentials: "insecure", hostname: "node1", advertiseAddr: "192.0.2.1", stateDir: dir.path, log: () => {}, ...options });
   return session;
 }
 

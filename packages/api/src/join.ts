@@ -12,6 +12,7 @@ import { X509Certificate } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { call, caClient } from "./clients.ts";
+import { firstReachable } from "./status.ts";
 import { timerAt, type Timer } from "./timers.ts";
 import { IdentitySource } from "./tls.ts";
 
@@ -63,7 +64,8 @@ export async function renewCertificate(manager: string, source: IdentitySource):
 }
 
 export interface NodeIdentityOptions {
-  manager: string;
+  /** The manager, or the managers tried in turn (one that cannot be reached: the next). */
+  manager: string | readonly string[];
   /** Where the identity is kept (`<stateDir>/tls`); undefined keeps it in memory only (simulated agents). */
   stateDir?: string;
   /** Needed only when the node has no usable certificate yet. */
@@ -94,7 +96,7 @@ export class NodeIdentity {
           : "this node has not joined a cluster: pass --token-file (print a token with `vipmesh join-token worker`)",
       );
     }
-    const { nodeId, identity } = await joinCluster(options.manager, token);
+    const { nodeId, identity } = await firstReachable(managersOf(options), (m) => joinCluster(m, token));
     if (dir) writeIdentity(dir, identity);
     options.log?.(`joined the cluster as node ${nodeId}`);
     return new NodeIdentity(new IdentitySource(identity), nodeId, options);
@@ -110,7 +112,7 @@ export class NodeIdentity {
 
   async renew(): Promise<void> {
     try {
-      const identity = await renewCertificate(this.options.manager, this.source);
+      const identity = await firstReachable(managersOf(this.options), (m) => renewCertificate(m, this.source));
       if (this.options.stateDir) writeIdentity(join(this.options.stateDir, "tls"), identity);
       this.source.set(identity);
       this.options.log?.(`certificate renewed, valid until ${new X509Certificate(identity.certPem).validTo}`);
@@ -130,6 +132,8 @@ export class NodeIdentity {
     if (this.options.stateDir) rmSync(join(this.options.stateDir, "tls"), { recursive: true, force: true });
   }
 }
+
+const managersOf = (o: NodeIdentityOptions): readonly string[] => (typeof o.manager === "string" ? [o.manager] : o.manager);
 
 function nodeIdOf(identity: TlsIdentity): string {
   const who = identityOfPem(identity.certPem);

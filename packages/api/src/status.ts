@@ -36,3 +36,26 @@ export const isServiceError = (e: unknown): e is ServiceError =>
 /** Whether the manager refused a call because the caller's node was removed (core's nodeRemoved): retrying cannot help. */
 export const isNodeRemoved = (e: unknown): boolean =>
   isServiceError(e) && e.code === status.PERMISSION_DENIED && e.details.includes(NODE_REMOVED);
+
+/**
+ * Whether a call failed because no connection to the manager could be made
+ * (none listening, no route, a socket that is not there): it never reached a
+ * manager, so another may be asked, even for a change. A manager's own
+ * UNAVAILABLE (no etcd quorum, say) and a connection dropped during the call are not.
+ */
+export const isUnreachable = (e: unknown): boolean =>
+  isServiceError(e) && e.code === status.UNAVAILABLE && /^(No connection established|Failed to connect)/.test(e.details);
+
+/** `fn` against each manager in turn until one is reached; the error of the first reached, or of the last when none was. */
+export async function firstReachable<T>(addresses: readonly string[], fn: (address: string) => Promise<T>): Promise<T> {
+  let last: unknown = new Error("no manager address given");
+  for (const address of addresses) {
+    try {
+      return await fn(address);
+    } catch (err) {
+      if (!isUnreachable(err)) throw err;
+      last = err;
+    }
+  }
+  throw last;
+}

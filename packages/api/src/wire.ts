@@ -24,3 +24,4 @@ export type { LoadImageResponse__Output as LoadImageResponse } from "./generated
 export type { ImageLoadData__Output as ImageLoadData } from "./generated/vipmesh/v1/ImageLoadData.ts";
 export type { ImageRequest__Output as ImageRequest } from "./generated/vipmesh/v1/ImageRequest.ts";
 export type { ImageReply, ImageReply__Output as ImageReplyDecoded } from "./generated/vipmesh/v1/ImageReply.ts";
+export type { ManagerInfo__Output as ManagerInfo } from "./generated/vipmesh/v1/ManagerInfo.ts";

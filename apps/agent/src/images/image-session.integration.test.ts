@@ -67,7 +67,7 @@ containerdDescribe("image load over a real agent session", () => {
     const token = (await call(client, "getJoinToken", { role: "worker" })).token;
     const identity = await NodeIdentity.obtain({ manager: address, token });
     session = new ManagerSession({
-      manager: address,
+      managers: [address],
       credentials: { identity: identity.source },
       nodeId: identity.nodeId,
       hostname: "node-1",

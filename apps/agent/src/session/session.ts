@@ -1,7 +1,8 @@
 // The agent's side of the dispatcher protocol: register once (the node ID is
 // kept in the state dir), then hold a session — heartbeats up, assignments
 // down, applied to a local network view — and come back with backoff when the
-// manager goes away. A new session starts with a full assignment. Log
+// manager goes away, to the next of the managers it knows (managers.ts; the
+// manager tells it their addresses). A new session starts with a full assignment. Log
 // requests come down the session too; a server the agent gives answers them,
 // until the manager cancels one or the session is lost. Image calls come down
 // the same way (a load as a tarball's pieces, each acknowledged once taken in).
@@ -38,9 +39,11 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type { NodeImageInfo } from "../images/node-images.ts";
+import { ManagerAddresses } from "./managers.ts";
 
 export interface SessionOptions {
-  manager: string;
+  /** The managers' dispatcher addresses, tried in turn; those the cluster tells are added (and kept in the state dir). */
+  managers: readonly string[];
   /** The node's certificate; "insecure": plaintext to a manager started with --insecure. */
   credentials: ClientCredentials;
   /** The node ID its certificate carries; without one (insecure) it is kept in the state dir as the manager gives it. */
@@ -113,7 +116,10 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
   /** The encrypted overlays' keys; undefined until an assignment brings them (only nodes with an encrypted network get them). */
   encryption: OverlayKeySet | undefined;
   nodeId = "";
-  private client: DispatcherServiceClient;
+  private readonly managers: ManagerAddresses;
+  /** The client of the manager dialed now, and its address. */
+  private client: DispatcherServiceClient | undefined;
+  private clientAddress = "";
   private stream: grpc.ClientDuplexStream<wire.SessionUp, wire.SessionDown> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
@@ -129,7 +135,7 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
 
   constructor(private readonly options: SessionOptions) {
     super();
-    this.client = dispatcherClient(options.manager, options.credentials);
+    this.managers = new ManagerAddresses(options.managers, options.stateDir);
     if (options.nodeId) this.nodeId = options.nodeId;
     else {
       try {
@@ -153,7 +159,18 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
     clearInterval(this.heartbeat);
     clearTimeout(this.retry);
     this.stream?.cancel();
-    this.client.close();
+    this.client?.close();
+  }
+
+  /** The client of the manager whose turn it is (the one before it closed). */
+  private dial(): DispatcherServiceClient {
+    const address = this.managers.current;
+    if (!this.client || this.clientAddress !== address) {
+      this.client?.close();
+      this.client = dispatcherClient(address, this.options.credentials);
+      this.clientAddress = address;
+    }
+    return this.client;
   }
 
   /** Tells the manager that the view of `version` is applied. */
@@ -177,9 +194,11 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
+    const client = this.dial();
+    const address = this.clientAddress;
     try {
       const res = await call(
-        this.client,
+        client,
         "register",
         {
           hostname: this.options.hostname,
@@ -197,11 +216,12 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
       }
     } catch (err) {
       if (isNodeRemoved(err)) return this.removed((err as grpc.ServiceError).details);
-      this.options.log(`cannot register with the manager at ${this.options.manager}: ${(err as Error).message}`);
+      this.options.log(`cannot register with the manager at ${address}: ${(err as Error).message}`);
       this.reconnectLater();
       return;
     }
-    const stream = this.client.session();
+    if (this.stopped) return;
+    const stream = client.session();
     this.stream = stream;
     stream.on("data", (msg: wire.SessionDown) => this.onMessage(msg));
     const lost = (why: string) => {
@@ -211,7 +231,7 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
       this.abortImageLoads();
       clearInterval(this.heartbeat);
       if (!this.stopped) {
-        this.options.log(`session lost (${why}); reconnecting`);
+        this.options.log(`session with the manager at ${address} lost (${why}); reconnecting`);
         this.reconnectLater();
       }
     };
@@ -234,15 +254,17 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
     this.emit("removed", why);
   }
 
+  /** Tries the next manager after the backoff: one that is down is not dialed again before every other had its turn. */
   private reconnectLater(): void {
     clearTimeout(this.retry);
+    this.managers.next();
     this.retry = setTimeout(() => void this.connect(), reconnectDelayMs(this.failures++));
   }
 
   private onMessage(msg: wire.SessionDown): void {
     if (msg.params) {
       this.failures = 0;
-      this.options.log(`session open as node ${this.nodeId}`);
+      this.options.log(`session open as node ${this.nodeId} with the manager at ${this.clientAddress}`);
       clearInterval(this.heartbeat);
       const period = msg.params.heartbeatPeriodMs;
       this.heartbeat = setInterval(() => this.stream?.write({ heartbeat: {} }), Math.max(10, period / 2));
@@ -263,6 +285,10 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
     }
     if (msg.imageRequest) {
       this.onImageRequest(msg.imageRequest);
+      return;
+    }
+    if (msg.managers) {
+      if (this.managers.learn(msg.managers.addrs)) this.options.log(`managers: ${this.managers.all.join(", ")}`);
       return;
     }
     if (!msg.assignment) return;

@@ -8,13 +8,13 @@ import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseIpv4 } from "@vipmesh/core";
 import { CommandFailed, UsageError } from "../errors.ts";
-import { normalizeAddress } from "../host.ts";
+import { addressList } from "../host.ts";
 import type { Io } from "../io.ts";
 import { choice, collect, cpus, duration, ramBytes, wholeNumber } from "../options.ts";
 import { nextSignal } from "../signals.ts";
 
 interface AgentFlags {
-  manager: string;
+  manager: string[];
   tokenFile?: string;
   insecure?: boolean;
   advertiseAddr: string;
@@ -40,7 +40,11 @@ export function registerAgentCommand(program: Command, io: Io): void {
   program
     .command("agent")
     .description("Run this node's agent: task sandboxes and the overlay, as the manager assigns them")
-    .requiredOption("--manager <addr>", "the manager's dispatcher address, host:port or a socket path")
+    .requiredOption(
+      "--manager <addr>",
+      "the managers' dispatcher addresses, host:port or a socket path: a comma-separated list, or repeated; tried in turn, and the cluster tells the agent the others",
+      collect,
+    )
     .requiredOption("--advertise-addr <ip>", "this node's underlay address (VXLAN endpoint)")
     .option(
       "--token-file <file>",
@@ -73,7 +77,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
       }
       for (const path of o.hide ?? []) if (!isAbsolute(path)) throw new UsageError(`--hide ${path}: give an absolute path`);
       if (o.imageGcAfter !== undefined && o.imageGcAfter <= 0) throw new UsageError("--image-gc-after: give a duration, like 24h or 30m");
-      const { Agent, EmbeddedDns, KernelIpsec, KernelIpvs, KernelMesh, KernelNftables, KernelOverlay, KernelSandboxes } = await import("@vipmesh/agent");
+      const { Agent, EmbeddedDns, KernelIpsec, KernelIpvs, KernelMesh, KernelNftables, KernelOverlay, KernelSandboxes, ManagerAddresses } = await import("@vipmesh/agent");
       // nft is needed either way: it balances VIPs, or marks them for IPVS, and runs the mesh
       const nftables = spawnSync("nft", ["--version"]).status === 0;
       if (!nftables && o.dataplane !== "auto") throw new UsageError(`--dataplane ${o.dataplane}: the nft command is not installed`);
@@ -81,15 +85,18 @@ export function registerAgentCommand(program: Command, io: Io): void {
       if (o.dataplane === "ipvs" && ipvs !== true) throw new UsageError(`--dataplane ipvs: ${ipvs}`);
       const plane = !nftables ? undefined : o.dataplane === "ipvs" || (o.dataplane === "auto" && ipvs === true) ? "ipvs" : "nftables";
       const log = (line: string) => io.stderr(`${new Date().toISOString()} ${line}\n`);
-      const manager = normalizeAddress(o.manager, process.cwd());
+      const given = o.manager.flatMap((m) => addressList(m, process.cwd()));
+      if (given.length === 0) throw new UsageError("--manager: give a manager's address, host:port or a socket path");
       const stateDir = resolve(o.stateDir);
+      // those the cluster told a previous run too: a node whose given managers are all gone renews its certificate with another
+      const managers = new ManagerAddresses(given, stateDir).all;
       if (o.insecure) log("WARNING: --insecure: plaintext to the manager, no certificate; anyone on the network can read and forge this node's traffic with it");
       const { NodeIdentity } = await import("@vipmesh/api");
       // the node's certificate, from its state dir, or by joining with the token
       const identity = o.insecure
         ? undefined
-        : await NodeIdentity.obtain({ manager, stateDir, ...(o.tokenFile ? { token: () => readJoinToken(o.tokenFile!) } : {}), log }).catch((err: unknown) => {
-            throw new CommandFailed(`cannot join the cluster at ${manager}: ${err instanceof Error ? err.message : String(err)}`);
+        : await NodeIdentity.obtain({ manager: managers, stateDir, ...(o.tokenFile ? { token: () => readJoinToken(o.tokenFile!) } : {}), log }).catch((err: unknown) => {
+            throw new CommandFailed(`cannot join the cluster at ${managers.join(", ")}: ${err instanceof Error ? err.message : String(err)}`);
           });
       log(
         plane === "ipvs"
@@ -100,7 +107,7 @@ export function registerAgentCommand(program: Command, io: Io): void {
       );
       const containers = await openContainers(o, log, stateDir);
       const agent = new Agent({
-        manager,
+        managers: given,
         ...(identity ? { identity } : {}),
         advertiseAddr: o.advertiseAddr,
         hostname: o.hostname ?? hostname(),

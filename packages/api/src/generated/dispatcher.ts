@@ -35,6 +35,8 @@ import type { InspectServiceResponse as _vipmesh_v1_InspectServiceResponse, Insp
 import type { IpamConfig as _vipmesh_v1_IpamConfig, IpamConfig__Output as _vipmesh_v1_IpamConfig__Output } from './vipmesh/v1/IpamConfig.ts';
 import type { ListImagesRequest as _vipmesh_v1_ListImagesRequest, ListImagesRequest__Output as _vipmesh_v1_ListImagesRequest__Output } from './vipmesh/v1/ListImagesRequest.ts';
 import type { ListImagesResponse as _vipmesh_v1_ListImagesResponse, ListImagesResponse__Output as _vipmesh_v1_ListImagesResponse__Output } from './vipmesh/v1/ListImagesResponse.ts';
+import type { ListManagersRequest as _vipmesh_v1_ListManagersRequest, ListManagersRequest__Output as _vipmesh_v1_ListManagersRequest__Output } from './vipmesh/v1/ListManagersRequest.ts';
+import type { ListManagersResponse as _vipmesh_v1_ListManagersResponse, ListManagersResponse__Output as _vipmesh_v1_ListManagersResponse__Output } from './vipmesh/v1/ListManagersResponse.ts';
 import type { ListNetworksRequest as _vipmesh_v1_ListNetworksRequest, ListNetworksRequest__Output as _vipmesh_v1_ListNetworksRequest__Output } from './vipmesh/v1/ListNetworksRequest.ts';
 import type { ListNetworksResponse as _vipmesh_v1_ListNetworksResponse, ListNetworksResponse__Output as _vipmesh_v1_ListNetworksResponse__Output } from './vipmesh/v1/ListNetworksResponse.ts';
 import type { ListNodesRequest as _vipmesh_v1_ListNodesRequest, ListNodesRequest__Output as _vipmesh_v1_ListNodesRequest__Output } from './vipmesh/v1/ListNodesRequest.ts';
@@ -48,6 +50,8 @@ import type { LoadImageResponse as _vipmesh_v1_LoadImageResponse, LoadImageRespo
 import type { LogCancel as _vipmesh_v1_LogCancel, LogCancel__Output as _vipmesh_v1_LogCancel__Output } from './vipmesh/v1/LogCancel.ts';
 import type { LogChunk as _vipmesh_v1_LogChunk, LogChunk__Output as _vipmesh_v1_LogChunk__Output } from './vipmesh/v1/LogChunk.ts';
 import type { LogRequest as _vipmesh_v1_LogRequest, LogRequest__Output as _vipmesh_v1_LogRequest__Output } from './vipmesh/v1/LogRequest.ts';
+import type { ManagerAddresses as _vipmesh_v1_ManagerAddresses, ManagerAddresses__Output as _vipmesh_v1_ManagerAddresses__Output } from './vipmesh/v1/ManagerAddresses.ts';
+import type { ManagerInfo as _vipmesh_v1_ManagerInfo, ManagerInfo__Output as _vipmesh_v1_ManagerInfo__Output } from './vipmesh/v1/ManagerInfo.ts';
 import type { Network as _vipmesh_v1_Network, Network__Output as _vipmesh_v1_Network__Output } from './vipmesh/v1/Network.ts';
 import type { NetworkAttachment as _vipmesh_v1_NetworkAttachment, NetworkAttachment__Output as _vipmesh_v1_NetworkAttachment__Output } from './vipmesh/v1/NetworkAttachment.ts';
 import type { NetworkAttachmentConfig as _vipmesh_v1_NetworkAttachmentConfig, NetworkAttachmentConfig__Output as _vipmesh_v1_NetworkAttachmentConfig__Output } from './vipmesh/v1/NetworkAttachmentConfig.ts';
@@ -148,6 +152,8 @@ export interface ProtoGrpcType {
       IpamConfig: MessageTypeDefinition<_vipmesh_v1_IpamConfig, _vipmesh_v1_IpamConfig__Output>
       ListImagesRequest: MessageTypeDefinition<_vipmesh_v1_ListImagesRequest, _vipmesh_v1_ListImagesRequest__Output>
       ListImagesResponse: MessageTypeDefinition<_vipmesh_v1_ListImagesResponse, _vipmesh_v1_ListImagesResponse__Output>
+      ListManagersRequest: MessageTypeDefinition<_vipmesh_v1_ListManagersRequest, _vipmesh_v1_ListManagersRequest__Output>
+      ListManagersResponse: MessageTypeDefinition<_vipmesh_v1_ListManagersResponse, _vipmesh_v1_ListManagersResponse__Output>
       ListNetworksRequest: MessageTypeDefinition<_vipmesh_v1_ListNetworksRequest, _vipmesh_v1_ListNetworksRequest__Output>
       ListNetworksResponse: MessageTypeDefinition<_vipmesh_v1_ListNetworksResponse, _vipmesh_v1_ListNetworksResponse__Output>
       ListNodesRequest: MessageTypeDefinition<_vipmesh_v1_ListNodesRequest, _vipmesh_v1_ListNodesRequest__Output>
@@ -161,6 +167,8 @@ export interface ProtoGrpcType {
       LogCancel: MessageTypeDefinition<_vipmesh_v1_LogCancel, _vipmesh_v1_LogCancel__Output>
       LogChunk: MessageTypeDefinition<_vipmesh_v1_LogChunk, _vipmesh_v1_LogChunk__Output>
       LogRequest: MessageTypeDefinition<_vipmesh_v1_LogRequest, _vipmesh_v1_LogRequest__Output>
+      ManagerAddresses: MessageTypeDefinition<_vipmesh_v1_ManagerAddresses, _vipmesh_v1_ManagerAddresses__Output>
+      ManagerInfo: MessageTypeDefinition<_vipmesh_v1_ManagerInfo, _vipmesh_v1_ManagerInfo__Output>
       Network: MessageTypeDefinition<_vipmesh_v1_Network, _vipmesh_v1_Network__Output>
       NetworkAttachment: MessageTypeDefinition<_vipmesh_v1_NetworkAttachment, _vipmesh_v1_NetworkAttachment__Output>
       NetworkAttachmentConfig: MessageTypeDefinition<_vipmesh_v1_NetworkAttachmentConfig, _vipmesh_v1_NetworkAttachmentConfig__Output>

@@ -17,6 +17,8 @@ import type { InspectServiceRequest as _vipmesh_v1_InspectServiceRequest, Inspec
 import type { InspectServiceResponse as _vipmesh_v1_InspectServiceResponse, InspectServiceResponse__Output as _vipmesh_v1_InspectServiceResponse__Output } from '../../vipmesh/v1/InspectServiceResponse.ts';
 import type { ListImagesRequest as _vipmesh_v1_ListImagesRequest, ListImagesRequest__Output as _vipmesh_v1_ListImagesRequest__Output } from '../../vipmesh/v1/ListImagesRequest.ts';
 import type { ListImagesResponse as _vipmesh_v1_ListImagesResponse, ListImagesResponse__Output as _vipmesh_v1_ListImagesResponse__Output } from '../../vipmesh/v1/ListImagesResponse.ts';
+import type { ListManagersRequest as _vipmesh_v1_ListManagersRequest, ListManagersRequest__Output as _vipmesh_v1_ListManagersRequest__Output } from '../../vipmesh/v1/ListManagersRequest.ts';
+import type { ListManagersResponse as _vipmesh_v1_ListManagersResponse, ListManagersResponse__Output as _vipmesh_v1_ListManagersResponse__Output } from '../../vipmesh/v1/ListManagersResponse.ts';
 import type { ListNetworksRequest as _vipmesh_v1_ListNetworksRequest, ListNetworksRequest__Output as _vipmesh_v1_ListNetworksRequest__Output } from '../../vipmesh/v1/ListNetworksRequest.ts';
 import type { ListNetworksResponse as _vipmesh_v1_ListNetworksResponse, ListNetworksResponse__Output as _vipmesh_v1_ListNetworksResponse__Output } from '../../vipmesh/v1/ListNetworksResponse.ts';
 import type { ListNodesRequest as _vipmesh_v1_ListNodesRequest, ListNodesRequest__Output as _vipmesh_v1_ListNodesRequest__Output } from '../../vipmesh/v1/ListNodesRequest.ts';
@@ -111,6 +113,15 @@ export interface ClusterServiceClient extends grpc.Client {
   listImages(argument: _vipmesh_v1_ListImagesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
   listImages(argument: _vipmesh_v1_ListImagesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
   listImages(argument: _vipmesh_v1_ListImagesRequest, callback: grpc.requestCallback<_vipmesh_v1_ListImagesResponse__Output>): grpc.ClientUnaryCall;
+  
+  ListManagers(argument: _vipmesh_v1_ListManagersRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListManagersResponse__Output>): grpc.ClientUnaryCall;
+  ListManagers(argument: _vipmesh_v1_ListManagersRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_ListManagersResponse__Output>): grpc.ClientUnaryCall;
+  ListManagers(argument: _vipmesh_v1_ListManagersRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListManagersResponse__Output>): grpc.ClientUnaryCall;
+  ListManagers(argument: _vipmesh_v1_ListManagersRequest, callback: grpc.requestCallback<_vipmesh_v1_ListManagersResponse__Output>): grpc.ClientUnaryCall;
+  listManagers(argument: _vipmesh_v1_ListManagersRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListManagersResponse__Output>): grpc.ClientUnaryCall;
+  listManagers(argument: _vipmesh_v1_ListManagersRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_ListManagersResponse__Output>): grpc.ClientUnaryCall;
+  listManagers(argument: _vipmesh_v1_ListManagersRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListManagersResponse__Output>): grpc.ClientUnaryCall;
+  listManagers(argument: _vipmesh_v1_ListManagersRequest, callback: grpc.requestCallback<_vipmesh_v1_ListManagersResponse__Output>): grpc.ClientUnaryCall;
   
   ListNetworks(argument: _vipmesh_v1_ListNetworksRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_ListNetworksResponse__Output>): grpc.ClientUnaryCall;
   ListNetworks(argument: _vipmesh_v1_ListNetworksRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_ListNetworksResponse__Output>): grpc.ClientUnaryCall;
@@ -252,6 +263,8 @@ export interface ClusterServiceHandlers extends grpc.UntypedServiceImplementatio
   
   ListImages: grpc.handleUnaryCall<_vipmesh_v1_ListImagesRequest__Output, _vipmesh_v1_ListImagesResponse>;
   
+  ListManagers: grpc.handleUnaryCall<_vipmesh_v1_ListManagersRequest__Output, _vipmesh_v1_ListManagersResponse>;
+  
   ListNetworks: grpc.handleUnaryCall<_vipmesh_v1_ListNetworksRequest__Output, _vipmesh_v1_ListNetworksResponse>;
   
   ListNodes: grpc.handleUnaryCall<_vipmesh_v1_ListNodesRequest__Output, _vipmesh_v1_ListNodesResponse>;
@@ -292,6 +305,7 @@ export interface ClusterServiceDefinition extends grpc.ServiceDefinition {
   InspectNode: MethodDefinition<_vipmesh_v1_InspectNodeRequest, _vipmesh_v1_InspectNodeResponse, _vipmesh_v1_InspectNodeRequest__Output, _vipmesh_v1_InspectNodeResponse__Output>
   InspectService: MethodDefinition<_vipmesh_v1_InspectServiceRequest, _vipmesh_v1_InspectServiceResponse, _vipmesh_v1_InspectServiceRequest__Output, _vipmesh_v1_InspectServiceResponse__Output>
   ListImages: MethodDefinition<_vipmesh_v1_ListImagesRequest, _vipmesh_v1_ListImagesResponse, _vipmesh_v1_ListImagesRequest__Output, _vipmesh_v1_ListImagesResponse__Output>
+  ListManagers: MethodDefinition<_vipmesh_v1_ListManagersRequest, _vipmesh_v1_ListManagersResponse, _vipmesh_v1_ListManagersRequest__Output, _vipmesh_v1_ListManagersResponse__Output>
   ListNetworks: MethodDefinition<_vipmesh_v1_ListNetworksRequest, _vipmesh_v1_ListNetworksResponse, _vipmesh_v1_ListNetworksRequest__Output, _vipmesh_v1_ListNetworksResponse__Output>
   ListNodes: MethodDefinition<_vipmesh_v1_ListNodesRequest, _vipmesh_v1_ListNodesResponse, _vipmesh_v1_ListNodesRequest__Output, _vipmesh_v1_ListNodesResponse__Output>
   ListServices: MethodDefinition<_vipmesh_v1_ListServicesRequest, _vipmesh_v1_ListServicesResponse, _vipmesh_v1_ListServicesRequest__Output, _vipmesh_v1_ListServicesResponse__Output>

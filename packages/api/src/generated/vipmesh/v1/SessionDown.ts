@@ -7,6 +7,7 @@ import type { LogRequest as _vipmesh_v1_LogRequest, LogRequest__Output as _vipme
 import type { LogCancel as _vipmesh_v1_LogCancel, LogCancel__Output as _vipmesh_v1_LogCancel__Output } from '../../vipmesh/v1/LogCancel.ts';
 import type { ImageLoadData as _vipmesh_v1_ImageLoadData, ImageLoadData__Output as _vipmesh_v1_ImageLoadData__Output } from '../../vipmesh/v1/ImageLoadData.ts';
 import type { ImageRequest as _vipmesh_v1_ImageRequest, ImageRequest__Output as _vipmesh_v1_ImageRequest__Output } from '../../vipmesh/v1/ImageRequest.ts';
+import type { ManagerAddresses as _vipmesh_v1_ManagerAddresses, ManagerAddresses__Output as _vipmesh_v1_ManagerAddresses__Output } from '../../vipmesh/v1/ManagerAddresses.ts';
 
 export interface SessionDown {
   'params'?: (_vipmesh_v1_SessionParams | null);
@@ -15,7 +16,8 @@ export interface SessionDown {
   'logCancel'?: (_vipmesh_v1_LogCancel | null);
   'imageLoad'?: (_vipmesh_v1_ImageLoadData | null);
   'imageRequest'?: (_vipmesh_v1_ImageRequest | null);
-  'msg'?: "params"|"assignment"|"logRequest"|"logCancel"|"imageLoad"|"imageRequest";
+  'managers'?: (_vipmesh_v1_ManagerAddresses | null);
+  'msg'?: "params"|"assignment"|"logRequest"|"logCancel"|"imageLoad"|"imageRequest"|"managers";
 }
 
 export interface SessionDown__Output {
@@ -25,5 +27,6 @@ export interface SessionDown__Output {
   'logCancel'?: (_vipmesh_v1_LogCancel__Output | null);
   'imageLoad'?: (_vipmesh_v1_ImageLoadData__Output | null);
   'imageRequest'?: (_vipmesh_v1_ImageRequest__Output | null);
-  'msg'?: "params"|"assignment"|"logRequest"|"logCancel"|"imageLoad"|"imageRequest";
+  'managers'?: (_vipmesh_v1_ManagerAddresses__Output | null);
+  'msg'?: "params"|"assignment"|"logRequest"|"logCancel"|"imageLoad"|"imageRequest"|"managers";
 }
