@@ -1,9 +1,13 @@
-// One client connection to the manager per command, with a deadline on every
+// One client connection to a manager per command, with a deadline on every
 // unary call and gRPC failures turned into messages that name the manager.
+// Given several managers, a call that cannot reach one goes to the next (a
+// read also when its connection dropped); the one that answered serves the
+// rest of the command. A manager's own refusal, UNAVAILABLE included (a
+// store without quorum), is the answer: no other manager could do better.
 
 import { randomUUID } from "node:crypto";
-import { type ServiceError, status } from "@grpc/grpc-js";
-import { type ClusterServiceClient, call, clusterClient, isServiceError, statusName } from "@vipmesh/api";
+import { type Interceptor, type ServiceError, status } from "@grpc/grpc-js";
+import { type ClusterServiceClient, call, clusterClient, isServiceError, isUnreachable, staleReads, statusName } from "@vipmesh/api";
 import { formatDuration } from "./duration.ts";
 import { CommandFailed, OutcomeUnknown } from "./errors.ts";
 import type { ManagerTarget } from "./host.ts";
@@ -31,34 +35,76 @@ const IDEMPOTENT: ReadonlySet<Method> = new Set(["createNetwork", "createService
 
 type UnaryCall<K extends Method> = typeof call<ClusterServiceClient, K>;
 
-export class ManagerConnection {
-  readonly client: ClusterServiceClient;
-  readonly address: string;
+export interface ConnectionOptions {
+  /** Every call's deadline; by default DEFAULT_DEADLINES_MS's for its kind. */
+  timeoutMs?: number | undefined;
+  /** Told, once per reason, when a manager answered a read from its cache while it could not reach the store's quorum. */
+  warn?: ((line: string) => void) | undefined;
+}
 
-  /** `timeoutMs`: every call's deadline; by default DEFAULT_DEADLINES_MS's for its kind. */
+export class ManagerConnection {
+  private readonly clients: (ClusterServiceClient | undefined)[];
+  /** Index of the manager calls go to: the one that answered last. */
+  private current = 0;
+  private readonly timeoutMs: number | undefined;
+  private readonly interceptors: Interceptor[];
+
   constructor(
-    target: ManagerTarget,
-    private readonly timeoutMs?: number,
+    private readonly target: ManagerTarget,
+    options: ConnectionOptions = {},
   ) {
-    this.address = target.address;
-    this.client = clusterClient(target.address, target.credentials);
+    this.timeoutMs = options.timeoutMs;
+    this.clients = target.addresses.map(() => undefined);
+    const { warn } = options;
+    const told = new Set<string>();
+    this.interceptors = warn
+      ? [staleReads((reason) => told.has(reason) || (told.add(reason), warn(`warning: ${reason}; this may be out of date\n`)))]
+      : [];
+  }
+
+  /** The manager calls go to now. */
+  get address(): string {
+    return this.target.addresses[this.current]!;
+  }
+
+  /** The client of the manager calls go to now (streams use it: they do not move to another manager). */
+  get client(): ClusterServiceClient {
+    const i = this.current;
+    this.clients[i] ??= clusterClient(this.target.addresses[i]!, this.target.credentials, { interceptors: this.interceptors });
+    return this.clients[i];
   }
 
   /**
-   * A unary call; failures come back as CommandFailed with a message for
-   * people, or OutcomeUnknown when a change went unanswered.
+   * A unary call, to the next manager when one cannot be reached; failures
+   * come back as CommandFailed with a message for people, or OutcomeUnknown
+   * when a change went unanswered.
    */
   async call<K extends Method>(method: K, req: Parameters<UnaryCall<K>>[2]): Promise<Awaited<ReturnType<UnaryCall<K>>>> {
     const unknown = WRITES[method];
     const timeoutMs = this.timeoutMs ?? (unknown ? DEFAULT_DEADLINES_MS.write : DEFAULT_DEADLINES_MS.read);
     const request = IDEMPOTENT.has(method) ? ({ ...(req as object), requestId: randomUUID() } as typeof req) : req;
-    try {
-      // waitForReady is off by default in grpc-js: an unreachable manager fails fast.
-      return await call(this.client, method, request, { deadline: Date.now() + timeoutMs });
-    } catch (err) {
-      if (!isServiceError(err)) throw err;
-      const silence = unknown && unanswered(err, timeoutMs);
-      throw silence ? new OutcomeUnknown(`the vipmesh manager at ${this.address} ${silence}: ${unknown}`) : new CommandFailed(describeManagerError(err, this.address, timeoutMs));
+    const unreached: string[] = [];
+    for (let tries = 0; ; tries++) {
+      try {
+        // waitForReady is off by default in grpc-js: an unreachable manager fails fast.
+        return await call(this.client, method, request, { deadline: Date.now() + timeoutMs });
+      } catch (err) {
+        if (!isServiceError(err)) throw err;
+        // a change may have been made when the connection dropped: only a read is asked again
+        const another = isUnreachable(err) || (!unknown && isDropped(err));
+        if (another && tries + 1 < this.target.addresses.length) {
+          unreached.push(`${this.address}: ${connectionFailure(err)}`);
+          this.current = (this.current + 1) % this.target.addresses.length;
+          continue;
+        }
+        const silence = unknown && unanswered(err, timeoutMs);
+        if (silence) throw new OutcomeUnknown(`the vipmesh manager at ${this.address} ${silence}: ${unknown}`);
+        if (another && unreached.length > 0) {
+          unreached.push(`${this.address}: ${connectionFailure(err)}`);
+          throw new CommandFailed(`cannot reach any vipmesh manager (${unreached.join("; ")}); are they running? Pass --host or set VIPMESH_HOST`);
+        }
+        throw new CommandFailed(describeManagerError(err, this.address, timeoutMs));
+      }
     }
   }
 
@@ -68,9 +114,11 @@ export class ManagerConnection {
   }
 
   close(): void {
-    this.client.close();
+    for (const client of this.clients) client?.close();
   }
 }
+
+const isDropped = (err: ServiceError) => err.code === status.UNAVAILABLE && CONNECTION_FAILURE.test(err.details);
 
 // grpc-js's own words for a connection that could not be made or was lost.
 const CONNECTION_FAILURE =
@@ -83,22 +131,25 @@ function unanswered(err: Pick<ServiceError, "code" | "details">, timeoutMs: numb
   return undefined;
 }
 
+/** grpc-js's words for a failed or lost connection, without its boilerplate. */
+const connectionFailure = (err: Pick<ServiceError, "details">): string =>
+  err.details
+    .replace(/^No connection established\. Last error: (Error: )?/, "")
+    .replace(/\.? Resolution note:.*$/, "")
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)$/, "");
+
 /** `timeoutMs`: the deadline the call had. */
 export function describeManagerError(err: Pick<ServiceError, "code" | "details">, address: string, timeoutMs: number): string {
   if (err.code === status.DEADLINE_EXCEEDED) return `the vipmesh manager at ${address} ${unanswered(err, timeoutMs)}`;
   if (err.code === status.UNAVAILABLE && CONNECTION_FAILURE.test(err.details)) {
-    const reason = err.details
-      .replace(/^No connection established\. Last error: (Error: )?/, "")
-      .replace(/\.? Resolution note:.*$/, "")
-      .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)$/, "");
-    return `cannot reach the vipmesh manager at ${address} (${reason}); is it running? Pass --host or set VIPMESH_HOST`;
+    return `cannot reach the vipmesh manager at ${address} (${connectionFailure(err)}); is it running? Pass --host or set VIPMESH_HOST`;
   }
   return err.details || statusName(err.code);
 }
 
-/** Runs `fn` with a connection to the manager, closing it afterwards so the process can exit. */
-export async function withConnection<T>(target: ManagerTarget, fn: (conn: ManagerConnection) => Promise<T>, timeoutMs?: number): Promise<T> {
-  const conn = new ManagerConnection(target, timeoutMs);
+/** Runs `fn` with a connection to the managers, closing it afterwards so the process can exit. */
+export async function withConnection<T>(target: ManagerTarget, fn: (conn: ManagerConnection) => Promise<T>, options: ConnectionOptions = {}): Promise<T> {
+  const conn = new ManagerConnection(target, options);
   try {
     return await fn(conn);
   } finally {

@@ -1,6 +1,6 @@
 // Clients for both services, with promise wrappers for unary calls.
 
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import type { CaServiceClient } from "./generated/vipmesh/v1/CaService.ts";
 import type { ClusterServiceClient } from "./generated/vipmesh/v1/ClusterService.ts";
 import type { DispatcherServiceClient } from "./generated/vipmesh/v1/DispatcherService.ts";
@@ -39,13 +39,40 @@ export interface ClientOptions {
    * right for one agent or one CLI, not for many simulated agents in one process.
    */
   ownConnection?: boolean;
+  /** Run on every call of the client (staleReads, say). */
+  interceptors?: grpc.Interceptor[];
 }
 
-const channelOptions = (o: ClientOptions): grpc.ChannelOptions =>
-  o.ownConnection ? { ...CHANNEL_OPTIONS, "grpc.use_local_subchannel_pool": 1 } : CHANNEL_OPTIONS;
+const channelOptions = (o: ClientOptions): grpc.ClientOptions => ({
+  ...CHANNEL_OPTIONS,
+  ...(o.ownConnection ? { "grpc.use_local_subchannel_pool": 1 } : {}),
+  ...(o.interceptors ? { interceptors: o.interceptors } : {}),
+});
 
 export function clusterClient(address: string, credentials: ClientCredentials, options: ClientOptions = {}): ClusterServiceClient {
   return new vipmeshV1.ClusterService(grpcTarget(address), channelCredentials(credentials), channelOptions(options));
+}
+
+/**
+ * The response metadata of a read a manager answered from its cache while
+ * it could not reach the store's quorum; its value says why.
+ */
+export const STALE_METADATA = "vipmesh-stale";
+
+/** An interceptor that calls `onStale` with the reason of every answer marked STALE_METADATA (in its headers or trailers). */
+export function staleReads(onStale: (reason: string) => void): grpc.Interceptor {
+  const check = (metadata: grpc.Metadata) => {
+    const [reason] = metadata.get(STALE_METADATA);
+    if (reason !== undefined) onStale(String(reason));
+  };
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start: (metadata, _listener, next) =>
+        next(metadata, {
+          onReceiveMetadata: (md, nextMd) => (check(md), nextMd(md)),
+          onReceiveStatus: (s, nextStatus) => (check(s.metadata), nextStatus(s)),
+        }),
+    });
 }
 
 export function dispatcherClient(address: string, credentials: ClientCredentials, options: ClientOptions = {}): DispatcherServiceClient {

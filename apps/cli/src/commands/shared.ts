@@ -31,7 +31,7 @@ export function callTimeout(io: Io, cmd: Command): number | undefined {
 
 /** Connects to the manager for the duration of `fn`. */
 export function withManager<T>(io: Io, cmd: Command, fn: (conn: ManagerConnection) => Promise<T>): Promise<T> {
-  return withConnection(resolveManager(managerSources(io, cmd)), fn, callTimeout(io, cmd));
+  return withConnection(resolveManager(managerSources(io, cmd)), fn, { timeoutMs: callTimeout(io, cmd), warn: io.stderr });
 }
 
 export interface ListOptions {
