@@ -58,7 +58,7 @@ describe("resolveManagerAddresses", () => {
 
 function endpoint(name: string) {
   const dir = `/run/vipmesh/${name}`;
-  return { socket: `${dir}/manager.sock`, tlsDir: `${dir}/manager/admin`, readonlyTlsDir: `${dir}/manager/readonly` };
+  return { socket: `${dir}/manager.sock`, managerSockets: [`${dir}/manager.sock`], tlsDir: `${dir}/manager/admin`, readonlyTlsDir: `${dir}/manager/readonly` };
 }
 
 describe("resolveManager's identity", () => {

@@ -26,9 +26,8 @@ export interface ManagerTarget {
   credentials: ClientCredentials;
 }
 
-/** A lab's managers' sockets (a lab of several managers lists them all), else its one socket. */
-const labSockets = (l: LabEndpoint & { managerSockets?: readonly string[] }): readonly string[] =>
-  l.managerSockets?.length ? l.managerSockets : [l.socket];
+/** A lab's managers' sockets (every one that listens), else its one socket. */
+const labSockets = (l: LabEndpoint): readonly string[] => (l.managerSockets.length > 0 ? l.managerSockets : [l.socket]);
 
 /**
  * The managers' addresses (see resolveManagerAddresses) and the identity to
