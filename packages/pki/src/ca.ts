@@ -132,7 +132,12 @@ export class ClusterCa {
   }
 
   /** Signs a node's CSR (its own signature checked) for `who`, valid `validityMs`. */
-  async signCsr(csrPem: string, who: Omit<CertIdentity, "clusterId">, validityMs: number): Promise<string> {
+  signCsr(csrPem: string, who: Omit<CertIdentity, "clusterId">, validityMs: number): Promise<string> {
+    return this.signCsrAs(csrPem, nodeSpec(this.clusterId, who), validityMs);
+  }
+
+  /** Signs a CSR (its own signature checked) as `spec` says: a new manager's etcd client key (etcd-certs.ts). */
+  async signCsrAs(csrPem: string, spec: TlsCertSpec, validityMs: number): Promise<string> {
     let csr: x509.Pkcs10CertificateRequest;
     try {
       csr = new x509.Pkcs10CertificateRequest(csrPem);
@@ -142,7 +147,7 @@ export class ClusterCa {
     if (!(await csr.verify())) throw new CsrError("the certificate signing request's signature does not match its key");
     const alg = csr.publicKey.algorithm as { name: string; namedCurve?: string };
     if (alg.name !== "ECDSA" || alg.namedCurve !== "P-256") throw new CsrError("the certificate signing request's key must be ECDSA P-256");
-    return this.sign(await csr.publicKey.export(), nodeSpec(this.clusterId, who), validityMs);
+    return this.sign(await csr.publicKey.export(), spec, validityMs);
   }
 
   /**
@@ -154,7 +159,7 @@ export class ClusterCa {
     return this.issueTls(nodeSpec(this.clusterId, who, serverNames), validityMs);
   }
 
-  /** A key and a certificate as `spec` says (etcd's members and clients: see etcd-certs.ts). */
+  /** A key made here and a certificate as `spec` says (etcd's members and clients: etcd-certs.ts). */
   async issueTls(spec: TlsCertSpec, validityMs: number): Promise<TlsIdentity> {
     const keys = await newKeyPair();
     return { caPem: this.certPem, certPem: await this.sign(keys.publicKey, spec, validityMs), keyPem: await privateKeyPem(keys.privateKey) };

@@ -11,7 +11,7 @@
 // none of these in turn.
 
 import { isIP } from "node:net";
-import { CaError, ClusterCa } from "./ca.ts";
+import { CaError, ClusterCa, type TlsCertSpec } from "./ca.ts";
 import { type TlsIdentity, writeIdentity } from "./identity.ts";
 import { x509 } from "./x509.ts";
 
@@ -48,8 +48,13 @@ const EKU = {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const HOST = /^(?=.{1,253}$)[A-Za-z0-9*]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
-/** The certificate `req` asks for, signed by `ca`. A bad request is a CaError. */
-export function issueEtcd(ca: ClusterCa, req: EtcdCertRequest, validityMs = ETCD_CERT_VALIDITY_MS): Promise<TlsIdentity> {
+/** The etcd user of the managers' client certificates. */
+export const ETCD_MANAGER_USER = "vipmesh-manager";
+/** The etcd user of the admin's client certificate (etcd's own superuser). */
+export const ETCD_ADMIN_USER = "root";
+
+/** What a certificate `req` asks for says, for `ca`. A bad request is a CaError. */
+export function etcdSpec(ca: ClusterCa, req: EtcdCertRequest): TlsCertSpec {
   const cn = req.cn ?? req.name;
   const ips = req.ips ?? [];
   const dns = req.dns ?? [];
@@ -62,14 +67,16 @@ export function issueEtcd(ca: ClusterCa, req: EtcdCertRequest, validityMs = ETCD
   if (req.usage !== "client" && ips.length + dns.length === 0) {
     throw new CaError(`a ${req.usage} certificate needs the addresses it serves on (--ip, --dns): clients check the one they dialled`);
   }
-  return ca.issueTls(
-    {
-      subject: `CN=${cn}, OU=etcd, O=${ca.clusterId}`,
-      usages: EKU[req.usage],
-      names: [...ips.map((value) => ({ type: "ip" as const, value })), ...dns.map((value) => ({ type: "dns" as const, value }))],
-    },
-    validityMs,
-  );
+  return {
+    subject: `CN=${cn}, OU=etcd, O=${ca.clusterId}`,
+    usages: EKU[req.usage],
+    names: [...ips.map((value) => ({ type: "ip" as const, value })), ...dns.map((value) => ({ type: "dns" as const, value }))],
+  };
+}
+
+/** A key and the certificate `req` asks for, signed by `ca`. */
+export async function issueEtcd(ca: ClusterCa, req: EtcdCertRequest, validityMs = ETCD_CERT_VALIDITY_MS): Promise<TlsIdentity> {
+  return ca.issueTls(etcdSpec(ca, req), validityMs);
 }
 
 /** Signs `req` with the CA in `caDir` (`ca init`'s) and writes outDir/{ca.pem,cert.pem,key.pem} (key 0600). */
