@@ -48,9 +48,9 @@ export interface HostReservations {
 
 export class Allocator {
   private readonly pools = new Map<string, AddressPool>();
-  private readonly vnis = new VniAllocator();
-  private readonly ports = new PublishedPortAllocator();
-  private readonly fwmarks = new FwmarkAllocator();
+  private vnis = new VniAllocator();
+  private ports = new PublishedPortAllocator();
+  private fwmarks = new FwmarkAllocator();
 
   private readonly reserved: HostReservations;
 
@@ -58,8 +58,12 @@ export class Allocator {
     this.reserved = options.reserved ?? { subnets: [], managerAddrs: [], ports: [] };
   }
 
-  /** Rebuilds allocation state from what the store holds. */
+  /** Rebuilds allocation state from what the store holds, from nothing (at start, and after other managers' changes). */
   restore(store: ClusterStore): void {
+    this.pools.clear();
+    this.vnis = new VniAllocator();
+    this.ports = new PublishedPortAllocator();
+    this.fwmarks = new FwmarkAllocator();
     for (const n of store.list("network")) this.claimNetwork(n);
     for (const s of store.list("service")) {
       for (const p of s.endpoint.ports) if (p.publishMode === "ingress") this.ports.allocate(p.protocol, p.publishedPort, s.spec.annotations.name);

@@ -76,7 +76,7 @@ export class Cluster {
 
   // ---- networks ------------------------------------------------------------
 
-  createNetwork(input: unknown): Network {
+  createNetwork(input: unknown): Promise<Network> {
     const spec = normalizeNetworkSpec(input as Parameters<typeof normalizeNetworkSpec>[0]);
     return this.store.update((tx) => {
       if (tx.list("network").some((n) => n.spec.name === spec.name)) {
@@ -104,12 +104,12 @@ export class Cluster {
    * The routing mesh's network: made on the first start (`subnet`, 10.255.0.0/16
    * by default), kept as it is afterwards.
    */
-  ensureIngressNetwork(subnet: string = DEFAULT_INGRESS_SUBNET): Network {
+  async ensureIngressNetwork(subnet: string = DEFAULT_INGRESS_SUBNET): Promise<Network> {
     return this.store.ingressNetwork() ?? this.createNetwork({ name: INGRESS_NETWORK, driver: "overlay", ingress: true, ipam: [{ subnet }] });
   }
 
-  removeNetwork(ref: string): void {
-    this.store.update((tx) => {
+  removeNetwork(ref: string): Promise<void> {
+    return this.store.update((tx) => {
       const n = tx.mustFind("network", ref);
       if (n.spec.ingress) {
         throw precondition(`network ${n.spec.name} is the routing mesh, built into the cluster; it cannot be removed`);
@@ -202,7 +202,7 @@ export class Cluster {
     return { spec: spec.endpointSpec, ports, virtualIps };
   }
 
-  createService(input: unknown): Service {
+  createService(input: unknown): Promise<Service> {
     const normalized = normalizeServiceSpec(input as Parameters<typeof normalizeServiceSpec>[0]);
     return this.store.update((tx) => {
       const spec = this.resolveNetworks(tx, normalized, true);
@@ -224,7 +224,7 @@ export class Cluster {
     });
   }
 
-  updateService(ref: string, version: number, input: unknown): Service {
+  updateService(ref: string, version: number, input: unknown): Promise<Service> {
     const normalized = normalizeServiceSpec(input as Parameters<typeof normalizeServiceSpec>[0]);
     return this.store.update((tx) => {
       const current = tx.mustFind("service", ref);
@@ -242,7 +242,7 @@ export class Cluster {
   }
 
   /** `version`: the one the caller read, when it says (the Engine API's rollback does). */
-  rollbackService(ref: string, version?: number): Service {
+  rollbackService(ref: string, version?: number): Promise<Service> {
     return this.store.update((tx) => {
       const current = tx.mustFind("service", ref);
       if (version !== undefined) checkVersion("service", current.spec.annotations.name, current.version, version);
@@ -268,8 +268,8 @@ export class Cluster {
     };
   }
 
-  removeService(ref: string): void {
-    this.store.update((tx) => {
+  removeService(ref: string): Promise<void> {
+    return this.store.update((tx) => {
       const s = tx.mustFind("service", ref);
       for (const t of tx.tasksOfService(s.id)) {
         if (!isTerminal(t.status.state)) this.allocator.releaseTaskAddresses(tx, t);
@@ -281,8 +281,8 @@ export class Cluster {
   }
 
   /** VIPs stored before firewall marks were handed out get one (once, at start). */
-  assignMissingFwmarks(): void {
-    this.store.update((tx) => {
+  assignMissingFwmarks(): Promise<void> {
+    return this.store.update((tx) => {
       for (const s of tx.list("service")) {
         if (s.endpoint.virtualIps.every((v) => v.fwmark)) continue;
         tx.put("service", { ...s, endpoint: { ...s.endpoint, virtualIps: s.endpoint.virtualIps.map((v) => this.allocator.keepVip(tx, v)) } });
@@ -301,7 +301,7 @@ export class Cluster {
    * `dataplane` "" is nftables; `offer` says the task runtimes the node has
    * (none: process only) and the resources it offers reservations.
    */
-  registerNode(
+  async registerNode(
     hostname: string,
     addr: string,
     nodeId: string,
@@ -309,7 +309,7 @@ export class Cluster {
     dataplane = "",
     certified = false,
     offer: NodeOffer = {},
-  ): Node {
+  ): Promise<Node> {
     if (nodeId && this.store.removedNodes.has(nodeId)) throw nodeRemoved(nodeId);
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,251}[a-zA-Z0-9])?$/.test(hostname)) {
       throw invalid(`hostname "${hostname}" is not a valid host name`);
@@ -371,8 +371,8 @@ export class Cluster {
   }
 
   /** Tasks being stopped that no agent balances new connections to any more. */
-  markDrained(taskIds: string[]): void {
-    this.store.update((tx) => {
+  markDrained(taskIds: string[]): Promise<void> {
+    return this.store.update((tx) => {
       for (const id of taskIds) {
         const t = tx.get("task", id);
         if (t && !t.drained && t.desiredState === "shutdown") tx.put("task", { ...t, drained: true });
@@ -380,8 +380,8 @@ export class Cluster {
     });
   }
 
-  setNodeState(nodeId: string, state: Node["status"]["state"], message: string): void {
-    this.store.update((tx) => {
+  setNodeState(nodeId: string, state: Node["status"]["state"], message: string): Promise<void> {
+    return this.store.update((tx) => {
       const n = tx.get("node", nodeId);
       if (!n || (n.status.state === state && n.status.message === message)) return;
       tx.put("node", { ...n, status: { ...n.status, state, message } });
@@ -389,7 +389,7 @@ export class Cluster {
     });
   }
 
-  updateNode(ref: string, version: number, input: Partial<NodeSpec> | null): Node {
+  updateNode(ref: string, version: number, input: Partial<NodeSpec> | null): Promise<Node> {
     return this.store.update((tx) => {
       const n = tx.mustFind("node", ref);
       checkVersion("node", n.description.hostname, n.version, version);
@@ -397,8 +397,8 @@ export class Cluster {
     });
   }
 
-  removeNode(ref: string, force: boolean): void {
-    this.store.update((tx) => {
+  removeNode(ref: string, force: boolean): Promise<void> {
+    return this.store.update((tx) => {
       const n = tx.mustFind("node", ref);
       if (n.status.state === "ready" && !force) {
         throw precondition(
@@ -423,8 +423,8 @@ export class Cluster {
     nodeId: string,
     taskId: string,
     status: { state?: string; message?: string; err?: string; health?: string },
-  ): void {
-    this.store.update((tx) => {
+  ): Promise<void> {
+    return this.store.update((tx) => {
       const t = tx.get("task", taskId);
       if (!t) return; // removed meanwhile: the agent learns from its next assignment
       if (t.nodeId !== nodeId) throw precondition(`task ${taskId} is not assigned to node ${nodeId}`);

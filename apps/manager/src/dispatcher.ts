@@ -21,6 +21,7 @@ import {
   notFound,
   type VipmeshError,
 } from "@vipmesh/core";
+import { inBackground } from "./background.ts";
 import type { Cluster } from "./cluster.ts";
 import { ImageRelay } from "./image-relay.ts";
 import { LogRelay } from "./log-relay.ts";
@@ -164,7 +165,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     this.sessions.set(nodeId, session);
     this.health.seen(nodeId);
     channel.send({ params: { nodeId, heartbeatPeriodMs: this.heartbeatPeriodMs } });
-    this.cluster.setNodeState(nodeId, "ready", "");
+    inBackground(`marking node ${nodeId} ready`, this.cluster.setNodeState(nodeId, "ready", ""));
     // the commit above (if any) is flushed later; the full view goes now
     const view = computeNetworkView(this.store, nodeId);
     const delta = diffNetworkViews(emptyView(), view);
@@ -283,7 +284,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       if (barrier.size === 0) done.push(taskId);
     }
     for (const id of done) this.drains.delete(id);
-    if (done.length > 0) this.cluster.markDrained(done);
+    if (done.length > 0) inBackground("marking tasks drained", this.cluster.markDrained(done));
   }
 
   private send(s: Session, delta: ViewDelta, full: boolean, involved: Iterable<string>): void {

@@ -18,6 +18,13 @@ import { type DockerApiListener, listenDockerApi } from "./docker-api.ts";
 import { Operations } from "./operations.ts";
 import { caHandlers, clusterHandlers, dispatcherHandlers } from "./server.ts";
 import { ClusterStore } from "./store/cluster-store.ts";
+import { EtcdBackend } from "./store/etcd.ts";
+import { readStoreKey } from "./store/secret-box.ts";
+import { soloDirectory } from "./ha/directory.ts";
+import { newId } from "./ids.ts";
+import { managerIdentity } from "./manager-identity.ts";
+import { readEtcdTls } from "@vipmesh/etcd";
+import { hostname } from "node:os";
 
 /**
  * What one message may be, each way. Requests are small (the largest are
@@ -29,9 +36,28 @@ export const MESSAGE_LIMITS = {
   "grpc.max_send_message_length": 256 * 1024 * 1024,
 } as const;
 
+/** Where the cluster's state lives: SQLite in the data dir (one manager), or etcd (any number). */
+export type StoreOptions =
+  | { kind: "sqlite" }
+  | {
+      kind: "etcd";
+      /** Client URLs of the etcd members, https://ADDR:2379. */
+      endpoints: string[];
+      /** The managers' etcd client identity (ca.pem, cert.pem, key.pem; `vipmesh ca issue --usage client --cn vipmesh-manager`); none: plain http (tests). */
+      tlsDir?: string;
+      /** The 0600 file of the key that seals the store's secrets, the same for every manager (`vipmesh store key`). */
+      storeKeyFile: string;
+      /** The cluster CA `vipmesh ca init` made, imported into the store on the cluster's first start. */
+      caDir?: string;
+    };
+
 export interface ManagerOptions {
-  /** Where the SQLite database lives. */
+  /** Where the manager keeps its own files: the SQLite store, its identities. */
   dataDir: string;
+  /** Default SQLite in dataDir. */
+  store?: StoreOptions;
+  /** The name it shows as a node of the cluster; default the machine's. */
+  hostname?: string;
   /** "host:port" (port 0 picks one) or "unix:/path". */
   listen: string[];
   heartbeatPeriodMs?: number;
@@ -81,26 +107,39 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     managerAddrs: options.listen.map(listenIpv4).filter((a) => a !== undefined),
     ports: parseReservedPorts(options.reservedPorts ?? DEFAULT_RESERVED_PORTS),
   };
-  const { store, close } = ClusterStore.open(options.dataDir);
+  const storeOptions = options.store ?? { kind: "sqlite" };
+  let store: ClusterStore;
+  try {
+    store = await openStore(options.dataDir, storeOptions);
+  } catch (err) {
+    throw new Error(`cannot open the cluster's store: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const close = () => store.close();
   const allocator = new Allocator({ addressPool: options.addressPool, reserved });
   allocator.restore(store);
+  store.onReallocate(() => allocator.restore(store));
   const cluster = new Cluster(store, allocator, { allowLoopbackNodes: options.allowLoopbackNodes });
   try {
-    cluster.ensureIngressNetwork(options.ingressSubnet);
-    cluster.assignMissingFwmarks();
+    await cluster.ensureIngressNetwork(options.ingressSubnet);
+    await cluster.assignMissingFwmarks();
   } catch (err) {
-    close();
+    await close();
     throw new Error(`cannot bring the cluster up to date: ${err instanceof Error ? err.message : String(err)}`);
   }
   let ca: CertificateAuthority | undefined;
   let identity: IdentitySource | undefined;
   try {
     if (!options.insecure) {
-      ca = await CertificateAuthority.open(options.dataDir, store.settings, options.certValidityMs, options.joinRate);
+      const source = storeOptions.kind === "etcd" ? { in: "store" as const, ...(storeOptions.caDir ? { importFrom: storeOptions.caDir } : {}) } : { in: "data-dir" as const };
+      ca = await CertificateAuthority.open(options.dataDir, store, {
+        source,
+        ...(options.certValidityMs !== undefined ? { validityMs: options.certValidityMs } : {}),
+        ...(options.joinRate ? { joinRate: options.joinRate } : {}),
+      });
       identity = await ca.localIdentities(options.dataDir);
     }
   } catch (err) {
-    close();
+    await close();
     throw new Error(`cannot set up the cluster's CA in ${options.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
   }
   // overlay keys only where they can travel over mutual TLS
@@ -118,7 +157,16 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   });
   const addresses: string[] = [];
   // the manager's node (Engine API): where agents reach it, its first TCP address
-  const ops = new Operations(store, cluster, dispatcher, ca, () => addresses.find((a) => !a.startsWith("unix:")) ?? "");
+  const me = managerIdentity(options.dataDir, store.settings);
+  const insecureClusterId = store.settings.get("cluster-id") ?? newId();
+  if (!ca && store.settings.get("cluster-id") === undefined) await store.settings.set("cluster-id", insecureClusterId);
+  const directory = soloDirectory(() => ({
+    ...me,
+    hostname: options.hostname ?? hostname(),
+    addr: addresses.find((a) => !a.startsWith("unix:")) ?? "",
+    dockerApi: dockerApi.map((l) => l.address),
+  }));
+  const ops = new Operations(store, cluster, dispatcher, ca, directory, insecureClusterId);
   server.addService(ClusterServiceDef, clusterHandlers(store, ops, dispatcher));
   server.addService(DispatcherServiceDef, dispatcherHandlers(cluster, dispatcher, ca !== undefined));
   if (ca) server.addService(CaServiceDef, caHandlers(ca));
@@ -147,7 +195,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     await Promise.all(dockerApi.map((l) => l.close()));
     server.forceShutdown();
     ca?.stop();
-    close();
+    await close();
     throw new Error(`cannot listen on ${[...options.listen, ...(options.dockerApi ?? [])].join(", ")}: ${err instanceof Error ? err.message : String(err)}`);
   }
   // the orchestrator subscribes first: its reconcile then runs before the dispatcher's
@@ -169,7 +217,13 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       orchestrator.stop();
       dispatcher.stop();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      close();
+      await close();
     },
   };
+}
+
+function openStore(dataDir: string, o: StoreOptions): Promise<ClusterStore> {
+  if (o.kind === "sqlite") return ClusterStore.openSqlite(dataDir);
+  const backend = new EtcdBackend({ endpoints: o.endpoints, tls: o.tlsDir ? readEtcdTls(o.tlsDir) : undefined, storeKey: readStoreKey(o.storeKeyFile) });
+  return ClusterStore.open(backend);
 }

@@ -3,6 +3,7 @@
 // After the manager starts, no node is judged before every agent had time to come back (restartGraceMs).
 
 import { RECONNECT_MAX_BACKOFF_MS, REGISTER_DEADLINE_MS } from "@vipmesh/api";
+import { inBackground } from "./background.ts";
 import type { Cluster } from "./cluster.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
 
@@ -49,7 +50,7 @@ export class NodeHealth {
   /** A heartbeat: the node is alive, and ready again if it was not. */
   heartbeat(nodeId: string): void {
     this.seen(nodeId);
-    if (this.store.node(nodeId)?.status.state !== "ready") this.cluster.setNodeState(nodeId, "ready", "");
+    if (this.store.node(nodeId)?.status.state !== "ready") inBackground(`marking node ${nodeId} ready`, this.cluster.setNodeState(nodeId, "ready", ""));
   }
 
   private check(): void {
@@ -58,7 +59,7 @@ export class NodeHealth {
       if (n.status.state === "down") continue;
       const seen = this.lastSeen.get(n.id) ?? 0;
       if (seen < deadline) {
-        this.cluster.setNodeState(n.id, "down", `no heartbeat for ${MISSED_HEARTBEATS_FOR_DOWN} periods`);
+        inBackground(`marking node ${n.id} down`, this.cluster.setNodeState(n.id, "down", `no heartbeat for ${MISSED_HEARTBEATS_FOR_DOWN} periods`));
         this.endSession(n.id, "heartbeats missed: node marked down");
       }
     }

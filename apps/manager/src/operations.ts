@@ -3,12 +3,11 @@
 // through one write queue; creates with a request ID share one request log,
 // so a repeat is answered with the first result whichever API it came by.
 
-import { hostname } from "node:os";
 import type { ClusterOps, LogRequest, LogSink, ManagerNode } from "@vipmesh/engine-api";
 import { type Network, type Node, type NodeSpec, type ObjectKind, precondition, type Service, type Task } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import type { Dispatcher } from "./dispatcher.ts";
-import { newId } from "./ids.ts";
+import type { ManagerDirectory, ManagerInfo } from "./ha/directory.ts";
 import { RequestLog } from "./request-log.ts";
 import type { CertificateAuthority } from "./security/certificate-authority.ts";
 import { listImages, removeImage, startImageLoad } from "./image-relay.ts";
@@ -20,41 +19,26 @@ const noCa = () => precondition("this manager runs with --insecure: it has no CA
 
 const byName = <T>(name: (o: T) => string) => (a: T, b: T) => name(a).localeCompare(name(b));
 
-/** A setting kept from the first start: the manager's own node ID and times. */
-function kept(store: ClusterStore, name: string, make: () => string): string {
-  let v = store.settings.get(name);
-  if (!v) {
-    v = make();
-    store.settings.set(name, v);
-  }
-  return v;
-}
-
 export class Operations implements ClusterOps {
   private readonly writes = new WriteQueue();
   private readonly requests = new RequestLog();
-  private readonly self: Omit<ManagerNode, "addr">;
+  private readonly clusterId: string;
 
-  /** `addr`: where agents reach the manager, known once it listens. */
   constructor(
     private readonly store: ClusterStore,
     private readonly cluster: Cluster,
     private readonly dispatcher: Dispatcher,
     private readonly ca: CertificateAuthority | undefined,
-    private readonly addr: () => string,
+    /** The cluster's managers, this one among them. */
+    private readonly directory: ManagerDirectory,
+    /** An --insecure cluster's ID (made on its first start); with a CA, the CA's. */
+    insecureClusterId: string,
   ) {
-    const createdAt = kept(store, "manager-created-at", () => new Date().toISOString());
-    this.self = {
-      id: kept(store, "manager-node-id", newId),
-      hostname: hostname(),
-      createdAt,
-      clusterId: ca?.ca.clusterId ?? kept(store, "cluster-id", newId),
-      clusterCreatedAt: createdAt,
-    };
+    this.clusterId = ca?.ca.clusterId ?? insecureClusterId;
   }
 
   /** A write: run in turn by the queue; a request ID seen before gets the first answer again. */
-  private write<T extends object>(method: string, requestId: string | undefined, fn: () => T): Promise<T> {
+  private write<T extends object>(method: string, requestId: string | undefined, fn: () => Promise<T>): Promise<T> {
     return this.writes.run(() => (requestId ? this.requests.answer(`${method}/${requestId}`, fn) : fn()));
   }
 
@@ -73,7 +57,7 @@ export class Operations implements ClusterOps {
   }
   async removeNetwork(ref: string): Promise<void> {
     await this.cluster.networkDrained(ref); // tasks of a service that left it may still be stopping: not a reason to fail
-    await this.write("RemoveNetwork", undefined, () => (this.cluster.removeNetwork(ref), {}));
+    await this.write("RemoveNetwork", undefined, async () => (await this.cluster.removeNetwork(ref), {}));
   }
 
   listServices(): Service[] {
@@ -92,7 +76,7 @@ export class Operations implements ClusterOps {
     return this.write("RollbackService", undefined, () => this.cluster.rollbackService(ref, version));
   }
   async removeService(ref: string): Promise<void> {
-    await this.write("RemoveService", undefined, () => (this.cluster.removeService(ref), {}));
+    await this.write("RemoveService", undefined, async () => (await this.cluster.removeService(ref), {}));
   }
 
   listNodes(): Node[] {
@@ -105,7 +89,7 @@ export class Operations implements ClusterOps {
     return this.write("UpdateNode", undefined, () => this.cluster.updateNode(ref, version, spec));
   }
   async removeNode(ref: string, force: boolean): Promise<void> {
-    await this.write("RemoveNode", undefined, () => (this.cluster.removeNode(ref, force), {}));
+    await this.write("RemoveNode", undefined, async () => (await this.cluster.removeNode(ref, force), {}));
   }
 
   listTasks(filter: { service?: string; node?: string } = {}): Task[] {
@@ -150,7 +134,18 @@ export class Operations implements ClusterOps {
     return this.store.subscribe(() => listener());
   }
 
+  /** This manager, as a node of its cluster. */
   manager(): ManagerNode {
-    return { ...this.self, addr: this.addr() };
+    return this.asNode(this.directory.self());
+  }
+
+  /** Every manager of the cluster, whether reachable, which leads. */
+  managers(): (ManagerNode & { reachable: boolean; leader: boolean })[] {
+    return this.directory.list().map((m) => this.asNode(m));
+  }
+
+  private asNode(m: ManagerInfo): ManagerNode & { reachable: boolean; leader: boolean } {
+    const first = this.directory.list().reduce((a, b) => (b.createdAt < a.createdAt ? b : a), m);
+    return { id: m.id, hostname: m.hostname, addr: m.addr, createdAt: m.createdAt, clusterId: this.clusterId, clusterCreatedAt: first.createdAt, reachable: m.reachable, leader: m.leader };
   }
 }

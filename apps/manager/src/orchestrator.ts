@@ -95,7 +95,9 @@ export class Orchestrator {
     this.historyLimit = options.taskHistoryLimit ?? 5;
   }
 
+  /** Starts reconciling (again, on a manager that becomes the leader): every service is looked at first. */
   start(): void {
+    this.allDirty = true;
     this.unsubscribe = this.store.subscribe((c) => this.onCommit(c));
     this.kick();
   }
@@ -154,17 +156,18 @@ export class Orchestrator {
     const nodes = this.store.list("node");
     const load = this.loadOf();
     const reserved = reservedResources(this.store.list("task"));
+    // not awaited: the store runs them in turn (at once with SQLite, so the tasks and their cause reach agents as one delta)
     for (const id of ids) {
-      try {
-        this.store.update((tx) => {
+      this.store
+        .update((tx) => {
           const s = tx.get("service", id);
           if (s) this.reconcileService(tx, s, nodes, load, reserved);
           else this.restarts.forget(id);
+        })
+        .catch((err: unknown) => {
+          console.error(`orchestrator: service ${id}: ${err instanceof Error ? err.message : String(err)}`);
+          this.later(id, 1000);
         });
-      } catch (err) {
-        console.error(`orchestrator: service ${id}: ${err instanceof Error ? err.message : String(err)}`);
-        this.later(id, 1000);
-      }
     }
   }
 

@@ -13,6 +13,8 @@ export const REQUEST_LOG_LIMITS = { count: 10_000, ageMs: 10 * 60_000 };
 export class RequestLog {
   // insertion order is age order: the oldest entry is always first
   private readonly entries = new Map<string, { at: number; result: object }>();
+  /** Writes still being committed: a repeat meanwhile waits for the same answer. */
+  private readonly pending = new Map<string, Promise<object>>();
 
   constructor(
     private readonly limits = REQUEST_LOG_LIMITS,
@@ -23,14 +25,20 @@ export class RequestLog {
    * `run`'s answer, or the one it gave before under `key`. Only successes are
    * kept: a refused write changed nothing, so a repeat may as well try again.
    */
-  answer<T extends object>(key: string, run: () => T): T {
+  async answer<T extends object>(key: string, run: () => Promise<T>): Promise<T> {
     this.expire();
-    const seen = this.entries.get(key);
-    if (seen) return seen.result as T;
-    const result = run();
-    this.entries.set(key, { at: this.now(), result });
-    if (this.entries.size > this.limits.count) this.entries.delete(this.entries.keys().next().value!);
-    return result;
+    const seen = this.entries.get(key)?.result ?? this.pending.get(key);
+    if (seen) return seen as Promise<T> | T;
+    const running = run();
+    this.pending.set(key, running);
+    try {
+      const result = await running;
+      this.entries.set(key, { at: this.now(), result });
+      if (this.entries.size > this.limits.count) this.entries.delete(this.entries.keys().next().value!);
+      return result;
+    } finally {
+      this.pending.delete(key);
+    }
   }
 
   get size(): number {

@@ -117,6 +117,7 @@ export function caHandlers(ca: CertificateAuthority): wire.CaServiceHandlers {
     GetRootCa: unary(() => ({ caPem: ca.ca.certPem })),
     Join: unary((req, call) => ca.join(req.token, req.csrPem, sourceAddressOf(call))),
     RenewCertificate: unary(async (req, call) => ({ certPem: await ca.renew(callerOf(call)!, req.csrPem) })),
+    JoinManager: unary((req, call) => ca.joinManager(req.token, req.etcdCsrPem, sourceAddressOf(call))),
   };
 }
 
@@ -128,13 +129,13 @@ export function caHandlers(ca: CertificateAuthority): wire.CaServiceHandlers {
 export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, secure: boolean): wire.DispatcherServiceHandlers {
   const registrations = new RateLimiter(REGISTRATION_LIMIT.count, REGISTRATION_LIMIT.windowMs);
   return {
-    Register: unary((req, call) => {
+    Register: unary(async (req, call) => {
       const nodeId = secure ? callerOf(call)!.id : req.nodeId;
       if (!registrations.take(nodeId || req.hostname)) {
         throw exhausted(`node ${nodeId || req.hostname} registers too often (at most ${REGISTRATION_LIMIT.count} times in ${REGISTRATION_LIMIT.windowMs / 1000} s); try again shortly`);
       }
       const offer = { runtimes: req.runtimes ?? [], resources: req.resources };
-      return { nodeId: cluster.registerNode(req.hostname, req.addr, nodeId, req.labels ?? {}, req.dataplane, secure, offer).id };
+      return { nodeId: (await cluster.registerNode(req.hostname, req.addr, nodeId, req.labels ?? {}, req.dataplane, secure, offer)).id };
     }),
 
     Session: (call) => {
@@ -164,7 +165,9 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
           }
           if (msg.heartbeat) dispatcher.health.heartbeat(nodeId);
           else if (msg.ack) dispatcher.ack(nodeId, Number(msg.ack.version));
-          else if (msg.taskStatus) cluster.reportTaskStatus(nodeId, msg.taskStatus.taskId, msg.taskStatus.status ?? {});
+          else if (msg.taskStatus) {
+            cluster.reportTaskStatus(nodeId, msg.taskStatus.taskId, msg.taskStatus.status ?? {}).catch((err: unknown) => call.emit("error", toStatus(err)));
+          }
           else if (msg.logData) {
             const { requestId, piece } = logPieceFromWire(msg.logData);
             dispatcher.logs.piece(nodeId, requestId, piece);

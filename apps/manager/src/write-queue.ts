@@ -23,7 +23,7 @@ export class WriteQueue {
     private readonly clock: () => number = () => performance.now(),
   ) {}
 
-  run<T>(write: () => T): Promise<T> {
+  run<T>(write: () => T | Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const job = () => {
         try {

@@ -22,6 +22,35 @@ interface ManagerOptions {
   joinRate?: { count: number; windowMs: number };
   allowLoopbackNodes?: boolean;
   dockerApi?: string[];
+  store?: string;
+  etcdEndpoints?: string;
+  etcdTlsDir?: string;
+  storeKey?: string;
+  caDir?: string;
+  hostname?: string;
+}
+
+/** --store and its etcd flags, checked together: a flag of the other store is a mistake worth saying. */
+function storeOptions(opts: ManagerOptions) {
+  const kind = opts.store ?? "sqlite";
+  const etcdFlags = [opts.etcdEndpoints && "--etcd-endpoints", opts.etcdTlsDir && "--etcd-tls-dir", opts.storeKey && "--store-key", opts.caDir && "--ca-dir"].filter(Boolean);
+  if (kind === "sqlite") {
+    if (etcdFlags.length > 0) throw new UsageError(`${etcdFlags.join(", ")} only go with --store etcd`);
+    return { kind } as const;
+  }
+  if (kind !== "etcd") throw new UsageError(`--store ${kind}: give sqlite (one manager, the default) or etcd (several managers)`);
+  const endpoints = (opts.etcdEndpoints ?? "").split(",").map((e) => e.trim()).filter(Boolean);
+  if (endpoints.length === 0) throw new UsageError("--store etcd needs --etcd-endpoints https://ADDR:2379[,…]");
+  for (const e of endpoints) if (!/^https?:\/\/[^/\s]+:\d+$/.test(e)) throw new UsageError(`etcd endpoint "${e}" is not https://ADDR:PORT`);
+  if (!opts.storeKey) throw new UsageError("--store etcd needs --store-key FILE: the key every manager shares (make one with `vipmesh store key --out FILE`)");
+  if (!opts.etcdTlsDir && endpoints.some((e) => e.startsWith("https:"))) throw new UsageError("https etcd endpoints need --etcd-tls-dir DIR (ca.pem, cert.pem, key.pem: `vipmesh ca issue --usage client --cn vipmesh-manager`)");
+  return {
+    kind,
+    endpoints,
+    storeKeyFile: resolve(opts.storeKey),
+    ...(opts.etcdTlsDir ? { tlsDir: resolve(opts.etcdTlsDir) } : {}),
+    ...(opts.caDir ? { caDir: resolve(opts.caDir) } : {}),
+  } as const;
 }
 
 export function registerManagerCommand(program: Command, io: Io): void {
@@ -45,11 +74,18 @@ export function registerManagerCommand(program: Command, io: Io): void {
       "serve the Docker Engine API (docker CLI, docker stack deploy) on unix:/path (mode 0600) or tcp://ADDR:PORT (mutual TLS with the cluster's certificates; DOCKER_CERT_PATH=the admin identity dir) (repeatable)",
       collect,
     )
+    .option("--store <kind>", "where the cluster's state lives: sqlite (in --data-dir; one manager, the default) or etcd (any number of managers)")
+    .option("--etcd-endpoints <urls>", "with --store etcd: the etcd members' client URLs, https://ADDR:2379[,…]")
+    .option("--etcd-tls-dir <dir>", "with --store etcd: this manager's etcd client identity (ca.pem, cert.pem, key.pem)")
+    .option("--store-key <file>", "with --store etcd: the 0600 file of the key that seals the store's secrets, the same for every manager")
+    .option("--ca-dir <dir>", "with --store etcd: the cluster CA `vipmesh ca init` made, taken into the store on the cluster's first start")
+    .option("--hostname <name>", "the name this manager shows as a node of the cluster (default: the machine's)")
     .option("--allow-loopback-nodes", "let nodes advertise a 127.x address: only when every node runs on this machine")
     .option("--insecure", "plaintext, no certificates, every call allowed: for debugging only, never on a network anyone else can reach")
     .action(async (opts: ManagerOptions) => {
       const listen = opts.listen ?? [];
       if (listen.length === 0) throw new UsageError("give at least one --listen ADDR (host:port or a socket path)");
+      const store = storeOptions(opts);
       // Loaded here so client commands do not load the manager and its database driver.
       const { startManager } = await import("@vipmesh/manager");
       if (opts.insecure) {
@@ -57,6 +93,8 @@ export function registerManagerCommand(program: Command, io: Io): void {
       }
       const manager = await startManager({
         dataDir: resolve(opts.dataDir),
+        store,
+        ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
         listen: listen.map((a) => grpcTarget(normalizeAddress(a, process.cwd()))),
         ...(opts.heartbeatPeriod !== undefined ? { heartbeatPeriodMs: opts.heartbeatPeriod } : {}),
         ...(opts.ingressSubnet !== undefined ? { ingressSubnet: opts.ingressSubnet } : {}),

@@ -13,7 +13,7 @@
 import { timerAt, type Timer } from "@vipmesh/api";
 import { OVERLAY_KEY_BYTES, type OverlayKey, type OverlayKeySet } from "@vipmesh/core";
 import { randomBytes } from "node:crypto";
-import type { Settings } from "../store/sqlite.ts";
+import type { Settings } from "../store/cluster-store.ts";
 
 const DEFAULT_KEY_ROTATION_MS = 12 * 3600_000;
 const SETTING = "overlay-keys";

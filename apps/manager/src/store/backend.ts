@@ -48,8 +48,10 @@ export interface StoreBackend {
    * Writes all of `writes` and sets the version to `version`, all or nothing,
    * only if the stored version is still `version - 1`: otherwise StaleWrite.
    * StoreUnavailable when it cannot be written now; never hangs past a few seconds.
+   * A backend that commits synchronously returns nothing (SQLite): the change
+   * and what it sets off then stay in one turn of the event loop.
    */
-  commit(version: number, writes: readonly Write[]): Promise<void>;
+  commit(version: number, writes: readonly Write[]): Promise<void> | void;
   /**
    * Other managers' commits, each once, in version order, starting after
    * `fromVersion` (what load() returned); `onError` when the watch is lost for

@@ -1,9 +1,12 @@
 // The manager's state: every object in memory with the indexes the control
-// plane needs, persisted through the backend. All changes go through
-// `update(fn)`: fn works on a transaction; if it throws, nothing of it stays
-// (neither in the database, nor in memory, nor in the allocators, which
-// register undo steps); if it returns, its writes are committed at once and
-// subscribers see them as one Commit.
+// plane needs, persisted through a backend (backend.ts: SQLite or etcd). All
+// changes go through `update(fn)`: fn works on a transaction; if it throws,
+// nothing of it stays (neither in the backend, nor in memory, nor in the
+// allocators, which register undo steps); if it returns, its writes are
+// committed and subscribers see them as one Commit. Changes other managers
+// commit (etcd) arrive from the backend's watch and reach subscribers the
+// same way. A change that lost a race with another manager's runs again on
+// the newer state.
 
 import {
   type ClusterReader,
@@ -13,12 +16,15 @@ import {
   type ObjectKind,
   type Service,
   type Task,
+  VipmeshError,
   invalid,
+  isTerminal,
   notFound,
   taskName,
 } from "@vipmesh/core";
+import { type ForeignCommit, type PersistedState, StaleWrite, type StoreBackend, StoreUnavailable, type Write } from "./backend.ts";
 import { RemovedNodes } from "./removed-nodes.ts";
-import { type PersistedState, type Settings, SqliteBackend, type Write } from "./sqlite.ts";
+import { SqliteBackend } from "./sqlite.ts";
 
 export type AnyObject = ObjectByKind[ObjectKind];
 
@@ -31,11 +37,27 @@ export interface Change {
 export interface Commit {
   version: number;
   changes: Change[];
+  /** The names of the settings it set. */
+  settings: string[];
+  /** Another manager made it (etcd). */
+  foreign?: boolean;
+}
+
+/** Named values beside the objects (backend.ts's PersistedState.settings): read from memory, written in a commit. */
+export interface Settings {
+  get(name: string): string | undefined;
+  /** One commit of its own; resolves once committed. */
+  set(name: string, value: string): Promise<void>;
 }
 
 type Maps = { [K in ObjectKind]: Map<string, ObjectByKind[K]> };
 
 const emptyMaps = (): Maps => ({ node: new Map(), network: new Map(), service: new Map(), task: new Map() });
+
+/** How often a change that lost a race with another manager runs again before the caller hears UNAVAILABLE. */
+const MAX_ATTEMPTS = 5;
+/** How long a change that lost a race waits for the winner's commit to reach this manager. */
+const CATCH_UP_MS = 5000;
 
 export class ClusterStore implements ClusterReader {
   private readonly maps = emptyMaps();
@@ -43,29 +65,49 @@ export class ClusterStore implements ClusterReader {
   private readonly tasksByService = new Map<string, Set<string>>();
   private readonly servicesByNetwork = new Map<string, Set<string>>();
   private readonly listeners = new Set<(c: Commit) => void>();
+  private readonly values = new Map<string, string>();
   private current = 0;
   private inTx = false;
+  /** A commit is on its way to the backend: later changes wait in `queue`, run in order. */
+  private committing = false;
+  private readonly queue: (() => void)[] = [];
+  /** Other managers' commits that came ahead of one still missing (watch order is version order; this is for our own, in flight). */
+  private readonly early = new Map<number, ForeignCommit>();
+  private readonly caughtUp = new Set<() => void>();
+  /** Runs before a change when another manager's commits changed what was allocated (Allocator.restore). */
+  private reallocate: (() => void) | undefined;
+  private allocationsStale = false;
   /** Nodes removed from the cluster, refused from then on. */
   readonly removedNodes: RemovedNodes;
+  readonly settings: Settings = {
+    get: (name) => this.values.get(name),
+    set: (name, value) => this.update((tx) => tx.setSetting(name, value)),
+  };
 
-  private constructor(
-    private readonly persist: ((version: number, writes: Write[]) => void) | null,
-    /** Named values beside the objects (see Settings). */
-    readonly settings: Settings,
-  ) {
-    this.removedNodes = new RemovedNodes(settings);
+  private constructor(private readonly backend: StoreBackend | null) {
+    this.removedNodes = new RemovedNodes(this.settings);
   }
 
-  /** A store on `dataDir` (SQLite), or in memory when `dataDir` is null (unit tests only). */
-  static open(dataDir: string | null): { store: ClusterStore; close: () => void } {
-    if (dataDir === null) {
-      const values = new Map<string, string>();
-      return { store: new ClusterStore(null, { get: (k) => values.get(k), set: (k, v) => void values.set(k, v) }), close: () => {} };
+  /** A store on `backend`, loaded; in memory only when null (unit tests). Following other managers' commits when the backend has a watch. */
+  static async open(backend: StoreBackend | null): Promise<ClusterStore> {
+    const store = new ClusterStore(backend);
+    if (backend) {
+      store.loadFrom(await backend.load());
+      store.stopWatch = backend.watch?.(store.current, (c) => store.receive(c), (err) => store.lost(err));
     }
-    const backend = new SqliteBackend(dataDir);
-    const store = new ClusterStore(backend.commit, backend.settings);
-    store.loadFrom(backend.load());
-    return { store, close: () => backend.close() };
+    return store;
+  }
+
+  /** The SQLite store of a manager's data dir, or an in-memory one (null: unit tests). */
+  static openSqlite(dataDir: string | null): Promise<ClusterStore> {
+    return ClusterStore.open(dataDir === null ? null : new SqliteBackend(dataDir));
+  }
+
+  private stopWatch: (() => void) | undefined;
+
+  async close(): Promise<void> {
+    this.stopWatch?.();
+    await this.backend?.close();
   }
 
   private loadFrom(state: PersistedState): void {
@@ -73,6 +115,12 @@ export class ClusterStore implements ClusterReader {
     for (const kind of Object.keys(state.objects) as ObjectKind[]) {
       for (const o of state.objects[kind]) this.setObject(kind, o);
     }
+    for (const [k, v] of Object.entries(state.settings)) this.values.set(k, v);
+  }
+
+  /** Called by the allocator's owner: how to rebuild allocations after other managers' changes. */
+  onReallocate(fn: () => void): void {
+    this.reallocate = fn;
   }
 
   get version(): number {
@@ -133,43 +181,180 @@ export class ClusterStore implements ClusterReader {
     return () => this.listeners.delete(fn);
   }
 
-  update<T>(fn: (tx: Tx) => T): T {
+  /**
+   * Runs fn on a transaction and commits what it wrote. With a synchronous
+   * backend (SQLite) all of it happens before update returns; otherwise later
+   * changes wait their turn. A change another manager's beat is run again
+   * (fn must have no effect outside the transaction but through onRollback).
+   */
+  update<T>(fn: (tx: Tx) => T): Promise<T> {
     if (this.inTx) throw new Error("nested store.update");
+    if (!this.committing && this.queue.length === 0) return this.attempt(fn, 1);
+    return new Promise<T>((resolve, reject) => this.queue.push(() => void this.attempt(fn, 1).then(resolve, reject)));
+  }
+
+  private attempt<T>(fn: (tx: Tx) => T, attempt: number): Promise<T> {
+    if (this.allocationsStale) {
+      this.allocationsStale = false;
+      this.reallocate?.();
+    }
     this.inTx = true;
     const tx = new Tx(this, this.current + 1);
+    let result: T;
+    let pending: Promise<void> | void;
+    let writes: Write[];
     try {
-      const result = fn(tx);
-      const changes = tx.changes();
-      if (changes.length > 0) {
-        const writes: Write[] = changes.map((c) =>
-          c.action === "remove"
-            ? { op: "delete", kind: c.kind, id: c.object.id }
-            : { op: "put", kind: c.kind, object: c.object },
-        );
-        this.persist?.(tx.version, writes);
-        this.current = tx.version;
-        for (const c of changes) {
-          if (c.action === "remove") this.deleteObject(c.kind, c.object.id);
-          else this.setObject(c.kind, c.object);
-        }
-      }
-      this.inTx = false;
-      if (changes.length > 0) {
-        const commit = { version: this.current, changes };
-        for (const l of this.listeners) {
-          try {
-            l(commit);
-          } catch (err) {
-            // a subscriber's bug must not turn a committed change into a failed call
-            console.error("store subscriber failed:", err);
-          }
-        }
-      }
-      return result;
+      result = fn(tx);
+      writes = tx.writesToCommit();
+      pending = writes.length > 0 ? this.backend?.commit(tx.version, writes) : undefined;
     } catch (err) {
       this.inTx = false;
       tx.rollback();
-      throw err;
+      return Promise.reject(storeError(err));
+    }
+    this.inTx = false;
+    if (!(pending instanceof Promise)) {
+      if (writes.length > 0) this.apply(tx.version, tx.changes(), tx.settingWrites(), false);
+      return Promise.resolve(result);
+    }
+    this.committing = true;
+    return pending.then(
+      () => {
+        this.committing = false;
+        if (this.current < tx.version) this.apply(tx.version, tx.changes(), tx.settingWrites(), false);
+        this.drain();
+        return result;
+      },
+      async (err: unknown) => {
+        tx.rollback();
+        this.committing = false;
+        this.drain();
+        if (err instanceof StaleWrite && attempt < MAX_ATTEMPTS) {
+          await this.reach(err.seen);
+          return this.retry(fn, attempt + 1);
+        }
+        throw storeError(err);
+      },
+    );
+  }
+
+  private retry<T>(fn: (tx: Tx) => T, attempt: number): Promise<T> {
+    if (!this.committing && this.queue.length === 0) return this.attempt(fn, attempt);
+    return new Promise<T>((resolve, reject) => this.queue.push(() => void this.attempt(fn, attempt).then(resolve, reject)));
+  }
+
+  /** Runs the changes that waited for a commit, while none is on its way. */
+  private drain(): void {
+    while (!this.committing && this.queue.length > 0) this.queue.shift()!();
+    this.flushEarly();
+  }
+
+  /** Resolves once this manager's view reached `version` (another manager's commit, from the watch). */
+  private reach(version: number): Promise<void> {
+    if (this.current >= version) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.current < version) return;
+        clearTimeout(timer);
+        this.caughtUp.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.caughtUp.delete(check);
+        reject(new StoreUnavailable(`this manager's view of the cluster is behind (at version ${this.current}, the store at ${version}): its watch of the store is not delivering`));
+      }, CATCH_UP_MS);
+      this.caughtUp.add(check);
+    });
+  }
+
+  /** Another manager's commit, from the backend's watch. */
+  private receive(c: ForeignCommit): void {
+    if (c.version <= this.current) return; // ours, applied when it was made
+    this.early.set(c.version, c);
+    this.flushEarly();
+  }
+
+  private flushEarly(): void {
+    if (this.committing) return; // ours may be the one before: it comes first
+    for (const v of [...this.early.keys()].sort((a, b) => a - b)) {
+      if (v <= this.current) {
+        this.early.delete(v);
+        continue;
+      }
+      if (v !== this.current + 1) break;
+      const c = this.early.get(v)!;
+      this.early.delete(v);
+      this.applyForeign(c);
+    }
+  }
+
+  private applyForeign(c: ForeignCommit): void {
+    const changes: Change[] = [];
+    const settings = new Map<string, string>();
+    for (const w of c.writes) {
+      if (w.op === "setting") settings.set(w.name, w.value);
+      else if (w.op === "put") changes.push({ action: this.maps[w.kind].has(w.object.id) ? "update" : "create", kind: w.kind, object: w.object });
+      else {
+        const old = this.maps[w.kind].get(w.id);
+        if (old) changes.push({ action: "remove", kind: w.kind, object: old });
+      }
+    }
+    if (changes.some((ch) => this.changesAllocations(ch))) this.allocationsStale = true;
+    this.apply(c.version, changes, settings, true);
+  }
+
+  /** Whether another manager's change moved what the allocator holds (addresses, VIPs, ports, VNIs, marks). */
+  private changesAllocations(ch: Change): boolean {
+    if (ch.kind === "network" || ch.kind === "service") return true;
+    if (ch.action !== "update") return ch.kind !== "node" || Boolean((ch.object as Node).status.ingressAddr);
+    if (ch.kind === "task") return isEnded(ch.object as Task) !== isEnded(this.maps.task.get(ch.object.id));
+    return (ch.object as Node).status.ingressAddr !== this.maps.node.get(ch.object.id)?.status.ingressAddr;
+  }
+
+  /** The watch is lost for good (etcd compacted past it): reload and tell subscribers what changed. */
+  private lost(err: Error): void {
+    console.error(`store: ${err.message}; reloading the cluster from the store`);
+    void this.reload().catch((e: unknown) => console.error(`store: reload failed: ${e instanceof Error ? e.message : String(e)}`));
+  }
+
+  private async reload(): Promise<void> {
+    if (!this.backend) return;
+    this.stopWatch?.();
+    const state = await this.backend.load();
+    const writes: Write[] = [];
+    for (const kind of Object.keys(state.objects) as ObjectKind[]) {
+      const seen = new Set<string>();
+      for (const o of state.objects[kind]) {
+        seen.add(o.id);
+        if (JSON.stringify(this.maps[kind].get(o.id)) !== JSON.stringify(o)) writes.push({ op: "put", kind, object: o });
+      }
+      for (const id of this.maps[kind].keys()) if (!seen.has(id)) writes.push({ op: "delete", kind, id });
+    }
+    for (const [name, value] of Object.entries(state.settings)) if (this.values.get(name) !== value) writes.push({ op: "setting", name, value });
+    this.early.clear();
+    this.current = Math.min(this.current, state.version - 1);
+    this.applyForeign({ version: state.version, writes });
+    this.allocationsStale = true;
+    this.stopWatch = this.backend.watch?.(state.version, (c) => this.receive(c), (e) => this.lost(e));
+  }
+
+  private apply(version: number, changes: Change[], settings: ReadonlyMap<string, string>, foreign: boolean): void {
+    this.current = version;
+    for (const c of changes) {
+      if (c.action === "remove") this.deleteObject(c.kind, c.object.id);
+      else this.setObject(c.kind, c.object);
+    }
+    for (const [name, value] of settings) this.values.set(name, value);
+    for (const check of [...this.caughtUp]) check();
+    if (changes.length === 0 && settings.size === 0) return;
+    const commit: Commit = { version, changes, settings: [...settings.keys()], ...(foreign ? { foreign } : {}) };
+    for (const l of this.listeners) {
+      try {
+        l(commit);
+      } catch (err) {
+        // a subscriber's bug must not turn a committed change into a failed call
+        console.error("store subscriber failed:", err);
+      }
     }
   }
 
@@ -228,6 +413,7 @@ const NAME_OF: { [K in ObjectKind]: (o: ObjectByKind[K]) => string } = {
 export class Tx {
   readonly now = new Date().toISOString();
   private readonly writes = new Map<string, Change>();
+  private readonly settings = new Map<string, string>();
   private readonly undo: (() => void)[] = [];
 
   constructor(
@@ -325,11 +511,45 @@ export class Tx {
     this.undo.push(fn);
   }
 
+  /** Sets a named value (see Settings) as part of this transaction. */
+  setSetting(name: string, value: string): void {
+    this.settings.set(name, value);
+  }
+
+  /** A setting as this transaction sees it. */
+  setting(name: string): string | undefined {
+    return this.settings.get(name) ?? this.store.settings.get(name);
+  }
+
   changes(): Change[] {
     return [...this.writes.values()];
+  }
+
+  settingWrites(): ReadonlyMap<string, string> {
+    return this.settings;
+  }
+
+  /** What the backend writes: the objects, then the settings. */
+  writesToCommit(): Write[] {
+    const out: Write[] = this.changes().map((c) =>
+      c.action === "remove" ? { op: "delete", kind: c.kind, id: c.object.id } : { op: "put", kind: c.kind, object: c.object },
+    );
+    for (const [name, value] of this.settings) out.push({ op: "setting", name, value });
+    return out;
   }
 
   rollback(): void {
     for (const fn of this.undo.reverse()) fn();
   }
+}
+
+const isEnded = (t: Task | undefined): boolean => t !== undefined && isTerminal(t.status.state);
+
+/** What a caller hears when the store cannot take a change: UNAVAILABLE with the backend's reason. */
+function storeError(err: unknown): unknown {
+  if (err instanceof StoreUnavailable) return new VipmeshError("unavailable", err.message);
+  if (err instanceof StaleWrite) {
+    return new VipmeshError("unavailable", `the cluster kept changing under this call (other managers wrote first ${MAX_ATTEMPTS} times); retry it`);
+  }
+  return err;
 }

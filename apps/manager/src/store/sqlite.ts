@@ -1,35 +1,22 @@
-// The embedded database: one table per object kind, each row an object as
-// JSON, plus the store version. One SQLite transaction per commit.
+// The embedded database, the store of a cluster with one manager: one table
+// per object kind, each row an object as JSON; the version and the settings in
+// meta. One SQLite transaction per commit, done before commit() returns (so a
+// change and what it sets off stay in one turn of the event loop).
 
 import Database from "better-sqlite3";
 import { chmodSync, closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import type { ObjectByKind, ObjectKind } from "@vipmesh/core";
+import { KINDS, type PersistedState, StaleWrite, type StoreBackend, type Write } from "./backend.ts";
 
-export const KINDS: readonly ObjectKind[] = ["node", "network", "service", "task"];
+const SETTING = "setting:";
 
-export interface PersistedState {
-  version: number;
-  objects: { [K in ObjectKind]: ObjectByKind[K][] };
-}
-
-/** Small named values kept durably outside the versioned objects; written at once, not in a commit. */
-export interface Settings {
-  get(name: string): string | undefined;
-  set(name: string, value: string): void;
-}
-
-export type Write =
-  | { op: "put"; kind: ObjectKind; object: ObjectByKind[ObjectKind] }
-  | { op: "delete"; kind: ObjectKind; id: string };
-
-export class SqliteBackend {
+export class SqliteBackend implements StoreBackend {
   private readonly db: Database.Database;
   private readonly putStmt: Record<ObjectKind, Database.Statement>;
   private readonly deleteStmt: Record<ObjectKind, Database.Statement>;
-  private readonly setVersion: Database.Statement;
-  private readonly getSetting: Database.Statement;
-  private readonly putSetting: Database.Statement;
+  private readonly putMeta: Database.Statement;
+  private readonly getMeta: Database.Statement;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -48,41 +35,45 @@ export class SqliteBackend {
       Object.fromEntries(KINDS.map((k) => [k, this.db.prepare(sql(k))])) as Record<ObjectKind, Database.Statement>;
     this.putStmt = stmts((k) => `INSERT OR REPLACE INTO ${k} (id, data) VALUES (?, ?)`);
     this.deleteStmt = stmts((k) => `DELETE FROM ${k} WHERE id = ?`);
-    this.setVersion = this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('version', ?)`);
-    this.getSetting = this.db.prepare(`SELECT value FROM meta WHERE key = ?`);
-    this.putSetting = this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`);
+    this.putMeta = this.db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)`);
+    this.getMeta = this.db.prepare(`SELECT value FROM meta WHERE key = ?`);
   }
 
-  /** The cluster's settings beside its objects (join token secrets, revoked nodes, overlay keys): `setting:<name>` in meta. */
-  readonly settings: Settings = {
-    get: (name) => (this.getSetting.get(`setting:${name}`) as { value: string } | undefined)?.value,
-    set: (name, value) => void this.putSetting.run(`setting:${name}`, value),
-  };
+  private version(): number {
+    const row = this.getMeta.get("version") as { value: string } | undefined;
+    return row ? Number(row.value) : 0;
+  }
 
-  load(): PersistedState {
-    const row = this.db.prepare(`SELECT value FROM meta WHERE key = 'version'`).get() as { value: string } | undefined;
+  load(): Promise<PersistedState> {
     const read = <K extends ObjectKind>(k: K) =>
-      (this.db.prepare(`SELECT data FROM ${k}`).all() as { data: string }[]).map(
-        (r) => JSON.parse(r.data) as ObjectByKind[K],
-      );
-    return {
-      version: row ? Number(row.value) : 0,
+      (this.db.prepare(`SELECT data FROM ${k}`).all() as { data: string }[]).map((r) => JSON.parse(r.data) as ObjectByKind[K]);
+    const settings: Record<string, string> = {};
+    for (const r of this.db.prepare(`SELECT key, value FROM meta WHERE key LIKE '${SETTING}%'`).all() as { key: string; value: string }[]) {
+      settings[r.key.slice(SETTING.length)] = r.value;
+    }
+    return Promise.resolve({
+      version: this.version(),
       objects: { node: read("node"), network: read("network"), service: read("service"), task: read("task") },
-    };
+      settings,
+    });
   }
 
-  /** Writes all of `writes` and the new version atomically. */
-  readonly commit = (version: number, writes: readonly Write[]): void => {
+  /** Synchronous (the interface allows a promise): one writer, so the version check cannot fail but for a bug. */
+  commit(version: number, writes: readonly Write[]): void {
     this.db.transaction(() => {
+      const stored = this.version();
+      if (stored !== version - 1) throw new StaleWrite(stored);
       for (const w of writes) {
         if (w.op === "put") this.putStmt[w.kind].run(w.object.id, JSON.stringify(w.object));
-        else this.deleteStmt[w.kind].run(w.id);
+        else if (w.op === "delete") this.deleteStmt[w.kind].run(w.id);
+        else this.putMeta.run(`${SETTING}${w.name}`, w.value);
       }
-      this.setVersion.run(String(version));
+      this.putMeta.run("version", String(version));
     })();
-  };
+  }
 
-  close(): void {
+  close(): Promise<void> {
     this.db.close();
+    return Promise.resolve();
   }
 }

@@ -1,0 +1,32 @@
+// Which managers the cluster has, for node ls, the Engine API's /nodes and
+// /info, and the agents' and clients' lists of where to fail over to.
+
+export interface ManagerInfo {
+  /** Stable across restarts. */
+  id: string;
+  hostname: string;
+  /** host:port agents and clients dial; "" when it listens only on a socket. */
+  addr: string;
+  /** Its Docker Engine API addresses, as DOCKER_HOST takes them. */
+  dockerApi: string[];
+  createdAt: string;
+  /** It is running and holds its lease (always, for this manager itself while it runs). */
+  reachable: boolean;
+  /** It runs the orchestrator, the scheduler, node timeouts and key rotation. */
+  leader: boolean;
+}
+
+export interface ManagerDirectory {
+  /** This manager. */
+  self(): ManagerInfo;
+  /** Every manager of the cluster, this one included, by hostname. */
+  list(): ManagerInfo[];
+  /** Called after the list or a manager's reachability or leadership changed. */
+  onChange(fn: () => void): () => void;
+}
+
+/** The directory of a cluster with one manager (the SQLite store): itself, reachable, the leader. */
+export function soloDirectory(self: () => Omit<ManagerInfo, "reachable" | "leader">): ManagerDirectory {
+  const me = (): ManagerInfo => ({ ...self(), reachable: true, leader: true });
+  return { self: me, list: () => [me()], onChange: () => () => {} };
+}
