@@ -243,10 +243,10 @@ export class ClusterStore implements ClusterReader {
     return new Promise<T>((resolve, reject) => this.queue.push(() => void this.attempt(fn, attempt).then(resolve, reject)));
   }
 
-  /** Runs the changes that waited for a commit, while none is on its way. */
+  /** Applies what other managers committed meanwhile, then runs the changes that waited, while none is on its way. */
   private drain(): void {
-    while (!this.committing && this.queue.length > 0) this.queue.shift()!();
     this.flushEarly();
+    while (!this.committing && this.queue.length > 0) this.queue.shift()!();
   }
 
   /** Resolves once this manager's view reached `version` (another manager's commit, from the watch). */

@@ -1,0 +1,144 @@
+// ClusterStore's commit protocol against a backend that answers later (as
+// etcd does), driven by hand: changes in turn, races lost to other managers,
+// their commits from the watch. The real backends run the store suite in
+// test/store.integration.test.ts.
+
+import type { Node } from "@vipmesh/core";
+import { describe, expect, it } from "vitest";
+import { type ForeignCommit, StaleWrite, type StoreBackend, StoreUnavailable, type Write } from "./backend.ts";
+import { ClusterStore, type Commit } from "./cluster-store.ts";
+
+const node = (id: string, ingressAddr = ""): Node =>
+  ({
+    id,
+    version: 0,
+    createdAt: "",
+    updatedAt: "",
+    spec: { labels: {}, availability: "active" },
+    description: { hostname: id, dataplane: "nftables", engineLabels: {}, runtimes: ["process"] },
+    status: { state: "ready", message: "", addr: "", ingressAddr },
+  }) as unknown as Node;
+
+/** A backend whose commits wait until the test settles them; `deliver` plays the watch. */
+class HeldBackend implements StoreBackend {
+  readonly commits: { version: number; writes: readonly Write[]; settle: (err?: Error) => void }[] = [];
+  private onCommit: ((c: ForeignCommit) => void) | undefined;
+  load() {
+    return Promise.resolve({ version: 0, objects: { node: [], network: [], service: [], task: [] }, settings: {} });
+  }
+  commit(version: number, writes: readonly Write[]): Promise<void> {
+    return new Promise((resolve, reject) => this.commits.push({ version, writes, settle: (err) => (err ? reject(err) : resolve()) }));
+  }
+  watch(_from: number, onCommit: (c: ForeignCommit) => void) {
+    this.onCommit = onCommit;
+    return () => {};
+  }
+  deliver(c: ForeignCommit): void {
+    this.onCommit!(c);
+  }
+  close() {
+    return Promise.resolve();
+  }
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe("ClusterStore", () => {
+  it("runs changes in turn while a commit is on its way, each on the state before it", async () => {
+    const backend = new HeldBackend();
+    const store = await ClusterStore.open(backend);
+    const a = store.update((tx) => tx.put("node", node("a")));
+    const b = store.update((tx) => (tx.get("node", "a") ? "saw a" : "missed a"));
+    await tick();
+    expect(backend.commits).toHaveLength(1); // b waits
+    backend.commits[0]!.settle();
+    await a;
+    expect(await b).toBe("saw a");
+    expect(store.version).toBe(1);
+  });
+
+  it("runs a change again on the newer state when another manager committed first", async () => {
+    const backend = new HeldBackend();
+    const store = await ClusterStore.open(backend);
+    const seen: Commit[] = [];
+    store.subscribe((c) => seen.push(c));
+    let runs = 0;
+    const put = store.update((tx) => {
+      runs++;
+      const other = tx.get("node", "other");
+      return tx.put("node", node("mine", other ? "after-other" : ""));
+    });
+    await tick();
+    backend.commits[0]!.settle(new StaleWrite(1));
+    await tick();
+    backend.deliver({ version: 1, writes: [{ op: "put", kind: "node", object: node("other") }] });
+    await tick();
+    expect(backend.commits).toHaveLength(2);
+    expect(backend.commits[1]!.version).toBe(2);
+    backend.commits[1]!.settle();
+    const mine = await put;
+    expect(runs).toBe(2);
+    expect(mine.status.ingressAddr).toBe("after-other");
+    expect(seen.map((c) => [c.version, c.foreign ?? false])).toEqual([
+      [1, true],
+      [2, false],
+    ]);
+  });
+
+  it("holds another manager's commit that comes ahead of its own in flight until that one is applied", async () => {
+    const backend = new HeldBackend();
+    const store = await ClusterStore.open(backend);
+    const put = store.update((tx) => tx.put("node", node("a")));
+    await tick();
+    backend.deliver({ version: 2, writes: [{ op: "delete", kind: "node", id: "a" }] });
+    expect(store.node("a")).toBeUndefined();
+    expect(store.version).toBe(0);
+    backend.commits[0]!.settle();
+    await put;
+    expect(store.version).toBe(2);
+    expect(store.node("a")).toBeUndefined();
+  });
+
+  it("answers UNAVAILABLE with the backend's reason and keeps nothing of the change", async () => {
+    const backend = new HeldBackend();
+    const store = await ClusterStore.open(backend);
+    let undone = false;
+    const put = store.update((tx) => {
+      tx.onRollback(() => (undone = true));
+      return tx.put("node", node("a"));
+    });
+    await tick();
+    backend.commits[0]!.settle(new StoreUnavailable("etcd has no quorum"));
+    await expect(put).rejects.toMatchObject({ code: "unavailable", message: "etcd has no quorum" });
+    expect(undone).toBe(true);
+    expect(store.node("a")).toBeUndefined();
+    expect(store.version).toBe(0);
+  });
+
+  it("rebuilds allocations before the next change once another manager's commit moved them, not for a status", async () => {
+    const backend = new HeldBackend();
+    const store = await ClusterStore.open(backend);
+    let rebuilds = 0;
+    store.onReallocate(() => rebuilds++);
+    backend.deliver({ version: 1, writes: [{ op: "put", kind: "node", object: node("a") }] });
+    await store.update(() => {});
+    expect(rebuilds).toBe(0); // no ingress address: nothing allocated
+    backend.deliver({ version: 2, writes: [{ op: "put", kind: "node", object: node("a", "10.255.0.9") }] });
+    backend.deliver({ version: 3, writes: [{ op: "setting", name: "x", value: "1" }] });
+    expect(store.settings.get("x")).toBe("1");
+    await store.update(() => {});
+    expect(rebuilds).toBe(1);
+  });
+
+  it("writes settings in the commit, and reads them back from memory", async () => {
+    const backend = new HeldBackend();
+    const store = await ClusterStore.open(backend);
+    const set = store.settings.set("join-secret-worker", "s3cret");
+    await tick();
+    expect(backend.commits[0]!.writes).toEqual([{ op: "setting", name: "join-secret-worker", value: "s3cret" }]);
+    expect(store.settings.get("join-secret-worker")).toBeUndefined();
+    backend.commits[0]!.settle();
+    await set;
+    expect(store.settings.get("join-secret-worker")).toBe("s3cret");
+  });
+});
