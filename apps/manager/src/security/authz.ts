@@ -3,7 +3,7 @@
 // interceptor then decides per method, before any handler runs:
 //
 //   - no certificate signed by the cluster's CA → UNAUTHENTICATED, except
-//     for the two CA calls a joining node makes;
+//     for the CA calls a joining node or manager makes;
 //   - a certificate whose role may not call the method, or a removed node's
 //     → PERMISSION_DENIED.
 //
@@ -30,6 +30,7 @@ const CLUSTER_WRITES = ["CreateNetwork", "RemoveNetwork", "CreateService", "Upda
 export const POLICY: ReadonlyMap<string, Access> = new Map<string, Access>([
   ["/vipmesh.v1.CaService/GetRootCa", "anyone"],
   ["/vipmesh.v1.CaService/Join", "anyone"],
+  ["/vipmesh.v1.CaService/JoinManager", "anyone"],
   ["/vipmesh.v1.CaService/RenewCertificate", ["worker", "manager", "admin", "readonly"]],
   ["/vipmesh.v1.DispatcherService/Register", NODES],
   ["/vipmesh.v1.DispatcherService/Session", NODES],

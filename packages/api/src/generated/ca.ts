@@ -5,6 +5,8 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 import type { CaServiceClient as _vipmesh_v1_CaServiceClient, CaServiceDefinition as _vipmesh_v1_CaServiceDefinition } from './vipmesh/v1/CaService.ts';
 import type { GetRootCaRequest as _vipmesh_v1_GetRootCaRequest, GetRootCaRequest__Output as _vipmesh_v1_GetRootCaRequest__Output } from './vipmesh/v1/GetRootCaRequest.ts';
 import type { GetRootCaResponse as _vipmesh_v1_GetRootCaResponse, GetRootCaResponse__Output as _vipmesh_v1_GetRootCaResponse__Output } from './vipmesh/v1/GetRootCaResponse.ts';
+import type { JoinManagerRequest as _vipmesh_v1_JoinManagerRequest, JoinManagerRequest__Output as _vipmesh_v1_JoinManagerRequest__Output } from './vipmesh/v1/JoinManagerRequest.ts';
+import type { JoinManagerResponse as _vipmesh_v1_JoinManagerResponse, JoinManagerResponse__Output as _vipmesh_v1_JoinManagerResponse__Output } from './vipmesh/v1/JoinManagerResponse.ts';
 import type { JoinRequest as _vipmesh_v1_JoinRequest, JoinRequest__Output as _vipmesh_v1_JoinRequest__Output } from './vipmesh/v1/JoinRequest.ts';
 import type { JoinResponse as _vipmesh_v1_JoinResponse, JoinResponse__Output as _vipmesh_v1_JoinResponse__Output } from './vipmesh/v1/JoinResponse.ts';
 import type { RenewCertificateRequest as _vipmesh_v1_RenewCertificateRequest, RenewCertificateRequest__Output as _vipmesh_v1_RenewCertificateRequest__Output } from './vipmesh/v1/RenewCertificateRequest.ts';
@@ -20,6 +22,8 @@ export interface ProtoGrpcType {
       CaService: SubtypeConstructor<typeof grpc.Client, _vipmesh_v1_CaServiceClient> & { service: _vipmesh_v1_CaServiceDefinition }
       GetRootCaRequest: MessageTypeDefinition<_vipmesh_v1_GetRootCaRequest, _vipmesh_v1_GetRootCaRequest__Output>
       GetRootCaResponse: MessageTypeDefinition<_vipmesh_v1_GetRootCaResponse, _vipmesh_v1_GetRootCaResponse__Output>
+      JoinManagerRequest: MessageTypeDefinition<_vipmesh_v1_JoinManagerRequest, _vipmesh_v1_JoinManagerRequest__Output>
+      JoinManagerResponse: MessageTypeDefinition<_vipmesh_v1_JoinManagerResponse, _vipmesh_v1_JoinManagerResponse__Output>
       JoinRequest: MessageTypeDefinition<_vipmesh_v1_JoinRequest, _vipmesh_v1_JoinRequest__Output>
       JoinResponse: MessageTypeDefinition<_vipmesh_v1_JoinResponse, _vipmesh_v1_JoinResponse__Output>
       RenewCertificateRequest: MessageTypeDefinition<_vipmesh_v1_RenewCertificateRequest, _vipmesh_v1_RenewCertificateRequest__Output>

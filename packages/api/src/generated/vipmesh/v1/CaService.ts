@@ -5,6 +5,8 @@ import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
 import type { GetRootCaRequest as _vipmesh_v1_GetRootCaRequest, GetRootCaRequest__Output as _vipmesh_v1_GetRootCaRequest__Output } from '../../vipmesh/v1/GetRootCaRequest.ts';
 import type { GetRootCaResponse as _vipmesh_v1_GetRootCaResponse, GetRootCaResponse__Output as _vipmesh_v1_GetRootCaResponse__Output } from '../../vipmesh/v1/GetRootCaResponse.ts';
+import type { JoinManagerRequest as _vipmesh_v1_JoinManagerRequest, JoinManagerRequest__Output as _vipmesh_v1_JoinManagerRequest__Output } from '../../vipmesh/v1/JoinManagerRequest.ts';
+import type { JoinManagerResponse as _vipmesh_v1_JoinManagerResponse, JoinManagerResponse__Output as _vipmesh_v1_JoinManagerResponse__Output } from '../../vipmesh/v1/JoinManagerResponse.ts';
 import type { JoinRequest as _vipmesh_v1_JoinRequest, JoinRequest__Output as _vipmesh_v1_JoinRequest__Output } from '../../vipmesh/v1/JoinRequest.ts';
 import type { JoinResponse as _vipmesh_v1_JoinResponse, JoinResponse__Output as _vipmesh_v1_JoinResponse__Output } from '../../vipmesh/v1/JoinResponse.ts';
 import type { RenewCertificateRequest as _vipmesh_v1_RenewCertificateRequest, RenewCertificateRequest__Output as _vipmesh_v1_RenewCertificateRequest__Output } from '../../vipmesh/v1/RenewCertificateRequest.ts';
@@ -29,6 +31,15 @@ export interface CaServiceClient extends grpc.Client {
   join(argument: _vipmesh_v1_JoinRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
   join(argument: _vipmesh_v1_JoinRequest, callback: grpc.requestCallback<_vipmesh_v1_JoinResponse__Output>): grpc.ClientUnaryCall;
   
+  JoinManager(argument: _vipmesh_v1_JoinManagerRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_JoinManagerResponse__Output>): grpc.ClientUnaryCall;
+  JoinManager(argument: _vipmesh_v1_JoinManagerRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_JoinManagerResponse__Output>): grpc.ClientUnaryCall;
+  JoinManager(argument: _vipmesh_v1_JoinManagerRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_JoinManagerResponse__Output>): grpc.ClientUnaryCall;
+  JoinManager(argument: _vipmesh_v1_JoinManagerRequest, callback: grpc.requestCallback<_vipmesh_v1_JoinManagerResponse__Output>): grpc.ClientUnaryCall;
+  joinManager(argument: _vipmesh_v1_JoinManagerRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_JoinManagerResponse__Output>): grpc.ClientUnaryCall;
+  joinManager(argument: _vipmesh_v1_JoinManagerRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_JoinManagerResponse__Output>): grpc.ClientUnaryCall;
+  joinManager(argument: _vipmesh_v1_JoinManagerRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_JoinManagerResponse__Output>): grpc.ClientUnaryCall;
+  joinManager(argument: _vipmesh_v1_JoinManagerRequest, callback: grpc.requestCallback<_vipmesh_v1_JoinManagerResponse__Output>): grpc.ClientUnaryCall;
+  
   RenewCertificate(argument: _vipmesh_v1_RenewCertificateRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
   RenewCertificate(argument: _vipmesh_v1_RenewCertificateRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_vipmesh_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
   RenewCertificate(argument: _vipmesh_v1_RenewCertificateRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_vipmesh_v1_RenewCertificateResponse__Output>): grpc.ClientUnaryCall;
@@ -45,6 +56,8 @@ export interface CaServiceHandlers extends grpc.UntypedServiceImplementation {
   
   Join: grpc.handleUnaryCall<_vipmesh_v1_JoinRequest__Output, _vipmesh_v1_JoinResponse>;
   
+  JoinManager: grpc.handleUnaryCall<_vipmesh_v1_JoinManagerRequest__Output, _vipmesh_v1_JoinManagerResponse>;
+  
   RenewCertificate: grpc.handleUnaryCall<_vipmesh_v1_RenewCertificateRequest__Output, _vipmesh_v1_RenewCertificateResponse>;
   
 }
@@ -52,5 +65,6 @@ export interface CaServiceHandlers extends grpc.UntypedServiceImplementation {
 export interface CaServiceDefinition extends grpc.ServiceDefinition {
   GetRootCa: MethodDefinition<_vipmesh_v1_GetRootCaRequest, _vipmesh_v1_GetRootCaResponse, _vipmesh_v1_GetRootCaRequest__Output, _vipmesh_v1_GetRootCaResponse__Output>
   Join: MethodDefinition<_vipmesh_v1_JoinRequest, _vipmesh_v1_JoinResponse, _vipmesh_v1_JoinRequest__Output, _vipmesh_v1_JoinResponse__Output>
+  JoinManager: MethodDefinition<_vipmesh_v1_JoinManagerRequest, _vipmesh_v1_JoinManagerResponse, _vipmesh_v1_JoinManagerRequest__Output, _vipmesh_v1_JoinManagerResponse__Output>
   RenewCertificate: MethodDefinition<_vipmesh_v1_RenewCertificateRequest, _vipmesh_v1_RenewCertificateResponse, _vipmesh_v1_RenewCertificateRequest__Output, _vipmesh_v1_RenewCertificateResponse__Output>
 }
