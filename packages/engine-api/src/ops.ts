@@ -5,7 +5,7 @@
 
 import type { Network, Node, NodeSpec, Service, Task } from "@vipmesh/core";
 
-/** The manager as a node of its own cluster (Docker lists it as the leader). */
+/** A manager as a node of its own cluster (Docker lists managers with their reachability, the leader marked). */
 export interface ManagerNode {
   /** Stable across restarts: kept in the store's settings. */
   id: string;
@@ -16,6 +16,10 @@ export interface ManagerNode {
   /** The cluster's ID (the CA's), Docker's Swarm.Cluster.ID. */
   clusterId: string;
   clusterCreatedAt: string;
+  /** It runs and holds its lease (this manager, always). */
+  reachable: boolean;
+  /** It runs the orchestrator and the scheduler. */
+  leader: boolean;
 }
 
 /** A piece of one task's output, or (`error`) why its log cannot be had. */
@@ -90,7 +94,7 @@ export interface ClusterOps {
   rollbackService(ref: string, version?: number): Promise<Service>;
   removeService(ref: string): Promise<void>;
 
-  /** The agents' nodes (not the manager: see manager()). */
+  /** The agents' nodes (not the managers: see managers()). */
   listNodes(): Node[];
   inspectNode(ref: string): Node;
   updateNode(ref: string, version: number, spec: Partial<NodeSpec>): Promise<Node>;
@@ -113,5 +117,8 @@ export interface ClusterOps {
   /** Calls `listener` after every commit; returns unsubscribe. */
   onChange(listener: () => void): () => void;
 
+  /** This manager, the one answering. */
   manager(): ManagerNode;
+  /** Every manager of the cluster, this one included. */
+  managers(): ManagerNode[];
 }

@@ -3,7 +3,7 @@
 import type { Network } from "@vipmesh/core";
 import { expect, test } from "vitest";
 import { networkJson, networkSpecFromDocker, VXLANID_OPTION } from "../src/json/network.ts";
-import { nodeJson, nodeSpecFromDocker } from "../src/json/node.ts";
+import { managerNodeJson, nodeJson, nodeSpecFromDocker } from "../src/json/node.ts";
 
 test("a network create request becomes vipmesh's spec; what vipmesh lacks is refused by name", () => {
   expect(networkSpecFromDocker({ Name: "n", Driver: "overlay", Scope: "swarm", IPAM: { Config: [{ Subnet: "10.1.0.0/24" }] }, Options: { encrypted: "" }, Labels: { a: "b" } })).toEqual({
@@ -56,4 +56,14 @@ test("a node's runtimes and offered resources in Docker's shape: Resources, Engi
   // a node stored before agents said (the wire's empty list, a null message): process only, no resources
   const old = nodeJson({ ...base, description: { hostname: "b", runtimes: [], resources: null } });
   expect(old.Description).toMatchObject({ Resources: {}, Runtimes: ["process"], Engine: { Plugins: [{ Type: "Runtime", Name: "process" }] } });
+});
+
+test("managers as Docker's: drained, the leader marked, an unreachable one of unknown state", () => {
+  const m = { id: "m1id", hostname: "m1", addr: "10.0.0.1:4243", createdAt: "2026-01-01T00:00:00Z", clusterId: "c", clusterCreatedAt: "2026-01-01T00:00:00Z" };
+  const leader = managerNodeJson({ ...m, reachable: true, leader: true });
+  expect(leader).toMatchObject({ Spec: { Role: "manager", Availability: "drain" }, Status: { State: "ready", Addr: "10.0.0.1" } });
+  expect(leader.ManagerStatus).toEqual({ Leader: true, Reachability: "reachable", Addr: "10.0.0.1:4243" });
+  expect(managerNodeJson({ ...m, reachable: true, leader: false }).ManagerStatus).toEqual({ Reachability: "reachable", Addr: "10.0.0.1:4243" });
+  const gone = managerNodeJson({ ...m, reachable: false, leader: false });
+  expect([gone.Status.State, gone.ManagerStatus.Reachability]).toEqual(["unknown", "unreachable"]);
 });

@@ -1,6 +1,6 @@
 // Nodes in Docker's JSON (docker node ls/inspect), and a node update's body
-// back to vipmesh's NodeSpec. The manager is a node too: the leader, drained
-// (it runs no tasks), not in the store (ops.manager()). Pure.
+// back to vipmesh's NodeSpec. Managers are nodes too: drained (they run no
+// tasks), reachable or not, one the leader, not in the store (ops.managers()). Pure.
 
 import { invalid, type Node, type NodeSpec, type Resources } from "@vipmesh/core";
 import type { Loose } from "./task.ts";
@@ -44,7 +44,7 @@ export function resourcesJson(r: Loose<Resources> | null | undefined): { NanoCPU
   return { ...(r?.nanoCpus ? { NanoCPUs: Number(r.nanoCpus) } : {}), ...(r?.memoryBytes ? { MemoryBytes: Number(r.memoryBytes) } : {}) };
 }
 
-/** The manager as Docker's leader: drained, so `docker node ls` shows it Leader and Drain. */
+/** A manager as Docker's: drained, so `docker node ls` shows it Drain, and Leader, Reachable or Unreachable. */
 export function managerNodeJson(m: ManagerNode) {
   const ip = m.addr.replace(/:\d+$/, "");
   return {
@@ -59,8 +59,9 @@ export function managerNodeJson(m: ManagerNode) {
       Resources: {},
       Engine: { EngineVersion: VIPMESH_VERSION, Labels: {}, Plugins: [] },
     },
-    Status: { State: "ready", Message: "", Addr: ip },
-    ManagerStatus: { Leader: true, Reachability: "reachable", Addr: m.addr },
+    Status: { State: m.reachable ? "ready" : "unknown", Message: "", Addr: ip },
+    // Docker leaves Leader out but for the leader
+    ManagerStatus: { ...(m.leader ? { Leader: true } : {}), Reachability: m.reachable ? "reachable" : "unreachable", Addr: m.addr },
   };
 }
 
@@ -69,7 +70,7 @@ export function nodeSpecFromDocker(body: unknown): Partial<NodeSpec> {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalid("the node spec must be a JSON object");
   const { Labels, Role, Availability } = body as Record<string, unknown>;
   if (Role !== undefined && Role !== "" && Role !== "worker") {
-    throw invalid(`cannot make a node a ${String(Role)}: vipmesh has one manager; promote/demote is not supported`);
+    throw invalid(`cannot make a node a ${String(Role)}: promote/demote is not supported (a manager is a vipmesh manager process of its own, started with the manager token)`);
   }
   if (Availability === "pause") {
     throw invalid("vipmesh has no pause availability: use drain (its tasks move to other nodes) or active");

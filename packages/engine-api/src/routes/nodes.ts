@@ -1,4 +1,4 @@
-// /nodes: the agents' nodes, and the manager as the cluster's leader.
+// /nodes: the agents' nodes, and the managers (the leader marked).
 
 import { invalid, type Node, VipmeshError } from "@vipmesh/core";
 import { matchesAny, matchesLabels, parseFilters } from "../filters.ts";
@@ -7,16 +7,18 @@ import { managerNodeJson, nodeJson, nodeSpecFromDocker } from "../json/node.ts";
 import type { ManagerNode } from "../ops.ts";
 
 const managerIsFixed = (m: ManagerNode) =>
-  invalid(`node ${m.hostname} is vipmesh's manager: it runs no tasks and cannot be updated, demoted or removed (vipmesh has one manager)`);
+  invalid(`node ${m.hostname} is vipmesh's manager: it runs no tasks and cannot be updated, demoted or removed through the Engine API`);
 
-/** The node `ref` names: the manager (exact ID or hostname, else a unique ID prefix) or an agent's. */
+/** The node `ref` names: a manager (exact ID or hostname, else a unique ID prefix) or an agent's. */
 function resolve(ctx: Ctx, ref: string): { manager: ManagerNode } | { node: Node } {
-  const m = ctx.ops.manager();
-  if (ref === m.id || ref === m.hostname) return { manager: m };
+  const managers = ctx.ops.managers();
+  const exact = managers.find((m) => ref === m.id || ref === m.hostname);
+  if (exact) return { manager: exact };
   try {
     return { node: ctx.ops.inspectNode(ref) };
   } catch (err) {
-    if (err instanceof VipmeshError && err.code === "not_found" && m.id.startsWith(ref)) return { manager: m };
+    const prefixed = managers.filter((m) => m.id.startsWith(ref));
+    if (err instanceof VipmeshError && err.code === "not_found" && prefixed.length === 1) return { manager: prefixed[0]! };
     throw err;
   }
 }
@@ -26,9 +28,8 @@ const NODE_FILTERS = new Set(["id", "name", "role", "membership", "node.label", 
 
 function list(ctx: Ctx) {
   const f = parseFilters(ctx.query, NODE_FILTERS);
-  const m = ctx.ops.manager();
   const all = [
-    { json: managerNodeJson(m), engineLabels: {}, labels: {} },
+    ...ctx.ops.managers().map((m) => ({ json: managerNodeJson(m), engineLabels: {}, labels: {} })),
     ...ctx.ops.listNodes().map((n) => ({ json: nodeJson(n), engineLabels: n.description.engineLabels ?? {}, labels: n.spec.labels })),
   ];
   return all

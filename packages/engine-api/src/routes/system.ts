@@ -73,6 +73,7 @@ function runtimesJson(nodes: readonly Node[]): Record<string, { path: string }> 
 
 function info(ctx: Ctx) {
   const m = ctx.ops.manager();
+  const managers = ctx.ops.managers();
   const nodes = ctx.ops.listNodes();
   const services = ctx.ops.listServices();
   return {
@@ -130,10 +131,10 @@ function info(ctx: Ctx) {
       LocalNodeState: "active",
       ControlAvailable: true,
       Error: "",
-      RemoteManagers: [{ NodeID: m.id, Addr: m.addr }],
-      // the manager counts: `docker node ls` lists it
-      Nodes: nodes.length + 1,
-      Managers: 1,
+      RemoteManagers: managers.map((x) => ({ NodeID: x.id, Addr: x.addr })),
+      // managers count: `docker node ls` lists them
+      Nodes: nodes.length + managers.length,
+      Managers: managers.length,
       Cluster: cluster(ctx),
     },
     // vipmesh's own, for scripts: what the cluster runs

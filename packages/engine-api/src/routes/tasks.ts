@@ -38,7 +38,7 @@ function listTasks(ctx: Ctx) {
   const { ops } = ctx;
   const services = new Map(ops.listServices().map((s) => [s.id, s]));
   const serviceIds = resolve(f.get("service"), (ref) => ops.inspectService(ref).id);
-  const nodeIds = resolve(f.get("node"), (ref) => (ref === ops.manager().id || ref === ops.manager().hostname ? ops.manager().id : ops.inspectNode(ref).id));
+  const nodeIds = resolve(f.get("node"), (ref) => ops.managers().find((m) => ref === m.id || ref === m.hostname)?.id ?? ops.inspectNode(ref).id);
   const upToDate = (f.get("_up-to-date") ?? []).some((v) => v === "true" || v === "1");
   const tasks = ops.listTasks().filter((t) => {
     const service = services.get(t.serviceId);
