@@ -1,2 +1,3 @@
 export * from "./lab.ts";
 export * from "./sample-image.ts";
+export * from "./managers.ts";

@@ -14,30 +14,29 @@
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, waitFor } from "@vipmesh/api";
 import { alreadyExists, invalid, notFound, precondition } from "@vipmesh/core";
 import { shimsOf, unmountUnder } from "@vipmesh/containerd/host";
-import { execFileSync, spawn } from "node:child_process";
-import { closeSync, type Dirent, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { type Dirent, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DOCKER_TLS_PORT, ip, ipBatches, listNamespaces, MANAGER_PORT, namespacePids, POLL_MS, sleepSync, startDetached, UNDERLAY, VIPMESH } from "./host.ts";
+import { etcdMemberPid, labManagerPid, launchManager, type LabEtcd, type LabManager, MANAGER_SOCKET, managersLayout, startEtcdCluster, startManagers } from "./managers.ts";
 import { killPidFile, livePid, signalGroup, writePidFile } from "./pid-file.ts";
+
+export { listNamespaces, namespacePids } from "./host.ts";
 
 export const RUN_DIR = "/run/vipmesh";
 export const DEFAULT_LAB = "lab";
-const UNDERLAY = "192.168.100"; // a /24 that exists only inside the lab's own namespaces
-const MANAGER_PORT = 4242;
-/** Docker's port for the Engine API over TLS. */
-const DOCKER_TLS_PORT = 2376;
-const VIPMESH = fileURLToPath(new URL("../../../bin/vipmesh", import.meta.url));
 const SUPERVISOR = fileURLToPath(new URL("./supervisor.ts", import.meta.url));
 // by path, as bin/vipmesh loads it: `--import tsx` would be resolved from the caller's directory
 const TSX_LOADER = fileURLToPath(new URL("../../../node_modules/tsx/dist/loader.mjs", import.meta.url));
-/** How often the lab checks for what it waits for (nodes ready, the manager's socket). */
-const POLL_MS = 100;
 /** The containerd namespace the agents keep their images and containers in. */
 export const CONTAINERD_NAMESPACE = "vipmesh";
 
 export interface LabOptions {
   name: string;
   nodes: number;
+  /** Managers on etcd, m1…mN, one etcd member beside each (default none: one manager on SQLite). */
+  managers?: number;
   heartbeatMs?: number;
   dataplane?: string;
   /** How often the manager rotates the encrypted overlays' key (default: the manager's, 12 h). */
@@ -90,15 +89,19 @@ export interface LabLayout {
   dataplane?: string;
   keyRotationMs?: number;
   nodes: LabNode[];
+  /** Managers on etcd, each with an etcd member beside it; absent: the single SQLite manager above, in the fabric namespace (the fields above then name m1's). */
+  managers?: LabManager[];
+  etcd?: LabEtcd;
 }
 
-export function layout(name: string, nodes: number): LabLayout {
+/** The lab's layout: with `managers` (≥ 1), that many managers on etcd. */
+export function layout(name: string, nodes: number, managers = 0): LabLayout {
   if (!/^[a-z][a-z0-9-]{0,15}$/.test(name)) {
     throw invalid(`lab name "${name}" must be 1-16 lowercase letters, digits or '-', starting with a letter`);
   }
   const prefix = `vm-${name}-`;
   const dir = join(RUN_DIR, name);
-  return {
+  const l: LabLayout = {
     name,
     dir,
     socket: join(dir, "manager.sock"),
@@ -117,44 +120,47 @@ export function layout(name: string, nodes: number): LabLayout {
       stateDir: join(dir, `node${i + 1}`),
     })),
   };
+  if (managers === 0) return l;
+  // the lab's calls go to m1; its users' identities are the lab's, as every manager trusts them
+  const ha = managersLayout(dir, prefix, managers);
+  const m1 = ha.managers[0]!;
+  return { ...l, ...ha, socket: m1.socket, dockerSocket: m1.dockerSocket, dockerTcp: m1.dockerTcp, managerAddr: m1.listen, tlsDir: join(dir, "admin"), readonlyTlsDir: join(dir, "readonly") };
 }
 
-const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "pipe", "pipe"] }).toString();
-/** One `ip -n NS -batch` per namespace, in the order the namespaces come. */
-function ipBatches(batches: [netns: string, lines: string[]][]): void {
-  for (const [netns, lines] of batches) {
-    execFileSync("ip", ["-n", netns, "-batch", "-"], { input: `${lines.join("\n")}\n`, stdio: ["pipe", "pipe", "pipe"] });
-  }
-}
+/** What agents dial: the manager, or every manager on etcd. */
+const agentManagers = (l: LabLayout): string => (l.managers ? l.managers.map((m) => m.listen).join(",") : l.managerAddr);
 
-export const listNamespaces = (): string[] =>
-  ip("netns", "list")
-    .split("\n")
-    .map((l) => l.split(" ")[0]!)
-    .filter(Boolean);
-
-/** Processes whose network namespace is `ns`. */
-export const namespacePids = (ns: string): number[] =>
-  ip("netns", "pids", ns)
-    .split("\n")
-    .filter(Boolean)
-    .map(Number);
-
-/** Sockets of the labs that run now, by name. */
-/** How to reach a lab's manager: its socket, and the admin identity to present. */
+/** How to reach a lab's managers: a socket, every manager's, and the admin identity to present. */
 export interface LabEndpoint {
+  /** The manager's socket; with managers on etcd, the first that listens. */
   socket: string;
+  /** Every manager's socket that is there, m1 first (one, for the single manager): any of them answers. */
+  managerSockets: string[];
   tlsDir: string;
   readonlyTlsDir: string;
 }
 
+/** The labs that run now, by name: those with a manager's socket. */
 export function runningLabs(): Map<string, LabEndpoint> {
   const labs = new Map<string, LabEndpoint>();
   if (!existsSync(RUN_DIR)) return labs;
   for (const name of readdirSync(RUN_DIR)) {
     if (!/^[a-z][a-z0-9-]{0,15}$/.test(name)) continue;
-    const { socket, tlsDir, readonlyTlsDir } = layout(name, 0);
-    if (existsSync(socket)) labs.set(name, { socket, tlsDir, readonlyTlsDir });
+    const single = layout(name, 0);
+    if (existsSync(single.socket)) {
+      labs.set(name, { socket: single.socket, managerSockets: [single.socket], tlsDir: single.tlsDir, readonlyTlsDir: single.readonlyTlsDir });
+      continue;
+    }
+    // managers on etcd: m1.sock, m2.sock, … (a stopped manager's is removed)
+    const numbers = readdirSync(single.dir)
+      .map((f) => MANAGER_SOCKET.exec(f)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    if (numbers.length === 0) continue;
+    const { tlsDir, readonlyTlsDir } = layout(name, 0, 1);
+    const managerSockets = numbers.map((n) => join(single.dir, `m${n}.sock`));
+    labs.set(name, { socket: managerSockets[0]!, managerSockets, tlsDir, readonlyTlsDir });
   }
   return labs;
 }
@@ -162,28 +168,9 @@ export function runningLabs(): Map<string, LabEndpoint> {
 /** A client of the lab's cluster API, as its admin. */
 export const labClient = (l: Pick<LabLayout, "socket" | "tlsDir">): ClusterServiceClient => clusterClient(l.socket, credentialsFromDir(l.tlsDir));
 
-/** Runs `command` in `netns`, detached (a process group of its own), output appended to `logFile`; its pid to `pidFile`. */
-function startDetached(logFile: string, pidFile: string, netns: string, command: string[]): void {
-  const log = openSync(logFile, "a");
-  // nsenter, not `ip netns exec`: that gives a private mount namespace, in which the
-  // sandboxes an agent names (bind mounts under /run/netns) would be visible to it alone
-  const child = spawn("nsenter", [`--net=/run/netns/${netns}`, "--", ...command], {
-    detached: true,
-    stdio: ["ignore", log, log],
-    // no secret of the lab's in the environment: the agents' join token comes from its 0600 file
-    env: process.env,
-  });
-  closeSync(log);
-  child.unref();
-  writePidFile(pidFile, child.pid!);
-}
-
-/** Waits synchronously (the lab's node commands are synchronous). */
-const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
 export async function labUp(o: LabOptions): Promise<LabLayout> {
   const log = o.log ?? (() => {});
-  const l = layout(o.name, o.nodes);
+  const l = layout(o.name, o.nodes, o.managers ?? 0);
   if (existsSync(l.socket) || listNamespaces().some((n) => n.startsWith(l.prefix))) {
     throw alreadyExists(`lab ${l.name} already exists; run 'vipmesh lab down --name ${l.name}' first`);
   }
@@ -196,7 +183,7 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
   mkdirSync(l.dir, { recursive: true, mode: 0o700 });
   try {
     log(`underlay ${UNDERLAY}.0/24 in ${l.fabric}`);
-    const hosts = [...l.nodes.map((n) => ({ netns: n.netns, addr: n.addr })), { netns: l.client, addr: `${UNDERLAY}.100` }];
+    const hosts = [...(l.managers ?? []), ...l.nodes, { netns: l.client, addr: `${UNDERLAY}.100` }].map(({ netns, addr }) => ({ netns, addr }));
     for (const ns of [l.fabric, ...hosts.map((h) => h.netns)]) ip("netns", "add", ns);
     const fabric = ["link add br0 type bridge", `addr add ${UNDERLAY}.1/24 dev br0`, "link set br0 up", "link set lo up"];
     hosts.forEach((h, i) => fabric.push(`link add u${i} type veth peer name eth0 netns ${h.netns}`, `link set u${i} master br0 up`));
@@ -211,11 +198,17 @@ export async function labUp(o: LabOptions): Promise<LabLayout> {
       await Promise.all(l.nodes.map((n) => startNodeContainerd(l, n)));
     }
 
-    log("manager");
     if (o.heartbeatMs) l.heartbeatMs = o.heartbeatMs;
     if (o.dataplane) l.dataplane = o.dataplane;
     if (o.keyRotationMs) l.keyRotationMs = o.keyRotationMs;
-    await startManager(l);
+    if (l.managers) {
+      await startEtcdCluster(l, log);
+      log(`${l.managers.length} managers on etcd`);
+      await startManagers(l);
+    } else {
+      log("manager");
+      await startManager(l);
+    }
     const client = labClient(l);
     try {
       const { token } = await call(client, "getJoinToken", { role: "worker" }, { deadline: Date.now() + 5000 });
@@ -306,34 +299,8 @@ export async function startManager(l: LabLayout): Promise<void> {
   const args = ["manager", "--data-dir", join(l.dir, "manager"), "--listen", l.managerAddr, "--listen", `unix:${l.socket}`];
   // Docker's Engine API: for the docker CLI on this machine, and with mutual TLS from the lab's namespaces
   args.push("--docker-api", `unix:${l.dockerSocket}`, "--docker-api", `tcp://${l.dockerTcp}`);
-  // no overlay may take the underlay's addresses: the nodes' and the client's
-  args.push("--reserved-subnets", `${UNDERLAY}.0/24`);
-  if (l.heartbeatMs) args.push("--heartbeat-period", `${l.heartbeatMs}ms`);
-  if (l.keyRotationMs) args.push("--key-rotation", `${l.keyRotationMs}ms`);
-  for (const socket of [l.socket, l.dockerSocket]) rmSync(socket, { force: true });
-  const pidFile = join(l.dir, "manager.pid");
-  startDetached(join(l.dir, "manager.log"), pidFile, l.fabric, [VIPMESH, ...args]);
-  // listening on its sockets means it is up (it writes its admin identity first); while it runs, a slow
-  // machine gets time to load it (the kernel VM emulates one), and a manager that exits fails at once
-  const up = await waitFor(
-    `the manager of lab ${l.name}`,
-    () => ([l.socket, l.dockerSocket].every((s) => existsSync(s)) ? "up" : livePid(pidFile) === undefined ? "exited" : undefined),
-    120_000,
-    POLL_MS,
-  );
-  if (up === "exited") throw new Error(`the manager of lab ${l.name} exited before it listened${killedByKernel()}`);
-}
-
-/** The kernel's word on processes it killed (the OOM killer leaves a process no chance to log why), for an error message. */
-function killedByKernel(): string {
-  try {
-    const lines = execFileSync("dmesg", [], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })
-      .split("\n")
-      .filter((line) => /out of memory|oom-kill|killed process/i.test(line));
-    return lines.length > 0 ? `; the kernel says:\n${lines.slice(-3).join("\n")}` : "";
-  } catch {
-    return "";
-  }
+  const sockets = [l.socket, l.dockerSocket];
+  await launchManager(l, { what: `manager of lab ${l.name}`, netns: l.fabric, pidFile: join(l.dir, "manager.pid"), logFile: join(l.dir, "manager.log"), sockets, args });
 }
 
 /** Kills the lab's manager (SIGKILL, like a crash); `startManager` brings it back on the same data dir. */
@@ -344,6 +311,21 @@ export function killManager(l: LabLayout): void {
 
 /** Whether the lab's manager runs. */
 export const managerRuns = (l: LabLayout): boolean => livePid(join(l.dir, "manager.pid")) !== undefined;
+
+/** The lab's processes, for `lab status`: each with its pid while it runs. */
+export function labProcesses(l: LabLayout): { what: string; pid: number | undefined }[] {
+  const managers = l.managers
+    ? l.managers.flatMap((m) => [
+        { what: `manager ${m.name}`, pid: labManagerPid(l, m.name) },
+        { what: `etcd ${m.name}`, pid: etcdMemberPid(l, m.name) },
+      ])
+    : [{ what: "manager", pid: livePid(join(l.dir, "manager.pid")) }];
+  const nodes = l.nodes.flatMap((n) => [
+    { what: `agent ${n.hostname}`, pid: agentPid(l, n.hostname) },
+    ...(n.containerdSocket ? [{ what: `containerd ${n.hostname}`, pid: containerdPid(l, n.hostname) }] : []),
+  ]);
+  return [...managers, ...nodes];
+}
 
 const supervisorPidFile = (l: LabLayout, hostname: string) => join(l.dir, `supervisor-${hostname}.pid`);
 const agentPidFile = (l: LabLayout, hostname: string) => join(l.dir, `agent-${hostname}.pid`);
@@ -412,7 +394,7 @@ export function startAgent(l: LabLayout, hostname: string): void {
   // no supervisor of ours: an agent it left running (the supervisor was killed) goes, so that one runs per node
   killNodeProcesses(l, hostname);
   mkdirSync(n.stateDir, { recursive: true });
-  const args = ["agent", "--manager", l.managerAddr, "--advertise-addr", n.addr, "--hostname", n.hostname];
+  const args = ["agent", "--manager", agentManagers(l), "--advertise-addr", n.addr, "--hostname", n.hostname];
   // nothing outside the lab is reachable from it: names outside the cluster fail at once
   args.push("--state-dir", n.stateDir, "--sandbox-prefix", `${n.netns}-`, "--cgroup-parent", n.netns, "--dns-upstream", "none");
   if (l.dataplane) args.push("--dataplane", l.dataplane);

@@ -1,5 +1,6 @@
-// vipmesh lab up|down|exec|env|image, lab node stop|start|pause|resume, lab manager stop|start:
-// a whole cluster on this machine, the faults to try on it, and a sample image to run on it.
+// vipmesh lab up|down|status|exec|env|image, lab node stop|start|pause|resume, lab manager
+// stop|start, lab etcd stop|start: a whole cluster on this machine (one manager on SQLite, or
+// several on etcd), the faults to try on it, and a sample image to run on it.
 
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
@@ -13,6 +14,8 @@ import { collect, cpus, duration, ramBytes, wholeNumber } from "../options.ts";
 interface UpOptions {
   name: string;
   nodes: number;
+  managers: number;
+  store?: string;
   dataplane?: string;
   heartbeat?: number;
   containerd: boolean;
@@ -48,6 +51,21 @@ export function nodeResources(specs: readonly string[]): Record<string, NodeReso
   return byNode;
 }
 
+/** The most managers (and etcd members) a lab runs: etcd's advice is 3, 5 or 7 members at most. */
+const MAX_MANAGERS = 7;
+
+/**
+ * `--managers N --store S` as the lab takes it: 0 for today's single manager
+ * on SQLite, else that many managers on etcd (several need etcd).
+ */
+export function managersOnEtcd(managers: number, store: string | undefined): number {
+  if (managers < 1 || managers > MAX_MANAGERS) throw new UsageError(`--managers must be between 1 and ${MAX_MANAGERS}`);
+  const backend = store ?? (managers > 1 ? "etcd" : "sqlite");
+  if (backend !== "sqlite" && backend !== "etcd") throw new UsageError(`--store must be sqlite or etcd, got "${backend}"`);
+  if (backend === "sqlite" && managers > 1) throw new UsageError("several managers share their state through etcd: --store etcd, or --managers 1");
+  return backend === "etcd" ? managers : 0;
+}
+
 const lab = () => import("@vipmesh/lab");
 
 function requireRoot(): void {
@@ -61,8 +79,10 @@ export function registerLabCommands(program: Command, io: Io): void {
     .enablePositionalOptions();
   const nameOption = (c: Command) => c.option("--name <name>", "which lab", "lab");
 
-  nameOption(cmd.command("up").description("Build the underlay, start a manager and one agent per node"))
+  nameOption(cmd.command("up").description("Build the underlay, start the manager(s) and one agent per node"))
     .option("--nodes <n>", "number of nodes", wholeNumber, 3)
+    .option("--managers <n>", "managers m1…mN, each with an etcd member beside it (1: one manager on SQLite, unless --store etcd)", wholeNumber, 1)
+    .option("--store <store>", "the managers' store: sqlite (one manager) or etcd (default etcd for several)")
     .option("--dataplane <dataplane>", "agents' load-balancing dataplane: auto, nftables or ipvs")
     .option("--heartbeat <duration>", "agents' heartbeat period, e.g. 1s", duration)
     .option("--no-containerd", "no containerd per node: the nodes run process tasks only")
@@ -72,11 +92,13 @@ export function registerLabCommands(program: Command, io: Io): void {
     .action(async (o: UpOptions) => {
       requireRoot();
       if (o.nodes < 1 || o.nodes > 50) throw new UsageError("--nodes must be between 1 and 50");
+      const managers = managersOnEtcd(o.managers, o.store);
       const resourcesByNode = nodeResources(o.nodeResources ?? []);
       const { labUp } = await lab();
       const l = await labUp({
         name: o.name,
         nodes: o.nodes,
+        managers,
         containerd: o.containerd,
         ...(o.nodeCpus !== undefined || o.nodeMemory !== undefined
           ? { nodeResources: { ...(o.nodeCpus !== undefined ? { nanoCpus: o.nodeCpus } : {}), ...(o.nodeMemory !== undefined ? { memoryBytes: o.nodeMemory } : {}) } }
@@ -88,7 +110,8 @@ export function registerLabCommands(program: Command, io: Io): void {
       }).catch((err: unknown) => {
         throw new CommandFailed(err instanceof Error ? err.message : String(err));
       });
-      io.stdout(`lab ${l.name} is up: ${l.nodes.map((n) => `${n.hostname} ${n.addr}`).join(", ")}; manager ${l.socket}; docker API ${l.dockerSocket} ('vipmesh lab env --name ${l.name}')\n`);
+      const managersSaid = l.managers ? `managers on etcd ${l.managers.map((m) => `${m.name} ${m.addr} (${m.socket})`).join(", ")}` : `manager ${l.socket}`;
+      io.stdout(`lab ${l.name} is up: ${l.nodes.map((n) => `${n.hostname} ${n.addr}`).join(", ")}; ${managersSaid}; docker API ${l.dockerSocket} ('vipmesh lab env --name ${l.name}')\n`);
     });
 
   nameOption(cmd.command("down").description("Remove every namespace, link, process and file of the lab")).action(
@@ -96,6 +119,14 @@ export function registerLabCommands(program: Command, io: Io): void {
       requireRoot();
       (await lab()).labDown(o.name);
       io.stdout(`lab ${o.name} is down\n`);
+    },
+  );
+
+  nameOption(cmd.command("status").description("List the lab's processes: manager(s), etcd members, agents, and whether each runs")).action(
+    async (o: { name: string }) => {
+      requireRoot();
+      const { readLab, labProcesses } = await lab();
+      for (const p of labProcesses(readLab(o.name))) io.stdout(`${p.what.padEnd(16)} ${p.pid === undefined ? "stopped" : `running (pid ${p.pid})`}\n`);
     },
   );
 
@@ -164,20 +195,59 @@ export function registerLabCommands(program: Command, io: Io): void {
     );
   }
 
-  const manager = cmd.command("manager").description("Stop or start the lab's manager");
-  nameOption(manager.command("stop").description("Kill the manager (SIGKILL, like a crash); the agents keep trying to reach it")).action(
-    async (o: { name: string }) => {
+  const manager = cmd.command("manager").description("Stop or start the lab's manager, or one of its managers on etcd");
+  const managerArg = ["[manager]", "m1, m2, … (a lab with managers on etcd); none for the single manager"] as const;
+  nameOption(manager.command("stop").description("Kill the manager (SIGKILL, like a crash); the agents keep trying to reach it").argument(...managerArg)).action(
+    async (which: string | undefined, o: { name: string }) => {
       requireRoot();
-      const { readLab, killManager } = await lab();
-      killManager(readLab(o.name));
-      io.stdout("manager stopped\n");
+      const { readLab, killManager, killLabManager } = await lab();
+      const l = readLab(o.name);
+      const named = managerNamed(l, which);
+      if (named) killLabManager(l, named);
+      else killManager(l);
+      io.stdout(`manager ${which ?? ""}`.trimEnd() + " stopped\n");
     },
   );
-  nameOption(manager.command("start").description("Start the manager again on its data dir, unless it runs")).action(async (o: { name: string }) => {
-    requireRoot();
-    const { readLab, managerRuns, startManager } = await lab();
-    const l = readLab(o.name);
-    if (!managerRuns(l)) await startManager(l);
-    io.stdout("manager started\n");
-  });
+  nameOption(manager.command("start").description("Start the manager again on its data dir, unless it runs").argument(...managerArg)).action(
+    async (which: string | undefined, o: { name: string }) => {
+      requireRoot();
+      const { readLab, managerRuns, startManager, startLabManager } = await lab();
+      const l = readLab(o.name);
+      const named = managerNamed(l, which);
+      if (named) await startLabManager(l, named);
+      else if (!managerRuns(l)) await startManager(l);
+      io.stdout(`manager ${which ?? ""}`.trimEnd() + " started\n");
+    },
+  );
+
+  const etcd = cmd.command("etcd").description("Stop or start a member of the etcd cluster of a lab with managers on etcd");
+  const memberArg = ["<member>", "1, 2, … (or m1, m2, …: the manager it runs beside)"] as const;
+  nameOption(etcd.command("stop").description("Kill the member (SIGKILL, like a crash); its data dir stays").argument(...memberArg)).action(
+    async (member: string, o: { name: string }) => {
+      requireRoot();
+      const { readLab, killEtcdMember } = await lab();
+      killEtcdMember(readLab(o.name), member);
+      io.stdout(`etcd member ${member} stopped\n`);
+    },
+  );
+  nameOption(etcd.command("start").description("Start the member again on its data dir, unless it runs: it rejoins, and serves once a quorum runs").argument(...memberArg)).action(
+    async (member: string, o: { name: string }) => {
+      requireRoot();
+      const { readLab, startEtcdMember } = await lab();
+      await startEtcdMember(readLab(o.name), member).catch((err: unknown) => {
+        throw new CommandFailed(err instanceof Error ? err.message : String(err));
+      });
+      io.stdout(`etcd member ${member} started\n`);
+    },
+  );
+}
+
+/** Which of a lab's managers on etcd a command names: it must name one; a lab of one manager takes no name. */
+function managerNamed(l: { managers?: readonly { name: string }[] }, which: string | undefined): string | undefined {
+  if (!l.managers) {
+    if (which !== undefined) throw new UsageError(`the lab runs one manager (on SQLite): 'vipmesh lab manager stop|start' names none, got "${which}"`);
+    return undefined;
+  }
+  if (which === undefined) throw new UsageError(`the lab runs managers ${l.managers.map((m) => m.name).join(", ")}: name one`);
+  return which;
 }
