@@ -69,7 +69,10 @@ export class ManagerConnection {
 
   /** The client of the manager calls go to now (streams use it: they do not move to another manager). */
   get client(): ClusterServiceClient {
-    const i = this.current;
+    return this.clientOf(this.current);
+  }
+
+  private clientOf(i: number): ClusterServiceClient {
     this.clients[i] ??= clusterClient(this.target.addresses[i]!, this.target.credentials, { interceptors: this.interceptors });
     return this.clients[i];
   }
@@ -83,27 +86,29 @@ export class ManagerConnection {
     const unknown = WRITES[method];
     const timeoutMs = this.timeoutMs ?? (unknown ? DEFAULT_DEADLINES_MS.write : DEFAULT_DEADLINES_MS.read);
     const request = IDEMPOTENT.has(method) ? ({ ...(req as object), requestId: randomUUID() } as typeof req) : req;
+    const { addresses } = this.target;
     const unreached: string[] = [];
     for (let tries = 0; ; tries++) {
+      const at = this.current;
       try {
         // waitForReady is off by default in grpc-js: an unreachable manager fails fast.
-        return await call(this.client, method, request, { deadline: Date.now() + timeoutMs });
+        return await call(this.clientOf(at), method, request, { deadline: Date.now() + timeoutMs });
       } catch (err) {
         if (!isServiceError(err)) throw err;
         // a change may have been made when the connection dropped: only a read is asked again
         const another = isUnreachable(err) || (!unknown && isDropped(err));
-        if (another && tries + 1 < this.target.addresses.length) {
-          unreached.push(`${this.address}: ${connectionFailure(err)}`);
-          this.current = (this.current + 1) % this.target.addresses.length;
+        if (another) unreached.push(`${addresses[at]}: ${connectionFailure(err)}`);
+        if (another && tries + 1 < addresses.length) {
+          // calls made side by side move on once for the same manager
+          if (this.current === at) this.current = (at + 1) % addresses.length;
           continue;
         }
         const silence = unknown && unanswered(err, timeoutMs);
-        if (silence) throw new OutcomeUnknown(`the vipmesh manager at ${this.address} ${silence}: ${unknown}`);
-        if (another && unreached.length > 0) {
-          unreached.push(`${this.address}: ${connectionFailure(err)}`);
+        if (silence) throw new OutcomeUnknown(`the vipmesh manager at ${addresses[at]} ${silence}: ${unknown}`);
+        if (unreached.length > 1) {
           throw new CommandFailed(`cannot reach any vipmesh manager (${unreached.join("; ")}); are they running? Pass --host or set VIPMESH_HOST`);
         }
-        throw new CommandFailed(describeManagerError(err, this.address, timeoutMs));
+        throw new CommandFailed(describeManagerError(err, addresses[at]!, timeoutMs));
       }
     }
   }

@@ -3,6 +3,7 @@ import { NODE_ID, network, node, service, serviceSpec, task } from "../test/wire
 import { formatTable } from "./table.ts";
 import {
   NETWORK_HEADERS,
+  managerRows,
   NODE_HEADERS,
   SERVICE_HEADERS,
   TASK_HEADERS,
@@ -89,8 +90,18 @@ describe("network ls and node ls", () => {
 
   it("lists nodes with status, availability and dataplane", () => {
     expect(formatTable(NODE_HEADERS, nodeRows([node()]))).toBe(
-      "ID             HOSTNAME   STATUS   AVAILABILITY   ADDRESS         DATAPLANE\n" +
-        "h1a2b3c4d5e6   node-1     Ready    Active         192.168.50.11   nftables\n",
+      "ID             HOSTNAME   STATUS   AVAILABILITY   MANAGER STATUS   ADDRESS         DATAPLANE\n" +
+        "h1a2b3c4d5e6   node-1     Ready    Active                          192.168.50.11   nftables\n",
+    );
+  });
+
+  it("lists managers as docker does: the leader, those reachable, those not", () => {
+    const m = (hostname: string, reachable: boolean, leader: boolean) => ({ id: `${hostname}a2b3c4d5e6f7`, hostname, addr: `${hostname}:4243`, dockerApi: [], createdAt: "", reachable, leader });
+    expect(formatTable(NODE_HEADERS, managerRows([m("m3", false, false), m("m1", true, true), m("m2", true, false)]))).toBe(
+      "ID             HOSTNAME   STATUS    AVAILABILITY   MANAGER STATUS   ADDRESS   DATAPLANE\n" +
+        "m1a2b3c4d5e6   m1         Ready     Active         Leader           m1:4243\n" +
+        "m2a2b3c4d5e6   m2         Ready     Active         Reachable        m2:4243\n" +
+        "m3a2b3c4d5e6   m3         Unknown   Active         Unreachable      m3:4243\n",
     );
   });
 });

@@ -10,7 +10,7 @@ type PortConfig = NonNullable<wire.Service["endpoint"]>["ports"][number];
 export const SERVICE_HEADERS = ["ID", "NAME", "MODE", "REPLICAS", "PORTS"] as const;
 export const TASK_HEADERS = ["ID", "NAME", "SERVICE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR"] as const;
 export const NETWORK_HEADERS = ["ID", "NAME", "DRIVER", "SUBNET"] as const;
-export const NODE_HEADERS = ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "ADDRESS", "DATAPLANE"] as const;
+export const NODE_HEADERS = ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ADDRESS", "DATAPLANE"] as const;
 
 /** Docker's PORTS cell: `*:30000->80/tcp` (ingress) or `:8080->80/tcp` (host mode). */
 export const formatPorts = (ports: readonly PortConfig[]): string =>
@@ -95,7 +95,23 @@ export function nodeRows(nodes: readonly wire.Node[]): string[][] {
       n.description?.hostname ?? "",
       titleCase(n.status?.state ?? ""),
       titleCase(n.spec?.availability ?? ""),
+      "",
       n.status?.addr ?? "",
       n.description?.dataplane || "nftables",
+    ]);
+}
+
+/** Managers as docker's rows: Ready while reachable, MANAGER STATUS Leader, Reachable or Unreachable; they balance no VIPs. */
+export function managerRows(managers: readonly wire.ManagerInfo[]): string[][] {
+  return [...managers]
+    .sort((a, b) => a.hostname.localeCompare(b.hostname))
+    .map((m) => [
+      shortId(m.id),
+      m.hostname,
+      m.reachable ? "Ready" : "Unknown",
+      "Active",
+      m.leader ? "Leader" : m.reachable ? "Reachable" : "Unreachable",
+      m.addr,
+      "",
     ]);
 }

@@ -356,7 +356,9 @@ describe("nodes", () => {
       }),
     );
     const table = await vipmesh("node", "ls");
-    expect(table.stdout).toMatch(/^ID\s+HOSTNAME\s+STATUS\s+AVAILABILITY\s+ADDRESS\s+DATAPLANE\n/);
+    expect(table.stdout).toMatch(/^ID\s+HOSTNAME\s+STATUS\s+AVAILABILITY\s+MANAGER STATUS\s+ADDRESS\s+DATAPLANE\n/);
+    // the manager first, the leader of its cluster of one
+    expect(table.stdout.split("\n")[1]).toMatch(/^\w{12}\s+\S+\s+Ready\s+Active\s+Leader\b/);
     expect(table.stdout).toContain("node-1");
 
     const updated = await vipmesh("node", "update", "--availability", "drain", "--label-add", "zone=a", "node-1");
@@ -370,7 +372,7 @@ describe("nodes", () => {
     expect(node.Description).toMatchObject({ Runtimes: ["process", "container"], Resources: { NanoCPUs: 2e9, MemoryBytes: 4 * 1024 ** 3 } });
 
     expect(await vipmesh("node", "rm", "--force", "node-1")).toMatchObject({ code: 0, stdout: "node-1\n" });
-    expect(await json("node", "ls", "--json")).toEqual([]);
+    expect((await json<any[]>("node", "ls", "--json")).map((n) => [n.Spec.Role, n.ManagerStatus?.Leader])).toEqual([["manager", true]]);
   });
 });
 

@@ -2,12 +2,13 @@
 
 import type { Command } from "commander";
 import { AVAILABILITIES } from "@vipmesh/core";
-import { nodeJson } from "@vipmesh/engine-api";
+import { managerNodeJson, nodeJson } from "@vipmesh/engine-api";
 import { CommandFailed, forEachTarget } from "../errors.ts";
 import { type Io, printJson } from "../io.ts";
 import { choice, collect, collectKeyValue } from "../options.ts";
-import { NODE_HEADERS, nodeRows } from "../table-rows.ts";
-import { type ListOptions, addListOptions, printList, withManager } from "./shared.ts";
+import { formatTable } from "../table.ts";
+import { managerRows, NODE_HEADERS, nodeRows } from "../table-rows.ts";
+import { type ListOptions, addListOptions, withManager } from "./shared.ts";
 
 interface UpdateOptions {
   availability?: "active" | "drain";
@@ -18,10 +19,12 @@ interface UpdateOptions {
 export function registerNodeCommands(program: Command, io: Io): void {
   const node = program.command("node").description("Manage the cluster's nodes");
 
-  addListOptions(node.command("ls").alias("list").description("List nodes")).action(
+  addListOptions(node.command("ls").alias("list").description("List nodes: the managers, then the agents' nodes")).action(
     async (opts: ListOptions, cmd: Command) => {
-      const { nodes } = await withManager(io, cmd, (conn) => conn.call("listNodes", {}));
-      printList(io, opts, nodes, { json: nodeJson, headers: NODE_HEADERS, rows: nodeRows });
+      const [{ managers }, { nodes }] = await withManager(io, cmd, (conn) => Promise.all([conn.call("listManagers", {}), conn.call("listNodes", {})]));
+      if (opts.json) printJson(io, [...managers.map(managerNodeJson), ...nodes.map(nodeJson)]);
+      else if (opts.quiet) io.stdout([...managers, ...nodes].map((n) => `${n.id}\n`).join(""));
+      else io.stdout(formatTable(NODE_HEADERS, [...managerRows(managers), ...nodeRows(nodes)]));
     },
   );
 
@@ -32,12 +35,16 @@ export function registerNodeCommands(program: Command, io: Io): void {
     .option("--json", "print JSON (the default)")
     .action(async (targets: string[], _opts: unknown, cmd: Command) => {
       const found: unknown[] = [];
-      await withManager(io, cmd, (conn) =>
-        forEachTarget(targets, io.stderr, async (target) => {
+      await withManager(io, cmd, async (conn) => {
+        const { managers } = await conn.call("listManagers", {});
+        await forEachTarget(targets, io.stderr, async (target) => {
+          // a manager by its ID or hostname; anything else is an agent's node
+          const manager = managers.find((m) => m.id === target || m.hostname === target);
+          if (manager) return void found.push(managerNodeJson(manager));
           const { node: n } = await conn.call("inspectNode", { node: target });
           if (n) found.push(nodeJson(n));
-        }).finally(() => printJson(io, found)),
-      );
+        }).finally(() => printJson(io, found));
+      });
     });
 
   node

@@ -45,7 +45,7 @@ export function resourcesJson(r: Loose<Resources> | null | undefined): { NanoCPU
 }
 
 /** A manager as Docker's: drained, so `docker node ls` shows it Drain, and Leader, Reachable or Unreachable. */
-export function managerNodeJson(m: ManagerNode) {
+export function managerNodeJson(m: Pick<ManagerNode, "id" | "hostname" | "addr" | "createdAt" | "reachable" | "leader">) {
   const ip = m.addr.replace(/:\d+$/, "");
   return {
     ID: m.id,
