@@ -24,7 +24,7 @@ const NODES: readonly Role[] = ["worker", "manager"];
 const WRITERS: readonly Role[] = ["admin", "manager"];
 const READERS: readonly Role[] = ["admin", "manager", "readonly"];
 
-const CLUSTER_READS = ["InspectNetwork", "ListNetworks", "InspectService", "ListServices", "WatchServiceConvergence", "ListNodes", "InspectNode", "ListTasks", "Watch", "ListImages"];
+const CLUSTER_READS = ["InspectNetwork", "ListNetworks", "InspectService", "ListServices", "WatchServiceConvergence", "ListNodes", "InspectNode", "ListManagers", "ListTasks", "Watch", "ListImages"];
 const CLUSTER_WRITES = ["CreateNetwork", "RemoveNetwork", "CreateService", "UpdateService", "RollbackService", "RemoveService", "UpdateNode", "RemoveNode", "ServiceLogs", "GetJoinToken", "LoadImage", "RemoveImage"];
 
 export const POLICY: ReadonlyMap<string, Access> = new Map<string, Access>([
