@@ -35,8 +35,8 @@
 // 0 is this thread with the simulated agents, 1 and 3 are tsx's loader threads).
 
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, type wire } from "@vipmesh/api";
-import { isIngressSandboxEndpoint, seededRandom } from "@vipmesh/core";
-import { SimAgent, tempDir } from "@vipmesh/testing";
+import { seededRandom } from "@vipmesh/core";
+import { tempDir } from "@vipmesh/testing";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
@@ -46,6 +46,7 @@ import { runInNewContext } from "node:vm";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { type RunningManager, startManager, tlsDirs } from "@vipmesh/manager";
+import { Fleet, now, pad, pool, Progress, type ScaleSample, scaleOnce, sleep, until } from "./lib/fleet.ts";
 
 /** The reference figure: swarmkit's dispatcher batches assignment changes and waits this long. */
 const SWARMKIT_BATCH_WINDOW_MS = 50;
@@ -165,10 +166,6 @@ function parseOptions(argv: string[]): Options {
 
 // ---- small helpers -----------------------------------------------------------
 
-const now = () => performance.now();
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const pad = (n: number, width: number) => String(n).padStart(width, "0");
-
 /** CPU time (ms) all cores spent busy since boot, from os.cpus(). */
 function machineBusyMs(): number {
   let busy = 0;
@@ -206,60 +203,6 @@ const secs = (x: number) => `${(x / 1000).toFixed(2)} s`;
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 const roundSummary = (s: Summary): Summary =>
   Object.fromEntries(Object.entries(s).map(([k, v]) => [k, k === "n" ? v : round(v)])) as unknown as Summary;
-
-/** Polls `check` every `everyMs` until it is true; throws after `timeoutMs`. */
-async function until(what: string, check: () => boolean, timeoutMs: number, everyMs = 5): Promise<number> {
-  const deadline = now() + timeoutMs;
-  for (;;) {
-    if (check()) return now();
-    if (now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
-/** Runs `fn(i)` for i in [0, n) with at most `limit` in flight. */
-async function pool(n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < n) await fn(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
-}
-
-// ---- progress (stderr) ---------------------------------------------------------
-
-class Progress {
-  private last = "";
-  private readonly tty = Boolean(process.stderr.isTTY);
-  private timer: NodeJS.Timeout | undefined;
-  private readonly started = now();
-
-  constructor(private readonly describe: () => string) {}
-
-  start(): void {
-    this.timer = setInterval(() => this.print(false), this.tty ? 250 : 2000);
-    this.timer.unref();
-  }
-
-  print(force: boolean): void {
-    const line = `[${((now() - this.started) / 1000).toFixed(1).padStart(6)} s] ${this.describe()}`;
-    if (!force && line === this.last) return;
-    this.last = line;
-    if (this.tty) process.stderr.write(`\r\x1b[K${line}`);
-    else process.stderr.write(`${line}\n`);
-  }
-
-  /** A line that stays (a phase finished). */
-  note(text: string): void {
-    if (this.tty) process.stderr.write(`\r\x1b[K`);
-    process.stderr.write(`${text}\n`);
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-    if (this.tty) process.stderr.write(`\r\x1b[K`);
-  }
-}
 
 // ---- the manager: in a worker thread (default) or on this thread -------------------
 
@@ -370,39 +313,7 @@ async function managerWorkerMain(): Promise<void> {
   port.postMessage({ address: m.addresses[0] });
 }
 
-// ---- agents --------------------------------------------------------------------
-
-const hostnameOf = (i: number) => `node${pad(i + 1, 3)}`;
-/**
- * Underlay addresses: labels only, nothing is sent to them. From RFC 2544's
- * benchmarking range, half the agents in 198.18/16 and half in 198.19/16 (two
- * underlay subnets, as nodes in two racks).
- */
-const agentAddr = (i: number, total: number) => {
-  const half = Math.ceil(total / 2);
-  const j = i < half ? i : i - half;
-  return `198.${i < half ? 18 : 19}.${Math.floor(j / 254)}.${(j % 254) + 1}`;
-};
-
-interface Tracked {
-  agent: SimAgent;
-  index: number;
-  assignments: number;
-}
-
 // ---- the benchmark ---------------------------------------------------------------
-
-interface ScaleSample {
-  op: number;
-  service: string;
-  direction: "up" | "down";
-  sessions: number;
-  firstMs: number;
-  lastMs: number;
-  rpcMs: number;
-  inspectMs: number;
-  timedOut: boolean;
-}
 
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
@@ -421,17 +332,14 @@ async function main(): Promise<number> {
   const dir = tempDir("vipmesh-bench-");
   let manager: ManagerHost | undefined;
   let client: ClusterServiceClient | undefined;
-  const tracked: Tracked[] = [];
+  const fleet = new Fleet();
   let phase = "starting";
   let progressText = () => phase;
   const progress = new Progress(() => progressText());
-  const closedUnexpectedly: string[] = [];
-  let closing = false;
 
   const cleanup = async () => {
-    closing = true;
     progress.stop();
-    for (const t of tracked) t.agent.stop();
+    fleet.stop();
     client?.close();
     await manager?.stop();
     dir.remove();
@@ -467,39 +375,12 @@ async function main(): Promise<number> {
 
     // ---- 1. agents -------------------------------------------------------------
     phase = "agents";
-    let lastAssignmentAt = now();
-    /** Set during a scale operation: sees every assignment as it arrives. */
-    let probe: ((t: Tracked, a: wire.Assignment, at: number) => void) | undefined;
-    let connected = 0;
-    progressText = () => `connecting agents ${connected}/${o.agents}`;
-    await pool(o.agents, 10, async (i) => {
-      const agent = new SimAgent(address, {
-        token,
-        hostname: hostnameOf(i),
-        addr: agentAddr(i, o.agents),
-        ownConnection: !o.sharedConnection,
-      });
-      const t: Tracked = { agent, index: i, assignments: 0 };
-      agent.on("assignment", (a) => {
-        const at = now();
-        t.assignments++;
-        lastAssignmentAt = at;
-        probe?.(t, a, at);
-      });
-      agent.on("closed", (err) => {
-        if (!closing) closedUnexpectedly.push(`${hostnameOf(i)}: ${err?.message ?? "session ended"}`);
-      });
-      tracked[i] = t;
-      await agent.start();
-      connected++;
-    });
+    progressText = () => `connecting agents ${fleet.connected}/${o.agents}`;
+    await fleet.connect(o.agents, { address: () => address, token, ownConnection: !o.sharedConnection });
     const agentsMs = now() - t00;
     mark("agentsConnected");
     const heapIdleMb = await manager.heapMb();
     progress.note(`${o.agents} agents connected in ${secs(agentsMs)}`);
-    const alive = () => {
-      if (closedUnexpectedly.length > 0) throw new Error(`sessions closed: ${closedUnexpectedly.slice(0, 3).join("; ")}`);
-    };
 
     // ---- 2. networks and services ------------------------------------------------------
     phase = "networks";
@@ -516,34 +397,6 @@ async function main(): Promise<number> {
       tasksOnNetwork.set(id, (tasksOnNetwork.get(id) ?? 0) + o.replicas);
     }
 
-    const countRunning = () => {
-      let n = 0;
-      for (const t of tracked) {
-        for (const task of t.agent.view.tasks.values()) {
-          if (task.desiredState === "running" && task.status?.state === "running") n++;
-        }
-      }
-      return n;
-    };
-    /** Agents whose view holds every endpoint of the networks it has, all ready (nothing left to send). */
-    const countComplete = () => {
-      let n = 0;
-      for (const t of tracked) {
-        let expected = 0;
-        for (const id of t.agent.view.networks.keys()) expected += tasksOnNetwork.get(id) ?? 0;
-        // task endpoints only: the node's own ingress sandbox (and, where published tasks run, every node's) is there too
-        let ready = 0;
-        let tasks = 0;
-        for (const e of t.agent.view.endpoints.values()) {
-          if (isIngressSandboxEndpoint(e)) continue;
-          tasks++;
-          if (e.ready) ready++;
-        }
-        if (ready === expected && tasks === expected) n++;
-      }
-      return n;
-    };
-
     phase = "create";
     let created = 0;
     let running = 0;
@@ -553,7 +406,7 @@ async function main(): Promise<number> {
     const cpuCreate0 = process.cpuUsage();
     const tCreate0 = now();
     mark("createStart");
-    const runningWatch = setInterval(() => (running = countRunning()), 250);
+    const runningWatch = setInterval(() => (running = fleet.countRunning()), 250);
     await pool(o.services, o.concurrency, async (i) => {
       const spec: wire.ServiceSpecInput = {
         annotations: { name: svcName(i) },
@@ -569,21 +422,21 @@ async function main(): Promise<number> {
     const tCreated = now();
     const createMs = tCreated - tCreate0;
     mark("createEnd");
-    alive();
+    fleet.alive();
     progress.note(`${o.services} services created in ${secs(createMs)}`);
 
     phase = "converge";
     const limit = Math.max(60_000, o.services * 60);
-    const tRunning = await until(`${tasksTotal} running tasks`, () => (running = countRunning()) >= tasksTotal, limit, 20);
+    const tRunning = await until(`${tasksTotal} running tasks`, () => (running = fleet.countRunning()) >= tasksTotal, limit, 20);
     let complete = 0;
     progressText = () => `all ${tasksTotal} tasks running; agent views complete ${complete}/${o.agents}`;
-    const tComplete = await until("every agent view complete", () => (complete = countComplete()) === o.agents, limit, 20);
+    const tComplete = await until("every agent view complete", () => (complete = fleet.countComplete(tasksOnNetwork)) === o.agents, limit, 20);
     clearInterval(runningWatch);
     timeline.allRunning = round(tRunning - t00, 1);
     timeline.allViewsComplete = round(tComplete - t00, 1);
     const eluCreate = manager.elu(eluCreate0);
     const cpuCreate = process.cpuUsage(cpuCreate0);
-    alive();
+    fleet.alive();
     progress.note(`all tasks running after ${secs(tRunning - tCreate0)}; every agent view complete after ${secs(tComplete - tCreate0)}`);
 
     // the manager's word on it: every service converged, every session that sees it acked
@@ -637,16 +490,6 @@ async function main(): Promise<number> {
       const p = summarize(samples.map((s) => s.lastMs));
       return `scale ${samples.length}/${o.scales}; so far median ${ms(p.median)} ms, max ${ms(p.max)} ms`;
     };
-    const byServiceTasks = (view: SimAgent["view"], serviceId: string) => {
-      const ids = new Set<string>();
-      for (const e of view.endpoints.values()) if (e.serviceId === serviceId) ids.add(e.taskId);
-      return ids;
-    };
-    const quiet = async (q: number, cap: number) => {
-      const deadline = now() + cap;
-      while (now() - lastAssignmentAt < q && now() < deadline) await sleep(2);
-    };
-
     let service = "";
     let serviceIndex = 0;
     for (let op = -o.warmup; op < o.scales; op++) {
@@ -663,92 +506,12 @@ async function main(): Promise<number> {
       }
       const replicas = direction === "up" ? o.replicas + 1 : o.replicas;
 
-      // what the CLI's `service scale` does: read the service for its version and spec, then update
-      const tInspect = now();
-      const current = (await call(c, "inspectService", { service })).service!;
-      const inspectMs = now() - tInspect;
-      const serviceId = current.id;
       const networkId = networkIds[networkOfService(serviceIndex)]!;
-      const targets = new Set(tracked.filter((t) => t.agent.view.networks.has(networkId)));
-      const sample = targets.values().next().value;
-      const before = sample ? byServiceTasks(sample.agent.view, serviceId) : new Set<string>();
-
-      let hits = 0;
-      let firstAt = NaN;
-      let lastAt = NaN;
-      const changed = new Set<string>(); // endpoint keys that appeared (up) or went (down)
-      /** Down: the keys each session saw go (a session that lost the network lost all its endpoints). */
-      const removedFrom = new Map<Tracked, string[]>();
-      const hit = new Set<Tracked>();
-      let done!: () => void;
-      const allSeen = new Promise<void>((r) => (done = r));
-      probe = (t, a, at) => {
-        if (!targets.has(t) || hit.has(t)) return;
-        let seen = false;
-        if (direction === "up") {
-          for (const e of a.endpoints) {
-            if (e.serviceId === serviceId && !before.has(e.taskId)) {
-              seen = true;
-              changed.add(e.key);
-            }
-          }
-        } else {
-          for (const key of a.removedEndpoints) {
-            if (before.has(key.split("/")[0]!)) {
-              seen = true;
-              changed.add(key);
-              removedFrom.set(t, [...(removedFrom.get(t) ?? []), key]);
-            }
-          }
-        }
-        if (!seen) return;
-        hit.add(t);
-        hits++;
-        if (hits === 1) firstAt = at;
-        if (hits === targets.size) {
-          lastAt = at;
-          done();
-        }
-      };
-
-      const spec = { ...current.spec!, replicated: { replicas } } as wire.ServiceSpecInput;
-      const t0 = now();
-      let rpcMs = NaN;
-      const updated = call(c, "updateService", { service: serviceId, version: current.version, spec }).then(() => {
-        rpcMs = now() - t0;
-      });
-      let timedOut = false;
-      await Promise.race([allSeen, sleep(o.opTimeoutMs).then(() => (timedOut = true))]);
-      await updated;
-      probe = undefined;
-      alive();
-      (op < 0 ? warmSamples : samples).push({
-        op,
-        service,
-        direction,
-        sessions: targets.size,
-        firstMs: firstAt - t0,
-        lastMs: timedOut ? NaN : lastAt - t0,
-        rpcMs,
-        inspectMs,
-        timedOut,
-      });
-      if (timedOut) {
-        progress.note(`op ${op} (${service} ${direction}): only ${hits}/${targets.size} sessions saw the change within ${o.opTimeoutMs} ms`);
+      const { sample, seen } = await scaleOnce(c, fleet, { op, service, networkId, direction, replicas, opTimeoutMs: o.opTimeoutMs });
+      (op < 0 ? warmSamples : samples).push(sample);
+      if (sample.timedOut) {
+        progress.note(`op ${op} (${service} ${direction}): only ${seen}/${sample.sessions} sessions saw the change within ${o.opTimeoutMs} ms`);
       }
-
-      // settle before the next operation, so that operations do not overlap: a new task is
-      // running (its endpoint ready everywhere), a removed one is gone; then no assignment for 10 ms
-      const settled = () => {
-        if (direction === "up") {
-          for (const t of targets) for (const key of changed) if (!t.agent.view.endpoints.get(key)?.ready) return false;
-          return true;
-        }
-        // (a stopped task stays in its own node's view, reported shut down: its endpoints are what go)
-        return [...removedFrom].every(([t, keys]) => keys.every((key) => !t.agent.view.endpoints.has(key)));
-      };
-      await until(`${service} to settle`, settled, 10_000, 1).catch(() => {});
-      await quiet(10, 1000);
     }
     const eluScale = manager.elu(eluScale0);
     const eluAgents = performance.eventLoopUtilization(eluAgents0);
