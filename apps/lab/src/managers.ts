@@ -124,7 +124,8 @@ export async function startEtcdCluster(l: LabLayout, log: (line: string) => void
   // the lab's admin and read-only users, trusted by every manager (one CA): no manager's data dir need be read
   writeIdentity(l.tlsDir, await ca.issue({ id: "admin", role: "admin" }, USER_CERT_VALIDITY_MS));
   writeIdentity(l.readonlyTlsDir, await ca.issue({ id: "readonly", role: "readonly" }, USER_CERT_VALIDITY_MS));
-  writeFileSync(etcd.storeKeyFile, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
+  // 32 bytes in 64 hex characters, as `vipmesh store key` writes it
+  writeFileSync(etcd.storeKeyFile, `${randomBytes(32).toString("hex")}\n`, { mode: 0o600 });
 
   log(`etcd: ${managers.length} members, one in each manager's namespace`);
   const members = [];
