@@ -25,7 +25,7 @@ import { inBackground } from "./background.ts";
 import type { Cluster } from "./cluster.ts";
 import { ImageRelay } from "./image-relay.ts";
 import { LogRelay } from "./log-relay.ts";
-import { DEFAULT_HEARTBEAT_PERIOD_MS, NodeHealth } from "./node-health.ts";
+import { DEFAULT_HEARTBEAT_PERIOD_MS, type LivenessFactory, NodeHealth, type NodeLiveness } from "./node-health.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 
 /** What goes down a session (server.ts puts it on the wire). */
@@ -103,7 +103,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
    */
   private readonly drains = new Map<string, Map<string, number>>();
   private unsubscribe: (() => void) | undefined;
-  readonly health: NodeHealth;
+  readonly health: NodeLiveness;
   readonly logs: LogRelay;
   readonly images: ImageRelay;
 
@@ -113,9 +113,11 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     readonly heartbeatPeriodMs = DEFAULT_HEARTBEAT_PERIOD_MS,
     /** The overlay keys; undefined (a manager with --insecure) sends none: keys never travel in plaintext. */
     private overlayKeys?: OverlayKeySet,
+    /** Who judges node liveness: this manager alone (SQLite), or the leader from what every manager says (ha/node-liveness.ts). */
+    liveness: LivenessFactory = (end) => new NodeHealth(store, cluster, heartbeatPeriodMs, end),
   ) {
     super();
-    this.health = new NodeHealth(store, cluster, heartbeatPeriodMs, (nodeId, why) => this.endSession(nodeId, why));
+    this.health = liveness((nodeId, why) => this.endSession(nodeId, why));
     this.logs = new LogRelay(
       (nodeId) => this.sessions.get(nodeId)?.channel,
       (nodeId) => this.hostname(nodeId),
@@ -177,6 +179,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const s = this.sessions.get(nodeId);
     if (s?.channel === channel) {
       this.sessions.delete(nodeId);
+      this.health.ended(nodeId);
       this.logs.endSession(s.channel, `node ${this.hostname(nodeId)} disconnected`);
       this.images.endSession(s.channel, `node ${this.hostname(nodeId)} disconnected`);
       this.releaseDrains();
@@ -330,6 +333,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     if (!s) return;
     const error = typeof why === "string" ? new Error(why) : why;
     this.sessions.delete(nodeId);
+    this.health.ended(nodeId);
     this.logs.endSession(s.channel, `node ${this.hostname(nodeId)}: ${error.message}`);
     this.images.endSession(s.channel, `node ${this.hostname(nodeId)}: ${error.message}`);
     s.channel.close(error);

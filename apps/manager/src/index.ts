@@ -14,13 +14,19 @@ import { CertificateAuthority, DEFAULT_CERT_VALIDITY_MS, DEFAULT_JOIN_RATE, type
 import { OverlayKeys } from "./security/overlay-keys.ts";
 
 export { DEFAULT_JOIN_RATE, type JoinRate, tlsDirs };
+// for `vipmesh store` (key, migrate)
+export { EtcdBackend } from "./store/etcd.ts";
+export { SqliteBackend } from "./store/sqlite.ts";
+export { readStoreKey, writeStoreKey } from "./store/secret-box.ts";
+export { readEtcdTls } from "@vipmesh/etcd";
 import { type DockerApiListener, listenDockerApi } from "./docker-api.ts";
 import { Operations } from "./operations.ts";
-import { caHandlers, clusterHandlers, dispatcherHandlers } from "./server.ts";
+import { caHandlers, clusterHandlers, dispatcherHandlers, type Staleness } from "./server.ts";
 import { ClusterStore } from "./store/cluster-store.ts";
 import { EtcdBackend } from "./store/etcd.ts";
 import { readStoreKey } from "./store/secret-box.ts";
 import { soloDirectory } from "./ha/directory.ts";
+import { HaRuntime } from "./ha/runtime.ts";
 import { newId } from "./ids.ts";
 import { managerIdentity } from "./manager-identity.ts";
 import { readEtcdTls } from "@vipmesh/etcd";
@@ -109,8 +115,9 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   };
   const storeOptions = options.store ?? { kind: "sqlite" };
   let store: ClusterStore;
+  let stale: Staleness;
   try {
-    store = await openStore(options.dataDir, storeOptions);
+    ({ store, stale } = await openStore(options.dataDir, storeOptions));
   } catch (err) {
     throw new Error(`cannot open the cluster's store: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -142,9 +149,32 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     await close();
     throw new Error(`cannot set up the cluster's CA in ${options.dataDir}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  // overlay keys only where they can travel over mutual TLS
-  const keys = ca ? new OverlayKeys(store.settings, options.keyRotationMs, (line) => console.error(`manager: ${line}`)) : undefined;
-  const dispatcher = new Dispatcher(store, cluster, options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS, keys?.current());
+  const log = (line: string) => console.error(`manager: ${line}`);
+  let keys: OverlayKeys | undefined;
+  const me = managerIdentity(options.dataDir, store.settings);
+  const heartbeatPeriodMs = options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS;
+  const self = () => ({
+    ...me,
+    hostname: options.hostname ?? hostname(),
+    addr: addresses.find((a) => !a.startsWith("unix:")) ?? "",
+    dockerApi: dockerApi.map((l) => l.address),
+  });
+  // with etcd: one manager among several (lease, election, directory, node liveness); its loops run while it leads
+  const ha =
+    storeOptions.kind === "etcd"
+      ? new HaRuntime({ id: me.id, endpoints: storeOptions.endpoints, tls: storeOptions.tlsDir ? readEtcdTls(storeOptions.tlsDir) : undefined, store, cluster, heartbeatPeriodMs, self, log })
+      : undefined;
+  try {
+    // overlay keys only where they can travel over mutual TLS
+    if (ca) keys = await OverlayKeys.open(store.settings, options.keyRotationMs, log);
+    await ha?.start();
+  } catch (err) {
+    await ha?.stop();
+    ca?.stop();
+    await close();
+    throw new Error(`cannot set up the overlay keys${ha ? " and the managers' election (etcd)" : ""}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const dispatcher = new Dispatcher(store, cluster, heartbeatPeriodMs, keys?.current(), ha?.liveness());
   const orchestrator = new Orchestrator(store, allocator, cluster, { restartDelayMs: options.restartDelayMs });
 
   const server = new grpc.Server({
@@ -156,18 +186,11 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     interceptors: ca ? [authInterceptor(ca)] : [],
   });
   const addresses: string[] = [];
-  // the manager's node (Engine API): where agents reach it, its first TCP address
-  const me = managerIdentity(options.dataDir, store.settings);
   const insecureClusterId = store.settings.get("cluster-id") ?? newId();
   if (!ca && store.settings.get("cluster-id") === undefined) await store.settings.set("cluster-id", insecureClusterId);
-  const directory = soloDirectory(() => ({
-    ...me,
-    hostname: options.hostname ?? hostname(),
-    addr: addresses.find((a) => !a.startsWith("unix:")) ?? "",
-    dockerApi: dockerApi.map((l) => l.address),
-  }));
+  const directory = ha?.directory ?? soloDirectory(self);
   const ops = new Operations(store, cluster, dispatcher, ca, directory, insecureClusterId);
-  server.addService(ClusterServiceDef, clusterHandlers(store, ops, dispatcher));
+  server.addService(ClusterServiceDef, clusterHandlers(store, ops, dispatcher, stale));
   server.addService(DispatcherServiceDef, dispatcherHandlers(cluster, dispatcher, ca !== undefined));
   if (ca) server.addService(CaServiceDef, caHandlers(ca));
 
@@ -194,15 +217,31 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   } catch (err) {
     await Promise.all(dockerApi.map((l) => l.close()));
     server.forceShutdown();
+    await ha?.stop();
     ca?.stop();
     await close();
     throw new Error(`cannot listen on ${[...options.listen, ...(options.dockerApi ?? [])].join(", ")}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  // the orchestrator subscribes first: its reconcile then runs before the dispatcher's
-  // flush in the same turn, and a change and the tasks it makes reach agents as one delta
-  orchestrator.start();
-  dispatcher.start();
-  keys?.start((k) => dispatcher.publishKeys(k));
+  if (ha) {
+    dispatcher.start();
+    const rotation = keys && { start: () => keys.start((k) => ha.everyManagerHolds(k)), stop: () => keys.stop() };
+    try {
+      await ha.serve([orchestrator, ha.judge, ...(rotation ? [rotation] : [])], keys && { current: () => keys.current(), publish: (k) => dispatcher.publishKeys(k) });
+    } catch (err) {
+      await ha.stop();
+      dispatcher.stop();
+      server.forceShutdown();
+      ca?.stop();
+      await close();
+      throw new Error(`cannot join the cluster's managers (etcd): ${err instanceof Error ? err.message : String(err)}`);
+    }
+  } else {
+    // the orchestrator subscribes first: its reconcile then runs before the dispatcher's
+    // flush in the same turn, and a change and the tasks it makes reach agents as one delta
+    orchestrator.start();
+    dispatcher.start();
+    keys?.start((k) => dispatcher.publishKeys(k));
+  }
 
   const dirs = tlsDirs(options.dataDir);
   return {
@@ -212,6 +251,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     dockerApi: dockerApi.map((l) => l.address),
     stop: async () => {
       await Promise.all(dockerApi.map((l) => l.close()));
+      await ha?.stop(); // the leader-only loops stop, the lease goes: another manager takes over at once
       keys?.stop();
       ca?.stop();
       orchestrator.stop();
@@ -222,8 +262,13 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   };
 }
 
-function openStore(dataDir: string, o: StoreOptions): Promise<ClusterStore> {
-  if (o.kind === "sqlite") return ClusterStore.openSqlite(dataDir);
+/** The store, and why answers from its cache may be out of date (etcd without quorum; never with SQLite). */
+async function openStore(dataDir: string, o: StoreOptions): Promise<{ store: ClusterStore; stale: Staleness }> {
+  if (o.kind === "sqlite") return { store: await ClusterStore.openSqlite(dataDir), stale: () => undefined };
   const backend = new EtcdBackend({ endpoints: o.endpoints, tls: o.tlsDir ? readEtcdTls(o.tlsDir) : undefined, storeKey: readStoreKey(o.storeKeyFile) });
-  return ClusterStore.open(backend);
+  const stale = () => {
+    const h = backend.health();
+    return h.ok ? undefined : `this manager cannot reach etcd's quorum (${h.reason ?? "no answer"}): it answered from its cache`;
+  };
+  return { store: await ClusterStore.open(backend), stale };
 }

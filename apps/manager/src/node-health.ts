@@ -1,6 +1,8 @@
 // Node health: a node whose agent misses MISSED_HEARTBEATS_FOR_DOWN heartbeats is
 // marked down and its session ended, so that its tasks move elsewhere and its endpoints leave every view.
 // After the manager starts, no node is judged before every agent had time to come back (restartGraceMs).
+// That is the one-manager (SQLite) way; with several managers (etcd) ha/node-liveness.ts
+// says which manager holds each session and the leader judges.
 
 import { RECONNECT_MAX_BACKOFF_MS, REGISTER_DEADLINE_MS } from "@vipmesh/api";
 import { inBackground } from "./background.ts";
@@ -19,7 +21,27 @@ export const MISSED_HEARTBEATS_FOR_DOWN = 3;
 export const restartGraceMs = (heartbeatPeriodMs: number): number =>
   MISSED_HEARTBEATS_FOR_DOWN * heartbeatPeriodMs + RECONNECT_MAX_BACKOFF_MS + REGISTER_DEADLINE_MS;
 
-export class NodeHealth {
+/** What the dispatcher tells of its sessions, for judging whether nodes live. */
+export interface NodeLiveness {
+  start(): void;
+  stop(): void;
+  /** The node's agent opened a session. */
+  seen(nodeId: string): void;
+  /** A heartbeat came down the node's session. */
+  heartbeat(nodeId: string): void;
+  /** The node's session ended, from either side. */
+  ended(nodeId: string): void;
+}
+
+/** Makes the dispatcher's NodeLiveness, given how it ends a node's session from the manager's side. */
+export type LivenessFactory = (endSession: (nodeId: string, why: string) => void) => NodeLiveness;
+
+/** A heartbeat's news: the node is ready again if it was not. */
+export function readyAgain(store: ClusterStore, cluster: Cluster, nodeId: string): void {
+  if (store.node(nodeId)?.status.state !== "ready") inBackground(`marking node ${nodeId} ready`, cluster.setNodeState(nodeId, "ready", ""));
+}
+
+export class NodeHealth implements NodeLiveness {
   private readonly lastSeen = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
 
@@ -50,8 +72,11 @@ export class NodeHealth {
   /** A heartbeat: the node is alive, and ready again if it was not. */
   heartbeat(nodeId: string): void {
     this.seen(nodeId);
-    if (this.store.node(nodeId)?.status.state !== "ready") inBackground(`marking node ${nodeId} ready`, this.cluster.setNodeState(nodeId, "ready", ""));
+    readyAgain(this.store, this.cluster, nodeId);
   }
+
+  /** Nothing to do: a node without a session is judged by its missing heartbeats. */
+  ended(): void {}
 
   private check(): void {
     const deadline = Date.now() - this.heartbeatPeriodMs * MISSED_HEARTBEATS_FOR_DOWN;

@@ -88,7 +88,10 @@ export class Operations implements ClusterOps {
   updateNode(ref: string, version: number, spec: Partial<NodeSpec>): Promise<Node> {
     return this.write("UpdateNode", undefined, () => this.cluster.updateNode(ref, version, spec));
   }
+  /** A worker node, or else a manager named by its ID or hostname (the directory's: refused while it runs, unless forced). */
   async removeNode(ref: string, force: boolean): Promise<void> {
+    const manager = this.directory.list().find((m) => m.id === ref || m.hostname === ref);
+    if (manager && !this.store.list("node").some((n) => n.id === ref || n.description.hostname === ref)) return this.directory.remove(manager.id, force);
     await this.write("RemoveNode", undefined, async () => (await this.cluster.removeNode(ref, force), {}));
   }
 

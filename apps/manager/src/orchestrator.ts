@@ -77,6 +77,7 @@ export class Orchestrator {
   private readonly waitingForRoom = new Set<string>();
   private allDirty = true;
   private scheduled = false;
+  private running = false;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Per service being updated: when its last batch was all running (--update-delay counts from there). */
   private readonly pacing = new Map<string, { doneAt?: number }>();
@@ -97,12 +98,15 @@ export class Orchestrator {
 
   /** Starts reconciling (again, on a manager that becomes the leader): every service is looked at first. */
   start(): void {
+    this.running = true;
     this.allDirty = true;
     this.unsubscribe = this.store.subscribe((c) => this.onCommit(c));
     this.kick();
   }
 
+  /** Stops reconciling (a manager that loses leadership): nothing already scheduled runs. */
   stop(): void {
+    this.running = false;
     this.unsubscribe?.();
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
@@ -122,11 +126,11 @@ export class Orchestrator {
   }
 
   private kick(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || !this.running) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      this.reconcile();
+      if (this.running) this.reconcile();
     });
   }
 

@@ -1,7 +1,7 @@
 // gRPC handlers: translate between wire and domain, nothing more.
 
 import * as grpc from "@grpc/grpc-js";
-import { assignmentToWire, logPieceFromWire, logRequestToWire, toStatus, type wire } from "@vipmesh/api";
+import { assignmentToWire, logPieceFromWire, logRequestToWire, STALE_METADATA, toStatus, type wire } from "@vipmesh/api";
 import { type ErrorCode, exhausted, invalid, permissionDenied, VipmeshError } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
@@ -12,7 +12,7 @@ import type { CertificateAuthority } from "./security/certificate-authority.ts";
 import { RateLimiter } from "./security/rate-limit.ts";
 import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 
-type Callback = (err: Partial<grpc.StatusObject> | null, res?: object) => void;
+type Callback = (err: Partial<grpc.StatusObject> | null, res?: object, trailer?: grpc.Metadata) => void;
 type UnaryCall<Req> = AuthContextCall & { request: Req; getPeer(): string };
 
 function unary<Req>(fn: (req: Req, call: UnaryCall<Req>) => object | Promise<object>) {
@@ -32,9 +32,34 @@ function unary<Req>(fn: (req: Req, call: UnaryCall<Req>) => object | Promise<obj
 /** Registrations per node: swarm's 3 per 8 s. */
 export const REGISTRATION_LIMIT = { count: 3, windowMs: 8000 };
 
+/** Why this manager's answers may be out of date (it cannot reach the store's quorum), or undefined when they are not. */
+export type Staleness = () => string | undefined;
+
+const staleMetadata = (why: string): grpc.Metadata => {
+  const md = new grpc.Metadata();
+  md.set(STALE_METADATA, why);
+  return md;
+};
+
+/** Each unary answer given while `stale` says why carries STALE_METADATA (only reads are answered then: the store refuses writes). */
+function markStale<H extends object>(handlers: H, stale: Staleness): H {
+  const out: Record<string, unknown> = {};
+  for (const [name, h] of Object.entries(handlers) as [string, (call: unknown, callback?: Callback) => void][]) {
+    out[name] =
+      h.length !== 2
+        ? h // a stream: Watch marks its own
+        : (call: unknown, callback: Callback) =>
+            h(call, (err, res) => {
+              const why = err ? undefined : stale();
+              callback(err, res, why === undefined ? undefined : staleMetadata(why));
+            });
+  }
+  return out as H;
+}
+
 /** Every rule is in `ops` (shared with the Engine API); these only unwrap requests and wrap answers. */
-export function clusterHandlers(store: ClusterStore, ops: Operations, dispatcher: Dispatcher): wire.ClusterServiceHandlers {
-  return {
+export function clusterHandlers(store: ClusterStore, ops: Operations, dispatcher: Dispatcher, stale: Staleness = () => undefined): wire.ClusterServiceHandlers {
+  return markStale({
     CreateNetwork: unary(async (req) => ({ network: await ops.createNetwork(req.spec, req.requestId) })),
     InspectNetwork: unary((req) => ({ network: ops.inspectNetwork(req.network) })),
     ListNetworks: unary(() => ({ networks: ops.listNetworks() })),
@@ -90,6 +115,8 @@ export function clusterHandlers(store: ClusterStore, ops: Operations, dispatcher
     },
 
     Watch: (call) => {
+      const why = stale();
+      if (why !== undefined) call.sendMetadata(staleMetadata(why));
       call.write({
         version: store.version,
         snapshot: {
@@ -109,7 +136,7 @@ export function clusterHandlers(store: ClusterStore, ops: Operations, dispatcher
       call.on("cancelled", unsubscribe);
       call.on("close", unsubscribe);
     },
-  };
+  }, stale);
 }
 
 export function caHandlers(ca: CertificateAuthority): wire.CaServiceHandlers {

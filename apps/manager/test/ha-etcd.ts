@@ -1,10 +1,9 @@
 // A private single-member etcd for the HA tests: on 127.0.0.1, free ports,
 // a temporary directory, fast elections (one member: nothing to wait for).
 
-import { type EtcdMember, startEtcd } from "@vipmesh/etcd";
+import { connectEtcd, type Etcd3, type EtcdMember, startEtcd } from "@vipmesh/etcd";
 import { tempDir } from "@vipmesh/testing";
 import { inCi } from "@vipmesh/testing/kernel";
-import { Etcd3 } from "etcd3";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { describe, it } from "vitest";
@@ -44,7 +43,7 @@ export async function startTestEtcd(): Promise<TestEtcd> {
     member,
     endpoint: member.clientUrl,
     client: () => {
-      const c = new Etcd3({ hosts: member.clientUrl, dialTimeout: 2000 });
+      const c = connectEtcd({ endpoints: [member.clientUrl], tls: undefined });
       clients.push(c);
       return c;
     },

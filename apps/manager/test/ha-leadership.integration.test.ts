@@ -2,7 +2,7 @@
 // its own client and lease, as three managers would have.
 
 import { waitFor } from "@vipmesh/testing";
-import type { Etcd3 } from "etcd3";
+import type { Etcd3 } from "@vipmesh/etcd";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { LEADER_KEY, Leadership } from "../src/ha/leadership.ts";
 import { LOST_AFTER_MS, ManagerLease, RENEW_EVERY_MS } from "../src/ha/manager-lease.ts";

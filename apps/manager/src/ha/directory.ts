@@ -1,6 +1,8 @@
 // Which managers the cluster has, for node ls, the Engine API's /nodes and
 // /info, and the agents' and clients' lists of where to fail over to.
 
+import { precondition } from "@vipmesh/core";
+
 export interface ManagerInfo {
   /** Stable across restarts. */
   id: string;
@@ -23,10 +25,13 @@ export interface ManagerDirectory {
   list(): ManagerInfo[];
   /** Called after the list or a manager's reachability or leadership changed. */
   onChange(fn: () => void): () => void;
+  /** Forgets a manager (`vipmesh node rm`): FAILED_PRECONDITION while it runs, unless forced. */
+  remove(id: string, force: boolean): Promise<void>;
 }
 
 /** The directory of a cluster with one manager (the SQLite store): itself, reachable, the leader. */
 export function soloDirectory(self: () => Omit<ManagerInfo, "reachable" | "leader">): ManagerDirectory {
   const me = (): ManagerInfo => ({ ...self(), reachable: true, leader: true });
-  return { self: me, list: () => [me()], onChange: () => () => {} };
+  const remove = () => Promise.reject(precondition("this is the cluster's only manager (SQLite store): it cannot be removed"));
+  return { self: me, list: () => [me()], onChange: () => () => {}, remove };
 }

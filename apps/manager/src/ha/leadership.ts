@@ -4,7 +4,7 @@
 // its lease is lost (renewals failing 2 s, before anyone else could take
 // over at the lease's 3 s TTL) and when the key is not its own.
 
-import type { Etcd3 } from "etcd3";
+import type { Etcd3 } from "@vipmesh/etcd";
 import type { ManagerLease } from "./manager-lease.ts";
 import { PrefixWatch } from "./prefix-watch.ts";
 

@@ -6,7 +6,9 @@
 // manager can take over, this one has stopped. A lost lease is replaced by
 // a new one as soon as etcd grants it, and listeners put their keys again.
 
-import { type Etcd3, EtcdLeaseInvalidError, type Lease } from "etcd3";
+import type { Etcd3 } from "@vipmesh/etcd";
+
+type Lease = ReturnType<Etcd3["lease"]>;
 
 export const LEASE_TTL_S = 3;
 export const RENEW_EVERY_MS = 1000;
@@ -65,7 +67,10 @@ export class ManagerLease {
     if (this.stopped) return;
     const sent = Date.now();
     const lease = this.client.lease(LEASE_TTL_S, { autoKeepAlive: false, deadline: Date.now() + CALL_DEADLINE_MS });
-    lease.on("lost", () => {}); // handled through grant() and renew()'s results
+    // etcd said the lease is gone (a renewal answered that it expired): no point waiting for the watchdog
+    lease.on("lost", () => {
+      if (this.lease === lease) this.lose("etcd expired this manager's lease");
+    });
     let id: string;
     try {
       id = await lease.grant();
@@ -94,10 +99,7 @@ export class ManagerLease {
       () => {
         if (this.lease === lease) this.renewedAt = Math.max(this.renewedAt, sent);
       },
-      (err: unknown) => {
-        // etcd says the lease is gone (expired or revoked): no point waiting for the watchdog
-        if (this.lease === lease && err instanceof EtcdLeaseInvalidError) this.lose("etcd expired this manager's lease");
-      },
+      () => {}, // the watchdog counts the time without renewal; an expired lease says so by "lost"
     );
   }
 

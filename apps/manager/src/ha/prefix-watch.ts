@@ -3,7 +3,9 @@
 // where it was); a watch etcd cancels (compaction) is replaced by a new
 // snapshot and watch.
 
-import type { Etcd3, IKeyValue, Watcher } from "etcd3";
+import type { Etcd3, IKeyValue } from "@vipmesh/etcd";
+
+type Watcher = Awaited<ReturnType<ReturnType<Etcd3["watch"]>["create"]>>;
 
 export interface Entry {
   value: string;

@@ -16,7 +16,8 @@ import { randomBytes } from "node:crypto";
 import type { Settings } from "../store/cluster-store.ts";
 
 const DEFAULT_KEY_ROTATION_MS = 12 * 3600_000;
-const SETTING = "overlay-keys";
+/** The store setting that holds them. */
+export const OVERLAY_KEYS_SETTING = "overlay-keys";
 
 interface Stored extends OverlayKeySet {
   /** When the last rotation finished (or the first key was made), ms since the epoch. */
@@ -28,71 +29,92 @@ interface Stored extends OverlayKeySet {
 /** Where keys go: resolves once every node that needs them applied them (or left). */
 export type KeyPublisher = (keys: OverlayKeySet) => Promise<void>;
 
+/** After a failed step (the store could not be written), the rotation is tried again this much later. */
+const RETRY_MS = 10_000;
+
+/**
+ * The keys as the store holds them, and their rotation. Only the leader
+ * rotates (start on gaining leadership, stop on losing it); with several
+ * managers the others learn each step from the store's commits (ha/key-acks.ts).
+ */
 export class OverlayKeys {
-  private state: Stored;
   private timer: Timer | undefined;
-  private stopped = false;
+  /** Which start() the rotation under way belongs to: a stop() ends it at its next step. */
+  private term = 0;
+  private retryAt = 0;
 
-  constructor(
+  private constructor(
     private readonly settings: Settings,
-    private readonly rotationMs = DEFAULT_KEY_ROTATION_MS,
-    private readonly log: (line: string) => void = () => {},
-  ) {
-    const stored = settings.get(SETTING);
-    this.state = stored ? (JSON.parse(stored) as Stored) : { keys: [newKey(1)], txKeyId: 1, rotatedAt: Date.now() };
-    if (!stored) this.save();
+    private readonly rotationMs: number,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** The keys of the cluster's store, the first one made on the cluster's first start. */
+  static async open(settings: Settings, rotationMs = DEFAULT_KEY_ROTATION_MS, log: (line: string) => void = () => {}): Promise<OverlayKeys> {
+    if (!settings.get(OVERLAY_KEYS_SETTING)) await settings.set(OVERLAY_KEYS_SETTING, JSON.stringify({ keys: [newKey(1)], txKeyId: 1, rotatedAt: Date.now() } satisfies Stored));
+    return new OverlayKeys(settings, rotationMs, log);
   }
 
-  /** The keys nodes hold now. */
+  /** The keys nodes hold now (as the last commit this manager saw left them). */
   current(): OverlayKeySet {
-    return { keys: this.state.keys.map((k) => ({ ...k })), txKeyId: this.state.txKeyId };
+    const s = this.read();
+    return { keys: s.keys.map((k) => ({ ...k })), txKeyId: s.txKeyId };
   }
 
-  /** Rotates on schedule (finishing first a rotation a restart interrupted), publishing each step. */
+  /** Rotates on schedule (finishing first a rotation a restart or another leader left under way), publishing each step. */
   start(publish: KeyPublisher): void {
+    const term = ++this.term;
     const schedule = () => {
-      if (this.stopped) return;
-      const due = this.state.step ? 0 : this.state.rotatedAt + this.rotationMs;
-      this.timer = timerAt(due, () => void this.rotate(publish).finally(schedule));
+      if (term !== this.term) return;
+      const s = this.read();
+      const due = Math.max(s.step ? 0 : s.rotatedAt + this.rotationMs, this.retryAt);
+      this.timer = timerAt(due, () =>
+        void this.rotate(publish, term)
+          .catch((err: unknown) => {
+            this.retryAt = Date.now() + RETRY_MS;
+            this.log(`overlay keys: rotation halted (tried again in ${RETRY_MS / 1000} s): ${err instanceof Error ? err.message : String(err)}`);
+          })
+          .finally(schedule),
+      );
     };
     schedule();
   }
 
   stop(): void {
-    this.stopped = true;
+    this.term++;
     this.timer?.clear();
   }
 
-  /** One whole rotation (or the rest of one under way); the timer's only, so never two at once. */
-  private async rotate(publish: KeyPublisher): Promise<void> {
-    const s = this.state;
+  /** One whole rotation (or the rest of one under way); one term's timer's only, so never two at once. */
+  private async rotate(publish: KeyPublisher, term: number): Promise<void> {
+    let s = this.read();
     if (!s.step) {
       const id = (Math.max(...s.keys.map((k) => k.id)) % 0xffff) + 1;
-      s.keys = [...s.keys, newKey(id)];
-      s.step = "added";
-      this.save();
+      s = { ...s, keys: [...s.keys, newKey(id)], step: "added" };
+      await this.save(s);
       this.log(`overlay keys: key ${id} added; waiting for every node to hold it`);
       await publish(this.current());
     }
-    if (this.stopped) return;
+    if (term !== this.term) return;
     if (s.step === "added") {
-      s.txKeyId = s.keys[s.keys.length - 1]!.id;
-      s.step = "switched";
-      this.save();
+      s = { ...s, txKeyId: s.keys[s.keys.length - 1]!.id, step: "switched" };
+      await this.save(s);
       this.log(`overlay keys: sending with key ${s.txKeyId}`);
       await publish(this.current());
     }
-    if (this.stopped) return;
-    s.keys = s.keys.filter((k) => k.id === s.txKeyId);
-    delete s.step;
-    s.rotatedAt = Date.now();
-    this.save();
+    if (term !== this.term) return;
+    s = { keys: s.keys.filter((k) => k.id === s.txKeyId), txKeyId: s.txKeyId, rotatedAt: Date.now() };
+    await this.save(s);
     this.log(`overlay keys: rotated; only key ${s.txKeyId} remains`);
     await publish(this.current());
   }
 
-  private save(): void {
-    this.settings.set(SETTING, JSON.stringify(this.state));
+  private read(): Stored {
+    return JSON.parse(this.settings.get(OVERLAY_KEYS_SETTING)!) as Stored;
+  }
+
+  private save(s: Stored): Promise<void> {
+    return this.settings.set(OVERLAY_KEYS_SETTING, JSON.stringify(s));
   }
 }
 
