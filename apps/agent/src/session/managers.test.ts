@@ -43,6 +43,13 @@ describe("the managers an agent dials", () => {
     expect(new ManagerAddresses(["a:1"], dir.path).all).toEqual(["a:1", "b:1", "c:1"]);
   });
 
+  it("takes the list even when it cannot keep it, and says so", () => {
+    dir = tempDir("vipmesh-managers-");
+    const m = new ManagerAddresses(["a:1"], join(dir.path, "gone"));
+    expect(() => m.learn(["b:1"])).toThrow(/ENOENT/);
+    expect(m.all).toEqual(["a:1", "b:1"]);
+  });
+
   it("starts from the given ones when the kept list is unreadable", () => {
     dir = tempDir("vipmesh-managers-");
     writeFileSync(join(dir.path, MANAGERS_FILE), "{ not json");

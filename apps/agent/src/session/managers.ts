@@ -42,8 +42,9 @@ export class ManagerAddresses {
   /**
    * The cluster's current list (empty addresses, of managers that listen
    * only on a socket, left out): it replaces the one learned before and is
-   * kept in the state dir. The address dialed now stays current if it is
-   * still listed. Returns whether the list changed.
+   * kept in the state dir (throws if it cannot be: the list is taken all the
+   * same). The address dialed now stays current if it is still listed.
+   * Returns whether the list changed.
    */
   learn(addrs: readonly string[]): boolean {
     const fresh = [...new Set(addrs.filter((a) => a !== ""))];

@@ -288,7 +288,12 @@ export class ManagerSession extends EventEmitter<SessionEvents> implements Agent
       return;
     }
     if (msg.managers) {
-      if (this.managers.learn(msg.managers.addrs)) this.options.log(`managers: ${this.managers.all.join(", ")}`);
+      try {
+        if (this.managers.learn(msg.managers.addrs)) this.options.log(`managers: ${this.managers.all.join(", ")}`);
+      } catch (err) {
+        // the list is used all the same; a restarted agent would know only what it is given
+        this.options.log(`cannot keep the managers' addresses in ${this.options.stateDir}: ${(err as Error).message}`);
+      }
       return;
     }
     if (!msg.assignment) return;
