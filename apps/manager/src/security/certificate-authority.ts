@@ -177,7 +177,7 @@ export class CertificateAuthority {
     }
     if (parsed.caDigest !== this.ca.digest) throw invalid("the join token is for another cluster (its CA digest is not this cluster's)");
     const role = JOIN_ROLES.find((r) => sameSecret(parsed.secret, this.secret(r)));
-    if (!role) throw invalid("the join token is not valid: it was rotated, or mistyped; ask for the current one with `vipmesh join-token worker`");
+    if (!role) throw invalid("the join token is not valid: it was rotated, or mistyped; ask for the current one with `vipmesh join-token worker` (or `manager`)");
     return role;
   }
 
