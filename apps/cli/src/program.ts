@@ -13,6 +13,7 @@ import { registerLabCommands } from "./commands/lab.ts";
 import { registerJoinTokenCommand } from "./commands/join-token.ts";
 import { registerNodeCommands } from "./commands/node.ts";
 import { registerServiceCommands } from "./commands/service.ts";
+import { registerStoreCommands } from "./commands/store.ts";
 import { registerWhoamiCommand } from "./commands/whoami.ts";
 import { AlreadyReported, ChildExit, CommandFailed, UsageError, expectedErrorMessage } from "./errors.ts";
 import { type Io, processIo } from "./io.ts";
@@ -42,6 +43,7 @@ export function buildProgram(io: Io): Command {
   registerNodeCommands(program, io);
   registerImageCommands(program, io);
   registerJoinTokenCommand(program, io);
+  registerStoreCommands(program, io);
   registerWhoamiCommand(program, io);
   registerExecCommand(program, io);
   registerLabCommands(program, io);

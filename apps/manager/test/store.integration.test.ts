@@ -233,6 +233,20 @@ describe.runIf(haveEtcd)("etcd backend", () => {
     expect(await raw!.getAll().prefix(`${store.prefix}j/`).keys()).toEqual([]);
   });
 
+  it("imports a whole store into an empty one, its version kept, and refuses a store that is not empty", async () => {
+    const from = sqliteStore()();
+    await from.load();
+    await from.commit(1, [put("task", task("t1")), { op: "setting", name: "ca-key", value: "PEM" }]);
+    await from.commit(2, [put("task", task("t2"))]);
+    const state = await from.load();
+    const store = etcdStore();
+    await store.open().importState(state);
+    const s = await store.open().load();
+    expect(s).toEqual({ ...state, objects: { ...state.objects, task: expect.arrayContaining(state.objects.task) } });
+    expect(s.version).toBe(2);
+    await expect(store.open().importState(state)).rejects.toThrow(/^the etcd store under \/test\d+\/ is not empty \(version 2, 2 objects, 1 settings\): migrate into a new one only$/);
+  });
+
   // last: it stops etcd for a while
   it("without quorum refuses commits at once with StoreUnavailable, and works again once etcd is back", async () => {
     const store = etcdStore();

@@ -159,6 +159,25 @@ export class EtcdBackend implements StoreBackend {
     }
   }
 
+  /**
+   * Fills an empty store with `state`, its version included (vipmesh store
+   * migrate); refuses a store that holds anything.
+   */
+  async importState(state: PersistedState): Promise<void> {
+    const current = await this.load();
+    const objects = KINDS.reduce((n, k) => n + current.objects[k].length, 0);
+    const settings = Object.keys(current.settings).length;
+    if (current.version !== 0 || objects || settings) {
+      throw new Error(`the etcd store under ${this.k.prefix} is not empty (version ${current.version}, ${objects} objects, ${settings} settings): migrate into a new one only`);
+    }
+    const writes: Write[] = [
+      ...KINDS.flatMap((kind) => state.objects[kind].map((object): Write => ({ op: "put", kind, object }))),
+      ...Object.entries(state.settings).map(([name, value]): Write => ({ op: "setting", name, value })),
+    ];
+    await this.write(state.version, writes.map((w) => this.entry(w)), { cancelled: false });
+    await this.rolling;
+  }
+
   watch(fromVersion: number, onCommit: (c: ForeignCommit) => void, onError: (err: Error) => void): () => void {
     if (this.revision === undefined) throw new Error("watch() before load()");
     this.known = Math.max(this.known, fromVersion);
@@ -425,6 +444,7 @@ export class ChangeTooLarge extends Error {}
 function keys(prefix: string) {
   const pad = (n: number) => String(n).padStart(PAD, "0");
   return {
+    prefix,
     version: `${prefix}version`,
     objects: `${prefix}o/`,
     settings: `${prefix}s/`,
