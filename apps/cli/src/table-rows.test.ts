@@ -96,7 +96,7 @@ describe("network ls and node ls", () => {
   });
 
   it("lists managers as docker does: the leader, those reachable, those not", () => {
-    const m = (hostname: string, reachable: boolean, leader: boolean) => ({ id: `${hostname}a2b3c4d5e6f7`, hostname, addr: `${hostname}:4243`, dockerApi: [], createdAt: "", reachable, leader });
+    const m = (hostname: string, reachable: boolean, leader: boolean) => ({ id: `${hostname}a2b3c4d5e6f7`, hostname, addr: `${hostname}:4243`, createdAt: "", reachable, leader });
     expect(formatTable(NODE_HEADERS, managerRows([m("m3", false, false), m("m1", true, true), m("m2", true, false)]))).toBe(
       "ID             HOSTNAME   STATUS    AVAILABILITY   MANAGER STATUS   ADDRESS   DATAPLANE\n" +
         "m1a2b3c4d5e6   m1         Ready     Active         Leader           m1:4243\n" +

@@ -36,6 +36,8 @@ export interface SessionMessage {
   logCancel?: { requestId: number };
   imageLoad?: wire.ImageLoadData;
   imageRequest?: wire.ImageRequest;
+  /** The managers' addresses, for the agent to fail over to. */
+  managers?: string[];
 }
 
 /** The transport side of a session, so that the dispatcher knows nothing of gRPC. */
@@ -103,6 +105,10 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
    */
   private readonly drains = new Map<string, Map<string, number>>();
   private unsubscribe: (() => void) | undefined;
+  /** Where the cluster's managers are, for agents to fail over to (index.ts: the manager directory's addresses). */
+  managers: () => readonly string[] = () => [];
+  /** What managersChanged sent last. */
+  private managersSent: string[] = [];
   readonly health: NodeLiveness;
   readonly logs: LogRelay;
   readonly images: ImageRelay;
@@ -167,12 +173,27 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     this.sessions.set(nodeId, session);
     this.health.seen(nodeId);
     channel.send({ params: { nodeId, heartbeatPeriodMs: this.heartbeatPeriodMs } });
+    const managers = this.managerAddrs();
+    if (managers.length > 0) channel.send({ managers });
     inBackground(`marking node ${nodeId} ready`, this.cluster.setNodeState(nodeId, "ready", ""));
     // the commit above (if any) is flushed later; the full view goes now
     const view = computeNetworkView(this.store, nodeId);
     const delta = diffNetworkViews(emptyView(), view);
     session.view = view;
     this.send(session, delta, true, new Set([...view.services.keys(), ...[...view.tasks.values()].map((t) => t.serviceId)]));
+  }
+
+  /** The managers' addresses as they are now (those that listen only on a socket have none). */
+  private managerAddrs(): string[] {
+    return this.managers().filter((a) => a !== "");
+  }
+
+  /** The managers' list may have changed: sends it to every session if it did (each new session gets it as it opens). */
+  managersChanged(): void {
+    const now = this.managerAddrs();
+    if (now.length === this.managersSent.length && now.every((a, i) => a === this.managersSent[i])) return;
+    this.managersSent = now;
+    if (now.length > 0) for (const s of this.sessions.values()) s.channel.send({ managers: now });
   }
 
   close(nodeId: string, channel: SessionChannel): void {

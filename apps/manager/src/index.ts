@@ -18,6 +18,7 @@ export { DEFAULT_JOIN_RATE, type JoinRate, tlsDirs };
 export { EtcdBackend } from "./store/etcd.ts";
 export { SqliteBackend } from "./store/sqlite.ts";
 export { readStoreKey, writeStoreKey } from "./store/secret-box.ts";
+export { joinAsManager, managerJoinFiles } from "./security/manager-join.ts";
 export { readEtcdTls } from "@vipmesh/etcd";
 import { type DockerApiListener, listenDockerApi } from "./docker-api.ts";
 import { Operations } from "./operations.ts";
@@ -142,6 +143,8 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
         source,
         ...(options.certValidityMs !== undefined ? { validityMs: options.certValidityMs } : {}),
         ...(options.joinRate ? { joinRate: options.joinRate } : {}),
+        // what JoinManager gives a new manager: the store key and where etcd is (its etcd certificate is signed per join)
+        ...(storeOptions.kind === "etcd" ? { managerJoin: { storeKey: readStoreKey(storeOptions.storeKeyFile), etcdEndpoints: storeOptions.endpoints } } : {}),
       });
       identity = await ca.localIdentities(options.dataDir);
     }
@@ -189,6 +192,8 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const insecureClusterId = store.settings.get("cluster-id") ?? newId();
   if (!ca && store.settings.get("cluster-id") === undefined) await store.settings.set("cluster-id", insecureClusterId);
   const directory = ha?.directory ?? soloDirectory(self);
+  dispatcher.managers = () => directory.list().map((m) => m.addr);
+  directory.onChange(() => dispatcher.managersChanged());
   const ops = new Operations(store, cluster, dispatcher, ca, directory, insecureClusterId);
   server.addService(ClusterServiceDef, clusterHandlers(store, ops, dispatcher, stale));
   server.addService(DispatcherServiceDef, dispatcherHandlers(cluster, dispatcher, ca !== undefined));

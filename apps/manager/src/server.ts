@@ -76,6 +76,7 @@ export function clusterHandlers(store: ClusterStore, ops: Operations, dispatcher
     InspectNode: unary((req) => ({ node: ops.inspectNode(req.node) })),
     UpdateNode: unary(async (req) => ({ node: await ops.updateNode(req.node, Number(req.version), req.spec as never) })),
     RemoveNode: unary(async (req) => (await ops.removeNode(req.node, req.force), {})),
+    ListManagers: unary(() => ({ managers: ops.managers().map(({ id, hostname, addr, createdAt, reachable, leader }) => ({ id, hostname, addr, createdAt, reachable, leader })) })),
 
     GetJoinToken: unary(async (req) => ({ token: await ops.joinToken(req.role, req.rotate) })),
 
@@ -263,7 +264,7 @@ function imageAnswerFromWire(r: wire.ImageReplyDecoded) {
 }
 
 /** A session message as it goes on the wire. */
-function sessionDownToWire({ params, assignment, logRequest, logCancel, imageLoad, imageRequest }: SessionMessage) {
+function sessionDownToWire({ params, assignment, logRequest, logCancel, imageLoad, imageRequest, managers }: SessionMessage) {
   return {
     ...(params ? { params } : {}),
     ...(assignment ? { assignment: assignmentToWire(assignment) } : {}),
@@ -271,5 +272,6 @@ function sessionDownToWire({ params, assignment, logRequest, logCancel, imageLoa
     ...(logCancel ? { logCancel } : {}),
     ...(imageLoad ? { imageLoad } : {}),
     ...(imageRequest ? { imageRequest } : {}),
+    ...(managers ? { managers: { addrs: managers } } : {}),
   };
 }

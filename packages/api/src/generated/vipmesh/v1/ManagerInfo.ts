@@ -6,7 +6,6 @@ export interface ManagerInfo {
   'id'?: (string);
   'hostname'?: (string);
   'addr'?: (string);
-  'dockerApi'?: (string)[];
   'createdAt'?: (string);
   'reachable'?: (boolean);
   'leader'?: (boolean);
@@ -16,7 +15,6 @@ export interface ManagerInfo__Output {
   'id': (string);
   'hostname': (string);
   'addr': (string);
-  'dockerApi': (string)[];
   'createdAt': (string);
   'reachable': (boolean);
   'leader': (boolean);
