@@ -88,6 +88,18 @@ describe("a connection to several managers", () => {
     expect(b.calls).toEqual([]);
   });
 
+  it("finds a manager that takes a connection for a stream", async () => {
+    const a = await standIn();
+    await withConnection(target([DEAD, "127.0.0.1:2", a.address]), async (conn) => {
+      await conn.reachable();
+      expect(conn.address).toBe(a.address);
+    });
+    await withConnection(target([DEAD]), async (conn) => {
+      await conn.reachable();
+      expect(conn.address).toBe(DEAD);
+    });
+  });
+
   it("passes a manager's own UNAVAILABLE through: a change is not made again elsewhere", async () => {
     const [a, b] = [await standIn(), await standIn()];
     const failed = withConnection(target([a.address, b.address]), (conn) => conn.call("createNetwork", { spec: { name: "n" } }));

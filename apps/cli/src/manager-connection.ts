@@ -6,7 +6,7 @@
 // store without quorum), is the answer: no other manager could do better.
 
 import { randomUUID } from "node:crypto";
-import { type Interceptor, type ServiceError, status } from "@grpc/grpc-js";
+import { connectivityState, type Interceptor, type ServiceError, status } from "@grpc/grpc-js";
 import { type ClusterServiceClient, call, clusterClient, isServiceError, isUnreachable, staleReads, statusName } from "@vipmesh/api";
 import { formatDuration } from "./duration.ts";
 import { CommandFailed, OutcomeUnknown } from "./errors.ts";
@@ -67,9 +67,24 @@ export class ManagerConnection {
     return this.target.addresses[this.current]!;
   }
 
-  /** The client of the manager calls go to now (streams use it: they do not move to another manager). */
+  /** The client of the manager calls go to now (streams use it: they do not move to another manager; see reachable). */
   get client(): ClusterServiceClient {
     return this.clientOf(this.current);
+  }
+
+  /**
+   * The client of the first manager, from the current one, that takes a
+   * connection: for a stream that is the command's first call. None does: the
+   * current one's, whose call then fails saying why.
+   */
+  async reachable(): Promise<ClusterServiceClient> {
+    const { addresses } = this.target;
+    for (let tries = 0; tries < addresses.length; tries++) {
+      const at = this.current;
+      if (addresses.length === 1 || (await connects(this.clientOf(at), this.timeoutMs ?? DEFAULT_DEADLINES_MS.read))) break;
+      if (this.current === at) this.current = (at + 1) % addresses.length;
+    }
+    return this.client;
   }
 
   private clientOf(i: number): ClusterServiceClient {
@@ -121,6 +136,21 @@ export class ManagerConnection {
   close(): void {
     for (const client of this.clients) client?.close();
   }
+}
+
+/** Whether the client's channel connects within `timeoutMs`: false as soon as an attempt failed. */
+function connects(client: ClusterServiceClient, timeoutMs: number): Promise<boolean> {
+  const channel = client.getChannel();
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve) => {
+    const check = () => {
+      const state = channel.getConnectivityState(true);
+      if (state === connectivityState.READY) resolve(true);
+      else if (state === connectivityState.TRANSIENT_FAILURE || state === connectivityState.SHUTDOWN) resolve(false);
+      else channel.watchConnectivityState(state, deadline, (err) => (err ? resolve(false) : check()));
+    };
+    check();
+  });
 }
 
 const isDropped = (err: ServiceError) => err.code === status.UNAVAILABLE && CONNECTION_FAILURE.test(err.details);

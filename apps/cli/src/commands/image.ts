@@ -103,7 +103,7 @@ export function registerImageCommands(program: Command, io: Io): void {
       try {
         const res = await withManager(io, cmd, async (conn) => {
           try {
-            return await streamLoad(conn.client, source, opts.node ?? []);
+            return await streamLoad(await conn.reachable(), source, opts.node ?? []);
           } catch (err) {
             throw conn.failure(err);
           }
