@@ -46,6 +46,7 @@ import { runInNewContext } from "node:vm";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { type RunningManager, startManager, tlsDirs } from "@vipmesh/manager";
+import { machineBusyMs } from "./lib/cpu.ts";
 import { Fleet, now, pad, pool, Progress, type ScaleSample, scaleOnce, sleep, until } from "./lib/fleet.ts";
 
 /** The reference figure: swarmkit's dispatcher batches assignment changes and waits this long. */
@@ -165,13 +166,6 @@ function parseOptions(argv: string[]): Options {
 }
 
 // ---- small helpers -----------------------------------------------------------
-
-/** CPU time (ms) all cores spent busy since boot, from os.cpus(). */
-function machineBusyMs(): number {
-  let busy = 0;
-  for (const c of cpus()) busy += c.times.user + c.times.nice + c.times.sys + c.times.irq;
-  return busy;
-}
 
 interface Summary {
   n: number;
