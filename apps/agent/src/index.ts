@@ -1,5 +1,6 @@
 export { Agent, type AgentOptions, DEFAULT_STOP_GRACE_MS } from "./agent.ts";
-export { ManagerAddresses } from "./session/managers.ts";
+export { MANAGERS_FILE, ManagerAddresses } from "./session/managers.ts";
+export { ManagerSession } from "./session/session.ts";
 export { ContainerRunner } from "./tasks/container-runner.ts";
 export { overlayPlanFor } from "./overlay/plan.ts";
 export * from "./overlay/types.ts";
