@@ -137,4 +137,26 @@ suite("two managers on etcd", () => {
     // the stopped manager stays listed, unreachable
     expect(rows(after).find(([h]) => h === "m1")).toEqual(["m1", "Unknown", "Unreachable"]);
   }, 60_000);
+
+  it("without etcd's quorum: a read warns it may be out of date, a write fails at once with the manager's reason", async () => {
+    const m = managers.get("m2") ?? (await start("m2"));
+    const host = ["--host", m.addresses[0]!, "--tls-dir", m.adminTlsDir!];
+    expect(await cli([...host, "network", "ls"])).toMatchObject({ code: 0, stderr: "" });
+    etcd!.signal("SIGSTOP");
+    try {
+      const read = await waitFor("a read marked stale", async () => {
+        const r = await cli([...host, "network", "ls"]);
+        return r.stderr !== "" ? r : undefined;
+      }, 20_000);
+      expect(read.code).toBe(0);
+      expect(read.stderr).toMatch(/^warning: .+; this may be out of date\n$/);
+      const started = Date.now();
+      const write = await cli([...host, "network", "create", "no-quorum"]);
+      expect(write.code).toBe(1);
+      expect(write.stderr).toMatch(/^Error: .*(quorum|etcd)/);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      etcd!.signal("SIGCONT");
+    }
+  }, 60_000);
 });
