@@ -7,6 +7,7 @@ import { CommandFailed, UsageError } from "../errors.ts";
 import { normalizeAddress } from "../host.ts";
 import type { Io } from "../io.ts";
 import { collect, duration, rate } from "../options.ts";
+import { readJoinToken } from "./agent.ts";
 import { nextSignal } from "../signals.ts";
 
 interface ManagerOptions {
@@ -28,6 +29,27 @@ interface ManagerOptions {
   storeKey?: string;
   caDir?: string;
   hostname?: string;
+  join?: string;
+  tokenFile?: string;
+}
+
+/**
+ * --join: fetches this manager's etcd client identity and the store key from a
+ * running manager (its data dir keeps them; a later start needs no --join), and
+ * fills in the etcd flags not given.
+ */
+async function joinCluster(opts: ManagerOptions): Promise<Partial<ManagerOptions>> {
+  if ((opts.store ?? "sqlite") !== "etcd") throw new UsageError("--join is for managers on etcd: give --store etcd");
+  if (!opts.tokenFile) throw new UsageError("--join needs --token-file FILE (a manager join token: `vipmesh join-token manager`)");
+  const { joinAsManager } = await import("@vipmesh/manager");
+  const joined = await joinAsManager(opts.join!, readJoinToken(opts.tokenFile), resolve(opts.dataDir)).catch((err: unknown) => {
+    throw new CommandFailed(`cannot join the managers at ${opts.join}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  return {
+    etcdEndpoints: opts.etcdEndpoints ?? joined.etcdEndpoints.join(","),
+    etcdTlsDir: opts.etcdTlsDir ?? joined.etcdTlsDir,
+    storeKey: opts.storeKey ?? joined.storeKeyFile,
+  };
 }
 
 /** --store and its etcd flags, checked together: a flag of the other store is a mistake worth saying. */
@@ -79,12 +101,15 @@ export function registerManagerCommand(program: Command, io: Io): void {
     .option("--etcd-tls-dir <dir>", "with --store etcd: this manager's etcd client identity (ca.pem, cert.pem, key.pem)")
     .option("--store-key <file>", "with --store etcd: the 0600 file of the key that seals the store's secrets, the same for every manager")
     .option("--ca-dir <dir>", "with --store etcd: the cluster CA `vipmesh ca init` made, taken into the store on the cluster's first start")
+    .option("--join <addr>", "with --store etcd: join the cluster of the manager at host:port as one more manager (with --token-file: a manager token); what it gives (etcd client identity, store key) is kept in --data-dir")
+    .option("--token-file <file>", "with --join: a file (mode 0600) holding the manager join token, or - for standard input (`vipmesh join-token manager` prints one)")
     .option("--hostname <name>", "the name this manager shows as a node of the cluster (default: the machine's)")
     .option("--allow-loopback-nodes", "let nodes advertise a 127.x address: only when every node runs on this machine")
     .option("--insecure", "plaintext, no certificates, every call allowed: for debugging only, never on a network anyone else can reach")
     .action(async (opts: ManagerOptions) => {
       const listen = opts.listen ?? [];
       if (listen.length === 0) throw new UsageError("give at least one --listen ADDR (host:port or a socket path)");
+      if (opts.join) Object.assign(opts, await joinCluster(opts));
       const store = storeOptions(opts);
       // Loaded here so client commands do not load the manager and its database driver.
       const { startManager } = await import("@vipmesh/manager");
