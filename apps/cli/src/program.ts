@@ -22,7 +22,10 @@ export function buildProgram(io: Io): Command {
   // Settings made before .command() are inherited by every subcommand.
   const program = new Command("vipmesh")
     .description("Swarm-style services with virtual IPs over a cluster of Linux machines")
-    .option("-H, --host <addr>", "manager address: host:port or a unix socket path (default: $VIPMESH_HOST)")
+    .option(
+      "-H, --host <addr>",
+      "manager address: host:port or a unix socket path, or several, comma-separated, tried in turn until one is reached (default: $VIPMESH_HOST, or the running lab's managers)",
+    )
     .option("--tls-dir <dir>", "the identity to show the manager: ca.pem, cert.pem, key.pem (default: $VIPMESH_TLS_DIR, or the running lab's admin)")
     .option("--insecure", "plaintext, to a manager started with --insecure (debugging only)")
     .option("--call-timeout <duration>", "how long to wait for the manager to answer a call (default: $VIPMESH_CALL_TIMEOUT, or 5s for a read and 30s for a change)")
