@@ -196,6 +196,11 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     if (now.length > 0) for (const s of this.sessions.values()) s.channel.send({ managers: now });
   }
 
+  /** Whether this manager holds the node's session. */
+  holds(nodeId: string): boolean {
+    return this.sessions.has(nodeId);
+  }
+
   close(nodeId: string, channel: SessionChannel): void {
     const s = this.sessions.get(nodeId);
     if (s?.channel === channel) {

@@ -27,6 +27,7 @@ import { ClusterStore } from "./store/cluster-store.ts";
 import { EtcdBackend } from "./store/etcd.ts";
 import { readStoreKey } from "./store/secret-box.ts";
 import { soloDirectory } from "./ha/directory.ts";
+import { PeerLogRelay } from "./ha/peer-logs.ts";
 import { HaRuntime } from "./ha/runtime.ts";
 import { newId } from "./ids.ts";
 import { managerIdentity } from "./manager-identity.ts";
@@ -194,7 +195,8 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const directory = ha?.directory ?? soloDirectory(self);
   dispatcher.managers = () => directory.list().map((m) => m.addr);
   directory.onChange(() => dispatcher.managersChanged());
-  const ops = new Operations(store, cluster, dispatcher, ca, directory, insecureClusterId);
+  const peerLogs = ha ? new PeerLogRelay(dispatcher.logs, (n) => dispatcher.holds(n), (n) => ha.holderOf(n), store, identity ? { identity } : "insecure") : undefined;
+  const ops = new Operations(store, cluster, dispatcher, ca, directory, insecureClusterId, peerLogs);
   server.addService(ClusterServiceDef, clusterHandlers(store, ops, dispatcher, stale));
   server.addService(DispatcherServiceDef, dispatcherHandlers(cluster, dispatcher, ca !== undefined));
   if (ca) server.addService(CaServiceDef, caHandlers(ca));

@@ -8,6 +8,7 @@ import { type Network, type Node, type NodeSpec, type ObjectKind, precondition, 
 import type { Cluster } from "./cluster.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import type { ManagerDirectory, ManagerInfo } from "./ha/directory.ts";
+import type { NodeLogs } from "./ha/peer-logs.ts";
 import { RequestLog } from "./request-log.ts";
 import type { CertificateAuthority } from "./security/certificate-authority.ts";
 import { listImages, removeImage, startImageLoad } from "./image-relay.ts";
@@ -33,6 +34,8 @@ export class Operations implements ClusterOps {
     private readonly directory: ManagerDirectory,
     /** An --insecure cluster's ID (made on its first start); with a CA, the CA's. */
     insecureClusterId: string,
+    /** With several managers: nodes' logs through whichever manager holds their session. */
+    private readonly peerLogs?: NodeLogs,
   ) {
     this.clusterId = ca?.ca.clusterId ?? insecureClusterId;
   }
@@ -113,8 +116,9 @@ export class Operations implements ClusterOps {
     return this.ca.joinToken(role, rotate);
   }
 
+  /** With several managers, `peerLogs` reaches nodes whose sessions others hold (ha/peer-logs.ts); localOnly asks only this one's. */
   serviceLogs(req: LogRequest, sink: LogSink): () => void {
-    return relayServiceLogs(this.store, this.dispatcher.logs, req, sink);
+    return relayServiceLogs(this.store, (!req.localOnly && this.peerLogs) || this.dispatcher.logs, req, sink);
   }
 
   /** Starts an image load to the nodes named (default: every ready node with containers); see image-relay.ts. */

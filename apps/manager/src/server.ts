@@ -87,10 +87,10 @@ export function clusterHandlers(store: ClusterStore, ops: Operations, dispatcher
     ListTasks: unary((req) => ({ tasks: ops.listTasks({ service: req.service, node: req.node }) })),
 
     ServiceLogs: (call) => {
-      const { service, follow, tail, since } = call.request;
+      const { service, follow, tail, since, taskIds, localOnly } = call.request;
       let cancel: () => void;
       try {
-        cancel = ops.serviceLogs({ service, follow, tail, since }, {
+        cancel = ops.serviceLogs({ service, follow, tail, since, localOnly, ...(taskIds.length > 0 ? { taskIds } : {}) }, {
           write: (c) => call.write({ taskId: c.taskId, slot: c.slot, nodeId: c.nodeId, data: c.data, error: c.error }),
           end: () => call.end(),
         });

@@ -6,7 +6,7 @@
 import { sinceTime } from "@vipmesh/api";
 import { invalid } from "@vipmesh/core";
 import type { LogRequest, LogSink } from "@vipmesh/engine-api";
-import type { LogRelay } from "./log-relay.ts";
+import type { NodeLogs } from "./ha/peer-logs.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
 
 /**
@@ -16,7 +16,7 @@ import type { ClusterStore } from "./store/cluster-store.ts";
  */
 export function relayServiceLogs(
   store: ClusterStore,
-  logs: LogRelay,
+  logs: NodeLogs,
   req: LogRequest,
   sink: LogSink,
 ): () => void {

@@ -47,6 +47,8 @@ export interface LogRequest {
   since?: string;
   /** Only these of the service's tasks (`/tasks/{id}/logs`); absent: all. */
   taskIds?: string[];
+  /** Only nodes whose session this manager holds (a manager asking for another); absent: every node, through the managers that hold them. */
+  localOnly?: boolean;
 }
 
 /** An image in a node's containerd. */

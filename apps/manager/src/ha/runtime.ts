@@ -14,7 +14,7 @@ import { EtcdDirectory } from "./etcd-directory.ts";
 import { KeyAcks } from "./key-acks.ts";
 import { type LeaderLoop, Leadership, whileLeading } from "./leadership.ts";
 import { ManagerLease } from "./manager-lease.ts";
-import { LivenessJudge, SessionKeys, SessionLiveness } from "./node-liveness.ts";
+import { LivenessJudge, NODES_PREFIX, SessionKeys, SessionLiveness } from "./node-liveness.ts";
 
 export interface HaOptions {
   /** This manager's ID (manager-identity.ts). */
@@ -81,6 +81,13 @@ export class HaRuntime {
       await this.keyAcks.start();
     }
     this.stopFollowing = whileLeading(this.leadership, loops);
+  }
+
+  /** The manager that holds the node's session now, if another reachable one does (its liveness key). */
+  async holderOf(nodeId: string): Promise<ManagerInfo | undefined> {
+    const keys = await this.client.getAll().prefix(`${NODES_PREFIX}${nodeId}/`).keys();
+    const holders = new Set(keys.map((k) => k.slice(k.lastIndexOf("/") + 1)));
+    return this.directory.list().find((m) => m.id !== this.id && m.reachable && holders.has(m.id));
   }
 
   /** The leader's KeyPublisher: resolves once every reachable manager's sessions hold `keys`. */

@@ -7,6 +7,8 @@ export interface ServiceLogsRequest {
   'follow'?: (boolean);
   'tail'?: (number);
   'since'?: (string);
+  'taskIds'?: (string)[];
+  'localOnly'?: (boolean);
 }
 
 export interface ServiceLogsRequest__Output {
@@ -14,4 +16,6 @@ export interface ServiceLogsRequest__Output {
   'follow': (boolean);
   'tail': (number);
   'since': (string);
+  'taskIds': (string)[];
+  'localOnly': (boolean);
 }
