@@ -169,12 +169,13 @@ function enableAuth(l: LabLayout, admin: string, managers: string): void {
 }
 
 /**
- * etcdctl on the lab's etcd cluster, from the fabric namespace, as the
- * identity in `tlsDir` (default the admin, root); its output, or an error
- * with etcdctl's own message.
+ * etcdctl on the lab's etcd cluster (or the `endpoints` given: a snapshot
+ * is taken from one member), from the fabric namespace, as the identity in
+ * `tlsDir` (default the admin, root); its output, or an error with etcdctl's
+ * own message.
  */
-export function etcdctl(l: LabLayout, args: string[], tlsDir = haOf(l).etcd.rootTlsDir): string {
-  const { endpoints } = haOf(l).etcd;
+export function etcdctl(l: LabLayout, args: string[], o: { tlsDir?: string; endpoints?: string[] } = {}): string {
+  const { endpoints = haOf(l).etcd.endpoints, tlsDir = haOf(l).etcd.rootTlsDir } = o;
   const tls = [`--cacert=${join(tlsDir, "ca.pem")}`, `--cert=${join(tlsDir, "cert.pem")}`, `--key=${join(tlsDir, "key.pem")}`];
   try {
     return execFileSync("nsenter", [`--net=/run/netns/${l.fabric}`, "--", "etcdctl", `--endpoints=${endpoints.join(",")}`, ...tls, ...args], {
