@@ -11,10 +11,13 @@
 //           manager processes m1..m3 sharing it (one store key, the CA imported by m1).
 // Every manager is a process of its own (this script forked with --manager-child, calling
 // startManager); simulated agents (SimAgent, the real dispatcher protocol) run in this process,
-// agent i on manager i % N. Per size (100 sessions, then 1,000) and per setup, a fresh cluster:
-//   1. the agents join and open their sessions;
+// agent i on manager i % N. Per size (100 sessions, then 1,000; --quick: 100) and per setup, a
+// fresh cluster:
+//   1. the agents join and open their sessions (a join or registration refused is made again, a
+//      session a manager closes is opened again, as real agents do: both counted and reported);
 //   2. create: 10 overlay networks, then S services (service i on network i % 10), 32 CreateService
-//      calls in flight, call i through manager i % N; then until every agent's view is complete;
+//      calls in flight, call i through manager i % N (one answered UNAVAILABLE, "retry it", is made
+//      again and counted); then until every agent's view is complete;
 //   3. scale → every session: bench/lib/fleet.ts's scaleOnce (a service 3 → 4 and back, timed
 //      from UpdateService until the last session whose view holds its network has the change),
 //      operation k through manager k % N, after a few untimed ones;
@@ -22,8 +25,10 @@
 //      the etcd members' RSS beside;
 //   5. failover (100 sessions only): SIGKILL the leader (the manager ListManagers marks leader),
 //      then a CreateNetwork every 50 ms to the survivors in turn, each on a new connection, until
-//      one is accepted: the figure is the time from the kill to that answer (target ≤ 5 s). SQLite
-//      has no standby: its figure is the same manager restarted at once on its data dir, as a
+//      one is accepted: the figure is the time from the kill to that answer (target ≤ 5 s). Beside
+//      it: until a scale-up sent right after the kill has its new task scheduled (the leader's
+//      orchestrator and scheduler at work again), and until a survivor reports a new leader. SQLite
+//      has no standby: its figures are the same manager restarted at once on its data dir, as a
 //      supervisor would.
 // Percentiles are nearest-rank. The report goes to stdout, progress to stderr, the numbers to
 // bench/results/ha.json.
@@ -71,10 +76,8 @@ interface Round {
 }
 
 const ROUNDS: Record<"quick" | "default", Round[]> = {
-  quick: [
-    { agents: 100, services: 100, replicas: 3, scales: 20, warmup: 4, failover: true },
-    { agents: 1000, services: 300, replicas: 1, scales: 6, warmup: 2, failover: false },
-  ],
+  // 1,000 simulated agents take 45-80 s to join on 2 cores (this process's TLS and CSRs): default mode only
+  quick: [{ agents: 100, services: 100, replicas: 3, scales: 20, warmup: 4, failover: true }],
   default: [
     { agents: 100, services: 300, replicas: 3, scales: 40, warmup: 6, failover: true },
     { agents: 1000, services: 1000, replicas: 1, scales: 20, warmup: 4, failover: false },
@@ -89,7 +92,7 @@ interface Options {
 }
 
 const HELP = `usage: npx tsx bench/ha.ts [--quick] [--setups sqlite,etcd] [--timeout S] [--out FILE]
-  --quick          fewer services and scale operations (about a minute and a half)
+  --quick          100 sessions only, fewer services and scale operations (about a minute)
   --setups LIST    which setups to measure (sqlite,etcd)
   --timeout S      abort the whole run after S seconds (900)
   --out FILE       where to write the JSON results (bench/results/ha.json)`;
@@ -131,6 +134,24 @@ const rss = (pid: number) => {
 };
 const codeOf = (err: unknown) => (err as { code?: number }).code;
 const GRPC_UNIMPLEMENTED = 12;
+const GRPC_UNAVAILABLE = 14;
+const CALL_ATTEMPTS = 5;
+
+/**
+ * `fn` again when a manager answers UNAVAILABLE (with etcd: other managers wrote first, and it
+ * says to retry), as a client would, up to CALL_ATTEMPTS times; each retry counted in `retried`.
+ */
+async function retryUnavailable<T>(fn: () => Promise<T>, retried: { count: number }): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (codeOf(err) !== GRPC_UNAVAILABLE || attempt === CALL_ATTEMPTS) throw err;
+      retried.count++;
+      await sleep(20 * attempt);
+    }
+  }
+}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -349,6 +370,11 @@ interface FailoverResult {
   attempts: number;
   /** Failed attempts by gRPC status code. */
   refused: Record<string, number>;
+  /**
+   * From the kill until a scale-up sent right after it (made again until accepted) has its new
+   * task scheduled, as a survivor lists it: the leader's work (orchestrator, scheduler) resumed.
+   */
+  scaledMs?: number;
   /** etcd: from the kill until a survivor reported another leader. */
   newLeaderMs?: number;
   newLeader?: string;
@@ -380,7 +406,7 @@ async function victimOf(managers: ManagerProcess[]): Promise<{ victim: ManagerPr
   }
 }
 
-async function failover(cluster: Cluster, fleet: Fleet, progress: Progress): Promise<FailoverResult> {
+async function failover(cluster: Cluster, fleet: Fleet, progress: Progress, scaleService: string): Promise<FailoverResult> {
   const { victim, chosen } = await victimOf(cluster.managers);
   const survivors = cluster.managers.filter((m) => m !== victim);
   progress.note(`  failover: killing ${victim.name} (${chosen})`);
@@ -427,7 +453,32 @@ async function failover(cluster: Cluster, fleet: Fleet, progress: Progress): Pro
       await sleep(FAILOVER_EVERY_MS);
     }
   };
-  const watching = survivors.length > 0 ? newLeader() : Promise.resolve();
+  const scaled = async (service: string) => {
+    for (let k = 0; now() - t0 < FAILOVER_LIMIT_MS; k++) {
+      const target = targets[k % targets.length]!;
+      const c = clusterClient(target.address, credentialsFromDir(target.adminTlsDir), { ownConnection: true });
+      const deadline = () => ({ deadline: Date.now() + FAILOVER_CALL_DEADLINE_MS });
+      try {
+        const current = (await call(c, "inspectService", { service }, deadline())).service!;
+        const replicas = (current.spec!.replicated?.replicas ?? 0) + 1;
+        const spec = { ...current.spec!, replicated: { replicas } } as wire.ServiceSpecInput;
+        await call(c, "updateService", { service: current.id, version: current.version, spec }, deadline());
+        while (now() - t0 < FAILOVER_LIMIT_MS) {
+          const { tasks } = await call(c, "listTasks", { service }, deadline());
+          if (tasks.filter((t) => t.desiredState === "running" && t.nodeId).length >= replicas) {
+            result.scaledMs = now() - t0;
+            return;
+          }
+          await sleep(FAILOVER_EVERY_MS);
+        }
+      } catch {
+        await sleep(FAILOVER_EVERY_MS);
+      } finally {
+        c.close();
+      }
+    }
+  };
+  const watching = Promise.all([survivors.length > 0 ? newLeader() : undefined, scaled(scaleService)]);
   const inFlight: Promise<void>[] = [];
   while (!accepted && now() - t0 < FAILOVER_LIMIT_MS) {
     inFlight.push(attempt(result.attempts++));
@@ -448,12 +499,20 @@ interface RoundResult {
   replicas: number;
   tasks: number;
   agentsConnectMs: number;
-  create: { servicesPerSecond: number; ms: number; rpcMs: ReturnType<typeof summarize>; allRunningMs: number; allViewsCompleteMs: number };
+  /**
+   * retried: joins or registrations refused and made again (Fleet.retried); reconnected: sessions
+   * a manager closed, opened again (Fleet.reconnected, the failover's excepted); the first few reasons.
+   */
+  agentSessions: { retried: number; reconnected: number; first: string[] };
+  /** rpcMs: each CreateService until accepted, retries included; retried: calls answered UNAVAILABLE and made again. */
+  create: { servicesPerSecond: number; ms: number; rpcMs: ReturnType<typeof summarize>; retried: number; allRunningMs: number; allViewsCompleteMs: number };
   /** CPU (% of one core) from the first create until every view was complete. */
   createCpuPct: { managers: number; etcd: number };
   scale: {
     operations: number;
     timeouts: number;
+    /** Operations whose UpdateService was answered UNAVAILABLE and made again. */
+    retried: number;
     sessionsPerOperation: { min: number; mean: number };
     toLastSessionMs: ReturnType<typeof summarize>;
     toFirstSessionMs: ReturnType<typeof summarize>;
@@ -479,9 +538,9 @@ async function runRound(kind: SetupKind, r: Round, dir: string, progress: Progre
     // 1. agents, round robin over the managers
     const t0 = now();
     setText(() => `${label}: agents ${fleet.connected}/${r.agents}`);
-    await fleet.connect(r.agents, { address: (i) => ms[i % n]!.address, token, ownConnection: true });
+    await fleet.connect(r.agents, { address: (i) => ms[i % n]!.address, token, ownConnection: true, reconnect: true });
     const agentsConnectMs = now() - t0;
-    progress.note(`  ${r.agents} agents connected in ${secs(agentsConnectMs)}`);
+    progress.note(`  ${r.agents} agents connected in ${secs(agentsConnectMs)}${fleet.retried.length ? `; ${fleet.retried.length} joins or registrations refused and made again, first: ${fleet.retried[0]}` : ""}`);
 
     // 2. networks, services
     const networkIds: string[] = [];
@@ -495,6 +554,7 @@ async function runRound(kind: SetupKind, r: Round, dir: string, progress: Progre
     let created = 0;
     setText(() => `${label}: creating services ${created}/${r.services}`);
     const createLatencies: number[] = [];
+    const createRetried = { count: 0 };
     const cpu0 = { managers: ms.reduce((a, m) => a + m.cpuMs(), 0), etcd: cluster.etcd.reduce((a, e) => a + processCpuMs(e.pid), 0) };
     const tCreate0 = now();
     await pool(r.services, CREATE_CONCURRENCY, async (i) => {
@@ -505,13 +565,13 @@ async function runRound(kind: SetupKind, r: Round, dir: string, progress: Progre
         networks: [{ target: `bench${pad(i % NETWORKS, 2)}` }],
       };
       const t = now();
-      await call(ms[i % n]!.client, "createService", { spec });
+      await retryUnavailable(() => call(ms[i % n]!.client, "createService", { spec }), createRetried);
       createLatencies.push(now() - t);
       created++;
     });
     const createMs = now() - tCreate0;
     fleet.alive();
-    progress.note(`  ${r.services} services created in ${secs(createMs)}`);
+    progress.note(`  ${r.services} services created in ${secs(createMs)}${createRetried.count ? ` (${createRetried.count} calls answered UNAVAILABLE and made again)` : ""}`);
     const limit = Math.max(60_000, r.services * 60);
     setText(() => `${label}: tasks running ${fleet.countRunning()}/${tasks}`);
     const tRunning = await until(`${tasks} running tasks`, () => fleet.countRunning() >= tasks, limit, 20);
@@ -528,6 +588,7 @@ async function runRound(kind: SetupKind, r: Round, dir: string, progress: Progre
     // 3. scale → every session
     const rand = seededRandom(1);
     const samples: (ScaleSample & { via: string })[] = [];
+    const scaleRetried = { count: 0 };
     let service = "";
     let serviceIndex = 0;
     setText(() => `${label}: scale ${samples.length}/${r.scales}`);
@@ -538,14 +599,15 @@ async function runRound(kind: SetupKind, r: Round, dir: string, progress: Progre
         service = `svc${pad(serviceIndex, 4)}`;
       }
       const via = ms[(op + r.warmup) % n]!;
-      const { sample, seen } = await scaleOnce(via.client, fleet, {
+      const operation = {
         op,
         service,
         networkId: networkIds[serviceIndex % NETWORKS]!,
         direction,
         replicas: direction === "up" ? r.replicas + 1 : r.replicas,
         opTimeoutMs: SCALE_TIMEOUT_MS,
-      });
+      };
+      const { sample, seen } = await retryUnavailable(() => scaleOnce(via.client, fleet, operation), scaleRetried);
       if (sample.timedOut) progress.note(`  op ${op} (${service} ${direction} via ${via.name}): only ${seen}/${sample.sessions} sessions saw the change within ${SCALE_TIMEOUT_MS} ms`);
       if (op >= 0) samples.push({ ...sample, via: via.name });
     }
@@ -554,13 +616,14 @@ async function runRound(kind: SetupKind, r: Round, dir: string, progress: Progre
     const scale = {
       operations: samples.length,
       timeouts: samples.length - ok.length,
+      retried: scaleRetried.count,
       sessionsPerOperation: { min: Math.min(...sessions), mean: round(sessions.reduce((a, b) => a + b, 0) / sessions.length) },
       toLastSessionMs: summarize(ok.map((s) => s.lastMs)),
       toFirstSessionMs: summarize(samples.filter((s) => !Number.isNaN(s.firstMs)).map((s) => s.firstMs)),
       updateServiceRpcMs: summarize(samples.map((s) => s.rpcMs)),
       samples,
     };
-    progress.note(`  scale → every session: p50 ${fmtMs(scale.toLastSessionMs.p50Ms)}, p99 ${fmtMs(scale.toLastSessionMs.p99Ms)}${scale.timeouts ? `, ${scale.timeouts} timed out` : ""}`);
+    progress.note(`  scale → every session: p50 ${fmtMs(scale.toLastSessionMs.p50Ms)}, p99 ${fmtMs(scale.toLastSessionMs.p99Ms)}${scale.timeouts ? `, ${scale.timeouts} timed out` : ""}${fleet.reconnected.length ? `; ${fleet.reconnected.length} sessions closed by a manager and opened again so far, first: ${fleet.reconnected[0]}` : ""}`);
 
     // 4. memory
     setText(() => `${label}: memory`);
@@ -571,8 +634,8 @@ async function runRound(kind: SetupKind, r: Round, dir: string, progress: Progre
 
     // 5. failover
     setText(() => `${label}: failover`);
-    const failed = r.failover ? await failover(cluster, fleet, progress) : undefined;
-    if (failed) progress.note(`  failover: first write accepted ${fmtMs(failed.firstWriteAcceptedMs ?? undefined)} after the kill${failed.newLeader ? `; ${failed.newLeader} reported leader after ${fmtMs(failed.newLeaderMs)}` : ""}`);
+    const failed = r.failover ? await failover(cluster, fleet, progress, "svc0000") : undefined;
+    if (failed) progress.note(`  failover: first write accepted ${fmtMs(failed.firstWriteAcceptedMs ?? undefined)} after the kill; a scale-up's task scheduled after ${fmtMs(failed.scaledMs)}${failed.newLeader ? `; ${failed.newLeader} reported leader after ${fmtMs(failed.newLeaderMs)}` : ""}`);
 
     return {
       setup: kind,
@@ -582,10 +645,12 @@ async function runRound(kind: SetupKind, r: Round, dir: string, progress: Progre
       replicas: r.replicas,
       tasks,
       agentsConnectMs: round(agentsConnectMs),
+      agentSessions: { retried: fleet.retried.length, reconnected: fleet.reconnected.length, first: [...fleet.retried, ...fleet.reconnected].slice(0, 3) },
       create: {
         servicesPerSecond: round(r.services / (createMs / 1000)),
         ms: round(createMs),
         rpcMs: summarize(createLatencies),
+        retried: createRetried.count,
         allRunningMs: round(tRunning - tCreate0),
         allViewsCompleteMs: round(tComplete - tCreate0),
       },
@@ -605,7 +670,7 @@ const failoverPass = (f: FailoverResult | undefined) => f?.firstWriteAcceptedMs 
 // ---- the report ----------------------------------------------------------------------
 
 /** One line: a label, then the SQLite and etcd columns. */
-const row = (label: string, sqlite: string, etcd: string) => `  ${label.padEnd(46)}${sqlite.padStart(18)}${etcd.padStart(22)}`;
+const row = (label: string, sqlite: string, etcd: string) => `  ${label.padEnd(48)}${sqlite.padStart(26)}${etcd.padStart(26)}`;
 
 function report(o: Options, results: RoundResult[], othersPct: number): string[] {
   const lines: string[] = [];
@@ -623,11 +688,15 @@ function report(o: Options, results: RoundResult[], othersPct: number): string[]
     lines.push(`${r.agents} sessions, ${r.services} services × ${r.replicas} replicas on ${NETWORKS} networks`);
     lines.push(row("", "SQLite", "etcd"));
     lines.push(row("agents joined and connected", col(s, (x) => fmtMs(x.agentsConnectMs)), col(e, (x) => fmtMs(x.agentsConnectMs))));
+    const sessions = (x: RoundResult) => `${x.agentSessions.retried} / ${x.agentSessions.reconnected}`;
+    lines.push(row("  joins refused and retried / sessions reopened", col(s, sessions), col(e, sessions)));
     lines.push(row("create (services/s)", col(s, (x) => x.create.servicesPerSecond.toFixed(1)), col(e, (x) => x.create.servicesPerSecond.toFixed(1))));
     lines.push(row("  CreateService RPC p50 / p99", col(s, (x) => `${fmtMs(x.create.rpcMs.p50Ms)} / ${fmtMs(x.create.rpcMs.p99Ms)}`), col(e, (x) => `${fmtMs(x.create.rpcMs.p50Ms)} / ${fmtMs(x.create.rpcMs.p99Ms)}`)));
+    lines.push(row("  CreateService answered UNAVAILABLE, made again", col(s, (x) => String(x.create.retried)), col(e, (x) => String(x.create.retried))));
     lines.push(row("  every view complete after the first create", col(s, (x) => fmtMs(x.create.allViewsCompleteMs)), col(e, (x) => fmtMs(x.create.allViewsCompleteMs))));
     lines.push(row("  CPU meanwhile: managers / etcd (% of a core)", col(s, (x) => `${x.createCpuPct.managers} / —`), col(e, (x) => `${x.createCpuPct.managers} / ${x.createCpuPct.etcd}`)));
-    const ops = (x: RoundResult) => `${x.scale.operations} ops, ${x.scale.sessionsPerOperation.mean} sessions${x.scale.timeouts ? `, ${x.scale.timeouts} TIMED OUT` : ""}`;
+    const ops = (x: RoundResult) =>
+      `${x.scale.operations} ops, ${x.scale.sessionsPerOperation.mean} sessions${x.scale.timeouts ? `, ${x.scale.timeouts} TIMED OUT` : ""}${x.scale.retried ? `, ${x.scale.retried} retried` : ""}`;
     lines.push(row("scale → every session p50", col(s, (x) => fmtMs(x.scale.toLastSessionMs.p50Ms)), col(e, (x) => fmtMs(x.scale.toLastSessionMs.p50Ms))));
     lines.push(row("scale → every session p99", col(s, (x) => fmtMs(x.scale.toLastSessionMs.p99Ms)), col(e, (x) => fmtMs(x.scale.toLastSessionMs.p99Ms))));
     lines.push(row("  UpdateService RPC p50 / p99", col(s, (x) => `${fmtMs(x.scale.updateServiceRpcMs.p50Ms)} / ${fmtMs(x.scale.updateServiceRpcMs.p99Ms)}`), col(e, (x) => `${fmtMs(x.scale.updateServiceRpcMs.p50Ms)} / ${fmtMs(x.scale.updateServiceRpcMs.p99Ms)}`)));
@@ -640,6 +709,7 @@ function report(o: Options, results: RoundResult[], othersPct: number): string[]
     const fo = (x: RoundResult) => (!x.failover ? "—" : x.failover.firstWriteAcceptedMs === null ? "none accepted" : fmtMs(x.failover.firstWriteAcceptedMs));
     lines.push(row("failover: killed → first write accepted", col(s, fo), col(e, fo)));
     lines.push(row("  what was killed", col(s, () => "the manager (restarted)"), col(e, (x) => `${x.failover?.killed} (${x.failover?.chosen.startsWith("the leader") ? "leader" : x.failover?.chosen})`)));
+    lines.push(row("  killed → a scale-up's new task scheduled", col(s, (x) => fmtMs(x.failover?.scaledMs)), col(e, (x) => fmtMs(x.failover?.scaledMs))));
     lines.push(row("  restarted and listening / new leader reported", col(s, (x) => fmtMs(x.failover?.restartedMs)), col(e, (x) => (x.failover?.newLeader ? `${x.failover.newLeader} ${fmtMs(x.failover.newLeaderMs)}` : "—"))));
     if (e) lines.push(`target: failover ≤ ${FAILOVER_TARGET_MS / 1000} s on etcd: ${failoverPass(e.failover) ? "PASS" : "FAIL"} (${e.failover ? fo(e) : "not measured"})`);
   }

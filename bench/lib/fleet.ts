@@ -86,6 +86,8 @@ export interface Tracked {
   assignments: number;
 }
 
+const START_ATTEMPTS = 5;
+
 /** Simulated agents, each with its own session; a closed session is an error unless the fleet is told to expect it. */
 export class Fleet {
   readonly tracked: Tracked[] = [];
@@ -93,14 +95,23 @@ export class Fleet {
   lastAssignmentAt = now();
   /** Set during a scale operation: sees every assignment as it arrives. */
   probe: ((t: Tracked, a: wire.Assignment, at: number) => void) | undefined;
+  /** Joins or registrations a manager refused and the agent made again, as a real agent does after its backoff: why each. */
+  readonly retried: string[] = [];
+  /** Sessions a manager closed that the agent opened again (with `reconnect`): why each closed. */
+  readonly reconnected: string[] = [];
   private readonly closedUnexpectedly: string[] = [];
   private closing = false;
 
-  /** Agents 0..count-1, agent i on the manager at `address(i)`, 10 joining at a time. */
-  async connect(count: number, o: { address: (i: number) => string; token: string; ownConnection: boolean }): Promise<void> {
-    await pool(count, 10, async (i) => {
-      const agent = new SimAgent(o.address(i), { token: o.token, hostname: hostnameOf(i), addr: agentAddr(i, count), ownConnection: o.ownConnection });
-      const t: Tracked = { agent, index: i, assignments: 0 };
+  /**
+   * Agents 0..count-1, agent i on the manager at `address(i)`, 10 joining at a time; each tries
+   * up to 5 times. `reconnect`: a session the manager closes is opened again by a new agent on
+   * the same identity (a real agent's new session: registered again, its tasks reported from the
+   * full view), instead of failing the run.
+   */
+  async connect(count: number, o: { address: (i: number) => string; token: string; ownConnection: boolean; reconnect?: boolean }): Promise<void> {
+    const options = (i: number) => ({ hostname: hostnameOf(i), addr: agentAddr(i, count), ownConnection: o.ownConnection });
+    const start = async (t: Tracked, agent: SimAgent) => {
+      t.agent = agent;
       agent.on("assignment", (a) => {
         const at = now();
         t.assignments++;
@@ -108,10 +119,30 @@ export class Fleet {
         this.probe?.(t, a, at);
       });
       agent.on("closed", (err) => {
-        if (!this.closing) this.closedUnexpectedly.push(`${hostnameOf(i)}: ${err?.message ?? "session ended"}`);
+        if (this.closing || t.agent !== agent) return;
+        const why = `${hostnameOf(t.index)}: ${err?.message ?? "session ended"}`;
+        if (!o.reconnect || !agent.identity) return void this.closedUnexpectedly.push(why);
+        this.reconnected.push(why);
+        agent.stop();
+        const again = new SimAgent(agent.address, { ...options(t.index), identity: agent.identity });
+        start(t, again).catch((e: unknown) => this.closedUnexpectedly.push(`${why}; opening it again failed: ${e instanceof Error ? e.message : String(e)}`));
       });
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await agent.start();
+          return;
+        } catch (err) {
+          if (attempt === START_ATTEMPTS || this.closing) throw err;
+          this.retried.push(`${hostnameOf(t.index)}: ${err instanceof Error ? err.message : String(err)}`);
+          await sleep(200 * attempt);
+        }
+      }
+    };
+    await pool(count, 10, async (i) => {
+      const agent = new SimAgent(o.address(i), { token: o.token, ...options(i) });
+      const t: Tracked = { agent, index: i, assignments: 0 };
       this.tracked[i] = t;
-      await agent.start();
+      await start(t, agent);
       this.connected++;
     });
   }
