@@ -1,0 +1,254 @@
+// Managers sharing one etcd, started in this process as `vipmesh manager
+// --store etcd` starts them: one leads (its orchestrator and liveness judge
+// run), every one serves the API and agent sessions, node liveness does not
+// depend on which manager holds a session, and without etcd's quorum reads
+// are answered marked stale while writes fail at once.
+
+import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, staleReads } from "@vipmesh/api";
+import { ClusterCa } from "@vipmesh/pki/signing";
+import { SimAgent, tempDir, waitFor } from "@vipmesh/testing";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { ALIVE_PREFIX, MANAGERS_PREFIX } from "../src/ha/etcd-directory.ts";
+import { LEADER_KEY } from "../src/ha/leadership.ts";
+import { type RunningManager, startManager } from "../src/index.ts";
+import { restartGraceMs } from "../src/node-health.ts";
+import { writeStoreKey } from "../src/store/secret-box.ts";
+import { etcdDescribe, startTestEtcd, type TestEtcd } from "./ha-etcd.ts";
+import { failure, HEARTBEAT_MS, serviceSpec } from "./harness.ts";
+
+interface Manager {
+  name: string;
+  running: RunningManager;
+  client: ClusterServiceClient;
+  stop(): Promise<void>;
+}
+
+etcdDescribe("managers on etcd", () => {
+  let etcd: TestEtcd;
+  const keyDir = tempDir("vipmesh-ha-key-");
+  const keyFile = join(keyDir.path, "store.key");
+  /** The cluster CA `vipmesh ca init` would make; each test's first manager imports it into the store. */
+  const caDir = join(keyDir.path, "ca");
+  let managers: Manager[] = [];
+  let agents: SimAgent[] = [];
+  let nextAddr = 1;
+
+  beforeAll(async () => {
+    writeStoreKey(keyFile);
+    await ClusterCa.create(caDir);
+    etcd = await startTestEtcd();
+  }, 60_000);
+  afterAll(async () => {
+    await etcd?.stop();
+    keyDir.remove();
+  });
+  afterEach(async () => {
+    etcd.member.signal("SIGCONT");
+    for (const a of agents) a.stop();
+    agents = [];
+    for (const m of managers) await m.stop();
+    managers = [];
+    await etcd.client().delete().prefix("/vipmesh/");
+  }, 30_000);
+
+  async function startOne(name: string): Promise<Manager> {
+    const dir = tempDir(`vipmesh-ha-${name}-`);
+    const running = await startManager({
+      dataDir: dir.path,
+      hostname: name,
+      listen: ["127.0.0.1:0"],
+      heartbeatPeriodMs: HEARTBEAT_MS,
+      restartDelayMs: 50,
+      joinRate: { count: 1000, windowMs: 60_000 },
+      store: { kind: "etcd", endpoints: [etcd.endpoint], storeKeyFile: keyFile, caDir },
+    });
+    const client = clusterClient(running.addresses[0]!, credentialsFromDir(running.adminTlsDir!));
+    let stopped = false;
+    const m: Manager = {
+      name,
+      running,
+      client,
+      stop: async () => {
+        if (stopped) return;
+        stopped = true;
+        client.close();
+        await running.stop();
+        dir.remove();
+      },
+    };
+    managers.push(m);
+    return m;
+  }
+
+  /** Manager ID by hostname, from their directory entries. */
+  async function ids(): Promise<Map<string, string>> {
+    const entries = await etcd.client().getAll().prefix(MANAGERS_PREFIX).strings();
+    return new Map(Object.values(entries).map((v) => JSON.parse(v) as { id: string; hostname: string }).map((e) => [e.hostname, e.id]));
+  }
+
+  const leaderId = () => etcd.client().get(LEADER_KEY).string();
+
+  async function leaderName(): Promise<string | undefined> {
+    const id = await leaderId();
+    return [...(await ids())].find(([, v]) => v === id)?.[0];
+  }
+
+  async function addAgent(m: Manager, hostname: string): Promise<SimAgent> {
+    const token = (await call(m.client, "getJoinToken", { role: "worker" })).token;
+    const agent = await new SimAgent(m.running.addresses[0]!, { hostname, addr: `192.0.2.${nextAddr++}`, token }).start();
+    agents.push(agent);
+    return agent;
+  }
+
+  const nodeState = async (m: Manager, hostname: string) =>
+    (await call(m.client, "listNodes", {})).nodes.find((n) => n.description?.hostname === hostname)?.status?.state;
+
+  it("lists every manager reachable, one leading; writes through any manager; only the leader's orchestrator places tasks", async () => {
+    const m1 = await startOne("m1");
+    await waitFor("m1 to lead", async () => (await leaderName()) === "m1", 5000);
+    const m2 = await startOne("m2");
+    const byName = await waitFor("both managers listed", async () => ((await ids()).size === 2 ? ids() : undefined), 5000);
+    const alive = await etcd.client().getAll().prefix(ALIVE_PREFIX).keys();
+    expect(alive.sort()).toEqual([...byName.values()].map((id) => ALIVE_PREFIX + id).sort());
+
+    await addAgent(m1, "n1");
+    await addAgent(m2, "n2");
+    await call(m2.client, "createService", { spec: serviceSpec("web", { replicated: { replicas: 4 } }) });
+    await waitFor(
+      "4 running tasks, seen from both managers",
+      async () => {
+        for (const m of [m1, m2]) {
+          const tasks = (await call(m.client, "listTasks", { service: "web" })).tasks;
+          if (tasks.filter((t) => t.status?.state === "running").length !== 4) throw new Error(`${m.name} sees ${tasks.map((t) => `${t.slot}:${t.status?.state} ${t.status?.message}`).join(", ")}`);
+        }
+        return true;
+      },
+      10_000,
+    );
+    // one orchestrator at work: one task per slot, nothing made twice
+    const tasks = (await call(m1.client, "listTasks", { service: "web" })).tasks;
+    expect(tasks.map((t) => t.slot).sort()).toEqual([1, 2, 3, 4]);
+  }, 40_000);
+
+  it("marks down a node whose session ended on a manager that does not lead, and moves its tasks", async () => {
+    const m1 = await startOne("m1");
+    await waitFor("m1 to lead", async () => (await leaderName()) === "m1", 5000);
+    const judgingFrom = Date.now() + restartGraceMs(HEARTBEAT_MS); // a new leader judges no node before its restart grace
+    const m2 = await startOne("m2");
+    const n1 = await addAgent(m2, "n1");
+    await addAgent(m1, "n2");
+    await call(m1.client, "createService", { spec: serviceSpec("web", { replicated: { replicas: 2 } }) });
+    await waitFor("tasks on both nodes", async () => (await call(m1.client, "listTasks", { service: "web" })).tasks.filter((t) => t.status?.state === "running").length === 2, 10_000);
+
+    await new Promise((r) => setTimeout(r, judgingFrom - Date.now()));
+    const stoppedAt = Date.now();
+    n1.stop();
+    await waitFor("n1 down", async () => (await nodeState(m2, "n1")) === "down", 5000, 20);
+    const took = Date.now() - stoppedAt;
+    expect(took).toBeGreaterThanOrEqual(3 * HEARTBEAT_MS); // the leader's window, not sooner
+    expect(took).toBeLessThan(3000);
+    await waitFor(
+      "both tasks on n2",
+      async () => {
+        const nodes = (await call(m1.client, "listNodes", {})).nodes;
+        const n2 = nodes.find((n) => n.description?.hostname === "n2")!.id;
+        const running = (await call(m1.client, "listTasks", { service: "web" })).tasks.filter((t) => t.desiredState === "running" && t.status?.state === "running");
+        return running.length === 2 && running.every((t) => t.nodeId === n2);
+      },
+      10_000,
+    );
+  }, 40_000);
+
+  it("a node that goes silent while the leader changes is still marked down by the new leader, after the restart grace", async () => {
+    const m1 = await startOne("m1");
+    await waitFor("m1 to lead", async () => (await leaderName()) === "m1", 5000);
+    const m2 = await startOne("m2");
+    const n1 = await addAgent(m1, "n1");
+    await addAgent(m2, "n2");
+    await waitFor("n1 ready", async () => (await nodeState(m2, "n1")) === "ready", 5000);
+
+    // the leader goes (its lease with it: m2 takes over at once) and n1, whose session it held, falls silent
+    n1.stop();
+    await m1.stop();
+    const handoverAt = Date.now();
+    await waitFor("m2 to lead", async () => (await leaderName()) === "m2", 5000, 20);
+    await new Promise((r) => setTimeout(r, 3 * HEARTBEAT_MS + 500));
+    expect(await nodeState(m2, "n1")).toBe("ready"); // not judged before the grace: agents of a dead manager need time to come back
+    await waitFor("n1 down", async () => (await nodeState(m2, "n1")) === "down", restartGraceMs(HEARTBEAT_MS) + 5000, 50);
+    expect(Date.now() - handoverAt).toBeGreaterThanOrEqual(restartGraceMs(HEARTBEAT_MS) - 500);
+    expect(await nodeState(m2, "n2")).toBe("ready");
+  }, 40_000);
+
+  it("refuses to remove a running manager (stop it first, or --force), and removes a stopped one", async () => {
+    await startOne("m1");
+    const m2 = await startOne("m2");
+    const m3 = await startOne("m3");
+    await waitFor("three managers listed", async () => (await ids()).size === 3, 5000);
+    const refused = await failure(call(m2.client, "removeNode", { node: "m3", force: false }));
+    expect(refused.code).toBe("FAILED_PRECONDITION");
+    expect(refused.details).toMatch(/stop it first.*--force/);
+    await m3.stop();
+    await waitFor(
+      "m3's removal to be accepted",
+      async () => {
+        try {
+          await call(m2.client, "removeNode", { node: "m3", force: false });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      5000,
+      100,
+    );
+    expect([...(await ids()).keys()].sort()).toEqual(["m1", "m2"]);
+  }, 40_000);
+
+  it("without etcd's quorum: reads answer from the cache marked stale, writes fail at once with UNAVAILABLE; all resumes with quorum", async () => {
+    const m1 = await startOne("m1");
+    await waitFor("a leader", async () => (await leaderName()) === "m1", 5000);
+    await call(m1.client, "createService", { spec: serviceSpec("web", { replicated: { replicas: 0 } }) });
+    const reasons: string[] = [];
+    const watching = clusterClient(m1.running.addresses[0]!, credentialsFromDir(m1.running.adminTlsDir!), { interceptors: [staleReads((r) => reasons.push(r))] });
+    try {
+      etcd.member.signal("SIGSTOP");
+      await waitFor(
+        "a read marked stale",
+        async () => {
+          const services = (await call(watching, "listServices", {})).services;
+          expect(services.map((s) => s.spec?.annotations?.name)).toEqual(["web"]);
+          return reasons.length > 0;
+        },
+        8000,
+        200,
+      );
+      expect(reasons[0]).toMatch(/quorum/);
+      const startedAt = Date.now();
+      const refused = await failure(call(m1.client, "createService", { spec: serviceSpec("api", { replicated: { replicas: 0 } }) }));
+      expect(refused.code).toBe("UNAVAILABLE");
+      expect(Date.now() - startedAt).toBeLessThan(1500);
+
+      etcd.member.signal("SIGCONT");
+      await waitFor(
+        "writes to work again",
+        async () => {
+          try {
+            await call(m1.client, "createService", { spec: serviceSpec("api", { replicated: { replicas: 0 } }) });
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        15_000,
+        200,
+      );
+      await waitFor("a leader again", async () => (await leaderName()) === "m1", 10_000);
+      reasons.length = 0;
+      await call(watching, "listServices", {});
+      expect(reasons).toEqual([]);
+    } finally {
+      watching.close();
+    }
+  }, 60_000);
+});
