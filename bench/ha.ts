@@ -666,6 +666,8 @@ async function runRound(kind: SetupKind, r: Round, dir: string, progress: Progre
 }
 
 const failoverPass = (f: FailoverResult | undefined) => f?.firstWriteAcceptedMs != null && f.firstWriteAcceptedMs <= FAILOVER_TARGET_MS;
+/** A write from any manager is accepted without a leader: the takeover is when the new leader's orchestrator acts. */
+const takeoverPass = (f: FailoverResult | undefined) => f?.scaledMs !== undefined && f.scaledMs <= FAILOVER_TARGET_MS;
 
 // ---- the report ----------------------------------------------------------------------
 
@@ -711,7 +713,10 @@ function report(o: Options, results: RoundResult[], othersPct: number): string[]
     lines.push(row("  what was killed", col(s, () => "the manager (restarted)"), col(e, (x) => `${x.failover?.killed} (${x.failover?.chosen.startsWith("the leader") ? "leader" : x.failover?.chosen})`)));
     lines.push(row("  killed → a scale-up's new task scheduled", col(s, (x) => fmtMs(x.failover?.scaledMs)), col(e, (x) => fmtMs(x.failover?.scaledMs))));
     lines.push(row("  restarted and listening / new leader reported", col(s, (x) => fmtMs(x.failover?.restartedMs)), col(e, (x) => (x.failover?.newLeader ? `${x.failover.newLeader} ${fmtMs(x.failover.newLeaderMs)}` : "—"))));
-    if (e) lines.push(`target: failover ≤ ${FAILOVER_TARGET_MS / 1000} s on etcd: ${failoverPass(e.failover) ? "PASS" : "FAIL"} (${e.failover ? fo(e) : "not measured"})`);
+    if (e) {
+      lines.push(`target: failover (killed → first write accepted) ≤ ${FAILOVER_TARGET_MS / 1000} s on etcd: ${failoverPass(e.failover) ? "PASS" : "FAIL"} (${e.failover ? fo(e) : "not measured"})`);
+      lines.push(`target: takeover (killed → a scale-up's task scheduled) ≤ ${FAILOVER_TARGET_MS / 1000} s on etcd: ${takeoverPass(e.failover) ? "PASS" : "FAIL"} (${fmtMs(e.failover?.scaledMs)})`);
+    }
   }
   return lines;
 }
@@ -771,7 +776,7 @@ async function main(): Promise<number> {
       wallMs: round(wallMs),
       etcdTiming: LOADED_MACHINE_TIMING,
       rounds: results,
-      target: { failoverMs: FAILOVER_TARGET_MS, pass: failoverPass(etcdFailover) },
+      target: { failoverMs: FAILOVER_TARGET_MS, pass: failoverPass(etcdFailover), takeoverPass: takeoverPass(etcdFailover) },
     };
     mkdirSync(dirname(o.out), { recursive: true });
     writeFileSync(o.out, `${JSON.stringify(result, null, 2)}\n`);

@@ -490,6 +490,15 @@ const ha: Bench = {
         met,
         ...(met ? {} : { why: `killed ${e.killed} (${e.chosen}); ${e.newLeader ? `${e.newLeader} reported leader after ${formatValue(e.newLeaderMs / 1000, "s")}` : "no new leader reported"}; refused attempts by gRPC code: ${JSON.stringify(e.refused)}` }),
       });
+      // a write from any manager is accepted without a leader: the takeover itself is when the new leader's orchestrator acts
+      const takeover = e.scaledMs === undefined ? Number.POSITIVE_INFINITY : e.scaledMs / 1000;
+      targets.push({
+        issue: 23,
+        what: `failover: leader killed → a new leader takes over (a scale-up sent at once has its task scheduled) ≤ ${r.target.failoverMs / 1000} s`,
+        figure: Number.isFinite(takeover) ? formatValue(takeover, "s") : "never within the benchmark's 30 s",
+        met: takeover * 1000 <= r.target.failoverMs,
+        ...(takeover * 1000 <= r.target.failoverMs ? {} : { why: `${e.newLeader ? `${e.newLeader} reported leader after ${formatValue(e.newLeaderMs / 1000, "s")}` : "no new leader reported"}: the leader's lease TTL and the election are where the time goes` }),
+      });
     }
     return { figures, targets, charts: [] };
   },
