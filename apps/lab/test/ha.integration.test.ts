@@ -15,7 +15,7 @@ import { REQUEST_LOOP, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { etcdctl, killEtcdMember, killLabManager, type LabManager, labManagerRuns, nodeStart, nodeStop, startEtcdMember, startLabManager } from "../src/index.ts";
@@ -433,5 +433,27 @@ kernelDescribe("managers on etcd: a lab of 3 managers and 3 nodes", () => {
       await startLabManager(lab, leader);
       nodeStart(lab, VICTIM);
     }
+  }, 150_000);
+
+  it("restored from the backup as docs/HA.md does it: the cluster is the backup's, the agents back, the data plane serving throughout", async () => {
+    const snapshot = join(lab.dir, "backup.db"); // the backup case's, taken before any churn
+    await haCall("createService", { spec: { annotations: { name: "after-backup" }, taskTemplate: { container: { command: ["sleep", "infinity"] } } } });
+    const traffic = await loops();
+    for (const m of managers()) killLabManager(lab, m.name);
+    for (const m of managers()) killEtcdMember(lab, m.name);
+    const cluster = managers().map((m) => `${m.name}=${m.etcdPeerUrl}`).join(",");
+    for (const m of managers()) {
+      const data = join(m.etcdDir, "data");
+      rmSync(data, { recursive: true, force: true });
+      etcdctl(lab, ["snapshot", "restore", snapshot, "--name", m.name, "--data-dir", data, "--initial-cluster", cluster, "--initial-cluster-token", "vipmesh", "--initial-advertise-peer-urls", m.etcdPeerUrl], { endpoints: [] });
+    }
+    await Promise.all(managers().map((m) => startEtcdMember(lab, m.name)));
+    for (const m of managers()) await startLabManager(lab, m.name);
+    await agreedLeader();
+    await waitFor("every node ready", async () => Object.values(await nodeStates()).every((state) => state === "ready"), 60_000);
+    const names = (await haCall("listServices", {})).services.map((s) => s.spec!.annotations!.name).sort();
+    expect(names).toEqual(["box", "mover", "web"]);
+    await running("web", 2);
+    await traffic.stop();
   }, 150_000);
 });
