@@ -4,19 +4,20 @@
 // and seen whole, a split rolled forward by the next opener, and no quorum
 // answered at once.
 
-import type { ObjectByKind, ObjectKind, Task } from "@vipmesh/core";
+import { invalid, type ObjectByKind, type ObjectKind, type Task, VipmeshError } from "@vipmesh/core";
 import { connectEtcd, type Etcd3, type EtcdMember, startEtcd } from "@vipmesh/etcd";
 import { tempDir, waitFor } from "@vipmesh/testing";
 import { inCi } from "@vipmesh/testing/kernel";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ClusterStore } from "../src/store/cluster-store.ts";
 import { type ForeignCommit, type PersistedState, StaleWrite, type StoreBackend, StoreUnavailable, type Write } from "../src/store/backend.ts";
 import { EtcdBackend, type EtcdBackendOptions } from "../src/store/etcd.ts";
 import { newStoreKey } from "../src/store/secret-box.ts";
 import { SqliteBackend } from "../src/store/sqlite.ts";
 
-const task = (id: string, padding = 0): Task => ({ id, serviceName: "web", slot: 1, note: "x".repeat(padding) }) as unknown as Task;
+const task = (id: string, padding = 0): Task => ({ id, serviceId: "svc", serviceName: "web", slot: 1, nodeId: "", note: "x".repeat(padding) }) as unknown as Task;
 const put = <K extends ObjectKind>(kind: K, object: ObjectByKind[K]): Write => ({ op: "put", kind, object });
 const ids = (s: PersistedState, kind: ObjectKind) => s.objects[kind].map((o) => o.id).sort();
 
@@ -32,9 +33,17 @@ async function freePort(): Promise<number> {
 type FreshStore = () => () => StoreBackend;
 
 const opened: StoreBackend[] = [];
+const stores: ClusterStore[] = [];
 afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
   await Promise.all(opened.splice(0).map((b) => b.close()));
 });
+
+const openStore = async (backend: StoreBackend) => {
+  const store = await ClusterStore.open(backend);
+  stores.push(store);
+  return store;
+};
 
 let etcd: EtcdMember | undefined;
 let etcdDir: { path: string; remove: () => void } | undefined;
@@ -125,6 +134,41 @@ const cases = (fresh: FreshStore) => {
     expect(s.settings).toEqual({});
   });
 
+  it("through ClusterStore: a change that throws leaves nothing, in memory or in the store", async () => {
+    const open = fresh();
+    const store = await openStore(open());
+    await store.update((tx) => tx.put("task", task("kept")));
+    const refused = store.update((tx) => {
+      tx.put("task", task("t2"));
+      tx.remove("task", "kept");
+      tx.setSetting("s", "v");
+      throw invalid("refused");
+    });
+    await expect(refused).rejects.toThrow("refused");
+    expect(store.task("t2")).toBeUndefined();
+    expect(store.task("kept")).toBeDefined();
+    expect(store.settings.get("s")).toBeUndefined();
+    const s = await open().load();
+    expect(s.version).toBe(1);
+    expect(ids(s, "task")).toEqual(["kept"]);
+    expect(s.settings).toEqual({});
+  });
+
+  it("through ClusterStore: a change's objects and settings are there for the next opener", async () => {
+    const open = fresh();
+    const a = await openStore(open());
+    await a.update((tx) => {
+      tx.put("task", task("t1"));
+      tx.setSetting("join-secret", "s3cret");
+    });
+    await a.settings.set("overlay-key", "k1");
+    const b = await openStore(open());
+    expect(b.version).toBe(2);
+    expect(b.task("t1")).toMatchObject({ id: "t1", version: 1 });
+    expect(b.settings.get("join-secret")).toBe("s3cret");
+    expect(b.settings.get("overlay-key")).toBe("k1");
+  });
+
   it("commits 1,000 objects at once (etcd: split past its request limits)", async () => {
     const open = fresh();
     const a = open();
@@ -143,6 +187,28 @@ describe("SQLite backend", () => cases(sqliteStore));
 
 describe.runIf(haveEtcd)("etcd backend", () => {
   describe("shared cases", () => cases(() => etcdStore().open));
+
+  it("through ClusterStore: two managers' changes meet, each seeing the other's; a beaten change runs again on top", async () => {
+    const store = etcdStore();
+    const a = await openStore(store.open());
+    const b = await openStore(store.open());
+    const bump = (s: ClusterStore, id: string) =>
+      s.update((tx) => {
+        tx.put("task", task(id));
+        tx.setSetting("n", String(Number(tx.setting("n") ?? "0") + 1));
+      });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => [bump(a, `a${i}`), bump(b, `b${i}`)]).flat());
+    for (const s of [a, b]) {
+      await waitFor("both managers' 20 changes", () => s.settings.get("n") === "20" && s.list("task").length === 20);
+      expect(s.version).toBe(20);
+    }
+    // a split commit reaches the other manager whole
+    await a.update((tx) => {
+      for (let i = 0; i < 1000; i++) tx.put("task", task(`big${i}`, 1500));
+    });
+    await waitFor("the split commit at the other manager", () => b.list("task").length === 1020);
+    expect(b.version).toBe(21);
+  });
 
   it("keeps settings sealed in etcd, and a wrong store key says so", async () => {
     const store = etcdStore();
@@ -249,11 +315,13 @@ describe.runIf(haveEtcd)("etcd backend", () => {
 
   // last: it stops etcd for a while
   it("without quorum refuses commits at once with StoreUnavailable, and works again once etcd is back", async () => {
-    const store = etcdStore();
-    const a = store.open();
+    const etcdStoreOf = etcdStore();
+    const a = etcdStoreOf.open();
     await a.load();
     await a.commit(1, [put("task", task("t1"))]);
     expect(a.health()).toEqual({ ok: true });
+    const storeBackend = etcdStoreOf.open();
+    const store = await openStore(storeBackend);
     etcd!.signal("SIGSTOP");
     try {
       let started = Date.now();
@@ -266,15 +334,23 @@ describe.runIf(haveEtcd)("etcd backend", () => {
       expect(second).toBeInstanceOf(StoreUnavailable);
       expect((second as Error).message).toMatch(/^etcd has no quorum: .* \(endpoints http:\/\/127\.0\.0\.1:\d+\)$/);
       expect(Date.now() - started).toBeLessThan(50);
+      // through the store: refused as UNAVAILABLE, nothing of it kept
+      const refused = await store.update((tx) => tx.put("task", task("t9"))).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(VipmeshError);
+      expect((refused as VipmeshError).message).toMatch(/^etcd has no quorum/);
+      expect(store.task("t9")).toBeUndefined();
     } finally {
       etcd!.signal("SIGCONT");
     }
     await waitFor("the backend to find etcd healthy", () => a.health().ok, 15_000);
     // the first commit may have reached etcd before it stopped: the version says
-    const stored = JSON.parse((await raw!.get(`${store.prefix}version`).string())!) as { version: number };
-    const b = store.open();
+    const stored = JSON.parse((await raw!.get(`${etcdStoreOf.prefix}version`).string())!) as { version: number };
+    const b = etcdStoreOf.open();
     const s = await b.load();
     expect(s.version).toBe(stored.version);
     await b.commit(s.version + 1, [put("task", task("t3"))]);
+    await waitFor("the store to be healthy again", () => storeBackend.health().ok, 15_000);
+    await store.update((tx) => tx.put("task", task("t4")));
+    expect(store.task("t3")).toBeDefined();
   }, 60_000);
 });

@@ -47,6 +47,16 @@ export interface EtcdBackendOptions {
   stopAfterCommitPoint?: boolean;
 }
 
+/** One commit of this manager's on its way. */
+interface Attempt {
+  /** Given up (the probe found etcd unwritable): it stops where it is, and the watch tells what became of it. */
+  cancelled: boolean;
+  /** The version value it writes. */
+  raw: string | undefined;
+  /** The watch saw it committed. */
+  seen: boolean;
+}
+
 /** The version key's value: what commits compare against. */
 interface VersionState {
   version: number;
@@ -69,8 +79,8 @@ export class EtcdBackend implements StoreBackend {
   private known = 0;
   /** The etcd revision load() read at: the watch starts after it. */
   private revision: bigint | undefined;
-  /** The version value of this manager's commit in flight: the watch does not deliver it as foreign. */
-  private mine: string | undefined;
+  /** This manager's commit in flight: the watch does not deliver it as foreign, and notes when it sees it. */
+  private mine: Attempt | undefined;
   /** A split commit's roll-forward after its commit point. */
   private rolling: Promise<void> | undefined;
   private healthState: { ok: boolean; reason?: string } = { ok: true };
@@ -133,14 +143,14 @@ export class EtcdBackend implements StoreBackend {
     if (version - 1 < this.seen.version) throw new StaleWrite(this.seen.version);
     if (version - 1 > this.seen.version) throw new Error(`commit of version ${version} on a store at version ${this.seen.version}`);
     const entries = writes.map((w) => this.entry(w));
-    const attempt = { cancelled: false };
+    const attempt: Attempt = { cancelled: false, raw: undefined, seen: false };
     let settle!: (err: Error) => void;
     // the probe finding etcd unwritable ends the wait at once; what became of the write the watch tells
     const lost = new Promise<void>((resolve, reject) => {
       settle = (err) => {
-        if (this.known >= version) return resolve(); // the watch saw it committed
+        if (attempt.seen) return resolve(); // the watch saw it committed
         attempt.cancelled = true;
-        this.mine = undefined;
+        if (this.mine === attempt) this.mine = undefined;
         reject(err);
       };
     });
@@ -150,9 +160,10 @@ export class EtcdBackend implements StoreBackend {
     try {
       await Promise.race([lost, writing]);
     } catch (err) {
-      if (this.known >= version) return; // the call failed after etcd applied it, and the watch saw that
+      if (attempt.seen) return; // the call failed after etcd applied it, and the watch saw that
       if (err instanceof StaleWrite || err instanceof ChangeTooLarge) throw err;
-      const why = err instanceof StoreUnavailable ? err.message : `cannot write to etcd (${err instanceof Error ? err.message : String(err)}; endpoints ${this.o.endpoints.join(", ")})`;
+      if (refusedUnsent(err)) throw this.unavailable(failure(err, COMMIT_TIMEOUT_MS)); // never sent: nothing to learn
+      const why = err instanceof StoreUnavailable ? err.message : `cannot write to etcd: ${failure(err, COMMIT_TIMEOUT_MS)} (endpoints ${this.o.endpoints.join(", ")})`;
       throw new StoreUnavailable(`${why}: the change may or may not have been applied (the store learns which from etcd's watch)`);
     } finally {
       this.inFlight.delete(settle);
@@ -174,7 +185,7 @@ export class EtcdBackend implements StoreBackend {
       ...KINDS.flatMap((kind) => state.objects[kind].map((object): Write => ({ op: "put", kind, object }))),
       ...Object.entries(state.settings).map(([name, value]): Write => ({ op: "setting", name, value })),
     ];
-    await this.write(state.version, writes.map((w) => this.entry(w)), { cancelled: false });
+    await this.write(state.version, writes.map((w) => this.entry(w)), { cancelled: false, raw: undefined, seen: false });
     await this.rolling;
   }
 
@@ -209,6 +220,7 @@ export class EtcdBackend implements StoreBackend {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     clearTimeout(this.probeTimer);
     await this.rolling;
@@ -223,7 +235,7 @@ export class EtcdBackend implements StoreBackend {
    * or a split commit, which resolves at its commit point (the roll-forward
    * goes on; the next commit or close waits for it).
    */
-  private async write(version: number, entries: Entry[], attempt: { cancelled: boolean }): Promise<void> {
+  private async write(version: number, entries: Entry[], attempt: Attempt): Promise<void> {
     await this.rolling;
     if (this.seen.pending !== undefined) await this.rollForward(this.seen, undefined);
     const guard = this.guard(this.seen);
@@ -245,14 +257,14 @@ export class EtcdBackend implements StoreBackend {
   }
 
   /** Sets the version to `version` (pending `parts`) with `ops`, guarded; StaleWrite when the guard fails. */
-  private async advance(version: number, guard: ICompare, ops: IRequestOp[], parts: number | undefined, attempt: { cancelled: boolean }): Promise<void> {
+  private async advance(version: number, guard: ICompare, ops: IRequestOp[], parts: number | undefined, attempt: Attempt): Promise<void> {
     const state = newVersion(version, parts);
-    const raw = state.raw!.toString();
-    this.mine = raw;
+    attempt.raw = state.raw!.toString();
+    this.mine = attempt;
     try {
-      await this.txnOrStale([guard], [...ops, put(this.k.version, raw)], raw);
+      await this.txnOrStale([guard], [...ops, put(this.k.version, attempt.raw)], attempt.raw);
     } finally {
-      if (this.mine === raw) this.mine = undefined;
+      if (this.mine === attempt) this.mine = undefined;
     }
     if (attempt.cancelled) return; // the commit was reported lost: the watch delivers it
     this.see(state);
@@ -373,7 +385,9 @@ export class EtcdBackend implements StoreBackend {
       }
       if (!version) continue; // a roll-forward's writes, a sweep
       this.see(version);
-      if (version.version <= this.known || version.raw!.toString() === this.mine) {
+      const mine = this.mine?.raw === version.raw!.toString() ? this.mine : undefined;
+      if (mine) mine.seen = true;
+      if (version.version <= this.known || mine) {
         this.known = Math.max(this.known, version.version);
         continue;
       }
@@ -400,16 +414,16 @@ export class EtcdBackend implements StoreBackend {
       this.healthState = { ok: true };
     } catch (err) {
       if (this.closed) return;
-      const what = err instanceof Error ? err.message : String(err);
-      this.healthState = { ok: false, reason: /deadline/i.test(what) ? `no answer to a read within ${PROBE_TIMEOUT_MS / 1000} s` : what };
-      const e = this.unavailable();
+      // while etcd3 refuses calls itself (a member failed repeatedly) the reason stays what the member did
+      if (this.healthState.ok || !refusedUnsent(err)) this.healthState = { ok: false, reason: failure(err, PROBE_TIMEOUT_MS) };
+      const e = this.unavailable(this.healthState.reason);
       for (const reject of [...this.inFlight]) reject(e);
     }
     if (!this.closed) this.probeTimer = setTimeout(() => void this.probe(), Math.max(0, started + PROBE_INTERVAL_MS - Date.now()));
   }
 
-  private unavailable(): StoreUnavailable {
-    return new StoreUnavailable(`etcd has no quorum: ${this.healthState.reason ?? "unknown"} (endpoints ${this.o.endpoints.join(", ")})`);
+  private unavailable(reason = this.healthState.reason): StoreUnavailable {
+    return new StoreUnavailable(`etcd has no quorum: ${reason} (endpoints ${this.o.endpoints.join(", ")})`);
   }
 
   // ---- encoding --------------------------------------------------------------
@@ -436,6 +450,16 @@ export class EtcdBackend implements StoreBackend {
       throw new Error("the store key does not open this cluster's secrets: is --store-key the file the other managers use?");
     }
   }
+}
+
+/** etcd3 refused the call without sending it: its circuit breaker holds a member that failed repeatedly off for 5 s. */
+const refusedUnsent = (err: unknown) => (err as { isBrokenCircuitError?: boolean } | undefined)?.isBrokenCircuitError === true;
+
+/** What a failed call says, for a person. */
+function failure(err: unknown, timeoutMs: number): string {
+  if (refusedUnsent(err)) return "its calls keep failing";
+  const what = err instanceof Error ? err.message : String(err);
+  return /deadline/i.test(what) ? `no answer within ${timeoutMs / 1000} s` : what;
 }
 
 /** One write that etcd cannot take in a request. */
