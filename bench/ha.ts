@@ -272,7 +272,6 @@ async function managerChild(): Promise<void> {
 // ---- a cluster: one SQLite manager, or 3 etcd members and 3 managers ------------------
 
 interface Cluster {
-  kind: SetupKind;
   managers: ManagerProcess[];
   etcd: EtcdMember[];
   /** Starts manager `m` again with its options (after it was killed): the SQLite failover. */
@@ -294,7 +293,6 @@ async function startCluster(kind: SetupKind, dir: string, progress: Progress): P
     return m;
   };
   const cluster: Cluster = {
-    kind,
     managers,
     etcd,
     restart: async (m) => {
