@@ -4,7 +4,7 @@
 // depend on which manager holds a session, and without etcd's quorum reads
 // are answered marked stale while writes fail at once.
 
-import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, staleReads } from "@vipmesh/api";
+import { call, clusterClient, type wire, type ClusterServiceClient, credentialsFromDir, staleReads } from "@vipmesh/api";
 import { ClusterCa } from "@vipmesh/pki/signing";
 import { SimAgent, tempDir, waitFor } from "@vipmesh/testing";
 import { join } from "node:path";
@@ -52,7 +52,7 @@ etcdDescribe("managers on etcd", () => {
     await etcd.client().delete().prefix("/vipmesh/");
   }, 30_000);
 
-  async function startOne(name: string): Promise<Manager> {
+  async function startOne(name: string, keyRotationMs?: number): Promise<Manager> {
     const dir = tempDir(`vipmesh-ha-${name}-`);
     const running = await startManager({
       dataDir: dir.path,
@@ -60,6 +60,7 @@ etcdDescribe("managers on etcd", () => {
       listen: ["127.0.0.1:0"],
       heartbeatPeriodMs: HEARTBEAT_MS,
       restartDelayMs: 50,
+      keyRotationMs,
       joinRate: { count: 1000, windowMs: 60_000 },
       store: { kind: "etcd", endpoints: [etcd.endpoint], storeKeyFile: keyFile, caDir },
     });
@@ -179,6 +180,47 @@ etcdDescribe("managers on etcd", () => {
     expect(Date.now() - handoverAt).toBeGreaterThanOrEqual(restartGraceMs(HEARTBEAT_MS) - 500);
     expect(await nodeState(m2, "n2")).toBe("ready");
   }, 40_000);
+
+  it("rotates the overlay keys step by step, each step applied by the nodes of every manager before the next", async () => {
+    // the first rotation 3 s after the cluster's first key: time enough for both nodes to hold the network first
+    const m1 = await startOne("m1", 3000);
+    await waitFor("m1 to lead", async () => (await leaderName()) === "m1", 5000);
+    const m2 = await startOne("m2", 3000);
+    const a1 = await addAgent(m1, "n1");
+    const a2 = await addAgent(m2, "n2");
+    type Keys = { ids: number[]; tx: number };
+    const seen = new Map<SimAgent, Keys[]>([[a1, []], [a2, []]]);
+    for (const a of [a1, a2]) {
+      a.on("assignment", (m: wire.Assignment) => {
+        if (m.encryption) seen.get(a)!.push({ ids: m.encryption.keys.map((k) => k.id), tx: m.encryption.txKeyId });
+      });
+    }
+    await call(m2.client, "createNetwork", { spec: { name: "secret", options: { encrypted: "" } } });
+    await call(m2.client, "createService", {
+      spec: { annotations: { name: "vault" }, taskTemplate: { container: { command: ["x"] } }, replicated: { replicas: 2 }, networks: [{ target: "secret" }] },
+    });
+    const holds = (a: SimAgent) => [...a.view.networks.values()].some((n) => n.encrypted);
+    await waitFor("both nodes hold the network", () => holds(a1) && holds(a2), 10_000);
+    expect(seen.get(a2)!.every((k) => k.ids.length === 1)).toBe(true);
+
+    // the follower's node slow to apply: the leader's rotation waits for it at every step
+    a2.holdAcks();
+    await waitFor("a rotation's first step on the follower's node", () => seen.get(a2)!.some((k) => k.ids.length === 2), 10_000);
+    const atHold = seen.get(a1)!.length;
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(seen.get(a1)!.length).toBe(atHold); // no second step while a node of another manager has not applied the first
+    a2.releaseAcks();
+    await waitFor("a whole rotation on both", () => [a1, a2].every((a) => seen.get(a)!.filter((k) => k.ids.length === 1).length >= 2), 15_000);
+    for (const a of [a1, a2]) {
+      const steps = seen.get(a)!;
+      const i = steps.findIndex((k) => k.ids.length === 2);
+      const [before, add, send, drop] = steps.slice(i - 1, i + 3);
+      const next = add!.ids.find((id) => id !== before!.tx)!;
+      expect(add).toEqual({ ids: [before!.tx, next], tx: before!.tx });
+      expect(send).toEqual({ ids: [before!.tx, next], tx: next });
+      expect(drop).toEqual({ ids: [next], tx: next });
+    }
+  }, 60_000);
 
   it("refuses to remove a running manager (stop it first, or --force), and removes a stopped one", async () => {
     await startOne("m1");
