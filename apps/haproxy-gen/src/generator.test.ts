@@ -44,25 +44,28 @@ describe("Generator without a manager", () => {
   it("fails one-shot with the reason and writes nothing", async () => {
     dir = tempDir("vipmesh-hg-");
     const output = join(dir.path, "haproxy.cfg");
-    const g = new Generator({ manager: `unix:${join(dir.path, "nobody.sock")}`, credentials: "insecure", output, runtime, log: () => {} });
+    const g = new Generator({ managers: [`unix:${join(dir.path, "nobody.sock")}`], credentials: "insecure", output, runtime, log: () => {} });
     await expect(g.once()).rejects.toThrow(/cannot watch the cluster/);
     expect(existsSync(output)).toBe(false);
   });
 
-  it("in watch mode keeps the config it has and tries again, waiting longer each time", async () => {
+  it("in watch mode keeps the config it has and tries the next manager, waiting longer each time", async () => {
     dir = tempDir("vipmesh-hg-");
     const output = join(dir.path, "haproxy.cfg");
     writeFileSync(output, "# the last good config\n");
     const logs: string[] = [];
-    const g = new Generator({ manager: `unix:${join(dir.path, "nobody.sock")}`, credentials: "insecure", output, runtime, log: (l) => logs.push(l) });
+    const managers = ["a", "b"].map((m) => `unix:${join(dir!.path, `${m}.sock`)}`);
+    const g = new Generator({ managers, credentials: "insecure", output, runtime, log: (l) => logs.push(l) });
     g.watch();
     try {
       await waitFor("three attempts", () => logs.length >= 3, 10_000);
     } finally {
       await g.stop();
     }
-    const waits = logs.map((l) => Number(/again in (\d+) ms/.exec(l)?.[1]));
+    const waits = logs.map((l) => Number(/ in (\d+) ms$/.exec(l)?.[1]));
     expect(waits.slice(0, 3)).toEqual([500, 1000, 2000]);
     expect(logs[0]).toContain("the last config keeps serving");
+    // round robin: a, then b, then a again
+    expect(logs.slice(0, 3).map((l) => /lost the manager at \S*\/(\w)\.sock;/.exec(l)?.[1])).toEqual(["a", "b", "a"]);
   });
 });

@@ -13,8 +13,8 @@ import { type ClusterSnapshot, type RuntimeSettings, type TemplateData, template
 import { loadTemplate } from "./render.ts";
 
 export interface GeneratorOptions {
-  /** The manager's address (as every client command finds it). */
-  manager: string;
+  /** The managers' addresses (as every client command finds them): the watch moves to the next when one is lost. */
+  managers: readonly string[];
   /** Its identity: a read-only certificate is enough. */
   credentials: ClientCredentials;
   output: string;
@@ -87,7 +87,8 @@ export class Generator {
 
   /** Renders the cluster once and applies it; throws what went wrong. */
   async once(): Promise<Applied> {
-    const client = clusterClient(this.o.manager, this.o.credentials);
+    const manager = this.o.managers[0]!;
+    const client = clusterClient(manager, this.o.credentials);
     try {
       const first = await new Promise<wire.WatchMessage>((resolve, reject) => {
         const stream = client.watch({});
@@ -95,7 +96,7 @@ export class Generator {
           resolve(m);
           stream.cancel();
         });
-        stream.on("error", (e: Error) => reject(new Error(`cannot watch the cluster at ${this.o.manager}: ${e.message}`)));
+        stream.on("error", (e: Error) => reject(new Error(`cannot watch the cluster at ${manager}: ${e.message}`)));
       });
       this.state.take(first);
       return await this.render();
@@ -106,8 +107,7 @@ export class Generator {
 
   /** Follows the cluster until stop(), re-rendering on every change. */
   watch(): void {
-    this.client = clusterClient(this.o.manager, this.o.credentials);
-    this.connect(500);
+    this.connect(0, 500);
   }
 
   async stop(): Promise<void> {
@@ -118,13 +118,17 @@ export class Generator {
     await this.rendering;
   }
 
-  private connect(backoffMs: number): void {
+  /** Watches through the `i`th manager; a lost one gives way to the next (round robin), after a pause. */
+  private connect(i: number, backoffMs: number): void {
     if (this.stopped) return;
+    const manager = this.o.managers[i % this.o.managers.length]!;
+    this.client?.close();
+    this.client = clusterClient(manager, this.o.credentials);
     let got = false;
-    const stream = this.client!.watch({});
+    const stream = this.client.watch({});
     this.stream = stream;
     stream.on("data", (m: wire.WatchMessage) => {
-      if (!got) this.log(`watching the cluster at ${this.o.manager}`);
+      if (!got) this.log(`watching the cluster at ${manager}`);
       got = true;
       this.state.take(m);
       this.schedule();
@@ -133,8 +137,9 @@ export class Generator {
     stream.on("close", () => {
       if (this.stopped) return;
       const wait = got ? 500 : backoffMs;
-      this.log(`lost the manager at ${this.o.manager}; the last config keeps serving; trying again in ${wait} ms`);
-      setTimeout(() => this.connect(got ? 500 : Math.min(backoffMs * 2, 10_000)), wait).unref();
+      const next = this.o.managers[(i + 1) % this.o.managers.length]!;
+      this.log(`lost the manager at ${manager}; the last config keeps serving; trying ${next} in ${wait} ms`);
+      setTimeout(() => this.connect(i + 1, got ? 500 : Math.min(backoffMs * 2, 10_000)), wait).unref();
     });
   }
 

@@ -27,7 +27,7 @@ const curl = (url: string) => spawnSync("ip", ["netns", "exec", lab.client, "cur
 const HEALTHY = { test: ["curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:8080/"], intervalMs: 300, timeoutMs: 2000, retries: 3, startPeriodMs: 0 };
 
 const options = (o: Partial<GeneratorOptions> = {}): GeneratorOptions => ({
-  manager: lab.socket,
+  managers: [lab.socket],
   credentials: credentialsFromDir(lab.readonlyTlsDir), // a watcher needs no more than read-only
   output: join(dir, "haproxy.cfg"),
   runtime: { statsSocket: join(dir, "admin.sock"), statsPort: 8404, tlsCert: "" },

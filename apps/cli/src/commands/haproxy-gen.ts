@@ -40,7 +40,7 @@ export function registerHaproxyGenCommand(program: Command, io: Io): void {
       const output = resolve(o.output);
       const { Generator } = await import("@vipmesh/haproxy-gen");
       const generator = new Generator({
-        manager: manager.address,
+        managers: manager.addresses,
         credentials: manager.credentials,
         output,
         ...(o.template ? { template: resolve(o.template) } : {}),
