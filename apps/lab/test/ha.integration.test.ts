@@ -15,7 +15,7 @@ import { REQUEST_LOOP, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { etcdctl, killEtcdMember, killLabManager, type LabManager, labManagerRuns, nodeStart, nodeStop, startEtcdMember, startLabManager } from "../src/index.ts";
@@ -189,6 +189,8 @@ interface Op {
   kind: "create" | "scale" | "remove";
   replicas?: number;
   outcome: Outcome;
+  /** Why the outcome is unknown: the call's error. */
+  error?: string;
   startedAt: number;
   endedAt: number;
 }
@@ -198,16 +200,17 @@ function churn(): { stop: () => Promise<Op[]> } {
   const present: { name: string; replicas: number }[] = [];
   let on = true;
   let n = 0;
-  const record = async (op: Omit<Op, "outcome" | "startedAt" | "endedAt">, fn: () => Promise<unknown>) => {
+  const record = async (op: Omit<Op, "outcome" | "error" | "startedAt" | "endedAt">, fn: () => Promise<unknown>) => {
     const startedAt = Date.now();
-    let outcome: Outcome = "ok";
     try {
       await fn();
-    } catch {
-      outcome = "unknown"; // maybe done, maybe not: the end state of this service is not checked
+      history.push({ ...op, outcome: "ok", startedAt, endedAt: Date.now() });
+      return "ok";
+    } catch (err) {
+      // maybe done, maybe not: the end state of this service is not checked
+      history.push({ ...op, outcome: "unknown", error: err instanceof Error ? err.message : String(err), startedAt, endedAt: Date.now() });
+      return "unknown";
     }
-    history.push({ ...op, outcome, startedAt, endedAt: Date.now() });
-    return outcome;
   };
   const create = async () => {
     const service = `churn-${n++}`;
@@ -220,8 +223,19 @@ function churn(): { stop: () => Promise<Op[]> } {
       endpointSpec: { ports: [{ targetPort: 80, publishedPort: 0 }] },
     };
     // a create carries a request ID: asked again of another manager, it is done once
+    let refused = "";
     const outcome = await record({ service, kind: "create", replicas: 1 }, () =>
-      waitFor(`${service} created`, () => haCall("createService", { spec, requestId }).catch(() => undefined), 15_000),
+      waitFor(
+        `${service} created`,
+        () =>
+          haCall("createService", { spec, requestId }).catch((err: unknown) => {
+            refused = err instanceof Error ? err.message : String(err);
+            return undefined;
+          }),
+        15_000,
+      ).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}; the last refusal: ${refused}`);
+      }),
     );
     if (outcome === "ok") present.push({ name: service, replicas: 1 });
   };
@@ -264,7 +278,18 @@ function expectedServices(history: Op[]): Map<string, number | "absent"> {
 
 kernelDescribe("managers on etcd: a lab of 3 managers and 3 nodes", () => {
   // a 1 s heartbeat: a silent node is down within seconds
-  sharedLab({ name, nodes: 3, managers: 3, containerd: false, heartbeatMs: 1000 });
+  sharedLab({ name, nodes: 3, managers: 3, containerd: false, heartbeatMs: 1000 }, () => {
+    // no etcd member or manager of the lab outlives it
+    const cmdline = (pid: string) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      } catch {
+        return "";
+      }
+    };
+    const left = readdirSync("/proc").filter((p) => /^\d+$/.test(p) && cmdline(p).includes(`/run/vipmesh/${name}/`));
+    expect(left.map((p) => cmdline(p).replaceAll("\0", " "))).toEqual([]);
+  });
 
   beforeAll(async () => {
     await haCall("createNetwork", { spec: { name: "hanet" } });
@@ -345,6 +370,8 @@ kernelDescribe("managers on etcd: a lab of 3 managers and 3 nodes", () => {
       `leader ${leader} killed: ${newLeader} leads after ${electedMs} ms; first write accepted ${firstWrite ? firstWrite.endedAt - killedAt : "-"} ms after; ` +
         `${history.length} calls, ${history.filter((op) => op.outcome !== "ok").length} of unknown outcome`,
     );
+    const calledAt = (op: Op) => `${op.kind}${op.replicas === undefined ? "" : ` ${op.replicas}`} ${op.outcome} ${op.startedAt - killedAt}…${op.endedAt - killedAt} ms${op.error ? ` (${op.error})` : ""}`;
+    for (const op of history.filter((o) => o.outcome !== "ok")) console.log(`unknown outcome: ${op.service} ${calledAt(op)}`);
     expect(electedMs).toBeLessThanOrEqual(FAILOVER_TARGET_MS);
     expect(firstWrite, "a write accepted after the kill").toBeDefined();
 
@@ -359,7 +386,6 @@ kernelDescribe("managers on etcd: a lab of 3 managers and 3 nodes", () => {
     const now = new Map(services.map((s) => [s.spec!.annotations!.name, s.spec!.replicated?.replicas]));
     const record = new Map(services.map((s) => [s.spec!.annotations!.name, `${s.id} v${s.version}, created ${s.createdAt}, updated ${s.updatedAt}`]));
     const wrong = [...expectedServices(history)].filter(([service, want]) => (want === "absent" ? now.has(service) : now.get(service) !== want));
-    const calledAt = (op: Op) => `${op.kind}${op.replicas === undefined ? "" : ` ${op.replicas}`} ${op.outcome} ${op.startedAt - killedAt}…${op.endedAt - killedAt} ms`;
     const said = (service: string) => history.filter((op) => op.service === service).map(calledAt).join(", ");
     const is = (service: string) => (now.has(service) ? `${now.get(service)} (${record.get(service)})` : "absent");
     console.log(`leader killed at ${new Date(killedAt).toISOString()}`);
@@ -404,7 +430,9 @@ kernelDescribe("managers on etcd: a lab of 3 managers and 3 nodes", () => {
       await waitFor(`${VICTIM} down`, async () => (await nodeStates())[VICTIM] === "down", 60_000);
       await movedOff("mover", 3, victimId);
       await traffic.stop();
-      expect((await haCall("listServices", {})).services.map((s) => s.spec!.annotations!.name)).not.toContain("no-quorum");
+      // UNAVAILABLE without quorum says the change may or may not have been applied: either is right
+      const applied = (await haCall("listServices", {})).services.some((s) => s.spec!.annotations!.name === "no-quorum");
+      console.log(`the write refused without quorum was ${applied ? "" : "not "}applied once quorum was back`);
     } finally {
       if (stopped) nodeStart(lab, VICTIM);
     }
@@ -412,6 +440,7 @@ kernelDescribe("managers on etcd: a lab of 3 managers and 3 nodes", () => {
   }, 150_000);
 
   it("a node that goes silent as the leader is killed is still marked down, and its tasks moved", async () => {
+    await waitFor(`${VICTIM} ready`, async () => (await nodeStates())[VICTIM] === "ready", 60_000);
     // mover's tasks back on every node: its replicas go up and down again
     const mover = (await haCall("inspectService", { service: "mover" })).service!;
     await haCall("updateService", { service: "mover", version: mover.version, spec: { ...mover.spec!, replicated: { replicas: 0 } } });
