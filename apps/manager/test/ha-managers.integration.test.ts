@@ -293,4 +293,22 @@ etcdDescribe("managers on etcd", () => {
       watching.close();
     }
   }, 60_000);
+
+  it("a node that dies while etcd has no quorum is marked down once quorum is back, after the new term's restart grace", async () => {
+    const m1 = await startOne("m1");
+    await waitFor("m1 to lead", async () => (await leaderName()) === "m1", 5000);
+    const n1 = await addAgent(m1, "n1");
+    await addAgent(m1, "n2");
+    await waitFor("n1 ready", async () => (await nodeState(m1, "n1")) === "ready", 5000);
+
+    etcd.member.signal("SIGSTOP");
+    n1.stop();
+    await new Promise((r) => setTimeout(r, 4000)); // past the lease's TTL: the leader stepped down, its loops stopped
+    etcd.member.signal("SIGCONT");
+    await waitFor("a leader again", async () => (await leaderName()) === "m1", 10_000);
+    const termAt = Date.now();
+    await waitFor("n1 down", async () => (await nodeState(m1, "n1")) === "down", restartGraceMs(HEARTBEAT_MS) + 5000, 50);
+    expect(Date.now() - termAt).toBeGreaterThanOrEqual(restartGraceMs(HEARTBEAT_MS) - 1000);
+    expect(await nodeState(m1, "n2")).toBe("ready");
+  }, 60_000);
 });
