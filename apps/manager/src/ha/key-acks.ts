@@ -14,7 +14,7 @@
 // starts acknowledges once it has sent the keys to the sessions it has then
 // (none yet, at its start).
 
-import { type OverlayKeySet } from "@vipmesh/core";
+import type { OverlayKeySet } from "@vipmesh/core";
 import { createHash } from "node:crypto";
 import type { Etcd3 } from "@vipmesh/etcd";
 import type { ClusterStore } from "../store/cluster-store.ts";
