@@ -288,12 +288,28 @@ describe.runIf(haveEtcd)("etcd backend", () => {
     expect((await store.open().load()).objects.task).toHaveLength(1001);
   });
 
+  it("two managers splitting the same version at once: one wins whole, the other's writes are nowhere", async () => {
+    const store = etcdStore();
+    const [a, b] = [store.open(), store.open()];
+    await Promise.all([a.load(), b.load()]);
+    const writes = (who: string) => Array.from({ length: 600 }, (_, i) => put("task", task(`${who}${i}`, 2000)));
+    const results = await Promise.allSettled([a.commit(1, writes("a")), b.commit(1, writes("b"))]);
+    const won = results.map((r) => r.status === "fulfilled");
+    expect(won.filter(Boolean)).toHaveLength(1);
+    expect((results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason).toBeInstanceOf(StaleWrite);
+    const winner = won[0] ? "a" : "b";
+    const s = await store.open().load();
+    expect(s.version).toBe(1);
+    expect(s.objects.task.every((t) => t.id.startsWith(winner))).toBe(true);
+    expect(s.objects.task).toHaveLength(600);
+  });
+
   it("sweeps the journal parts of a split that never reached its commit point", async () => {
     const store = etcdStore();
     const a = store.open();
     await a.load();
     // parts of a version 1 whose writer died before its commit point
-    await raw!.put(`${store.prefix}j/${"1".padStart(16, "0")}/${"0".padStart(16, "0")}`).value("[]");
+    await raw!.put(`${store.prefix}j/${"1".padStart(16, "0")}/0123456789abcdef/${"0".padStart(16, "0")}`).value("[]");
     await a.commit(1, [put("task", task("t1"))]);
     await a.commit(2, [put("task", task("t2"))]);
     expect(await raw!.getAll().prefix(`${store.prefix}j/`).keys()).toEqual([]);

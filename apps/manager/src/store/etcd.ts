@@ -4,7 +4,7 @@
 //   <prefix>version           {"version":N,"commit":ID}; {"version":N,"pending":K,…} while a split commit rolls forward
 //   <prefix>o/<kind>/<id>     an object's JSON
 //   <prefix>s/<name>          a setting sealed with the store key (secret-box.ts)
-//   <prefix>j/<N>/<i>         part i of split commit N: a JSON array of writes (settings sealed)
+//   <prefix>j/<N>/<ID>/<i>    part i of split commit N (ID: its commit's): a JSON array of writes (settings sealed)
 //   <prefix>ha/…              the HA keys (leader, managers, node liveness): not the store's
 //
 // A commit is one etcd transaction guarded by the version value this
@@ -51,6 +51,8 @@ export interface EtcdBackendOptions {
 interface Attempt {
   /** Given up (the probe found etcd unwritable): it stops where it is, and the watch tells what became of it. */
   cancelled: boolean;
+  /** Its ID (the version value's "commit", its journal parts' directory). */
+  id: string;
   /** The version value it writes. */
   raw: string | undefined;
   /** The watch saw it committed. */
@@ -62,6 +64,8 @@ interface VersionState {
   version: number;
   /** Parts of a split commit not rolled forward yet. */
   pending?: number;
+  /** The commit's ID, unique to it: its journal parts are under it. */
+  commit?: string;
   /** The stored bytes; undefined while the key does not exist (an empty store). */
   raw: Buffer | undefined;
 }
@@ -106,7 +110,7 @@ export class EtcdBackend implements StoreBackend {
     const { revision, kvs } = await this.readAll();
     const state: PersistedState = { version: 0, objects: { node: [], network: [], service: [], task: [] }, settings: {} };
     const objects = new Map<string, Write & { op: "put" }>();
-    const journal = new Map<number, IKeyValue[]>();
+    const journal: IKeyValue[] = [];
     let version: VersionState = { version: 0, raw: undefined };
     for (const kv of kvs) {
       const key = kv.key.toString();
@@ -117,13 +121,10 @@ export class EtcdBackend implements StoreBackend {
       } else if (key.startsWith(this.k.settings)) {
         const name = key.slice(this.k.settings.length);
         state.settings[name] = this.open(name, kv.value.toString());
-      } else if (key.startsWith(this.k.journal)) {
-        const v = Number(key.slice(this.k.journal.length).split("/")[0]);
-        journal.set(v, [...(journal.get(v) ?? []), kv]);
-      }
+      } else if (key.startsWith(this.k.journal)) journal.push(kv);
     }
     // a split commit past its commit point is committed: what it writes is part of the state
-    const pending = version.pending !== undefined ? parseParts(version, journal.get(version.version) ?? []) : [];
+    const pending = version.pending !== undefined ? this.parseParts(version, journal) : [];
     for (const e of pending) {
       if (e.op === "put") objects.set(`${e.kind}/${e.object.id}`, e);
       else if (e.op === "delete") objects.delete(`${e.kind}/${e.id}`);
@@ -143,7 +144,7 @@ export class EtcdBackend implements StoreBackend {
     if (version - 1 < this.seen.version) throw new StaleWrite(this.seen.version);
     if (version - 1 > this.seen.version) throw new Error(`commit of version ${version} on a store at version ${this.seen.version}`);
     const entries = writes.map((w) => this.entry(w));
-    const attempt: Attempt = { cancelled: false, raw: undefined, seen: false };
+    const attempt = newAttempt();
     let settle!: (err: Error) => void;
     // the probe finding etcd unwritable ends the wait at once; what became of the write the watch tells
     const lost = new Promise<void>((resolve, reject) => {
@@ -185,7 +186,7 @@ export class EtcdBackend implements StoreBackend {
       ...KINDS.flatMap((kind) => state.objects[kind].map((object): Write => ({ op: "put", kind, object }))),
       ...Object.entries(state.settings).map(([name, value]): Write => ({ op: "setting", name, value })),
     ];
-    await this.write(state.version, writes.map((w) => this.entry(w)), { cancelled: false, raw: undefined, seen: false });
+    await this.write(state.version, writes.map((w) => this.entry(w)), newAttempt());
     await this.rolling;
   }
 
@@ -245,7 +246,7 @@ export class EtcdBackend implements StoreBackend {
     const chunks = partition(entries, (e) => JSON.stringify(e).length + 1, Infinity, MAX_BYTES - VERSION_BYTES);
     for (const [i, chunk] of chunks.entries()) {
       if (attempt.cancelled) return;
-      await this.txnOrStale([guard], [put(this.k.part(version, i), JSON.stringify(chunk))], undefined);
+      await this.txnOrStale([guard], [put(this.k.part(version, attempt.id, i), JSON.stringify(chunk))], undefined);
     }
     if (attempt.cancelled) return;
     await this.advance(version, guard, [sweep], chunks.length, attempt);
@@ -258,7 +259,7 @@ export class EtcdBackend implements StoreBackend {
 
   /** Sets the version to `version` (pending `parts`) with `ops`, guarded; StaleWrite when the guard fails. */
   private async advance(version: number, guard: ICompare, ops: IRequestOp[], parts: number | undefined, attempt: Attempt): Promise<void> {
-    const state = newVersion(version, parts);
+    const state = newVersion(version, parts, attempt.id);
     attempt.raw = state.raw!.toString();
     this.mine = attempt;
     try {
@@ -277,10 +278,11 @@ export class EtcdBackend implements StoreBackend {
    * first rolls it forward, the others' guards fail and they stop.
    */
   private async rollForward(pending: VersionState, entries: Entry[] | undefined): Promise<void> {
-    entries ??= parseParts(pending, (await this.range(this.k.partsOf(pending.version), undefined)).kvs);
+    const dir = this.k.partsOf(pending.version, pending.commit!);
+    entries ??= this.parseParts(pending, (await this.range(dir, undefined)).kvs);
     const guard = this.guard(pending);
     const ops = entries.map((e) => this.op(e));
-    const end = [{ request_delete_range: { key: Buffer.from(this.k.partsOf(pending.version)), range_end: prefixEnd(this.k.partsOf(pending.version)) } }];
+    const end = [{ request_delete_range: { key: Buffer.from(dir), range_end: prefixEnd(dir) } }];
     const batches = partition(ops, (op) => bytes([op]), MAX_OPS - 2, MAX_BYTES - VERSION_BYTES);
     const last = batches.pop() ?? [];
     for (const batch of batches) {
@@ -318,7 +320,7 @@ export class EtcdBackend implements StoreBackend {
 
   /** Deletes journal parts of versions before `version`: splits that never reached their commit point (a commit of `version` proves them dead). */
   private sweep(version: number): IRequestOp {
-    return { request_delete_range: { key: Buffer.from(this.k.journal), range_end: Buffer.from(this.k.partsOf(version)) } };
+    return { request_delete_range: { key: Buffer.from(this.k.journal), range_end: Buffer.from(this.k.journalOf(version)) } };
   }
 
   /** Moves `seen` forward (never back: the watch may lag this manager's own commits). */
@@ -385,6 +387,7 @@ export class EtcdBackend implements StoreBackend {
       }
       if (!version) continue; // a roll-forward's writes, a sweep
       this.see(version);
+      for (const v of parts.keys()) if (v < version.version || (v === version.version && !version.pending)) parts.delete(v);
       const mine = this.mine?.raw === version.raw!.toString() ? this.mine : undefined;
       if (mine) mine.seen = true;
       if (version.version <= this.known || mine) {
@@ -394,11 +397,12 @@ export class EtcdBackend implements StoreBackend {
       if (version.version !== this.known + 1) throw new Error(`the etcd watch went from version ${this.known} to ${version.version}: a commit was missed`);
       let commitWrites = writes;
       if (version.pending !== undefined) {
-        const buffered = [...(parts.get(version.version)?.values() ?? [])];
-        const kvs = buffered.length === version.pending ? buffered : (await this.range(this.k.partsOf(version.version), BigInt(revision))).kvs;
-        commitWrites = parseParts(version, kvs).map((e) => (e.op === "setting" ? { op: "setting", name: e.name, value: this.open(e.name, e.sealed) } : e));
+        const dir = this.k.partsOf(version.version, version.commit!);
+        const buffered = [...(parts.get(version.version)?.values() ?? [])].filter((kv) => kv.key.toString().startsWith(dir));
+        const kvs = buffered.length === version.pending ? buffered : (await this.range(dir, BigInt(revision))).kvs;
+        commitWrites = this.parseParts(version, kvs).map((e) => (e.op === "setting" ? { op: "setting", name: e.name, value: this.open(e.name, e.sealed) } : e));
       }
-      for (const v of parts.keys()) if (v <= version.version) parts.delete(v);
+      parts.delete(version.version);
       this.known = version.version;
       onCommit({ version: version.version, writes: commitWrites });
     }
@@ -427,6 +431,14 @@ export class EtcdBackend implements StoreBackend {
   }
 
   // ---- encoding --------------------------------------------------------------
+
+  /** The writes of a pending split commit, from its parts (among `kvs`) in order. */
+  private parseParts(v: VersionState, kvs: IKeyValue[]): Entry[] {
+    const dir = this.k.partsOf(v.version, v.commit!);
+    const mine = kvs.filter((kv) => kv.key.toString().startsWith(dir)).sort((a, b) => Buffer.compare(a.key, b.key));
+    if (mine.length !== v.pending) throw new Error(`split commit ${v.version} has ${mine.length} of its ${v.pending} parts in etcd`);
+    return mine.flatMap((kv) => JSON.parse(kv.value.toString()) as Entry[]);
+  }
 
   private entry(w: Write): Entry {
     return w.op === "setting" ? { op: "setting", name: w.name, sealed: seal(this.key, w.name, w.value) } : w;
@@ -475,9 +487,10 @@ function keys(prefix: string) {
     journal: `${prefix}j/`,
     object: (kind: ObjectKind, id: string) => `${prefix}o/${kind}/${id}`,
     setting: (name: string) => `${prefix}s/${name}`,
-    /** Padded: part keys sort by version, and a range [j/, j/<N>/) holds every version before N. */
-    partsOf: (version: number) => `${prefix}j/${pad(version)}/`,
-    part: (version: number, i: number) => `${prefix}j/${pad(version)}/${pad(i)}`,
+    /** Padded: part keys sort by version, and a range [j/, j/<N>) holds every version before N. */
+    journalOf: (version: number) => `${prefix}j/${pad(version)}`,
+    partsOf: (version: number, commit: string) => `${prefix}j/${pad(version)}/${commit}/`,
+    part: (version: number, commit: string, i: number) => `${prefix}j/${pad(version)}/${commit}/${pad(i)}`,
     // the store's keys sort between j/ and version: ha/ (and anything else) stays out of loads and watches
     start: `${prefix}j/`,
     end: `${prefix}version\0`,
@@ -493,22 +506,18 @@ function splitKind(rest: string): [ObjectKind, string] {
 
 function parseVersion(kv: IKeyValue | undefined): VersionState {
   if (!kv) return { version: 0, raw: undefined };
-  const v = JSON.parse(kv.value.toString()) as { version: number; pending?: number };
-  return { version: v.version, ...(v.pending !== undefined ? { pending: v.pending } : {}), raw: kv.value };
+  const v = JSON.parse(kv.value.toString()) as { version: number; pending?: number; commit?: string };
+  return { version: v.version, ...(v.pending !== undefined ? { pending: v.pending, commit: v.commit } : {}), raw: kv.value };
 }
 
 /** A commit's version value: unique, so a compare on it never matches an older value (and a retried call finds its own). */
-function newVersion(version: number, pending: number | undefined): VersionState {
-  const commit = randomBytes(8).toString("hex");
+function newVersion(version: number, pending: number | undefined, commit: string): VersionState {
   const value = pending !== undefined ? { version, pending, commit } : { version, commit };
-  return { version, ...(pending !== undefined ? { pending } : {}), raw: Buffer.from(JSON.stringify(value)) };
+  return { version, ...(pending !== undefined ? { pending, commit } : {}), raw: Buffer.from(JSON.stringify(value)) };
 }
 
-/** The writes of a pending split commit, from its parts in order. */
-function parseParts(v: VersionState, kvs: IKeyValue[]): Entry[] {
-  if (kvs.length !== v.pending) throw new Error(`split commit ${v.version} has ${kvs.length} of its ${v.pending} parts in etcd`);
-  return [...kvs].sort((a, b) => Buffer.compare(a.key, b.key)).flatMap((kv) => JSON.parse(kv.value.toString()) as Entry[]);
-}
+const newAttempt = (): Attempt => ({ id: randomBytes(8).toString("hex"), cancelled: false, raw: undefined, seen: false });
+
 
 const put = (key: string, value: string): IRequestOp => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } });
 
