@@ -226,7 +226,7 @@ etcdDescribe("managers on etcd", () => {
     await startOne("m1");
     const m2 = await startOne("m2");
     const m3 = await startOne("m3");
-    await waitFor("three managers listed", async () => (await ids()).size === 3, 5000);
+    await waitFor("m2 to list m3, reachable", async () => (await call(m2.client, "listManagers", {})).managers.some((m) => m.hostname === "m3" && m.reachable), 5000);
     const refused = await failure(call(m2.client, "removeNode", { node: "m3", force: false }));
     expect(refused.code).toBe("FAILED_PRECONDITION");
     expect(refused.details).toMatch(/stop it first.*--force/);
