@@ -169,6 +169,9 @@ const tail = (file: string) => {
   }
 };
 
+/** Set once the run is being aborted: what fails as its clusters go is no news. */
+let aborting = false;
+
 /** CPU the children this run started used, counted when they stop (they are gone afterwards). */
 let childrenCpuMs = 0;
 
@@ -200,6 +203,7 @@ async function spawnManager(name: string, options: ManagerOptions, logFile: stri
   const pid = child.pid!;
   let exited = false;
   let killed = false;
+  let stopping: Promise<void> | undefined;
   child.once("exit", () => (exited = true));
   const ready = await new Promise<{ address: string; adminTlsDir: string }>((resolve, reject) => {
     child.once("message", (m: { address?: string; adminTlsDir?: string; error?: string }) =>
@@ -232,14 +236,18 @@ async function spawnManager(name: string, options: ManagerOptions, logFile: stri
       client.close();
       child.kill("SIGKILL");
     },
-    stop: async () => {
-      if (killed || exited) return gone();
-      childrenCpuMs += cpuMs();
-      client.close();
-      child.send("stop");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      await gone();
-      clearTimeout(timer);
+    // once: an abort's cleanup and the round's may both stop it
+    stop: () => {
+      stopping ??= (async () => {
+        if (killed || exited) return gone();
+        childrenCpuMs += cpuMs();
+        client.close();
+        child.send("stop");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await gone();
+        clearTimeout(timer);
+      })();
+      return stopping;
     },
   };
 }
@@ -733,6 +741,7 @@ async function main(): Promise<number> {
     dir.remove();
   };
   const abort = (why: string, code: number) => {
+    aborting = true;
     console.error(`\nha bench: ${why}: cleaning up`);
     void cleanup().finally(() => process.exit(code));
   };
@@ -795,6 +804,7 @@ if (process.argv.includes(CHILD_FLAG)) {
       setTimeout(() => process.exit(code), 3000).unref();
     },
     (err: unknown) => {
+      if (aborting) return;
       console.error(`\nha bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       process.exitCode = 1;
       setTimeout(() => process.exit(1), 3000).unref();
