@@ -47,12 +47,30 @@ export interface ImageQuestion {
   check?: boolean;
 }
 
+/** A load to several nodes, as the LoadImage handler drives it (ImageLoad, or ha/peer-images.ts's across managers). */
+export interface NodeImageLoad {
+  /** Sends a piece on; false: wait for "drain" before the next. */
+  write(data: Buffer): boolean;
+  once(event: "drain", listener: () => void): unknown;
+  /** The tarball is whole: every node's answer, by node ID, once all came. */
+  end(): Promise<Map<string, ImageAnswer>>;
+  /** The caller went away: every node drops what it had. */
+  abort(): void;
+}
+
+/** What the image operations ask of nodes: this manager's ImageRelay, or with several managers ha/peer-images.ts's. */
+export interface NodeImages {
+  ask(nodeId: string, q: ImageQuestion): Promise<ImageAnswer>;
+  load(nodeIds: readonly string[]): NodeImageLoad | Promise<NodeImageLoad>;
+  notConnected(nodeId: string): ImageAnswer;
+}
+
 interface Pending {
   answer: (a: ImageAnswer) => void;
   onAck?: (seq: number) => void;
 }
 
-export class ImageRelay {
+export class ImageRelay implements NodeImages {
   private nextRequestId = 1;
   /** Requests in flight, per session, by request ID. */
   private readonly inFlight = new Map<SessionChannel, Map<number, Pending>>();
@@ -158,7 +176,7 @@ interface LoadTarget {
  * full window: wait for "drain". A node that answers early (a bad tarball)
  * or goes away gets no more pieces; the others go on.
  */
-export class ImageLoad extends EventEmitter<{ drain: []; answered: [] }> {
+export class ImageLoad extends EventEmitter<{ drain: []; answered: [] }> implements NodeImageLoad {
   private readonly targets: LoadTarget[] = [];
   readonly answers = new Map<string, ImageAnswer>();
   private ended = false;
@@ -311,13 +329,14 @@ const resultOf = (store: ClusterStore, nodeId: string, a: ImageAnswer): NodeImag
   hostname: store.node(nodeId)?.description.hostname ?? "",
   images: a.names ?? [],
   error: a.error ?? "",
+  code: (a.error && a.code) || "",
 });
 
 /** Starts a load; `results` gives each target's part once `end` came. Nodes without the runtime answer at once. */
-export function startImageLoad(store: ClusterStore, relay: ImageRelay, refs: readonly string[]) {
+export async function startImageLoad(store: ClusterStore, relay: NodeImages, refs: readonly string[]) {
   const targets = imageTargets(store, refs);
   const refused = new Map(targets.flatMap((id) => ((a) => (a ? [[id, a] as const] : []))(noRuntime(store, id))));
-  const load = relay.load(targets.filter((id) => !refused.has(id)));
+  const load = await relay.load(targets.filter((id) => !refused.has(id)));
   return {
     load,
     results: async (): Promise<NodeImageResult[]> => {
@@ -328,7 +347,7 @@ export function startImageLoad(store: ClusterStore, relay: ImageRelay, refs: rea
 }
 
 /** Every target node's images, or why it could not say. */
-export async function listImages(store: ClusterStore, relay: ImageRelay, refs: readonly string[]): Promise<wire.NodeImages[]> {
+export async function listImages(store: ClusterStore, relay: NodeImages, refs: readonly string[]): Promise<wire.NodeImages[]> {
   const targets = imageTargets(store, refs);
   return Promise.all(
     targets.map(async (nodeId) => {
@@ -343,7 +362,7 @@ export async function listImages(store: ClusterStore, relay: ImageRelay, refs: r
  * refusal leaves every node as it was: first each is asked whether it could
  * (FAILED_PRECONDITION naming the tasks that use it, unless forced), then told to.
  */
-export async function removeImage(store: ClusterStore, relay: ImageRelay, image: string, refs: readonly string[], force: boolean): Promise<NodeImageResult[]> {
+export async function removeImage(store: ClusterStore, relay: NodeImages, image: string, refs: readonly string[], force: boolean): Promise<NodeImageResult[]> {
   if (!image.trim()) throw new VipmeshError("invalid_argument", "name the image to remove");
   const targets = imageTargets(store, refs).filter((id) => refs.length > 0 || !noRuntime(store, id));
   const checks = await Promise.all(targets.map(async (id) => [id, noRuntime(store, id) ?? (await relay.ask(id, { op: "remove", image, force, check: true }))] as const));
@@ -356,4 +375,13 @@ export async function removeImage(store: ClusterStore, relay: ImageRelay, image:
   const holders = checks.filter(([, a]) => !a.error).map(([id]) => id);
   if (holders.length === 0) throw notFound(`No such image: ${image}`);
   return Promise.all(holders.map(async (id) => resultOf(store, id, await relay.ask(id, { op: "remove", image, force }))));
+}
+
+/**
+ * One round of a removal on nodes this manager holds, for the manager that
+ * runs the two rounds (RemoveImage's local_only): each node's answer as it
+ * gave it (`check`: whether it could), none an error of the call.
+ */
+export async function askRemoval(store: ClusterStore, relay: NodeImages, image: string, refs: readonly string[], force: boolean, check: boolean): Promise<NodeImageResult[]> {
+  return Promise.all(imageTargets(store, refs).map(async (id) => resultOf(store, id, await relay.ask(id, { op: "remove", image, force, check }))));
 }

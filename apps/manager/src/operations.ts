@@ -11,7 +11,7 @@ import type { ManagerDirectory, ManagerInfo } from "./ha/directory.ts";
 import type { NodeLogs } from "./ha/peer-logs.ts";
 import { RequestLog } from "./request-log.ts";
 import type { CertificateAuthority } from "./security/certificate-authority.ts";
-import { listImages, removeImage, startImageLoad } from "./image-relay.ts";
+import { askRemoval, listImages, type NodeImages, removeImage, startImageLoad } from "./image-relay.ts";
 import { relayServiceLogs } from "./service-logs.ts";
 import type { ClusterStore } from "./store/cluster-store.ts";
 import { WriteQueue } from "./write-queue.ts";
@@ -34,8 +34,8 @@ export class Operations implements ClusterOps {
     private readonly directory: ManagerDirectory,
     /** An --insecure cluster's ID (made on its first start); with a CA, the CA's. */
     insecureClusterId: string,
-    /** With several managers: nodes' logs through whichever manager holds their session. */
-    private readonly peerLogs?: NodeLogs,
+    /** With several managers: nodes' logs and images through whichever manager holds their session. */
+    private readonly peers?: { logs: NodeLogs; images: NodeImages },
   ) {
     this.clusterId = ca?.ca.clusterId ?? insecureClusterId;
   }
@@ -116,22 +116,30 @@ export class Operations implements ClusterOps {
     return this.ca.joinToken(role, rotate);
   }
 
-  /** With several managers, `peerLogs` reaches nodes whose sessions others hold (ha/peer-logs.ts); localOnly asks only this one's. */
+  /** With several managers, `peers` reach nodes whose sessions others hold (ha/peer-logs.ts); localOnly asks only this one's. */
   serviceLogs(req: LogRequest, sink: LogSink): () => void {
-    return relayServiceLogs(this.store, (!req.localOnly && this.peerLogs) || this.dispatcher.logs, req, sink);
+    return relayServiceLogs(this.store, (!req.localOnly && this.peers?.logs) || this.dispatcher.logs, req, sink);
   }
 
+  /** Nodes' images through whichever manager holds their session (ha/peer-images.ts); localOnly: only this one's sessions. */
+  private images(localOnly: boolean): NodeImages {
+    return (!localOnly && this.peers?.images) || this.dispatcher.images;
+  }
   /** Starts an image load to the nodes named (default: every ready node with containers); see image-relay.ts. */
-  loadImage(nodes: readonly string[]) {
-    return startImageLoad(this.store, this.dispatcher.images, nodes);
+  loadImage(nodes: readonly string[], localOnly = false) {
+    return startImageLoad(this.store, this.images(localOnly), nodes);
   }
   /** Each target node's images as its agent lists them. */
-  listImages(nodes: readonly string[] = []) {
-    return listImages(this.store, this.dispatcher.images, nodes);
+  listImages(nodes: readonly string[] = [], localOnly = false) {
+    return listImages(this.store, this.images(localOnly), nodes);
   }
-  /** Refused while a task on a target node uses it, unless forced; NOT_FOUND when no target has it. */
-  removeImage(image: string, nodes: readonly string[], force: boolean) {
-    return removeImage(this.store, this.dispatcher.images, image, nodes, force);
+  /**
+   * Refused while a task on a target node uses it, unless forced; NOT_FOUND when no target has it.
+   * localOnly: one round on this manager's sessions for the manager running both (`check`: ask only).
+   */
+  removeImage(image: string, nodes: readonly string[], force: boolean, one?: { localOnly: boolean; check: boolean }) {
+    if (one?.localOnly) return askRemoval(this.store, this.dispatcher.images, image, nodes, force, one.check);
+    return removeImage(this.store, this.images(false), image, nodes, force);
   }
 
   version(): number {

@@ -81,8 +81,8 @@ export function clusterHandlers(store: ClusterStore, ops: Operations, dispatcher
     GetJoinToken: unary(async (req) => ({ token: await ops.joinToken(req.role, req.rotate) })),
 
     LoadImage: (call, callback) => loadImage(ops, call, callback),
-    ListImages: unary(async (req) => ({ nodes: await ops.listImages(req.nodes) })),
-    RemoveImage: unary(async (req) => ({ nodes: await ops.removeImage(req.image, req.nodes, req.force) })),
+    ListImages: unary(async (req) => ({ nodes: await ops.listImages(req.nodes, req.localOnly) })),
+    RemoveImage: unary(async (req) => ({ nodes: await ops.removeImage(req.image, req.nodes, req.force, { localOnly: req.localOnly, check: req.check }) })),
 
     ListTasks: unary((req) => ({ tasks: ops.listTasks({ service: req.service, node: req.node }) })),
 
@@ -219,13 +219,15 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
 }
 
 /**
- * LoadImage: the first chunk names the nodes and starts the relay; each
- * chunk goes on as it comes, and the caller's stream pauses while a node's
- * window is full. The chunk marked last completes the load; a stream that
- * ends or is cancelled before it aborts the load on every node.
+ * LoadImage: the first chunk names the nodes and starts the relay (the caller
+ * waits while it finds which manager holds each node's session); each chunk
+ * goes on as it comes, and the caller's stream pauses while a node's window
+ * (or another manager's stream) is full. The chunk marked last completes the
+ * load; a stream that ends or is cancelled before it aborts the load on every node.
  */
 function loadImage(ops: Operations, call: grpc.ServerReadableStream<wire.LoadImageChunkDecoded, unknown>, callback: Callback): void {
-  let load: ReturnType<Operations["loadImage"]> | undefined;
+  type Load = Awaited<ReturnType<Operations["loadImage"]>>;
+  let load: Load | undefined;
   let settled = false;
   const fail = (err: unknown) => {
     if (settled) return;
@@ -233,24 +235,31 @@ function loadImage(ops: Operations, call: grpc.ServerReadableStream<wire.LoadIma
     load?.load.abort();
     callback(toStatus(err));
   };
+  /** Sends a chunk on; false when the caller must wait (it is paused until "drain"). */
+  const take = (l: Load, chunk: wire.LoadImageChunkDecoded): boolean => {
+    const more = chunk.data.length === 0 || l.load.write(chunk.data);
+    if (!more) {
+      call.pause();
+      l.load.once("drain", () => call.resume());
+    }
+    if (chunk.last) {
+      settled = true;
+      l.results().then(
+        (nodes) => callback(null, { nodes }),
+        (err: unknown) => callback(toStatus(err)),
+      );
+    }
+    return more;
+  };
   call.on("data", (chunk: wire.LoadImageChunkDecoded) => {
     if (settled) return;
-    try {
-      load ??= ops.loadImage(chunk.nodes);
-    } catch (err) {
-      fail(err);
-      return;
-    }
-    if (chunk.data.length > 0 && !load.load.write(chunk.data)) {
-      call.pause();
-      load.load.once("drain", () => call.resume());
-    }
-    if (!chunk.last) return;
-    settled = true;
-    load.results().then(
-      (nodes) => callback(null, { nodes }),
-      (err: unknown) => callback(toStatus(err)),
-    );
+    if (load) return void take(load, chunk);
+    call.pause();
+    ops.loadImage(chunk.nodes, chunk.localOnly).then((l) => {
+      if (settled) return l.load.abort(); // the caller went meanwhile
+      load = l;
+      if (take(l, chunk)) call.resume();
+    }, fail);
   });
   const abandoned = () => fail(invalid("the image stream ended before its last chunk: the load was abandoned on every node"));
   call.on("end", abandoned);

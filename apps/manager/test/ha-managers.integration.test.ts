@@ -2,11 +2,13 @@
 // --store etcd` starts them: one leads (its orchestrator and liveness judge
 // run), every one serves the API and agent sessions, node liveness does not
 // depend on which manager holds a session, and without etcd's quorum reads
-// are answered marked stale while writes fail at once.
+// are answered marked stale while writes fail at once. Image ls, rm and load
+// through one manager reach nodes whose sessions another holds.
 
+import type * as grpc from "@grpc/grpc-js";
 import { call, clusterClient, type wire, type ClusterServiceClient, credentialsFromDir, staleReads } from "@vipmesh/api";
 import { ClusterCa } from "@vipmesh/pki/signing";
-import { SimAgent, tempDir, waitFor } from "@vipmesh/testing";
+import { SimAgent, type SimAgentOptions, simImage, tempDir, waitFor } from "@vipmesh/testing";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { ALIVE_PREFIX, MANAGERS_PREFIX } from "../src/ha/etcd-directory.ts";
@@ -95,9 +97,9 @@ etcdDescribe("managers on etcd", () => {
     return [...(await ids())].find(([, v]) => v === id)?.[0];
   }
 
-  async function addAgent(m: Manager, hostname: string): Promise<SimAgent> {
+  async function addAgent(m: Manager, hostname: string, options: Partial<SimAgentOptions> = {}): Promise<SimAgent> {
     const token = (await call(m.client, "getJoinToken", { role: "worker" })).token;
-    const agent = await new SimAgent(m.running.addresses[0]!, { hostname, addr: `192.0.2.${nextAddr++}`, token }).start();
+    const agent = await new SimAgent(m.running.addresses[0]!, { hostname, addr: `192.0.2.${nextAddr++}`, token, ...options }).start();
     agents.push(agent);
     return agent;
   }
@@ -222,6 +224,80 @@ etcdDescribe("managers on etcd", () => {
     }
   }, 60_000);
 
+  it("image ls, rm and load through one manager reach nodes whose sessions the other holds; rm refused there leaves every node as it was", async () => {
+    const m1 = await startOne("m1");
+    const m2 = await startOne("m2");
+    await waitFor("both managers listed", async () => (await ids()).size === 2, 5000);
+    const loads = { loadImage: () => ["docker.io/library/new:1"] };
+    const n1 = await addAgent(m1, "n1", loads);
+    const n2 = await addAgent(m2, "n2", loads);
+    for (const n of [n1, n2]) n.images.set("docker.io/library/web:1", simImage("docker.io/library/web:1"));
+    n1.images.set("docker.io/library/old:2", simImage("docker.io/library/old:2"));
+    const spec = serviceSpec("web", { replicated: { replicas: 1 } });
+    spec.taskTemplate = { container: { image: "web:1", command: [] }, placement: { constraints: ["node.hostname==n2"] } };
+    await call(m1.client, "createService", { spec });
+    await waitFor("web.1 running on n2", async () => (await call(m1.client, "listTasks", { service: "web" })).tasks.some((t) => t.status?.state === "running"), 10_000);
+    const byHost = <T extends { hostname: string }>(nodes: T[]) => [...nodes].sort((a, b) => a.hostname.localeCompare(b.hostname));
+
+    // ls through either manager: both nodes, with the tasks that use each image
+    for (const m of [m1, m2]) {
+      const res = byHost((await call(m.client, "listImages", {})).nodes);
+      expect(res.map((n) => [n.hostname, n.error, n.images.map((i) => [i.name, i.tasks])])).toEqual([
+        ["n1", "", [["docker.io/library/web:1", []], ["docker.io/library/old:2", []]]],
+        ["n2", "", [["docker.io/library/web:1", ["web.1"]]]],
+      ]);
+    }
+
+    // rm through m1 refused by n2 (m2's): nothing removed anywhere; rm through m2 removes from n1 (m1's)
+    expect(await failure(call(m1.client, "removeImage", { image: "web:1", nodes: [], force: false }))).toEqual({
+      code: "FAILED_PRECONDITION",
+      details: expect.stringMatching(/^n2: image web:1 is in use by tasks web\.1/),
+    });
+    expect([n1.images.has("docker.io/library/web:1"), n2.images.has("docker.io/library/web:1")]).toEqual([true, true]);
+    const removed = await call(m2.client, "removeImage", { image: "old:2", nodes: [], force: false });
+    expect(removed.nodes.map((n) => [n.hostname, n.images, n.error])).toEqual([["n1", ["docker.io/library/old:2"], ""]]);
+    expect(n1.images.has("docker.io/library/old:2")).toBe(false);
+    expect(await failure(call(m1.client, "removeImage", { image: "old:2", nodes: [], force: false }))).toEqual({ code: "NOT_FOUND", details: "No such image: old:2" });
+
+    // a load through m1 reaches n2 through m2, in order; each node answers
+    const chunks = Array.from({ length: 120 }, (_, i) => Buffer.alloc(256 * 1024, i));
+    n2.holdImageAcks();
+    const l = startLoad(m1.client, chunks);
+    const received = (agent: SimAgent) => [...agent.imageLoads.values()].reduce((n, x) => n + x.pieces.length, 0);
+    await waitFor("n2's window full", () => received(n2) >= 16 || undefined, 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const taken = received(n1);
+    expect(taken).toBeLessThan(chunks.length); // the caller waits for n2, held by the other manager
+    await new Promise((r) => setTimeout(r, 300));
+    expect(received(n1)).toBe(taken);
+    n2.releaseImageAcks();
+    const res = byHost((await l.answer).nodes);
+    expect(res.map((n) => [n.hostname, n.images, n.error])).toEqual([
+      ["n1", ["docker.io/library/new:1"], ""],
+      ["n2", ["docker.io/library/new:1"], ""],
+    ]);
+    for (const agent of [n1, n2]) {
+      const [got] = [...agent.imageLoads.values()];
+      expect(got?.seqs).toEqual(chunks.map((_, i) => i + 1));
+      expect(Buffer.concat(got!.pieces).equals(Buffer.concat(chunks))).toBe(true);
+    }
+
+    // a load cancelled through m1 is abandoned on n2 too
+    const cancelled = startLoad(m1.client, [Buffer.from("part")], false);
+    await waitFor("both nodes got the first piece", () => (n1.imageLoads.size === 2 && n2.imageLoads.size === 2) || undefined, 5000);
+    cancelled.stream.cancel();
+    await cancelled.answer.catch(() => {});
+    await waitFor("both loads aborted", () => [n1, n2].every((n) => [...n.imageLoads.values()][1]?.aborted) || undefined, 5000);
+
+    // a node no manager holds: not connected, as with one manager
+    n2.stop();
+    await waitFor(
+      "n2 not connected, seen from m1",
+      async () => /is not connected to the manager/.test((await call(m1.client, "listImages", { nodes: ["n2"] })).nodes[0]?.error ?? ""),
+      5000,
+    );
+  }, 60_000);
+
   it("refuses to remove a running manager (stop it first, or --force), and removes a stopped one", async () => {
     await startOne("m1");
     const m2 = await startOne("m2");
@@ -312,3 +388,15 @@ etcdDescribe("managers on etcd", () => {
     expect(await nodeState(m1, "n2")).toBe("ready");
   }, 60_000);
 });
+
+/** A LoadImage call to every node: the chunks, then (unless `finish` is false) the last; `answer` is its answer. */
+function startLoad(client: ClusterServiceClient, chunks: Buffer[], finish = true) {
+  let stream!: grpc.ClientWritableStream<wire.LoadImageChunk>;
+  const answer = new Promise<wire.LoadImageResponse>((resolve, reject) => {
+    stream = client.loadImage((err, res) => (err ? reject(err) : resolve(res!)));
+  });
+  stream.write({ nodes: [], data: Buffer.alloc(0) });
+  for (const data of chunks) stream.write({ data });
+  if (finish) stream.end({ data: Buffer.alloc(0), last: true });
+  return { stream, answer };
+}

@@ -5,10 +5,11 @@
 // own sessions (local_only), with this manager's certificate.
 
 import type * as grpc from "@grpc/grpc-js";
-import { clusterClient, type ClientCredentials, type LogPiece, type LogRequest, type wire } from "@vipmesh/api";
+import type { LogPiece, LogRequest, wire } from "@vipmesh/api";
 import type { LogRelay } from "../log-relay.ts";
 import type { ClusterStore } from "../store/cluster-store.ts";
 import type { ManagerInfo } from "./directory.ts";
+import type { SessionHolders } from "./session-holders.ts";
 
 /** What relayServiceLogs needs: a node's part of a log request. */
 export type NodeLogs = Pick<LogRelay, "request">;
@@ -16,26 +17,21 @@ export type NodeLogs = Pick<LogRelay, "request">;
 export class PeerLogRelay implements NodeLogs {
   constructor(
     private readonly local: LogRelay,
-    /** Whether this manager holds the node's session. */
-    private readonly holdsHere: (nodeId: string) => boolean,
-    /** The manager that holds the node's session, if another one does. */
-    private readonly holderOf: (nodeId: string) => Promise<ManagerInfo | undefined>,
+    private readonly holders: SessionHolders,
     private readonly store: ClusterStore,
-    /** This manager's identity, as a client of the others. */
-    private readonly credentials: ClientCredentials,
   ) {}
 
   request(nodeId: string, req: LogRequest, onPiece: (piece: LogPiece) => void): () => void {
-    if (this.holdsHere(nodeId)) return this.local.request(nodeId, req, onPiece);
+    if (this.holders.holdsHere(nodeId)) return this.local.request(nodeId, req, onPiece);
     let cancel: (() => void) | undefined;
     let cancelled = false;
-    void this.holderOf(nodeId).then(
+    void this.holders.elsewhere(nodeId).then(
       (holder) => {
         if (cancelled) return;
-        if (!holder?.addr) cancel = this.local.request(nodeId, req, onPiece); // no session anywhere: says so
+        if (!holder) cancel = this.local.request(nodeId, req, onPiece); // no session anywhere: says so
         else cancel = this.remote(holder, req, onPiece);
       },
-      (err: unknown) => this.fail(req, onPiece, `cannot find which manager holds its session: ${err instanceof Error ? err.message : String(err)}`),
+      (err: Error) => this.fail(req, onPiece, err.message),
     );
     return () => {
       cancelled = true;
@@ -46,7 +42,7 @@ export class PeerLogRelay implements NodeLogs {
   private remote(holder: ManagerInfo, req: LogRequest, onPiece: (piece: LogPiece) => void): () => void {
     const serviceId = this.store.task(req.taskIds[0] ?? "")?.serviceId;
     if (!serviceId) return this.fail(req, onPiece, "its tasks are gone");
-    const client = clusterClient(holder.addr, this.credentials);
+    const client = this.holders.client(holder);
     const open = new Set(req.taskIds);
     const stream: grpc.ClientReadableStream<wire.LogChunk> = client.serviceLogs({
       service: serviceId,
@@ -70,7 +66,7 @@ export class PeerLogRelay implements NodeLogs {
     });
     stream.on("end", () => finish());
     stream.on("error", (err: grpc.ServiceError) => {
-      if (err.code !== 1 /* CANCELLED: ours */) finish(`manager ${holder.hostname}, which holds the node's session, answered: ${err.details || err.message}`);
+      if (err.code !== 1 /* CANCELLED: ours */) finish(this.holders.failed(holder, err));
       else finish();
     });
     return () => stream.cancel();

@@ -4,8 +4,10 @@
 
 export interface ListImagesRequest {
   'nodes'?: (string)[];
+  'localOnly'?: (boolean);
 }
 
 export interface ListImagesRequest__Output {
   'nodes': (string)[];
+  'localOnly': (boolean);
 }

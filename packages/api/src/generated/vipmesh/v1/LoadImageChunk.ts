@@ -6,10 +6,12 @@ export interface LoadImageChunk {
   'nodes'?: (string)[];
   'data'?: (Buffer | Uint8Array | string);
   'last'?: (boolean);
+  'localOnly'?: (boolean);
 }
 
 export interface LoadImageChunk__Output {
   'nodes': (string)[];
   'data': (Buffer);
   'last': (boolean);
+  'localOnly': (boolean);
 }

@@ -7,6 +7,7 @@ export interface NodeImageResult {
   'hostname'?: (string);
   'images'?: (string)[];
   'error'?: (string);
+  'code'?: (string);
 }
 
 export interface NodeImageResult__Output {
@@ -14,4 +15,5 @@ export interface NodeImageResult__Output {
   'hostname': (string);
   'images': (string)[];
   'error': (string);
+  'code': (string);
 }

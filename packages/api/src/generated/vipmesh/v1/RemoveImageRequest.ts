@@ -6,10 +6,14 @@ export interface RemoveImageRequest {
   'image'?: (string);
   'nodes'?: (string)[];
   'force'?: (boolean);
+  'localOnly'?: (boolean);
+  'check'?: (boolean);
 }
 
 export interface RemoveImageRequest__Output {
   'image': (string);
   'nodes': (string)[];
   'force': (boolean);
+  'localOnly': (boolean);
+  'check': (boolean);
 }
