@@ -54,8 +54,15 @@ type Maps = { [K in ObjectKind]: Map<string, ObjectByKind[K]> };
 
 const emptyMaps = (): Maps => ({ node: new Map(), network: new Map(), service: new Map(), task: new Map() });
 
-/** How often a change that lost a race with another manager runs again before the caller hears UNAVAILABLE. */
-const MAX_ATTEMPTS = 5;
+/**
+ * How often a change that lost a race with another manager runs again before
+ * the caller hears UNAVAILABLE. Every commit is ordered by one version key, so
+ * three managers busy at once (the leader's orchestrator, the others' agent
+ * sessions) beat each other often; each loser waits for the winner's commit,
+ * then a random pause that grows with its losses, so they stop meeting.
+ */
+const MAX_ATTEMPTS = 20;
+const retryPause = (attempt: number) => new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
 /** How long a change that lost a race waits for the winner's commit to reach this manager. */
 const CATCH_UP_MS = 5000;
 
@@ -231,6 +238,7 @@ export class ClusterStore implements ClusterReader {
         this.drain();
         if (err instanceof StaleWrite && attempt < MAX_ATTEMPTS) {
           await this.reach(err.seen);
+          await retryPause(attempt);
           return this.retry(fn, attempt + 1);
         }
         throw storeError(err);
