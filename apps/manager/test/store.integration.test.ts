@@ -5,29 +5,19 @@
 // answered at once.
 
 import { invalid, type ObjectByKind, type ObjectKind, type Task, VipmeshError } from "@vipmesh/core";
-import { connectEtcd, type Etcd3, type EtcdMember, startEtcd } from "@vipmesh/etcd";
+import type { Etcd3 } from "@vipmesh/etcd";
 import { tempDir, waitFor } from "@vipmesh/testing";
-import { inCi } from "@vipmesh/testing/kernel";
-import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ClusterStore } from "../src/store/cluster-store.ts";
 import { type ForeignCommit, type PersistedState, StaleWrite, type StoreBackend, StoreUnavailable, type Write } from "../src/store/backend.ts";
 import { EtcdBackend, type EtcdBackendOptions } from "../src/store/etcd.ts";
 import { newStoreKey } from "../src/store/secret-box.ts";
 import { SqliteBackend } from "../src/store/sqlite.ts";
+import { etcdDescribe, startTestEtcd, type TestEtcd } from "./ha-etcd.ts";
 
 const task = (id: string, padding = 0): Task => ({ id, serviceId: "svc", serviceName: "web", slot: 1, nodeId: "", note: "x".repeat(padding) }) as unknown as Task;
 const put = <K extends ObjectKind>(kind: K, object: ObjectByKind[K]): Write => ({ op: "put", kind, object });
 const ids = (s: PersistedState, kind: ObjectKind) => s.objects[kind].map((o) => o.id).sort();
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A new empty store: each call of what it returns opens one more backend ("manager") on it. */
 type FreshStore = () => () => StoreBackend;
@@ -45,30 +35,10 @@ const openStore = async (backend: StoreBackend) => {
   return store;
 };
 
-let etcd: EtcdMember | undefined;
-let etcdDir: { path: string; remove: () => void } | undefined;
+/** One etcd for the file (started by the etcd block), each test under a prefix of its own. */
+let etcd: TestEtcd | undefined;
 let raw: Etcd3 | undefined;
 let prefixes = 0;
-
-const haveEtcd = existsSync("/usr/bin/etcd");
-if (!haveEtcd) {
-  if (inCi()) it("has etcd", () => expect.fail("/usr/bin/etcd is not installed (scripts/bootstrap.sh installs it)"));
-  else console.warn("\n!! SKIPPED the etcd store tests: /usr/bin/etcd is not installed (under CI=true they fail instead)\n");
-}
-
-beforeAll(async () => {
-  if (!haveEtcd) return;
-  etcdDir = tempDir("vipmesh-store-etcd-");
-  etcd = startEtcd({ name: "s1", dir: etcdDir.path, host: "127.0.0.1", clientPort: await freePort(), peerPort: await freePort(), heartbeatMs: 100, electionMs: 1000 });
-  await etcd.ready();
-  raw = connectEtcd({ endpoints: [etcd.clientUrl], tls: undefined });
-});
-
-afterAll(async () => {
-  raw?.close();
-  await etcd?.stop();
-  etcdDir?.remove();
-});
 
 const dirs: { remove: () => void }[] = [];
 afterAll(() => dirs.forEach((d) => d.remove()));
@@ -88,7 +58,7 @@ function etcdStore() {
   const prefix = `/test${++prefixes}/`;
   const storeKey = newStoreKey();
   const open = (more: Partial<EtcdBackendOptions> = {}) => {
-    const b = new EtcdBackend({ endpoints: [etcd!.clientUrl], tls: undefined, storeKey, prefix, ...more });
+    const b = new EtcdBackend({ endpoints: [etcd!.endpoint], tls: undefined, storeKey, prefix, ...more });
     opened.push(b);
     return b;
   };
@@ -185,7 +155,13 @@ const cases = (fresh: FreshStore) => {
 
 describe("SQLite backend", () => cases(sqliteStore));
 
-describe.runIf(haveEtcd)("etcd backend", () => {
+etcdDescribe("etcd backend", () => {
+  beforeAll(async () => {
+    etcd = await startTestEtcd();
+    raw = etcd.client();
+  });
+  afterAll(() => etcd?.stop());
+
   describe("shared cases", () => cases(() => etcdStore().open));
 
   it("through ClusterStore: two managers' changes meet, each seeing the other's; a beaten change runs again on top", async () => {
@@ -219,7 +195,7 @@ describe.runIf(haveEtcd)("etcd backend", () => {
     expect(value).toMatch(/^v1:/);
     expect(value).not.toContain("very-secret-value");
     expect(Buffer.from(value.slice(3), "base64").toString("latin1")).not.toContain("very-secret-value");
-    const other = new EtcdBackend({ endpoints: [etcd!.clientUrl], tls: undefined, storeKey: newStoreKey(), prefix: store.prefix });
+    const other = new EtcdBackend({ endpoints: [etcd!.endpoint], tls: undefined, storeKey: newStoreKey(), prefix: store.prefix });
     opened.push(other);
     await expect(other.load()).rejects.toThrow("the store key does not open this cluster's secrets: is --store-key the file the other managers use?");
   });
@@ -304,6 +280,21 @@ describe.runIf(haveEtcd)("etcd backend", () => {
     expect(s.objects.task).toHaveLength(600);
   });
 
+  it("ends the watch (the store reloads) when etcd compacted the revisions it had to replay", async () => {
+    const store = etcdStore();
+    const [a, b] = [store.open(), store.open()];
+    await a.load();
+    const from = (await b.load()).version;
+    await a.commit(1, [put("task", task("t1"))]);
+    await a.commit(2, [put("task", task("t2"))]);
+    const { header } = await raw!.kv.range({ key: Buffer.from(`${store.prefix}version`) });
+    await raw!.kv.compact({ revision: header.revision, physical: true });
+    const errors: Error[] = [];
+    b.watch!(from, () => expect.fail("a commit from a compacted watch"), (e) => errors.push(e));
+    await waitFor("the watch to end", () => errors.length > 0);
+    expect(errors.map((e) => e.message)).toEqual(["the etcd watch was cancelled: etcd compacted the changes it had to replay"]);
+  });
+
   it("sweeps the journal parts of a split that never reached its commit point", async () => {
     const store = etcdStore();
     const a = store.open();
@@ -338,7 +329,7 @@ describe.runIf(haveEtcd)("etcd backend", () => {
     expect(a.health()).toEqual({ ok: true });
     const storeBackend = etcdStoreOf.open();
     const store = await openStore(storeBackend);
-    etcd!.signal("SIGSTOP");
+    etcd!.member.signal("SIGSTOP");
     try {
       let started = Date.now();
       const first = await Promise.resolve(a.commit(2, [put("task", task("t2"))])).catch((e: unknown) => e);
@@ -356,7 +347,7 @@ describe.runIf(haveEtcd)("etcd backend", () => {
       expect((refused as VipmeshError).message).toMatch(/^etcd has no quorum/);
       expect(store.task("t9")).toBeUndefined();
     } finally {
-      etcd!.signal("SIGCONT");
+      etcd!.member.signal("SIGCONT");
     }
     await waitFor("the backend to find etcd healthy", () => a.health().ok, 15_000);
     // the first commit may have reached etcd before it stopped: the version says

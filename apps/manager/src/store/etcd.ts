@@ -215,7 +215,11 @@ export class EtcdBackend implements StoreBackend {
     watcher.on("data", (res: IWatchResponse) => {
       queue = queue.then(() => (stopped ? undefined : this.onWatch(res, parts, onCommit))).catch(fail);
     });
-    watcher.on("error", (err: Error) => fail(new Error(`the etcd watch ended: ${err.message}`)));
+    watcher.on("error", (err: Error) => {
+      // etcd cancels a watch without a reason when the revisions it has to replay are compacted
+      const reason = err.message.replace(/^Watcher canceled: ?/, "") || "etcd compacted the changes it had to replay";
+      fail(new Error(`the etcd watch was cancelled: ${reason}`));
+    });
     this.stopWatches.add(stop);
     return stop;
   }
