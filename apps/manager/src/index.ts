@@ -157,7 +157,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   }
   const log = (line: string) => console.error(`manager: ${line}`);
   let keys: OverlayKeys | undefined;
-  const me = managerIdentity(options.dataDir, store.settings);
+  const me = managerIdentity(options.dataDir, storeOptions.kind === "sqlite" ? store.settings : undefined);
   const heartbeatPeriodMs = options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS;
   const self = () => ({
     ...me,

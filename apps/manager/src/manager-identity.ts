@@ -1,7 +1,8 @@
 // This manager's own identity: its node ID and when it first started, kept in
 // its data dir (each manager of a cluster has its own; the store is shared).
-// A data dir whose SQLite store kept them as settings, before managers could
-// be several, keeps those.
+// A SQLite store that kept them as settings, before managers could be
+// several, gives them to its data dir once (never etcd's: migrated settings
+// would give every new manager the same ID).
 
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,12 +14,12 @@ export interface ManagerIdentity {
   createdAt: string;
 }
 
-export function managerIdentity(dataDir: string, settings: Settings): ManagerIdentity {
+export function managerIdentity(dataDir: string, legacy: Settings | undefined): ManagerIdentity {
   const file = join(dataDir, "manager.json");
   if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as ManagerIdentity;
   const identity = {
-    id: settings.get("manager-node-id") ?? newId(),
-    createdAt: settings.get("manager-created-at") ?? new Date().toISOString(),
+    id: legacy?.get("manager-node-id") ?? newId(),
+    createdAt: legacy?.get("manager-created-at") ?? new Date().toISOString(),
   };
   writeFileSync(file, `${JSON.stringify(identity)}\n`, { mode: 0o600 });
   return identity;
