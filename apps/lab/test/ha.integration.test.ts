@@ -4,6 +4,8 @@
 // dies. Throughout, a request loop through a VIP (from a task's sandbox) and
 // one through the routing mesh (client namespace → node:published port)
 // lose nothing, and no address, port or VNI is ever held by two at once.
+// Calls go to each live manager in turn (a write reaches the leader through
+// any), moving on from one that cannot be reached, as the CLI does.
 // The loops' paths avoid node3, the node the node faults hit: web runs on
 // node1 and node2, box (the VIP loop's sandbox) on node1, the mesh is
 // entered at node1; `mover` (3 replicas, spread) has a task on node3 to move.
@@ -45,12 +47,12 @@ const clientOf = (socket: string) => {
 const managers = (): LabManager[] => lab.managers!;
 const liveManagers = () => managers().filter((m) => labManagerRuns(lab, m.name));
 
-/** `method` on the first live manager that can be reached. */
+let turn = 0;
+/** `method` on a live manager that can be reached, each call starting at the next one: writes reach the leader through any. */
 function haCall<K extends keyof ClusterServiceClient>(method: K, req: Parameters<typeof call<ClusterServiceClient, K>>[2], timeoutMs = 10_000) {
-  return firstReachable(
-    liveManagers().map((m) => m.socket),
-    (socket) => call(clientOf(socket), method, req, { deadline: Date.now() + timeoutMs }),
-  );
+  const live = liveManagers().map((m) => m.socket);
+  const first = turn++ % Math.max(live.length, 1);
+  return firstReachable([...live.slice(first), ...live.slice(0, first)], (socket) => call(clientOf(socket), method, req, { deadline: Date.now() + timeoutMs }));
 }
 
 /** The leader as `m` sees it (its hostname), undefined while it knows none. */
@@ -164,8 +166,11 @@ function watchAllocations(): { stop: () => Promise<{ listings: number; doubles: 
   const done = (async () => {
     while (on) {
       try {
-        // one manager answers all three (the socket that answered first): one cache's view
-        const [{ services }, { tasks }, { networks }] = await Promise.all([haCall("listServices", {}), haCall("listTasks", {}), haCall("listNetworks", {})]);
+        // one manager answers all three: one cache's view
+        const live = liveManagers();
+        const c = clientOf(live[listings % live.length]!.socket);
+        const ask = { deadline: Date.now() + 5000 };
+        const [{ services }, { tasks }, { networks }] = await Promise.all([call(c, "listServices", {}, ask), call(c, "listTasks", {}, ask), call(c, "listNetworks", {}, ask)]);
         for (const d of doubleAllocations(services, tasks, networks)) doubles.add(d);
         listings++;
       } catch {} // a manager going away mid-listing: the next round asks another
