@@ -242,6 +242,19 @@ etcdDescribe("etcd backend", () => {
     expect(JSON.parse((await raw!.get(`${store.prefix}version`).string())!)).toMatchObject({ version: 2 });
   });
 
+  it("delivers a split commit whose parts were written before its watch began (read from etcd at the commit point)", async () => {
+    const store = etcdStore();
+    const b = store.open();
+    const dir = `${store.prefix}j/${"1".padStart(16, "0")}/0123456789abcdef/`;
+    await raw!.put(`${dir}${"0".padStart(16, "0")}`).value(JSON.stringify([put("task", task("t1"))]));
+    await raw!.put(`${dir}${"1".padStart(16, "0")}`).value(JSON.stringify([put("task", task("t2"))]));
+    const seen: ForeignCommit[] = [];
+    b.watch!((await b.load()).version, (c) => seen.push(c), (e) => expect.fail(e.message));
+    await raw!.put(`${store.prefix}version`).value(JSON.stringify({ version: 1, pending: 2, commit: "0123456789abcdef" }));
+    await waitFor("the split commit", () => seen.length === 1);
+    expect(seen[0]).toEqual({ version: 1, writes: [put("task", task("t1")), put("task", task("t2"))] });
+  });
+
   it("rolls a split commit forward when its writer stopped after the commit point", async () => {
     const store = etcdStore();
     const a = store.open({ stopAfterCommitPoint: true });

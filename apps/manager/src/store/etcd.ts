@@ -213,7 +213,7 @@ export class EtcdBackend implements StoreBackend {
       onError(err);
     };
     watcher.on("data", (res: IWatchResponse) => {
-      queue = queue.then(() => (stopped ? undefined : this.onWatch(res, parts, onCommit))).catch(fail);
+      queue = queue.then(() => (stopped ? undefined : this.onWatch(res, parts, onCommit, () => stopped))).catch(fail);
     });
     watcher.on("error", (err: Error) => {
       // etcd cancels a watch without a reason when the revisions it has to replay are compacted
@@ -364,7 +364,12 @@ export class EtcdBackend implements StoreBackend {
    * commit. A split commit's parts arrive before its commit point; its
    * roll-forward after, and is skipped (its version is known by then).
    */
-  private async onWatch(res: IWatchResponse, parts: Map<number, Map<string, IKeyValue>>, onCommit: (c: ForeignCommit) => void): Promise<void> {
+  private async onWatch(
+    res: IWatchResponse,
+    parts: Map<number, Map<string, IKeyValue>>,
+    onCommit: (c: ForeignCommit) => void,
+    stopped: () => boolean,
+  ): Promise<void> {
     const byRevision = new Map<string, typeof res.events>();
     for (const ev of res.events) byRevision.set(ev.kv.mod_revision, [...(byRevision.get(ev.kv.mod_revision) ?? []), ev]);
     for (const [revision, events] of byRevision) {
@@ -404,6 +409,7 @@ export class EtcdBackend implements StoreBackend {
         const dir = this.k.partsOf(version.version, version.commit!);
         const buffered = [...(parts.get(version.version)?.values() ?? [])].filter((kv) => kv.key.toString().startsWith(dir));
         const kvs = buffered.length === version.pending ? buffered : (await this.range(dir, BigInt(revision))).kvs;
+        if (stopped()) return; // the store reloaded meanwhile: this watch's view is not its any more
         commitWrites = this.parseParts(version, kvs).map((e) => (e.op === "setting" ? { op: "setting", name: e.name, value: this.open(e.name, e.sealed) } : e));
       }
       parts.delete(version.version);
