@@ -1,7 +1,8 @@
 // The etcd backend: the cluster in etcd under one prefix, shared by any
 // number of managers.
 //
-//   <prefix>version           {"version":N,"commit":ID}; {"version":N,"pending":K,…} while a split commit rolls forward
+//   <prefix>version           {"version":N,"commit":ID} (ID: random, each value unique); {"version":N,"pending":K,"commit":ID}
+//                             while a split commit rolls forward, {"version":N} once it has
 //   <prefix>o/<kind>/<id>     an object's JSON
 //   <prefix>s/<name>          a setting sealed with the store key (secret-box.ts)
 //   <prefix>j/<N>/<ID>/<i>    part i of split commit N (ID: its commit's): a JSON array of writes (settings sealed)
@@ -20,7 +21,7 @@ import { connectEtcd, type Etcd3, type EtcdClientTls, type ICompare, type IKeyVa
 import { type ForeignCommit, KINDS, type PersistedState, StaleWrite, type StoreBackend, StoreUnavailable, type Write } from "./backend.ts";
 import { open, seal } from "./secret-box.ts";
 
-export const DEFAULT_PREFIX = "/vipmesh/";
+const DEFAULT_PREFIX = "/vipmesh/";
 
 /** Per request, with margins under etcd's defaults (--max-txn-ops 128, --max-request-bytes 1.5 MiB). */
 const MAX_OPS = 120;
