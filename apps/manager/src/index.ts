@@ -118,6 +118,13 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     ports: parseReservedPorts(options.reservedPorts ?? DEFAULT_RESERVED_PORTS),
   };
   const storeOptions = options.store ?? { kind: "sqlite" };
+  if (storeOptions.kind === "etcd") {
+    // the other managers and every agent dial the address it lists in the directory: its first host:port
+    const tcp = options.listen.find((a) => !a.startsWith("unix:"));
+    if (!tcp || /^(0\.0\.0\.0|\[::\]|::)?:\d+$/.test(tcp)) {
+      throw new Error(`with --store etcd, the first --listen must be this manager's own host:port (not ${tcp ?? "a socket only"}): other managers and the agents dial it`);
+    }
+  }
   let store: ClusterStore;
   let stale: Staleness;
   try {
@@ -192,8 +199,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     interceptors: ca ? [authInterceptor(ca)] : [],
   });
   const addresses: string[] = [];
-  const insecureClusterId = store.settings.get("cluster-id") ?? newId();
-  if (!ca && store.settings.get("cluster-id") === undefined) await store.settings.set("cluster-id", insecureClusterId);
+  const insecureClusterId = ca ? "" : await store.settings.init("cluster-id", newId);
   const directory = ha?.directory ?? soloDirectory(self);
   dispatcher.managers = () => directory.list().map((m) => m.addr);
   directory.onChange(() => dispatcher.managersChanged());
@@ -276,9 +282,18 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
 async function openStore(dataDir: string, o: StoreOptions): Promise<{ store: ClusterStore; stale: Staleness }> {
   if (o.kind === "sqlite") return { store: await ClusterStore.openSqlite(dataDir), stale: () => undefined };
   const backend = new EtcdBackend({ endpoints: o.endpoints, tls: o.tlsDir ? readEtcdTls(o.tlsDir) : undefined, storeKey: readStoreKey(o.storeKeyFile) });
+  let store: ClusterStore;
+  try {
+    store = await ClusterStore.open(backend);
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
   const stale = () => {
     const h = backend.health();
-    return h.ok ? undefined : `this manager cannot reach etcd's quorum (${h.reason ?? "no answer"}): it answered from its cache`;
+    if (!h.ok) return `this manager cannot reach etcd's quorum (${h.reason ?? "no answer"}): it answered from its cache`;
+    const behind = store.behind();
+    return behind && `this manager's view may be behind: ${behind}`;
   };
-  return { store: await ClusterStore.open(backend), stale };
+  return { store, stale };
 }

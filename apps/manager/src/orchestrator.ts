@@ -157,13 +157,21 @@ export class Orchestrator {
     this.allDirty = false;
     this.dirty.clear();
     if (ids.length === 0) return;
-    const nodes = this.store.list("node");
-    const load = this.loadOf();
-    const reserved = reservedResources(this.store.list("task"));
+    // what placement counts on, kept current by each service's placements in turn; taken afresh when a
+    // change runs again (another manager wrote first), since the counts then hold its first run's
+    let nodes = this.store.list("node");
+    let load = this.loadOf();
+    let reserved = reservedResources(this.store.list("task"));
     // not awaited: the store runs them in turn (at once with SQLite, so the tasks and their cause reach agents as one delta)
     for (const id of ids) {
+      let runs = 0;
       this.store
         .update((tx) => {
+          if (runs++ > 0) {
+            nodes = this.store.list("node");
+            load = this.loadOf();
+            reserved = reservedResources(this.store.list("task"));
+          }
           const s = tx.get("service", id);
           if (s) this.reconcileService(tx, s, nodes, load, reserved);
           else this.restarts.forget(id);

@@ -51,7 +51,7 @@ export class OverlayKeys {
 
   /** The keys of the cluster's store, the first one made on the cluster's first start. */
   static async open(settings: Settings, rotationMs = DEFAULT_KEY_ROTATION_MS, log: (line: string) => void = () => {}): Promise<OverlayKeys> {
-    if (!settings.get(OVERLAY_KEYS_SETTING)) await settings.set(OVERLAY_KEYS_SETTING, JSON.stringify({ keys: [newKey(1)], txKeyId: 1, rotatedAt: Date.now() } satisfies Stored));
+    await settings.init(OVERLAY_KEYS_SETTING, () => JSON.stringify({ keys: [newKey(1)], txKeyId: 1, rotatedAt: Date.now() } satisfies Stored));
     return new OverlayKeys(settings, rotationMs, log);
   }
 

@@ -4,7 +4,7 @@
 // test/store.integration.test.ts.
 
 import type { Node } from "@vipmesh/core";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { type ForeignCommit, StaleWrite, type StoreBackend, StoreUnavailable, type Write } from "./backend.ts";
 import { ClusterStore, type Commit } from "./cluster-store.ts";
 
@@ -23,14 +23,20 @@ const node = (id: string, ingressAddr = ""): Node =>
 class HeldBackend implements StoreBackend {
   readonly commits: { version: number; writes: readonly Write[]; settle: (err?: Error) => void }[] = [];
   private onCommit: ((c: ForeignCommit) => void) | undefined;
+  onError: ((err: Error) => void) | undefined;
+  /** What the next load() finds: an error to throw, or the state. */
+  nextLoads: (Error | { version: number; nodes: Node[] })[] = [];
   load() {
-    return Promise.resolve({ version: 0, objects: { node: [], network: [], service: [], task: [] }, settings: {} });
+    const next = this.nextLoads.shift() ?? { version: 0, nodes: [] };
+    if (next instanceof Error) return Promise.reject(next);
+    return Promise.resolve({ version: next.version, objects: { node: next.nodes, network: [], service: [], task: [] }, settings: {} });
   }
   commit(version: number, writes: readonly Write[]): Promise<void> {
     return new Promise((resolve, reject) => this.commits.push({ version, writes, settle: (err) => (err ? reject(err) : resolve()) }));
   }
-  watch(_from: number, onCommit: (c: ForeignCommit) => void) {
+  watch(_from: number, onCommit: (c: ForeignCommit) => void, onError: (err: Error) => void) {
     this.onCommit = onCommit;
+    this.onError = onError;
     return () => {};
   }
   deliver(c: ForeignCommit): void {
@@ -72,8 +78,7 @@ describe("ClusterStore", () => {
     backend.commits[0]!.settle(new StaleWrite(1));
     await tick();
     backend.deliver({ version: 1, writes: [{ op: "put", kind: "node", object: node("other") }] });
-    await tick();
-    expect(backend.commits).toHaveLength(2);
+    await vi.waitFor(() => expect(backend.commits).toHaveLength(2)); // after the winner's commit, and a short random pause
     expect(backend.commits[1]!.version).toBe(2);
     backend.commits[1]!.settle();
     const mine = await put;
@@ -128,6 +133,27 @@ describe("ClusterStore", () => {
     expect(store.settings.get("x")).toBe("1");
     await store.update(() => {});
     expect(rebuilds).toBe(1);
+  });
+
+  it("reloads when its watch is lost, again until a load works, saying meanwhile that it is behind", async () => {
+    const backend = new HeldBackend();
+    const store = await ClusterStore.open(backend);
+    const seen: Commit[] = [];
+    store.subscribe((c) => seen.push(c));
+    backend.nextLoads = [new Error("etcd has no quorum"), { version: 7, nodes: [node("b")] }];
+    backend.onError!(new Error("the watch was compacted"));
+    expect(store.behind()).toContain("the watch was compacted");
+    await vi.waitFor(() => expect(store.version).toBe(7), { timeout: 3000 });
+    expect(store.behind()).toBeUndefined();
+    expect(store.node("b")).toBeDefined();
+    expect(seen.map((c) => c.changes.map((ch) => `${ch.action} ${ch.object.id}`))).toEqual([["create b"]]);
+    await store.close();
+  });
+
+  it("makes a setting once: a second init finds the first one's value", async () => {
+    const store = await ClusterStore.openSqlite(null);
+    expect(await store.settings.init("cluster-id", () => "first")).toBe("first");
+    expect(await store.settings.init("cluster-id", () => "second")).toBe("first");
   });
 
   it("writes settings in the commit, and reads them back from memory", async () => {

@@ -48,6 +48,8 @@ export interface Settings {
   get(name: string): string | undefined;
   /** One commit of its own; resolves once committed. */
   set(name: string, value: string): Promise<void>;
+  /** The setting, made with `make` if the store has none yet, in one transaction: managers starting together agree on one value. */
+  init(name: string, make: () => string): Promise<string>;
 }
 
 type Maps = { [K in ObjectKind]: Map<string, ObjectByKind[K]> };
@@ -89,6 +91,14 @@ export class ClusterStore implements ClusterReader {
   readonly settings: Settings = {
     get: (name) => this.values.get(name),
     set: (name, value) => this.update((tx) => tx.setSetting(name, value)),
+    init: (name, make) =>
+      this.update((tx) => {
+        const kept = tx.setting(name);
+        if (kept !== undefined) return kept;
+        const made = make();
+        tx.setSetting(name, made);
+        return made;
+      }),
   };
 
   private constructor(private readonly backend: StoreBackend | null) {
@@ -112,7 +122,11 @@ export class ClusterStore implements ClusterReader {
 
   private stopWatch: (() => void) | undefined;
 
+  private closed = false;
+
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.reloadTimer);
     this.stopWatch?.();
     await this.backend?.close();
   }
@@ -319,15 +333,34 @@ export class ClusterStore implements ClusterReader {
     return (ch.object as Node).status.ingressAddr !== this.maps.node.get(ch.object.id)?.status.ingressAddr;
   }
 
-  /** The watch is lost for good (etcd compacted past it): reload and tell subscribers what changed. */
+  /**
+   * The watch is lost for good (etcd compacted past it): reload, tell
+   * subscribers what changed, and watch again; tried again with backoff until
+   * it works, this manager's view said to be behind meanwhile (behind()).
+   */
   private lost(err: Error): void {
+    this.stopWatch?.();
+    this.stopWatch = undefined;
+    this.unwatched = err.message;
     console.error(`store: ${err.message}; reloading the cluster from the store`);
-    void this.reload().catch((e: unknown) => console.error(`store: reload failed: ${e instanceof Error ? e.message : String(e)}`));
+    const retry = (delayMs: number) =>
+      void this.reload().catch((e: unknown) => {
+        console.error(`store: reload failed (again in ${delayMs} ms): ${e instanceof Error ? e.message : String(e)}`);
+        this.reloadTimer = setTimeout(() => retry(Math.min(delayMs * 2, 10_000)), delayMs);
+      });
+    retry(500);
   }
 
+  /** Why this manager's view may be behind the store's (its watch was lost and not yet restored); undefined when it follows. */
+  behind(): string | undefined {
+    return this.unwatched && `its watch of the store was lost (${this.unwatched}) and it is reloading`;
+  }
+
+  private unwatched: string | undefined;
+  private reloadTimer: NodeJS.Timeout | undefined;
+
   private async reload(): Promise<void> {
-    if (!this.backend) return;
-    this.stopWatch?.();
+    if (!this.backend || this.closed) return;
     const state = await this.backend.load();
     const writes: Write[] = [];
     for (const kind of Object.keys(state.objects) as ObjectKind[]) {
@@ -343,6 +376,7 @@ export class ClusterStore implements ClusterReader {
     this.current = Math.min(this.current, state.version - 1);
     this.applyForeign({ version: state.version, writes });
     this.allocationsStale = true;
+    this.unwatched = undefined;
     this.stopWatch = this.backend.watch?.(state.version, (c) => this.receive(c), (e) => this.lost(e));
   }
 
