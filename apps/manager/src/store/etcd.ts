@@ -187,7 +187,7 @@ export class EtcdBackend implements StoreBackend {
       ...KINDS.flatMap((kind) => state.objects[kind].map((object): Write => ({ op: "put", kind, object }))),
       ...Object.entries(state.settings).map(([name, value]): Write => ({ op: "setting", name, value })),
     ];
-    await this.write(state.version, writes.map((w) => this.entry(w)), newAttempt());
+    await this.write(state.version, writes.map((w) => this.entry(w)), newAttempt(), current.version);
     await this.rolling;
   }
 
@@ -237,13 +237,21 @@ export class EtcdBackend implements StoreBackend {
   // ---- writing ---------------------------------------------------------------
 
   /**
-   * Writes `entries` as `version` over what `seen` holds: one transaction,
+   * Writes `entries` as `version` over `base` (StaleWrite unless etcd is still there): one transaction,
    * or a split commit, which resolves at its commit point (the roll-forward
    * goes on; the next commit or close waits for it).
    */
-  private async write(version: number, entries: Entry[], attempt: Attempt): Promise<void> {
+  private async write(version: number, entries: Entry[], attempt: Attempt, base = version - 1): Promise<void> {
     await this.rolling;
-    if (this.seen.pending !== undefined) await this.rollForward(this.seen, undefined);
+    if (this.seen.pending !== undefined) {
+      // another manager may have rolled it forward (its parts gone) and gone on: then etcd's version says where things are
+      await this.rollForward(this.seen, undefined).catch(async () => {
+        const now = await this.client.kv.range({ key: Buffer.from(this.k.version) }, { deadline: Date.now() + COMMIT_TIMEOUT_MS });
+        this.see(parseVersion(now.kvs[0]));
+      });
+    }
+    // while this waited, the watch or a roll-forward may have moved on past what the change was made on
+    if (this.seen.version !== base || this.seen.pending !== undefined) throw new StaleWrite(this.seen.version);
     const guard = this.guard(this.seen);
     const sweep = this.sweep(version);
     const ops = entries.map((e) => this.op(e));
@@ -264,6 +272,7 @@ export class EtcdBackend implements StoreBackend {
 
   /** Sets the version to `version` (pending `parts`) with `ops`, guarded; StaleWrite when the guard fails. */
   private async advance(version: number, guard: ICompare, ops: IRequestOp[], parts: number | undefined, attempt: Attempt): Promise<void> {
+    if (attempt.cancelled) return; // reported lost while it waited: never sent, so the watch has nothing to tell
     const state = newVersion(version, parts, attempt.id);
     attempt.raw = state.raw!.toString();
     this.mine = attempt;
