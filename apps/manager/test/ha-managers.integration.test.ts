@@ -11,9 +11,11 @@ import { ClusterCa } from "@vipmesh/pki/signing";
 import { SimAgent, type SimAgentOptions, simImage, tempDir, waitFor } from "@vipmesh/testing";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { DRAINS_PREFIX } from "../src/ha/drain-acks.ts";
 import { ALIVE_PREFIX, MANAGERS_PREFIX } from "../src/ha/etcd-directory.ts";
 import { LEADER_KEY } from "../src/ha/leadership.ts";
 import { type RunningManager, startManager } from "../src/index.ts";
+import { LOAD_WINDOW_BYTES } from "../src/image-relay.ts";
 import { restartGraceMs } from "../src/node-health.ts";
 import { writeStoreKey } from "../src/store/secret-box.ts";
 import { etcdDescribe, startTestEtcd, type TestEtcd } from "./ha-etcd.ts";
@@ -224,6 +226,42 @@ etcdDescribe("managers on etcd", () => {
     }
   }, 60_000);
 
+  it("drains a stopping task only once the nodes of every manager applied the view without it", async () => {
+    const m1 = await startOne("m1");
+    await waitFor("m1 to lead", async () => (await leaderName()) === "m1", 5000);
+    const m2 = await startOne("m2");
+    await waitFor("both managers listed", async () => (await ids()).size === 2, 5000);
+    await addAgent(m1, "n1");
+    const n2 = await addAgent(m2, "n2");
+    await call(m1.client, "createNetwork", { spec: { name: "net" } });
+    await call(m1.client, "createService", { spec: serviceSpec("web", { networks: [{ target: "net" }], replicated: { replicas: 2 } }) });
+    const tasks = async () => (await call(m1.client, "listTasks", { service: "web" })).tasks;
+    await waitFor("2 running tasks", async () => (await tasks()).filter((t) => t.status?.state === "running").length === 2, 10_000);
+
+    // n2, held by the follower, is slow to apply: the leader's own sessions acknowledge, m2's do not
+    n2.holdAcks();
+    const s = (await call(m1.client, "inspectService", { service: "web" })).service!;
+    await call(m1.client, "updateService", { service: "web", version: s.version, spec: { ...s.spec!, replicated: { replicas: 1 } } });
+    const stopping = await waitFor("slot 2 told to stop", async () => (await tasks()).find((t) => t.slot === 2 && t.desiredState === "shutdown"), 5000);
+    await waitFor("n2 to receive the change", () => [...n2.view.endpoints.values()].some((e) => e.taskId === stopping.id && !e.ready), 5000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const held = (await tasks()).find((t) => t.id === stopping.id)!;
+    expect(held.drained).toBe(false);
+    expect(held.status?.state).toBe("running");
+
+    n2.releaseAcks();
+    await waitFor(
+      "drained, then stopped",
+      async () => {
+        const t = (await tasks()).find((x) => x.id === stopping.id)!;
+        return t.drained && t.status?.state === "shutdown";
+      },
+      5000,
+    );
+    // the leader deletes a drained task's acknowledgements
+    await waitFor("no drain keys left", async () => (await etcd.client().getAll().prefix(DRAINS_PREFIX).keys()).length === 0, 5000);
+  }, 40_000);
+
   it("image ls, rm and load through one manager reach nodes whose sessions the other holds; rm refused there leaves every node as it was", async () => {
     const m1 = await startOne("m1");
     const m2 = await startOne("m2");
@@ -260,11 +298,11 @@ etcdDescribe("managers on etcd", () => {
     expect(await failure(call(m1.client, "removeImage", { image: "old:2", nodes: [], force: false }))).toEqual({ code: "NOT_FOUND", details: "No such image: old:2" });
 
     // a load through m1 reaches n2 through m2, in order; each node answers
-    const chunks = Array.from({ length: 120 }, (_, i) => Buffer.alloc(256 * 1024, i));
+    const chunks = Array.from({ length: 40 }, (_, i) => Buffer.alloc(1024 * 1024, i)); // as the CLI sends them
     n2.holdImageAcks();
     const l = startLoad(m1.client, chunks);
     const received = (agent: SimAgent) => [...agent.imageLoads.values()].reduce((n, x) => n + x.pieces.length, 0);
-    await waitFor("n2's window full", () => received(n2) >= 16 || undefined, 10_000);
+    await waitFor("n2's window full", () => received(n2) >= LOAD_WINDOW_BYTES / chunks[0]!.length || undefined, 10_000);
     await new Promise((r) => setTimeout(r, 500));
     const taken = received(n1);
     expect(taken).toBeLessThan(chunks.length); // the caller waits for n2, held by the other manager

@@ -11,7 +11,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { call, type wire } from "@vipmesh/api";
 import type { ErrorCode } from "@vipmesh/core";
 import { EventEmitter } from "node:events";
-import type { ImageAnswer, ImageQuestion, ImageRelay, NodeImageLoad, NodeImages } from "../image-relay.ts";
+import { type ImageAnswer, type ImageQuestion, type ImageRelay, LOAD_WINDOW_BYTES, type NodeImageLoad, type NodeImages } from "../image-relay.ts";
 import type { ManagerInfo } from "./directory.ts";
 import type { SessionHolders } from "./session-holders.ts";
 
@@ -77,11 +77,17 @@ export class PeerImageRelay implements NodeImages {
   }
 }
 
-/** A load's part on another manager: its nodes' pieces streamed there as they come (LoadImage, local_only). */
+/**
+ * A load's part on another manager: its nodes' pieces streamed there as they
+ * come (LoadImage, local_only). Not draining while the stream says so, or while
+ * LOAD_WINDOW_BYTES written are not yet on their way (grpc counts pieces, not bytes).
+ */
 class HolderLoad extends EventEmitter<{ drain: [] }> implements NodeImageLoad {
   private readonly stream: grpc.ClientWritableStream<wire.LoadImageChunk>;
   private readonly answers: Promise<Map<string, ImageAnswer>>;
   private first = true;
+  /** Bytes written that grpc has not yet handed to the connection. */
+  private queued = 0;
   /** The holder answered (or the call failed): nothing more goes. */
   private done = false;
 
@@ -107,11 +113,25 @@ class HolderLoad extends EventEmitter<{ drain: [] }> implements NodeImageLoad {
       });
     });
     this.stream = stream;
-    this.stream.on("drain", () => this.emit("drain"));
+    this.stream.on("drain", () => this.drained());
   }
 
   write(data: Buffer): boolean {
-    return this.done || this.stream.write(this.chunk({ data }));
+    if (this.done) return true;
+    this.queued += data.length;
+    this.stream.write(this.chunk({ data }), () => {
+      this.queued -= data.length;
+      this.drained();
+    });
+    return !this.full();
+  }
+
+  private full(): boolean {
+    return this.stream.writableNeedDrain || this.queued >= LOAD_WINDOW_BYTES;
+  }
+
+  private drained(): void {
+    if (!this.full()) this.emit("drain");
   }
 
   end(): Promise<Map<string, ImageAnswer>> {
