@@ -38,10 +38,9 @@ import { seededRandom } from "@vipmesh/core";
 import { type EtcdMember, LOADED_MACHINE_TIMING, startEtcd } from "@vipmesh/etcd";
 import { type ManagerOptions, type RunningManager, startManager, writeStoreKey } from "@vipmesh/manager";
 import { ClusterCa, ETCD_MANAGER_USER, issueEtcdCertificate } from "@vipmesh/pki/signing";
-import { tempDir } from "@vipmesh/testing";
+import { freePort, tempDir } from "@vipmesh/testing";
 import { type ChildProcess, fork } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -153,13 +152,6 @@ async function retryUnavailable<T>(fn: () => Promise<T>, retried: { count: numbe
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const tail = (file: string) => {
   try {

@@ -6,10 +6,9 @@
 
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, NodeIdentity } from "@vipmesh/api";
 import { type RunningManager, startManager } from "@vipmesh/manager";
-import { tempDir, waitFor } from "@vipmesh/testing";
+import { freePort, tempDir, waitFor } from "@vipmesh/testing";
 import { once } from "node:events";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { MANAGERS_FILE } from "../src/session/managers.ts";
@@ -28,14 +27,6 @@ afterEach(async () => {
 });
 
 /** A port of loopback free now (the kernel's pick, released at once). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  server.close();
-  return port;
-}
 
 const start = (dataDir: string, address: string) => startManager({ dataDir, listen: [address], heartbeatPeriodMs: 100, restartDelayMs: 50 });
 

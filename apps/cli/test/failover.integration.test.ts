@@ -7,28 +7,18 @@
 
 import { MANAGERS_FILE, ManagerSession } from "@vipmesh/agent";
 import { call, clusterClient, credentialsFromDir, NodeIdentity } from "@vipmesh/api";
-import { type EtcdMember, startEtcd } from "@vipmesh/etcd";
 import { type RunningManager, startManager, writeStoreKey } from "@vipmesh/manager";
 import { ClusterCa } from "@vipmesh/pki/signing";
-import { tempDir, waitFor } from "@vipmesh/testing";
-import { inCi } from "@vipmesh/testing/kernel";
+import { freePort, tempDir, waitFor } from "@vipmesh/testing";
+import { etcdDescribe, startTestEtcd, type TestEtcd } from "@vipmesh/testing/etcd";
 import { once } from "node:events";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Io } from "../src/io.ts";
 import { run } from "../src/program.ts";
 
-const ETCD = "/usr/bin/etcd";
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
@@ -54,18 +44,14 @@ const rows = (table: string) =>
     .map((l) => l.split(/\s{2,}/))
     .map(([, hostname, state, , managerStatus]) => [hostname, state, /^(Leader|Reachable|Unreachable)$/.test(managerStatus ?? "") ? managerStatus : ""]);
 
-const suite = existsSync(ETCD) || inCi() ? describe : describe.skip;
-if (!existsSync(ETCD) && !inCi()) console.warn(`\n!! SKIPPED the failover tests: ${ETCD} is not installed (under CI=true they fail instead)\n`);
-
-suite("two managers on etcd", () => {
+etcdDescribe("two managers on etcd", () => {
   const dir = tempDir("vipmesh-cli-failover-");
-  let etcd: EtcdMember | undefined;
+  let etcd: TestEtcd | undefined;
   const managers = new Map<string, RunningManager>();
   let session: ManagerSession | undefined;
 
   beforeAll(async () => {
-    etcd = startEtcd({ name: "e1", dir: join(dir.path, "etcd"), host: "127.0.0.1", clientPort: await freePort(), peerPort: await freePort(), heartbeatMs: 100, electionMs: 1000 });
-    await etcd.ready();
+    etcd = await startTestEtcd();
     writeStoreKey(join(dir.path, "store.key"));
     await ClusterCa.create(join(dir.path, "ca"));
   }, 60_000);
@@ -84,7 +70,7 @@ suite("two managers on etcd", () => {
       listen: ["127.0.0.1:0"],
       heartbeatPeriodMs: 100,
       restartDelayMs: 50,
-      store: { kind: "etcd", endpoints: [etcd!.clientUrl], storeKeyFile: join(dir.path, "store.key"), caDir: join(dir.path, "ca") },
+      store: { kind: "etcd", endpoints: [etcd!.endpoint], storeKeyFile: join(dir.path, "store.key"), caDir: join(dir.path, "ca") },
     });
     managers.set(name, m);
     return m;
@@ -142,7 +128,7 @@ suite("two managers on etcd", () => {
     const m = managers.get("m2") ?? (await start("m2"));
     const host = ["--host", m.addresses[0]!, "--tls-dir", m.adminTlsDir!];
     expect(await cli([...host, "network", "ls"])).toMatchObject({ code: 0, stderr: "" });
-    etcd!.signal("SIGSTOP");
+    etcd!.member.signal("SIGSTOP");
     try {
       const read = await waitFor("a read marked stale", async () => {
         const r = await cli([...host, "network", "ls"]);
@@ -156,7 +142,7 @@ suite("two managers on etcd", () => {
       expect(write.stderr).toMatch(/^Error: .*(quorum|etcd)/);
       expect(Date.now() - started).toBeLessThan(10_000);
     } finally {
-      etcd!.signal("SIGCONT");
+      etcd!.member.signal("SIGCONT");
     }
   }, 60_000);
 });

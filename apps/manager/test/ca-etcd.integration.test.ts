@@ -16,7 +16,8 @@ import { CA_SETTINGS, CertificateAuthority } from "../src/security/certificate-a
 import { ClusterStore } from "../src/store/cluster-store.ts";
 import { EtcdBackend } from "../src/store/etcd.ts";
 import { newStoreKey } from "../src/store/secret-box.ts";
-import { etcdDescribe, freePort } from "./ha-etcd.ts";
+import { freePort } from "@vipmesh/testing";
+import { etcdDescribe } from "@vipmesh/testing/etcd";
 
 etcdDescribe("the cluster CA on etcd with TLS and etcd's auth", () => {
   const dir = tempDir("vipmesh-ca-etcd-");

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { EtcdDirectory } from "../src/ha/etcd-directory.ts";
 import { Leadership } from "../src/ha/leadership.ts";
 import { LEASE_TTL_S, ManagerLease } from "../src/ha/manager-lease.ts";
-import { etcdDescribe, startTestEtcd, type TestEtcd } from "./ha-etcd.ts";
+import { etcdDescribe, startTestEtcd, type TestEtcd } from "@vipmesh/testing/etcd";
 
 interface Member {
   id: string;

@@ -6,7 +6,7 @@ import type { Etcd3 } from "@vipmesh/etcd";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { LEADER_KEY, Leadership } from "../src/ha/leadership.ts";
 import { LOST_AFTER_MS, ManagerLease, RENEW_EVERY_MS } from "../src/ha/manager-lease.ts";
-import { etcdDescribe, startTestEtcd, type TestEtcd } from "./ha-etcd.ts";
+import { etcdDescribe, startTestEtcd, type TestEtcd } from "@vipmesh/testing/etcd";
 
 interface Contender {
   id: string;

@@ -13,7 +13,7 @@ import { type ForeignCommit, type PersistedState, StaleWrite, type StoreBackend,
 import { EtcdBackend, type EtcdBackendOptions } from "../src/store/etcd.ts";
 import { newStoreKey } from "../src/store/secret-box.ts";
 import { SqliteBackend } from "../src/store/sqlite.ts";
-import { etcdDescribe, startTestEtcd, type TestEtcd } from "./ha-etcd.ts";
+import { etcdDescribe, startTestEtcd, type TestEtcd } from "@vipmesh/testing/etcd";
 
 const task = (id: string, padding = 0): Task => ({ id, serviceId: "svc", serviceName: "web", slot: 1, nodeId: "", note: "x".repeat(padding) }) as unknown as Task;
 const put = <K extends ObjectKind>(kind: K, object: ObjectByKind[K]): Write => ({ op: "put", kind, object });

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseTaskLogLine } from "@vipmesh/api";
 export * from "./docker-cli.ts";
+export * from "./ports.ts";
 export * from "./sim-agent.ts";
 export * from "./wait.ts";
 
