@@ -11,12 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Io } from "../src/io.ts";
 import { run } from "../src/program.ts";
 import { SimAgent, waitFor } from "@vipmesh/testing";
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { runCli } from "./run-cli.ts";
 
 interface TestManager {
   host: string;
@@ -40,20 +35,6 @@ async function startTestManager(options: { restartDelayMs?: number } = {}): Prom
   };
 }
 
-async function runCli(argv: string[], env: Io["env"] = {}): Promise<Result> {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    env,
-    interactive: false,
-    now: () => new Date(),
-    labs: () => new Map(), // a lab running on this machine must not answer for a missing --host
-  };
-  const code = await run(argv, io);
-  return { code, stdout, stderr };
-}
 
 let manager: TestManager;
 beforeAll(async () => {

@@ -9,31 +9,13 @@ import { MANAGERS_FILE, ManagerSession } from "@vipmesh/agent";
 import { call, clusterClient, credentialsFromDir, NodeIdentity } from "@vipmesh/api";
 import { type RunningManager, startManager, writeStoreKey } from "@vipmesh/manager";
 import { ClusterCa } from "@vipmesh/pki/signing";
-import { freePort, tempDir, waitFor } from "@vipmesh/testing";
+import { tempDir, waitFor } from "@vipmesh/testing";
 import { etcdDescribe, startTestEtcd, type TestEtcd } from "@vipmesh/testing/etcd";
 import { once } from "node:events";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Io } from "../src/io.ts";
-import { run } from "../src/program.ts";
-
-
-
-async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    env: {},
-    interactive: false,
-    now: () => new Date(),
-    labs: () => new Map(),
-  };
-  const code = await run(argv, io);
-  return { code, stdout, stderr };
-}
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { runCli as cli } from "./run-cli.ts";
 
 /** The rows of `node ls` as [HOSTNAME, STATUS, MANAGER STATUS] (empty for an agent's node). */
 const rows = (table: string) =>
