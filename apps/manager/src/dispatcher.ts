@@ -107,6 +107,8 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private unsubscribe: (() => void) | undefined;
   /** Where the cluster's managers are, for agents to fail over to (index.ts: the manager directory's addresses). */
   managers: () => readonly string[] = () => [];
+  /** Tasks this manager's sessions no longer balance to (index.ts: with etcd, the managers' drain acknowledgements, ha/drain-acks.ts). */
+  drained: (taskIds: string[]) => void = (taskIds) => inBackground("marking tasks drained", this.cluster.markDrained(taskIds));
   /** What managersChanged sent last. */
   private managersSent: string[] = [];
   readonly health: NodeLiveness;
@@ -313,7 +315,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       if (barrier.size === 0) done.push(taskId);
     }
     for (const id of done) this.drains.delete(id);
-    if (done.length > 0) inBackground("marking tasks drained", this.cluster.markDrained(done));
+    if (done.length > 0) this.drained(done);
   }
 
   private send(s: Session, delta: ViewDelta, full: boolean, involved: Iterable<string>): void {

@@ -188,6 +188,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     throw new Error(`cannot set up the overlay keys${ha ? " and the managers' election (etcd)" : ""}: ${err instanceof Error ? err.message : String(err)}`);
   }
   const dispatcher = new Dispatcher(store, cluster, heartbeatPeriodMs, keys?.current(), ha?.liveness());
+  if (ha) dispatcher.drained = (taskIds) => ha.drains.drained(taskIds);
   const orchestrator = new Orchestrator(store, allocator, cluster, { restartDelayMs: options.restartDelayMs });
 
   const server = new grpc.Server({

@@ -336,6 +336,42 @@ etcdDescribe("managers on etcd", () => {
     );
   }, 60_000);
 
+  it("service logs through one manager reach nodes whose sessions the other holds, and only those of its own with local_only", async () => {
+    const m1 = await startOne("m1");
+    const m2 = await startOne("m2");
+    await waitFor("both managers listed", async () => (await ids()).size === 2, 5000);
+    const n1 = await addAgent(m1, "n1");
+    const n2 = await addAgent(m2, "n2");
+    await call(m1.client, "createService", { spec: serviceSpec("chatty", { replicated: { replicas: 2 } }) });
+    const tasks = await waitFor(
+      "a running task on each node",
+      async () => {
+        const running = (await call(m1.client, "listTasks", { service: "chatty" })).tasks.filter((t) => t.status?.state === "running");
+        return new Set(running.map((t) => t.nodeId)).size === 2 ? running : undefined;
+      },
+      10_000,
+    );
+    for (const t of tasks) (t.nodeId === n1.nodeId ? n1 : n2).logs.set(t.id, `hello from ${t.nodeId === n1.nodeId ? "n1" : "n2"}\n`);
+    /** The text each task logged, as the manager relayed it, once the stream ended. */
+    const logsThrough = (m: Manager, localOnly: boolean) =>
+      new Promise<Map<string, string>>((resolve, reject) => {
+        const stream = m.client.serviceLogs({ service: "chatty", localOnly }) as grpc.ClientReadableStream<wire.LogChunk>;
+        const out = new Map<string, string>();
+        stream.on("data", (c: wire.LogChunk) => {
+          const text = c.error ? `error: ${c.error}` : Buffer.from(c.data).toString().split(/(?<=\n)/).filter(Boolean).map((l) => parseTaskLogLine(l).text).join("");
+          out.set(c.taskId, (out.get(c.taskId) ?? "") + text);
+        });
+        stream.on("end", () => resolve(out));
+        stream.on("error", reject);
+      });
+    const byNode = (got: Map<string, string>) => tasks.map((t) => got.get(t.id)).sort();
+    for (const m of [m1, m2]) expect(byNode(await logsThrough(m, false))).toEqual(["hello from n1", "hello from n2"]);
+    // asked only for its own sessions (what a manager asks of another), m1 says n2 is not its
+    const own = byNode(await logsThrough(m1, true));
+    expect(own[1]).toBe("hello from n1");
+    expect(own[0]).toMatch(/^error: node n2 is not connected/);
+  });
+
   it("refuses to remove a running manager (stop it first, or --force), and removes a stopped one", async () => {
     await startOne("m1");
     const m2 = await startOne("m2");

@@ -24,8 +24,6 @@ import type { ManagerLease } from "./manager-lease.ts";
 import { PrefixWatch } from "./prefix-watch.ts";
 
 export const KEYS_PREFIX = "/vipmesh/ha/keys/";
-const DEADLINE_MS = 3000;
-const RETRY_MS = 500;
 
 /** Names a key set without saying anything of its secrets. */
 export const keysDigest = (keys: OverlayKeySet): string =>
@@ -102,13 +100,7 @@ export class KeyAcks {
   }
 
   private async put(): Promise<void> {
-    const lease = this.lease.id();
     const digest = this.applied;
-    if (lease === undefined || digest === undefined) return; // a new lease puts it
-    try {
-      await this.client.put(KEYS_PREFIX + this.managerId).value(digest).lease(lease).options({ deadline: Date.now() + DEADLINE_MS });
-    } catch {
-      if (this.lease.id() === lease && this.applied === digest) setTimeout(() => void this.put(), RETRY_MS).unref();
-    }
+    if (digest !== undefined) await this.lease.put(KEYS_PREFIX + this.managerId, digest, () => this.applied === digest);
   }
 }

@@ -18,6 +18,9 @@ const WATCHDOG_MS = 100;
 const RETRY_GRANT_MS = 500;
 /** A renewal or grant taking longer is a failure (etcd without quorum answers nothing). */
 const CALL_DEADLINE_MS = 1500;
+/** A put on the lease taking longer fails, and is tried again after PUT_RETRY_MS. */
+const PUT_DEADLINE_MS = 3000;
+const PUT_RETRY_MS = 500;
 
 export class ManagerLease {
   private lease: Lease | undefined;
@@ -52,6 +55,21 @@ export class ManagerLease {
 
   start(): void {
     void this.grant();
+  }
+
+  /**
+   * Puts key = value on the lease held now, tried again while that lease
+   * lasts and `wanted()` holds; with no lease, nothing: the caller puts it
+   * again from onGranted.
+   */
+  async put(key: string, value: string, wanted: () => boolean): Promise<void> {
+    const lease = this.leaseId;
+    if (lease === undefined || !wanted()) return;
+    try {
+      await this.client.put(key).value(value).lease(lease).options({ deadline: Date.now() + PUT_DEADLINE_MS });
+    } catch {
+      if (this.leaseId === lease) setTimeout(() => void this.put(key, value, wanted), PUT_RETRY_MS).unref();
+    }
   }
 
   /** Revokes the lease: its keys go at once, so another manager takes over without waiting for the TTL. */

@@ -1,5 +1,5 @@
 // A manager among several (the etcd store): its lease, the election, the
-// manager directory, node liveness and the overlay keys' acknowledgements,
+// manager directory, node liveness, the drains' and the overlay keys' acknowledgements,
 // over one etcd client of its own (the lease's renewals never queue behind
 // the store's large transactions). startManager builds it; the leader-only
 // loops follow leadership through whileLeading.
@@ -10,6 +10,7 @@ import type { Cluster } from "../cluster.ts";
 import { type LivenessFactory, MISSED_HEARTBEATS_FOR_DOWN, restartGraceMs } from "../node-health.ts";
 import type { ClusterStore } from "../store/cluster-store.ts";
 import type { ManagerInfo } from "./directory.ts";
+import { DrainAcks } from "./drain-acks.ts";
 import { EtcdDirectory } from "./etcd-directory.ts";
 import { KeyAcks } from "./key-acks.ts";
 import { type LeaderLoop, Leadership, whileLeading } from "./leadership.ts";
@@ -36,6 +37,8 @@ export class HaRuntime {
   readonly directory: EtcdDirectory;
   /** The leader's judge of node liveness: a loop for whileLeading. */
   readonly judge: LivenessJudge;
+  /** The dispatcher's drained hook: tasks are marked drained once every manager's sessions drained them. */
+  readonly drains: DrainAcks;
   private keyAcks: KeyAcks | undefined;
   private stopFollowing: (() => void) | undefined;
   private readonly id: string;
@@ -53,6 +56,7 @@ export class HaRuntime {
       markDown: (nodeId, why) => o.cluster.setNodeState(nodeId, "down", why),
       log: o.log,
     });
+    this.drains = new DrainAcks(this.client, this.lease, this.id, o.store, o.cluster, this.directory);
   }
 
   /** The dispatcher's liveness: sessions held here put their nodes' keys on this manager's lease. */
@@ -68,19 +72,21 @@ export class HaRuntime {
   }
 
   /**
-   * Once the manager listens: its directory entry, the keys' acknowledgements
-   * (when it has overlay keys), and the leader-only loops following leadership.
+   * Once the manager listens: its directory entry, the drains' and the keys'
+   * acknowledgements (keys: when it has overlay keys), and the leader-only
+   * loops following leadership (the drains' leader part among them).
    */
   async serve(
     loops: readonly LeaderLoop[],
     keys?: { current: () => OverlayKeySet; publish: (keys: OverlayKeySet) => Promise<void> },
   ): Promise<void> {
     await this.directory.start();
+    await this.drains.start();
     if (keys) {
       this.keyAcks = new KeyAcks(this.client, this.lease, this.id, this.o.store, this.directory, keys.current, keys.publish);
       await this.keyAcks.start();
     }
-    this.stopFollowing = whileLeading(this.leadership, loops);
+    this.stopFollowing = whileLeading(this.leadership, [...loops, this.drains.leader]);
   }
 
   /** The manager that holds the node's session now, if another reachable one does (its liveness key). */
@@ -100,6 +106,7 @@ export class HaRuntime {
     this.stopFollowing?.();
     this.leadership.stop();
     this.keyAcks?.stop();
+    this.drains.stop();
     this.directory.stop();
     await this.lease.stop();
     this.client.close();
