@@ -6,7 +6,7 @@
 // through one manager reach nodes whose sessions another holds.
 
 import type * as grpc from "@grpc/grpc-js";
-import { call, clusterClient, type wire, type ClusterServiceClient, credentialsFromDir, staleReads } from "@vipmesh/api";
+import { call, clusterClient, type wire, type ClusterServiceClient, credentialsFromDir, parseTaskLogLine, staleReads } from "@vipmesh/api";
 import { ClusterCa } from "@vipmesh/pki/signing";
 import { SimAgent, type SimAgentOptions, simImage, tempDir, waitFor } from "@vipmesh/testing";
 import { join } from "node:path";
@@ -18,7 +18,7 @@ import { type RunningManager, startManager } from "../src/index.ts";
 import { LOAD_WINDOW_BYTES } from "../src/image-relay.ts";
 import { restartGraceMs } from "../src/node-health.ts";
 import { writeStoreKey } from "../src/store/secret-box.ts";
-import { etcdDescribe, startTestEtcd, type TestEtcd } from "./ha-etcd.ts";
+import { etcdDescribe, startTestEtcd, type TestEtcd } from "@vipmesh/testing/etcd";
 import { failure, HEARTBEAT_MS, serviceSpec } from "./harness.ts";
 
 interface Manager {
