@@ -47,6 +47,7 @@ import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { type RunningManager, startManager, tlsDirs } from "@vipmesh/manager";
 import { machineBusyMs } from "./lib/cpu.ts";
+import { eachFlag } from "./lib/flags.ts";
 import { Fleet, now, pad, pool, Progress, type ScaleSample, scaleOnce, sleep, until } from "./lib/fleet.ts";
 
 /** The reference figure: swarmkit's dispatcher batches assignment changes and waits this long. */
@@ -129,31 +130,22 @@ function parseOptions(argv: string[]): Options {
     "--op-timeout-ms": "opTimeoutMs",
     "--timeout": "timeoutS",
   };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
-    const value = () => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    if (flag === "--help" || flag === "-h") {
-      console.log(HELP);
-      process.exit(0);
-    } else if (flag === "--in-process") o.inProcess = true;
+  eachFlag(argv, HELP, (flag, value) => {
+    if (flag === "--in-process") o.inProcess = true;
     else if (flag === "--shared-connection") o.sharedConnection = true;
     else if (flag === "--out") o.out = value();
     else if (flag === "--layout") {
       const v = value();
       if (v !== "modulo" && v !== "blocks") throw new Error(`--layout ${v}: modulo or blocks`);
       o.layout = v;
-    }
-    else if (flag in ints) {
+    } else if (flag in ints) {
       const v = value();
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} ${v}: not a whole number`);
       (o as unknown as Record<string, number>)[ints[flag]!] = n;
-    } else throw new Error(`unknown option ${argv[i]}\n${HELP}`);
-  }
+    } else return false;
+    return true;
+  });
   if (o.services < 1 || o.replicas < 1 || o.networks < 1 || o.agents < 1 || o.concurrency < 1) {
     throw new Error("--services, --replicas, --networks, --agents and --concurrency must be at least 1");
   }

@@ -46,6 +46,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getHeapStatistics } from "node:v8";
 import { machineBusyMs, processCpuMs, processRssMb } from "./lib/cpu.ts";
+import { eachFlag } from "./lib/flags.ts";
 import { Fleet, now, pad, pool, Progress, type ScaleSample, scaleOnce, sleep, until } from "./lib/fleet.ts";
 import { summarize } from "./lib/samples.ts";
 
@@ -98,25 +99,17 @@ const HELP = `usage: npx tsx bench/ha.ts [--quick] [--setups sqlite,etcd] [--tim
 
 function parseOptions(argv: string[]): Options {
   const o: Options = { mode: "default", setups: ["sqlite", "etcd"], out: join(dirname(fileURLToPath(import.meta.url)), "results", "ha.json"), timeoutS: 900 };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
-    const value = () => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    if (flag === "--help" || flag === "-h") {
-      console.log(HELP);
-      process.exit(0);
-    } else if (flag === "--quick") o.mode = "quick";
+  eachFlag(argv, HELP, (flag, value) => {
+    if (flag === "--quick") o.mode = "quick";
     else if (flag === "--out") o.out = value();
     else if (flag === "--timeout") o.timeoutS = Number(value());
     else if (flag === "--setups") {
       const v = value().split(",");
       if (v.length === 0 || v.some((s) => s !== "sqlite" && s !== "etcd")) throw new Error(`--setups ${v.join(",")}: sqlite, etcd or both`);
       o.setups = v as SetupKind[];
-    } else throw new Error(`unknown option ${argv[i]}\n${HELP}`);
-  }
+    } else return false;
+    return true;
+  });
   if (!(o.timeoutS > 0)) throw new Error("--timeout: a number of seconds");
   return o;
 }

@@ -10,8 +10,7 @@ import { type RunningManager, startManager } from "@vipmesh/manager";
 import { SimAgent, simImage, waitFor } from "@vipmesh/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOAD_CHUNK_BYTES } from "../src/commands/image.ts";
-import type { Io } from "../src/io.ts";
-import { run } from "../src/program.ts";
+import { runCli } from "./run-cli.ts";
 
 let dir: string;
 let manager: RunningManager;
@@ -38,20 +37,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function vipmesh(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    env: {},
-    interactive: false,
-    now: () => new Date(),
-    labs: () => new Map(),
-  };
-  const code = await run(["--host", manager.addresses[0]!, "--tls-dir", manager.adminTlsDir!, ...argv], io);
-  return { code, stdout, stderr };
-}
+const vipmesh = (...argv: string[]) => runCli(["--host", manager.addresses[0]!, "--tls-dir", manager.adminTlsDir!, ...argv]);
 
 describe("vipmesh image", () => {
   it("load streams the file in chunks to every ready node with containers and prints what each loaded", async () => {

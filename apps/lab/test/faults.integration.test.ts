@@ -6,7 +6,7 @@
 
 import { call, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
-import { REQUEST_LOOP, waitFor as waitForBase } from "@vipmesh/testing";
+import { requestLoop, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -49,21 +49,6 @@ const sandboxesOf = (hostname: string) =>
 /** How many sessions the node's agent opened so far, from its log. */
 const sessionsOpened = (hostname: string) => (readFileSync(join(lab.dir, `agent-${hostname}.log`), "utf8").match(/session open as node/g) ?? []).length;
 
-/** A steady request loop (REQUEST_LOOP) from a namespace; `stop` ends it and says how it went. */
-async function requestLoop(netns: string, addr: string, port: number): Promise<{ stop: () => Promise<{ ok: number; failed: number; errors: string[] }> }> {
-  const p = spawn("ip", ["netns", "exec", netns, "node", REQUEST_LOOP, addr, String(port), "2000"], { stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  p.stdout.on("data", (d: Buffer) => (out += d));
-  const ended = new Promise<void>((resolve) => p.on("close", () => resolve()));
-  await waitFor("the loop to start", () => out.includes("started"));
-  return {
-    async stop() {
-      p.kill("SIGTERM");
-      await ended;
-      return JSON.parse(out.trim().split("\n").pop()!);
-    },
-  };
-}
 
 /** Both loops of a case: through web's VIP from box's sandbox, and through the mesh from the client namespace. */
 async function loops(): Promise<{ stop: () => Promise<void> }> {

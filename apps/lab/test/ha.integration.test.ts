@@ -13,9 +13,9 @@
 import { status } from "@grpc/grpc-js";
 import { call, type ClusterServiceClient, clusterClient, credentialsFromDir, firstReachable, isServiceError, type wire } from "@vipmesh/api";
 import { addrOf } from "@vipmesh/core";
-import { REQUEST_LOOP, waitFor as waitForBase } from "@vipmesh/testing";
+import { requestLoop, waitFor as waitForBase } from "@vipmesh/testing";
 import { kernelDescribe } from "@vipmesh/testing/kernel";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -108,20 +108,6 @@ function sessionManagers(): Record<string, string | undefined> {
 
 // ---- the data plane: a request loop through web's VIP and one through the mesh ----
 
-async function requestLoop(netns: string, addr: string, port: number): Promise<{ stop: () => Promise<{ ok: number; failed: number; errors: string[] }> }> {
-  const p = spawn("ip", ["netns", "exec", netns, "node", REQUEST_LOOP, addr, String(port), "2000"], { stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  p.stdout.on("data", (d: Buffer) => (out += d));
-  const ended = new Promise<void>((resolve) => p.on("close", () => resolve()));
-  await waitFor("the loop to start", () => out.includes("started"));
-  return {
-    async stop() {
-      p.kill("SIGTERM");
-      await ended;
-      return JSON.parse(out.trim().split("\n").pop()!);
-    },
-  };
-}
 
 let webVip = "";
 let boxSandbox = "";

@@ -1,6 +1,8 @@
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseTaskLogLine } from "@vipmesh/api";
+import { waitFor } from "./wait.ts";
 export * from "./docker-cli.ts";
 export * from "./ports.ts";
 export * from "./sim-agent.ts";
@@ -12,6 +14,29 @@ export * from "./wait.ts";
  * connection; on SIGTERM it prints {ok, failed, errors, tasks} as one JSON line.
  */
 export const REQUEST_LOOP = fileURLToPath(new URL("./request-loop.mjs", import.meta.url));
+
+/** What a REQUEST_LOOP says when stopped. */
+export interface RequestLoopResult {
+  ok: number;
+  failed: number;
+  errors: string[];
+}
+
+/** Starts a REQUEST_LOOP in a network namespace (2 s per request), once it runs; `stop` ends it and says how it went. */
+export async function requestLoop(netns: string, addr: string, port: number): Promise<{ stop: () => Promise<RequestLoopResult> }> {
+  const p = spawn("ip", ["netns", "exec", netns, "node", REQUEST_LOOP, addr, String(port), "2000"], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  p.stdout.on("data", (d: Buffer) => (out += d));
+  const ended = new Promise<void>((resolve) => p.on("close", () => resolve()));
+  await waitFor("the loop to start", () => out.includes("started"), 30_000);
+  return {
+    async stop() {
+      p.kill("SIGTERM");
+      await ended;
+      return JSON.parse(out.trim().split("\n").pop()!) as RequestLoopResult;
+    },
+  };
+}
 
 /**
  * A task flooding its sandbox's DNS, as a service's command (`node DNS_FLOOD tcp [MAX]` holds

@@ -4,25 +4,12 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import type { Io } from "../io.ts";
-import { run } from "../program.ts";
+import { runCli } from "../../test/run-cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "vipmesh-ca-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function vipmesh(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const io: Io = {
-    stdout: (t) => void (stdout += t),
-    stderr: (t) => void (stderr += t),
-    env: {},
-    interactive: false,
-    now: () => new Date(),
-    labs: () => new Map(),
-  };
-  return { code: await run(argv, io), stdout, stderr };
-}
+const vipmesh = (...argv: string[]) => runCli(argv);
 
 describe("vipmesh ca", () => {
   const ca = join(dir, "ca");
