@@ -49,7 +49,6 @@ const sandboxesOf = (hostname: string) =>
 /** How many sessions the node's agent opened so far, from its log. */
 const sessionsOpened = (hostname: string) => (readFileSync(join(lab.dir, `agent-${hostname}.log`), "utf8").match(/session open as node/g) ?? []).length;
 
-
 /** Both loops of a case: through web's VIP from box's sandbox, and through the mesh from the client namespace. */
 async function loops(): Promise<{ stop: () => Promise<void> }> {
   const vip = await requestLoop(boxSandbox, webVip, 8080);

@@ -108,7 +108,6 @@ function sessionManagers(): Record<string, string | undefined> {
 
 // ---- the data plane: a request loop through web's VIP and one through the mesh ----
 
-
 let webVip = "";
 let boxSandbox = "";
 let meshAddr = "";

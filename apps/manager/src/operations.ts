@@ -155,11 +155,11 @@ export class Operations implements ClusterOps {
   }
 
   /** Every manager of the cluster, whether reachable, which leads. */
-  managers(): (ManagerNode & { reachable: boolean; leader: boolean })[] {
+  managers(): ManagerNode[] {
     return this.directory.list().map((m) => this.asNode(m));
   }
 
-  private asNode(m: ManagerInfo): ManagerNode & { reachable: boolean; leader: boolean } {
+  private asNode(m: ManagerInfo): ManagerNode {
     const first = this.directory.list().reduce((a, b) => (b.createdAt < a.createdAt ? b : a), m);
     return { id: m.id, hostname: m.hostname, addr: m.addr, createdAt: m.createdAt, clusterId: this.clusterId, clusterCreatedAt: first.createdAt, reachable: m.reachable, leader: m.leader };
   }
