@@ -79,7 +79,7 @@ export class Cluster {
   createNetwork(input: unknown): Promise<Network> {
     const spec = normalizeNetworkSpec(input as Parameters<typeof normalizeNetworkSpec>[0]);
     return this.store.update((tx) => {
-      if (tx.list("network").some((n) => n.spec.name === spec.name)) {
+      if (hasAny(tx.named("network", spec.name))) {
         throw alreadyExists(`network ${spec.name} already exists`);
       }
       if (spec.ingress && tx.ingressNetwork()) {
@@ -206,7 +206,7 @@ export class Cluster {
     const normalized = normalizeServiceSpec(input as Parameters<typeof normalizeServiceSpec>[0]);
     return this.store.update((tx) => {
       const spec = this.resolveNetworks(tx, normalized, true);
-      if (tx.list("service").some((s) => s.spec.annotations.name === spec.annotations.name)) {
+      if (hasAny(tx.named("service", spec.annotations.name))) {
         throw alreadyExists(`service ${spec.annotations.name} already exists`);
       }
       checkDataplanesHonour(spec.endpointSpec, tx.list("node"));
@@ -326,12 +326,12 @@ export class Cluster {
     return this.store.update((tx) => {
       const known =
         (nodeId ? tx.get("node", nodeId) : undefined) ??
-        (certified ? undefined : tx.list("node").find((n) => n.description.hostname === hostname));
-      const clash = tx.list("node").find((n) => n.status.addr === addr && n.id !== known?.id && n.status.state !== "down");
+        (certified ? undefined : first(tx.named("node", hostname), () => true));
+      const clash = first(tx.all("node"), (n) => n.status.addr === addr && n.id !== known?.id && n.status.state !== "down");
       if (clash) throw alreadyExists(`address ${addr} is already used by node ${clash.description.hostname}`);
       checkNodeAddress(addr, tx.list("network"));
       // a down node's hostname may be taken: its record stays as it is, until `vipmesh node rm`
-      const namesake = tx.list("node").find((n) => n.description.hostname === hostname && n.id !== known?.id && n.status.state !== "down");
+      const namesake = first(tx.named("node", hostname), (n) => n.id !== known?.id && n.status.state !== "down");
       if (namesake) {
         throw alreadyExists(`node ${namesake.id} already has hostname ${hostname}; remove it with \`vipmesh node rm\` or pick another hostname`);
       }
@@ -446,6 +446,13 @@ export class Cluster {
     });
   }
 }
+
+function first<T>(items: Iterable<T>, match: (item: T) => boolean): T | undefined {
+  for (const item of items) if (match(item)) return item;
+  return undefined;
+}
+
+const hasAny = (items: Iterable<unknown>): boolean => first(items, () => true) !== undefined;
 
 /** Tasks that hold an address on the network: not yet ended. */
 const attachedTasks = (tasks: Task[], networkId: string): Task[] =>

@@ -8,14 +8,14 @@ import { describe, expect, it, vi } from "vitest";
 import { type ForeignCommit, StaleWrite, type StoreBackend, StoreUnavailable, type Write } from "./backend.ts";
 import { ClusterStore, type Commit } from "./cluster-store.ts";
 
-const node = (id: string, ingressAddr = ""): Node =>
+const node = (id: string, ingressAddr = "", hostname = id): Node =>
   ({
     id,
     version: 0,
     createdAt: "",
     updatedAt: "",
     spec: { labels: {}, availability: "active" },
-    description: { hostname: id, dataplane: "nftables", engineLabels: {}, runtimes: ["process"] },
+    description: { hostname, dataplane: "nftables", engineLabels: {}, runtimes: ["process"] },
     status: { state: "ready", message: "", addr: "", ingressAddr },
   }) as unknown as Node;
 
@@ -166,5 +166,28 @@ describe("ClusterStore", () => {
     backend.commits[0]!.settle();
     await set;
     expect(store.settings.get("join-secret-worker")).toBe("s3cret");
+  });
+
+  it("finds by ID, name or unique prefix, a transaction seeing its own renames, removals and creations", async () => {
+    const store = await ClusterStore.openSqlite(null);
+    await store.update((tx) => {
+      tx.put("node", node("id-a", "", "host-1"));
+      tx.put("node", node("id-b", "", "host-2"));
+    });
+    await store.update((tx) => {
+      expect(tx.find("node", "host-1")?.id).toBe("id-a");
+      tx.put("node", node("id-a", "", "host-9"));
+      expect(tx.find("node", "host-1")).toBeUndefined();
+      expect(tx.find("node", "host-9")?.id).toBe("id-a");
+      tx.remove("node", "id-b");
+      expect(tx.find("node", "host-2")).toBeUndefined();
+      tx.put("node", node("id-c", "", "host-2"));
+      expect(tx.find("node", "host-2")?.id).toBe("id-c");
+      expect(() => tx.find("node", "id-")).toThrow("ambiguous");
+    });
+    expect(store.mustFind("node", "host-9").id).toBe("id-a");
+    expect(store.mustFind("node", "host-2").id).toBe("id-c");
+    expect(store.mustFind("node", "id-c").description.hostname).toBe("host-2");
+    expect(() => store.mustFind("node", "host-1")).toThrow("not found");
   });
 });

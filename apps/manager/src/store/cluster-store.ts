@@ -73,6 +73,8 @@ export class ClusterStore implements ClusterReader {
   private readonly tasksByNode = new Map<string, Set<string>>();
   private readonly tasksByService = new Map<string, Set<string>>();
   private readonly servicesByNetwork = new Map<string, Set<string>>();
+  /** Per kind, name → IDs (NAME_OF; node hostnames and task names may repeat): finding by name costs no scan. */
+  private readonly idsByName: { [K in ObjectKind]: Map<string, Set<string>> } = { node: new Map(), network: new Map(), service: new Map(), task: new Map() };
   private readonly listeners = new Set<(c: Commit) => void>();
   private readonly values = new Map<string, string>();
   private current = 0;
@@ -160,7 +162,21 @@ export class ClusterStore implements ClusterReader {
   }
 
   list<K extends ObjectKind>(kind: K): ObjectByKind[K][] {
-    return [...(this.maps[kind] as Map<string, ObjectByKind[K]>).values()];
+    return [...this.all(kind)];
+  }
+
+  /** Every object of a kind, without copying them into an array. */
+  all<K extends ObjectKind>(kind: K): Iterable<ObjectByKind[K]> {
+    return (this.maps[kind] as Map<string, ObjectByKind[K]>).values();
+  }
+
+  /** The objects of a kind with this name (NAME_OF), in the order they were made. */
+  *named<K extends ObjectKind>(kind: K, name: string): Iterable<ObjectByKind[K]> {
+    for (const id of this.idsByName[kind].get(name) ?? []) yield this.maps[kind].get(id) as ObjectByKind[K];
+  }
+
+  setting(name: string): string | undefined {
+    return this.values.get(name);
   }
 
   /** Looks up by ID, name or unique ID prefix; NOT_FOUND when nothing matches. */
@@ -401,6 +417,13 @@ export class ClusterStore implements ClusterReader {
   }
 
   private setObject(kind: ObjectKind, o: AnyObject): void {
+    const before = this.maps[kind].get(o.id);
+    const name = nameOf(kind, o);
+    if (!before) index(this.idsByName[kind], name).add(o.id);
+    else if (nameOf(kind, before) !== name) {
+      unindex(this.idsByName[kind], nameOf(kind, before), o.id);
+      index(this.idsByName[kind], name).add(o.id);
+    }
     if (kind === "service") {
       const old = this.maps.service.get(o.id);
       for (const n of old?.spec.networks ?? []) unindex(this.servicesByNetwork, n.target, o.id);
@@ -417,6 +440,8 @@ export class ClusterStore implements ClusterReader {
   }
 
   private deleteObject(kind: ObjectKind, id: string): void {
+    const gone = this.maps[kind].get(id);
+    if (gone) unindex(this.idsByName[kind], nameOf(kind, gone), id);
     if (kind === "service") {
       for (const n of this.maps.service.get(id)?.spec.networks ?? []) unindex(this.servicesByNetwork, n.target, id);
     }
@@ -451,67 +476,114 @@ const NAME_OF: { [K in ObjectKind]: (o: ObjectByKind[K]) => string } = {
   task: taskName,
 };
 
+const nameOf = (kind: ObjectKind, o: AnyObject): string => (NAME_OF[kind] as (o: AnyObject) => string)(o);
+
+/** What a transaction reads beneath its own writes: the store. */
+type TxBase = Pick<ClusterStore, "get" | "all" | "named" | "tasksOfService" | "tasksOfNode" | "ingressNetwork" | "setting">;
+
 /** One transaction: reads see its own writes; writes stay private until commit. */
 export class Tx {
   readonly now = new Date().toISOString();
   private readonly writes = new Map<string, Change>();
+  /** What the writes touched, for reads that would otherwise scan them all: IDs per kind, per name, tasks per service and node. */
+  private readonly written: { [K in ObjectKind]: Set<string> } = { node: new Set(), network: new Set(), service: new Set(), task: new Set() };
+  private readonly writtenNames = new Map<string, Set<string>>();
+  private readonly writtenTasksByService = new Map<string, Set<string>>();
+  private readonly writtenTasksByNode = new Map<string, Set<string>>();
   private readonly settings = new Map<string, string>();
   private readonly undo: (() => void)[] = [];
 
   constructor(
-    private readonly store: ClusterStore,
+    private readonly base: TxBase,
     readonly version: number,
   ) {}
 
   get<K extends ObjectKind>(kind: K, id: string): ObjectByKind[K] | undefined {
     const w = this.writes.get(`${kind}/${id}`);
     if (w) return w.action === "remove" ? undefined : (w.object as ObjectByKind[K]);
-    return this.store.get(kind, id);
+    return this.base.get(kind, id);
+  }
+
+  /** `o` (read beneath) as this transaction sees it: its own write of it, or undefined when it removed it. */
+  private seen<K extends ObjectKind>(kind: K, o: ObjectByKind[K]): ObjectByKind[K] | undefined {
+    const w = this.writes.get(`${kind}/${o.id}`);
+    if (!w) return o;
+    return w.action === "remove" ? undefined : (w.object as ObjectByKind[K]);
+  }
+
+  /** Every object of a kind as this transaction sees it, without copying them. */
+  *all<K extends ObjectKind>(kind: K): Iterable<ObjectByKind[K]> {
+    for (const o of this.base.all(kind)) {
+      const mine = this.seen(kind, o);
+      if (mine) yield mine;
+    }
+    for (const id of this.written[kind]) {
+      const w = this.writes.get(`${kind}/${id}`);
+      if (w?.action === "create") yield w.object as ObjectByKind[K];
+    }
   }
 
   list<K extends ObjectKind>(kind: K): ObjectByKind[K][] {
-    const out = new Map<string, ObjectByKind[K]>();
-    for (const o of this.store.list(kind)) out.set(o.id, o);
-    this.overlay(kind, out);
-    return [...out.values()];
+    return [...this.all(kind)];
+  }
+
+  /** The objects of a kind with this name, as this transaction sees them. */
+  *named<K extends ObjectKind>(kind: K, name: string): Iterable<ObjectByKind[K]> {
+    const found = new Set<string>();
+    for (const o of this.base.named(kind, name)) {
+      found.add(o.id);
+      const mine = this.seen(kind, o);
+      if (mine && nameOf(kind, mine) === name) yield mine;
+    }
+    for (const id of this.writtenNames.get(`${kind}/${name}`) ?? []) {
+      const o = found.has(id) ? undefined : this.get(kind, id);
+      if (o && nameOf(kind, o) === name) yield o;
+    }
   }
 
   /** The routing mesh's network, as this transaction sees it. */
   ingressNetwork(): Network | undefined {
-    return this.list("network").find((n) => n.spec.ingress);
+    for (const id of this.written.network) {
+      const n = this.get("network", id);
+      if (n?.spec.ingress) return n;
+    }
+    const stored = this.base.ingressNetwork();
+    const mine = stored && this.seen("network", stored);
+    return mine?.spec.ingress ? mine : undefined;
   }
 
   tasksOfService(serviceId: string): Task[] {
-    const out = new Map<string, Task>();
-    for (const t of this.store.tasksOfService(serviceId)) out.set(t.id, t);
-    this.overlay("task", out);
-    return [...out.values()].filter((t) => t.serviceId === serviceId);
+    return this.tasksWhere(this.base.tasksOfService(serviceId), this.writtenTasksByService.get(serviceId), (t) => t.serviceId === serviceId);
   }
 
   tasksOfNode(nodeId: string): Task[] {
-    const out = new Map<string, Task>();
-    for (const t of this.store.tasksOfNode(nodeId)) out.set(t.id, t);
-    this.overlay("task", out);
-    return [...out.values()].filter((t) => t.nodeId === nodeId);
+    return this.tasksWhere(this.base.tasksOfNode(nodeId), this.writtenTasksByNode.get(nodeId), (t) => t.nodeId === nodeId);
   }
 
-  private overlay<K extends ObjectKind>(kind: K, out: Map<string, ObjectByKind[K]>): void {
-    for (const w of this.writes.values()) {
-      if (w.kind !== kind) continue;
-      if (w.action === "remove") out.delete(w.object.id);
-      else out.set(w.object.id, w.object as ObjectByKind[K]);
+  /** The tasks beneath, as this transaction sees them, then those it wrote into the set; each once, if it still matches. */
+  private tasksWhere(beneath: Iterable<Task>, written: ReadonlySet<string> | undefined, match: (t: Task) => boolean): Task[] {
+    const out: Task[] = [];
+    const found = new Set<string>();
+    for (const t of beneath) {
+      found.add(t.id);
+      const mine = this.seen("task", t);
+      if (mine && match(mine)) out.push(mine);
     }
+    for (const id of written ?? []) {
+      const t = found.has(id) ? undefined : this.get("task", id);
+      if (t && match(t)) out.push(t);
+    }
+    return out;
   }
 
-  /** Finds by ID, then by name, then by unique ID prefix. */
+  /** Finds by ID, then by name, then by unique ID prefix (a scan, only when the ref is neither). */
   find<K extends ObjectKind>(kind: K, ref: string): ObjectByKind[K] | undefined {
     if (!ref) return undefined;
     const byId = this.get(kind, ref);
     if (byId) return byId;
-    const all = this.list(kind);
-    const named = all.find((o) => NAME_OF[kind](o) === ref);
-    if (named) return named;
-    const prefixed = all.filter((o) => o.id.startsWith(ref));
+    for (const named of this.named(kind, ref)) return named;
+    const prefixed: ObjectByKind[K][] = [];
+    for (const o of this.all(kind)) if (o.id.startsWith(ref)) prefixed.push(o);
     if (prefixed.length > 1) throw invalid(`${kind} "${ref}" is ambiguous: it is the start of ${prefixed.length} IDs`);
     return prefixed[0];
   }
@@ -526,14 +598,14 @@ export class Tx {
   /** Creates or replaces an object, stamping its version and times. */
   put<K extends ObjectKind>(kind: K, object: ObjectByKind[K]): ObjectByKind[K] {
     const key = `${kind}/${object.id}`;
-    const existed = this.writes.get(key)?.action === "create" ? false : this.store.get(kind, object.id) !== undefined;
+    const existed = this.writes.get(key)?.action === "create" ? false : this.base.get(kind, object.id) !== undefined;
     const stamped = {
       ...object,
       version: this.version,
       createdAt: object.createdAt || this.now,
       updatedAt: this.now,
     } as ObjectByKind[K];
-    this.writes.set(key, { action: existed ? "update" : "create", kind, object: stamped });
+    this.record(key, { action: existed ? "update" : "create", kind, object: stamped });
     return stamped;
   }
 
@@ -544,8 +616,21 @@ export class Tx {
       this.writes.delete(key);
       return;
     }
-    const object = pending?.object ?? this.store.get(kind, id);
-    if (object) this.writes.set(key, { action: "remove", kind, object });
+    const object = pending?.object ?? this.base.get(kind, id);
+    if (object) this.record(key, { action: "remove", kind, object });
+  }
+
+  private record(key: string, c: Change): void {
+    this.writes.set(key, c);
+    const id = c.object.id;
+    this.written[c.kind].add(id);
+    if (c.action === "remove") return;
+    index(this.writtenNames, `${c.kind}/${nameOf(c.kind, c.object)}`).add(id);
+    if (c.kind === "task") {
+      const t = c.object as Task;
+      index(this.writtenTasksByService, t.serviceId).add(id);
+      if (t.nodeId) index(this.writtenTasksByNode, t.nodeId).add(id);
+    }
   }
 
   /** Registers a step that undoes an in-memory side effect (allocations) if the transaction fails. */
@@ -560,7 +645,7 @@ export class Tx {
 
   /** A setting as this transaction sees it. */
   setting(name: string): string | undefined {
-    return this.settings.get(name) ?? this.store.settings.get(name);
+    return this.settings.get(name) ?? this.base.setting(name);
   }
 
   changes(): Change[] {
