@@ -209,7 +209,7 @@ export class Cluster {
       if (hasAny(tx.named("service", spec.annotations.name))) {
         throw alreadyExists(`service ${spec.annotations.name} already exists`);
       }
-      checkDataplanesHonour(spec.endpointSpec, tx.list("node"));
+      checkDataplanesHonour(spec.endpointSpec, tx.all("node"));
       return tx.put("service", {
         id: newId(),
         version: 0,
@@ -236,7 +236,7 @@ export class Cluster {
       if (Boolean(spec.global) !== Boolean(current.spec.global)) {
         throw invalid("a service's mode (replicated or global) cannot change; create a new service");
       }
-      checkDataplanesHonour(spec.endpointSpec, tx.list("node"), current.spec.endpointSpec);
+      checkDataplanesHonour(spec.endpointSpec, tx.all("node"), current.spec.endpointSpec);
       return tx.put("service", this.withSpec(tx, current, spec, "updating"));
     });
   }

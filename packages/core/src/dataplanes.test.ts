@@ -50,6 +50,17 @@ describe("the dataplane table", () => {
 describe("checkDataplanesHonour", () => {
   const nft = [node("node-2", "nftables"), node("node-1", "nftables")];
 
+  it("looks at no node when the spec asks nothing of the dataplanes (a create costs nothing per node)", () => {
+    const untouchable: Iterable<Node> = {
+      [Symbol.iterator]: () => {
+        throw new Error("the nodes were read");
+      },
+    };
+    expect(() => checkDataplanesHonour(endpoint(), untouchable)).not.toThrow();
+    expect(() => checkDataplanesHonour(endpoint({ lbScheduler: "lc" }), untouchable, endpoint({ lbScheduler: "lc" }))).not.toThrow();
+    expect(() => checkDataplanesHonour(endpoint({ lbScheduler: "lc" }), untouchable)).toThrow("the nodes were read");
+  });
+
   it("accepts what every node's dataplane honours, and the defaults everywhere", () => {
     for (const spec of [
       endpoint(),

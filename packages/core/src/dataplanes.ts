@@ -96,16 +96,19 @@ function names(nodes: readonly Node[]): string {
  * only settings that change are checked: a node that registered since the
  * service was created does not make an unrelated update fail.
  */
-export function checkDataplanesHonour(spec: EndpointSpec, nodes: readonly Node[], current?: EndpointSpec, table: Table = DATAPLANE_CAPABILITIES): void {
+export function checkDataplanesHonour(spec: EndpointSpec, nodes: Iterable<Node>, current?: EndpointSpec, table: Table = DATAPLANE_CAPABILITIES): void {
+  const unchanged = new Set(current ? asks(current).map((a) => a.what) : []);
+  const checked = asks(spec).filter((a) => !unchanged.has(a.what));
+  if (checked.length === 0) return; // nothing to honour: the nodes need not be looked at
   const byPlane = new Map<Dataplane, Node[]>();
   for (const n of nodes) {
     const d = dataplaneOf(n);
-    byPlane.set(d, [...(byPlane.get(d) ?? []), n]);
+    const on = byPlane.get(d);
+    if (on) on.push(n);
+    else byPlane.set(d, [n]);
   }
   const planes = byPlane.size > 0 ? [...byPlane.keys()].sort() : [DEFAULT_DATAPLANE];
-  const unchanged = new Set(current ? asks(current).map((a) => a.what) : []);
-  for (const ask of asks(spec)) {
-    if (unchanged.has(ask.what)) continue;
+  for (const ask of checked) {
     const refusing = planes.filter((d) => !ask.honours(table[d]));
     if (refusing.length === 0) continue;
     const who = refusing.map((d) => {
