@@ -1,8 +1,10 @@
-// Control-plane benchmark (not a test): a real manager (SQLite store, gRPC on
-// 127.0.0.1:0) and simulated agents speaking the real dispatcher protocol.
+// Control-plane benchmark (not a test): a real manager (SQLite store, or with --store etcd a
+// 1-member etcd the benchmark starts; gRPC on 127.0.0.1:0) and simulated agents speaking the
+// real dispatcher protocol.
 //
 //   npx tsx bench/control-plane.ts                     # full size: 1000 services × 3 on 10 networks, 100 agents
 //   npx tsx bench/control-plane.ts --services 100 --agents 10 --scales 40   # quick check
+//   npx tsx bench/control-plane.ts --store etcd --services 300                # the manager on etcd
 //
 // Phases:
 //   1. 100 SimAgents (node001..node100) register and open sessions;
@@ -19,6 +21,8 @@
 //      tasks; with service i on network i % 10 the spread scheduler puts each network's
 //      services on the same ~30 of 100 nodes, so ~30 sessions count. --layout blocks spreads
 //      every network over every node: then all 100 sessions see every change (the worst case).
+// Memory: the manager's JS heap after a full GC, measured empty (before any agent), with the
+// sessions alone, and loaded; the differences give a budget per session and per service (and task).
 // Percentiles are nearest-rank (p99 of 200 samples is the 198th smallest).
 // The report goes to stdout, progress to stderr, and the numbers to bench/results/control-plane.json.
 //
@@ -45,8 +49,9 @@ import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
-import { type RunningManager, startManager, tlsDirs } from "@vipmesh/manager";
-import { machineBusyMs } from "./lib/cpu.ts";
+import { type RunningManager, type StoreOptions, startManager, tlsDirs } from "@vipmesh/manager";
+import { machineBusyMs, processCpuMs } from "./lib/cpu.ts";
+import { type BenchEtcd, startBenchEtcd } from "./lib/etcd.ts";
 import { eachFlag } from "./lib/flags.ts";
 import { Fleet, now, pad, pool, Progress, type ScaleSample, scaleOnce, sleep, until } from "./lib/fleet.ts";
 
@@ -72,6 +77,8 @@ interface Options {
   sharedConnection: boolean;
   /** Which network service i joins: i % K ("modulo", as the issue says) or block-wise ("blocks"). */
   layout: "modulo" | "blocks";
+  /** Where the manager keeps the cluster: SQLite in its data dir, or a 1-member etcd started for the run. */
+  store: "sqlite" | "etcd";
   /** Per scale operation: give up waiting for the sessions after this long. */
   opTimeoutMs: number;
   /** Whole run: abort (and clean up) after this long. */
@@ -93,6 +100,8 @@ const HELP = `usage: npx tsx bench/control-plane.ts [options]
                       0..S/K-1 on the first network, and so on. With the spread scheduler,
                       modulo puts each network's services on the same ~30% of the nodes,
                       blocks spreads every network over every node (each view holds everything)
+  --store S           sqlite: the manager's SQLite store (default); etcd: a 1-member etcd
+                      (mutual TLS) this run starts and stops
   --in-process        run the manager on the main thread instead of a worker thread
   --shared-connection let all agents share one gRPC connection (grpc-js default)
   --op-timeout-ms T   give up on one scale operation after T ms (5000)
@@ -113,6 +122,7 @@ function parseOptions(argv: string[]): Options {
     inProcess: false,
     sharedConnection: false,
     layout: "modulo",
+    store: "sqlite",
     opTimeoutMs: 5000,
     timeoutS: 600,
     out: join(dirname(fileURLToPath(import.meta.url)), "results", "control-plane.json"),
@@ -138,6 +148,10 @@ function parseOptions(argv: string[]): Options {
       const v = value();
       if (v !== "modulo" && v !== "blocks") throw new Error(`--layout ${v}: modulo or blocks`);
       o.layout = v;
+    } else if (flag === "--store") {
+      const v = value();
+      if (v !== "sqlite" && v !== "etcd") throw new Error(`--store ${v}: sqlite or etcd`);
+      o.store = v;
     } else if (flag in ints) {
       const v = value();
       const n = Number(v);
@@ -186,6 +200,7 @@ function summarize(samples: readonly number[]): Summary {
 
 const ms = (x: number) => (Number.isNaN(x) ? "—" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const secs = (x: number) => `${(x / 1000).toFixed(2)} s`;
+const kb = (x: number) => `${x.toFixed(1)} KB`;
 const round = (x: number, digits = 3) => Math.round(x * 10 ** digits) / 10 ** digits;
 const roundSummary = (s: Summary): Summary =>
   Object.fromEntries(Object.entries(s).map(([k, v]) => [k, k === "n" ? v : round(v)])) as unknown as Summary;
@@ -212,9 +227,9 @@ function heapInUseMb(): number {
 /** Every simulated agent joins from 127.0.0.1 with one token, a thousand in seconds: past the default join rate. */
 const MANAGER_OPTIONS = { listen: ["127.0.0.1:0"], joinRate: { count: 100_000, windowMs: 60_000 } };
 
-async function startManagerHost(dataDir: string, inProcess: boolean): Promise<ManagerHost> {
+async function startManagerHost(dataDir: string, store: StoreOptions, inProcess: boolean): Promise<ManagerHost> {
   if (inProcess) {
-    const m: RunningManager = await startManager({ dataDir, ...MANAGER_OPTIONS });
+    const m: RunningManager = await startManager({ dataDir, store, ...MANAGER_OPTIONS });
     return {
       address: m.addresses[0]!,
       where: "main thread (shared with the simulated agents)",
@@ -228,7 +243,7 @@ async function startManagerHost(dataDir: string, inProcess: boolean): Promise<Ma
   const self = import.meta.url;
   const worker = new Worker(
     `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(self)}); })`,
-    { eval: true, workerData: { role: WORKER_ROLE, dataDir }, stdout: false, stderr: false },
+    { eval: true, workerData: { role: WORKER_ROLE, dataDir, store }, stdout: false, stderr: false },
   );
   const early: { error?: (err: Error) => void; exit?: (code: number) => void } = {};
   const address = await new Promise<string>((resolve, reject) => {
@@ -277,7 +292,8 @@ async function managerWorkerMain(): Promise<void> {
   const port = parentPort!;
   let m: RunningManager;
   try {
-    m = await startManager({ dataDir: (workerData as { dataDir: string }).dataDir, ...MANAGER_OPTIONS });
+    const { dataDir, store } = workerData as { dataDir: string; store: StoreOptions };
+    m = await startManager({ dataDir, store, ...MANAGER_OPTIONS });
   } catch (err) {
     port.postMessage({ error: err instanceof Error ? err.message : String(err) });
     return;
@@ -316,6 +332,7 @@ async function main(): Promise<number> {
     o.layout === "modulo" ? i % o.networks : Math.min(o.networks - 1, Math.floor((i * o.networks) / o.services));
 
   const dir = tempDir("vipmesh-bench-");
+  let etcd: BenchEtcd | undefined;
   let manager: ManagerHost | undefined;
   let client: ClusterServiceClient | undefined;
   const fleet = new Fleet();
@@ -328,6 +345,7 @@ async function main(): Promise<number> {
     fleet.stop();
     client?.close();
     await manager?.stop();
+    await etcd?.stop();
     dir.remove();
   };
   const watchdog = setTimeout(() => {
@@ -352,12 +370,23 @@ async function main(): Promise<number> {
     /** When each phase ended, in ms from the start (to line up with a CPU profile). */
     const timeline: Record<string, number> = {};
     const mark = (name: string) => (timeline[name] = round(now() - t00, 1));
-    manager = await startManagerHost(dir.path, o.inProcess);
+    let store: StoreOptions = { kind: "sqlite" };
+    if (o.store === "etcd") {
+      phase = "etcd";
+      etcd = await startBenchEtcd(join(dir.path, "etcd"), ["e1"]);
+      store = etcd.store;
+      progress.note(`etcd: 1 member at ${etcd.members[0]!.clientUrl} (mutual TLS)`);
+    }
+    const managerDir = join(dir.path, "manager");
+    mkdirSync(managerDir);
+    manager = await startManagerHost(managerDir, store, o.inProcess);
     const address = manager.address;
-    client = clusterClient(address, credentialsFromDir(tlsDirs(dir.path).admin), { ownConnection: !o.sharedConnection });
+    client = clusterClient(address, credentialsFromDir(tlsDirs(managerDir).admin), { ownConnection: !o.sharedConnection });
     const c = client;
     const token = (await call(c, "getJoinToken", { role: "worker" })).token;
-    progress.note(`manager listening on ${address} (${manager.where}), data in ${dir.path}`);
+    // the empty manager (the store opened, its CA and ingress network): what sessions and services add to
+    const heapEmptyMb = await manager.heapMb();
+    progress.note(`manager listening on ${address} (${manager.where}), data in ${managerDir}`);
 
     // ---- 1. agents -------------------------------------------------------------
     phase = "agents";
@@ -389,6 +418,8 @@ async function main(): Promise<number> {
     progressText = () => `creating services ${created}/${o.services}; tasks running ${running}/${tasksTotal}`;
     const createLatencies: number[] = [];
     const eluCreate0 = manager.elu();
+    const etcdCpu = () => (etcd ? processCpuMs(etcd.members[0]!.pid) : 0);
+    const etcdCreate0 = etcdCpu();
     const cpuCreate0 = process.cpuUsage();
     const tCreate0 = now();
     mark("createStart");
@@ -421,6 +452,7 @@ async function main(): Promise<number> {
     timeline.allRunning = round(tRunning - t00, 1);
     timeline.allViewsComplete = round(tComplete - t00, 1);
     const eluCreate = manager.elu(eluCreate0);
+    const etcdCreateMs = etcdCpu() - etcdCreate0;
     const cpuCreate = process.cpuUsage(cpuCreate0);
     fleet.alive();
     progress.note(`all tasks running after ${secs(tRunning - tCreate0)}; every agent view complete after ${secs(tComplete - tCreate0)}`);
@@ -524,8 +556,16 @@ async function main(): Promise<number> {
     // CPU the rest of the machine used meanwhile: a busy machine makes the figures unreliable
     const wallMs = now() - t00;
     const selfCpu = process.cpuUsage(self0);
-    const othersPct = Math.max(0, ((machineBusyMs() - machine0 - (selfCpu.user + selfCpu.system) / 1000) / (wallMs * cpus().length)) * 100);
+    // etcd is the manager's store, part of what is measured: not another process
+    const etcdRunMs = etcdCpu();
+    const othersPct = Math.max(0, ((machineBusyMs() - machine0 - (selfCpu.user + selfCpu.system) / 1000 - etcdRunMs) / (wallMs * cpus().length)) * 100);
     const createSeconds = createMs / 1000;
+    // what each session and each service adds to the manager's heap
+    const budget = {
+      perSessionKb: ((heapIdleMb - heapEmptyMb) * 1024) / o.agents,
+      perServiceKb: ((heapLoadedMb - heapIdleMb) * 1024) / o.services,
+      perTaskKb: ((heapLoadedMb - heapIdleMb) * 1024) / tasksTotal,
+    };
     const cores = cpus().length;
     const cpuPct = (u: NodeJS.CpuUsage, wallMs: number) => (((u.user + u.system) / 1000 / wallMs) * 100).toFixed(0);
 
@@ -534,7 +574,7 @@ async function main(): Promise<number> {
       `  ${label.padEnd(34)}${[s.min, s.median, s.p90, s.p99, s.max].map((x) => ms(x).padStart(8)).join("")}`;
     lines.push(`vipmesh control-plane benchmark — ${new Date().toISOString()}, node ${process.version}, ${cores} CPU(s)`);
     lines.push(
-      `manager: ${manager.where}; SQLite store; heartbeat period default; ${o.sharedConnection ? "agents share one gRPC connection" : "one gRPC connection per agent"}`,
+      `manager: ${manager.where}; ${o.store === "etcd" ? "etcd store (1 member, mutual TLS, on this machine)" : "SQLite store"}; heartbeat period default; ${o.sharedConnection ? "agents share one gRPC connection" : "one gRPC connection per agent"}`,
     );
     lines.push(
       `setup:   ${o.agents} agents, ${o.networks} overlay networks (/${prefix}), ${o.services} services × ${o.replicas} replicas = ${tasksTotal} tasks` +
@@ -546,7 +586,10 @@ async function main(): Promise<number> {
     );
     lines.push(
       `memory:  manager JS heap after a full GC ${heapLoadedMb.toFixed(1)} MB with ${o.agents} sessions, ${o.services} services and ${tasksTotal} tasks` +
-        ` (${heapIdleMb.toFixed(1)} MB with the sessions alone; SQLite's cache is outside it)`,
+        ` (${heapIdleMb.toFixed(1)} MB with the sessions alone, ${heapEmptyMb.toFixed(1)} MB before any; ${o.store === "etcd" ? "etcd's own memory" : "SQLite's cache"} is outside it)`,
+    );
+    lines.push(
+      `  budget: ${kb(budget.perSessionKb)} per session, ${kb(budget.perServiceKb)} per service (${kb(budget.perTaskKb)} per task)`,
     );
     lines.push("");
     lines.push("create");
@@ -562,7 +605,8 @@ async function main(): Promise<number> {
         ` manager confirms ${o.services}/${o.services} services converged, ${(sessionsPerService / o.services).toFixed(1)} sessions per service`,
     );
     lines.push(
-      `  manager thread busy ${(eluCreate.utilization * 100).toFixed(0)}% of ${secs(tComplete - tCreate0)}; whole process CPU ${cpuPct(cpuCreate, tComplete - tCreate0)}% (of ${cores * 100}%)`,
+      `  manager thread busy ${(eluCreate.utilization * 100).toFixed(0)}% of ${secs(tComplete - tCreate0)}; whole process CPU ${cpuPct(cpuCreate, tComplete - tCreate0)}% (of ${cores * 100}%)` +
+        (etcd ? `; etcd ${((etcdCreateMs / (tComplete - tCreate0)) * 100).toFixed(0)}% of a core` : ""),
     );
     lines.push("");
     lines.push(
@@ -605,12 +649,14 @@ async function main(): Promise<number> {
       node: process.version,
       cpus: cores,
       otherProcessesCpuPct: round(othersPct, 1),
+      etcdCpuPct: etcd ? round((etcdRunMs / wallMs) * 100, 1) : null,
       wallMs: round(wallMs),
       options: o,
       manager: { where: manager.where, address },
-      setup: { agents: o.agents, networks: o.networks, subnetPrefix: prefix, services: o.services, replicas: o.replicas, tasks: tasksTotal },
+      setup: { store: o.store, agents: o.agents, networks: o.networks, subnetPrefix: prefix, services: o.services, replicas: o.replicas, tasks: tasksTotal },
       agentsConnectMs: round(agentsMs),
-      managerHeapMb: { sessionsOnly: round(heapIdleMb, 1), withServices: round(heapLoadedMb, 1) },
+      managerHeapMb: { empty: round(heapEmptyMb, 1), sessionsOnly: round(heapIdleMb, 1), withServices: round(heapLoadedMb, 1) },
+      heapBudgetKb: { perSession: round(budget.perSessionKb, 1), perService: round(budget.perServiceKb, 1), perTask: round(budget.perTaskKb, 1) },
       timelineMs: timeline,
       create: {
         ms: round(createMs),
@@ -622,6 +668,7 @@ async function main(): Promise<number> {
         convergenceCheckMs: round(tConfirmed - tConfirm0),
         sessionsPerService: round(sessionsPerService / o.services, 1),
         managerBusy: round(eluCreate.utilization),
+        etcdCpuPct: etcd ? round((etcdCreateMs / (tComplete - tCreate0)) * 100, 1) : null,
       },
       scale: {
         operations: samples.length,
