@@ -78,4 +78,50 @@ describe("the suite's benchmarks", () => {
     expect(r.figures.filter((f) => f.unit === "conn/s")).toHaveLength(6);
     expect(r.figures.filter((f) => f.unit === "ms").every((f) => f.p99 === 2 && f.baseline!.p99 === 2)).toBe(true);
   });
+
+  it("control plane: issue 24's targets on the 1,000-session run, the figures before it beside today's, etcd beside SQLite", () => {
+    const stats = (median: number, p99: number) => ({ min: 1, median, p90: p99, p99, max: p99, mean: median, n: 30 });
+    const run = (agents: number, services: number, o: { perSecond: number; p99: number; heapMb: number; busy?: number }) => ({
+      setup: { agents, services, replicas: 3 },
+      options: { concurrency: 32 },
+      create: { servicesPerSecond: o.perSecond, rpcMs: stats(50, 90), managerBusy: o.busy ?? 0.9, allViewsAckedMs: (services / o.perSecond) * 1000, sessionsPerService: 30 },
+      scale: { timeouts: 0, toLastSessionMs: stats(o.p99 / 2, o.p99), updateServiceRpcMs: stats(5, 9) },
+      baseline: { swarmkitBatchWindowMs: 50, bareUnaryRpcMs: stats(1, 4) },
+      managerHeapMb: { empty: 20, sessionsOnly: 30, withServices: o.heapMb },
+      heapBudgetKb: { perSession: 100, perService: 40, perTask: 40 / 3 },
+      target: { p99Ms: 25, pass: o.p99 <= 25 },
+    });
+    const summary = (big: object) =>
+      bench("control-plane").summarize(
+        from({ "control-plane-100.json": run(100, 1000, { perSecond: 700, p99: 20, heapMb: 70 }), "control-plane-1000.json": big, "control-plane-etcd-100.json": run(100, 300, { perSecond: 350, p99: 30, heapMb: 40 }) }),
+        "default",
+      );
+    const met = summary(run(1000, 10_000, { perSecond: 600, p99: 24, heapMb: 290 }));
+    expect(met.targets.map((t) => [t.issue, t.met])).toEqual([[2, true], [24, true], [24, true], [24, true], [24, true]]);
+    expect(met.targets[1]!.what).toBe("create ≥ 500 services/s (1000 sessions, 10k services × 3)");
+    expect(met.targets[2]!.figure).toBe("0.86× (700 services/s → 600 services/s)");
+    expect(met.targets.every((t) => t.why === undefined)).toBe(true);
+    // the figures before issue 24, matched by sessions and services: the 1,000 sessions had 1 replica then
+    const before = met.figures.filter((f) => f.baseline?.name.startsWith("before #24"));
+    expect(before.map((f) => [f.name, f.baseline!.name, f.baseline!.value])).toEqual([
+      ["scale → last session p99, 100 sessions, 1k services", "before #24 (2026-12-07)", 18.2],
+      ["create, 100 sessions, 1k services", "before #24 (2026-12-07)", 260],
+      ["manager heap, 100 sessions, 1k services × 3", "before #24 (2026-12-07)", 79.9],
+      ["scale → last session p99, 1000 sessions, 10k services", "before #24 (2026-12-07, × 1)", 67.1],
+      ["create, 1000 sessions, 10k services", "before #24 (2026-12-07, × 1)", 60.9],
+      ["manager heap, 1000 sessions, 10k services × 3", "before #24 (2026-12-07, × 1)", 852],
+    ]);
+    expect(met.figures.find((f) => f.name === "manager heap per service (3 tasks), 1000 sessions, 10k services")).toMatchObject({ value: 40, unit: "KB", baseline: { name: "per session", value: 100 } });
+    expect(met.figures.filter((f) => f.name.includes("etcd")).map((f) => [f.name, f.value, f.baseline!.name, f.baseline!.value])).toEqual([
+      ["create, etcd (1 member), 100 sessions, 300 services", 350, "SQLite, 100 sessions, 1k services", 700],
+      ["scale → last session, etcd (1 member), 100 sessions, 300 services", 15, "SQLite, 100 sessions, 1k services", 10],
+      ["manager heap per service (3 tasks), etcd (1 member), 100 sessions, 300 services", 40, "SQLite, 100 sessions, 1k services", 40],
+    ]);
+    // missed: each says why from what was measured
+    const missed = summary(run(1000, 10_000, { perSecond: 100, p99: 60, heapMb: 900, busy: 0.99 })).targets.slice(1);
+    expect(missed.map((t) => t.met)).toEqual([false, false, false, false]);
+    expect(missed[0]!.why).toContain("the manager's thread spent 9.90 ms per create");
+    expect(missed[1]!.why).toContain("1.29 ms per create at 100 sessions, 1k services");
+    expect(missed[3]!.why).toBe("30 MB with the 1000 sessions alone (100 KB a session), 870 MB more with the services: 40 KB a service, 13.3 KB a task");
+  });
 });

@@ -54,37 +54,113 @@ const slowScale = (r: any): string =>
   `${r.scale.timeouts ? `${r.scale.timeouts} operations timed out; ` : ""}the UpdateService call alone took ${formatValue(r.scale.updateServiceRpcMs.median, "ms")} (p99 ${formatValue(r.scale.updateServiceRpcMs.p99, "ms")}) ` +
   `against ${formatValue(r.baseline.bareUnaryRpcMs.median, "ms")} for a bare call: most of the figure passes before the fan-out, in the manager's update path, which is what to shorten`;
 
+/** Issue 24's acceptance, checked on the 1,000-session run (10k services × 3 by default and with --full). */
+const ISSUE_24 = { createPerSecond: 500, createGrowth: 0.8, p99Ms: 25, heapMb: 300 };
+
+/**
+ * The figures before issue 24, kept beside today's: BENCHMARKS.md's default run of 2026-12-07 08:18 UTC
+ * (the sizes of `npm run bench -- control-plane`, the 1,000 sessions then with 1 replica) and the quick
+ * run issue 24 quotes, the same day (the --quick sizes). A run gets the row of its sessions and services.
+ */
+const BEFORE_24: { sessions: number; services: number; replicas: number; createPerSecond: number; lastP99Ms: number; heapMb?: number }[] = [
+  { sessions: 100, services: 1000, replicas: 3, createPerSecond: 260, lastP99Ms: 18.2, heapMb: 79.9 },
+  { sessions: 1000, services: 10_000, replicas: 1, createPerSecond: 60.9, lastP99Ms: 67.1, heapMb: 852 },
+  { sessions: 100, services: 300, replicas: 3, createPerSecond: 113, lastP99Ms: 53.1 },
+  { sessions: 1000, services: 1000, replicas: 1, createPerSecond: 50, lastP99Ms: 110 },
+];
+
+const sizeOf = (r: any) => `${r.setup.agents} sessions, ${k(r.setup.services)} services`;
+/** The manager thread's time per create: its busy share from the first create until every view was acked, per service. */
+const managerMsPerCreate = (r: any) => (r.create.managerBusy * r.create.allViewsAckedMs) / r.setup.services;
+const createWhy = (r: any) =>
+  `the manager's thread spent ${formatValue(managerMsPerCreate(r), "ms")} per create (busy ${(r.create.managerBusy * 100).toFixed(0)}% from the first create until every view was acked, ` +
+  `${r.create.sessionsPerService} sessions per service); the CreateService call took ${formatValue(r.create.rpcMs.median, "ms")} (p99 ${formatValue(r.create.rpcMs.p99, "ms")}) with ${r.options.concurrency} in flight, ` +
+  `a bare call ${formatValue(r.baseline.bareUnaryRpcMs.median, "ms")}: ${ISSUE_24.createPerSecond}/s leaves the manager ${formatValue(1000 / ISSUE_24.createPerSecond, "ms")} a create`;
+const heapWhy = (r: any) =>
+  `${formatValue(r.managerHeapMb.sessionsOnly, "MB")} with the ${r.setup.agents} sessions alone (${formatValue(r.heapBudgetKb.perSession, "KB")} a session), ` +
+  `${formatValue(r.managerHeapMb.withServices - r.managerHeapMb.sessionsOnly, "MB")} more with the services: ${formatValue(r.heapBudgetKb.perService, "KB")} a service, ${formatValue(r.heapBudgetKb.perTask, "KB")} a task`;
+
+/** One control-plane run: its result file and arguments. */
+const controlPlaneRun = (file: string, store: "sqlite" | "etcd", agents: number, services: number, scales: number, warmup: number, timeoutS = 600): Invocation => ({
+  script: "control-plane.ts",
+  args: ["--store", store, "--agents", `${agents}`, "--services", `${services}`, "--replicas", "3", "--scales", `${scales}`, "--warmup", `${warmup}`, "--timeout", `${timeoutS}`, "--out", `bench/results/${file}`],
+});
+
 const controlPlane: Bench = {
   name: "control-plane",
   title: "Control plane: create throughput, update fan-out, manager memory",
   about:
     "A real manager (SQLite store, gRPC on 127.0.0.1) in a worker thread with its own core, and simulated agents speaking the real dispatcher protocol, each on its own connection. " +
     "Fan-out: a service scaled up and down one operation at a time, timed from UpdateService until the last session whose view holds the service's network has the change. " +
-    "Baselines: swarmkit's dispatcher batch window (50 ms, a constant: what an agent of swarm waits at least) and a bare unary RPC on the same connection.",
+    "Baselines: swarmkit's dispatcher batch window (50 ms, a constant: what an agent of swarm waits at least), a bare unary RPC on the same connection, and the figures before issue 24 (constants). " +
+    "Memory: the manager's JS heap after a full GC, empty, with the sessions alone and loaded: a budget per session and per service. " +
+    "Then the same manager on a 1-member etcd (mutual TLS) the run starts, 100 sessions and 300 services, beside SQLite.",
   runs: (mode) =>
     mode === "quick"
       ? [
-          { script: "control-plane.ts", args: ["--agents", "100", "--services", "300", "--scales", "40", "--warmup", "5", "--out", "bench/results/control-plane-100.json"] },
-          { script: "control-plane.ts", args: ["--agents", "1000", "--services", "1000", "--replicas", "1", "--scales", "10", "--warmup", "2", "--out", "bench/results/control-plane-1000.json"] },
+          controlPlaneRun("control-plane-100.json", "sqlite", 100, 300, 40, 5),
+          controlPlaneRun("control-plane-1000.json", "sqlite", 1000, 1000, 10, 2),
+          controlPlaneRun("control-plane-etcd-100.json", "etcd", 100, 300, 40, 5),
         ]
       : [
-          { script: "control-plane.ts", args: ["--agents", "100", "--services", "1000", "--scales", "100", "--out", "bench/results/control-plane-100.json"] },
-          { script: "control-plane.ts", args: ["--agents", "1000", "--services", "10000", "--replicas", "1", "--scales", "30", "--warmup", "5", "--out", "bench/results/control-plane-1000.json"] },
+          controlPlaneRun("control-plane-100.json", "sqlite", 100, 1000, 100, 20),
+          // 30k tasks on 1,000 sessions: the joins alone take a minute, the creates minutes at today's pace
+          controlPlaneRun("control-plane-1000.json", "sqlite", 1000, 10_000, 30, 6, 1800),
+          controlPlaneRun("control-plane-etcd-100.json", "etcd", 100, 300, 40, 5),
         ],
   summarize(results) {
     const figures: Figure[] = [];
     const targets: Target[] = [];
-    for (const sessions of [100, 1000]) {
-      const r = results(`control-plane-${sessions}.json`);
-      const at = `${sessions} sessions, ${k(r.setup.services)} services`;
+    const [small, big] = [results("control-plane-100.json"), results("control-plane-1000.json")];
+    for (const r of [small, big]) {
+      const at = sizeOf(r);
       const last = r.scale.toLastSessionMs;
+      const perSecond = r.create.servicesPerSecond;
+      const before = BEFORE_24.find((b) => b.sessions === r.setup.agents && b.services === r.setup.services);
+      const beforeName = before && `before #24 (2026-12-07${before.replicas === r.setup.replicas ? "" : `, × ${before.replicas}`})`;
       figures.push({ name: `scale → last session, ${at}`, value: last.median, p99: last.p99, unit: "ms", better: "lower", stat: "median", baseline: { name: "swarmkit batch window", value: r.baseline.swarmkitBatchWindowMs } });
       figures.push({ name: `scale → last session, ${at}`, value: last.median, p99: last.p99, unit: "ms", better: "lower", stat: "median", baseline: { name: "bare unary RPC", value: r.baseline.bareUnaryRpcMs.median, p99: r.baseline.bareUnaryRpcMs.p99 } });
-      figures.push({ name: `create, ${at}`, value: r.create.servicesPerSecond, unit: "services/s", better: "higher", baseline: { name: "bare unary RPCs/s, one at a time (the API's floor)", value: 1000 / r.baseline.bareUnaryRpcMs.median } });
-      figures.push({ name: `manager heap, ${at} × ${r.setup.replicas}`, value: r.managerHeapMb.withServices, unit: "MB", better: "lower", baseline: { name: `the ${sessions} sessions alone`, value: r.managerHeapMb.sessionsOnly } });
-      // issue 2 set its target at 100 sessions; 1,000 is measured beside it, with no target of its own
-      if (sessions === 100) targets.push({ issue: 2, what: `scale → every session p99 ≤ ${r.target.p99Ms} ms (${at})`, figure: formatValue(last.p99, "ms"), met: r.target.pass, ...(r.target.pass ? {} : { why: slowScale(r) }) });
+      if (before) figures.push({ name: `scale → last session p99, ${at}`, value: last.p99, unit: "ms", better: "lower", stat: "p99", baseline: { name: beforeName!, value: before.lastP99Ms } });
+      figures.push({ name: `create, ${at}`, value: perSecond, unit: "services/s", better: "higher", baseline: { name: "bare unary RPCs/s, one at a time (the API's floor)", value: 1000 / r.baseline.bareUnaryRpcMs.median } });
+      if (before) figures.push({ name: `create, ${at}`, value: perSecond, unit: "services/s", better: "higher", baseline: { name: beforeName!, value: before.createPerSecond } });
+      const heap = `manager heap, ${at} × ${r.setup.replicas}`;
+      figures.push({ name: heap, value: r.managerHeapMb.withServices, unit: "MB", better: "lower", baseline: { name: `the ${r.setup.agents} sessions alone`, value: r.managerHeapMb.sessionsOnly } });
+      if (before?.heapMb !== undefined) figures.push({ name: heap, value: r.managerHeapMb.withServices, unit: "MB", better: "lower", baseline: { name: beforeName!, value: before.heapMb } });
+      const perSession = { name: "per session", value: r.heapBudgetKb.perSession };
+      figures.push({ name: `manager heap per session, ${at}`, value: r.heapBudgetKb.perSession, unit: "KB", better: "lower" });
+      figures.push({ name: `manager heap per service (${r.setup.replicas} tasks), ${at}`, value: r.heapBudgetKb.perService, unit: "KB", better: "lower", baseline: perSession });
+      figures.push({ name: `manager heap per task, ${at}`, value: r.heapBudgetKb.perTask, unit: "KB", better: "lower", baseline: perSession });
     }
+    // issue 2 set its target at 100 sessions
+    const p99 = (r: any) => formatValue(r.scale.toLastSessionMs.p99, "ms");
+    targets.push({ issue: 2, what: `scale → every session p99 ≤ ${small.target.p99Ms} ms (${sizeOf(small)})`, figure: p99(small), met: small.target.pass, ...(small.target.pass ? {} : { why: slowScale(small) }) });
+    // issue 24: at 1,000 sessions
+    const at = `${sizeOf(big)} × ${big.setup.replicas}`;
+    const floor = 1000 / big.baseline.bareUnaryRpcMs.median;
+    const rate = big.create.servicesPerSecond;
+    const growth = rate / small.create.servicesPerSecond;
+    const scaleMet = big.scale.timeouts === 0 && big.scale.toLastSessionMs.p99 <= ISSUE_24.p99Ms;
+    const heapMb = big.managerHeapMb.withServices;
+    const checks: Omit<Target, "issue">[] = [
+      { what: `create ≥ ${ISSUE_24.createPerSecond} services/s (${at})`, figure: `${formatValue(rate, "services/s")} (${(rate / floor).toFixed(2)}× the bare RPC floor)`, met: rate >= ISSUE_24.createPerSecond, why: createWhy(big) },
+      {
+        what: `create at ${sizeOf(big)} ≥ ${ISSUE_24.createGrowth}× the rate at ${sizeOf(small)}`,
+        figure: `${growth.toFixed(2)}× (${formatValue(small.create.servicesPerSecond, "services/s")} → ${formatValue(rate, "services/s")})`,
+        met: growth >= ISSUE_24.createGrowth,
+        why: `the manager's thread spent ${formatValue(managerMsPerCreate(small), "ms")} per create at ${sizeOf(small)} (${small.create.sessionsPerService} sessions per service), ${formatValue(managerMsPerCreate(big), "ms")} at ${sizeOf(big)} (${big.create.sessionsPerService}): a create's cost grows with the cluster`,
+      },
+      { what: `scale → every session p99 ≤ ${ISSUE_24.p99Ms} ms (${at})`, figure: p99(big), met: scaleMet, why: slowScale(big) },
+      { what: `manager heap ≤ ${ISSUE_24.heapMb} MB (${at})`, figure: formatValue(heapMb, "MB"), met: heapMb <= ISSUE_24.heapMb, why: heapWhy(big) },
+    ];
+    for (const { why, ...t } of checks) targets.push({ issue: 24, ...t, ...(t.met ? {} : { why }) });
+    // both store backends: etcd beside SQLite's 100-session run
+    const etcd = results("control-plane-etcd-100.json");
+    const sqlite = `SQLite, ${sizeOf(small)}`;
+    const e = `etcd (1 member), ${sizeOf(etcd)}`;
+    figures.push({ name: `create, ${e}`, value: etcd.create.servicesPerSecond, unit: "services/s", better: "higher", baseline: { name: sqlite, value: small.create.servicesPerSecond } });
+    const [eLast, sLast] = [etcd.scale.toLastSessionMs, small.scale.toLastSessionMs];
+    figures.push({ name: `scale → last session, ${e}`, value: eLast.median, p99: eLast.p99, unit: "ms", better: "lower", stat: "median", baseline: { name: sqlite, value: sLast.median, p99: sLast.p99 } });
+    figures.push({ name: `manager heap per service (${etcd.setup.replicas} tasks), ${e}`, value: etcd.heapBudgetKb.perService, unit: "KB", better: "lower", baseline: { name: sqlite, value: small.heapBudgetKb.perService } });
     return { figures, targets, charts: [] };
   },
 };
