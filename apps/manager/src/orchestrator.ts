@@ -5,8 +5,8 @@
 // failure action, and old task history trimmed.
 
 import {
-  type Amounts,
   type Node,
+  NodeLoad,
   type Service,
   type Task,
   eligibleNodes,
@@ -19,8 +19,8 @@ import {
   noNodeReason,
   pickNode,
   type PlacementLoad,
-  reserve,
-  reservedResources,
+  type TaskSpec,
+  taskRuntime,
   type UpdateConfig,
   useHostPorts,
   VipmeshError,
@@ -82,6 +82,8 @@ export class Orchestrator {
   /** Per service being updated: when its last batch was all running (--update-delay counts from there). */
   private readonly pacing = new Map<string, { doneAt?: number }>();
   private readonly restarts = new RestartHistory();
+  /** Live tasks and reservations per node, from every commit and from this pass's placements (undone with their transaction). */
+  private load = new NodeLoad();
   private unsubscribe: (() => void) | undefined;
   private readonly restartDelayMs: number;
   private readonly historyLimit: number;
@@ -100,6 +102,7 @@ export class Orchestrator {
   start(): void {
     this.running = true;
     this.allDirty = true;
+    this.load = new NodeLoad(this.store.all("task"));
     this.unsubscribe = this.store.subscribe((c) => this.onCommit(c));
     this.kick();
   }
@@ -117,6 +120,7 @@ export class Orchestrator {
       if (ch.kind === "service") this.dirty.add(ch.object.id);
       else if (ch.kind === "task") {
         const t = ch.object as Task;
+        this.load.set(t.id, ch.action === "remove" ? undefined : t);
         this.dirty.add(t.serviceId);
         if (ch.action === "remove" || t.desiredState !== "running" || isTerminal(t.status.state)) this.roomFreed();
       }
@@ -157,23 +161,23 @@ export class Orchestrator {
     this.allDirty = false;
     this.dirty.clear();
     if (ids.length === 0) return;
-    // what placement counts on, kept current by each service's placements in turn; taken afresh when a
-    // change runs again (another manager wrote first), since the counts then hold its first run's
-    let nodes = this.store.list("node");
-    let load = this.loadOf();
-    let reserved = reservedResources(this.store.list("task"));
+    // the nodes a spec may run on, looked at once per pass for all the services that share its runtime and constraints;
+    // looked at afresh when a change runs again (another manager wrote first)
+    let eligible = new Map<string, Node[]>();
+    const eligibleFor = (spec: TaskSpec): Node[] => {
+      const key = [taskRuntime(spec.container), ...spec.placement.constraints].join("\0");
+      let nodes = eligible.get(key);
+      if (!nodes) eligible.set(key, (nodes = eligibleNodes(this.store.nodes(), spec)));
+      return nodes;
+    };
     // not awaited: the store runs them in turn (at once with SQLite, so the tasks and their cause reach agents as one delta)
     for (const id of ids) {
       let runs = 0;
       this.store
         .update((tx) => {
-          if (runs++ > 0) {
-            nodes = this.store.list("node");
-            load = this.loadOf();
-            reserved = reservedResources(this.store.list("task"));
-          }
+          if (runs++ > 0) eligible = new Map();
           const s = tx.get("service", id);
-          if (s) this.reconcileService(tx, s, nodes, load, reserved);
+          if (s) this.reconcileService(tx, s, eligibleFor);
           else this.restarts.forget(id);
         })
         .catch((err: unknown) => {
@@ -183,21 +187,14 @@ export class Orchestrator {
     }
   }
 
-  private loadOf(): Map<string, number> {
-    const all = new Map<string, number>();
-    for (const t of this.store.list("task")) if (t.nodeId && isLive(t)) all.set(t.nodeId, (all.get(t.nodeId) ?? 0) + 1);
-    return all;
-  }
-
-  private reconcileService(tx: Tx, service: Service, nodes: Node[], allLoad: Map<string, number>, reserved: Map<string, Amounts>): void {
-    const nodeById = new Map(nodes.map((n) => [n.id, n]));
+  private reconcileService(tx: Tx, service: Service, eligibleFor: (spec: TaskSpec) => Node[]): void {
     let s = service;
     const now = Date.now();
 
     // tasks whose node is gone or down are orphaned; tasks on drained nodes stop
     for (const t of tx.tasksOfService(s.id)) {
       if (!t.nodeId || t.status.state === "pending" || !isUnfinished(t)) continue;
-      const node = nodeById.get(t.nodeId);
+      const node = tx.get("node", t.nodeId);
       if (!node || node.status.state === "down") {
         this.finish(tx, t, "orphaned", `node ${node?.description.hostname ?? t.nodeId} is down`);
       } else if (t.desiredState === "running" && node.spec.availability === "drain") {
@@ -212,7 +209,7 @@ export class Orchestrator {
     s = this.watchUpdateFailures(tx, s);
     const tasks = tx.tasksOfService(s.id);
     const live = tasks.filter(isLive);
-    const eligible = eligibleNodes(nodes, s.spec.taskTemplate);
+    const eligible = eligibleFor(s.spec.taskTemplate);
 
     // wanted slots: 1..replicas, or one per eligible node
     const wanted: { key: string; slot: number; nodeId: string }[] = s.spec.global
@@ -244,7 +241,7 @@ export class Orchestrator {
     }
 
     s = this.advanceUpdate(tx, s, now, restarting);
-    this.schedule(tx, s, nodes, eligible, allLoad, reserved);
+    this.schedule(tx, s, eligible);
     this.trimHistory(tx, s);
   }
 
@@ -297,8 +294,12 @@ export class Orchestrator {
     }
   }
 
+  /** Places a task, counted at once for the placements after it (this pass's, a batch's), and no longer if its transaction fails. */
   private assign(tx: Tx, t: Task, nodeId: string): void {
-    tx.put("task", { ...t, nodeId, status: { ...t.status, state: "assigned", timestamp: tx.now, message: "assigned", err: "" } });
+    const placed = tx.put("task", { ...t, nodeId, status: { ...t.status, state: "assigned", timestamp: tx.now, message: "assigned", err: "" } });
+    const before = this.load.countedAs(t.id);
+    this.load.set(t.id, placed);
+    tx.onRollback(() => this.load.set(t.id, before));
   }
 
   private shutdown(tx: Tx, t: Task): void {
@@ -314,9 +315,9 @@ export class Orchestrator {
   /**
    * Pending tasks get their addresses, then a node: their own (global) or the
    * best spread, among the eligible nodes with room for their reservations and
-   * their host-mode ports free. `reserved` is shared by the pass's services.
+   * their host-mode ports free.
    */
-  private schedule(tx: Tx, s: Service, nodes: Node[], eligible: Node[], allLoad: Map<string, number>, reserved: Map<string, Amounts>): void {
+  private schedule(tx: Tx, s: Service, eligible: Node[]): void {
     this.waitingForRoom.delete(s.id);
     const pending = tx
       .tasksOfService(s.id)
@@ -328,7 +329,8 @@ export class Orchestrator {
     for (const t of tx.tasksOfService(s.id)) {
       if (isLive(t) && t.nodeId && t.status.state !== "pending") serviceLoad.set(t.nodeId, (serviceLoad.get(t.nodeId) ?? 0) + 1);
     }
-    const load: PlacementLoad = { serviceTasks: serviceLoad, allTasks: allLoad };
+    const load: PlacementLoad = { serviceTasks: serviceLoad, allTasks: this.load.tasks };
+    const reserved = this.load.reserved;
     const portsInUse = pending.some((t) => t.hostPorts?.length) ? hostPortsInUse(tx.list("task")) : new Map<string, Set<string>>();
     for (const t of pending.sort((a, b) => a.slot - b.slot)) {
       const fitting = t.nodeId ? eligible.filter((n) => n.id === t.nodeId) : eligible;
@@ -340,7 +342,7 @@ export class Orchestrator {
         const blocked = free.length < roomy.length;
         const reason = blocked
           ? hostPortReason(t.hostPorts ?? [], roomy.length)
-          : noNodeReason(t.nodeId ? nodes.filter((n) => n.id === t.nodeId) : nodes, t.spec, reserved);
+          : noNodeReason(t.nodeId ? [tx.get("node", t.nodeId)].filter((n) => n !== undefined) : this.store.list("node"), t.spec, reserved);
         // as swarm: the reason is the pending task's error, shown by `service ps`
         if (t.status.err !== reason) tx.put("task", { ...t, status: { ...t.status, err: reason } });
         // another service's task may free the port: nothing of this service's changes then
@@ -350,10 +352,8 @@ export class Orchestrator {
         continue;
       }
       useHostPorts(portsInUse, node.id, t.hostPorts ?? []);
-      reserve(reserved, node.id, t.spec);
       this.assign(tx, t, node.id);
       serviceLoad.set(node.id, (serviceLoad.get(node.id) ?? 0) + 1);
-      allLoad.set(node.id, (allLoad.get(node.id) ?? 0) + 1);
     }
   }
 

@@ -3,6 +3,7 @@ import {
   eligibleNodes,
   hostPortReason,
   hostPortsInUse,
+  NodeLoad,
   noNodeReason,
   nodeRuntimes,
   type PlacementLoad,
@@ -249,6 +250,24 @@ describe("reservations", () => {
       placed.push(n.description.hostname);
     }
     expect(placed).toEqual(["small", "small"]);
+  });
+
+  it("kept as tasks change (NodeLoad): each task counts once, as it was last set, and gives back what it held", () => {
+    const placed = (id: string, nodeId: string, state: TaskState, desiredState: Task["desiredState"] = "running"): Task =>
+      ({ id, nodeId, desiredState, status: { state }, spec: spec({ memoryBytes: GiB }) }) as unknown as Task;
+    const load = new NodeLoad([placed("t1", "id-big", "running"), placed("t2", "id-big", "pending"), placed("t3", "", "pending")]);
+    expect(load.tasks).toEqual(new Map([["id-big", 2]])); // a pending task meant for its node spreads there, holding nothing yet
+    expect(load.reserved).toEqual(new Map([["id-big", { nanoCpus: 0, memoryBytes: GiB }]]));
+    load.set("t3", placed("t3", "id-small", "assigned"));
+    load.set("t3", placed("t3", "id-small", "assigned")); // the same again, as its commit says it
+    expect(load.tasks.get("id-small")).toBe(1);
+    expect(load.reserved.get("id-small")).toEqual({ nanoCpus: 0, memoryBytes: GiB });
+    load.set("t1", placed("t1", "id-big", "running", "shutdown"));
+    load.set("t3", undefined);
+    expect(load.tasks).toEqual(new Map([["id-big", 1], ["id-small", 0]]));
+    expect(load.reserved).toEqual(new Map());
+    expect(load.countedAs("t3")).toBeUndefined();
+    expect(reservedResources([load.countedAs("t1")!, load.countedAs("t2")!])).toEqual(load.reserved);
   });
 
   it("say why no node has room, per resource", () => {

@@ -7,7 +7,7 @@
 import { matchesConstraints } from "./constraints.ts";
 import { isNodeTask } from "./network-view-derivation.ts";
 import { taskRuntime } from "./task-command.ts";
-import type { Node, PortConfig, Resources, Task, TaskRuntime, TaskSpec } from "./types.ts";
+import { isTerminal, type Node, type PortConfig, type Resources, type Task, type TaskRuntime, type TaskSpec } from "./types.ts";
 import { formatBytes } from "./validation.ts";
 
 /** The runtimes a node has: what its agent said, or "process" alone for a node stored before agents said. */
@@ -39,10 +39,13 @@ export const taskReservations = (spec: TaskSpec): Amounts => ({
   memoryBytes: spec.resources?.reservations?.memoryBytes ?? 0,
 });
 
-/** What the placed tasks that are meant to run reserve, per node ID (a task told to stop gives its share back, as in swarm). */
+/** A placed task meant to run holds its reservations (a task told to stop gives its share back, as in swarm). */
+const holdsReservations = (t: Task): boolean => t.desiredState === "running" && isNodeTask(t, t.nodeId);
+
+/** What the placed tasks that are meant to run reserve, per node ID. */
 export function reservedResources(tasks: Iterable<Task>): Map<string, Amounts> {
   const out = new Map<string, Amounts>();
-  for (const t of tasks) if (t.desiredState === "running" && isNodeTask(t, t.nodeId)) reserve(out, t.nodeId, t.spec);
+  for (const t of tasks) if (holdsReservations(t)) reserve(out, t.nodeId, t.spec);
   return out;
 }
 
@@ -52,6 +55,58 @@ export function reserve(reserved: Map<string, Amounts>, nodeId: string, spec: Ta
   if (want.nanoCpus === 0 && want.memoryBytes === 0) return;
   const had = reserved.get(nodeId) ?? { nanoCpus: 0, memoryBytes: 0 };
   reserved.set(nodeId, { nanoCpus: had.nanoCpus + want.nanoCpus, memoryBytes: had.memoryBytes + want.memoryBytes });
+}
+
+/** Gives back what reserve recorded for a task. */
+function unreserve(reserved: Map<string, Amounts>, nodeId: string, spec: TaskSpec): void {
+  const want = taskReservations(spec);
+  const had = reserved.get(nodeId);
+  if (!had || (want.nanoCpus === 0 && want.memoryBytes === 0)) return;
+  const left = { nanoCpus: had.nanoCpus - want.nanoCpus, memoryBytes: had.memoryBytes - want.memoryBytes };
+  if (left.nanoCpus === 0 && left.memoryBytes === 0) reserved.delete(nodeId);
+  else reserved.set(nodeId, left);
+}
+
+/** A task a node counts for spreading (PlacementLoad.allTasks): meant to run, not ended, placed on it or meant for it (global). */
+const spreadsOn = (t: Task): boolean => t.nodeId !== "" && t.desiredState === "running" && !isTerminal(t.status.state);
+
+/**
+ * What placement counts on per node, kept as tasks change instead of counted
+ * again from every task for each placement: the tasks that spread, and the
+ * reservations held. Each task counts once, as it was last set.
+ */
+export class NodeLoad {
+  /** Per node ID, its tasks meant to run and not ended. */
+  readonly tasks = new Map<string, number>();
+  /** Per node ID, what its placed tasks meant to run reserve (as reservedResources). */
+  readonly reserved = new Map<string, Amounts>();
+  private readonly counted = new Map<string, Task>();
+
+  constructor(tasks: Iterable<Task> = []) {
+    for (const t of tasks) this.set(t.id, t);
+  }
+
+  /** The task as it is counted now; undefined when it is not. */
+  countedAs(id: string): Task | undefined {
+    return this.counted.get(id);
+  }
+
+  /** Counts task `id` as `t` from now on, in place of what it was counted as; undefined: it is gone. */
+  set(id: string, t: Task | undefined): void {
+    const was = this.counted.get(id);
+    if (was === t) return;
+    if (was) {
+      if (spreadsOn(was)) this.tasks.set(was.nodeId, this.tasks.get(was.nodeId)! - 1);
+      if (holdsReservations(was)) unreserve(this.reserved, was.nodeId, was.spec);
+    }
+    if (!t) {
+      this.counted.delete(id);
+      return;
+    }
+    this.counted.set(id, t);
+    if (spreadsOn(t)) this.tasks.set(t.nodeId, (this.tasks.get(t.nodeId) ?? 0) + 1);
+    if (holdsReservations(t)) reserve(this.reserved, t.nodeId, t.spec);
+  }
 }
 
 const RESOURCE_NAMES = { memoryBytes: "memory", nanoCpus: "CPU" } as const;
@@ -79,8 +134,9 @@ function resourceMisfit(n: Node, want: Amounts, reserved: ReadonlyMap<string, Am
 }
 
 /** Of `candidates`, those with room for the spec's reservations beside what is reserved on them; a node that did not say its resources takes only tasks reserving none. */
-export const withResourcesFree = (candidates: readonly Node[], spec: TaskSpec, reserved: ReadonlyMap<string, Amounts>): Node[] => {
+export const withResourcesFree = (candidates: readonly Node[], spec: TaskSpec, reserved: ReadonlyMap<string, Amounts>): readonly Node[] => {
   const want = taskReservations(spec);
+  if (want.nanoCpus === 0 && want.memoryBytes === 0) return candidates; // every node has room for nothing
   return candidates.filter((n) => !resourceMisfit(n, want, reserved));
 };
 
@@ -99,8 +155,8 @@ export function hostPortsInUse(tasks: Iterable<Task>): Map<string, Set<string>> 
 }
 
 /** Of `candidates`, those where none of `ports` is in use: a host-mode port opens once per node (as swarm). */
-export const withHostPortsFree = (candidates: readonly Node[], ports: readonly PortConfig[], inUse: ReadonlyMap<string, ReadonlySet<string>>): Node[] =>
-  candidates.filter((n) => !ports.some((p) => inUse.get(n.id)?.has(hostPortKey(p))));
+export const withHostPortsFree = (candidates: readonly Node[], ports: readonly PortConfig[], inUse: ReadonlyMap<string, ReadonlySet<string>>): readonly Node[] =>
+  ports.length === 0 ? candidates : candidates.filter((n) => !ports.some((p) => inUse.get(n.id)?.has(hostPortKey(p))));
 
 /** Records a placed task's host-mode ports. */
 export function useHostPorts(inUse: Map<string, Set<string>>, nodeId: string, ports: readonly PortConfig[]): void {
