@@ -1,24 +1,21 @@
 // One session per agent: its node's view goes down (a full view, then versioned deltas) and acknowledgements
-// come up; every commit of one event-loop turn reaches each affected session as one delta, at once.
+// come up; every commit of one event-loop turn reaches each affected session as one delta, at once. The views
+// are held shared (core's SharedViews): a change is derived once per network and its parts are the same
+// objects for every session that gets them, so the transport encodes each once.
 // Node health (node-health.ts), the log relay (log-relay.ts) and the image relay (image-relay.ts) ride the same sessions.
 
 import type { Assignment, LogRequest, wire } from "@vipmesh/api";
 import { EventEmitter } from "node:events";
 import {
+  type DirtySet,
   emptyDelta,
-  type NetworkView,
-  type OverlayKeySet,
-  type Service,
-  type Task,
-  type ViewDelta,
-  computeNetworkView,
-  emptyView,
-  isEmptyDelta,
   isTerminal,
-  refreshNetworkView,
-  diffNetworkViews,
+  type NodeUpdate,
   nodeRemoved,
   notFound,
+  type OverlayKeySet,
+  SharedViews,
+  type ViewDelta,
   type VipmeshError,
 } from "@vipmesh/core";
 import { inBackground } from "./background.ts";
@@ -31,7 +28,8 @@ import type { ClusterStore, Commit } from "./store/cluster-store.ts";
 /** What goes down a session (server.ts puts it on the wire). */
 export interface SessionMessage {
   params?: { nodeId: string; heartbeatPeriodMs: number };
-  assignment?: Assignment;
+  /** `delta` is the node's own part; `shared` parts go to other sessions too (the same objects) and follow it. */
+  assignment?: Assignment & { shared?: readonly ViewDelta[] };
   logRequest?: { requestId: number; request: LogRequest };
   logCancel?: { requestId: number };
   imageLoad?: wire.ImageLoadData;
@@ -49,11 +47,9 @@ export interface SessionChannel {
 interface Session {
   nodeId: string;
   channel: SessionChannel;
-  view: NetworkView;
+  /** The epoch of the last assignment sent, and of the last one the agent applied. */
   version: number;
   acked: number;
-  /** Per service: the version of the last assignment that changed what this node sees of it. */
-  serviceVersions: Map<string, number>;
   /** Whether it holds the current overlay keys. */
   hasKeys: boolean;
 }
@@ -63,40 +59,17 @@ interface Dirty {
   networks: Set<string>;
   services: Set<string>;
   tasks: Set<string>;
-  /** Service of every dirty task, removed ones included. */
-  taskServices: Set<string>;
-  /** Networks of dirty tasks and services: only views holding one of them can change... */
-  touchedNetworks: Set<string>;
-  /** ...or views of the nodes that run (or ran) a dirty task. */
-  taskNodes: Set<string>;
 }
 
-const emptyDirty = (): Dirty => ({
-  nodes: new Set(),
-  networks: new Set(),
-  services: new Set(),
-  tasks: new Set(),
-  taskServices: new Set(),
-  touchedNetworks: new Set(),
-  taskNodes: new Set(),
-});
+const emptyDirty = (): Dirty => ({ nodes: new Set(), networks: new Set(), services: new Set(), tasks: new Set() });
 
-/** Whether a change can touch what this session's node sees (a cheap test before the real refresh). */
-function mayAffect(s: Session, dirty: Dirty): boolean {
-  if (dirty.nodes.size > 0 || dirty.networks.size > 0) return true;
-  if (dirty.taskNodes.has(s.nodeId)) return true;
-  for (const id of dirty.touchedNetworks) if (s.view.networks.has(id)) return true;
-  for (const id of dirty.services) if (s.view.services.has(id)) return true;
-  return false;
-}
-
-const holdsEncrypted = (view: NetworkView): boolean => {
-  for (const n of view.networks.values()) if (n.encrypted) return true;
-  return false;
-};
+const isEmptyDirty = (d: DirtySet): boolean => d.nodes.size + d.networks.size + d.services.size + d.tasks.size === 0;
 
 export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private readonly sessions = new Map<string, Session>();
+  private readonly views: SharedViews;
+  /** Counts flushes (and opened sessions, and key changes): every assignment's version is the epoch it was sent in. */
+  private epoch = 0;
   private dirty = emptyDirty();
   private flushScheduled = false;
   /**
@@ -125,6 +98,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     liveness: LivenessFactory = (end) => new NodeHealth(store, cluster, heartbeatPeriodMs, end),
   ) {
     super();
+    this.views = new SharedViews(store);
     this.health = liveness((nodeId, why) => this.endSession(nodeId, why));
     this.logs = new LogRelay(
       (nodeId) => this.sessions.get(nodeId)?.channel,
@@ -137,6 +111,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   }
 
   start(): void {
+    this.views.load(this.store.list("service"), this.store.list("task"), this.store.list("network").map((n) => n.id));
     this.health.start();
     this.unsubscribe = this.store.subscribe((c) => this.onCommit(c));
   }
@@ -163,15 +138,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       this.images.endSession(previous.channel, `node ${this.hostname(nodeId)} reconnected`);
       previous.channel.close(new Error("replaced by a newer session of the same node"));
     }
-    const session: Session = {
-      nodeId,
-      channel,
-      view: emptyView(),
-      version: 0,
-      acked: 0,
-      serviceVersions: new Map(),
-      hasKeys: false,
-    };
+    const session: Session = { nodeId, channel, version: 0, acked: 0, hasKeys: false };
     this.sessions.set(nodeId, session);
     this.health.seen(nodeId);
     channel.send({ params: { nodeId, heartbeatPeriodMs: this.heartbeatPeriodMs } });
@@ -179,10 +146,8 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     if (managers.length > 0) channel.send({ managers });
     inBackground(`marking node ${nodeId} ready`, this.cluster.setNodeState(nodeId, "ready", ""));
     // the commit above (if any) is flushed later; the full view goes now
-    const view = computeNetworkView(this.store, nodeId);
-    const delta = diffNetworkViews(emptyView(), view);
-    session.view = view;
-    this.send(session, delta, true, new Set([...view.services.keys(), ...[...view.tasks.values()].map((t) => t.serviceId)]));
+    const epoch = ++this.epoch;
+    this.send(session, this.views.open(nodeId, epoch), epoch, true);
   }
 
   /** The managers' addresses as they are now (those that listen only on a socket have none). */
@@ -207,6 +172,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const s = this.sessions.get(nodeId);
     if (s?.channel === channel) {
       this.sessions.delete(nodeId);
+      this.views.close(nodeId);
       this.health.ended(nodeId);
       this.logs.endSession(s.channel, `node ${this.hostname(nodeId)} disconnected`);
       this.images.endSession(s.channel, `node ${this.hostname(nodeId)} disconnected`);
@@ -227,11 +193,11 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   acknowledgement(serviceId: string): { total: number; acked: number } {
     let total = 0;
     let acked = 0;
-    for (const s of this.sessions.values()) {
-      const v = s.serviceVersions.get(serviceId);
-      if (v === undefined) continue;
+    for (const [nodeId, changedAt] of this.views.watchers(serviceId)) {
+      const s = this.sessions.get(nodeId);
+      if (!s) continue;
       total++;
-      if (s.acked >= v) acked++;
+      if (s.acked >= changedAt) acked++;
     }
     return { total, acked };
   }
@@ -244,27 +210,8 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
 
   private onCommit(c: Commit): void {
     for (const ch of c.changes) {
-      switch (ch.kind) {
-        case "node":
-          this.dirty.nodes.add(ch.object.id);
-          if (ch.action === "remove") this.endSession(ch.object.id, nodeRemoved(ch.object.id));
-          break;
-        case "network":
-          this.dirty.networks.add(ch.object.id);
-          break;
-        case "service":
-          this.dirty.services.add(ch.object.id);
-          for (const n of (ch.object as Service).spec.networks) this.dirty.touchedNetworks.add(n.target);
-          break;
-        case "task": {
-          const t = ch.object as Task;
-          this.dirty.tasks.add(t.id);
-          this.dirty.taskServices.add(t.serviceId);
-          if (t.nodeId) this.dirty.taskNodes.add(t.nodeId);
-          for (const a of t.networks) this.dirty.touchedNetworks.add(a.networkId);
-          break;
-        }
-      }
+      if (ch.kind === "node" && ch.action === "remove") this.endSession(ch.object.id, nodeRemoved(ch.object.id));
+      if (ch.kind === "node" || ch.kind === "network" || ch.kind === "service" || ch.kind === "task") this.dirty[`${ch.kind}s`].add(ch.object.id);
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -276,17 +223,11 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     this.flushScheduled = false;
     const dirty = this.dirty;
     this.dirty = emptyDirty();
-    for (const s of this.sessions.values()) {
-      if (!mayAffect(s, dirty)) continue;
-      const delta = refreshNetworkView(this.store, s.nodeId, s.view, dirty);
-      if (isEmptyDelta(delta)) continue;
-      const involved = new Set<string>();
-      for (const x of delta.services) involved.add(x.id);
-      for (const x of delta.removedServices) involved.add(x);
-      for (const x of delta.endpoints) involved.add(x.serviceId);
-      for (const x of delta.tasks) involved.add(x.serviceId);
-      for (const id of [...dirty.services, ...dirty.taskServices]) if (s.serviceVersions.has(id)) involved.add(id);
-      this.send(s, delta, false, involved);
+    if (isEmptyDirty(dirty)) return;
+    const epoch = ++this.epoch;
+    for (const u of this.views.refresh(dirty, epoch)) {
+      const s = this.sessions.get(u.nodeId);
+      if (s) this.send(s, u, epoch, false);
     }
     this.startDrains(dirty.tasks);
     this.emit("progress");
@@ -298,7 +239,10 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       const t = this.store.task(id);
       if (t?.desiredState !== "shutdown" || t.drained || isTerminal(t.status.state) || this.drains.has(id)) continue;
       const barrier = new Map<string, number>();
-      for (const s of this.sessions.values()) if (s.view.services.has(t.serviceId)) barrier.set(s.nodeId, s.version);
+      for (const nodeId of this.views.holders(t.networks.map((a) => a.networkId))) {
+        const s = this.sessions.get(nodeId);
+        if (s) barrier.set(nodeId, s.version);
+      }
       this.drains.set(id, barrier);
     }
     this.releaseDrains();
@@ -318,13 +262,12 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     if (done.length > 0) this.drained(done);
   }
 
-  private send(s: Session, delta: ViewDelta, full: boolean, involved: Iterable<string>): void {
-    s.version++;
-    for (const id of involved) s.serviceVersions.set(id, s.version);
+  private send(s: Session, u: NodeUpdate, epoch: number, full: boolean): void {
+    s.version = epoch;
     // the keys go with the first view that holds an encrypted network, and again when they change
-    const keys = this.overlayKeys && (full || !s.hasKeys) && holdsEncrypted(s.view) ? this.overlayKeys : undefined;
+    const keys = this.overlayKeys && (full || !s.hasKeys) && this.views.holdsEncrypted(s.nodeId) ? this.overlayKeys : undefined;
     if (keys) s.hasKeys = true;
-    s.channel.send({ assignment: { version: s.version, full, delta, ...(keys ? { encryption: keys } : {}) } });
+    s.channel.send({ assignment: { version: epoch, full, delta: u.own, shared: u.shared, ...(keys ? { encryption: keys } : {}) } });
   }
 
   /**
@@ -334,10 +277,11 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   publishKeys(keys: OverlayKeySet): Promise<void> {
     this.overlayKeys = keys;
     const barrier = new Map<string, number>();
+    const epoch = ++this.epoch;
     for (const s of this.sessions.values()) {
       s.hasKeys = false;
-      if (!holdsEncrypted(s.view)) continue;
-      this.send(s, emptyDelta(), false, []);
+      if (!this.views.holdsEncrypted(s.nodeId)) continue;
+      this.send(s, { nodeId: s.nodeId, own: emptyDelta(), shared: [] }, epoch, false);
       barrier.set(s.nodeId, s.version);
     }
     return new Promise((resolve) => {
@@ -361,6 +305,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     if (!s) return;
     const error = typeof why === "string" ? new Error(why) : why;
     this.sessions.delete(nodeId);
+    this.views.close(nodeId);
     this.health.ended(nodeId);
     this.logs.endSession(s.channel, `node ${this.hostname(nodeId)}: ${error.message}`);
     this.images.endSession(s.channel, `node ${this.hostname(nodeId)}: ${error.message}`);

@@ -1,7 +1,7 @@
 // startManager: the store, allocator, orchestrator, dispatcher and gRPC server, wired.
 
 import * as grpc from "@grpc/grpc-js";
-import { CaServiceDef, ClusterServiceDef, DispatcherServiceDef, type IdentitySource, serverCredentials } from "@vipmesh/api";
+import { CaServiceDef, ClusterServiceDef, DispatcherServerDef, type IdentitySource, serverCredentials } from "@vipmesh/api";
 import { chmodSync, unlinkSync } from "node:fs";
 import { DEFAULT_RESERVED_PORTS, parseIpv4, parseReservedPorts, parseReservedSubnets } from "@vipmesh/core";
 import { Allocator, type HostReservations } from "./allocator.ts";
@@ -208,7 +208,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const peers = holders && { logs: new PeerLogRelay(dispatcher.logs, holders, store), images: new PeerImageRelay(dispatcher.images, holders) };
   const ops = new Operations(store, cluster, dispatcher, ca, directory, insecureClusterId, peers);
   server.addService(ClusterServiceDef, clusterHandlers(store, ops, dispatcher, stale));
-  server.addService(DispatcherServiceDef, dispatcherHandlers(cluster, dispatcher, ca !== undefined));
+  server.addService(DispatcherServerDef, dispatcherHandlers(cluster, dispatcher, ca !== undefined));
   if (ca) server.addService(CaServiceDef, caHandlers(ca));
 
   const dockerApi: DockerApiListener[] = [];

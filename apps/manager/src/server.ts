@@ -1,7 +1,7 @@
 // gRPC handlers: translate between wire and domain, nothing more.
 
 import * as grpc from "@grpc/grpc-js";
-import { assignmentToWire, logPieceFromWire, logRequestToWire, STALE_METADATA, toStatus, type wire } from "@vipmesh/api";
+import { assignmentToWire, encodeAssignmentDown, logPieceFromWire, logRequestToWire, STALE_METADATA, toStatus, type wire } from "@vipmesh/api";
 import { type ErrorCode, exhausted, invalid, permissionDenied, VipmeshError } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
@@ -170,7 +170,12 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
       const certified = secure ? callerOf(call)!.id : undefined;
       let nodeId = "";
       const channel: SessionChannel = {
-        send: (msg) => call.write(sessionDownToWire(msg)),
+        send: (msg) => {
+          const shared = msg.assignment?.shared;
+          // parts shared with other sessions are encoded once; DispatcherServerDef's serializer passes the bytes on
+          if (shared?.length) call.write(encodeAssignmentDown(msg.assignment!, shared) as never);
+          else call.write(sessionDownToWire(msg));
+        },
         close: (error) => {
           // a domain error says what it is (a removed node); any other end is UNAVAILABLE: come back
           if (error) call.emit("error", error instanceof VipmeshError ? toStatus(error) : { code: grpc.status.UNAVAILABLE, details: error.message });

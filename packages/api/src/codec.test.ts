@@ -3,6 +3,7 @@ import { emptyDelta, type Task, type ViewDelta, type ViewService } from "@vipmes
 import { describe, expect, it } from "vitest";
 import { type Assignment, assignmentFromWire, assignmentToWire, logPieceFromWire, logPieceToWire, logRequestFromWire, logRequestToWire } from "./codec.ts";
 import { DispatcherServiceDef, LOADER_OPTIONS } from "./proto.ts";
+import { DispatcherServerDef, encodeAssignmentDown } from "./session-encoding.ts";
 
 /** The Session method's (de)serializers: ours (uint64 as a number), or a loader's that gives uint64s as strings or Longs. */
 function session(uint64: "number" | "string" | "Long" = "number") {
@@ -124,6 +125,31 @@ describe("assignments", () => {
       expect(typeof wire.tasks[0]?.spec?.resources?.limits?.memoryBytes).toBe(uint64 === "string" ? "string" : "object");
       expect(assignmentFromWire(wire)).toStrictEqual(sent);
     }
+  });
+});
+
+describe("an assignment with shared parts", () => {
+  const half = (d: ViewDelta, pick: (i: number) => boolean): ViewDelta =>
+    Object.fromEntries(Object.entries(d).map(([k, list]) => [k, (list as unknown[]).filter((_, i) => pick(i))])) as unknown as ViewDelta;
+
+  it("decodes as one assignment: its own part's version, keys and lists, then each part's lists", () => {
+    const encryption = { keys: [{ id: 1, secret: secret(0xab) }], txKeyId: 1 };
+    const own: Assignment = { version: 300, full: true, delta: half(delta, (i) => i === 0), encryption };
+    const parts = [half(delta, (i) => i === 1), { ...emptyDelta(), removedPeers: ["n9"] }];
+    const bytes = encodeAssignmentDown(own, parts);
+    const received = assignmentFromWire(session().responseDeserialize(bytes).assignment!);
+    const whole = (k: keyof ViewDelta) => [...own.delta[k], ...parts.flatMap((p) => p[k])];
+    expect(received).toStrictEqual({ ...own, delta: Object.fromEntries(Object.keys(delta).map((k) => [k, whole(k as keyof ViewDelta)])) });
+  });
+
+  it("encodes a shared part once, and goes through the server's serializer as it is", () => {
+    const part = half(delta, () => true);
+    const a = encodeAssignmentDown({ version: 1, full: false, delta: emptyDelta() }, [part]);
+    const b = encodeAssignmentDown({ version: 2, full: false, delta: emptyDelta() }, [part]);
+    expect(a.subarray(a.length - 100)).toEqual(b.subarray(b.length - 100));
+    expect(DispatcherServerDef.Session.responseSerialize(a)).toBe(a);
+    const plain = { assignment: assignmentToWire({ version: 3, full: false, delta }) };
+    expect(DispatcherServerDef.Session.responseSerialize(plain)).toEqual(session().responseSerialize(plain));
   });
 });
 

@@ -74,10 +74,17 @@ const uint64 = (v: Uint64): number => (typeof v === "object" ? v.toNumber() : Nu
 
 /** An assignment as it goes down a session: the overlay keys' hex secrets become bytes. */
 export function assignmentToWire(a: Assignment): WireAssignmentInput {
-  const d = a.delta;
   return {
     version: a.version,
     full: a.full,
+    ...deltaToWire(a.delta),
+    ...(a.encryption ? { encryption: overlayKeysToWire(a.encryption) } : {}),
+  };
+}
+
+/** A view delta as an assignment's lists (an assignment with nothing else: a shared part, see session-encoding.ts). */
+export function deltaToWire(d: ViewDelta): WireAssignmentInput {
+  return {
     tasks: d.tasks,
     removedTasks: d.removedTasks,
     networks: d.networks,
@@ -88,7 +95,6 @@ export function assignmentToWire(a: Assignment): WireAssignmentInput {
     removedEndpoints: d.removedEndpoints,
     peers: d.peers,
     removedPeers: d.removedPeers,
-    ...(a.encryption ? { encryption: overlayKeysToWire(a.encryption) } : {}),
   };
 }
 

@@ -8,3 +8,4 @@ export * from "./session-timing.ts";
 export * from "./codec.ts";
 export type * as wire from "./wire.ts";
 export * from "./task-log.ts";
+export * from "./session-encoding.ts";

@@ -11,6 +11,7 @@ export * from "./service-update.ts";
 export * from "./scheduling.ts";
 export * from "./network-view.ts";
 export * from "./network-view-derivation.ts";
+export * from "./shared-views.ts";
 export * from "./task-readiness.ts";
 export * from "./confinement.ts";
 export * from "./task-definition.ts";

@@ -1,15 +1,12 @@
-// A node's network view derived from cluster state: whole (computeNetworkView,
-// for a new session) or refreshed in place after commits (refreshNetworkView),
-// at a cost that follows what changed rather than the size of the view.
+// A node's network view derived from cluster state, from scratch: the
+// definition the manager's shared views (shared-views.ts) keep up to date
+// incrementally, and the pieces both build a view from.
 
 import { macForIpv4 } from "./ipv4.ts";
 import {
-  emptyDelta,
   emptyView,
   ingressSandboxKey,
   type NetworkView,
-  sameViewEntry,
-  type ViewDelta,
   type ViewEndpoint,
   type ViewNetwork,
   type ViewService,
@@ -50,7 +47,7 @@ export const isNodeTask = (t: Task, nodeId: string): boolean =>
  * process has stopped, so the connections it still serves keep their path
  * (new ones no longer come: it is not ready).
  */
-const isEndpointTask = (t: Task, r: ClusterReader): boolean =>
+export const isEndpointTask = (t: Task, r: ClusterReader): boolean =>
   (t.status.state === "assigned" || t.status.state === "preparing" || t.status.state === "starting" || t.status.state === "running") &&
   r.node(t.nodeId)?.status.state === "ready";
 
@@ -69,7 +66,7 @@ export function nodeNetworkIds(r: ClusterReader, nodeId: string): Set<string> {
   return ids;
 }
 
-function viewNetwork(n: Network): ViewNetwork {
+export function viewNetwork(n: Network): ViewNetwork {
   return {
     id: n.id,
     name: n.spec.name,
@@ -81,7 +78,7 @@ function viewNetwork(n: Network): ViewNetwork {
   };
 }
 
-function viewService(s: Service, nets: ReadonlySet<string>): ViewService | undefined {
+export function viewService(s: Service, nets: ReadonlySet<string>): ViewService | undefined {
   const vips = s.endpoint.virtualIps.filter((v) => nets.has(v.networkId));
   const attached = s.spec.networks.some((n) => nets.has(n.target));
   if (!attached) return undefined;
@@ -98,7 +95,8 @@ function viewService(s: Service, nets: ReadonlySet<string>): ViewService | undef
   };
 }
 
-function taskEndpoints(t: Task, r: ClusterReader, nets: ReadonlySet<string>): ViewEndpoint[] {
+/** A task's endpoints, one per network it has an address on: none unless it is an endpoint task of an existing service. */
+export function taskEndpoints(t: Task, r: ClusterReader): ViewEndpoint[] {
   const service = r.service(t.serviceId);
   if (!isEndpointTask(t, r) || !service) return [];
   const weight = service.spec.endpointSpec.lbWeights[String(t.slot)] ?? 1;
@@ -106,7 +104,7 @@ function taskEndpoints(t: Task, r: ClusterReader, nets: ReadonlySet<string>): Vi
   const out: ViewEndpoint[] = [];
   for (const a of t.networks) {
     const addr = a.addresses[0];
-    if (!nets.has(a.networkId) || !addr) continue;
+    if (!addr) continue;
     out.push({
       key: `${t.id}/${a.networkId}`,
       taskId: t.id,
@@ -130,18 +128,13 @@ function taskEndpoints(t: Task, r: ClusterReader, nets: ReadonlySet<string>): Vi
  * the overlay. A node without such a task needs no other node's: the mesh
  * costs a node in proportion to the nodes only where published tasks run.
  */
-interface IngressScope {
-  ingressId: string | undefined;
-  everyNode: boolean;
-}
+export type SandboxScope = "none" | "own" | "all";
 
-function ingressScope(r: ClusterReader, nodeId: string, nets: ReadonlySet<string>): IngressScope {
+export function sandboxScope(r: ClusterReader, nets: ReadonlySet<string>, ownTasks: Iterable<Task>): SandboxScope {
   const ingress = r.ingressNetwork();
-  if (!ingress || !nets.has(ingress.id)) return { ingressId: undefined, everyNode: false };
-  for (const t of r.tasksOfNode(nodeId)) {
-    if (isNodeTask(t, nodeId) && t.networks.some((a) => a.networkId === ingress.id)) return { ingressId: ingress.id, everyNode: true };
-  }
-  return { ingressId: ingress.id, everyNode: false };
+  if (!ingress || !nets.has(ingress.id)) return "none";
+  for (const t of ownTasks) if (t.networks.some((a) => a.networkId === ingress.id)) return "all";
+  return "own";
 }
 
 /**
@@ -149,17 +142,16 @@ function ingressScope(r: ClusterReader, nodeId: string, nets: ReadonlySet<string
  * no service (no task, no load balancing, no DNS), but on the overlay, since
  * the tasks it forwards published traffic to answer its address.
  */
-function ingressSandboxEndpoint(r: ClusterReader, id: string, nodeId: string, scope: IngressScope): ViewEndpoint | undefined {
-  const n = r.node(id);
+export function ingressSandboxEndpoint(r: ClusterReader, nodeId: string): ViewEndpoint | undefined {
+  const ingress = r.ingressNetwork();
+  const n = r.node(nodeId);
   const addr = n?.status.ingressAddr;
-  if (!scope.ingressId || (id !== nodeId && !scope.everyNode)) return undefined;
-  if (!n || !addr || n.status.state !== "ready") return undefined;
-  const ingressId = scope.ingressId;
+  if (!ingress || !n || !addr || n.status.state !== "ready") return undefined;
   return {
     key: ingressSandboxKey(n.id),
     taskId: "",
     serviceId: "",
-    networkId: ingressId,
+    networkId: ingress.id,
     addr,
     mac: macForIpv4(addr),
     nodeId: n.id,
@@ -169,199 +161,40 @@ function ingressSandboxEndpoint(r: ClusterReader, id: string, nodeId: string, sc
   };
 }
 
-/** The whole view of one node, from scratch. */
+/** The node's own tasks: those it must run or stop. */
+function* ownTasks(r: ClusterReader, nodeId: string): Iterable<Task> {
+  for (const t of r.tasksOfNode(nodeId)) if (isNodeTask(t, nodeId)) yield t;
+}
+
+/**
+ * The whole view of one node, from scratch: its tasks; the networks they
+ * attach to; the services on those networks, with those networks' VIPs; the
+ * endpoints on those networks (of any existing service: a task keeps the
+ * attachments it was made with while its service moves networks); the ingress
+ * sandboxes it sees; and the other nodes hosting any of those endpoints.
+ */
 export function computeNetworkView(r: ClusterReader, nodeId: string): NetworkView {
   const view = emptyView();
   const nets = nodeNetworkIds(r, nodeId);
-  for (const t of r.tasksOfNode(nodeId)) if (isNodeTask(t, nodeId)) view.tasks.set(t.id, t);
-  const serviceIds = new Set<string>();
+  for (const t of ownTasks(r, nodeId)) view.tasks.set(t.id, t);
   for (const id of nets) {
     const n = r.network(id);
     if (n) view.networks.set(id, viewNetwork(n));
   }
   for (const s of r.servicesOnNetworks(nets)) {
     const vs = viewService(s, nets);
-    if (!vs) continue;
-    view.services.set(s.id, vs);
-    serviceIds.add(s.id);
+    if (vs) view.services.set(s.id, vs);
   }
-  for (const sid of serviceIds) {
-    for (const t of r.tasksOfService(sid)) for (const e of taskEndpoints(t, r, nets)) view.endpoints.set(e.key, e);
+  for (const n of r.nodes()) {
+    for (const t of r.tasksOfNode(n.id)) for (const e of taskEndpoints(t, r)) if (nets.has(e.networkId)) view.endpoints.set(e.key, e);
   }
-  const scope = ingressScope(r, nodeId, nets);
-  for (const id of scope.everyNode ? [...r.nodes()].map((n) => n.id) : [nodeId]) {
-    const e = ingressSandboxEndpoint(r, id, nodeId, scope);
+  const scope = sandboxScope(r, nets, ownTasks(r, nodeId));
+  for (const n of scope === "all" ? r.nodes() : scope === "own" ? [r.node(nodeId)] : []) {
+    const e = n && ingressSandboxEndpoint(r, n.id);
     if (e) view.endpoints.set(e.key, e);
   }
   for (const e of view.endpoints.values()) {
-    if (e.nodeId !== nodeId) view.peers.set(e.nodeId, { nodeId: e.nodeId, addr: e.nodeAddr });
+    if (e.nodeId !== nodeId && e.nodeAddr) view.peers.set(e.nodeId, { nodeId: e.nodeId, addr: e.nodeAddr });
   }
   return view;
-}
-
-/**
- * What refreshNetworkView keeps beside a view so that a refresh costs in
- * proportion to what changed, not to the size of the view: the networks the
- * view was built for (those of the tasks it holds — view.networks lacks any
- * whose object is gone), each task's endpoint keys, and how many endpoints
- * each peer hosts. Built on first use from the view itself.
- */
-interface ViewIndex {
-  nets: Set<string>;
-  /** The view holds every node's ingress sandbox, not only its own (ingressScope); unknown for an index built from a view. */
-  everyIngressSandbox: boolean | undefined;
-  endpointsByTask: Map<string, Set<string>>;
-  peerRefs: Map<string, number>;
-}
-
-const indexes = new WeakMap<NetworkView, ViewIndex>();
-
-function indexOf(view: NetworkView): ViewIndex {
-  let idx = indexes.get(view);
-  if (!idx) {
-    idx = { nets: new Set(), everyIngressSandbox: undefined, endpointsByTask: new Map(), peerRefs: new Map() };
-    for (const t of view.tasks.values()) for (const a of t.networks) idx.nets.add(a.networkId);
-    for (const n of view.networks.values()) if (n.ingress) idx.nets.add(n.id); // held for the node's ingress sandbox, tasks or not
-    for (const e of view.endpoints.values()) {
-      let keys = idx.endpointsByTask.get(e.taskId);
-      if (!keys) idx.endpointsByTask.set(e.taskId, (keys = new Set()));
-      keys.add(e.key);
-      idx.peerRefs.set(e.nodeId, (idx.peerRefs.get(e.nodeId) ?? 0) + 1);
-    }
-    indexes.set(view, idx);
-  }
-  return idx;
-}
-
-const sameEndpoint = (a: ViewEndpoint, b: ViewEndpoint): boolean =>
-  a.key === b.key &&
-  a.taskId === b.taskId &&
-  a.serviceId === b.serviceId &&
-  a.networkId === b.networkId &&
-  a.addr === b.addr &&
-  a.mac === b.mac &&
-  a.nodeId === b.nodeId &&
-  a.nodeAddr === b.nodeAddr &&
-  a.ready === b.ready &&
-  a.weight === b.weight;
-
-/** Writes one view entry (or removes it, for undefined) and records the change in the delta. */
-function put<T>(map: Map<string, T>, key: string, value: T | undefined, upserts: T[], removed: string[], equal: (a: T, b: T) => boolean): boolean {
-  const old = map.get(key);
-  if (value === undefined) {
-    if (old === undefined) return false;
-    map.delete(key);
-    removed.push(key);
-    return true;
-  }
-  if (old !== undefined && (old === value || equal(old, value))) return false;
-  map.set(key, value);
-  upserts.push(value);
-  return true;
-}
-
-/**
- * Brings `view` up to date after the objects in `dirty` changed, touching only
- * what they can affect, and returns the delta (empty when nothing the node sees
- * changed).
- */
-export function refreshNetworkView(
-  r: ClusterReader,
-  nodeId: string,
-  view: NetworkView,
-  dirty: DirtySet,
-): ViewDelta {
-  const idx = indexOf(view);
-  const d = emptyDelta();
-  const nets = nodeNetworkIds(r, nodeId);
-  const networks = new Set(dirty.networks);
-  const services = new Set(dirty.services);
-  const endpointTasks = new Set(dirty.tasks);
-
-  // networks the node joined or left bring in, or take away, their services and endpoints
-  const joined = [...nets].filter((id) => !idx.nets.has(id));
-  const left = [...idx.nets].filter((id) => !nets.has(id));
-  if (joined.length > 0 || left.length > 0) {
-    for (const id of [...joined, ...left]) networks.add(id);
-    for (const svc of r.servicesOnNetworks(new Set(joined))) services.add(svc.id);
-    // tasks keep the attachments they were made with, so a service already in view may
-    // have tasks on a joined network that its current spec no longer lists
-    if (joined.length > 0) for (const id of view.services.keys()) for (const t of r.tasksOfService(id)) endpointTasks.add(t.id);
-    if (left.length > 0) {
-      const gone = new Set(left);
-      for (const e of view.endpoints.values()) if (gone.has(e.networkId)) endpointTasks.add(e.taskId);
-      for (const id of view.services.keys()) {
-        const svc = r.service(id);
-        if (!svc || svc.spec.networks.some((n) => gone.has(n.target))) services.add(id);
-      }
-    }
-    idx.nets = nets;
-  }
-
-  for (const id of dirty.tasks) {
-    const t = r.task(id);
-    put(view.tasks, id, t && isNodeTask(t, nodeId) ? t : undefined, d.tasks, d.removedTasks, sameViewEntry);
-  }
-  for (const id of networks) {
-    const n = r.network(id);
-    put(view.networks, id, n && nets.has(id) ? viewNetwork(n) : undefined, d.networks, d.removedNetworks, sameViewEntry);
-  }
-  for (const id of dirty.nodes) for (const t of r.tasksOfNode(id)) endpointTasks.add(t.id);
-  // ingress sandboxes: those of dirty nodes; all of them when a network changed (the ingress one may
-  // have come or gone) or the node began or ceased to run a task on the ingress network
-  const scope = ingressScope(r, nodeId, nets);
-  const sandboxNodes = new Set(dirty.nodes);
-  if (networks.size > 0 || scope.everyNode !== idx.everyIngressSandbox) {
-    idx.everyIngressSandbox = scope.everyNode;
-    for (const n of r.nodes()) sandboxNodes.add(n.id);
-    for (const key of idx.endpointsByTask.get("") ?? []) sandboxNodes.add(view.endpoints.get(key)!.nodeId);
-  }
-  for (const id of services) {
-    const svc = r.service(id);
-    put(view.services, id, svc ? viewService(svc, nets) : undefined, d.services, d.removedServices, sameViewEntry);
-    for (const t of r.tasksOfService(id)) endpointTasks.add(t.id);
-    if (!svc) for (const e of view.endpoints.values()) if (e.serviceId === id) endpointTasks.add(e.taskId);
-  }
-
-  const touchedPeers = new Set<string>(dirty.nodes);
-  const setEndpoint = (key: string, e: ViewEndpoint | undefined) => {
-    const old = view.endpoints.get(key);
-    if (!put(view.endpoints, key, e, d.endpoints, d.removedEndpoints, sameEndpoint)) return;
-    if (old) {
-      idx.peerRefs.set(old.nodeId, (idx.peerRefs.get(old.nodeId) ?? 1) - 1);
-      idx.endpointsByTask.get(old.taskId)?.delete(key);
-      touchedPeers.add(old.nodeId);
-    }
-    if (e) {
-      idx.peerRefs.set(e.nodeId, (idx.peerRefs.get(e.nodeId) ?? 0) + 1);
-      let keys = idx.endpointsByTask.get(e.taskId);
-      if (!keys) idx.endpointsByTask.set(e.taskId, (keys = new Set()));
-      keys.add(key);
-      touchedPeers.add(e.nodeId);
-    }
-  };
-
-  for (const id of sandboxNodes) setEndpoint(ingressSandboxKey(id), ingressSandboxEndpoint(r, id, nodeId, scope));
-
-  // endpoints of each touched task: what it should have vs. what the view has
-  for (const taskId of endpointTasks) {
-    const t = r.task(taskId);
-    const wanted = t && view.services.has(t.serviceId) ? taskEndpoints(t, r, nets) : [];
-    const had = idx.endpointsByTask.get(taskId);
-    if (had) {
-      for (const key of [...had]) if (!wanted.some((e) => e.key === key)) setEndpoint(key, undefined);
-      if (had.size === 0) idx.endpointsByTask.delete(taskId);
-    }
-    for (const e of wanted) setEndpoint(e.key, e);
-  }
-
-  // a node is a peer while it hosts an endpoint of the view
-  for (const id of touchedPeers) {
-    if (id === nodeId) continue;
-    const refs = idx.peerRefs.get(id) ?? 0;
-    if (refs <= 0) idx.peerRefs.delete(id);
-    const addr = r.node(id)?.status.addr;
-    put(view.peers, id, refs > 0 && addr ? { nodeId: id, addr } : undefined, d.peers, d.removedPeers, sameViewEntry);
-  }
-  return d;
 }
