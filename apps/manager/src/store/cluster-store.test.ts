@@ -63,6 +63,85 @@ describe("ClusterStore", () => {
     expect(store.version).toBe(1);
   });
 
+  it("commits the changes that came while one was on its way as one, each on the state the ones before it left; one that throws is undone alone", async () => {
+    const backend = new HeldBackend();
+    const store = await ClusterStore.open(backend);
+    const seen: Commit[] = [];
+    store.subscribe((c) => seen.push(c));
+    const a = store.update((tx) => tx.put("node", node("a")));
+    const undone: string[] = [];
+    const b = store.update((tx) => {
+      tx.onRollback(() => undone.push("b"));
+      return tx.put("node", node("b"));
+    });
+    const c = store.update((tx) => tx.put("node", node("c", tx.get("node", "b") ? "saw b" : "")));
+    const refused = store.update((tx) => {
+      tx.onRollback(() => undone.push("refused"));
+      tx.put("node", node("d"));
+      tx.remove("node", "b");
+      throw new Error("refused");
+    });
+    const d = store.update((tx) => (tx.get("node", "d") || !tx.get("node", "b") ? "saw the refused one" : tx.put("node", node("b", "again"))));
+    await tick();
+    expect(backend.commits).toHaveLength(1);
+    backend.commits[0]!.settle();
+    await a;
+    await expect(refused).rejects.toThrow("refused");
+    expect(undone).toEqual(["refused"]);
+    expect(backend.commits).toHaveLength(2);
+    expect(backend.commits[1]!.version).toBe(2);
+    expect(backend.commits[1]!.writes.map((w) => (w.op === "put" ? `put ${w.object.id} ${(w.object as Node).status.ingressAddr}` : w.op))).toEqual([
+      "put b again",
+      "put c saw b",
+    ]);
+    expect(store.node("b")).toBeUndefined(); // nothing of it before its commit
+    backend.commits[1]!.settle();
+    expect((await c).status.ingressAddr).toBe("saw b");
+    expect(await d).toMatchObject({ id: "b", version: 2 });
+    await b;
+    expect(store.version).toBe(2);
+    expect(seen.map((x) => [x.version, x.changes.map((ch) => `${ch.action} ${ch.object.id}`)])).toEqual([
+      [1, ["create a"]],
+      [2, ["create b", "create c"]],
+    ]);
+  });
+
+  it("undoes every change of a commit the backend refused, each caller hearing why; a lost race runs each again", async () => {
+    const backend = new HeldBackend();
+    const store = await ClusterStore.open(backend);
+    const undone: string[] = [];
+    const change = (id: string) =>
+      store.update((tx) => {
+        tx.onRollback(() => undone.push(id));
+        return tx.put("node", node(id));
+      });
+    const a = change("a");
+    const [b, c] = [change("b"), change("c")];
+    await tick();
+    backend.commits[0]!.settle();
+    await a;
+    backend.commits[1]!.settle(new StoreUnavailable("etcd has no quorum"));
+    await expect(b).rejects.toMatchObject({ code: "unavailable", message: "etcd has no quorum" });
+    await expect(c).rejects.toMatchObject({ code: "unavailable" });
+    expect(undone).toEqual(["c", "b"]);
+    expect(store.version).toBe(1);
+
+    const d = change("d");
+    const e = change("e");
+    await tick();
+    backend.deliver({ version: 2, writes: [{ op: "put", kind: "node", object: node("other") }] });
+    backend.commits[2]!.settle(new StaleWrite(2)); // d, alone, lost; e waited
+    await vi.waitFor(() => expect(backend.commits).toHaveLength(4));
+    expect(backend.commits[3]!.version).toBe(3);
+    backend.commits[3]!.settle(); // e
+    await e;
+    await vi.waitFor(() => expect(backend.commits).toHaveLength(5)); // d again, after its pause
+    expect(backend.commits[4]!.writes).toMatchObject([{ op: "put", object: { id: "d" } }]);
+    backend.commits[4]!.settle();
+    expect((await d).version).toBe(4);
+    expect(store.list("node").map((n) => n.id).sort()).toEqual(["a", "d", "e", "other"]);
+  });
+
   it("runs a change again on the newer state when another manager committed first", async () => {
     const backend = new HeldBackend();
     const store = await ClusterStore.open(backend);

@@ -52,6 +52,14 @@ export interface Settings {
   init(name: string, make: () => string): Promise<string>;
 }
 
+/** A change waiting its turn: how many times it ran, and its caller's promise. */
+interface QueuedChange {
+  fn: (tx: Tx) => unknown;
+  attempt: number;
+  resolve: (result: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
 type Maps = { [K in ObjectKind]: Map<string, ObjectByKind[K]> };
 
 const emptyMaps = (): Maps => ({ node: new Map(), network: new Map(), service: new Map(), task: new Map() });
@@ -81,7 +89,7 @@ export class ClusterStore implements ClusterReader {
   private inTx = false;
   /** A commit is on its way to the backend: later changes wait in `queue`, run in order. */
   private committing = false;
-  private readonly queue: (() => void)[] = [];
+  private readonly queue: QueuedChange[] = [];
   /** Other managers' commits that came ahead of one still missing (watch order is version order; this is for our own, in flight). */
   private readonly early = new Map<number, ForeignCommit>();
   private readonly caughtUp = new Set<() => void>();
@@ -220,71 +228,98 @@ export class ClusterStore implements ClusterReader {
 
   /**
    * Runs fn on a transaction and commits what it wrote. With a synchronous
-   * backend (SQLite) all of it happens before update returns; otherwise later
-   * changes wait their turn. A change another manager's beat is run again
-   * (fn must have no effect outside the transaction but through onRollback).
+   * backend (SQLite) all of it happens before update returns. Otherwise the
+   * changes that come while a commit is on its way wait, then run together,
+   * each on the state the ones before it left, and go to the backend as one
+   * commit (one version, one Commit for subscribers); a change that throws is
+   * undone alone. A lone change waits for nothing. A change another manager's
+   * beat is run again (fn must have no effect outside the transaction but
+   * through onRollback).
    */
   update<T>(fn: (tx: Tx) => T): Promise<T> {
     if (this.inTx) throw new Error("nested store.update");
-    if (!this.committing && this.queue.length === 0) return this.attempt(fn, 1);
-    return new Promise<T>((resolve, reject) => this.queue.push(() => void this.attempt(fn, 1).then(resolve, reject)));
+    return new Promise<T>((resolve, reject) => this.enqueue({ fn, attempt: 1, resolve: resolve as (v: unknown) => void, reject }));
   }
 
-  private attempt<T>(fn: (tx: Tx) => T, attempt: number): Promise<T> {
+  private enqueue(change: QueuedChange): void {
+    this.queue.push(change);
+    if (!this.committing) this.drain();
+  }
+
+  /** Applies what other managers committed meanwhile, then runs the changes that waited, together, while none is on its way. */
+  private drain(): void {
+    this.flushEarly();
+    while (!this.committing && this.queue.length > 0) this.commitTogether(this.queue.splice(0));
+  }
+
+  /** Runs the changes, each on a transaction over the ones before it, and commits what those that returned wrote as one. */
+  private commitTogether(changes: QueuedChange[]): void {
     if (this.allocationsStale) {
       this.allocationsStale = false;
       this.reallocate?.();
     }
-    this.inTx = true;
-    const tx = new Tx(this, this.current + 1);
-    let result: T;
-    let pending: Promise<void> | void;
-    let writes: Write[];
-    try {
-      result = fn(tx);
-      writes = tx.writesToCommit();
-      pending = writes.length > 0 ? this.backend?.commit(tx.version, writes) : undefined;
-    } catch (err) {
-      this.inTx = false;
-      tx.rollback();
-      return Promise.reject(storeError(err));
+    const batch = new Tx(this, this.current + 1);
+    const done: { change: QueuedChange; tx: Tx; result: unknown }[] = [];
+    for (const change of changes) {
+      const tx = new Tx(batch, batch.version);
+      this.inTx = true;
+      try {
+        const result = change.fn(tx);
+        batch.absorb(tx);
+        done.push({ change, tx, result });
+      } catch (err) {
+        tx.rollback();
+        change.reject(storeError(err));
+      } finally {
+        this.inTx = false;
+      }
     }
-    this.inTx = false;
+    const undo = () => {
+      for (const d of [...done].reverse()) d.tx.rollback();
+    };
+    const writes = batch.writesToCommit();
+    let pending: Promise<void> | void;
+    try {
+      pending = writes.length > 0 ? this.backend?.commit(batch.version, writes) : undefined;
+    } catch (err) {
+      undo();
+      for (const d of done) d.change.reject(storeError(err));
+      return;
+    }
     if (!(pending instanceof Promise)) {
-      if (writes.length > 0) this.apply(tx.version, tx.changes(), tx.settingWrites(), false);
-      return Promise.resolve(result);
+      if (writes.length > 0) this.apply(batch.version, batch.changes(), batch.settingWrites(), false);
+      for (const d of done) d.change.resolve(d.result);
+      return;
     }
     this.committing = true;
-    return pending.then(
+    pending.then(
       () => {
         this.committing = false;
-        if (this.current < tx.version) this.apply(tx.version, tx.changes(), tx.settingWrites(), false);
+        if (this.current < batch.version) this.apply(batch.version, batch.changes(), batch.settingWrites(), false);
+        for (const d of done) d.change.resolve(d.result);
         this.drain();
-        return result;
       },
-      async (err: unknown) => {
-        tx.rollback();
+      (err: unknown) => {
+        undo();
         this.committing = false;
         this.drain();
-        if (err instanceof StaleWrite && attempt < MAX_ATTEMPTS) {
-          await this.reach(err.seen);
-          await retryPause(attempt);
-          return this.retry(fn, attempt + 1);
-        }
-        throw storeError(err);
+        for (const d of done) this.failed(d.change, err);
       },
     );
   }
 
-  private retry<T>(fn: (tx: Tx) => T, attempt: number): Promise<T> {
-    if (!this.committing && this.queue.length === 0) return this.attempt(fn, attempt);
-    return new Promise<T>((resolve, reject) => this.queue.push(() => void this.attempt(fn, attempt).then(resolve, reject)));
-  }
-
-  /** Applies what other managers committed meanwhile, then runs the changes that waited, while none is on its way. */
-  private drain(): void {
-    this.flushEarly();
-    while (!this.committing && this.queue.length > 0) this.queue.shift()!();
+  /** A change whose commit failed: run again (each on its own, as it would alone) after losing a race, else its caller hears why. */
+  private failed(change: QueuedChange, err: unknown): void {
+    if (!(err instanceof StaleWrite) || change.attempt >= MAX_ATTEMPTS) {
+      change.reject(storeError(err));
+      return;
+    }
+    this.reach(err.seen)
+      .then(() => retryPause(change.attempt))
+      .then(
+        () => this.enqueue({ ...change, attempt: change.attempt + 1 }),
+        (e: unknown) => change.reject(storeError(e)),
+      );
   }
 
   /** Resolves once this manager's view reached `version` (another manager's commit, from the watch). */
@@ -478,7 +513,7 @@ const NAME_OF: { [K in ObjectKind]: (o: ObjectByKind[K]) => string } = {
 
 const nameOf = (kind: ObjectKind, o: AnyObject): string => (NAME_OF[kind] as (o: AnyObject) => string)(o);
 
-/** What a transaction reads beneath its own writes: the store. */
+/** What a transaction reads beneath its own writes: the store, or the changes before it in a batch (a Tx). */
 type TxBase = Pick<ClusterStore, "get" | "all" | "named" | "tasksOfService" | "tasksOfNode" | "ingressNetwork" | "setting">;
 
 /** One transaction: reads see its own writes; writes stay private until commit. */
@@ -618,6 +653,18 @@ export class Tx {
     }
     const object = pending?.object ?? this.base.get(kind, id);
     if (object) this.record(key, { action: "remove", kind, object });
+  }
+
+  /** Takes in the writes of `tx`, made on this one: this one then holds what both wrote, as one transaction would. */
+  absorb(tx: Tx): void {
+    for (const [key, c] of tx.writes) {
+      const mine = this.writes.get(key);
+      if (!mine) this.record(key, c);
+      else if (c.action !== "remove") this.record(key, { ...c, action: mine.action === "create" ? "create" : "update" });
+      else if (mine.action === "create") this.writes.delete(key);
+      else this.record(key, c);
+    }
+    for (const [name, value] of tx.settings) this.settings.set(name, value);
   }
 
   private record(key: string, c: Change): void {
