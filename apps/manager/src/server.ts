@@ -1,7 +1,7 @@
 // gRPC handlers: translate between wire and domain, nothing more.
 
 import * as grpc from "@grpc/grpc-js";
-import { assignmentToWire, encodeAssignmentDown, logPieceFromWire, logRequestToWire, STALE_METADATA, toStatus, type wire } from "@vipmesh/api";
+import { encodeAssignmentDown, logPieceFromWire, logRequestToWire, STALE_METADATA, toStatus, type wire } from "@vipmesh/api";
 import { type ErrorCode, exhausted, invalid, permissionDenied, VipmeshError } from "@vipmesh/core";
 import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
@@ -171,9 +171,8 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
       let nodeId = "";
       const channel: SessionChannel = {
         send: (msg) => {
-          const shared = msg.assignment?.shared;
           // parts shared with other sessions are encoded once; DispatcherServerDef's serializer passes the bytes on
-          if (shared?.length) call.write(encodeAssignmentDown(msg.assignment!, shared) as never);
+          if (msg.assignment) call.write(encodeAssignmentDown(msg.assignment, msg.assignment.shared ?? []) as never);
           else call.write(sessionDownToWire(msg));
         },
         close: (error) => {
@@ -277,11 +276,10 @@ function imageAnswerFromWire(r: wire.ImageReplyDecoded) {
   return { names: r.names, images: r.images, ...(r.error ? { error: r.error, ...(r.code ? { code: r.code as ErrorCode } : {}) } : {}) };
 }
 
-/** A session message as it goes on the wire. */
-function sessionDownToWire({ params, assignment, logRequest, logCancel, imageLoad, imageRequest, managers }: SessionMessage) {
+/** A session message other than an assignment as it goes on the wire (assignments: encodeAssignmentDown). */
+function sessionDownToWire({ params, logRequest, logCancel, imageLoad, imageRequest, managers }: SessionMessage) {
   return {
     ...(params ? { params } : {}),
-    ...(assignment ? { assignment: assignmentToWire(assignment) } : {}),
     ...(logRequest ? { logRequest: logRequestToWire(logRequest.requestId, logRequest.request) } : {}),
     ...(logCancel ? { logCancel } : {}),
     ...(imageLoad ? { imageLoad } : {}),

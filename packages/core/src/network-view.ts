@@ -94,7 +94,10 @@ export const emptyDelta = (): ViewDelta => ({
   removedPeers: [],
 });
 
-export const isEmptyDelta = (d: ViewDelta): boolean => Object.values(d).every((list) => list.length === 0);
+export function isEmptyDelta(d: ViewDelta): boolean {
+  for (const k in d) if (d[k as keyof ViewDelta].length > 0) return false;
+  return true;
+}
 
 /**
  * Why an agent must not attach a task to this network, if it must not: an

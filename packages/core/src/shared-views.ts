@@ -123,10 +123,11 @@ export class SharedViews {
   /** Every ready node's ingress sandbox, with this refresh's changes. */
   private readonly sandboxes = new Map<string, ViewEndpoint>();
   private sandboxDelta = emptyDelta();
+  /** This refresh: each changed sandbox as it was before (the delta is non-empty iff this is). */
   private sandboxBefore = new Map<string, ViewEndpoint | undefined>();
   private sandboxFull: ViewDelta | undefined;
   private readonly everySandbox = new Set<string>();
-  /** Slices changed by this refresh. */
+  /** Slices changed by this refresh (a slice's delta is non-empty iff it is here). */
   private touched = new Set<Slice>();
 
   constructor(private readonly r: ClusterReader) {}
@@ -145,7 +146,7 @@ export class SharedViews {
     const v: NodeView = { nets: new Set(), tasks: new Map(), multi: new Map(), sandboxes: "none", peers: new Map(), joinedAt: new Map(), ownAt: new Map() };
     this.views.set(nodeId, v);
     const tasks = [...this.r.tasksOfNode(nodeId)].map((t) => t.id);
-    return this.refreshView(nodeId, v, tasks, new Set(), new Set(), epoch);
+    return this.refreshView(nodeId, v, tasks, new Set(), new Set(), true, epoch);
   }
 
   close(nodeId: string): void {
@@ -259,25 +260,31 @@ export class SharedViews {
     const affected = new Set<string>(tasksByNode.keys());
     for (const s of this.touched) for (const h of s.holders) affected.add(h);
     for (const nets of multiChanged.values()) for (const h of this.holders(nets)) affected.add(h);
-    if (!isEmptyDelta(this.sandboxDelta)) for (const h of this.everySandbox) affected.add(h);
-    for (const id of sandboxNodes) if (this.sandboxBefore.has(id) && this.views.has(id)) affected.add(id);
+    if (this.sandboxBefore.size > 0) for (const h of this.everySandbox) affected.add(h);
+    for (const id of this.sandboxBefore.keys()) if (this.views.has(id)) affected.add(id);
     if (dirty.networks.size > 0) for (const id of this.views.keys()) affected.add(id);
     if (dirty.nodes.size > 0) {
-      for (const [id, v] of this.views) if (dirty.nodes.has(id) || [...dirty.nodes].some((n) => v.peers.has(n))) affected.add(id);
+      const changed = [...dirty.nodes];
+      for (const [id, v] of this.views) if (changed.some((n) => n === id || v.peers.has(n))) affected.add(id);
     }
 
     const updates: NodeUpdate[] = [];
     const multi = new Set(multiChanged.keys());
     for (const id of affected) {
-      const u = this.refreshView(id, this.views.get(id)!, tasksByNode.get(id) ?? [], multi, dirty.nodes, epoch);
+      const itself = tasksByNode.has(id) || dirty.nodes.has(id) || dirty.networks.size > 0;
+      const u = this.refreshView(id, this.views.get(id)!, tasksByNode.get(id) ?? [], multi, dirty.nodes, itself, epoch);
       if (!isEmptyDelta(u.own) || u.shared.length > 0) updates.push(u);
     }
     this.endRefresh();
     return updates;
   }
 
-  /** One node's view after a change: `tasks` its changed tasks, `multi` the changed services on several networks, `nodes` the changed nodes. */
-  private refreshView(nodeId: string, v: NodeView, tasks: Iterable<string>, multi: ReadonlySet<string>, nodes: ReadonlySet<string>, epoch: number): NodeUpdate {
+  /**
+   * One node's view after a change: `tasks` its changed tasks, `multi` the changed services on several networks,
+   * `nodes` the changed nodes; `itself` whether what decides its networks may have changed (its tasks, its node,
+   * a network). Most nodes only hold a changed slice: for them this is a few lookups.
+   */
+  private refreshView(nodeId: string, v: NodeView, tasks: readonly string[], multi: ReadonlySet<string>, nodes: ReadonlySet<string>, itself: boolean, epoch: number): NodeUpdate {
     const r = this.r;
     const own = emptyDelta();
     const shared: ViewDelta[] = [];
@@ -287,54 +294,58 @@ export class SharedViews {
       if (!put(v.tasks, id, t && isNodeTask(t, nodeId) ? t : undefined, own.tasks, own.removedTasks, sameTask)) continue;
       if (v.tasks.has(id)) index(this.taskHolders, id).add(nodeId);
       else unindex(this.taskHolders, id, nodeId);
-      for (const s of new Set([old?.serviceId, t?.serviceId])) if (s) v.ownAt.set(s, epoch);
+      if (old) v.ownAt.set(old.serviceId, epoch);
+      if (t) v.ownAt.set(t.serviceId, epoch);
     }
+    const peerCandidates = new Set<string>(nodes);
 
     // networks joined get the slice whole, networks left take away what it held, the others get what changed
-    const nets = nodeNetworkIds(r, nodeId);
-    const joined = [...nets].filter((n) => !v.nets.has(n));
-    const left = [...v.nets].filter((n) => !nets.has(n));
-    const peerCandidates = new Set<string>(nodes);
+    const nets = itself ? nodeNetworkIds(r, nodeId) : v.nets;
+    const moved: string[] = [];
     for (const n of v.nets) {
       const s = this.slices.get(n)!;
       if (!nets.has(n)) {
+        moved.push(n);
         const leave = this.leaveOf(s);
         if (!isEmptyDelta(leave)) shared.push(leave);
         s.holders.delete(nodeId);
         v.joinedAt.delete(n);
         for (const p of s.peerRefs.keys()) peerCandidates.add(p);
-      } else if (!isEmptyDelta(s.delta)) shared.push(s.delta);
+      } else if (this.touched.has(s)) shared.push(s.delta);
       for (const p of s.peerFlips) peerCandidates.add(p);
     }
-    for (const n of joined) {
-      const s = this.slice(n);
-      s.holders.add(nodeId);
-      v.joinedAt.set(n, epoch);
-      const full = this.fullOf(s);
-      if (!isEmptyDelta(full)) shared.push(full);
-      for (const p of s.peerRefs.keys()) peerCandidates.add(p);
+    if (nets !== v.nets) {
+      for (const n of nets) {
+        if (v.nets.has(n)) continue;
+        moved.push(n);
+        const s = this.slice(n);
+        s.holders.add(nodeId);
+        v.joinedAt.set(n, epoch);
+        const full = this.fullOf(s);
+        if (!isEmptyDelta(full)) shared.push(full);
+        for (const p of s.peerRefs.keys()) peerCandidates.add(p);
+      }
+      v.nets = nets;
     }
-    v.nets = nets;
 
     // services on several networks: those that changed, and all on a network joined or left
     const multiIds = new Set(multi);
-    for (const n of [...joined, ...left]) for (const id of this.multiOnNetwork.get(n) ?? []) multiIds.add(id);
+    for (const n of moved) for (const id of this.multiOnNetwork.get(n) ?? []) multiIds.add(id);
     for (const id of multiIds) {
       const svc = r.service(id);
       const wanted = svc && this.multiNets.has(id) ? viewService(svc, nets) : undefined;
       if (put(v.multi, id, wanted, own.services, own.removedServices, sameViewEntry)) v.ownAt.set(id, epoch);
     }
 
-    // ingress sandboxes
-    const scope = sandboxScope(r, nets, v.tasks.values());
+    // ingress sandboxes: every node's changes where it sees them all, else its own, else entry by entry where that changed
+    const scope = itself ? sandboxScope(r, nets, v.tasks.values()) : v.sandboxes;
     if (scope === "all" && v.sandboxes === "all") {
-      if (!isEmptyDelta(this.sandboxDelta)) shared.push(this.sandboxDelta);
+      if (this.sandboxBefore.size > 0) shared.push(this.sandboxDelta);
       for (const id of this.sandboxBefore.keys()) peerCandidates.add(id);
     } else if (scope === "all" && v.sandboxes === "none") {
       shared.push(this.sandboxFullDelta());
       for (const id of this.sandboxes.keys()) peerCandidates.add(id);
-    } else {
-      // a change of scope, or only the node's own sandbox: entry by entry
+    } else if (scope !== v.sandboxes || (scope === "own" && this.sandboxBefore.has(nodeId))) {
       const before = this.sandboxesSeen(nodeId, v.sandboxes, true);
       const after = this.sandboxesSeen(nodeId, scope, false);
       for (const [id, e] of after) if (before.get(id) !== e) own.endpoints.push(e);
