@@ -170,21 +170,23 @@ export class Orchestrator {
       if (!nodes) eligible.set(key, (nodes = eligibleNodes(this.store.nodes(), spec)));
       return nodes;
     };
-    // not awaited: the store runs them in turn (at once with SQLite, so the tasks and their cause reach agents as one delta)
-    for (const id of ids) {
-      let runs = 0;
-      this.store
-        .update((tx) => {
-          if (runs++ > 0) eligible = new Map();
-          const s = tx.get("service", id);
-          if (s) this.reconcileService(tx, s, eligibleFor);
-          else this.restarts.forget(id);
-        })
-        .catch((err: unknown) => {
-          console.error(`orchestrator: service ${id}: ${err instanceof Error ? err.message : String(err)}`);
-          this.later(id, 1000);
-        });
-    }
+    // not awaited: each runs at once on the ones before it, and the pass is committed as one (the tasks and their cause reach agents as one delta)
+    this.store.together(() => {
+      for (const id of ids) {
+        let runs = 0;
+        this.store
+          .update((tx) => {
+            if (runs++ > 0) eligible = new Map();
+            const s = tx.get("service", id);
+            if (s) this.reconcileService(tx, s, eligibleFor);
+            else this.restarts.forget(id);
+          })
+          .catch((err: unknown) => {
+            console.error(`orchestrator: service ${id}: ${err instanceof Error ? err.message : String(err)}`);
+            this.later(id, 1000);
+          });
+      }
+    });
   }
 
   private reconcileService(tx: Tx, service: Service, eligibleFor: (spec: TaskSpec) => Node[]): void {

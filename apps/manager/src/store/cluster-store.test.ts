@@ -106,6 +106,27 @@ describe("ClusterStore", () => {
     ]);
   });
 
+  it("commits the changes made within together() as one when it returns, each run at once on the ones before it", async () => {
+    const store = await ClusterStore.openSqlite(null);
+    const seen: Commit[] = [];
+    store.subscribe((c) => seen.push(c));
+    const [a, b, refused] = store.together(() => {
+      const a = store.update((tx) => tx.put("node", node("a")));
+      const b = store.update((tx) => tx.put("node", node("b", tx.get("node", "a") ? "saw a" : "")));
+      const refused = store.update(() => {
+        throw new Error("refused");
+      });
+      expect(store.node("a")).toBeUndefined(); // not committed yet
+      return [a, b, refused];
+    });
+    expect((await b).status.ingressAddr).toBe("saw a");
+    await a;
+    await expect(refused).rejects.toThrow("refused");
+    expect(seen.map((c) => [c.version, c.changes.map((ch) => `${ch.action} ${ch.object.id}`)])).toEqual([[1, ["create a", "create b"]]]);
+    await store.update((tx) => tx.put("node", node("c")));
+    expect(store.version).toBe(2); // alone, at once
+  });
+
   it("undoes every change of a commit the backend refused, each caller hearing why; a lost race runs each again", async () => {
     const backend = new HeldBackend();
     const store = await ClusterStore.open(backend);

@@ -60,6 +60,12 @@ interface QueuedChange {
   reject: (err: unknown) => void;
 }
 
+/** Changes run one over another, committed as one: the transaction holding what they wrote, and each one's own. */
+interface Batch {
+  tx: Tx;
+  done: { change: QueuedChange; tx: Tx; result: unknown }[];
+}
+
 type Maps = { [K in ObjectKind]: Map<string, ObjectByKind[K]> };
 
 const emptyMaps = (): Maps => ({ node: new Map(), network: new Map(), service: new Map(), task: new Map() });
@@ -228,52 +234,87 @@ export class ClusterStore implements ClusterReader {
 
   /**
    * Runs fn on a transaction and commits what it wrote. With a synchronous
-   * backend (SQLite) all of it happens before update returns. Otherwise the
-   * changes that come while a commit is on its way wait, then run together,
-   * each on the state the ones before it left, and go to the backend as one
-   * commit (one version, one Commit for subscribers); a change that throws is
-   * undone alone. A lone change waits for nothing. A change another manager's
-   * beat is run again (fn must have no effect outside the transaction but
-   * through onRollback).
+   * backend (SQLite) all of it happens before update returns, but within
+   * together(). Otherwise the changes that come while a commit is on its way
+   * wait, then run together, each on the state the ones before it left, and
+   * go to the backend as one commit (one version, one Commit for
+   * subscribers); a change that throws is undone alone. A lone change waits
+   * for nothing. A change another manager's beat is run again (fn must have
+   * no effect outside the transaction but through onRollback).
    */
   update<T>(fn: (tx: Tx) => T): Promise<T> {
     if (this.inTx) throw new Error("nested store.update");
     return new Promise<T>((resolve, reject) => this.enqueue({ fn, attempt: 1, resolve: resolve as (v: unknown) => void, reject }));
   }
 
+  /**
+   * Runs `body`; the changes it makes (update) run at once, each on the state
+   * the ones before it left, but are committed together when it returns: one
+   * backend transaction and one Commit for a burst (a write queue's slice, an
+   * orchestrator's pass). Reads outside a transaction see them only then.
+   */
+  together<T>(body: () => T): T {
+    this.gatherers++;
+    try {
+      return body();
+    } finally {
+      if (--this.gatherers === 0 && this.gathered) {
+        const batch = this.gathered;
+        this.gathered = undefined;
+        this.commitBatch(batch);
+      }
+    }
+  }
+
+  private gatherers = 0;
+  private gathered: Batch | undefined;
+
   private enqueue(change: QueuedChange): void {
-    this.queue.push(change);
-    if (!this.committing) this.drain();
+    if (this.committing) this.queue.push(change);
+    else if (this.gatherers > 0) this.runInto((this.gathered ??= this.openBatch()), change);
+    else {
+      this.queue.push(change);
+      this.drain();
+    }
   }
 
   /** Applies what other managers committed meanwhile, then runs the changes that waited, together, while none is on its way. */
   private drain(): void {
     this.flushEarly();
-    while (!this.committing && this.queue.length > 0) this.commitTogether(this.queue.splice(0));
+    while (!this.committing && this.queue.length > 0) {
+      const batch = this.openBatch();
+      for (const change of this.queue.splice(0)) this.runInto(batch, change);
+      this.commitBatch(batch);
+    }
   }
 
-  /** Runs the changes, each on a transaction over the ones before it, and commits what those that returned wrote as one. */
-  private commitTogether(changes: QueuedChange[]): void {
+  private openBatch(): Batch {
+    this.flushEarly();
     if (this.allocationsStale) {
       this.allocationsStale = false;
       this.reallocate?.();
     }
-    const batch = new Tx(this, this.current + 1);
-    const done: { change: QueuedChange; tx: Tx; result: unknown }[] = [];
-    for (const change of changes) {
-      const tx = new Tx(batch, batch.version);
-      this.inTx = true;
-      try {
-        const result = change.fn(tx);
-        batch.absorb(tx);
-        done.push({ change, tx, result });
-      } catch (err) {
-        tx.rollback();
-        change.reject(storeError(err));
-      } finally {
-        this.inTx = false;
-      }
+    return { tx: new Tx(this, this.current + 1), done: [] };
+  }
+
+  /** Runs a change on a transaction over the batch's changes before it; one that throws is undone and refused alone. */
+  private runInto(batch: Batch, change: QueuedChange): void {
+    const tx = new Tx(batch.tx, batch.tx.version);
+    this.inTx = true;
+    try {
+      const result = change.fn(tx);
+      batch.tx.absorb(tx);
+      batch.done.push({ change, tx, result });
+    } catch (err) {
+      tx.rollback();
+      change.reject(storeError(err));
+    } finally {
+      this.inTx = false;
     }
+  }
+
+  /** Commits what the batch's changes wrote as one, and answers their callers. */
+  private commitBatch({ tx: batch, done }: Batch): void {
     const undo = () => {
       for (const d of [...done].reverse()) d.tx.rollback();
     };
