@@ -19,6 +19,7 @@ import {
   type VipmeshError,
 } from "@vipmesh/core";
 import { inBackground } from "./background.ts";
+import { FanoutPace } from "./fanout-pace.ts";
 import type { Cluster } from "./cluster.ts";
 import { ImageRelay } from "./image-relay.ts";
 import { LogRelay } from "./log-relay.ts";
@@ -71,7 +72,11 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   /** Counts flushes (and opened sessions, and key changes): every assignment's version is the epoch it was sent in. */
   private epoch = 0;
   private dirty = emptyDirty();
-  private flushScheduled = false;
+  /** The next flush, when one is scheduled: at once, or after the sessions applied the last one (fanout-pace.ts). */
+  private flushTimer: { at: number; handle: NodeJS.Immediate | NodeJS.Timeout } | undefined;
+  private readonly pace = new FanoutPace();
+  /** The epoch of the last flush, which the pace waits for sessions to acknowledge. */
+  private paced = 0;
   /**
    * Tasks being stopped, each with the view version every session that sees its
    * service must acknowledge before nothing balances new connections to it any more.
@@ -118,6 +123,10 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
 
   stop(): void {
     this.unsubscribe?.();
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer.handle as NodeJS.Timeout);
+      clearImmediate(this.flushTimer.handle as NodeJS.Immediate);
+    }
     this.health.stop();
     for (const s of this.sessions.values()) {
       this.logs.endSession(s.channel, "the manager is stopping");
@@ -173,6 +182,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     if (s?.channel === channel) {
       this.sessions.delete(nodeId);
       this.views.close(nodeId);
+      if (this.pace.done(nodeId)) this.scheduleFlush();
       this.health.ended(nodeId);
       this.logs.endSession(s.channel, `node ${this.hostname(nodeId)} disconnected`);
       this.images.endSession(s.channel, `node ${this.hostname(nodeId)} disconnected`);
@@ -185,6 +195,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const s = this.sessions.get(nodeId);
     if (!s || version <= s.acked || version > s.version) return;
     s.acked = version;
+    if (version >= this.paced && this.pace.done(nodeId)) this.scheduleFlush();
     this.releaseDrains();
     this.emit("progress");
   }
@@ -213,22 +224,34 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
       if (ch.kind === "node" && ch.action === "remove") this.endSession(ch.object.id, nodeRemoved(ch.object.id));
       if (ch.kind === "node" || ch.kind === "network" || ch.kind === "service" || ch.kind === "task") this.dirty[`${ch.kind}s`].add(ch.object.id);
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.scheduleFlush();
+  }
+
+  /** Schedules the flush of what changed: the next turn, or when the pace lets it go (sooner, if the pace now says so). */
+  private scheduleFlush(): void {
+    if (isEmptyDirty(this.dirty)) return;
+    const at = performance.now() + this.pace.wait();
+    if (this.flushTimer && this.flushTimer.at <= at) return;
+    if (this.flushTimer) clearTimeout(this.flushTimer.handle as NodeJS.Timeout);
+    const handle = at <= performance.now() ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), at - performance.now());
+    this.flushTimer = { at, handle };
   }
 
   private flush(): void {
-    this.flushScheduled = false;
+    this.flushTimer = undefined;
     const dirty = this.dirty;
     this.dirty = emptyDirty();
     if (isEmptyDirty(dirty)) return;
     const epoch = ++this.epoch;
+    const sent: string[] = [];
     for (const u of this.views.refresh(dirty, epoch)) {
       const s = this.sessions.get(u.nodeId);
-      if (s) this.send(s, u, epoch, false);
+      if (!s) continue;
+      this.send(s, u, epoch, false);
+      sent.push(u.nodeId);
     }
+    this.paced = epoch;
+    this.pace.sent(sent);
     this.startDrains(dirty.tasks);
     this.emit("progress");
   }
