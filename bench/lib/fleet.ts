@@ -224,6 +224,29 @@ export interface ScaleOperation {
   opTimeoutMs: number;
 }
 
+/** The calls of a scale operation, each timed on the thread that makes it; times are on this thread's now(). */
+export interface ScaleCalls {
+  inspect(service: string): Promise<{ service: wire.Service; inspectMs: number }>;
+  /** Sends UpdateService; resolves once it is answered, with when it was sent and how long the answer took. */
+  update(service: string, version: number, spec: wire.ServiceSpecInput): Promise<{ sentAt: number; rpcMs: number }>;
+}
+
+/** The scale calls made through `c` on this thread. */
+export function scaleCallsOf(c: ClusterServiceClient): ScaleCalls {
+  return {
+    inspect: async (service) => {
+      const t0 = now();
+      const current = (await call(c, "inspectService", { service })).service!;
+      return { service: current, inspectMs: now() - t0 };
+    },
+    update: async (service, version, spec) => {
+      const sentAt = now();
+      await call(c, "updateService", { service, version, spec });
+      return { sentAt, rpcMs: now() - sentAt };
+    },
+  };
+}
+
 const byServiceTasks = (view: SimAgent["view"], serviceId: string) => {
   const ids = new Set<string>();
   for (const e of view.endpoints.values()) if (e.serviceId === serviceId) ids.add(e.taskId);
@@ -231,16 +254,16 @@ const byServiceTasks = (view: SimAgent["view"], serviceId: string) => {
 };
 
 /**
- * One scale operation through `c`, as the CLI's `service scale` does it (read the service
- * for its version and spec, then update), timed until every session whose view has the
+ * One scale operation through `c` (a client used on this thread, or the calls of a client on
+ * another), as the CLI's `service scale` does it (read the service for its version and spec,
+ * then update), timed from sending the update until every session whose view has the
  * service's network saw the change; then settled (the new endpoint ready everywhere, or the
  * removed one gone; no assignment for 10 ms) so that operations never overlap.
  * `seen`: how many sessions saw it (all of them unless it timed out).
  */
-export async function scaleOnce(c: ClusterServiceClient, fleet: Fleet, s: ScaleOperation): Promise<{ sample: ScaleSample; seen: number }> {
-  const tInspect = now();
-  const current = (await call(c, "inspectService", { service: s.service })).service!;
-  const inspectMs = now() - tInspect;
+export async function scaleOnce(c: ClusterServiceClient | ScaleCalls, fleet: Fleet, s: ScaleOperation): Promise<{ sample: ScaleSample; seen: number }> {
+  const calls = "update" in c ? c : scaleCallsOf(c);
+  const { service: current, inspectMs } = await calls.inspect(s.service);
   const serviceId = current.id;
   const targets = new Set(fleet.tracked.filter((t) => t.agent.view.networks.has(s.networkId)));
   const sample = targets.values().next().value;
@@ -285,14 +308,10 @@ export async function scaleOnce(c: ClusterServiceClient, fleet: Fleet, s: ScaleO
   };
 
   const spec = { ...current.spec!, replicated: { replicas: s.replicas } } as wire.ServiceSpecInput;
-  const t0 = now();
-  let rpcMs = Number.NaN;
-  const updated = call(c, "updateService", { service: serviceId, version: current.version, spec }).then(() => {
-    rpcMs = now() - t0;
-  });
+  const updated = calls.update(serviceId, current.version, spec);
   let timedOut = false;
   await Promise.race([allSeen, sleep(s.opTimeoutMs).then(() => (timedOut = true))]);
-  await updated;
+  const { sentAt: t0, rpcMs } = await updated;
   fleet.probe = undefined;
   fleet.alive();
 
