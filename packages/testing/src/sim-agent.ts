@@ -152,7 +152,7 @@ export class SimAgent extends EventEmitter<{ assignment: [wire.Assignment]; clos
     applyViewDelta(this.view, a.delta);
     this.version = a.version;
     if (!this.holdingAcks) this.stream?.write({ ack: { version: this.version } });
-    for (const t of this.view.tasks.values()) this.converge(t);
+    for (const t of a.full ? this.view.tasks.values() : a.delta.tasks) this.converge(t);
     this.emit("assignment", msg.assignment);
   }
 
