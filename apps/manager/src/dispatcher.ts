@@ -39,6 +39,12 @@ export interface SessionMessage {
   managers?: string[];
 }
 
+/** One fan-out as the manager did it: how many sessions got something, and how long deriving and writing took. */
+export interface Fanout {
+  sessions: number;
+  ms: number;
+}
+
 /** The transport side of a session, so that the dispatcher knows nothing of gRPC. */
 export interface SessionChannel {
   send(msg: SessionMessage): void;
@@ -62,6 +68,8 @@ interface Dirty {
   tasks: Set<string>;
 }
 
+const RECENT_FANOUTS = 1000;
+
 const emptyDirty = (): Dirty => ({ nodes: new Set(), networks: new Set(), services: new Set(), tasks: new Set() });
 
 const isEmptyDirty = (d: DirtySet): boolean => d.nodes.size + d.networks.size + d.services.size + d.tasks.size === 0;
@@ -77,6 +85,8 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
   private readonly pace = new FanoutPace();
   /** The epoch of the last flush, which the pace waits for sessions to acknowledge. */
   private paced = 0;
+  /** The last fan-outs (at most RECENT_FANOUTS), oldest first: what a benchmark reads. */
+  readonly fanouts: Fanout[] = [];
   /**
    * Tasks being stopped, each with the view version every session that sees its
    * service must acknowledge before nothing balances new connections to it any more.
@@ -242,6 +252,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const dirty = this.dirty;
     this.dirty = emptyDirty();
     if (isEmptyDirty(dirty)) return;
+    const started = performance.now();
     const epoch = ++this.epoch;
     const sent: string[] = [];
     for (const u of this.views.refresh(dirty, epoch)) {
@@ -252,6 +263,8 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     }
     this.paced = epoch;
     this.pace.sent(sent);
+    this.fanouts.push({ sessions: sent.length, ms: performance.now() - started });
+    if (this.fanouts.length > RECENT_FANOUTS) this.fanouts.shift();
     this.startDrains(dirty.tasks);
     this.emit("progress");
   }

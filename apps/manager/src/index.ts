@@ -6,7 +6,7 @@ import { chmodSync, unlinkSync } from "node:fs";
 import { DEFAULT_RESERVED_PORTS, parseIpv4, parseReservedPorts, parseReservedSubnets } from "@vipmesh/core";
 import { Allocator, type HostReservations } from "./allocator.ts";
 import { Cluster } from "./cluster.ts";
-import { Dispatcher } from "./dispatcher.ts";
+import { Dispatcher, type Fanout } from "./dispatcher.ts";
 import { DEFAULT_HEARTBEAT_PERIOD_MS } from "./node-health.ts";
 import { Orchestrator } from "./orchestrator.ts";
 import { authInterceptor } from "./security/authz.ts";
@@ -108,6 +108,8 @@ export interface RunningManager {
   readonlyTlsDir: string | undefined;
   /** The Engine API's addresses as DOCKER_HOST takes them (unix:///path, tcp://ADDR:PORT with the real port). */
   dockerApi: string[];
+  /** The dispatcher's last fan-outs (sessions reached, ms to derive and write), oldest first. */
+  fanouts: readonly Fanout[];
   stop(): Promise<void>;
 }
 
@@ -266,6 +268,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     adminTlsDir: ca ? dirs.admin : undefined,
     readonlyTlsDir: ca ? dirs.readonly : undefined,
     dockerApi: dockerApi.map((l) => l.address),
+    fanouts: dispatcher.fanouts,
     stop: async () => {
       await Promise.all(dockerApi.map((l) => l.close()));
       await ha?.stop(); // the leader-only loops stop, the lease goes: another manager takes over at once
