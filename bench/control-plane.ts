@@ -57,6 +57,8 @@ import { runInNewContext } from "node:vm";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { type RunningManager, type StoreOptions, startManager, tlsDirs } from "@vipmesh/manager";
+
+type Fanout = RunningManager["fanouts"][number];
 import { machineBusyMs, processCpuMs } from "./lib/cpu.ts";
 import { type BenchEtcd, startBenchEtcd } from "./lib/etcd.ts";
 import { eachFlag } from "./lib/flags.ts";
@@ -222,6 +224,8 @@ interface ManagerHost {
   elu(prev?: EventLoopUtilization): EventLoopUtilization;
   /** The manager's JS heap in use after a full GC (its own isolate in a worker), in MB. */
   heapMb(): Promise<number>;
+  /** The dispatcher's last fan-outs (sessions reached, ms to derive the change and write it to each): the manager's part of one. */
+  fanouts(): Promise<Fanout[]>;
   stop(): Promise<void>;
 }
 
@@ -243,6 +247,7 @@ async function startManagerHost(dataDir: string, store: StoreOptions, inProcess:
       where: "main thread (shared with the simulated agents)",
       elu: (prev) => performance.eventLoopUtilization(prev),
       heapMb: async () => heapInUseMb(),
+      fanouts: async () => [...m.fanouts],
       stop: () => m.stop(),
     };
   }
@@ -284,6 +289,16 @@ async function startManagerHost(dataDir: string, store: StoreOptions, inProcess:
         worker.on("message", on);
         worker.postMessage("heap");
       }),
+    fanouts: () =>
+      new Promise<Fanout[]>((resolve) => {
+        const on = (m: { fanouts?: Fanout[] }) => {
+          if (!m.fanouts) return;
+          worker.off("message", on);
+          resolve(m.fanouts);
+        };
+        worker.on("message", on);
+        worker.postMessage("fanouts");
+      }),
     stop: async () => {
       const stopped = new Promise<void>((resolve) => {
         worker.once("message", () => resolve());
@@ -315,6 +330,7 @@ async function managerWorkerMain(): Promise<void> {
       }
       return;
     }
+    if (msg === "fanouts") return void port.postMessage({ fanouts: [...m.fanouts] });
     if (msg !== "stop") return;
     await m.stop();
     port.postMessage("stopped");
@@ -510,6 +526,7 @@ async function main(): Promise<number> {
     let eluScale0 = manager.elu();
     let eluAgents0 = performance.eventLoopUtilization();
     let cpuScale0 = process.cpuUsage();
+    let fanoutEpoch0 = 0;
     progressText = () => {
       if (samples.length === 0) return `scale: warm-up ${warmSamples.length}/${o.warmup}`;
       const p = summarize(samples.map((s) => s.lastMs));
@@ -523,6 +540,7 @@ async function main(): Promise<number> {
         eluScale0 = manager.elu();
         eluAgents0 = performance.eventLoopUtilization();
         cpuScale0 = process.cpuUsage();
+        fanoutEpoch0 = (await manager.fanouts()).at(-1)?.epoch ?? 0;
       }
       const direction: "up" | "down" = (op + o.warmup) % 2 === 0 ? "up" : "down";
       if (direction === "up") {
@@ -541,6 +559,8 @@ async function main(): Promise<number> {
     const eluScale = manager.elu(eluScale0);
     const eluAgents = performance.eventLoopUtilization(eluAgents0);
     mark("scaleEnd");
+    // the manager's part of the timed operations' fan-outs: deriving each change and writing it to every session
+    const fanouts = (await manager.fanouts()).filter((f) => f.epoch > fanoutEpoch0 && f.sessions > 0);
     const cpuScale = process.cpuUsage(cpuScale0);
     progress.stop();
 
@@ -549,6 +569,8 @@ async function main(): Promise<number> {
     const timeouts = samples.length - ok.length;
     const last = summarize(ok.map((s) => s.lastMs));
     const first = summarize(samples.filter((s) => !Number.isNaN(s.firstMs)).map((s) => s.firstMs));
+    const fanoutMs = summarize(fanouts.map((f) => f.ms));
+    const fanoutSessions = summarize(fanouts.map((f) => f.sessions));
     const up = summarize(ok.filter((s) => s.direction === "up").map((s) => s.lastMs));
     const down = summarize(ok.filter((s) => s.direction === "down").map((s) => s.lastMs));
     const rpc = summarize(samples.map((s) => s.rpcMs));
@@ -631,6 +653,11 @@ async function main(): Promise<number> {
     lines.push(row("UpdateService RPC (response)", rpc));
     lines.push(row("InspectService RPC (CLI's read)", inspect));
     lines.push(row(`bare unary RPC (InspectNetwork ×${bare.n})`, bare));
+    lines.push(row(`manager's fan-out (×${fanoutMs.n}, to median ${fanoutSessions.median} sessions)`, fanoutMs));
+    lines.push(
+      `  (the manager's fan-out: deriving a change and writing it to every session that gets it; the rest of "scale → last session" is the` +
+        ` update's own path and the simulated agents' thread reading ${o.inProcess ? "" : "on one core "}what every session got)`,
+    );
     lines.push(
       `  manager thread busy ${(eluScale.utilization * 100).toFixed(0)}% during the timed operations` +
         (o.inProcess ? "" : `, simulated agents' thread ${(eluAgents.utilization * 100).toFixed(0)}%`) +
@@ -687,6 +714,8 @@ async function main(): Promise<number> {
         upMs: roundSummary(up),
         downMs: roundSummary(down),
         toFirstSessionMs: roundSummary(first),
+        managerFanoutMs: roundSummary(fanoutMs),
+        managerFanoutSessions: roundSummary(fanoutSessions),
         updateServiceRpcMs: roundSummary(rpc),
         inspectServiceRpcMs: roundSummary(inspect),
         managerBusy: round(eluScale.utilization),

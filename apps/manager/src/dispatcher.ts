@@ -41,6 +41,7 @@ export interface SessionMessage {
 
 /** One fan-out as the manager did it: how many sessions got something, and how long deriving and writing took. */
 export interface Fanout {
+  epoch: number;
   sessions: number;
   ms: number;
 }
@@ -263,7 +264,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     }
     this.paced = epoch;
     this.pace.sent(sent);
-    this.fanouts.push({ sessions: sent.length, ms: performance.now() - started });
+    this.fanouts.push({ epoch, sessions: sent.length, ms: performance.now() - started });
     if (this.fanouts.length > RECENT_FANOUTS) this.fanouts.shift();
     this.startDrains(dirty.tasks);
     this.emit("progress");
