@@ -35,9 +35,8 @@
 
 import { call, clusterClient, type ClusterServiceClient, credentialsFromDir, type wire } from "@vipmesh/api";
 import { seededRandom } from "@vipmesh/core";
-import { type EtcdMember, LOADED_MACHINE_TIMING, startEtcd } from "@vipmesh/etcd";
-import { type ManagerOptions, type RunningManager, startManager, writeStoreKey } from "@vipmesh/manager";
-import { ClusterCa, ETCD_MANAGER_USER, issueEtcdCertificate } from "@vipmesh/pki/signing";
+import { type EtcdMember, LOADED_MACHINE_TIMING } from "@vipmesh/etcd";
+import { type ManagerOptions, type RunningManager, startManager } from "@vipmesh/manager";
 import { freePort, tempDir } from "@vipmesh/testing";
 import { type ChildProcess, fork } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
@@ -46,6 +45,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getHeapStatistics } from "node:v8";
 import { machineBusyMs, processCpuMs, processRssMb } from "./lib/cpu.ts";
+import { startBenchEtcd } from "./lib/etcd.ts";
 import { eachFlag } from "./lib/flags.ts";
 import { Fleet, now, pad, pool, Progress, type ScaleSample, scaleOnce, sleep, until } from "./lib/fleet.ts";
 import { summarize } from "./lib/samples.ts";
@@ -310,34 +310,9 @@ async function startCluster(kind: SetupKind, dir: string, progress: Progress): P
       await start("m1", await managerOptions("m1"));
       return cluster;
     }
-    // the cluster CA first, as `vipmesh ca init` makes it; etcd's certificates from it
-    const caDir = join(dir, "ca");
-    await ClusterCa.create(caDir);
-    const names = ["e1", "e2", "e3"];
-    const ports = await Promise.all(names.map(async () => ({ client: await freePort(), peer: await freePort() })));
-    const initialCluster = Object.fromEntries(names.map((n, i) => [n, `https://127.0.0.1:${ports[i]!.peer}`]));
-    for (const [i, name] of names.entries()) {
-      const tlsDir = join(dir, name, "tls");
-      await issueEtcdCertificate(caDir, { name, usage: "peer", ips: ["127.0.0.1"] }, tlsDir);
-      etcd.push(
-        startEtcd({
-          name,
-          dir: join(dir, name),
-          host: "127.0.0.1",
-          clientPort: ports[i]!.client,
-          peerPort: ports[i]!.peer,
-          initialCluster,
-          tls: { caFile: join(tlsDir, "ca.pem"), certFile: join(tlsDir, "cert.pem"), keyFile: join(tlsDir, "key.pem") },
-        }),
-      );
-    }
-    const clientTlsDir = join(dir, "etcd-client");
-    await issueEtcdCertificate(caDir, { name: ETCD_MANAGER_USER, usage: "client" }, clientTlsDir);
-    const storeKeyFile = join(dir, "store.key");
-    writeStoreKey(storeKeyFile);
-    await Promise.all(etcd.map((e) => e.ready()));
+    const { members, store } = await startBenchEtcd(dir, ["e1", "e2", "e3"]);
+    etcd.push(...members);
     progress.note(`  etcd: ${etcd.map((e) => `${e.name} ${e.clientUrl}`).join(", ")}`);
-    const store = { kind: "etcd" as const, endpoints: etcd.map((e) => e.clientUrl), tlsDir: clientTlsDir, storeKeyFile, caDir };
     // m1 first: it takes the CA into the store; then the others together
     await start("m1", { ...(await managerOptions("m1")), store });
     await Promise.all(["m2", "m3"].map(async (name) => start(name, { ...(await managerOptions(name)), store })));

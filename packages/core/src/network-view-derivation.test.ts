@@ -1,6 +1,6 @@
 
 import { describe, expect, it } from "vitest";
-import { canonical, fixedCluster, MemoryCluster, network, node, service, task, type TaskOptions } from "../test/memory-cluster.ts";
+import { canonical, fixedCluster, MemoryCluster, meshCluster, network, node, service, task, type TaskOptions } from "../test/memory-cluster.ts";
 import { computeNetworkView } from "./network-view-derivation.ts";
 
 const keys = <T>(m: Map<string, T>) => [...m.keys()].sort();
@@ -138,20 +138,6 @@ describe("computeNetworkView", () => {
 });
 
 describe("the ingress network", () => {
-  function meshCluster(): MemoryCluster {
-    const c = new MemoryCluster();
-    const ingress = network("ingress", "10.255.0.0/16", 4096);
-    c.putNetwork({ ...ingress, spec: { ...ingress.spec, ingress: true } });
-    c.putNode(node("n1", "192.168.0.1", { ingressAddr: "10.255.0.2/16" }));
-    c.putNode(node("n2", "192.168.0.2", { ingressAddr: "10.255.0.3/16" }));
-    c.putNode(node("n3", "192.168.0.3", { ingressAddr: "10.255.0.4/16", state: "down" }));
-    c.putNode(node("n4", "192.168.0.4")); // registered before it had an address
-    c.putService(service("web", { ingress: "10.255.0.10/16" }));
-    c.putTask(task("web.1", "web", "n2", { ingress: "10.255.0.11/16" }));
-    c.takeDirty();
-    return c;
-  }
-
   it("is in the view of every node with an ingress sandbox, task or not, with its own sandbox as an endpoint", () => {
     const v = computeNetworkView(meshCluster(), "n1");
     expect([...v.networks.keys()]).toEqual(["ingress"]);

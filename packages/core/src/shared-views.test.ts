@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import { describe, expect, it } from "vitest";
-import { canonical, fixedCluster, MemoryCluster, network, node, service, task } from "../test/memory-cluster.ts";
+import { canonical, fixedCluster, MemoryCluster, meshCluster, network, node, service, task } from "../test/memory-cluster.ts";
 import { computeNetworkView, nodeNetworkIds } from "./network-view-derivation.ts";
 import { applyViewDelta, emptyDelta, emptyView, isEmptyDelta, type NetworkView, type ViewDelta } from "./network-view.ts";
 import { seededRandom } from "./seeded-random.ts";
@@ -140,20 +140,6 @@ describe("SharedViews: one node's updates", () => {
 });
 
 describe("SharedViews: the ingress network", () => {
-  function meshCluster(): MemoryCluster {
-    const c = new MemoryCluster();
-    const ingress = network("ingress", "10.255.0.0/16", 4096);
-    c.putNetwork({ ...ingress, spec: { ...ingress.spec, ingress: true } });
-    c.putNode(node("n1", "192.168.0.1", { ingressAddr: "10.255.0.2/16" }));
-    c.putNode(node("n2", "192.168.0.2", { ingressAddr: "10.255.0.3/16" }));
-    c.putNode(node("n3", "192.168.0.3", { ingressAddr: "10.255.0.4/16", state: "down" }));
-    c.putNode(node("n4", "192.168.0.4")); // registered before it had an address
-    c.putService(service("web", { ingress: "10.255.0.10/16" }));
-    c.putTask(task("web.1", "web", "n2", { ingress: "10.255.0.11/16" }));
-    c.takeDirty();
-    return c;
-  }
-
   it("follows nodes that go down and come back, and tasks that come and go", () => {
     const c = meshCluster();
     const sessions = new Sessions(c, ["n2"]);

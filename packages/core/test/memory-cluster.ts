@@ -219,3 +219,18 @@ export function fixedCluster(): MemoryCluster {
   c.takeDirty();
   return c;
 }
+
+/** A cluster with the routing mesh: n1, n2 ready with ingress sandboxes, n3 down, n4 without one yet; web.1 on n2 publishes through it. */
+export function meshCluster(): MemoryCluster {
+  const c = new MemoryCluster();
+  const ingress = network("ingress", "10.255.0.0/16", 4096);
+  c.putNetwork({ ...ingress, spec: { ...ingress.spec, ingress: true } });
+  c.putNode(node("n1", "192.168.0.1", { ingressAddr: "10.255.0.2/16" }));
+  c.putNode(node("n2", "192.168.0.2", { ingressAddr: "10.255.0.3/16" }));
+  c.putNode(node("n3", "192.168.0.3", { ingressAddr: "10.255.0.4/16", state: "down" }));
+  c.putNode(node("n4", "192.168.0.4")); // registered before it had an address
+  c.putService(service("web", { ingress: "10.255.0.10/16" }));
+  c.putTask(task("web.1", "web", "n2", { ingress: "10.255.0.11/16" }));
+  c.takeDirty();
+  return c;
+}
