@@ -134,10 +134,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
 
   stop(): void {
     this.unsubscribe?.();
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer.handle as NodeJS.Timeout);
-      clearImmediate(this.flushTimer.handle as NodeJS.Immediate);
-    }
+    this.cancelFlush();
     this.health.stop();
     for (const s of this.sessions.values()) {
       this.logs.endSession(s.channel, "the manager is stopping");
@@ -165,7 +162,8 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const managers = this.managerAddrs();
     if (managers.length > 0) channel.send({ managers });
     inBackground(`marking node ${nodeId} ready`, this.cluster.setNodeState(nodeId, "ready", ""));
-    // the commit above (if any) is flushed later; the full view goes now
+    // the full view goes now, with the changes still waiting for a flush sent first (the commit above, if any, is flushed later)
+    if (!isEmptyDirty(this.dirty)) this.flush();
     const epoch = ++this.epoch;
     this.send(session, this.views.open(nodeId, epoch), epoch, true);
   }
@@ -213,13 +211,15 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
 
   /** How many live sessions see `serviceId`, and how many of those applied its latest change. */
   acknowledgement(serviceId: string): { total: number; acked: number } {
+    // while a change waits for its flush (the pace may hold it), no session has applied it yet
+    const pending = !isEmptyDirty(this.dirty);
     let total = 0;
     let acked = 0;
     for (const [nodeId, changedAt] of this.views.watchers(serviceId)) {
       const s = this.sessions.get(nodeId);
       if (!s) continue;
       total++;
-      if (s.acked >= changedAt) acked++;
+      if (!pending && s.acked >= changedAt) acked++;
     }
     return { total, acked };
   }
@@ -243,13 +243,20 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     if (isEmptyDirty(this.dirty)) return;
     const at = performance.now() + this.pace.wait();
     if (this.flushTimer && this.flushTimer.at <= at) return;
-    if (this.flushTimer) clearTimeout(this.flushTimer.handle as NodeJS.Timeout);
+    this.cancelFlush();
     const handle = at <= performance.now() ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), at - performance.now());
     this.flushTimer = { at, handle };
   }
 
-  private flush(): void {
+  private cancelFlush(): void {
+    if (!this.flushTimer) return;
+    clearTimeout(this.flushTimer.handle as NodeJS.Timeout);
+    clearImmediate(this.flushTimer.handle as NodeJS.Immediate);
     this.flushTimer = undefined;
+  }
+
+  private flush(): void {
+    this.cancelFlush();
     const dirty = this.dirty;
     this.dirty = emptyDirty();
     if (isEmptyDirty(dirty)) return;
@@ -343,6 +350,7 @@ export class Dispatcher extends EventEmitter<{ progress: [] }> {
     const error = typeof why === "string" ? new Error(why) : why;
     this.sessions.delete(nodeId);
     this.views.close(nodeId);
+    if (this.pace.done(nodeId)) this.scheduleFlush();
     this.health.ended(nodeId);
     this.logs.endSession(s.channel, `node ${this.hostname(nodeId)}: ${error.message}`);
     this.images.endSession(s.channel, `node ${this.hostname(nodeId)}: ${error.message}`);

@@ -8,7 +8,7 @@
 /** Sessions that may still lag when the wait is short: this share of those sent to, at least one. */
 export const STRAGGLER_SHARE = 0.05;
 export const STRAGGLER_WAIT_MS = 20;
-export const MAX_HOLD_MS = 100;
+export const MAX_HOLD_MS = 500;
 
 export class FanoutPace {
   private waiting = new Set<string>();

@@ -40,6 +40,16 @@ class Sessions {
     this.agents.set(nodeId, agent);
   }
 
+  /** Refreshes after a change; what each node got, as its parts (nodes that got nothing are absent). */
+  refreshParts(dirty: Parameters<SharedViews["refresh"]>[0]): Map<string, NodeUpdate> {
+    const out = new Map<string, NodeUpdate>();
+    for (const u of this.views.refresh(dirty, ++this.epoch)) {
+      applyViewDelta(this.agents.get(u.nodeId)!, structuredClone(merged(u)));
+      out.set(u.nodeId, u);
+    }
+    return out;
+  }
+
   /** Refreshes after a change; what each node got (nodes that got nothing are absent). */
   refresh(dirty: Parameters<SharedViews["refresh"]>[0]): Map<string, ViewDelta> {
     const out = new Map<string, ViewDelta>();
@@ -91,7 +101,7 @@ describe("SharedViews: one node's updates", () => {
     const d = refreshAfter(c, "n1", () => c.putTask(task("db.2", "db", "n1", { back: "10.0.2.5/24" })));
     expect(d.networks.map((n) => n.id)).toEqual(["back"]);
     // api was seen with its front VIP only; now with its back VIP too
-    expect(d.services.map((s) => [s.id, s.virtualIps.map((v) => v.networkId)])).toEqual([
+    expect(d.services.map((s) => [s.id, s.virtualIps.map((v) => v.networkId)]).sort()).toEqual([
       ["api", ["front", "back"]],
       ["db", []],
     ]);
@@ -136,6 +146,41 @@ describe("SharedViews: one node's updates", () => {
     const d = refreshAfter(c, "n1", () => c.removeService("api"));
     expect(d.removedServices).toEqual(["api"]);
     expect(d.removedEndpoints).toEqual(["api.1/front"]);
+  });
+});
+
+describe("SharedViews: what nodes share", () => {
+  it("sends a change of a slice as the same object to every node holding it; of their own, at most a new peer", () => {
+    const c = fixedCluster();
+    const sessions = new Sessions(c, ["n1", "n2", "n3"]);
+    c.putTask(task("web.3", "web", "n3", { front: "10.0.1.9/24" }));
+    const got = sessions.refreshParts(c.takeDirty());
+    const [a, b] = [got.get("n1")!, got.get("n2")!];
+    expect(a.shared).toHaveLength(1);
+    expect(a.shared[0]).toBe(b.shared[0]);
+    expect(isEmptyDelta({ ...a.own, peers: [] })).toBe(true);
+    for (const id of ["n1", "n2", "n3"]) expect(canonical(sessions.agent(id))).toEqual(canonical(computeNetworkView(c, id)));
+  });
+
+  it("shares a service on several networks (a published one: its own and the mesh) among nodes holding the same of them", () => {
+    const c = meshCluster();
+    const web = c.services.get("web")!;
+    c.putNetwork(network("front", "10.0.1.0/24", 4097));
+    c.putService({ ...web, spec: { ...web.spec, networks: [{ target: "front" }, { target: "ingress" }] } });
+    c.putTask(task("web.2", "web", "n1", { front: "10.0.1.5/24", ingress: "10.255.0.12/16" }));
+    c.takeDirty();
+    const sessions = new Sessions(c, ["n1", "n2", "n4"]);
+    const withAliases = c.services.get("web")!;
+    c.putService({ ...withAliases, spec: { ...withAliases.spec, networks: [{ target: "front", aliases: ["www"] }, { target: "ingress" }] } });
+    const got = sessions.refreshParts(c.takeDirty());
+    // n1 holds front and the mesh, n2 the mesh only: each sees its own entry, shared, never in its own part
+    const entry = (id: string) => got.get(id)!.shared.find((p) => p.services.some((x) => x.id === "web"));
+    expect(entry("n1")!.services[0]!.aliases).toEqual([{ networkId: "front", names: ["www"] }]);
+    expect(got.has("n2")).toBe(false); // the mesh-only entry did not change
+    for (const id of ["n1", "n2"]) {
+      expect(got.get(id)?.own.services ?? []).toEqual([]);
+      expect(canonical(sessions.agent(id))).toEqual(canonical(computeNetworkView(c, id)));
+    }
   });
 });
 

@@ -59,14 +59,12 @@ interface Slice {
 interface NodeView {
   nets: Set<string>;
   tasks: Map<string, Task>;
-  /** Services on several networks, as this node's networks show them. */
-  multi: Map<string, ViewService>;
   sandboxes: SandboxScope;
   /** Peer → the address it was sent with. */
   peers: Map<string, string>;
   /** Network → the epoch the node joined it. */
   joinedAt: Map<string, number>;
-  /** Service → the epoch its entry among `multi` or one of its tasks here last changed. */
+  /** Service → the epoch one of its tasks here last changed. */
   ownAt: Map<string, number>;
 }
 
@@ -115,6 +113,16 @@ export class SharedViews {
   private readonly placed = new Map<string, string>();
   private readonly multiNets = new Map<string, string[]>();
   private readonly multiOnNetwork = new Map<string, Set<string>>();
+  /**
+   * A service on several networks as the nodes holding each subset of them see it (one object per subset,
+   * shared by those nodes), and the epoch it last changed. This refresh: how they were before, and the parts it sends.
+   */
+  private readonly multiViews = new Map<string, Map<string, ViewService>>();
+  private readonly multiChangedAt = new Map<string, number>();
+  private multiBefore = new Map<string, { nets: string[]; views: Map<string, ViewService> }>();
+  private multiParts = new Map<ViewService | string, ViewDelta>();
+  /** The epoch of the refresh (or open) under way. */
+  private epoch = 0;
   /** Each task's endpoints (shared by every slice entry), and which tasks of a service have any. */
   private readonly endpointsOfTask = new Map<string, ViewEndpoint[]>();
   private readonly tasksWithEndpoints = new Map<string, Set<string>>();
@@ -143,8 +151,9 @@ export class SharedViews {
   /** A node's whole view, as a delta from nothing (all of it is `full`). */
   open(nodeId: string, epoch: number): NodeUpdate {
     this.close(nodeId);
-    const v: NodeView = { nets: new Set(), tasks: new Map(), multi: new Map(), sandboxes: "none", peers: new Map(), joinedAt: new Map(), ownAt: new Map() };
+    const v: NodeView = { nets: new Set(), tasks: new Map(), sandboxes: "none", peers: new Map(), joinedAt: new Map(), ownAt: new Map() };
     this.views.set(nodeId, v);
+    this.epoch = epoch;
     const tasks = [...this.r.tasksOfNode(nodeId)].map((t) => t.id);
     return this.refreshView(nodeId, v, tasks, new Set(), new Set(), true, epoch);
   }
@@ -152,7 +161,11 @@ export class SharedViews {
   close(nodeId: string): void {
     const v = this.views.get(nodeId);
     if (!v) return;
-    for (const n of v.nets) this.slices.get(n)?.holders.delete(nodeId);
+    for (const n of v.nets) {
+      const s = this.slices.get(n);
+      s?.holders.delete(nodeId);
+      if (s && !this.touched.has(s)) this.dropIfEmpty(s);
+    }
     for (const id of v.tasks.keys()) unindex(this.taskHolders, id, nodeId);
     this.everySandbox.delete(nodeId);
     this.views.delete(nodeId);
@@ -185,7 +198,7 @@ export class SharedViews {
       if (!s) continue;
       for (const h of s.holders) {
         const v = this.views.get(h)!;
-        at(h, Math.max(s.changedAt.get(serviceId) ?? 0, v.joinedAt.get(s.id) ?? 0, v.ownAt.get(serviceId) ?? 0));
+        at(h, Math.max(s.changedAt.get(serviceId) ?? 0, this.multiChangedAt.get(serviceId) ?? 0, v.joinedAt.get(s.id) ?? 0, v.ownAt.get(serviceId) ?? 0));
       }
     }
     for (const t of this.r.tasksOfService(serviceId)) {
@@ -203,6 +216,7 @@ export class SharedViews {
    */
   refresh(dirty: DirtySet, epoch: number): NodeUpdate[] {
     const r = this.r;
+    this.epoch = epoch;
     for (const id of dirty.networks) {
       const n = r.network(id);
       const s = n ? this.slice(id) : this.slices.get(id);
@@ -226,8 +240,12 @@ export class SharedViews {
       if (before !== undefined && before !== single) this.setService(this.slices.get(before)!, id, undefined, epoch);
       if (single !== undefined) this.setService(this.slice(single), id, viewService(svc!, new Set(nets)), epoch);
       const oldMulti = this.multiNets.get(id) ?? [];
-      if (nets.length > 1 || oldMulti.length > 0) multiChanged.set(id, new Set([...oldMulti, ...(nets.length > 1 ? nets : [])]));
-      for (const n of oldMulti) this.multiOnNetwork.get(n)?.delete(id);
+      if (nets.length > 1 || oldMulti.length > 0) {
+        multiChanged.set(id, new Set([...oldMulti, ...(nets.length > 1 ? nets : [])]));
+        this.multiBefore.set(id, { nets: oldMulti, views: this.multiViews.get(id) ?? new Map() });
+        this.multiViews.delete(id);
+      }
+      for (const n of oldMulti) unindex(this.multiOnNetwork, n, id);
       if (nets.length > 1) {
         this.multiNets.set(id, nets);
         for (const n of nets) index(this.multiOnNetwork, n).add(id);
@@ -294,12 +312,12 @@ export class SharedViews {
       if (!put(v.tasks, id, t && isNodeTask(t, nodeId) ? t : undefined, own.tasks, own.removedTasks, sameTask)) continue;
       if (v.tasks.has(id)) index(this.taskHolders, id).add(nodeId);
       else unindex(this.taskHolders, id, nodeId);
-      if (old) v.ownAt.set(old.serviceId, epoch);
-      if (t) v.ownAt.set(t.serviceId, epoch);
+      for (const sid of [old?.serviceId, t?.serviceId]) if (sid) this.changedOwn(v, sid, epoch);
     }
     const peerCandidates = new Set<string>(nodes);
 
     // networks joined get the slice whole, networks left take away what it held, the others get what changed
+    const before = v.nets;
     const nets = itself ? nodeNetworkIds(r, nodeId) : v.nets;
     const moved: string[] = [];
     for (const n of v.nets) {
@@ -309,6 +327,7 @@ export class SharedViews {
         const leave = this.leaveOf(s);
         if (!isEmptyDelta(leave)) shared.push(leave);
         s.holders.delete(nodeId);
+        if (!this.touched.has(s)) this.dropIfEmpty(s);
         v.joinedAt.delete(n);
         for (const p of s.peerRefs.keys()) peerCandidates.add(p);
       } else if (this.touched.has(s)) shared.push(s.delta);
@@ -328,13 +347,13 @@ export class SharedViews {
       v.nets = nets;
     }
 
-    // services on several networks: those that changed, and all on a network joined or left
+    // services on several networks: those that changed, and all on a network joined or left; each entry is the one every node holding the same of its networks shares
     const multiIds = new Set(multi);
     for (const n of moved) for (const id of this.multiOnNetwork.get(n) ?? []) multiIds.add(id);
     for (const id of multiIds) {
-      const svc = r.service(id);
-      const wanted = svc && this.multiNets.has(id) ? viewService(svc, nets) : undefined;
-      if (put(v.multi, id, wanted, own.services, own.removedServices, sameViewEntry)) v.ownAt.set(id, epoch);
+      const was = this.multiView(id, before, true);
+      const is = this.multiView(id, nets, false);
+      if (is !== was && !(is && was && sameViewEntry(is, was))) shared.push(this.multiPart(id, is));
     }
 
     // ingress sandboxes: every node's changes where it sees them all, else its own, else entry by entry where that changed
@@ -370,6 +389,46 @@ export class SharedViews {
       }
     }
     return { nodeId, own, shared };
+  }
+
+  /**
+   * A service on several networks as a node holding `nets` sees it (none if it holds none of them), as it is
+   * or as it was before this refresh. Equal entries stay the same object, so nodes are sent only what changed.
+   */
+  private multiView(id: string, nets: ReadonlySet<string>, before: boolean): ViewService | undefined {
+    const old = this.multiBefore.get(id);
+    const on = before && old ? old.nets : (this.multiNets.get(id) ?? []);
+    const held = on.filter((n) => nets.has(n));
+    if (held.length === 0) return undefined;
+    const key = held.join(" ");
+    if (before && old) return old.views.get(key);
+    const svc = this.r.service(id);
+    if (!svc) return undefined;
+    let views = this.multiViews.get(id);
+    if (!views) this.multiViews.set(id, (views = new Map()));
+    let view = views.get(key);
+    if (!view) {
+      const fresh = viewService(svc, new Set(held))!;
+      const was = old?.views.get(key);
+      view = was && sameViewEntry(was, fresh) ? was : fresh;
+      if (view !== was) this.multiChangedAt.set(id, this.epoch);
+      views.set(key, view);
+    }
+    return view;
+  }
+
+  /** The part that puts `view` in a node's view, or takes the service out: one object a refresh, for every node that gets it. */
+  private multiPart(id: string, view: ViewService | undefined): ViewDelta {
+    let part = this.multiParts.get(view ?? id);
+    if (!part) this.multiParts.set(view ?? id, (part = view ? { ...emptyDelta(), services: [view] } : { ...emptyDelta(), removedServices: [id] }));
+    return part;
+  }
+
+  /** A service's tasks changed in this node's own part: remembered while the service lives and the node runs one. */
+  private changedOwn(v: NodeView, serviceId: string, epoch: number): void {
+    const seen = [...v.tasks.values()].some((t) => t.serviceId === serviceId);
+    if (seen && this.r.service(serviceId)) v.ownAt.set(serviceId, epoch);
+    else v.ownAt.delete(serviceId);
   }
 
   private isPeer(v: NodeView, nodeId: string): boolean {
@@ -455,7 +514,8 @@ export class SharedViews {
       if (!x) continue;
       const { was, is } = bump(s.peerRefs, x.nodeId, by);
       if ((was === 0) !== (is === 0)) s.peerFlips.add(x.nodeId);
-      s.changedAt.set(x.serviceId, epoch);
+      if (this.r.service(x.serviceId)) s.changedAt.set(x.serviceId, epoch);
+      else s.changedAt.delete(x.serviceId);
     }
     this.touch(s);
   }
@@ -495,6 +555,10 @@ export class SharedViews {
     return s.leave;
   }
 
+  private dropIfEmpty(s: Slice): void {
+    if (!s.network && s.services.size === 0 && s.endpoints.size === 0 && s.holders.size === 0) this.slices.delete(s.id);
+  }
+
   /** Forgets this refresh's deltas, and slices nothing refers to any more. */
   private endRefresh(): void {
     for (const s of this.touched) {
@@ -502,9 +566,16 @@ export class SharedViews {
       s.created = new Set();
       s.peerFlips = new Set();
       s.leave = undefined;
-      if (!s.network && s.services.size === 0 && s.endpoints.size === 0 && s.holders.size === 0) this.slices.delete(s.id);
+      this.dropIfEmpty(s);
     }
     this.touched = new Set();
+    for (const id of this.multiBefore.keys()) {
+      if (this.multiNets.has(id)) continue;
+      this.multiViews.delete(id);
+      this.multiChangedAt.delete(id);
+    }
+    this.multiBefore = new Map();
+    this.multiParts = new Map();
     this.sandboxDelta = emptyDelta();
     this.sandboxBefore = new Map();
   }
