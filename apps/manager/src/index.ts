@@ -7,6 +7,7 @@ import { DEFAULT_RESERVED_PORTS, parseIpv4, parseReservedPorts, parseReservedSub
 import { Allocator, type HostReservations } from "./allocator.ts";
 import { Cluster } from "./cluster.ts";
 import { Dispatcher, type Fanout } from "./dispatcher.ts";
+import { StatusReports } from "./status-reports.ts";
 import { DEFAULT_HEARTBEAT_PERIOD_MS } from "./node-health.ts";
 import { Orchestrator } from "./orchestrator.ts";
 import { authInterceptor } from "./security/authz.ts";
@@ -210,7 +211,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   const peers = holders && { logs: new PeerLogRelay(dispatcher.logs, holders, store), images: new PeerImageRelay(dispatcher.images, holders) };
   const ops = new Operations(store, cluster, dispatcher, ca, directory, insecureClusterId, peers);
   server.addService(ClusterServiceDef, clusterHandlers(store, ops, dispatcher, stale));
-  server.addService(DispatcherServerDef, dispatcherHandlers(cluster, dispatcher, ca !== undefined));
+  server.addService(DispatcherServerDef, dispatcherHandlers(cluster, dispatcher, new StatusReports(store, cluster), ca !== undefined));
   if (ca) server.addService(CaServiceDef, caHandlers(ca));
 
   const dockerApi: DockerApiListener[] = [];

@@ -7,6 +7,7 @@ import type { Cluster } from "./cluster.ts";
 import { watchServiceConvergence } from "./convergence.ts";
 import type { Dispatcher, SessionChannel, SessionMessage } from "./dispatcher.ts";
 import type { Operations } from "./operations.ts";
+import type { StatusReports } from "./status-reports.ts";
 import { type AuthContextCall, callerOf, sourceAddressOf } from "./security/authz.ts";
 import type { CertificateAuthority } from "./security/certificate-authority.ts";
 import { RateLimiter } from "./security/rate-limit.ts";
@@ -154,7 +155,7 @@ export function caHandlers(ca: CertificateAuthority): wire.CaServiceHandlers {
  * certificates through); a manager started with --insecure takes the
  * request's word for it.
  */
-export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, secure: boolean): wire.DispatcherServiceHandlers {
+export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, reports: StatusReports, secure: boolean): wire.DispatcherServiceHandlers {
   const registrations = new RateLimiter(REGISTRATION_LIMIT.count, REGISTRATION_LIMIT.windowMs);
   return {
     Register: unary(async (req, call) => {
@@ -198,7 +199,7 @@ export function dispatcherHandlers(cluster: Cluster, dispatcher: Dispatcher, sec
           if (msg.heartbeat) dispatcher.health.heartbeat(nodeId);
           else if (msg.ack) dispatcher.ack(nodeId, Number(msg.ack.version));
           else if (msg.taskStatus) {
-            cluster.reportTaskStatus(nodeId, msg.taskStatus.taskId, msg.taskStatus.status ?? {}).catch((err: unknown) => call.emit("error", toStatus(err)));
+            reports.report(nodeId, msg.taskStatus.taskId, msg.taskStatus.status ?? {}).catch((err: unknown) => call.emit("error", toStatus(err)));
           }
           else if (msg.logData) {
             const { requestId, piece } = logPieceFromWire(msg.logData);
