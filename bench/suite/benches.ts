@@ -81,9 +81,9 @@ const heapWhy = (r: any) =>
   `${formatValue(r.managerHeapMb.withServices - r.managerHeapMb.sessionsOnly, "MB")} more with the services: ${formatValue(r.heapBudgetKb.perService, "KB")} a service, ${formatValue(r.heapBudgetKb.perTask, "KB")} a task`;
 
 /** One control-plane run: its result file and arguments. */
-const controlPlaneRun = (file: string, store: "sqlite" | "etcd", agents: number, services: number, scales: number, warmup: number, timeoutS = 600): Invocation => ({
+const controlPlaneRun = (file: string, store: "sqlite" | "etcd", agents: number, services: number, scales: number, warmup: number, timeoutS = 600, networks = 10): Invocation => ({
   script: "control-plane.ts",
-  args: ["--store", store, "--agents", `${agents}`, "--services", `${services}`, "--replicas", "3", "--scales", `${scales}`, "--warmup", `${warmup}`, "--timeout", `${timeoutS}`, "--out", `bench/results/${file}`],
+  args: ["--store", store, "--agents", `${agents}`, "--services", `${services}`, "--replicas", "3", "--networks", `${networks}`, "--scales", `${scales}`, "--warmup", `${warmup}`, "--timeout", `${timeoutS}`, "--out", `bench/results/${file}`],
 });
 
 const controlPlane: Bench = {
@@ -104,8 +104,10 @@ const controlPlane: Bench = {
         ]
       : [
           controlPlaneRun("control-plane-100.json", "sqlite", 100, 1000, 100, 20),
-          // 30k tasks on 1,000 sessions: the joins alone take a minute, the creates minutes at today's pace
-          controlPlaneRun("control-plane-1000.json", "sqlite", 1000, 10_000, 30, 6, 1800),
+          // 30k tasks on 1,000 sessions, on 100 networks of 100 services (a cluster of stacks: docker stack deploy gives each its
+          // own network): on 10, every node (30 tasks each) would hold all 30k endpoints, and the simulated agents, all in this
+          // one process, 30 million endpoint records; each real agent holds its own. Here each holds ~26 networks' worth.
+          controlPlaneRun("control-plane-1000.json", "sqlite", 1000, 10_000, 30, 6, 1800, 100),
           controlPlaneRun("control-plane-etcd-100.json", "etcd", 100, 300, 40, 5),
         ],
   summarize(results) {
