@@ -174,24 +174,21 @@ export interface PlacementLoad {
 
 export function pickNode(candidates: readonly Node[], load: PlacementLoad): Node | undefined {
   let best: Node | undefined;
-  let bestKey: [number, number, string] | undefined;
+  let bestService = 0;
+  let bestAll = 0;
   for (const n of candidates) {
-    const key: [number, number, string] = [
-      load.serviceTasks.get(n.id) ?? 0,
-      load.allTasks.get(n.id) ?? 0,
-      n.description.hostname,
-    ];
-    if (!bestKey || compare(key, bestKey) < 0) {
-      best = n;
-      bestKey = key;
-    }
+    const service = load.serviceTasks.get(n.id) ?? 0;
+    const all = load.allTasks.get(n.id) ?? 0;
+    if (best && (service > bestService || (service === bestService && (all > bestAll || (all === bestAll && byName(n.description.hostname, best.description.hostname) >= 0))))) continue;
+    best = n;
+    bestService = service;
+    bestAll = all;
   }
   return best;
 }
 
-function compare(a: [number, number, string], b: [number, number, string]): number {
-  return a[0] - b[0] || a[1] - b[1] || a[2].localeCompare(b[2]);
-}
+/** localeCompare's order, with one collator rather than one per call (a pick compares every candidate). */
+const byName = new Intl.Collator().compare;
 
 const nodes_ = (count: number): string => `${count} node${count === 1 ? "" : "s"}`;
 
