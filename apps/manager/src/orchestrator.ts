@@ -9,6 +9,7 @@ import {
   NodeLoad,
   type Service,
   type Task,
+  byHostname,
   eligibleNodes,
   hostPortReason,
   hostPortsInUse,
@@ -17,7 +18,7 @@ import {
   isTaskReady,
   isTerminal,
   noNodeReason,
-  pickNode,
+  pickNodeInOrder,
   type PlacementLoad,
   type TaskSpec,
   taskRuntime,
@@ -167,7 +168,7 @@ export class Orchestrator {
     const eligibleFor = (spec: TaskSpec): Node[] => {
       const key = [taskRuntime(spec.container), ...spec.placement.constraints].join("\0");
       let nodes = eligible.get(key);
-      if (!nodes) eligible.set(key, (nodes = eligibleNodes(this.store.nodes(), spec)));
+      if (!nodes) eligible.set(key, (nodes = byHostname(eligibleNodes(this.store.nodes(), spec))));
       return nodes;
     };
     // not awaited: each runs at once on the ones before it, and the pass is committed as one (the tasks and their cause reach agents as one delta)
@@ -338,7 +339,7 @@ export class Orchestrator {
       const fitting = t.nodeId ? eligible.filter((n) => n.id === t.nodeId) : eligible;
       const roomy = withResourcesFree(fitting, t.spec, reserved);
       const free = withHostPortsFree(roomy, t.hostPorts ?? [], portsInUse);
-      const node = pickNode(free, load);
+      const node = pickNodeInOrder(free, load); // the filters keep the eligible nodes' order
       if (!node) {
         const noRoom = roomy.length < fitting.length;
         const blocked = free.length < roomy.length;

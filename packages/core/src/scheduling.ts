@@ -172,23 +172,33 @@ export interface PlacementLoad {
   allTasks: Map<string, number>;
 }
 
+/** Nodes in the order placement breaks ties in: by hostname. */
+export const byHostname = (nodes: readonly Node[]): Node[] => [...nodes].sort((a, b) => a.description.hostname.localeCompare(b.description.hostname));
+
+/** Where a task goes: the node with the fewest of the service's tasks, then the fewest tasks; ties to the lowest hostname. */
 export function pickNode(candidates: readonly Node[], load: PlacementLoad): Node | undefined {
+  return pickNodeInOrder(byHostname(candidates), load);
+}
+
+/**
+ * pickNode for candidates already in byHostname order (the orchestrator sorts
+ * each pass's eligible nodes once): the first of the least loaded, numbers
+ * only — a pick looks at every candidate, and comparing names was most of it.
+ */
+export function pickNodeInOrder(candidates: readonly Node[], load: PlacementLoad): Node | undefined {
   let best: Node | undefined;
   let bestService = 0;
   let bestAll = 0;
   for (const n of candidates) {
     const service = load.serviceTasks.get(n.id) ?? 0;
     const all = load.allTasks.get(n.id) ?? 0;
-    if (best && (service > bestService || (service === bestService && (all > bestAll || (all === bestAll && byName(n.description.hostname, best.description.hostname) >= 0))))) continue;
+    if (best && (service > bestService || (service === bestService && all >= bestAll))) continue;
     best = n;
     bestService = service;
     bestAll = all;
   }
   return best;
 }
-
-/** localeCompare's order, with one collator rather than one per call (a pick compares every candidate). */
-const byName = new Intl.Collator().compare;
 
 const nodes_ = (count: number): string => `${count} node${count === 1 ? "" : "s"}`;
 
