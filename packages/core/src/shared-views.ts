@@ -1,11 +1,12 @@
 // Every session's network view, held as what the views share. Per network one
 // slice — the network, the services on it alone, the endpoints on it — that
-// every node holding the network sees alike; per node only what is its own:
-// its tasks, the services on several networks (each node sees them with the
-// VIPs of the networks it holds), which ingress sandboxes it sees, its peers.
-// A change is applied to a slice once and every node holding it gets the same
-// delta object, which the sender encodes once: a change costs in proportion
-// to itself and to the nodes that see it, not to the size of their views.
+// every node holding the network sees alike; a service on several networks
+// (every published one) as one entry per subset of them, shared by the nodes
+// holding that subset; per node only what is its own: its tasks, which ingress
+// sandboxes it sees, its peers. A change is applied once and every node that
+// sees it gets the same delta object, which the sender encodes once: a change
+// costs in proportion to itself and to the nodes that see it, not to the size
+// of their views.
 // What an agent builds from these updates equals computeNetworkView (the
 // seeded property test in shared-views.test.ts).
 
@@ -169,10 +170,6 @@ export class SharedViews {
     for (const id of v.tasks.keys()) unindex(this.taskHolders, id, nodeId);
     this.everySandbox.delete(nodeId);
     this.views.delete(nodeId);
-  }
-
-  has(nodeId: string): boolean {
-    return this.views.has(nodeId);
   }
 
   /** The nodes whose view holds any of these networks. */
